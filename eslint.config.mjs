@@ -1,0 +1,37 @@
+// @ts-check
+import eslint from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'crypto', 'worker_threads', 'http', 'https', 'net', 'stream', 'util', 'events', 'zlib', 'process'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.data/**', 'bin/**', '*.mjs'] },
+  eslint.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Workflow code runs in Temporal's deterministic sandbox: no node built-ins, no tfjs, no activities' implementations.
+    files: ['workflows/**/*.ts', 'spec/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.flatMap((m) => [m, `node:${m}`]),
+          patterns: [
+            { group: ['@tensorflow/*'], message: 'tfjs is not allowed in workflow code' },
+            { group: ['node:*'], message: 'node built-ins are not allowed in workflow code' },
+            { group: ['../activities/*', '../activities', '!../activities/types'], message: 'workflows import activity types only', allowTypeImports: true },
+            { group: ['../training/*', '../checkpoint/*', '../cli/*'], message: 'workflows import only spec/ and activity types' },
+          ],
+        },
+      ],
+    },
+  },
+);
