@@ -1,0 +1,2 @@
+export { createActivities, type ActivityDeps } from './training-activities';
+export * from './types';

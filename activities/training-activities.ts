@@ -1,0 +1,406 @@
+// Temporal adapters: join training/ (tfjs) and checkpoint/ (storage) with heartbeats, cancellation
+// and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
+import type { RunSpec } from '../spec/types';
+import { stepCounts, validateSpec, SpecError } from '../spec/validate';
+import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
+import { initBackend, type BackendInfo } from '../training/backend';
+import {
+  CheckpointManager,
+  openStore,
+  type CheckpointStore,
+  type CheckpointSummary,
+  type Manifest,
+} from '../checkpoint';
+import {
+  FailureTypes,
+  type ChunkHeartbeat,
+  type ChunkSummary,
+  type CheckpointPointer,
+  type CheckpointRef,
+  type PrepareRunInput,
+  type PrepareRunResult,
+  type Recovery,
+  type RetentionInput,
+  type TrainChunkInput,
+  type TrainingActivities,
+} from './types';
+import { specHash } from './fingerprint';
+
+export interface ActivityDeps {
+  /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
+  baseDir?: string;
+  /** How many runs' trainers to keep warm in memory (default 2). */
+  warmRuns?: number;
+}
+
+interface WarmEntry {
+  trainer: Trainer;
+  checkpointId: string;
+  specHash: string;
+}
+
+const pointer = (m: Manifest): CheckpointPointer => ({ runId: m.runId, id: m.id, step: m.step, epoch: m.epoch });
+
+function metricsOf(state: TrainerState): Record<string, number> {
+  const out: Record<string, number> = { learningRate: state.learningRate };
+  if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
+  if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
+  const last = state.metrics.evals[state.metrics.evals.length - 1];
+  // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
+  if (last && last.step === state.step) {
+    out.testLoss = last.loss;
+    out.testAccuracy = last.accuracy;
+  }
+  return out;
+}
+
+function nonRetryable(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
+  const warm = new Map<string, WarmEntry>();
+  const maxWarm = deps.warmRuns ?? 2;
+  const stores = new Map<string, CheckpointStore>();
+
+  const storeFor = (spec: RunSpec): CheckpointStore => {
+    const key = spec.checkpoint.storage;
+    let store = stores.get(key);
+    if (!store) {
+      store = openStore(key, deps.baseDir ?? process.cwd());
+      stores.set(key, store);
+    }
+    return store;
+  };
+  const managerFor = (spec: RunSpec, runId: string) => new CheckpointManager(storeFor(spec), runId);
+
+  const takeWarm = (runId: string): WarmEntry | undefined => {
+    const entry = warm.get(runId);
+    warm.delete(runId); // a running chunk owns its trainer; a concurrent attempt must never share it
+    return entry;
+  };
+  const putWarm = (runId: string, entry: WarmEntry) => {
+    warm.get(runId)?.trainer.dispose();
+    warm.delete(runId);
+    warm.set(runId, entry);
+    while (warm.size > maxWarm) {
+      const [oldest, e] = warm.entries().next().value as [string, WarmEntry];
+      e.trainer.dispose();
+      warm.delete(oldest);
+    }
+  };
+
+  const checkSpec = (raw: RunSpec): RunSpec => {
+    try {
+      return validateSpec(raw);
+    } catch (err) {
+      if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+      throw err;
+    }
+  };
+
+  /** Restores a trainer from a checkpoint, enforcing the resume guards. */
+  async function restore(spec: RunSpec, backend: BackendInfo, manifest: Manifest, blobs: Map<string, Uint8Array>) {
+    const snapshot: TrainerSnapshot = {
+      tensors: manifest.blobs.map((b) => ({
+        name: b.name,
+        dtype: b.dtype as 'float32' | 'int32',
+        shape: b.shape,
+        data: blobs.get(b.name)!,
+      })),
+      state: manifest.state as TrainerState,
+    };
+    if (manifest.backend.name !== backend.name && !spec.resume?.allowBackendChange) {
+      throw nonRetryable(
+        FailureTypes.ResumeGuard,
+        `checkpoint ${manifest.id} was written on backend ${manifest.backend.name}, this worker runs ${backend.name}; ` +
+          `results would not be bit-identical. Set resume.allowBackendChange or run a worker with DURABLE_TRAIN_BACKEND=${manifest.backend.name}`,
+      );
+    }
+    const { stepsPerEpoch } = stepCounts(spec);
+    if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
+      throw nonRetryable(
+        FailureTypes.ResumeGuard,
+        `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
+          `dataset.trainLimit and batchSize cannot change when resuming`,
+      );
+    }
+    let trainer: Trainer;
+    try {
+      trainer = await Trainer.fromSnapshot(spec, snapshot);
+    } catch (err) {
+      throw nonRetryable(FailureTypes.ResumeGuard, `cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
+    }
+    if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {
+      trainer.dispose();
+      throw nonRetryable(FailureTypes.ResumeGuard, `checkpoint ${manifest.id} holds a different model topology`);
+    }
+    if (manifest.fingerprints.dataset !== trainer.info.datasetFingerprint && !spec.resume?.allowDatasetChange) {
+      trainer.dispose();
+      throw nonRetryable(
+        FailureTypes.ResumeGuard,
+        `checkpoint ${manifest.id} was trained on different data (dataset fingerprint ${manifest.fingerprints.dataset.slice(0, 12)} ` +
+          `vs ${trainer.info.datasetFingerprint.slice(0, 12)}); set resume.allowDatasetChange to continue anyway`,
+      );
+    }
+    return trainer;
+  }
+
+  /**
+   * The newest valid checkpoint of this run that descends from `from` (a previous attempt's commits), or null.
+   * Lets a retry resume from what the crashed attempt committed even if its last heartbeat never reached the server.
+   */
+  async function newestDescendant(manager: CheckpointManager, runId: string, from: CheckpointRef | null) {
+    const all = await manager.list();
+    const byId = new Map(all.map((c) => [c.id, c]));
+    const candidates = all.filter((c) => c.valid !== false).sort((a, b) => b.step - a.step);
+    for (const c of candidates) {
+      let cur: CheckpointSummary | undefined = c;
+      let ok = false;
+      for (let hops = 0; cur && hops < 10_000; hops++) {
+        const parent: CheckpointRef | null = cur.parent;
+        if ((from === null && parent === null) || (parent && from && parent.runId === from.runId && parent.id === from.id)) {
+          ok = true;
+          break;
+        }
+        if (!parent || parent.runId !== runId) break;
+        cur = byId.get(parent.id);
+      }
+      if (ok && (await manager.verify(c.id)).ok) return c;
+    }
+    return null;
+  }
+
+  async function commit(
+    manager: CheckpointManager,
+    trainer: Trainer,
+    backend: BackendInfo,
+    hash: string,
+    parent: CheckpointRef | null,
+    reason: string,
+  ): Promise<Manifest> {
+    const snap = trainer.snapshot();
+    return manager.commit({
+      step: snap.state.step,
+      epoch: snap.state.epoch,
+      createdAt: new Date().toISOString(),
+      parent,
+      blobs: snap.tensors,
+      state: snap.state,
+      metrics: metricsOf(snap.state),
+      fingerprints: { spec: hash, dataset: trainer.info.datasetFingerprint, model: trainer.info.modelFingerprint },
+      backend: { name: backend.name, version: backend.version },
+      reason,
+    });
+  }
+
+  return {
+    async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
+      const spec = checkSpec(input.spec);
+      const hash = specHash(spec);
+      const { stepsPerEpoch, totalSteps } = stepCounts(spec);
+      const store = storeFor(spec);
+      const probe = `${input.runId}/.write-probe`;
+      try {
+        await store.writeAtomic(probe, new TextEncoder().encode(new Date().toISOString()));
+        await store.delete(probe);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const msg = `checkpoint storage ${spec.checkpoint.storage} is not writable: ${(err as Error).message}`;
+        if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') throw nonRetryable(FailureTypes.StorageUnavailable, msg);
+        throw ApplicationFailure.create({ type: FailureTypes.StorageUnavailable, message: msg });
+      }
+      Context.current().heartbeat();
+
+      // A run that already has checkpoints continues from them: restarting never starts over.
+      const own = managerFor(spec, input.runId);
+      const latest = await own.latestValid();
+      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: v.problems.map((p) => p.blob ? `${p.blob}: ${p.reason}` : p.reason).join('; ') }));
+      if (latest) {
+        const fp = latest.manifest.fingerprints.spec;
+        if (fp && fp !== hash) {
+          log.warn('run continues with a changed spec', { runId: input.runId, checkpoint: latest.manifest.id });
+        }
+        return { start: pointer(latest.manifest), mode: 'resume', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+      }
+      if (input.from) {
+        const src = managerFor(spec, input.from.runId);
+        const check = await src.verify(input.from.id).catch((err: Error) => ({ ok: false, problems: [{ reason: err.message }] }));
+        if (!check.ok) {
+          throw nonRetryable(
+            FailureTypes.CheckpointNotFound,
+            `fork source ${input.from.runId}:${input.from.id} is missing or damaged: ${check.problems.map((p) => ('blob' in p && p.blob ? `${p.blob}: ` : '') + p.reason).join('; ')}`,
+          );
+        }
+        const m = await src.readManifest(input.from.id);
+        return { start: pointer(m), mode: 'fork', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+      }
+      return { start: null, mode: 'fresh', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+    },
+
+    async trainChunk(input: TrainChunkInput): Promise<ChunkSummary> {
+      const ctx = Context.current();
+      const spec = checkSpec(input.spec);
+      const hash = specHash(spec);
+      const backend = await initBackend();
+      const manager = managerFor(spec, input.runId);
+      const t0 = Date.now();
+
+      let from = input.from;
+      let recovery: Recovery | null = null;
+      if (ctx.info.attempt > 1) {
+        // A retry: continue from what the previous attempt committed, not from the chunk's start.
+        const found = await newestDescendant(manager, input.runId, from);
+        if (found) {
+          recovery = { requested: from?.id ?? null, restoredFrom: found.id, reason: `retry of attempt ${ctx.info.attempt - 1}`, attempt: ctx.info.attempt };
+          from = { runId: found.runId, id: found.id };
+        } else {
+          recovery = { requested: from?.id ?? null, restoredFrom: from?.id ?? null, reason: `retry of attempt ${ctx.info.attempt - 1}`, attempt: ctx.info.attempt };
+        }
+      }
+
+      let trainer: Trainer;
+      let source: ChunkSummary['source'];
+      let parent: CheckpointRef | null = from;
+      const entry = takeWarm(input.runId);
+      if (from && entry && entry.checkpointId === from.id && from.runId === input.runId && entry.specHash === hash) {
+        trainer = entry.trainer;
+        source = 'warm';
+      } else {
+        entry?.trainer.dispose();
+        if (!from) {
+          trainer = await Trainer.create(spec);
+          source = 'fresh';
+        } else {
+          const src = from.runId === input.runId ? manager : managerFor(spec, from.runId);
+          let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
+          try {
+            loaded = await src.load(from.id);
+          } catch (err) {
+            // Never load a damaged checkpoint: fall back to the newest valid one of this run, and say so.
+            const fallback = from.runId === input.runId ? await manager.latestValid() : null;
+            if (!fallback || fallback.manifest.step > (await src.readManifest(from.id).then((m) => m.step).catch(() => Infinity))) {
+              throw nonRetryable(FailureTypes.NoValidCheckpoint, `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`);
+            }
+            log.warn('checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id, error: (err as Error).message });
+            recovery = { requested: from.id, restoredFrom: fallback.manifest.id, reason: `damaged checkpoint: ${(err as Error).message}`, attempt: ctx.info.attempt };
+            loaded = await manager.load(fallback.manifest.id);
+            parent = { runId: input.runId, id: fallback.manifest.id };
+          }
+          trainer = await restore(spec, backend, loaded.manifest, loaded.blobs);
+          source = 'restored';
+        }
+      }
+
+      const fromStep = trainer.state.step;
+      if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+      let lastCommitted: CheckpointPointer | null = null;
+      let commits = 0;
+      let commitMs = 0;
+      let lastCommitAt = Date.now();
+      const everyMs = (spec.checkpoint.everySeconds ?? 0) * 1000;
+      let samplesPerSec = 0;
+
+      const doCommit = async (reason: string) => {
+        const c0 = Date.now();
+        const m = await commit(manager, trainer, backend, hash, parent, reason);
+        commitMs += Date.now() - c0;
+        commits += 1;
+        lastCommitAt = Date.now();
+        parent = { runId: m.runId, id: m.id };
+        lastCommitted = pointer(m);
+        return m;
+      };
+
+      let result;
+      try {
+        result = await trainer.train({
+          maxSteps: input.steps,
+          shouldStop: () => ctx.cancellationSignal.aborted,
+          onStep: async (p) => {
+            samplesPerSec = p.samplesPerSec;
+            const hb: ChunkHeartbeat = {
+              step: p.step,
+              totalSteps: p.totalSteps,
+              epoch: p.epoch,
+              loss: p.loss,
+              accuracy: p.accuracy,
+              learningRate: p.learningRate,
+              samplesPerSec: p.samplesPerSec,
+              lastCommitted,
+            };
+            ctx.heartbeat(hb);
+            if (everyMs > 0 && Date.now() - lastCommitAt >= everyMs && p.step < p.totalSteps) {
+              await doCommit('time');
+              ctx.heartbeat({ ...hb, lastCommitted });
+            }
+          },
+        });
+      } catch (err) {
+        trainer.dispose();
+        throw err;
+      }
+
+      const details = ctx.cancellationDetails;
+      if (ctx.cancellationSignal.aborted && (details?.notFound || details?.timedOut || details?.reset)) {
+        // The server gave this attempt up (another attempt owns the run now): commit nothing.
+        trainer.dispose();
+        throw new CancelledFailure('attempt superseded');
+      }
+      const cut = ctx.cancellationSignal.aborted && !result.done;
+      const reason = !cut ? 'chunk-end' : details?.workerShutdown ? 'worker-shutdown' : (input.cutReason ?? 'cancel');
+      let final: Manifest;
+      try {
+        final = await doCommit(reason);
+      } catch (err) {
+        trainer.dispose();
+        throw err;
+      }
+      const state = trainer.state;
+      const summary: ChunkSummary = {
+        checkpoint: pointer(final),
+        fromStep,
+        step: state.step,
+        totalSteps: state.totalSteps,
+        epoch: state.epoch,
+        done: trainer.done,
+        stepsRun: result.stepsRun,
+        cut,
+        loss: state.metrics.lastLoss,
+        accuracy: state.metrics.lastAccuracy,
+        learningRate: state.learningRate,
+        evals: result.evals,
+        lastEval: state.metrics.evals[state.metrics.evals.length - 1] ?? null,
+        samplesPerSec,
+        backend: backend.name,
+        commits,
+        source,
+        recovery,
+        weightsSha256: trainer.weightsSha256(),
+        trainMs: Date.now() - t0 - commitMs,
+        commitMs,
+      };
+      if (trainer.done) trainer.dispose();
+      else putWarm(input.runId, { trainer, checkpointId: final.id, specHash: hash });
+      return summary;
+    },
+
+    async applyRetention(input: RetentionInput): Promise<{ deleted: string[] }> {
+      const spec = checkSpec(input.spec);
+      const ck = spec.checkpoint;
+      const manager = managerFor(spec, input.runId);
+      const res = await manager.applyRetention(
+        {
+          keepLatest: ck.keepLatest,
+          keepBest: ck.keepBest
+            ? { k: ck.keepBest.k, metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss', mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min' }
+            : undefined,
+          keepEverySteps: ck.keepEverySteps,
+        },
+        input.protect,
+      );
+      return { deleted: res.deleted };
+    },
+  };
+}

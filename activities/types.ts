@@ -1,0 +1,123 @@
+// Activity contract. Workflows import these *types* only; implementations live in ./index.ts.
+// Everything here travels in Temporal payloads: ids and small summaries, never tensors or bytes.
+import type { RunSpec } from '../spec/types';
+
+export interface CheckpointRef {
+  runId: string;
+  id: string;
+}
+
+export interface CheckpointPointer extends CheckpointRef {
+  step: number;
+  epoch: number;
+}
+
+export interface EvalResult {
+  epoch: number;
+  step: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface PrepareRunInput {
+  runId: string;
+  spec: RunSpec;
+  /** Fork source; null = continue this run's own checkpoints (if any) or start fresh. */
+  from: CheckpointRef | null;
+}
+
+export interface PrepareRunResult {
+  /** Where training starts: a checkpoint, or null for a fresh run. */
+  start: CheckpointPointer | null;
+  /** Why: 'fresh' | 'resume' (this run's existing checkpoints) | 'fork'. */
+  mode: 'fresh' | 'resume' | 'fork';
+  totalSteps: number;
+  stepsPerEpoch: number;
+  /** Damaged checkpoints that were skipped to find `start`. */
+  skipped: Array<{ id: string; reason: string }>;
+  specHash: string;
+}
+
+export interface TrainChunkInput {
+  runId: string;
+  spec: RunSpec;
+  from: CheckpointRef | null;
+  /** Steps to run in this chunk (fewer if training ends first). */
+  steps: number;
+  /** A learning rate set by the user (set-lr), applied before the first step of this chunk. */
+  learningRateOverride?: number | null;
+  /** Why the final commit of this chunk happens if it is cut short by a cancellation (pause/stop/cancel). */
+  cutReason?: 'pause' | 'stop' | 'cancel';
+}
+
+export interface Recovery {
+  /** The checkpoint the workflow asked for. */
+  requested: string | null;
+  /** The checkpoint actually restored. */
+  restoredFrom: string | null;
+  reason: string;
+  attempt: number;
+}
+
+export interface ChunkSummary {
+  checkpoint: CheckpointPointer;
+  fromStep: number;
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  done: boolean;
+  stepsRun: number;
+  /** Set when the chunk stopped early because it was cancelled (pause/stop/cancel). */
+  cut: boolean;
+  loss: number | null;
+  accuracy: number | null;
+  learningRate: number;
+  evals: EvalResult[];
+  lastEval: EvalResult | null;
+  samplesPerSec: number;
+  backend: string;
+  /** Checkpoints committed in this chunk (time-based ones and the final one). */
+  commits: number;
+  /** How the chunk's starting state was obtained. */
+  source: 'warm' | 'restored' | 'fresh';
+  /** Set when this attempt did not start from exactly `from` (retry after a crash, or a damaged checkpoint). */
+  recovery: Recovery | null;
+  /** sha256 over the model weights in canonical order. */
+  weightsSha256: string;
+  trainMs: number;
+  commitMs: number;
+}
+
+export interface RetentionInput {
+  runId: string;
+  spec: RunSpec;
+  /** Checkpoints that must survive (the one the run continues from). */
+  protect: string[];
+}
+
+export interface TrainingActivities {
+  prepareRun(input: PrepareRunInput): Promise<PrepareRunResult>;
+  trainChunk(input: TrainChunkInput): Promise<ChunkSummary>;
+  applyRetention(input: RetentionInput): Promise<{ deleted: string[] }>;
+}
+
+/** Heartbeat details of trainChunk: the CLI's `watch` reads them for live progress. */
+export interface ChunkHeartbeat {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  learningRate: number;
+  samplesPerSec: number;
+  lastCommitted: CheckpointPointer | null;
+}
+
+/** Failure types: non-retryable ones name what is wrong with the input. */
+export const FailureTypes = {
+  InvalidSpec: 'InvalidSpec',
+  ResumeGuard: 'ResumeGuardViolation',
+  CheckpointNotFound: 'CheckpointNotFound',
+  NoValidCheckpoint: 'NoValidCheckpoint',
+  StorageUnavailable: 'StorageUnavailable',
+} as const;

@@ -1,0 +1,61 @@
+// `checkpoints list|verify|show`: what a run has stored, and whether it is intact.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { CheckpointManager, openStore } from '../checkpoint';
+import type { RunSpec } from '../spec';
+import { CliError, fmt, type Out } from './common';
+
+/** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
+export async function managerForRun(client: Client | null, runId: string, storage?: string): Promise<CheckpointManager> {
+  let url = storage;
+  if (!url) {
+    if (!client) throw new CliError('pass --storage URL (no Temporal connection to look up the run spec)', 2);
+    try {
+      const desc = await client.workflow.getHandle(runId).describe();
+      url = (desc.memo?.spec as RunSpec | undefined)?.checkpoint.storage;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId} on the server; pass --storage URL to read its checkpoints directly`, 3);
+      throw err;
+    }
+    if (!url) throw new CliError(`run ${runId} has no spec memo; pass --storage URL`, 2);
+  }
+  return new CheckpointManager(openStore(url), runId);
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+
+export async function checkpointsList(manager: CheckpointManager, out: Out, opts: { verify?: boolean } = {}): Promise<void> {
+  const list = await manager.list({ verify: opts.verify });
+  out.emit(list, () => {
+    if (!list.length) return 'no checkpoints';
+    const rows = list.map((c) =>
+      [
+        c.id,
+        String(c.step).padStart(7),
+        String(c.epoch).padStart(5),
+        c.createdAt.replace('T', ' ').slice(0, 19),
+        mb(c.sizeBytes).padStart(10),
+        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` + (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
+        (c.pinned ? 'pinned ' : '') + (c.valid === false ? `DAMAGED ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
+      ].join('  '),
+    );
+    return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');
+  });
+}
+
+export async function checkpointsVerify(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
+  const ids = id ? [id] : (await manager.list()).map((c) => c.id);
+  const results = [];
+  for (const ckpt of ids) results.push(await manager.verify(ckpt));
+  const bad = results.filter((r) => !r.ok);
+  out.emit({ ok: bad.length === 0, results }, () =>
+    results
+      .map((r) => (r.ok ? `${r.id}: ok` : `${r.id}: DAMAGED: ${r.problems.map((p) => (p.blob ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ')}`))
+      .join('\n') || 'no checkpoints',
+  );
+  return bad.length ? 1 : 0;
+}
+
+export async function checkpointsShow(manager: CheckpointManager, out: Out, id: string): Promise<void> {
+  const manifest = await manager.readManifest(id);
+  out.emit(manifest, () => JSON.stringify(manifest, null, 2));
+}

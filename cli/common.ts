@@ -1,0 +1,124 @@
+// Shared CLI plumbing: errors with exit codes, JSON/human output, spec loading, run lookups.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { validateSpec, SpecError, type RunSpec } from '../spec';
+import { progressQuery } from '../workflows/definitions';
+import { PROJECT_ROOT } from './tools';
+import type { RunProgress, RunResult } from '../workflows/progress';
+import type { ChunkHeartbeat } from '../activities/types';
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface Out {
+  json: boolean;
+  /** Prints `data` as JSON, or `human()` as text. */
+  emit(data: unknown, human: () => string): void;
+}
+
+export function output(json: boolean): Out {
+  return {
+    json,
+    emit(data, human) {
+      process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : human() + '\n');
+    },
+  };
+}
+
+/** Reads and validates a spec file; errors name the field. */
+export function loadSpecFile(file: string): RunSpec {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read spec ${file}: ${(err as Error).message}`, 2);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`spec ${file} is not valid JSON: ${(err as Error).message}`, 2);
+  }
+  return validateOrExit(raw, file);
+}
+
+export function validateOrExit(raw: unknown, where: string): RunSpec {
+  try {
+    return validateSpec(raw);
+  } catch (err) {
+    if (err instanceof SpecError) throw new CliError(`${where}: ${err.message}`, 2);
+    throw err;
+  }
+}
+
+export interface RunView {
+  runId: string;
+  status: string;
+  spec: RunSpec | null;
+  progress: RunProgress | null;
+  result: RunResult | null;
+  heartbeat: ChunkHeartbeat | null;
+  failure: string | null;
+}
+
+/** Everything known about a run, from the server alone when no worker answers queries. */
+export async function viewRun(client: Client, runId: string, opts: { query?: boolean } = {}): Promise<RunView> {
+  const handle: WorkflowHandle = client.workflow.getHandle(runId);
+  let desc;
+  try {
+    desc = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, 3);
+    throw err;
+  }
+  const spec = (desc.memo?.spec as RunSpec | undefined) ?? null;
+  const view: RunView = { runId, status: desc.status.name, spec, progress: null, result: null, heartbeat: null, failure: null };
+  const pending = desc.raw.pendingActivities?.[0];
+  const hbPayload = pending?.heartbeatDetails?.payloads?.[0];
+  if (hbPayload) {
+    try {
+      view.heartbeat = defaultPayloadConverter.fromPayload(hbPayload as never) as ChunkHeartbeat;
+    } catch {
+      view.heartbeat = null;
+    }
+  }
+  if (desc.status.name === 'COMPLETED') {
+    view.result = (await handle.result()) as RunResult;
+  } else if (desc.status.name === 'FAILED' || desc.status.name === 'TERMINATED' || desc.status.name === 'TIMED_OUT') {
+    view.failure = await handle.result().then(
+      () => null,
+      (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
+    );
+  }
+  if (opts.query !== false) {
+    try {
+      view.progress = await client.connection.withDeadline(Date.now() + 3000, () => handle.query(progressQuery));
+    } catch {
+      view.progress = null; // no worker to answer (or a closed run without a cached state)
+    }
+  }
+  if (!view.result && view.progress?.result) view.result = view.progress.result;
+  return view;
+}
+
+export function resolveStorage(spec: RunSpec, override?: string): string {
+  return override ?? spec.checkpoint.storage;
+}
+
+export const fmt = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
+
+export function defaultRunId(spec: RunSpec): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${spec.model}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+export const projectPath = (...p: string[]) => path.join(PROJECT_ROOT, ...p);

@@ -1,0 +1,139 @@
+// Runs the Temporal dev server (SQLite persistence, Web UI) and registers our search attributes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { resolveTemporalCli, PROJECT_ROOT } from './tools';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+
+export interface DevServerOptions {
+  port?: number;
+  uiPort?: number;
+  /** SQLite file; created if missing. Default: .data/temporal.sqlite under the project. */
+  db?: string;
+  ip?: string;
+  headless?: boolean;
+  /** Where server logs go: 'inherit' or a file path. Default: .data/temporal-server.log */
+  log?: 'inherit' | string;
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl: string | null;
+  db: string;
+  pid: number | undefined;
+  /** Graceful stop (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+  /** Hard kill, as a crash would. */
+  kill(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export const DEFAULT_DB = path.join(PROJECT_ROOT, '.data', 'temporal.sqlite');
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function portInUse(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export async function waitForTemporal(address: string, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let dead = false;
+  void exited?.then(() => (dead = true));
+  let lastError: unknown;
+  while (Date.now() < deadline && !dead) {
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await conn.workflowService.getSystemInfo({});
+        return;
+      } finally {
+        await conn.close();
+      }
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new Error(
+    dead
+      ? `Temporal dev server exited before it was ready (see its log)`
+      : `Temporal at ${address} not ready after ${timeoutMs} ms: ${String(lastError)}`,
+  );
+}
+
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const ip = opts.ip ?? '127.0.0.1';
+  const port = opts.port ?? 7233;
+  const uiPort = opts.uiPort ?? port + 1000;
+  const db = path.resolve(opts.db ?? DEFAULT_DB);
+  fs.mkdirSync(path.dirname(db), { recursive: true });
+  if (await portInUse(port, ip)) {
+    throw new Error(`port ${port} on ${ip} is already in use (another dev server?); pass --port or set TEMPORAL_ADDRESS`);
+  }
+  const cli = resolveTemporalCli();
+  if (cli.kind !== 'path') {
+    throw new Error(
+      'Temporal CLI not found: run `npm run setup` (installs it into .tools/), put `temporal` on PATH, or set TEMPORAL_CLI_PATH',
+    );
+  }
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--db-filename', db, '--log-level', 'warn'];
+  args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
+  if (opts.headless) args.push('--headless');
+  else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+
+  const logTarget = opts.log ?? path.join(path.dirname(db), 'temporal-server.log');
+  let stdio: ['ignore', 'inherit' | number, 'inherit' | number];
+  if (logTarget === 'inherit') stdio = ['ignore', 'inherit', 'inherit'];
+  else {
+    const fd = fs.openSync(logTarget, 'a');
+    stdio = ['ignore', fd, fd];
+  }
+  const child: ChildProcess = spawn(cli.path, args, { stdio, detached: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const address = `${ip}:${port}`;
+  try {
+    await waitForTemporal(address, opts.readyTimeoutMs ?? 60_000, exited);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  const kill = async (signal: NodeJS.Signals, graceMs: number) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    address,
+    uiUrl: opts.headless ? null : `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${uiPort}`,
+    db,
+    pid: child.pid,
+    stop: () => kill('SIGTERM', 10_000),
+    kill: () => kill('SIGKILL', 0),
+    exited,
+  };
+}

@@ -1,0 +1,60 @@
+// The main job (`npm start`): the embedded dev server, a worker, and the default MNIST CNN run,
+// watched with a progress bar. Ctrl-C stops everything without losing the run; run it again to resume.
+import type { Client } from '@temporalio/client';
+import type { RunResult } from '../workflows/progress';
+import { loadSpecFile, projectPath, type Out } from './common';
+import { connectClient, runUrl, temporalSettings } from './connection';
+import { startDevServer, type DevServer } from './dev-server';
+import { startRun } from './start';
+import { watchRun } from './watch';
+import { createWorker } from './worker';
+
+export interface MainOptions {
+  specFile?: string;
+  runId?: string;
+}
+
+export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<number> {
+  const settings = temporalSettings();
+  const specFile = opts.specFile ?? projectPath('examples', 'mnist-cnn.json');
+  const spec = loadSpecFile(specFile);
+  const runId = opts.runId ?? 'mnist-cnn-default';
+  let server: DevServer | null = null;
+  if (!process.env.TEMPORAL_ADDRESS) {
+    process.stderr.write('starting the Temporal dev server (SQLite: .data/temporal.sqlite)...\n');
+    server = await startDevServer({ port: 7233, uiPort: 8233 });
+    process.stderr.write(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl}\n`);
+  }
+  const { worker, connection } = await createWorker({ settings });
+  const workerRun = worker.run();
+  let client: Client | null = null;
+  const abort = new AbortController();
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write('\nstopping: the running chunk commits a checkpoint; `npm start` resumes the run\n');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let result: RunResult | null = null;
+  try {
+    client = await connectClient(settings);
+    const { attached } = await startRun(client, settings, { spec, runId, attach: true });
+    const url = runUrl(settings, runId);
+    process.stderr.write(`${attached ? 'resuming' : 'started'} run ${runId} (${spec.model} on ${spec.dataset.name}, ${spec.epochs} epochs)\n`);
+    if (url) process.stderr.write(`Web UI: ${url}\n`);
+    result = await watchRun(client, out, runId, { signal: abort.signal });
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await workerRun.catch((err) => process.stderr.write(`worker: ${String(err)}\n`));
+    await connection.close();
+    await client?.connection.close();
+    if (server) await server.stop();
+  }
+  if (interrupted) process.stderr.write(`run ${runId} is saved; run \`npm start\` again to resume it\n`);
+  return result || interrupted ? 0 : 1;
+}

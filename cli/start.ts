@@ -1,0 +1,82 @@
+// `start --spec FILE [--run-id ID] [--wait]`: validate the spec, start the run (workflow id = run id).
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { CheckpointRef } from '../activities/types';
+import type { RunSpec } from '../spec';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { TRAINING_WORKFLOW } from '../workflows/definitions';
+import type { TrainingInput } from '../workflows/training';
+import type { RunResult } from '../workflows/progress';
+import { CliError, defaultRunId, fmt, type Out } from './common';
+import { runUrl, type TemporalSettings } from './connection';
+
+export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
+  try {
+    const res = await client.connection.operatorService.listSearchAttributes({ namespace });
+    const have = Object.keys(res.customAttributes ?? {});
+    return Object.keys(SEARCH_ATTRIBUTES).every((k) => have.includes(k));
+  } catch {
+    return false;
+  }
+}
+
+export interface StartOptions {
+  spec: RunSpec;
+  runId?: string;
+  from?: CheckpointRef | null;
+  /** Attach to an existing run with this id instead of failing. */
+  attach?: boolean;
+}
+
+export async function startRun(
+  client: Client,
+  settings: TemporalSettings,
+  opts: StartOptions,
+): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
+  const runId = opts.runId ?? defaultRunId(opts.spec);
+  const input: TrainingInput = {
+    spec: opts.spec,
+    from: opts.from ?? null,
+    searchAttributes: await hasSearchAttributes(client, settings.namespace),
+  };
+  try {
+    const handle = await client.workflow.start(TRAINING_WORKFLOW, {
+      workflowId: runId,
+      taskQueue: settings.taskQueue,
+      args: [input],
+      memo: { spec: opts.spec, ...(opts.from ? { forkedFrom: opts.from } : {}) },
+    });
+    return { handle, runId, attached: false };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      if (opts.attach) return { handle: client.workflow.getHandle(runId), runId, attached: true };
+      throw new CliError(`run ${runId} is already running; watch it with \`durable-train watch ${runId}\``, 4);
+    }
+    throw err;
+  }
+}
+
+export function describeResult(r: RunResult): string {
+  return [
+    `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, epoch ${r.epoch}`,
+    `  test accuracy ${fmt(r.accuracy)}  test loss ${fmt(r.loss)}`,
+    `  last checkpoint ${r.lastCheckpoint?.id ?? '-'}  backend ${r.backend ?? '-'}  chunks ${r.chunks}  recoveries ${r.recoveries}`,
+    `  weights sha256 ${r.weightsSha256 ?? '-'}`,
+  ].join('\n');
+}
+
+export async function startCommand(
+  client: Client,
+  settings: TemporalSettings,
+  out: Out,
+  opts: StartOptions & { wait?: boolean },
+): Promise<void> {
+  const { handle, runId } = await startRun(client, settings, opts);
+  const url = runUrl(settings, runId);
+  if (!opts.wait) {
+    out.emit({ runId, started: true, url }, () => `started run ${runId}${url ? `\n  Web UI: ${url}` : ''}`);
+    return;
+  }
+  if (!out.json) process.stderr.write(`started run ${runId}, waiting for it to finish${url ? ` (Web UI: ${url})` : ''}\n`);
+  const result = (await handle.result()) as RunResult;
+  out.emit({ runId, url, result }, () => describeResult(result));
+}

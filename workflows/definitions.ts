@@ -1,0 +1,12 @@
+// Signals, updates and queries of the training workflow. Defined once here; the CLI imports them.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RunProgress } from './progress';
+
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const stopSignal = defineSignal('stop');
+/** Sets the learning rate from the next step on; returns the value applied. Validated (finite, > 0, <= 10). */
+export const setLearningRateUpdate = defineUpdate<number, [number]>('setLearningRate');
+export const progressQuery = defineQuery<RunProgress>('progress');
+
+export const TRAINING_WORKFLOW = 'trainingWorkflow';

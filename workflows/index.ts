@@ -1,0 +1,2 @@
+// Workflow bundle entry: everything the worker registers.
+export { trainingWorkflow } from './training';

@@ -1,0 +1,46 @@
+// The shape of the progress query and of the workflow result. Pure types.
+import type { CheckpointPointer, EvalResult, Recovery } from '../activities/types';
+
+export type RunStatus = 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'cancelled';
+
+export interface RunProgress {
+  runId: string;
+  status: RunStatus;
+  step: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  epoch: number;
+  loss: number | null;
+  accuracy: number | null;
+  learningRate: number | null;
+  samplesPerSec: number | null;
+  lastCheckpoint: CheckpointPointer | null;
+  lastEval: EvalResult | null;
+  bestAccuracy: number | null;
+  chunks: number;
+  /** Recoveries: retries after a crash and fallbacks past damaged checkpoints. */
+  recoveries: Array<Recovery & { step: number }>;
+  /** Damaged checkpoints skipped when the run started. */
+  skippedCheckpoints: Array<{ id: string; reason: string }>;
+  learningRateChanges: Array<{ step: number; value: number }>;
+  startMode: 'fresh' | 'resume' | 'fork' | null;
+  backend: string | null;
+  continuedAsNew: number;
+  result: RunResult | null;
+}
+
+export interface RunResult {
+  runId: string;
+  status: 'completed' | 'stopped' | 'cancelled';
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  /** Final test metrics (last evaluation on the test split). */
+  accuracy: number | null;
+  loss: number | null;
+  lastCheckpoint: CheckpointPointer | null;
+  weightsSha256: string | null;
+  backend: string | null;
+  chunks: number;
+  recoveries: number;
+}

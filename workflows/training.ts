@@ -1,0 +1,273 @@
+// The training workflow: orchestration only. Each chunk of steps is one `trainChunk` activity that
+// ends by committing a checkpoint; the workflow keeps ids and small summaries, never tensors.
+import {
+  ActivityCancellationType,
+  type ActivityOptions,
+  type RetryPolicy,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
+import { FailureTypes } from '../activities/types';
+import type { RunSpec } from '../spec/types';
+import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import type { RunProgress, RunResult } from './progress';
+
+export interface TrainingInput {
+  spec: RunSpec;
+  /** Fork source: start from another run's checkpoint. */
+  from?: CheckpointRef | null;
+  /** Whether the namespace has our custom search attributes registered (set by the client). */
+  searchAttributes?: boolean;
+  /** State carried across continue-as-new. */
+  carried?: CarriedState;
+}
+
+export interface CarriedState {
+  progress: RunProgress;
+  paused: boolean;
+  stopRequested: boolean;
+  pendingLearningRate: number | null;
+  weightsSha256: string | null;
+}
+
+/** Continue-as-new after this many chunks even if the server does not suggest it yet. */
+export const CHUNKS_PER_RUN = 200;
+const MAX_RECORDED_RECOVERIES = 50;
+
+const retry: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '10s',
+  maximumAttempts: 30,
+  nonRetryableErrorTypes: Object.values(FailureTypes).filter((t) => t !== FailureTypes.StorageUnavailable),
+};
+
+const chunkOptions: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  // Short enough that a dead worker is noticed quickly; the trainer yields between batches so live workers always beat it.
+  heartbeatTimeout: '10s',
+  retry,
+  // Pause/stop/cancel ask the chunk to commit at its current step and return; wait for that checkpoint.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+const { trainChunk } = proxyActivities<TrainingActivities>(chunkOptions);
+
+const { prepareRun, applyRetention } = proxyActivities<TrainingActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30s',
+  retry,
+});
+
+export async function trainingWorkflow(input: TrainingInput): Promise<RunResult> {
+  const runId = workflowInfo().workflowId;
+  const { spec } = input;
+  const carried = input.carried;
+  const progress: RunProgress = carried?.progress ?? {
+    runId,
+    status: 'starting',
+    step: 0,
+    totalSteps: 0,
+    stepsPerEpoch: 0,
+    epoch: 0,
+    loss: null,
+    accuracy: null,
+    learningRate: spec.optimizer.learningRate,
+    samplesPerSec: null,
+    lastCheckpoint: null,
+    lastEval: null,
+    bestAccuracy: null,
+    chunks: 0,
+    recoveries: [],
+    skippedCheckpoints: [],
+    learningRateChanges: [],
+    startMode: null,
+    backend: null,
+    continuedAsNew: 0,
+    result: null,
+  };
+  let paused = carried?.paused ?? false;
+  let stopRequested = carried?.stopRequested ?? false;
+  let pendingLearningRate: number | null = carried?.pendingLearningRate ?? null;
+  let weightsSha256: string | null = carried?.weightsSha256 ?? null;
+  let chunkScope: CancellationScope | null = null;
+  let chunksThisRun = 0;
+
+  const publish = () => {
+    if (!input.searchAttributes) return;
+    upsertSearchAttributes({
+      DurableTrainStatus: [progress.status],
+      DurableTrainModel: [spec.model],
+      DurableTrainDataset: [spec.dataset.name],
+      DurableTrainStep: [progress.step],
+      ...(progress.bestAccuracy !== null ? { DurableTrainBestAccuracy: [progress.bestAccuracy] } : {}),
+    });
+  };
+
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, () => {
+    if (paused || progress.result) return;
+    paused = true;
+    progress.status = 'pausing';
+    chunkScope?.cancel();
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(stopSignal, () => {
+    if (stopRequested || progress.result) return;
+    stopRequested = true;
+    progress.status = 'stopping';
+    chunkScope?.cancel();
+  });
+  setHandler(
+    setLearningRateUpdate,
+    (value: number) => {
+      pendingLearningRate = value;
+      progress.learningRateChanges.push({ step: progress.step, value });
+      return value;
+    },
+    {
+      validator: (value: number) => {
+        if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 10) {
+          throw new Error(`learning rate must be a number > 0 and <= 10, got ${JSON.stringify(value)}`);
+        }
+        if (progress.result) throw new Error(`run ${runId} has already finished (${progress.result.status})`);
+      },
+    },
+  );
+
+  if (!carried) {
+    const prep = await prepareRun({ runId, spec, from: input.from ?? null });
+    progress.totalSteps = prep.totalSteps;
+    progress.stepsPerEpoch = prep.stepsPerEpoch;
+    progress.startMode = prep.mode;
+    progress.skippedCheckpoints = prep.skipped;
+    if (prep.start) {
+      progress.lastCheckpoint = prep.start;
+      if (prep.mode === 'resume') {
+        progress.step = prep.start.step;
+        progress.epoch = prep.start.epoch;
+      }
+    }
+    if (prep.skipped.length) log.warn('skipped damaged checkpoints', { skipped: prep.skipped });
+  }
+  progress.status = paused ? 'paused' : 'running';
+  publish();
+
+  const finish = (status: RunResult['status']): RunResult => {
+    progress.status = status;
+    progress.result = {
+      runId,
+      status,
+      step: progress.step,
+      totalSteps: progress.totalSteps,
+      epoch: progress.epoch,
+      accuracy: progress.lastEval?.accuracy ?? null,
+      loss: progress.lastEval?.loss ?? null,
+      lastCheckpoint: progress.lastCheckpoint,
+      weightsSha256,
+      backend: progress.backend,
+      chunks: progress.chunks,
+      recoveries: progress.recoveries.length,
+    };
+    publish();
+    return progress.result;
+  };
+
+  const record = (s: ChunkSummary) => {
+    progress.step = s.step;
+    progress.totalSteps = s.totalSteps;
+    progress.epoch = s.epoch;
+    progress.loss = s.loss;
+    progress.accuracy = s.accuracy;
+    progress.learningRate = s.learningRate;
+    progress.samplesPerSec = s.samplesPerSec;
+    progress.lastCheckpoint = s.checkpoint;
+    progress.backend = s.backend;
+    progress.chunks += 1;
+    weightsSha256 = s.weightsSha256;
+    if (s.lastEval) progress.lastEval = s.lastEval;
+    for (const e of s.evals) {
+      if (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy) progress.bestAccuracy = e.accuracy;
+    }
+    if (s.recovery) {
+      progress.recoveries.push({ ...s.recovery, step: s.fromStep });
+      if (progress.recoveries.length > MAX_RECORDED_RECOVERIES) progress.recoveries.shift();
+    }
+  };
+
+  try {
+    let done = progress.totalSteps > 0 && progress.step >= progress.totalSteps;
+    while (!done) {
+      if (stopRequested) return finish('stopped');
+      if (paused) {
+        progress.status = 'paused';
+        publish();
+        await condition(() => !paused || stopRequested);
+        if (stopRequested) return finish('stopped');
+        progress.status = 'running';
+        publish();
+      }
+      const from: CheckpointRef | null = progress.lastCheckpoint
+        ? { runId: progress.lastCheckpoint.runId, id: progress.lastCheckpoint.id }
+        : null;
+      const learningRateOverride = pendingLearningRate;
+      const cutReason = stopRequested ? 'stop' : 'pause';
+      const fromStep = progress.step;
+      const scope = new CancellationScope();
+      chunkScope = scope;
+      let summary: ChunkSummary;
+      try {
+        summary = await scope.run(() =>
+          trainChunk.executeWithOptions(
+            {
+              ...chunkOptions,
+              summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
+            },
+            [{ runId, spec, from, steps: spec.chunkSteps, learningRateOverride, cutReason }],
+          ),
+        );
+      } catch (err) {
+        // A pause/stop that reached the activity before it could hand back a summary: try again from the same checkpoint.
+        if (isCancellation(err) && !CancellationScope.current().consideredCancelled) continue;
+        throw err;
+      } finally {
+        chunkScope = null;
+      }
+      if (learningRateOverride !== null && pendingLearningRate === learningRateOverride) pendingLearningRate = null;
+      record(summary);
+      done = summary.done;
+      if (CancellationScope.current().consideredCancelled) {
+        finish('cancelled');
+        throw new CancelledFailure(`run ${runId} cancelled at step ${progress.step}`);
+      }
+      await applyRetention({ runId, spec, protect: [summary.checkpoint.id] });
+      publish();
+      chunksThisRun += 1;
+      if (!done && !stopRequested && (workflowInfo().continueAsNewSuggested || chunksThisRun >= CHUNKS_PER_RUN)) {
+        progress.continuedAsNew += 1;
+        await condition(() => true); // let handlers that arrived in this task run before handing over
+        return await continueAsNew<typeof trainingWorkflow>({
+          spec,
+          searchAttributes: input.searchAttributes,
+          carried: { progress, paused, stopRequested, pendingLearningRate, weightsSha256 },
+        });
+      }
+    }
+    return finish(stopRequested && progress.step < progress.totalSteps ? 'stopped' : 'completed');
+  } catch (err) {
+    if (isCancellation(err)) finish('cancelled');
+    throw err;
+  }
+}
+
+export type { CheckpointPointer };
