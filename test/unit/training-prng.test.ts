@@ -1,0 +1,173 @@
+import * as assert from 'assert';
+import { Prng } from '../../training/prng';
+import { LrSchedule } from '../../training/schedules';
+import { randomShift } from '../../training/augment';
+
+// The published sfc32 (PractRand), as commonly written in JS; ours must produce the same stream.
+function referenceSfc32(a: number, b: number, c: number, d: number): () => number {
+  return () => {
+    a |= 0;
+    b |= 0;
+    c |= 0;
+    d |= 0;
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return t >>> 0;
+  };
+}
+
+describe('training/prng', () => {
+  it('matches the reference sfc32 stream for a given state', () => {
+    const state = [1, 2, 3, 0xffffffff];
+    const ref = referenceSfc32(state[0], state[1], state[2], state[3]);
+    const rng = Prng.fromState({ algorithm: 'sfc32', state });
+    for (let i = 0; i < 10000; i++) assert.strictEqual(rng.nextUint32(), ref(), `output ${i}`);
+  });
+
+  it('pins the seeding (changing it would break resuming old checkpoints)', () => {
+    const r = Prng.fromSeed(0);
+    assert.deepStrictEqual(r.getState(), { algorithm: 'sfc32', state: [99621017, 2830175463, 1368817051, 1275600331] });
+    assert.deepStrictEqual([r.nextUint32(), r.nextUint32()], [4205396811, 3543653536]);
+  });
+
+  it('continues the identical sequence after a state round trip through JSON', () => {
+    const a = Prng.fromSeed(1234);
+    for (let i = 0; i < 37; i++) a.nextFloat();
+    a.normal();
+    const b = Prng.fromState(JSON.parse(JSON.stringify(a.getState())));
+    for (let i = 0; i < 1000; i++) {
+      assert.strictEqual(b.nextUint32(), a.nextUint32());
+      assert.strictEqual(b.nextFloat(), a.nextFloat());
+      assert.strictEqual(b.nextInt(7), a.nextInt(7));
+      assert.strictEqual(b.normal(), a.normal());
+    }
+  });
+
+  it('gives different streams for different seeds, and seed 0 works', () => {
+    const seqs = [0, 1, 2, 0xffffffff].map((s) => {
+      const r = Prng.fromSeed(s);
+      return Array.from({ length: 8 }, () => r.nextUint32()).join(',');
+    });
+    assert.strictEqual(new Set(seqs).size, seqs.length);
+    const r0 = Prng.fromSeed(0);
+    let sum = 0;
+    const n = 100000;
+    for (let i = 0; i < n; i++) {
+      const f = r0.nextFloat();
+      assert.ok(f >= 0 && f < 1);
+      sum += f;
+    }
+    assert.ok(Math.abs(sum / n - 0.5) < 0.01, `mean ${sum / n}`);
+  });
+
+  it('rejects bad seeds and states', () => {
+    assert.throws(() => Prng.fromSeed(-1), /seed/);
+    assert.throws(() => Prng.fromSeed(1.5), /seed/);
+    assert.throws(() => Prng.fromState({ algorithm: 'xorshift', state: [1, 2, 3, 4] }), /algorithm/);
+    assert.throws(() => Prng.fromState({ algorithm: 'sfc32', state: [1, 2, 3] }), /4 uint32/);
+  });
+
+  it('draws unbiased integers, normals and permutations', () => {
+    const r = Prng.fromSeed(9);
+    const counts = new Array(5).fill(0);
+    for (let i = 0; i < 50000; i++) counts[r.nextInt(5)]++;
+    for (const c of counts) assert.ok(Math.abs(c - 10000) < 500, `counts ${counts}`);
+    let s = 0;
+    let s2 = 0;
+    const n = 50000;
+    for (let i = 0; i < n; i++) {
+      const z = r.normal();
+      s += z;
+      s2 += z * z;
+    }
+    assert.ok(Math.abs(s / n) < 0.03 && Math.abs(s2 / n - 1) < 0.05, `mean ${s / n} var ${s2 / n}`);
+    const p = r.permutation(1000);
+    assert.deepStrictEqual(
+      Array.from(p).sort((a, b) => a - b),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    assert.notDeepStrictEqual(Array.from(p.subarray(0, 20)), Array.from({ length: 20 }, (_, i) => i));
+  });
+});
+
+describe('training/schedules', () => {
+  it('constant and step', () => {
+    const c = LrSchedule.create({ name: 'constant' }, 0.1);
+    assert.strictEqual(c.learningRate(0, 100), 0.1);
+    assert.strictEqual(c.learningRate(99, 100), 0.1);
+    const s = LrSchedule.create({ name: 'step', every: 10, factor: 0.5 }, 0.1);
+    assert.strictEqual(s.learningRate(9, 100), 0.1);
+    assert.strictEqual(s.learningRate(10, 100), 0.05);
+    assert.strictEqual(s.learningRate(25, 100), 0.025);
+  });
+
+  it('cosine warms up linearly, then decays to the minimum', () => {
+    const s = LrSchedule.create({ name: 'cosine', warmupSteps: 4, minLearningRate: 0.01 }, 1);
+    assert.deepStrictEqual([0, 1, 2, 3].map((i) => s.learningRate(i, 104)), [0.25, 0.5, 0.75, 1]);
+    assert.strictEqual(s.learningRate(4, 104), 1);
+    assert.ok(Math.abs(s.learningRate(54, 104) - 0.505) < 1e-12);
+    assert.ok(Math.abs(s.learningRate(104, 104) - 0.01) < 1e-12);
+    const prev = [10, 30, 50, 70, 90].map((i) => s.learningRate(i, 104));
+    for (let i = 1; i < prev.length; i++) assert.ok(prev[i] < prev[i - 1]);
+  });
+
+  it('plateau reduces after `patience` epochs without improvement and survives a state round trip', () => {
+    const spec = { name: 'plateau' as const, metric: 'accuracy' as const, patience: 2, factor: 0.5, minLearningRate: 0.02 };
+    const s = LrSchedule.create(spec, 0.1);
+    s.onEpochEnd({ loss: 1, accuracy: 0.5 });
+    s.onEpochEnd({ loss: 1, accuracy: 0.6 });
+    s.onEpochEnd({ loss: 1, accuracy: 0.6 }); // wait 1
+    assert.strictEqual(s.learningRate(0, 10), 0.1);
+    const restored = LrSchedule.fromState(spec, JSON.parse(JSON.stringify(s.getState(0, 10))));
+    for (const x of [s, restored]) {
+      x.onEpochEnd({ loss: 1, accuracy: 0.55 }); // wait 2 -> reduce
+      assert.strictEqual(x.learningRate(0, 10), 0.05);
+      x.onEpochEnd({ loss: 1, accuracy: 0.5 });
+      x.onEpochEnd({ loss: 1, accuracy: 0.5 });
+      assert.strictEqual(x.learningRate(0, 10), 0.025);
+      x.onEpochEnd({ loss: 1, accuracy: 0.5 });
+      x.onEpochEnd({ loss: 1, accuracy: 0.5 });
+      assert.strictEqual(x.learningRate(0, 10), 0.02); // floored at minLearningRate
+    }
+    assert.throws(() => LrSchedule.fromState({ name: 'constant' }, s.getState(0, 10)), /plateau/);
+  });
+
+  it('setLearningRate overrides the base rate and is recorded in the state', () => {
+    const s = LrSchedule.create({ name: 'step', every: 10, factor: 0.5 }, 0.1);
+    s.setLearningRate(0.4, 12);
+    assert.strictEqual(s.learningRate(12, 100), 0.2);
+    const st = s.getState(12, 100) as { overrides: unknown[]; learningRate: number };
+    assert.deepStrictEqual(st.overrides, [{ step: 12, learningRate: 0.4 }]);
+    assert.strictEqual(st.learningRate, 0.2);
+    const p = LrSchedule.create({ name: 'plateau' }, 0.1);
+    p.setLearningRate(0.3, 5);
+    assert.strictEqual(p.learningRate(5, 100), 0.3);
+    assert.throws(() => s.setLearningRate(-1, 0), /positive/);
+  });
+});
+
+describe('training/augment', () => {
+  it('shifts with zero fill, two draws per image, deterministic', () => {
+    const img = new Float32Array(2 * 784);
+    img[14 * 28 + 14] = 1; // image 0: one pixel in the middle
+    img[784] = 1; // image 1: top-left corner
+    const a = img.slice();
+    const b = img.slice();
+    const r1 = Prng.fromSeed(3);
+    const r2 = Prng.fromSeed(3);
+    randomShift(a, 2, 2, r1);
+    randomShift(b, 2, 2, r2);
+    assert.deepStrictEqual(a, b);
+    assert.deepStrictEqual(r1.getState(), r2.getState());
+    const probe = Prng.fromSeed(3);
+    const [dx, dy] = [probe.nextInt(5) - 2, probe.nextInt(5) - 2];
+    assert.strictEqual(a[(14 + dy) * 28 + 14 + dx], 1);
+    assert.strictEqual(a.subarray(0, 784).reduce((s, v) => s + v, 0), 1);
+    // every pixel is shifted or zero: sums never grow
+    assert.ok(a.subarray(784).reduce((s, v) => s + v, 0) <= 1);
+  });
+});

@@ -1,0 +1,150 @@
+// Optimizers written with plain tf ops. Slots live in a Map keyed by stable names
+// (opt/adam/m/model/conv1/kernel), so they are saved and restored by name, never by position.
+import * as tf from '@tensorflow/tfjs';
+import type { OptimizerName, OptimizerSpec } from '../spec/types';
+
+export interface ParamRef {
+  name: string;
+  shape: number[];
+  variable: tf.Variable;
+}
+
+export interface SlotSpec {
+  name: string;
+  shape: number[];
+}
+
+export abstract class Optimizer {
+  /** Updates applied so far (Adam's bias correction uses it). Saved as opt/<name>/iterations. */
+  iterations = 0;
+  protected readonly slots = new Map<string, tf.Variable>();
+  private disposed = false;
+
+  constructor(
+    readonly name: OptimizerName,
+    protected readonly params: ParamRef[],
+    slotKinds: string[],
+  ) {
+    for (const kind of slotKinds) {
+      for (const p of params) {
+        this.slots.set(this.slotName(kind, p.name), tf.tidy(() => tf.variable(tf.zeros(p.shape, 'float32'), false)));
+      }
+    }
+  }
+
+  get iterationsName(): string {
+    return `opt/${this.name}/iterations`;
+  }
+
+  protected slotName(kind: string, paramName: string): string {
+    return `opt/${this.name}/${kind}/${paramName}`;
+  }
+
+  protected slot(kind: string, paramName: string): tf.Variable {
+    const v = this.slots.get(this.slotName(kind, paramName));
+    if (!v) throw new Error(`optimizer: no slot ${this.slotName(kind, paramName)}`);
+    return v;
+  }
+
+  /** Slot variables by stable name, in a fixed order. */
+  slotEntries(): Array<[string, tf.Variable]> {
+    return [...this.slots.entries()];
+  }
+
+  /** Applies one update with learning rate `lr`. `grads` maps stable parameter names to gradients. */
+  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+    if (this.disposed) throw new Error('optimizer: disposed');
+    const t = this.iterations + 1;
+    tf.tidy(() => {
+      for (const p of this.params) {
+        const g = grads.get(p.name);
+        if (!g) throw new Error(`optimizer: no gradient for ${p.name}`);
+        this.update(p, g, lr, t);
+      }
+    });
+    this.iterations = t;
+  }
+
+  protected abstract update(p: ParamRef, g: tf.Tensor, lr: number, t: number): void;
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.slots.values()) v.dispose();
+    this.slots.clear();
+  }
+}
+
+class Sgd extends Optimizer {
+  constructor(params: ParamRef[]) {
+    super('sgd', params, []);
+  }
+  protected update(p: ParamRef, g: tf.Tensor, lr: number): void {
+    p.variable.assign(tf.sub(p.variable, tf.mul(tf.scalar(lr), g)));
+  }
+}
+
+/** Heavy-ball momentum as in tf.train.momentum: v = mu*v + g; w -= lr*v. */
+class Momentum extends Optimizer {
+  constructor(
+    params: ParamRef[],
+    private readonly momentum: number,
+  ) {
+    super('momentum', params, ['velocity']);
+  }
+  protected update(p: ParamRef, g: tf.Tensor, lr: number): void {
+    const v = this.slot('velocity', p.name);
+    const nv = tf.add(tf.mul(tf.scalar(this.momentum), v), g);
+    v.assign(nv);
+    p.variable.assign(tf.sub(p.variable, tf.mul(tf.scalar(lr), nv)));
+  }
+}
+
+/** Adam (Kingma & Ba) with the bias correction folded into the step size, computed in JS doubles. */
+class Adam extends Optimizer {
+  constructor(
+    params: ParamRef[],
+    private readonly beta1: number,
+    private readonly beta2: number,
+    private readonly epsilon: number,
+  ) {
+    super('adam', params, ['m', 'v']);
+  }
+  protected update(p: ParamRef, g: tf.Tensor, lr: number, t: number): void {
+    const m = this.slot('m', p.name);
+    const v = this.slot('v', p.name);
+    const nm = tf.add(tf.mul(tf.scalar(this.beta1), m), tf.mul(tf.scalar(1 - this.beta1), g));
+    const nv = tf.add(tf.mul(tf.scalar(this.beta2), v), tf.mul(tf.scalar(1 - this.beta2), tf.square(g)));
+    m.assign(nm);
+    v.assign(nv);
+    const stepSize = (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
+    const delta = tf.div(tf.mul(tf.scalar(stepSize), nm), tf.add(tf.sqrt(nv), tf.scalar(this.epsilon)));
+    p.variable.assign(tf.sub(p.variable, delta));
+  }
+}
+
+function inRange(v: number, lo: number, hi: number, what: string): number {
+  if (!(typeof v === 'number' && v >= lo && v < hi)) throw new Error(`optimizer.${what} must be in [${lo}, ${hi}), got ${v}`);
+  return v;
+}
+
+export function createOptimizer(spec: OptimizerSpec, params: ParamRef[]): Optimizer {
+  if (!(typeof spec.learningRate === 'number' && spec.learningRate > 0 && Number.isFinite(spec.learningRate))) {
+    throw new Error(`optimizer.learningRate must be a positive number, got ${spec.learningRate}`);
+  }
+  switch (spec.name) {
+    case 'sgd':
+      return new Sgd(params);
+    case 'momentum':
+      return new Momentum(params, inRange(spec.momentum ?? 0.9, 0, 1, 'momentum'));
+    case 'adam':
+      return new Adam(
+        params,
+        inRange(spec.beta1 ?? 0.9, 0, 1, 'beta1'),
+        inRange(spec.beta2 ?? 0.999, 0, 1, 'beta2'),
+        inRange(spec.epsilon ?? 1e-7, Number.MIN_VALUE, 1, 'epsilon'),
+      );
+    default:
+      throw new Error(`unknown optimizer ${JSON.stringify((spec as OptimizerSpec).name)} (available: sgd, momentum, adam)`);
+  }
+}

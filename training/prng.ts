@@ -1,0 +1,115 @@
+// The one source of randomness in training: sfc32 (small fast chaotic generator with a counter), whose whole state
+// is four uint32 words, so it can be saved in a checkpoint and continued exactly.
+// Seeded through splitmix32 so that every seed, including 0, gives a well-mixed state.
+
+export interface PrngState {
+  algorithm: string;
+  state: number[];
+}
+
+export const PRNG_ALGORITHM = 'sfc32';
+const TWO_32 = 4294967296;
+
+function splitmix32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
+export class Prng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+
+  private constructor(a: number, b: number, c: number, d: number) {
+    this.a = a >>> 0;
+    this.b = b >>> 0;
+    this.c = c >>> 0;
+    this.d = d >>> 0;
+  }
+
+  /** A generator for a run seed: an integer in [0, 2^32). */
+  static fromSeed(seed: number): Prng {
+    if (!Number.isInteger(seed) || seed < 0 || seed >= TWO_32) {
+      throw new Error(`PRNG seed must be an integer in [0, 2^32), got ${seed}`);
+    }
+    const sm = splitmix32(seed);
+    const rng = new Prng(sm(), sm(), sm(), sm());
+    // Discard the first outputs so nearby seeds decorrelate fully (the usual sfc32 warm-up).
+    for (let i = 0; i < 12; i++) rng.nextUint32();
+    return rng;
+  }
+
+  static fromState(s: PrngState): Prng {
+    if (!s || s.algorithm !== PRNG_ALGORITHM) {
+      throw new Error(`PRNG state: expected algorithm ${PRNG_ALGORITHM}, got ${JSON.stringify(s?.algorithm)}`);
+    }
+    const st = s.state;
+    if (!Array.isArray(st) || st.length !== 4 || !st.every((v) => Number.isInteger(v) && v >= 0 && v < TWO_32)) {
+      throw new Error(`PRNG state: expected 4 uint32 words, got ${JSON.stringify(st)}`);
+    }
+    return new Prng(st[0], st[1], st[2], st[3]);
+  }
+
+  getState(): PrngState {
+    return { algorithm: PRNG_ALGORITHM, state: [this.a, this.b, this.c, this.d] };
+  }
+
+  clone(): Prng {
+    return new Prng(this.a, this.b, this.c, this.d);
+  }
+
+  nextUint32(): number {
+    const a = this.a;
+    const b = this.b;
+    const c = this.c;
+    const d = this.d; // the counter
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    this.a = (b ^ (b >>> 9)) >>> 0;
+    this.b = (c + (c << 3)) >>> 0;
+    this.c = (((c << 21) | (c >>> 11)) + t) >>> 0;
+    this.d = (d + 1) >>> 0;
+    return t;
+  }
+
+  /** Uniform in [0, 1) with 32 bits of randomness. */
+  nextFloat(): number {
+    return this.nextUint32() / TWO_32;
+  }
+
+  /** Uniform integer in [0, n), unbiased (rejection sampling). n in [1, 2^32]. */
+  nextInt(n: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > TWO_32) throw new Error(`nextInt: n must be an integer in [1, 2^32], got ${n}`);
+    const limit = TWO_32 - (TWO_32 % n);
+    for (;;) {
+      const u = this.nextUint32();
+      if (u < limit) return u % n;
+    }
+  }
+
+  /** Standard normal by Box-Muller; uses two uniforms per call and caches nothing. */
+  normal(mean = 0, std = 1): number {
+    const u1 = 1 - this.nextFloat(); // (0, 1]: log is finite
+    const u2 = this.nextFloat();
+    return mean + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** A Fisher-Yates shuffle of 0..n-1. */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.nextInt(i + 1);
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    return p;
+  }
+}

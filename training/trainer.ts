@@ -1,0 +1,548 @@
+// The step loop. One Trainer owns a model, an optimizer, a schedule, the PRNG and the data order of the
+// current epoch; snapshot() captures all of it as named bytes plus a small JSON state, and
+// fromSnapshot() continues bit for bit where the snapshot was taken (same backend).
+import { createHash } from 'crypto';
+import { endianness } from 'os';
+import { performance } from 'perf_hooks';
+import * as tf from '@tensorflow/tfjs';
+import type { RunSpec } from '../spec/types';
+import { randomShift } from './augment';
+import { type Dataset, IMAGE_HEIGHT, IMAGE_SIZE, IMAGE_WIDTH, loadDataset, NUM_CLASSES } from './datasets';
+import { buildModel, type Net } from './models';
+import { createOptimizer, type Optimizer } from './optimizers';
+import { Prng } from './prng';
+import { LrSchedule } from './schedules';
+
+export interface NamedTensorBytes {
+  name: string;
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  /** Raw little-endian bytes, a copy. */
+  data: Uint8Array;
+}
+
+export interface EvalResult {
+  epoch: number;
+  step: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface TrainerState {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  rng: { algorithm: string; state: number[] };
+  /** The schedule's own state, including the current learning rate. */
+  schedule: unknown;
+  /** The learning rate the next step uses. */
+  learningRate: number;
+  metrics: {
+    lastLoss: number | null;
+    lastAccuracy: number | null;
+    evals: EvalResult[];
+    best: { loss: number | null; accuracy: number | null };
+  };
+}
+
+export interface TrainerSnapshot {
+  /** model/*, opt/* and data/order (the int32 permutation of the current epoch). */
+  tensors: NamedTensorBytes[];
+  state: TrainerState;
+}
+
+export interface StepProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  batchInEpoch: number;
+  loss: number;
+  accuracy: number;
+  learningRate: number;
+  samplesPerSec: number;
+}
+
+export interface TrainResult {
+  stepsRun: number;
+  done: boolean;
+  state: TrainerState;
+  /** Evaluations made during this call. */
+  evals: EvalResult[];
+}
+
+export interface TrainerInfo {
+  backend: string;
+  datasetFingerprint: string;
+  modelFingerprint: string;
+  parameterCount: number;
+}
+
+export const DATA_ORDER_NAME = 'data/order';
+const EVAL_BATCH = 250;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function checkLittleEndian(): void {
+  if (endianness() !== 'LE') throw new Error('trainer: snapshots are little-endian; this host is big-endian');
+}
+
+function bytesOf(a: Float32Array | Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+}
+
+function copyBytes(data: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(data.byteLength);
+  copy.set(data);
+  return copy.buffer;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function byName<T extends { name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function argmaxRow(v: Float32Array | Int32Array | Uint8Array, row: number): number {
+  let best = 0;
+  let bestVal = v[row * NUM_CLASSES];
+  for (let c = 1; c < NUM_CLASSES; c++) {
+    const x = v[row * NUM_CLASSES + c];
+    if (x > bestVal) {
+      bestVal = x;
+      best = c;
+    }
+  }
+  return best;
+}
+
+/** Mean softmax cross-entropy over the batch. */
+function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
+  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+}
+
+interface Parts {
+  spec: RunSpec;
+  data: Dataset;
+  net: Net;
+  opt: Optimizer;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  shift: number;
+}
+
+function positiveInt(v: unknown, what: string): number {
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be an integer >= 1, got ${v}`);
+  return v;
+}
+
+function prepare(spec: RunSpec): Parts {
+  const epochs = positiveInt(spec.epochs, 'epochs');
+  const batchSize = positiveInt(spec.batchSize, 'batchSize');
+  const shift = spec.augment?.shift ?? 0;
+  if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH)) throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
+  const data = loadDataset(spec.dataset);
+  const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
+  const dropout = spec.dropout ?? (spec.model === 'mnist-cnn' ? 0.25 : 0);
+  const net = buildModel(spec.model, dropout);
+  let opt: Optimizer;
+  try {
+    opt = createOptimizer(spec.optimizer, net.params);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift };
+}
+
+export class Trainer {
+  readonly info: TrainerInfo;
+  private readonly spec: RunSpec;
+  private readonly data: Dataset;
+  private readonly net: Net;
+  private readonly opt: Optimizer;
+  private readonly shift: number;
+  private readonly stepsPerEpoch: number;
+  private readonly totalSteps: number;
+  private schedule: LrSchedule;
+  private rng: Prng;
+  private order: Int32Array;
+  private step = 0;
+  private epoch = 0;
+  private batchInEpoch = 0;
+  private metrics: TrainerState['metrics'] = { lastLoss: null, lastAccuracy: null, evals: [], best: { loss: null, accuracy: null } };
+  /** Set while a step (with its epoch-end evaluation) is in flight: weights and counters may disagree. */
+  private busy = false;
+  private running = false;
+  private disposed = false;
+  private failure: Error | null = null;
+
+  private constructor(p: Parts, schedule: LrSchedule, rng: Prng, order: Int32Array) {
+    this.spec = p.spec;
+    this.data = p.data;
+    this.net = p.net;
+    this.opt = p.opt;
+    this.shift = p.shift;
+    this.stepsPerEpoch = p.stepsPerEpoch;
+    this.totalSteps = p.totalSteps;
+    this.schedule = schedule;
+    this.rng = rng;
+    this.order = order;
+    this.info = {
+      backend: tf.getBackend(),
+      datasetFingerprint: p.data.fingerprint,
+      modelFingerprint: p.net.fingerprint,
+      parameterCount: p.net.parameterCount,
+    };
+  }
+
+  /** A fresh run: weights, then the first epoch's order, drawn from spec.seed. */
+  static async create(spec: RunSpec): Promise<Trainer> {
+    await tf.ready();
+    const p = prepare(spec);
+    try {
+      const rng = Prng.fromSeed(spec.seed);
+      p.net.initialize(rng);
+      const schedule = LrSchedule.create(spec.schedule, spec.optimizer.learningRate);
+      const order = rng.permutation(p.data.train.n);
+      return new Trainer(p, schedule, rng, order);
+    } catch (e) {
+      p.opt.dispose();
+      p.net.dispose();
+      throw e;
+    }
+  }
+
+  /** Continues from a snapshot. Throws an Error naming any missing, unexpected or mismatched tensor. */
+  static async fromSnapshot(spec: RunSpec, snap: TrainerSnapshot): Promise<Trainer> {
+    checkLittleEndian();
+    await tf.ready();
+    if (!snap || !Array.isArray(snap.tensors) || !snap.state) throw new Error('snapshot: expected { tensors, state }');
+    const p = prepare(spec);
+    try {
+      const st = snap.state;
+      const ints = ['step', 'epoch', 'batchInEpoch', 'stepsPerEpoch', 'totalSteps'] as const;
+      for (const k of ints) {
+        if (!(Number.isInteger(st[k]) && st[k] >= 0)) throw new Error(`snapshot state: ${k} must be an integer >= 0, got ${st[k]}`);
+      }
+      if (st.stepsPerEpoch !== p.stepsPerEpoch) {
+        throw new Error(
+          `snapshot state: stepsPerEpoch is ${st.stepsPerEpoch} but this spec gives ${p.stepsPerEpoch} (dataset.trainLimit or batchSize changed)`,
+        );
+      }
+      if (st.batchInEpoch >= st.stepsPerEpoch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
+        throw new Error(`snapshot state: step ${st.step} does not match epoch ${st.epoch} / batch ${st.batchInEpoch}`);
+      }
+      if (st.step > p.totalSteps) throw new Error(`snapshot state: step ${st.step} is past this spec's ${p.totalSteps} total steps`);
+
+      const given = new Map<string, NamedTensorBytes>();
+      for (const t of snap.tensors) {
+        if (given.has(t.name)) throw new Error(`snapshot: tensor ${t.name} appears twice`);
+        given.set(t.name, t);
+      }
+      const take = (name: string, dtype: 'float32' | 'int32', shape: number[]): ArrayBuffer => {
+        const t = given.get(name);
+        if (!t) throw new Error(`snapshot: missing tensor ${name}`);
+        given.delete(name);
+        if (t.dtype !== dtype || !Array.isArray(t.shape) || !sameShape(t.shape, shape)) {
+          throw new Error(
+            `snapshot: tensor ${name} is ${t.dtype} ${JSON.stringify(t.shape)}, expected ${dtype} ${JSON.stringify(shape)}`,
+          );
+        }
+        const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+        if (!(t.data instanceof Uint8Array) || t.data.byteLength !== bytes) {
+          throw new Error(`snapshot: tensor ${name} has ${t.data?.byteLength} bytes, expected ${bytes}`);
+        }
+        return copyBytes(t.data);
+      };
+
+      const assignments: Array<[tf.Variable, Float32Array, number[]]> = [];
+      for (const prm of [...p.net.params].sort(byName)) {
+        assignments.push([prm.variable, new Float32Array(take(prm.name, 'float32', prm.shape)), prm.shape]);
+      }
+      for (const [name, v] of p.opt.slotEntries()) {
+        assignments.push([v, new Float32Array(take(name, 'float32', v.shape)), v.shape]);
+      }
+      const iterations = new Int32Array(take(p.opt.iterationsName, 'int32', []))[0];
+      if (iterations < 0) throw new Error(`snapshot: ${p.opt.iterationsName} is negative`);
+      const n = p.data.train.n;
+      const order = new Int32Array(take(DATA_ORDER_NAME, 'int32', [n]));
+      const seen = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const j = order[i];
+        if (!(j >= 0 && j < n) || seen[j]) throw new Error(`snapshot: ${DATA_ORDER_NAME} is not a permutation of 0..${n - 1}`);
+        seen[j] = 1;
+      }
+      if (given.size > 0) {
+        throw new Error(`snapshot: unexpected tensor(s) ${[...given.keys()].join(', ')} (different model or optimizer?)`);
+      }
+      const rng = Prng.fromState(st.rng);
+      const schedule = LrSchedule.fromState(spec.schedule, st.schedule);
+
+      for (const [v, values, shape] of assignments) tf.tidy(() => v.assign(tf.tensor(values, shape, 'float32')));
+      p.opt.iterations = iterations;
+      const t = new Trainer(p, schedule, rng, order);
+      t.step = st.step;
+      t.epoch = st.epoch;
+      t.batchInEpoch = st.batchInEpoch;
+      t.metrics = JSON.parse(JSON.stringify(st.metrics)) as TrainerState['metrics'];
+      if (!t.metrics || !Array.isArray(t.metrics.evals) || !t.metrics.best) throw new Error('snapshot state: malformed metrics');
+      return t;
+    } catch (e) {
+      p.opt.dispose();
+      p.net.dispose();
+      throw e;
+    }
+  }
+
+  get done(): boolean {
+    return this.step >= this.totalSteps;
+  }
+
+  get state(): TrainerState {
+    return {
+      step: this.step,
+      epoch: this.epoch,
+      batchInEpoch: this.batchInEpoch,
+      stepsPerEpoch: this.stepsPerEpoch,
+      totalSteps: this.totalSteps,
+      rng: this.rng.getState(),
+      schedule: this.schedule.getState(this.step, this.totalSteps),
+      learningRate: this.schedule.learningRate(this.step, this.totalSteps),
+      metrics: JSON.parse(JSON.stringify(this.metrics)) as TrainerState['metrics'],
+    };
+  }
+
+  /** The tf.layers model holding the live weights (for export with model.save). Do not dispose it. */
+  get layersModel(): tf.LayersModel {
+    this.assertUsable();
+    return this.net.model;
+  }
+
+  /** A synchronous deep copy of everything needed to continue exactly. */
+  snapshot(): TrainerSnapshot {
+    checkLittleEndian();
+    this.assertUsable();
+    if (this.busy) throw new Error('trainer: snapshot() during a step; call it from onStep or after train() resolves');
+    const tensors: NamedTensorBytes[] = [];
+    for (const p of [...this.net.params].sort(byName)) {
+      tensors.push({ name: p.name, dtype: 'float32', shape: p.shape.slice(), data: bytesOf(p.variable.dataSync() as Float32Array) });
+    }
+    for (const [name, v] of this.opt.slotEntries()) {
+      tensors.push({ name, dtype: 'float32', shape: v.shape.slice(), data: bytesOf(v.dataSync() as Float32Array) });
+    }
+    tensors.push({ name: this.opt.iterationsName, dtype: 'int32', shape: [], data: bytesOf(Int32Array.of(this.opt.iterations)) });
+    tensors.push({ name: DATA_ORDER_NAME, dtype: 'int32', shape: [this.order.length], data: bytesOf(this.order) });
+    return { tensors, state: this.state };
+  }
+
+  setLearningRate(lr: number): void {
+    this.assertUsable();
+    this.schedule.setLearningRate(lr, this.step);
+  }
+
+  /** sha256 hex over the model weights: names sorted, each weight's float32 little-endian bytes in turn. */
+  weightsSha256(): string {
+    checkLittleEndian();
+    this.assertUsable();
+    const h = createHash('sha256');
+    for (const p of [...this.net.params].sort(byName)) {
+      const v = p.variable.dataSync() as Float32Array;
+      h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    }
+    return h.digest('hex');
+  }
+
+  /** Loss and accuracy on the test split; batched, no randomness. */
+  evaluate(): { loss: number; accuracy: number } {
+    this.assertUsable();
+    const acc = { loss: 0, correct: 0 };
+    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH) this.evalBatch(start, acc);
+    return { loss: acc.loss / this.data.test.n, accuracy: acc.correct / this.data.test.n };
+  }
+
+  /** Like evaluate(), yielding to the event loop between batches. */
+  private async evaluateYielding(): Promise<{ loss: number; accuracy: number }> {
+    const acc = { loss: 0, correct: 0 };
+    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH) {
+      await yieldToEventLoop();
+      this.assertUsable();
+      this.evalBatch(start, acc);
+    }
+    return { loss: acc.loss / this.data.test.n, accuracy: acc.correct / this.data.test.n };
+  }
+
+  private evalBatch(start: number, acc: { loss: number; correct: number }): void {
+    const test = this.data.test;
+    const count = Math.min(EVAL_BATCH, test.n - start);
+    const logp = tf.tidy(() => {
+      const x = tf.tensor4d(test.images.subarray(start * IMAGE_SIZE, (start + count) * IMAGE_SIZE), [count, IMAGE_HEIGHT, IMAGE_WIDTH, 1]);
+      return tf.logSoftmax(this.net.forward(x));
+    });
+    try {
+      const v = logp.dataSync() as Float32Array;
+      for (let k = 0; k < count; k++) {
+        const label = test.labels[start + k];
+        acc.loss -= v[k * NUM_CLASSES + label];
+        if (argmaxRow(v, k) === label) acc.correct += 1;
+      }
+    } finally {
+      logp.dispose();
+    }
+  }
+
+  async train(opts: {
+    maxSteps: number;
+    onStep?: (p: StepProgress) => void | Promise<void>;
+    shouldStop?: () => boolean;
+  }): Promise<TrainResult> {
+    this.assertUsable();
+    if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0)) throw new Error(`train: maxSteps must be an integer >= 0, got ${opts.maxSteps}`);
+    if (this.running) throw new Error('train: already running');
+    this.running = true;
+    const evals: EvalResult[] = [];
+    let stepsRun = 0;
+    try {
+      while (stepsRun < opts.maxSteps && !this.done) {
+        if (opts.shouldStop?.()) break;
+        await yieldToEventLoop();
+        this.assertUsable();
+        this.busy = true;
+        const t0 = performance.now();
+        const r = this.runStep();
+        const seconds = (performance.now() - t0) / 1000;
+        stepsRun++;
+        if (this.batchInEpoch === this.stepsPerEpoch) {
+          try {
+            evals.push(await this.endEpoch());
+          } catch (e) {
+            this.failure ??= e instanceof Error ? e : new Error(String(e));
+            throw e;
+          }
+        }
+        this.busy = false;
+        if (opts.onStep) {
+          await opts.onStep({
+            step: this.step,
+            totalSteps: this.totalSteps,
+            epoch: this.epoch,
+            batchInEpoch: this.batchInEpoch,
+            loss: r.loss,
+            accuracy: r.accuracy,
+            learningRate: r.learningRate,
+            samplesPerSec: seconds > 0 ? r.count / seconds : 0,
+          });
+        }
+      }
+      return { stepsRun, done: this.done, state: this.state, evals };
+    } finally {
+      this.running = false;
+      this.busy = false;
+    }
+  }
+
+  /** One optimizer step on the next batch of the current epoch's order. */
+  private runStep(): { loss: number; accuracy: number; learningRate: number; count: number } {
+    const B = this.spec.batchSize;
+    const train = this.data.train;
+    const start = this.batchInEpoch * B;
+    const count = Math.min(B, train.n - start);
+    const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
+    const rngBefore = this.rng.getState();
+
+    const xs = new Float32Array(count * IMAGE_SIZE);
+    const labels = new Uint8Array(count);
+    const oneHot = new Float32Array(count * NUM_CLASSES);
+    for (let k = 0; k < count; k++) {
+      const idx = this.order[start + k];
+      xs.set(train.images.subarray(idx * IMAGE_SIZE, (idx + 1) * IMAGE_SIZE), k * IMAGE_SIZE);
+      labels[k] = train.labels[idx];
+      oneHot[k * NUM_CLASSES + labels[k]] = 1;
+    }
+
+    // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
+    const rng = this.rng;
+    const mask = (shape: number[], rate: number): tf.Tensor => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const m = new Float32Array(size);
+      const scale = 1 / (1 - rate);
+      for (let i = 0; i < size; i++) m[i] = rng.nextFloat() >= rate ? scale : 0;
+      return tf.tensor(m, shape, 'float32');
+    };
+    const vars = this.net.params.map((p) => p.variable);
+    let logits: tf.Tensor2D | null = null;
+    let out: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
+    let loss: number;
+    let accuracy: number;
+    try {
+      randomShift(xs, count, this.shift, rng);
+      out = tf.tidy(() => {
+        const x = tf.tensor4d(xs, [count, IMAGE_HEIGHT, IMAGE_WIDTH, 1]);
+        const y = tf.tensor2d(oneHot, [count, NUM_CLASSES]);
+        return tf.variableGrads(() => {
+          logits = tf.keep(this.net.forward(x, mask));
+          return softmaxCrossEntropy(logits, y);
+        }, vars);
+      });
+      loss = out.value.dataSync()[0];
+      const lv = (logits as unknown as tf.Tensor2D).dataSync() as Float32Array;
+      let correct = 0;
+      for (let k = 0; k < count; k++) if (argmaxRow(lv, k) === labels[k]) correct++;
+      accuracy = correct / count;
+    } catch (e) {
+      this.rng = Prng.fromState(rngBefore);
+      if (out) tf.dispose([out.value, ...Object.values(out.grads)]);
+      throw e;
+    } finally {
+      if (logits) (logits as tf.Tensor).dispose();
+    }
+
+    // Phase 2: update. A failure here leaves weights half-updated: the trainer refuses further use.
+    try {
+      const grads = new Map<string, tf.Tensor>();
+      for (const p of this.net.params) grads.set(p.name, out.grads[p.variable.name]);
+      this.opt.apply(grads, learningRate);
+    } catch (e) {
+      this.failure = e instanceof Error ? e : new Error(String(e));
+      throw e;
+    } finally {
+      tf.dispose([out.value, ...Object.values(out.grads)]);
+    }
+    this.step += 1;
+    this.batchInEpoch += 1;
+    this.metrics.lastLoss = loss;
+    this.metrics.lastAccuracy = accuracy;
+    return { loss, accuracy, learningRate, count };
+  }
+
+  /** Epoch end: evaluate, feed the schedule, move to the next epoch and draw its order. */
+  private async endEpoch(): Promise<EvalResult> {
+    const ev = await this.evaluateYielding();
+    const result: EvalResult = { epoch: this.epoch, step: this.step, loss: ev.loss, accuracy: ev.accuracy };
+    this.metrics.evals.push({ ...result });
+    const best = this.metrics.best;
+    if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
+    if (best.accuracy === null || ev.accuracy > best.accuracy) best.accuracy = ev.accuracy;
+    this.schedule.onEpochEnd(ev);
+    this.epoch += 1;
+    this.batchInEpoch = 0;
+    if (!this.done) this.order = this.rng.permutation(this.data.train.n);
+    return result;
+  }
+
+  private assertUsable(): void {
+    if (this.disposed) throw new Error('trainer: disposed');
+    if (this.failure) throw new Error(`trainer: unusable after a failed step (${this.failure.message}); restore a snapshot`);
+  }
+
+  /** Frees every tensor this trainer owns. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.opt.dispose();
+    this.net.dispose();
+  }
+}
