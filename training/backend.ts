@@ -1,0 +1,187 @@
+// Chooses the TF.js backend for this process.
+//
+// auto: 'tensorflow' when @tensorflow/tfjs-node is installed and loads (it is an optional accelerator: its
+// install script downloads libtensorflow, which is not possible everywhere), else 'wasm' (XNNPACK, SIMD)
+// with the kernels tfjs-backend-wasm lacks registered by us, else the pure-JS 'cpu' backend.
+//
+// The wasm backend runs single-threaded in Node: tfjs-backend-wasm 4.22 disables its threaded build there
+// (WASM_HAS_MULTITHREAD_SUPPORT is false under IS_NODE, tfjs #3830), and forcing it fails because Node
+// workers cannot start from the blob: URL the backend builds. One thread also keeps results bitwise
+// reproducible run to run, which the resume-equals-uninterrupted guarantee relies on.
+//
+// Backends are loaded lazily, so importing this module changes nothing until initBackend() runs.
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  name: BackendName;
+  /** The tfjs version (tf.version.tfjs). */
+  version: string;
+  /** Threads the backend computes with, when we know: 1 for cpu and wasm in Node. */
+  threads?: number;
+  /** Why auto did not get an earlier choice, when that was a failure rather than an absent optional package. */
+  fallbackReason?: string;
+}
+
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+export const BACKEND_ENV_VAR = 'DURABLE_TRAIN_BACKEND';
+
+/** A backend that cannot be used here; `optional` marks an absent optional package (not worth reporting). */
+class BackendUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly optional = false,
+  ) {
+    super(message);
+  }
+}
+
+let current: BackendInfo | null = null;
+let wasmSimd: boolean | undefined;
+// Serializes initBackend calls: tf.setBackend is global and async.
+let queue: Promise<unknown> = Promise.resolve();
+
+export function currentBackend(): BackendInfo | null {
+  return current;
+}
+
+/**
+ * Selects and initializes the backend. Idempotent: once a backend is chosen, 'auto' and the same name
+ * return it unchanged; another explicit name switches to it. An explicit name that cannot be loaded throws.
+ */
+export function initBackend(preferred?: 'auto' | BackendName): Promise<BackendInfo> {
+  const run = queue.then(() => init(preferred));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function init(preferred: 'auto' | BackendName | undefined): Promise<BackendInfo> {
+  const choice = parseChoice(preferred);
+  if (current && (choice === 'auto' || choice === current.name) && tf.getBackend() === current.name) return current;
+
+  let info: BackendInfo;
+  if (choice === 'auto') {
+    const reasons: string[] = [];
+    info = await firstAvailable(['tensorflow', 'wasm', 'cpu'], reasons);
+    if (reasons.length > 0) info.fallbackReason = reasons.join('; ');
+  } else {
+    try {
+      info = await activate(choice);
+    } catch (err) {
+      throw new Error(`durable-train: tfjs backend '${choice}' is unavailable: ${messageOf(err)}`);
+    }
+  }
+  current = info;
+  console.error(`durable-train: tfjs backend ${describe(info)}`);
+  return info;
+}
+
+function parseChoice(preferred: string | undefined): 'auto' | BackendName {
+  const fromEnv = process.env[BACKEND_ENV_VAR];
+  const raw = (preferred ?? (fromEnv && fromEnv.trim() !== '' ? fromEnv.trim() : 'auto')).toLowerCase();
+  if (raw === 'auto' || (BACKEND_NAMES as readonly string[]).includes(raw)) return raw as 'auto' | BackendName;
+  const source = preferred === undefined ? ` (from ${BACKEND_ENV_VAR})` : '';
+  throw new Error(
+    `durable-train: unknown tfjs backend '${raw}'${source}; expected one of auto, ${BACKEND_NAMES.join(', ')}`,
+  );
+}
+
+async function firstAvailable(names: BackendName[], reasons: string[]): Promise<BackendInfo> {
+  for (const name of names) {
+    try {
+      return await activate(name);
+    } catch (err) {
+      if (!(err instanceof BackendUnavailable && err.optional)) reasons.push(`${name}: ${messageOf(err)}`);
+    }
+  }
+  throw new Error(`durable-train: no tfjs backend could be initialized (${reasons.join('; ')})`);
+}
+
+async function activate(name: BackendName): Promise<BackendInfo> {
+  const info: BackendInfo = { name, version: tf.version.tfjs };
+  switch (name) {
+    case 'tensorflow':
+      loadTfjsNode();
+      break;
+    case 'wasm':
+      loadWasm();
+      break;
+    case 'cpu':
+      break;
+  }
+  // setBackend logs and returns false (rather than throwing) when the factory fails.
+  if (!(await tf.setBackend(name))) throw new BackendUnavailable(`tf.setBackend('${name}') failed to initialize it`);
+  await tf.ready();
+  if (name === 'wasm') {
+    registerWasmConv2DBackpropFilter();
+    info.threads = wasmThreads();
+    wasmSimd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  } else if (name === 'cpu') {
+    info.threads = 1;
+  }
+  return info;
+}
+
+function loadTfjsNode(): void {
+  try {
+    // A plain require so that its absence is an ordinary, silent MODULE_NOT_FOUND.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@tensorflow/tfjs-node');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const absent = e.code === 'MODULE_NOT_FOUND' && /'@tensorflow\/tfjs-node'/.test(e.message);
+    if (absent) throw new BackendUnavailable('@tensorflow/tfjs-node is not installed', true);
+    throw new BackendUnavailable(`@tensorflow/tfjs-node failed to load: ${messageOf(err)}`);
+  }
+  if (!tf.findBackendFactory('tensorflow')) {
+    throw new BackendUnavailable(
+      '@tensorflow/tfjs-node loaded but registered no tensorflow backend with this @tensorflow/tfjs (version mismatch?)',
+    );
+  }
+}
+
+type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
+let wasmModule: WasmModule | null = null;
+
+function loadWasm(): WasmModule {
+  if (wasmModule) return wasmModule;
+  let mod: WasmModule;
+  try {
+    // Lazy: importing it registers 'wasm' as the highest-priority backend, which must not happen on import.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('@tensorflow/tfjs-backend-wasm') as WasmModule;
+  } catch (err) {
+    throw new BackendUnavailable(`@tensorflow/tfjs-backend-wasm failed to load: ${messageOf(err)}`);
+  }
+  // Point at the package's own dist/ so the .wasm binaries are found however this code is run or bundled.
+  const dist =
+    path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
+  mod.setWasmPaths(dist);
+  wasmModule = mod;
+  return mod;
+}
+
+function wasmThreads(): number | undefined {
+  try {
+    return wasmModule?.getThreadsCount();
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(info: BackendInfo): string {
+  const parts = [`tfjs ${info.version}`];
+  if (info.name === 'wasm' && wasmSimd !== undefined) parts.push(wasmSimd ? 'simd' : 'no simd');
+  if (info.threads !== undefined) parts.push(`${info.threads} thread${info.threads === 1 ? '' : 's'}`);
+  const fallback = info.fallbackReason ? `; fell back: ${info.fallbackReason}` : '';
+  return `${info.name} (${parts.join(', ')})${fallback}`;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
+  return String(err);
+}
