@@ -1,0 +1,217 @@
+// Manifest codec: strict JSON checks, canonical encoding for the id hash, parsing with validation.
+import { createHash } from 'node:crypto';
+import type { CheckpointRef, Manifest, ManifestBlob } from './types';
+
+export const FORMAT_VERSION = 1 as const;
+
+/** Bytes per element for dtypes whose size we can check; other dtypes (e.g. 'string') are not checked. */
+export const DTYPE_BYTES: Readonly<Record<string, number>> = {
+  float32: 4,
+  int32: 4,
+  float16: 2,
+  float64: 8,
+  int16: 2,
+  uint16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
+
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+export const CHECKPOINT_ID = /^step-(\d{9,})-([0-9a-f]{8})$/;
+
+/** Run ids and checkpoint ids become path segments and object keys: keep them to a safe alphabet. */
+export function assertSafeName(kind: string, value: string): void {
+  if (typeof value !== 'string' || !SAFE_NAME.test(value)) {
+    throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-200 characters of A-Z a-z 0-9 . _ -, starting alphanumeric`);
+  }
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** sha256 of a large buffer, yielding to the event loop between slices so heartbeats keep flowing. */
+export async function sha256HexYielding(data: Uint8Array, slice = 8 << 20): Promise<string> {
+  if (data.byteLength <= slice) return sha256Hex(data);
+  const h = createHash('sha256');
+  for (let off = 0; off < data.byteLength; off += slice) {
+    h.update(data.subarray(off, Math.min(off + slice, data.byteLength)));
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  return h.digest('hex');
+}
+
+export function checkpointId(step: number, bodyHash: string): string {
+  return `step-${String(step).padStart(9, '0')}-${bodyHash.slice(0, 8)}`;
+}
+
+/** The step encoded in a checkpoint id, or -1. Used for manifests that no longer parse. */
+export function stepFromId(id: string): number {
+  const m = CHECKPOINT_ID.exec(id);
+  return m ? Number(m[1]) : -1;
+}
+
+/**
+ * Throws unless `value` survives JSON unchanged: finite numbers, strings, booleans, null, arrays and plain
+ * objects. Exactness depends on it: NaN would come back as null, a Date as a string, a Map as {}.
+ */
+export function assertJson(value: unknown, path: string): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}: JSON cannot store non-finite numbers`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      if (v === undefined) throw new TypeError(`${path}[${i}] is undefined: JSON would turn it into null`);
+      assertJson(v, `${path}[${i}]`);
+    });
+    return;
+  }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      throw new TypeError(`${path} is a ${proto?.constructor?.name ?? 'non-plain object'}: only plain objects survive JSON`);
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue; // dropped by JSON, reads back as absent: same meaning
+      assertJson(v, `${path}.${k}`);
+    }
+    return;
+  }
+  throw new TypeError(`${path} is a ${typeof value}: not JSON`);
+}
+
+/** JSON with object keys sorted at every level: the same value always gives the same bytes. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(',')}]`;
+  const keys = Object.keys(value)
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+/** The hash the id is derived from: canonical JSON of the manifest without its `id`. */
+export function manifestBodyHash(m: Omit<Manifest, 'id'> & { id?: string }): string {
+  const { id: _id, ...body } = m;
+  return sha256Hex(canonicalJson(body));
+}
+
+/** The stored form: readable, fields in a fixed logical order, state keys in the caller's order. */
+export function encodeManifest(m: Manifest): Uint8Array {
+  const ordered: Manifest = {
+    formatVersion: m.formatVersion,
+    id: m.id,
+    runId: m.runId,
+    step: m.step,
+    epoch: m.epoch,
+    createdAt: m.createdAt,
+    ...(m.reason !== undefined ? { reason: m.reason } : {}),
+    parent: m.parent,
+    metrics: m.metrics,
+    fingerprints: m.fingerprints,
+    backend: m.backend,
+    blobs: m.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: b.shape, sha256: b.sha256, size: b.size })),
+    state: m.state,
+  };
+  return new TextEncoder().encode(JSON.stringify(ordered, null, 1) + '\n');
+}
+
+/** Expected byte size for a dtype and shape, or null when the dtype's element size is unknown. */
+export function expectedSize(dtype: string, shape: number[]): number | null {
+  const bytes = DTYPE_BYTES[dtype];
+  if (bytes === undefined) return null;
+  return shape.reduce((a, b) => a * b, 1) * bytes;
+}
+
+export function validShape(shape: unknown): shape is number[] {
+  return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function parseRef(v: unknown): CheckpointRef | null {
+  if (v === null) return null;
+  if (isObj(v) && typeof v.runId === 'string' && typeof v.id === 'string') return { runId: v.runId, id: v.id };
+  throw new Error('parent is neither null nor {runId, id}');
+}
+
+/**
+ * Parses and checks a stored manifest: structure, field types, that its id is the one it is stored under and
+ * that the id's hash matches the body (so a flipped byte that still parses is caught). Throws with a reason.
+ */
+export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new Error(`manifest does not parse (${bytes.byteLength} bytes): ${(err as Error).message}`);
+  }
+  if (!isObj(raw)) throw new Error('manifest is not a JSON object');
+  if (raw.formatVersion !== FORMAT_VERSION) {
+    throw new Error(`unsupported formatVersion ${JSON.stringify(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`);
+  }
+  const str = (k: string): string => {
+    if (typeof raw[k] !== 'string') throw new Error(`manifest field ${k} is not a string`);
+    return raw[k] as string;
+  };
+  const num = (k: string): number => {
+    if (typeof raw[k] !== 'number' || !Number.isFinite(raw[k])) throw new Error(`manifest field ${k} is not a number`);
+    return raw[k] as number;
+  };
+  const id = str('id');
+  if (id !== expectedId) throw new Error(`manifest says id ${id} but is stored as ${expectedId}`);
+  const step = num('step');
+  if (!Number.isSafeInteger(step) || step < 0) throw new Error(`manifest step ${step} is not a non-negative integer`);
+  if (!Array.isArray(raw.blobs)) throw new Error('manifest field blobs is not an array');
+  const names = new Set<string>();
+  const blobs: ManifestBlob[] = raw.blobs.map((b, i) => {
+    if (!isObj(b)) throw new Error(`blobs[${i}] is not an object`);
+    const { name, dtype, shape, sha256, size } = b;
+    if (typeof name !== 'string' || !name) throw new Error(`blobs[${i}].name is not a non-empty string`);
+    if (names.has(name)) throw new Error(`blob name ${name} appears twice`);
+    names.add(name);
+    if (typeof dtype !== 'string') throw new Error(`blob ${name}: dtype is not a string`);
+    if (!validShape(shape)) throw new Error(`blob ${name}: shape is not a list of non-negative integers`);
+    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`blob ${name}: sha256 is not 64 hex digits`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`blob ${name}: bad size`);
+    const want = expectedSize(dtype, shape);
+    if (want !== null && want !== size) throw new Error(`blob ${name}: ${dtype}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
+    return { name, dtype, shape, sha256, size };
+  });
+  const metrics = raw.metrics;
+  if (!isObj(metrics) || !Object.values(metrics).every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new Error('manifest field metrics is not an object of numbers');
+  }
+  const fingerprints = raw.fingerprints;
+  if (!isObj(fingerprints) || !Object.values(fingerprints).every((v) => typeof v === 'string')) {
+    throw new Error('manifest field fingerprints is not an object of strings');
+  }
+  const backend = raw.backend;
+  if (!isObj(backend) || typeof backend.name !== 'string' || typeof backend.version !== 'string') {
+    throw new Error('manifest field backend is not {name, version}');
+  }
+  if (raw.reason !== undefined && typeof raw.reason !== 'string') throw new Error('manifest field reason is not a string');
+  if (!('state' in raw)) throw new Error('manifest has no state');
+  const m: Manifest = {
+    formatVersion: FORMAT_VERSION,
+    id,
+    runId: str('runId'),
+    step,
+    epoch: num('epoch'),
+    createdAt: str('createdAt'),
+    parent: parseRef(raw.parent),
+    blobs,
+    state: raw.state,
+    metrics: metrics as Record<string, number>,
+    fingerprints: fingerprints as Record<string, string>,
+    backend: { name: backend.name, version: backend.version },
+    ...(raw.reason !== undefined ? { reason: raw.reason as string } : {}),
+  };
+  const expect = checkpointId(step, manifestBodyHash(m));
+  if (expect !== id) throw new Error(`manifest content does not match its id (content hash gives ${expect})`);
+  return m;
+}

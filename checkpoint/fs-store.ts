@@ -1,0 +1,210 @@
+// Local-filesystem store. Every file appears under its final name only complete and fsynced (temp + rename),
+// and the manifest rename is preceded by an fsync of every directory an earlier blob rename touched, so a
+// power cut can never leave a durable manifest pointing at blobs that are not.
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointConflictError, CheckpointNotFoundError } from './errors';
+import { assertKey, TEMP_PREFIX } from './keys';
+import type { CheckpointStore, StoredObjectInfo, WriteAtomicOptions } from './store';
+
+const isCode = (err: unknown, ...codes: string[]) => codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
+
+export class FsCheckpointStore implements CheckpointStore {
+  readonly url: string;
+  readonly root: string;
+  /** Directories whose entries changed (renames, mkdirs) and are not yet fsynced. */
+  private readonly dirtyDirs = new Set<string>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.url = `file://${this.root}`;
+  }
+
+  private pathOf(key: string): string {
+    assertKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async writeBlob(key: string, data: Uint8Array): Promise<void> {
+    const file = this.pathOf(key);
+    const st = await statOrNull(file);
+    if (st?.isFile() && st.size === data.byteLength) {
+      const existing = await fsp.readFile(file);
+      if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) {
+        // Reused: refresh its time so blob GC treats it as fresh while this commit is in flight.
+        const now = new Date();
+        await fsp.utimes(file, now, now);
+        return;
+      }
+    }
+    // Different bytes under a content address means a damaged copy: replace it.
+    await this.writeFileAtomic(file, data, false);
+  }
+
+  async writeAtomic(key: string, data: Uint8Array, opts: WriteAtomicOptions = {}): Promise<void> {
+    const file = this.pathOf(key);
+    if (opts.ifAbsent && (await statOrNull(file))) {
+      const existing = await fsp.readFile(file);
+      if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) return;
+      throw new CheckpointConflictError(key);
+    }
+    // Earlier blob renames must be durable before the commit point is.
+    await this.syncDirtyDirs();
+    await this.writeFileAtomic(file, data, true);
+  }
+
+  async read(key: string): Promise<Uint8Array> {
+    const file = this.pathOf(key);
+    try {
+      const buf = await fsp.readFile(file);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) throw new CheckpointNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const st = await statOrNull(this.pathOf(key));
+    return !!st && st.isFile();
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    return (await this.listDetailed(prefix)).map((o) => o.key);
+  }
+
+  async listDetailed(prefix: string): Promise<StoredObjectInfo[]> {
+    const out: StoredObjectInfo[] = [];
+    await this.walk(prefix, false, async (key, file, name) => {
+      if (name.startsWith(TEMP_PREFIX)) return;
+      const st = await statOrNull(file);
+      if (st?.isFile()) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
+    });
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async sweepTemp(prefix: string, olderThanMs: number): Promise<number> {
+    let n = 0;
+    const cutoff = Date.now() - olderThanMs;
+    await this.walk(prefix, true, async (_key, file, name) => {
+      if (!name.startsWith(TEMP_PREFIX)) return;
+      const st = await statOrNull(file);
+      if (st?.isFile() && st.mtimeMs <= cutoff) {
+        await fsp.rm(file, { force: true });
+        n++;
+      }
+    });
+    return n;
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
+    try {
+      await fsp.unlink(file);
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
+      throw err;
+    }
+    // Deletions are ordered (manifests before their blobs): make each one durable before the next step.
+    await fsyncDir(path.dirname(file));
+  }
+
+  /** Visits files under the directory part of `prefix` whose key starts with `prefix`. */
+  private async walk(prefix: string, includeTemp: boolean, visit: (key: string, file: string, name: string) => Promise<void>) {
+    const cut = prefix.lastIndexOf('/');
+    const dirKey = cut < 0 ? '' : prefix.slice(0, cut);
+    if (dirKey) assertKey(dirKey);
+    const recurse = async (dirPath: string, keyBase: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fsp.readdir(dirPath, { withFileTypes: true });
+      } catch (err) {
+        if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
+        throw err;
+      }
+      for (const e of entries) {
+        const key = keyBase ? `${keyBase}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await recurse(path.join(dirPath, e.name), key);
+        } else if (e.name.startsWith(TEMP_PREFIX) ? includeTemp && `${keyBase}/`.startsWith(prefix) : key.startsWith(prefix)) {
+          await visit(key, path.join(dirPath, e.name), e.name);
+        }
+      }
+    };
+    await recurse(dirKey ? path.join(this.root, ...dirKey.split('/')) : this.root, dirKey);
+  }
+
+  private async writeFileAtomic(file: string, data: Uint8Array, syncDirNow: boolean): Promise<void> {
+    const dir = path.dirname(file);
+    await this.ensureDir(dir);
+    const tmp = path.join(dir, `${TEMP_PREFIX}${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}`);
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    let renamed = false;
+    try {
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+      renamed = true;
+    } finally {
+      // Never leave a temp file behind on error (and never mask the original error).
+      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+    if (syncDirNow) {
+      await fsyncDir(dir);
+      this.dirtyDirs.delete(dir);
+    } else {
+      this.dirtyDirs.add(dir);
+    }
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    const first = await fsp.mkdir(dir, { recursive: true });
+    if (!first) return;
+    // New directories are entries in their parents: those parents need an fsync too.
+    for (let d = dir; ; d = path.dirname(d)) {
+      this.dirtyDirs.add(path.dirname(d));
+      if (d === first || path.dirname(d) === d) break;
+    }
+  }
+
+  private async syncDirtyDirs(): Promise<void> {
+    // Deepest first, so a directory is durable before the entry that names it.
+    const dirs = [...this.dirtyDirs].sort((a, b) => b.length - a.length);
+    for (const d of dirs) {
+      await fsyncDir(d);
+      this.dirtyDirs.delete(d);
+    }
+  }
+}
+
+async function statOrNull(file: string) {
+  try {
+    return await fsp.stat(file);
+  } catch (err) {
+    if (isCode(err, 'ENOENT', 'ENOTDIR')) return null;
+    throw err;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: import('node:fs/promises').FileHandle;
+  try {
+    fh = await fsp.open(dir, 'r');
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems cannot fsync a directory; the data files themselves are synced.
+    if (!isCode(err, 'EINVAL', 'ENOTSUP', 'EISDIR', 'EBADF')) throw err;
+  } finally {
+    await fh.close();
+  }
+}

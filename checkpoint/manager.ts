@@ -1,0 +1,437 @@
+// CheckpointManager: commit protocol, listing, verification, fallback to the newest valid checkpoint, pins and
+// retention with blob garbage collection, for one run in one store. See docs/checkpoint-format.md.
+import {
+  assertJson,
+  assertSafeName,
+  CHECKPOINT_ID,
+  checkpointId,
+  decodeManifest,
+  encodeManifest,
+  expectedSize,
+  FORMAT_VERSION,
+  manifestBodyHash,
+  sha256HexYielding,
+  stepFromId,
+  validShape,
+} from './codec';
+import { CheckpointCorruptError, CheckpointNotFoundError, NoValidCheckpointError } from './errors';
+import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
+import type { CheckpointStore } from './store';
+import type {
+  CheckpointSummary,
+  CommitInput,
+  Manifest,
+  ManifestBlob,
+  RetentionPolicy,
+  RetentionResult,
+  VerifyResult,
+} from './types';
+
+export interface CheckpointManagerOptions {
+  /** Parallel blob reads/writes. Default 8. */
+  concurrency?: number;
+  /**
+   * How retention decides that a checkpoint is damaged before counting it as latest or best:
+   * 'full' re-hashes its blobs (default), 'quick' checks the manifest and the blobs' presence and sizes only.
+   */
+  retentionVerify?: 'full' | 'quick';
+  /** Blob GC spares unreferenced blobs younger than this (a commit may still be writing its manifest). Default 1 h. */
+  blobGcGraceMs?: number;
+}
+
+interface Entry {
+  id: string;
+  manifest: Manifest | null;
+  problem?: string;
+  manifestBytes: number;
+}
+
+export class CheckpointManager {
+  private readonly concurrency: number;
+  private readonly retentionVerify: 'full' | 'quick';
+  private readonly gcGraceMs: number;
+
+  constructor(
+    readonly store: CheckpointStore,
+    readonly runId: string,
+    opts: CheckpointManagerOptions = {},
+  ) {
+    assertSafeName('run id', runId);
+    this.concurrency = Math.max(1, opts.concurrency ?? 8);
+    this.retentionVerify = opts.retentionVerify ?? 'full';
+    this.gcGraceMs = opts.blobGcGraceMs ?? 60 * 60_000;
+  }
+
+  blobKey(sha256: string): string {
+    return `${this.runId}/blobs/${sha256}`;
+  }
+  manifestKey(id: string): string {
+    return `${this.runId}/manifests/${id}.json`;
+  }
+  pinKey(id: string): string {
+    return `${this.runId}/pins/${id}`;
+  }
+
+  /**
+   * Commits a checkpoint: blobs first (content-addressed, deduplicated, in parallel), the manifest last as the
+   * commit point. Resolves only once everything is durable; any error rejects (nothing is swallowed), and a
+   * failure before the manifest write leaves no visible checkpoint.
+   */
+  async commit(input: CommitInput): Promise<Manifest> {
+    // Snapshot everything before the first await: a caller that keeps training while the commit is in flight
+    // cannot leak later values into this checkpoint (USERS #7).
+    const meta = this.validateCommit(input);
+    const blobs = input.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: [...b.shape], data: b.data.slice() }));
+
+    const described: ManifestBlob[] = [];
+    const unique = new Map<string, Uint8Array>();
+    for (const b of blobs) {
+      const sha256 = await sha256HexYielding(b.data);
+      described.push({ name: b.name, dtype: b.dtype, shape: b.shape, sha256, size: b.data.byteLength });
+      unique.set(sha256, b.data);
+    }
+    await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
+
+    const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
+    const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
+    await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });
+    return manifest;
+  }
+
+  private validateCommit(input: CommitInput): Omit<Manifest, 'formatVersion' | 'id' | 'runId' | 'blobs'> {
+    const fail = (msg: string): never => {
+      throw new TypeError(`checkpoint commit: ${msg}`);
+    };
+    if (!Number.isSafeInteger(input.step) || input.step < 0) fail(`step ${input.step} is not a non-negative integer`);
+    if (typeof input.epoch !== 'number' || !Number.isFinite(input.epoch)) fail(`epoch ${input.epoch} is not a finite number`);
+    if (typeof input.createdAt !== 'string' || Number.isNaN(Date.parse(input.createdAt))) fail(`createdAt ${JSON.stringify(input.createdAt)} is not an ISO date`);
+    if (input.parent !== null && (typeof input.parent?.runId !== 'string' || typeof input.parent?.id !== 'string')) fail('parent must be null or {runId, id}');
+    if (!Array.isArray(input.blobs)) fail('blobs must be an array');
+    const names = new Set<string>();
+    for (const b of input.blobs) {
+      if (typeof b.name !== 'string' || !b.name) fail('every blob needs a non-empty name');
+      if (names.has(b.name)) fail(`blob name ${b.name} appears twice`);
+      names.add(b.name);
+      if (typeof b.dtype !== 'string') fail(`blob ${b.name}: dtype must be a string`);
+      if (!validShape(b.shape)) fail(`blob ${b.name}: shape must be a list of non-negative integers`);
+      if (!(b.data instanceof Uint8Array)) fail(`blob ${b.name}: data must be a Uint8Array`);
+      const want = expectedSize(b.dtype, b.shape);
+      if (want !== null && want !== b.data.byteLength) fail(`blob ${b.name}: ${b.dtype}[${b.shape.join(',')}] needs ${want} bytes, got ${b.data.byteLength}`);
+    }
+    for (const [k, v] of Object.entries(input.metrics ?? fail('metrics missing'))) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(`metric ${k} is ${v}: metrics must be finite numbers`);
+    }
+    for (const [k, v] of Object.entries(input.fingerprints ?? fail('fingerprints missing'))) {
+      if (typeof v !== 'string') fail(`fingerprint ${k} must be a string`);
+    }
+    if (typeof input.backend?.name !== 'string' || typeof input.backend?.version !== 'string') fail('backend must be {name, version}');
+    if (input.reason !== undefined && typeof input.reason !== 'string') fail('reason must be a string');
+    if (input.state === undefined) fail('state is missing (use null for none)');
+    assertJson(input.state, 'state');
+    // A deep copy through JSON (validated above to be lossless) detaches the state from the caller.
+    return {
+      step: input.step,
+      epoch: input.epoch,
+      createdAt: input.createdAt,
+      parent: input.parent ? { runId: input.parent.runId, id: input.parent.id } : null,
+      state: JSON.parse(JSON.stringify(input.state)),
+      metrics: { ...input.metrics },
+      fingerprints: { ...input.fingerprints },
+      backend: { name: input.backend.name, version: input.backend.version },
+      ...(input.reason !== undefined ? { reason: input.reason } : {}),
+    };
+  }
+
+  /** Every checkpoint of the run, oldest first (by step, then createdAt). Unreadable manifests are listed invalid. */
+  async list(opts: { verify?: boolean } = {}): Promise<CheckpointSummary[]> {
+    const [entries, pins] = await Promise.all([this.readEntries(), this.pinnedIds()]);
+    const out = await mapLimit(entries, this.concurrency, async (e): Promise<CheckpointSummary> => {
+      if (!e.manifest) {
+        return {
+          id: e.id,
+          runId: this.runId,
+          step: stepFromId(e.id),
+          epoch: -1,
+          createdAt: '',
+          sizeBytes: e.manifestBytes,
+          metrics: {},
+          parent: null,
+          pinned: pins.has(e.id),
+          valid: false,
+          problem: e.problem,
+        };
+      }
+      const m = e.manifest;
+      let valid: boolean | null = null;
+      let problem: string | undefined;
+      if (opts.verify) {
+        const v = await this.verifyManifest(m);
+        valid = v.ok;
+        if (!v.ok) problem = describeProblems(v);
+      }
+      return {
+        id: m.id,
+        runId: m.runId,
+        step: m.step,
+        epoch: m.epoch,
+        createdAt: m.createdAt,
+        sizeBytes: m.blobs.reduce((a, b) => a + b.size, 0),
+        metrics: m.metrics,
+        parent: m.parent,
+        pinned: pins.has(m.id),
+        valid,
+        ...(problem !== undefined ? { problem } : {}),
+      };
+    });
+    return out.sort((a, b) => -newestFirst(a, b));
+  }
+
+  /** The manifest, checked (structure, id, content hash). Throws CheckpointNotFoundError or CheckpointCorruptError. */
+  async readManifest(id: string): Promise<Manifest> {
+    this.assertId(id);
+    const bytes = await this.store.read(this.manifestKey(id)).catch((err) => {
+      if (err instanceof CheckpointNotFoundError) throw new CheckpointNotFoundError(this.manifestKey(id), `no checkpoint ${id} in run ${this.runId} at ${this.store.url}`);
+      throw err;
+    });
+    try {
+      return this.checkRun(decodeManifest(bytes, id));
+    } catch (err) {
+      throw new CheckpointCorruptError(id, undefined, (err as Error).message);
+    }
+  }
+
+  /** Loads every blob, verifying size and sha256; a damaged checkpoint throws CheckpointCorruptError. */
+  async load(id: string): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
+    const manifest = await this.readManifest(id);
+    const blobs = new Map<string, Uint8Array>();
+    const bySha = new Map<string, Uint8Array>();
+    await forEachLimit(manifest.blobs, this.concurrency, async (b) => {
+      const problem = await this.checkBlob(b, (data) => bySha.set(b.sha256, data));
+      if (problem) throw new CheckpointCorruptError(id, b.name, problem);
+    });
+    for (const b of manifest.blobs) blobs.set(b.name, bySha.get(b.sha256)!);
+    return { manifest, blobs };
+  }
+
+  /** Checks one checkpoint completely; reports every problem found. Store errors (not damage) still throw. */
+  async verify(id: string): Promise<VerifyResult> {
+    let manifest: Manifest;
+    try {
+      manifest = await this.readManifest(id);
+    } catch (err) {
+      if (err instanceof CheckpointNotFoundError) return { id, ok: false, problems: [{ reason: 'checkpoint not found' }] };
+      if (err instanceof CheckpointCorruptError) return { id, ok: false, problems: [{ reason: `manifest: ${err.reason}` }] };
+      throw err;
+    }
+    return this.verifyManifest(manifest);
+  }
+
+  /**
+   * The newest checkpoint that verifies, with the damaged newer ones it skipped (log them, count them, show them).
+   * null only when the run has no checkpoint at all; when it has some and none verifies, throws
+   * NoValidCheckpointError rather than let a caller start the run over by mistake.
+   */
+  async latestValid(): Promise<{ manifest: Manifest; skipped: VerifyResult[] } | null> {
+    const entries = (await this.readEntries()).sort((a, b) =>
+      newestFirst(
+        { step: stepOf(a), createdAt: a.manifest?.createdAt ?? '', id: a.id },
+        { step: stepOf(b), createdAt: b.manifest?.createdAt ?? '', id: b.id },
+      ),
+    );
+    const skipped: VerifyResult[] = [];
+    for (const e of entries) {
+      if (!e.manifest) {
+        skipped.push({ id: e.id, ok: false, problems: [{ reason: `manifest: ${e.problem}` }] });
+        continue;
+      }
+      const v = await this.verifyManifest(e.manifest);
+      if (v.ok) return { manifest: e.manifest, skipped };
+      if (v.problems.length === 1 && v.problems[0].reason === 'checkpoint not found') continue; // deleted meanwhile
+      skipped.push(v);
+    }
+    if (skipped.length) throw new NoValidCheckpointError(this.runId, skipped);
+    return null;
+  }
+
+  async pin(id: string): Promise<void> {
+    this.assertId(id);
+    if (!(await this.store.exists(this.manifestKey(id)))) {
+      throw new CheckpointNotFoundError(this.manifestKey(id), `cannot pin ${id}: no such checkpoint in run ${this.runId}`);
+    }
+    await this.store.writeAtomic(this.pinKey(id), new TextEncoder().encode(JSON.stringify({ id }) + '\n'), { ifAbsent: true });
+  }
+
+  async unpin(id: string): Promise<void> {
+    this.assertId(id);
+    await this.store.delete(this.pinKey(id));
+  }
+
+  /**
+   * Applies independent retention rules over every stored checkpoint (so it is right after restarts). Survivors:
+   * kept by any rule, pinned, in `protect`, or the newest valid one. Deletes manifests first, then the blobs that
+   * no remaining manifest references (sparing blobs younger than the GC grace period).
+   */
+  async applyRetention(policy: RetentionPolicy, protect: string[] = []): Promise<RetentionResult> {
+    validatePolicy(policy);
+    const [entries, pins] = await Promise.all([this.readEntries(), this.pinnedIds()]);
+    let deleted: string[] = [];
+    const kept = new Set<string>();
+
+    if (!hasAnyRule(policy)) {
+      entries.forEach((e) => kept.add(e.id)); // no rule: keep everything rather than delete everything
+    } else {
+      const validity = new Map<string, Promise<boolean>>();
+      let blobIndex: Promise<Map<string, number>> | null = null;
+      const isValid = (id: string): Promise<boolean> => {
+        let p = validity.get(id);
+        if (!p) {
+          const m = entries.find((e) => e.id === id)?.manifest;
+          if (!m) p = Promise.resolve(false);
+          else if (this.retentionVerify === 'full') p = this.verifyManifest(m).then((v) => v.ok);
+          else {
+            blobIndex ??= this.blobSizes();
+            p = blobIndex.then((idx) => m.blobs.every((b) => idx.get(b.sha256) === b.size));
+          }
+          validity.set(id, p);
+        }
+        return p;
+      };
+      const candidates = entries.flatMap((e) => (e.manifest ? [e.manifest] : []));
+      const keep = await selectRetained(candidates, policy, isValid);
+      const protectedIds = new Set(protect);
+      for (const e of entries) {
+        if (keep.has(e.id) || pins.has(e.id) || protectedIds.has(e.id)) kept.add(e.id);
+        else deleted.push(e.id);
+      }
+      deleted = deleted.sort();
+      // Manifests first: from here on these checkpoints are gone, and only then may their blobs go.
+      await forEachLimit(deleted, this.concurrency, (id) => this.store.delete(this.manifestKey(id)));
+    }
+
+    const gc = await this.collectGarbage();
+    return { deleted, kept: [...kept].sort(), ...gc };
+  }
+
+  /** Deletes blobs no manifest references, if older than the grace period; also sweeps stale temp files. */
+  private async collectGarbage(): Promise<{ blobsDeleted: number; gcSkipped?: string }> {
+    // Re-read manifests now, so checkpoints committed while retention ran are accounted for.
+    const entries = await this.readEntries();
+    const unreadable = entries.filter((e) => !e.manifest);
+    if (unreadable.length) {
+      return { blobsDeleted: 0, gcSkipped: `unreadable manifest(s) ${unreadable.map((e) => e.id).join(', ')}: their blobs are unknown` };
+    }
+    const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.map((b) => b.sha256)));
+    const prefix = `${this.runId}/blobs/`;
+    const now = Date.now();
+    const blobs: Array<{ key: string; mtimeMs: number }> = this.store.listDetailed
+      ? await this.store.listDetailed(prefix)
+      : (await this.store.list(prefix)).map((key) => ({ key, mtimeMs: -Infinity }));
+    const garbage = blobs.filter((b) => !referenced.has(b.key.slice(prefix.length)) && now - b.mtimeMs >= this.gcGraceMs);
+    await forEachLimit(garbage, this.concurrency, (b) => this.store.delete(b.key));
+    if (this.store.sweepTemp) await this.store.sweepTemp(`${this.runId}/`, Math.max(this.gcGraceMs, 60_000));
+    return { blobsDeleted: garbage.length };
+  }
+
+  private async blobSizes(): Promise<Map<string, number>> {
+    const prefix = `${this.runId}/blobs/`;
+    const infos = this.store.listDetailed
+      ? await this.store.listDetailed(prefix)
+      : await Promise.all((await this.store.list(prefix)).map(async (key) => ({ key, size: (await this.store.read(key)).byteLength })));
+    return new Map(infos.map((i) => [i.key.slice(prefix.length), i.size]));
+  }
+
+  private async verifyManifest(m: Manifest): Promise<VerifyResult> {
+    const problems: VerifyResult['problems'] = [];
+    await forEachLimit(m.blobs, Math.min(this.concurrency, 4), async (b) => {
+      const problem = await this.checkBlob(b);
+      if (problem) problems.push({ blob: b.name, reason: problem });
+    });
+    const order = new Map(m.blobs.map((b, i) => [b.name, i]));
+    problems.sort((a, b) => order.get(a.blob!)! - order.get(b.blob!)!);
+    return { id: m.id, ok: problems.length === 0, problems };
+  }
+
+  /** Returns what is wrong with a stored blob, or null. Store failures other than "missing" propagate. */
+  private async checkBlob(b: ManifestBlob, keep?: (data: Uint8Array) => void): Promise<string | null> {
+    let data: Uint8Array;
+    try {
+      data = await this.store.read(this.blobKey(b.sha256));
+    } catch (err) {
+      if (err instanceof CheckpointNotFoundError) return `missing (${this.blobKey(b.sha256)})`;
+      throw err;
+    }
+    if (data.byteLength !== b.size) return `size mismatch: expected ${b.size} bytes, found ${data.byteLength}`;
+    const sha = await sha256HexYielding(data);
+    if (sha !== b.sha256) return `sha256 mismatch: expected ${b.sha256.slice(0, 12)}…, found ${sha.slice(0, 12)}…`;
+    keep?.(data);
+    return null;
+  }
+
+  private async readEntries(): Promise<Entry[]> {
+    const prefix = `${this.runId}/manifests/`;
+    const keys = (await this.store.list(prefix)).filter((k) => k.endsWith('.json') && !k.slice(prefix.length).includes('/'));
+    const entries = await mapLimit(keys, this.concurrency, async (key): Promise<Entry | null> => {
+      const id = key.slice(prefix.length, -'.json'.length);
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.store.read(key);
+      } catch (err) {
+        if (err instanceof CheckpointNotFoundError) return null; // deleted since the listing
+        throw err;
+      }
+      try {
+        return { id, manifest: this.checkRun(decodeManifest(bytes, id)), manifestBytes: bytes.byteLength };
+      } catch (err) {
+        return { id, manifest: null, problem: (err as Error).message, manifestBytes: bytes.byteLength };
+      }
+    });
+    return entries.filter((e): e is Entry => e !== null);
+  }
+
+  private async pinnedIds(): Promise<Set<string>> {
+    const prefix = `${this.runId}/pins/`;
+    return new Set((await this.store.list(prefix)).map((k) => k.slice(prefix.length)));
+  }
+
+  private checkRun(m: Manifest): Manifest {
+    // A manifest copied in from another run would otherwise pass for one of ours.
+    if (m.runId !== this.runId) throw new Error(`manifest belongs to run ${m.runId}, not ${this.runId}`);
+    return m;
+  }
+
+  private assertId(id: string): void {
+    if (typeof id !== 'string' || !CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(String(id), `not a checkpoint id: ${JSON.stringify(id)}`);
+  }
+}
+
+function stepOf(e: Entry): number {
+  return e.manifest ? e.manifest.step : stepFromId(e.id);
+}
+
+export function describeProblems(v: VerifyResult): string {
+  return v.problems.map((p) => (p.blob !== undefined ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ');
+}
+
+/** Runs fn over items with at most `limit` in flight; waits for all to settle, then throws the first error. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let firstError: { err: unknown } | null = null;
+  const worker = async () => {
+    while (next < items.length && !firstError) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]);
+      } catch (err) {
+        firstError ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (firstError) throw (firstError as { err: unknown }).err;
+  return results;
+}
+
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  await mapLimit(items, limit, fn);
+}

@@ -1,0 +1,94 @@
+// The checkpoint format's data types. Nothing here knows of Temporal or tfjs: a checkpoint is a set of
+// named byte arrays plus JSON state, described by a manifest that is written last (the commit point).
+
+/** One named byte array to store, as the caller hands it to `CheckpointManager.commit`. */
+export interface BlobInput {
+  name: string;
+  dtype: string;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** One blob as the manifest names it: content-addressed by `sha256`, stored at `<runId>/blobs/<sha256>`. */
+export interface ManifestBlob {
+  name: string;
+  dtype: string;
+  shape: number[];
+  sha256: string;
+  size: number;
+}
+
+export interface CheckpointRef {
+  runId: string;
+  id: string;
+}
+
+export interface Manifest {
+  formatVersion: 1;
+  id: string;
+  runId: string;
+  step: number;
+  epoch: number;
+  /** ISO 8601, given by the caller (the checkpoint layer never reads the clock for content). */
+  createdAt: string;
+  parent: CheckpointRef | null;
+  blobs: ManifestBlob[];
+  /** JSON training state (rng, schedule, data position...), opaque here. */
+  state: unknown;
+  /** e.g. loss, accuracy, testLoss, testAccuracy. Finite numbers only. */
+  metrics: Record<string, number>;
+  /** spec, dataset, model. */
+  fingerprints: Record<string, string>;
+  backend: { name: string; version: string };
+  /** 'chunk-end' | 'time' | 'pause' | 'stop' | 'cancel' | ... */
+  reason?: string;
+}
+
+/** What `CheckpointManager.commit` takes: the manifest minus what the manager derives, plus the bytes. */
+export type CommitInput = Omit<Manifest, 'formatVersion' | 'id' | 'runId' | 'blobs'> & { blobs: BlobInput[] };
+
+export interface CheckpointSummary {
+  id: string;
+  runId: string;
+  step: number;
+  epoch: number;
+  createdAt: string;
+  sizeBytes: number;
+  metrics: Record<string, number>;
+  parent: CheckpointRef | null;
+  pinned: boolean;
+  /** null = not verified (list without `verify`); false = damaged (see `problem`). */
+  valid: boolean | null;
+  problem?: string;
+}
+
+export interface VerifyResult {
+  id: string;
+  ok: boolean;
+  problems: Array<{ blob?: string; reason: string }>;
+}
+
+/**
+ * Independent retention policies (orbax style): a checkpoint survives if ANY policy keeps it, or it is
+ * pinned, or protected, or it is the newest valid checkpoint (a run must always stay resumable).
+ * A policy with no rule at all keeps everything.
+ */
+export interface RetentionPolicy {
+  /** Keep the newest N checkpoints that verify (damaged ones are not counted). */
+  keepLatest?: number;
+  /** Keep the K best by a metric, over every stored checkpoint (so it is right after restarts). */
+  keepBest?: { k: number; metric: string; mode: 'max' | 'min' };
+  /** Keep every checkpoint whose step is a multiple of N. */
+  keepEverySteps?: number;
+}
+
+export interface RetentionResult {
+  /** Checkpoint ids whose manifests were deleted. */
+  deleted: string[];
+  /** Checkpoint ids that survive. */
+  kept: string[];
+  /** Unreferenced blobs removed by the garbage collection that follows. */
+  blobsDeleted: number;
+  /** Set when blob garbage collection was skipped for safety (e.g. an unreadable manifest remains). */
+  gcSkipped?: string;
+}
