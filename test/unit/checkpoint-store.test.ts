@@ -1,0 +1,362 @@
+// Byte-level store contract, run against the real filesystem and a real S3 server (SeaweedFS), plus the
+// failure modes users hit: stalled endpoints, flaky endpoints, refused writes, leftovers of crashed writes.
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CheckpointConflictError,
+  CheckpointNotFoundError,
+  CheckpointStoreError,
+  FsCheckpointStore,
+  openStore,
+  S3CheckpointStore,
+  type CheckpointStore,
+} from '../../checkpoint';
+import { startS3Server, type S3TestServer } from '../helpers/s3-server';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-ckpt-store-'));
+
+interface Backend {
+  name: string;
+  /** A fresh, empty store (own directory or own key prefix). */
+  make(): CheckpointStore;
+}
+
+const fsBackend: Backend = { name: 'fs', make: () => new FsCheckpointStore(tmp()) };
+
+function s3Backend(get: () => S3TestServer): Backend {
+  return {
+    name: 's3',
+    make: () => {
+      const srv = get();
+      return new S3CheckpointStore({
+        bucket: srv.bucket,
+        prefix: `t-${randomBytes(6).toString('hex')}/ckpt`,
+        endpoint: srv.endpoint,
+        region: srv.region,
+        credentials: { accessKeyId: srv.accessKey, secretAccessKey: srv.secretKey },
+        requestTimeoutMs: 10_000,
+      });
+    },
+  };
+}
+
+function storeContract(backend: Backend) {
+  describe(`store contract (${backend.name})`, function () {
+    let store: CheckpointStore;
+    beforeEach(() => {
+      store = backend.make();
+    });
+
+    it('writes atomically, reads, lists recursively and sorted, deletes idempotently', async () => {
+      await store.writeAtomic('run/manifests/b.json', enc('B'));
+      await store.writeAtomic('run/manifests/a.json', enc('A'));
+      await store.writeBlob('run/blobs/x', enc('blob'));
+      await store.writeAtomic('other/manifests/c.json', enc('C'));
+      assert.equal(dec(await store.read('run/manifests/a.json')), 'A');
+      assert.deepEqual(await store.list('run/'), ['run/blobs/x', 'run/manifests/a.json', 'run/manifests/b.json']);
+      assert.deepEqual(await store.list('run/manifests/'), ['run/manifests/a.json', 'run/manifests/b.json']);
+      assert.deepEqual(await store.list('nothing/'), []);
+      assert.equal(await store.exists('run/blobs/x'), true);
+      assert.equal(await store.exists('run/blobs/y'), false);
+      await store.delete('run/blobs/x');
+      await store.delete('run/blobs/x');
+      assert.equal(await store.exists('run/blobs/x'), false);
+      assert.deepEqual(await store.list('run/blobs/'), []);
+    });
+
+    it('reading a missing key throws CheckpointNotFoundError', async () => {
+      await assert.rejects(store.read('run/manifests/nope.json'), CheckpointNotFoundError);
+    });
+
+    it('writeAtomic replaces by default; with ifAbsent it accepts identical bytes and refuses different ones', async () => {
+      await store.writeAtomic('k/probe', enc('one'));
+      await store.writeAtomic('k/probe', enc('two'));
+      assert.equal(dec(await store.read('k/probe')), 'two');
+      await store.writeAtomic('k/m.json', enc('same'), { ifAbsent: true });
+      await store.writeAtomic('k/m.json', enc('same'), { ifAbsent: true });
+      await assert.rejects(store.writeAtomic('k/m.json', enc('diff'), { ifAbsent: true }), CheckpointConflictError);
+      assert.equal(dec(await store.read('k/m.json')), 'same');
+    });
+
+    it('writeBlob keeps identical content and repairs a same-size damaged copy', async () => {
+      await store.writeBlob('r/blobs/h', enc('abcdef'));
+      await store.writeBlob('r/blobs/h', enc('abcdef'));
+      assert.equal(dec(await store.read('r/blobs/h')), 'abcdef');
+      await store.writeBlob('r/blobs/h', enc('abcdeX'));
+      assert.equal(dec(await store.read('r/blobs/h')), 'abcdeX');
+    });
+
+    it('round-trips binary data of several MB exactly', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      await store.writeBlob('r/blobs/big', data);
+      assert.ok(Buffer.from(await store.read('r/blobs/big')).equals(data));
+      const info = await store.listDetailed!('r/blobs/');
+      assert.equal(info.length, 1);
+      assert.equal(info[0].size, data.byteLength);
+      assert.ok(Math.abs(info[0].mtimeMs - Date.now()) < 10 * 60_000, 'mtime is a plausible timestamp');
+    });
+
+    it('rejects keys that could escape the root', async () => {
+      await assert.rejects(store.read('../etc/passwd'), /invalid store key/);
+      await assert.rejects(store.writeAtomic('a//b', enc('x')), /invalid store key/);
+    });
+  });
+}
+
+describe('checkpoint stores', function () {
+  describe('openStore', () => {
+    it('opens file:// relative to baseDir and absolute', () => {
+      const rel = openStore('file://.data/ck', '/srv/proj');
+      assert.ok(rel instanceof FsCheckpointStore);
+      assert.equal((rel as FsCheckpointStore).root, '/srv/proj/.data/ck');
+      assert.equal(rel.url, 'file:///srv/proj/.data/ck');
+      assert.equal((openStore('file:///var/ck', '/srv') as FsCheckpointStore).root, '/var/ck');
+    });
+
+    it('opens s3://bucket/prefix with settings from the environment', () => {
+      const saved = { ...process.env };
+      try {
+        process.env.DURABLE_TRAIN_S3_ENDPOINT = 'http://127.0.0.1:1';
+        process.env.AWS_REGION = 'eu-west-1';
+        process.env.AWS_ACCESS_KEY_ID = 'k';
+        process.env.AWS_SECRET_ACCESS_KEY = 's';
+        const s = openStore('s3://my-bucket/some/prefix/');
+        assert.ok(s instanceof S3CheckpointStore);
+        assert.equal(s.url, 's3://my-bucket/some/prefix');
+        assert.equal((s as S3CheckpointStore).bucket, 'my-bucket');
+        assert.equal((s as S3CheckpointStore).prefix, 'some/prefix');
+      } finally {
+        process.env = saved;
+      }
+    });
+
+    it('refuses unknown schemes and plain paths with a clear message', () => {
+      assert.throws(() => openStore('gs://b/p'), /unknown scheme gs:\/\//);
+      assert.throws(() => openStore('/tmp/x'), /not a URL: use file:\/\/PATH or s3:\/\/BUCKET\/PREFIX/);
+      assert.throws(() => openStore('s3:///nobucket'), /has no bucket/);
+    });
+  });
+
+  storeContract(fsBackend);
+
+  describe('fs specifics', () => {
+    it('never lists temp files, and sweeps only stale ones', async () => {
+      const root = tmp();
+      const store = new FsCheckpointStore(root);
+      await store.writeAtomic('run/manifests/a.json', enc('A'));
+      const stale = path.join(root, 'run', 'manifests', '.tmp.b.json.1.abc');
+      const fresh = path.join(root, 'run', 'blobs', '.tmp.ff.1.def');
+      fs.mkdirSync(path.dirname(fresh), { recursive: true });
+      fs.writeFileSync(stale, 'partial');
+      fs.writeFileSync(fresh, 'partial');
+      const old = new Date(Date.now() - 3 * 3600_000);
+      fs.utimesSync(stale, old, old);
+      assert.deepEqual(await store.list('run/'), ['run/manifests/a.json']);
+      assert.equal(await store.sweepTemp('run/', 3600_000), 1);
+      assert.equal(fs.existsSync(stale), false);
+      assert.equal(fs.existsSync(fresh), true);
+    });
+
+    it('a failed write rejects, leaves no temp file and no target', async () => {
+      const root = tmp();
+      const store = new FsCheckpointStore(root);
+      fs.mkdirSync(path.join(root, 'run'));
+      fs.writeFileSync(path.join(root, 'run', 'manifests'), 'a file where a directory must be');
+      await assert.rejects(store.writeAtomic('run/manifests/a.json', enc('A')), (err: NodeJS.ErrnoException) => {
+        return ['ENOTDIR', 'EEXIST'].includes(err.code ?? '');
+      });
+      assert.deepEqual(fs.readdirSync(path.join(root, 'run')), ['manifests']);
+    });
+
+    it('refuses to write into a read-only directory (non-root only: root ignores permission bits)', async function () {
+      if (process.getuid?.() === 0) this.skip();
+      const root = tmp();
+      fs.mkdirSync(path.join(root, 'run'));
+      fs.chmodSync(path.join(root, 'run'), 0o555);
+      try {
+        await assert.rejects(new FsCheckpointStore(root).writeBlob('run/x', enc('x')), /EACCES|EPERM/);
+      } finally {
+        fs.chmodSync(path.join(root, 'run'), 0o755);
+      }
+    });
+  });
+
+  describe('s3 against a real server (SeaweedFS)', function () {
+    let server: S3TestServer | undefined;
+    before(async function () {
+      this.timeout(90_000);
+      server = await startS3Server();
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    storeContract(s3Backend(() => server!));
+
+    it('keeps prefixes apart in one bucket', async () => {
+      const a = s3Backend(() => server!).make();
+      const b = s3Backend(() => server!).make();
+      await a.writeAtomic('run/x', enc('a'));
+      assert.deepEqual(await b.list('run/'), []);
+      assert.deepEqual(await a.list('run/'), ['run/x']);
+    });
+
+    it('a refused write (read-only credentials) rejects at once with the server reason', async () => {
+      const ro = new S3CheckpointStore({
+        bucket: server!.bucket,
+        prefix: 'ro',
+        endpoint: server!.endpoint,
+        credentials: { accessKeyId: server!.readOnlyAccessKey, secretAccessKey: server!.readOnlySecretKey },
+        maxAttempts: 3,
+      });
+      await assert.rejects(ro.writeAtomic('run/probe', enc('x')), (err: CheckpointStoreError) => {
+        assert.ok(err instanceof CheckpointStoreError);
+        assert.equal(err.details.attempts, 1, 'a permission error is not retried');
+        assert.equal(err.details.status, 403);
+        assert.match(err.message, /AccessDenied|Forbidden|403/);
+        return true;
+      });
+    });
+
+    it('wrong credentials and a missing bucket are errors, not empty results', async () => {
+      const bad = new S3CheckpointStore({
+        bucket: server!.bucket,
+        endpoint: server!.endpoint,
+        credentials: { accessKeyId: server!.accessKey, secretAccessKey: 'wrong' },
+      });
+      await assert.rejects(bad.list('run/'), CheckpointStoreError);
+      const ro = new S3CheckpointStore({
+        bucket: 'no-such-bucket-here',
+        endpoint: server!.endpoint,
+        credentials: { accessKeyId: server!.readOnlyAccessKey, secretAccessKey: server!.readOnlySecretKey },
+      });
+      await assert.rejects(ro.list('run/'), CheckpointStoreError);
+    });
+  });
+
+  describe('s3 failure modes (local stub endpoints)', function () {
+    const stub = (endpoint: string, extra: Partial<ConstructorParameters<typeof S3CheckpointStore>[0]> = {}) =>
+      new S3CheckpointStore({
+        bucket: 'b',
+        prefix: 'p',
+        endpoint,
+        credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+        retryBaseDelayMs: 10,
+        ...extra,
+      });
+
+    async function listen(server: net.Server): Promise<string> {
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    }
+
+    it('a stalled endpoint (accepts, never answers) fails after bounded attempts instead of hanging', async () => {
+      let connections = 0;
+      const sockets: net.Socket[] = [];
+      const server = net.createServer((s) => {
+        connections++;
+        sockets.push(s);
+      });
+      const endpoint = await listen(server);
+      try {
+        const store = stub(endpoint, { requestTimeoutMs: 300, maxAttempts: 2 });
+        for (const op of [() => store.read('run/x'), () => store.writeAtomic('run/x', enc('x'), { ifAbsent: true }), () => store.list('run/')]) {
+          await assert.rejects(op(), (err: CheckpointStoreError) => {
+            assert.ok(err instanceof CheckpointStoreError, String(err));
+            assert.equal(err.details.attempts, 2);
+            assert.equal(err.details.retryable, true);
+            return true;
+          });
+        }
+        assert.ok(connections >= 2);
+      } finally {
+        sockets.forEach((s) => s.destroy());
+        server.close();
+      }
+    });
+
+    it('a body that stalls half way is cut off and retried', async () => {
+      let requests = 0;
+      const server = http.createServer((req, res) => {
+        requests++;
+        res.writeHead(200, { 'content-length': '10', 'content-type': 'application/octet-stream' });
+        res.write('01234'); // ...and never the rest
+      });
+      const endpoint = await listen(server);
+      try {
+        const store = stub(endpoint, { requestTimeoutMs: 300, maxAttempts: 2 });
+        await assert.rejects(store.read('run/x'), CheckpointStoreError);
+        assert.equal(requests, 2);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    });
+
+    it('transient 503s are retried until the request succeeds', async () => {
+      let requests = 0;
+      const server = http.createServer((req, res) => {
+        requests++;
+        if (requests <= 2) {
+          res.writeHead(503, { 'content-type': 'application/xml' });
+          res.end('<?xml version="1.0"?><Error><Code>ServiceUnavailable</Code><Message>busy</Message></Error>');
+          return;
+        }
+        res.writeHead(200, { 'content-length': '5', 'content-type': 'application/octet-stream' });
+        res.end('hello');
+      });
+      const endpoint = await listen(server);
+      try {
+        const store = stub(endpoint, { maxAttempts: 4 });
+        assert.equal(dec(await store.read('run/x')), 'hello');
+        assert.equal(requests, 3);
+      } finally {
+        server.close();
+      }
+    });
+
+    it('falls back to check-then-put when the server does not implement If-None-Match', async () => {
+      const seen: string[] = [];
+      const objects = new Map<string, Buffer>();
+      const server = http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const key = (req.url ?? '').split('?')[0];
+          seen.push(`${req.method}${req.headers['if-none-match'] ? ' if-none-match' : ''}`);
+          if (req.method === 'PUT' && req.headers['if-none-match']) {
+            res.writeHead(501, { 'content-type': 'application/xml' });
+            res.end('<?xml version="1.0"?><Error><Code>NotImplemented</Code><Message>no</Message></Error>');
+          } else if (req.method === 'PUT') {
+            objects.set(key, Buffer.concat(chunks));
+            res.writeHead(200);
+            res.end();
+          } else if (req.method === 'HEAD') {
+            const o = objects.get(key);
+            res.writeHead(o ? 200 : 404, o ? { 'content-length': String(o.length) } : {});
+            res.end();
+          } else {
+            res.writeHead(404);
+            res.end();
+          }
+        });
+      });
+      const endpoint = await listen(server);
+      try {
+        const store = stub(endpoint);
+        await store.writeAtomic('run/m.json', enc('manifest'), { ifAbsent: true });
+        assert.deepEqual(seen, ['PUT if-none-match', 'HEAD', 'PUT']);
+        assert.equal(objects.get('/b/p/run/m.json')?.toString(), 'manifest');
+      } finally {
+        server.close();
+      }
+    });
+  });
+});
