@@ -222,7 +222,17 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         if (fp && fp !== hash) {
           log.warn('run continues with a changed spec', { runId: input.runId, checkpoint: latest.manifest.id });
         }
-        return { start: pointer(latest.manifest), mode: 'resume', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+        let finished: PrepareRunResult['finished'] = null;
+        if (latest.manifest.step >= totalSteps) {
+          // Already trained to the end: report the final numbers from that checkpoint rather than train again.
+          const backend = await initBackend();
+          const loaded = await own.load(latest.manifest.id);
+          const trainer = await restore(spec, backend, loaded.manifest, loaded.blobs);
+          const st = trainer.state;
+          finished = { weightsSha256: trainer.weightsSha256(), lastEval: st.metrics.evals[st.metrics.evals.length - 1] ?? null, backend: backend.name };
+          trainer.dispose();
+        }
+        return { start: pointer(latest.manifest), mode: 'resume', totalSteps, stepsPerEpoch, skipped, specHash: hash, finished };
       }
       if (input.from) {
         const src = managerFor(spec, input.from.runId);
@@ -234,9 +244,9 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           );
         }
         const m = await src.readManifest(input.from.id);
-        return { start: pointer(m), mode: 'fork', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+        return { start: pointer(m), mode: 'fork', totalSteps, stepsPerEpoch, skipped, specHash: hash, finished: null };
       }
-      return { start: null, mode: 'fresh', totalSteps, stepsPerEpoch, skipped, specHash: hash };
+      return { start: null, mode: 'fresh', totalSteps, stepsPerEpoch, skipped, specHash: hash, finished: null };
     },
 
     async trainChunk(input: TrainChunkInput): Promise<ChunkSummary> {

@@ -36,6 +36,8 @@ export interface PrepareRunResult {
   /** Damaged checkpoints that were skipped to find `start`. */
   skipped: Array<{ id: string; reason: string }>;
   specHash: string;
+  /** Set when `start` is already the end of training: the run's final numbers, read from that checkpoint. */
+  finished: { weightsSha256: string; lastEval: EvalResult | null; backend: string } | null;
 }
 
 export interface TrainChunkInput {

@@ -1,6 +1,6 @@
 // `checkpoints list|verify|show`: what a run has stored, and whether it is intact.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { CheckpointManager, openStore } from '../checkpoint';
+import { CheckpointManager, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, fmt, type Out } from './common';
 
@@ -44,7 +44,7 @@ export async function checkpointsList(manager: CheckpointManager, out: Out, opts
 
 export async function checkpointsVerify(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
   const ids = id ? [id] : (await manager.list()).map((c) => c.id);
-  const results = [];
+  const results: VerifyResult[] = [];
   for (const ckpt of ids) results.push(await manager.verify(ckpt));
   const bad = results.filter((r) => !r.ok);
   out.emit({ ok: bad.length === 0, results }, () =>

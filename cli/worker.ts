@@ -19,7 +19,7 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities(opts),
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
     // Training is CPU-bound: one chunk at a time per worker process.
     maxConcurrentActivityTaskExecutions: 1,
     // On shutdown, a running chunk is cancelled at once: it commits a checkpoint at its current step and hands it back.

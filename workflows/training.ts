@@ -157,6 +157,11 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
         progress.step = prep.start.step;
         progress.epoch = prep.start.epoch;
       }
+      if (prep.finished) {
+        weightsSha256 = prep.finished.weightsSha256;
+        progress.lastEval = prep.finished.lastEval;
+        progress.backend = prep.finished.backend;
+      }
     }
     if (prep.skipped.length) log.warn('skipped damaged checkpoints', { skipped: prep.skipped });
   }

@@ -1,0 +1,182 @@
+// Real components for integration tests: the Temporal dev server (own SQLite file, free ports),
+// worker processes that can be SIGKILLed, and the CLI as a user runs it.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { freePort, startDevServer, type DevServer } from '../../cli/dev-server';
+import { PROJECT_ROOT } from '../../cli/tools';
+
+export const DIST = path.join(PROJECT_ROOT, 'dist');
+
+export function tmpDir(prefix = 'dt-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestCluster {
+  server: DevServer;
+  dir: string;
+  db: string;
+  taskQueue: string;
+  env: NodeJS.ProcessEnv;
+  client: Client;
+  restartServer(opts?: { kill?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCluster(opts: { taskQueue?: string; ui?: boolean } = {}): Promise<TestCluster> {
+  const dir = tmpDir();
+  const db = path.join(dir, 'temporal.sqlite');
+  const port = await freePort();
+  const uiPort = opts.ui ? await freePort() : undefined;
+  const start = () => startDevServer({ port, uiPort, db, headless: !opts.ui, log: path.join(dir, 'server.log') });
+  let server = await start();
+  const taskQueue = opts.taskQueue ?? `dt-${path.basename(dir)}`;
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: 'default',
+    DURABLE_TRAIN_TASK_QUEUE: taskQueue,
+    DURABLE_TRAIN_UI_URL: server.uiUrl ?? '',
+  };
+  let connection = await Connection.connect({ address: server.address });
+  const cluster: TestCluster = {
+    server,
+    dir,
+    db,
+    taskQueue,
+    env,
+    client: new Client({ connection }),
+    async restartServer(o = {}) {
+      await connection.close().catch(() => undefined);
+      if (o.kill) await server.kill();
+      else await server.stop();
+      server = await start();
+      cluster.server = server;
+      connection = await Connection.connect({ address: server.address });
+      cluster.client = new Client({ connection });
+    },
+    async close() {
+      await connection.close().catch(() => undefined);
+      await server.stop();
+    },
+  };
+  return cluster;
+}
+
+export interface WorkerProcess {
+  proc: ChildProcess;
+  output: () => string;
+  ready: Promise<void>;
+  exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `node dist/worker.js` in `cwd` (relative checkpoint paths resolve there). */
+export function spawnWorker(cluster: TestCluster, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): WorkerProcess {
+  const proc = spawn(process.execPath, [path.join(DIST, 'worker.js')], {
+    cwd: opts.cwd ?? cluster.dir,
+    env: { ...cluster.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (out.includes('durable-train worker:')) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 50);
+    void exited.then((code) => {
+      clearInterval(timer);
+      reject(new Error(`worker exited (${code}) before it was ready:\n${out}`));
+    });
+  });
+  ready.catch(() => undefined);
+  return {
+    proc,
+    output: () => out,
+    ready,
+    exited,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json<T = unknown>(): T;
+}
+
+/** Runs the CLI as a user would (`node dist/client.js ...`), synchronously. */
+export function cli(cluster: TestCluster | null, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliResult {
+  const r = spawnSync(process.execPath, [path.join(DIST, 'client.js'), ...args], {
+    cwd: opts.cwd ?? cluster?.dir ?? PROJECT_ROOT,
+    env: { ...(cluster?.env ?? process.env), ...opts.env },
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 600_000,
+  });
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    json<T>() {
+      try {
+        return JSON.parse(r.stdout) as T;
+      } catch {
+        throw new Error(`CLI output is not JSON (exit ${r.status}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+      }
+    },
+  };
+}
+
+/** Async variant, for commands that run while the test does other things (start --wait). */
+export function cliAsync(cluster: TestCluster, args: string[], opts: { cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [path.join(DIST, 'client.js'), ...args], { cwd: opts.cwd ?? cluster.dir, env: cluster.env });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.once('exit', (code) =>
+      resolve({
+        code,
+        stdout,
+        stderr,
+        json<T>() {
+          return JSON.parse(stdout) as T;
+        },
+      }),
+    );
+  });
+}
+
+export function writeSpec(dir: string, name: string, spec: object): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, JSON.stringify(spec, null, 2));
+  return file;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}

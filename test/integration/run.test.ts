@@ -1,0 +1,166 @@
+// A real durable run end to end: real dev server, real worker processes, the CLI as users run it.
+import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { progressQuery } from '../../workflows/definitions';
+import type { RunResult } from '../../workflows/progress';
+import { cli, spawnWorker, startCluster, tmpDir, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+
+const smallMlp = {
+  model: 'mnist-mlp',
+  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
+  epochs: 2,
+  batchSize: 50,
+  chunkSteps: 5,
+  seed: 11,
+  optimizer: { name: 'adam', learningRate: 0.003 },
+  checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 },
+};
+
+describe('spec validation in `start` (nothing is started)', function () {
+  const dir = tmpDir();
+  // An address where nothing listens: validation must fail before any connection is tried.
+  const env = { TEMPORAL_ADDRESS: '127.0.0.1:1' };
+  const cases: Array<[string, object, RegExp]> = [
+    ['unknown model', { ...smallMlp, model: 'resnet-9000' }, /model: unknown value "resnet-9000"/],
+    ['negative learning rate', { ...smallMlp, optimizer: { name: 'adam', learningRate: -0.1 } }, /optimizer\.learningRate: must be > 0/],
+    ['missing field', (({ epochs: _e, ...rest }) => rest)(smallMlp), /epochs: missing required field/],
+    ['unknown field', { ...smallMlp, epocs: 3 }, /epocs: unknown field/],
+    ['bad storage', { ...smallMlp, checkpoint: { storage: '/tmp/x' } }, /checkpoint\.storage: must be file:\/\/PATH/],
+  ];
+  for (const [name, spec, message] of cases) {
+    it(`rejects ${name} with a message naming the field`, function () {
+      const file = writeSpec(dir, `${name.replace(/\W/g, '-')}.json`, spec);
+      const r = cli(null, ['start', '--spec', file], { cwd: dir, env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /cannot reach Temporal/);
+    });
+  }
+  it('rejects a spec file that is not JSON', function () {
+    const file = path.join(dir, 'broken.json');
+    fs.writeFileSync(file, '{"model": ');
+    const r = cli(null, ['start', '--spec', file], { cwd: dir, env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not valid JSON/);
+  });
+});
+
+describe('a durable training run (real Temporal dev server, real worker processes)', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster;
+  let worker: WorkerProcess;
+
+  before(async function () {
+    cluster = await startCluster();
+    worker = spawnWorker(cluster);
+    await worker.ready;
+  });
+  after(async function () {
+    await worker?.kill('SIGTERM');
+    await cluster?.close();
+  });
+
+  it('runs a small spec to completion, with checkpoints on disk and progress in the query', async function () {
+    const file = writeSpec(cluster.dir, 'small.json', smallMlp);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'small-1', '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr + worker.output());
+    const { result } = r.json<{ result: RunResult }>();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 24); // 600/50 = 12 steps per epoch, 2 epochs
+    assert.equal(result.totalSteps, 24);
+    assert.equal(result.epoch, 2);
+    assert.match(result.weightsSha256 ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(result.accuracy !== null && result.accuracy > 0.6, `test accuracy ${result.accuracy}`);
+    assert.ok(result.loss !== null && result.loss > 0);
+    assert.equal(result.chunks, 5); // 24 steps in chunks of 5: 5+5+5+5+4
+
+    // Checkpoints on disk: manifests, blobs whose hashes match, retention kept the newest 3.
+    const root = path.join(cluster.dir, '.data', 'checkpoints', 'small-1');
+    const manifests = fs.readdirSync(path.join(root, 'manifests')).filter((f) => f.endsWith('.json'));
+    assert.equal(manifests.length, 3, manifests.join(','));
+    const steps = manifests.map((f) => JSON.parse(fs.readFileSync(path.join(root, 'manifests', f), 'utf8')).step as number).sort((a, b) => a - b);
+    assert.deepEqual(steps, [15, 20, 24]);
+    const last = JSON.parse(fs.readFileSync(path.join(root, 'manifests', manifests.find((f) => f.includes('000000024'))!), 'utf8'));
+    assert.equal(last.id, result.lastCheckpoint?.id);
+    for (const b of last.blobs as Array<{ name: string; sha256: string; size: number }>) {
+      const bytes = fs.readFileSync(path.join(root, 'blobs', b.sha256));
+      assert.equal(bytes.length, b.size, b.name);
+      assert.equal(createHash('sha256').update(bytes).digest('hex'), b.sha256, b.name);
+    }
+    const names = (last.blobs as Array<{ name: string }>).map((b) => b.name);
+    assert.ok(names.some((n) => n.startsWith('model/')), names.join(','));
+    assert.ok(names.some((n) => n.startsWith('opt/')), names.join(','));
+
+    // The CLI's views agree.
+    const list = cli(cluster, ['checkpoints', 'list', 'small-1', '--json', '--verify']).json<Array<{ id: string; step: number; valid: boolean }>>();
+    assert.deepEqual(list.map((c) => c.step), [15, 20, 24]);
+    assert.ok(list.every((c) => c.valid === true));
+    const status = cli(cluster, ['status', 'small-1', '--json']).json<{ status: string; step: number; result: RunResult }>();
+    assert.equal(status.status, 'completed');
+    assert.equal(status.step, 24);
+    assert.equal(status.result.weightsSha256, result.weightsSha256);
+    const human = cli(cluster, ['status', 'small-1']);
+    assert.match(human.stdout, /completed/);
+    assert.match(human.stdout, new RegExp(result.weightsSha256!));
+
+    const progress = await cluster.client.workflow.getHandle('small-1').query(progressQuery);
+    assert.equal(progress.status, 'completed');
+    assert.equal(progress.chunks, 5);
+    assert.equal(progress.lastCheckpoint?.id, result.lastCheckpoint?.id);
+    assert.equal(progress.startMode, 'fresh');
+  });
+
+  it('a second start of a finished run id resumes from its checkpoints instead of starting over', async function () {
+    const file = writeSpec(cluster.dir, 'small.json', smallMlp);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'small-1', '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const { result } = r.json<{ result: RunResult }>();
+    assert.equal(result.step, 24);
+    assert.equal(result.chunks, 0); // nothing left to train
+    const first = cli(cluster, ['status', 'small-1', '--json']).json<{ result: RunResult }>();
+    assert.equal(result.accuracy, first.result.accuracy);
+    const progress = await cluster.client.workflow.getHandle('small-1').query(progressQuery);
+    assert.equal(progress.startMode, 'resume');
+  });
+
+  it('survives a SIGKILL of the worker mid-chunk: a new worker finishes, no step is counted twice, same weights', async function () {
+    const spec = {
+      model: 'mnist-cnn',
+      dataset: { name: 'mnist', trainLimit: 6400, testLimit: 500 },
+      epochs: 1,
+      batchSize: 64,
+      chunkSteps: 50,
+      seed: 5,
+      optimizer: { name: 'adam', learningRate: 0.001 },
+      checkpoint: { storage: 'file://.data/checkpoints' },
+    };
+    const file = writeSpec(cluster.dir, 'cnn.json', spec);
+    const ref = cli(cluster, ['start', '--spec', file, '--run-id', 'cnn-ref', '--wait', '--json']);
+    assert.equal(ref.code, 0, ref.stderr + worker.output());
+    const refResult = ref.json<{ result: RunResult }>().result;
+    assert.equal(refResult.step, 100);
+
+    const started = cli(cluster, ['start', '--spec', file, '--run-id', 'cnn-kill', '--json']);
+    assert.equal(started.code, 0, started.stderr);
+    // Kill once the first chunk is running and has made some progress (the first checkpoint does not exist yet or just did).
+    const handle = cluster.client.workflow.getHandle('cnn-kill');
+    await waitFor('the first chunk to start', async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'));
+    await new Promise((r) => setTimeout(r, 1500 + Math.random() * 1500));
+    await worker.kill('SIGKILL');
+    worker = spawnWorker(cluster);
+    await worker.ready;
+
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 100);
+    assert.ok(result.recoveries >= 1, 'the kill landed inside a chunk, so the chunk was retried');
+    const progress = await handle.query(progressQuery);
+    const rec = progress.recoveries[0];
+    assert.ok(rec.attempt >= 2, JSON.stringify(rec));
+    const ckpts = cli(cluster, ['checkpoints', 'list', 'cnn-kill', '--json']).json<Array<{ step: number }>>();
+    assert.ok(ckpts.length > 1, `more than one checkpoint: ${JSON.stringify(ckpts)}`);
+    assert.equal(result.weightsSha256, refResult.weightsSha256, 'the recovered run ends with the same weights');
+  });
+});
