@@ -81,7 +81,7 @@ export class CheckpointManager {
     // Snapshot everything before the first await: a caller that keeps training while the commit is in flight
     // cannot leak later values into this checkpoint (USERS #7).
     const meta = this.validateCommit(input);
-    const blobs = input.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: [...b.shape], data: b.data.slice() }));
+    const blobs = input.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: [...b.shape], data: copyBytes(b.data) }));
 
     const described: ManifestBlob[] = [];
     const unique = new Map<string, Uint8Array>();
@@ -402,6 +402,13 @@ export class CheckpointManager {
   private assertId(id: string): void {
     if (typeof id !== 'string' || !CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(String(id), `not a checkpoint id: ${JSON.stringify(id)}`);
   }
+}
+
+/** A real copy: Buffer#slice (a Uint8Array subclass) would return a view of the caller's memory. */
+function copyBytes(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(data.byteLength);
+  out.set(data);
+  return out;
 }
 
 function stepOf(e: Entry): number {

@@ -261,6 +261,16 @@ function managerSuite(backend: Backend) {
         assert.equal((manifest.state as { position: { batch: number } }).position.batch, 3);
       });
 
+      it('also copies Buffer inputs (whose slice() is a view, not a copy)', async () => {
+        const inp = input(4);
+        const buf = Buffer.from(inp.blobs[0].data);
+        inp.blobs[0] = { ...inp.blobs[0], data: buf };
+        const pending = mgr.commit(inp);
+        buf.fill(0);
+        const m = await pending;
+        assert.deepEqual((await mgr.load(m.id)).blobs.get('dense/kernel'), blobsFor(4)[0].data);
+      });
+
       it('rejects input that would not come back exactly', async () => {
         await assert.rejects(mgr.commit(input(1, { metrics: { loss: NaN } })), /metric loss is NaN/);
         await assert.rejects(mgr.commit(input(1, { state: { when: new Date(0) } })), /state\.when is a Date/);
