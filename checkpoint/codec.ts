@@ -24,7 +24,9 @@ export const CHECKPOINT_ID = /^step-(\d{9,})-([0-9a-f]{8})$/;
 /** Run ids and checkpoint ids become path segments and object keys: keep them to a safe alphabet. */
 export function assertSafeName(kind: string, value: string): void {
   if (typeof value !== 'string' || !SAFE_NAME.test(value)) {
-    throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-200 characters of A-Z a-z 0-9 . _ -, starting alphanumeric`);
+    throw new Error(
+      `invalid ${kind} ${JSON.stringify(value)}: use 1-200 characters of A-Z a-z 0-9 . _ -, starting alphanumeric`,
+    );
   }
 }
 
@@ -73,7 +75,9 @@ export function assertJson(value: unknown, path: string): void {
   if (typeof value === 'object') {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
-      throw new TypeError(`${path} is a ${proto?.constructor?.name ?? 'non-plain object'}: only plain objects survive JSON`);
+      throw new TypeError(
+        `${path} is a ${proto?.constructor?.name ?? 'non-plain object'}: only plain objects survive JSON`,
+      );
     }
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined) continue; // dropped by JSON, reads back as absent: same meaning
@@ -96,7 +100,8 @@ export function canonicalJson(value: unknown): string {
 
 /** The hash the id is derived from: canonical JSON of the manifest without its `id`. */
 export function manifestBodyHash(m: Omit<Manifest, 'id'> & { id?: string }): string {
-  const { id: _id, ...body } = m;
+  const body: Record<string, unknown> = { ...m };
+  delete body.id;
   return sha256Hex(canonicalJson(body));
 }
 
@@ -152,7 +157,9 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   }
   if (!isObj(raw)) throw new Error('manifest is not a JSON object');
   if (raw.formatVersion !== FORMAT_VERSION) {
-    throw new Error(`unsupported formatVersion ${JSON.stringify(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`);
+    throw new Error(
+      `unsupported formatVersion ${JSON.stringify(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`,
+    );
   }
   const str = (k: string): string => {
     if (typeof raw[k] !== 'string') throw new Error(`manifest field ${k} is not a string`);
@@ -176,10 +183,12 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     names.add(name);
     if (typeof dtype !== 'string') throw new Error(`blob ${name}: dtype is not a string`);
     if (!validShape(shape)) throw new Error(`blob ${name}: shape is not a list of non-negative integers`);
-    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`blob ${name}: sha256 is not 64 hex digits`);
+    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256))
+      throw new Error(`blob ${name}: sha256 is not 64 hex digits`);
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`blob ${name}: bad size`);
     const want = expectedSize(dtype, shape);
-    if (want !== null && want !== size) throw new Error(`blob ${name}: ${dtype}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
+    if (want !== null && want !== size)
+      throw new Error(`blob ${name}: ${dtype}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
     return { name, dtype, shape, sha256, size };
   });
   const metrics = raw.metrics;
@@ -194,7 +203,8 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   if (!isObj(backend) || typeof backend.name !== 'string' || typeof backend.version !== 'string') {
     throw new Error('manifest field backend is not {name, version}');
   }
-  if (raw.reason !== undefined && typeof raw.reason !== 'string') throw new Error('manifest field reason is not a string');
+  if (raw.reason !== undefined && typeof raw.reason !== 'string')
+    throw new Error('manifest field reason is not a string');
   if (!('state' in raw)) throw new Error('manifest has no state');
   const m: Manifest = {
     formatVersion: FORMAT_VERSION,

@@ -36,7 +36,9 @@ export class NoValidCheckpointError extends Error {
   ) {
     super(
       `run ${runId} has ${skipped.length} checkpoint(s) and none verifies: ` +
-        skipped.map((s) => `${s.id} (${s.problems.map((p) => (p.blob ? `${p.blob}: ` : '') + p.reason).join('; ')})`).join(', '),
+        skipped
+          .map((s) => `${s.id} (${s.problems.map((p) => (p.blob ? `${p.blob}: ` : '') + p.reason).join('; ')})`)
+          .join(', '),
     );
   }
 }

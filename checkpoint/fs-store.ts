@@ -111,7 +111,11 @@ export class FsCheckpointStore implements CheckpointStore {
   }
 
   /** Visits files under the directory part of `prefix` whose key starts with `prefix`. */
-  private async walk(prefix: string, includeTemp: boolean, visit: (key: string, file: string, name: string) => Promise<void>) {
+  private async walk(
+    prefix: string,
+    includeTemp: boolean,
+    visit: (key: string, file: string, name: string) => Promise<void>,
+  ) {
     const cut = prefix.lastIndexOf('/');
     const dirKey = cut < 0 ? '' : prefix.slice(0, cut);
     if (dirKey) assertKey(dirKey);
@@ -127,7 +131,9 @@ export class FsCheckpointStore implements CheckpointStore {
         const key = keyBase ? `${keyBase}/${e.name}` : e.name;
         if (e.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await recurse(path.join(dirPath, e.name), key);
-        } else if (e.name.startsWith(TEMP_PREFIX) ? includeTemp && `${keyBase}/`.startsWith(prefix) : key.startsWith(prefix)) {
+        } else if (
+          e.name.startsWith(TEMP_PREFIX) ? includeTemp && `${keyBase}/`.startsWith(prefix) : key.startsWith(prefix)
+        ) {
           await visit(key, path.join(dirPath, e.name), e.name);
         }
       }

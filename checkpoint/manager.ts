@@ -81,7 +81,12 @@ export class CheckpointManager {
     // Snapshot everything before the first await: a caller that keeps training while the commit is in flight
     // cannot leak later values into this checkpoint (USERS #7).
     const meta = this.validateCommit(input);
-    const blobs = input.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: [...b.shape], data: copyBytes(b.data) }));
+    const blobs = input.blobs.map((b) => ({
+      name: b.name,
+      dtype: b.dtype,
+      shape: [...b.shape],
+      data: copyBytes(b.data),
+    }));
 
     const described: ManifestBlob[] = [];
     const unique = new Map<string, Uint8Array>();
@@ -103,9 +108,12 @@ export class CheckpointManager {
       throw new TypeError(`checkpoint commit: ${msg}`);
     };
     if (!Number.isSafeInteger(input.step) || input.step < 0) fail(`step ${input.step} is not a non-negative integer`);
-    if (typeof input.epoch !== 'number' || !Number.isFinite(input.epoch)) fail(`epoch ${input.epoch} is not a finite number`);
-    if (typeof input.createdAt !== 'string' || Number.isNaN(Date.parse(input.createdAt))) fail(`createdAt ${JSON.stringify(input.createdAt)} is not an ISO date`);
-    if (input.parent !== null && (typeof input.parent?.runId !== 'string' || typeof input.parent?.id !== 'string')) fail('parent must be null or {runId, id}');
+    if (typeof input.epoch !== 'number' || !Number.isFinite(input.epoch))
+      fail(`epoch ${input.epoch} is not a finite number`);
+    if (typeof input.createdAt !== 'string' || Number.isNaN(Date.parse(input.createdAt)))
+      fail(`createdAt ${JSON.stringify(input.createdAt)} is not an ISO date`);
+    if (input.parent !== null && (typeof input.parent?.runId !== 'string' || typeof input.parent?.id !== 'string'))
+      fail('parent must be null or {runId, id}');
     if (!Array.isArray(input.blobs)) fail('blobs must be an array');
     const names = new Set<string>();
     for (const b of input.blobs) {
@@ -116,7 +124,8 @@ export class CheckpointManager {
       if (!validShape(b.shape)) fail(`blob ${b.name}: shape must be a list of non-negative integers`);
       if (!(b.data instanceof Uint8Array)) fail(`blob ${b.name}: data must be a Uint8Array`);
       const want = expectedSize(b.dtype, b.shape);
-      if (want !== null && want !== b.data.byteLength) fail(`blob ${b.name}: ${b.dtype}[${b.shape.join(',')}] needs ${want} bytes, got ${b.data.byteLength}`);
+      if (want !== null && want !== b.data.byteLength)
+        fail(`blob ${b.name}: ${b.dtype}[${b.shape.join(',')}] needs ${want} bytes, got ${b.data.byteLength}`);
     }
     for (const [k, v] of Object.entries(input.metrics ?? fail('metrics missing'))) {
       if (typeof v !== 'number' || !Number.isFinite(v)) fail(`metric ${k} is ${v}: metrics must be finite numbers`);
@@ -124,7 +133,8 @@ export class CheckpointManager {
     for (const [k, v] of Object.entries(input.fingerprints ?? fail('fingerprints missing'))) {
       if (typeof v !== 'string') fail(`fingerprint ${k} must be a string`);
     }
-    if (typeof input.backend?.name !== 'string' || typeof input.backend?.version !== 'string') fail('backend must be {name, version}');
+    if (typeof input.backend?.name !== 'string' || typeof input.backend?.version !== 'string')
+      fail('backend must be {name, version}');
     if (input.reason !== undefined && typeof input.reason !== 'string') fail('reason must be a string');
     if (input.state === undefined) fail('state is missing (use null for none)');
     assertJson(input.state, 'state');
@@ -190,7 +200,11 @@ export class CheckpointManager {
   async readManifest(id: string): Promise<Manifest> {
     this.assertId(id);
     const bytes = await this.store.read(this.manifestKey(id)).catch((err) => {
-      if (err instanceof CheckpointNotFoundError) throw new CheckpointNotFoundError(this.manifestKey(id), `no checkpoint ${id} in run ${this.runId} at ${this.store.url}`);
+      if (err instanceof CheckpointNotFoundError)
+        throw new CheckpointNotFoundError(
+          this.manifestKey(id),
+          `no checkpoint ${id} in run ${this.runId} at ${this.store.url}`,
+        );
       throw err;
     });
     try {
@@ -219,8 +233,10 @@ export class CheckpointManager {
     try {
       manifest = await this.readManifest(id);
     } catch (err) {
-      if (err instanceof CheckpointNotFoundError) return { id, ok: false, problems: [{ reason: 'checkpoint not found' }] };
-      if (err instanceof CheckpointCorruptError) return { id, ok: false, problems: [{ reason: `manifest: ${err.reason}` }] };
+      if (err instanceof CheckpointNotFoundError)
+        return { id, ok: false, problems: [{ reason: 'checkpoint not found' }] };
+      if (err instanceof CheckpointCorruptError)
+        return { id, ok: false, problems: [{ reason: `manifest: ${err.reason}` }] };
       throw err;
     }
     return this.verifyManifest(manifest);
@@ -256,9 +272,14 @@ export class CheckpointManager {
   async pin(id: string): Promise<void> {
     this.assertId(id);
     if (!(await this.store.exists(this.manifestKey(id)))) {
-      throw new CheckpointNotFoundError(this.manifestKey(id), `cannot pin ${id}: no such checkpoint in run ${this.runId}`);
+      throw new CheckpointNotFoundError(
+        this.manifestKey(id),
+        `cannot pin ${id}: no such checkpoint in run ${this.runId}`,
+      );
     }
-    await this.store.writeAtomic(this.pinKey(id), new TextEncoder().encode(JSON.stringify({ id }) + '\n'), { ifAbsent: true });
+    await this.store.writeAtomic(this.pinKey(id), new TextEncoder().encode(JSON.stringify({ id }) + '\n'), {
+      ifAbsent: true,
+    });
   }
 
   async unpin(id: string): Promise<void> {
@@ -318,7 +339,10 @@ export class CheckpointManager {
     const entries = await this.readEntries();
     const unreadable = entries.filter((e) => !e.manifest);
     if (unreadable.length) {
-      return { blobsDeleted: 0, gcSkipped: `unreadable manifest(s) ${unreadable.map((e) => e.id).join(', ')}: their blobs are unknown` };
+      return {
+        blobsDeleted: 0,
+        gcSkipped: `unreadable manifest(s) ${unreadable.map((e) => e.id).join(', ')}: their blobs are unknown`,
+      };
     }
     const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.map((b) => b.sha256)));
     const prefix = `${this.runId}/blobs/`;
@@ -326,7 +350,9 @@ export class CheckpointManager {
     const blobs: Array<{ key: string; mtimeMs: number }> = this.store.listDetailed
       ? await this.store.listDetailed(prefix)
       : (await this.store.list(prefix)).map((key) => ({ key, mtimeMs: -Infinity }));
-    const garbage = blobs.filter((b) => !referenced.has(b.key.slice(prefix.length)) && now - b.mtimeMs >= this.gcGraceMs);
+    const garbage = blobs.filter(
+      (b) => !referenced.has(b.key.slice(prefix.length)) && now - b.mtimeMs >= this.gcGraceMs,
+    );
     await forEachLimit(garbage, this.concurrency, (b) => this.store.delete(b.key));
     if (this.store.sweepTemp) await this.store.sweepTemp(`${this.runId}/`, Math.max(this.gcGraceMs, 60_000));
     return { blobsDeleted: garbage.length };
@@ -336,7 +362,9 @@ export class CheckpointManager {
     const prefix = `${this.runId}/blobs/`;
     const infos = this.store.listDetailed
       ? await this.store.listDetailed(prefix)
-      : await Promise.all((await this.store.list(prefix)).map(async (key) => ({ key, size: (await this.store.read(key)).byteLength })));
+      : await Promise.all(
+          (await this.store.list(prefix)).map(async (key) => ({ key, size: (await this.store.read(key)).byteLength })),
+        );
     return new Map(infos.map((i) => [i.key.slice(prefix.length), i.size]));
   }
 
@@ -369,7 +397,9 @@ export class CheckpointManager {
 
   private async readEntries(): Promise<Entry[]> {
     const prefix = `${this.runId}/manifests/`;
-    const keys = (await this.store.list(prefix)).filter((k) => k.endsWith('.json') && !k.slice(prefix.length).includes('/'));
+    const keys = (await this.store.list(prefix)).filter(
+      (k) => k.endsWith('.json') && !k.slice(prefix.length).includes('/'),
+    );
     const entries = await mapLimit(keys, this.concurrency, async (key): Promise<Entry | null> => {
       const id = key.slice(prefix.length, -'.json'.length);
       let bytes: Uint8Array;
@@ -400,7 +430,8 @@ export class CheckpointManager {
   }
 
   private assertId(id: string): void {
-    if (typeof id !== 'string' || !CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(String(id), `not a checkpoint id: ${JSON.stringify(id)}`);
+    if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
+      throw new CheckpointNotFoundError(String(id), `not a checkpoint id: ${JSON.stringify(id)}`);
   }
 }
 

@@ -22,11 +22,14 @@ export function validatePolicy(policy: RetentionPolicy): void {
     }
   };
   nonNegInt('keepLatest', policy.keepLatest);
-  if (policy.keepEverySteps !== undefined && policy.keepEverySteps !== 0) nonNegInt('keepEverySteps', policy.keepEverySteps);
+  if (policy.keepEverySteps !== undefined && policy.keepEverySteps !== 0)
+    nonNegInt('keepEverySteps', policy.keepEverySteps);
   if (policy.keepBest) {
     nonNegInt('keepBest.k', policy.keepBest.k);
-    if (typeof policy.keepBest.metric !== 'string' || !policy.keepBest.metric) throw new Error('retention keepBest.metric must be a metric name');
-    if (policy.keepBest.mode !== 'max' && policy.keepBest.mode !== 'min') throw new Error(`retention keepBest.mode must be 'max' or 'min'`);
+    if (typeof policy.keepBest.metric !== 'string' || !policy.keepBest.metric)
+      throw new Error('retention keepBest.metric must be a metric name');
+    if (policy.keepBest.mode !== 'max' && policy.keepBest.mode !== 'min')
+      throw new Error(`retention keepBest.mode must be 'max' or 'min'`);
   }
 }
 
@@ -63,7 +66,9 @@ export async function selectRetained(
 
   if (policy.keepBest && policy.keepBest.k > 0) {
     const { k, metric, mode } = policy.keepBest;
-    const scored = candidates.filter((c) => typeof c.metrics[metric] === 'number' && Number.isFinite(c.metrics[metric]));
+    const scored = candidates.filter(
+      (c) => typeof c.metrics[metric] === 'number' && Number.isFinite(c.metrics[metric]),
+    );
     // Best first; on a tie the older one wins, so equal newcomers never churn the kept set.
     scored.sort((a, b) => {
       const d = mode === 'max' ? b.metrics[metric] - a.metrics[metric] : a.metrics[metric] - b.metrics[metric];

@@ -161,7 +161,8 @@ export class S3CheckpointStore implements CheckpointStore {
     } catch (err) {
       const status = (err as CheckpointStoreError).details?.status;
       // 412: it exists. After a retry this is usually our own first attempt that did land.
-      if (status === 412 || (err as CheckpointStoreError).code === 'PreconditionFailed') return this.sameOrConflict(key, data);
+      if (status === 412 || (err as CheckpointStoreError).code === 'PreconditionFailed')
+        return this.sameOrConflict(key, data);
       if (status === 501 || (err as CheckpointStoreError).code === 'NotImplemented') {
         this.conditionalPutUnsupported = true;
         return this.writeAtomic(key, data, opts);
@@ -217,7 +218,9 @@ export class S3CheckpointStore implements CheckpointStore {
       try {
         const bytes = await body.transformToByteArray();
         if (res.ContentLength !== undefined && bytes.byteLength !== res.ContentLength) {
-          throw Object.assign(new Error(`short read: ${bytes.byteLength} of ${res.ContentLength} bytes`), { code: 'ECONNRESET' });
+          throw Object.assign(new Error(`short read: ${bytes.byteLength} of ${res.ContentLength} bytes`), {
+            code: 'ECONNRESET',
+          });
         }
         return bytes;
       } finally {

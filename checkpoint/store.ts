@@ -51,7 +51,8 @@ export interface CheckpointStore {
  */
 export function openStore(url: string, baseDir: string = process.cwd()): CheckpointStore {
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/.exec(url ?? '');
-  if (!m) throw new Error(`checkpoint storage ${JSON.stringify(url)} is not a URL: use file://PATH or s3://BUCKET/PREFIX`);
+  if (!m)
+    throw new Error(`checkpoint storage ${JSON.stringify(url)} is not a URL: use file://PATH or s3://BUCKET/PREFIX`);
   const scheme = m[1].toLowerCase();
   const rest = m[2];
   if (scheme === 'file') {
@@ -78,7 +79,11 @@ export function openStore(url: string, baseDir: string = process.cwd()): Checkpo
       region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
       credentials:
         env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-          ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN || undefined }
+          ? {
+              accessKeyId: env.AWS_ACCESS_KEY_ID,
+              secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+              sessionToken: env.AWS_SESSION_TOKEN || undefined,
+            }
           : undefined,
       requestTimeoutMs: num('DURABLE_TRAIN_S3_TIMEOUT_MS'),
       maxAttempts: num('DURABLE_TRAIN_S3_MAX_ATTEMPTS'),

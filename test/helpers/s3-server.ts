@@ -5,7 +5,13 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 
 export interface S3TestServer {
   endpoint: string;
@@ -36,7 +42,10 @@ export function findWeed(): string {
     process.env.DURABLE_TRAIN_WEED,
     path.join(root, '.tools', 'venv', 'bin', 'weed'),
     path.join(root, '.tools', 'bin', 'weed'),
-    ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'weed')),
+    ...(process.env.PATH ?? '')
+      .split(path.delimiter)
+      .filter(Boolean)
+      .map((d) => path.join(d, 'weed')),
   ];
   for (const c of candidates) {
     if (!c) continue;
@@ -85,8 +94,16 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
     config,
     JSON.stringify({
       identities: [
-        { name: 'admin', credentials: [{ accessKey, secretKey }], actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'] },
-        { name: 'reader', credentials: [{ accessKey: readOnlyAccessKey, secretKey: readOnlySecretKey }], actions: ['Read', 'List'] },
+        {
+          name: 'admin',
+          credentials: [{ accessKey, secretKey }],
+          actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'],
+        },
+        {
+          name: 'reader',
+          credentials: [{ accessKey: readOnlyAccessKey, secretKey: readOnlySecretKey }],
+          actions: ['Read', 'List'],
+        },
       ],
     }),
   );
@@ -141,7 +158,8 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
     }
     // weed also puts gRPC unix sockets in /tmp named by port; remove ours.
     for (const p of [masterGrpc, volumeGrpc, filerGrpc, s3Grpc]) {
-      for (const kind of ['master', 'volume', 'filer', 's3']) fs.rmSync(`/tmp/seaweedfs-${kind}-grpc-${p}.sock`, { force: true });
+      for (const kind of ['master', 'volume', 'filer', 's3'])
+        fs.rmSync(`/tmp/seaweedfs-${kind}-grpc-${p}.sock`, { force: true });
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
@@ -174,7 +192,9 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
         lastErr = err;
       }
       if (Date.now() > deadline) {
-        throw new Error(`SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`);
+        throw new Error(
+          `SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -192,7 +212,9 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
         lastErr = err;
       }
       if (Date.now() > deadline) {
-        throw new Error(`SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`);
+        throw new Error(
+          `SeaweedFS S3 at ${endpoint} not ready: ${(lastErr as Error)?.message}; log:\n${tail(logFile)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -202,7 +224,18 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
   } finally {
     client.destroy();
   }
-  return { endpoint, accessKey, secretKey, readOnlyAccessKey, readOnlySecretKey, bucket, region, dataDir, logFile, stop };
+  return {
+    endpoint,
+    accessKey,
+    secretKey,
+    readOnlyAccessKey,
+    readOnlySecretKey,
+    bucket,
+    region,
+    dataDir,
+    logFile,
+    stop,
+  };
 }
 
 function tail(file: string, lines = 30): string {

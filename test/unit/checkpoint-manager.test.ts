@@ -75,7 +75,9 @@ function s3Backend(get: () => S3TestServer): Backend {
         async tamper(key, fn) {
           const data = fn(Buffer.from(await store.read(key)));
           // A raw put, as bit rot or a stray tool would do it: no checks of ours involved.
-          await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: `${store.prefix}/${key}`, Body: data }));
+          await store.client.send(
+            new PutObjectCommand({ Bucket: store.bucket, Key: `${store.prefix}/${key}`, Body: data }),
+          );
         },
       };
     },
@@ -126,7 +128,8 @@ function recording(inner: CheckpointStore, failOn?: 'writeBlob' | 'writeAtomic')
     },
     async writeAtomic(key, data, opts) {
       log.push(`atomic:start ${key}`);
-      if (failOn === 'writeAtomic') throw Object.assign(new Error('simulated crash before the commit point'), { code: 'EIO' });
+      if (failOn === 'writeAtomic')
+        throw Object.assign(new Error('simulated crash before the commit point'), { code: 'EIO' });
       await inner.writeAtomic(key, data, opts);
       log.push(`atomic:done ${key}`);
     },
@@ -152,11 +155,13 @@ function managerSuite(backend: Backend) {
       mgr = new CheckpointManager(store, RUN, gc0);
     });
 
-    const flipByte = (at = 0) => (b: Buffer) => {
-      const c = Buffer.from(b);
-      c[at] ^= 0x01;
-      return c;
-    };
+    const flipByte =
+      (at = 0) =>
+      (b: Buffer) => {
+        const c = Buffer.from(b);
+        c[at] ^= 0x01;
+        return c;
+      };
 
     describe('commit and load', () => {
       it('round-trips blobs, state and metadata exactly', async () => {
@@ -236,7 +241,10 @@ function managerSuite(backend: Backend) {
         const ok = await mgr.commit(input(1));
         const { store: crashing } = recording(store, 'writeAtomic');
         await assert.rejects(new CheckpointManager(crashing, RUN).commit(input(2)), /simulated crash/);
-        assert.deepEqual((await mgr.list()).map((c) => c.id), [ok.id]);
+        assert.deepEqual(
+          (await mgr.list()).map((c) => c.id),
+          [ok.id],
+        );
         assert.equal((await mgr.latestValid())!.manifest.id, ok.id);
         assert.equal((await store.list(`${RUN}/blobs/`)).length, 7, 'orphan blobs of the failed commit exist');
         // Young orphans are spared (a commit may still be in flight); past the grace period they go.
@@ -248,7 +256,7 @@ function managerSuite(backend: Backend) {
         await mgr.load(ok.id);
       });
 
-      it('snapshots the caller\'s bytes and state on entry (later mutation cannot leak in)', async () => {
+      it("snapshots the caller's bytes and state on entry (later mutation cannot leak in)", async () => {
         const inp = input(3);
         const kernel = inp.blobs[0].data;
         const state = inp.state as { position: { batch: number } };
@@ -294,10 +302,13 @@ function managerSuite(backend: Backend) {
     describe('save failures are never reported as success', () => {
       it('a storage that refuses writes rejects the commit', async () => {
         const refusing = backend.refusing();
-        await assert.rejects(new CheckpointManager(refusing, RUN).commit(input(1)), (err: Error & { code?: string }) => {
-          assert.match(`${err.code} ${err.message}`, /ENOTDIR|EEXIST|AccessDenied|403/);
-          return true;
-        });
+        await assert.rejects(
+          new CheckpointManager(refusing, RUN).commit(input(1)),
+          (err: Error & { code?: string }) => {
+            assert.match(`${err.code} ${err.message}`, /ENOTDIR|EEXIST|AccessDenied|403/);
+            return true;
+          },
+        );
         assert.deepEqual(await new CheckpointManager(refusing, RUN).list(), []);
       });
 
@@ -324,7 +335,10 @@ function managerSuite(backend: Backend) {
         await tamper(blobOf(c3, 'dense/kernel'), flipByte(2));
         const v = await mgr.verify(c3.id);
         assert.equal(v.ok, false);
-        assert.deepEqual(v.problems.map((p) => p.blob), ['dense/kernel']);
+        assert.deepEqual(
+          v.problems.map((p) => p.blob),
+          ['dense/kernel'],
+        );
         assert.match(v.problems[0].reason, /sha256 mismatch/);
         await assert.rejects(mgr.load(c3.id), (err: CheckpointCorruptError) => {
           assert.ok(err instanceof CheckpointCorruptError);
@@ -335,9 +349,15 @@ function managerSuite(backend: Backend) {
         });
         const latest = await mgr.latestValid();
         assert.equal(latest!.manifest.id, c2.id);
-        assert.deepEqual(latest!.skipped.map((s) => [s.id, s.problems[0].blob]), [[c3.id, 'dense/kernel']]);
+        assert.deepEqual(
+          latest!.skipped.map((s) => [s.id, s.problems[0].blob]),
+          [[c3.id, 'dense/kernel']],
+        );
         const listed = await mgr.list({ verify: true });
-        assert.deepEqual(listed.map((c) => c.valid), [true, true, false]);
+        assert.deepEqual(
+          listed.map((c) => c.valid),
+          [true, true, false],
+        );
         assert.match(listed[2].problem!, /blob dense\/kernel: sha256 mismatch/);
         assert.deepEqual((await mgr.verify(c2.id)).problems, []);
       });
@@ -346,7 +366,10 @@ function managerSuite(backend: Backend) {
         await tamper(blobOf(c3, 'dense/bias'), flipByte(0));
         await assert.rejects(mgr.latestValid(), (err: NoValidCheckpointError) => {
           assert.ok(err instanceof NoValidCheckpointError);
-          assert.deepEqual(err.skipped.map((s) => s.id), [c3.id, c2.id, c1.id]);
+          assert.deepEqual(
+            err.skipped.map((s) => s.id),
+            [c3.id, c2.id, c1.id],
+          );
           assert.match(err.message, /none verifies/);
           return true;
         });
@@ -369,7 +392,9 @@ function managerSuite(backend: Backend) {
       });
 
       it('a manifest edited so that it still parses no longer matches its id', async () => {
-        await tamper(`${RUN}/manifests/${c3.id}.json`, (b) => Buffer.from(b.toString().replace('"chunk-end"', '"chunk-enD"')));
+        await tamper(`${RUN}/manifests/${c3.id}.json`, (b) =>
+          Buffer.from(b.toString().replace('"chunk-end"', '"chunk-enD"')),
+        );
         const v = await mgr.verify(c3.id);
         assert.equal(v.ok, false);
         assert.match(v.problems[0].reason, /content does not match its id/);
@@ -379,7 +404,10 @@ function managerSuite(backend: Backend) {
       it('a missing blob is named', async () => {
         await store.delete(blobOf(c3, 'opt/adam/m/dense/kernel'));
         const v = await mgr.verify(c3.id);
-        assert.deepEqual(v.problems.map((p) => p.blob), ['opt/adam/m/dense/kernel']);
+        assert.deepEqual(
+          v.problems.map((p) => p.blob),
+          ['opt/adam/m/dense/kernel'],
+        );
         assert.match(v.problems[0].reason, /missing/);
         await assert.rejects(mgr.load(c3.id), (err: CheckpointCorruptError) => err.blob === 'opt/adam/m/dense/kernel');
       });
@@ -411,10 +439,16 @@ function managerSuite(backend: Backend) {
 
     describe('retention', () => {
       /** Commits checkpoints at the given steps with testAccuracy values; returns their ids by step. */
-      async function commitAll(m: CheckpointManager, steps: number[], acc: (step: number, i: number) => number = () => 0.5) {
+      async function commitAll(
+        m: CheckpointManager,
+        steps: number[],
+        acc: (step: number, i: number) => number = () => 0.5,
+      ) {
         const ids = new Map<number, string>();
         for (const [i, step] of steps.entries()) {
-          const c = await m.commit(input(step, { metrics: { testAccuracy: acc(step, i), testLoss: 1 - acc(step, i) } }));
+          const c = await m.commit(
+            input(step, { metrics: { testAccuracy: acc(step, i), testLoss: 1 - acc(step, i) } }),
+          );
           ids.set(step, c.id);
         }
         return ids;
@@ -466,7 +500,11 @@ function managerSuite(backend: Backend) {
       it('policies combine: a checkpoint survives if any of them keeps it', async () => {
         const accs = [0.95, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
         await commitAll(mgr, [100, 200, 300, 400, 500, 600, 700, 800], (_s, i) => accs[i]);
-        const res = await mgr.applyRetention({ keepLatest: 2, keepBest: { k: 1, metric: 'testAccuracy', mode: 'max' }, keepEverySteps: 400 });
+        const res = await mgr.applyRetention({
+          keepLatest: 2,
+          keepBest: { k: 1, metric: 'testAccuracy', mode: 'max' },
+          keepEverySteps: 400,
+        });
         assert.deepEqual(await keptSteps(), [100, 400, 700, 800]);
         assert.equal(res.deleted.length, 4);
       });
@@ -477,7 +515,10 @@ function managerSuite(backend: Backend) {
         await mgr.pin(ids.get(100)!); // idempotent
         await mgr.applyRetention({ keepLatest: 1 }, [ids.get(200)!]);
         assert.deepEqual(await keptSteps(), [100, 200, 400]);
-        assert.deepEqual((await mgr.list()).map((c) => c.pinned), [true, false, false]);
+        assert.deepEqual(
+          (await mgr.list()).map((c) => c.pinned),
+          [true, false, false],
+        );
         await mgr.unpin(ids.get(100)!);
         await mgr.applyRetention({ keepLatest: 1 });
         assert.deepEqual(await keptSteps(), [400]);
@@ -537,11 +578,15 @@ function managerSuite(backend: Backend) {
           const seen = accs.slice(0, i + 1);
           const top2 = [...seen].sort((a, b) => b - a).slice(0, 2);
           const kept = list.map((c) => c.metrics.testAccuracy);
-          for (const t of top2) assert.ok(kept.includes(t), `after ${i + 1} commits the best ${top2} are kept, got ${kept}`);
+          for (const t of top2)
+            assert.ok(kept.includes(t), `after ${i + 1} commits the best ${top2} are kept, got ${kept}`);
           assert.ok(kept.includes(acc), 'the newest is kept');
           assert.ok(list.length <= 3, `at most k + latest kept, got ${kept}`);
         }
-        assert.deepEqual((await mgr.list()).map((c) => c.metrics.testAccuracy), [0.95, 0.94, 0.3]);
+        assert.deepEqual(
+          (await mgr.list()).map((c) => c.metrics.testAccuracy),
+          [0.95, 0.94, 0.3],
+        );
       });
     });
   });
@@ -564,7 +609,9 @@ describe('checkpoint manager', function () {
       fs.writeFileSync(path.join(root, RUN, 'manifests'), 'not a directory');
       const store = new FsCheckpointStore(root);
       const mgr = new CheckpointManager(store, RUN);
-      await assert.rejects(mgr.commit(input(1)), (err: NodeJS.ErrnoException) => ['ENOTDIR', 'EEXIST'].includes(err.code ?? ''));
+      await assert.rejects(mgr.commit(input(1)), (err: NodeJS.ErrnoException) =>
+        ['ENOTDIR', 'EEXIST'].includes(err.code ?? ''),
+      );
       assert.equal((await store.list(`${RUN}/blobs/`)).length, 4, 'the blobs were written');
       assert.deepEqual(await mgr.list(), []);
       assert.equal(await mgr.latestValid(), null);
@@ -577,7 +624,10 @@ describe('checkpoint manager', function () {
       const c = await mgr.commit(input(1));
       fs.writeFileSync(path.join(root, RUN, 'manifests', `.tmp.step-000000002-abcdef01.json.1.x`), '{"partial":');
       fs.writeFileSync(path.join(root, RUN, 'blobs', `.tmp.${'0'.repeat(64)}.1.y`), 'partial');
-      assert.deepEqual((await mgr.list()).map((s) => s.id), [c.id]);
+      assert.deepEqual(
+        (await mgr.list()).map((s) => s.id),
+        [c.id],
+      );
       assert.equal((await mgr.latestValid())!.manifest.id, c.id);
       assert.equal((await store.list(`${RUN}/`)).filter((k) => k.includes('.tmp.')).length, 0);
     });
@@ -587,7 +637,21 @@ describe('checkpoint manager', function () {
       const mgr = new CheckpointManager(new FsCheckpointStore(root), RUN);
       const c = await mgr.commit(input(7));
       const file = JSON.parse(fs.readFileSync(path.join(root, RUN, 'manifests', `${c.id}.json`), 'utf8'));
-      assert.deepEqual(Object.keys(file), ['formatVersion', 'id', 'runId', 'step', 'epoch', 'createdAt', 'reason', 'parent', 'metrics', 'fingerprints', 'backend', 'blobs', 'state']);
+      assert.deepEqual(Object.keys(file), [
+        'formatVersion',
+        'id',
+        'runId',
+        'step',
+        'epoch',
+        'createdAt',
+        'reason',
+        'parent',
+        'metrics',
+        'fingerprints',
+        'backend',
+        'blobs',
+        'state',
+      ]);
       for (const b of c.blobs) assert.ok(fs.existsSync(path.join(root, RUN, 'blobs', b.sha256)));
       await mgr.pin(c.id);
       assert.ok(fs.existsSync(path.join(root, RUN, 'pins', c.id)));

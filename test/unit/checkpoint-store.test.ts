@@ -267,7 +267,11 @@ describe('checkpoint stores', function () {
       const endpoint = await listen(server);
       try {
         const store = stub(endpoint, { requestTimeoutMs: 300, maxAttempts: 2 });
-        for (const op of [() => store.read('run/x'), () => store.writeAtomic('run/x', enc('x'), { ifAbsent: true }), () => store.list('run/')]) {
+        for (const op of [
+          () => store.read('run/x'),
+          () => store.writeAtomic('run/x', enc('x'), { ifAbsent: true }),
+          () => store.list('run/'),
+        ]) {
           await assert.rejects(op(), (err: CheckpointStoreError) => {
             assert.ok(err instanceof CheckpointStoreError, String(err));
             assert.equal(err.details.attempts, 2);
