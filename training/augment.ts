@@ -7,7 +7,8 @@ import type { Prng } from './prng';
  * [-maxShift, maxShift] in x and y, filling with zeros. Draws exactly two integers per image.
  */
 export function randomShift(images: Float32Array, count: number, maxShift: number, rng: Prng): void {
-  if (!(Number.isInteger(maxShift) && maxShift >= 0)) throw new Error(`augment.shift must be an integer >= 0, got ${maxShift}`);
+  if (!(Number.isInteger(maxShift) && maxShift >= 0))
+    throw new Error(`augment.shift must be an integer >= 0, got ${maxShift}`);
   if (maxShift === 0) return;
   const tmp = new Float32Array(IMAGE_SIZE);
   const span = 2 * maxShift + 1;

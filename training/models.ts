@@ -122,7 +122,8 @@ export class Net {
       const cls = layer.getClassName();
       const kernelLv = weights.find((w) => w.originalName.endsWith('/kernel'));
       const biasLv = weights.find((w) => w.originalName.endsWith('/bias'));
-      if (weights.length !== 2 || !kernelLv || !biasLv) throw new Error(`models: layer ${layer.name} must have a kernel and a bias`);
+      if (weights.length !== 2 || !kernelLv || !biasLv)
+        throw new Error(`models: layer ${layer.name} must have a kernel and a bias`);
       const kernel = kernelLv.read() as tf.Variable;
       const bias = biasLv.read() as tf.Variable;
       const ks = kernel.shape.slice();
@@ -138,8 +139,22 @@ export class Net {
         throw new Error(`models: unsupported layer with weights: ${cls}`);
       }
       this.byLayer.set(layer.name, { kernel, bias });
-      this.params.push({ name: `model/${layer.name}/kernel`, shape: ks, variable: kernel, role: 'kernel', fanIn, fanOut });
-      this.params.push({ name: `model/${layer.name}/bias`, shape: bias.shape.slice(), variable: bias, role: 'bias', fanIn, fanOut });
+      this.params.push({
+        name: `model/${layer.name}/kernel`,
+        shape: ks,
+        variable: kernel,
+        role: 'kernel',
+        fanIn,
+        fanOut,
+      });
+      this.params.push({
+        name: `model/${layer.name}/bias`,
+        shape: bias.shape.slice(),
+        variable: bias,
+        role: 'bias',
+        fanIn,
+        fanOut,
+      });
     }
     const names = this.params.map((p) => p.name);
     if (new Set(names).size !== names.length) throw new Error(`models: duplicate weight names in ${name}`);

@@ -27,7 +27,10 @@ export abstract class Optimizer {
   ) {
     for (const kind of slotKinds) {
       for (const p of params) {
-        this.slots.set(this.slotName(kind, p.name), tf.tidy(() => tf.variable(tf.zeros(p.shape, 'float32'), false)));
+        this.slots.set(
+          this.slotName(kind, p.name),
+          tf.tidy(() => tf.variable(tf.zeros(p.shape, 'float32'), false)),
+        );
       }
     }
   }
@@ -124,7 +127,8 @@ class Adam extends Optimizer {
 }
 
 function inRange(v: number, lo: number, hi: number, what: string): number {
-  if (!(typeof v === 'number' && v >= lo && v < hi)) throw new Error(`optimizer.${what} must be in [${lo}, ${hi}), got ${v}`);
+  if (!(typeof v === 'number' && v >= lo && v < hi))
+    throw new Error(`optimizer.${what} must be in [${lo}, ${hi}), got ${v}`);
   return v;
 }
 
@@ -145,6 +149,8 @@ export function createOptimizer(spec: OptimizerSpec, params: ParamRef[]): Optimi
         inRange(spec.epsilon ?? 1e-7, Number.MIN_VALUE, 1, 'epsilon'),
       );
     default:
-      throw new Error(`unknown optimizer ${JSON.stringify((spec as OptimizerSpec).name)} (available: sgd, momentum, adam)`);
+      throw new Error(
+        `unknown optimizer ${JSON.stringify((spec as OptimizerSpec).name)} (available: sgd, momentum, adam)`,
+      );
   }
 }

@@ -85,7 +85,8 @@ export class Prng {
 
   /** Uniform integer in [0, n), unbiased (rejection sampling). n in [1, 2^32]. */
   nextInt(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > TWO_32) throw new Error(`nextInt: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > TWO_32)
+      throw new Error(`nextInt: n must be an integer in [1, 2^32], got ${n}`);
     const limit = TWO_32 - (TWO_32 % n);
     for (;;) {
       const u = this.nextUint32();

@@ -20,7 +20,8 @@ export interface ScheduleState {
 }
 
 function checkLr(v: number, what: string): number {
-  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new Error(`${what} must be a positive number, got ${v}`);
+  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0))
+    throw new Error(`${what} must be a positive number, got ${v}`);
   return v;
 }
 
@@ -36,13 +37,15 @@ function resolve(spec: ScheduleSpec | undefined): Resolved {
     case 'constant':
       return { name: 'constant' };
     case 'step':
-      if (!(Number.isInteger(s.every) && s.every >= 1)) throw new Error(`schedule.every must be an integer >= 1, got ${s.every}`);
+      if (!(Number.isInteger(s.every) && s.every >= 1))
+        throw new Error(`schedule.every must be an integer >= 1, got ${s.every}`);
       if (!(s.factor > 0 && s.factor <= 1)) throw new Error(`schedule.factor must be in (0, 1], got ${s.factor}`);
       return { name: 'step', every: s.every, factor: s.factor };
     case 'cosine': {
       const warmupSteps = s.warmupSteps ?? 0;
       const minLearningRate = s.minLearningRate ?? 0;
-      if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0)) throw new Error(`schedule.warmupSteps must be an integer >= 0`);
+      if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0))
+        throw new Error(`schedule.warmupSteps must be an integer >= 0`);
       if (!(minLearningRate >= 0)) throw new Error(`schedule.minLearningRate must be >= 0`);
       return { name: 'cosine', warmupSteps, minLearningRate };
     }
@@ -55,13 +58,16 @@ function resolve(spec: ScheduleSpec | undefined): Resolved {
         minLearningRate: s.minLearningRate ?? 0,
       };
       if (r.metric !== 'loss' && r.metric !== 'accuracy') throw new Error(`schedule.metric must be loss or accuracy`);
-      if (!(Number.isInteger(r.patience) && r.patience >= 0)) throw new Error(`schedule.patience must be an integer >= 0`);
+      if (!(Number.isInteger(r.patience) && r.patience >= 0))
+        throw new Error(`schedule.patience must be an integer >= 0`);
       if (!(r.factor > 0 && r.factor <= 1)) throw new Error(`schedule.factor must be in (0, 1], got ${r.factor}`);
       if (!(r.minLearningRate >= 0)) throw new Error(`schedule.minLearningRate must be >= 0`);
       return r;
     }
     default:
-      throw new Error(`unknown schedule ${JSON.stringify((s as { name: unknown }).name)} (constant, step, cosine, plateau)`);
+      throw new Error(
+        `unknown schedule ${JSON.stringify((s as { name: unknown }).name)} (constant, step, cosine, plateau)`,
+      );
   }
 }
 
@@ -90,7 +96,8 @@ export class LrSchedule {
     const cfg = resolve(spec);
     const st = state as ScheduleState;
     if (!st || typeof st !== 'object') throw new Error('schedule state: missing');
-    if (st.name !== cfg.name) throw new Error(`schedule state is for ${JSON.stringify(st.name)}, the spec says ${cfg.name}`);
+    if (st.name !== cfg.name)
+      throw new Error(`schedule state is for ${JSON.stringify(st.name)}, the spec says ${cfg.name}`);
     checkLr(st.baseLearningRate, 'schedule state baseLearningRate');
     if (!Number.isInteger(st.wait) || !Array.isArray(st.overrides)) throw new Error('schedule state: malformed');
     if (cfg.name === 'plateau') checkLr(st.plateauLearningRate as number, 'schedule state plateauLearningRate');

@@ -135,7 +135,8 @@ interface Parts {
 }
 
 function positiveInt(v: unknown, what: string): number {
-  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) throw new Error(`${what} must be an integer >= 1, got ${v}`);
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1))
+    throw new Error(`${what} must be an integer >= 1, got ${v}`);
   return v;
 }
 
@@ -143,7 +144,8 @@ function prepare(spec: RunSpec): Parts {
   const epochs = positiveInt(spec.epochs, 'epochs');
   const batchSize = positiveInt(spec.batchSize, 'batchSize');
   const shift = spec.augment?.shift ?? 0;
-  if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH)) throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
+  if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
+    throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   const data = loadDataset(spec.dataset);
   const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
   const dropout = spec.dropout ?? (spec.model === 'mnist-cnn' ? 0.25 : 0);
@@ -173,7 +175,12 @@ export class Trainer {
   private step = 0;
   private epoch = 0;
   private batchInEpoch = 0;
-  private metrics: TrainerState['metrics'] = { lastLoss: null, lastAccuracy: null, evals: [], best: { loss: null, accuracy: null } };
+  private metrics: TrainerState['metrics'] = {
+    lastLoss: null,
+    lastAccuracy: null,
+    evals: [],
+    best: { loss: null, accuracy: null },
+  };
   /** Set while a step (with its epoch-end evaluation) is in flight: weights and counters may disagree. */
   private busy = false;
   private running = false;
@@ -226,7 +233,8 @@ export class Trainer {
       const st = snap.state;
       const ints = ['step', 'epoch', 'batchInEpoch', 'stepsPerEpoch', 'totalSteps'] as const;
       for (const k of ints) {
-        if (!(Number.isInteger(st[k]) && st[k] >= 0)) throw new Error(`snapshot state: ${k} must be an integer >= 0, got ${st[k]}`);
+        if (!(Number.isInteger(st[k]) && st[k] >= 0))
+          throw new Error(`snapshot state: ${k} must be an integer >= 0, got ${st[k]}`);
       }
       if (st.stepsPerEpoch !== p.stepsPerEpoch) {
         throw new Error(
@@ -236,7 +244,8 @@ export class Trainer {
       if (st.batchInEpoch >= st.stepsPerEpoch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
         throw new Error(`snapshot state: step ${st.step} does not match epoch ${st.epoch} / batch ${st.batchInEpoch}`);
       }
-      if (st.step > p.totalSteps) throw new Error(`snapshot state: step ${st.step} is past this spec's ${p.totalSteps} total steps`);
+      if (st.step > p.totalSteps)
+        throw new Error(`snapshot state: step ${st.step} is past this spec's ${p.totalSteps} total steps`);
 
       const given = new Map<string, NamedTensorBytes>();
       for (const t of snap.tensors) {
@@ -273,11 +282,14 @@ export class Trainer {
       const seen = new Uint8Array(n);
       for (let i = 0; i < n; i++) {
         const j = order[i];
-        if (!(j >= 0 && j < n) || seen[j]) throw new Error(`snapshot: ${DATA_ORDER_NAME} is not a permutation of 0..${n - 1}`);
+        if (!(j >= 0 && j < n) || seen[j])
+          throw new Error(`snapshot: ${DATA_ORDER_NAME} is not a permutation of 0..${n - 1}`);
         seen[j] = 1;
       }
       if (given.size > 0) {
-        throw new Error(`snapshot: unexpected tensor(s) ${[...given.keys()].join(', ')} (different model or optimizer?)`);
+        throw new Error(
+          `snapshot: unexpected tensor(s) ${[...given.keys()].join(', ')} (different model or optimizer?)`,
+        );
       }
       const rng = Prng.fromState(st.rng);
       const schedule = LrSchedule.fromState(spec.schedule, st.schedule);
@@ -289,7 +301,8 @@ export class Trainer {
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
       t.metrics = JSON.parse(JSON.stringify(st.metrics)) as TrainerState['metrics'];
-      if (!t.metrics || !Array.isArray(t.metrics.evals) || !t.metrics.best) throw new Error('snapshot state: malformed metrics');
+      if (!t.metrics || !Array.isArray(t.metrics.evals) || !t.metrics.best)
+        throw new Error('snapshot state: malformed metrics');
       return t;
     } catch (e) {
       p.opt.dispose();
@@ -329,12 +342,22 @@ export class Trainer {
     if (this.busy) throw new Error('trainer: snapshot() during a step; call it from onStep or after train() resolves');
     const tensors: NamedTensorBytes[] = [];
     for (const p of [...this.net.params].sort(byName)) {
-      tensors.push({ name: p.name, dtype: 'float32', shape: p.shape.slice(), data: bytesOf(p.variable.dataSync() as Float32Array) });
+      tensors.push({
+        name: p.name,
+        dtype: 'float32',
+        shape: p.shape.slice(),
+        data: bytesOf(p.variable.dataSync() as Float32Array),
+      });
     }
     for (const [name, v] of this.opt.slotEntries()) {
       tensors.push({ name, dtype: 'float32', shape: v.shape.slice(), data: bytesOf(v.dataSync() as Float32Array) });
     }
-    tensors.push({ name: this.opt.iterationsName, dtype: 'int32', shape: [], data: bytesOf(Int32Array.of(this.opt.iterations)) });
+    tensors.push({
+      name: this.opt.iterationsName,
+      dtype: 'int32',
+      shape: [],
+      data: bytesOf(Int32Array.of(this.opt.iterations)),
+    });
     tensors.push({ name: DATA_ORDER_NAME, dtype: 'int32', shape: [this.order.length], data: bytesOf(this.order) });
     return { tensors, state: this.state };
   }
@@ -379,7 +402,12 @@ export class Trainer {
     const test = this.data.test;
     const count = Math.min(EVAL_BATCH, test.n - start);
     const logp = tf.tidy(() => {
-      const x = tf.tensor4d(test.images.subarray(start * IMAGE_SIZE, (start + count) * IMAGE_SIZE), [count, IMAGE_HEIGHT, IMAGE_WIDTH, 1]);
+      const x = tf.tensor4d(test.images.subarray(start * IMAGE_SIZE, (start + count) * IMAGE_SIZE), [
+        count,
+        IMAGE_HEIGHT,
+        IMAGE_WIDTH,
+        1,
+      ]);
       return tf.logSoftmax(this.net.forward(x));
     });
     try {
@@ -400,7 +428,8 @@ export class Trainer {
     shouldStop?: () => boolean;
   }): Promise<TrainResult> {
     this.assertUsable();
-    if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0)) throw new Error(`train: maxSteps must be an integer >= 0, got ${opts.maxSteps}`);
+    if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0))
+      throw new Error(`train: maxSteps must be an integer >= 0, got ${opts.maxSteps}`);
     if (this.running) throw new Error('train: already running');
     this.running = true;
     const evals: EvalResult[] = [];
@@ -535,7 +564,8 @@ export class Trainer {
 
   private assertUsable(): void {
     if (this.disposed) throw new Error('trainer: disposed');
-    if (this.failure) throw new Error(`trainer: unusable after a failed step (${this.failure.message}); restore a snapshot`);
+    if (this.failure)
+      throw new Error(`trainer: unusable after a failed step (${this.failure.message}); restore a snapshot`);
   }
 
   /** Frees every tensor this trainer owns. */

@@ -1,6 +1,7 @@
 // The proof of exactness: a run interrupted at any step, snapshotted, serialized, restored into a fresh
 // Trainer and continued, ends with bitwise identical weights to an uninterrupted run on the same backend.
 import * as assert from 'assert';
+import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { RunSpec } from '../../spec/types';
@@ -57,7 +58,10 @@ function roundTrip(snap: TrainerSnapshot): TrainerSnapshot {
     state: snap.state,
     tensors: snap.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.data.byteLength })),
   });
-  const parsed = JSON.parse(meta) as { state: TrainerSnapshot['state']; tensors: Array<{ name: string; dtype: 'float32' | 'int32'; shape: number[]; size: number }> };
+  const parsed = JSON.parse(meta) as {
+    state: TrainerSnapshot['state'];
+    tensors: Array<{ name: string; dtype: 'float32' | 'int32'; shape: number[]; size: number }>;
+  };
   const copy = Buffer.from(blob); // a fresh buffer: nothing shared with the trainer
   let off = 0;
   return {
@@ -70,7 +74,10 @@ function roundTrip(snap: TrainerSnapshot): TrainerSnapshot {
   };
 }
 
-async function trainToEnd(t: Trainer, onSnapshotAt?: { step: number; take: (s: TrainerSnapshot) => void }): Promise<void> {
+async function trainToEnd(
+  t: Trainer,
+  onSnapshotAt?: { step: number; take: (s: TrainerSnapshot) => void },
+): Promise<void> {
   await t.train({
     maxSteps: 1_000_000,
     onStep: (p) => {
@@ -86,7 +93,10 @@ interface Outcome {
   state: string;
 }
 
-async function uninterrupted(spec: RunSpec, snapshotAt?: number): Promise<Outcome & { snap?: TrainerSnapshot; snapBytesHash?: string }> {
+async function uninterrupted(
+  spec: RunSpec,
+  snapshotAt?: number,
+): Promise<Outcome & { snap?: TrainerSnapshot; snapBytesHash?: string }> {
   const t = await Trainer.create(spec);
   let snap: TrainerSnapshot | undefined;
   let snapBytesHash: string | undefined;
@@ -110,7 +120,7 @@ async function uninterrupted(spec: RunSpec, snapshotAt?: number): Promise<Outcom
 }
 
 function bytesHash(s: TrainerSnapshot): string {
-  const h = require('crypto').createHash('sha256') as import('crypto').Hash;
+  const h = createHash('sha256');
   for (const t of s.tensors) h.update(t.name).update(t.data);
   return h.digest('hex') + JSON.stringify(s.state);
 }
@@ -177,7 +187,10 @@ for (const backend of ['cpu', 'wasm']) {
       assert.strictEqual(b.state, a.state);
       const st = JSON.parse(a.state) as Trainer['state'];
       assert.strictEqual(st.metrics.evals.length, 3);
-      assert.deepStrictEqual((st.schedule as { overrides: Array<{ step: number }> }).overrides.map((o) => o.step), [LR_OVERRIDE_STEP]);
+      assert.deepStrictEqual(
+        (st.schedule as { overrides: Array<{ step: number }> }).overrides.map((o) => o.step),
+        [LR_OVERRIDE_STEP],
+      );
 
       // Negative control: the same restore with the PRNG reseeded must NOT reproduce the run.
       const c = await interrupted(mlpMomentumPlateau, [3], {

@@ -90,7 +90,10 @@ describe('training/prng', () => {
       Array.from(p).sort((a, b) => a - b),
       Array.from({ length: 1000 }, (_, i) => i),
     );
-    assert.notDeepStrictEqual(Array.from(p.subarray(0, 20)), Array.from({ length: 20 }, (_, i) => i));
+    assert.notDeepStrictEqual(
+      Array.from(p.subarray(0, 20)),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
   });
 });
 
@@ -107,7 +110,10 @@ describe('training/schedules', () => {
 
   it('cosine warms up linearly, then decays to the minimum', () => {
     const s = LrSchedule.create({ name: 'cosine', warmupSteps: 4, minLearningRate: 0.01 }, 1);
-    assert.deepStrictEqual([0, 1, 2, 3].map((i) => s.learningRate(i, 104)), [0.25, 0.5, 0.75, 1]);
+    assert.deepStrictEqual(
+      [0, 1, 2, 3].map((i) => s.learningRate(i, 104)),
+      [0.25, 0.5, 0.75, 1],
+    );
     assert.strictEqual(s.learningRate(4, 104), 1);
     assert.ok(Math.abs(s.learningRate(54, 104) - 0.505) < 1e-12);
     assert.ok(Math.abs(s.learningRate(104, 104) - 0.01) < 1e-12);
@@ -116,7 +122,13 @@ describe('training/schedules', () => {
   });
 
   it('plateau reduces after `patience` epochs without improvement and survives a state round trip', () => {
-    const spec = { name: 'plateau' as const, metric: 'accuracy' as const, patience: 2, factor: 0.5, minLearningRate: 0.02 };
+    const spec = {
+      name: 'plateau' as const,
+      metric: 'accuracy' as const,
+      patience: 2,
+      factor: 0.5,
+      minLearningRate: 0.02,
+    };
     const s = LrSchedule.create(spec, 0.1);
     s.onEpochEnd({ loss: 1, accuracy: 0.5 });
     s.onEpochEnd({ loss: 1, accuracy: 0.6 });
@@ -166,7 +178,10 @@ describe('training/augment', () => {
     const probe = Prng.fromSeed(3);
     const [dx, dy] = [probe.nextInt(5) - 2, probe.nextInt(5) - 2];
     assert.strictEqual(a[(14 + dy) * 28 + 14 + dx], 1);
-    assert.strictEqual(a.subarray(0, 784).reduce((s, v) => s + v, 0), 1);
+    assert.strictEqual(
+      a.subarray(0, 784).reduce((s, v) => s + v, 0),
+      1,
+    );
     // every pixel is shifted or zero: sums never grow
     assert.ok(a.subarray(784).reduce((s, v) => s + v, 0) <= 1);
   });

@@ -56,7 +56,10 @@ describe('training/models and Trainer on cpu', function () {
   it('conv gradients match tfjs native gradients', () => {
     const rng = Prng.fromSeed(5);
     const rand = (shape: [number, number, number, number]) =>
-      tf.tensor4d(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape);
+      tf.tensor4d(
+        Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+        shape,
+      );
     tf.tidy(() => {
       const x = rand([2, 7, 6, 3]);
       const w = rand([3, 3, 3, 4]);
@@ -195,13 +198,31 @@ describe('training/models and Trainer on cpu', function () {
     }
     const before = tf.memory().numTensors;
     const without = (name: string) => ({ ...snap, tensors: snap.tensors.filter((x) => x.name !== name) });
-    await assert.rejects(Trainer.fromSnapshot(s, without('opt/adam/v/model/conv2/kernel')), /missing tensor opt\/adam\/v\/model\/conv2\/kernel/);
+    await assert.rejects(
+      Trainer.fromSnapshot(s, without('opt/adam/v/model/conv2/kernel')),
+      /missing tensor opt\/adam\/v\/model\/conv2\/kernel/,
+    );
     await assert.rejects(Trainer.fromSnapshot(s, without('data/order')), /missing tensor data\/order/);
-    const reshaped = { ...snap, tensors: snap.tensors.map((x) => (x.name === 'model/dense1/bias' ? { ...x, shape: [64, 2] } : x)) };
-    await assert.rejects(Trainer.fromSnapshot(s, reshaped), /model\/dense1\/bias is float32 \[64,2\], expected float32 \[128\]/);
-    const extra = { ...snap, tensors: [...snap.tensors, { name: 'opt/sgd/iterations', dtype: 'int32' as const, shape: [], data: new Uint8Array(4) }] };
+    const reshaped = {
+      ...snap,
+      tensors: snap.tensors.map((x) => (x.name === 'model/dense1/bias' ? { ...x, shape: [64, 2] } : x)),
+    };
+    await assert.rejects(
+      Trainer.fromSnapshot(s, reshaped),
+      /model\/dense1\/bias is float32 \[64,2\], expected float32 \[128\]/,
+    );
+    const extra = {
+      ...snap,
+      tensors: [
+        ...snap.tensors,
+        { name: 'opt/sgd/iterations', dtype: 'int32' as const, shape: [], data: new Uint8Array(4) },
+      ],
+    };
     await assert.rejects(Trainer.fromSnapshot(s, extra), /unexpected tensor\(s\) opt\/sgd\/iterations/);
-    await assert.rejects(Trainer.fromSnapshot({ ...s, optimizer: { name: 'sgd', learningRate: 0.1 } }, snap), /missing tensor opt\/sgd\/iterations/);
+    await assert.rejects(
+      Trainer.fromSnapshot({ ...s, optimizer: { name: 'sgd', learningRate: 0.1 } }, snap),
+      /missing tensor opt\/sgd\/iterations/,
+    );
     await assert.rejects(Trainer.fromSnapshot({ ...s, batchSize: 16 }, snap), /stepsPerEpoch/);
     assert.strictEqual(tf.memory().numTensors, before, 'failed restores must free what they built');
   });
@@ -236,10 +257,13 @@ describe('training/models and Trainer on cpu', function () {
       assert.strictEqual((await t.train({ maxSteps: 5 })).stepsRun, 0);
       const e1 = t.evaluate();
       assert.deepStrictEqual(t.evaluate(), e1);
-      assert.deepStrictEqual(t.state.metrics.evals.map((e) => [e.epoch, e.step]), [
-        [0, 3],
-        [1, 6],
-      ]);
+      assert.deepStrictEqual(
+        t.state.metrics.evals.map((e) => [e.epoch, e.step]),
+        [
+          [0, 3],
+          [1, 6],
+        ],
+      );
     } finally {
       t.dispose();
     }
@@ -247,7 +271,14 @@ describe('training/models and Trainer on cpu', function () {
 
   it('mnist-mlp on 10000 examples reaches > 0.85 test accuracy after one epoch', async () => {
     const t = await Trainer.create(
-      spec({ model: 'mnist-mlp', dataset: { name: 'mnist', trainLimit: 10000 }, epochs: 1, batchSize: 32, dropout: 0, augment: { shift: 0 } }),
+      spec({
+        model: 'mnist-mlp',
+        dataset: { name: 'mnist', trainLimit: 10000 },
+        epochs: 1,
+        batchSize: 32,
+        dropout: 0,
+        augment: { shift: 0 },
+      }),
     );
     try {
       const r = await t.train({ maxSteps: 1_000_000 });
