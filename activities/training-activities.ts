@@ -7,6 +7,7 @@ import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import {
   CheckpointManager,
+  NoValidCheckpointError,
   openStore,
   type CheckpointStore,
   type CheckpointSummary,
@@ -215,7 +216,13 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
 
       // A run that already has checkpoints continues from them: restarting never starts over.
       const own = managerFor(spec, input.runId);
-      const latest = await own.latestValid();
+      const latest = await own.latestValid().catch((err: unknown) => {
+        if (err instanceof NoValidCheckpointError) {
+          // Checkpoints exist but none verifies: refuse to silently start over.
+          throw nonRetryable(FailureTypes.NoValidCheckpoint, `run ${input.runId} has checkpoints but none is intact: ${err.message}`);
+        }
+        throw err;
+      });
       const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: v.problems.map((p) => p.blob ? `${p.blob}: ${p.reason}` : p.reason).join('; ') }));
       if (latest) {
         const fp = latest.manifest.fingerprints.spec;
@@ -289,7 +296,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
             loaded = await src.load(from.id);
           } catch (err) {
             // Never load a damaged checkpoint: fall back to the newest valid one of this run, and say so.
-            const fallback = from.runId === input.runId ? await manager.latestValid() : null;
+            const fallback = from.runId === input.runId ? await manager.latestValid().catch(() => null) : null;
             if (!fallback || fallback.manifest.step > (await src.readManifest(from.id).then((m) => m.step).catch(() => Infinity))) {
               throw nonRetryable(FailureTypes.NoValidCheckpoint, `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`);
             }

@@ -61,11 +61,15 @@ export async function watchRun(
       throw new CliError(`run ${runId} ended ${v.status}${v.failure ? `: ${v.failure}` : ''}`, 5);
     }
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, opts.intervalMs ?? 1000);
-      opts.signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         clearTimeout(t);
         resolve();
-      });
+      };
+      const t = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, opts.intervalMs ?? 1000);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

@@ -1,6 +1,6 @@
 // One Temporal worker: the training workflow and its activities on one task queue.
 import * as path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { temporalSettings, type TemporalSettings } from './connection';
 
@@ -10,7 +10,21 @@ export interface WorkerOptions extends ActivityDeps {
   identity?: string;
 }
 
+let runtimeInstalled = false;
+/** SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.DURABLE_TRAIN_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  try {
+    Runtime.install({ logger: new DefaultLogger(level) });
+  } catch {
+    // Already installed by the embedding program: keep its settings.
+  }
+}
+
 export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime();
   const settings = opts.settings ?? temporalSettings();
   const connection = await NativeConnection.connect({ address: settings.address });
   const worker = await Worker.create({
