@@ -1,0 +1,360 @@
+// Training throughput per TF.js backend: samples/s of SGD steps (forward, backward, update) at batch 64 for
+// a 784-128-10 MLP and a small CNN, every available backend measured in this one process. Then an
+// experiment on whether the wasm backend's threaded build would help (see wasmThreadsExperiment).
+//
+//   npx tsc -p tsconfig.json && node dist/bench/backends.js [--budget-ms 8000] [--no-threads]
+//
+// Prints one JSON object on stdout; progress and tfjs's own messages go to stderr. The models are
+// standalone on purpose: this measures backends, not training/'s model code.
+import { execFile } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { promisify } from 'util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendName } from '../training/backend';
+
+const BATCH = 64;
+
+type ModelKind = 'mlp' | 'cnn';
+
+interface Model {
+  vars: tf.Variable[];
+  logits(x: tf.Tensor): tf.Tensor2D;
+  inputShape: number[];
+}
+
+/** Deterministic uniform values in [-scale, scale): same weights and data on every backend and run. */
+function uniform(n: number, seed: number, scale: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 31 - 1) * scale;
+  }
+  return out;
+}
+
+function glorot(shape: number[], fanIn: number, fanOut: number, seed: number): tf.Variable {
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  return tf.variable(tf.tensor(uniform(tf.util.sizeFromShape(shape), seed, limit), shape));
+}
+
+function buildModel(kind: ModelKind): Model {
+  if (kind === 'mlp') {
+    const w1 = glorot([784, 128], 784, 128, 1);
+    const b1 = tf.variable(tf.zeros([128]));
+    const w2 = glorot([128, 10], 128, 10, 2);
+    const b2 = tf.variable(tf.zeros([10]));
+    return {
+      vars: [w1, b1, w2, b2],
+      inputShape: [BATCH, 784],
+      logits: (x) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x as tf.Tensor2D, w1), b1)), w2), b2) as tf.Tensor2D,
+    };
+  }
+  // conv 3x3x32 -> pool -> conv 3x3x64 -> pool -> dense 128 -> 10 ('valid': 28 -> 26 -> 13 -> 11 -> 5).
+  const c1 = glorot([3, 3, 1, 32], 9, 9 * 32, 3);
+  const cb1 = tf.variable(tf.zeros([32]));
+  const c2 = glorot([3, 3, 32, 64], 9 * 32, 9 * 64, 4);
+  const cb2 = tf.variable(tf.zeros([64]));
+  const d1 = glorot([5 * 5 * 64, 128], 1600, 128, 5);
+  const db1 = tf.variable(tf.zeros([128]));
+  const d2 = glorot([128, 10], 128, 10, 6);
+  const db2 = tf.variable(tf.zeros([10]));
+  return {
+    vars: [c1, cb1, c2, cb2, d1, db1, d2, db2],
+    inputShape: [BATCH, 28, 28, 1],
+    logits: (x) => {
+      let h = tf.relu(tf.add(tf.conv2d(x as tf.Tensor4D, c1 as tf.Tensor4D, 1, 'valid'), cb1)) as tf.Tensor4D;
+      h = tf.maxPool(h, 2, 2, 'valid');
+      h = tf.relu(tf.add(tf.conv2d(h, c2 as tf.Tensor4D, 1, 'valid'), cb2)) as tf.Tensor4D;
+      h = tf.maxPool(h, 2, 2, 'valid');
+      const flat = tf.reshape(h, [BATCH, 5 * 5 * 64]) as tf.Tensor2D;
+      return tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(flat, d1 as tf.Tensor2D), db1)), d2), db2) as tf.Tensor2D;
+    },
+  };
+}
+
+interface Trainer {
+  step(): number;
+  weightsHash(): string;
+  dispose(): void;
+}
+
+function makeTrainer(kind: ModelKind): Trainer {
+  const model = buildModel(kind);
+  const x = tf.tensor(uniform(tf.util.sizeFromShape(model.inputShape), 7, 1), model.inputShape);
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: BATCH }, (_, i) => (i * 7) % 10),
+      'int32',
+    ),
+    10,
+  );
+  const optimizer = tf.train.sgd(0.01);
+  return {
+    step: () => {
+      const cost = optimizer.minimize(
+        () => tf.losses.softmaxCrossEntropy(labels, model.logits(x)) as tf.Scalar,
+        true,
+        model.vars,
+      );
+      const loss = cost!.dataSync()[0]; // also waits for the step to finish on any backend
+      cost!.dispose();
+      return loss;
+    },
+    weightsHash: () => {
+      const h = createHash('sha256');
+      for (const v of model.vars) h.update(Buffer.from((v.dataSync() as Float32Array).buffer));
+      return h.digest('hex');
+    },
+    dispose: () => {
+      optimizer.dispose();
+      tf.dispose([x, labels, ...model.vars]);
+    },
+  };
+}
+
+interface Measurement {
+  backend: string;
+  model: ModelKind;
+  samplesPerSec: number;
+  msPerStep: number;
+  steps: number;
+  firstStepMs: number;
+  loss: number;
+}
+
+/** One warm-up step (kernel setup, XNNPACK operator creation), then steps until budgetMs or maxSteps. */
+function measure(backend: string, kind: ModelKind, budgetMs: number, maxSteps = 50): Measurement {
+  const trainer = makeTrainer(kind);
+  try {
+    let t = performance.now();
+    trainer.step();
+    const firstStepMs = performance.now() - t;
+    let steps = 0;
+    let loss = NaN;
+    t = performance.now();
+    while (steps < maxSteps && (steps === 0 || performance.now() - t < budgetMs)) {
+      loss = trainer.step();
+      steps++;
+    }
+    const ms = (performance.now() - t) / steps;
+    return {
+      backend,
+      model: kind,
+      samplesPerSec: round((BATCH * 1000) / ms),
+      msPerStep: round(ms),
+      steps,
+      firstStepMs: round(firstStepMs),
+      loss: round(loss, 4),
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** Weight hash after a fixed number of steps: equal across runs means bitwise reproducible training. */
+function fixedRunHash(kind: ModelKind, steps: number): string {
+  const trainer = makeTrainer(kind);
+  try {
+    for (let i = 0; i < steps; i++) trainer.step();
+    return trainer.weightsHash();
+  } finally {
+    trainer.dispose();
+  }
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// wasm multithreading experiment. tfjs-backend-wasm 4.22 never selects its threaded build in Node
+// (WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tfjs #3830); forcing the flag fails because its
+// pthread workers are started from blob: URLs, which Node's Worker rejects. Even then it would use
+// min(requested, logical CPUs / 2) threads, i.e. 1 on a 2-CPU machine. To answer "would threads help here",
+// a child process serves those blobs from temp files and reports 4 CPUs to the module, then measures.
+// Bench only: too fragile for training code.
+// ---------------------------------------------------------------------------------------------------------
+
+/** Returns a function that restores the global Blob once the backend is up. */
+function installThreadedWasmShim(threads: number): () => void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'durable-train-wasm-mt-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const realCpus = os.cpus();
+  const fakeCount = Math.max(realCpus.length, 2 * threads);
+  // The module object itself: the `import * as os` namespace is read-only.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('os') as { cpus: () => os.CpuInfo[] }).cpus = () =>
+    Array.from({ length: fakeCount }, (_, i) => realCpus[i % realCpus.length]);
+
+  // Blobs the backend builds (worker script, main script) keep their text so we can write them out.
+  class TextBlob {
+    readonly text: string;
+    constructor(parts: string[]) {
+      this.text = parts.join('');
+    }
+  }
+  const g = globalThis as unknown as { Blob: unknown };
+  const realBlob = g.Blob;
+  g.Blob = TextBlob;
+  let n = 0;
+  const realCreate = URL.createObjectURL.bind(URL);
+  URL.createObjectURL = (b: unknown) => {
+    if (!(b instanceof TextBlob)) return realCreate(b as Blob);
+    let text = b.text;
+    if (text.includes('importScripts')) {
+      // The worker receives the main script as a cloned TextBlob (a plain object); the main script is a
+      // rollup-bundled function that refers to the bundle's module-level requires.
+      const prelude =
+        'var require$$0=require("fs"),require$$1=require("path"),require$$3=require("perf_hooks"),' +
+        'require$$4=require("os"),commonjsGlobal=globalThis;';
+      text =
+        `URL.createObjectURL=(o)=>{const f=require('path').join(${JSON.stringify(dir)},` +
+        `'main-'+require('worker_threads').threadId+'.js');` +
+        `require('fs').writeFileSync(f,${JSON.stringify(prelude)}+o.text);return f;};URL.revokeObjectURL=()=>{};\n` +
+        text;
+    }
+    const file = path.join(dir, `blob-${n++}.js`);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  // The package registers the flag, so load it first.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  return () => {
+    g.Blob = realBlob;
+  };
+}
+
+async function threadedChild(threads: number, budgetMs: number): Promise<void> {
+  const restoreBlob = installThreadedWasmShim(threads);
+  const info = await initBackend('wasm');
+  restoreBlob();
+  const out = {
+    threadsRequested: threads,
+    threads: info.threads,
+    results: (['mlp', 'cnn'] as const).map((k) => measure(`wasm-threaded-${info.threads}`, k, budgetMs)),
+    cnnHash: fixedRunHash('cnn', 3),
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+  process.exit(0); // pthread workers keep the event loop alive
+}
+
+async function wasmThreadsExperiment(budgetMs: number): Promise<Record<string, unknown>> {
+  const run = async (threads: number) => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [__filename, '--child-wasm-threads', String(threads), '--budget-ms', String(budgetMs)],
+      { timeout: 600_000, maxBuffer: 1 << 24 },
+    );
+    return JSON.parse(stdout.trim().split('\n').pop()!) as {
+      threads: number;
+      results: Measurement[];
+      cnnHash: string;
+    };
+  };
+  const forced = await probeForcedThreads();
+  try {
+    const one = await run(1);
+    const two = await run(2);
+    const twoAgain = await run(2);
+    return {
+      availableInNode: false,
+      whyNot: forced,
+      viaShim: {
+        results: [...one.results, ...two.results],
+        speedup2vs1: Object.fromEntries(
+          two.results.map((r, i) => [r.model, round(r.samplesPerSec / one.results[i].samplesPerSec, 2)]),
+        ),
+        deterministic2Threads: two.cnnHash === twoAgain.cnnHash,
+        sameWeights1vs2Threads: one.cnnHash === two.cnnHash,
+      },
+    };
+  } catch (err) {
+    return { availableInNode: false, whyNot: forced, viaShim: { error: (err as Error).message.slice(0, 500) } };
+  }
+}
+
+/** What happens when the threaded build is simply forced on, without the shim. */
+async function probeForcedThreads(): Promise<string> {
+  const script =
+    `const tf=require('@tensorflow/tfjs');require('@tensorflow/tfjs-backend-wasm');` +
+    `tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT',true);` +
+    `tf.setBackend('wasm').then(ok=>{console.log('setBackend '+ok);process.exit(0)},e=>{console.log(String(e));process.exit(0)})`;
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', script], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      timeout: 60_000,
+    });
+    const reason = /ERR_WORKER_PATH[^\n]*/.exec(stderr)?.[0] ?? stderr.split('\n').find((l) => l.trim()) ?? '';
+    return `forcing WASM_HAS_MULTITHREAD_SUPPORT: ${stdout.trim()}; ${reason}`.slice(0, 400);
+  } catch (err) {
+    return `probe failed: ${(err as Error).message.slice(0, 300)}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const budgetMs = Number(arg('--budget-ms') ?? 8000);
+  const childThreads = arg('--child-wasm-threads');
+  if (childThreads) return threadedChild(Number(childThreads), budgetMs);
+
+  const loadBefore = os.loadavg().map((v) => round(v, 2));
+  const results: Measurement[] = [];
+  const unavailable: Record<string, string> = {};
+  const backends: Record<string, unknown> = {};
+  for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
+    try {
+      backends[name] = await initBackend(name);
+    } catch (err) {
+      unavailable[name] = (err as Error).message;
+      continue;
+    }
+    for (const kind of ['mlp', 'cnn'] as const) {
+      console.error(`bench: ${name} ${kind} ...`);
+      results.push(measure(name, kind, budgetMs));
+    }
+  }
+  const wasmThreads = process.argv.includes('--no-threads') ? 'skipped' : await wasmThreadsExperiment(budgetMs);
+
+  const out = {
+    bench: 'backends',
+    date: new Date().toISOString(),
+    tfjs: tf.version.tfjs,
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    // Other work on the machine skews every number (and the thread comparison most): judge by these.
+    loadavg1m: { before: loadBefore[0], after: round(os.loadavg()[0], 2) },
+    batch: BATCH,
+    budgetMsPerCase: budgetMs,
+    backends,
+    unavailable,
+    results,
+    samplesPerSec: Object.fromEntries(
+      (['mlp', 'cnn'] as const).map((k) => [
+        k,
+        Object.fromEntries(results.filter((r) => r.model === k).map((r) => [r.backend, r.samplesPerSec])),
+      ]),
+    ),
+    wasmThreads,
+  };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
