@@ -142,9 +142,10 @@ export class LrSchedule {
     }
   }
 
-  /** User override: the base rate from now on (the plateau rate is reset to it). */
+  /** User override: the base rate from now on (the plateau rate is reset to it). A no-op if nothing changes. */
   setLearningRate(v: number, step: number): void {
     checkLr(v, 'learning rate');
+    if (this.s.baseLearningRate === v && (this.cfg.name !== 'plateau' || this.s.plateauLearningRate === v)) return;
     this.s.baseLearningRate = v;
     if (this.cfg.name === 'plateau') this.s.plateauLearningRate = v;
     this.s.overrides.push({ step, learningRate: v });

@@ -153,7 +153,9 @@ describe('training/schedules', () => {
     s.setLearningRate(0.4, 12);
     assert.strictEqual(s.learningRate(12, 100), 0.2);
     const st = s.getState(12, 100) as { overrides: unknown[]; learningRate: number };
+    s.setLearningRate(0.4, 15); // unchanged: not recorded again (a retried chunk may repeat it)
     assert.deepStrictEqual(st.overrides, [{ step: 12, learningRate: 0.4 }]);
+    assert.deepStrictEqual((s.getState(15, 100) as { overrides: unknown[] }).overrides, st.overrides);
     assert.strictEqual(st.learningRate, 0.2);
     const p = LrSchedule.create({ name: 'plateau' }, 0.1);
     p.setLearningRate(0.3, 5);
