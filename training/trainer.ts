@@ -388,12 +388,16 @@ export class Trainer {
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
-  private async evaluateYielding(): Promise<{ loss: number; accuracy: number }> {
+  private async evaluateYielding(
+    onProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
+  ): Promise<{ loss: number; accuracy: number }> {
     const acc = { loss: 0, correct: 0 };
-    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH) {
+    const total = this.data.test.n;
+    for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
       this.assertUsable();
       this.evalBatch(start, acc);
+      if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
     return { loss: acc.loss / this.data.test.n, accuracy: acc.correct / this.data.test.n };
   }
@@ -426,6 +430,12 @@ export class Trainer {
     maxSteps: number;
     onStep?: (p: StepProgress) => void | Promise<void>;
     shouldStop?: () => boolean;
+    /**
+     * Called after each test batch of an epoch-end evaluation, which runs inside the step that ends the
+     * epoch and can take a while (full test split, cpu backend): a chance to heartbeat. snapshot() is
+     * not allowed here (the step is not complete).
+     */
+    onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>;
   }): Promise<TrainResult> {
     this.assertUsable();
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0))
@@ -446,7 +456,7 @@ export class Trainer {
         stepsRun++;
         if (this.batchInEpoch === this.stepsPerEpoch) {
           try {
-            evals.push(await this.endEpoch());
+            evals.push(await this.endEpoch(opts.onEvalProgress));
           } catch (e) {
             this.failure ??= e instanceof Error ? e : new Error(String(e));
             throw e;
@@ -548,8 +558,10 @@ export class Trainer {
   }
 
   /** Epoch end: evaluate, feed the schedule, move to the next epoch and draw its order. */
-  private async endEpoch(): Promise<EvalResult> {
-    const ev = await this.evaluateYielding();
+  private async endEpoch(
+    onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
+  ): Promise<EvalResult> {
+    const ev = await this.evaluateYielding(onEvalProgress);
     const result: EvalResult = { epoch: this.epoch, step: this.step, loss: ev.loss, accuracy: ev.accuracy };
     this.metrics.evals.push({ ...result });
     const best = this.metrics.best;

@@ -251,7 +251,15 @@ describe('training/models and Trainer on cpu', function () {
       assert.strictEqual(r.evals.length, 1); // 96 / 32 = 3 steps per epoch: the epoch end was crossed
       assert.strictEqual(r.state.epoch, 1);
       assert.strictEqual(r.state.batchInEpoch, 1);
-      const rest = await t.train({ maxSteps: 100 });
+      const evalProgress: string[] = [];
+      const rest = await t.train({
+        maxSteps: 100,
+        onEvalProgress: (p) => {
+          evalProgress.push(`${p.evaluated}/${p.total}`);
+          assert.throws(() => t.snapshot(), /during a step/);
+        },
+      });
+      assert.deepStrictEqual(evalProgress, ['50/50']);
       assert.strictEqual(rest.stepsRun, 2);
       assert.ok(rest.done && t.done);
       assert.strictEqual((await t.train({ maxSteps: 5 })).stepsRun, 0);
