@@ -49,6 +49,14 @@ export function currentBackend(): BackendInfo | null {
 }
 
 /**
+ * Forgets the choice, so that the next initBackend() chooses afresh; tf's active backend is left as it is.
+ * For tests that share a process with code expecting initBackend() to pick as in production.
+ */
+export function resetBackendChoice(): void {
+  current = null;
+}
+
+/**
  * Selects and initializes the backend. Idempotent: once a backend is chosen, 'auto' and the same name
  * return it unchanged; another explicit name switches to it. An explicit name that cannot be loaded throws.
  */

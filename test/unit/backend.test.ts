@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import * as tf from '@tensorflow/tfjs';
-import { currentBackend, initBackend, type BackendName } from '../../training/backend';
+import { currentBackend, initBackend, resetBackendChoice, type BackendName } from '../../training/backend';
 import { conv2DBackpropFilterWasm } from '../../training/kernels/wasm-conv2d-backprop-filter';
 
 const execFileAsync = promisify(execFile);
@@ -130,8 +130,14 @@ if (typeof describe === 'function') {
   }
 
   describe('training/backend', () => {
+    // Mocha runs every suite in one process: leave no choice behind for the suites that follow.
+    let backendBefore: string | null = null;
+    before(() => {
+      backendBefore = (tf.engine() as unknown as { backendName: string | null }).backendName;
+    });
     after(async () => {
-      await initBackend('cpu');
+      resetBackendChoice();
+      if (backendBefore) await tf.setBackend(backendBefore);
     });
 
     describe('wasm Conv2DBackpropFilter kernel', () => {
@@ -199,6 +205,16 @@ if (typeof describe === 'function') {
         assert.strictEqual(await initBackend('wasm'), info);
         assert.strictEqual(await initBackend('auto'), info, 'auto keeps the backend already chosen');
         assert.strictEqual(currentBackend(), info);
+      });
+
+      it('chooses afresh after resetBackendChoice', async () => {
+        const cpu = await initBackend('cpu');
+        assert.strictEqual(await initBackend('auto'), cpu);
+        resetBackendChoice();
+        assert.strictEqual(currentBackend(), null);
+        const fresh = await initBackend('auto');
+        assert.notStrictEqual(fresh, cpu);
+        assert.notStrictEqual(fresh.name, 'cpu', 'auto prefers tensorflow or wasm');
       });
 
       it('rejects an unknown backend name, from the argument or the environment', async () => {
