@@ -9,6 +9,9 @@ import { startCommand } from './cli/start';
 import { statusCommand } from './cli/status';
 import { watchRun } from './cli/watch';
 import { runWorker } from './cli/worker';
+import { cancelCommand, setLrCommand, signalCommand } from './cli/control';
+import { forkCommand } from './cli/fork';
+import { lineageCommand, runsListCommand } from './cli/runs';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -23,6 +26,12 @@ usage: durable-train <command> [options]            (every command takes --json)
   checkpoints list RUN_ID [--verify] [--storage URL]
   checkpoints verify RUN_ID [CKPT] [--storage URL]
   checkpoints show RUN_ID CKPT [--storage URL]
+  pause RUN_ID | resume RUN_ID | stop RUN_ID
+  set-lr RUN_ID VALUE                    validated; applies from the next chunk, recorded in checkpoints and history
+  cancel RUN_ID                          Temporal cancellation (the running chunk checkpoints first)
+  fork --from RUN_ID[:CKPT] [--spec-override FILE] [--run-id NEW] [--wait]
+  lineage RUN_ID
+  runs list
 
 environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
   DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
@@ -39,6 +48,8 @@ const options = {
   headless: { type: 'boolean' },
   verify: { type: 'boolean' },
   storage: { type: 'string' },
+  from: { type: 'string' },
+  'spec-override': { type: 'string' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -119,6 +130,34 @@ async function run(argv: string[]): Promise<number> {
       } else throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show)`, 2);
       return 0;
     }
+    case 'pause':
+    case 'resume':
+    case 'stop':
+      need(1, 'RUN_ID');
+      await signalCommand(await connectClient(), out, rest[0], command);
+      return 0;
+    case 'set-lr':
+      need(2, 'RUN_ID VALUE');
+      await setLrCommand(await connectClient(), out, rest[0], rest[1]);
+      return 0;
+    case 'cancel':
+      need(1, 'RUN_ID');
+      await cancelCommand(await connectClient(), out, rest[0]);
+      return 0;
+    case 'fork': {
+      if (!v.from) throw new CliError('fork: --from RUN_ID[:CKPT] is required', 2);
+      const settings = temporalSettings();
+      await forkCommand(await connectClient(settings), settings, out, { from: v.from, overrideFile: v['spec-override'], runId: v['run-id'], wait: v.wait });
+      return 0;
+    }
+    case 'lineage':
+      need(1, 'RUN_ID');
+      await lineageCommand(await connectClient(), out, rest[0]);
+      return 0;
+    case 'runs':
+      if (rest[0] !== 'list') throw new CliError('runs: usage: runs list', 2);
+      await runsListCommand(await connectClient(), out);
+      return 0;
     default:
       throw new CliError(`unknown command ${command}\n\n${USAGE}`, 2);
   }

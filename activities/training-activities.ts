@@ -33,6 +33,8 @@ export interface ActivityDeps {
   baseDir?: string;
   /** How many runs' trainers to keep warm in memory (default 2). */
   warmRuns?: number;
+  /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
+  beforeManifest?: (step: number) => void | Promise<void>;
 }
 
 interface WarmEntry {
@@ -74,7 +76,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     }
     return store;
   };
-  const managerFor = (spec: RunSpec, runId: string) => new CheckpointManager(storeFor(spec), runId);
+  const managerFor = (spec: RunSpec, runId: string) =>
+    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest });
 
   const takeWarm = (runId: string): WarmEntry | undefined => {
     const entry = warm.get(runId);
@@ -155,8 +158,13 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   async function newestDescendant(manager: CheckpointManager, runId: string, from: CheckpointRef | null) {
     const all = await manager.list();
     const byId = new Map(all.map((c) => [c.id, c]));
-    const candidates = all.filter((c) => c.valid !== false).sort((a, b) => b.step - a.step);
+    const candidates = all.filter((c) => c.step > (from ? (byId.get(from.id)?.step ?? -1) : -1)).sort((a, b) => b.step - a.step);
+    const damaged: string[] = [];
     for (const c of candidates) {
+      if (c.valid === false) {
+        damaged.push(c.id); // its manifest does not even parse
+        continue;
+      }
       let cur: CheckpointSummary | undefined = c;
       let ok = false;
       for (let hops = 0; cur && hops < 10_000; hops++) {
@@ -168,9 +176,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         if (!parent || parent.runId !== runId) break;
         cur = byId.get(parent.id);
       }
-      if (ok && (await manager.verify(c.id)).ok) return c;
+      if (!ok) continue;
+      if ((await manager.verify(c.id)).ok) return { found: c, damaged };
+      damaged.push(c.id);
     }
-    return null;
+    return { found: null, damaged };
   }
 
   async function commit(
@@ -268,13 +278,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       let recovery: Recovery | null = null;
       if (ctx.info.attempt > 1) {
         // A retry: continue from what the previous attempt committed, not from the chunk's start.
-        const found = await newestDescendant(manager, input.runId, from);
-        if (found) {
-          recovery = { requested: from?.id ?? null, restoredFrom: found.id, reason: `retry of attempt ${ctx.info.attempt - 1}`, attempt: ctx.info.attempt };
-          from = { runId: found.runId, id: found.id };
-        } else {
-          recovery = { requested: from?.id ?? null, restoredFrom: from?.id ?? null, reason: `retry of attempt ${ctx.info.attempt - 1}`, attempt: ctx.info.attempt };
-        }
+        const { found, damaged } = await newestDescendant(manager, input.runId, from);
+        const reason = `retry of attempt ${ctx.info.attempt - 1}` + (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
+        if (damaged.length) log.warn('skipped damaged checkpoints', { damaged });
+        recovery = { requested: from?.id ?? null, restoredFrom: found?.id ?? from?.id ?? null, reason, attempt: ctx.info.attempt };
+        if (found) from = { runId: found.runId, id: found.id };
       }
 
       let trainer: Trainer;
@@ -318,6 +326,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       let lastCommitAt = Date.now();
       const everyMs = (spec.checkpoint.everySeconds ?? 0) * 1000;
       let samplesPerSec = 0;
+      let lastHeartbeat: ChunkHeartbeat | undefined;
 
       const doCommit = async (reason: string) => {
         const c0 = Date.now();
@@ -335,6 +344,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         result = await trainer.train({
           maxSteps: input.steps,
           shouldStop: () => ctx.cancellationSignal.aborted,
+          // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
+          onEvalProgress: () => ctx.heartbeat(lastHeartbeat),
           onStep: async (p) => {
             samplesPerSec = p.samplesPerSec;
             const hb: ChunkHeartbeat = {
@@ -347,6 +358,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
               samplesPerSec: p.samplesPerSec,
               lastCommitted,
             };
+            lastHeartbeat = hb;
             ctx.heartbeat(hb);
             if (everyMs > 0 && Date.now() - lastCommitAt >= everyMs && p.step < p.totalSteps) {
               await doCommit('time');

@@ -37,6 +37,8 @@ export interface CheckpointManagerOptions {
   retentionVerify?: 'full' | 'quick';
   /** Blob GC spares unreferenced blobs younger than this (a commit may still be writing its manifest). Default 1 h. */
   blobGcGraceMs?: number;
+  /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
+  beforeManifest?: (step: number) => void | Promise<void>;
 }
 
 interface Entry {
@@ -50,6 +52,7 @@ export class CheckpointManager {
   private readonly concurrency: number;
   private readonly retentionVerify: 'full' | 'quick';
   private readonly gcGraceMs: number;
+  private readonly beforeManifest?: (step: number) => void | Promise<void>;
 
   constructor(
     readonly store: CheckpointStore,
@@ -60,6 +63,7 @@ export class CheckpointManager {
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.retentionVerify = opts.retentionVerify ?? 'full';
     this.gcGraceMs = opts.blobGcGraceMs ?? 60 * 60_000;
+    this.beforeManifest = opts.beforeManifest;
   }
 
   blobKey(sha256: string): string {
@@ -97,6 +101,7 @@ export class CheckpointManager {
     }
     await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
 
+    await this.beforeManifest?.(meta.step);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
     const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
     await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });

@@ -43,8 +43,27 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
   return { worker, connection };
 }
 
+/**
+ * DURABLE_TRAIN_FAILPOINT=kill-before-manifest:STEP makes this worker SIGKILL itself in the middle of the first
+ * checkpoint commit at or after STEP, after its blobs are written and before its manifest. For crash tests only.
+ */
+export function failpointFromEnv(env = process.env): WorkerOptions['beforeManifest'] {
+  const fp = env.DURABLE_TRAIN_FAILPOINT;
+  if (!fp) return undefined;
+  const m = /^kill-before-manifest:(\d+)$/.exec(fp);
+  if (!m) throw new Error(`DURABLE_TRAIN_FAILPOINT=${fp}: expected kill-before-manifest:STEP`);
+  const atStep = Number(m[1]);
+  return (step) => {
+    if (step >= atStep) {
+      console.error(`durable-train worker: failpoint: killing myself during the commit of step ${step}`);
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
+}
+
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const settings = opts.settings ?? temporalSettings();
+  opts = { beforeManifest: failpointFromEnv(), ...opts };
   const { worker, connection } = await createWorker({ ...opts, settings });
   console.error(`durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}`);
   try {

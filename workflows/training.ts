@@ -153,10 +153,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     progress.skippedCheckpoints = prep.skipped;
     if (prep.start) {
       progress.lastCheckpoint = prep.start;
-      if (prep.mode === 'resume') {
-        progress.step = prep.start.step;
-        progress.epoch = prep.start.epoch;
-      }
+      progress.step = prep.start.step;
+      progress.epoch = prep.start.epoch;
       if (prep.finished) {
         weightsSha256 = prep.finished.weightsSha256;
         progress.lastEval = prep.finished.lastEval;

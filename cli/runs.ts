@@ -1,0 +1,90 @@
+// `runs list` and `lineage RUN_ID`: the runs on the server, and who was forked from whom.
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type { CheckpointRef } from '../activities/types';
+import type { RunSpec } from '../spec';
+import { TRAINING_WORKFLOW } from '../workflows/definitions';
+import { fmt, type Out } from './common';
+
+interface RunRow {
+  runId: string;
+  status: string;
+  model: string | null;
+  dataset: string | null;
+  step: number | null;
+  bestAccuracy: number | null;
+  startTime: string;
+  forkedFrom: CheckpointRef | null;
+}
+
+async function allRuns(client: Client): Promise<RunRow[]> {
+  const rows = new Map<string, RunRow>();
+  for await (const w of client.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
+    if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
+    rows.set(w.workflowId, row(w));
+  }
+  return [...rows.values()];
+}
+
+function row(w: WorkflowExecutionInfo): RunRow {
+  const spec = w.memo?.spec as RunSpec | undefined;
+  const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
+  return {
+    runId: w.workflowId,
+    status: ((sa.DurableTrainStatus?.[0] as string | undefined) ?? w.status.name).toLowerCase(),
+    model: spec?.model ?? null,
+    dataset: spec?.dataset.name ?? null,
+    step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
+    bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
+    startTime: w.startTime.toISOString(),
+    forkedFrom: (w.memo?.forkedFrom as CheckpointRef | undefined) ?? null,
+  };
+}
+
+export async function runsListCommand(client: Client, out: Out): Promise<void> {
+  const runs = await allRuns(client);
+  out.emit(runs, () =>
+    runs.length
+      ? runs
+          .map((r) => `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best acc ${fmt(r.bestAccuracy)}  ${r.startTime}`)
+          .join('\n')
+      : 'no runs',
+  );
+}
+
+export interface LineageNode {
+  runId: string;
+  status: string;
+  forkedFrom: CheckpointRef | null;
+  children: LineageNode[];
+}
+
+export async function lineageCommand(client: Client, out: Out, runId: string): Promise<void> {
+  const runs = await allRuns(client);
+  const byId = new Map(runs.map((r) => [r.runId, r]));
+  if (!byId.has(runId)) {
+    out.emit({ runId, found: false }, () => `no run ${runId}`);
+    return;
+  }
+  let root = byId.get(runId)!;
+  const seen = new Set<string>();
+  while (root.forkedFrom && byId.has(root.forkedFrom.runId) && !seen.has(root.runId)) {
+    seen.add(root.runId);
+    root = byId.get(root.forkedFrom.runId)!;
+  }
+  const build = (r: RunRow): LineageNode => ({
+    runId: r.runId,
+    status: r.status,
+    forkedFrom: r.forkedFrom,
+    children: runs.filter((c) => c.forkedFrom?.runId === r.runId && c.runId !== r.runId).map(build),
+  });
+  const tree = build(root);
+  const lines: string[] = [];
+  const draw = (n: LineageNode, prefix: string, last: boolean, top: boolean) => {
+    const mark = n.runId === runId ? '  <--' : '';
+    const from = n.forkedFrom ? ` (from ${n.forkedFrom.id})` : '';
+    lines.push(top ? `${n.runId} [${n.status}]${mark}` : `${prefix}${last ? '└─ ' : '├─ '}${n.runId} [${n.status}]${from}${mark}`);
+    n.children.forEach((c, i) => draw(c, top ? '' : prefix + (last ? '   ' : '│  '), i === n.children.length - 1, false));
+  };
+  draw(tree, '', true, true);
+  out.emit(tree, () => lines.join('\n'));
+}
