@@ -17,7 +17,8 @@ const USAGE = `durable-train: train TensorFlow.js models as durable Temporal wor
 
 usage: durable-train <command> [options]            (every command takes --json)
 
-  main [--spec FILE] [--run-id ID]       dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
+  main [--spec FILE] [--run-id ID] [--port P] [--ui-port P] [--db FILE]
+                                         dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
   dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless]
   worker                                 a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train)
   start --spec FILE [--run-id ID] [--wait]
@@ -78,7 +79,13 @@ async function run(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'main':
-      return mainCommand(out, { specFile: v.spec, runId: v['run-id'] });
+      return mainCommand(out, {
+        specFile: v.spec,
+        runId: v['run-id'],
+        port: v.port ? intOption(v.port, 'port', 7233) : undefined,
+        uiPort: v['ui-port'] ? intOption(v['ui-port'], 'ui-port', 8233) : undefined,
+        db: v.db,
+      });
     case 'dev-server': {
       const server = await startDevServer({
         port: intOption(v.port, 'port', 7233),

@@ -28,7 +28,7 @@ export function output(json: boolean): Out {
   return {
     json,
     emit(data, human) {
-      process.stdout.write(json ? JSON.stringify(data, null, 2) + '\n' : human() + '\n');
+      process.stdout.write((json ? JSON.stringify(data) : human()) + '\n');
     },
   };
 }

@@ -5,24 +5,30 @@ import type { RunResult } from '../workflows/progress';
 import { loadSpecFile, projectPath, type Out } from './common';
 import { connectClient, runUrl, temporalSettings } from './connection';
 import { startDevServer, type DevServer } from './dev-server';
-import { startRun } from './start';
+import { describeResult, startRun } from './start';
 import { watchRun } from './watch';
 import { createWorker } from './worker';
 
 export interface MainOptions {
   specFile?: string;
   runId?: string;
+  /** Embedded dev server ports and SQLite file (defaults 7233, 8233, .data/temporal.sqlite). */
+  port?: number;
+  uiPort?: number;
+  db?: string;
 }
 
 export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<number> {
-  const settings = temporalSettings();
+  let settings = temporalSettings();
   const specFile = opts.specFile ?? projectPath('examples', 'mnist-cnn.json');
   const spec = loadSpecFile(specFile);
   const runId = opts.runId ?? 'mnist-cnn-default';
   let server: DevServer | null = null;
   if (!process.env.TEMPORAL_ADDRESS) {
-    process.stderr.write('starting the Temporal dev server (SQLite: .data/temporal.sqlite)...\n');
-    server = await startDevServer({ port: 7233, uiPort: 8233 });
+    process.stderr.write(`starting the Temporal dev server (SQLite: ${opts.db ?? '.data/temporal.sqlite'})...\n`);
+    const port = opts.port ?? 7233;
+    server = await startDevServer({ port, uiPort: opts.uiPort ?? port + 1000, db: opts.db });
+    settings = { ...settings, address: server.address, uiUrl: server.uiUrl };
     process.stderr.write(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl}\n`);
   }
   const { worker, connection } = await createWorker({ settings });
@@ -41,6 +47,16 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
   let result: RunResult | null = null;
   try {
     client = await connectClient(settings);
+    const previous = await client.workflow
+      .getHandle(runId)
+      .describe()
+      .catch(() => null);
+    if (previous?.status.name === 'COMPLETED') {
+      const done = (await client.workflow.getHandle(runId).result()) as RunResult;
+      process.stderr.write(`run ${runId} already completed; \`npm start -- --run-id NEW\` trains another\n`);
+      out.emit({ runId, result: done }, () => describeResult(done));
+      return 0;
+    }
     const { attached } = await startRun(client, settings, { spec, runId, attach: true });
     const url = runUrl(settings, runId);
     process.stderr.write(`${attached ? 'resuming' : 'started'} run ${runId} (${spec.model} on ${spec.dataset.name}, ${spec.epochs} epochs)\n`);

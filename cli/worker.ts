@@ -39,6 +39,9 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
     // On shutdown, a running chunk is cancelled at once: it commits a checkpoint at its current step and hands it back.
     shutdownGraceTime: 0,
     shutdownForceTime: '2 minutes',
+    // Heartbeats reach the server at most once a second: live progress for `watch`, prompt pause/stop delivery.
+    maxHeartbeatThrottleInterval: '1s',
+    defaultHeartbeatThrottleInterval: '1s',
   });
   return { worker, connection };
 }
