@@ -8,6 +8,7 @@ import { initBackend, type BackendInfo } from '../training/backend';
 import {
   CheckpointManager,
   NoValidCheckpointError,
+  CheckpointStoreError,
   openStore,
   type CheckpointStore,
   type CheckpointSummary,
@@ -219,7 +220,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const msg = `checkpoint storage ${spec.checkpoint.storage} is not writable: ${(err as Error).message}`;
-        if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') throw nonRetryable(FailureTypes.StorageUnavailable, msg);
+        // Permission problems do not heal by retrying: fail the run at once, loudly.
+        const permanent = ['EACCES', 'EROFS', 'EPERM', 'ENOTDIR', 'AccessDenied', 'NoSuchBucket', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'];
+        if (permanent.includes(code ?? '') || (err instanceof CheckpointStoreError && !err.details.retryable)) {
+          throw nonRetryable(FailureTypes.StorageUnavailable, msg);
+        }
         throw ApplicationFailure.create({ type: FailureTypes.StorageUnavailable, message: msg });
       }
       Context.current().heartbeat();

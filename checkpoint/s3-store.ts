@@ -14,6 +14,9 @@ import { CheckpointConflictError, CheckpointNotFoundError, CheckpointStoreError 
 import { assertKey } from './keys';
 import type { CheckpointStore, StoredObjectInfo, WriteAtomicOptions } from './store';
 
+// The lock file pins an SDK that runs on Node 20; its 'upgrade to Node 22' notice is noise on every worker start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface S3StoreOptions {
   bucket: string;
   /** Key prefix inside the bucket ('' = bucket root). */

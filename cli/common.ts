@@ -95,7 +95,12 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
   } else if (desc.status.name === 'FAILED' || desc.status.name === 'TERMINATED' || desc.status.name === 'TIMED_OUT') {
     view.failure = await handle.result().then(
       () => null,
-      (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
+      (err: Error) => {
+        // The root cause says what went wrong ("checkpoint storage ... is not writable"), the wrappers do not.
+        const chain: string[] = [];
+        for (let e: Error | undefined = err; e; e = e.cause as Error | undefined) chain.push(e.message);
+        return chain.slice(1).reverse().find((m) => m && m !== 'Activity task failed') ?? err.message;
+      },
     );
   }
   if (opts.query !== false) {
