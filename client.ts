@@ -56,7 +56,8 @@ const options = {
 function intOption(value: string | undefined, name: string, dflt: number): number {
   if (value === undefined) return dflt;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new CliError(`--${name} must be a port number, got ${value}`, 2);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535)
+    throw new CliError(`--${name} must be a port number, got ${value}`, 2);
   return n;
 }
 
@@ -94,8 +95,10 @@ async function run(argv: string[]): Promise<number> {
         headless: v.headless,
         log: 'inherit',
       });
-      out.emit({ address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid }, () =>
-        `Temporal dev server at ${server.address}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}, SQLite ${server.db}\nCtrl-C to stop`,
+      out.emit(
+        { address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid },
+        () =>
+          `Temporal dev server at ${server.address}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}, SQLite ${server.db}\nCtrl-C to stop`,
       );
       const stop = () => void server.stop();
       process.once('SIGINT', stop);
@@ -154,7 +157,12 @@ async function run(argv: string[]): Promise<number> {
     case 'fork': {
       if (!v.from) throw new CliError('fork: --from RUN_ID[:CKPT] is required', 2);
       const settings = temporalSettings();
-      await forkCommand(await connectClient(settings), settings, out, { from: v.from, overrideFile: v['spec-override'], runId: v['run-id'], wait: v.wait });
+      await forkCommand(await connectClient(settings), settings, out, {
+        from: v.from,
+        overrideFile: v['spec-override'],
+        runId: v['run-id'],
+        wait: v.wait,
+      });
       return 0;
     }
     case 'lineage':

@@ -135,7 +135,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     try {
       trainer = await Trainer.fromSnapshot(spec, snapshot);
     } catch (err) {
-      throw nonRetryable(FailureTypes.ResumeGuard, `cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
+      throw nonRetryable(
+        FailureTypes.ResumeGuard,
+        `cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`,
+      );
     }
     if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {
       trainer.dispose();
@@ -159,7 +162,9 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   async function newestDescendant(manager: CheckpointManager, runId: string, from: CheckpointRef | null) {
     const all = await manager.list();
     const byId = new Map(all.map((c) => [c.id, c]));
-    const candidates = all.filter((c) => c.step > (from ? (byId.get(from.id)?.step ?? -1) : -1)).sort((a, b) => b.step - a.step);
+    const candidates = all
+      .filter((c) => c.step > (from ? (byId.get(from.id)?.step ?? -1) : -1))
+      .sort((a, b) => b.step - a.step);
     const damaged: string[] = [];
     for (const c of candidates) {
       if (c.valid === false) {
@@ -170,7 +175,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       let ok = false;
       for (let hops = 0; cur && hops < 10_000; hops++) {
         const parent: CheckpointRef | null = cur.parent;
-        if ((from === null && parent === null) || (parent && from && parent.runId === from.runId && parent.id === from.id)) {
+        if (
+          (from === null && parent === null) ||
+          (parent && from && parent.runId === from.runId && parent.id === from.id)
+        ) {
           ok = true;
           break;
         }
@@ -221,7 +229,16 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         const code = (err as NodeJS.ErrnoException).code;
         const msg = `checkpoint storage ${spec.checkpoint.storage} is not writable: ${(err as Error).message}`;
         // Permission problems do not heal by retrying: fail the run at once, loudly.
-        const permanent = ['EACCES', 'EROFS', 'EPERM', 'ENOTDIR', 'AccessDenied', 'NoSuchBucket', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'];
+        const permanent = [
+          'EACCES',
+          'EROFS',
+          'EPERM',
+          'ENOTDIR',
+          'AccessDenied',
+          'NoSuchBucket',
+          'InvalidAccessKeyId',
+          'SignatureDoesNotMatch',
+        ];
         if (permanent.includes(code ?? '') || (err instanceof CheckpointStoreError && !err.details.retryable)) {
           throw nonRetryable(FailureTypes.StorageUnavailable, msg);
         }
@@ -234,11 +251,17 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       const latest = await own.latestValid().catch((err: unknown) => {
         if (err instanceof NoValidCheckpointError) {
           // Checkpoints exist but none verifies: refuse to silently start over.
-          throw nonRetryable(FailureTypes.NoValidCheckpoint, `run ${input.runId} has checkpoints but none is intact: ${err.message}`);
+          throw nonRetryable(
+            FailureTypes.NoValidCheckpoint,
+            `run ${input.runId} has checkpoints but none is intact: ${err.message}`,
+          );
         }
         throw err;
       });
-      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: v.problems.map((p) => p.blob ? `${p.blob}: ${p.reason}` : p.reason).join('; ') }));
+      const skipped = (latest?.skipped ?? []).map((v) => ({
+        id: v.id,
+        reason: v.problems.map((p) => (p.blob ? `${p.blob}: ${p.reason}` : p.reason)).join('; '),
+      }));
       if (latest) {
         const fp = latest.manifest.fingerprints.spec;
         if (fp && fp !== hash) {
@@ -251,14 +274,28 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           const loaded = await own.load(latest.manifest.id);
           const trainer = await restore(spec, backend, loaded.manifest, loaded.blobs);
           const st = trainer.state;
-          finished = { weightsSha256: trainer.weightsSha256(), lastEval: st.metrics.evals[st.metrics.evals.length - 1] ?? null, backend: backend.name };
+          finished = {
+            weightsSha256: trainer.weightsSha256(),
+            lastEval: st.metrics.evals[st.metrics.evals.length - 1] ?? null,
+            backend: backend.name,
+          };
           trainer.dispose();
         }
-        return { start: pointer(latest.manifest), mode: 'resume', totalSteps, stepsPerEpoch, skipped, specHash: hash, finished };
+        return {
+          start: pointer(latest.manifest),
+          mode: 'resume',
+          totalSteps,
+          stepsPerEpoch,
+          skipped,
+          specHash: hash,
+          finished,
+        };
       }
       if (input.from) {
         const src = managerFor(spec, input.from.runId);
-        const check = await src.verify(input.from.id).catch((err: Error) => ({ ok: false, problems: [{ reason: err.message }] }));
+        const check = await src
+          .verify(input.from.id)
+          .catch((err: Error) => ({ ok: false, problems: [{ reason: err.message }] }));
         if (!check.ok) {
           throw nonRetryable(
             FailureTypes.CheckpointNotFound,
@@ -284,9 +321,16 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       if (ctx.info.attempt > 1) {
         // A retry: continue from what the previous attempt committed, not from the chunk's start.
         const { found, damaged } = await newestDescendant(manager, input.runId, from);
-        const reason = `retry of attempt ${ctx.info.attempt - 1}` + (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
+        const reason =
+          `retry of attempt ${ctx.info.attempt - 1}` +
+          (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
         if (damaged.length) log.warn('skipped damaged checkpoints', { damaged });
-        recovery = { requested: from?.id ?? null, restoredFrom: found?.id ?? from?.id ?? null, reason, attempt: ctx.info.attempt };
+        recovery = {
+          requested: from?.id ?? null,
+          restoredFrom: found?.id ?? from?.id ?? null,
+          reason,
+          attempt: ctx.info.attempt,
+        };
         if (found) from = { runId: found.runId, id: found.id };
       }
 
@@ -310,11 +354,30 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           } catch (err) {
             // Never load a damaged checkpoint: fall back to the newest valid one of this run, and say so.
             const fallback = from.runId === input.runId ? await manager.latestValid().catch(() => null) : null;
-            if (!fallback || fallback.manifest.step > (await src.readManifest(from.id).then((m) => m.step).catch(() => Infinity))) {
-              throw nonRetryable(FailureTypes.NoValidCheckpoint, `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`);
+            if (
+              !fallback ||
+              fallback.manifest.step >
+                (await src
+                  .readManifest(from.id)
+                  .then((m) => m.step)
+                  .catch(() => Infinity))
+            ) {
+              throw nonRetryable(
+                FailureTypes.NoValidCheckpoint,
+                `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`,
+              );
             }
-            log.warn('checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id, error: (err as Error).message });
-            recovery = { requested: from.id, restoredFrom: fallback.manifest.id, reason: `damaged checkpoint: ${(err as Error).message}`, attempt: ctx.info.attempt };
+            log.warn('checkpoint damaged; falling back', {
+              requested: from.id,
+              fallback: fallback.manifest.id,
+              error: (err as Error).message,
+            });
+            recovery = {
+              requested: from.id,
+              restoredFrom: fallback.manifest.id,
+              reason: `damaged checkpoint: ${(err as Error).message}`,
+              attempt: ctx.info.attempt,
+            };
             loaded = await manager.load(fallback.manifest.id);
             parent = { runId: input.runId, id: fallback.manifest.id };
           }
@@ -428,7 +491,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         {
           keepLatest: ck.keepLatest,
           keepBest: ck.keepBest
-            ? { k: ck.keepBest.k, metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss', mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min' }
+            ? {
+                k: ck.keepBest.k,
+                metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
+                mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
+              }
             : undefined,
           keepEverySteps: ck.keepEverySteps,
         },

@@ -5,7 +5,11 @@ import type { RunSpec } from '../spec';
 import { CliError, fmt, type Out } from './common';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
-export async function managerForRun(client: Client | null, runId: string, storage?: string): Promise<CheckpointManager> {
+export async function managerForRun(
+  client: Client | null,
+  runId: string,
+  storage?: string,
+): Promise<CheckpointManager> {
   let url = storage;
   if (!url) {
     if (!client) throw new CliError('pass --storage URL (no Temporal connection to look up the run spec)', 2);
@@ -13,7 +17,8 @@ export async function managerForRun(client: Client | null, runId: string, storag
       const desc = await client.workflow.getHandle(runId).describe();
       url = (desc.memo?.spec as RunSpec | undefined)?.checkpoint.storage;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId} on the server; pass --storage URL to read its checkpoints directly`, 3);
+      if (err instanceof WorkflowNotFoundError)
+        throw new CliError(`no run ${runId} on the server; pass --storage URL to read its checkpoints directly`, 3);
       throw err;
     }
     if (!url) throw new CliError(`run ${runId} has no spec memo; pass --storage URL`, 2);
@@ -23,7 +28,11 @@ export async function managerForRun(client: Client | null, runId: string, storag
 
 const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
 
-export async function checkpointsList(manager: CheckpointManager, out: Out, opts: { verify?: boolean } = {}): Promise<void> {
+export async function checkpointsList(
+  manager: CheckpointManager,
+  out: Out,
+  opts: { verify?: boolean } = {},
+): Promise<void> {
   const list = await manager.list({ verify: opts.verify });
   out.emit(list, () => {
     if (!list.length) return 'no checkpoints';
@@ -34,7 +43,8 @@ export async function checkpointsList(manager: CheckpointManager, out: Out, opts
         String(c.epoch).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
-        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` + (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
+        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
+          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
         (c.pinned ? 'pinned ' : '') + (c.valid === false ? `DAMAGED ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),
     );
@@ -47,10 +57,16 @@ export async function checkpointsVerify(manager: CheckpointManager, out: Out, id
   const results: VerifyResult[] = [];
   for (const ckpt of ids) results.push(await manager.verify(ckpt));
   const bad = results.filter((r) => !r.ok);
-  out.emit({ ok: bad.length === 0, results }, () =>
-    results
-      .map((r) => (r.ok ? `${r.id}: ok` : `${r.id}: DAMAGED: ${r.problems.map((p) => (p.blob ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ')}`))
-      .join('\n') || 'no checkpoints',
+  out.emit(
+    { ok: bad.length === 0, results },
+    () =>
+      results
+        .map((r) =>
+          r.ok
+            ? `${r.id}: ok`
+            : `${r.id}: DAMAGED: ${r.problems.map((p) => (p.blob ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ')}`,
+        )
+        .join('\n') || 'no checkpoints',
   );
   return bad.length ? 1 : 0;
 }

@@ -80,7 +80,15 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
     throw err;
   }
   const spec = (desc.memo?.spec as RunSpec | undefined) ?? null;
-  const view: RunView = { runId, status: desc.status.name, spec, progress: null, result: null, heartbeat: null, failure: null };
+  const view: RunView = {
+    runId,
+    status: desc.status.name,
+    spec,
+    progress: null,
+    result: null,
+    heartbeat: null,
+    failure: null,
+  };
   const pending = desc.raw.pendingActivities?.[0];
   const hbPayload = pending?.heartbeatDetails?.payloads?.[0];
   if (hbPayload) {
@@ -99,7 +107,12 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
         // The root cause says what went wrong ("checkpoint storage ... is not writable"), the wrappers do not.
         const chain: string[] = [];
         for (let e: Error | undefined = err; e; e = e.cause as Error | undefined) chain.push(e.message);
-        return chain.slice(1).reverse().find((m) => m && m !== 'Activity task failed') ?? err.message;
+        return (
+          chain
+            .slice(1)
+            .reverse()
+            .find((m) => m && m !== 'Activity task failed') ?? err.message
+        );
       },
     );
   }
@@ -118,7 +131,8 @@ export function resolveStorage(spec: RunSpec, override?: string): string {
   return override ?? spec.checkpoint.storage;
 }
 
-export const fmt = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
+export const fmt = (v: number | null | undefined, digits = 4): string =>
+  v === null || v === undefined ? '-' : v.toFixed(digits);
 
 export function defaultRunId(spec: RunSpec): string {
   const d = new Date();

@@ -34,5 +34,7 @@ export async function connectClient(settings = temporalSettings()): Promise<Clie
 }
 
 export function runUrl(settings: TemporalSettings, runId: string): string | null {
-  return settings.uiUrl ? `${settings.uiUrl}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(runId)}` : null;
+  return settings.uiUrl
+    ? `${settings.uiUrl}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(runId)}`
+    : null;
 }

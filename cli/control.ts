@@ -7,7 +7,8 @@ async function running(client: Client, runId: string) {
   const handle = client.workflow.getHandle(runId);
   try {
     const d = await handle.describe();
-    if (d.status.name !== 'RUNNING') throw new CliError(`run ${runId} is ${d.status.name.toLowerCase()}, not running`, 4);
+    if (d.status.name !== 'RUNNING')
+      throw new CliError(`run ${runId} is ${d.status.name.toLowerCase()}, not running`, 4);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, 3);
     throw err;
@@ -15,17 +16,27 @@ async function running(client: Client, runId: string) {
   return handle;
 }
 
-export async function signalCommand(client: Client, out: Out, runId: string, what: 'pause' | 'resume' | 'stop'): Promise<void> {
+export async function signalCommand(
+  client: Client,
+  out: Out,
+  runId: string,
+  what: 'pause' | 'resume' | 'stop',
+): Promise<void> {
   const handle = await running(client, runId);
   const signal = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal }[what];
   await handle.signal(signal);
-  const done = { pause: 'pausing: the current step finishes and a checkpoint is committed', resume: 'resumed', stop: 'stopping: a final checkpoint is committed' }[what];
+  const done = {
+    pause: 'pausing: the current step finishes and a checkpoint is committed',
+    resume: 'resumed',
+    stop: 'stopping: a final checkpoint is committed',
+  }[what];
   out.emit({ runId, signal: what, sent: true }, () => `run ${runId}: ${done}`);
 }
 
 export async function setLrCommand(client: Client, out: Out, runId: string, raw: string): Promise<void> {
   const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value)) throw new CliError(`set-lr: VALUE must be a number, got ${JSON.stringify(raw)}`, 2);
+  if (raw.trim() === '' || !Number.isFinite(value))
+    throw new CliError(`set-lr: VALUE must be a number, got ${JSON.stringify(raw)}`, 2);
   const handle = await running(client, runId);
   let applied: number;
   try {
@@ -36,12 +47,21 @@ export async function setLrCommand(client: Client, out: Out, runId: string, raw:
     }
     throw err;
   }
-  const step = await handle.query(progressQuery).then((p) => p.step).catch(() => null);
-  out.emit({ runId, learningRate: applied, fromStep: step }, () => `run ${runId}: learning rate ${applied} from the next chunk on`);
+  const step = await handle
+    .query(progressQuery)
+    .then((p) => p.step)
+    .catch(() => null);
+  out.emit(
+    { runId, learningRate: applied, fromStep: step },
+    () => `run ${runId}: learning rate ${applied} from the next chunk on`,
+  );
 }
 
 export async function cancelCommand(client: Client, out: Out, runId: string): Promise<void> {
   const handle = await running(client, runId);
   await handle.cancel();
-  out.emit({ runId, cancelRequested: true }, () => `run ${runId}: cancellation requested; the running chunk commits a checkpoint first`);
+  out.emit(
+    { runId, cancelRequested: true },
+    () => `run ${runId}: cancellation requested; the running chunk commits a checkpoint first`,
+  );
 }

@@ -90,7 +90,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const db = path.resolve(opts.db ?? DEFAULT_DB);
   fs.mkdirSync(path.dirname(db), { recursive: true });
   if (await portInUse(port, ip)) {
-    throw new Error(`port ${port} on ${ip} is already in use (another dev server?); pass --port or set TEMPORAL_ADDRESS`);
+    throw new Error(
+      `port ${port} on ${ip} is already in use (another dev server?); pass --port or set TEMPORAL_ADDRESS`,
+    );
   }
   const cli = resolveTemporalCli();
   if (cli.kind !== 'path') {

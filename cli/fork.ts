@@ -41,20 +41,35 @@ export async function forkCommand(
       throw new CliError(`cannot read spec override ${opts.overrideFile}: ${(err as Error).message}`, 2);
     }
   }
-  const spec = validateOrExit(mergeSpec(base, override), `${opts.overrideFile ?? 'override'} (merged over ${ref.runId}'s spec)`);
+  const spec = validateOrExit(
+    mergeSpec(base, override),
+    `${opts.overrideFile ?? 'override'} (merged over ${ref.runId}'s spec)`,
+  );
   if (spec.checkpoint.storage !== base.checkpoint.storage) {
-    throw new CliError('fork: checkpoint.storage cannot change in a fork (the source checkpoint is read from the same storage)', 2);
+    throw new CliError(
+      'fork: checkpoint.storage cannot change in a fork (the source checkpoint is read from the same storage)',
+      2,
+    );
   }
   const manager = await managerForRun(client, ref.runId);
   let checkpointId = ref.checkpointId;
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
-    if (!v.ok) throw new CliError(`checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${v.problems.map((p) => p.reason).join('; ')}`, 3);
+    if (!v.ok)
+      throw new CliError(
+        `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${v.problems.map((p) => p.reason).join('; ')}`,
+        3,
+      );
   } else {
     const latest = await manager.latestValid();
     if (!latest) throw new CliError(`run ${ref.runId} has no checkpoints to fork from`, 3);
     checkpointId = latest.manifest.id;
   }
   const runId = opts.runId ?? `${ref.runId}-fork-${Date.now().toString(36)}`;
-  await startCommand(client, settings, out, { spec, runId, from: { runId: ref.runId, id: checkpointId }, wait: opts.wait });
+  await startCommand(client, settings, out, {
+    spec,
+    runId,
+    from: { runId: ref.runId, id: checkpointId },
+    wait: opts.wait,
+  });
 }

@@ -59,7 +59,9 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
     }
     const { attached } = await startRun(client, settings, { spec, runId, attach: true });
     const url = runUrl(settings, runId);
-    process.stderr.write(`${attached ? 'resuming' : 'started'} run ${runId} (${spec.model} on ${spec.dataset.name}, ${spec.epochs} epochs)\n`);
+    process.stderr.write(
+      `${attached ? 'resuming' : 'started'} run ${runId} (${spec.model} on ${spec.dataset.name}, ${spec.epochs} epochs)\n`,
+    );
     if (url) process.stderr.write(`Web UI: ${url}\n`);
     result = await watchRun(client, out, runId, { signal: abort.signal });
   } finally {

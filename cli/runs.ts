@@ -45,7 +45,10 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
   out.emit(runs, () =>
     runs.length
       ? runs
-          .map((r) => `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best acc ${fmt(r.bestAccuracy)}  ${r.startTime}`)
+          .map(
+            (r) =>
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best acc ${fmt(r.bestAccuracy)}  ${r.startTime}`,
+          )
           .join('\n')
       : 'no runs',
   );
@@ -82,8 +85,14 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
   const draw = (n: LineageNode, prefix: string, last: boolean, top: boolean) => {
     const mark = n.runId === runId ? '  <--' : '';
     const from = n.forkedFrom ? ` (from ${n.forkedFrom.id})` : '';
-    lines.push(top ? `${n.runId} [${n.status}]${mark}` : `${prefix}${last ? '└─ ' : '├─ '}${n.runId} [${n.status}]${from}${mark}`);
-    n.children.forEach((c, i) => draw(c, top ? '' : prefix + (last ? '   ' : '│  '), i === n.children.length - 1, false));
+    lines.push(
+      top
+        ? `${n.runId} [${n.status}]${mark}`
+        : `${prefix}${last ? '└─ ' : '├─ '}${n.runId} [${n.status}]${from}${mark}`,
+    );
+    n.children.forEach((c, i) =>
+      draw(c, top ? '' : prefix + (last ? '   ' : '│  '), i === n.children.length - 1, false),
+    );
   };
   draw(tree, '', true, true);
   out.emit(tree, () => lines.join('\n'));

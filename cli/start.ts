@@ -76,7 +76,8 @@ export async function startCommand(
     out.emit({ runId, started: true, url }, () => `started run ${runId}${url ? `\n  Web UI: ${url}` : ''}`);
     return;
   }
-  if (!out.json) process.stderr.write(`started run ${runId}, waiting for it to finish${url ? ` (Web UI: ${url})` : ''}\n`);
+  if (!out.json)
+    process.stderr.write(`started run ${runId}, waiting for it to finish${url ? ` (Web UI: ${url})` : ''}\n`);
   const result = (await handle.result()) as RunResult;
   out.emit({ runId, url, result }, () => describeResult(result));
 }

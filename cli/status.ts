@@ -33,11 +33,18 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
       `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
       `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
     ];
-    if (data.recoveries.length) lines.push(`  recoveries: ${data.recoveries.map((r) => `step ${r.step}: ${r.reason} -> ${r.restoredFrom}`).join('; ')}`);
-    if (data.skippedCheckpoints.length) lines.push(`  skipped damaged checkpoints: ${data.skippedCheckpoints.map((s) => `${s.id} (${s.reason})`).join('; ')}`);
+    if (data.recoveries.length)
+      lines.push(
+        `  recoveries: ${data.recoveries.map((r) => `step ${r.step}: ${r.reason} -> ${r.restoredFrom}`).join('; ')}`,
+      );
+    if (data.skippedCheckpoints.length)
+      lines.push(
+        `  skipped damaged checkpoints: ${data.skippedCheckpoints.map((s) => `${s.id} (${s.reason})`).join('; ')}`,
+      );
     if (v.result) lines.push(describeResult(v.result));
     if (v.failure) lines.push(`  failed: ${v.failure}`);
-    if (!p && !v.result && v.status === 'RUNNING') lines.push('  (no worker answered the progress query; showing server-side state)');
+    if (!p && !v.result && v.status === 'RUNNING')
+      lines.push('  (no worker answered the progress query; showing server-side state)');
     return lines.join('\n');
   });
 }

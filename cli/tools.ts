@@ -3,11 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..', path.basename(path.resolve(__dirname, '..')) === 'dist' ? '..' : '.');
+export const PROJECT_ROOT = path.resolve(
+  __dirname,
+  '..',
+  path.basename(path.resolve(__dirname, '..')) === 'dist' ? '..' : '.',
+);
 
 export type TemporalCliSource =
-  | { kind: 'path'; path: string; from: 'TEMPORAL_CLI_PATH' | 'PATH' | 'tools-dir' }
-  | { kind: 'sdk-download' };
+  { kind: 'path'; path: string; from: 'TEMPORAL_CLI_PATH' | 'PATH' | 'tools-dir' } | { kind: 'sdk-download' };
 
 function isExecutable(p: string): boolean {
   try {

@@ -44,7 +44,9 @@ export async function watchRun(
     const v = await viewRun(client, runId);
     const line = progressLine(v);
     if (out.json) {
-      process.stdout.write(JSON.stringify({ runId, status: v.status, progress: v.progress, heartbeat: v.heartbeat }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ runId, status: v.status, progress: v.progress, heartbeat: v.heartbeat }) + '\n',
+      );
     } else if (tty) {
       process.stderr.write(`\r\x1b[2K${line}`);
     } else if (line !== lastLine && Date.now() - lastPrinted > 5000) {

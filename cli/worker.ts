@@ -23,7 +23,9 @@ function installRuntime(): void {
   }
 }
 
-export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createWorker(
+  opts: WorkerOptions = {},
+): Promise<{ worker: Worker; connection: NativeConnection }> {
   installRuntime();
   const settings = opts.settings ?? temporalSettings();
   const connection = await NativeConnection.connect({ address: settings.address });
@@ -68,7 +70,9 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const settings = opts.settings ?? temporalSettings();
   opts = { beforeManifest: failpointFromEnv(), ...opts };
   const { worker, connection } = await createWorker({ ...opts, settings });
-  console.error(`durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}`);
+  console.error(
+    `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}`,
+  );
   try {
     await worker.run();
   } finally {

@@ -51,7 +51,8 @@ function num(o: Obj, key: string, field: string, opts: NumOpts = {}): number | u
     if (opts.required) throw new SpecError(field, 'missing required field');
     return undefined;
   }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new SpecError(field, `must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new SpecError(field, `must be a number, got ${JSON.stringify(v)}`);
   if (opts.int && !Number.isInteger(v)) throw new SpecError(field, `must be an integer, got ${v}`);
   if (opts.min !== undefined && v < opts.min) throw new SpecError(field, `must be >= ${opts.min}, got ${v}`);
   if (opts.max !== undefined && v > opts.max) throw new SpecError(field, `must be <= ${opts.max}, got ${v}`);
@@ -61,7 +62,13 @@ function num(o: Obj, key: string, field: string, opts: NumOpts = {}): number | u
   return v;
 }
 
-function oneOf<T extends string>(o: Obj, key: string, field: string, allowed: readonly T[], required = true): T | undefined {
+function oneOf<T extends string>(
+  o: Obj,
+  key: string,
+  field: string,
+  allowed: readonly T[],
+  required = true,
+): T | undefined {
   const v = o[key];
   if (v === undefined) {
     if (required) throw new SpecError(field, `missing required field (one of: ${allowed.join(', ')})`);
@@ -103,14 +110,16 @@ export function validateSpec(input: unknown): RunSpec {
   checkKeys(ds, 'dataset', ['name', 'trainLimit', 'testLimit']);
   const dsName = oneOf(ds, 'name', 'dataset.name', DATASETS)!;
   const sizes = DATASET_SIZES[dsName];
-  const trainLimit = num(ds, 'trainLimit', 'dataset.trainLimit', { int: true, min: 1, max: sizes.train }) ?? sizes.train;
+  const trainLimit =
+    num(ds, 'trainLimit', 'dataset.trainLimit', { int: true, min: 1, max: sizes.train }) ?? sizes.train;
   const testLimit = num(ds, 'testLimit', 'dataset.testLimit', { int: true, min: 1, max: sizes.test }) ?? sizes.test;
 
   const epochs = num(input, 'epochs', 'epochs', { required: true, int: true, min: 1, max: 10_000 })!;
   const batchSize = num(input, 'batchSize', 'batchSize', { required: true, int: true, min: 1, max: 65_536 })!;
   const chunkSteps = num(input, 'chunkSteps', 'chunkSteps', { int: true, min: 1, max: 1_000_000 }) ?? 100;
   const seed = num(input, 'seed', 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }) ?? 42;
-  if (batchSize > trainLimit) throw new SpecError('batchSize', `must be <= dataset.trainLimit (${trainLimit}), got ${batchSize}`);
+  if (batchSize > trainLimit)
+    throw new SpecError('batchSize', `must be <= dataset.trainLimit (${trainLimit}), got ${batchSize}`);
 
   const opt = obj(input, 'optimizer', 'optimizer', true)!;
   checkKeys(opt, 'optimizer', ['name', 'learningRate', 'momentum', 'beta1', 'beta2', 'epsilon']);
@@ -190,7 +199,10 @@ export function validateSpec(input: unknown): RunSpec {
   const storage = ck.storage;
   if (storage === undefined) throw new SpecError('checkpoint.storage', 'missing required field');
   if (typeof storage !== 'string' || !/^(file|s3):\/\/.+/.test(storage)) {
-    throw new SpecError('checkpoint.storage', `must be file://PATH or s3://BUCKET/PREFIX, got ${JSON.stringify(storage)}`);
+    throw new SpecError(
+      'checkpoint.storage',
+      `must be file://PATH or s3://BUCKET/PREFIX, got ${JSON.stringify(storage)}`,
+    );
   }
   spec.checkpoint = {
     storage,

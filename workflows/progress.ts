@@ -1,7 +1,8 @@
 // The shape of the progress query and of the workflow result. Pure types.
 import type { CheckpointPointer, EvalResult, Recovery } from '../activities/types';
 
-export type RunStatus = 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'cancelled';
+export type RunStatus =
+  'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'cancelled';
 
 export interface RunProgress {
   runId: string;

@@ -7,7 +7,15 @@ import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, spawnWorker, startCluster, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
 
 const mlpSpec = {
   model: 'mnist-mlp',
@@ -41,7 +49,9 @@ async function chunkRunningOn(handle: WorkflowHandle, worker: WorkerProcess): Pr
   await waitFor(`a chunk running on worker ${worker.proc.pid}`, async () => {
     const d = await handle.describe();
     if (d.status.name !== 'RUNNING') throw new Error(`run is ${d.status.name}`);
-    return d.raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk' && (a.lastWorkerIdentity ?? '').startsWith(identity));
+    return d.raw.pendingActivities?.some(
+      (a) => a.activityType?.name === 'trainChunk' && (a.lastWorkerIdentity ?? '').startsWith(identity),
+    );
   });
 }
 
@@ -57,7 +67,14 @@ describe('exact resume under real failures (real dev server, worker processes ki
     return w;
   };
   const start = (name: string, spec: object, runId: string): WorkflowHandle => {
-    const r = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, `${name}.json`, spec), '--run-id', runId, '--json']);
+    const r = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, `${name}.json`, spec),
+      '--run-id',
+      runId,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return cluster.client.workflow.getHandle(runId);
   };
@@ -67,8 +84,19 @@ describe('exact resume under real failures (real dev server, worker processes ki
     const w = worker();
     await w.ready;
     // Uninterrupted references, one per model, on the same backend as everything below.
-    for (const [name, spec] of [['mlp', mlpSpec], ['cnn', cnnSpec]] as const) {
-      const r = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, `${name}.json`, spec), '--run-id', `${name}-ref`, '--wait', '--json']);
+    for (const [name, spec] of [
+      ['mlp', mlpSpec],
+      ['cnn', cnnSpec],
+    ] as const) {
+      const r = cli(cluster, [
+        'start',
+        '--spec',
+        writeSpec(cluster.dir, `${name}.json`, spec),
+        '--run-id',
+        `${name}-ref`,
+        '--wait',
+        '--json',
+      ]);
       assert.equal(r.code, 0, r.stderr + w.output());
       const { result } = r.json<{ result: RunResult }>();
       assert.equal(result.status, 'completed');
@@ -83,7 +111,10 @@ describe('exact resume under real failures (real dev server, worker processes ki
     await cluster?.close();
   });
 
-  for (const [name, spec] of [['mlp', mlpSpec], ['cnn', cnnSpec]] as const) {
+  for (const [name, spec] of [
+    ['mlp', mlpSpec],
+    ['cnn', cnnSpec],
+  ] as const) {
     it(`${name}: three SIGKILLs (mid-chunk, during a checkpoint write, mid-chunk) end with the uninterrupted hash`, async function () {
       const runId = `${name}-killed`;
       const handle = start(name, spec, runId);
@@ -163,18 +194,26 @@ describe('exact resume under real failures (real dev server, worker processes ki
       const w = worker();
       await w.ready;
       const handle = start('mlp', mlpSpec, runId);
-      await waitFor('two chunks committed', async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) >= 2 * mlpSpec.chunkSteps);
+      await waitFor(
+        'two chunks committed',
+        async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) >= 2 * mlpSpec.chunkSteps,
+      );
       await w.kill('SIGKILL');
 
       const dir = path.join(cluster.dir, '.data', 'checkpoints', runId);
-      const manifests = fs.readdirSync(path.join(dir, 'manifests')).filter((f) => f.endsWith('.json')).sort();
+      const manifests = fs
+        .readdirSync(path.join(dir, 'manifests'))
+        .filter((f) => f.endsWith('.json'))
+        .sort();
       const newestFile = manifests[manifests.length - 1];
       const newest = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', newestFile), 'utf8'));
       const prev = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests[manifests.length - 2]), 'utf8'));
       const shared = new Set((prev.blobs as Array<{ sha256: string }>).map((b) => b.sha256));
       let named: string;
       if (damage === 'flip a byte in a blob') {
-        const blob = (newest.blobs as Array<{ name: string; sha256: string; size: number }>).find((b) => !shared.has(b.sha256) && b.name.startsWith('model/'))!;
+        const blob = (newest.blobs as Array<{ name: string; sha256: string; size: number }>).find(
+          (b) => !shared.has(b.sha256) && b.name.startsWith('model/'),
+        )!;
         const file = path.join(dir, 'blobs', blob.sha256);
         const bytes = fs.readFileSync(file);
         bytes[Math.floor(bytes.length / 2)] ^= 0xff;
@@ -189,16 +228,29 @@ describe('exact resume under real failures (real dev server, worker processes ki
       const verify = cli(cluster, ['checkpoints', 'verify', runId]);
       assert.equal(verify.code, 1, verify.stdout + verify.stderr);
       assert.ok(verify.stdout.includes(named), `verify output names ${named}:\n${verify.stdout}`);
-      const list = cli(cluster, ['checkpoints', 'list', runId, '--verify', '--json']).json<Array<{ id: string; valid: boolean }>>();
-      assert.ok(list.some((c) => c.valid === false), JSON.stringify(list));
+      const list = cli(cluster, ['checkpoints', 'list', runId, '--verify', '--json']).json<
+        Array<{ id: string; valid: boolean }>
+      >();
+      assert.ok(
+        list.some((c) => c.valid === false),
+        JSON.stringify(list),
+      );
 
       const w2 = worker();
       await w2.ready;
       const result = (await handle.result()) as RunResult;
-      assert.equal(result.weightsSha256, reference.mlp, 'falls back to the previous valid checkpoint and still ends exact');
+      assert.equal(
+        result.weightsSha256,
+        reference.mlp,
+        'falls back to the previous valid checkpoint and still ends exact',
+      );
       const progress = await handle.query(progressQuery);
       const said = JSON.stringify(progress.recoveries) + JSON.stringify(progress.skippedCheckpoints);
-      assert.match(said, /damaged/, `the fallback is reported in the progress query: ${said}; manifests at the kill: ${manifests.join(', ')}; damaged ${newestFile}`);
+      assert.match(
+        said,
+        /damaged/,
+        `the fallback is reported in the progress query: ${said}; manifests at the kill: ${manifests.join(', ')}; damaged ${newestFile}`,
+      );
       await w2.kill('SIGTERM');
     });
   }

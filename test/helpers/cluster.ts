@@ -118,7 +118,11 @@ export interface CliResult {
 }
 
 /** Runs the CLI as a user would (`node dist/client.js ...`), synchronously. */
-export function cli(cluster: TestCluster | null, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliResult {
+export function cli(
+  cluster: TestCluster | null,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [path.join(DIST, 'client.js'), ...args], {
     cwd: opts.cwd ?? cluster?.dir ?? PROJECT_ROOT,
     env: { ...(cluster?.env ?? process.env), ...opts.env },
@@ -142,7 +146,10 @@ export function cli(cluster: TestCluster | null, args: string[], opts: { cwd?: s
 /** Async variant, for commands that run while the test does other things (start --wait). */
 export function cliAsync(cluster: TestCluster, args: string[], opts: { cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [path.join(DIST, 'client.js'), ...args], { cwd: opts.cwd ?? cluster.dir, env: cluster.env });
+    const proc = spawn(process.execPath, [path.join(DIST, 'client.js'), ...args], {
+      cwd: opts.cwd ?? cluster.dir,
+      env: cluster.env,
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -166,7 +173,12 @@ export function writeSpec(dir: string, name: string, spec: object): string {
   return file;
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 120_000,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {

@@ -4,7 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, spawnWorker, startCluster, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
 
 const spec = {
   model: 'mnist-mlp',
@@ -29,7 +37,10 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
 
   const manifestsOf = (runId: string) => {
     const dir = path.join(cluster.dir, '.data', 'checkpoints', runId, 'manifests');
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
   };
   const startRun = (runId: string) => {
     const r = cli(cluster, ['start', '--spec', specFile, '--run-id', runId, '--json']);
@@ -37,7 +48,12 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     return cluster.client.workflow.getHandle(runId);
   };
   const stepAtLeast = (runId: string, n: number) =>
-    waitFor(`${runId} past step ${n}`, async () => ((await cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0) >= n, 120_000, 100);
+    waitFor(
+      `${runId} past step ${n}`,
+      async () => ((await cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0) >= n,
+      120_000,
+      100,
+    );
 
   before(async function () {
     cluster = await startCluster();
@@ -94,11 +110,17 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.equal(result.status, 'completed');
     assert.notEqual(result.weightsSha256, reference.weightsSha256, 'a different learning rate changes the weights');
     const progress = await handle.query(progressQuery);
-    assert.deepEqual(progress.learningRateChanges.map((c) => c.value), [0.0005]);
+    assert.deepEqual(
+      progress.learningRateChanges.map((c) => c.value),
+      [0.0005],
+    );
     const last = manifestsOf('lr').sort((a, b) => b.step - a.step)[0];
     assert.equal(last.metrics.learningRate, 0.0005);
     const history = await handle.fetchHistory();
-    assert.ok(history.events?.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes), 'the update is in the history');
+    assert.ok(
+      history.events?.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes),
+      'the update is in the history',
+    );
   });
 
   it('stop commits a final checkpoint and completes with status stopped', async function () {
@@ -128,7 +150,17 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     const mid = manifestsOf('ref').find((m) => m.step === 300);
     assert.ok(mid, 'keepEverySteps kept step 300');
     const override = writeSpec(cluster.dir, 'empty.json', {});
-    const r = cli(cluster, ['fork', '--from', `ref:${mid.id}`, '--spec-override', override, '--run-id', 'ref-fork', '--wait', '--json']);
+    const r = cli(cluster, [
+      'fork',
+      '--from',
+      `ref:${mid.id}`,
+      '--spec-override',
+      override,
+      '--run-id',
+      'ref-fork',
+      '--wait',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const { result } = r.json<{ result: RunResult }>();
     assert.equal(result.step, 750);
@@ -137,7 +169,9 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.ok(first.step > 300);
     // The fork's checkpoints record their parent chain back into the source run.
     const all = manifestsOf('ref-fork');
-    assert.ok(all.some((m) => m.parent?.runId === 'ref' && m.parent.id === mid.id) || first.parent?.runId === 'ref-fork');
+    assert.ok(
+      all.some((m) => m.parent?.runId === 'ref' && m.parent.id === mid.id) || first.parent?.runId === 'ref-fork',
+    );
 
     const changed = writeSpec(cluster.dir, 'lr.json', { optimizer: { learningRate: 0.01 } });
     const r2 = cli(cluster, ['fork', '--from', 'ref', '--spec-override', changed, '--run-id', 'ref-fork-lr', '--json']);
@@ -152,9 +186,14 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.match(lineage.stdout, /^ref \[/m);
     assert.match(lineage.stdout, /ref-fork \[.*\(from step-000000300/);
     assert.match(lineage.stdout, /ref-fork-lr/);
-    const runs = cli(cluster, ['runs', 'list', '--json']).json<Array<{ runId: string; status: string; model: string }>>();
+    const runs = cli(cluster, ['runs', 'list', '--json']).json<
+      Array<{ runId: string; status: string; model: string }>
+    >();
     for (const id of ['ref', 'paused', 'lr', 'stopped', 'cancelled', 'ref-fork', 'ref-fork-lr']) {
-      assert.ok(runs.some((x) => x.runId === id), `runs list has ${id}`);
+      assert.ok(
+        runs.some((x) => x.runId === id),
+        `runs list has ${id}`,
+      );
     }
     assert.equal(runs.find((x) => x.runId === 'stopped')?.status, 'stopped');
   });

@@ -63,7 +63,12 @@ describe('the main job (durable-train main, what npm start runs)', function () {
 
     const manifests = path.join(dir, '.data', 'checkpoints', 'run', 'manifests');
     const first = await main(dir, [...common, '--run-id', 'run'], (proc) => {
-      void waitFor('the first checkpoint', async () => fs.existsSync(manifests) && fs.readdirSync(manifests).length > 0, 300_000, 50).then(() => proc.kill('SIGINT'));
+      void waitFor(
+        'the first checkpoint',
+        async () => fs.existsSync(manifests) && fs.readdirSync(manifests).length > 0,
+        300_000,
+        50,
+      ).then(() => proc.kill('SIGINT'));
     });
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /run run is saved; run `npm start` again to resume it/);

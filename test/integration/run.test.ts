@@ -5,7 +5,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, spawnWorker, startCluster, tmpDir, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  tmpDir,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
 
 const smallMlp = {
   model: 'mnist-mlp',
@@ -24,7 +33,11 @@ describe('spec validation in `start` (nothing is started)', function () {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:1' };
   const cases: Array<[string, object, RegExp]> = [
     ['unknown model', { ...smallMlp, model: 'resnet-9000' }, /model: unknown value "resnet-9000"/],
-    ['negative learning rate', { ...smallMlp, optimizer: { name: 'adam', learningRate: -0.1 } }, /optimizer\.learningRate: must be > 0/],
+    [
+      'negative learning rate',
+      { ...smallMlp, optimizer: { name: 'adam', learningRate: -0.1 } },
+      /optimizer\.learningRate: must be > 0/,
+    ],
     ['missing field', (({ epochs: _e, ...rest }) => rest)(smallMlp), /epochs: missing required field/],
     ['unknown field', { ...smallMlp, epocs: 3 }, /epocs: unknown field/],
     ['bad storage', { ...smallMlp, checkpoint: { storage: '/tmp/x' } }, /checkpoint\.storage: must be file:\/\/PATH/],
@@ -80,9 +93,20 @@ describe('a durable training run (real Temporal dev server, real worker processe
     const root = path.join(cluster.dir, '.data', 'checkpoints', 'small-1');
     const manifests = fs.readdirSync(path.join(root, 'manifests')).filter((f) => f.endsWith('.json'));
     assert.equal(manifests.length, 3, manifests.join(','));
-    const steps = manifests.map((f) => JSON.parse(fs.readFileSync(path.join(root, 'manifests', f), 'utf8')).step as number).sort((a, b) => a - b);
+    const steps = manifests
+      .map((f) => JSON.parse(fs.readFileSync(path.join(root, 'manifests', f), 'utf8')).step as number)
+      .sort((a, b) => a - b);
     assert.deepEqual(steps, [15, 20, 24]);
-    const last = JSON.parse(fs.readFileSync(path.join(root, 'manifests', manifests.find((f) => f.includes('000000024'))!), 'utf8'));
+    const last = JSON.parse(
+      fs.readFileSync(
+        path.join(
+          root,
+          'manifests',
+          manifests.find((f) => f.includes('000000024'))!,
+        ),
+        'utf8',
+      ),
+    );
     assert.equal(last.id, result.lastCheckpoint?.id);
     for (const b of last.blobs as Array<{ name: string; sha256: string; size: number }>) {
       const bytes = fs.readFileSync(path.join(root, 'blobs', b.sha256));
@@ -90,14 +114,29 @@ describe('a durable training run (real Temporal dev server, real worker processe
       assert.equal(createHash('sha256').update(bytes).digest('hex'), b.sha256, b.name);
     }
     const names = (last.blobs as Array<{ name: string }>).map((b) => b.name);
-    assert.ok(names.some((n) => n.startsWith('model/')), names.join(','));
-    assert.ok(names.some((n) => n.startsWith('opt/')), names.join(','));
+    assert.ok(
+      names.some((n) => n.startsWith('model/')),
+      names.join(','),
+    );
+    assert.ok(
+      names.some((n) => n.startsWith('opt/')),
+      names.join(','),
+    );
 
     // The CLI's views agree.
-    const list = cli(cluster, ['checkpoints', 'list', 'small-1', '--json', '--verify']).json<Array<{ id: string; step: number; valid: boolean }>>();
-    assert.deepEqual(list.map((c) => c.step), [15, 20, 24]);
+    const list = cli(cluster, ['checkpoints', 'list', 'small-1', '--json', '--verify']).json<
+      Array<{ id: string; step: number; valid: boolean }>
+    >();
+    assert.deepEqual(
+      list.map((c) => c.step),
+      [15, 20, 24],
+    );
     assert.ok(list.every((c) => c.valid === true));
-    const status = cli(cluster, ['status', 'small-1', '--json']).json<{ status: string; step: number; result: RunResult }>();
+    const status = cli(cluster, ['status', 'small-1', '--json']).json<{
+      status: string;
+      step: number;
+      result: RunResult;
+    }>();
     assert.equal(status.status, 'completed');
     assert.equal(status.step, 24);
     assert.equal(status.result.weightsSha256, result.weightsSha256);
@@ -146,7 +185,9 @@ describe('a durable training run (real Temporal dev server, real worker processe
     assert.equal(started.code, 0, started.stderr);
     // Kill once the first chunk is running and has made some progress (the first checkpoint does not exist yet or just did).
     const handle = cluster.client.workflow.getHandle('cnn-kill');
-    await waitFor('the first chunk to start', async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'));
+    await waitFor('the first chunk to start', async () =>
+      (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'),
+    );
     await new Promise((r) => setTimeout(r, 1500 + Math.random() * 1500));
     await worker.kill('SIGKILL');
     worker = spawnWorker(cluster);

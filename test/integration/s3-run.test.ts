@@ -1,7 +1,15 @@
 // Training runs with checkpoints on a real S3-compatible server (SeaweedFS, started by the test).
 import * as assert from 'node:assert/strict';
 import type { RunResult } from '../../workflows/progress';
-import { cli, spawnWorker, startCluster, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 
 describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev server)', function () {
@@ -26,7 +34,12 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
 
   before(async function () {
     [s3, cluster] = await Promise.all([startS3Server(), startCluster()]);
-    s3env = { DURABLE_TRAIN_S3_ENDPOINT: s3.endpoint, AWS_REGION: s3.region, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey };
+    s3env = {
+      DURABLE_TRAIN_S3_ENDPOINT: s3.endpoint,
+      AWS_REGION: s3.region,
+      AWS_ACCESS_KEY_ID: s3.accessKey,
+      AWS_SECRET_ACCESS_KEY: s3.secretKey,
+    };
   });
   after(async function () {
     for (const w of workers) await w.kill('SIGKILL');
@@ -38,14 +51,24 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
     const w = spawnWorker(cluster, { env: s3env });
     workers.push(w);
     await w.ready;
-    const local = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'local.json', spec('file://.data/checkpoints')), '--run-id', 'local', '--wait', '--json']);
+    const local = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'local.json', spec('file://.data/checkpoints')),
+      '--run-id',
+      'local',
+      '--wait',
+      '--json',
+    ]);
     assert.equal(local.code, 0, local.stderr + w.output());
     const localResult = local.json<{ result: RunResult }>().result;
 
     const s3Spec = writeSpec(cluster.dir, 's3.json', spec(`s3://${s3.bucket}/runs`));
     assert.equal(cli(cluster, ['start', '--spec', s3Spec, '--run-id', 'on-s3', '--json']).code, 0);
     const handle = cluster.client.workflow.getHandle('on-s3');
-    await waitFor('a chunk on the worker', async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'));
+    await waitFor('a chunk on the worker', async () =>
+      (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'),
+    );
     await new Promise((r) => setTimeout(r, 1500));
     await w.kill('SIGKILL');
     const w2 = spawnWorker(cluster, { env: s3env });
@@ -64,10 +87,20 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
   });
 
   it('a save failure is never silent: with read-only credentials the run fails at once, naming the storage', async function () {
-    const w = spawnWorker(cluster, { env: { ...s3env, AWS_ACCESS_KEY_ID: s3.readOnlyAccessKey, AWS_SECRET_ACCESS_KEY: s3.readOnlySecretKey } });
+    const w = spawnWorker(cluster, {
+      env: { ...s3env, AWS_ACCESS_KEY_ID: s3.readOnlyAccessKey, AWS_SECRET_ACCESS_KEY: s3.readOnlySecretKey },
+    });
     workers.push(w);
     await w.ready;
-    const r = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'ro.json', spec(`s3://${s3.bucket}/readonly`)), '--run-id', 'read-only', '--wait', '--json']);
+    const r = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'ro.json', spec(`s3://${s3.bucket}/readonly`)),
+      '--run-id',
+      'read-only',
+      '--wait',
+      '--json',
+    ]);
     assert.notEqual(r.code, 0);
     const status = cli(cluster, ['status', 'read-only', '--json']).json<{ workflowStatus: string; failure: string }>();
     assert.equal(status.workflowStatus, 'FAILED');

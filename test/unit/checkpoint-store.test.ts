@@ -174,7 +174,6 @@ describe('checkpoint stores', function () {
       });
       assert.deepEqual(fs.readdirSync(path.join(root, 'run')), ['manifests']);
     });
-
   });
 
   describe('s3 against a real server (SeaweedFS)', function () {
