@@ -1,0 +1,137 @@
+// Resume guards: a run never silently continues on different data or a different backend.
+import * as assert from 'node:assert/strict';
+import type { RunResult } from '../../workflows/progress';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
+import { progressQuery } from '../../workflows/definitions';
+
+const base = {
+  model: 'mnist-mlp',
+  dataset: { name: 'mnist', trainLimit: 8000, testLimit: 300 },
+  epochs: 1,
+  batchSize: 16,
+  chunkSteps: 100,
+  seed: 21,
+  optimizer: { name: 'sgd', learningRate: 0.05 },
+  checkpoint: { storage: 'file://.data/checkpoints' },
+};
+
+describe('resume guards (real dev server, real workers on different backends)', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster;
+  const workers: WorkerProcess[] = [];
+  const worker = async (backend: string) => {
+    const w = spawnWorker(cluster, { env: { DURABLE_TRAIN_BACKEND: backend } });
+    workers.push(w);
+    await w.ready;
+    return w;
+  };
+  const stopAfterFirstChunk = async (runId: string, specFile: string) => {
+    assert.equal(cli(cluster, ['start', '--spec', specFile, '--run-id', runId]).code, 0);
+    const handle = cluster.client.workflow.getHandle(runId);
+    await waitFor(
+      'a checkpoint',
+      async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) > 0,
+      120_000,
+      100,
+    );
+    assert.equal(cli(cluster, ['stop', runId]).code, 0);
+    const r = (await handle.result()) as RunResult;
+    assert.equal(r.status, 'stopped');
+    return r;
+  };
+
+  before(async function () {
+    cluster = await startCluster();
+  });
+  after(async function () {
+    for (const w of workers) await w.kill('SIGKILL');
+    await cluster?.close();
+  });
+
+  it('different data: refused with a message naming the dataset, unless resume.allowDatasetChange', async function () {
+    const w = await worker('wasm');
+    const stopped = await stopAfterFirstChunk('data', writeSpec(cluster.dir, 'a.json', base));
+    const show = cli(cluster, ['checkpoints', 'show', 'data', stopped.lastCheckpoint!.id, '--json']);
+    assert.equal(show.code, 0, show.stderr);
+    const manifest = show.json<{
+      fingerprints: { dataset: string };
+      backend: { name: string };
+      state: { rng: unknown };
+    }>();
+    assert.match(manifest.fingerprints.dataset, /^[0-9a-f]{64}$/);
+    assert.equal(manifest.backend.name, 'wasm');
+    assert.ok(manifest.state.rng, 'the PRNG state is in the checkpoint');
+
+    const changed = writeSpec(cluster.dir, 'b.json', { ...base, dataset: { ...base.dataset, testLimit: 200 } });
+    const r = cli(cluster, ['start', '--spec', changed, '--run-id', 'data', '--wait']);
+    assert.notEqual(r.code, 0);
+    const st = cli(cluster, ['status', 'data', '--json']).json<{ workflowStatus: string; failure: string }>();
+    assert.equal(st.workflowStatus, 'FAILED');
+    assert.match(st.failure, /different data \(dataset fingerprint/);
+
+    const allowed = writeSpec(cluster.dir, 'c.json', {
+      ...base,
+      dataset: { ...base.dataset, testLimit: 200 },
+      resume: { allowDatasetChange: true },
+    });
+    const ok = cli(cluster, ['start', '--spec', allowed, '--run-id', 'data', '--wait', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.json<{ result: RunResult }>().result.status, 'completed');
+    await w.kill('SIGTERM');
+  });
+
+  it('different backend: refused unless resume.allowBackendChange; batch size changes are refused', async function () {
+    const wasm = await worker('wasm');
+    await stopAfterFirstChunk('backend', writeSpec(cluster.dir, 'd.json', base));
+    await wasm.kill('SIGTERM');
+    const cpu = await worker('cpu');
+    const again = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'd.json', base),
+      '--run-id',
+      'backend',
+      '--wait',
+    ]);
+    assert.notEqual(again.code, 0);
+    const st = cli(cluster, ['status', 'backend', '--json']).json<{ failure: string }>();
+    assert.match(st.failure, /written on backend wasm, this worker runs cpu/);
+
+    const batch = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'e.json', { ...base, batchSize: 32, resume: { allowBackendChange: true } }),
+      '--run-id',
+      'backend',
+      '--wait',
+    ]);
+    assert.notEqual(batch.code, 0);
+    assert.match(
+      cli(cluster, ['status', 'backend', '--json']).json<{ failure: string }>().failure,
+      /batchSize cannot change/,
+    );
+
+    const ok = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'f.json', { ...base, resume: { allowBackendChange: true } }),
+      '--run-id',
+      'backend',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const result = ok.json<{ result: RunResult }>().result;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.backend, 'cpu');
+    await cpu.kill('SIGTERM');
+  });
+});
