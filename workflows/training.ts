@@ -27,6 +27,8 @@ export interface TrainingInput {
   from?: CheckpointRef | null;
   /** Whether the namespace has our custom search attributes registered (set by the client). */
   searchAttributes?: boolean;
+  /** Continue-as-new after this many chunks (default CHUNKS_PER_RUN; the server may suggest it earlier). */
+  chunksPerRun?: number;
   /** State carried across continue-as-new. */
   carried?: CarriedState;
 }
@@ -256,12 +258,17 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
       await applyRetention({ runId, spec, protect: [summary.checkpoint.id] });
       publish();
       chunksThisRun += 1;
-      if (!done && !stopRequested && (workflowInfo().continueAsNewSuggested || chunksThisRun >= CHUNKS_PER_RUN)) {
+      if (
+        !done &&
+        !stopRequested &&
+        (workflowInfo().continueAsNewSuggested || chunksThisRun >= (input.chunksPerRun ?? CHUNKS_PER_RUN))
+      ) {
         progress.continuedAsNew += 1;
         await condition(() => true); // let handlers that arrived in this task run before handing over
         return await continueAsNew<typeof trainingWorkflow>({
           spec,
           searchAttributes: input.searchAttributes,
+          chunksPerRun: input.chunksPerRun,
           carried: { progress, paused, stopRequested, pendingLearningRate, weightsSha256 },
         });
       }

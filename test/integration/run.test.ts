@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { validateSpec } from '../../spec';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import {
@@ -162,6 +163,29 @@ describe('a durable training run (real Temporal dev server, real worker processe
     assert.equal(result.accuracy, first.result.accuracy);
     const progress = await cluster.client.workflow.getHandle('small-1').query(progressQuery);
     assert.equal(progress.startMode, 'resume');
+  });
+
+  it('continues-as-new before history grows: state carries over and the weights match a single-execution run', async function () {
+    const spec = { ...smallMlp, chunkSteps: 3 };
+    const file = writeSpec(cluster.dir, 'can.json', spec);
+    const ref = cli(cluster, ['start', '--spec', file, '--run-id', 'can-ref', '--wait', '--json']);
+    assert.equal(ref.code, 0, ref.stderr);
+    const refResult = ref.json<{ result: RunResult }>().result;
+    const handle = await cluster.client.workflow.start('trainingWorkflow', {
+      workflowId: 'can',
+      taskQueue: cluster.taskQueue,
+      args: [{ spec: validateSpec(spec), chunksPerRun: 2 }],
+      memo: { spec: validateSpec(spec) },
+    });
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.step, 24);
+    assert.equal(result.chunks, 8); // 24 steps in chunks of 3, counted across executions
+    assert.equal(result.weightsSha256, refResult.weightsSha256);
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.continuedAsNew, 3); // 8 chunks, 2 per execution: 4 executions
+    const executions = [];
+    for await (const w of cluster.client.workflow.list({ query: `WorkflowId = 'can'` })) executions.push(w.runId);
+    assert.equal(executions.length, 4);
   });
 
   it('survives a SIGKILL of the worker mid-chunk: a new worker finishes, no step is counted twice, same weights', async function () {
