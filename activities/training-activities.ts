@@ -28,6 +28,7 @@ import {
   type TrainingActivities,
 } from './types';
 import { specHash } from './fingerprint';
+import { TrainingMetrics } from './metrics';
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -36,6 +37,8 @@ export interface ActivityDeps {
   warmRuns?: number;
   /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
   beforeManifest?: (step: number) => void | Promise<void>;
+  /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
+  metrics?: TrainingMetrics;
 }
 
 interface WarmEntry {
@@ -65,6 +68,7 @@ function nonRetryable(type: string, message: string): ApplicationFailure {
 
 export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   const warm = new Map<string, WarmEntry>();
+  const metrics = deps.metrics ?? new TrainingMetrics();
   const maxWarm = deps.warmRuns ?? 2;
   const stores = new Map<string, CheckpointStore>();
 
@@ -332,6 +336,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           attempt: ctx.info.attempt,
         };
         if (found) from = { runId: found.runId, id: found.id };
+        metrics.recovered(input.runId, 'retry');
       }
 
       let trainer: Trainer;
@@ -378,6 +383,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
               reason: `damaged checkpoint: ${(err as Error).message}`,
               attempt: ctx.info.attempt,
             };
+            metrics.recovered(input.runId, 'damaged-fallback');
             loaded = await manager.load(fallback.manifest.id);
             parent = { runId: input.runId, id: fallback.manifest.id };
           }
@@ -398,8 +404,22 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
 
       const doCommit = async (reason: string) => {
         const c0 = Date.now();
-        const m = await commit(manager, trainer, backend, hash, parent, reason);
+        let m: Manifest;
+        try {
+          m = await commit(manager, trainer, backend, hash, parent, reason);
+        } catch (err) {
+          metrics.commitFailed(input.runId);
+          log.error('checkpoint commit failed', { runId: input.runId, error: (err as Error).message });
+          throw err;
+        }
         commitMs += Date.now() - c0;
+        metrics.committed(
+          input.runId,
+          m.step,
+          (Date.now() - c0) / 1000,
+          m.blobs.reduce((n, b) => n + b.size, 0),
+          reason,
+        );
         commits += 1;
         lastCommitAt = Date.now();
         parent = { runId: m.runId, id: m.id };
@@ -427,6 +447,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
               lastCommitted,
             };
             lastHeartbeat = hb;
+            metrics.progress(input.runId, p.step, p.samplesPerSec);
             ctx.heartbeat(hb);
             if (everyMs > 0 && Date.now() - lastCommitAt >= everyMs && p.step < p.totalSteps) {
               await doCommit('time');

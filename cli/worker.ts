@@ -1,7 +1,8 @@
 // One Temporal worker: the training workflow and its activities on one task queue.
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
+import { createActivities, TrainingMetrics, type ActivityDeps } from '../activities';
 import { temporalSettings, type TemporalSettings } from './connection';
 
 export interface WorkerOptions extends ActivityDeps {
@@ -69,13 +70,37 @@ export function failpointFromEnv(env = process.env): WorkerOptions['beforeManife
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const settings = opts.settings ?? temporalSettings();
   opts = { beforeManifest: failpointFromEnv(), ...opts };
-  const { worker, connection } = await createWorker({ ...opts, settings });
+  const metrics = opts.metrics ?? new TrainingMetrics();
+  const { worker, connection } = await createWorker({ ...opts, settings, metrics });
+  const metricsUrl = await serveMetrics(metrics);
   console.error(
-    `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}`,
+    `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}` +
+      (metricsUrl ? `, metrics on ${metricsUrl}` : ''),
   );
   try {
     await worker.run();
   } finally {
     await connection.close();
   }
+}
+
+/** Serves GET /metrics (Prometheus text) when DURABLE_TRAIN_METRICS_PORT is set; host from DURABLE_TRAIN_METRICS_HOST. */
+async function serveMetrics(metrics: TrainingMetrics, env = process.env): Promise<string | null> {
+  const port = env.DURABLE_TRAIN_METRICS_PORT;
+  if (!port) return null;
+  const host = env.DURABLE_TRAIN_METRICS_HOST || '127.0.0.1';
+  const server = http.createServer((req, res) => {
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(metrics.registry.render());
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(port), host, resolve);
+  });
+  server.unref();
+  return `http://${host}:${port}/metrics`;
 }
