@@ -12,6 +12,8 @@ import { runWorker } from './cli/worker';
 import { cancelCommand, setLrCommand, signalCommand } from './cli/control';
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
+import { exportCommand } from './cli/export';
+import { reportCommand } from './cli/report';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -33,6 +35,8 @@ usage: durable-train <command> [options]            (every command takes --json)
   fork --from RUN_ID[:CKPT] [--spec-override FILE] [--run-id NEW] [--wait]
   lineage RUN_ID
   runs list
+  export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
+  report RUN_ID --out FILE.html [--png FILE.png] [--verify] [--storage URL]      curves, checkpoints, recoveries, spec
 
 environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
   DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
@@ -51,6 +55,10 @@ const options = {
   storage: { type: 'string' },
   from: { type: 'string' },
   'spec-override': { type: 'string' },
+  out: { type: 'string' },
+  'include-optimizer': { type: 'boolean' },
+  force: { type: 'boolean' },
+  png: { type: 'string' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -172,6 +180,26 @@ async function run(argv: string[]): Promise<number> {
     case 'runs':
       if (rest[0] !== 'list') throw new CliError('runs: usage: runs list', 2);
       await runsListCommand(await connectClient(), out);
+      return 0;
+    case 'export':
+      need(1, 'RUN_ID[:CKPT]');
+      await exportCommand(await connectClient(), out, {
+        ref: rest[0],
+        out: v.out,
+        includeOptimizer: v['include-optimizer'],
+        force: v.force,
+        storage: v.storage,
+      });
+      return 0;
+    case 'report':
+      need(1, 'RUN_ID');
+      await reportCommand(await connectClient(), out, {
+        runId: rest[0],
+        out: v.out,
+        png: v.png,
+        storage: v.storage,
+        verify: v.verify,
+      });
       return 0;
     default:
       throw new CliError(`unknown command ${command}\n\n${USAGE}`, 2);

@@ -1,0 +1,199 @@
+// `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force]`: a checkpoint as a standard TF.js Layers
+// model that plain tf.loadLayersModel('file://DIR/model.json') loads, written all or nothing.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { CheckpointCorruptError, CheckpointNotFoundError, NoValidCheckpointError, type Manifest } from '../checkpoint';
+import {
+  exportModel,
+  MODEL_JSON,
+  OPTIMIZER_BIN,
+  OPTIMIZER_JSON,
+  WEIGHTS_BIN,
+  type ExportFile,
+} from '../training/export';
+import type { NamedTensorBytes } from '../training';
+import { managerForRun } from './checkpoints';
+import { CliError, validateOrExit, type Out } from './common';
+import { parseRunRef, sourceSpec } from './fork';
+
+export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
+    CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
+    Writes DIR/model.json + DIR/weights.bin (TF.js Layers format: tf.loadLayersModel('file://DIR/model.json')
+    with tfjs-node, or any file:// / http handler); provenance in model.json userDefinedMetadata.durableTrain.
+    --include-optimizer also writes DIR/optimizer.json (optimizer config, iterations, and a weights manifest of
+    the slots under their stable names, e.g. opt/adam/m/model/dense1/kernel) + DIR/optimizer.bin (their bytes;
+    tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).`;
+
+export interface ExportOptions {
+  ref: string;
+  out: string | undefined;
+  includeOptimizer?: boolean;
+  force?: boolean;
+  storage?: string;
+}
+
+export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
+  if (!opts.out) throw new CliError(`export: --out DIR is required\n\nusage: ${EXPORT_HELP}`, 2);
+  const { runId, checkpointId } = parseRunRef(opts.ref);
+  const dir = path.resolve(opts.out);
+  checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
+
+  const spec = validateOrExit(await sourceSpec(client, runId), `run ${runId}'s spec`);
+  const manager = await managerForRun(client, runId, opts.storage);
+  let skipped: Array<{ id: string; problems: string }> = [];
+  let id = checkpointId;
+  if (!id) {
+    try {
+      const latest = await manager.latestValid();
+      if (!latest) throw new CliError(`run ${runId} has no checkpoints to export`, 3);
+      id = latest.manifest.id;
+      skipped = latest.skipped.map((s) => ({ id: s.id, problems: s.problems.map((p) => p.reason).join('; ') }));
+    } catch (err) {
+      if (err instanceof NoValidCheckpointError) throw new CliError(`export: ${err.message}`, 3);
+      throw err;
+    }
+  }
+  let loaded: { manifest: Manifest; blobs: Map<string, Uint8Array> };
+  try {
+    loaded = await manager.load(id); // verifies every blob's size and sha256
+  } catch (err) {
+    if (err instanceof CheckpointNotFoundError) throw new CliError(`export: ${err.message}`, 3);
+    if (err instanceof CheckpointCorruptError) throw new CliError(`export: ${err.message}; nothing exported`, 3);
+    throw err;
+  }
+  const { manifest, blobs } = loaded;
+  const tensors: NamedTensorBytes[] = manifest.blobs.map((b) => ({
+    name: b.name,
+    dtype: b.dtype as NamedTensorBytes['dtype'],
+    shape: b.shape,
+    data: blobs.get(b.name)!,
+  }));
+  const metadata = {
+    runId,
+    checkpointId: manifest.id,
+    step: manifest.step,
+    epoch: manifest.epoch,
+    createdAt: manifest.createdAt,
+    model: spec.model,
+    backend: manifest.backend,
+    metrics: manifest.metrics,
+  };
+  let exported;
+  try {
+    exported = await exportModel(spec, tensors, { includeOptimizer: opts.includeOptimizer, metadata });
+  } catch (err) {
+    throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);
+  }
+  if (manifest.fingerprints.model && manifest.fingerprints.model !== exported.modelFingerprint)
+    throw new CliError(`export: checkpoint ${manifest.id} holds a different model topology than ${spec.model}`, 3);
+
+  writeAllOrNothing(dir, exported.files, Boolean(opts.force));
+
+  const files = exported.files.map((f) => ({ name: f.name, path: path.join(dir, f.name), bytes: f.data.byteLength }));
+  out.emit(
+    {
+      runId,
+      checkpoint: { id: manifest.id, step: manifest.step, epoch: manifest.epoch },
+      out: dir,
+      files,
+      modelJson: path.join(dir, MODEL_JSON),
+      weights: exported.weights,
+      parameterCount: exported.parameterCount,
+      weightsSha256: exported.weightsSha256,
+      optimizer: exported.optimizer,
+      skipped,
+    },
+    () =>
+      [
+        ...skipped.map((s) => `skipped damaged checkpoint ${s.id}: ${s.problems}`),
+        `exported ${runId}:${manifest.id} (step ${manifest.step}, epoch ${manifest.epoch}, ${spec.model}, ` +
+          `${exported.parameterCount} parameters) to ${dir}`,
+        ...files.map((f) => `  ${f.name.padEnd(15)} ${String(f.bytes).padStart(10)} bytes`),
+        `  weights sha256 ${exported.weightsSha256}`,
+        ...(exported.optimizer
+          ? [
+              `  optimizer ${exported.optimizer.name}: ${exported.optimizer.tensors.length} tensors, ` +
+                `iterations ${exported.optimizer.iterations}`,
+            ]
+          : []),
+        `load with tf.loadLayersModel('file://${path.join(dir, MODEL_JSON)}')`,
+      ].join('\n'),
+  );
+}
+
+function checkOutDir(dir: string, force: boolean): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return; // does not exist: fine
+  }
+  if (!st.isDirectory()) throw new CliError(`export: --out ${dir} exists and is not a directory`, 2);
+  if (!force && fs.readdirSync(dir).length > 0)
+    throw new CliError(
+      `export: --out ${dir} is not empty; pass --force to replace ${MODEL_JSON}, ${WEIGHTS_BIN} and optimizer.* in it`,
+      2,
+    );
+}
+
+function writeFileSynced(file: string, data: Uint8Array): void {
+  const fd = fs.openSync(file, 'wx');
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // some filesystems refuse fsync on directories; the renames are still atomic
+  }
+}
+
+const stagingName = () => `.durable-train-export-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+
+/**
+ * Writes the files into a staging directory first. A new (or empty) DIR is then one rename of the whole
+ * directory; with --force into a non-empty DIR the data files are renamed over first and model.json last
+ * (the file loaders start from), and optimizer.* left from an earlier export are removed if not rewritten.
+ */
+function writeAllOrNothing(dir: string, files: ExportFile[], force: boolean): void {
+  checkOutDir(dir, force); // again: something may have appeared meanwhile
+  const parent = path.dirname(dir);
+  const existing = fs.existsSync(dir) && fs.readdirSync(dir).length > 0;
+  const staging = existing ? path.join(dir, stagingName()) : path.join(parent, stagingName());
+  let created = false;
+  try {
+    fs.mkdirSync(parent, { recursive: true });
+    fs.mkdirSync(staging);
+    created = true;
+    for (const f of files) writeFileSynced(path.join(staging, f.name), f.data);
+    fsyncDir(staging);
+    if (!existing) {
+      if (fs.existsSync(dir)) fs.rmdirSync(dir); // empty
+      fs.renameSync(staging, dir);
+      fsyncDir(parent);
+      return;
+    }
+    const names = new Set(files.map((f) => f.name));
+    const order = [...files.filter((f) => f.name !== MODEL_JSON), ...files.filter((f) => f.name === MODEL_JSON)];
+    for (const f of order) fs.renameSync(path.join(staging, f.name), path.join(dir, f.name));
+    for (const stale of [OPTIMIZER_JSON, OPTIMIZER_BIN])
+      if (!names.has(stale)) fs.rmSync(path.join(dir, stale), { force: true });
+    fs.rmdirSync(staging);
+    fsyncDir(dir);
+  } catch (err) {
+    if (created) fs.rmSync(staging, { recursive: true, force: true });
+    throw new CliError(`export: cannot write ${dir}: ${(err as Error).message}`, 1);
+  }
+}
