@@ -14,6 +14,7 @@ import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand } from './cli/export';
 import { reportCommand } from './cli/report';
+import { healthCommand } from './cli/health';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -35,6 +36,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   fork --from RUN_ID[:CKPT] [--spec-override FILE] [--run-id NEW] [--wait]
   lineage RUN_ID
   runs list
+  health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
   report RUN_ID --out FILE.html [--png FILE.png] [--verify] [--storage URL]      curves, checkpoints, recoveries, spec
 
@@ -59,6 +61,7 @@ const options = {
   'include-optimizer': { type: 'boolean' },
   force: { type: 'boolean' },
   png: { type: 'string' },
+  'max-age': { type: 'string' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -181,6 +184,13 @@ async function run(argv: string[]): Promise<number> {
       if (rest[0] !== 'list') throw new CliError('runs: usage: runs list', 2);
       await runsListCommand(await connectClient(), out);
       return 0;
+    case 'health': {
+      need(1, 'RUN_ID');
+      const maxAge = v['max-age'] === undefined ? 600 : Number(v['max-age']);
+      if (!Number.isFinite(maxAge) || maxAge <= 0)
+        throw new CliError(`--max-age must be a positive number of seconds`, 2);
+      return healthCommand(await connectClient(), out, rest[0], { maxAgeSeconds: maxAge, storage: v.storage });
+    }
     case 'export':
       need(1, 'RUN_ID[:CKPT]');
       await exportCommand(await connectClient(), out, {
