@@ -19,10 +19,11 @@ import {
 
 const mlpSpec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 12000, testLimit: 500 },
+  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500 },
   epochs: 2,
-  batchSize: 16,
-  chunkSteps: 120,
+  batchSize: 8,
+  // Long chunks, so a kill at a random moment lands inside one.
+  chunkSteps: 600,
   seed: 1234,
   dropout: 0.2,
   augment: { shift: 2 },
@@ -106,8 +107,11 @@ describe('exact resume under real failures (real dev server, worker processes ki
     await w.kill('SIGTERM');
   });
 
+  // Every test brings its own workers: one left alive would pick up the next test's run.
+  afterEach(async function () {
+    for (const w of workers.splice(0)) await w.kill('SIGKILL');
+  });
   after(async function () {
-    for (const w of workers) await w.kill('SIGKILL');
     await cluster?.close();
   });
 
