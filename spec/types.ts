@@ -70,4 +70,6 @@ export interface RunSpec {
   dropout?: number;
   checkpoint: CheckpointSpec;
   resume?: ResumeSpec;
+  /** Layers whose weights stay fixed (e.g. ["conv1", "conv2"] when fine-tuning a fork). */
+  freeze?: string[];
 }

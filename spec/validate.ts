@@ -5,6 +5,11 @@ export const MODELS = ['mnist-mlp', 'mnist-cnn'] as const;
 export const DATASETS = ['mnist'] as const;
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export const SCHEDULES = ['constant', 'step', 'cosine', 'plateau'] as const;
+/** Trainable layers of each model, by name (what `freeze` may list). */
+export const MODEL_LAYERS: Record<string, readonly string[]> = {
+  'mnist-mlp': ['dense1', 'dense2'],
+  'mnist-cnn': ['conv1', 'conv2', 'dense1', 'dense2'],
+};
 export const DATASET_SIZES: Record<string, { train: number; test: number }> = { mnist: { train: 60000, test: 10000 } };
 
 export class SpecError extends Error {
@@ -103,6 +108,7 @@ export function validateSpec(input: unknown): RunSpec {
     'dropout',
     'checkpoint',
     'resume',
+    'freeze',
   ]);
   const model = oneOf(input, 'model', 'model', MODELS)!;
 
@@ -219,6 +225,22 @@ export function validateSpec(input: unknown): RunSpec {
   }
   const kes = num(ck, 'keepEverySteps', 'checkpoint.keepEverySteps', { int: true, min: 1 });
   if (kes !== undefined) spec.checkpoint.keepEverySteps = kes;
+
+  const freeze = input.freeze;
+  if (freeze !== undefined) {
+    const layers = MODEL_LAYERS[model];
+    if (!Array.isArray(freeze)) throw new SpecError('freeze', `must be a list of layer names (${layers.join(', ')})`);
+    for (const [i, name] of freeze.entries()) {
+      if (typeof name !== 'string' || !layers.includes(name)) {
+        throw new SpecError(
+          `freeze[${i}]`,
+          `unknown layer ${JSON.stringify(name)} for ${model} (layers: ${layers.join(', ')})`,
+        );
+      }
+    }
+    if (freeze.length === layers.length) throw new SpecError('freeze', 'freezes every layer: nothing would train');
+    if (freeze.length) spec.freeze = [...new Set(freeze as string[])].sort();
+  }
 
   const res = obj(input, 'resume', 'resume', false);
   if (res) {

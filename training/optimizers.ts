@@ -55,11 +55,12 @@ export abstract class Optimizer {
   }
 
   /** Applies one update with learning rate `lr`. `grads` maps stable parameter names to gradients. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  apply(grads: Map<string, tf.Tensor>, lr: number, frozen?: ReadonlySet<string>): void {
     if (this.disposed) throw new Error('optimizer: disposed');
     const t = this.iterations + 1;
     tf.tidy(() => {
       for (const p of this.params) {
+        if (frozen?.has(p.name)) continue; // weights and slots stay exactly as they are
         const g = grads.get(p.name);
         if (!g) throw new Error(`optimizer: no gradient for ${p.name}`);
         this.update(p, g, lr, t);

@@ -182,6 +182,7 @@ export class Trainer {
     best: { loss: null, accuracy: null },
   };
   /** Set while a step (with its epoch-end evaluation) is in flight: weights and counters may disagree. */
+  private readonly frozen: ReadonlySet<string>;
   private busy = false;
   private running = false;
   private disposed = false;
@@ -189,6 +190,10 @@ export class Trainer {
 
   private constructor(p: Parts, schedule: LrSchedule, rng: Prng, order: Int32Array) {
     this.spec = p.spec;
+    // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
+    this.frozen = new Set(
+      p.net.params.filter((q) => (p.spec.freeze ?? []).includes(q.name.split('/')[1])).map((q) => q.name),
+    );
     this.data = p.data;
     this.net = p.net;
     this.opt = p.opt;
@@ -511,7 +516,8 @@ export class Trainer {
       for (let i = 0; i < size; i++) m[i] = rng.nextFloat() >= rate ? scale : 0;
       return tf.tensor(m, shape, 'float32');
     };
-    const vars = this.net.params.map((p) => p.variable);
+    const trainable = this.frozen.size ? this.net.params.filter((p) => !this.frozen.has(p.name)) : this.net.params;
+    const vars = trainable.map((p) => p.variable);
     let logits: tf.Tensor2D | null = null;
     let out: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
     let loss: number;
@@ -542,8 +548,8 @@ export class Trainer {
     // Phase 2: update. A failure here leaves weights half-updated: the trainer refuses further use.
     try {
       const grads = new Map<string, tf.Tensor>();
-      for (const p of this.net.params) grads.set(p.name, out.grads[p.variable.name]);
-      this.opt.apply(grads, learningRate);
+      for (const p of trainable) grads.set(p.name, out.grads[p.variable.name]);
+      this.opt.apply(grads, learningRate, this.frozen);
     } catch (e) {
       this.failure = e instanceof Error ? e : new Error(String(e));
       throw e;

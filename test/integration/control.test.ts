@@ -181,6 +181,26 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.equal(r3.code, 2);
     assert.match(r3.stderr, /optimizer\.learningRate/);
 
+    // Frozen layers: a fine-tuning fork keeps dense1 byte-identical to the source checkpoint while dense2 trains.
+    const freeze = writeSpec(cluster.dir, 'freeze.json', { freeze: ['dense1'] });
+    const r4 = cli(cluster, [
+      'fork',
+      '--from',
+      `ref:${mid.id}`,
+      '--spec-override',
+      freeze,
+      '--run-id',
+      'ref-frozen',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(r4.code, 0, r4.stderr);
+    const frozenEnd = manifestsOf('ref-frozen').sort((a, b) => b.step - a.step)[0];
+    const blobOf = (m: { blobs: Array<{ name: string; sha256: string }> }, name: string) =>
+      m.blobs.find((b) => b.name === name)?.sha256;
+    for (const w of ['model/dense1/kernel', 'model/dense1/bias']) assert.equal(blobOf(frozenEnd, w), blobOf(mid, w), w);
+    assert.notEqual(blobOf(frozenEnd, 'model/dense2/kernel'), blobOf(mid, 'model/dense2/kernel'));
+
     const lineage = cli(cluster, ['lineage', 'ref-fork']);
     assert.equal(lineage.code, 0, lineage.stderr);
     assert.match(lineage.stdout, /^ref \[/m);

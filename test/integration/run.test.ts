@@ -41,6 +41,7 @@ describe('spec validation in `start` (nothing is started)', function () {
     ],
     ['missing field', (({ epochs: _e, ...rest }) => rest)(smallMlp), /epochs: missing required field/],
     ['unknown field', { ...smallMlp, epocs: 3 }, /epocs: unknown field/],
+    ['unknown layer to freeze', { ...smallMlp, freeze: ['conv1'] }, /freeze\[0\]: unknown layer "conv1" for mnist-mlp/],
     ['bad storage', { ...smallMlp, checkpoint: { storage: '/tmp/x' } }, /checkpoint\.storage: must be file:\/\/PATH/],
   ];
   for (const [name, spec, message] of cases) {
