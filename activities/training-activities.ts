@@ -205,18 +205,22 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     reason: string,
   ): Promise<Manifest> {
     const snap = trainer.snapshot();
-    return manager.commit({
-      step: snap.state.step,
-      epoch: snap.state.epoch,
-      createdAt: new Date().toISOString(),
-      parent,
-      blobs: snap.tensors,
-      state: snap.state,
-      metrics: metricsOf(snap.state),
-      fingerprints: { spec: hash, dataset: trainer.info.datasetFingerprint, model: trainer.info.modelFingerprint },
-      backend: { name: backend.name, version: backend.version },
-      reason,
-    });
+    return manager.commit(
+      {
+        step: snap.state.step,
+        epoch: snap.state.epoch,
+        createdAt: new Date().toISOString(),
+        parent,
+        blobs: snap.tensors,
+        state: snap.state,
+        metrics: metricsOf(snap.state),
+        fingerprints: { spec: hash, dataset: trainer.info.datasetFingerprint, model: trainer.info.modelFingerprint },
+        backend: { name: backend.name, version: backend.version },
+        reason,
+      },
+      // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
+      { handOver: true },
+    );
   }
 
   return {

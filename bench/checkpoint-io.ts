@@ -5,13 +5,13 @@
 //   npm run build && node dist/bench/checkpoint-io.js [--quick] [--sizes 1,10,100,400] [--reps 5]
 //
 // Goal: manager / plain >= 0.8 for checkpoints of 10 MiB and more (save and restore).
-// The breakdown times the pieces of a commit separately (input copy, sha256, store writes) to explain a gap, and a
-// prototype commit/restore (same format, same store) shows what removing the serial parts is worth.
+// The breakdown times the pieces of a commit separately (input copy, sha256, store writes) to explain a gap.
+// `manager` is commit as trainChunk calls it (the snapshot's buffers handed over); `manager-copy` is the default
+// API, which copies every byte before its first await.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { webcrypto } from 'node:crypto';
 import {
   CheckpointManager,
   FsCheckpointStore,
@@ -19,9 +19,7 @@ import {
   type BlobInput,
   type CommitInput,
   type Manifest,
-  type ManifestBlob,
 } from '../checkpoint';
-import { checkpointId, encodeManifest, FORMAT_VERSION, manifestBodyHash } from '../checkpoint/codec';
 import {
   QUICK,
   adamBlobs,
@@ -113,91 +111,14 @@ async function plainLoad(dir: string, blobs: BlobInput[]): Promise<number> {
   return n;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// A prototype of a faster commit/restore, to show what the gap is made of and what closing it is worth. It writes
-// the same format (the manager loads what it commits) through the same FsCheckpointStore:
-//  - save: no defensive copy (the trainer's snapshot bytes are already private copies); sha256 off the main thread
-//    (WebCrypto digest, libuv pool) and each blob's write starts as soon as its own digest is known, so hashing
-//    overlaps the writes and fsyncs of other blobs (the store's writeFile loop needs the main thread between
-//    its 512 KiB chunks: a main thread busy hashing stalls it);
-//  - restore: each blob read with one read of its known size (not readFile's 512 KiB chunks, each of which
-//    needs the main thread that is busy hashing), hashed off the main thread (WebCrypto digest, libuv pool).
-// ---------------------------------------------------------------------------------------------------------
-
-async function prototypeCommit(store: FsCheckpointStore, runId: string, input: CommitInput): Promise<Manifest> {
-  // Every blob's digest runs in the libuv pool at once; each blob's write (8 at a time) starts when its digest is in.
-  let inFlight = 0;
-  const waiters: Array<() => void> = [];
-  const limited = async (fn: () => Promise<void>) => {
-    while (inFlight >= 8) await new Promise<void>((r) => waiters.push(r));
-    inFlight++;
-    try {
-      await fn();
-    } finally {
-      inFlight--;
-      waiters.shift()?.();
-    }
-  };
-  const written = new Map<string, Promise<void>>();
-  const described: ManifestBlob[] = await Promise.all(
-    input.blobs.map(async (b): Promise<ManifestBlob> => {
-      const sha256 = Buffer.from(await webcrypto.subtle.digest('SHA-256', b.data)).toString('hex');
-      if (!written.has(sha256))
-        written.set(
-          sha256,
-          limited(() => store.writeBlob(`${runId}/blobs/${sha256}`, b.data)),
-        );
-      await written.get(sha256);
-      return { name: b.name, dtype: b.dtype, shape: [...b.shape], sha256, size: b.data.byteLength };
-    }),
-  );
-  const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId, ...input, blobs: described };
-  const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
-  await store.writeAtomic(`${runId}/manifests/${manifest.id}.json`, encodeManifest(manifest), { ifAbsent: true });
-  return manifest;
-}
-
-async function readWhole(file: string, size: number): Promise<Uint8Array> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const buf = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const { bytesRead } = await fh.read(buf, off, size - off, off);
-      if (bytesRead === 0) throw new Error(`${file}: short read`);
-      off += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
-  }
-}
-
-async function prototypeLoad(manager: CheckpointManager, root: string, id: string): Promise<Map<string, Uint8Array>> {
-  const manifest = await manager.readManifest(id);
-  const out = new Map<string, Uint8Array>();
-  const queue = [...manifest.blobs];
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      for (let b = queue.shift(); b; b = queue.shift()) {
-        const data = await readWhole(path.join(root, manager.runId, 'blobs', b.sha256), b.size);
-        const sha = Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
-        if (sha !== b.sha256) throw new Error(`blob ${b.name}: sha256 mismatch`);
-        out.set(b.name, data);
-      }
-    }),
-  );
-  return out;
-}
-
 interface Rep {
   managerSaveMs: number;
   plainSaveMs: number;
   plainOneFileSaveMs: number;
   managerLoadMs: number;
   plainLoadMs: number;
-  prototypeSaveMs: number;
-  prototypeLoadMs: number;
+  /** CheckpointManager.commit without handOver: the default API, which copies every byte first. */
+  managerCopySaveMs: number;
   /** Restores after the files were dropped from the page cache (NaN when that is not possible). */
   managerColdLoadMs: number;
   plainColdLoadMs: number;
@@ -221,7 +142,8 @@ async function oneRep(blobs: BlobInput[], rep: number): Promise<Rep> {
           const manager = new CheckpointManager(new FsCheckpointStore(mgrDir), 'bench');
           gc();
           let t = now();
-          const m = await manager.commit(commitInput(blobs));
+          // As trainChunk calls it: the snapshot's fresh buffers are handed over, not copied again.
+          const m = await manager.commit(commitInput(blobs), { handOver: true });
           r.managerSaveMs = now() - t;
           id = m.id;
           gc();
@@ -259,22 +181,13 @@ async function oneRep(blobs: BlobInput[], rep: number): Promise<Rep> {
         },
       ],
       [
-        'prototype',
+        'manager-copy',
         async () => {
-          const dir = path.join(root, 'proto');
-          const store = new FsCheckpointStore(dir);
+          const manager = new CheckpointManager(new FsCheckpointStore(path.join(root, 'copy')), 'bench');
           gc();
-          let t = now();
-          const m = await prototypeCommit(store, 'bench', commitInput(blobs));
-          r.prototypeSaveMs = now() - t;
-          gc();
-          t = now();
-          const loaded = await prototypeLoad(new CheckpointManager(store, 'bench'), dir, m.id);
-          r.prototypeLoadMs = now() - t;
-          if (loaded.size !== blobs.length) throw new Error('prototype load returned the wrong blob count');
-          // Same format: the manager itself loads and verifies what the prototype committed.
-          if ((await new CheckpointManager(store, 'bench').verify(m.id)).ok !== true)
-            throw new Error('prototype commit does not verify');
+          const t = now();
+          await manager.commit(commitInput(blobs));
+          r.managerCopySaveMs = now() - t;
         },
       ],
       [
@@ -353,8 +266,7 @@ async function main(): Promise<void> {
     const saveRatio = ratios('managerSaveMs', 'plainSaveMs');
     const loadRatio = ratios('managerLoadMs', 'plainLoadMs');
     const saveVsOneFile = ratios('managerSaveMs', 'plainOneFileSaveMs');
-    const protoSave = ratios('prototypeSaveMs', 'plainSaveMs');
-    const protoLoad = ratios('prototypeLoadMs', 'plainLoadMs');
+    const copySave = ratios('managerCopySaveMs', 'plainSaveMs');
     const coldLoad = ratios('managerColdLoadMs', 'plainColdLoadMs');
     const res = {
       mib,
@@ -367,8 +279,7 @@ async function main(): Promise<void> {
         plainOneFileSave: round(mbps(median(col('plainOneFileSaveMs'))), 1),
         managerLoad: round(mbps(median(col('managerLoadMs'))), 1),
         plainLoad: round(mbps(median(col('plainLoadMs'))), 1),
-        prototypeSave: round(mbps(median(col('prototypeSaveMs'))), 1),
-        prototypeLoad: round(mbps(median(col('prototypeLoadMs'))), 1),
+        managerCopySave: round(mbps(median(col('managerCopySaveMs'))), 1),
         managerColdLoad: round(mbps(median(col('managerColdLoadMs'))), 1),
         plainColdLoad: round(mbps(median(col('plainColdLoadMs'))), 1),
       },
@@ -376,8 +287,8 @@ async function main(): Promise<void> {
         save: saveRatio,
         restore: loadRatio,
         saveVsOneFile,
-        prototypeSave: protoSave,
-        prototypeRestore: protoLoad,
+        saveWithCopy: copySave,
+        restoreColdCache: coldLoad,
       },
       breakdownMs: {
         managerSave: round(median(col('managerSaveMs')), 1),
@@ -387,8 +298,7 @@ async function main(): Promise<void> {
         plainSave: round(median(col('plainSaveMs')), 1),
         managerLoad: round(median(col('managerLoadMs')), 1),
         plainLoad: round(median(col('plainLoadMs')), 1),
-        prototypeSave: round(median(col('prototypeSaveMs')), 1),
-        prototypeLoad: round(median(col('prototypeLoadMs')), 1),
+        managerCopySave: round(median(col('managerCopySaveMs')), 1),
       },
       goal:
         mib >= 10
@@ -411,8 +321,7 @@ async function main(): Promise<void> {
       'plain read MB/s': res.mbPerSec.plainLoad,
       'restore ratio': loadRatio.median,
       'cold restore ratio': coldLoad.median,
-      'proto save ratio': protoSave.median,
-      'proto restore ratio': protoLoad.median,
+      'save ratio (copy)': copySave.median,
       'copy ms': res.breakdownMs.copy,
       'sha256 ms': res.breakdownMs.sha256,
       'store ms': res.breakdownMs.storeWrites,
@@ -430,9 +339,9 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: m0,
     method:
-      'save: CheckpointManager.commit (copy, sha256 per blob, blobs written 8-way in parallel with fsync each, dir fsyncs, manifest) on FsCheckpointStore ' +
-      'vs plain fs (one file per blob, write + fsync each, dir fsync). restore: CheckpointManager.load (read + sha256 verify) vs fs.readFile of each file; ' +
-      'restore with the page cache warm (just written) and cold (files evicted with posix_fadvise DONTNEED). 24 blobs: 8 weights + Adam m and v each, random bytes. prototype: see prototypeCommit/prototypeLoad. ' +
+      'save: CheckpointManager.commit (each blob hashed while written, 8 in flight, fsync each, rename to its sha256, dir fsyncs, manifest) on FsCheckpointStore ' +
+      'vs plain fs (one file per blob, write + fsync each, dir fsync). restore: CheckpointManager.load (read + sha256 verify, one pass per blob) vs fs.readFile of each file; ' +
+      'restore with the page cache warm (just written) and cold (files evicted with posix_fadvise DONTNEED). 24 blobs: 8 weights + Adam m and v each, random bytes. manager: commit with handOver (as trainChunk); manager-copy: default commit (copies first). ' +
       'Interleaved (order rotates per repetition), median; ratios are per repetition.',
     sizes: results,
   });

@@ -10,5 +10,5 @@ export {
   type StoredObjectInfo,
   type WriteAtomicOptions,
 } from './store';
-export { CheckpointManager, describeProblems, type CheckpointManagerOptions } from './manager';
+export { CheckpointManager, describeProblems, type CheckpointManagerOptions, type CommitOptions } from './manager';
 export { canonicalJson, checkpointId, manifestBodyHash, sha256Hex } from './codec';

@@ -41,6 +41,14 @@ export interface CheckpointManagerOptions {
   beforeManifest?: (step: number) => void | Promise<void>;
 }
 
+export interface CommitOptions {
+  /**
+   * The caller hands the blob buffers over: it will never write to them again (e.g. a fresh snapshot), so commit
+   * skips its defensive copy. Default false: commit copies every byte before its first await.
+   */
+  handOver?: boolean;
+}
+
 interface Entry {
   id: string;
   manifest: Manifest | null;
@@ -81,25 +89,40 @@ export class CheckpointManager {
    * commit point. Resolves only once everything is durable; any error rejects (nothing is swallowed), and a
    * failure before the manifest write leaves no visible checkpoint.
    */
-  async commit(input: CommitInput): Promise<Manifest> {
+  async commit(input: CommitInput, opts: CommitOptions = {}): Promise<Manifest> {
     // Snapshot everything before the first await: a caller that keeps training while the commit is in flight
-    // cannot leak later values into this checkpoint (USERS #7).
+    // cannot leak later values into this checkpoint (USERS #7). A caller that hands its buffers over (a fresh
+    // snapshot it never touches again) spares the copy.
     const meta = this.validateCommit(input);
     const blobs = input.blobs.map((b) => ({
       name: b.name,
       dtype: b.dtype,
       shape: [...b.shape],
-      data: copyBytes(b.data),
+      data: opts.handOver ? b.data : copyBytes(b.data),
     }));
 
-    const described: ManifestBlob[] = [];
-    const unique = new Map<string, Uint8Array>();
-    for (const b of blobs) {
-      const sha256 = await sha256HexYielding(b.data);
-      described.push({ name: b.name, dtype: b.dtype, shape: b.shape, sha256, size: b.data.byteLength });
-      unique.set(sha256, b.data);
+    let shas: string[];
+    const streaming = this.store.writeContentAddressed?.bind(this.store);
+    if (streaming) {
+      // One pass per blob: hashed while it is written, then renamed to its content address.
+      shas = await mapLimit(blobs, this.concurrency, (b) => streaming(`${this.runId}/blobs/`, b.data));
+    } else {
+      shas = [];
+      const unique = new Map<string, Uint8Array>();
+      for (const b of blobs) {
+        const sha256 = await sha256HexYielding(b.data);
+        shas.push(sha256);
+        unique.set(sha256, b.data);
+      }
+      await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
     }
-    await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
+    const described: ManifestBlob[] = blobs.map((b, i) => ({
+      name: b.name,
+      dtype: b.dtype,
+      shape: b.shape,
+      sha256: shas[i],
+      size: b.data.byteLength,
+    }));
 
     await this.beforeManifest?.(meta.step);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
@@ -387,14 +410,19 @@ export class CheckpointManager {
   /** Returns what is wrong with a stored blob, or null. Store failures other than "missing" propagate. */
   private async checkBlob(b: ManifestBlob, keep?: (data: Uint8Array) => void): Promise<string | null> {
     let data: Uint8Array;
+    let sha: string;
     try {
-      data = await this.store.read(this.blobKey(b.sha256));
+      if (this.store.readHashing) {
+        ({ data, sha256: sha } = await this.store.readHashing(this.blobKey(b.sha256)));
+      } else {
+        data = await this.store.read(this.blobKey(b.sha256));
+        sha = data.byteLength === b.size ? await sha256HexYielding(data) : '';
+      }
     } catch (err) {
       if (err instanceof CheckpointNotFoundError) return `missing (${this.blobKey(b.sha256)})`;
       throw err;
     }
     if (data.byteLength !== b.size) return `size mismatch: expected ${b.size} bytes, found ${data.byteLength}`;
-    const sha = await sha256HexYielding(data);
     if (sha !== b.sha256) return `sha256 mismatch: expected ${b.sha256.slice(0, 12)}…, found ${sha.slice(0, 12)}…`;
     keep?.(data);
     return null;

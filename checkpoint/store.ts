@@ -38,6 +38,13 @@ export interface CheckpointStore {
   delete(key: string): Promise<void>;
   /** Like list, with sizes and modification times (lets blob GC spare blobs of commits still in flight). */
   listDetailed?(prefix: string): Promise<StoredObjectInfo[]>;
+  /**
+   * Optional one-pass content-addressed write: stores `data` at `<prefix><sha256>` (hashing while writing) and
+   * returns the sha256. Same durability as writeBlob. Stores without it get hash-then-writeBlob.
+   */
+  writeContentAddressed?(prefix: string, data: Uint8Array): Promise<string>;
+  /** Optional one-pass read + sha256 (hashing while reading). Throws CheckpointNotFoundError like read. */
+  readHashing?(key: string): Promise<{ data: Uint8Array; sha256: string }>;
   /** Removes temp files left by crashed writes that are older than `olderThanMs`; returns how many. */
   sweepTemp?(prefix: string, olderThanMs: number): Promise<number>;
 }

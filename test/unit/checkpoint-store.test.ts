@@ -14,6 +14,7 @@ import {
   FsCheckpointStore,
   openStore,
   S3CheckpointStore,
+  sha256Hex,
   type CheckpointStore,
 } from '../../checkpoint';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
@@ -162,6 +163,40 @@ describe('checkpoint stores', function () {
       assert.equal(await store.sweepTemp('run/', 3600_000), 1);
       assert.equal(fs.existsSync(stale), false);
       assert.equal(fs.existsSync(fresh), true);
+    });
+
+    it('writeContentAddressed hashes while writing: the right address, exact bytes, no temp file left', async () => {
+      const root = tmp();
+      const store = new FsCheckpointStore(root);
+      const data = randomBytes(9 * 1024 * 1024 + 3); // three streaming slices, the last one short
+      const sha = await store.writeContentAddressed('run/blobs/', data);
+      assert.equal(sha, sha256Hex(data));
+      assert.ok(fs.readFileSync(path.join(root, 'run', 'blobs', sha)).equals(data));
+      assert.deepEqual(fs.readdirSync(path.join(root, 'run', 'blobs')), [sha]);
+      const back = await store.readHashing(`run/blobs/${sha}`);
+      assert.equal(back.sha256, sha);
+      assert.ok(Buffer.from(back.data).equals(data));
+      // Empty data: the empty file under the hash of nothing.
+      const empty = await store.writeContentAddressed('run/blobs/', new Uint8Array(0));
+      assert.equal(empty, sha256Hex(new Uint8Array(0)));
+      assert.equal((await store.readHashing(`run/blobs/${empty}`)).data.byteLength, 0);
+    });
+
+    it('writeContentAddressed replaces a damaged copy at the address; readHashing reports what is there', async () => {
+      const root = tmp();
+      const store = new FsCheckpointStore(root);
+      const data = randomBytes(5 * 1024 * 1024);
+      const sha = sha256Hex(data);
+      const file = path.join(root, 'run', 'blobs', sha);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, data.subarray(0, 1000)); // a truncated copy from some earlier crash
+      const damaged = await store.readHashing(`run/blobs/${sha}`);
+      assert.equal(damaged.data.byteLength, 1000);
+      assert.notEqual(damaged.sha256, sha);
+      assert.equal(await store.writeContentAddressed('run/blobs/', data), sha);
+      assert.ok(fs.readFileSync(file).equals(data));
+      await assert.rejects(store.readHashing('run/blobs/nope'), CheckpointNotFoundError);
+      await assert.rejects(store.readHashing('run/blobs'), CheckpointNotFoundError); // a directory
     });
 
     it('a failed write rejects, leaves no temp file and no target', async () => {
