@@ -18,7 +18,6 @@ import {
   sha256Hex,
   type BlobInput,
   type CommitInput,
-  type Manifest,
 } from '../checkpoint';
 import {
   QUICK,
