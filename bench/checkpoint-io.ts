@@ -12,13 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import {
-  CheckpointManager,
-  FsCheckpointStore,
-  sha256Hex,
-  type BlobInput,
-  type CommitInput,
-} from '../checkpoint';
+import { CheckpointManager, FsCheckpointStore, sha256Hex, type BlobInput, type CommitInput } from '../checkpoint';
 import {
   QUICK,
   adamBlobs,
