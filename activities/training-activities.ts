@@ -431,11 +431,14 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         return m;
       };
 
+      // The chunk ends at input.steps or after spec.chunkSeconds of training, whichever comes first (at least one
+      // step always runs). Where it ends does not change the numbers: the next chunk continues from its checkpoint.
+      const deadline = Date.now() + spec.chunkSeconds * 1000;
       let result;
       try {
         result = await trainer.train({
           maxSteps: input.steps,
-          shouldStop: () => ctx.cancellationSignal.aborted,
+          shouldStop: () => ctx.cancellationSignal.aborted || Date.now() >= deadline,
           // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
           onEvalProgress: () => ctx.heartbeat(lastHeartbeat),
           onStep: async (p) => {

@@ -232,6 +232,7 @@ export function mnistSpec(o: {
   epochs: number;
   batchSize?: number;
   chunkSteps?: number;
+  chunkSeconds?: number;
   storage: string;
   everySeconds?: number;
   keepLatest?: number;
@@ -242,6 +243,7 @@ export function mnistSpec(o: {
     epochs: o.epochs,
     batchSize: o.batchSize ?? 64,
     ...(o.chunkSteps !== undefined ? { chunkSteps: o.chunkSteps } : {}),
+    ...(o.chunkSeconds !== undefined ? { chunkSeconds: o.chunkSeconds } : {}),
     seed: 42,
     optimizer: { name: 'adam', learningRate: 0.001 },
     checkpoint: {

@@ -60,8 +60,16 @@ export interface RunSpec {
   dataset: DatasetSpec;
   epochs: number;
   batchSize: number;
-  /** Training steps per activity (one "epoch batch"); each ends with a checkpoint. */
+  /**
+   * At most this many training steps per activity (one "epoch batch"); each chunk ends with a checkpoint.
+   * A chunk also ends after `chunkSeconds`, whichever comes first.
+   */
   chunkSteps: number;
+  /**
+   * A chunk ends after this many seconds of training (default 60), so chunks last long enough for the per-chunk
+   * orchestration cost (~0.2 s) to stay small whatever the model's step time, and short enough to bound lost work.
+   */
+  chunkSeconds: number;
   seed: number;
   optimizer: OptimizerSpec;
   schedule?: ScheduleSpec;

@@ -101,6 +101,7 @@ export function validateSpec(input: unknown): RunSpec {
     'epochs',
     'batchSize',
     'chunkSteps',
+    'chunkSeconds',
     'seed',
     'optimizer',
     'schedule',
@@ -122,7 +123,8 @@ export function validateSpec(input: unknown): RunSpec {
 
   const epochs = num(input, 'epochs', 'epochs', { required: true, int: true, min: 1, max: 10_000 })!;
   const batchSize = num(input, 'batchSize', 'batchSize', { required: true, int: true, min: 1, max: 65_536 })!;
-  const chunkSteps = num(input, 'chunkSteps', 'chunkSteps', { int: true, min: 1, max: 1_000_000 }) ?? 100;
+  const chunkSteps = num(input, 'chunkSteps', 'chunkSteps', { int: true, min: 1, max: 1_000_000 }) ?? 10_000;
+  const chunkSeconds = num(input, 'chunkSeconds', 'chunkSeconds', { min: 1, max: 86_400 }) ?? 60;
   const seed = num(input, 'seed', 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }) ?? 42;
   if (batchSize > trainLimit)
     throw new SpecError('batchSize', `must be <= dataset.trainLimit (${trainLimit}), got ${batchSize}`);
@@ -153,6 +155,7 @@ export function validateSpec(input: unknown): RunSpec {
     epochs,
     batchSize,
     chunkSteps,
+    chunkSeconds,
     seed,
     optimizer,
     checkpoint: { storage: '' },

@@ -41,6 +41,7 @@ describe('spec validation in `start` (nothing is started)', function () {
     ],
     ['missing field', (({ epochs: _e, ...rest }) => rest)(smallMlp), /epochs: missing required field/],
     ['unknown field', { ...smallMlp, epocs: 3 }, /epocs: unknown field/],
+    ['zero chunkSeconds', { ...smallMlp, chunkSeconds: 0 }, /chunkSeconds: must be >= 1/],
     ['unknown layer to freeze', { ...smallMlp, freeze: ['conv1'] }, /freeze\[0\]: unknown layer "conv1" for mnist-mlp/],
     ['bad storage', { ...smallMlp, checkpoint: { storage: '/tmp/x' } }, /checkpoint\.storage: must be file:\/\/PATH/],
   ];
@@ -187,6 +188,49 @@ describe('a durable training run (real Temporal dev server, real worker processe
     const executions = [];
     for await (const w of cluster.client.workflow.list({ query: `WorkflowId = 'can'` })) executions.push(w.runId);
     assert.equal(executions.length, 4);
+  });
+
+  it('ends a chunk after chunkSeconds, below chunkSteps, with the same weights as one long chunk', async function () {
+    // 50 CNN steps take several seconds on any backend here (wasm ~0.15 s/step): with chunkSeconds 1 they are
+    // cut into several chunks by time; each ends with a checkpoint and the next continues from it exactly.
+    const spec = {
+      model: 'mnist-cnn',
+      dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200 },
+      epochs: 1,
+      batchSize: 64,
+      chunkSteps: 1000,
+      seed: 3,
+      optimizer: { name: 'adam', learningRate: 0.001 },
+      checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 50 },
+    };
+    const timed = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'timed.json', { ...spec, chunkSeconds: 1 }),
+      '--run-id',
+      'timed',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(timed.code, 0, timed.stderr + worker.output());
+    const one = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'untimed.json', { ...spec, chunkSeconds: 3600 }),
+      '--run-id',
+      'untimed',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(one.code, 0, one.stderr);
+    const t = timed.json<{ result: RunResult }>().result;
+    const u = one.json<{ result: RunResult }>().result;
+    assert.equal(u.chunks, 1);
+    assert.ok(t.chunks >= 2, `expected the time bound to cut the run into chunks, got ${t.chunks}`);
+    assert.equal(t.step, 50);
+    assert.equal(t.weightsSha256, u.weightsSha256);
+    const list = cli(cluster, ['checkpoints', 'list', 'timed', '--json']).json<Array<{ step: number }>>();
+    assert.equal(list.length, t.chunks, 'one checkpoint per chunk');
   });
 
   it('survives a SIGKILL of the worker mid-chunk: a new worker finishes, no step is counted twice, same weights', async function () {

@@ -8,7 +8,7 @@ import type { RunSpec } from '../../spec/types';
 import { Prng } from '../../training/prng';
 import { Trainer, type TrainerSnapshot } from '../../training';
 
-const base = { chunkSteps: 10, checkpoint: { storage: 'file://unused' } };
+const base = { chunkSteps: 10, chunkSeconds: 60, checkpoint: { storage: 'file://unused' } };
 
 // mnist-cnn: dropout, augmentation, adam, cosine; 512 / 32 = 16 steps per epoch, 2 epochs.
 const cnnSpec: RunSpec = {

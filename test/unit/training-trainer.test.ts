@@ -12,6 +12,7 @@ const spec = (over: Partial<RunSpec> = {}): RunSpec => ({
   epochs: 2,
   batchSize: 32,
   chunkSteps: 10,
+  chunkSeconds: 60,
   seed: 1,
   optimizer: { name: 'adam', learningRate: 1e-3 },
   augment: { shift: 1 },
