@@ -18,6 +18,7 @@ import type { ChunkHeartbeat } from '../activities/types';
 import { stepFromId } from '../checkpoint/codec';
 import type { RunSpec } from '../spec/types';
 import { initBackend } from '../training/backend';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from '../workflows/policy';
 import {
   QUICK,
   decodeFirst,
@@ -35,7 +36,6 @@ import {
 } from './common';
 import { shutdown, startCluster, startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 
-const HEARTBEAT_TIMEOUT_S = 10; // workflows/training.ts chunkOptions.heartbeatTimeout
 const GOAL_SLACK_S = 3;
 
 interface Config {
@@ -511,7 +511,11 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: m0,
     heartbeatTimeoutS: HEARTBEAT_TIMEOUT_S,
-    retryPolicy: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
+    retryPolicy: {
+      initialInterval: ACTIVITY_RETRY.initialInterval,
+      backoffCoefficient: ACTIVITY_RETRY.backoffCoefficient,
+      maximumInterval: ACTIVITY_RETRY.maximumInterval,
+    },
     heartbeatThrottle: '1s (cli/worker.ts)',
     configs: configs.map((c) => ({ name: c.name, spec: c.spec('file://...') })),
     summary,

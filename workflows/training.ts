@@ -3,7 +3,6 @@
 import {
   ActivityCancellationType,
   type ActivityOptions,
-  type RetryPolicy,
   CancellationScope,
   CancelledFailure,
   condition,
@@ -16,9 +15,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
-import { FailureTypes } from '../activities/types';
 import type { RunSpec } from '../spec/types';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
 export interface TrainingInput {
@@ -45,18 +44,12 @@ export interface CarriedState {
 export const CHUNKS_PER_RUN = 200;
 const MAX_RECORDED_RECOVERIES = 50;
 
-const retry: RetryPolicy = {
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  maximumInterval: '10s',
-  maximumAttempts: 30,
-  nonRetryableErrorTypes: Object.values(FailureTypes).filter((t) => t !== FailureTypes.StorageUnavailable),
-};
+const retry = ACTIVITY_RETRY;
 
 const chunkOptions: ActivityOptions = {
   startToCloseTimeout: '2 hours',
   // Short enough that a dead worker is noticed quickly; the trainer yields between batches so live workers always beat it.
-  heartbeatTimeout: '10s',
+  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
   retry,
   // Pause/stop/cancel ask the chunk to commit at its current step and return; wait for that checkpoint.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
