@@ -27,6 +27,7 @@ import {
   type TrainChunkInput,
   type TrainingActivities,
 } from './types';
+import { commitTrainer } from './commit';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 
@@ -48,19 +49,6 @@ interface WarmEntry {
 }
 
 const pointer = (m: Manifest): CheckpointPointer => ({ runId: m.runId, id: m.id, step: m.step, epoch: m.epoch });
-
-function metricsOf(state: TrainerState): Record<string, number> {
-  const out: Record<string, number> = { learningRate: state.learningRate };
-  if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
-  if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
-  const last = state.metrics.evals[state.metrics.evals.length - 1];
-  // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
-  if (last && last.step === state.step) {
-    out.testLoss = last.loss;
-    out.testAccuracy = last.accuracy;
-  }
-  return out;
-}
 
 function nonRetryable(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -196,7 +184,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     return { found: null, damaged };
   }
 
-  async function commit(
+  function commit(
     manager: CheckpointManager,
     trainer: Trainer,
     backend: BackendInfo,
@@ -204,23 +192,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     parent: CheckpointRef | null,
     reason: string,
   ): Promise<Manifest> {
-    const snap = trainer.snapshot();
-    return manager.commit(
-      {
-        step: snap.state.step,
-        epoch: snap.state.epoch,
-        createdAt: new Date().toISOString(),
-        parent,
-        blobs: snap.tensors,
-        state: snap.state,
-        metrics: metricsOf(snap.state),
-        fingerprints: { spec: hash, dataset: trainer.info.datasetFingerprint, model: trainer.info.modelFingerprint },
-        backend: { name: backend.name, version: backend.version },
-        reason,
-      },
-      // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
-      { handOver: true },
-    );
+    return commitTrainer(manager, trainer, { backend, specHash: hash, parent, reason });
   }
 
   return {

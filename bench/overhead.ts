@@ -1,5 +1,6 @@
 // Overhead of durability: the same spec trained (a) as a plain loop (Trainer.train, no checkpoints, no Temporal),
-// (b) the same loop committing a checkpoint every N steps through CheckpointManager on a local fs store, and
+// (b) the same loop committing a checkpoint every N steps through CheckpointManager on a local fs store, exactly as
+// trainChunk commits (activities/commit.ts), and
 // (c) as a real durable-train run (dev server + worker process; one chunk = N steps, each ending in a commit, then
 // retention). N is chosen from the measured step time for checkpoint intervals of ~5, 30 and 120 s of training; c
 // also runs at the spec default (chunkSteps 100). Runs are interleaved (a, b..., c... then reversed) and repeated;
@@ -10,9 +11,11 @@
 // Goals: c/a <= 1.05 at the default interval, b/a <= 1.02.
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { commitTrainer } from '../activities/commit';
+import { specHash } from '../activities/fingerprint';
 import { CheckpointManager, FsCheckpointStore } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
-import { Trainer, type TrainerState } from '../training';
+import { Trainer } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import {
   QUICK,
@@ -74,13 +77,6 @@ interface RunRecord {
   loadavg1m: number;
 }
 
-function metricsOf(state: TrainerState): Record<string, number> {
-  const out: Record<string, number> = { learningRate: state.learningRate };
-  if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
-  if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
-  return out;
-}
-
 /** (a) the plain loop. */
 async function plainRun(spec: RunSpec, steps: number): Promise<{ wallMs: number; cpuS: number }> {
   const c0 = selfCpuSeconds();
@@ -102,6 +98,7 @@ async function committingRun(
   dir: string,
 ): Promise<{ wallMs: number; cpuS: number; commits: number; commitMs: number }> {
   const manager = new CheckpointManager(new FsCheckpointStore(dir), 'bench-b');
+  const hash = specHash(spec);
   let parent: { runId: string; id: string } | null = null;
   let commits = 0;
   let commitMs = 0;
@@ -110,19 +107,7 @@ async function committingRun(
   const trainer = await Trainer.create(spec);
   const commit = async (reason: string) => {
     const s0 = now();
-    const snap = trainer.snapshot();
-    const m = await manager.commit({
-      step: snap.state.step,
-      epoch: snap.state.epoch,
-      createdAt: new Date().toISOString(),
-      parent,
-      blobs: snap.tensors,
-      state: snap.state,
-      metrics: metricsOf(snap.state),
-      fingerprints: { dataset: trainer.info.datasetFingerprint, model: trainer.info.modelFingerprint },
-      backend: { name: backend.name, version: backend.version },
-      reason,
-    });
+    const m = await commitTrainer(manager, trainer, { backend, specHash: hash, parent, reason });
     parent = { runId: m.runId, id: m.id };
     commits++;
     commitMs += now() - s0;

@@ -1,0 +1,46 @@
+// What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
+import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
+import type { Trainer, TrainerState } from '../training';
+import type { BackendInfo } from '../training/backend';
+
+export function metricsOf(state: TrainerState): Record<string, number> {
+  const out: Record<string, number> = { learningRate: state.learningRate };
+  if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
+  if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
+  const last = state.metrics.evals[state.metrics.evals.length - 1];
+  // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
+  if (last && last.step === state.step) {
+    out.testLoss = last.loss;
+    out.testAccuracy = last.accuracy;
+  }
+  return out;
+}
+
+/** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */
+export function commitTrainer(
+  manager: CheckpointManager,
+  trainer: Trainer,
+  o: { backend: BackendInfo; specHash: string; parent: CheckpointRef | null; reason: string },
+): Promise<Manifest> {
+  const snap = trainer.snapshot();
+  return manager.commit(
+    {
+      step: snap.state.step,
+      epoch: snap.state.epoch,
+      createdAt: new Date().toISOString(),
+      parent: o.parent,
+      blobs: snap.tensors,
+      state: snap.state,
+      metrics: metricsOf(snap.state),
+      fingerprints: {
+        spec: o.specHash,
+        dataset: trainer.info.datasetFingerprint,
+        model: trainer.info.modelFingerprint,
+      },
+      backend: { name: o.backend.name, version: o.backend.version },
+      reason: o.reason,
+    },
+    // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
+    { handOver: true },
+  );
+}
