@@ -1,6 +1,6 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
-import type { Trainer, TrainerState } from '../training';
+import type { Trainer, TrainerSnapshot, TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 
 export function metricsOf(state: TrainerState): Record<string, number> {
@@ -43,4 +43,17 @@ export function commitTrainer(
     // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
     { handOver: true },
   );
+}
+
+/** The inverse of commitTrainer: a trainer snapshot from a loaded (verified) checkpoint. */
+export function snapshotOf(manifest: Manifest, blobs: Map<string, Uint8Array>): TrainerSnapshot {
+  return {
+    tensors: manifest.blobs.map((b) => ({
+      name: b.name,
+      dtype: b.dtype as 'float32' | 'int32',
+      shape: b.shape,
+      data: blobs.get(b.name)!,
+    })),
+    state: manifest.state as TrainerState,
+  };
 }

@@ -3,7 +3,7 @@
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { stepCounts, validateSpec, SpecError } from '../spec/validate';
-import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
+import { Trainer } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import {
   CheckpointManager,
@@ -27,7 +27,7 @@ import {
   type TrainChunkInput,
   type TrainingActivities,
 } from './types';
-import { commitTrainer } from './commit';
+import { commitTrainer, snapshotOf } from './commit';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 
@@ -99,15 +99,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
 
   /** Restores a trainer from a checkpoint, enforcing the resume guards. */
   async function restore(spec: RunSpec, backend: BackendInfo, manifest: Manifest, blobs: Map<string, Uint8Array>) {
-    const snapshot: TrainerSnapshot = {
-      tensors: manifest.blobs.map((b) => ({
-        name: b.name,
-        dtype: b.dtype as 'float32' | 'int32',
-        shape: b.shape,
-        data: blobs.get(b.name)!,
-      })),
-      state: manifest.state as TrainerState,
-    };
+    const snapshot = snapshotOf(manifest, blobs);
     if (manifest.backend.name !== backend.name && !spec.resume?.allowBackendChange) {
       throw nonRetryable(
         FailureTypes.ResumeGuard,

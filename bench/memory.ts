@@ -12,6 +12,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import * as tf from '@tensorflow/tfjs';
 import { createActivities } from '../activities';
+import { snapshotOf } from '../activities/commit';
 import type { ChunkSummary, CheckpointRef } from '../activities/types';
 import { CheckpointManager, FsCheckpointStore } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
@@ -98,15 +99,7 @@ async function runPath(
         trainer = await Trainer.create(spec);
       } else {
         const { manifest, blobs } = await manager.load(parent.id);
-        trainer = await Trainer.fromSnapshot(spec, {
-          tensors: manifest.blobs.map((b) => ({
-            name: b.name,
-            dtype: b.dtype as 'float32' | 'int32',
-            shape: b.shape,
-            data: blobs.get(b.name)!,
-          })),
-          state: manifest.state as TrainerState,
-        });
+        trainer = await Trainer.fromSnapshot(spec, snapshotOf(manifest, blobs));
       }
       await trainer.train({ maxSteps: steps });
       const m = await manager.commit(commitArgs(trainer.snapshot(), trainer, backend, parent));

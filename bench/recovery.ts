@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import { snapshotOf } from '../activities/commit';
 import type { ChunkHeartbeat } from '../activities/types';
 import { stepFromId } from '../checkpoint/codec';
 import type { RunSpec } from '../spec/types';
@@ -327,15 +328,7 @@ async function restoreProbeChild(specFile: string, runId: string): Promise<void>
   lap('listAndVerifyNewest');
   const { manifest, blobs } = await manager.load(newest.id);
   lap('loadAndVerify');
-  const trainer = await Trainer.fromSnapshot(spec, {
-    tensors: manifest.blobs.map((b) => ({
-      name: b.name,
-      dtype: b.dtype as 'float32' | 'int32',
-      shape: b.shape,
-      data: blobs.get(b.name)!,
-    })),
-    state: manifest.state as never,
-  });
+  const trainer = await Trainer.fromSnapshot(spec, snapshotOf(manifest, blobs));
   lap('fromSnapshot');
   await trainer.train({ maxSteps: 1 });
   lap('firstStep');
