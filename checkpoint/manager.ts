@@ -75,7 +75,11 @@ export class CheckpointManager {
   }
 
   blobKey(sha256: string): string {
-    return `${this.runId}/blobs/${sha256}`;
+    return `${this.blobPrefix()}${sha256}`;
+  }
+  /** Where the run's content-addressed blobs live: blobKey(sha) = blobPrefix() + sha. */
+  blobPrefix(): string {
+    return `${this.runId}/blobs/`;
   }
   manifestKey(id: string): string {
     return `${this.runId}/manifests/${id}.json`;
@@ -105,7 +109,7 @@ export class CheckpointManager {
     const streaming = this.store.writeContentAddressed?.bind(this.store);
     if (streaming) {
       // One pass per blob: hashed while it is written, then renamed to its content address.
-      shas = await mapLimit(blobs, this.concurrency, (b) => streaming(`${this.runId}/blobs/`, b.data));
+      shas = await mapLimit(blobs, this.concurrency, (b) => streaming(this.blobPrefix(), b.data));
     } else {
       shas = [];
       const unique = new Map<string, Uint8Array>();
@@ -373,7 +377,7 @@ export class CheckpointManager {
       };
     }
     const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.map((b) => b.sha256)));
-    const prefix = `${this.runId}/blobs/`;
+    const prefix = this.blobPrefix();
     const now = Date.now();
     const blobs: Array<{ key: string; mtimeMs: number }> = this.store.listDetailed
       ? await this.store.listDetailed(prefix)
@@ -387,7 +391,7 @@ export class CheckpointManager {
   }
 
   private async blobSizes(): Promise<Map<string, number>> {
-    const prefix = `${this.runId}/blobs/`;
+    const prefix = this.blobPrefix();
     const infos = this.store.listDetailed
       ? await this.store.listDetailed(prefix)
       : await Promise.all(
