@@ -24,6 +24,8 @@ export interface PrepareRunInput {
   spec: RunSpec;
   /** Fork source; null = continue this run's own checkpoints (if any) or start fresh. */
   from: CheckpointRef | null;
+  /** The fork source run's spec: what the fork changes is the difference to it (see spec/fork.ts). */
+  sourceSpec?: RunSpec | null;
 }
 
 export interface PrepareRunResult {
@@ -44,6 +46,8 @@ export interface TrainChunkInput {
   runId: string;
   spec: RunSpec;
   from: CheckpointRef | null;
+  /** Set while `from` is the fork source's checkpoint: the source run's spec, so the fork's changes apply there. */
+  sourceSpec?: RunSpec | null;
   /** Steps to run in this chunk (fewer if training ends first). */
   steps: number;
   /** A learning rate set by the user (set-lr), applied before the first step of this chunk. */
@@ -122,4 +126,5 @@ export const FailureTypes = {
   CheckpointNotFound: 'CheckpointNotFound',
   NoValidCheckpoint: 'NoValidCheckpoint',
   StorageUnavailable: 'StorageUnavailable',
+  NothingToTrain: 'NothingToTrain',
 } as const;

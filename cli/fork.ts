@@ -1,8 +1,9 @@
 // `fork --from RUN_ID[:CKPT] --spec-override FILE [--run-id NEW] [--wait]`: a new run from any checkpoint.
 import * as fs from 'node:fs';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { mergeSpec, type RunSpec } from '../spec';
-import { CliError, validateOrExit, type Out } from './common';
+import { planFork, mergeForkSpec } from '../spec/fork';
+import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
+import { CliError, type Out } from './common';
 import { managerForRun } from './checkpoints';
 import type { TemporalSettings } from './connection';
 import { startCommand } from './start';
@@ -25,6 +26,25 @@ export async function sourceSpec(client: Client, runId: string): Promise<RunSpec
   }
 }
 
+async function runExists(client: Client, runId: string): Promise<boolean> {
+  try {
+    await client.workflow.getHandle(runId).describe();
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+function readOverride(file: string | undefined): unknown {
+  if (!file) return {};
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError(`cannot read spec override ${file}: ${(err as Error).message}`, 2);
+  }
+}
+
 export async function forkCommand(
   client: Client,
   settings: TemporalSettings,
@@ -32,27 +52,27 @@ export async function forkCommand(
   opts: { from: string; overrideFile?: string; runId?: string; wait?: boolean },
 ): Promise<void> {
   const ref = parseRunRef(opts.from);
-  const base = await sourceSpec(client, ref.runId);
-  let override: unknown = {};
-  if (opts.overrideFile) {
-    try {
-      override = JSON.parse(fs.readFileSync(opts.overrideFile, 'utf8'));
-    } catch (err) {
-      throw new CliError(`cannot read spec override ${opts.overrideFile}: ${(err as Error).message}`, 2);
-    }
+  const base = validateSpec(await sourceSpec(client, ref.runId));
+  const where = `${opts.overrideFile ?? 'override'} (merged over ${ref.runId}'s spec)`;
+  let spec: RunSpec;
+  try {
+    spec = validateSpec(mergeForkSpec(base, readOverride(opts.overrideFile)));
+    planFork(base, spec);
+  } catch (err) {
+    if (err instanceof SpecError) throw new CliError(`fork: ${where}: ${err.message}`, 2);
+    throw err;
   }
-  const spec = validateOrExit(
-    mergeSpec(base, override),
-    `${opts.overrideFile ?? 'override'} (merged over ${ref.runId}'s spec)`,
-  );
-  if (spec.checkpoint.storage !== base.checkpoint.storage) {
+  // A fork never writes into another run: its id must be new.
+  const runId = opts.runId ?? `${ref.runId}-fork-${Date.now().toString(36)}`;
+  if (await runExists(client, runId)) {
     throw new CliError(
-      'fork: checkpoint.storage cannot change in a fork (the source checkpoint is read from the same storage)',
+      `fork: run ${runId} already exists; choose a new --run-id (a fork never writes into another run)`,
       2,
     );
   }
   const manager = await managerForRun(client, ref.runId);
   let checkpointId = ref.checkpointId;
+  let step: number;
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
     if (!v.ok)
@@ -60,16 +80,26 @@ export async function forkCommand(
         `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${v.problems.map((p) => p.reason).join('; ')}`,
         3,
       );
+    step = (await manager.readManifest(checkpointId)).step;
   } else {
     const latest = await manager.latestValid();
     if (!latest) throw new CliError(`run ${ref.runId} has no checkpoints to fork from`, 3);
     checkpointId = latest.manifest.id;
+    step = latest.manifest.step;
   }
-  const runId = opts.runId ?? `${ref.runId}-fork-${Date.now().toString(36)}`;
+  const { totalSteps } = stepCounts(spec);
+  if (step >= totalSteps) {
+    throw new CliError(
+      `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +
+        `nothing left to train (set a larger "epochs" in the override)`,
+      2,
+    );
+  }
   await startCommand(client, settings, out, {
     spec,
     runId,
     from: { runId: ref.runId, id: checkpointId },
+    sourceSpec: base,
     wait: opts.wait,
   });
 }

@@ -23,6 +23,8 @@ export interface StartOptions {
   spec: RunSpec;
   runId?: string;
   from?: CheckpointRef | null;
+  /** The fork source run's spec (with `from`): what the fork changes takes effect at the fork point. */
+  sourceSpec?: RunSpec | null;
   /** Attach to an existing run with this id instead of failing. */
   attach?: boolean;
 }
@@ -36,6 +38,7 @@ export async function startRun(
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,
+    ...(opts.from ? { sourceSpec: opts.sourceSpec ?? null } : {}),
     searchAttributes: await hasSearchAttributes(client, settings.namespace),
   };
   try {

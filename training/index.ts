@@ -5,6 +5,7 @@ export {
   type NamedTensorBytes,
   type TrainerState,
   type TrainerSnapshot,
+  type SnapshotOptions,
   type StepProgress,
   type TrainResult,
   type TrainerInfo,

@@ -160,6 +160,12 @@ function prepare(spec: RunSpec): Parts {
   return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift };
 }
 
+export interface SnapshotOptions {
+  freshOptimizer?: boolean;
+  freshSchedule?: boolean;
+  learningRate?: number | null;
+}
+
 export class Trainer {
   readonly info: TrainerInfo;
   private readonly spec: RunSpec;
@@ -228,8 +234,13 @@ export class Trainer {
     }
   }
 
-  /** Continues from a snapshot. Throws an Error naming any missing, unexpected or mismatched tensor. */
-  static async fromSnapshot(spec: RunSpec, snap: TrainerSnapshot): Promise<Trainer> {
+  /**
+   * Continues from a snapshot. Throws an Error naming any missing, unexpected or mismatched tensor.
+   * `opts` serve a fork that changes the update rule at this point: `freshOptimizer` starts the spec's optimizer from
+   * zero slots (the snapshot's slots, of another optimizer, are left out), `freshSchedule` starts the spec's schedule
+   * anew with the snapshot's base rate, and `learningRate` sets the base rate from here on (recorded as an override).
+   */
+  static async fromSnapshot(spec: RunSpec, snap: TrainerSnapshot, opts: SnapshotOptions = {}): Promise<Trainer> {
     checkLittleEndian();
     await tf.ready();
     if (!snap || !Array.isArray(snap.tensors) || !snap.state) throw new Error('snapshot: expected { tensors, state }');
@@ -277,11 +288,16 @@ export class Trainer {
       for (const prm of [...p.net.params].sort(byName)) {
         assignments.push([prm.variable, new Float32Array(take(prm.name, 'float32', prm.shape)), prm.shape]);
       }
-      for (const [name, v] of p.opt.slotEntries()) {
-        assignments.push([v, new Float32Array(take(name, 'float32', v.shape)), v.shape]);
+      let iterations = 0;
+      if (opts.freshOptimizer) {
+        for (const name of [...given.keys()]) if (name.startsWith('opt/')) given.delete(name);
+      } else {
+        for (const [name, v] of p.opt.slotEntries()) {
+          assignments.push([v, new Float32Array(take(name, 'float32', v.shape)), v.shape]);
+        }
+        iterations = new Int32Array(take(p.opt.iterationsName, 'int32', []))[0];
+        if (iterations < 0) throw new Error(`snapshot: ${p.opt.iterationsName} is negative`);
       }
-      const iterations = new Int32Array(take(p.opt.iterationsName, 'int32', []))[0];
-      if (iterations < 0) throw new Error(`snapshot: ${p.opt.iterationsName} is negative`);
       const n = p.data.train.n;
       const order = new Int32Array(take(DATA_ORDER_NAME, 'int32', [n]));
       const seen = new Uint8Array(n);
@@ -297,11 +313,19 @@ export class Trainer {
         );
       }
       const rng = Prng.fromState(st.rng);
-      const schedule = LrSchedule.fromState(spec.schedule, st.schedule);
+      let schedule: LrSchedule;
+      if (opts.freshSchedule) {
+        const base = (st.schedule as { baseLearningRate?: number } | null)?.baseLearningRate;
+        schedule = LrSchedule.create(spec.schedule, base ?? spec.optimizer.learningRate);
+      } else schedule = LrSchedule.fromState(spec.schedule, st.schedule);
+      if (opts.learningRate != null) schedule.setLearningRate(opts.learningRate, st.step);
 
       for (const [v, values, shape] of assignments) tf.tidy(() => v.assign(tf.tensor(values, shape, 'float32')));
       p.opt.iterations = iterations;
-      const t = new Trainer(p, schedule, rng, order);
+      // The end of the last epoch of a shorter run drew no order for a next epoch; a longer spec (a fork or restart
+      // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
+      const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
+      const t = new Trainer(p, schedule, rng, epochOrder);
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;

@@ -24,6 +24,8 @@ export interface TrainingInput {
   spec: RunSpec;
   /** Fork source: start from another run's checkpoint. */
   from?: CheckpointRef | null;
+  /** The fork source run's spec: the fork's changes to it take effect at the fork point (see spec/fork.ts). */
+  sourceSpec?: RunSpec | null;
   /** Whether the namespace has our custom search attributes registered (set by the client). */
   searchAttributes?: boolean;
   /** Continue-as-new after this many chunks (default CHUNKS_PER_RUN; the server may suggest it earlier). */
@@ -132,7 +134,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     },
     {
       validator: (value: number) => {
-        if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 10) {
+        // Float32 is what training computes with: a rate that rounds to 0 there would silently stop training.
+        if (typeof value !== 'number' || !Number.isFinite(value) || !(Math.fround(value) > 0) || value > 10) {
           throw new Error(`learning rate must be a number > 0 and <= 10, got ${JSON.stringify(value)}`);
         }
         if (progress.result) throw new Error(`run ${runId} has already finished (${progress.result.status})`);
@@ -141,7 +144,7 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
   );
 
   if (!carried) {
-    const prep = await prepareRun({ runId, spec, from: input.from ?? null });
+    const prep = await prepareRun({ runId, spec, from: input.from ?? null, sourceSpec: input.sourceSpec ?? null });
     progress.totalSteps = prep.totalSteps;
     progress.stepsPerEpoch = prep.stepsPerEpoch;
     progress.startMode = prep.mode;
@@ -175,7 +178,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
       weightsSha256,
       backend: progress.backend,
       chunks: progress.chunks,
-      recoveries: progress.recoveries.length,
+      // Failures recovered from: a chunk retried twice after two crashes counts two.
+      recoveries: progress.recoveries.reduce((n, r) => n + Math.max(1, r.attempt - 1), 0),
     };
     publish();
     return progress.result;
@@ -231,7 +235,18 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
               ...chunkOptions,
               summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
             },
-            [{ runId, spec, from, steps: spec.chunkSteps, learningRateOverride, cutReason }],
+            [
+              {
+                runId,
+                spec,
+                from,
+                // Until the fork's first commit, `from` is the source's checkpoint: the fork's changes apply there.
+                ...(from && from.runId !== runId ? { sourceSpec: input.sourceSpec ?? null } : {}),
+                steps: spec.chunkSteps,
+                learningRateOverride,
+                cutReason,
+              },
+            ],
           ),
         );
       } catch (err) {

@@ -1,0 +1,80 @@
+// The commits of one chunk: time-based ones while it trains (checkpoint.everySeconds) and the final one. Each commit
+// becomes the parent of the next; one step is never committed twice.
+import { log } from '@temporalio/activity';
+import type { CheckpointManager, Manifest } from '../../checkpoint';
+import type { Trainer } from '../../training';
+import type { BackendInfo } from '../../training/backend';
+import { commitTrainer } from '../commit';
+import { storageUnavailable } from '../failures';
+import type { TrainingMetrics } from '../metrics';
+import type { CheckpointPointer, CheckpointRef } from '../types';
+
+export const pointerOf = (m: Manifest): CheckpointPointer => ({
+  runId: m.runId,
+  id: m.id,
+  step: m.step,
+  epoch: m.epoch,
+});
+
+export class ChunkCommits {
+  lastCommitted: CheckpointPointer | null = null;
+  count = 0;
+  ms = 0;
+  private last: Manifest | null = null;
+  private lastAt = Date.now();
+  private readonly everyMs: number;
+
+  constructor(
+    private readonly o: {
+      runId: string;
+      manager: CheckpointManager;
+      trainer: Trainer;
+      backend: BackendInfo;
+      specHash: string;
+      /** The checkpoint the trainer started from: the parent of the first commit. */
+      parent: CheckpointRef | null;
+      everySeconds: number;
+      metrics: TrainingMetrics;
+    },
+  ) {
+    this.everyMs = o.everySeconds * 1000;
+  }
+
+  /** A time-based commit is due (never at the run's last step: the chunk-end commit follows at once). */
+  due(step: number, totalSteps: number): boolean {
+    return this.everyMs > 0 && Date.now() - this.lastAt >= this.everyMs && step < totalSteps;
+  }
+
+  /** Commits the trainer's current state, unless this very step is already committed (then that checkpoint). */
+  async commit(reason: string): Promise<Manifest> {
+    if (this.last && this.last.step === this.o.trainer.state.step) return this.last;
+    const c0 = Date.now();
+    let m: Manifest;
+    try {
+      m = await commitTrainer(this.o.manager, this.o.trainer, {
+        backend: this.o.backend,
+        specHash: this.o.specHash,
+        parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
+        reason,
+      });
+    } catch (err) {
+      this.o.metrics.commitFailed(this.o.runId);
+      log.error('checkpoint commit failed', { runId: this.o.runId, error: (err as Error).message });
+      throw storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+    }
+    const seconds = (Date.now() - c0) / 1000;
+    this.ms += Date.now() - c0;
+    this.o.metrics.committed(
+      this.o.runId,
+      m.step,
+      seconds,
+      m.blobs.reduce((n, b) => n + b.size, 0),
+      reason,
+    );
+    this.count += 1;
+    this.lastAt = Date.now();
+    this.last = m;
+    this.lastCommitted = pointerOf(m);
+    return m;
+  }
+}

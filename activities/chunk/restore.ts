@@ -1,0 +1,53 @@
+// Restoring a trainer from a verified checkpoint, behind the resume guards: a checkpoint continues only where its
+// results stay exact (same backend, same data position, same model, same data), unless the spec allows otherwise.
+import type { Manifest } from '../../checkpoint';
+import type { RunSpec } from '../../spec/types';
+import { stepCounts } from '../../spec/validate';
+import { Trainer, type SnapshotOptions } from '../../training';
+import type { BackendInfo } from '../../training/backend';
+import { snapshotOf } from '../commit';
+import { nonRetryable } from '../failures';
+import { FailureTypes } from '../types';
+
+const guard = (message: string) => nonRetryable(FailureTypes.ResumeGuard, message);
+
+export async function restoreTrainer(
+  spec: RunSpec,
+  backend: BackendInfo,
+  manifest: Manifest,
+  blobs: Map<string, Uint8Array>,
+  opts: SnapshotOptions = {},
+): Promise<Trainer> {
+  const snapshot = snapshotOf(manifest, blobs);
+  if (manifest.backend.name !== backend.name && !spec.resume?.allowBackendChange) {
+    throw guard(
+      `checkpoint ${manifest.id} was written on backend ${manifest.backend.name}, this worker runs ${backend.name}; ` +
+        `results would not be bit-identical. Set resume.allowBackendChange or run a worker with DURABLE_TRAIN_BACKEND=${manifest.backend.name}`,
+    );
+  }
+  const { stepsPerEpoch } = stepCounts(spec);
+  if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
+    throw guard(
+      `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
+        `dataset.trainLimit and batchSize cannot change when resuming`,
+    );
+  }
+  let trainer: Trainer;
+  try {
+    trainer = await Trainer.fromSnapshot(spec, snapshot, opts);
+  } catch (err) {
+    throw guard(`cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
+  }
+  if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {
+    trainer.dispose();
+    throw guard(`checkpoint ${manifest.id} holds a different model topology`);
+  }
+  if (manifest.fingerprints.dataset !== trainer.info.datasetFingerprint && !spec.resume?.allowDatasetChange) {
+    trainer.dispose();
+    throw guard(
+      `checkpoint ${manifest.id} was trained on different data (dataset fingerprint ${manifest.fingerprints.dataset.slice(0, 12)} ` +
+        `vs ${trainer.info.datasetFingerprint.slice(0, 12)}); set resume.allowDatasetChange to continue anyway`,
+    );
+  }
+  return trainer;
+}

@@ -1,0 +1,196 @@
+// Where a chunk starts: the trainer it continues, the checkpoint that trainer equals (the parent of the chunk's first
+// commit), and whether that differs from what the workflow asked for (a recovery). One function, one answer.
+import { log } from '@temporalio/activity';
+import {
+  CheckpointCorruptError,
+  CheckpointNotFoundError,
+  type CheckpointManager,
+  type CheckpointSummary,
+  type Manifest,
+} from '../../checkpoint';
+import { planFork, type ForkPlan } from '../../spec/fork';
+import type { RunSpec } from '../../spec/types';
+import { SpecError } from '../../spec/validate';
+import { Trainer } from '../../training';
+import type { BackendInfo } from '../../training/backend';
+import { nonRetryable, storageUnavailable } from '../failures';
+import type { TrainingMetrics } from '../metrics';
+import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
+import { restoreTrainer } from './restore';
+import type { WarmTrainers } from './warm-cache';
+
+export interface ChunkStart {
+  trainer: Trainer;
+  /** How the trainer was obtained. */
+  source: 'warm' | 'restored' | 'fresh';
+  /** The checkpoint the trainer's state equals (null for a fresh run): the parent of the chunk's first commit. */
+  parent: CheckpointRef | null;
+  /** Set when the chunk does not start from exactly the checkpoint the workflow asked for. */
+  recovery: Recovery | null;
+}
+
+export interface ChunkStartInput {
+  runId: string;
+  spec: RunSpec;
+  specHash: string;
+  /** The checkpoint the workflow asked to start from. */
+  from: CheckpointRef | null;
+  /** The spec of the fork's source run, when `from` belongs to another run (the fork point). */
+  sourceSpec?: RunSpec | null;
+  attempt: number;
+  backend: BackendInfo;
+  /** This run's checkpoints. */
+  manager: CheckpointManager;
+  /** Another run's checkpoints (a fork source), in the same storage. */
+  managerOf: (runId: string) => CheckpointManager;
+  warm: WarmTrainers;
+  metrics: TrainingMetrics;
+}
+
+/** A checkpoint that is missing or does not verify; anything else from storage means the storage itself failed. */
+export const isDamagedOrMissing = (err: unknown) =>
+  err instanceof CheckpointCorruptError || err instanceof CheckpointNotFoundError;
+
+/** What the fork changes at its fork point; refuses (non-retryable, naming the field) what a fork cannot change. */
+export function forkPlanOf(sourceSpec: RunSpec | null | undefined, spec: RunSpec): ForkPlan | null {
+  if (!sourceSpec) return null;
+  try {
+    return planFork(sourceSpec, spec);
+  } catch (err) {
+    if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, `fork: ${err.message}`);
+    throw err;
+  }
+}
+
+export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart> {
+  let from = i.from;
+  let recovery: Recovery | null = null;
+  if (i.attempt > 1) {
+    // A retry: continue from what the previous attempt committed, not from the chunk's start.
+    const { found, damaged } = await newestDescendant(i.manager, i.runId, from);
+    const reason =
+      `retry of attempt ${i.attempt - 1}` +
+      (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
+    if (damaged.length) log.warn('skipped damaged checkpoints', { damaged });
+    recovery = { requested: from?.id ?? null, restoredFrom: found?.id ?? from?.id ?? null, reason, attempt: i.attempt };
+    if (found) from = { runId: found.runId, id: found.id };
+    i.metrics.recovered(i.runId, 'retry');
+  }
+
+  if (!from) {
+    i.warm.drop(i.runId);
+    return { trainer: await Trainer.create(i.spec), source: 'fresh', parent: null, recovery };
+  }
+  if (from.runId === i.runId) {
+    const trainer = i.warm.take(i.runId, from.id, i.specHash);
+    if (trainer) return { trainer, source: 'warm', parent: from, recovery };
+  } else i.warm.drop(i.runId);
+
+  const own = from.runId === i.runId;
+  const src = own ? i.manager : i.managerOf(from.runId);
+  // The fork point: the first chunk of a fork restores its source's checkpoint with the fork's changes applied.
+  const plan = own ? null : forkPlanOf(i.sourceSpec, i.spec);
+  const restoreOpts = plan ?? {};
+  let parent: CheckpointRef = from;
+  let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
+  try {
+    loaded = await src.load(from.id);
+  } catch (err) {
+    if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
+    // Never load a damaged checkpoint: fall back to the newest valid one of this run before it, and say so.
+    const fallback = own ? await i.manager.latestValid().catch(passDamaged) : null;
+    const requestedStep = await src
+      .readManifest(from.id)
+      .then((m) => m.step)
+      .catch(() => Infinity);
+    if (!fallback || fallback.manifest.step > requestedStep) {
+      throw nonRetryable(
+        FailureTypes.NoValidCheckpoint,
+        `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`,
+      );
+    }
+    log.warn('checkpoint damaged; falling back', {
+      requested: from.id,
+      fallback: fallback.manifest.id,
+      error: (err as Error).message,
+    });
+    recovery = {
+      requested: from.id,
+      restoredFrom: fallback.manifest.id,
+      reason: `damaged checkpoint: ${(err as Error).message}`,
+      attempt: i.attempt,
+    };
+    i.metrics.recovered(i.runId, 'damaged-fallback');
+    loaded = await i.manager.load(fallback.manifest.id).catch((e: unknown) => {
+      throw isDamagedOrMissing(e)
+        ? e
+        : storageUnavailable(e, `cannot read checkpoint ${i.runId}:${fallback.manifest.id}`);
+    });
+    parent = { runId: i.runId, id: fallback.manifest.id };
+  }
+  const trainer = await restoreTrainer(i.spec, i.backend, loaded.manifest, loaded.blobs, restoreOpts);
+  if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
+  return { trainer, source: 'restored', parent, recovery };
+}
+
+/** latestValid() for a fallback: damage means there is nothing to fall back to; a storage failure is retried. */
+function passDamaged(err: unknown): null {
+  if (err instanceof Error && err.name === 'NoValidCheckpointError') return null;
+  throw storageUnavailable(err, 'cannot list checkpoints');
+}
+
+/**
+ * The newest valid checkpoint of this run that descends from `from` (a previous attempt's commits), or null.
+ * Lets a retry resume from what the crashed attempt committed even if its last heartbeat never reached the server.
+ */
+export async function newestDescendant(manager: CheckpointManager, runId: string, from: CheckpointRef | null) {
+  const all = await manager.list().catch((err: unknown) => {
+    throw storageUnavailable(err, 'cannot list checkpoints');
+  });
+  const byId = new Map(all.map((c) => [c.id, c]));
+  const candidates = all
+    .filter((c) => c.step > (from ? (byId.get(from.id)?.step ?? -1) : -1))
+    .sort((a, b) => b.step - a.step);
+  const damaged: string[] = [];
+  for (const c of candidates) {
+    if (c.valid === false) {
+      damaged.push(c.id); // its manifest does not even parse
+      continue;
+    }
+    if (!descendsFrom(c, from, runId, byId)) continue;
+    if ((await manager.verify(c.id)).ok) return { found: c, damaged };
+    damaged.push(c.id);
+  }
+  return { found: null, damaged };
+}
+
+function descendsFrom(
+  c: CheckpointSummary,
+  from: CheckpointRef | null,
+  runId: string,
+  byId: Map<string, CheckpointSummary>,
+): boolean {
+  let cur: CheckpointSummary | undefined = c;
+  for (let hops = 0; cur && hops < 10_000; hops++) {
+    const parent: CheckpointRef | null = cur.parent;
+    if ((from === null && parent === null) || (parent && from && parent.runId === from.runId && parent.id === from.id))
+      return true;
+    if (!parent || parent.runId !== runId) return false;
+    cur = byId.get(parent.id);
+  }
+  return false;
+}
+
+/**
+ * Whether this run's lineage starts at `from`: following parents from `latest` within the run, the first parent in
+ * another run is `from`. A fork restarted under its own id continues; any other run with that id is not this fork.
+ */
+export async function rootedAt(manager: CheckpointManager, latest: Manifest, from: CheckpointRef): Promise<boolean> {
+  const byId = new Map((await manager.list()).map((c) => [c.id, c]));
+  let parent = latest.parent;
+  for (let hops = 0; parent && hops < 100_000; hops++) {
+    if (parent.runId !== latest.runId) return parent.runId === from.runId && parent.id === from.id;
+    parent = byId.get(parent.id)?.parent ?? null;
+  }
+  return false;
+}
