@@ -1,7 +1,12 @@
 // The run spec: what a user writes (JSON) to describe a training run.
 // Pure types: imported by workflows (sandbox), activities, training and the CLI.
 
+import type { ModelSpec } from './model';
+
 export type ModelName = 'mnist-mlp' | 'mnist-cnn';
+export type { ModelSpec, LayerListModel } from './model';
+export type TaskName = 'classification' | 'regression';
+export type LossName = 'crossentropy' | 'mse' | 'mae' | 'huber';
 export type DatasetName = 'mnist' | 'fashion-mnist';
 export type OptimizerName = 'sgd' | 'momentum' | 'adam';
 
@@ -56,7 +61,11 @@ export interface ResumeSpec {
 }
 
 export interface RunSpec {
-  model: ModelName;
+  model: ModelSpec;
+  /** classification (softmax, cross-entropy, accuracy; the default) or regression (linear output, mse/mae/huber). */
+  task?: TaskName;
+  /** regression only: mse (default), mae or huber. */
+  loss?: LossName;
   dataset: DatasetSpec;
   epochs: number;
   batchSize: number;

@@ -97,7 +97,7 @@ async function oursPredict(
 ): Promise<Float32Array> {
   const trainer = await Trainer.fromSnapshot(spec, snapshotOf(await manager.load(id)));
   try {
-    const net = new Net(spec.model, spec.dropout ?? 0, trainer.layersModel as tf.Sequential);
+    const net = new Net(String(spec.model), spec.dropout ?? 0, trainer.layersModel as tf.Sequential);
     return tf.tidy(() => tf.softmax(net.forward(x)).dataSync() as Float32Array);
   } finally {
     trainer.dispose();
