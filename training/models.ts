@@ -319,7 +319,7 @@ function batchNorm(
 export function buildFromLayers(layers: LayerSpec[], inputShape: number[]): Net {
   const used = new Set<string>();
   const built = layers.map((l, i) => {
-    let name = typeof l.name === 'string' ? l.name : `${l.type}${i + 1}`;
+    const name = typeof l.name === 'string' ? l.name : `${l.type}${i + 1}`;
     if (used.has(name)) throw new LayerError(i, 'name', `duplicate layer name ${name}`);
     used.add(name);
     const spec = i === 0 && l.inputShape === undefined ? { ...l, inputShape } : l;
