@@ -46,7 +46,7 @@ function strict<T extends z.ZodRawShape>(shape: T, notAnObject?: string) {
   return z.strictObject(shape, {
     error: (iss) => {
       if (iss.code === 'unrecognized_keys') return `unknown field (allowed: ${allowed})`;
-      if (iss.code === 'invalid_type' && iss.input !== undefined && notAnObject) return notAnObject;
+      if (iss.code === 'invalid_type' && notAnObject) return notAnObject;
       return undefined;
     },
   });

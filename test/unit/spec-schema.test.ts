@@ -221,6 +221,7 @@ describe('spec schema: messages name the field', () => {
     // [what, input, field, message]
     ['not an object', [], '(root)', 'the spec must be a JSON object'],
     ['null', null, '(root)', 'the spec must be a JSON object'],
+    ['nothing', undefined, '(root)', 'the spec must be a JSON object'],
     [
       'unknown model',
       withSpec({ model: 'resnet-9000' }),
