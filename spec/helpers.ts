@@ -20,9 +20,11 @@ export function mergeSpec(base: unknown, override: unknown): unknown {
   if (!isObj(base) || !isObj(override)) return override === undefined ? base : override;
   const out: Obj = { ...base };
   for (const [k, v] of Object.entries(override)) {
-    const b = base[k];
+    const b = Object.hasOwn(base, k) ? base[k] : undefined;
     const renamed = isObj(v) && isObj(b) && 'name' in v && v.name !== b.name;
-    out[k] = isObj(v) && isObj(b) && !renamed ? mergeSpec(b, v) : v;
+    // defineProperty, not assignment: a JSON key "__proto__" stays a (refused) field instead of a prototype.
+    const value = isObj(v) && isObj(b) && !renamed ? mergeSpec(b, v) : v;
+    Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

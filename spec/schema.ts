@@ -308,7 +308,8 @@ export const runSpecSchema = strict(
 
 // ---- types: the schema's output ----
 
-export type RunSpec = z.output<typeof runSpecSchema>;
+/** A validated spec (the editor's `$schema` key is dropped by validation). */
+export type RunSpec = Omit<z.output<typeof runSpecSchema>, '$schema'>;
 /** A spec as a user may write it (defaults not yet filled in). */
 export type RunSpecInput = z.input<typeof runSpecSchema>;
 export type ModelName = z.output<typeof modelNameSchema>;

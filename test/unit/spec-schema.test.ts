@@ -502,6 +502,12 @@ describe('spec schema: kept behaviour of the old validator', () => {
     assert.deepEqual(lr.freeze, ['dense1']);
   });
 
+  it('keeps a "__proto__" key of an override a field, refused as unknown', () => {
+    const merged = mergeSpec(minimal, JSON.parse('{"__proto__": {"freeze": ["dense1"]}}'));
+    assert.equal(Object.getPrototypeOf(merged), Object.prototype);
+    assert.equal(refusal(merged).field, '__proto__');
+  });
+
   it('replaces an optimizer or schedule whose name changes, so a fork may switch optimizer', () => {
     const base = validateSpec(
       withSpec({ optimizer: { name: 'adam', learningRate: 0.001 }, schedule: { name: 'step', every: 5, factor: 0.5 } }),
