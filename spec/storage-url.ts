@@ -27,8 +27,9 @@ const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 // C0 and C1 control characters and DEL: never part of a usable path or key, and invisible in messages and logs.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// Amazon S3's rule for bucket names (also enforced by MinIO and other S3-compatible servers).
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+// Characters and length a bucket name can have at all: today's S3 rule (3-63 of a-z 0-9 . -) widened to the legacy
+// us-east-1 rule (also A-Z and _, up to 255), so an old bucket still opens; the server judges the finer points.
+const BUCKET = /^[A-Za-z0-9._-]{3,255}$/;
 
 /** Parses file://PATH or s3://BUCKET/PREFIX (scheme case-insensitive). Throws StorageUrlError. */
 export function parseStorageUrl(url: string): StorageLocation {
@@ -54,8 +55,8 @@ export function parseStorageUrl(url: string): StorageLocation {
     if (!BUCKET.test(bucket)) {
       throw new StorageUrlError(
         url,
-        `has an invalid bucket name ${show(bucket)}: S3 bucket names are 3 to 63 characters of a-z, 0-9, "." and "-", ` +
-          'starting and ending with a letter or digit',
+        `has an invalid bucket name ${show(bucket)}: S3 bucket names are 3 to 63 characters of a-z, 0-9, "." and "-" ` +
+          '(older buckets may also have A-Z and "_", up to 255)',
       );
     }
     if (prefix && prefix.split('/').some((p) => p === '' || p === '.' || p === '..')) {

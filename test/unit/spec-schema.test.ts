@@ -547,6 +547,8 @@ describe('spec: storage URLs (the rule the store opener uses)', () => {
       prefix: 'some/prefix',
     });
     assert.deepEqual(parseStorageUrl('s3://my.bucket'), { kind: 's3', bucket: 'my.bucket', prefix: '' });
+    // A legacy us-east-1 bucket name still opens.
+    assert.deepEqual(parseStorageUrl('s3://Old_Bucket/p'), { kind: 's3', bucket: 'Old_Bucket', prefix: 'p' });
   });
 
   it('refuses what cannot be opened, with messages the store opener keeps', () => {
@@ -560,7 +562,8 @@ describe('spec: storage URLs (the rule the store opener uses)', () => {
       ['file://', /has no path/],
       ['file://a\u0000b', /control character \(U\+0000 at position 8\)/],
       ['s3://b\u007f/x', /control character \(U\+007F/],
-      ['s3://My_Bucket/x', /invalid bucket name "My_Bucket"/],
+      ['s3://my bucket/x', /invalid bucket name "my bucket"/],
+      ['s3://b?x=1/p', /invalid bucket name "b\?x=1"/],
       ['s3://ab/x', /invalid bucket name "ab"/],
       ['s3://bucket/a//b', /empty, "\." or "\.\." segment in its prefix "a\/\/b"/],
       ['s3://bucket/a/../b', /segment in its prefix/],
