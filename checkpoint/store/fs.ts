@@ -4,9 +4,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { CheckpointConflictError, CheckpointNotFoundError } from './errors';
-import { assertKey, TEMP_PREFIX } from './keys';
-import type { CheckpointStore, StoredObjectInfo, WriteAtomicOptions } from './store';
+import {
+  assertKey,
+  CheckpointConflictError,
+  CheckpointNotFoundError,
+  TEMP_PREFIX,
+  type CheckpointStore,
+  type StoredObjectInfo,
+  type WriteAtomicOptions,
+} from './interface';
 
 const isCode = (err: unknown, ...codes: string[]) => codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
 

@@ -1,6 +1,8 @@
 // S3-compatible store. Every request runs under a deadline and bounded retries of our own (the SDK's retries
-// are off), so a stalled endpoint turns into an error, never a hang (USERS #9). Uploads carry Content-MD5,
-// so the server rejects bytes damaged in transit.
+// are off), so a stalled or unreachable endpoint turns into an error within a known time, never a hang that
+// would stall a training activity past its heartbeat timeout. Uploads carry Content-MD5, so the server rejects
+// bytes damaged in transit.
+
 import { createHash } from 'node:crypto';
 import {
   DeleteObjectCommand,
@@ -10,9 +12,15 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { CheckpointConflictError, CheckpointNotFoundError, CheckpointStoreError } from './errors';
-import { assertKey } from './keys';
-import type { CheckpointStore, StoredObjectInfo, WriteAtomicOptions } from './store';
+import {
+  assertKey,
+  CheckpointConflictError,
+  CheckpointNotFoundError,
+  CheckpointStoreError,
+  type CheckpointStore,
+  type StoredObjectInfo,
+  type WriteAtomicOptions,
+} from './interface';
 
 // The lock file pins an SDK that runs on Node 20; its 'upgrade to Node 22' notice is noise on every worker start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
