@@ -7,8 +7,10 @@ export {
   CheckpointConflictError,
   CheckpointNotFoundError,
   CheckpointStoreError,
+  StorageUnavailableError,
   TEMP_PREFIX,
   type CheckpointStore,
+  type StorageFailureDetails,
   type StoredObjectInfo,
   type WriteAtomicOptions,
 } from './store/interface';

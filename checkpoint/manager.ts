@@ -1,6 +1,9 @@
 // CheckpointManager: commit protocol, listing, verification, fallback to the newest valid checkpoint, pins and
 // retention with blob garbage collection, for one run in one store. See docs/checkpoint-format.md.
-
+//
+// Damage vs storage failure: a checkpoint is reported damaged or missing only when the store answered (a missing
+// key, bytes that do not verify). A StorageUnavailableError from the store always propagates unchanged: it never
+// becomes a verification problem, never makes latestValid skip a checkpoint, and never gets one deleted.
 import {
   assertJson,
   assertSafeName,
@@ -252,7 +255,7 @@ export class CheckpointManager {
 
   /**
    * Loads every blob, verifying size and sha256. A damaged checkpoint throws CheckpointCorruptError, a missing one
-   * CheckpointNotFoundError.
+   * CheckpointNotFoundError; a storage failure throws StorageUnavailableError.
    */
   async load(id: string): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
     const manifest = await this.readManifest(id);
@@ -268,7 +271,7 @@ export class CheckpointManager {
 
   /**
    * Checks one checkpoint completely; reports every problem found (a missing checkpoint is `checkpoint not found`).
-   * Store errors (not damage) still throw.
+   * A storage failure is not a problem of the checkpoint: StorageUnavailableError propagates.
    */
   async verify(id: string): Promise<VerifyResult> {
     let manifest: Manifest;
@@ -287,7 +290,8 @@ export class CheckpointManager {
   /**
    * The newest checkpoint that verifies, with the damaged newer ones it skipped (log them, count them, show them).
    * null only when the run has no checkpoint at all; when it has some and none verifies, throws
-   * NoValidCheckpointError rather than let a caller start the run over by mistake.
+   * NoValidCheckpointError rather than let a caller start the run over by mistake. A storage failure throws
+   * StorageUnavailableError: it never counts as a damaged checkpoint to skip.
    */
   async latestValid(): Promise<{ manifest: Manifest; skipped: VerifyResult[] } | null> {
     const entries = (await this.readEntries()).sort((a, b) =>

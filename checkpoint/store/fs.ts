@@ -1,6 +1,11 @@
 // Local-filesystem store. Every file appears under its final name only complete and fsynced (temp + rename),
 // and the manifest rename is preceded by an fsync of every directory an earlier blob rename touched, so a
 // power cut can never leave a durable manifest pointing at blobs that are not.
+//
+// Errors: a key missing below a healthy root is CheckpointNotFoundError. Every other failure is
+// StorageUnavailableError, including ENOENT/ENOTDIR when the root itself, or the key's top-level directory (the
+// run's), is missing or is not a directory: an unmounted volume or a directory replaced by a file is the storage
+// failing, not the checkpoints being gone.
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -8,6 +13,8 @@ import {
   assertKey,
   CheckpointConflictError,
   CheckpointNotFoundError,
+  fsUnavailable,
+  isSystemError,
   TEMP_PREFIX,
   type CheckpointStore,
   type StoredObjectInfo,
@@ -38,20 +45,22 @@ export class FsCheckpointStore implements CheckpointStore {
     return path.join(this.root, ...key.split('/'));
   }
 
-  async writeBlob(key: string, data: Uint8Array): Promise<void> {
-    const file = this.pathOf(key);
-    const st = await statOrNull(file);
-    if (st?.isFile() && st.size === data.byteLength) {
-      const existing = await fsp.readFile(file);
-      if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) {
-        // Reused: refresh its time so blob GC treats it as fresh while this commit is in flight.
-        const now = new Date();
-        await fsp.utimes(file, now, now);
-        return;
+  writeBlob(key: string, data: Uint8Array): Promise<void> {
+    return this.guard('write', key, async () => {
+      const file = this.pathOf(key);
+      const st = await statOrNull(file);
+      if (st?.isFile() && st.size === data.byteLength) {
+        const existing = await fsp.readFile(file);
+        if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) {
+          // Reused: refresh its time so blob GC treats it as fresh while this commit is in flight.
+          const now = new Date();
+          await fsp.utimes(file, now, now);
+          return;
+        }
       }
-    }
-    // Different bytes under a content address means a damaged copy: replace it.
-    await this.writeFileAtomic(file, data, false);
+      // Different bytes under a content address means a damaged copy: replace it.
+      await this.writeFileAtomic(file, data, false);
+    });
   }
 
   /**
@@ -59,135 +68,187 @@ export class FsCheckpointStore implements CheckpointStore {
    * then the temp file is fsynced and renamed to its content address (replacing any older copy, which holds the
    * same bytes or is damaged). Durable before the next writeAtomic, like writeBlob. Returns the sha256.
    */
-  async writeContentAddressed(prefix: string, data: Uint8Array): Promise<string> {
-    const dir = path.dirname(this.pathOf(`${prefix}0`));
-    await this.ensureDir(dir);
-    const tmp = tempPath(dir, 'blob');
-    const hash = createHash('sha256');
-    const fh = await fsp.open(tmp, 'wx', 0o644);
-    let renamed = false;
-    try {
+  writeContentAddressed(prefix: string, data: Uint8Array): Promise<string> {
+    return this.guard('write', prefix, async () => {
+      const dir = path.dirname(this.pathOf(`${prefix}0`));
+      await this.ensureDir(dir);
+      const tmp = tempPath(dir, 'blob');
+      const hash = createHash('sha256');
+      const fh = await fsp.open(tmp, 'wx', 0o644);
+      let renamed = false;
       try {
-        for (let off = 0; off < data.byteLength; off += SLICE) {
-          const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
-          const written = writeAll(fh, part, off);
-          hash.update(part);
-          await written;
+        try {
+          for (let off = 0; off < data.byteLength; off += SLICE) {
+            const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
+            const written = writeAll(fh, part, off);
+            hash.update(part);
+            await written;
+          }
+          await fh.sync();
+        } finally {
+          await fh.close();
         }
-        await fh.sync();
+        const sha256 = hash.digest('hex');
+        await fsp.rename(tmp, path.join(dir, sha256));
+        renamed = true;
+        this.dirtyDirs.add(dir);
+        return sha256;
       } finally {
-        await fh.close();
+        if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
       }
-      const sha256 = hash.digest('hex');
-      await fsp.rename(tmp, path.join(dir, sha256));
-      renamed = true;
-      this.dirtyDirs.add(dir);
-      return sha256;
-    } finally {
-      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    }
+    });
   }
 
   /** Reads a whole object and its sha256 in one pass (each slice hashed while the pool reads the next). */
-  async readHashing(key: string): Promise<{ data: Uint8Array; sha256: string }> {
-    const file = this.pathOf(key);
-    let fh: import('node:fs/promises').FileHandle;
-    try {
-      fh = await fsp.open(file, 'r');
-    } catch (err) {
-      if (isCode(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new CheckpointNotFoundError(key);
-      throw err;
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new CheckpointNotFoundError(key);
-      let data = new Uint8Array(st.size);
-      const hash = createHash('sha256');
-      let pending: Uint8Array | null = null;
-      for (let off = 0; off < data.byteLength; off += SLICE) {
-        const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
-        const reading = readAll(fh, part, off);
-        if (pending) hash.update(pending);
-        const got = await reading;
-        pending = part.subarray(0, got);
-        if (got < part.byteLength) {
-          data = data.subarray(0, off + got); // shrank since the stat: report what is there
-          break;
+  readHashing(key: string): Promise<{ data: Uint8Array; sha256: string }> {
+    return this.guard('read', key, async () => {
+      const fh = await fsp.open(this.pathOf(key), 'r');
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) throw new CheckpointNotFoundError(key); // a directory where the key would be
+        let data = new Uint8Array(st.size);
+        const hash = createHash('sha256');
+        let pending: Uint8Array | null = null;
+        for (let off = 0; off < data.byteLength; off += SLICE) {
+          const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
+          const reading = readAll(fh, part, off);
+          if (pending) hash.update(pending);
+          const got = await reading;
+          pending = part.subarray(0, got);
+          if (got < part.byteLength) {
+            data = data.subarray(0, off + got); // shrank since the stat: report what is there
+            break;
+          }
         }
+        if (pending) hash.update(pending);
+        return { data, sha256: hash.digest('hex') };
+      } finally {
+        await fh.close();
       }
-      if (pending) hash.update(pending);
-      return { data, sha256: hash.digest('hex') };
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
-  async writeAtomic(key: string, data: Uint8Array, opts: WriteAtomicOptions = {}): Promise<void> {
-    const file = this.pathOf(key);
-    if (opts.ifAbsent && (await statOrNull(file))) {
-      const existing = await fsp.readFile(file);
-      if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) return;
-      throw new CheckpointConflictError(key);
-    }
-    // Earlier blob renames must be durable before the commit point is.
-    await this.syncDirtyDirs();
-    await this.writeFileAtomic(file, data, true);
+  writeAtomic(key: string, data: Uint8Array, opts: WriteAtomicOptions = {}): Promise<void> {
+    return this.guard('write', key, async () => {
+      const file = this.pathOf(key);
+      if (opts.ifAbsent && (await statOrNull(file))) {
+        const existing = await fsp.readFile(file);
+        if (Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(existing)) return;
+        throw new CheckpointConflictError(key);
+      }
+      // Earlier blob renames must be durable before the commit point is.
+      await this.syncDirtyDirs();
+      await this.writeFileAtomic(file, data, true);
+    });
   }
 
-  async read(key: string): Promise<Uint8Array> {
-    const file = this.pathOf(key);
-    try {
-      const buf = await fsp.readFile(file);
+  read(key: string): Promise<Uint8Array> {
+    return this.guard('read', key, async () => {
+      const buf = await fsp.readFile(this.pathOf(key));
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } catch (err) {
-      if (isCode(err, 'ENOENT', 'ENOTDIR')) throw new CheckpointNotFoundError(key);
-      throw err;
-    }
+    });
   }
 
-  async exists(key: string): Promise<boolean> {
-    const st = await statOrNull(this.pathOf(key));
-    return !!st && st.isFile();
+  exists(key: string): Promise<boolean> {
+    return this.guard('stat', key, async () => {
+      const st = await statOrNull(this.pathOf(key));
+      if (st) return st.isFile();
+      await this.assertHealthy('stat', key);
+      return false;
+    });
   }
 
   async list(prefix: string): Promise<string[]> {
     return (await this.listDetailed(prefix)).map((o) => o.key);
   }
 
-  async listDetailed(prefix: string): Promise<StoredObjectInfo[]> {
-    const out: StoredObjectInfo[] = [];
-    await this.walk(prefix, false, async (key, file, name) => {
-      if (name.startsWith(TEMP_PREFIX)) return;
-      const st = await statOrNull(file);
-      if (st?.isFile()) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
+  listDetailed(prefix: string): Promise<StoredObjectInfo[]> {
+    return this.guard('list', prefix, async () => {
+      const out: StoredObjectInfo[] = [];
+      await this.walk(prefix, false, async (key, file, name) => {
+        if (name.startsWith(TEMP_PREFIX)) return;
+        const st = await statOrNull(file);
+        if (st?.isFile()) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
+      });
+      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     });
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  async sweepTemp(prefix: string, olderThanMs: number): Promise<number> {
-    let n = 0;
-    const cutoff = Date.now() - olderThanMs;
-    await this.walk(prefix, true, async (_key, file, name) => {
-      if (!name.startsWith(TEMP_PREFIX)) return;
-      const st = await statOrNull(file);
-      if (st?.isFile() && st.mtimeMs <= cutoff) {
-        await fsp.rm(file, { force: true });
-        n++;
+  sweepTemp(prefix: string, olderThanMs: number): Promise<number> {
+    return this.guard('delete', prefix, async () => {
+      let n = 0;
+      const cutoff = Date.now() - olderThanMs;
+      await this.walk(prefix, true, async (_key, file, name) => {
+        if (!name.startsWith(TEMP_PREFIX)) return;
+        const st = await statOrNull(file);
+        if (st?.isFile() && st.mtimeMs <= cutoff) {
+          await fsp.rm(file, { force: true });
+          n++;
+        }
+      });
+      return n;
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.guard('delete', key, async () => {
+      const file = this.pathOf(key);
+      try {
+        await fsp.unlink(file);
+      } catch (err) {
+        if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+        await this.assertHealthy('delete', key);
+        return;
       }
+      // Deletions are ordered (manifests before their blobs): make each one durable before the next step.
+      await fsyncDir(path.dirname(file));
     });
-    return n;
   }
 
-  async delete(key: string): Promise<void> {
-    const file = this.pathOf(key);
+  /**
+   * Runs one operation and classifies what it throws: typed errors and programming errors pass; ENOENT/ENOTDIR/
+   * EISDIR of a read is CheckpointNotFoundError when the store is healthy; every other system error is
+   * StorageUnavailableError.
+   */
+  private async guard<T>(op: string, key: string, fn: () => Promise<T>): Promise<T> {
     try {
-      await fsp.unlink(file);
+      return await fn();
     } catch (err) {
-      if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
-      throw err;
+      if (!isSystemError(err)) throw err;
+      if (op === 'read' && isCode(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) {
+        await this.assertHealthy(op, key, err);
+        throw new CheckpointNotFoundError(key);
+      }
+      throw fsUnavailable(this.url, op, key, err);
     }
-    // Deletions are ordered (manifests before their blobs): make each one durable before the next step.
-    await fsyncDir(path.dirname(file));
+  }
+
+  /**
+   * Throws StorageUnavailableError unless the root is a directory and the key's top-level directory (the run's)
+   * is a directory or absent (a run with nothing stored yet). Called when a lookup found nothing, to tell a missing
+   * key from a store that is not there.
+   */
+  private async assertHealthy(op: string, key: string, cause?: unknown): Promise<void> {
+    const top = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
+    const dirs = top ? [this.root, path.join(this.root, top)] : [this.root];
+    for (const [i, dir] of dirs.entries()) {
+      let isDir: boolean;
+      try {
+        isDir = (await fsp.stat(dir)).isDirectory();
+      } catch (err) {
+        if (i > 0 && isCode(err, 'ENOENT')) return;
+        throw fsUnavailable(this.url, op, key, cause ?? err, {
+          why: `${dir}: ${(err as Error).message}`,
+          code: (err as NodeJS.ErrnoException).code,
+        });
+      }
+      if (!isDir) {
+        throw fsUnavailable(this.url, op, key, cause, {
+          why: `${dir} is not a directory`,
+          code: 'ENOTDIR',
+        });
+      }
+    }
   }
 
   /** Visits files under the directory part of `prefix` whose key starts with `prefix`. */
@@ -199,18 +260,21 @@ export class FsCheckpointStore implements CheckpointStore {
     const cut = prefix.lastIndexOf('/');
     const dirKey = cut < 0 ? '' : prefix.slice(0, cut);
     if (dirKey) assertKey(dirKey);
-    const recurse = async (dirPath: string, keyBase: string): Promise<void> => {
+    const recurse = async (dirPath: string, keyBase: string, first: boolean): Promise<void> => {
       let entries: import('node:fs').Dirent[];
       try {
         entries = await fsp.readdir(dirPath, { withFileTypes: true });
       } catch (err) {
-        if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
-        throw err;
+        if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+        // Nothing under the prefix, or no store at all? Deeper directories vanish only by concurrent deletes.
+        if (first) await this.assertHealthy('list', prefix, err);
+        return;
       }
       for (const e of entries) {
         const key = keyBase ? `${keyBase}/${e.name}` : e.name;
         if (e.isDirectory()) {
-          if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await recurse(path.join(dirPath, e.name), key);
+          if (key.startsWith(prefix) || prefix.startsWith(key + '/'))
+            await recurse(path.join(dirPath, e.name), key, false);
         } else if (
           e.name.startsWith(TEMP_PREFIX) ? includeTemp && `${keyBase}/`.startsWith(prefix) : key.startsWith(prefix)
         ) {
@@ -218,7 +282,7 @@ export class FsCheckpointStore implements CheckpointStore {
         }
       }
     };
-    await recurse(dirKey ? path.join(this.root, ...dirKey.split('/')) : this.root, dirKey);
+    await recurse(dirKey ? path.join(this.root, ...dirKey.split('/')) : this.root, dirKey, true);
   }
 
   private async writeFileAtomic(file: string, data: Uint8Array, syncDirNow: boolean): Promise<void> {

@@ -1,4 +1,4 @@
-// The byte-level store contract: where the manager's keys live, and the errors a store may throw.
+// The byte-level store contract: where the manager's keys live, and the three errors a store may throw.
 // Stores (fs.ts, s3.ts) import only this module; the factory (open.ts) imports the stores.
 
 /** Temp files are named `.tmp.<name>.<pid>.<random>` beside their target; list() never shows them. */
@@ -30,6 +30,12 @@ export interface WriteAtomicOptions {
   ifAbsent?: boolean;
 }
 
+/**
+ * Errors: a key that does not exist in a healthy store is CheckpointNotFoundError; a write-once key holding other
+ * bytes is CheckpointConflictError; every failure of the storage itself (unreachable, refused, full, not a
+ * directory, timed out) is StorageUnavailableError. Nothing else escapes a store except programming errors
+ * (an invalid key).
+ */
 export interface CheckpointStore {
   readonly url: string;
   /** Content-addressed write: may skip when the key already holds exactly these bytes. Durable before return. */
@@ -75,12 +81,34 @@ export class CheckpointConflictError extends Error {
   }
 }
 
-/** A storage request that failed for good (after bounded retries, or at once when retrying cannot help). */
-export class CheckpointStoreError extends Error {
-  override readonly name = 'CheckpointStoreError';
+export interface StorageFailureDetails {
+  /** The store operation: fs 'read' | 'write' | 'list' | 'stat' | 'delete'; s3 'GET' | 'PUT' | 'HEAD' | 'LIST' | 'DELETE'. */
+  op: string;
+  key: string;
+  /** Attempts made (the S3 store retries transient failures itself; the fs store tries once). */
+  attempts: number;
+  /**
+   * true: the failure may heal without anyone changing anything (network, timeout, 5xx, disk full, I/O error,
+   * store directory missing or replaced): retry later, with an alert. false: it needs an operator (permissions,
+   * read-only filesystem, wrong credentials, missing bucket, a request the server refuses): fail now.
+   */
+  retryable: boolean;
+  /** errno code (ENOTDIR, ENOSPC, ...) or S3 error code (AccessDenied, NoSuchBucket, TimeoutError, ...). */
+  code?: string;
+  /** HTTP status, for S3. */
+  status?: number;
+}
+
+/**
+ * The storage itself failed: it could not be reached, refused the operation, or is not in a usable state. Says
+ * nothing about any checkpoint: callers must never treat it as "damaged" or "missing", never fall back past it
+ * and never start a run over because of it. `retryable` says whether waiting can help.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = 'StorageUnavailableError';
   constructor(
     message: string,
-    readonly details: { op: string; key: string; attempts: number; retryable: boolean; code?: string; status?: number },
+    readonly details: StorageFailureDetails,
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -88,4 +116,38 @@ export class CheckpointStoreError extends Error {
   get code(): string | undefined {
     return this.details.code;
   }
+  get retryable(): boolean {
+    return this.details.retryable;
+  }
+}
+
+/** The old name of StorageUnavailableError (same class). */
+export { StorageUnavailableError as CheckpointStoreError };
+
+/** Filesystem errors that need an operator; every other errno is worth retrying. */
+const FS_NEEDS_OPERATOR = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/** An errno error from node (fs, net): has a string code and a syscall. */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string';
+}
+
+/**
+ * Wraps a failed filesystem call on store `url` as StorageUnavailableError, retryable unless it needs an operator.
+ * `found` overrides what is reported (e.g. the store root that is not a directory, rather than the key's path).
+ */
+export function fsUnavailable(
+  url: string,
+  op: string,
+  key: string,
+  err: unknown,
+  found?: { why: string; code?: string },
+): StorageUnavailableError {
+  const code = found ? found.code : (err as NodeJS.ErrnoException)?.code;
+  return new StorageUnavailableError(
+    `checkpoint storage ${url} is unavailable: ${op} ${key}: ${found?.why ?? (err as Error)?.message ?? String(err)}`,
+    { op, key, attempts: 1, retryable: !FS_NEEDS_OPERATOR.has(code ?? ''), code },
+    { cause: err },
+  );
 }
