@@ -115,7 +115,11 @@ describe('training workflow in process (mocked activities)', function () {
       const result = await handle.result();
       return { result, progress: await progressOf(handle) };
     });
-    assert.deepEqual(mock.prepareCalls, [{ runId: 'fresh', spec: asSent(mockSpec()), from: null }]);
+    assert.equal(mock.prepareCalls.length, 1);
+    assert.equal(mock.prepareCalls[0].runId, 'fresh');
+    assert.deepEqual(mock.prepareCalls[0].spec, asSent(mockSpec()));
+    assert.equal(mock.prepareCalls[0].from, null);
+    assert.equal(mock.prepareCalls[0].sourceSpec ?? null, null);
     assert.equal(mock.chunkCalls.length, 4);
     assert.equal(mock.chunkCalls[0].from, null);
     assert.ok(mock.chunkCalls.every((c) => c.steps === 2 && c.runId === 'fresh' && c.learningRateOverride === null));
@@ -225,7 +229,7 @@ describe('training workflow in process (mocked activities)', function () {
       const handle = await start();
       await held.started;
       const refusals: string[] = [];
-      for (const bad of [0, -0.1, 10.5, Number.NaN, Number.POSITIVE_INFINITY, '0.1' as unknown as number]) {
+      for (const bad of [0, -0.1, 10.5, Number.NaN, Number.POSITIVE_INFINITY, 1e-320, '0.1' as unknown as number]) {
         await assert.rejects(handle.executeUpdate(setLearningRateUpdate, { args: [bad] }), (err: unknown) => {
           assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
           refusals.push(String((err.cause as Error).message));
@@ -241,10 +245,11 @@ describe('training workflow in process (mocked activities)', function () {
       held.release();
       return { result: await handle.result(), progress: await progressOf(handle), refusals };
     });
-    assert.equal(refusals.length, 6);
+    assert.equal(refusals.length, 7);
     for (const r of refusals) assert.match(r, /^learning rate must be a number > 0 and <= 10, got /);
     assert.match(refusals[0], /got 0$/);
-    assert.match(refusals[5], /got "0\.1"$/);
+    assert.match(refusals[5], /got 1e-320$/, 'a rate that is 0 in float32 would stop training');
+    assert.match(refusals[6], /got "0\.1"$/);
     assert.deepEqual(progress.learningRateChanges, [
       { step: 2, value: 0.5 },
       { step: 2, value: 10 },
@@ -344,9 +349,10 @@ describe('training workflow in process (mocked activities)', function () {
   });
 
   it('a fork passes its source to prepareRun and trains on from the checkpoint prepareRun returns', async function () {
+    const sourceSpec = mockSpec({ learningRate: 0.001 });
     let source: ReturnType<MockTraining['checkpoint']> | undefined;
     const mock = mockOf({
-      prepare: (input, m) => {
+      prepare: (_input, m) => {
         source = m.checkpoint('parent', 4, 0.01);
         return {
           start: source,
@@ -361,14 +367,20 @@ describe('training workflow in process (mocked activities)', function () {
     });
     const from = { runId: 'parent', id: 'step-000000004-x' };
     const { result, progress } = await withWorker(mock, async (start) => {
-      const handle = await start({ from }, 'child');
+      const handle = await start({ from, sourceSpec }, 'child');
       const result = await handle.result();
       return { result, progress: await progressOf(handle) };
     });
-    assert.deepEqual(mock.prepareCalls, [{ runId: 'child', spec: asSent(mockSpec()), from }]);
+    assert.equal(mock.prepareCalls.length, 1);
+    assert.equal(mock.prepareCalls[0].runId, 'child');
+    assert.deepEqual(mock.prepareCalls[0].spec, asSent(mockSpec()));
+    assert.deepEqual(mock.prepareCalls[0].from, from);
+    assert.deepEqual(mock.prepareCalls[0].sourceSpec, asSent(sourceSpec), 'the source spec reaches prepareRun');
     assert.deepEqual(mock.chunkCalls[0].from, { runId: 'parent', id: source!.id });
     assert.equal(mock.chunkCalls[0].runId, 'child');
+    assert.deepEqual(mock.chunkCalls[0].sourceSpec, asSent(sourceSpec), 'the first chunk starts at the source');
     assert.deepEqual(mock.chunkCalls[1].from?.runId, 'child');
+    assert.equal(mock.chunkCalls[1].sourceSpec ?? null, null, 'later chunks start from the fork itself');
     assert.equal(mock.chunkCalls.length, 2);
     assert.equal(progress.startMode, 'fork');
     assert.equal(result.step, 8);
@@ -403,10 +415,11 @@ describe('training workflow in process (mocked activities)', function () {
       { ...damaged, step: 4 },
       { ...retried, step: 6 },
     ]);
-    assert.equal(result.recoveries, 2);
+    assert.equal(result.recoveries, 3, 'failures recovered from: one fallback, then a chunk retried after two crashes');
   });
 
   it('keeps only the newest 50 recoveries in progress, and counts the kept ones in the result', async function () {
+    // attempt 2 = one failure each, so the result counts one per kept recovery.
     const mock = mockOf({ totalSteps: 52, stepsPerEpoch: 52 });
     for (let i = 0; i < 52; i++)
       mock.recoverOn(i, { requested: null, restoredFrom: null, reason: `r${i}`, attempt: 2 });
