@@ -4,7 +4,13 @@ import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { stepCounts, validateSpec, SpecError } from '../spec/validate';
 import { initBackend } from '../training/backend';
-import { CheckpointManager, NoValidCheckpointError, openStore, type CheckpointStore } from '../checkpoint';
+import {
+  CheckpointManager,
+  formatProblems,
+  NoValidCheckpointError,
+  openStore,
+  type CheckpointStore,
+} from '../checkpoint';
 import {
   FailureTypes,
   type ChunkSummary,
@@ -19,7 +25,7 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
-import { describeProblems, nonRetryable, storageUnavailable } from './failures';
+import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
@@ -86,7 +92,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         }
         throw storageUnavailable(err, `cannot list the checkpoints of run ${input.runId}`);
       });
-      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: describeProblems(v.problems) }));
+      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: formatProblems(v.problems) }));
       if (latest) {
         // A fork never writes into another run: an id whose checkpoints are not this fork's own is refused.
         if (from && !(await rootedAt(own, latest.manifest, from))) {
@@ -125,7 +131,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         if (!check.ok) {
           throw nonRetryable(
             FailureTypes.CheckpointNotFound,
-            `fork source ${from.runId}:${from.id} is missing or damaged: ${describeProblems(check.problems)}`,
+            `fork source ${from.runId}:${from.id} is missing or damaged: ${formatProblems(check.problems)}`,
           );
         }
         const loaded = await src.load(from.id);

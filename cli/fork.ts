@@ -4,6 +4,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
 import { CliError, type Out } from './common';
+import { formatProblems } from '../checkpoint';
 import { managerForRun } from './checkpoints';
 import type { TemporalSettings } from './connection';
 import { startCommand } from './start';
@@ -76,10 +77,7 @@ export async function forkCommand(
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
     if (!v.ok)
-      throw new CliError(
-        `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${v.problems.map((p) => p.reason).join('; ')}`,
-        3,
-      );
+      throw new CliError(`checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${formatProblems(v.problems)}`, 3);
     step = (await manager.readManifest(checkpointId)).step;
   } else {
     const latest = await manager.latestValid();

@@ -102,7 +102,10 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
     const requestedStep = await src
       .readManifest(from.id)
       .then((m) => m.step)
-      .catch(() => Infinity);
+      .catch((e: unknown) => {
+        if (isDamagedOrMissing(e)) return Infinity;
+        throw storageUnavailable(e, `cannot read checkpoint ${from.runId}:${from.id}`);
+      });
     if (!fallback || fallback.manifest.step > requestedStep) {
       throw nonRetryable(
         FailureTypes.NoValidCheckpoint,

@@ -3,32 +3,10 @@ import * as path from 'node:path';
 import { FsCheckpointStore } from './fs';
 import type { CheckpointStore } from './interface';
 import { S3CheckpointStore, type S3StoreOptions } from './s3';
+import { parseStorageUrl } from '../../spec/storage-url';
 
-/** Where checkpoints live, as a storage URL names it. Relative file paths are resolved by openStore. */
-export type StorageLocation = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; prefix: string };
-
-/**
- * Parses a storage URL: `file://relative/path`, `file:///absolute/path` or `s3://bucket/prefix`. Pure; throws an
- * Error naming the URL and what is wrong with it.
- */
-export function parseStoreUrl(url: string): StorageLocation {
-  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/.exec(url ?? '');
-  if (!m)
-    throw new Error(`checkpoint storage ${JSON.stringify(url)} is not a URL: use file://PATH or s3://BUCKET/PREFIX`);
-  const scheme = m[1].toLowerCase();
-  const rest = m[2];
-  if (scheme === 'file') {
-    if (!rest) throw new Error(`checkpoint storage ${url} has no path: use file://PATH or file:///ABSOLUTE/PATH`);
-    return { kind: 'file', path: rest };
-  }
-  if (scheme === 's3') {
-    const slash = rest.indexOf('/');
-    const bucket = slash < 0 ? rest : rest.slice(0, slash);
-    if (!bucket) throw new Error(`checkpoint storage ${url} has no bucket: use s3://BUCKET/PREFIX`);
-    return { kind: 's3', bucket, prefix: slash < 0 ? '' : rest.slice(slash + 1) };
-  }
-  throw new Error(`checkpoint storage ${url}: unknown scheme ${scheme}:// (supported: file://, s3://)`);
-}
+// One rule for storage URLs: the spec refuses exactly what this factory cannot open.
+export { parseStorageUrl as parseStoreUrl, type StorageLocation } from '../../spec/storage-url';
 
 /**
  * S3 connection settings from the environment: DURABLE_TRAIN_S3_ENDPOINT, AWS_REGION (or AWS_DEFAULT_REGION,
@@ -64,7 +42,7 @@ export function s3OptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<S3S
  * cwd); S3 settings come from the environment (see s3OptionsFromEnv), with path-style addressing.
  */
 export function openStore(url: string, baseDir: string = process.cwd()): CheckpointStore {
-  const loc = parseStoreUrl(url);
+  const loc = parseStorageUrl(url);
   if (loc.kind === 'file') return new FsCheckpointStore(path.resolve(baseDir, loc.path));
   return new S3CheckpointStore({ bucket: loc.bucket, prefix: loc.prefix, ...s3OptionsFromEnv() });
 }
