@@ -1,0 +1,170 @@
+// The part every format shares once rows are decoded: labels to class indices or targets, the seeded split,
+// limits, and normalisation statistics from the train split only.
+import { Prng } from '../prng';
+import { DatasetError } from './errors';
+import type { DataSplit, DataTask } from './types';
+
+/** Decoded rows of any format, before the split. */
+export interface RawTable {
+  featureShape: number[];
+  featureNames: string[] | null;
+  /** n * featureSize raw values, row-major. */
+  x: Float32Array;
+  n: number;
+  /** One label per row, as text (numbers in their shortest decimal form). */
+  labels: string[];
+  /** For errors: where row i is, e.g. 'line 7 of file://data.csv'. */
+  where(i: number): string;
+  /** The spec field the labels come from, for errors. */
+  labelField: string;
+  /** The label column or field name, for errors. */
+  labelName: string;
+}
+
+export interface ShapeOptions {
+  task: DataTask;
+  testFraction: number;
+  trainLimit?: number;
+  testLimit?: number;
+  /** Compute and apply per-feature normalisation from the train split. */
+  normalize: boolean;
+}
+
+export interface FinishedTable {
+  classes: string[] | null;
+  train: DataSplit;
+  test: DataSplit;
+  normalization: { mean: number[]; std: number[] } | null;
+  trainLimit: number;
+  testLimit: number;
+}
+
+const NUMBER_RE = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+const INTEGER_RE = /^[+-]?\d+$/;
+
+/** A decimal number, or NaN for anything else (empty, words, hex, Infinity). */
+export function parseDecimal(s: string): number {
+  if (!NUMBER_RE.test(s)) return NaN;
+  const v = Number(s);
+  return Number.isFinite(v) ? v : NaN;
+}
+
+// The split must not draw from the trainer's own stream (seeded with the run seed itself).
+const SPLIT_SEED_SALT = 0x5eed5917;
+
+/** The split seed derived from the run seed. */
+export function splitSeed(seed: number): number {
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new DatasetError('seed', `must be an integer in [0, 2^32), got ${seed}`);
+  }
+  return (seed ^ SPLIT_SEED_SALT) >>> 0;
+}
+
+/** Row indices of the train and test splits: a seeded permutation, train first. */
+export function splitIndices(n: number, testFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
+  const perm = Prng.fromSeed(splitSeed(seed)).permutation(n);
+  const nTrain = Math.round(n * (1 - testFraction));
+  if (nTrain < 1 || nTrain >= n) {
+    throw new DatasetError(
+      'dataset.testFraction',
+      `${testFraction} of ${n} rows leaves ${nTrain < 1 ? 'no training rows' : 'no test rows'}; ` +
+        'use a fraction that gives both splits at least one row',
+    );
+  }
+  return { train: perm.subarray(0, nTrain), test: perm.subarray(nTrain) };
+}
+
+export function checkLimit(v: number | undefined, max: number, field: string, what: string): number {
+  if (v === undefined) return max;
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new DatasetError(field, `must be an integer in [1, ${max}] (${max} ${what}), got ${v}`);
+  }
+  return v;
+}
+
+function encodeLabels(t: RawTable, task: DataTask): { y: Int32Array | Float32Array; classes: string[] | null } {
+  const n = t.n;
+  if (task === 'regression') {
+    const y = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = parseDecimal(t.labels[i]);
+      if (Number.isNaN(v)) {
+        throw new DatasetError(
+          t.labelField,
+          `${JSON.stringify(t.labelName)} has the non-numeric value ${JSON.stringify(t.labels[i])} at ${t.where(i)}, ` +
+            'but task regression needs a number',
+        );
+      }
+      y[i] = v;
+    }
+    return { y, classes: null };
+  }
+  const allIntegers = t.labels.every((s) => INTEGER_RE.test(s));
+  // Integer labels are classes by value ('07' and '7' are one class), named and ordered numerically.
+  const keys = allIntegers ? t.labels.map((s) => String(Number(s))) : t.labels;
+  const distinct = [...new Set(keys)];
+  if (allIntegers) distinct.sort((a, b) => Number(a) - Number(b));
+  else distinct.sort(); // UTF-16 code unit order: the same on every machine, unlike localeCompare
+  const index = new Map(distinct.map((c, i) => [c, i]));
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) y[i] = index.get(keys[i])!;
+  return { y, classes: distinct };
+}
+
+function gather(x: Float32Array, y: Int32Array | Float32Array, size: number, rows: Int32Array): DataSplit {
+  const n = rows.length;
+  const gx = new Float32Array(n * size);
+  const gy = y instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  for (let k = 0; k < n; k++) {
+    const r = rows[k];
+    gx.set(x.subarray(r * size, (r + 1) * size), k * size);
+    gy[k] = y[r];
+  }
+  return { x: gx, y: gy, n };
+}
+
+/** Mean and population standard deviation per feature (std 0 becomes 1, so a constant feature maps to 0). */
+export function featureStats(x: Float32Array, n: number, size: number): { mean: number[]; std: number[] } {
+  const mean = new Float64Array(size);
+  const m2 = new Float64Array(size);
+  for (let i = 0; i < n; i++) {
+    const off = i * size;
+    for (let j = 0; j < size; j++) mean[j] += x[off + j];
+  }
+  for (let j = 0; j < size; j++) mean[j] /= n;
+  for (let i = 0; i < n; i++) {
+    const off = i * size;
+    for (let j = 0; j < size; j++) {
+      const d = x[off + j] - mean[j];
+      m2[j] += d * d;
+    }
+  }
+  const std = Array.from(m2, (s) => {
+    const v = Math.sqrt(s / n);
+    return v > 0 && Number.isFinite(v) ? v : 1;
+  });
+  return { mean: Array.from(mean), std };
+}
+
+export function applyNormalization(x: Float32Array, size: number, stats: { mean: number[]; std: number[] }): void {
+  for (let off = 0; off < x.length; off += size) {
+    for (let j = 0; j < size; j++) x[off + j] = (x[off + j] - stats.mean[j]) / stats.std[j];
+  }
+}
+
+export function finishTable(t: RawTable, opts: ShapeOptions, seed: number): FinishedTable {
+  const size = t.featureShape.reduce((a, b) => a * b, 1);
+  const { y, classes } = encodeLabels(t, opts.task);
+  const split = splitIndices(t.n, opts.testFraction, seed);
+  const trainLimit = checkLimit(opts.trainLimit, split.train.length, 'dataset.trainLimit', 'rows in the train split');
+  const testLimit = checkLimit(opts.testLimit, split.test.length, 'dataset.testLimit', 'rows in the test split');
+  const train = gather(t.x, y, size, split.train.subarray(0, trainLimit));
+  const test = gather(t.x, y, size, split.test.subarray(0, testLimit));
+  let normalization: FinishedTable['normalization'] = null;
+  if (opts.normalize) {
+    normalization = featureStats(train.x, train.n, size);
+    applyNormalization(train.x, size, normalization);
+    applyNormalization(test.x, size, normalization);
+  }
+  return { classes, train, test, normalization, trainLimit, testLimit };
+}
