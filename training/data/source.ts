@@ -80,12 +80,12 @@ export function checkSize(src: Source, size: number, maxBytes: number): void {
 }
 
 /** Refuses a dataset whose decoded arrays a worker would struggle to hold (float32 values, about twice over). */
-export function checkMemory(field: string, what: string, values: number, maxBytes: number): void {
+export function checkMemory(field: string, what: string, values: number, maxBytes: number, atLeast = false): void {
   const need = values * 4 * 2;
   if (need > maxBytes) {
     throw new DatasetError(
       field,
-      `${what} decodes to ${values} float32 values, about ${formatBytes(need)} of worker memory, more than the ` +
+      `${what} decodes to ${atLeast ? 'at least ' : ''}${values} float32 values, about ${formatBytes(need)} of worker memory, more than the ` +
         `dataset limit of ${formatBytes(maxBytes)}; use trainLimit/testLimit or fewer features, or ${RAISE_HINT}`,
     );
   }

@@ -2,7 +2,11 @@
 // limits, and normalisation statistics from the train split only.
 import { Prng } from '../prng';
 import { DatasetError } from './errors';
-import type { DataSplit, DataTask } from './types';
+import { checkMemory } from './source';
+import type { DataSplit, FileDataSpec } from './types';
+
+/** Labels as read: class names with an id per row (first-seen order), or regression targets. */
+export type RawLabels = { kind: 'classes'; keys: string[]; ids: Int32Array } | { kind: 'values'; values: Float32Array };
 
 /** Decoded rows of any format, before the split. */
 export interface RawTable {
@@ -11,18 +15,10 @@ export interface RawTable {
   /** n * featureSize raw values, row-major. */
   x: Float32Array;
   n: number;
-  /** One label per row, as text (numbers in their shortest decimal form). */
-  labels: string[];
-  /** For errors: where row i is, e.g. 'line 7 of file://data.csv'. */
-  where(i: number): string;
-  /** The spec field the labels come from, for errors. */
-  labelField: string;
-  /** The label column or field name, for errors. */
-  labelName: string;
+  labels: RawLabels;
 }
 
 export interface ShapeOptions {
-  task: DataTask;
   testFraction: number;
   trainLimit?: number;
   testLimit?: number;
@@ -82,33 +78,113 @@ export function checkLimit(v: number | undefined, max: number, field: string, wh
   return v;
 }
 
-function encodeLabels(t: RawTable, task: DataTask): { y: Int32Array | Float32Array; classes: string[] | null } {
-  const n = t.n;
-  if (task === 'regression') {
-    const y = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = parseDecimal(t.labels[i]);
-      if (Number.isNaN(v)) {
-        throw new DatasetError(
-          t.labelField,
-          `${JSON.stringify(t.labelName)} has the non-numeric value ${JSON.stringify(t.labels[i])} at ${t.where(i)}, ` +
-            'but task regression needs a number',
-        );
-      }
-      y[i] = v;
-    }
-    return { y, classes: null };
-  }
-  const allIntegers = t.labels.every((s) => INTEGER_RE.test(s));
+/** Class ids of rows from their label texts (first-seen order; encodeLabels sorts). */
+export function classLabels(texts: string[]): RawLabels {
+  const index = new Map<string, number>();
+  const ids = new Int32Array(texts.length);
+  texts.forEach((t, i) => {
+    let id = index.get(t);
+    if (id === undefined) index.set(t, (id = index.size));
+    ids[i] = id;
+  });
+  return { kind: 'classes', keys: [...index.keys()], ids };
+}
+
+function encodeLabels(labels: RawLabels): { y: Int32Array | Float32Array; classes: string[] | null } {
+  if (labels.kind === 'values') return { y: labels.values, classes: null };
+  const allIntegers = labels.keys.every((s) => INTEGER_RE.test(s));
   // Integer labels are classes by value ('07' and '7' are one class), named and ordered numerically.
-  const keys = allIntegers ? t.labels.map((s) => String(Number(s))) : t.labels;
+  const keys = allIntegers ? labels.keys.map((s) => String(Number(s))) : labels.keys;
   const distinct = [...new Set(keys)];
   if (allIntegers) distinct.sort((a, b) => Number(a) - Number(b));
   else distinct.sort(); // UTF-16 code unit order: the same on every machine, unlike localeCompare
   const index = new Map(distinct.map((c, i) => [c, i]));
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) y[i] = index.get(keys[i])!;
+  const remap = Int32Array.from(keys, (k) => index.get(k)!);
+  const y = Int32Array.from(labels.ids, (id) => remap[id]);
   return { y, classes: distinct };
+}
+
+/**
+ * Collects decoded rows: features into a growing Float32Array (refused once the worker memory estimate passes
+ * the limit), labels interned as class ids or parsed as regression targets.
+ */
+export class RowSink {
+  private x: Float32Array;
+  private cap = 0;
+  private ids: Int32Array | null;
+  private targets: Float32Array | null;
+  private readonly keys = new Map<string, number>();
+  private readonly size: number;
+  n = 0;
+
+  constructor(
+    private readonly spec: FileDataSpec,
+    private readonly url: string,
+    private readonly featureShape: number[],
+    private readonly featureNames: string[] | null,
+    private readonly maxBytes: number,
+  ) {
+    this.size = featureShape.reduce((a, b) => a * b, 1);
+    this.x = new Float32Array(0);
+    const regression = spec.task === 'regression';
+    this.ids = regression ? null : new Int32Array(0);
+    this.targets = regression ? new Float32Array(0) : null;
+  }
+
+  private grow(): void {
+    const need = this.n + 1;
+    checkMemory('dataset.path', this.url, need * this.size, this.maxBytes, true);
+    const cap = Math.max(need, Math.min(Math.max(1024, this.cap * 2), Math.floor(this.maxBytes / (8 * this.size))));
+    const x = new Float32Array(cap * this.size);
+    x.set(this.x);
+    this.x = x;
+    this.cap = cap;
+    if (this.ids) {
+      const ids = new Int32Array(cap);
+      ids.set(this.ids);
+      this.ids = ids;
+    } else {
+      const t = new Float32Array(cap);
+      t.set(this.targets!);
+      this.targets = t;
+    }
+  }
+
+  push(values: ArrayLike<number>, label: string, line: number): void {
+    if (this.n === this.cap) this.grow();
+    const i = this.n;
+    if (this.ids) {
+      let id = this.keys.get(label);
+      if (id === undefined) this.keys.set(label, (id = this.keys.size));
+      this.ids[i] = id;
+    } else {
+      const v = parseDecimal(label);
+      if (Number.isNaN(v)) {
+        throw new DatasetError(
+          'dataset.label',
+          `${JSON.stringify(this.spec.label)} has the non-numeric value ${JSON.stringify(label)} at line ${line} of ` +
+            `${this.url}, but task regression needs a number`,
+        );
+      }
+      this.targets![i] = v;
+    }
+    this.x.set(values, i * this.size);
+    this.n++;
+  }
+
+  finish(): RawTable {
+    const n = this.n;
+    const labels: RawLabels = this.ids
+      ? { kind: 'classes', keys: [...this.keys.keys()], ids: this.ids.slice(0, n) }
+      : { kind: 'values', values: this.targets!.slice(0, n) };
+    return {
+      featureShape: this.featureShape,
+      featureNames: this.featureNames,
+      x: this.x.slice(0, n * this.size),
+      n,
+      labels,
+    };
+  }
 }
 
 function gather(x: Float32Array, y: Int32Array | Float32Array, size: number, rows: Int32Array): DataSplit {
@@ -154,7 +230,7 @@ export function applyNormalization(x: Float32Array, size: number, stats: { mean:
 
 export function finishTable(t: RawTable, opts: ShapeOptions, seed: number): FinishedTable {
   const size = t.featureShape.reduce((a, b) => a * b, 1);
-  const { y, classes } = encodeLabels(t, opts.task);
+  const { y, classes } = encodeLabels(t.labels);
   const split = splitIndices(t.n, opts.testFraction, seed);
   const trainLimit = checkLimit(opts.trainLimit, split.train.length, 'dataset.trainLimit', 'rows in the train split');
   const testLimit = checkLimit(opts.testLimit, split.test.length, 'dataset.testLimit', 'rows in the test split');
