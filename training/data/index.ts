@@ -15,12 +15,12 @@ import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
 import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
-import { checkLimit, finishTable, splitSeed, type RawTable } from './table';
+import { checkLimit, finishTable, splitSeed, trainRows, type RawTable } from './table';
 import type { BuiltinDataSpec, DataSpec, FileDataSpec, LoadDataOptions, LoadedData } from './types';
 
 export { DatasetError } from './errors';
 export { DEFAULT_MAX_DATASET_BYTES, maxDatasetBytes } from './source';
-export { featureStats, splitIndices, splitSeed } from './table';
+export { applyNormalization, featureStats, splitIndices, splitSeed } from './table';
 export type * from './types';
 
 export const DEFAULT_TEST_FRACTION = 0.2;
@@ -228,14 +228,7 @@ async function loadFile(spec: CheckedFileSpec, sources: Source[], maxBytes: numb
 }
 
 function checkSplitSizes(n: number, spec: { testFraction: number; trainLimit?: number; testLimit?: number }): void {
-  const nTrain = Math.round(n * (1 - spec.testFraction));
-  if (nTrain < 1 || nTrain >= n) {
-    throw new DatasetError(
-      'dataset.testFraction',
-      `${spec.testFraction} of ${n} rows leaves ${nTrain < 1 ? 'no training rows' : 'no test rows'}; ` +
-        'use a fraction that gives both splits at least one row',
-    );
-  }
+  const nTrain = trainRows(n, spec.testFraction);
   checkLimit(spec.trainLimit, nTrain, 'dataset.trainLimit', 'rows in the train split');
   checkLimit(spec.testLimit, n - nTrain, 'dataset.testLimit', 'rows in the test split');
 }

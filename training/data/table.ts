@@ -56,9 +56,8 @@ export function splitSeed(seed: number): number {
   return (seed ^ SPLIT_SEED_SALT) >>> 0;
 }
 
-/** Row indices of the train and test splits: a seeded permutation, train first. */
-export function splitIndices(n: number, testFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
-  const perm = Prng.fromSeed(splitSeed(seed)).permutation(n);
+/** Rows in the train split (the rest are test rows); both must be at least one. */
+export function trainRows(n: number, testFraction: number): number {
   const nTrain = Math.round(n * (1 - testFraction));
   if (nTrain < 1 || nTrain >= n) {
     throw new DatasetError(
@@ -67,6 +66,13 @@ export function splitIndices(n: number, testFraction: number, seed: number): { t
         'use a fraction that gives both splits at least one row',
     );
   }
+  return nTrain;
+}
+
+/** Row indices of the train and test splits: a seeded permutation, train first. */
+export function splitIndices(n: number, testFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
+  const nTrain = trainRows(n, testFraction);
+  const perm = Prng.fromSeed(splitSeed(seed)).permutation(n);
   return { train: perm.subarray(0, nTrain), test: perm.subarray(nTrain) };
 }
 
@@ -222,6 +228,7 @@ export function featureStats(x: Float32Array, n: number, size: number): { mean: 
   return { mean: Array.from(mean), std };
 }
 
+/** Scales rows of features in place with stored statistics: (x - mean) / std per feature. */
 export function applyNormalization(x: Float32Array, size: number, stats: { mean: number[]; std: number[] }): void {
   for (let off = 0; off < x.length; off += size) {
     for (let j = 0; j < size; j++) x[off + j] = (x[off + j] - stats.mean[j]) / stats.std[j];
