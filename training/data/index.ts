@@ -169,9 +169,10 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   const maxBytes = maxDatasetBytes(opts.maxBytes);
   if (isBuiltinDataSpec(spec)) {
     checkBuiltinSpec(spec);
-    const data = spec.name === 'mnist' ? loadMnist(spec) : loadIris(spec, opts.seed);
-    checkMemory('dataset.name', spec.name, (data.train.n + data.test.n) * data.featureSize, maxBytes);
-    return data;
+    if (spec.name === 'iris') return loadIris(spec, opts.seed);
+    const n = (spec.trainLimit ?? MNIST_TRAIN_SIZE) + (spec.testLimit ?? MNIST_TEST_SIZE);
+    checkMemory('dataset.name', 'mnist', n * 784, maxBytes); // before decoding it
+    return loadMnist(spec);
   }
   const checked = checkFileSpec(spec);
   const sources = sourcesOf(checked, opts.baseDir);
