@@ -2,7 +2,12 @@
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
-import { stepCounts, validateSpec, SpecError } from '../spec/validate';
+import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { validateSpec, SpecError } from '../spec/validate';
+import { DatasetError } from '../training/data';
+import { loadTaskData } from '../training/task-data';
+import { Trainer } from '../training';
+import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
 import {
   CheckpointManager,
@@ -58,6 +63,18 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   const managerFor = (spec: RunSpec, runId: string) =>
     new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest });
 
+  /** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
+  const trainRows = async (spec: RunSpec): Promise<number> => {
+    const rows = builtinTrainRows(spec);
+    if (rows !== null) return rows;
+    try {
+      return (await loadTaskData(spec)).train.n;
+    } catch (err) {
+      if (err instanceof DatasetError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+      throw err;
+    }
+  };
+
   const checkSpec = (raw: RunSpec): RunSpec => {
     try {
       return validateSpec(raw);
@@ -71,7 +88,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       const hash = specHash(spec);
-      const { stepsPerEpoch, totalSteps } = stepCounts(spec);
+      const { stepsPerEpoch, totalSteps } = stepCounts(spec, await trainRows(spec));
       await probeWritable(storeFor(spec), input.runId, spec.checkpoint.storage);
       Context.current().heartbeat();
       const base = { totalSteps, stepsPerEpoch, specHash: hash };
@@ -147,6 +164,12 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         trainer.dispose();
         return { ...base, start: pointerOf(loaded.manifest), mode: 'fork', skipped, finished: null };
       }
+      // Build the model on the data once now, so a model that does not fit the data fails before any training.
+      const probe = await Trainer.create(spec).catch((err: unknown) => {
+        if (isConfigError(err)) throw nonRetryable(FailureTypes.InvalidSpec, (err as Error).message);
+        throw err;
+      });
+      probe.dispose();
       return { ...base, start: null, mode: 'fresh', skipped, finished: null };
     },
 

@@ -6,7 +6,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { validateSpec, SpecError, type RunSpec } from '../spec';
 import { progressQuery } from '../workflows/definitions';
 import { PROJECT_ROOT } from './tools';
-import { modelLabel } from '../spec/model';
+import { modelLabel } from '../spec/labels';
 import type { RunProgress, RunResult } from '../workflows/progress';
 import type { ChunkHeartbeat } from '../activities/types';
 

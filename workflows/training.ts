@@ -15,7 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
-import { modelLabel } from '../spec/model';
+import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
@@ -104,7 +104,7 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     upsertSearchAttributes({
       DurableTrainStatus: [progress.status],
       DurableTrainModel: [modelLabel(spec.model)],
-      DurableTrainDataset: [spec.dataset.name],
+      DurableTrainDataset: [datasetLabel(spec.dataset)],
       DurableTrainStep: [progress.step],
       ...(progress.bestAccuracy !== null ? { DurableTrainBestAccuracy: [progress.bestAccuracy] } : {}),
     });

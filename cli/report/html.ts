@@ -1,5 +1,6 @@
 // The report page: one self-contained HTML file (inline SVG and CSS, nothing fetched) with the run's summary,
 // its curves, recoveries, learning-rate changes, checkpoints, chunks and spec.
+import { datasetLabel, modelLabel } from '../../spec/labels';
 import { fmt } from '../common';
 import type { ChartModel } from './chart';
 import { currentStep, type ReportData } from './data';
@@ -46,7 +47,7 @@ function summaryRows(d: ReportData): Array<[string, string]> {
   const lastEval = d.evals[d.evals.length - 1];
   return [
     ['status', `${v.status}${p ? ` (${p.status})` : ''}${v.failure ? `: ${v.failure}` : ''}`],
-    ['model', d.spec ? `${d.spec.model} on ${d.spec.dataset.name}` : '-'],
+    ['model', d.spec ? `${modelLabel(d.spec.model)} on ${datasetLabel(d.spec.dataset)}` : '-'],
     ['steps', `${currentStep(d)} / ${d.totalSteps}`],
     ['final test accuracy / loss', res ? `${fmt(res.accuracy)} / ${fmt(res.loss)}` : '-'],
     [
