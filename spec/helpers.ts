@@ -8,7 +8,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 /** Training examples of a built-in dataset, or null for a file (known once it is read). */
 export function builtinTrainRows(spec: RunSpec): number | null {
   const ds = spec.dataset;
-  if ('format' in ds) return null;
+  if (!('name' in ds)) return null;
   return ds.trainLimit ?? DATASET_SIZES[ds.name].train;
 }
 

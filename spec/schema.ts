@@ -105,8 +105,16 @@ export const layerListModelSchema = strict({
   }
 });
 
+const registeredName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, 'must be a name like my-model (letters, digits, _ . -)')
+  .meta({ description: 'the name the worker registered it under (createTrainingWorker)' });
+
+/** A model built by code registered in the worker (the library's createTrainingWorker({ models })). */
+export const registeredModelSchema = strict({ registered: registeredName });
+
 export const modelSchema = z
-  .union([modelNameSchema, layerListModelSchema], {
+  .union([modelNameSchema, layerListModelSchema, registeredModelSchema], {
     error: (iss) =>
       iss.input === undefined
         ? `missing required field (one of: ${MODELS.join(', ')}, or { "layers": [...] })`
@@ -116,9 +124,13 @@ export const modelSchema = z
   })
   .meta({ description: 'a built-in model name, or { "layers": [...], "inputShape"?: [...] }' });
 
-/** The layers `freeze` may name for a model: the built-in's, or a layer list's layers that hold weights. */
-export function trainableLayersOf(model: z.output<typeof modelSchema>): readonly string[] {
+/**
+ * The layers `freeze` may name for a model: the built-in's, or a layer list's layers that hold weights; null for a
+ * registered model (its layers are known in the worker, which checks the names).
+ */
+export function trainableLayersOf(model: z.output<typeof modelSchema>): readonly string[] | null {
   if (typeof model === 'string') return MODEL_LAYERS[model];
+  if ('registered' in model) return null;
   return model.layers.flatMap((l, i) => (WEIGHTED_TYPES.includes(l.type) ? [layerNameOf(l, i)] : []));
 }
 export const datasetNameSchema = z.enum(DATASETS);
@@ -184,8 +196,11 @@ export const fileDatasetSchema = strict({
   testLimit: int(1, 1_000_000_000).optional(),
 });
 
+/** A dataset loaded by code registered in the worker (the library's createTrainingWorker({ datasets })). */
+export const registeredDatasetSchema = strict({ registered: registeredName });
+
 export const datasetSchema = z
-  .union([builtinDatasetSchema, fileDatasetSchema])
+  .union([builtinDatasetSchema, fileDatasetSchema, registeredDatasetSchema])
   .meta({ description: 'a built-in { name } or a file { format, path, label }' });
 
 export const learningRateSchema = z
@@ -372,7 +387,7 @@ export const runSpecSchema = strict(
 )
   .check((ctx) => {
     const s = ctx.value;
-    const trainLimit = 'format' in s.dataset ? Infinity : (s.dataset.trainLimit ?? DATASET_SIZES[s.dataset.name].train);
+    const trainLimit = 'name' in s.dataset ? (s.dataset.trainLimit ?? DATASET_SIZES[s.dataset.name].train) : Infinity;
     if (s.batchSize > trainLimit) {
       ctx.issues.push({
         code: 'custom',
@@ -407,8 +422,9 @@ export const runSpecSchema = strict(
         message: 'applies to the built-in models only; a layer list has dropout layers of its own',
       });
     }
-    if (s.freeze) {
-      const layers = trainableLayersOf(s.model);
+    const freezable = trainableLayersOf(s.model);
+    if (s.freeze && freezable) {
+      const layers = freezable;
       const seen = new Set<string>();
       for (const [i, name] of s.freeze.entries()) {
         let message: string | undefined;
@@ -524,15 +540,20 @@ function expandUnions(issues: readonly z.core.$ZodIssue[], input: unknown): z.co
     let value: unknown = input;
     for (const k of iss.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[k];
     const isObject = typeof value === 'object' && value !== null;
+    const has = (k: string) => isObject && k in (value as object);
     const branch =
       iss.path[0] === 'model'
-        ? isObject
-          ? 1
-          : 0
-        : iss.path[0] === 'dataset'
-          ? isObject && 'format' in (value as object)
+        ? has('registered')
+          ? 2
+          : isObject
             ? 1
             : 0
+        : iss.path[0] === 'dataset'
+          ? has('registered')
+            ? 2
+            : has('format')
+              ? 1
+              : 0
           : -1;
     if (branch < 0 || !iss.errors[branch]) return [iss];
     const nested = iss.errors[branch].map((e) => ({ ...e, path: [...iss.path, ...e.path] }) as z.core.$ZodIssue);

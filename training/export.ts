@@ -53,9 +53,9 @@ const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * The tf.layers model of `spec` with the `model/*` tensors of a checkpoint assigned by their stable names.
  * Throws naming any missing, mismatched or unexpected model tensor. The caller disposes the Net.
  */
-export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[], featureShape?: number[]): Net {
+export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[], featureShape?: number[], outputs = 10): Net {
   if (endianness() !== 'LE') throw new Error('export: checkpoints are little-endian; this host is big-endian');
-  const net = buildNet(spec, featureShape ?? [28, 28, 1]);
+  const net = buildNet(spec, featureShape ?? [28, 28, 1], outputs);
   try {
     const given = new Map(tensors.filter((t) => t.name.startsWith('model/')).map((t) => [t.name, t]));
     for (const p of net.all) {

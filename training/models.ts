@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
+import { registeredModel } from './registry';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
 import type { Prng } from './prng';
 
@@ -371,7 +372,18 @@ export function buildModel(name: ModelName, dropoutRate: number): Net {
 }
 
 /** The model a spec names, zero-initialized: a built-in, or a layer list whose input is one example of `inputShape`. */
-export function buildNet(spec: Pick<RunSpec, 'model' | 'dropout'>, inputShape: number[]): Net {
+export function buildNet(spec: RunSpec, inputShape: number[], outputs: number): Net {
+  if (typeof spec.model === 'object' && 'registered' in spec.model) {
+    const name = spec.model.registered;
+    let model: tf.LayersModel;
+    try {
+      model = registeredModel(name)({ spec, inputShape, outputs });
+    } catch (err) {
+      if (err instanceof Error && err.name === 'RegistryError') throw err;
+      throw new ConfigError(`model ${name}: its builder failed: ${(err as Error).message}`);
+    }
+    return new Net(name, 0, model, { registered: name, topology: model.toJSON(undefined, false) });
+  }
   if (typeof spec.model === 'string')
     return buildModel(spec.model, spec.dropout ?? (spec.model === 'mnist-cnn' ? 0.25 : 0));
   return buildFromLayers(spec.model.layers, spec.model.inputShape ?? inputShape);

@@ -186,7 +186,7 @@ async function prepare(spec: RunSpec): Promise<Parts> {
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
-  const net = buildNet(spec, data.featureShape);
+  const net = buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
     const out = net.model.outputs[0].shape;
