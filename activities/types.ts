@@ -2,10 +2,9 @@
 // Everything here travels in Temporal payloads: ids and small summaries, never tensors or bytes.
 import type { RunSpec } from '../spec/types';
 
-export interface CheckpointRef {
-  runId: string;
-  id: string;
-}
+// One definition of a checkpoint reference, the checkpoint layer's (type-only: workflows may import this file).
+import type { CheckpointRef } from '../checkpoint/types';
+export type { CheckpointRef };
 
 export interface CheckpointPointer extends CheckpointRef {
   step: number;

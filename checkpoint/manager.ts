@@ -4,6 +4,8 @@
 // Damage vs storage failure: a checkpoint is reported damaged or missing only when the store answered (a missing
 // key, bytes that do not verify). A StorageUnavailableError from the store always propagates unchanged: it never
 // becomes a verification problem, never makes latestValid skip a checkpoint, and never gets one deleted.
+// Over 400 lines on purpose: commit, verify, list, retention and blob GC are one protocol over one key layout; the
+// format, the stores and the retention policies live beside it (codec.ts, store/, retention.ts).
 import {
   assertJson,
   assertSafeName,

@@ -4,6 +4,8 @@
 // Types are z.output of the schema. Fields with a default are marked `.default(x).optional()`: validateSpec always
 // fills them in, but the type keeps them optional so code and tests may build a RunSpec without them (the trainer
 // applies the same defaults).
+// Over 400 lines on purpose: one schema is the single source of the types, defaults, messages and JSON Schema, and
+// its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and storage-url.ts.
 import { z } from 'zod';
 import {
   AUGMENT_SHIFT_MAX,

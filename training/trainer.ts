@@ -1,8 +1,9 @@
 // The step loop. One Trainer owns a model, an optimizer, a schedule, the PRNG and the data order of the
 // current epoch; snapshot() captures all of it as named bytes plus a small JSON state, and
 // fromSnapshot() continues bit for bit where the snapshot was taken (same backend).
+// Over 400 lines on purpose: the step, its epoch end and the snapshot share the trainer's private state. What needs
+// none of it lives beside: losses.ts, evaluate.ts, snapshot-io.ts, trainer-types.ts.
 import { createHash } from 'crypto';
-import { endianness } from 'os';
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
@@ -14,152 +15,23 @@ import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
+import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
+import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
+import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
+import {
+  DATA_ORDER_NAME,
+  type EvalResult,
+  type NamedTensorBytes,
+  type StepProgress,
+  type TrainerInfo,
+  type TrainerSnapshot,
+  type TrainerState,
+  type TrainResult,
+} from './trainer-types';
 
-export interface NamedTensorBytes {
-  name: string;
-  dtype: 'float32' | 'int32';
-  shape: number[];
-  /** Raw little-endian bytes, a copy. */
-  data: Uint8Array;
-}
-
-export interface EvalResult {
-  epoch: number;
-  step: number;
-  loss: number;
-  /** Classification only (null for regression). */
-  accuracy: number | null;
-  /** Regression only: mean absolute and mean squared error on the test split. */
-  mae?: number;
-  mse?: number;
-}
-
-export interface TrainerState {
-  step: number;
-  epoch: number;
-  batchInEpoch: number;
-  stepsPerEpoch: number;
-  totalSteps: number;
-  rng: { algorithm: string; state: number[] };
-  /** The schedule's own state, including the current learning rate. */
-  schedule: unknown;
-  /** The learning rate the next step uses. */
-  learningRate: number;
-  /** Shape of one example: what a layer-list model without an inputShape was built for (export rebuilds it). */
-  featureShape?: number[];
-  metrics: {
-    lastLoss: number | null;
-    lastAccuracy: number | null;
-    evals: EvalResult[];
-    best: { loss: number | null; accuracy: number | null };
-  };
-}
-
-export interface TrainerSnapshot {
-  /** model/*, opt/* and data/order (the int32 permutation of the current epoch). */
-  tensors: NamedTensorBytes[];
-  state: TrainerState;
-}
-
-export interface StepProgress {
-  step: number;
-  totalSteps: number;
-  epoch: number;
-  batchInEpoch: number;
-  loss: number;
-  /** Classification: the batch's accuracy; regression: null. */
-  accuracy: number | null;
-  learningRate: number;
-  samplesPerSec: number;
-}
-
-export interface TrainResult {
-  stepsRun: number;
-  done: boolean;
-  state: TrainerState;
-  /** Evaluations made during this call. */
-  evals: EvalResult[];
-}
-
-export interface TrainerInfo {
-  backend: string;
-  datasetFingerprint: string;
-  modelFingerprint: string;
-  parameterCount: number;
-}
-
-export const DATA_ORDER_NAME = 'data/order';
-const EVAL_BATCH = 250;
+export * from './trainer-types';
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function checkLittleEndian(): void {
-  if (endianness() !== 'LE') throw new Error('trainer: snapshots are little-endian; this host is big-endian');
-}
-
-function bytesOf(a: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-}
-
-function copyBytes(data: Uint8Array): ArrayBuffer {
-  const copy = new Uint8Array(data.byteLength);
-  copy.set(data);
-  return copy.buffer;
-}
-
-function sameShape(a: number[], b: number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function byName<T extends { name: string }>(a: T, b: T): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-function argmaxRow(v: Float32Array | Int32Array | Uint8Array, row: number, NUM_CLASSES: number): number {
-  let best = 0;
-  let bestVal = v[row * NUM_CLASSES];
-  for (let c = 1; c < NUM_CLASSES; c++) {
-    const x = v[row * NUM_CLASSES + c];
-    if (x > bestVal) {
-      bestVal = x;
-      best = c;
-    }
-  }
-  return best;
-}
-
-interface EvalAcc {
-  loss: number;
-  correct: number;
-  abs: number;
-  sq: number;
-}
-const newEvalAcc = (): EvalAcc => ({ loss: 0, correct: 0, abs: 0, sq: 0 });
-
-/** The regression loss of one residual `d` (huber with delta 1, as Keras). */
-function regressionLoss(name: RunSpec['loss'], d: number): number {
-  const a = Math.abs(d);
-  if (name === 'mae') return a;
-  if (name === 'huber') return a <= 1 ? 0.5 * d * d : a - 0.5;
-  return d * d;
-}
-
-/** Mean regression loss over the batch. */
-function regressionLossTensor(name: RunSpec['loss'], y: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
-  const d = tf.sub(y, target);
-  if (name === 'mae') return tf.mean(tf.abs(d)) as tf.Scalar;
-  if (name === 'huber') {
-    const a = tf.abs(d);
-    const quad = tf.minimum(a, 1);
-    return tf.mean(tf.add(tf.mul(0.5, tf.square(quad)), tf.sub(a, quad))) as tf.Scalar;
-  }
-  return tf.mean(tf.square(d)) as tf.Scalar;
-}
-
-/** Mean softmax cross-entropy over the batch. */
-function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
-}
 
 interface Parts {
   spec: RunSpec;
@@ -296,71 +168,9 @@ export class Trainer {
     const p = await prepare(spec);
     try {
       const st = snap.state;
-      const ints = ['step', 'epoch', 'batchInEpoch', 'stepsPerEpoch', 'totalSteps'] as const;
-      for (const k of ints) {
-        if (!(Number.isInteger(st[k]) && st[k] >= 0))
-          throw new Error(`snapshot state: ${k} must be an integer >= 0, got ${st[k]}`);
-      }
-      if (st.stepsPerEpoch !== p.stepsPerEpoch) {
-        throw new Error(
-          `snapshot state: stepsPerEpoch is ${st.stepsPerEpoch} but this spec gives ${p.stepsPerEpoch} (dataset.trainLimit or batchSize changed)`,
-        );
-      }
-      if (st.batchInEpoch >= st.stepsPerEpoch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
-        throw new Error(`snapshot state: step ${st.step} does not match epoch ${st.epoch} / batch ${st.batchInEpoch}`);
-      }
-      if (st.step > p.totalSteps)
-        throw new Error(`snapshot state: step ${st.step} is past this spec's ${p.totalSteps} total steps`);
-
-      const given = new Map<string, NamedTensorBytes>();
-      for (const t of snap.tensors) {
-        if (given.has(t.name)) throw new Error(`snapshot: tensor ${t.name} appears twice`);
-        given.set(t.name, t);
-      }
-      const take = (name: string, dtype: 'float32' | 'int32', shape: number[]): ArrayBuffer => {
-        const t = given.get(name);
-        if (!t) throw new Error(`snapshot: missing tensor ${name}`);
-        given.delete(name);
-        if (t.dtype !== dtype || !Array.isArray(t.shape) || !sameShape(t.shape, shape)) {
-          throw new Error(
-            `snapshot: tensor ${name} is ${t.dtype} ${JSON.stringify(t.shape)}, expected ${dtype} ${JSON.stringify(shape)}`,
-          );
-        }
-        const bytes = 4 * shape.reduce((a, b) => a * b, 1);
-        if (!(t.data instanceof Uint8Array) || t.data.byteLength !== bytes) {
-          throw new Error(`snapshot: tensor ${name} has ${t.data?.byteLength} bytes, expected ${bytes}`);
-        }
-        return copyBytes(t.data);
-      };
-
-      const assignments: Array<[tf.Variable, Float32Array, number[]]> = [];
-      for (const prm of [...p.net.all].sort(byName)) {
-        assignments.push([prm.variable, new Float32Array(take(prm.name, 'float32', prm.shape)), prm.shape]);
-      }
-      let iterations = 0;
-      if (opts.freshOptimizer) {
-        for (const name of [...given.keys()]) if (name.startsWith('opt/')) given.delete(name);
-      } else {
-        for (const [name, v] of p.opt.slotEntries()) {
-          assignments.push([v, new Float32Array(take(name, 'float32', v.shape)), v.shape]);
-        }
-        iterations = new Int32Array(take(p.opt.iterationsName, 'int32', []))[0];
-        if (iterations < 0) throw new Error(`snapshot: ${p.opt.iterationsName} is negative`);
-      }
+      checkState(st, p.stepsPerEpoch, p.totalSteps);
+      const { assignments, iterations, order } = takeTensors(p.net, p.opt, snap.tensors, p.data.train.n, opts);
       const n = p.data.train.n;
-      const order = new Int32Array(take(DATA_ORDER_NAME, 'int32', [n]));
-      const seen = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        const j = order[i];
-        if (!(j >= 0 && j < n) || seen[j])
-          throw new Error(`snapshot: ${DATA_ORDER_NAME} is not a permutation of 0..${n - 1}`);
-        seen[j] = 1;
-      }
-      if (given.size > 0) {
-        throw new Error(
-          `snapshot: unexpected tensor(s) ${[...given.keys()].join(', ')} (different model or optimizer?)`,
-        );
-      }
       const rng = Prng.fromState(st.rng);
       let schedule: LrSchedule;
       if (opts.freshSchedule) {
@@ -462,8 +272,9 @@ export class Trainer {
   evaluate(): Omit<EvalResult, 'epoch' | 'step'> {
     this.assertUsable();
     const acc = newEvalAcc();
-    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH) this.evalBatch(start, acc);
-    return this.evalOf(acc);
+    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH)
+      evalBatch(this.net, this.data, this.spec.loss, start, acc);
+    return evalOf(this.data, acc);
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
@@ -475,52 +286,10 @@ export class Trainer {
     for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
       this.assertUsable();
-      this.evalBatch(start, acc);
+      evalBatch(this.net, this.data, this.spec.loss, start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return this.evalOf(acc);
-  }
-
-  private evalOf(acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
-    const n = this.data.test.n;
-    if (this.data.task === 'classification') return { loss: acc.loss / n, accuracy: acc.correct / n };
-    return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
-  }
-
-  /** A batch of examples as a tensor of [count, ...featureShape]. */
-  private examples(x: Float32Array, count: number): tf.Tensor {
-    return tf.tensor(x, [count, ...this.data.featureShape], 'float32');
-  }
-
-  private evalBatch(start: number, acc: EvalAcc): void {
-    const test = this.data.test;
-    const size = this.data.featureSize;
-    const count = Math.min(EVAL_BATCH, test.n - start);
-    const classify = this.data.task === 'classification';
-    const out = tf.tidy(() => {
-      const y = this.net.forward(this.examples(test.x.subarray(start * size, (start + count) * size), count));
-      return classify ? tf.logSoftmax(y) : y;
-    });
-    try {
-      const v = out.dataSync() as Float32Array;
-      if (classify) {
-        const C = this.data.outputs;
-        for (let k = 0; k < count; k++) {
-          const label = test.y[start + k];
-          acc.loss -= v[k * C + label];
-          if (argmaxRow(v, k, C) === label) acc.correct += 1;
-        }
-      } else {
-        for (let k = 0; k < count; k++) {
-          const d = v[k] - test.y[start + k];
-          acc.abs += Math.abs(d);
-          acc.sq += d * d;
-          acc.loss += regressionLoss(this.spec.loss, d);
-        }
-      }
-    } finally {
-      out.dispose();
-    }
+    return evalOf(this.data, acc);
   }
 
   async train(opts: {
@@ -623,7 +392,7 @@ export class Trainer {
     try {
       if (this.data.images) randomShift(xs, count, this.shift, rng);
       out = tf.tidy(() => {
-        const x = this.examples(xs, count);
+        const x = examples(this.data, xs, count);
         const y = tf.tensor2d(targets, [count, classify ? C : 1]);
         return tf.variableGrads(() => {
           outputs = tf.keep(this.net.forward(x, mask, updates));

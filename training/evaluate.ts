@@ -1,0 +1,52 @@
+// Evaluation on the test split, batched, no randomness: loss and accuracy (classification) or mae and mse (regression).
+import * as tf from '@tensorflow/tfjs';
+import type { RunSpec } from '../spec/types';
+import { argmaxRow, regressionLoss, type EvalAcc } from './losses';
+import type { Net } from './models';
+import type { TaskData } from './task-data';
+import type { EvalResult } from './trainer-types';
+
+export const EVAL_BATCH = 250;
+
+export function evalOf(data: TaskData, acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
+  const n = data.test.n;
+  if (data.task === 'classification') return { loss: acc.loss / n, accuracy: acc.correct / n };
+  return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
+}
+
+/** A batch of examples as a tensor of [count, ...featureShape]. */
+export function examples(data: TaskData, x: Float32Array, count: number): tf.Tensor {
+  return tf.tensor(x, [count, ...data.featureShape], 'float32');
+}
+
+/** Adds the test examples from `start` (one batch) to `acc`. */
+export function evalBatch(net: Net, data: TaskData, loss: RunSpec['loss'], start: number, acc: EvalAcc): void {
+  const test = data.test;
+  const size = data.featureSize;
+  const count = Math.min(EVAL_BATCH, test.n - start);
+  const classify = data.task === 'classification';
+  const out = tf.tidy(() => {
+    const y = net.forward(examples(data, test.x.subarray(start * size, (start + count) * size), count));
+    return classify ? tf.logSoftmax(y) : y;
+  });
+  try {
+    const v = out.dataSync() as Float32Array;
+    if (classify) {
+      const C = data.outputs;
+      for (let k = 0; k < count; k++) {
+        const label = test.y[start + k];
+        acc.loss -= v[k * C + label];
+        if (argmaxRow(v, k, C) === label) acc.correct += 1;
+      }
+    } else {
+      for (let k = 0; k < count; k++) {
+        const d = v[k] - test.y[start + k];
+        acc.abs += Math.abs(d);
+        acc.sq += d * d;
+        acc.loss += regressionLoss(loss, d);
+      }
+    }
+  } finally {
+    out.dispose();
+  }
+}

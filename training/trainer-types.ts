@@ -1,0 +1,75 @@
+// The trainer's data types: what a snapshot holds, what a step and an evaluation report.
+export interface NamedTensorBytes {
+  name: string;
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  /** Raw little-endian bytes, a copy. */
+  data: Uint8Array;
+}
+
+export interface EvalResult {
+  epoch: number;
+  step: number;
+  loss: number;
+  /** Classification only (null for regression). */
+  accuracy: number | null;
+  /** Regression only: mean absolute and mean squared error on the test split. */
+  mae?: number;
+  mse?: number;
+}
+
+export interface TrainerState {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  rng: { algorithm: string; state: number[] };
+  /** The schedule's own state, including the current learning rate. */
+  schedule: unknown;
+  /** The learning rate the next step uses. */
+  learningRate: number;
+  /** Shape of one example: what a layer-list model without an inputShape was built for (export rebuilds it). */
+  featureShape?: number[];
+  metrics: {
+    lastLoss: number | null;
+    lastAccuracy: number | null;
+    evals: EvalResult[];
+    best: { loss: number | null; accuracy: number | null };
+  };
+}
+
+export interface TrainerSnapshot {
+  /** model/*, opt/* and data/order (the int32 permutation of the current epoch). */
+  tensors: NamedTensorBytes[];
+  state: TrainerState;
+}
+
+export interface StepProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  batchInEpoch: number;
+  loss: number;
+  /** Classification: the batch's accuracy; regression: null. */
+  accuracy: number | null;
+  learningRate: number;
+  samplesPerSec: number;
+}
+
+export interface TrainResult {
+  stepsRun: number;
+  done: boolean;
+  state: TrainerState;
+  /** Evaluations made during this call. */
+  evals: EvalResult[];
+}
+
+export interface TrainerInfo {
+  backend: string;
+  datasetFingerprint: string;
+  modelFingerprint: string;
+  parameterCount: number;
+}
+
+export const DATA_ORDER_NAME = 'data/order';
