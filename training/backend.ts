@@ -140,8 +140,13 @@ async function activate(name: BackendName): Promise<BackendInfo> {
 /** Where `npm run setup:native` puts its tfjs-node, relative to the project root. */
 export const PRIVATE_TFJS_NODE = path.join('.tools', 'tfjs-node', 'node_modules', '@tensorflow', 'tfjs-node');
 
+/** Overrides where the private tfjs-node build is looked for (a directory; one without package.json: none). */
+export const TFJS_NODE_DIR_ENV_VAR = 'DURABLE_TRAIN_TFJS_NODE_DIR';
+
 /** The private tfjs-node build, looked for in the directories above this file (source or dist/), or null. */
 export function privateTfjsNodeDir(): string | null {
+  const override = process.env[TFJS_NODE_DIR_ENV_VAR];
+  if (override) return fs.existsSync(path.join(override, 'package.json')) ? path.resolve(override) : null;
   for (let dir = __dirname; ;) {
     const candidate = path.join(dir, PRIVATE_TFJS_NODE);
     if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
