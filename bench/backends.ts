@@ -481,7 +481,8 @@ async function main(): Promise<void> {
   const keras = await kerasReference(budgetMs);
   const kerasSps = typeof keras.samplesPerSec === 'number' ? keras.samplesPerSec : null;
   const tfDeterminism =
-    process.argv.includes('--no-tf-determinism') || unavailable.tensorflow
+    // A budget under 1 s is run-all's --quick smoke run: the experiment takes minutes.
+    process.argv.includes('--no-tf-determinism') || unavailable.tensorflow || budgetMs < 1000
       ? 'skipped'
       : await tfDeterminismExperiment();
   const wasmThreads = process.argv.includes('--no-threads') ? 'skipped' : await wasmThreadsExperiment(budgetMs);
