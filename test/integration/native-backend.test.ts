@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { privateTfjsNodeDir } from '../../training/backend';
+import { privateTfjsNodeDir, TFJS_NODE_DIR_ENV_VAR } from '../../training/backend';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import {
@@ -59,6 +59,7 @@ function ensureNativeBuild(): string | null {
     timeout: 1_500_000,
   });
   if (r.status === 0 && nativeBuildPresent()) return null;
+  if (r.status === 0) return `npm run setup:native succeeded, yet no tfjs-node is found (${TFJS_NODE_DIR_ENV_VAR}?)`;
   return `npm run setup:native failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${(r.stderr ?? '').trim().slice(-1500)}`;
 }
 
