@@ -112,6 +112,8 @@ describe('native TensorFlow backend: exact resume after SIGKILL (real dev server
     for (const w of workers.splice(0)) await w.kill('SIGKILL');
   });
   after(async function () {
+    // Also the reference worker, when the before hook failed before stopping it.
+    for (const w of workers.splice(0)) await w.kill('SIGKILL');
     await cluster?.close();
   });
 
