@@ -1,11 +1,15 @@
-// Training throughput per TF.js backend: samples/s of SGD steps (forward, backward, update) at batch 64 for
-// a 784-128-10 MLP and a small CNN, every available backend measured in this one process. Then an
-// experiment on whether the wasm backend's threaded build would help (see wasmThreadsExperiment).
+// Training throughput per TF.js backend, every available backend measured in this one process:
+//   - standalone models: samples/s of SGD steps (forward, backward, update) at batch 64 for a 784-128-10 MLP
+//     and a small CNN, with tfjs's own gradients (this measures backends, not training/'s model code);
+//   - trainer: the mnist-cnn as durable-train trains it (training/'s Trainer: Adam, dropout 0.25, our conv
+//     gradients), batch 64, beside the same network in Keras on TensorFlow-CPU (bench/keras_reference.py, run
+//     from the tool venv that `npm run setup:native` fills), with the ratio of each backend to Keras.
+// Then whether the tensorflow backend's weights are reproducible under each TensorFlow setting and what each
+// costs (tfDeterminismExperiment), and whether the wasm backend's threaded build would help (wasmThreadsExperiment).
 //
-//   npx tsc -p tsconfig.json && node dist/bench/backends.js [--budget-ms 8000] [--no-threads]
+//   npx tsc -p tsconfig.json && node dist/bench/backends.js [--budget-ms 8000] [--no-threads] [--no-tf-determinism]
 //
-// Prints one JSON object on stdout; progress and tfjs's own messages go to stderr. The models are
-// standalone on purpose: this measures backends, not training/'s model code.
+// Prints one JSON object on stdout; progress and tfjs's own messages go to stderr.
 import { execFile } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -13,7 +17,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendName } from '../training/backend';
+import type { RunSpec } from '../spec/types';
+import { initBackend, TENSORFLOW_ENV_DEFAULTS, type BackendName } from '../training/backend';
+import { Trainer as DtTrainer } from '../training/trainer';
 
 const BATCH = 64;
 
@@ -177,6 +183,143 @@ function arg(name: string): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The mnist-cnn as training/ trains it, and Keras's figure for the same network.
+// ---------------------------------------------------------------------------------------------------------
+
+const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+
+function trainerSpec(batchSize = BATCH): RunSpec {
+  return {
+    model: 'mnist-cnn',
+    dataset: { name: 'mnist', trainLimit: 6400, testLimit: 100 },
+    epochs: 10,
+    batchSize,
+    seed: 7,
+    dropout: 0.25,
+    optimizer: { name: 'adam', learningRate: 1e-3 },
+    chunkSteps: 100,
+    checkpoint: { storage: 'file://unused' },
+  } as RunSpec;
+}
+
+interface TrainerMeasurement {
+  backend: string;
+  samplesPerSec: number;
+  msPerStep: number;
+  steps: number;
+  firstStepMs: number;
+}
+
+/** Trainer steps (no epoch end inside: 100 steps per epoch) after one warm-up step, until budgetMs. */
+async function measureTrainer(backend: string, budgetMs: number, maxSteps = 60): Promise<TrainerMeasurement> {
+  const t = await DtTrainer.create(trainerSpec());
+  try {
+    let t0 = performance.now();
+    await t.train({ maxSteps: 1 });
+    const firstStepMs = performance.now() - t0;
+    let steps = 0;
+    t0 = performance.now();
+    while (steps < maxSteps && (steps === 0 || performance.now() - t0 < budgetMs)) {
+      await t.train({ maxSteps: 5 });
+      steps += 5;
+    }
+    const ms = (performance.now() - t0) / steps;
+    return {
+      backend,
+      samplesPerSec: round((BATCH * 1000) / ms),
+      msPerStep: round(ms),
+      steps,
+      firstStepMs: round(firstStepMs),
+    };
+  } finally {
+    t.dispose();
+  }
+}
+
+async function kerasReference(budgetMs: number): Promise<Record<string, unknown>> {
+  const python = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'python');
+  const script = path.join(PROJECT_ROOT, 'bench', 'keras_reference.py');
+  if (!fs.existsSync(python)) return { error: `no tool venv at ${python}: run npm run setup:native` };
+  try {
+    const { stdout } = await promisify(execFile)(python, [script, '--seconds', String(Math.max(budgetMs / 1000, 1))], {
+      timeout: 600_000,
+      maxBuffer: 1 << 24,
+    });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+  } catch (err) {
+    return {
+      error: `${script} failed (is tensorflow-cpu in the tool venv? npm run setup:native): ${(err as Error).message.slice(0, 500)}`,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// tensorflow backend: reproducibility and cost per TensorFlow setting. Each setting runs in two fresh
+// processes (TensorFlow reads these variables once, when it loads); each process trains the mnist-cnn
+// (training/'s Trainer) DET_STEPS steps twice from the same seed and reports both weight hashes.
+// ---------------------------------------------------------------------------------------------------------
+
+const DET_STEPS = 30;
+
+const TF_SETTINGS: Record<string, Record<string, string>> = {
+  // What training/backend.ts sets when the environment does not.
+  pinned: { ...TENSORFLOW_ENV_DEFAULTS },
+  // TensorFlow's own defaults: pools sized by the core count, oneDNN on.
+  tfDefault: { TF_NUM_INTRAOP_THREADS: '0', TF_NUM_INTEROP_THREADS: '0', TF_DETERMINISTIC_OPS: '0' },
+  oneThread: { ...TENSORFLOW_ENV_DEFAULTS, TF_NUM_INTRAOP_THREADS: '1' },
+  oneDnnOff: { ...TENSORFLOW_ENV_DEFAULTS, TF_ENABLE_ONEDNN_OPTS: '0' },
+  oneThreadOneDnnOff: { ...TENSORFLOW_ENV_DEFAULTS, TF_NUM_INTRAOP_THREADS: '1', TF_ENABLE_ONEDNN_OPTS: '0' },
+};
+
+async function tfDeterminismChild(): Promise<void> {
+  await initBackend('tensorflow');
+  const runs: Array<{ hash: string; msPerStep: number }> = [];
+  for (let r = 0; r < 2; r++) {
+    const t = await DtTrainer.create(trainerSpec());
+    try {
+      await t.train({ maxSteps: 1 });
+      const t0 = performance.now();
+      await t.train({ maxSteps: DET_STEPS - 1 });
+      runs.push({ hash: t.weightsSha256(), msPerStep: round((performance.now() - t0) / (DET_STEPS - 1)) });
+    } finally {
+      t.dispose();
+    }
+  }
+  process.stdout.write(JSON.stringify(runs) + '\n');
+}
+
+async function tfDeterminismExperiment(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const hashes: Record<string, string> = {};
+  for (const [name, env] of Object.entries(TF_SETTINGS)) {
+    console.error(`bench: tensorflow determinism, ${name} ...`);
+    const procs: Array<Array<{ hash: string; msPerStep: number }>> = [];
+    for (let p = 0; p < 2; p++) {
+      const { stdout } = await promisify(execFile)(process.execPath, [__filename, '--child-tf-determinism'], {
+        env: { ...process.env, ...env, DURABLE_TRAIN_BACKEND: 'tensorflow' },
+        timeout: 600_000,
+        maxBuffer: 1 << 24,
+      });
+      procs.push(JSON.parse(stdout.trim().split('\n').pop()!) as Array<{ hash: string; msPerStep: number }>);
+    }
+    const all = procs.flat();
+    hashes[name] = all[0].hash;
+    out[name] = {
+      env,
+      identicalInProcess: procs.every((r) => r[0].hash === r[1].hash),
+      identicalAcrossProcesses: procs[0][0].hash === procs[1][0].hash,
+      weightsSha256: all[0].hash.slice(0, 16),
+      msPerStepMedian: round([...all.map((r) => r.msPerStep)].sort((a, b) => a - b)[Math.floor(all.length / 2)]),
+    };
+  }
+  return {
+    steps: DET_STEPS,
+    settings: out,
+    sameWeightsAsPinned: Object.fromEntries(Object.entries(hashes).map(([k, h]) => [k, h === hashes.pinned])),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // wasm multithreading experiment. tfjs-backend-wasm 4.22 never selects its threaded build in Node
 // (WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE, tfjs #3830); forcing the flag fails because its
 // pthread workers are started from blob: URLs, which Node's Worker rejects. Even then it would use
@@ -310,9 +453,11 @@ async function main(): Promise<void> {
   const budgetMs = Number(arg('--budget-ms') ?? 8000);
   const childThreads = arg('--child-wasm-threads');
   if (childThreads) return threadedChild(Number(childThreads), budgetMs);
+  if (process.argv.includes('--child-tf-determinism')) return tfDeterminismChild();
 
   const loadBefore = os.loadavg().map((v) => round(v, 2));
   const results: Measurement[] = [];
+  const trainer: TrainerMeasurement[] = [];
   const unavailable: Record<string, string> = {};
   const backends: Record<string, unknown> = {};
   for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
@@ -326,7 +471,20 @@ async function main(): Promise<void> {
       console.error(`bench: ${name} ${kind} ...`);
       results.push(measure(name, kind, budgetMs));
     }
+    // The cpu backend takes seconds per CNN step: the trainer figure would only measure patience.
+    if (name !== 'cpu') {
+      console.error(`bench: ${name} trainer mnist-cnn ...`);
+      trainer.push(await measureTrainer(name, budgetMs));
+    }
   }
+  console.error('bench: keras reference ...');
+  const keras = await kerasReference(budgetMs);
+  const kerasSps = typeof keras.samplesPerSec === 'number' ? keras.samplesPerSec : null;
+  const tfDeterminism =
+    // A budget under 1 s is run-all's --quick smoke run: the experiment takes minutes.
+    process.argv.includes('--no-tf-determinism') || unavailable.tensorflow || budgetMs < 1000
+      ? 'skipped'
+      : await tfDeterminismExperiment();
   const wasmThreads = process.argv.includes('--no-threads') ? 'skipped' : await wasmThreadsExperiment(budgetMs);
 
   const out = {
@@ -349,6 +507,17 @@ async function main(): Promise<void> {
         Object.fromEntries(results.filter((r) => r.model === k).map((r) => [r.backend, r.samplesPerSec])),
       ]),
     ),
+    // The mnist-cnn as durable-train trains it, beside Keras: the issue's goals are wasm >= 0.5 and
+    // tensorflow >= 0.67 of Keras's samples/s.
+    mnistCnnTrainer: {
+      batch: BATCH,
+      results: trainer,
+      keras,
+      ratioToKeras: kerasSps
+        ? Object.fromEntries(trainer.map((r) => [r.backend, round(r.samplesPerSec / kerasSps, 2)]))
+        : null,
+    },
+    tfDeterminism,
     wasmThreads,
   };
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');

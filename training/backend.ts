@@ -1,8 +1,11 @@
 // Chooses the TF.js backend for this process.
 //
-// auto: 'tensorflow' when @tensorflow/tfjs-node is installed and loads (it is an optional accelerator: its
-// install script downloads libtensorflow, which is not possible everywhere), else 'wasm' (XNNPACK, SIMD)
-// with the kernels tfjs-backend-wasm lacks registered by us, else the pure-JS 'cpu' backend.
+// auto: 'tensorflow' when @tensorflow/tfjs-node loads, else 'wasm' (XNNPACK, SIMD) with the kernels
+// tfjs-backend-wasm lacks registered by us, else the pure-JS 'cpu' backend. tfjs-node is an optional
+// accelerator, found in node_modules (a plain npm install, where its install script can download
+// libtensorflow) or else in the private build `npm run setup:native` makes under .tools/tfjs-node (its
+// binding compiled against TensorFlow's PyPI wheel). Its tensorflow backend computes with TensorFlow's own
+// thread pools, pinned to a fixed size by TENSORFLOW_ENV_DEFAULTS so that its results do not depend on the machine.
 //
 // The wasm backend runs single-threaded in Node: tfjs-backend-wasm 4.22 disables its threaded build there
 // (WASM_HAS_MULTITHREAD_SUPPORT is false under IS_NODE, tfjs #3830), and forcing it fails because Node
@@ -10,6 +13,7 @@
 // reproducible run to run, which the resume-equals-uninterrupted guarantee relies on.
 //
 // Backends are loaded lazily, so importing this module changes nothing until initBackend() runs.
+import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
@@ -133,7 +137,49 @@ async function activate(name: BackendName): Promise<BackendInfo> {
   return info;
 }
 
+/** Where `npm run setup:native` puts its tfjs-node, relative to the project root. */
+export const PRIVATE_TFJS_NODE = path.join('.tools', 'tfjs-node', 'node_modules', '@tensorflow', 'tfjs-node');
+
+/** Overrides where the private tfjs-node build is looked for (a directory; one without package.json: none). */
+export const TFJS_NODE_DIR_ENV_VAR = 'DURABLE_TRAIN_TFJS_NODE_DIR';
+
+/** The private tfjs-node build, looked for in the directories above this file (source or dist/), or null. */
+export function privateTfjsNodeDir(): string | null {
+  const override = process.env[TFJS_NODE_DIR_ENV_VAR];
+  if (override) return fs.existsSync(path.join(override, 'package.json')) ? path.resolve(override) : null;
+  for (let dir = __dirname; ;) {
+    const candidate = path.join(dir, PRIVATE_TFJS_NODE);
+    if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+
+/**
+ * TensorFlow settings read once, when libtensorflow loads, so they are set before it does; each is left alone
+ * when already set in the environment. Measured on tensorflow-cpu 2.21 (mnist-cnn, 30 Adam steps, in one process
+ * and across processes): every setting gave the same weights run after run, but the weights depend on the
+ * intra-op thread count (TensorFlow splits reductions by the pool's size, and its default size is the number of
+ * cores) and on oneDNN being on or off. So the pool size is pinned rather than taken from the machine: a run
+ * resumed on a worker with another core count then computes the same sums. Workers of one run must agree on
+ * these values (set them the same everywhere, or leave them to these defaults). TF_DETERMINISTIC_OPS changed
+ * nothing on CPU and cost nothing measurable; it is on as a guard against any nondeterministic kernel.
+ */
+export const TENSORFLOW_ENV_DEFAULTS: Readonly<Record<string, string>> = {
+  TF_NUM_INTRAOP_THREADS: '2',
+  TF_NUM_INTEROP_THREADS: '1',
+  TF_DETERMINISTIC_OPS: '1',
+  // Quiet TensorFlow's INFO lines (oneDNN and CPU feature notices) on the worker's stderr.
+  TF_CPP_MIN_LOG_LEVEL: '1',
+};
+
+function applyTensorflowDefaults(): void {
+  for (const [k, v] of Object.entries(TENSORFLOW_ENV_DEFAULTS)) if (process.env[k] === undefined) process.env[k] = v;
+}
+
 function loadTfjsNode(): void {
+  applyTensorflowDefaults();
   try {
     // A plain require so that its absence is an ordinary, silent MODULE_NOT_FOUND.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -141,8 +187,24 @@ function loadTfjsNode(): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const absent = e.code === 'MODULE_NOT_FOUND' && /'@tensorflow\/tfjs-node'/.test(e.message);
-    if (absent) throw new BackendUnavailable('@tensorflow/tfjs-node is not installed', true);
-    throw new BackendUnavailable(`@tensorflow/tfjs-node failed to load: ${messageOf(err)}`);
+    if (!absent) throw new BackendUnavailable(`@tensorflow/tfjs-node failed to load: ${messageOf(err)}`);
+    const dir = privateTfjsNodeDir();
+    if (!dir) {
+      throw new BackendUnavailable(
+        '@tensorflow/tfjs-node is not installed (run `npm run setup:native` to build it from the registries)',
+        true,
+      );
+    }
+    try {
+      // Its require('@tensorflow/tfjs') resolves up the tree to the project's own tfjs (the setup removes the
+      // private copies), so it registers the backend with the engine this process uses.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require(dir);
+    } catch (err2) {
+      throw new BackendUnavailable(
+        `the tfjs-node built by setup:native (${dir}) failed to load: ${messageOf(err2)}; rerun npm run setup:native`,
+      );
+    }
   }
   if (!tf.findBackendFactory('tensorflow')) {
     throw new BackendUnavailable(

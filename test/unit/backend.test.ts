@@ -239,11 +239,18 @@ if (typeof describe === 'function') {
         } catch {
           // not installed: the expected case on machines that cannot download libtensorflow
         }
+        // An earlier auto may have chosen the setup:native build; choose afresh, with that build hidden too.
+        resetBackendChoice();
         const before = tf.getBackend();
-        await assert.rejects(
-          initBackend('tensorflow'),
-          /tfjs backend 'tensorflow' is unavailable: @tensorflow\/tfjs-node is not installed/,
-        );
+        process.env.DURABLE_TRAIN_TFJS_NODE_DIR = path.join(os.tmpdir(), 'durable-train-no-tfjs-node');
+        try {
+          await assert.rejects(
+            initBackend('tensorflow'),
+            /tfjs backend 'tensorflow' is unavailable: @tensorflow\/tfjs-node is not installed/,
+          );
+        } finally {
+          delete process.env.DURABLE_TRAIN_TFJS_NODE_DIR;
+        }
         assert.strictEqual(tf.getBackend(), before, 'a failed explicit choice leaves the backend alone');
       });
 
@@ -257,7 +264,10 @@ if (typeof describe === 'function') {
             return false;
           }
         })();
-        const auto = await inChild(script, { DURABLE_TRAIN_BACKEND: '' });
+        const auto = await inChild(script, {
+          DURABLE_TRAIN_BACKEND: '',
+          DURABLE_TRAIN_TFJS_NODE_DIR: path.join(os.tmpdir(), 'durable-train-no-tfjs-node'),
+        });
         const autoInfo = JSON.parse(auto.stdout) as { name: string; fallbackReason?: string };
         assert.strictEqual(autoInfo.name, tfjsNode ? 'tensorflow' : 'wasm');
         assert.strictEqual(autoInfo.fallbackReason, undefined, 'an absent optional tfjs-node is not a fallback');
