@@ -9,7 +9,7 @@ import { connectClient, temporalSettings } from './cli/connection';
 import { checkpointsList, checkpointsShow, checkpointsVerify, managerForRun } from './cli/checkpoints';
 import { startDevServer } from './cli/dev-server';
 import { mainCommand } from './cli/main';
-import { startCommand } from './cli/start';
+import { assertStorageOpens, startCommand } from './cli/start';
 import { statusCommand } from './cli/status';
 import { watchRun } from './cli/watch';
 import { runWorker } from './cli/worker';
@@ -144,6 +144,7 @@ async function run(argv: string[]): Promise<number> {
       if (!v.spec) throw new CliError('start: --spec FILE is required', 2);
       const runId = v['run-id'] === undefined ? undefined : runIdArg(v['run-id']);
       const spec = loadSpecFile(v.spec); // validated before anything is started
+      assertStorageOpens(spec);
       const settings = temporalSettings();
       const client = await connectClient(settings);
       await startCommand(client, settings, out, { spec, runId, wait: v.wait });

@@ -6,7 +6,8 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { CliError, defaultRunId, fmt, type Out } from './common';
+import { openStore } from '../checkpoint';
+import { CliError, defaultRunId, EXIT, fmt, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
 
 export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
@@ -16,6 +17,19 @@ export async function hasSearchAttributes(client: Client, namespace: string): Pr
     return Object.keys(SEARCH_ATTRIBUTES).every((k) => have.includes(k));
   } catch {
     return false;
+  }
+}
+
+/**
+ * Refuses, before anything starts, a checkpoint.storage URL the store opener would refuse on the worker (s3:///x,
+ * an unknown scheme, a newline): otherwise the worker retries for minutes and the run fails late. Opening only
+ * parses the URL and builds a client; nothing is read or written.
+ */
+export function assertStorageOpens(spec: RunSpec): void {
+  try {
+    openStore(spec.checkpoint.storage);
+  } catch (err) {
+    throw new CliError(`invalid spec: checkpoint.storage: ${(err as Error).message}`, EXIT.usage);
   }
 }
 
@@ -32,7 +46,8 @@ export async function startRun(
   settings: TemporalSettings,
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
-  const runId = opts.runId ?? defaultRunId(opts.spec);
+  const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
+  assertStorageOpens(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

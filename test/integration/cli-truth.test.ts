@@ -61,7 +61,7 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     await cluster?.close();
   });
 
-  it('start refuses unsafe run ids with exit 2 and one line, before anything is started or written', async function () {
+  it('start refuses unsafe run ids and storage URLs with exit 2 and one line, before anything is started or written', async function () {
     const bad = ['../x', '.', '..', '/abs', 'a/b', 'a\nb', 'x'.repeat(1000), '', 'a:b', '.hidden'];
     for (const id of bad) {
       const r = cli(cluster, ['start', '--spec', specFile, '--run-id', id]);
@@ -74,6 +74,13 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       cli(cluster, ['start', '--spec', specFile, '--run-id', 'a\nb']).stderr,
       /invalid run id "a\\nb": it contains a control character/,
     );
+    for (const storage of ['s3:///x', 'file://a\nb', 'ftp://host/x']) {
+      const file = writeSpec(cluster.dir, 'bad-storage.json', { ...spec, checkpoint: { storage } });
+      const r = cli(cluster, ['start', '--spec', file, '--run-id', 'bad-storage']);
+      assert.equal(r.code, 2, `storage ${JSON.stringify(storage)}: ${r.stdout}${r.stderr}`);
+      oneLine(r);
+      assert.match(r.stderr, /checkpoint\.storage/);
+    }
     const runs = [];
     for await (const w of cluster.client.workflow.list()) runs.push(w.workflowId);
     assert.deepEqual(runs, [], 'no run was started');
