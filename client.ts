@@ -88,7 +88,12 @@ async function run(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new CliError(`${(err as Error).message.replace(/\s*\n\s*/g, ' ')} (${HELP})`, 2);
+    const command = argv.find((a) => !a.startsWith('-'));
+    const negative = argv.find((a) => /^-(\d|\.\d)/.test(a));
+    // `set-lr RUN -1` parses as an unknown option: say what is wrong with the value instead.
+    if (command === 'set-lr' && negative) throw new CliError(`set-lr: VALUE must be > 0, got ${negative}`, 2);
+    const message = (err as Error).message.replace(/\s*\n\s*/g, ' ');
+    throw new CliError(`${command ? `${command}: ` : ''}${message} (${HELP})`, 2);
   }
   const { values: v, positionals: pos } = parsed;
   const [command, ...rest] = pos;

@@ -12,7 +12,7 @@ export interface HealthReport {
   status: string;
   alerts: string[];
   newestCheckpoint: { id: string; step: number; createdAt: string; ageSeconds: number } | null;
-  /** Failed activity attempts (a chunk that threw, e.g. a checkpoint commit hitting ENOSPC, or timed out). */
+  /** Failed chunk attempts within the window (a chunk that threw, e.g. a commit hitting ENOSPC; not timeouts). */
   recentFailures: { count: number; windowSeconds: number; last: { message: string; at: string } | null };
 }
 
@@ -21,7 +21,14 @@ type Failure = { at: number; message: string };
 interface FailureInfo {
   message?: string | null;
   cause?: FailureInfo | null;
+  timeoutFailureInfo?: unknown;
 }
+
+/**
+ * A timeout is a lost worker (SIGKILL, host gone): its retry is the designed recovery, and a dead worker shows up
+ * as staleness and "no worker answers". What counts here is a chunk that threw: a commit or a read that failed.
+ */
+const threw = (f: FailureInfo | null | undefined): f is FailureInfo => Boolean(f) && !f!.timeoutFailureInfo;
 
 const failureMessage = (f: FailureInfo | null | undefined): string => {
   // The deepest cause names the problem ("ENOSPC: no space left on device"), the wrappers do not.
@@ -48,7 +55,7 @@ async function activityFailures(
   let failingNow: { attempt: number; failure: Failure } | null = null;
   for (const p of pending) {
     const attempt = p.attempt ?? 1;
-    if (attempt > 1 && p.lastFailure) {
+    if (attempt > 1 && threw(p.lastFailure)) {
       const at = ms(p.lastAttemptCompleteTime) || ms(p.lastStartedTime) || Date.now();
       const failure = { at, message: failureMessage(p.lastFailure) };
       for (let i = 1; i < attempt; i++) all.push(failure);
@@ -59,12 +66,12 @@ async function activityFailures(
   for (const e of history.events ?? []) {
     const at = ms(e.eventTime);
     const started = e.activityTaskStartedEventAttributes;
-    if (started && (started.attempt ?? 1) > 1 && started.lastFailure) {
+    if (started && (started.attempt ?? 1) > 1 && threw(started.lastFailure)) {
       const failure = { at, message: failureMessage(started.lastFailure) };
       for (let i = 1; i < (started.attempt ?? 1); i++) all.push(failure);
     }
-    const failed = e.activityTaskFailedEventAttributes?.failure ?? e.activityTaskTimedOutEventAttributes?.failure;
-    if (failed) all.push({ at, message: failureMessage(failed) });
+    const failed = e.activityTaskFailedEventAttributes?.failure;
+    if (threw(failed)) all.push({ at, message: failureMessage(failed) });
   }
   return { all, failingNow };
 }
