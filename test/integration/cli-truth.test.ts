@@ -277,6 +277,35 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     await handle.terminate('test done');
   });
 
+  it('health stays ok after a worker crash the run recovered from (a timeout is not a failed commit)', async function () {
+    const file = writeSpec(cluster.dir, 'crash.json', { ...spec, chunkSteps: 200 });
+    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'crash']).code, 0);
+    const handle = cluster.client.workflow.getHandle('crash');
+    await waitFor(
+      'a chunk in flight',
+      async () => {
+        const d = await handle.describe();
+        const p = d.raw.pendingActivities?.[0];
+        return p?.heartbeatDetails?.payloads?.length && (await handle.query(progressQuery)).step >= 25;
+      },
+      120_000,
+      100,
+    );
+    await worker.kill('SIGKILL');
+    worker = spawnWorker(cluster);
+    await worker.ready;
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    const history = await handle.fetchHistory();
+    assert.ok(
+      (history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1),
+      'a chunk was retried after the crash',
+    );
+    const h = cli(cluster, ['health', 'crash', '--json']);
+    assert.equal(h.code, 0, h.stdout + h.stderr);
+    assert.equal(h.json<{ recentFailures: { count: number } }>().recentFailures.count, 0);
+  });
+
   it('the dev-server wrapper exits non-zero, with a message, when its server is killed', async function () {
     const dir = tmpDir();
     const port = await freePort();
