@@ -1,18 +1,22 @@
 // Entry: the durable-train CLI. Thin: parses arguments, then calls the cli/ commands.
 import { parseArgs } from 'node:util';
-import { CliError, loadSpecFile, output } from './cli/common';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { CheckpointNotFoundError } from './checkpoint';
+import { SpecError } from './spec';
+import { InvalidIdError } from './spec/ids';
+import { checkpointIdArg, CliError, EXIT, loadSpecFile, output, rootCause, runIdArg } from './cli/common';
 import { connectClient, temporalSettings } from './cli/connection';
 import { checkpointsList, checkpointsShow, checkpointsVerify, managerForRun } from './cli/checkpoints';
 import { startDevServer } from './cli/dev-server';
 import { mainCommand } from './cli/main';
-import { startCommand } from './cli/start';
+import { assertStorageOpens, startCommand } from './cli/start';
 import { statusCommand } from './cli/status';
 import { watchRun } from './cli/watch';
 import { runWorker } from './cli/worker';
-import { cancelCommand, setLrCommand, signalCommand } from './cli/control';
+import { cancelCommand, parseLearningRate, setLrCommand, signalCommand } from './cli/control';
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
-import { exportCommand } from './cli/export';
+import { exportCommand, exportRef } from './cli/export';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 
@@ -36,12 +40,19 @@ usage: durable-train <command> [options]            (every command takes --json)
   fork --from RUN_ID[:CKPT] [--spec-override FILE] [--run-id NEW] [--wait]
   lineage RUN_ID
   runs list
-  health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, or the run failed
+  health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
+                                         failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
   report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
 
+run ids and checkpoint ids: letters, digits, '-', '_' and '.' (not first), at most 200 characters.
+exit codes: 0 ok, 1 check failed (health alert, damaged checkpoint), 2 bad usage or input, 3 not found,
+  4 wrong run state (already running, not running), 5 the run ended without a result, 6 Temporal unreachable.
+
 environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
   DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
+
+const HELP = '`durable-train --help` lists the commands';
 
 const options = {
   json: { type: 'boolean' },
@@ -77,13 +88,18 @@ async function run(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`, 2);
+    const command = argv.find((a) => !a.startsWith('-'));
+    const negative = argv.find((a) => /^-(\d|\.\d)/.test(a));
+    // `set-lr RUN -1` parses as an unknown option: say what is wrong with the value instead.
+    if (command === 'set-lr' && negative) throw new CliError(`set-lr: VALUE must be > 0, got ${negative}`, 2);
+    const message = (err as Error).message.replace(/\s*\n\s*/g, ' ');
+    throw new CliError(`${command ? `${command}: ` : ''}${message} (${HELP})`, 2);
   }
   const { values: v, positionals: pos } = parsed;
   const [command, ...rest] = pos;
   const out = output(Boolean(v.json));
   const need = (n: number, what: string) => {
-    if (rest.length < n) throw new CliError(`${command}: missing ${what}\n\n${USAGE}`, 2);
+    if (rest.length < n) throw new CliError(`${command}: missing ${what} (${HELP})`, 2);
   };
   if (v.help || !command) {
     process.stdout.write(USAGE + '\n');
@@ -93,7 +109,7 @@ async function run(argv: string[]): Promise<number> {
     case 'main':
       return mainCommand(out, {
         specFile: v.spec,
-        runId: v['run-id'],
+        runId: v['run-id'] === undefined ? undefined : runIdArg(v['run-id']),
         port: v.port ? intOption(v.port, 'port', 7233) : undefined,
         uiPort: v['ui-port'] ? intOption(v['ui-port'], 'ui-port', 8233) : undefined,
         db: v.db,
@@ -111,62 +127,85 @@ async function run(argv: string[]): Promise<number> {
         () =>
           `Temporal dev server at ${server.address}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}, SQLite ${server.db}\nCtrl-C to stop`,
       );
-      const stop = () => void server.stop();
+      let stopping = false;
+      const stop = () => {
+        stopping = true;
+        void server.stop();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      const code = await server.exited;
-      return code ?? 0;
+      const { code, signal } = await server.exitStatus;
+      if (stopping) return 0;
+      // The server went away without being asked to: a kill, a crash or a port clash. Not a success.
+      process.stderr.write(
+        `durable-train: the Temporal dev server (pid ${server.pid}) exited unexpectedly (${signal ? `killed by ${signal}` : `exit code ${code}`})\n`,
+      );
+      return code || 1;
     }
     case 'worker':
       await runWorker();
       return 0;
     case 'start': {
       if (!v.spec) throw new CliError('start: --spec FILE is required', 2);
+      const runId = v['run-id'] === undefined ? undefined : runIdArg(v['run-id']);
       const spec = loadSpecFile(v.spec); // validated before anything is started
+      assertStorageOpens(spec);
       const settings = temporalSettings();
       const client = await connectClient(settings);
-      await startCommand(client, settings, out, { spec, runId: v['run-id'], wait: v.wait });
+      await startCommand(client, settings, out, { spec, runId, wait: v.wait });
       return 0;
     }
     case 'status': {
       need(1, 'RUN_ID');
-      await statusCommand(await connectClient(), out, rest[0]);
+      const runId = runIdArg(rest[0]);
+      await statusCommand(await connectClient(), out, runId);
       return 0;
     }
     case 'watch': {
       need(1, 'RUN_ID');
-      const result = await watchRun(await connectClient(), out, rest[0]);
+      const runId = runIdArg(rest[0]);
+      const result = await watchRun(await connectClient(), out, runId);
       return result ? 0 : 1;
     }
     case 'checkpoints': {
-      const [sub, runId, ckpt] = rest;
-      if (!sub || !runId) throw new CliError('checkpoints: usage: checkpoints list|verify|show RUN_ID [CKPT]', 2);
+      const [sub, rawRunId, rawCkpt] = rest;
+      if (!sub || rawRunId === undefined)
+        throw new CliError('checkpoints: usage: checkpoints list|verify|show RUN_ID [CKPT]', 2);
+      if (!['list', 'verify', 'show'].includes(sub))
+        throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show)`, 2);
+      const runId = runIdArg(rawRunId);
+      if (sub === 'show' && rawCkpt === undefined) throw new CliError('checkpoints show: missing CKPT', 2);
+      const ckpt = rawCkpt === undefined ? undefined : checkpointIdArg(rawCkpt);
       const client = v.storage ? null : await connectClient();
       const manager = await managerForRun(client, runId, v.storage);
-      if (sub === 'list') await checkpointsList(manager, out, { verify: v.verify });
-      else if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
-      else if (sub === 'show') {
-        if (!ckpt) throw new CliError('checkpoints show: missing CKPT', 2);
-        await checkpointsShow(manager, out, ckpt);
-      } else throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show)`, 2);
+      if (sub === 'list') return checkpointsList(manager, out, { verify: v.verify });
+      if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
+      await checkpointsShow(manager, out, ckpt!);
       return 0;
     }
     case 'pause':
     case 'resume':
-    case 'stop':
+    case 'stop': {
       need(1, 'RUN_ID');
-      await signalCommand(await connectClient(), out, rest[0], command);
+      const runId = runIdArg(rest[0]);
+      await signalCommand(await connectClient(), out, runId, command);
       return 0;
+    }
     case 'set-lr':
       need(2, 'RUN_ID VALUE');
+      runIdArg(rest[0]);
+      parseLearningRate(rest[1]); // refused before connecting: nothing is sent
       await setLrCommand(await connectClient(), out, rest[0], rest[1]);
       return 0;
-    case 'cancel':
+    case 'cancel': {
       need(1, 'RUN_ID');
-      await cancelCommand(await connectClient(), out, rest[0]);
+      const runId = runIdArg(rest[0]);
+      await cancelCommand(await connectClient(), out, runId);
       return 0;
+    }
     case 'fork': {
       if (!v.from) throw new CliError('fork: --from RUN_ID[:CKPT] is required', 2);
+      if (v['run-id'] !== undefined) runIdArg(v['run-id']);
       const settings = temporalSettings();
       await forkCommand(await connectClient(settings), settings, out, {
         from: v.from,
@@ -176,10 +215,11 @@ async function run(argv: string[]): Promise<number> {
       });
       return 0;
     }
-    case 'lineage':
+    case 'lineage': {
       need(1, 'RUN_ID');
-      await lineageCommand(await connectClient(), out, rest[0]);
-      return 0;
+      const runId = runIdArg(rest[0]);
+      return lineageCommand(await connectClient(), out, runId);
+    }
     case 'runs':
       if (rest[0] !== 'list') throw new CliError('runs: usage: runs list', 2);
       await runsListCommand(await connectClient(), out);
@@ -189,10 +229,12 @@ async function run(argv: string[]): Promise<number> {
       const maxAge = v['max-age'] === undefined ? 600 : Number(v['max-age']);
       if (!Number.isFinite(maxAge) || maxAge <= 0)
         throw new CliError(`--max-age must be a positive number of seconds`, 2);
-      return healthCommand(await connectClient(), out, rest[0], { maxAgeSeconds: maxAge, storage: v.storage });
+      const runId = runIdArg(rest[0]);
+      return healthCommand(await connectClient(), out, runId, { maxAgeSeconds: maxAge, storage: v.storage });
     }
     case 'export':
       need(1, 'RUN_ID[:CKPT]');
+      exportRef(rest[0]); // ids checked before connecting
       await exportCommand(await connectClient(), out, {
         ref: rest[0],
         out: v.out,
@@ -201,10 +243,11 @@ async function run(argv: string[]): Promise<number> {
         storage: v.storage,
       });
       return 0;
-    case 'report':
+    case 'report': {
       need(1, 'RUN_ID');
+      const runId = runIdArg(rest[0]);
       await reportCommand(await connectClient(), out, {
-        runId: rest[0],
+        runId,
         out: v.out,
         png: v.png,
         force: v.force,
@@ -212,19 +255,39 @@ async function run(argv: string[]): Promise<number> {
         verify: v.verify,
       });
       return 0;
+    }
     default:
-      throw new CliError(`unknown command ${command}\n\n${USAGE}`, 2);
+      throw new CliError(`unknown command ${command} (${HELP})`, 2);
   }
+}
+
+/** One line and an exit code for any error: known kinds get their code, the rest a message (stack on DEBUG). */
+function describeError(err: unknown): [string, number] {
+  if (err instanceof CliError) return [err.message, err.exitCode];
+  if (err instanceof InvalidIdError || err instanceof SpecError) return [err.message, EXIT.usage];
+  if (err instanceof CheckpointNotFoundError || err instanceof WorkflowNotFoundError)
+    return [err.message, EXIT.notFound];
+  if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
+  if (isUnavailable(err))
+    return [`lost the connection to Temporal: ${(err as Error).message.split('\n')[0]}`, EXIT.unreachable];
+  const m = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+  return [`${m.split('\n')[0]} (set DURABLE_TRAIN_DEBUG=1 for the stack)`, 1];
+}
+
+/** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4): the server went away during the command. */
+function isUnavailable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 14 || e.code === 4) return true;
+  }
+  return false;
 }
 
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof CliError) {
-      process.stderr.write(`durable-train: ${err.message}\n`);
-      process.exit(err.exitCode);
-    }
-    process.stderr.write(`durable-train: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
+    const [message, code] = describeError(err);
+    process.stderr.write(`durable-train: ${message}\n`);
+    if (process.env.DURABLE_TRAIN_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exit(code);
   },
 );

@@ -2,7 +2,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
-import { CliError, fmt, type Out } from './common';
+import { CliError, EXIT, fmt, type Out } from './common';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -23,16 +23,24 @@ export async function managerForRun(
     }
     if (!url) throw new CliError(`run ${runId} has no spec memo; pass --storage URL`, 2);
   }
-  return new CheckpointManager(openStore(url), runId);
+  let store;
+  try {
+    store = openStore(url);
+  } catch (err) {
+    // A URL the store opener refuses (no bucket, unknown scheme) is bad input, named as such.
+    throw new CliError(`${storage ? '--storage: ' : `run ${runId}'s spec: `}${(err as Error).message}`, EXIT.usage);
+  }
+  return new CheckpointManager(store, runId);
 }
 
 const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
 
+/** Lists the run's checkpoints; with verify, returns 1 when any row is DAMAGED (0 otherwise). */
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
   opts: { verify?: boolean } = {},
-): Promise<void> {
+): Promise<number> {
   const list = await manager.list({ verify: opts.verify });
   out.emit(list, () => {
     if (!list.length) return 'no checkpoints';
@@ -50,12 +58,15 @@ export async function checkpointsList(
     );
     return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');
   });
+  return list.some((c) => c.valid === false) ? 1 : 0;
 }
 
 export async function checkpointsVerify(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
   const ids = id ? [id] : (await manager.list()).map((c) => c.id);
   const results: VerifyResult[] = [];
   for (const ckpt of ids) results.push(await manager.verify(ckpt));
+  const missing = id && results[0].problems.some((p) => p.reason === 'checkpoint not found');
+  if (missing) throw new CliError(`no checkpoint ${id} in run ${manager.runId}`, EXIT.notFound);
   const bad = results.filter((r) => !r.ok);
   out.emit(
     { ok: bad.length === 0, results },

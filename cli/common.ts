@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { validateSpec, SpecError, type RunSpec } from '../spec';
+import { InvalidIdError, validateCheckpointId, validateRunId } from '../spec/ids';
 import { progressQuery } from '../workflows/definitions';
 import { PROJECT_ROOT } from './tools';
 import { modelLabel } from '../spec/labels';
@@ -17,6 +18,56 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Exit codes of every command: 0 ok; 1 a check failed (health alert, damaged checkpoint) or an unexpected error;
+ * 2 bad usage or input; 3 not found (run, checkpoint); 4 wrong state (already running, not running);
+ * 5 the run ended without a result (failed, cancelled, terminated, timed out); 6 Temporal unreachable.
+ */
+export const EXIT = { ok: 0, check: 1, usage: 2, notFound: 3, state: 4, runFailed: 5, unreachable: 6 } as const;
+
+/** A run id from the command line, or exit 2 with `invalid run id "../x": ...`. */
+export function runIdArg(id: unknown): string {
+  try {
+    return validateRunId(id);
+  } catch (err) {
+    if (err instanceof InvalidIdError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+/** A checkpoint id from the command line, or exit 2. */
+export function checkpointIdArg(id: unknown): string {
+  try {
+    return validateCheckpointId(id);
+  } catch (err) {
+    if (err instanceof InvalidIdError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+/**
+ * The status to show for a run. The workflow's own status (progress query, search attribute, result) says what
+ * training was doing; once the execution closed any other way than COMPLETED (failed, terminated, timed out,
+ * cancelled) that last word is stale ("running"), and Temporal's execution status is the truth.
+ */
+export function runStatus(workflowStatus: string, reported?: string | null): string {
+  if (workflowStatus === 'RUNNING' || workflowStatus === 'COMPLETED' || workflowStatus === 'CONTINUED_AS_NEW')
+    return reported ?? workflowStatus.toLowerCase();
+  return workflowStatus.toLowerCase();
+}
+
+/** The most telling message of a failure chain: the root cause, not the "Activity task failed" wrappers. */
+export function rootCause(err: Error): string {
+  const chain: string[] = [];
+  for (let e: Error | undefined = err; e; e = e.cause as Error | undefined) chain.push(e.message);
+  return (
+    chain
+      .slice(1)
+      .reverse()
+      .find((m) => m && m !== 'Activity task failed') ?? err.message
+  );
 }
 
 export interface Out {
@@ -68,7 +119,13 @@ export interface RunView {
   result: RunResult | null;
   heartbeat: ChunkHeartbeat | null;
   failure: string | null;
+  /** The server's pending activities (attempt, last failure), for health. */
+  pending: PendingActivity[];
 }
+
+export type PendingActivity = NonNullable<
+  Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']
+>[number];
 
 /** Everything known about a run, from the server alone when no worker answers queries. */
 export async function viewRun(client: Client, runId: string, opts: { query?: boolean } = {}): Promise<RunView> {
@@ -77,7 +134,7 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
   try {
     desc = await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, 3);
+    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, EXIT.notFound);
     throw err;
   }
   const spec = (desc.memo?.spec as RunSpec | undefined) ?? null;
@@ -89,6 +146,7 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
     result: null,
     heartbeat: null,
     failure: null,
+    pending: desc.raw.pendingActivities ?? [],
   };
   const pending = desc.raw.pendingActivities?.[0];
   const hbPayload = pending?.heartbeatDetails?.payloads?.[0];
@@ -102,19 +160,10 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
   if (desc.status.name === 'COMPLETED') {
     view.result = (await handle.result()) as RunResult;
   } else if (desc.status.name === 'FAILED' || desc.status.name === 'TERMINATED' || desc.status.name === 'TIMED_OUT') {
+    // The root cause says what went wrong ("checkpoint storage ... is not writable"), the wrappers do not.
     view.failure = await handle.result().then(
       () => null,
-      (err: Error) => {
-        // The root cause says what went wrong ("checkpoint storage ... is not writable"), the wrappers do not.
-        const chain: string[] = [];
-        for (let e: Error | undefined = err; e; e = e.cause as Error | undefined) chain.push(e.message);
-        return (
-          chain
-            .slice(1)
-            .reverse()
-            .find((m) => m && m !== 'Activity task failed') ?? err.message
-        );
-      },
+      (err: Error) => rootCause(err),
     );
   }
   if (opts.query !== false) {

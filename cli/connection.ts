@@ -1,5 +1,6 @@
 // Where the CLI and the worker find Temporal. Defaults to the embedded dev server.
 import { Client, Connection } from '@temporalio/client';
+import { CliError, EXIT } from './common';
 
 export interface TemporalSettings {
   address: string;
@@ -25,9 +26,10 @@ export async function connectClient(settings = temporalSettings()): Promise<Clie
   try {
     connection = await Connection.connect({ address: settings.address, connectTimeout: 5000 });
   } catch (err) {
-    throw new Error(
+    throw new CliError(
       `cannot reach Temporal at ${settings.address} (${(err as Error).message}). ` +
         `Start one with \`durable-train dev-server\` or set TEMPORAL_ADDRESS.`,
+      EXIT.unreachable,
     );
   }
   return new Client({ connection, namespace: settings.namespace });

@@ -33,10 +33,29 @@ export async function signalCommand(
   out.emit({ runId, signal: what, sent: true }, () => `run ${runId}: ${done}`);
 }
 
-export async function setLrCommand(client: Client, out: Out, runId: string, raw: string): Promise<void> {
+/** Largest learning rate `set-lr` sends (the workflow's update validator has the same bound). */
+export const MAX_LEARNING_RATE = 10;
+
+/**
+ * A learning rate from the command line, checked before anything is sent: a finite number > 0 and <= 10 whose
+ * float32 rounding (what the trainer uses) is still > 0, so 1e-320 is refused rather than training at rate 0.
+ */
+export function parseLearningRate(raw: string): number {
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value))
     throw new CliError(`set-lr: VALUE must be a number, got ${JSON.stringify(raw)}`, 2);
+  if (value <= 0) throw new CliError(`set-lr: VALUE must be > 0, got ${raw}`, 2);
+  if (value > MAX_LEARNING_RATE) throw new CliError(`set-lr: VALUE must be <= ${MAX_LEARNING_RATE}, got ${raw}`, 2);
+  if (Math.fround(value) <= 0)
+    throw new CliError(
+      `set-lr: VALUE ${raw} is 0 in float32 (the training precision); the smallest float32 is 1.4e-45`,
+      2,
+    );
+  return value;
+}
+
+export async function setLrCommand(client: Client, out: Out, runId: string, raw: string): Promise<void> {
+  const value = parseLearningRate(raw);
   const handle = await running(client, runId);
   let applied: number;
   try {

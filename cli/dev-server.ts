@@ -28,7 +28,10 @@ export interface DevServer {
   stop(): Promise<void>;
   /** Hard kill, as a crash would. */
   kill(): Promise<void>;
+  /** Exit code (null when killed by a signal). */
   exited: Promise<number | null>;
+  /** Exit code and signal, to tell a clean stop from a kill. */
+  exitStatus: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export const DEFAULT_DB = path.join(PROJECT_ROOT, '.data', 'temporal.sqlite');
@@ -114,7 +117,10 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     stdio = ['ignore', fd, fd];
   }
   const child: ChildProcess = spawn(cli.path, args, { stdio, detached: false });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exitStatus = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const exited = exitStatus.then((s) => s.code);
   const address = `${ip}:${port}`;
   try {
     await waitForTemporal(address, opts.readyTimeoutMs ?? 60_000, exited);
@@ -137,5 +143,6 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     stop: () => kill('SIGTERM', 10_000),
     kill: () => kill('SIGKILL', 0),
     exited,
+    exitStatus,
   };
 }

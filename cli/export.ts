@@ -14,7 +14,7 @@ import {
 } from '../training/export';
 import type { NamedTensorBytes } from '../training';
 import { managerForRun } from './checkpoints';
-import { CliError, validateOrExit, type Out } from './common';
+import { checkpointIdArg, CliError, runIdArg, validateOrExit, type Out } from './common';
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
 
@@ -34,9 +34,18 @@ export interface ExportOptions {
   storage?: string;
 }
 
+/** RUN_ID[:CKPT] with both ids checked (exit 2 naming the bad one). */
+export function exportRef(ref: string): { runId: string; checkpointId?: string } {
+  const r = parseRunRef(ref);
+  return {
+    runId: runIdArg(r.runId),
+    checkpointId: r.checkpointId === undefined ? undefined : checkpointIdArg(r.checkpointId),
+  };
+}
+
 export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
   if (!opts.out) throw new CliError(`export: --out DIR is required\n\nusage: ${EXPORT_HELP}`, 2);
-  const { runId, checkpointId } = parseRunRef(opts.ref);
+  const { runId, checkpointId } = exportRef(opts.ref);
   const dir = path.resolve(opts.out);
   checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
 

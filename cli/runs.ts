@@ -4,7 +4,7 @@ import type { CheckpointRef } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
-import { fmt, type Out } from './common';
+import { EXIT, fmt, runStatus, type Out } from './common';
 
 interface RunRow {
   runId: string;
@@ -31,7 +31,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
   const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
   return {
     runId: w.workflowId,
-    status: ((sa.DurableTrainStatus?.[0] as string | undefined) ?? w.status.name).toLowerCase(),
+    status: runStatus(w.status.name, (sa.DurableTrainStatus?.[0] as string | undefined)?.toLowerCase()),
     model: spec ? modelLabel(spec.model) : null,
     dataset: spec ? datasetLabel(spec.dataset) : null,
     step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
@@ -62,12 +62,13 @@ export interface LineageNode {
   children: LineageNode[];
 }
 
-export async function lineageCommand(client: Client, out: Out, runId: string): Promise<void> {
+/** Prints the fork tree around `runId`; returns 3 (not found) when there is no such run. */
+export async function lineageCommand(client: Client, out: Out, runId: string): Promise<number> {
   const runs = await allRuns(client);
   const byId = new Map(runs.map((r) => [r.runId, r]));
   if (!byId.has(runId)) {
     out.emit({ runId, found: false }, () => `no run ${runId}`);
-    return;
+    return EXIT.notFound;
   }
   let root = byId.get(runId)!;
   const seen = new Set<string>();
@@ -97,4 +98,5 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
   };
   draw(tree, '', true, true);
   out.emit(tree, () => lines.join('\n'));
+  return 0;
 }

@@ -8,7 +8,8 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { CliError, defaultRunId, fmt, type Out } from './common';
+import { openStore } from '../checkpoint';
+import { CliError, defaultRunId, EXIT, fmt, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
 
 export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
@@ -22,6 +23,19 @@ export async function hasSearchAttributes(client: Client, namespace: string): Pr
 }
 
 /**
+ * Refuses, before anything starts, a checkpoint.storage URL the store opener would refuse on the worker (s3:///x,
+ * an unknown scheme, a newline): otherwise the worker retries for minutes and the run fails late. Opening only
+ * parses the URL and builds a client; nothing is read or written.
+ */
+export function assertStorageOpens(spec: RunSpec): void {
+  try {
+    openStore(spec.checkpoint.storage);
+  } catch (err) {
+    throw new CliError(`invalid spec: checkpoint.storage: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
+/**
  * A file dataset is checked here, before anything starts (the file exists, the label and features are there, the first
  * rows parse), with the path resolved as a worker started in this directory resolves it.
  */
@@ -30,7 +44,7 @@ async function checkDataFile(spec: RunSpec): Promise<void> {
   try {
     await validateDataFile(dataSpecOf(spec), { baseDir: process.cwd() });
   } catch (err) {
-    if (err instanceof DatasetError) throw new CliError(`invalid spec: ${err.message}`, 2);
+    if (err instanceof DatasetError) throw new CliError(`invalid spec: ${err.message}`, EXIT.usage);
     throw err;
   }
 }
@@ -50,7 +64,8 @@ export async function startRun(
   settings: TemporalSettings,
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
-  const runId = opts.runId ?? defaultRunId(opts.spec);
+  const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
+  assertStorageOpens(opts.spec);
   await checkDataFile(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,

@@ -1,6 +1,6 @@
 // `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished.
 import type { Client } from '@temporalio/client';
-import { fmt, viewRun, type Out } from './common';
+import { fmt, runStatus, viewRun, type Out } from './common';
 import { describeResult } from './start';
 
 export async function statusCommand(client: Client, out: Out, runId: string): Promise<void> {
@@ -10,7 +10,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
   const step = Math.max(hb?.step ?? 0, p?.step ?? 0, v.result?.step ?? 0);
   const data = {
     runId,
-    status: p?.status ?? v.result?.status ?? v.status.toLowerCase(),
+    status: runStatus(v.status, p?.status ?? v.result?.status),
     workflowStatus: v.status,
     step,
     totalSteps: p?.totalSteps ?? hb?.totalSteps ?? v.result?.totalSteps ?? null,

@@ -1,7 +1,7 @@
 // `watch RUN_ID`: a live progress bar until the run ends.
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
-import { CliError, fmt, viewRun, type Out, type RunView } from './common';
+import { CliError, fmt, runStatus, viewRun, type Out, type RunView } from './common';
 import { describeResult } from './start';
 
 const CLOSED = ['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT'];
@@ -16,7 +16,7 @@ export function progressLine(v: RunView, width = 30): string {
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const epochs = v.spec?.epochs;
   const epoch = (hb?.epoch ?? p?.epoch ?? 0) + (frac < 1 ? 1 : 0);
-  const status = p?.status ?? v.status.toLowerCase();
+  const status = runStatus(v.status, p?.status);
   const sps = hb?.samplesPerSec ?? p?.samplesPerSec;
   return (
     `[${bar}] ${(frac * 100).toFixed(1).padStart(5)}% step ${step}/${total || '?'} epoch ${Math.min(epoch, epochs ?? epoch)}/${epochs ?? '?'}` +

@@ -58,6 +58,7 @@ function reportData(opts: { recovery: boolean }): ReportData {
       result: null,
       heartbeat: null,
       failure: null,
+      pending: [],
     },
     spec: null,
     history: { executions: ['exec-1', 'exec-2'], chunks },

@@ -1,0 +1,346 @@
+// The CLI tells the truth about failures, against a real dev server and worker: bad run ids are refused by
+// `start` and every id-taking command before anything happens; `health` reports failing checkpoint commits;
+// status, health and lineage show a failed run as failed; `checkpoints list --verify` fails on damage;
+// `set-lr` refuses a rate that is zero in float32; errors are one line with a meaningful exit code.
+import * as assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { freePort } from '../../cli/dev-server';
+import { progressQuery } from '../../workflows/definitions';
+import type { RunResult } from '../../workflows/progress';
+import {
+  cli,
+  DIST,
+  spawnWorker,
+  startCluster,
+  tmpDir,
+  waitFor,
+  writeSpec,
+  type CliResult,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
+
+const spec = {
+  model: 'mnist-mlp',
+  dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200 },
+  epochs: 1,
+  batchSize: 16,
+  chunkSteps: 25,
+  seed: 5,
+  optimizer: { name: 'adam', learningRate: 0.001 },
+  checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 },
+};
+
+/** One error line on stderr, no stack frames: what a user should see for an expected error. */
+function oneLine(r: CliResult): void {
+  const lines = r.stderr.trim().split('\n');
+  const errors = lines.filter((l) => l.startsWith('durable-train: '));
+  assert.equal(errors.length, 1, `expected a one-line error, got:\n${r.stderr}`);
+  assert.equal(lines[lines.length - 1], errors[0], `the error is the last line:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, r.stderr);
+}
+
+describe('the CLI tells the truth about ids, failures and errors (real dev server, real worker)', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster;
+  let worker: WorkerProcess;
+  let specFile: string;
+  const frozen: string[] = [];
+
+  before(async function () {
+    cluster = await startCluster();
+    worker = spawnWorker(cluster);
+    await worker.ready;
+    specFile = writeSpec(cluster.dir, 'spec.json', spec);
+  });
+  after(async function () {
+    for (const dir of frozen) spawnSync('chattr', ['-i', dir]);
+    await worker?.kill('SIGTERM');
+    await cluster?.close();
+  });
+
+  it('start refuses unsafe run ids and storage URLs with exit 2 and one line, before anything is started or written', async function () {
+    const bad = ['../x', '.', '..', '/abs', 'a/b', 'a\nb', 'x'.repeat(1000), '', 'a:b', '.hidden'];
+    for (const id of bad) {
+      const r = cli(cluster, ['start', '--spec', specFile, '--run-id', id]);
+      assert.equal(r.code, 2, `start --run-id ${JSON.stringify(id)}: ${r.stdout}${r.stderr}`);
+      oneLine(r);
+      assert.match(r.stderr, /invalid run id /, r.stderr);
+    }
+    assert.match(cli(cluster, ['start', '--spec', specFile, '--run-id', '']).stderr, /invalid run id "": it is empty/);
+    assert.match(
+      cli(cluster, ['start', '--spec', specFile, '--run-id', 'a\nb']).stderr,
+      /invalid run id "a\\nb": it contains a control character/,
+    );
+    for (const storage of ['s3:///x', 'file://a\nb', 'ftp://host/x']) {
+      const file = writeSpec(cluster.dir, 'bad-storage.json', { ...spec, checkpoint: { storage } });
+      const r = cli(cluster, ['start', '--spec', file, '--run-id', 'bad-storage']);
+      assert.equal(r.code, 2, `storage ${JSON.stringify(storage)}: ${r.stdout}${r.stderr}`);
+      oneLine(r);
+      assert.match(r.stderr, /checkpoint\.storage/);
+    }
+    const runs = [];
+    for await (const w of cluster.client.workflow.list()) runs.push(w.workflowId);
+    assert.deepEqual(runs, [], 'no run was started');
+    assert.equal(fs.existsSync(path.join(cluster.dir, '.data', 'checkpoints')), false, 'nothing was written');
+    assert.equal(fs.existsSync(path.join(cluster.dir, 'x')), false);
+  });
+
+  it('every id-taking command refuses a bad id with exit 2, and a missing run with exit 3, in one line', function () {
+    const commands = [
+      ['status'],
+      ['watch'],
+      ['pause'],
+      ['resume'],
+      ['stop'],
+      ['cancel'],
+      ['lineage'],
+      ['health'],
+      ['checkpoints', 'list'],
+      ['checkpoints', 'verify'],
+      ['report'],
+    ];
+    for (const [i, c] of commands.entries()) {
+      for (const id of i % 3 === 0 ? ['../x', ''] : ['../x']) {
+        const r = cli(cluster, [...c, id]);
+        assert.equal(r.code, 2, `${c.join(' ')} ${JSON.stringify(id)}: ${r.stdout}${r.stderr}`);
+        oneLine(r);
+        assert.match(r.stderr, /invalid run id/);
+      }
+    }
+    const usage = cli(cluster, ['status']);
+    assert.equal(usage.code, 2, usage.stderr);
+    oneLine(usage);
+    assert.match(usage.stderr, /status: missing RUN_ID/);
+    const setLr = cli(cluster, ['set-lr', '../x', '0.1']);
+    assert.equal(setLr.code, 2, setLr.stderr);
+    const exp = cli(cluster, ['export', 'nope:../y', '--out', path.join(cluster.dir, 'exp')]);
+    assert.equal(exp.code, 2, exp.stderr);
+    assert.match(exp.stderr, /invalid checkpoint id "\.\.\/y"/);
+    const show = cli(cluster, ['checkpoints', 'show', 'nope', '../y']);
+    assert.equal(show.code, 2, show.stderr);
+
+    for (const c of [...commands.filter((c) => c[0] !== 'report'), ['set-lr', 'nope', '0.1']]) {
+      const args = c[0] === 'set-lr' ? c : [...c, 'nope'];
+      const r = cli(cluster, args);
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      if (c[0] !== 'lineage') oneLine(r);
+    }
+  });
+
+  it('a stopped server is one line and exit 6, not a stack trace', async function () {
+    const port = await freePort();
+    for (const args of [
+      ['status', 'x'],
+      ['runs', 'list'],
+      ['health', 'x'],
+    ]) {
+      const r = cli(cluster, args, { env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}` }, timeoutMs: 60_000 });
+      assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
+      oneLine(r);
+      assert.match(r.stderr, /cannot reach Temporal at 127\.0\.0\.1:\d+/);
+    }
+  });
+
+  it('a failed run is shown as failed by status, health and lineage; start --wait says why, exit 5', function () {
+    fs.writeFileSync(path.join(cluster.dir, 'blocked'), 'a file where the checkpoint directory should be');
+    const failing = writeSpec(cluster.dir, 'failing.json', {
+      ...spec,
+      checkpoint: { storage: 'file://blocked/checkpoints' },
+    });
+    const w = cli(cluster, ['start', '--spec', failing, '--run-id', 'doomed', '--wait']);
+    assert.equal(w.code, 5, w.stdout + w.stderr);
+    oneLine(w);
+    assert.match(w.stderr, /not writable/);
+
+    const status = cli(cluster, ['status', 'doomed', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const s = status.json<{ status: string; workflowStatus: string; failure: string }>();
+    assert.equal(s.workflowStatus, 'FAILED');
+    assert.equal(s.status, 'failed', JSON.stringify(s));
+    assert.match(s.failure, /not writable/);
+    assert.match(cli(cluster, ['status', 'doomed']).stdout, /^run doomed: failed \(workflow FAILED\)/);
+
+    const health = cli(cluster, ['health', 'doomed', '--json']);
+    assert.equal(health.code, 1, health.stderr);
+    assert.equal(health.json<{ status: string }>().status, 'failed');
+
+    const lineage = cli(cluster, ['lineage', 'doomed', '--json']);
+    assert.equal(lineage.code, 0, lineage.stderr);
+    assert.equal(lineage.json<{ status: string }>().status, 'failed');
+    const runs = cli(cluster, ['runs', 'list', '--json']).json<Array<{ runId: string; status: string }>>();
+    assert.equal(runs.find((r) => r.runId === 'doomed')?.status, 'failed');
+  });
+
+  it('health reports failing checkpoint commits while checkpoints are still fresh, and recent ones after', async function () {
+    const handle = cluster.client.workflow.getHandle(
+      (() => {
+        const r = cli(cluster, ['start', '--spec', specFile, '--run-id', 'commits']);
+        assert.equal(r.code, 0, r.stderr);
+        return 'commits';
+      })(),
+    );
+    await waitFor(
+      'a checkpoint',
+      async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) > 0,
+      120_000,
+      100,
+    );
+    const ok = cli(cluster, ['health', 'commits', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+
+    // No new blob can be created (root ignores permissions, not the immutable flag): every commit now fails,
+    // while the existing checkpoints stay readable and young.
+    const blobs = path.join(cluster.dir, '.data', 'checkpoints', 'commits', 'blobs');
+    const freeze = spawnSync('chattr', ['+i', blobs], { encoding: 'utf8' });
+    assert.equal(freeze.status, 0, `chattr +i: ${freeze.stderr}`);
+    frozen.push(blobs);
+    await waitFor(
+      'a retried chunk',
+      async () => ((await handle.describe()).raw.pendingActivities?.[0]?.attempt ?? 1) >= 3,
+      120_000,
+      200,
+    );
+    const bad = cli(cluster, ['health', 'commits', '--json']);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    const report = bad.json<{
+      ok: boolean;
+      alerts: string[];
+      newestCheckpoint: { ageSeconds: number };
+      recentFailures: { count: number; last: { message: string } };
+    }>();
+    assert.equal(report.ok, false);
+    assert.ok(report.newestCheckpoint.ageSeconds < 600, 'the newest checkpoint is not stale: staleness is not why');
+    assert.ok(report.recentFailures.count >= 2, JSON.stringify(report));
+    assert.match(report.recentFailures.last.message, /EPERM|operation not permitted/, JSON.stringify(report));
+    assert.ok(
+      report.alerts.some((a) =>
+        /^failing: chunk attempt \d+ after \d+ failed attempt\(s\).*(EPERM|not permitted)/.test(a),
+      ),
+      JSON.stringify(report.alerts),
+    );
+
+    spawnSync('chattr', ['-i', blobs]);
+    frozen.pop();
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    // Finished, but commits failed a moment ago: still worth an alert, as the Prometheus rule's window does.
+    const after = cli(cluster, ['health', 'commits', '--json']);
+    assert.equal(after.code, 1, after.stdout);
+    assert.ok(
+      after.json<{ alerts: string[] }>().alerts.some((a) => /failed chunk attempt\(s\) in the last 600s/.test(a)),
+      after.stdout,
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    const later = cli(cluster, ['health', 'commits', '--max-age', '1', '--json']);
+    assert.equal(later.code, 0, later.stdout);
+  });
+
+  it('checkpoints list --verify exits 1 when a row is DAMAGED', function () {
+    const list = cli(cluster, ['checkpoints', 'list', 'commits', '--verify', '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = list.json<Array<{ id: string; valid: boolean }>>();
+    assert.ok(rows.length > 0 && rows.every((r) => r.valid));
+    const dir = path.join(cluster.dir, '.data', 'checkpoints', 'commits');
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', `${rows[0].id}.json`), 'utf8'));
+    const blob = manifest.blobs.find((b: { name: string }) => b.name.startsWith('model/'));
+    fs.writeFileSync(path.join(dir, 'blobs', blob.sha256), Buffer.alloc(blob.size));
+    const damaged = cli(cluster, ['checkpoints', 'list', 'commits', '--verify']);
+    assert.equal(damaged.code, 1, damaged.stdout + damaged.stderr);
+    assert.match(damaged.stdout, new RegExp(`${rows[0].id} .*DAMAGED`));
+  });
+
+  it('set-lr refuses a rate that is zero in float32, before sending anything', async function () {
+    const r0 = cli(cluster, ['start', '--spec', specFile, '--run-id', 'lr']);
+    assert.equal(r0.code, 0, r0.stderr);
+    const handle = cluster.client.workflow.getHandle('lr');
+    await waitFor('lr running', async () => ((await handle.query(progressQuery)).step ?? 0) > 0, 120_000, 100);
+    // Paused, so it is still there (not finished) when the valid value is sent at the end.
+    assert.equal(cli(cluster, ['pause', 'lr']).code, 0);
+    await waitFor('lr paused', async () => (await handle.query(progressQuery)).status === 'paused', 120_000, 100);
+    for (const value of ['1e-320', '0', '-1', '11', 'abc']) {
+      const r = cli(cluster, ['set-lr', 'lr', value]);
+      assert.equal(r.code, 2, `set-lr ${value}: ${r.stdout}${r.stderr}`);
+      oneLine(r);
+    }
+    assert.match(cli(cluster, ['set-lr', 'lr', '1e-320']).stderr, /1e-320 is 0 in float32/);
+    const history = await handle.fetchHistory();
+    assert.ok(
+      !(history.events ?? []).some((e) => e.workflowExecutionUpdateAcceptedEventAttributes),
+      'no update reached the workflow',
+    );
+    const ok = cli(cluster, ['set-lr', 'lr', '1e-40', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.json<{ learningRate: number }>().learningRate, 1e-40);
+    await handle.terminate('test done');
+  });
+
+  it('health stays ok after a worker crash the run recovered from (a timeout is not a failed commit)', async function () {
+    const file = writeSpec(cluster.dir, 'crash.json', { ...spec, chunkSteps: 200 });
+    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'crash']).code, 0);
+    const handle = cluster.client.workflow.getHandle('crash');
+    await waitFor(
+      'a chunk in flight',
+      async () => {
+        const d = await handle.describe();
+        const p = d.raw.pendingActivities?.[0];
+        return p?.heartbeatDetails?.payloads?.length && (await handle.query(progressQuery)).step >= 25;
+      },
+      120_000,
+      100,
+    );
+    await worker.kill('SIGKILL');
+    worker = spawnWorker(cluster);
+    await worker.ready;
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    const history = await handle.fetchHistory();
+    assert.ok(
+      (history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1),
+      'a chunk was retried after the crash',
+    );
+    const h = cli(cluster, ['health', 'crash', '--json']);
+    assert.equal(h.code, 0, h.stdout + h.stderr);
+    assert.equal(h.json<{ recentFailures: { count: number } }>().recentFailures.count, 0);
+  });
+
+  it('the dev-server wrapper exits non-zero, with a message, when its server is killed', async function () {
+    const dir = tmpDir();
+    const port = await freePort();
+    const proc = spawn(
+      process.execPath,
+      [
+        path.join(DIST, 'client.js'),
+        'dev-server',
+        '--headless',
+        '--port',
+        String(port),
+        '--db',
+        path.join(dir, 't.sqlite'),
+        '--json',
+      ],
+      { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    const { pid } = await waitFor(
+      'the dev server',
+      // The server's own output shares stdout: take our JSON line.
+      async () => {
+        const line = stdout.split('\n').find((l) => l.startsWith('{"address"'));
+        return line ? (JSON.parse(line) as { pid: number }) : null;
+      },
+      120_000,
+      100,
+    );
+    process.kill(pid, 'SIGKILL');
+    const code = await exited;
+    assert.notEqual(code, 0, `wrapper exit code ${code}; stderr: ${stderr}`);
+    assert.match(stderr, /dev server \(pid \d+\) exited unexpectedly \(killed by SIGKILL\)/);
+  });
+});
