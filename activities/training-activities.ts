@@ -3,6 +3,7 @@
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
 import { DatasetError } from '../training/data';
 import { loadTaskData } from '../training/task-data';
@@ -87,6 +88,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   return {
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
+      // The run id becomes a path segment and an object key: the one id rule, named, instead of a storage error.
+      const badId =
+        idProblem(input.runId) ?? (input.from ? (idProblem(input.from.runId) ?? idProblem(input.from.id)) : null);
+      if (badId) throw nonRetryable(FailureTypes.InvalidSpec, `invalid run or checkpoint id: ${badId}`);
       const hash = specHash(spec);
       const { stepsPerEpoch, totalSteps } = stepCounts(spec, await trainRows(spec));
       await probeWritable(storeFor(spec), input.runId, spec.checkpoint.storage);

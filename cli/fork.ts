@@ -4,7 +4,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
 import { builtinTrainRows } from '../spec/helpers';
-import { CliError, type Out } from './common';
+import { checkpointIdArg, CliError, runIdArg, type Out } from './common';
 import { formatProblems } from '../checkpoint';
 import { managerForRun } from './checkpoints';
 import type { TemporalSettings } from './connection';
@@ -13,7 +13,9 @@ import { startCommand } from './start';
 export function parseRunRef(ref: string): { runId: string; checkpointId?: string } {
   const i = ref.indexOf(':');
   if (i === 0 || ref === '') throw new CliError(`expected RUN_ID[:CKPT], got ${JSON.stringify(ref)}`, 2);
-  return i < 0 ? { runId: ref } : { runId: ref.slice(0, i), checkpointId: ref.slice(i + 1) || undefined };
+  const runId = runIdArg(i < 0 ? ref : ref.slice(0, i));
+  const checkpointId = i < 0 ? undefined : ref.slice(i + 1) || undefined;
+  return { runId, checkpointId: checkpointId === undefined ? undefined : checkpointIdArg(checkpointId) };
 }
 
 export async function sourceSpec(client: Client, runId: string): Promise<RunSpec> {
