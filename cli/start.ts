@@ -93,7 +93,9 @@ export async function startRun(
 export function describeResult(r: RunResult): string {
   return [
     `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, epoch ${r.epoch}`,
-    `  test accuracy ${fmt(r.accuracy)}  test loss ${fmt(r.loss)}`,
+    r.mse !== undefined
+      ? `  test mse ${fmt(r.mse)}  test mae ${fmt(r.mae ?? null)}  test loss ${fmt(r.loss)}`
+      : `  test accuracy ${fmt(r.accuracy)}  test loss ${fmt(r.loss)}`,
     `  last checkpoint ${r.lastCheckpoint?.id ?? '-'}  backend ${r.backend ?? '-'}  chunks ${r.chunks}  recoveries ${r.recoveries}`,
     `  weights sha256 ${r.weightsSha256 ?? '-'}`,
   ].join('\n');

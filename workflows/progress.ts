@@ -36,9 +36,12 @@ export interface RunResult {
   step: number;
   totalSteps: number;
   epoch: number;
-  /** Final test metrics (last evaluation on the test split). */
+  /** Final test metrics (last evaluation on the test split); accuracy is null for regression. */
   accuracy: number | null;
   loss: number | null;
+  /** Regression only: final test mean squared and mean absolute error. */
+  mse?: number;
+  mae?: number;
   lastCheckpoint: CheckpointPointer | null;
   weightsSha256: string | null;
   backend: string | null;

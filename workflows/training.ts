@@ -174,6 +174,7 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
       totalSteps: progress.totalSteps,
       epoch: progress.epoch,
       accuracy: progress.lastEval?.accuracy ?? null,
+      ...(progress.lastEval?.mse !== undefined ? { mse: progress.lastEval.mse, mae: progress.lastEval.mae } : {}),
       loss: progress.lastEval?.loss ?? null,
       lastCheckpoint: progress.lastCheckpoint,
       weightsSha256,

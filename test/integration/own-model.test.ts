@@ -212,6 +212,10 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   it('a CSV regression (huber loss, plateau on loss) resumes exactly and reports mse and mae, not accuracy', async function () {
     const result = await exactAfterKill('csv-reg', csvRegression);
     assert.equal(result.accuracy, null);
+    assert.ok(
+      typeof result.mse === 'number' && typeof result.mae === 'number',
+      `mse and mae: ${JSON.stringify(result)}`,
+    );
     const progress = await cluster.client.workflow.getHandle('csv-reg').query(progressQuery);
     const last = progress.lastEval as { mse?: number; mae?: number; accuracy: number | null } | null;
     assert.ok(last && typeof last.mse === 'number' && typeof last.mae === 'number', JSON.stringify(last));
