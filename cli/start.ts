@@ -49,6 +49,20 @@ async function checkDataFile(spec: RunSpec): Promise<void> {
   }
 }
 
+/** A model.json is loaded here, before anything starts: its layers and weights must fit (relative to this directory). */
+async function checkModelFile(spec: RunSpec): Promise<void> {
+  if (typeof spec.model !== 'object' || !('tfjs' in spec.model)) return;
+  // Loaded only for such specs: tfjs is a heavy import for the other commands.
+  const { loadTfjsModel } = await import('../training/tfjs-model');
+  try {
+    (await loadTfjsModel(spec.model.tfjs)).model.dispose();
+  } catch (err) {
+    if ((err as Error).name === 'ConfigError')
+      throw new CliError(`invalid spec: ${(err as Error).message}`, EXIT.usage);
+    throw err;
+  }
+}
+
 export interface StartOptions {
   spec: RunSpec;
   runId?: string;
@@ -67,6 +81,7 @@ export async function startRun(
   const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
   assertStorageOpens(opts.spec);
   await checkDataFile(opts.spec);
+  await checkModelFile(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

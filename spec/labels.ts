@@ -5,6 +5,7 @@ import type { DatasetSpec, ModelSpec } from './types';
 /** The built-in or registered name, or `layers-N` for a model given as a list of N layers. */
 export function modelLabel(model: ModelSpec): string {
   if (typeof model === 'string') return model;
+  if ('tfjs' in model) return `tfjs-${model.tfjs.split('/').pop()}`;
   return 'registered' in model ? model.registered : `layers-${model.layers.length}`;
 }
 

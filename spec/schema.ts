@@ -115,8 +115,17 @@ const registeredName = z
 /** A model built by code registered in the worker (the library's createTrainingWorker({ models })). */
 export const registeredModelSchema = strict({ registered: registeredName });
 
+/** A TF.js Layers model.json (model.save or tfjs-converter output); its weights, if any, are the starting point. */
+export const tfjsModelSchema = strict({
+  tfjs: z
+    .string()
+    .regex(/^file:\/\/.+\.json$/, 'must be file://PATH/model.json')
+    .max(4096)
+    .meta({ description: 'file://path/to/model.json, relative to the worker directory' }),
+});
+
 export const modelSchema = z
-  .union([modelNameSchema, layerListModelSchema, registeredModelSchema], {
+  .union([modelNameSchema, layerListModelSchema, registeredModelSchema, tfjsModelSchema], {
     error: (iss) =>
       iss.input === undefined
         ? `missing required field (one of: ${MODELS.join(', ')}, or { "layers": [...] })`
@@ -132,7 +141,7 @@ export const modelSchema = z
  */
 export function trainableLayersOf(model: z.output<typeof modelSchema>): readonly string[] | null {
   if (typeof model === 'string') return MODEL_LAYERS[model];
-  if ('registered' in model) return null;
+  if ('registered' in model || 'tfjs' in model) return null;
   return model.layers.flatMap((l, i) => (WEIGHTED_TYPES.includes(l.type) ? [layerNameOf(l, i)] : []));
 }
 export const datasetNameSchema = z.enum(DATASETS);
@@ -545,11 +554,13 @@ function expandUnions(issues: readonly z.core.$ZodIssue[], input: unknown): z.co
     const has = (k: string) => isObject && k in (value as object);
     const branch =
       iss.path[0] === 'model'
-        ? has('registered')
-          ? 2
-          : isObject
-            ? 1
-            : 0
+        ? has('tfjs')
+          ? 3
+          : has('registered')
+            ? 2
+            : isObject
+              ? 1
+              : -1 // a name: the union's own message lists the names and the other forms
         : iss.path[0] === 'dataset'
           ? has('registered')
             ? 2

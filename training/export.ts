@@ -53,9 +53,14 @@ const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * The tf.layers model of `spec` with the `model/*` tensors of a checkpoint assigned by their stable names.
  * Throws naming any missing, mismatched or unexpected model tensor. The caller disposes the Net.
  */
-export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[], featureShape?: number[], outputs = 10): Net {
+export async function restoreNet(
+  spec: RunSpec,
+  tensors: NamedTensorBytes[],
+  featureShape?: number[],
+  outputs = 10,
+): Promise<Net> {
   if (endianness() !== 'LE') throw new Error('export: checkpoints are little-endian; this host is big-endian');
-  const net = buildNet(spec, featureShape ?? [28, 28, 1], outputs);
+  const net = await buildNet(spec, featureShape ?? [28, 28, 1], outputs);
   try {
     const given = new Map(tensors.filter((t) => t.name.startsWith('model/')).map((t) => [t.name, t]));
     for (const p of net.all) {
@@ -185,7 +190,7 @@ export async function exportModel(
 ): Promise<ExportedModel> {
   await tf.ready();
   const metadata = opts.metadata ?? {};
-  const net = restoreNet(spec, tensors, opts.featureShape);
+  const net = await restoreNet(spec, tensors, opts.featureShape);
   try {
     const files = await saveLayers(net, metadata);
     const modelJson = JSON.parse(Buffer.from(files[0].data).toString('utf8')) as tf.io.ModelJSON;

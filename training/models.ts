@@ -7,6 +7,7 @@ import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
 import { registeredModel } from './registry';
+import { loadTfjsModel } from './tfjs-model';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
 import type { Prng } from './prng';
 
@@ -114,6 +115,8 @@ export class Net {
   readonly state: Param[];
   readonly fingerprint: string;
   readonly parameterCount: number;
+  /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
+  pretrained = false;
   private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
   private disposed = false;
 
@@ -372,7 +375,13 @@ export function buildModel(name: ModelName, dropoutRate: number): Net {
 }
 
 /** The model a spec names, zero-initialized: a built-in, or a layer list whose input is one example of `inputShape`. */
-export function buildNet(spec: RunSpec, inputShape: number[], outputs: number): Net {
+export async function buildNet(spec: RunSpec, inputShape: number[], outputs: number): Promise<Net> {
+  if (typeof spec.model === 'object' && 'tfjs' in spec.model) {
+    const loaded = await loadTfjsModel(spec.model.tfjs);
+    const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
+    net.pretrained = loaded.pretrained;
+    return net;
+  }
   if (typeof spec.model === 'object' && 'registered' in spec.model) {
     const name = spec.model.registered;
     let model: tf.LayersModel;

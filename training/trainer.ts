@@ -58,7 +58,7 @@ async function prepare(spec: RunSpec): Promise<Parts> {
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
-  const net = buildNet(spec, data.featureShape, data.outputs);
+  const net = await buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
     const out = net.model.outputs[0].shape;
@@ -73,6 +73,13 @@ async function prepare(spec: RunSpec): Promise<Parts> {
       throw new ConfigError(
         `model: input shape ${JSON.stringify(inShape)} does not hold ${data.name}'s ${data.featureSize} features per example`,
       );
+    const layersWithWeights = new Set(net.params.map((q) => q.name.split('/')[1]));
+    for (const name of spec.freeze ?? []) {
+      if (!layersWithWeights.has(name))
+        throw new ConfigError(
+          `freeze: the model has no trainable layer ${name} (it has: ${[...layersWithWeights].join(', ')})`,
+        );
+    }
     opt = createOptimizer(spec.optimizer, net.params);
   } catch (e) {
     net.dispose();
@@ -144,7 +151,8 @@ export class Trainer {
     const p = await prepare(spec);
     try {
       const rng = Prng.fromSeed(spec.seed);
-      p.net.initialize(rng);
+      // A model that brings its weights (model.json) starts from them; every other from the run's seed.
+      if (!p.net.pretrained) p.net.initialize(rng);
       const schedule = LrSchedule.create(spec.schedule, spec.optimizer.learningRate);
       const order = rng.permutation(p.data.train.n);
       return new Trainer(p, schedule, rng, order);

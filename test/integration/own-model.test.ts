@@ -4,6 +4,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
@@ -113,6 +115,41 @@ const csvRegression = {
   schedule: { name: 'plateau', metric: 'loss', patience: 2 },
   checkpoint: { ...checkpoint, keepBest: { k: 2, metric: 'loss' } },
 };
+
+/** A 4-8-3 classifier with fixed weights, written as tfjs's model.save writes it (model.json + weights.bin). */
+async function saveTfjsModel(dir: string, hidden: number): Promise<void> {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ name: 'hidden', inputShape: [4], units: hidden, activation: 'relu' }),
+      tf.layers.dense({ name: 'out', units: 3, activation: 'softmax' }),
+    ],
+  });
+  const r = lcg(9);
+  model.setWeights(
+    model.weights.map((w) =>
+      tf.tensor(
+        Float32Array.from({ length: (w.shape as number[]).reduce((a, b) => a * b, 1) }, () => r() - 0.5),
+        w.shape as number[],
+      ),
+    ),
+  );
+  fs.mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(a.weightData as ArrayBuffer));
+      const json = {
+        format: a.format,
+        generatedBy: a.generatedBy,
+        convertedBy: a.convertedBy,
+        modelTopology: a.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+      };
+      fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  model.dispose();
+}
 
 describe('own models and data: layer lists, files, tasks; exact after SIGKILL', function () {
   this.timeout(900_000);
@@ -227,6 +264,66 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
       'testMae' in ck.metrics && 'testMse' in ck.metrics && !('testAccuracy' in ck.metrics),
       JSON.stringify(ck.metrics),
     );
+  });
+
+  it('a model.json written by tfjs model.save is fine-tuned from its weights, resumes exactly, and exports back', async function () {
+    const dir = path.join(cluster.dir, 'model');
+    await saveTfjsModel(dir, 8);
+    const spec = { ...csvClassification, model: { tfjs: 'file://model/model.json' }, freeze: ['hidden'] };
+    const result = await exactAfterKill('tfjs-ft', spec);
+    assert.ok(result.accuracy !== null && result.accuracy > 0.6, `it learned: ${result.accuracy}`);
+    // The frozen layer still holds the file's bytes: training started from the file's weights, not from the seed.
+    const fileBytes = fs.readFileSync(path.join(dir, 'weights.bin'));
+    const last = manifestsOf('tfjs-ft').sort((a, b) => b.step - a.step)[0] as unknown as {
+      blobs: Array<{ name: string; sha256: string }>;
+    };
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    assert.equal(
+      last.blobs.find((b) => b.name === 'model/hidden/kernel')?.sha256,
+      sha(fileBytes.subarray(0, 4 * 8 * 4)),
+      'hidden/kernel equals the file',
+    );
+    assert.notEqual(
+      last.blobs.find((b) => b.name === 'model/out/kernel')?.sha256,
+      sha(fileBytes.subarray(4 * 40, 4 * 64)),
+    );
+
+    // Export writes the same format back; tfjs loads it and its weights hash to the run's weightsSha256.
+    const out = path.join(cluster.dir, 'exported');
+    const r = cli(cluster, ['export', 'tfjs-ft', '--out', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+    const data = fs.readFileSync(path.join(out, 'weights.bin'));
+    const loaded = await tf.loadLayersModel({
+      load: async () => ({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0].weights,
+        weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
+      }),
+    });
+    assert.deepEqual(
+      loaded.layers.map((l) => l.name),
+      ['hidden', 'out'],
+    );
+    const h = createHash('sha256');
+    for (const w of [...loaded.weights].sort((a, b) => (a.originalName < b.originalName ? -1 : 1))) {
+      h.update(Buffer.from((w.read().dataSync() as Float32Array).buffer));
+    }
+    assert.equal(h.digest('hex'), result.weightsSha256, "the exported weights are the run's final weights");
+    loaded.dispose();
+  });
+
+  it('refuses a model.json whose weights do not match its topology, before anything starts', async function () {
+    const dir = path.join(cluster.dir, 'model-bad');
+    await saveTfjsModel(dir, 8);
+    const file = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.modelTopology.config.layers[0].config.units = 9;
+    fs.writeFileSync(file, JSON.stringify(json));
+    const spec = { ...csvClassification, model: { tfjs: 'file://model-bad/model.json' } };
+    const r = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'tfjs-bad.json', spec), '--run-id', 'tfjs-bad']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /model\.tfjs: file:\/\/model-bad\/model\.json: .*(do not match|mismatch|shape)/i);
   });
 
   it('refuses bad data before anything starts, naming the field', async function () {

@@ -238,7 +238,7 @@ describe('spec schema: messages name the field', () => {
       'fashion-mnist (cannot load)',
       withSpec({ dataset: { name: 'fashion-mnist' } }),
       'dataset.name',
-      'unknown value "fashion-mnist" (one of: mnist)',
+      'unknown value "fashion-mnist" (one of: mnist, iris)',
     ],
     ['dataset not an object', withSpec({ dataset: 3 }), 'dataset', 'must be an object, got 3'],
     [
@@ -485,7 +485,7 @@ describe('spec schema: kept behaviour of the old validator', () => {
     ]) {
       assert.ok(name in legacyValidate, name);
     }
-    assert.deepEqual(legacyValidate.DATASETS, ['mnist']);
+    assert.deepEqual(legacyValidate.DATASETS, ['mnist', 'iris']);
     assert.deepEqual(legacyValidate.MODEL_LAYERS['mnist-cnn'], ['conv1', 'conv2', 'dense1', 'dense2']);
   });
 

@@ -1,0 +1,138 @@
+// A TF.js Layers model as `model.save()` or tfjs-converter writes it (model.json with a Keras-format topology, plus
+// weight files): its layers become the run's model, and its weights, when the file has them, the starting point.
+// Every layer must be one of the supported kinds, with options our training loop implements; anything else is
+// refused naming the layer, its index and what is supported.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { LAYER_KINDS } from '../spec/layers';
+import { parseStorageUrl } from '../spec/storage-url';
+import { ConfigError } from './errors';
+
+interface Artifacts {
+  topology: { class_name?: string; config?: unknown };
+  weightSpecs: tf.io.WeightsManifestEntry[];
+  weightData: ArrayBuffer | null;
+}
+
+const SUPPORTED = new Map(Object.entries(LAYER_KINDS).map(([type, k]) => [k.className, type]));
+const cache = new Map<string, { key: string; artifacts: Artifacts }>();
+
+const fail = (url: string, message: string) => new ConfigError(`model.tfjs: ${url}: ${message}`);
+
+/** Reads model.json and its weight files (file:// URLs; relative paths against baseDir), cached while unchanged. */
+async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
+  let loc;
+  try {
+    loc = parseStorageUrl(url);
+  } catch (err) {
+    throw fail(url, (err as Error).message);
+  }
+  if (loc.kind !== 'file') throw fail(url, 'only file:// model files are supported');
+  const file = path.resolve(baseDir, loc.path);
+  const st = await fsp.stat(file).catch(() => null);
+  if (!st?.isFile()) throw fail(url, `no such file ${file}`);
+  const key = `${st.size}:${st.mtimeMs}`;
+  const hit = cache.get(file);
+  if (hit && hit.key === key) return hit.artifacts;
+  let json: { format?: string; modelTopology?: Artifacts['topology']; weightsManifest?: tf.io.WeightsManifestConfig };
+  try {
+    json = JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (err) {
+    throw fail(url, `not a JSON file: ${(err as Error).message}`);
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology)
+    throw fail(url, 'has no modelTopology (expected a TF.js Layers model.json, format "layers-model")');
+  if (json.format !== undefined && json.format !== 'layers-model')
+    throw fail(url, `is a ${JSON.stringify(json.format)} model; only Layers models ("layers-model") can be trained`);
+  const groups = json.weightsManifest ?? [];
+  const weightSpecs = groups.flatMap((g) => g.weights);
+  let weightData: ArrayBuffer | null = null;
+  if (weightSpecs.length) {
+    const parts: Buffer[] = [];
+    for (const g of groups) {
+      for (const p of g.paths) {
+        const wf = path.resolve(path.dirname(file), p);
+        if (path.relative(path.dirname(file), wf).startsWith('..'))
+          throw fail(url, `weight file ${p} is outside the model's directory`);
+        parts.push(await fsp.readFile(wf).catch(() => Promise.reject(fail(url, `weight file ${p} is missing`))));
+      }
+    }
+    const all = Buffer.concat(parts);
+    weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+  }
+  const artifacts = { topology: json.modelTopology, weightSpecs, weightData };
+  cache.set(file, { key, artifacts });
+  return artifacts;
+}
+
+/** Refuses layers and options the training loop does not implement, naming the layer and its index. */
+function checkLayers(url: string, model: tf.LayersModel): void {
+  const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
+  const supported = [...SUPPORTED.keys()].join(', ');
+  for (const [i, layer] of layers.entries()) {
+    const cls = layer.getClassName();
+    const where = `layer ${layer.name} (index ${i}, ${cls})`;
+    if (!SUPPORTED.has(cls)) throw fail(url, `${where} is not supported (supported: ${supported})`);
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    for (const k of [
+      'kernelRegularizer',
+      'biasRegularizer',
+      'activityRegularizer',
+      'kernelConstraint',
+      'biasConstraint',
+      'embeddingsRegularizer',
+      'embeddingsConstraint',
+      'gammaRegularizer',
+      'betaRegularizer',
+      'noiseShape',
+    ]) {
+      if (cfg[k] !== undefined && cfg[k] !== null) throw fail(url, `${where}: option ${k} is not supported`);
+    }
+    if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast')
+      throw fail(url, `${where}: dataFormat ${String(cfg.dataFormat)} is not supported (channelsLast only)`);
+    if (cls === 'BatchNormalization') {
+      const rank = (layer.inputSpec?.[0]?.ndim ?? (layer.input as tf.SymbolicTensor).shape.length) as number;
+      if (cfg.axis !== -1 && cfg.axis !== rank - 1) throw fail(url, `${where}: only the last axis is supported`);
+    }
+  }
+}
+
+/**
+ * The model a model.json describes, with its weights when the file has them (`pretrained`); `topology` identifies it
+ * for the model fingerprint. Throws ConfigError naming what does not fit.
+ */
+export async function loadTfjsModel(
+  url: string,
+  baseDir: string = process.cwd(),
+): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown }> {
+  const a = await readArtifacts(url, baseDir);
+  let model: tf.LayersModel;
+  try {
+    model = await tf.models.modelFromJSON({ modelTopology: a.topology } as unknown as tf.io.ModelJSON);
+  } catch (err) {
+    throw fail(url, `its topology cannot be built: ${(err as Error).message}`);
+  }
+  try {
+    checkLayers(url, model);
+    if (a.weightData) {
+      let weights: tf.NamedTensorMap;
+      try {
+        weights = tf.io.decodeWeights(a.weightData, a.weightSpecs);
+      } catch (err) {
+        throw fail(url, `its weight files do not match its weights manifest: ${(err as Error).message}`);
+      }
+      try {
+        model.loadWeights(weights, true);
+      } catch (err) {
+        throw fail(url, `its weights do not match its topology: ${(err as Error).message}`);
+      } finally {
+        tf.dispose(Object.values(weights));
+      }
+    }
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return { model, pretrained: a.weightData !== null, topology: a.topology };
+}
