@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { FsCheckpointStore } from './fs';
 import type { CheckpointStore } from './interface';
 import { S3CheckpointStore, type S3StoreOptions } from './s3';
+import { s3ConnectionFromEnv } from '../../spec/s3-env';
 import { parseStorageUrl } from '../../spec/storage-url';
 
 // One rule for storage URLs: the spec refuses exactly what this factory cannot open.
@@ -22,16 +23,7 @@ export function s3OptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<S3S
     return n;
   };
   return {
-    endpoint: env.DURABLE_TRAIN_S3_ENDPOINT || undefined,
-    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
-    credentials:
-      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-        ? {
-            accessKeyId: env.AWS_ACCESS_KEY_ID,
-            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-            sessionToken: env.AWS_SESSION_TOKEN || undefined,
-          }
-        : undefined,
+    ...s3ConnectionFromEnv(env),
     requestTimeoutMs: num('DURABLE_TRAIN_S3_TIMEOUT_MS'),
     maxAttempts: num('DURABLE_TRAIN_S3_MAX_ATTEMPTS'),
   };

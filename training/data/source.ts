@@ -1,5 +1,6 @@
 // Where dataset bytes come from: file:// (relative to a base directory) or s3://bucket/key, with the size known
 // (stat / HEAD) before anything is read, so an oversized file is refused before it costs memory.
+import { s3ConnectionFromEnv } from '../../spec/s3-env';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -92,19 +93,9 @@ export function checkMemory(field: string, what: string, values: number, maxByte
 }
 
 function s3Client(): S3Client {
-  const env = process.env;
   return new S3Client({
-    endpoint: env.DURABLE_TRAIN_S3_ENDPOINT || undefined,
-    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    ...s3ConnectionFromEnv(process.env),
     forcePathStyle: true,
-    credentials:
-      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-        ? {
-            accessKeyId: env.AWS_ACCESS_KEY_ID,
-            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-            sessionToken: env.AWS_SESSION_TOKEN || undefined,
-          }
-        : undefined,
     requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 },
   });
 }
