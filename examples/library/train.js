@@ -1,7 +1,7 @@
 // durable-train used as a library: a worker of your own with a model builder and a dataset loader registered in code,
-// and a run started from code. Run it against a Temporal server (TEMPORAL_ADDRESS, default localhost:7233):
-//   node examples/library/train.js [RUN_ID]
-// It prints the run's result as JSON. In a project of your own: npm install durable-train, same code.
+// and a run started from code. In this folder, with the package packed at the repository's root (`npm pack`):
+//   npm install && node train.js [RUN_ID]
+// against a Temporal server (TEMPORAL_ADDRESS, default localhost:7233). It prints the run's result as JSON.
 'use strict';
 const tf = require('@tensorflow/tfjs');
 const { Client, Connection } = require('@temporalio/client');
