@@ -12,7 +12,8 @@ export async function probeWritable(store: CheckpointStore, runId: string, url: 
   } catch (err) {
     // What retrying cannot heal (permissions, read-only, bad credentials, no bucket) fails the run at once, naming
     // the storage, instead of retrying for minutes; a storage that may come back is retried.
-    if (err instanceof StorageUnavailableError && !err.retryable) {
+    // At the start of a run, a path that runs through a regular file (ENOTDIR) is a wrong storage URL, not an outage.
+    if (err instanceof StorageUnavailableError && (!err.retryable || err.code === 'ENOTDIR')) {
       throw nonRetryable(FailureTypes.StorageUnavailable, `checkpoint storage ${url} is not writable: ${err.message}`);
     }
     throw storageUnavailable(err, `checkpoint storage ${url} is not writable`);
