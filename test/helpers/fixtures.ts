@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { PACED_WORKER, spawnWorker, startCluster, type TestCluster, type WorkerProcess } from './cluster';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
+import { PACED_WORKER, spawnWorker, startCluster, waitFor, type TestCluster, type WorkerProcess } from './cluster';
 
 /** A small MLP run: 600 examples, 2 epochs of 12 steps, chunks of 5 (5 chunks). Fields are replaced, not merged. */
 export function smallSpec(over: Record<string, unknown> = {}) {
@@ -84,14 +85,44 @@ export function useCluster(opts: { ui?: boolean } = {}): ClusterFixture {
   };
 }
 
-/** The running trainChunk of a run as the server sees it: its attempt, worker and last heartbeat's step. */
-export async function runningChunk(
-  handle: WorkflowHandle,
-): Promise<{ step: number | null; attempt: number; identity: string } | null> {
+/** The running trainChunk of a run as the server sees it: its attempt, worker, last heartbeat's step and time. */
+export async function runningChunk(handle: WorkflowHandle): Promise<{
+  step: number | null;
+  attempt: number;
+  identity: string;
+  lastHeartbeatMs: number | null;
+} | null> {
   const d = await handle.describe();
+  if (d.status.name !== 'RUNNING') throw new Error(`run ${handle.workflowId} is ${d.status.name}`);
   const a = d.raw.pendingActivities?.find((p) => p.activityType?.name === 'trainChunk');
   if (!a) return null;
   const data = a.heartbeatDetails?.payloads?.[0]?.data;
   const details = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { step?: number }) : null;
-  return { step: details?.step ?? null, attempt: a.attempt ?? 1, identity: a.lastWorkerIdentity ?? '' };
+  return {
+    step: details?.step ?? null,
+    attempt: a.attempt ?? 1,
+    identity: a.lastWorkerIdentity ?? '',
+    lastHeartbeatMs: optionalTsToMs(a.lastHeartbeatTime) ?? null,
+  };
+}
+
+/**
+ * Waits until a chunk of the run, running on `worker` (any worker when omitted), has heartbeated after `sinceMs`:
+ * it is inside a chunk and training, the moment to kill or disturb it.
+ */
+export function chunkProgressed(
+  handle: WorkflowHandle,
+  sinceMs: number,
+  worker?: WorkerProcess,
+): Promise<{ step: number | null; identity: string }> {
+  return waitFor(
+    `a heartbeat of a chunk${worker ? ` on worker ${worker.proc.pid}` : ''}`,
+    async () => {
+      const c = await runningChunk(handle);
+      if (!c || c.lastHeartbeatMs === null || c.lastHeartbeatMs <= sinceMs) return null;
+      return !worker || c.identity.startsWith(`${worker.proc.pid}@`) ? c : null;
+    },
+    120_000,
+    50,
+  );
 }
