@@ -158,6 +158,49 @@ describe('promises of the README (real dev server, real workers)', function () {
     });
   }
 
+  it('checkpoint.everySeconds commits inside a chunk; a SIGKILLed chunk resumes from the newest of them', async function () {
+    const cluster = fx.cluster;
+    const spec = smallSpec({
+      dataset: { name: 'mnist', trainLimit: 3000, testLimit: 200 },
+      epochs: 1,
+      chunkSteps: 60,
+      checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100, everySeconds: 1 },
+    });
+    const file = writeSpec(cluster.dir, 'every.json', spec);
+    let w = await fx.worker();
+    const refRun = cli(cluster, ['start', '--spec', file, '--run-id', 'every-ref', '--wait', '--json']);
+    assert.equal(refRun.code, 0, refRun.stderr);
+    const reference = refRun.json<{ result: RunResult }>().result;
+    await w.kill('SIGKILL');
+
+    // Paced: each step 100 ms longer (same numbers): the one chunk of 60 steps runs for over 6 s, so time commits
+    // (at most 1 s apart) happen inside it.
+    w = await fx.worker({ paced: { stepMs: 100 } });
+    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'every']).code, 0);
+    const handle = cluster.client.workflow.getHandle('every');
+    const timeCommits = () =>
+      fs.existsSync(path.join(cluster.dir, '.data', 'checkpoints', 'every', 'manifests'))
+        ? fx.manifests('every').filter((m) => m.reason === 'time')
+        : [];
+    await waitFor('two time commits', async () => timeCommits().length >= 2, 120_000, 50);
+    await w.kill('SIGKILL');
+    const before = timeCommits().sort((a, b) => b.step - a.step);
+    assert.ok(before[0].step < 60, `time commits inside the chunk: ${before.map((m) => m.step)}`);
+
+    await fx.worker();
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.weightsSha256, reference.weightsSha256);
+    const progress = await handle.query(progressQuery);
+    const rec = progress.recoveries.find((r) => r.attempt >= 2);
+    assert.ok(rec, JSON.stringify(progress.recoveries));
+    // At most the steps since the newest time commit are lost: the retry restored the newest checkpoint there was.
+    const newestAtKill = fx
+      .manifests('every')
+      .filter((m) => m.step <= before[0].step || m.id === before[0].id)
+      .sort((a, b) => b.step - a.step)[0];
+    assert.equal(rec.restoredFrom, newestAtKill.id, `restored ${rec.restoredFrom}, newest was ${newestAtKill.id}`);
+  });
+
   it('resume refusals fail in one attempt, without retries', async function () {
     const cluster = fx.cluster;
     // Paced so the stop after the first checkpoint lands before the run could finish.
