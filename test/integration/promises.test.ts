@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { temporal } from '@temporalio/proto';
+import { freePort } from '../../cli/dev-server';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
@@ -199,6 +200,74 @@ describe('promises of the README (real dev server, real workers)', function () {
       .filter((m) => m.step <= before[0].step || m.id === before[0].id)
       .sort((a, b) => b.step - a.step)[0];
     assert.equal(rec.restoredFrom, newestAtKill.id, `restored ${rec.restoredFrom}, newest was ${newestAtKill.id}`);
+  });
+
+  it('the documented metrics: commits by reason, commit seconds, bytes, step, samples/s, recoveries by kind', async function () {
+    const cluster = fx.cluster;
+    // A worker on a metrics port; the port is chosen before the worker binds it, so retry on EADDRINUSE.
+    const metricsWorker = async (paced?: { stepMs: number }) => {
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        try {
+          const w = await fx.worker({ env: { DURABLE_TRAIN_METRICS_PORT: String(port) }, paced });
+          return { w, port };
+        } catch (err) {
+          if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+        }
+      }
+    };
+    const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (text: string, series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const spec = smallSpec({
+      dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200 },
+      epochs: 1,
+      chunkSteps: 20,
+      checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100 },
+    });
+    // Paced (each step 100 ms longer, same numbers): the kill after a heartbeat at step 25 lands in chunk 20..40.
+    const a = await metricsWorker({ stepMs: 100 });
+    assert.equal(
+      cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'met.json', spec), '--run-id', 'met']).code,
+      0,
+    );
+    const handle = cluster.client.workflow.getHandle('met');
+    await waitFor(
+      'a heartbeat at step 25 or later',
+      async () => {
+        const c = await runningChunk(handle);
+        return c && c.step !== null && c.step >= 25;
+      },
+      120_000,
+      20,
+    );
+    const before = await scrape(a.port);
+    assert.equal(value(before, 'durable_train_checkpoint_commits_total{run="met",reason="chunk-end"}'), 1, before);
+    assert.ok((value(before, 'durable_train_step{run="met"}') ?? 0) >= 25, before);
+    assert.ok((value(before, 'durable_train_samples_per_second{run="met"}') ?? 0) > 0, before);
+    await a.w.kill('SIGKILL');
+
+    const b = await metricsWorker();
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.step, 40);
+    const text = await scrape(b.port);
+    const newest = fx.manifests('met').sort((x, y) => y.step - x.step)[0];
+    assert.equal(value(text, 'durable_train_recoveries_total{run="met",kind="retry"}'), 1, text);
+    assert.equal(value(text, 'durable_train_checkpoint_commits_total{run="met",reason="chunk-end"}'), 1, text);
+    assert.ok((value(text, 'durable_train_checkpoint_commit_seconds_total{run="met"}') ?? 0) > 0, text);
+    assert.equal(value(text, 'durable_train_last_checkpoint_step{run="met"}'), 40, text);
+    assert.equal(
+      value(text, 'durable_train_last_checkpoint_bytes{run="met"}'),
+      (newest.blobs as Array<{ size: number }>).reduce((n, x) => n + x.size, 0),
+      text,
+    );
+    const stamp = value(text, 'durable_train_last_checkpoint_timestamp_seconds{run="met"}') ?? 0;
+    assert.ok(stamp >= Date.parse(newest.createdAt) / 1000 && stamp <= Date.now() / 1000, `${stamp}\n${text}`);
+    assert.equal(value(text, 'durable_train_step{run="met"}'), 40, text);
+    assert.ok((value(text, 'durable_train_samples_per_second{run="met"}') ?? 0) > 0, text);
+    assert.ok(!value(text, 'durable_train_checkpoint_failures_total{run="met"}'), 'no failed commit');
   });
 
   it('resume refusals fail in one attempt, without retries', async function () {
