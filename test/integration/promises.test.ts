@@ -8,7 +8,7 @@ import { freePort } from '../../cli/dev-server';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { cli, cliAsync, tmpDir, waitFor, writeSpec } from '../helpers/cluster';
 import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 
 /** Attempt numbers of every activity task started in the run's latest execution, by activity type. */
@@ -268,6 +268,42 @@ describe('promises of the README (real dev server, real workers)', function () {
     assert.equal(value(text, 'durable_train_step{run="met"}'), 40, text);
     assert.ok((value(text, 'durable_train_samples_per_second{run="met"}') ?? 0) > 0, text);
     assert.ok(!value(text, 'durable_train_checkpoint_failures_total{run="met"}'), 'no failed commit');
+  });
+
+  it('watch follows a run to its end; --storage reads its checkpoints from another directory', async function () {
+    const cluster = fx.cluster;
+    // Paced (each step 100 ms longer, same numbers): the run lasts over 2 s, long enough to be watched.
+    await fx.worker({ paced: { stepMs: 100 } });
+    const file = writeSpec(cluster.dir, 'watch.json', smallSpec());
+    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'watched']).code, 0);
+    const watched = await cliAsync(cluster, ['watch', 'watched', '--json']);
+    assert.equal(watched.code, 0, watched.stderr);
+    const lines = watched.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { status?: string; result?: RunResult });
+    const last = lines[lines.length - 1];
+    assert.equal(last.result?.status, 'completed', watched.stdout);
+    assert.equal(last.result?.step, 24);
+    assert.ok(
+      lines.some((l) => l.status === 'RUNNING'),
+      `progress lines while it ran: ${watched.stdout}`,
+    );
+
+    // The spec's storage is relative to the worker's directory; from elsewhere, --storage names it.
+    const elsewhere = tmpDir();
+    const storage = `file://${path.join(cluster.dir, '.data', 'checkpoints')}`;
+    const list = cli(cluster, ['checkpoints', 'list', 'watched', '--storage', storage, '--json'], { cwd: elsewhere });
+    assert.equal(list.code, 0, list.stderr);
+    const ids = list.json<Array<{ id: string }>>().map((c) => c.id);
+    assert.deepEqual(
+      ids,
+      fx
+        .manifests('watched')
+        .map((m) => m.id)
+        .sort(),
+    );
+    assert.ok(ids.includes(last.result!.lastCheckpoint!.id));
   });
 
   it('resume refusals fail in one attempt, without retries', async function () {
