@@ -38,7 +38,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   runs list
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
-  report RUN_ID --out FILE.html [--png FILE.png] [--verify] [--storage URL]      curves, checkpoints, recoveries, spec
+  report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
 
 environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
   DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
@@ -207,6 +207,7 @@ async function run(argv: string[]): Promise<number> {
         runId: rest[0],
         out: v.out,
         png: v.png,
+        force: v.force,
         storage: v.storage,
         verify: v.verify,
       });

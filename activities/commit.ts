@@ -11,7 +11,9 @@ export function metricsOf(state: TrainerState): Record<string, number> {
   // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
   if (last && last.step === state.step) {
     out.testLoss = last.loss;
-    out.testAccuracy = last.accuracy;
+    if (last.accuracy !== null) out.testAccuracy = last.accuracy;
+    if (last.mae !== undefined) out.testMae = last.mae;
+    if (last.mse !== undefined) out.testMse = last.mse;
   }
   return out;
 }

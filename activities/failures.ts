@@ -21,8 +21,3 @@ export function storageUnavailable(err: unknown, what: string): ApplicationFailu
     cause: err instanceof Error ? err : undefined,
   });
 }
-
-/** Verification problems in one line: `blob: reason; reason`. */
-export function describeProblems(problems: Array<{ blob?: string; reason: string }>): string {
-  return problems.map((p) => (p.blob ? `${p.blob}: ${p.reason}` : p.reason)).join('; ');
-}

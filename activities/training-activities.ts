@@ -2,9 +2,20 @@
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
-import { stepCounts, validateSpec, SpecError } from '../spec/validate';
+import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { validateSpec, SpecError } from '../spec/validate';
+import { DatasetError } from '../training/data';
+import { loadTaskData } from '../training/task-data';
+import { Trainer } from '../training';
+import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
-import { CheckpointManager, NoValidCheckpointError, openStore, type CheckpointStore } from '../checkpoint';
+import {
+  CheckpointManager,
+  formatProblems,
+  NoValidCheckpointError,
+  openStore,
+  type CheckpointStore,
+} from '../checkpoint';
 import {
   FailureTypes,
   type ChunkSummary,
@@ -19,7 +30,7 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
-import { describeProblems, nonRetryable, storageUnavailable } from './failures';
+import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
@@ -52,6 +63,18 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   const managerFor = (spec: RunSpec, runId: string) =>
     new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest });
 
+  /** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
+  const trainRows = async (spec: RunSpec): Promise<number> => {
+    const rows = builtinTrainRows(spec);
+    if (rows !== null) return rows;
+    try {
+      return (await loadTaskData(spec)).train.n;
+    } catch (err) {
+      if (err instanceof DatasetError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+      throw err;
+    }
+  };
+
   const checkSpec = (raw: RunSpec): RunSpec => {
     try {
       return validateSpec(raw);
@@ -65,7 +88,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       const hash = specHash(spec);
-      const { stepsPerEpoch, totalSteps } = stepCounts(spec);
+      const { stepsPerEpoch, totalSteps } = stepCounts(spec, await trainRows(spec));
       await probeWritable(storeFor(spec), input.runId, spec.checkpoint.storage);
       Context.current().heartbeat();
       const base = { totalSteps, stepsPerEpoch, specHash: hash };
@@ -86,7 +109,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         }
         throw storageUnavailable(err, `cannot list the checkpoints of run ${input.runId}`);
       });
-      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: describeProblems(v.problems) }));
+      const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: formatProblems(v.problems) }));
       if (latest) {
         // A fork never writes into another run: an id whose checkpoints are not this fork's own is refused.
         if (from && !(await rootedAt(own, latest.manifest, from))) {
@@ -125,7 +148,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         if (!check.ok) {
           throw nonRetryable(
             FailureTypes.CheckpointNotFound,
-            `fork source ${from.runId}:${from.id} is missing or damaged: ${describeProblems(check.problems)}`,
+            `fork source ${from.runId}:${from.id} is missing or damaged: ${formatProblems(check.problems)}`,
           );
         }
         const loaded = await src.load(from.id);
@@ -141,6 +164,12 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         trainer.dispose();
         return { ...base, start: pointerOf(loaded.manifest), mode: 'fork', skipped, finished: null };
       }
+      // Build the model on the data once now, so a model that does not fit the data fails before any training.
+      const probe = await Trainer.create(spec).catch((err: unknown) => {
+        if (isConfigError(err)) throw nonRetryable(FailureTypes.InvalidSpec, (err as Error).message);
+        throw err;
+      });
+      probe.dispose();
       return { ...base, start: null, mode: 'fresh', skipped, finished: null };
     },
 

@@ -16,7 +16,11 @@ export interface EvalResult {
   epoch: number;
   step: number;
   loss: number;
-  accuracy: number;
+  /** Classification only (null for regression). */
+  accuracy: number | null;
+  /** Regression only: mean absolute and mean squared error on the test split. */
+  mae?: number;
+  mse?: number;
 }
 
 export interface PrepareRunInput {
@@ -113,7 +117,7 @@ export interface ChunkHeartbeat {
   totalSteps: number;
   epoch: number;
   loss: number;
-  accuracy: number;
+  accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;
   lastCommitted: CheckpointPointer | null;

@@ -1,16 +1,7 @@
-// Error types of the checkpoint layer. Callers branch on the class (or `name`), never on message text.
+// Errors about checkpoints (the store's own errors are in store/interface.ts). Callers branch on the class (or
+// `name`), never on message text.
+import { formatProblems } from './problems';
 import type { VerifyResult } from './types';
-
-/** A key (blob, manifest, pin) or a checkpoint that does not exist. */
-export class CheckpointNotFoundError extends Error {
-  override readonly name = 'CheckpointNotFoundError';
-  constructor(
-    readonly key: string,
-    message = `not found: ${key}`,
-  ) {
-    super(message);
-  }
-}
 
 /** A checkpoint whose manifest or blobs do not verify. It is never loaded. */
 export class CheckpointCorruptError extends Error {
@@ -20,13 +11,13 @@ export class CheckpointCorruptError extends Error {
     readonly blob: string | undefined,
     readonly reason: string,
   ) {
-    super(`checkpoint ${checkpointId} is damaged: ${blob !== undefined ? `blob ${blob}: ` : ''}${reason}`);
+    super(`checkpoint ${checkpointId} is damaged: ${formatProblems([{ blob, reason }])}`);
   }
 }
 
 /**
- * The run has checkpoints but none of them verifies. Thrown by `latestValid()` instead of returning null,
- * so a damaged store is never mistaken for a fresh run that may start over (USERS #1, #6).
+ * The run has checkpoints but none of them verifies. Thrown by `latestValid()` instead of returning null, so a
+ * run whose checkpoints are all damaged is never mistaken for a fresh run and silently trained again from step 0.
  */
 export class NoValidCheckpointError extends Error {
   override readonly name = 'NoValidCheckpointError';
@@ -36,32 +27,7 @@ export class NoValidCheckpointError extends Error {
   ) {
     super(
       `run ${runId} has ${skipped.length} checkpoint(s) and none verifies: ` +
-        skipped
-          .map((s) => `${s.id} (${s.problems.map((p) => (p.blob ? `${p.blob}: ` : '') + p.reason).join('; ')})`)
-          .join(', '),
+        skipped.map((s) => `${s.id} (${formatProblems(s.problems)})`).join(', '),
     );
-  }
-}
-
-/** A write-once key (a manifest) already holds different bytes. */
-export class CheckpointConflictError extends Error {
-  override readonly name = 'CheckpointConflictError';
-  constructor(readonly key: string) {
-    super(`refusing to overwrite ${key}: it already exists with different content`);
-  }
-}
-
-/** A storage request that failed for good (after bounded retries, or at once when retrying cannot help). */
-export class CheckpointStoreError extends Error {
-  override readonly name = 'CheckpointStoreError';
-  constructor(
-    message: string,
-    readonly details: { op: string; key: string; attempts: number; retryable: boolean; code?: string; status?: number },
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-  get code(): string | undefined {
-    return this.details.code;
   }
 }

@@ -1,5 +1,9 @@
 // CheckpointManager: commit protocol, listing, verification, fallback to the newest valid checkpoint, pins and
 // retention with blob garbage collection, for one run in one store. See docs/checkpoint-format.md.
+//
+// Damage vs storage failure: a checkpoint is reported damaged or missing only when the store answered (a missing
+// key, bytes that do not verify). A StorageUnavailableError from the store always propagates unchanged: it never
+// becomes a verification problem, never makes latestValid skip a checkpoint, and never gets one deleted.
 import {
   assertJson,
   assertSafeName,
@@ -14,9 +18,10 @@ import {
   stepFromId,
   validShape,
 } from './codec';
-import { CheckpointCorruptError, CheckpointNotFoundError, NoValidCheckpointError } from './errors';
+import { CheckpointCorruptError, NoValidCheckpointError } from './errors';
+import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
-import type { CheckpointStore } from './store';
+import { CheckpointNotFoundError, type CheckpointStore } from './store/interface';
 import type {
   CheckpointSummary,
   CommitInput,
@@ -49,7 +54,8 @@ export interface CommitOptions {
   handOver?: boolean;
 }
 
-interface Entry {
+/** A manifest as read from the store during a listing: parsed, or null with the reason it does not parse. */
+interface StoredManifest {
   id: string;
   manifest: Manifest | null;
   problem?: string;
@@ -94,9 +100,10 @@ export class CheckpointManager {
    * failure before the manifest write leaves no visible checkpoint.
    */
   async commit(input: CommitInput, opts: CommitOptions = {}): Promise<Manifest> {
-    // Snapshot everything before the first await: a caller that keeps training while the commit is in flight
-    // cannot leak later values into this checkpoint (USERS #7). A caller that hands its buffers over (a fresh
-    // snapshot it never touches again) spares the copy.
+    // Snapshot everything before the first await: a trainer that keeps running while the commit is in flight
+    // (time-based commits overlap training) would otherwise leak the next steps' weights into this checkpoint,
+    // and a resume from it would not be exact. A caller that hands its buffers over (a fresh snapshot it never
+    // touches again) spares the copy.
     const meta = this.validateCommit(input);
     const blobs = input.blobs.map((b) => ({
       name: b.name,
@@ -200,7 +207,7 @@ export class CheckpointManager {
           parent: null,
           pinned: pins.has(e.id),
           valid: false,
-          problem: e.problem,
+          problem: formatProblems([{ reason: `manifest: ${e.problem}` }]),
         };
       }
       const m = e.manifest;
@@ -209,7 +216,7 @@ export class CheckpointManager {
       if (opts.verify) {
         const v = await this.verifyManifest(m);
         valid = v.ok;
-        if (!v.ok) problem = describeProblems(v);
+        if (!v.ok) problem = formatProblems(v.problems);
       }
       return {
         id: m.id,
@@ -246,7 +253,10 @@ export class CheckpointManager {
     }
   }
 
-  /** Loads every blob, verifying size and sha256; a damaged checkpoint throws CheckpointCorruptError. */
+  /**
+   * Loads every blob, verifying size and sha256. A damaged checkpoint throws CheckpointCorruptError, a missing one
+   * CheckpointNotFoundError; a storage failure throws StorageUnavailableError.
+   */
   async load(id: string): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
     const manifest = await this.readManifest(id);
     const blobs = new Map<string, Uint8Array>();
@@ -259,7 +269,10 @@ export class CheckpointManager {
     return { manifest, blobs };
   }
 
-  /** Checks one checkpoint completely; reports every problem found. Store errors (not damage) still throw. */
+  /**
+   * Checks one checkpoint completely; reports every problem found (a missing checkpoint is `checkpoint not found`).
+   * A storage failure is not a problem of the checkpoint: StorageUnavailableError propagates.
+   */
   async verify(id: string): Promise<VerifyResult> {
     let manifest: Manifest;
     try {
@@ -277,7 +290,8 @@ export class CheckpointManager {
   /**
    * The newest checkpoint that verifies, with the damaged newer ones it skipped (log them, count them, show them).
    * null only when the run has no checkpoint at all; when it has some and none verifies, throws
-   * NoValidCheckpointError rather than let a caller start the run over by mistake.
+   * NoValidCheckpointError rather than let a caller start the run over by mistake. A storage failure throws
+   * StorageUnavailableError: it never counts as a damaged checkpoint to skip.
    */
   async latestValid(): Promise<{ manifest: Manifest; skipped: VerifyResult[] } | null> {
     const entries = (await this.readEntries()).sort((a, b) =>
@@ -294,7 +308,8 @@ export class CheckpointManager {
       }
       const v = await this.verifyManifest(e.manifest);
       if (v.ok) return { manifest: e.manifest, skipped };
-      if (v.problems.length === 1 && v.problems[0].reason === 'checkpoint not found') continue; // deleted meanwhile
+      // Deleted by retention since the listing (its blobs went with it): not damage.
+      if (!(await this.store.exists(this.manifestKey(e.id)))) continue;
       skipped.push(v);
     }
     if (skipped.length) throw new NoValidCheckpointError(this.runId, skipped);
@@ -379,9 +394,7 @@ export class CheckpointManager {
     const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.map((b) => b.sha256)));
     const prefix = this.blobPrefix();
     const now = Date.now();
-    const blobs: Array<{ key: string; mtimeMs: number }> = this.store.listDetailed
-      ? await this.store.listDetailed(prefix)
-      : (await this.store.list(prefix)).map((key) => ({ key, mtimeMs: -Infinity }));
+    const blobs = await this.store.listDetailed(prefix);
     const garbage = blobs.filter(
       (b) => !referenced.has(b.key.slice(prefix.length)) && now - b.mtimeMs >= this.gcGraceMs,
     );
@@ -392,11 +405,7 @@ export class CheckpointManager {
 
   private async blobSizes(): Promise<Map<string, number>> {
     const prefix = this.blobPrefix();
-    const infos = this.store.listDetailed
-      ? await this.store.listDetailed(prefix)
-      : await Promise.all(
-          (await this.store.list(prefix)).map(async (key) => ({ key, size: (await this.store.read(key)).byteLength })),
-        );
+    const infos = await this.store.listDetailed(prefix);
     return new Map(infos.map((i) => [i.key.slice(prefix.length), i.size]));
   }
 
@@ -411,7 +420,7 @@ export class CheckpointManager {
     return { id: m.id, ok: problems.length === 0, problems };
   }
 
-  /** Returns what is wrong with a stored blob, or null. Store failures other than "missing" propagate. */
+  /** Returns what is wrong with a stored blob, or null. Only a missing key is a problem; storage failures propagate. */
   private async checkBlob(b: ManifestBlob, keep?: (data: Uint8Array) => void): Promise<string | null> {
     let data: Uint8Array;
     let sha: string;
@@ -432,12 +441,12 @@ export class CheckpointManager {
     return null;
   }
 
-  private async readEntries(): Promise<Entry[]> {
+  private async readEntries(): Promise<StoredManifest[]> {
     const prefix = `${this.runId}/manifests/`;
     const keys = (await this.store.list(prefix)).filter(
       (k) => k.endsWith('.json') && !k.slice(prefix.length).includes('/'),
     );
-    const entries = await mapLimit(keys, this.concurrency, async (key): Promise<Entry | null> => {
+    const entries = await mapLimit(keys, this.concurrency, async (key): Promise<StoredManifest | null> => {
       const id = key.slice(prefix.length, -'.json'.length);
       let bytes: Uint8Array;
       try {
@@ -452,7 +461,7 @@ export class CheckpointManager {
         return { id, manifest: null, problem: (err as Error).message, manifestBytes: bytes.byteLength };
       }
     });
-    return entries.filter((e): e is Entry => e !== null);
+    return entries.filter((e): e is StoredManifest => e !== null);
   }
 
   private async pinnedIds(): Promise<Set<string>> {
@@ -479,12 +488,8 @@ function copyBytes(data: Uint8Array): Uint8Array {
   return out;
 }
 
-function stepOf(e: Entry): number {
+function stepOf(e: StoredManifest): number {
   return e.manifest ? e.manifest.step : stepFromId(e.id);
-}
-
-export function describeProblems(v: VerifyResult): string {
-  return v.problems.map((p) => (p.blob !== undefined ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ');
 }
 
 /** Runs fn over items with at most `limit` in flight; waits for all to settle, then throws the first error. */

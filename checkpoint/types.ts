@@ -18,6 +18,7 @@ export interface ManifestBlob {
   size: number;
 }
 
+/** Names one checkpoint anywhere: the run it belongs to and its id. */
 export interface CheckpointRef {
   runId: string;
   id: string;
@@ -31,6 +32,7 @@ export interface Manifest {
   epoch: number;
   /** ISO 8601, given by the caller (the checkpoint layer never reads the clock for content). */
   createdAt: string;
+  /** The checkpoint whose state training continued from (lineage); another run's for a fork; null for a fresh start. */
   parent: CheckpointRef | null;
   blobs: ManifestBlob[];
   /** JSON training state (rng, schedule, data position...), opaque here. */
@@ -47,6 +49,7 @@ export interface Manifest {
 /** What `CheckpointManager.commit` takes: the manifest minus what the manager derives, plus the bytes. */
 export type CommitInput = Omit<Manifest, 'formatVersion' | 'id' | 'runId' | 'blobs'> & { blobs: BlobInput[] };
 
+/** One row of `CheckpointManager.list()`: a manifest's headline, without blobs or state. */
 export interface CheckpointSummary {
   id: string;
   runId: string;
@@ -59,13 +62,21 @@ export interface CheckpointSummary {
   pinned: boolean;
   /** null = not verified (list without `verify`); false = damaged (see `problem`). */
   valid: boolean | null;
+  /** Why it is damaged, written by formatProblems. */
   problem?: string;
 }
 
+/** One thing wrong with a stored checkpoint: in a named blob, or (no `blob`) in the checkpoint as a whole. */
+export interface VerificationProblem {
+  blob?: string;
+  reason: string;
+}
+
+/** The outcome of verifying one checkpoint: every problem found, none when `ok`. */
 export interface VerifyResult {
   id: string;
   ok: boolean;
-  problems: Array<{ blob?: string; reason: string }>;
+  problems: VerificationProblem[];
 }
 
 /**

@@ -1,6 +1,6 @@
 // `checkpoints list|verify|show`: what a run has stored, and whether it is intact.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { CheckpointManager, openStore, type VerifyResult } from '../checkpoint';
+import { CheckpointManager, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, fmt, type Out } from './common';
 
@@ -60,13 +60,8 @@ export async function checkpointsVerify(manager: CheckpointManager, out: Out, id
   out.emit(
     { ok: bad.length === 0, results },
     () =>
-      results
-        .map((r) =>
-          r.ok
-            ? `${r.id}: ok`
-            : `${r.id}: DAMAGED: ${r.problems.map((p) => (p.blob ? `blob ${p.blob}: ${p.reason}` : p.reason)).join('; ')}`,
-        )
-        .join('\n') || 'no checkpoints',
+      results.map((r) => (r.ok ? `${r.id}: ok` : `${r.id}: DAMAGED: ${formatProblems(r.problems)}`)).join('\n') ||
+      'no checkpoints',
   );
   return bad.length ? 1 : 0;
 }

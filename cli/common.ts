@@ -6,6 +6,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { validateSpec, SpecError, type RunSpec } from '../spec';
 import { progressQuery } from '../workflows/definitions';
 import { PROJECT_ROOT } from './tools';
+import { modelLabel } from '../spec/labels';
 import type { RunProgress, RunResult } from '../workflows/progress';
 import type { ChunkHeartbeat } from '../activities/types';
 
@@ -137,7 +138,7 @@ export const fmt = (v: number | null | undefined, digits = 4): string =>
 export function defaultRunId(spec: RunSpec): string {
   const d = new Date();
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${spec.model}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+  return `${modelLabel(spec.model)}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
 export const projectPath = (...p: string[]) => path.join(PROJECT_ROOT, ...p);

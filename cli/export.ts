@@ -16,6 +16,7 @@ import type { NamedTensorBytes } from '../training';
 import { managerForRun } from './checkpoints';
 import { CliError, validateOrExit, type Out } from './common';
 import { parseRunRef, sourceSpec } from './fork';
+import { modelLabel } from '../spec/labels';
 
 export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
@@ -75,18 +76,22 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
     step: manifest.step,
     epoch: manifest.epoch,
     createdAt: manifest.createdAt,
-    model: spec.model,
+    model: modelLabel(spec.model),
     backend: manifest.backend,
     metrics: manifest.metrics,
   };
   let exported;
   try {
-    exported = await exportModel(spec, tensors, { includeOptimizer: opts.includeOptimizer, metadata });
+    const featureShape = (manifest.state as { featureShape?: number[] } | null)?.featureShape;
+    exported = await exportModel(spec, tensors, { includeOptimizer: opts.includeOptimizer, metadata, featureShape });
   } catch (err) {
     throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);
   }
   if (manifest.fingerprints.model && manifest.fingerprints.model !== exported.modelFingerprint)
-    throw new CliError(`export: checkpoint ${manifest.id} holds a different model topology than ${spec.model}`, 3);
+    throw new CliError(
+      `export: checkpoint ${manifest.id} holds a different model topology than ${modelLabel(spec.model)}`,
+      3,
+    );
 
   writeAllOrNothing(dir, exported.files, Boolean(opts.force));
 
@@ -107,7 +112,7 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
     () =>
       [
         ...skipped.map((s) => `skipped damaged checkpoint ${s.id}: ${s.problems}`),
-        `exported ${runId}:${manifest.id} (step ${manifest.step}, epoch ${manifest.epoch}, ${spec.model}, ` +
+        `exported ${runId}:${manifest.id} (step ${manifest.step}, epoch ${manifest.epoch}, ${modelLabel(spec.model)}, ` +
           `${exported.parameterCount} parameters) to ${dir}`,
         ...files.map((f) => `  ${f.name.padEnd(15)} ${String(f.bytes).padStart(10)} bytes`),
         `  weights sha256 ${exported.weightsSha256}`,

@@ -3,7 +3,9 @@ import * as fs from 'node:fs';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
+import { builtinTrainRows } from '../spec/helpers';
 import { CliError, type Out } from './common';
+import { formatProblems } from '../checkpoint';
 import { managerForRun } from './checkpoints';
 import type { TemporalSettings } from './connection';
 import { startCommand } from './start';
@@ -76,10 +78,7 @@ export async function forkCommand(
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
     if (!v.ok)
-      throw new CliError(
-        `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${v.problems.map((p) => p.reason).join('; ')}`,
-        3,
-      );
+      throw new CliError(`checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${formatProblems(v.problems)}`, 3);
     step = (await manager.readManifest(checkpointId)).step;
   } else {
     const latest = await manager.latestValid();
@@ -87,7 +86,9 @@ export async function forkCommand(
     checkpointId = latest.manifest.id;
     step = latest.manifest.step;
   }
-  const { totalSteps } = stepCounts(spec);
+  // A file dataset's step count is known once a worker reads it; the worker refuses that case the same way.
+  const rows = builtinTrainRows(spec);
+  const totalSteps = rows === null ? Infinity : stepCounts(spec, rows).totalSteps;
   if (step >= totalSteps) {
     throw new CliError(
       `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +

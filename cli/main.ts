@@ -3,6 +3,7 @@
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
 import { loadSpecFile, projectPath, type Out } from './common';
+import { datasetLabel, modelLabel } from '../spec/labels';
 import { connectClient, runUrl, temporalSettings } from './connection';
 import { startDevServer, type DevServer } from './dev-server';
 import { describeResult, startRun } from './start';
@@ -60,7 +61,7 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
     const { attached } = await startRun(client, settings, { spec, runId, attach: true });
     const url = runUrl(settings, runId);
     process.stderr.write(
-      `${attached ? 'resuming' : 'started'} run ${runId} (${spec.model} on ${spec.dataset.name}, ${spec.epochs} epochs)\n`,
+      `${attached ? 'resuming' : 'started'} run ${runId} (${modelLabel(spec.model)} on ${datasetLabel(spec.dataset)}, ${spec.epochs} epochs)\n`,
     );
     if (url) process.stderr.write(`Web UI: ${url}\n`);
     result = await watchRun(client, out, runId, { signal: abort.signal });

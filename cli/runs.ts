@@ -1,6 +1,7 @@
 // `runs list` and `lineage RUN_ID`: the runs on the server, and who was forked from whom.
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
+import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { fmt, type Out } from './common';
@@ -31,8 +32,8 @@ function row(w: WorkflowExecutionInfo): RunRow {
   return {
     runId: w.workflowId,
     status: ((sa.DurableTrainStatus?.[0] as string | undefined) ?? w.status.name).toLowerCase(),
-    model: spec?.model ?? null,
-    dataset: spec?.dataset.name ?? null,
+    model: spec ? modelLabel(spec.model) : null,
+    dataset: spec ? datasetLabel(spec.dataset) : null,
     step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
     startTime: w.startTime.toISOString(),

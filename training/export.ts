@@ -5,7 +5,8 @@ import { createHash } from 'crypto';
 import { endianness } from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
-import { buildModel, type Net } from './models';
+import { modelLabel } from '../spec/labels';
+import { buildNet, type Net } from './models';
 import type { NamedTensorBytes } from './trainer';
 
 export const MODEL_JSON = 'model.json';
@@ -52,18 +53,18 @@ const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * The tf.layers model of `spec` with the `model/*` tensors of a checkpoint assigned by their stable names.
  * Throws naming any missing, mismatched or unexpected model tensor. The caller disposes the Net.
  */
-export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[]): Net {
+export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[], featureShape?: number[], outputs = 10): Net {
   if (endianness() !== 'LE') throw new Error('export: checkpoints are little-endian; this host is big-endian');
-  const net = buildModel(spec.model, spec.dropout ?? 0);
+  const net = buildNet(spec, featureShape ?? [28, 28, 1], outputs);
   try {
     const given = new Map(tensors.filter((t) => t.name.startsWith('model/')).map((t) => [t.name, t]));
-    for (const p of net.params) {
+    for (const p of net.all) {
       const t = given.get(p.name);
-      if (!t) throw new Error(`checkpoint has no tensor ${p.name} (is it a ${spec.model} checkpoint?)`);
+      if (!t) throw new Error(`checkpoint has no tensor ${p.name} (is it a ${modelLabel(spec.model)} checkpoint?)`);
       given.delete(p.name);
       if (t.dtype !== 'float32' || !sameShape(t.shape, p.shape))
         throw new Error(
-          `tensor ${p.name} is ${t.dtype} ${JSON.stringify(t.shape)}, ${spec.model} expects float32 ${JSON.stringify(p.shape)}`,
+          `tensor ${p.name} is ${t.dtype} ${JSON.stringify(t.shape)}, ${modelLabel(spec.model)} expects float32 ${JSON.stringify(p.shape)}`,
         );
       if (t.data.byteLength !== 4 * elements(p.shape))
         throw new Error(`tensor ${p.name} has ${t.data.byteLength} bytes, expected ${4 * elements(p.shape)}`);
@@ -71,7 +72,9 @@ export function restoreNet(spec: RunSpec, tensors: NamedTensorBytes[]): Net {
       tf.tidy(() => p.variable.assign(tf.tensor(values, p.shape, 'float32')));
     }
     if (given.size > 0)
-      throw new Error(`checkpoint has model tensor(s) ${spec.model} does not: ${[...given.keys()].join(', ')}`);
+      throw new Error(
+        `checkpoint has model tensor(s) ${modelLabel(spec.model)} does not: ${[...given.keys()].join(', ')}`,
+      );
     return net;
   } catch (err) {
     net.dispose();
@@ -178,11 +181,11 @@ function optimizerFiles(
 export async function exportModel(
   spec: RunSpec,
   tensors: NamedTensorBytes[],
-  opts: { includeOptimizer?: boolean; metadata?: Record<string, unknown> } = {},
+  opts: { includeOptimizer?: boolean; metadata?: Record<string, unknown>; featureShape?: number[] } = {},
 ): Promise<ExportedModel> {
   await tf.ready();
   const metadata = opts.metadata ?? {};
-  const net = restoreNet(spec, tensors);
+  const net = restoreNet(spec, tensors, opts.featureShape);
   try {
     const files = await saveLayers(net, metadata);
     const modelJson = JSON.parse(Buffer.from(files[0].data).toString('utf8')) as tf.io.ModelJSON;

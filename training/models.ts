@@ -3,18 +3,23 @@
 // with masks from our PRNG, and computes conv gradients with ops every backend has.
 import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
-import type { ModelName } from '../spec/types';
+import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
+import { ConfigError } from './errors';
+import { registeredModel } from './registry';
+import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
 import type { Prng } from './prng';
 
 export const MODEL_NAMES: readonly ModelName[] = ['mnist-mlp', 'mnist-cnn'];
+
+export type ParamRole = 'kernel' | 'bias' | 'gamma' | 'beta' | 'embeddings' | 'moving_mean' | 'moving_variance';
 
 export interface Param {
   /** Stable name, e.g. model/conv1/kernel; independent of tfjs's global name counters. */
   name: string;
   shape: number[];
   variable: tf.Variable;
-  role: 'kernel' | 'bias';
+  role: ParamRole;
   fanIn: number;
   fanOut: number;
 }
@@ -22,13 +27,10 @@ export interface Param {
 /** Returns a mask tensor of `shape` (inverted dropout: 0 or 1/(1-rate)), or null for no dropout. */
 export type DropoutMaskFn = (shape: number[], rate: number) => tf.Tensor | null;
 
-type Cfg = Record<string, unknown>;
+/** Batch-norm moving statistics computed by a training forward pass, assigned by the trainer after the update. */
+export type StateUpdates = Array<[tf.Variable, tf.Tensor]>;
 
-function pair(v: unknown): [number, number] {
-  if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
-  throw new Error(`models: unexpected size ${JSON.stringify(v)}`);
-}
+type Cfg = Record<string, unknown>;
 
 // Conv gradients as forward convolutions. The wasm backend has no Conv2DBackpropFilter kernel
 // (tfjs #8474) and its Conv2DBackpropInput is slow, while Conv2D (XNNPACK) is fast everywhere.
@@ -94,97 +96,102 @@ function makeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.
 const matMulWithInputGrad = makeMatMul(true);
 const matMulWithoutInputGrad = makeMatMul(false);
 
-function activate(x: tf.Tensor, activation: unknown, isLast: boolean): tf.Tensor {
-  if (activation === 'relu') return tf.relu(x);
-  if (activation === 'linear' || activation === undefined || activation === null) return x;
-  // The exported model ends in softmax; training and evaluation work on the logits before it.
-  if (activation === 'softmax' && isLast) return x;
-  throw new Error(`models: unsupported activation ${JSON.stringify(activation)}`);
+const ROLES: ParamRole[] = ['kernel', 'bias', 'gamma', 'beta', 'embeddings', 'moving_mean', 'moving_variance'];
+
+function fans(role: ParamRole, shape: number[]): [number, number] {
+  if (role !== 'kernel') return [0, 0];
+  if (shape.length === 4) {
+    const receptive = shape[0] * shape[1];
+    return [shape[2] * receptive, shape[3] * receptive];
+  }
+  return [shape[0], shape[1]];
 }
 
 export class Net {
+  /** Trainable weights: the optimizer updates these. */
   readonly params: Param[];
+  /** Non-trainable weights (batch-norm moving statistics): saved and restored like params, never given to the optimizer. */
+  readonly state: Param[];
   readonly fingerprint: string;
   readonly parameterCount: number;
-  private readonly byLayer = new Map<string, { kernel: tf.Variable; bias: tf.Variable }>();
+  private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
   private disposed = false;
 
   constructor(
-    readonly name: ModelName,
+    readonly name: string,
     readonly dropoutRate: number,
     /** The tf.layers model; its variables ARE the trained weights, so it can be saved as is. */
-    readonly model: tf.Sequential,
+    readonly model: tf.Sequential | tf.LayersModel,
+    /** What besides the weights' names and shapes defines the topology (a layer list's options). */
+    topology: unknown = null,
   ) {
     this.params = [];
+    this.state = [];
     for (const layer of model.layers) {
-      const weights = layer.trainableWeights;
-      if (weights.length === 0) continue;
       const cls = layer.getClassName();
-      const kernelLv = weights.find((w) => w.originalName.endsWith('/kernel'));
-      const biasLv = weights.find((w) => w.originalName.endsWith('/bias'));
-      if (weights.length !== 2 || !kernelLv || !biasLv)
-        throw new Error(`models: layer ${layer.name} must have a kernel and a bias`);
-      const kernel = kernelLv.read() as tf.Variable;
-      const bias = biasLv.read() as tf.Variable;
-      const ks = kernel.shape.slice();
-      let fanIn: number;
-      let fanOut: number;
-      if (cls === 'Conv2D') {
-        const receptive = ks[0] * ks[1];
-        fanIn = ks[2] * receptive;
-        fanOut = ks[3] * receptive;
-      } else if (cls === 'Dense') {
-        [fanIn, fanOut] = ks;
-      } else {
-        throw new Error(`models: unsupported layer with weights: ${cls}`);
+      if (!SUPPORTED_CLASSES.has(cls) && cls !== 'InputLayer')
+        throw new Error(`models: unsupported layer ${cls} (${layer.name})`);
+      const trainable = new Set(layer.trainableWeights.map((w) => w.originalName));
+      const vars: Partial<Record<ParamRole, tf.Variable>> = {};
+      for (const lv of layer.weights) {
+        const role = ROLES.find((r) => lv.originalName.endsWith(`/${r}`));
+        if (!role) throw new Error(`models: layer ${layer.name} has an unexpected weight ${lv.originalName}`);
+        const variable = lv.read() as tf.Variable;
+        const shape = variable.shape.slice();
+        const [fanIn, fanOut] = fans(role, shape);
+        vars[role] = variable;
+        const p: Param = { name: `model/${layer.name}/${role}`, shape, variable, role, fanIn, fanOut };
+        (trainable.has(lv.originalName) ? this.params : this.state).push(p);
       }
-      this.byLayer.set(layer.name, { kernel, bias });
-      this.params.push({
-        name: `model/${layer.name}/kernel`,
-        shape: ks,
-        variable: kernel,
-        role: 'kernel',
-        fanIn,
-        fanOut,
-      });
-      this.params.push({
-        name: `model/${layer.name}/bias`,
-        shape: bias.shape.slice(),
-        variable: bias,
-        role: 'bias',
-        fanIn,
-        fanOut,
-      });
+      this.byLayer.set(layer.name, vars);
     }
-    const names = this.params.map((p) => p.name);
+    const names = this.all.map((p) => p.name);
     if (new Set(names).size !== names.length) throw new Error(`models: duplicate weight names in ${name}`);
-    const sorted = [...this.params].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const sorted = [...this.all].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.fingerprint = createHash('sha256')
-      .update(JSON.stringify({ model: name, weights: sorted.map((p) => [p.name, p.shape]) }))
+      .update(
+        JSON.stringify({
+          model: name,
+          weights: sorted.map((p) => [p.name, p.shape]),
+          ...(topology !== null ? { topology } : {}),
+        }),
+      )
       .digest('hex');
     this.parameterCount = this.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   }
 
-  /** Glorot-uniform kernels and zero biases, all drawn in JS from our PRNG: identical on every backend. */
+  /** Every weight of the model, trainable or not, in model order. */
+  get all(): Param[] {
+    return [...this.params, ...this.state];
+  }
+
+  /**
+   * Initial values drawn in JS from our PRNG, identical on every backend: Glorot-uniform kernels, uniform(-0.05, 0.05)
+   * embeddings (the Keras default), zero biases and betas, unit gammas; moving statistics start at mean 0, variance 1.
+   */
   initialize(rng: Prng): void {
-    for (const p of this.params) {
+    for (const p of this.all) {
       const size = p.shape.reduce((a, b) => a * b, 1);
       const values = new Float32Array(size);
       if (p.role === 'kernel') {
         const limit = Math.sqrt(6 / (p.fanIn + p.fanOut));
         for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * limit;
-      }
+      } else if (p.role === 'embeddings') {
+        for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * 0.05;
+      } else if (p.role === 'gamma' || p.role === 'moving_variance') values.fill(1);
       tf.tidy(() => p.variable.assign(tf.tensor(values, p.shape, 'float32')));
     }
   }
 
   /**
-   * Logits [batch, 10] for images [batch, 28, 28, 1]. With `dropoutMask` (training), every Dropout
-   * layer multiplies by the mask it returns; without it, dropout is the identity (inference).
+   * The model's outputs [batch, units] (logits when the last layer is softmax). With `dropoutMask` (training),
+   * every Dropout layer multiplies by the mask it returns and batch normalization uses the batch's statistics,
+   * pushing the new moving statistics to `updates`; without it (inference), dropout is the identity and batch
+   * normalization uses the moving statistics.
    */
-  forward(x: tf.Tensor4D, dropoutMask?: DropoutMaskFn): tf.Tensor2D {
+  forward(x: tf.Tensor, dropoutMask?: DropoutMaskFn, updates?: StateUpdates): tf.Tensor2D {
     if (this.disposed) throw new Error('models: the model has been disposed');
-    const layers = this.model.layers;
+    const layers = this.model.layers.filter((l) => l.getClassName() !== 'InputLayer');
     let h: tf.Tensor = x;
     // Until the first layer with weights, h depends only on data and needs no gradient.
     let first = true;
@@ -192,25 +199,43 @@ export class Net {
       const layer = layers[i];
       const cfg = layer.getConfig() as Cfg;
       const isLast = i === layers.length - 1;
+      const v = this.byLayer.get(layer.name) ?? {};
       switch (layer.getClassName()) {
         case 'Conv2D': {
-          const v = this.byLayer.get(layer.name)!;
           const strides = pair(cfg.strides);
           const dil = pair(cfg.dilationRate);
-          if (cfg.padding !== 'valid' || strides[0] !== 1 || strides[1] !== 1 || dil[0] !== 1 || dil[1] !== 1) {
-            throw new Error(`models: ${layer.name}: only stride-1 'valid' undilated convolutions are supported`);
+          let y: tf.Tensor;
+          if (cfg.padding === 'valid' && strides[0] === 1 && strides[1] === 1 && dil[0] === 1 && dil[1] === 1) {
+            const conv = first ? convWithoutInputGrad : convWithInputGrad;
+            y = conv(h as tf.Tensor4D, v.kernel as tf.Tensor4D);
+          } else {
+            y = tf.conv2d(
+              h as tf.Tensor4D,
+              v.kernel as tf.Tensor4D,
+              strides,
+              cfg.padding as 'valid' | 'same',
+              'NHWC',
+              dil,
+            );
           }
-          const conv = first ? convWithoutInputGrad : convWithInputGrad;
-          h = activate(tf.add(conv(h as tf.Tensor4D, v.kernel as tf.Tensor4D), v.bias), cfg.activation, isLast);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast);
           first = false;
           break;
         }
-        case 'MaxPooling2D': {
+        case 'MaxPooling2D':
           h = tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
           break;
-        }
+        case 'AveragePooling2D':
+          h = tf.avgPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
+          break;
+        case 'GlobalAveragePooling2D':
+          h = tf.mean(h, [1, 2]);
+          break;
         case 'Flatten':
           h = tf.reshape(h, [h.shape[0], -1]);
+          break;
+        case 'Reshape':
+          h = tf.reshape(h, [h.shape[0], ...(cfg.targetShape as number[])]);
           break;
         case 'Dropout': {
           const rate = Number(cfg.rate);
@@ -218,10 +243,32 @@ export class Net {
           if (mask) h = tf.mul(h, mask);
           break;
         }
+        case 'Activation':
+          h = activate(h, cfg.activation, isLast);
+          break;
         case 'Dense': {
-          const v = this.byLayer.get(layer.name)!;
           const matMul = first ? matMulWithoutInputGrad : matMulWithInputGrad;
-          h = activate(tf.add(matMul(h as tf.Tensor2D, v.kernel as tf.Tensor2D), v.bias), cfg.activation, isLast);
+          const inner = h.shape[h.rank - 1];
+          const flat = h.rank === 2 ? (h as tf.Tensor2D) : tf.reshape(h, [-1, inner]);
+          let y: tf.Tensor = matMul(flat as tf.Tensor2D, v.kernel as tf.Tensor2D);
+          if (h.rank !== 2) y = tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1] as number]);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast);
+          first = false;
+          break;
+        }
+        case 'BatchNormalization': {
+          h = batchNorm(h, v, cfg, dropoutMask ? (updates ?? []) : null);
+          first = false;
+          break;
+        }
+        case 'Embedding': {
+          // One-hot times the table: gradients by matMul on every backend (gather's needs UnsortedSegmentSum,
+          // which the wasm backend lacks).
+          const table = v.embeddings as tf.Tensor2D;
+          const [inputDim, outputDim] = table.shape;
+          const ids = tf.cast(tf.reshape(h, [-1]), 'int32');
+          const rows = tf.matMul(tf.oneHot(ids, inputDim, 1, 0, 'float32') as tf.Tensor2D, table);
+          h = tf.reshape(rows, [...h.shape, outputDim]);
           first = false;
           break;
         }
@@ -229,7 +276,7 @@ export class Net {
           throw new Error(`models: unsupported layer ${layer.getClassName()} (${layer.name})`);
       }
     }
-    if (h.rank !== 2 || h.shape[1] !== NUM_CLASSES) throw new Error(`models: output shape ${JSON.stringify(h.shape)}`);
+    if (h.rank !== 2) throw new Error(`models: output shape ${JSON.stringify(h.shape)}: expected [batch, units]`);
     return h as tf.Tensor2D;
   }
 
@@ -238,6 +285,59 @@ export class Net {
     this.disposed = true;
     this.model.dispose();
   }
+}
+
+/** Batch normalization over the last axis; in training (`updates` given) with batch statistics. */
+function batchNorm(
+  h: tf.Tensor,
+  v: Partial<Record<ParamRole, tf.Variable>>,
+  cfg: Cfg,
+  updates: StateUpdates | null,
+): tf.Tensor {
+  const eps = Number(cfg.epsilon ?? 1e-3);
+  const momentum = Number(cfg.momentum ?? 0.99);
+  const axes = h.shape.slice(0, -1).map((_, i) => i);
+  let mean: tf.Tensor;
+  let variance: tf.Tensor;
+  if (updates) {
+    const m = tf.moments(h, axes);
+    mean = m.mean;
+    variance = m.variance;
+    const mm = v.moving_mean!;
+    const mv = v.moving_variance!;
+    updates.push([mm, tf.keep(tf.add(tf.mul(mm, momentum), tf.mul(mean, 1 - momentum)))]);
+    updates.push([mv, tf.keep(tf.add(tf.mul(mv, momentum), tf.mul(variance, 1 - momentum)))]);
+  } else {
+    mean = v.moving_mean!;
+    variance = v.moving_variance!;
+  }
+  let y = tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, eps)));
+  if (v.gamma) y = tf.mul(y, v.gamma);
+  if (v.beta) y = tf.add(y, v.beta);
+  return y;
+}
+
+/** A model from a checked layer list (see layers.ts), zero-initialized; call initialize() next. */
+export function buildFromLayers(layers: LayerSpec[], inputShape: number[]): Net {
+  const used = new Set<string>();
+  const built = layers.map((l, i) => {
+    const name = typeof l.name === 'string' ? l.name : `${l.type}${i + 1}`;
+    if (used.has(name)) throw new LayerError(i, 'name', `duplicate layer name ${name}`);
+    used.add(name);
+    const spec = i === 0 && l.inputShape === undefined ? { ...l, inputShape } : l;
+    try {
+      return buildLayer(spec, name);
+    } catch (err) {
+      throw new LayerError(i, '', (err as Error).message);
+    }
+  });
+  let model: tf.Sequential;
+  try {
+    model = tf.sequential({ layers: built });
+  } catch (err) {
+    throw new ConfigError(`model: the layers do not fit together: ${(err as Error).message}`);
+  }
+  return new Net('layers', 0, model, layers);
 }
 
 /** Builds a model with zero-initialized weights (no tfjs random initializers); call initialize() next. */
@@ -269,4 +369,22 @@ export function buildModel(name: ModelName, dropoutRate: number): Net {
   }
   const model = tf.sequential({ layers });
   return new Net(name, dropoutRate, model);
+}
+
+/** The model a spec names, zero-initialized: a built-in, or a layer list whose input is one example of `inputShape`. */
+export function buildNet(spec: RunSpec, inputShape: number[], outputs: number): Net {
+  if (typeof spec.model === 'object' && 'registered' in spec.model) {
+    const name = spec.model.registered;
+    let model: tf.LayersModel;
+    try {
+      model = registeredModel(name)({ spec, inputShape, outputs });
+    } catch (err) {
+      if (err instanceof Error && err.name === 'RegistryError') throw err;
+      throw new ConfigError(`model ${name}: its builder failed: ${(err as Error).message}`);
+    }
+    return new Net(name, 0, model, { registered: name, topology: model.toJSON(undefined, false) });
+  }
+  if (typeof spec.model === 'string')
+    return buildModel(spec.model, spec.dropout ?? (spec.model === 'mnist-cnn' ? 0.25 : 0));
+  return buildFromLayers(spec.model.layers, spec.model.inputShape ?? inputShape);
 }

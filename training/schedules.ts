@@ -125,10 +125,11 @@ export class LrSchedule {
   }
 
   /** Feeds an epoch-end evaluation (only the plateau schedule uses it). */
-  onEpochEnd(ev: { loss: number; accuracy: number }): void {
+  onEpochEnd(ev: { loss: number; accuracy: number | null }): void {
     const c = this.cfg;
     if (c.name !== 'plateau') return;
     const value = c.metric === 'loss' ? ev.loss : ev.accuracy;
+    if (value === null) return; // no accuracy (regression): the spec check refuses that combination
     const improved = this.s.best === null || (c.metric === 'loss' ? value < this.s.best : value > this.s.best);
     if (improved) {
       this.s.best = value;

@@ -7,8 +7,10 @@ import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
-import { type Dataset, IMAGE_HEIGHT, IMAGE_SIZE, IMAGE_WIDTH, loadDataset, NUM_CLASSES } from './datasets';
-import { buildModel, type Net } from './models';
+import { IMAGE_WIDTH } from './datasets';
+import { ConfigError } from './errors';
+import { buildNet, type Net, type StateUpdates } from './models';
+import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
@@ -25,7 +27,11 @@ export interface EvalResult {
   epoch: number;
   step: number;
   loss: number;
-  accuracy: number;
+  /** Classification only (null for regression). */
+  accuracy: number | null;
+  /** Regression only: mean absolute and mean squared error on the test split. */
+  mae?: number;
+  mse?: number;
 }
 
 export interface TrainerState {
@@ -39,6 +45,8 @@ export interface TrainerState {
   schedule: unknown;
   /** The learning rate the next step uses. */
   learningRate: number;
+  /** Shape of one example: what a layer-list model without an inputShape was built for (export rebuilds it). */
+  featureShape?: number[];
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;
@@ -59,7 +67,8 @@ export interface StepProgress {
   epoch: number;
   batchInEpoch: number;
   loss: number;
-  accuracy: number;
+  /** Classification: the batch's accuracy; regression: null. */
+  accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;
 }
@@ -106,7 +115,7 @@ function byName<T extends { name: string }>(a: T, b: T): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-function argmaxRow(v: Float32Array | Int32Array | Uint8Array, row: number): number {
+function argmaxRow(v: Float32Array | Int32Array | Uint8Array, row: number, NUM_CLASSES: number): number {
   let best = 0;
   let bestVal = v[row * NUM_CLASSES];
   for (let c = 1; c < NUM_CLASSES; c++) {
@@ -119,6 +128,34 @@ function argmaxRow(v: Float32Array | Int32Array | Uint8Array, row: number): numb
   return best;
 }
 
+interface EvalAcc {
+  loss: number;
+  correct: number;
+  abs: number;
+  sq: number;
+}
+const newEvalAcc = (): EvalAcc => ({ loss: 0, correct: 0, abs: 0, sq: 0 });
+
+/** The regression loss of one residual `d` (huber with delta 1, as Keras). */
+function regressionLoss(name: RunSpec['loss'], d: number): number {
+  const a = Math.abs(d);
+  if (name === 'mae') return a;
+  if (name === 'huber') return a <= 1 ? 0.5 * d * d : a - 0.5;
+  return d * d;
+}
+
+/** Mean regression loss over the batch. */
+function regressionLossTensor(name: RunSpec['loss'], y: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
+  const d = tf.sub(y, target);
+  if (name === 'mae') return tf.mean(tf.abs(d)) as tf.Scalar;
+  if (name === 'huber') {
+    const a = tf.abs(d);
+    const quad = tf.minimum(a, 1);
+    return tf.mean(tf.add(tf.mul(0.5, tf.square(quad)), tf.sub(a, quad))) as tf.Scalar;
+  }
+  return tf.mean(tf.square(d)) as tf.Scalar;
+}
+
 /** Mean softmax cross-entropy over the batch. */
 function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
@@ -126,7 +163,7 @@ function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Scala
 
 interface Parts {
   spec: RunSpec;
-  data: Dataset;
+  data: TaskData;
   net: Net;
   opt: Optimizer;
   stepsPerEpoch: number;
@@ -140,18 +177,30 @@ function positiveInt(v: unknown, what: string): number {
   return v;
 }
 
-function prepare(spec: RunSpec): Parts {
+async function prepare(spec: RunSpec): Promise<Parts> {
   const epochs = positiveInt(spec.epochs, 'epochs');
   const batchSize = positiveInt(spec.batchSize, 'batchSize');
+  const data = await loadTaskData(spec);
   const shift = spec.augment?.shift ?? 0;
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
-  const data = loadDataset(spec.dataset);
+  if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
-  const dropout = spec.dropout ?? (spec.model === 'mnist-cnn' ? 0.25 : 0);
-  const net = buildModel(spec.model, dropout);
+  const net = buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
+    const out = net.model.outputs[0].shape;
+    if (out.length !== 2 || out[1] !== data.outputs) {
+      throw new ConfigError(
+        `model: the last layer gives ${JSON.stringify(out.slice(1))} per example; ${data.name} needs ${data.outputs} ` +
+          (data.task === 'classification' ? `(one per class: ${data.classes?.join(', ')})` : '(the regression target)'),
+      );
+    }
+    const inShape = net.model.inputs[0].shape.slice(1);
+    if (inShape.reduce((a: number, b) => a * (b ?? 1), 1) !== data.featureSize)
+      throw new ConfigError(
+        `model: input shape ${JSON.stringify(inShape)} does not hold ${data.name}'s ${data.featureSize} features per example`,
+      );
     opt = createOptimizer(spec.optimizer, net.params);
   } catch (e) {
     net.dispose();
@@ -169,7 +218,7 @@ export interface SnapshotOptions {
 export class Trainer {
   readonly info: TrainerInfo;
   private readonly spec: RunSpec;
-  private readonly data: Dataset;
+  private readonly data: TaskData;
   private readonly net: Net;
   private readonly opt: Optimizer;
   private readonly shift: number;
@@ -220,7 +269,7 @@ export class Trainer {
   /** A fresh run: weights, then the first epoch's order, drawn from spec.seed. */
   static async create(spec: RunSpec): Promise<Trainer> {
     await tf.ready();
-    const p = prepare(spec);
+    const p = await prepare(spec);
     try {
       const rng = Prng.fromSeed(spec.seed);
       p.net.initialize(rng);
@@ -244,7 +293,7 @@ export class Trainer {
     checkLittleEndian();
     await tf.ready();
     if (!snap || !Array.isArray(snap.tensors) || !snap.state) throw new Error('snapshot: expected { tensors, state }');
-    const p = prepare(spec);
+    const p = await prepare(spec);
     try {
       const st = snap.state;
       const ints = ['step', 'epoch', 'batchInEpoch', 'stepsPerEpoch', 'totalSteps'] as const;
@@ -285,7 +334,7 @@ export class Trainer {
       };
 
       const assignments: Array<[tf.Variable, Float32Array, number[]]> = [];
-      for (const prm of [...p.net.params].sort(byName)) {
+      for (const prm of [...p.net.all].sort(byName)) {
         assignments.push([prm.variable, new Float32Array(take(prm.name, 'float32', prm.shape)), prm.shape]);
       }
       let iterations = 0;
@@ -354,6 +403,7 @@ export class Trainer {
       rng: this.rng.getState(),
       schedule: this.schedule.getState(this.step, this.totalSteps),
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
+      featureShape: this.data.featureShape.slice(),
       metrics: JSON.parse(JSON.stringify(this.metrics)) as TrainerState['metrics'],
     };
   }
@@ -370,7 +420,7 @@ export class Trainer {
     this.assertUsable();
     if (this.busy) throw new Error('trainer: snapshot() during a step; call it from onStep or after train() resolves');
     const tensors: NamedTensorBytes[] = [];
-    for (const p of [...this.net.params].sort(byName)) {
+    for (const p of [...this.net.all].sort(byName)) {
       tensors.push({
         name: p.name,
         dtype: 'float32',
@@ -401,26 +451,26 @@ export class Trainer {
     checkLittleEndian();
     this.assertUsable();
     const h = createHash('sha256');
-    for (const p of [...this.net.params].sort(byName)) {
+    for (const p of [...this.net.all].sort(byName)) {
       const v = p.variable.dataSync() as Float32Array;
       h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     }
     return h.digest('hex');
   }
 
-  /** Loss and accuracy on the test split; batched, no randomness. */
-  evaluate(): { loss: number; accuracy: number } {
+  /** Loss and accuracy (classification) or mae/mse (regression) on the test split; batched, no randomness. */
+  evaluate(): Omit<EvalResult, 'epoch' | 'step'> {
     this.assertUsable();
-    const acc = { loss: 0, correct: 0 };
+    const acc = newEvalAcc();
     for (let start = 0; start < this.data.test.n; start += EVAL_BATCH) this.evalBatch(start, acc);
-    return { loss: acc.loss / this.data.test.n, accuracy: acc.correct / this.data.test.n };
+    return this.evalOf(acc);
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
   private async evaluateYielding(
     onProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
-  ): Promise<{ loss: number; accuracy: number }> {
-    const acc = { loss: 0, correct: 0 };
+  ): Promise<Omit<EvalResult, 'epoch' | 'step'>> {
+    const acc = newEvalAcc();
     const total = this.data.test.n;
     for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
@@ -428,30 +478,48 @@ export class Trainer {
       this.evalBatch(start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return { loss: acc.loss / this.data.test.n, accuracy: acc.correct / this.data.test.n };
+    return this.evalOf(acc);
   }
 
-  private evalBatch(start: number, acc: { loss: number; correct: number }): void {
+  private evalOf(acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
+    const n = this.data.test.n;
+    if (this.data.task === 'classification') return { loss: acc.loss / n, accuracy: acc.correct / n };
+    return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
+  }
+
+  /** A batch of examples as a tensor of [count, ...featureShape]. */
+  private examples(x: Float32Array, count: number): tf.Tensor {
+    return tf.tensor(x, [count, ...this.data.featureShape], 'float32');
+  }
+
+  private evalBatch(start: number, acc: EvalAcc): void {
     const test = this.data.test;
+    const size = this.data.featureSize;
     const count = Math.min(EVAL_BATCH, test.n - start);
-    const logp = tf.tidy(() => {
-      const x = tf.tensor4d(test.images.subarray(start * IMAGE_SIZE, (start + count) * IMAGE_SIZE), [
-        count,
-        IMAGE_HEIGHT,
-        IMAGE_WIDTH,
-        1,
-      ]);
-      return tf.logSoftmax(this.net.forward(x));
+    const classify = this.data.task === 'classification';
+    const out = tf.tidy(() => {
+      const y = this.net.forward(this.examples(test.x.subarray(start * size, (start + count) * size), count));
+      return classify ? tf.logSoftmax(y) : y;
     });
     try {
-      const v = logp.dataSync() as Float32Array;
-      for (let k = 0; k < count; k++) {
-        const label = test.labels[start + k];
-        acc.loss -= v[k * NUM_CLASSES + label];
-        if (argmaxRow(v, k) === label) acc.correct += 1;
+      const v = out.dataSync() as Float32Array;
+      if (classify) {
+        const C = this.data.outputs;
+        for (let k = 0; k < count; k++) {
+          const label = test.y[start + k];
+          acc.loss -= v[k * C + label];
+          if (argmaxRow(v, k, C) === label) acc.correct += 1;
+        }
+      } else {
+        for (let k = 0; k < count; k++) {
+          const d = v[k] - test.y[start + k];
+          acc.abs += Math.abs(d);
+          acc.sq += d * d;
+          acc.loss += regressionLoss(this.spec.loss, d);
+        }
       }
     } finally {
-      logp.dispose();
+      out.dispose();
     }
   }
 
@@ -513,60 +581,69 @@ export class Trainer {
   }
 
   /** One optimizer step on the next batch of the current epoch's order. */
-  private runStep(): { loss: number; accuracy: number; learningRate: number; count: number } {
+  private runStep(): { loss: number; accuracy: number | null; learningRate: number; count: number } {
     const B = this.spec.batchSize;
     const train = this.data.train;
+    const size = this.data.featureSize;
+    const classify = this.data.task === 'classification';
+    const C = this.data.outputs;
     const start = this.batchInEpoch * B;
     const count = Math.min(B, train.n - start);
     const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
     const rngBefore = this.rng.getState();
 
-    const xs = new Float32Array(count * IMAGE_SIZE);
-    const labels = new Uint8Array(count);
-    const oneHot = new Float32Array(count * NUM_CLASSES);
+    const xs = new Float32Array(count * size);
+    const labels = new Int32Array(count);
+    const targets = new Float32Array(classify ? count * C : count);
     for (let k = 0; k < count; k++) {
       const idx = this.order[start + k];
-      xs.set(train.images.subarray(idx * IMAGE_SIZE, (idx + 1) * IMAGE_SIZE), k * IMAGE_SIZE);
-      labels[k] = train.labels[idx];
-      oneHot[k * NUM_CLASSES + labels[k]] = 1;
+      xs.set(train.x.subarray(idx * size, (idx + 1) * size), k * size);
+      if (classify) {
+        labels[k] = train.y[idx];
+        targets[k * C + labels[k]] = 1;
+      } else targets[k] = train.y[idx];
     }
 
     // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
     const rng = this.rng;
     const mask = (shape: number[], rate: number): tf.Tensor => {
-      const size = shape.reduce((a, b) => a * b, 1);
-      const m = new Float32Array(size);
+      const n = shape.reduce((a, b) => a * b, 1);
+      const m = new Float32Array(n);
       const scale = 1 / (1 - rate);
-      for (let i = 0; i < size; i++) m[i] = rng.nextFloat() >= rate ? scale : 0;
+      for (let i = 0; i < n; i++) m[i] = rng.nextFloat() >= rate ? scale : 0;
       return tf.tensor(m, shape, 'float32');
     };
     const trainable = this.frozen.size ? this.net.params.filter((p) => !this.frozen.has(p.name)) : this.net.params;
     const vars = trainable.map((p) => p.variable);
-    let logits: tf.Tensor2D | null = null;
+    const updates: StateUpdates = [];
+    let outputs: tf.Tensor2D | null = null;
     let out: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
     let loss: number;
-    let accuracy: number;
+    let accuracy: number | null = null;
     try {
-      randomShift(xs, count, this.shift, rng);
+      if (this.data.images) randomShift(xs, count, this.shift, rng);
       out = tf.tidy(() => {
-        const x = tf.tensor4d(xs, [count, IMAGE_HEIGHT, IMAGE_WIDTH, 1]);
-        const y = tf.tensor2d(oneHot, [count, NUM_CLASSES]);
+        const x = this.examples(xs, count);
+        const y = tf.tensor2d(targets, [count, classify ? C : 1]);
         return tf.variableGrads(() => {
-          logits = tf.keep(this.net.forward(x, mask));
-          return softmaxCrossEntropy(logits, y);
+          outputs = tf.keep(this.net.forward(x, mask, updates));
+          return classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
         }, vars);
       });
       loss = out.value.dataSync()[0];
-      const lv = (logits as unknown as tf.Tensor2D).dataSync() as Float32Array;
-      let correct = 0;
-      for (let k = 0; k < count; k++) if (argmaxRow(lv, k) === labels[k]) correct++;
-      accuracy = correct / count;
+      if (classify) {
+        const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
+        let correct = 0;
+        for (let k = 0; k < count; k++) if (argmaxRow(lv, k, C) === labels[k]) correct++;
+        accuracy = correct / count;
+      }
     } catch (e) {
       this.rng = Prng.fromState(rngBefore);
       if (out) tf.dispose([out.value, ...Object.values(out.grads)]);
+      tf.dispose(updates.map(([, t]) => t));
       throw e;
     } finally {
-      if (logits) (logits as tf.Tensor).dispose();
+      if (outputs) (outputs as tf.Tensor).dispose();
     }
 
     // Phase 2: update. A failure here leaves weights half-updated: the trainer refuses further use.
@@ -574,11 +651,13 @@ export class Trainer {
       const grads = new Map<string, tf.Tensor>();
       for (const p of trainable) grads.set(p.name, out.grads[p.variable.name]);
       this.opt.apply(grads, learningRate, this.frozen);
+      for (const [v, t] of updates) v.assign(t);
     } catch (e) {
       this.failure = e instanceof Error ? e : new Error(String(e));
       throw e;
     } finally {
       tf.dispose([out.value, ...Object.values(out.grads)]);
+      tf.dispose(updates.map(([, t]) => t));
     }
     this.step += 1;
     this.batchInEpoch += 1;
@@ -592,11 +671,11 @@ export class Trainer {
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<EvalResult> {
     const ev = await this.evaluateYielding(onEvalProgress);
-    const result: EvalResult = { epoch: this.epoch, step: this.step, loss: ev.loss, accuracy: ev.accuracy };
+    const result: EvalResult = { epoch: this.epoch, step: this.step, ...ev };
     this.metrics.evals.push({ ...result });
     const best = this.metrics.best;
     if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
-    if (best.accuracy === null || ev.accuracy > best.accuracy) best.accuracy = ev.accuracy;
+    if (ev.accuracy !== null && (best.accuracy === null || ev.accuracy > best.accuracy)) best.accuracy = ev.accuracy;
     this.schedule.onEpochEnd(ev);
     this.epoch += 1;
     this.batchInEpoch = 0;

@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
+import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
@@ -102,8 +103,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     if (!input.searchAttributes) return;
     upsertSearchAttributes({
       DurableTrainStatus: [progress.status],
-      DurableTrainModel: [spec.model],
-      DurableTrainDataset: [spec.dataset.name],
+      DurableTrainModel: [modelLabel(spec.model)],
+      DurableTrainDataset: [datasetLabel(spec.dataset)],
       DurableTrainStep: [progress.step],
       ...(progress.bestAccuracy !== null ? { DurableTrainBestAccuracy: [progress.bestAccuracy] } : {}),
     });
@@ -199,7 +200,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     weightsSha256 = s.weightsSha256;
     if (s.lastEval) progress.lastEval = s.lastEval;
     for (const e of s.evals) {
-      if (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy) progress.bestAccuracy = e.accuracy;
+      if (e.accuracy !== null && (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy))
+        progress.bestAccuracy = e.accuracy;
     }
     if (s.recovery) {
       progress.recoveries.push({ ...s.recovery, step: s.fromStep });

@@ -2,7 +2,7 @@
 // results stay exact (same backend, same data position, same model, same data), unless the spec allows otherwise.
 import type { Manifest } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
-import { stepCounts } from '../../spec/validate';
+import { builtinTrainRows, stepCounts } from '../../spec/helpers';
 import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { snapshotOf } from '../commit';
@@ -25,7 +25,9 @@ export async function restoreTrainer(
         `results would not be bit-identical. Set resume.allowBackendChange or run a worker with DURABLE_TRAIN_BACKEND=${manifest.backend.name}`,
     );
   }
-  const { stepsPerEpoch } = stepCounts(spec);
+  // A file dataset's row count is known once it is read: Trainer.fromSnapshot checks that case itself.
+  const rows = builtinTrainRows(spec);
+  const stepsPerEpoch = rows === null ? snapshot.state.stepsPerEpoch : stepCounts(spec, rows).stepsPerEpoch;
   if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
     throw guard(
       `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +

@@ -12,6 +12,7 @@ import { planFork, type ForkPlan } from '../../spec/fork';
 import type { RunSpec } from '../../spec/types';
 import { SpecError } from '../../spec/validate';
 import { Trainer } from '../../training';
+import { isConfigError } from '../../training/errors';
 import type { BackendInfo } from '../../training/backend';
 import { nonRetryable, storageUnavailable } from '../failures';
 import type { TrainingMetrics } from '../metrics';
@@ -79,7 +80,12 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
 
   if (!from) {
     i.warm.drop(i.runId);
-    return { trainer: await Trainer.create(i.spec), source: 'fresh', parent: null, recovery };
+    try {
+      return { trainer: await Trainer.create(i.spec), source: 'fresh', parent: null, recovery };
+    } catch (err) {
+      if (isConfigError(err)) throw nonRetryable(FailureTypes.InvalidSpec, (err as Error).message);
+      throw err;
+    }
   }
   if (from.runId === i.runId) {
     const trainer = i.warm.take(i.runId, from.id, i.specHash);
@@ -102,7 +108,10 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
     const requestedStep = await src
       .readManifest(from.id)
       .then((m) => m.step)
-      .catch(() => Infinity);
+      .catch((e: unknown) => {
+        if (isDamagedOrMissing(e)) return Infinity;
+        throw storageUnavailable(e, `cannot read checkpoint ${from.runId}:${from.id}`);
+      });
     if (!fallback || fallback.manifest.step > requestedStep) {
       throw nonRetryable(
         FailureTypes.NoValidCheckpoint,

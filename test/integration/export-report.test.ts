@@ -4,7 +4,6 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointManager, openStore, type Manifest } from '../../checkpoint';
 import { validateSpec, type RunSpec } from '../../spec';
@@ -13,7 +12,7 @@ import { IMAGE_HEIGHT, IMAGE_SIZE, IMAGE_WIDTH } from '../../training/datasets';
 import { Net } from '../../training/models';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { crc32 } from '../../cli/png';
+import { decodePng as readPng } from '../ui/png-inspect';
 import {
   cli,
   spawnWorker,
@@ -98,7 +97,7 @@ async function oursPredict(
 ): Promise<Float32Array> {
   const trainer = await Trainer.fromSnapshot(spec, snapshotOf(await manager.load(id)));
   try {
-    const net = new Net(spec.model, spec.dropout ?? 0, trainer.layersModel as tf.Sequential);
+    const net = new Net(String(spec.model), spec.dropout ?? 0, trainer.layersModel as tf.Sequential);
     return tf.tidy(() => tf.softmax(net.forward(x)).dataSync() as Float32Array);
   } finally {
     trainer.dispose();
@@ -122,46 +121,6 @@ const bytesOf = (t: tf.Tensor) => {
   const v = t.dataSync() as Float32Array;
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 };
-
-interface PngInfo {
-  width: number;
-  height: number;
-  bitDepth: number;
-  colorType: number;
-  pixels: Buffer; // RGB, filters removed (all rows use filter 0 here; anything else fails the test)
-}
-
-/** A strict little PNG reader: signature, chunk CRCs, IHDR, IDAT inflate to the exact size, IEND. */
-function readPng(buf: Buffer): PngInfo {
-  assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
-  let off = 8;
-  let ihdr: Buffer | null = null;
-  const idat: Buffer[] = [];
-  let ended = false;
-  while (off < buf.length) {
-    const len = buf.readUInt32BE(off);
-    const type = buf.toString('ascii', off + 4, off + 8);
-    const body = buf.subarray(off + 8, off + 8 + len);
-    const crc = buf.readUInt32BE(off + 8 + len);
-    assert.equal(crc, crc32(buf.subarray(off + 4, off + 8), body), `CRC of ${type}`);
-    if (type === 'IHDR') ihdr = Buffer.from(body);
-    else if (type === 'IDAT') idat.push(Buffer.from(body));
-    else if (type === 'IEND') ended = true;
-    off += 12 + len;
-  }
-  assert.ok(ihdr && ihdr.length === 13, 'IHDR');
-  assert.ok(ended, 'IEND');
-  const width = ihdr.readUInt32BE(0);
-  const height = ihdr.readUInt32BE(4);
-  const raw = inflateSync(Buffer.concat(idat));
-  assert.equal(raw.length, height * (1 + width * 3), 'IDAT inflates to height * (1 + width * 3) bytes');
-  const pixels = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    assert.equal(raw[y * (1 + width * 3)], 0, `row ${y} filter`);
-    raw.copy(pixels, y * width * 3, y * (1 + width * 3) + 1, (y + 1) * (1 + width * 3));
-  }
-  return { width, height, bitDepth: ihdr[8], colorType: ihdr[9], pixels };
-}
 
 describe('export and report (real Temporal dev server, real worker process)', function () {
   this.timeout(600_000);
@@ -446,7 +405,7 @@ describe('export and report (real Temporal dev server, real worker process)', fu
     assert.equal(img.width, 900);
     assert.equal(img.height, 26 + 3 * 240, 'a caption and three panels');
     assert.equal(img.bitDepth, 8);
-    assert.equal(img.colorType, 2);
+    assert.equal(img.colorType, 6, 'RGBA, as resvg writes it');
     const count = (rgb: [number, number, number]) => {
       let n = 0;
       for (let i = 0; i < img.pixels.length; i += 3)

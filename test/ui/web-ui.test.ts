@@ -54,7 +54,7 @@ describe('Temporal Web UI (real dev server with its UI, real worker, headless Ch
     if (!fs.existsSync(CHROMIUM)) {
       throw new Error(
         `Chromium not found at ${CHROMIUM}. Install Debian's chromium with \`apt-get update && apt-get install -y chromium\` ` +
-          '(`npm run setup` does it when DURABLE_TRAIN_SKIP_BROWSER is unset), or set DURABLE_TRAIN_CHROMIUM to a Chromium binary.',
+          '(`npm run setup:test` does it when DURABLE_TRAIN_SKIP_BROWSER is unset), or set DURABLE_TRAIN_CHROMIUM to a Chromium binary.',
       );
     }
   });

@@ -1,6 +1,11 @@
 // S3-compatible store. Every request runs under a deadline and bounded retries of our own (the SDK's retries
-// are off), so a stalled endpoint turns into an error, never a hang (USERS #9). Uploads carry Content-MD5,
-// so the server rejects bytes damaged in transit.
+// are off), so a stalled or unreachable endpoint turns into an error within a known time, never a hang that
+// would stall a training activity past its heartbeat timeout. Uploads carry Content-MD5, so the server rejects
+// bytes damaged in transit.
+//
+// Errors: NoSuchKey (or 404 on GET/HEAD of an existing bucket) is CheckpointNotFoundError; every other failure,
+// after the retries, is StorageUnavailableError with `retryable` true for timeouts, network errors, 5xx, 408
+// and 429, false for what an operator must fix (403, bad credentials, missing bucket, other 4xx).
 import { createHash } from 'node:crypto';
 import {
   DeleteObjectCommand,
@@ -10,9 +15,15 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { CheckpointConflictError, CheckpointNotFoundError, CheckpointStoreError } from './errors';
-import { assertKey } from './keys';
-import type { CheckpointStore, StoredObjectInfo, WriteAtomicOptions } from './store';
+import {
+  assertKey,
+  CheckpointConflictError,
+  CheckpointNotFoundError,
+  StorageUnavailableError,
+  type CheckpointStore,
+  type StoredObjectInfo,
+  type WriteAtomicOptions,
+} from './interface';
 
 // The lock file pins an SDK that runs on Node 20; its 'upgrade to Node 22' notice is noise on every worker start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -162,11 +173,11 @@ export class S3CheckpointStore implements CheckpointStore {
     try {
       await this.put(key, data, digest, true);
     } catch (err) {
-      const status = (err as CheckpointStoreError).details?.status;
+      const status = (err as StorageUnavailableError).details?.status;
       // 412: it exists. After a retry this is usually our own first attempt that did land.
-      if (status === 412 || (err as CheckpointStoreError).code === 'PreconditionFailed')
+      if (status === 412 || (err as StorageUnavailableError).code === 'PreconditionFailed')
         return this.sameOrConflict(key, data);
-      if (status === 501 || (err as CheckpointStoreError).code === 'NotImplemented') {
+      if (status === 501 || (err as StorageUnavailableError).code === 'NotImplemented') {
         this.conditionalPutUnsupported = true;
         return this.writeAtomic(key, data, opts);
       }
@@ -200,7 +211,7 @@ export class S3CheckpointStore implements CheckpointStore {
     // A plain (non-multipart) ETag is the MD5 of the stored bytes: one more end-to-end check.
     const etag = unquote(res.ETag);
     if (/^[0-9a-f]{32}$/.test(etag) && etag !== digest.toString('hex')) {
-      throw new CheckpointStoreError(`s3 PUT ${this.url}/${key}: server stored different bytes (ETag ${etag})`, {
+      throw new StorageUnavailableError(`s3 PUT ${this.url}/${key}: server stored different bytes (ETag ${etag})`, {
         op: 'PUT',
         key,
         attempts: 1,
@@ -302,7 +313,7 @@ export class S3CheckpointStore implements CheckpointStore {
           RETRYABLE_CODES.has(code ?? '') ||
           (status === undefined && /socket hang up|ECONNRESET|network|aborted/i.test((err as Error)?.message ?? ''));
         if (!retryable || attempt >= this.maxAttempts) {
-          throw new CheckpointStoreError(
+          throw new StorageUnavailableError(
             `s3 ${op} ${this.url}/${key} failed${retryable ? ` after ${attempt} attempts` : ''}: ${code ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
             { op, key, attempts: attempt, retryable, code, status },
             { cause: last },

@@ -1,0 +1,153 @@
+// The byte-level store contract: where the manager's keys live, and the three errors a store may throw.
+// Stores (fs.ts, s3.ts) import only this module; the factory (open.ts) imports the stores.
+
+/** Temp files are named `.tmp.<name>.<pid>.<random>` beside their target; list() never shows them. */
+export const TEMP_PREFIX = '.tmp.';
+
+/** Rejects keys that could escape the store root or that name a temp file. Keys are '/'-separated relative paths. */
+export function assertKey(key: string): void {
+  const parts = typeof key === 'string' ? key.split('/') : [];
+  if (
+    !parts.length ||
+    parts.some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TEMP_PREFIX) || p.includes('\\'))
+  ) {
+    throw new Error(`invalid store key ${JSON.stringify(key)}`);
+  }
+}
+
+export interface StoredObjectInfo {
+  key: string;
+  size: number;
+  /** Last modification time, ms since the epoch (store clock). */
+  mtimeMs: number;
+}
+
+export interface WriteAtomicOptions {
+  /**
+   * Write-once: if the key already holds the same bytes this is a no-op, if it holds different bytes the write
+   * fails with CheckpointConflictError. On S3 this is a conditional put (If-None-Match: *). Used for manifests.
+   */
+  ifAbsent?: boolean;
+}
+
+/**
+ * Errors: a key that does not exist in a healthy store is CheckpointNotFoundError; a write-once key holding other
+ * bytes is CheckpointConflictError; every failure of the storage itself (unreachable, refused, full, not a
+ * directory, timed out) is StorageUnavailableError. Nothing else escapes a store except programming errors
+ * (an invalid key).
+ */
+export interface CheckpointStore {
+  readonly url: string;
+  /** Content-addressed write: may skip when the key already holds exactly these bytes. Durable before return. */
+  writeBlob(key: string, data: Uint8Array): Promise<void>;
+  /** Commit point. fs: temp file + fsync + rename + fsync dir (after syncing earlier blob writes); s3: one put. */
+  writeAtomic(key: string, data: Uint8Array, opts?: WriteAtomicOptions): Promise<void>;
+  /** Throws CheckpointNotFoundError when the key does not exist. */
+  read(key: string): Promise<Uint8Array>;
+  exists(key: string): Promise<boolean>;
+  /** Every key under the prefix (recursive), sorted; never temp files. A healthy store without them gives []. */
+  list(prefix: string): Promise<string[]>;
+  /** Like list, with sizes and modification times (lets blob GC spare blobs of commits still in flight). */
+  listDetailed(prefix: string): Promise<StoredObjectInfo[]>;
+  /** Idempotent: deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /**
+   * Optional one-pass content-addressed write: stores `data` at `<prefix><sha256>` (hashing while writing) and
+   * returns the sha256. Same durability as writeBlob. Stores without it get hash-then-writeBlob.
+   */
+  writeContentAddressed?(prefix: string, data: Uint8Array): Promise<string>;
+  /** Optional one-pass read + sha256 (hashing while reading). Throws CheckpointNotFoundError like read. */
+  readHashing?(key: string): Promise<{ data: Uint8Array; sha256: string }>;
+  /** Removes temp files left by crashed writes that are older than `olderThanMs`; returns how many. */
+  sweepTemp?(prefix: string, olderThanMs: number): Promise<number>;
+}
+
+/** A key (blob, manifest, pin) or a checkpoint that does not exist, in a store that answered. */
+export class CheckpointNotFoundError extends Error {
+  override readonly name = 'CheckpointNotFoundError';
+  constructor(
+    readonly key: string,
+    message = `not found: ${key}`,
+  ) {
+    super(message);
+  }
+}
+
+/** A write-once key (a manifest) already holds different bytes. */
+export class CheckpointConflictError extends Error {
+  override readonly name = 'CheckpointConflictError';
+  constructor(readonly key: string) {
+    super(`refusing to overwrite ${key}: it already exists with different content`);
+  }
+}
+
+export interface StorageFailureDetails {
+  /** The store operation: fs 'read' | 'write' | 'list' | 'stat' | 'delete'; s3 'GET' | 'PUT' | 'HEAD' | 'LIST' | 'DELETE'. */
+  op: string;
+  key: string;
+  /** Attempts made (the S3 store retries transient failures itself; the fs store tries once). */
+  attempts: number;
+  /**
+   * true: the failure may heal without anyone changing anything (network, timeout, 5xx, disk full, I/O error,
+   * store directory missing or replaced): retry later, with an alert. false: it needs an operator (permissions,
+   * read-only filesystem, wrong credentials, missing bucket, a request the server refuses): fail now.
+   */
+  retryable: boolean;
+  /** errno code (ENOTDIR, ENOSPC, ...) or S3 error code (AccessDenied, NoSuchBucket, TimeoutError, ...). */
+  code?: string;
+  /** HTTP status, for S3. */
+  status?: number;
+}
+
+/**
+ * The storage itself failed: it could not be reached, refused the operation, or is not in a usable state. Says
+ * nothing about any checkpoint: callers must never treat it as "damaged" or "missing", never fall back past it
+ * and never start a run over because of it. `retryable` says whether waiting can help.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = 'StorageUnavailableError';
+  constructor(
+    message: string,
+    readonly details: StorageFailureDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  get code(): string | undefined {
+    return this.details.code;
+  }
+  get retryable(): boolean {
+    return this.details.retryable;
+  }
+}
+
+/** The old name of StorageUnavailableError (same class). */
+export { StorageUnavailableError as CheckpointStoreError };
+
+/** Filesystem errors that need an operator; every other errno is worth retrying. */
+const FS_NEEDS_OPERATOR = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/** An errno error from node (fs, net): has a string code and a syscall. */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string';
+}
+
+/**
+ * Wraps a failed filesystem call on store `url` as StorageUnavailableError, retryable unless it needs an operator.
+ * `found` overrides what is reported (e.g. the store root that is not a directory, rather than the key's path).
+ */
+export function fsUnavailable(
+  url: string,
+  op: string,
+  key: string,
+  err: unknown,
+  found?: { why: string; code?: string },
+): StorageUnavailableError {
+  const code = found ? found.code : (err as NodeJS.ErrnoException)?.code;
+  return new StorageUnavailableError(
+    `checkpoint storage ${url} is unavailable: ${op} ${key}: ${found?.why ?? (err as Error)?.message ?? String(err)}`,
+    { op, key, attempts: 1, retryable: !FS_NEEDS_OPERATOR.has(code ?? ''), code },
+    { cause: err },
+  );
+}

@@ -1,0 +1,140 @@
+// The chart model: what the report draws (panels of series over steps, their axes and ticks, and the marks
+// for checkpoints, recoveries and learning-rate changes), independent of how it is drawn.
+import type { ChunkRecord, ReportData } from './data';
+
+export interface Series {
+  name: string;
+  color: string;
+  points: Array<[number, number]>;
+  markers: boolean;
+  line: boolean;
+}
+
+export interface Panel {
+  title: string;
+  series: Series[];
+  yDomain: [number, number];
+  yTicks: number[];
+  format: (v: number) => string;
+}
+
+export type MarkKind = 'checkpoint' | 'recovery' | 'lr-change';
+
+export interface Mark {
+  step: number;
+  kind: MarkKind;
+  label: string;
+}
+
+export const MARK_STYLE: Record<MarkKind, { color: string; dash: number; width: number; legend: string }> = {
+  checkpoint: { color: '#9aa4b2', dash: 3, width: 1, legend: 'checkpoint' },
+  recovery: { color: '#d62728', dash: 0, width: 2, legend: 'recovery' },
+  'lr-change': { color: '#9467bd', dash: 6, width: 1, legend: 'set-lr' },
+};
+
+export interface ChartModel {
+  /** The x axis runs over steps 0..xMax. */
+  xMax: number;
+  xTicks: number[];
+  panels: Panel[];
+  marks: Mark[];
+}
+
+/** Round tick values (1, 2, 2.5, 5 times a power of ten) covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  return ticks;
+}
+
+function domainOf(values: number[], floorZero: boolean): [number, number] {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (!finite.length) return [0, 1];
+  let lo = floorZero ? Math.min(0, ...finite) : Math.min(...finite);
+  let hi = Math.max(...finite);
+  if (hi === lo) {
+    hi = hi === 0 ? 1 : hi * 1.1;
+    lo = floorZero ? Math.min(0, lo) : lo * 0.9;
+  }
+  return [lo, hi + (hi - lo) * 0.05];
+}
+
+const fmtLr = (v: number) =>
+  v === 0 ? '0' : Math.abs(v) < 0.01 ? v.toExponential(1) : String(Number(v.toPrecision(3)));
+const fmtNum = (v: number) => String(Number(v.toPrecision(3)));
+
+function panel(title: string, series: Series[], yDomain: [number, number], format: (v: number) => string): Panel {
+  return { title, series, yDomain, yTicks: niceTicks(yDomain[0], yDomain[1]), format };
+}
+
+function marksOf(d: ReportData): Mark[] {
+  const marks: Mark[] = [];
+  const ckptSteps = new Map<number, string[]>();
+  for (const c of d.history.chunks)
+    ckptSteps.set(c.checkpoint.step, [...(ckptSteps.get(c.checkpoint.step) ?? []), c.checkpoint.id]);
+  for (const c of d.checkpoints) {
+    const ids = ckptSteps.get(c.step) ?? [];
+    if (!ids.includes(c.id)) ckptSteps.set(c.step, [...ids, c.id]);
+  }
+  for (const [step, ids] of ckptSteps)
+    marks.push({ step, kind: 'checkpoint', label: `checkpoint ${ids.join(', ')} (step ${step})` });
+  for (const r of d.recoveries)
+    marks.push({
+      step: r.step,
+      kind: 'recovery',
+      label: `recovery at step ${r.step} (attempt ${r.attempt}): ${r.reason}; restored from ${r.restoredFrom ?? 'start'}`,
+    });
+  for (const c of d.learningRateChanges)
+    marks.push({ step: c.step, kind: 'lr-change', label: `learning rate set to ${c.value} at step ${c.step}` });
+  // Recoveries last, so they are drawn over the checkpoint marks at the same step.
+  return marks.sort((a, b) => a.step - b.step || (a.kind === 'recovery' ? 1 : 0) - (b.kind === 'recovery' ? 1 : 0));
+}
+
+export function chartModel(d: ReportData): ChartModel {
+  const pts = (sel: (c: ChunkRecord) => number | null | undefined): Array<[number, number]> =>
+    d.history.chunks.flatMap((c) => {
+      const v = sel(c);
+      return typeof v === 'number' && Number.isFinite(v) ? [[c.step, v] as [number, number]] : [];
+    });
+  const trainLoss = pts((c) => c.loss);
+  const trainAcc = pts((c) => c.accuracy);
+  const lr = pts((c) => c.learningRate);
+  const testLoss = d.evals.map((e) => [e.step, e.loss] as [number, number]);
+  const testAcc = d.evals.map((e) => [e.step, e.accuracy] as [number, number]);
+  const yValues = (...series: Array<Array<[number, number]>>) => series.flat().map((p) => p[1]);
+  return {
+    xMax: d.totalSteps,
+    xTicks: niceTicks(0, d.totalSteps).filter((v) => Number.isInteger(v)),
+    marks: marksOf(d),
+    panels: [
+      panel(
+        'loss',
+        [
+          { name: 'train loss (chunk end)', color: '#1f77b4', points: trainLoss, line: true, markers: false },
+          { name: 'test loss', color: '#ff7f0e', points: testLoss, line: true, markers: true },
+        ],
+        domainOf(yValues(trainLoss, testLoss), true),
+        fmtNum,
+      ),
+      panel(
+        'accuracy',
+        [
+          { name: 'train accuracy (chunk end)', color: '#1f77b4', points: trainAcc, line: true, markers: false },
+          { name: 'test accuracy', color: '#2ca02c', points: testAcc, line: true, markers: true },
+        ],
+        [0, 1],
+        fmtNum,
+      ),
+      panel(
+        'learning rate',
+        [{ name: 'learning rate (next step)', color: '#8c564b', points: lr, line: true, markers: true }],
+        domainOf(yValues(lr), true),
+        fmtLr,
+      ),
+    ],
+  };
+}

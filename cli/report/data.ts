@@ -1,0 +1,138 @@
+// The report's data: chunk summaries from the workflow history (across continue-as-new), checkpoints and the
+// evaluations recorded in the newest manifest from storage, recoveries and learning-rate changes, merged.
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { CheckpointSummary } from '../../checkpoint';
+import type { ChunkSummary, EvalResult, Recovery } from '../../activities/types';
+import type { RunSpec } from '../../spec';
+import { managerForRun } from '../checkpoints';
+import { CliError, viewRun, type RunView } from '../common';
+
+export interface ChunkRecord extends ChunkSummary {
+  /** The workflow execution (Temporal run id) that ran the chunk. */
+  execution: string;
+  completedAt: string | null;
+}
+
+export interface RunHistory {
+  executions: string[];
+  chunks: ChunkRecord[];
+}
+
+type Timestamp = { seconds?: unknown; nanos?: number | null } | null | undefined;
+function isoTime(ts: Timestamp): string | null {
+  if (!ts || ts.seconds === undefined || ts.seconds === null) return null;
+  const ms = Number(String(ts.seconds)) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+/** Every trainChunk result of the run: the latest execution and those it continued from, oldest first. */
+export async function fetchRunHistory(client: Client, runId: string, latestExecution: string): Promise<RunHistory> {
+  const executions: string[] = [];
+  const perExecution: ChunkRecord[][] = [];
+  const seen = new Set<string>();
+  let execution: string | undefined = latestExecution;
+  while (execution && !seen.has(execution)) {
+    seen.add(execution);
+    const history = await client.workflow.getHandle(runId, execution).fetchHistory();
+    const scheduled = new Map<string, string>();
+    const chunks: ChunkRecord[] = [];
+    let previous: string | undefined;
+    for (const ev of history.events ?? []) {
+      const started = ev.workflowExecutionStartedEventAttributes;
+      if (started) previous = started.continuedExecutionRunId || undefined;
+      const sch = ev.activityTaskScheduledEventAttributes;
+      if (sch) scheduled.set(String(ev.eventId), sch.activityType?.name ?? '');
+      const done = ev.activityTaskCompletedEventAttributes;
+      if (done && scheduled.get(String(done.scheduledEventId)) === 'trainChunk') {
+        const payload = done.result?.payloads?.[0];
+        if (!payload) continue;
+        const s = defaultPayloadConverter.fromPayload(payload as never) as ChunkSummary;
+        if (s && typeof s.step === 'number') chunks.push({ ...s, execution, completedAt: isoTime(ev.eventTime) });
+      }
+    }
+    executions.unshift(execution);
+    perExecution.unshift(chunks);
+    execution = previous;
+  }
+  return { executions, chunks: perExecution.flat() };
+}
+
+export interface ReportData {
+  runId: string;
+  generatedAt: string;
+  view: RunView;
+  spec: RunSpec | null;
+  history: RunHistory;
+  evals: EvalResult[];
+  checkpoints: CheckpointSummary[];
+  checkpointsError: string | null;
+  recoveries: Array<Recovery & { step: number }>;
+  learningRateChanges: Array<{ step: number; value: number }>;
+  totalSteps: number;
+}
+
+/** The step the run has reached: its result, else its live progress, else its newest chunk. */
+export function currentStep(d: ReportData): number {
+  const last = d.history.chunks[d.history.chunks.length - 1];
+  return d.view.result?.step ?? d.view.progress?.step ?? last?.step ?? 0;
+}
+
+export async function collectReportData(
+  client: Client,
+  runId: string,
+  opts: { storage?: string; verify?: boolean },
+): Promise<ReportData> {
+  const view = await viewRun(client, runId);
+  const desc = await client.workflow.getHandle(runId).describe();
+  const history = await fetchRunHistory(client, runId, desc.runId);
+
+  let checkpoints: CheckpointSummary[] = [];
+  let checkpointsError: string | null = null;
+  const evals = new Map<number, EvalResult>();
+  try {
+    const manager = await managerForRun(client, runId, opts.storage);
+    checkpoints = await manager.list({ verify: opts.verify });
+    // The newest manifest holds every evaluation of the run, also those of executions before a restart.
+    const newest = checkpoints.find((c) => c.valid !== false);
+    if (newest) {
+      const state = (await manager.readManifest(newest.id)).state as { metrics?: { evals?: EvalResult[] } };
+      for (const e of state.metrics?.evals ?? []) evals.set(e.step, e);
+    }
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    checkpointsError = (err as Error).message;
+  }
+  for (const c of history.chunks) for (const e of c.evals ?? []) evals.set(e.step, e);
+  if (view.progress?.lastEval) evals.set(view.progress.lastEval.step, view.progress.lastEval);
+
+  const recoveries: ReportData['recoveries'] = history.chunks
+    .filter((c) => c.recovery)
+    .map((c) => ({ ...c.recovery!, step: c.fromStep }));
+  for (const r of view.progress?.recoveries ?? [])
+    if (!recoveries.some((x) => x.step === r.step && x.attempt === r.attempt && x.reason === r.reason))
+      recoveries.push(r);
+  recoveries.sort((a, b) => a.step - b.step);
+
+  const lastChunk = history.chunks[history.chunks.length - 1];
+  const totalSteps = Math.max(
+    view.progress?.totalSteps ?? 0,
+    view.result?.totalSteps ?? 0,
+    lastChunk?.totalSteps ?? 0,
+    ...checkpoints.map((c) => c.step),
+    1,
+  );
+  return {
+    runId,
+    generatedAt: new Date().toISOString(),
+    view,
+    spec: view.spec,
+    history,
+    evals: [...evals.values()].sort((a, b) => a.step - b.step),
+    checkpoints,
+    checkpointsError,
+    recoveries,
+    learningRateChanges: view.progress?.learningRateChanges ?? [],
+    totalSteps,
+  };
+}

@@ -1,0 +1,110 @@
+// `report RUN_ID --out FILE.html [--png FILE.png] [--force]`: one self-contained page (inline SVG, no network)
+// with the run's loss, accuracy and learning-rate curves over steps, its checkpoints and recoveries, the spec
+// and the checkpoint table; optionally the same curves as a PNG rendered from the same SVG.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { CliError, type Out } from '../common';
+import { chartModel } from './chart';
+import { collectReportData, currentStep } from './data';
+import { renderHtml } from './html';
+import { canDrawText, renderPng } from './png';
+import { chartSvg } from './svg';
+
+export const REPORT_HELP = `report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]
+    a self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy per chunk and test
+    evaluations over steps, learning rate, checkpoint and recovery marks, chunks, checkpoints, spec;
+    --png also renders the curves into a PNG; an existing FILE is refused unless --force;
+    --verify re-hashes the checkpoints for the table`;
+
+export interface ReportOptions {
+  runId: string;
+  out?: string;
+  png?: string;
+  /** Overwrite existing output files. */
+  force?: boolean;
+  storage?: string;
+  verify?: boolean;
+}
+
+/** Refuses an output path that is a directory, or an existing file without --force: before any work. */
+function checkOutput(file: string, flag: string, force: boolean): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    return; // nothing there (an unwritable place fails when written, with the reason)
+  }
+  if (stat.isDirectory()) throw new CliError(`report: ${flag} ${file} is a directory; name a file`, 2);
+  if (!force) throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, 2);
+}
+
+/**
+ * Writes `data` to `file` whole or not at all: a temporary file, then a rename over it (--force) or a hard link
+ * that fails if `file` has appeared since the check.
+ */
+function writeOutput(file: string, flag: string, data: string | Uint8Array, force: boolean): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, data);
+    if (force) fs.renameSync(tmp, file);
+    else fs.linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, 2);
+    throw new CliError(`report: cannot write ${file}: ${(err as Error).message}`, 1);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+export async function reportCommand(client: Client, out: Out, opts: ReportOptions): Promise<void> {
+  if (!opts.out) throw new CliError(`report: --out FILE.html is required\n\nusage: ${REPORT_HELP}`, 2);
+  const html = path.resolve(opts.out);
+  const png = opts.png ? path.resolve(opts.png) : null;
+  const force = Boolean(opts.force);
+  if (png === html) throw new CliError(`report: --out and --png name the same file ${html}`, 2);
+  checkOutput(html, '--out', force);
+  if (png) checkOutput(png, '--png', force);
+
+  const d = await collectReportData(client, opts.runId, { storage: opts.storage, verify: opts.verify });
+  if (d.checkpointsError)
+    process.stderr.write(`durable-train: report: checkpoints unavailable: ${d.checkpointsError}\n`);
+  const model = chartModel(d);
+  const page = renderHtml(d, model);
+  let image: Buffer | null = null;
+  if (png) {
+    image = renderPng(
+      chartSvg(model, `durable-train ${d.runId}: step ${currentStep(d)}/${d.totalSteps}, ${d.view.status}`),
+    );
+    if (!canDrawText())
+      process.stderr.write(
+        'durable-train: report: no font found for the PNG text (install one, e.g. Debian fonts-dejavu-core); ' +
+          'the curves are drawn without labels\n',
+      );
+  }
+  writeOutput(html, '--out', page, force);
+  if (png && image) writeOutput(png, '--png', image, force);
+  const summary = {
+    runId: d.runId,
+    status: d.view.status,
+    out: html,
+    png,
+    executions: d.history.executions.length,
+    chunks: d.history.chunks.length,
+    evals: d.evals.length,
+    checkpoints: d.checkpoints.map((c) => c.id),
+    checkpointsError: d.checkpointsError,
+    recoveries: d.recoveries.length,
+    learningRateChanges: d.learningRateChanges.length,
+  };
+  out.emit(summary, () =>
+    [
+      `report for ${d.runId} (${d.view.status}): ${d.history.chunks.length} chunks over ${summary.executions} execution(s), ` +
+        `${d.evals.length} evaluations, ${d.checkpoints.length} checkpoints, ${d.recoveries.length} recoveries`,
+      `  ${html}`,
+      ...(png ? [`  ${png}`] : []),
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,293 @@
+// Your own model and data (real dev server, real worker processes): a model given as a layer list, data from a CSV
+// file, classification and regression; each killed mid-chunk and resumed ends with the uninterrupted weights; bad
+// models and data are refused by `start` before anything starts.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { progressQuery } from '../../workflows/definitions';
+import type { RunResult } from '../../workflows/progress';
+import {
+  cli,
+  spawnWorker,
+  startCluster,
+  waitFor,
+  writeSpec,
+  type TestCluster,
+  type WorkerProcess,
+} from '../helpers/cluster';
+
+const checkpoint = { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 3 };
+
+// Strided 'same' conv (tf.conv2d's own gradients), batch norm (moving statistics in every checkpoint), dropout,
+// pooling and an explicit activation layer.
+const layerCnn = {
+  model: {
+    layers: [
+      { type: 'conv2d', filters: 8, kernelSize: 3, strides: 2, padding: 'same' },
+      { type: 'batchNormalization', name: 'bn' },
+      { type: 'activation', activation: 'relu' },
+      { type: 'maxPooling2d', poolSize: 2 },
+      { type: 'dropout', rate: 0.2 },
+      { type: 'flatten' },
+      { type: 'dense', units: 10, activation: 'softmax' },
+    ],
+  },
+  dataset: { name: 'mnist', trainLimit: 2400, testLimit: 200 },
+  epochs: 2,
+  batchSize: 16,
+  chunkSteps: 60,
+  seed: 5,
+  optimizer: { name: 'adam', learningRate: 0.002 },
+  checkpoint,
+};
+
+/** A small deterministic generator, so the test's files are the same on every run. */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+/** Three classes of points around different centres in 4 dimensions; labels are strings. */
+function classificationCsv(rows: number): string {
+  const r = lcg(1);
+  const centres: Record<string, number[]> = {
+    setosa: [0, 0, 0, 0],
+    versicolor: [2, 1, 0, -1],
+    virginica: [-1, 2, 2, 1],
+  };
+  const names = Object.keys(centres);
+  const lines = ['f1,f2,species,f3,f4'];
+  for (let i = 0; i < rows; i++) {
+    const name = names[i % 3];
+    const c = centres[name].map((v) => (v + (r() - 0.5) * 1.5).toFixed(4));
+    lines.push(`${c[0]},${c[1]},${name},${c[2]},${c[3]}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** y = 3*a - 2*b + 0.5*c + 1 + noise. */
+function regressionCsv(rows: number): string {
+  const r = lcg(2);
+  const lines = ['a,b,c,y'];
+  for (let i = 0; i < rows; i++) {
+    const [a, b, c] = [r() * 4 - 2, r() * 4 - 2, r() * 4 - 2];
+    const y = 3 * a - 2 * b + 0.5 * c + 1 + (r() - 0.5) * 0.1;
+    lines.push([a, b, c, y].map((v) => v.toFixed(5)).join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+const mlp = (outputs: number, activation: string) => ({
+  layers: [
+    { type: 'dense', units: 16, activation: 'relu' },
+    { type: 'dropout', rate: 0.1 },
+    { type: 'dense', units: outputs, activation },
+  ],
+});
+
+const csvClassification = {
+  model: mlp(3, 'softmax'),
+  dataset: { format: 'csv', path: 'file://data/points.csv', label: 'species' },
+  epochs: 12,
+  batchSize: 8,
+  chunkSteps: 40,
+  seed: 3,
+  optimizer: { name: 'adam', learningRate: 0.01 },
+  checkpoint,
+};
+
+const csvRegression = {
+  model: mlp(1, 'linear'),
+  task: 'regression',
+  loss: 'huber',
+  dataset: { format: 'csv', path: 'file://data/line.csv', label: 'y', features: ['a', 'b', 'c'], testFraction: 0.25 },
+  epochs: 12,
+  batchSize: 8,
+  chunkSteps: 40,
+  seed: 4,
+  optimizer: { name: 'adam', learningRate: 0.01 },
+  schedule: { name: 'plateau', metric: 'loss', patience: 2 },
+  checkpoint: { ...checkpoint, keepBest: { k: 2, metric: 'loss' } },
+};
+
+describe('own models and data: layer lists, files, tasks; exact after SIGKILL', function () {
+  this.timeout(900_000);
+  let cluster: TestCluster;
+  const workers: WorkerProcess[] = [];
+  const worker = async () => {
+    const w = spawnWorker(cluster);
+    workers.push(w);
+    await w.ready;
+    return w;
+  };
+  const manifestsOf = (runId: string) => {
+    const dir = path.join(cluster.dir, '.data', 'checkpoints', runId, 'manifests');
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map(
+        (f) =>
+          JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { step: number; blobs: Array<{ name: string }> },
+      );
+  };
+  const start = (runId: string, spec: object, wait = false) => {
+    const r = cli(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, `${runId}.json`, spec),
+      '--run-id',
+      runId,
+      ...(wait ? ['--wait'] : []),
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr + workers.map((w) => w.output()).join('\n'));
+    return r;
+  };
+
+  /** The reference run uninterrupted, then the same spec with its worker SIGKILLed mid-chunk: same weights. */
+  async function exactAfterKill(name: string, spec: object): Promise<RunResult> {
+    const w1 = await worker();
+    const reference = start(`${name}-ref`, spec, true).json<{ result: RunResult }>().result;
+    assert.equal(reference.status, 'completed');
+    start(name, spec);
+    const handle: WorkflowHandle = cluster.client.workflow.getHandle(name);
+    const total = reference.step;
+    // Kill inside a chunk, after at least one commit, well before the end.
+    await waitFor(
+      `${name} mid-chunk`,
+      async () => {
+        const p = await handle.query(progressQuery);
+        const d = await handle.describe();
+        const running = d.raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk');
+        return running && p.step >= Math.floor(total / 4) && p.step < total - 5;
+      },
+      300_000,
+      20,
+    );
+    await w1.kill('SIGKILL');
+    await worker();
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, total);
+    assert.ok(result.recoveries >= 1, `a recovery happened: ${JSON.stringify(result)}`);
+    assert.equal(result.weightsSha256, reference.weightsSha256, `${name}: same weights as uninterrupted`);
+    return result;
+  }
+
+  before(async function () {
+    cluster = await startCluster();
+    fs.mkdirSync(path.join(cluster.dir, 'data'));
+    fs.writeFileSync(path.join(cluster.dir, 'data', 'points.csv'), classificationCsv(600));
+    fs.writeFileSync(path.join(cluster.dir, 'data', 'line.csv'), regressionCsv(800));
+  });
+  afterEach(async function () {
+    for (const w of workers.splice(0)) await w.kill('SIGKILL');
+  });
+  after(async function () {
+    await cluster?.close();
+  });
+
+  it('a layer-list CNN (strided conv, batch norm, dropout) resumes exactly; batch-norm statistics are checkpointed', async function () {
+    const result = await exactAfterKill('layers-cnn', layerCnn);
+    assert.ok(result.accuracy !== null && result.accuracy > 0.5, `it learned: ${result.accuracy}`);
+    const last = manifestsOf('layers-cnn').sort((a, b) => b.step - a.step)[0];
+    const names = last.blobs.map((b) => b.name);
+    for (const n of ['model/bn/moving_mean', 'model/bn/moving_variance', 'model/bn/gamma', 'model/conv2d1/kernel'])
+      assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    assert.ok(
+      !names.some((n) => n.startsWith('opt/adam/m/model/bn/moving')),
+      'no optimizer slots for moving statistics',
+    );
+  });
+
+  it('a CSV classification dataset (string labels) with a spec-defined layer list resumes exactly', async function () {
+    const result = await exactAfterKill('csv-class', csvClassification);
+    assert.ok(result.accuracy !== null && result.accuracy > 0.8, `it learned: ${result.accuracy}`);
+  });
+
+  it('a CSV regression (huber loss, plateau on loss) resumes exactly and reports mse and mae, not accuracy', async function () {
+    const result = await exactAfterKill('csv-reg', csvRegression);
+    assert.equal(result.accuracy, null);
+    const progress = await cluster.client.workflow.getHandle('csv-reg').query(progressQuery);
+    const last = progress.lastEval as { mse?: number; mae?: number; accuracy: number | null } | null;
+    assert.ok(last && typeof last.mse === 'number' && typeof last.mae === 'number', JSON.stringify(last));
+    assert.ok(last.mae! < 0.5, `the line was learned: mae ${last.mae}`);
+    const ck = manifestsOf('csv-reg').sort((a, b) => b.step - a.step)[0] as unknown as {
+      metrics: Record<string, number>;
+    };
+    assert.ok(
+      'testMae' in ck.metrics && 'testMse' in ck.metrics && !('testAccuracy' in ck.metrics),
+      JSON.stringify(ck.metrics),
+    );
+  });
+
+  it('refuses bad data before anything starts, naming the field', async function () {
+    fs.writeFileSync(path.join(cluster.dir, 'data', 'empty.csv'), '');
+    fs.writeFileSync(path.join(cluster.dir, 'data', 'words.csv'), 'a,b,label\n1,2,x\n3,oops,y\n');
+    const bad: Array<[object, RegExp]> = [
+      [{ ...csvClassification.dataset, label: 'kind' }, /dataset\.label: .*kind/],
+      [{ ...csvClassification.dataset, path: 'file://data/none.csv' }, /dataset\.path: .*none\.csv/],
+      [{ ...csvClassification.dataset, path: 'file://data/empty.csv' }, /dataset\.path: .*empty/],
+      [{ format: 'csv', path: 'file://data/words.csv', label: 'label' }, /dataset.*column b.*line 3|dataset.*"oops"/],
+    ];
+    for (const [i, [dataset, message]] of bad.entries()) {
+      const id = `bad-data-${i}`;
+      const r = cli(cluster, [
+        'start',
+        '--spec',
+        writeSpec(cluster.dir, `${id}.json`, { ...csvClassification, dataset }),
+        '--run-id',
+        id,
+      ]);
+      assert.equal(r.code, 2, `${JSON.stringify(dataset)}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
+
+  it('refuses a bad model before anything starts, naming the layer, its index and what is supported', async function () {
+    const bad: Array<[object, RegExp]> = [
+      [
+        { layers: [{ type: 'lstm', units: 4 }] },
+        /model\.layers\[0\]\.type: unknown value "lstm" \(one of: dense, conv2d/,
+      ],
+      [
+        { layers: [{ type: 'flatten' }, { type: 'dense', unit: 10 }] },
+        /model\.layers\[1\]\.unit: .*unsupported option for dense/,
+      ],
+      [{ layers: [{ type: 'dense' }] }, /model\.layers\[0\]\.units: .*missing/],
+      [
+        {
+          layers: [
+            { type: 'flatten' },
+            { type: 'dense', units: 5, activation: 'softmax' },
+            { type: 'dense', units: 10 },
+          ],
+        },
+        /model\.layers\[1\]\.activation: .*softmax is supported on the last layer only/,
+      ],
+    ];
+    for (const [i, [model, message]] of bad.entries()) {
+      const r = cli(cluster, [
+        'start',
+        '--spec',
+        writeSpec(cluster.dir, `bad-${i}.json`, { ...layerCnn, model }),
+        '--run-id',
+        `bad-${i}`,
+      ]);
+      assert.equal(r.code, 2, `${JSON.stringify(model)}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message);
+      const exists = await cluster.client.workflow
+        .getHandle(`bad-${i}`)
+        .describe()
+        .then(
+          () => true,
+          () => false,
+        );
+      assert.ok(!exists, 'nothing started');
+    }
+  });
+});

@@ -1,0 +1,289 @@
+// Datasets for training: built-ins and files (csv, jsonl, idx; local or S3) decoded into typed arrays, split by a
+// seed, normalised from the train split, fingerprinted over the bytes read. Pure Node: no Temporal, no tfjs.
+import { createHash } from 'node:crypto';
+import {
+  checkBuiltinName,
+  IRIS_TEST_FRACTION,
+  loadIris,
+  loadMnist,
+  MNIST_TEST_SIZE,
+  MNIST_TRAIN_SIZE,
+} from './builtin';
+import { readCsvTable } from './csv';
+import { DatasetError } from './errors';
+import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
+import { readJsonlTable } from './jsonl';
+import type { TextInput } from './text';
+import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
+import { checkLimit, finishTable, splitSeed, trainRows, type RawTable } from './table';
+import type { BuiltinDataSpec, DataSpec, FileDataSpec, LoadDataOptions, LoadedData } from './types';
+
+export { DatasetError } from './errors';
+export { DEFAULT_MAX_DATASET_BYTES, maxDatasetBytes } from './source';
+export { applyNormalization, featureStats, splitIndices, splitSeed } from './table';
+export type * from './types';
+
+export const DEFAULT_TEST_FRACTION = 0.2;
+/** How much of a csv/jsonl file the quick check reads. */
+export const VALIDATE_PREFIX_BYTES = 64 * 1024;
+
+const TEXT_READERS: Record<'csv' | 'jsonl', (input: TextInput) => RawTable> = {
+  csv: readCsvTable,
+  jsonl: readJsonlTable,
+};
+
+export function isBuiltinDataSpec(spec: DataSpec): spec is BuiltinDataSpec {
+  return !('format' in spec) && 'name' in spec;
+}
+
+type CheckedFileSpec = FileDataSpec & { testFraction: number; task: 'classification' | 'regression' };
+
+const positiveInt = (v: unknown, field: string) => {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
+    throw new DatasetError(field, `must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+};
+
+/** Shape checks of the spec, with defaults filled in (the spec schema does the same; this module stands alone). */
+function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
+  if (!['csv', 'jsonl', 'idx'].includes(spec.format)) {
+    throw new DatasetError('dataset.format', `must be one of csv, jsonl, idx, got ${JSON.stringify(spec.format)}`);
+  }
+  if (typeof spec.path !== 'string' || spec.path === '') {
+    throw new DatasetError('dataset.path', 'is required: file://PATH or s3://BUCKET/KEY');
+  }
+  if (typeof spec.label !== 'string' || spec.label === '') {
+    throw new DatasetError(
+      'dataset.label',
+      spec.format === 'idx'
+        ? 'is required: the URL of the labels IDX file'
+        : 'is required: the name of the label column',
+    );
+  }
+  if (spec.features !== undefined) {
+    if (spec.format === 'idx')
+      throw new DatasetError('dataset.features', 'does not apply to idx (every value is a feature)');
+    if (!Array.isArray(spec.features) || spec.features.length === 0) {
+      throw new DatasetError('dataset.features', 'must be a non-empty list of column names');
+    }
+    spec.features.forEach((f, i) => {
+      if (typeof f !== 'string' || f === '') throw new DatasetError(`dataset.features[${i}]`, 'must be a column name');
+      if (f === spec.label)
+        throw new DatasetError(`dataset.features[${i}]`, `${JSON.stringify(f)} is the label column`);
+      const first = spec.features!.indexOf(f);
+      if (first !== i)
+        throw new DatasetError(`dataset.features[${i}]`, `repeats dataset.features[${first}] (${JSON.stringify(f)})`);
+    });
+  }
+  const testFraction = spec.testFraction ?? DEFAULT_TEST_FRACTION;
+  if (typeof testFraction !== 'number' || !(testFraction > 0 && testFraction < 1)) {
+    throw new DatasetError(
+      'dataset.testFraction',
+      `must be a number in (0, 1), got ${JSON.stringify(spec.testFraction)}`,
+    );
+  }
+  positiveInt(spec.trainLimit, 'dataset.trainLimit');
+  positiveInt(spec.testLimit, 'dataset.testLimit');
+  const task = spec.task ?? 'classification';
+  if (task !== 'classification' && task !== 'regression') {
+    throw new DatasetError('dataset.task', `must be classification or regression, got ${JSON.stringify(spec.task)}`);
+  }
+  return { ...spec, testFraction, task };
+}
+
+function checkBuiltinSpec(spec: BuiltinDataSpec): void {
+  checkBuiltinName(spec.name);
+  positiveInt(spec.trainLimit, 'dataset.trainLimit');
+  positiveInt(spec.testLimit, 'dataset.testLimit');
+}
+
+function sourcesOf(spec: CheckedFileSpec, baseDir: string): Source[] {
+  const out = [resolveSource(spec.path, baseDir, 'dataset.path')];
+  if (spec.format === 'idx') out.push(resolveSource(spec.label, baseDir, 'dataset.label'));
+  return out;
+}
+
+function fingerprintOf(
+  spec: CheckedFileSpec,
+  table: RawTable,
+  trainLimit: number,
+  testLimit: number,
+  seed: number,
+  bytes: Uint8Array[],
+): string {
+  const h = createHash('sha256');
+  h.update(
+    JSON.stringify({
+      format: spec.format,
+      // For idx the label is a file whose bytes are hashed below; its URL (like the path) may move freely.
+      label: spec.format === 'idx' ? null : spec.label,
+      features: table.featureNames,
+      testFraction: spec.testFraction,
+      trainLimit,
+      testLimit,
+      splitSeed: splitSeed(seed),
+    }),
+  );
+  for (const b of bytes) {
+    h.update(`\n${b.byteLength}\n`);
+    h.update(b);
+  }
+  return h.digest('hex');
+}
+
+function buildTable(
+  spec: CheckedFileSpec,
+  sources: Source[],
+  bytes: Uint8Array[],
+  maxBytes: number,
+  partial: boolean,
+): RawTable {
+  if (spec.format === 'idx') {
+    return readIdxTable({
+      url: sources[0].url,
+      bytes: bytes[0],
+      labelUrl: sources[1].url,
+      labelBytes: bytes[1],
+      regression: spec.task === 'regression',
+      maxBytes,
+    });
+  }
+  return TEXT_READERS[spec.format]({ spec, url: sources[0].url, bytes: bytes[0], partial, maxBytes });
+}
+
+// Per process: chunks of one run (and runs on one file) decode it once. A few entries, oldest dropped first.
+const CACHE_ENTRIES = 4;
+const cache = new Map<string, Promise<LoadedData>>();
+
+/** Forgets every cached dataset (tests; or to free memory). */
+export function clearDataCache(): void {
+  cache.clear();
+}
+
+/**
+ * Loads a dataset: a built-in by name, or a file. The result is cached per process and shared between callers:
+ * treat its arrays as read-only. Bad specs and files throw DatasetError, whose message starts with the spec field.
+ */
+export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<LoadedData> {
+  splitSeed(opts.seed); // checks the seed
+  const maxBytes = maxDatasetBytes(opts.maxBytes);
+  if (isBuiltinDataSpec(spec)) {
+    checkBuiltinSpec(spec);
+    if (spec.name === 'iris') return loadIris(spec, opts.seed);
+    const n = (spec.trainLimit ?? MNIST_TRAIN_SIZE) + (spec.testLimit ?? MNIST_TEST_SIZE);
+    checkMemory('dataset.name', 'mnist', n * 784, maxBytes); // before decoding it
+    return loadMnist(spec);
+  }
+  const checked = checkFileSpec(spec);
+  const sources = sourcesOf(checked, opts.baseDir);
+  const infos = await Promise.all(sources.map((s) => statSource(s)));
+  sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes));
+  const key = JSON.stringify({
+    spec: checked,
+    seed: opts.seed,
+    maxBytes,
+    sources: sources.map((s, i) => [
+      s.kind === 'file' ? s.file : `${s.bucket}/${s.key}`,
+      infos[i].size,
+      infos[i].version,
+    ]),
+  });
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const loading = loadFile(checked, sources, maxBytes, opts.seed);
+  cache.set(key, loading);
+  while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  loading.catch(() => {
+    if (cache.get(key) === loading) cache.delete(key);
+  });
+  return loading;
+}
+
+async function loadFile(spec: CheckedFileSpec, sources: Source[], maxBytes: number, seed: number): Promise<LoadedData> {
+  const bytes = await Promise.all(sources.map((s) => readSource(s)));
+  sources.forEach((s, i) => checkSize(s, bytes[i].byteLength, maxBytes)); // it may have grown since the stat
+  const table = buildTable(spec, sources, bytes, maxBytes, false);
+  const done = finishTable(
+    table,
+    {
+      testFraction: spec.testFraction,
+      trainLimit: spec.trainLimit,
+      testLimit: spec.testLimit,
+      normalize: true,
+    },
+    seed,
+  );
+  return {
+    name: spec.path,
+    featureShape: table.featureShape,
+    featureSize: table.featureShape.reduce((a, b) => a * b, 1),
+    featureNames: table.featureNames,
+    task: spec.task,
+    classes: done.classes,
+    train: done.train,
+    test: done.test,
+    normalization: done.normalization,
+    fingerprint: fingerprintOf(spec, table, done.trainLimit, done.testLimit, seed, bytes),
+    bytesRead: bytes.reduce((a, b) => a + b.byteLength, 0),
+  };
+}
+
+function checkSplitSizes(n: number, spec: { testFraction: number; trainLimit?: number; testLimit?: number }): void {
+  const nTrain = trainRows(n, spec.testFraction);
+  checkLimit(spec.trainLimit, nTrain, 'dataset.trainLimit', 'rows in the train split');
+  checkLimit(spec.testLimit, n - nTrain, 'dataset.testLimit', 'rows in the test split');
+}
+
+/**
+ * The quick check before a run starts: the spec's shape, the file exists and is readable and within the size
+ * limit, the header has the label and the features, the first rows parse. Reads at most the first 64 KiB of a
+ * csv/jsonl file and the headers of idx files. Throws DatasetError naming the field (dataset.path, dataset.label,
+ * dataset.features[2], ...).
+ */
+export async function validateDataFile(spec: DataSpec, opts: { baseDir: string; maxBytes?: number }): Promise<void> {
+  const maxBytes = maxDatasetBytes(opts.maxBytes);
+  if (isBuiltinDataSpec(spec)) {
+    checkBuiltinSpec(spec);
+    if (spec.name === 'mnist') {
+      checkLimit(spec.trainLimit, MNIST_TRAIN_SIZE, 'dataset.trainLimit', 'examples in the mnist train file');
+      checkLimit(spec.testLimit, MNIST_TEST_SIZE, 'dataset.testLimit', 'examples in the mnist test file');
+    } else {
+      checkSplitSizes(150, {
+        testFraction: IRIS_TEST_FRACTION,
+        trainLimit: spec.trainLimit,
+        testLimit: spec.testLimit,
+      });
+    }
+    return;
+  }
+  const checked = checkFileSpec(spec);
+  const sources = sourcesOf(checked, opts.baseDir);
+  const infos = await Promise.all(sources.map((s) => statSource(s)));
+  sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes));
+  if (checked.format === 'idx') {
+    const [x, y] = await Promise.all(
+      sources.map((s, i) => readSource(s, Math.min(infos[i].size, IDX_MAX_HEADER_BYTES))),
+    );
+    const h = checkIdxHeaders(x, infos[0].size, sources[0].url, y, infos[1].size, sources[1].url);
+    checkMemory('dataset.path', sources[0].url, h.x.count, maxBytes);
+    checkSplitSizes(h.x.dims[0], checked);
+    return;
+  }
+  const size = infos[0].size;
+  const partial = size > VALIDATE_PREFIX_BYTES;
+  const bytes =
+    size === 0 ? new Uint8Array(0) : await readSource(sources[0], partial ? VALIDATE_PREFIX_BYTES : undefined);
+  const table = buildTable(checked, sources, [bytes], maxBytes, partial);
+  if (!partial) {
+    finishTable(
+      table,
+      {
+        testFraction: checked.testFraction,
+        trainLimit: checked.trainLimit,
+        testLimit: checked.testLimit,
+        normalize: false,
+      },
+      0,
+    );
+  }
+}

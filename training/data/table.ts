@@ -1,0 +1,253 @@
+// The part every format shares once rows are decoded: labels to class indices or targets, the seeded split,
+// limits, and normalisation statistics from the train split only.
+import { Prng } from '../prng';
+import { DatasetError } from './errors';
+import { checkMemory } from './source';
+import type { DataSplit, FileDataSpec } from './types';
+
+/** Labels as read: class names with an id per row (first-seen order), or regression targets. */
+export type RawLabels = { kind: 'classes'; keys: string[]; ids: Int32Array } | { kind: 'values'; values: Float32Array };
+
+/** Decoded rows of any format, before the split. */
+export interface RawTable {
+  featureShape: number[];
+  featureNames: string[] | null;
+  /** n * featureSize raw values, row-major. */
+  x: Float32Array;
+  n: number;
+  labels: RawLabels;
+}
+
+export interface ShapeOptions {
+  testFraction: number;
+  trainLimit?: number;
+  testLimit?: number;
+  /** Compute and apply per-feature normalisation from the train split. */
+  normalize: boolean;
+}
+
+export interface FinishedTable {
+  classes: string[] | null;
+  train: DataSplit;
+  test: DataSplit;
+  normalization: { mean: number[]; std: number[] } | null;
+  trainLimit: number;
+  testLimit: number;
+}
+
+const NUMBER_RE = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+const INTEGER_RE = /^[+-]?\d+$/;
+
+/** A decimal number, or NaN for anything else (empty, words, hex, Infinity). */
+export function parseDecimal(s: string): number {
+  if (!NUMBER_RE.test(s)) return NaN;
+  const v = Number(s);
+  return Number.isFinite(v) ? v : NaN;
+}
+
+// The split must not draw from the trainer's own stream (seeded with the run seed itself).
+const SPLIT_SEED_SALT = 0x5eed5917;
+
+/** The split seed derived from the run seed. */
+export function splitSeed(seed: number): number {
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new DatasetError('seed', `must be an integer in [0, 2^32), got ${seed}`);
+  }
+  return (seed ^ SPLIT_SEED_SALT) >>> 0;
+}
+
+/** Rows in the train split (the rest are test rows); both must be at least one. */
+export function trainRows(n: number, testFraction: number): number {
+  const nTrain = Math.round(n * (1 - testFraction));
+  if (nTrain < 1 || nTrain >= n) {
+    throw new DatasetError(
+      'dataset.testFraction',
+      `${testFraction} of ${n} rows leaves ${nTrain < 1 ? 'no training rows' : 'no test rows'}; ` +
+        'use a fraction that gives both splits at least one row',
+    );
+  }
+  return nTrain;
+}
+
+/** Row indices of the train and test splits: a seeded permutation, train first. */
+export function splitIndices(n: number, testFraction: number, seed: number): { train: Int32Array; test: Int32Array } {
+  const nTrain = trainRows(n, testFraction);
+  const perm = Prng.fromSeed(splitSeed(seed)).permutation(n);
+  return { train: perm.subarray(0, nTrain), test: perm.subarray(nTrain) };
+}
+
+export function checkLimit(v: number | undefined, max: number, field: string, what: string): number {
+  if (v === undefined) return max;
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new DatasetError(field, `must be an integer in [1, ${max}] (${max} ${what}), got ${v}`);
+  }
+  return v;
+}
+
+/** Class ids of rows from their label texts (first-seen order; encodeLabels sorts). */
+export function classLabels(texts: string[]): RawLabels {
+  const index = new Map<string, number>();
+  const ids = new Int32Array(texts.length);
+  texts.forEach((t, i) => {
+    let id = index.get(t);
+    if (id === undefined) index.set(t, (id = index.size));
+    ids[i] = id;
+  });
+  return { kind: 'classes', keys: [...index.keys()], ids };
+}
+
+function encodeLabels(labels: RawLabels): { y: Int32Array | Float32Array; classes: string[] | null } {
+  if (labels.kind === 'values') return { y: labels.values, classes: null };
+  const allIntegers = labels.keys.every((s) => INTEGER_RE.test(s));
+  // Integer labels are classes by value ('07' and '7' are one class), named and ordered numerically.
+  const keys = allIntegers ? labels.keys.map((s) => String(Number(s))) : labels.keys;
+  const distinct = [...new Set(keys)];
+  if (allIntegers) distinct.sort((a, b) => Number(a) - Number(b));
+  else distinct.sort(); // UTF-16 code unit order: the same on every machine, unlike localeCompare
+  const index = new Map(distinct.map((c, i) => [c, i]));
+  const remap = Int32Array.from(keys, (k) => index.get(k)!);
+  const y = Int32Array.from(labels.ids, (id) => remap[id]);
+  return { y, classes: distinct };
+}
+
+/**
+ * Collects decoded rows: features into a growing Float32Array (refused once the worker memory estimate passes
+ * the limit), labels interned as class ids or parsed as regression targets.
+ */
+export class RowSink {
+  private x: Float32Array;
+  private cap = 0;
+  private ids: Int32Array | null;
+  private targets: Float32Array | null;
+  private readonly keys = new Map<string, number>();
+  private readonly size: number;
+  n = 0;
+
+  constructor(
+    private readonly spec: FileDataSpec,
+    private readonly url: string,
+    private readonly featureShape: number[],
+    private readonly featureNames: string[] | null,
+    private readonly maxBytes: number,
+  ) {
+    this.size = featureShape.reduce((a, b) => a * b, 1);
+    this.x = new Float32Array(0);
+    const regression = spec.task === 'regression';
+    this.ids = regression ? null : new Int32Array(0);
+    this.targets = regression ? new Float32Array(0) : null;
+  }
+
+  private grow(): void {
+    const need = this.n + 1;
+    checkMemory('dataset.path', this.url, need * this.size, this.maxBytes, true);
+    const cap = Math.max(need, Math.min(Math.max(1024, this.cap * 2), Math.floor(this.maxBytes / (8 * this.size))));
+    const x = new Float32Array(cap * this.size);
+    x.set(this.x);
+    this.x = x;
+    this.cap = cap;
+    if (this.ids) {
+      const ids = new Int32Array(cap);
+      ids.set(this.ids);
+      this.ids = ids;
+    } else {
+      const t = new Float32Array(cap);
+      t.set(this.targets!);
+      this.targets = t;
+    }
+  }
+
+  push(values: ArrayLike<number>, label: string, line: number): void {
+    if (this.n === this.cap) this.grow();
+    const i = this.n;
+    if (this.ids) {
+      let id = this.keys.get(label);
+      if (id === undefined) this.keys.set(label, (id = this.keys.size));
+      this.ids[i] = id;
+    } else {
+      const v = parseDecimal(label);
+      if (Number.isNaN(v)) {
+        throw new DatasetError(
+          'dataset.label',
+          `${JSON.stringify(this.spec.label)} has the non-numeric value ${JSON.stringify(label)} at line ${line} of ` +
+            `${this.url}, but task regression needs a number`,
+        );
+      }
+      this.targets![i] = v;
+    }
+    this.x.set(values, i * this.size);
+    this.n++;
+  }
+
+  finish(): RawTable {
+    const n = this.n;
+    const labels: RawLabels = this.ids
+      ? { kind: 'classes', keys: [...this.keys.keys()], ids: this.ids.slice(0, n) }
+      : { kind: 'values', values: this.targets!.slice(0, n) };
+    return {
+      featureShape: this.featureShape,
+      featureNames: this.featureNames,
+      x: this.x.slice(0, n * this.size),
+      n,
+      labels,
+    };
+  }
+}
+
+function gather(x: Float32Array, y: Int32Array | Float32Array, size: number, rows: Int32Array): DataSplit {
+  const n = rows.length;
+  const gx = new Float32Array(n * size);
+  const gy = y instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  for (let k = 0; k < n; k++) {
+    const r = rows[k];
+    gx.set(x.subarray(r * size, (r + 1) * size), k * size);
+    gy[k] = y[r];
+  }
+  return { x: gx, y: gy, n };
+}
+
+/** Mean and population standard deviation per feature (std 0 becomes 1, so a constant feature maps to 0). */
+export function featureStats(x: Float32Array, n: number, size: number): { mean: number[]; std: number[] } {
+  const mean = new Float64Array(size);
+  const m2 = new Float64Array(size);
+  for (let i = 0; i < n; i++) {
+    const off = i * size;
+    for (let j = 0; j < size; j++) mean[j] += x[off + j];
+  }
+  for (let j = 0; j < size; j++) mean[j] /= n;
+  for (let i = 0; i < n; i++) {
+    const off = i * size;
+    for (let j = 0; j < size; j++) {
+      const d = x[off + j] - mean[j];
+      m2[j] += d * d;
+    }
+  }
+  const std = Array.from(m2, (s) => {
+    const v = Math.sqrt(s / n);
+    return v > 0 && Number.isFinite(v) ? v : 1;
+  });
+  return { mean: Array.from(mean), std };
+}
+
+/** Scales rows of features in place with stored statistics: (x - mean) / std per feature. */
+export function applyNormalization(x: Float32Array, size: number, stats: { mean: number[]; std: number[] }): void {
+  for (let off = 0; off < x.length; off += size) {
+    for (let j = 0; j < size; j++) x[off + j] = (x[off + j] - stats.mean[j]) / stats.std[j];
+  }
+}
+
+export function finishTable(t: RawTable, opts: ShapeOptions, seed: number): FinishedTable {
+  const size = t.featureShape.reduce((a, b) => a * b, 1);
+  const { y, classes } = encodeLabels(t.labels);
+  const split = splitIndices(t.n, opts.testFraction, seed);
+  const trainLimit = checkLimit(opts.trainLimit, split.train.length, 'dataset.trainLimit', 'rows in the train split');
+  const testLimit = checkLimit(opts.testLimit, split.test.length, 'dataset.testLimit', 'rows in the test split');
+  const train = gather(t.x, y, size, split.train.subarray(0, trainLimit));
+  const test = gather(t.x, y, size, split.test.subarray(0, testLimit));
+  let normalization: FinishedTable['normalization'] = null;
+  if (opts.normalize) {
+    normalization = featureStats(train.x, train.n, size);
+    applyNormalization(train.x, size, normalization);
+    applyNormalization(test.x, size, normalization);
+  }
+  return { classes, train, test, normalization, trainLimit, testLimit };
+}
