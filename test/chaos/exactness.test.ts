@@ -16,6 +16,7 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
+import { chunkProgressed } from '../helpers/fixtures';
 
 const mlpSpec = {
   model: 'mnist-mlp',
@@ -40,9 +41,6 @@ const cnnSpec = {
   chunkSteps: 25,
   dropout: 0.25,
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const randomBetween = (a: number, b: number) => a + Math.random() * (b - a);
 
 /** Waits until `worker` has started a trainChunk attempt of the run (so a kill lands mid-chunk). */
 async function chunkRunningOn(handle: WorkflowHandle, worker: WorkerProcess): Promise<void> {
@@ -125,8 +123,9 @@ describe('exact resume under real failures (real dev server, worker processes ki
 
       const w1 = worker();
       await w1.ready;
+      let since = Date.now();
       await chunkRunningOn(handle, w1);
-      await sleep(randomBetween(300, 1500));
+      await chunkProgressed(handle, since, w1); // it trains: a heartbeat from this worker
       await w1.kill('SIGKILL'); // 1: mid-chunk
 
       const w2 = worker({ DURABLE_TRAIN_FAILPOINT: 'kill-before-manifest:0' });
@@ -136,8 +135,9 @@ describe('exact resume under real failures (real dev server, worker processes ki
 
       const w3 = worker();
       await w3.ready;
+      since = Date.now();
       await chunkRunningOn(handle, w3);
-      await sleep(randomBetween(300, 1500));
+      await chunkProgressed(handle, since, w3);
       await w3.kill('SIGKILL'); // 3: mid-chunk
 
       const w4 = worker();
@@ -160,9 +160,10 @@ describe('exact resume under real failures (real dev server, worker processes ki
   it('the Temporal server is SIGKILLed and restarted on the same SQLite file mid-run: same hash', async function () {
     const w = worker();
     await w.ready;
+    const since = Date.now();
     const handle = start('mlp', mlpSpec, 'mlp-server-killed');
     await chunkRunningOn(handle, w);
-    await sleep(randomBetween(300, 1000));
+    await chunkProgressed(handle, since, w);
     await cluster.restartServer({ kill: true });
     const result = (await cluster.client.workflow.getHandle('mlp-server-killed').result()) as RunResult;
     assert.equal(result.status, 'completed');
@@ -174,6 +175,7 @@ describe('exact resume under real failures (real dev server, worker processes ki
     const a = worker();
     const b = worker();
     await Promise.all([a.ready, b.ready]);
+    const since = Date.now();
     const handle = start('mlp', mlpSpec, 'mlp-two-workers');
     let running: WorkerProcess | undefined;
     await waitFor('a chunk on either worker', async () => {
@@ -182,7 +184,7 @@ describe('exact resume under real failures (real dev server, worker processes ki
       running = [a, b].find((w) => id.startsWith(`${w.proc.pid}@`));
       return running;
     });
-    await sleep(randomBetween(300, 1000));
+    await chunkProgressed(handle, since, running);
     await running!.kill('SIGKILL');
     const survivor = running === a ? b : a;
     const result = (await handle.result()) as RunResult;

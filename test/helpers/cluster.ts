@@ -73,9 +73,17 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `node dist/worker.js` in `cwd` (relative checkpoint paths resolve there). */
-export function spawnWorker(cluster: TestCluster, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): WorkerProcess {
-  const proc = spawn(process.execPath, [path.join(DIST, 'worker.js')], {
+/** The paced worker (test/replay/paced-worker.ts): the real worker with deterministic step and commit delays. */
+export const PACED_WORKER = path.join(DIST, 'test', 'replay', 'paced-worker.js');
+
+/**
+ * Starts `node dist/worker.js` (or `script`, e.g. PACED_WORKER) in `cwd` (relative checkpoint paths resolve there).
+ */
+export function spawnWorker(
+  cluster: TestCluster,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; script?: string } = {},
+): WorkerProcess {
+  const proc = spawn(process.execPath, [opts.script ?? path.join(DIST, 'worker.js')], {
     cwd: opts.cwd ?? cluster.dir,
     env: { ...cluster.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -80,7 +80,21 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
+/**
+ * Starts SeaweedFS on free ports. The ports are chosen before weed binds them, so another process may take one in
+ * between: weed then exits with "address already in use" and we start it again on new ports (at most 3 times).
+ */
 export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: number } = {}): Promise<S3TestServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startS3ServerOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|bind: address/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startS3ServerOnce(opts: { bucket?: string; readyTimeoutMs?: number }): Promise<S3TestServer> {
   const weed = findWeed();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-s3-'));
   const dataDir = path.join(dir, 'data');

@@ -1,90 +1,87 @@
 // Steering runs from the CLI against the real dev server: pause/resume, set-lr, stop, cancel, fork, lineage.
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
   dataset: { name: 'mnist', trainLimit: 12000, testLimit: 300 },
   epochs: 1,
   batchSize: 16,
-  chunkSteps: 100,
+  chunkSteps: 150,
   seed: 99,
   dropout: 0.1,
   optimizer: { name: 'adam', learningRate: 0.001 },
   checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 2, keepEverySteps: 300 },
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('operating runs from the CLI (real dev server, real worker)', function () {
   this.timeout(600_000);
-  let cluster: TestCluster;
-  let worker: WorkerProcess;
+  const fx = useCluster();
   let specFile: string;
   let reference: RunResult;
 
-  const manifestsOf = (runId: string) => {
-    const dir = path.join(cluster.dir, '.data', 'checkpoints', runId, 'manifests');
-    return fs
-      .readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
-  };
+  const manifestsOf = (runId: string) => fx.manifests(runId);
+  const newestOf = (runId: string) => manifestsOf(runId).sort((a, b) => b.step - a.step)[0];
   const startRun = (runId: string) => {
-    const r = cli(cluster, ['start', '--spec', specFile, '--run-id', runId, '--json']);
+    const r = cli(fx.cluster, ['start', '--spec', specFile, '--run-id', runId, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    return cluster.client.workflow.getHandle(runId);
+    return fx.cluster.client.workflow.getHandle(runId);
   };
   const stepAtLeast = (runId: string, n: number) =>
     waitFor(
       `${runId} past step ${n}`,
-      async () => ((await cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0) >= n,
+      async () => ((await fx.cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0) >= n,
       120_000,
       100,
     );
+  /** The step the running chunk last reported (its heartbeat), or the workflow's step between chunks. */
+  const currentStep = async (runId: string) => {
+    const handle = fx.cluster.client.workflow.getHandle(runId);
+    const d = await handle.describe();
+    const hb = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'trainChunk')?.heartbeatDetails;
+    const details = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()) : null;
+    return Math.max(details?.step ?? 0, (await handle.query(progressQuery)).step ?? 0);
+  };
+  const chunkPending = async (runId: string) =>
+    ((await fx.cluster.client.workflow.getHandle(runId).describe()).raw.pendingActivities ?? []).some(
+      (a) => a.activityType?.name === 'trainChunk',
+    );
 
   before(async function () {
-    cluster = await startCluster();
-    worker = spawnWorker(cluster);
-    await worker.ready;
-    specFile = writeSpec(cluster.dir, 'spec.json', spec);
-    const r = cli(cluster, ['start', '--spec', specFile, '--run-id', 'ref', '--wait', '--json']);
+    // Paced: every step takes 30 ms longer (wall time only, same numbers), so a chunk of 150 steps lasts over 4 s,
+    // well over the time a CLI process needs to start and steer it and the heartbeat that delivers the cut, on any
+    // machine: pause, stop and cancel land inside a running chunk.
+    const worker = await fx.worker({ paced: { stepMs: 30 } });
+    specFile = writeSpec(fx.cluster.dir, 'spec.json', spec);
+    const r = cli(fx.cluster, ['start', '--spec', specFile, '--run-id', 'ref', '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr + worker.output());
     reference = r.json<{ result: RunResult }>().result;
     assert.equal(reference.step, 750);
-  });
-  after(async function () {
-    await worker?.kill('SIGTERM');
-    await cluster?.close();
   });
 
   it('pause holds the run (no steps while paused); resume finishes with the hash of a never-paused run', async function () {
     const handle = startRun('paused');
     await stepAtLeast('paused', 100);
-    const p = cli(cluster, ['pause', 'paused', '--json']);
+    const p = cli(fx.cluster, ['pause', 'paused', '--json']);
     assert.equal(p.code, 0, p.stderr);
     await waitFor('status paused', async () => (await handle.query(progressQuery)).status === 'paused', 60_000);
     const at = (await handle.query(progressQuery)).step;
     assert.ok(at < 750, `paused before the end (step ${at})`);
-    await sleep(3000);
+    // Paused means no chunk is scheduled or running, and the cut chunk committed at the step the run reports.
+    await waitFor('the cut chunk to finish', async () => !(await chunkPending('paused')), 60_000, 100);
+    const newest = newestOf('paused');
+    assert.equal(newest.reason, 'pause');
+    assert.equal(newest.step, at);
     const later = await handle.query(progressQuery);
     assert.equal(later.step, at, 'no training while paused');
     assert.equal(later.status, 'paused');
-    const status = cli(cluster, ['status', 'paused', '--json']).json<{ status: string }>();
+    assert.equal(await chunkPending('paused'), false, 'no chunk runs while paused');
+    const status = cli(fx.cluster, ['status', 'paused', '--json']).json<{ status: string }>();
     assert.equal(status.status, 'paused');
-    assert.equal(cli(cluster, ['resume', 'paused']).code, 0);
+    assert.equal(cli(fx.cluster, ['resume', 'paused']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.weightsSha256, reference.weightsSha256);
@@ -94,18 +91,18 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     const handle = startRun('lr');
     await stepAtLeast('lr', 50);
     // Hold the run while we try values, so it cannot finish under us.
-    assert.equal(cli(cluster, ['pause', 'lr']).code, 0);
+    assert.equal(cli(fx.cluster, ['pause', 'lr']).code, 0);
     await waitFor('status paused', async () => (await handle.query(progressQuery)).status === 'paused', 60_000);
     for (const bad of ['-1', '0', 'abc', '100']) {
-      const r = cli(cluster, ['set-lr', 'lr', bad]);
+      const r = cli(fx.cluster, ['set-lr', 'lr', bad]);
       assert.equal(r.code, 2, `${bad}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /learning rate|must be a number|set-lr/);
     }
     assert.deepEqual((await handle.query(progressQuery)).learningRateChanges, []);
-    const ok = cli(cluster, ['set-lr', 'lr', '0.0005', '--json']);
+    const ok = cli(fx.cluster, ['set-lr', 'lr', '0.0005', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.json<{ learningRate: number }>().learningRate, 0.0005);
-    assert.equal(cli(cluster, ['resume', 'lr']).code, 0);
+    assert.equal(cli(fx.cluster, ['resume', 'lr']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
     assert.notEqual(result.weightsSha256, reference.weightsSha256, 'a different learning rate changes the weights');
@@ -126,31 +123,37 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   it('stop commits a final checkpoint and completes with status stopped', async function () {
     const handle = startRun('stopped');
     await stepAtLeast('stopped', 100);
-    assert.equal(cli(cluster, ['stop', 'stopped']).code, 0);
+    assert.equal(cli(fx.cluster, ['stop', 'stopped']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'stopped');
     assert.ok(result.step < 750, `stopped early at ${result.step}`);
-    const last = manifestsOf('stopped').sort((a, b) => b.step - a.step)[0];
+    const last = newestOf('stopped');
     assert.equal(last.id, result.lastCheckpoint?.id);
     assert.equal(last.step, result.step);
-    assert.equal(cli(cluster, ['status', 'stopped', '--json']).json<{ status: string }>().status, 'stopped');
+    assert.equal(last.reason, 'stop', 'the final checkpoint is the one the stop cut');
+    assert.equal(cli(fx.cluster, ['status', 'stopped', '--json']).json<{ status: string }>().status, 'stopped');
+    const runs = cli(fx.cluster, ['runs', 'list', '--json']).json<Array<{ runId: string; status: string }>>();
+    assert.equal(runs.find((x) => x.runId === 'stopped')?.status, 'stopped');
   });
 
   it('cancel ends the run as cancelled after the running chunk checkpoints', async function () {
     const handle = startRun('cancelled');
     await stepAtLeast('cancelled', 100);
-    assert.equal(cli(cluster, ['cancel', 'cancelled']).code, 0);
+    const before = await currentStep('cancelled');
+    assert.equal(cli(fx.cluster, ['cancel', 'cancelled']).code, 0);
     await assert.rejects(handle.result());
     assert.equal((await handle.describe()).status.name, 'CANCELLED');
-    const newest = manifestsOf('cancelled').sort((a, b) => b.step - a.step)[0];
-    assert.ok(newest.step >= 100 && newest.step < 750, `a checkpoint at the cancellation point: ${newest.step}`);
+    // The checkpoint the cancellation cut: reason cancel, at or after the step reached before the cancel.
+    const newest = newestOf('cancelled');
+    assert.equal(newest.reason, 'cancel', JSON.stringify(manifestsOf('cancelled').map((m) => [m.step, m.reason])));
+    assert.ok(newest.step >= before && newest.step < 750, `cancel checkpoint at ${newest.step}, ${before} before`);
   });
 
   it('fork from a mid-run checkpoint with an empty override ends with the original hash; lineage and runs list show it', async function () {
     const mid = manifestsOf('ref').find((m) => m.step === 300);
     assert.ok(mid, 'keepEverySteps kept step 300');
-    const override = writeSpec(cluster.dir, 'empty.json', {});
-    const r = cli(cluster, [
+    const override = writeSpec(fx.cluster.dir, 'empty.json', {});
+    const r = cli(fx.cluster, [
       'fork',
       '--from',
       `ref:${mid.id}`,
@@ -167,23 +170,47 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.equal(result.weightsSha256, reference.weightsSha256);
     const first = manifestsOf('ref-fork').sort((a, b) => a.step - b.step)[0];
     assert.ok(first.step > 300);
-    // The fork's checkpoints record their parent chain back into the source run.
-    const all = manifestsOf('ref-fork');
-    assert.ok(
-      all.some((m) => m.parent?.runId === 'ref' && m.parent.id === mid.id) || first.parent?.runId === 'ref-fork',
-    );
 
-    const changed = writeSpec(cluster.dir, 'lr.json', { optimizer: { learningRate: 0.01 } });
-    const r2 = cli(cluster, ['fork', '--from', 'ref', '--spec-override', changed, '--run-id', 'ref-fork-lr', '--json']);
+    // A fork that changes the learning rate, keeping all its checkpoints: its first checkpoint's parent is the
+    // source checkpoint, every later one's is the one before it, and it trains at the new rate to a different end.
+    const changed = writeSpec(fx.cluster.dir, 'lr.json', {
+      optimizer: { learningRate: 0.01 },
+      checkpoint: { keepLatest: 100 },
+    });
+    const r2 = cli(fx.cluster, [
+      'fork',
+      '--from',
+      `ref:${mid.id}`,
+      '--spec-override',
+      changed,
+      '--run-id',
+      'ref-fork-lr',
+      '--wait',
+      '--json',
+    ]);
     assert.equal(r2.code, 0, r2.stderr);
-    const bad = writeSpec(cluster.dir, 'bad.json', { optimizer: { learningRate: -3 } });
-    const r3 = cli(cluster, ['fork', '--from', 'ref', '--spec-override', bad]);
+    const lrResult = r2.json<{ result: RunResult }>().result;
+    assert.equal(lrResult.status, 'completed');
+    assert.equal(lrResult.step, 750);
+    assert.notEqual(lrResult.weightsSha256, reference.weightsSha256, 'a different learning rate changes the weights');
+    const chain = manifestsOf('ref-fork-lr').sort((a, b) => a.step - b.step);
+    assert.deepEqual(
+      chain.map((m) => m.step),
+      [450, 600, 750],
+    );
+    assert.deepEqual(chain[0].parent, { runId: 'ref', id: mid.id }, 'the first parent is the source checkpoint');
+    for (let i = 1; i < chain.length; i++) {
+      assert.deepEqual(chain[i].parent, { runId: 'ref-fork-lr', id: chain[i - 1].id }, `parent of ${chain[i].id}`);
+    }
+    for (const m of chain) assert.equal(m.metrics.learningRate, 0.01, `${m.id} trained at the fork's rate`);
+    const bad = writeSpec(fx.cluster.dir, 'bad.json', { optimizer: { learningRate: -3 } });
+    const r3 = cli(fx.cluster, ['fork', '--from', 'ref', '--spec-override', bad]);
     assert.equal(r3.code, 2);
     assert.match(r3.stderr, /optimizer\.learningRate/);
 
     // Frozen layers: a fine-tuning fork keeps dense1 byte-identical to the source checkpoint while dense2 trains.
-    const freeze = writeSpec(cluster.dir, 'freeze.json', { freeze: ['dense1'] });
-    const r4 = cli(cluster, [
+    const freeze = writeSpec(fx.cluster.dir, 'freeze.json', { freeze: ['dense1'] });
+    const r4 = cli(fx.cluster, [
       'fork',
       '--from',
       `ref:${mid.id}`,
@@ -201,20 +228,20 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     for (const w of ['model/dense1/kernel', 'model/dense1/bias']) assert.equal(blobOf(frozenEnd, w), blobOf(mid, w), w);
     assert.notEqual(blobOf(frozenEnd, 'model/dense2/kernel'), blobOf(mid, 'model/dense2/kernel'));
 
-    const lineage = cli(cluster, ['lineage', 'ref-fork']);
+    const lineage = cli(fx.cluster, ['lineage', 'ref-fork']);
     assert.equal(lineage.code, 0, lineage.stderr);
     assert.match(lineage.stdout, /^ref \[/m);
     assert.match(lineage.stdout, /ref-fork \[.*\(from step-000000300/);
     assert.match(lineage.stdout, /ref-fork-lr/);
-    const runs = cli(cluster, ['runs', 'list', '--json']).json<
+    const runs = cli(fx.cluster, ['runs', 'list', '--json']).json<
       Array<{ runId: string; status: string; model: string }>
     >();
-    for (const id of ['ref', 'paused', 'lr', 'stopped', 'cancelled', 'ref-fork', 'ref-fork-lr']) {
+    for (const id of ['ref', 'ref-fork', 'ref-fork-lr', 'ref-frozen']) {
       assert.ok(
         runs.some((x) => x.runId === id),
         `runs list has ${id}`,
       );
     }
-    assert.equal(runs.find((x) => x.runId === 'stopped')?.status, 'stopped');
+    assert.equal(runs.find((x) => x.runId === 'ref-fork')?.status, 'completed');
   });
 });

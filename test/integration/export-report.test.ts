@@ -23,6 +23,7 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
+import { chunkProgressed } from '../helpers/fixtures';
 
 /** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED (proto is not a direct dependency). */
 const PENDING_ACTIVITY_STATE_STARTED = 2;
@@ -340,12 +341,13 @@ describe('export and report (real Temporal dev server, real worker process)', fu
     });
     // Kill the worker inside the second chunk (the first has committed), then let a new worker finish.
     await waitFor('the first chunk to complete', async () => (await handle.query(progressQuery)).chunks >= 1);
+    const since = Date.now();
     await waitFor('the second chunk to be running on the worker', async () =>
       (await handle.describe()).raw.pendingActivities?.some(
         (a) => a.activityType?.name === 'trainChunk' && (a.state as number) === PENDING_ACTIVITY_STATE_STARTED,
       ),
     );
-    await new Promise((r) => setTimeout(r, 500));
+    await chunkProgressed(handle, since, worker); // it trains: a heartbeat after the first chunk ended
     await worker.kill('SIGKILL');
     worker = spawnWorker(cluster);
     await worker.ready;

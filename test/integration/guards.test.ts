@@ -1,15 +1,8 @@
 // Resume guards: a run never silently continues on different data or a different backend.
 import * as assert from 'node:assert/strict';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { useCluster } from '../helpers/fixtures';
 import { progressQuery } from '../../workflows/definitions';
 
 const base = {
@@ -25,14 +18,11 @@ const base = {
 
 describe('resume guards (real dev server, real workers on different backends)', function () {
   this.timeout(600_000);
-  let cluster: TestCluster;
-  const workers: WorkerProcess[] = [];
-  const worker = async (backend: string) => {
-    const w = spawnWorker(cluster, { env: { DURABLE_TRAIN_BACKEND: backend } });
-    workers.push(w);
-    await w.ready;
-    return w;
-  };
+  // Workers are killed after each test (a worker left alive would take the next test's run). Paced: every step takes
+  // 20 ms longer (wall time only, same numbers), so a run of 500 steps lasts over 10 s and the stop sent from a fresh
+  // CLI process after the first checkpoint lands long before the run could finish.
+  const fx = useCluster();
+  const worker = (backend: string) => fx.worker({ env: { DURABLE_TRAIN_BACKEND: backend }, paced: { stepMs: 20 } });
   const stopAfterFirstChunk = async (runId: string, specFile: string) => {
     assert.equal(cli(cluster, ['start', '--spec', specFile, '--run-id', runId]).code, 0);
     const handle = cluster.client.workflow.getHandle(runId);
@@ -48,16 +38,13 @@ describe('resume guards (real dev server, real workers on different backends)', 
     return r;
   };
 
-  before(async function () {
-    cluster = await startCluster();
-  });
-  after(async function () {
-    for (const w of workers) await w.kill('SIGKILL');
-    await cluster?.close();
+  let cluster: typeof fx.cluster;
+  before(function () {
+    cluster = fx.cluster;
   });
 
   it('different data: refused with a message naming the dataset, unless resume.allowDatasetChange', async function () {
-    const w = await worker('wasm');
+    await worker('wasm');
     const stopped = await stopAfterFirstChunk('data', writeSpec(cluster.dir, 'a.json', base));
     const show = cli(cluster, ['checkpoints', 'show', 'data', stopped.lastCheckpoint!.id, '--json']);
     assert.equal(show.code, 0, show.stderr);
@@ -85,14 +72,14 @@ describe('resume guards (real dev server, real workers on different backends)', 
     const ok = cli(cluster, ['start', '--spec', allowed, '--run-id', 'data', '--wait', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.json<{ result: RunResult }>().result.status, 'completed');
-    await w.kill('SIGTERM');
+    assert.equal(ok.json<{ result: RunResult }>().result.backend, 'wasm');
   });
 
   it('different backend: refused unless resume.allowBackendChange; batch size changes are refused', async function () {
     const wasm = await worker('wasm');
     await stopAfterFirstChunk('backend', writeSpec(cluster.dir, 'd.json', base));
     await wasm.kill('SIGTERM');
-    const cpu = await worker('cpu');
+    await worker('cpu');
     const again = cli(cluster, [
       'start',
       '--spec',
@@ -132,6 +119,5 @@ describe('resume guards (real dev server, real workers on different backends)', 
     const result = ok.json<{ result: RunResult }>().result;
     assert.equal(result.status, 'completed');
     assert.equal(result.backend, 'cpu');
-    await cpu.kill('SIGTERM');
   });
 });

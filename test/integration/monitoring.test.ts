@@ -4,45 +4,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort } from '../../cli/dev-server';
 import { progressQuery } from '../../workflows/definitions';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, waitFor, writeSpec, type WorkerProcess } from '../helpers/cluster';
+import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 
-const spec = {
-  model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
-  epochs: 2,
-  batchSize: 50,
-  chunkSteps: 5,
-  seed: 8,
-  optimizer: { name: 'adam', learningRate: 0.003 },
-  checkpoint: { storage: 'file://.data/checkpoints' },
-};
+const spec = smallSpec({ seed: 8 });
 
 describe('monitoring: metrics and health alerts (real dev server, real worker)', function () {
   this.timeout(300_000);
-  let cluster: TestCluster;
-  const workers: WorkerProcess[] = [];
-
-  before(async function () {
-    cluster = await startCluster();
-  });
-  after(async function () {
-    for (const w of workers) await w.kill('SIGKILL');
-    await cluster?.close();
-  });
+  // Each test's workers are killed after it: a worker left alive would serve the next test's queries and runs.
+  const fx = useCluster();
 
   it('the worker exports commit counts and the newest checkpoint; health is ok, then alerts on a damaged checkpoint', async function () {
-    const port = await freePort();
-    const w = spawnWorker(cluster, { env: { DURABLE_TRAIN_METRICS_PORT: String(port) } });
-    workers.push(w);
-    await w.ready;
+    const cluster = fx.cluster;
+    // The port is chosen before the worker binds it: if another process takes it in between, the worker exits
+    // with EADDRINUSE and we try another.
+    let port = 0;
+    let w: WorkerProcess | undefined;
+    for (let attempt = 1; !w; attempt++) {
+      port = await freePort();
+      try {
+        w = await fx.worker({ env: { DURABLE_TRAIN_METRICS_PORT: String(port) } });
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+      }
+    }
     assert.match(w.output(), new RegExp(`metrics on http://127\\.0\\.0\\.1:${port}/metrics`));
     const r = cli(cluster, [
       'start',
@@ -77,9 +62,8 @@ describe('monitoring: metrics and health alerts (real dev server, real worker)',
   });
 
   it('health alerts when a running run stops committing (the worker that ran it died)', async function () {
-    const w = spawnWorker(cluster);
-    workers.push(w);
-    await w.ready;
+    const cluster = fx.cluster;
+    const w = await fx.worker();
     const long = {
       ...spec,
       dataset: { name: 'mnist', trainLimit: 20000, testLimit: 200 },
@@ -95,15 +79,23 @@ describe('monitoring: metrics and health alerts (real dev server, real worker)',
       100,
     );
     assert.equal(cli(cluster, ['health', 'm2', '--max-age', '60']).code, 0);
+    // The worker we kill is the one running the run (and the only one on the queue).
+    const chunk = await waitFor('the next chunk to run', () => runningChunk(handle), 60_000, 100);
+    assert.ok(chunk.identity.startsWith(`${w.proc.pid}@`), `chunk on ${chunk.identity}, worker pid ${w.proc.pid}`);
     await w.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 4000));
-    const h = cli(cluster, ['health', 'm2', '--max-age', '2', '--json']);
-    assert.equal(h.code, 1, h.stdout);
-    const report = h.json<{ ok: boolean; alerts: string[] }>();
-    assert.ok(
-      report.alerts.some((a) => /^stale: newest checkpoint step-\d+-[0-9a-f]+ is \d+s old \(max 2s\)$/.test(a)),
-      JSON.stringify(report),
+    const noWorker = /^no worker answers the progress query/;
+    const stale = /^stale: newest checkpoint step-\d+-[0-9a-f]+ is \d+s old \(max 2s\)$/;
+    const report = await waitFor(
+      'health to alert on the dead worker and the stale checkpoint',
+      async () => {
+        const h = cli(cluster, ['health', 'm2', '--max-age', '2', '--json']);
+        const r = h.json<{ ok: boolean; alerts: string[] }>();
+        return h.code === 1 && r.alerts.some((a) => noWorker.test(a)) && r.alerts.some((a) => stale.test(a)) ? r : null;
+      },
+      60_000,
+      500,
     );
+    assert.equal(report.ok, false);
     await handle.terminate('test done');
   });
 });

@@ -6,27 +6,10 @@ import * as path from 'node:path';
 import { validateSpec } from '../../spec';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  tmpDir,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, tmpDir, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
+import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 
-const smallMlp = {
-  model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
-  epochs: 2,
-  batchSize: 50,
-  chunkSteps: 5,
-  seed: 11,
-  optimizer: { name: 'adam', learningRate: 0.003 },
-  checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 },
-};
+const smallMlp = smallSpec({ checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 } });
 
 describe('spec validation in `start` (nothing is started)', function () {
   const dir = tmpDir();
@@ -65,20 +48,15 @@ describe('spec validation in `start` (nothing is started)', function () {
 
 describe('a durable training run (real Temporal dev server, real worker processes)', function () {
   this.timeout(600_000);
+  // Every test starts its own worker(s), killed after it: a worker left alive would take the next test's run.
+  const fx = useCluster();
   let cluster: TestCluster;
-  let worker: WorkerProcess;
-
-  before(async function () {
-    cluster = await startCluster();
-    worker = spawnWorker(cluster);
-    await worker.ready;
-  });
-  after(async function () {
-    await worker?.kill('SIGTERM');
-    await cluster?.close();
+  before(function () {
+    cluster = fx.cluster;
   });
 
   it('runs a small spec to completion, with checkpoints on disk and progress in the query', async function () {
+    const worker = await fx.worker();
     const file = writeSpec(cluster.dir, 'small.json', smallMlp);
     const r = cli(cluster, ['start', '--spec', file, '--run-id', 'small-1', '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr + worker.output());
@@ -155,19 +133,25 @@ describe('a durable training run (real Temporal dev server, real worker processe
   });
 
   it('a second start of a finished run id resumes from its checkpoints instead of starting over', async function () {
-    const file = writeSpec(cluster.dir, 'small.json', smallMlp);
-    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'small-1', '--wait', '--json']);
+    await fx.worker();
+    const file = writeSpec(cluster.dir, 'small-2.json', smallMlp);
+    const done = cli(cluster, ['start', '--spec', file, '--run-id', 'small-2', '--wait', '--json']);
+    assert.equal(done.code, 0, done.stderr);
+    const first = done.json<{ result: RunResult }>().result;
+    assert.equal(first.chunks, 5);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'small-2', '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const { result } = r.json<{ result: RunResult }>();
     assert.equal(result.step, 24);
     assert.equal(result.chunks, 0); // nothing left to train
-    const first = cli(cluster, ['status', 'small-1', '--json']).json<{ result: RunResult }>();
-    assert.equal(result.accuracy, first.result.accuracy);
-    const progress = await cluster.client.workflow.getHandle('small-1').query(progressQuery);
+    assert.equal(result.accuracy, first.accuracy);
+    assert.equal(result.weightsSha256, first.weightsSha256);
+    const progress = await cluster.client.workflow.getHandle('small-2').query(progressQuery);
     assert.equal(progress.startMode, 'resume');
   });
 
   it('continues-as-new before history grows: state carries over and the weights match a single-execution run', async function () {
+    await fx.worker();
     const spec = { ...smallMlp, chunkSteps: 3 };
     const file = writeSpec(cluster.dir, 'can.json', spec);
     const ref = cli(cluster, ['start', '--spec', file, '--run-id', 'can-ref', '--wait', '--json']);
@@ -191,8 +175,10 @@ describe('a durable training run (real Temporal dev server, real worker processe
   });
 
   it('ends a chunk after chunkSeconds, below chunkSteps, with the same weights as one long chunk', async function () {
-    // 50 CNN steps take several seconds on any backend here (wasm ~0.15 s/step): with chunkSeconds 1 they are
-    // cut into several chunks by time; each ends with a checkpoint and the next continues from it exactly.
+    // A paced worker makes every step take 50 ms longer (wall time only, same numbers), so 50 steps take at least
+    // 2.5 s on any backend: with chunkSeconds 1 they are cut into several chunks by time; each ends with a
+    // checkpoint and the next continues from it exactly.
+    const worker = await fx.worker({ paced: { stepMs: 50 } });
     const spec = {
       model: 'mnist-cnn',
       dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200 },
@@ -245,22 +231,31 @@ describe('a durable training run (real Temporal dev server, real worker processe
       checkpoint: { storage: 'file://.data/checkpoints' },
     };
     const file = writeSpec(cluster.dir, 'cnn.json', spec);
+    let worker = await fx.worker();
     const ref = cli(cluster, ['start', '--spec', file, '--run-id', 'cnn-ref', '--wait', '--json']);
     assert.equal(ref.code, 0, ref.stderr + worker.output());
     const refResult = ref.json<{ result: RunResult }>().result;
     assert.equal(refResult.step, 100);
+    await worker.kill('SIGTERM');
 
+    // Paced (every step 50 ms longer, same numbers): the first chunk of 50 steps runs for over 2.5 s, so a kill
+    // after its first heartbeats lands inside it.
+    worker = await fx.worker({ paced: { stepMs: 50 } });
     const started = cli(cluster, ['start', '--spec', file, '--run-id', 'cnn-kill', '--json']);
     assert.equal(started.code, 0, started.stderr);
-    // Kill once the first chunk is running and has made some progress (the first checkpoint does not exist yet or just did).
     const handle = cluster.client.workflow.getHandle('cnn-kill');
-    await waitFor('the first chunk to start', async () =>
-      (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'),
+    const seen = await waitFor(
+      'the first chunk to report progress',
+      async () => {
+        const c = await runningChunk(handle);
+        return c && c.step !== null && c.step >= 5 ? c : null;
+      },
+      120_000,
+      50,
     );
-    await new Promise((r) => setTimeout(r, 1500 + Math.random() * 1500));
+    assert.ok(seen.step! < 50, `killed inside the first chunk (step ${seen.step})`);
     await worker.kill('SIGKILL');
-    worker = spawnWorker(cluster);
-    await worker.ready;
+    worker = await fx.worker();
 
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');

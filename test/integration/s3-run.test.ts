@@ -1,22 +1,16 @@
 // Training runs with checkpoints on a real S3-compatible server (SeaweedFS, started by the test).
 import * as assert from 'node:assert/strict';
+import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { temporal } from '@temporalio/proto';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { runningChunk, useCluster } from '../helpers/fixtures';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 
 describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev server)', function () {
   this.timeout(600_000);
+  const fx = useCluster();
   let s3: S3TestServer;
-  let cluster: TestCluster;
-  const workers: WorkerProcess[] = [];
   let s3env: NodeJS.ProcessEnv;
 
   const spec = (storage: string) => ({
@@ -33,7 +27,7 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
   });
 
   before(async function () {
-    [s3, cluster] = await Promise.all([startS3Server(), startCluster()]);
+    s3 = await startS3Server();
     s3env = {
       DURABLE_TRAIN_S3_ENDPOINT: s3.endpoint,
       AWS_REGION: s3.region,
@@ -42,15 +36,14 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
     };
   });
   after(async function () {
-    for (const w of workers) await w.kill('SIGKILL');
-    await cluster?.close();
     await s3?.stop();
   });
 
   it('a run on S3 killed mid-chunk ends with the same weights as the same run on local disk', async function () {
-    const w = spawnWorker(cluster, { env: s3env });
-    workers.push(w);
-    await w.ready;
+    const cluster = fx.cluster;
+    // Paced (every step 20 ms longer, same numbers): a chunk of 100 steps runs for over 2 s, so a kill after a
+    // step seen inside a chunk lands inside it.
+    const w = await fx.worker({ env: s3env, paced: { stepMs: 20 } });
     const local = cli(cluster, [
       'start',
       '--spec',
@@ -66,32 +59,41 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
     const s3Spec = writeSpec(cluster.dir, 's3.json', spec(`s3://${s3.bucket}/runs`));
     assert.equal(cli(cluster, ['start', '--spec', s3Spec, '--run-id', 'on-s3', '--json']).code, 0);
     const handle = cluster.client.workflow.getHandle('on-s3');
-    await waitFor('a chunk on the worker', async () =>
-      (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk'),
+    // Kill once a chunk has reported a step in its first part: the kill lands mid-chunk.
+    const seen = await waitFor(
+      'a chunk to report a step in its first half',
+      async () => {
+        const c = await runningChunk(handle);
+        return c && c.step !== null && c.step % 100 >= 10 && c.step % 100 <= 50 ? c : null;
+      },
+      120_000,
+      50,
     );
-    await new Promise((r) => setTimeout(r, 1500));
     await w.kill('SIGKILL');
-    const w2 = spawnWorker(cluster, { env: s3env });
-    workers.push(w2);
+    await fx.worker({ env: s3env });
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
+    assert.ok(result.recoveries >= 1, `the chunk killed at step ${seen.step} was retried: ${result.recoveries}`);
+    const progress = await handle.query(progressQuery);
+    assert.ok(
+      progress.recoveries.some((r) => r.attempt >= 2),
+      `a retried attempt is recorded: ${JSON.stringify(progress.recoveries)}`,
+    );
     assert.equal(result.weightsSha256, localResult.weightsSha256, 'storage does not change the numbers');
 
-    const list = cli(cluster, ['checkpoints', 'list', 'on-s3', '--verify', '--json'], { env: s3env });
+    const list = cli(fx.cluster, ['checkpoints', 'list', 'on-s3', '--verify', '--json'], { env: s3env });
     assert.equal(list.code, 0, list.stderr);
     const ckpts = list.json<Array<{ id: string; valid: boolean; step: number }>>();
     assert.ok(ckpts.length >= 1 && ckpts.length <= 4, JSON.stringify(ckpts));
     assert.ok(ckpts.every((c) => c.valid));
     assert.equal(ckpts[ckpts.length - 1].id, result.lastCheckpoint?.id);
-    await w2.kill('SIGTERM');
   });
 
   it('a save failure is never silent: with read-only credentials the run fails at once, naming the storage', async function () {
-    const w = spawnWorker(cluster, {
+    const cluster = fx.cluster;
+    await fx.worker({
       env: { ...s3env, AWS_ACCESS_KEY_ID: s3.readOnlyAccessKey, AWS_SECRET_ACCESS_KEY: s3.readOnlySecretKey },
     });
-    workers.push(w);
-    await w.ready;
     const r = cli(cluster, [
       'start',
       '--spec',
@@ -104,7 +106,23 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
     assert.notEqual(r.code, 0);
     const status = cli(cluster, ['status', 'read-only', '--json']).json<{ workflowStatus: string; failure: string }>();
     assert.equal(status.workflowStatus, 'FAILED');
-    assert.match(status.failure, /not writable/);
-    await w.kill('SIGTERM');
+    // Naming the storage, and why.
+    assert.match(
+      status.failure,
+      new RegExp(`checkpoint storage s3://${s3.bucket}/readonly is not writable: .*(AccessDenied|Access Denied)`),
+    );
+    // At once: the activity that probes the storage ran one attempt, and no training chunk was ever scheduled.
+    const history = await cluster.client.workflow.getHandle('read-only').fetchHistory();
+    const events = history.events ?? [];
+    const scheduled = new Map<string, string>();
+    for (const e of events) {
+      const a = e.activityTaskScheduledEventAttributes;
+      if (a) scheduled.set(String(e.eventId), a.activityType?.name ?? '');
+    }
+    assert.deepEqual([...scheduled.values()], ['prepareRun'], 'only prepareRun was scheduled');
+    const attempts = events
+      .filter((e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+      .map((e) => e.activityTaskStartedEventAttributes?.attempt);
+    assert.deepEqual(attempts, [1], 'one attempt, no retries');
   });
 });

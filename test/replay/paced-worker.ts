@@ -1,15 +1,33 @@
-// The worker that records histories (record.ts): the real worker, whose checkpoint commits each take at least
-// DURABLE_TRAIN_COMMIT_DELAY_MS longer. The small recording runs train in milliseconds; the delay keeps every chunk
-// in flight long enough that a pause, stop, cancel or set-lr sent "mid-run" lands while a chunk runs, on any machine.
+// A paced worker: the real worker, slowed down deterministically for tests that steer runs "mid-run".
+// - DURABLE_TRAIN_COMMIT_DELAY_MS: each checkpoint commit takes at least this much longer (record.ts uses it: every
+//   chunk stays in flight long enough that a pause, stop, cancel or set-lr lands while a chunk runs, on any machine).
+// - DURABLE_TRAIN_STEP_DELAY_MS: each training step takes at least this much longer (the delay is awaited in the
+//   trainer's onStep, so it is wall time only: the numbers are those of the unpaced worker).
 // The workflow code and the events it produces are the same as with a slow model.
 import { failpointFromEnv, runWorker } from '../../cli/worker';
+import { Trainer } from '../../training/trainer';
 
-const delayMs = Number(process.env.DURABLE_TRAIN_COMMIT_DELAY_MS ?? 0);
+const commitDelayMs = Number(process.env.DURABLE_TRAIN_COMMIT_DELAY_MS ?? 0);
+const stepDelayMs = Number(process.env.DURABLE_TRAIN_STEP_DELAY_MS ?? 0);
 const failpoint = failpointFromEnv();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+if (stepDelayMs > 0) {
+  const train = Trainer.prototype.train;
+  Trainer.prototype.train = function (this: Trainer, opts: Parameters<Trainer['train']>[0]) {
+    return train.call(this, {
+      ...opts,
+      onStep: async (p) => {
+        await sleep(stepDelayMs);
+        await opts.onStep?.(p);
+      },
+    });
+  };
+}
 
 runWorker({
   beforeManifest: async (step) => {
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    await sleep(commitDelayMs);
     await failpoint?.(step);
   },
 }).catch((err) => {

@@ -233,6 +233,14 @@ const scenarios: Scenario[] = [
       ctx.worker = spawnRecordingWorker(ctx.cluster);
       await ctx.worker.ready;
       expect(how === 'killed', 'the worker was killed before the run finished');
+      expect(
+        /failpoint: killing myself during the commit of step \d+/.test(doomed.output()),
+        `the failpoint fired mid-commit:\n${doomed.output()}`,
+      );
+      expect(
+        doomed.proc.exitCode === null && doomed.proc.signalCode === 'SIGKILL',
+        `the worker died of SIGKILL, got exit ${doomed.proc.exitCode} signal ${doomed.proc.signalCode}`,
+      );
       const r = await resultOf(h);
       expect(r.status === 'completed', `completed, got ${r.status}`);
       expect(r.recoveries >= 1, `a recovered chunk, got ${r.recoveries} recoveries:\n${doomed.output()}`);

@@ -45,6 +45,15 @@ async function replayAll(workflowsPath: string, files: HistoryFile[]): Promise<O
   return outcomes;
 }
 
+/** Every kind of run record.ts records must have its history here: a replay of no histories proves nothing. */
+function assertAllRecorded(files: HistoryFile[]): void {
+  const have = new Set(files.map((f) => f.workflowId));
+  const missing = RECORDED_RUNS.filter((name) => !have.has(name));
+  assert.deepEqual(missing, [], `missing histories in ${HISTORIES_DIR}: record them with \`npm run record-histories\``);
+  const chain = files.filter((f) => f.workflowId === 'continue-as-new');
+  assert.ok(chain.length >= 2, `continue-as-new has one history per execution, got ${chain.map((f) => f.file)}`);
+}
+
 const CURRENT = path.join(__dirname, '..', '..', 'workflows', 'index.js');
 const variant = (name: string) => path.join(__dirname, 'workflows', `${name}.js`);
 
@@ -65,18 +74,11 @@ describe('replaying recorded histories against the workflow code (determinism gu
   });
 
   it('has a recorded history of every representative kind of run', function () {
-    const have = new Set(files.map((f) => f.workflowId));
-    const missing = RECORDED_RUNS.filter((name) => !have.has(name));
-    assert.deepEqual(
-      missing,
-      [],
-      `missing histories in ${HISTORIES_DIR}: record them with \`npm run record-histories\``,
-    );
-    const chain = files.filter((f) => f.workflowId === 'continue-as-new');
-    assert.ok(chain.length >= 2, `continue-as-new has one history per execution, got ${chain.map((f) => f.file)}`);
+    assertAllRecorded(files);
   });
 
   it('the current workflow code replays every history without nondeterminism', async function () {
+    assertAllRecorded(files);
     const outcomes = await replayAll(CURRENT, files);
     const failed = outcomes.filter((o) => o.error).map((o) => `${o.file}: ${o.error!.name}: ${o.error!.message}`);
     assert.deepEqual(
@@ -88,6 +90,7 @@ describe('replaying recorded histories against the workflow code (determinism gu
   });
 
   it('catches an incompatible change: an extra activity before training fails every replay with DeterminismViolationError', async function () {
+    assertAllRecorded(files);
     const outcomes = await replayAll(variant('extra-activity'), files);
     for (const o of outcomes) {
       assert.ok(
@@ -99,6 +102,7 @@ describe('replaying recorded histories against the workflow code (determinism gu
   });
 
   it('the same change behind patched() replays every history cleanly', async function () {
+    assertAllRecorded(files);
     const outcomes = await replayAll(variant('patched-extra-activity'), files);
     const failed = outcomes.filter((o) => o.error).map((o) => `${o.file}: ${o.error!.name}: ${o.error!.message}`);
     assert.deepEqual(failed, []);

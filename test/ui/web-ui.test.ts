@@ -89,10 +89,16 @@ describe('Temporal Web UI (real dev server with its UI, real worker, headless Ch
     await page.goto(listUrl(cluster.server.uiUrl!, query), { waitUntil: 'networkidle' });
     const row = page.getByRole('link', { name: runId, exact: true });
     await row.first().waitFor({ state: 'visible', timeout: 60_000 });
-    await page.getByText(executionRunId, { exact: true }).first().waitFor({ state: 'visible', timeout: 10_000 });
-    const text = await page.locator('body').innerText();
-    assert.match(text, /COMPLETED/, 'the run is listed as completed');
-    assert.match(text, /trainingWorkflow/, 'with its workflow type');
+    // The run's own row (the one holding its execution run id), not anywhere on the page.
+    const runRow = page
+      .locator('tr, [role="row"]')
+      .filter({ has: page.getByRole('link', { name: runId, exact: true }) })
+      .filter({ hasText: executionRunId });
+    await runRow.first().waitFor({ state: 'visible', timeout: 10_000 });
+    assert.equal(await runRow.count(), 1, 'one row for the run');
+    const rowText = await runRow.innerText();
+    assert.match(rowText, /COMPLETED/i, `the run's row says completed: ${rowText}`);
+    assert.match(rowText, /trainingWorkflow/, `the run's row names the workflow type: ${rowText}`);
 
     const shot = path.join(cluster.dir, 'ui-run.png');
     await page.screenshot({ path: shot, fullPage: true });

@@ -232,16 +232,29 @@ if (typeof describe === 'function') {
         }
       });
 
-      it('rejects tensorflow with the reason when @tensorflow/tfjs-node is not installed', async function () {
+      it('tensorflow: chosen when @tensorflow/tfjs-node is installed, else rejected with the reason', async function () {
+        let installed = true;
         try {
           require.resolve('@tensorflow/tfjs-node');
-          this.skip(); // installed here: nothing to check
         } catch {
-          // not installed: the expected case on machines that cannot download libtensorflow
+          installed = false; // the expected case on machines that cannot download libtensorflow
         }
         // An earlier auto may have chosen the setup:native build; choose afresh, with that build hidden too.
         resetBackendChoice();
         const before = tf.getBackend();
+        if (installed) {
+          // Installed: the explicit choice must work (and is undone, so the other tests keep their backend).
+          resetBackendChoice();
+          try {
+            const info = await initBackend('tensorflow');
+            assert.strictEqual(info.name, 'tensorflow');
+            assert.strictEqual(tf.getBackend(), 'tensorflow');
+          } finally {
+            resetBackendChoice();
+            await tf.setBackend(before);
+          }
+          return;
+        }
         process.env.DURABLE_TRAIN_TFJS_NODE_DIR = path.join(os.tmpdir(), 'durable-train-no-tfjs-node');
         try {
           await assert.rejects(

@@ -17,6 +17,7 @@ import {
   sha256Hex,
   type CheckpointStore,
 } from '../../checkpoint';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -46,6 +47,30 @@ function s3Backend(get: () => S3TestServer): Backend {
       });
     },
   };
+}
+
+/** Counts the object writes a store makes from now on: file replacements (fs) or PutObject requests (S3). */
+function spyWrites(store: CheckpointStore): () => number {
+  let n = 0;
+  if (store instanceof S3CheckpointStore) {
+    const client = store.client as unknown as { send: (cmd: unknown, ...rest: unknown[]) => Promise<unknown> };
+    const send = client.send.bind(client);
+    client.send = (cmd, ...rest) => {
+      if (cmd instanceof PutObjectCommand) n++;
+      return send(cmd, ...rest);
+    };
+  } else if (store instanceof FsCheckpointStore) {
+    const fsStore = store as unknown as { writeFileAtomic: (...args: unknown[]) => Promise<unknown> };
+    const write = fsStore.writeFileAtomic.bind(store);
+    assert.equal(typeof write, 'function', 'FsCheckpointStore writes files through writeFileAtomic');
+    fsStore.writeFileAtomic = (...args) => {
+      n++;
+      return write(...args);
+    };
+  } else {
+    throw new Error(`spyWrites: unknown store ${store.constructor.name}`);
+  }
+  return () => n;
 }
 
 function storeContract(backend: Backend) {
@@ -86,11 +111,15 @@ function storeContract(backend: Backend) {
       assert.equal(dec(await store.read('k/m.json')), 'same');
     });
 
-    it('writeBlob keeps identical content and repairs a same-size damaged copy', async () => {
+    it('writeBlob keeps identical content (no second write) and repairs a same-size damaged copy', async () => {
+      const writes = spyWrites(store);
       await store.writeBlob('r/blobs/h', enc('abcdef'));
+      assert.equal(writes(), 1);
       await store.writeBlob('r/blobs/h', enc('abcdef'));
+      assert.equal(writes(), 1, 'identical content is kept, not written again');
       assert.equal(dec(await store.read('r/blobs/h')), 'abcdef');
       await store.writeBlob('r/blobs/h', enc('abcdeX'));
+      assert.equal(writes(), 2, 'different bytes under the same key are written');
       assert.equal(dec(await store.read('r/blobs/h')), 'abcdeX');
     });
 

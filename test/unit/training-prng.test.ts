@@ -177,9 +177,24 @@ describe('training/augment', () => {
     randomShift(b, 2, 2, r2);
     assert.deepStrictEqual(a, b);
     assert.deepStrictEqual(r1.getState(), r2.getState());
+    // Exactly two integer draws per image: count them, and the state equals that of four nextInt(5) draws.
+    const counted = Prng.fromSeed(3);
+    const nextInt = counted.nextInt.bind(counted);
+    const draws: number[] = [];
+    counted.nextInt = (n: number) => (draws.push(n), nextInt(n));
+    randomShift(img.slice(), 2, 2, counted);
+    assert.deepStrictEqual(draws, [5, 5, 5, 5]);
     const probe = Prng.fromSeed(3);
-    const [dx, dy] = [probe.nextInt(5) - 2, probe.nextInt(5) - 2];
+    const [dx, dy, dx1, dy1] = [probe.nextInt(5) - 2, probe.nextInt(5) - 2, probe.nextInt(5) - 2, probe.nextInt(5) - 2];
+    assert.deepStrictEqual(r1.getState(), probe.getState());
     assert.strictEqual(a[(14 + dy) * 28 + 14 + dx], 1);
+    // Image 1 moved by the second pair of draws: its corner pixel lands at (dy1, dx1), or left the image.
+    if (dx1 >= 0 && dy1 >= 0) assert.strictEqual(a[784 + dy1 * 28 + dx1], 1);
+    else
+      assert.strictEqual(
+        a.subarray(784).reduce((s, v) => s + v, 0),
+        0,
+      );
     assert.strictEqual(
       a.subarray(0, 784).reduce((s, v) => s + v, 0),
       1,

@@ -232,21 +232,33 @@ describe('training/models and Trainer on cpu', function () {
   it('yields to the event loop between steps, awaits onStep, honours shouldStop', async () => {
     const t = await Trainer.create(spec({ model: 'mnist-mlp', dropout: 0 }));
     try {
+      // A macrotask that re-queues itself: it only runs when train() gives the event loop a turn. onStep itself is
+      // synchronous, so any turn between steps is the trainer's own yield.
       let ticks = 0;
-      const timer = setInterval(() => ticks++, 0);
+      let ticking = true;
+      const tick = () => {
+        ticks++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
       const seen: number[] = [];
-      let tickAtStep = 0;
+      const ticksAtStep: number[] = [];
+      let awaited = 0;
       const r = await t.train({
         maxSteps: 100,
-        onStep: async (p) => {
+        onStep: (p) => {
           seen.push(p.step);
-          assert.ok(p.step === 1 || ticks > tickAtStep, 'no timer ran between steps');
-          tickAtStep = ticks;
-          await new Promise((res) => setTimeout(res, 2));
+          ticksAtStep.push(ticks);
+          // onStep's promise is awaited before the next step starts.
+          return new Promise<void>((res) => queueMicrotask(() => (awaited++, res())));
         },
         shouldStop: () => seen.length >= 4,
       });
-      clearInterval(timer);
+      ticking = false;
+      assert.strictEqual(awaited, 4);
+      for (let i = 1; i < ticksAtStep.length; i++) {
+        assert.ok(ticksAtStep[i] > ticksAtStep[i - 1], `no event loop turn between steps ${i} and ${i + 1}`);
+      }
       assert.deepStrictEqual(seen, [1, 2, 3, 4]);
       assert.strictEqual(r.stepsRun, 4);
       assert.strictEqual(r.done, false);
