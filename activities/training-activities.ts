@@ -43,6 +43,11 @@ export interface ActivityDeps {
   warmRuns?: number;
   /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
   beforeManifest?: (step: number) => void | Promise<void>;
+  /**
+   * Why the workflow cut a chunk short (pause, stop or cancel), asked when it happens: the request reaches the
+   * activity only as a cancellation, and the reason known when the chunk was scheduled may have changed since.
+   */
+  cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>;
   /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
   metrics?: TrainingMetrics;
 }
@@ -219,7 +224,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           throw new CancelledFailure('attempt superseded');
         }
         const cut = ctx.cancellationSignal.aborted && !result.done;
-        const reason = !cut ? 'chunk-end' : details?.workerShutdown ? 'worker-shutdown' : (input.cutReason ?? 'cancel');
+        const reason = !cut
+          ? 'chunk-end'
+          : details?.workerShutdown
+            ? 'worker-shutdown'
+            : ((await deps.cutReasonOf?.(input.runId).catch(() => null)) ?? input.cutReason ?? 'cancel');
         const final = await commits.commit(reason);
         const summary = summarize(trainer, result, {
           checkpoint: pointerOf(final),

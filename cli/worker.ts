@@ -3,6 +3,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities, TrainingMetrics, type ActivityDeps } from '../activities';
+import { Client, Connection } from '@temporalio/client';
+import { progressQuery } from '../workflows/definitions';
 import { temporalSettings, type TemporalSettings } from './connection';
 
 export interface WorkerOptions extends ActivityDeps {
@@ -24,6 +26,24 @@ function installRuntime(): void {
   }
 }
 
+/**
+ * Asks the run why its chunk was cut (its progress says pausing or stopping; otherwise it was cancelled). One client
+ * per worker process, connected on first use; no answer within 5 s leaves the reason to the activity's fallback.
+ */
+function cutReasonQuery(settings: TemporalSettings): ActivityDeps['cutReasonOf'] {
+  let client: Promise<Client> | null = null;
+  return async (runId) => {
+    client ??= Connection.connect({ address: settings.address }).then(
+      (connection) => new Client({ connection, namespace: settings.namespace }),
+    );
+    const progress = (await client).workflow.getHandle(runId).query(progressQuery);
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref());
+    const p = await Promise.race([progress, timeout]);
+    if (!p) return null;
+    return p.status === 'stopping' ? 'stop' : p.status === 'pausing' ? 'pause' : 'cancel';
+  };
+}
+
 export async function createWorker(
   opts: WorkerOptions = {},
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -35,7 +55,7 @@ export async function createWorker(
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
-    activities: createActivities(opts),
+    activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
     ...(opts.identity ? { identity: opts.identity } : {}),
     // Training is CPU-bound: one chunk at a time per worker process.
     maxConcurrentActivityTaskExecutions: 1,
