@@ -132,10 +132,14 @@ describe('export and report (real Temporal dev server, real worker process)', fu
   let out: string;
 
   before(async function () {
-    // Routers return null for URLs they do not handle (the IORouter type does not say so).
-    tf.io.registerLoadRouter(
-      (url) => (typeof url === 'string' && url.startsWith('file://') ? fileLoadHandler(url) : null) as tf.io.IOHandler,
-    );
+    // Routers return null for URLs they do not handle (the IORouter type does not say so). Only when none reads
+    // file:// yet: once tfjs-node is loaded in this process (the native backend tests load it), it brings its own.
+    if (tf.io.getLoadHandlers('file:///probe.json').length === 0) {
+      tf.io.registerLoadRouter(
+        (url) =>
+          (typeof url === 'string' && url.startsWith('file://') ? fileLoadHandler(url) : null) as tf.io.IOHandler,
+      );
+    }
     cluster = await startCluster();
     worker = spawnWorker(cluster);
     await worker.ready;
