@@ -19,6 +19,9 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     accuracy: hb?.accuracy ?? p?.accuracy ?? null,
     testAccuracy: p?.lastEval?.accuracy ?? v.result?.accuracy ?? null,
     testLoss: p?.lastEval?.loss ?? v.result?.loss ?? null,
+    // Regression runs: test mean squared and mean absolute error instead of accuracy.
+    testMse: p?.lastEval?.mse ?? v.result?.mse ?? null,
+    testMae: p?.lastEval?.mae ?? v.result?.mae ?? null,
     learningRate: hb?.learningRate ?? p?.learningRate ?? null,
     lastCheckpoint: p?.lastCheckpoint ?? v.result?.lastCheckpoint ?? null,
     recoveries: p?.recoveries ?? [],
@@ -30,7 +33,9 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     const lines = [
       `run ${runId}: ${data.status} (workflow ${v.status})`,
       `  step ${data.step}/${data.totalSteps ?? '?'}  epoch ${data.epoch ?? '-'}  loss ${fmt(data.loss)}  accuracy ${fmt(data.accuracy)}  lr ${data.learningRate ?? '-'}`,
-      `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
+      data.testMse !== null
+        ? `  test mse ${fmt(data.testMse)}  test mae ${fmt(data.testMae)}  test loss ${fmt(data.testLoss)}`
+        : `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
       `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
     ];
     if (data.recoveries.length)

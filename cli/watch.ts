@@ -22,7 +22,11 @@ export function progressLine(v: RunView, width = 30): string {
     `[${bar}] ${(frac * 100).toFixed(1).padStart(5)}% step ${step}/${total || '?'} epoch ${Math.min(epoch, epochs ?? epoch)}/${epochs ?? '?'}` +
     ` loss ${fmt(hb?.loss ?? p?.loss)} acc ${fmt(hb?.accuracy ?? p?.accuracy, 3)}` +
     ` ${sps ? Math.round(sps) : '-'} samples/s` +
-    (p?.lastEval ? ` test acc ${fmt(p.lastEval.accuracy, 4)}` : '') +
+    (p?.lastEval
+      ? p.lastEval.mse !== undefined
+        ? ` test mae ${fmt(p.lastEval.mae, 4)}`
+        : ` test acc ${fmt(p.lastEval.accuracy, 4)}`
+      : '') +
     ` ckpt ${p?.lastCheckpoint?.id.slice(0, 14) ?? '-'} ${status}`
   );
 }

@@ -104,7 +104,16 @@ export function chartModel(d: ReportData): ChartModel {
   const trainAcc = pts((c) => c.accuracy);
   const lr = pts((c) => c.learningRate);
   const testLoss = d.evals.map((e) => [e.step, e.loss] as [number, number]);
-  const testAcc = d.evals.map((e) => [e.step, e.accuracy] as [number, number]);
+  const evalPts = (sel: (e: (typeof d.evals)[number]) => number | null | undefined): Array<[number, number]> =>
+    d.evals.flatMap((e) => {
+      const v = sel(e);
+      return typeof v === 'number' && Number.isFinite(v) ? [[e.step, v] as [number, number]] : [];
+    });
+  const testAcc = evalPts((e) => e.accuracy);
+  // A regression run has no accuracy: its second panel shows the test errors instead.
+  const testMae = evalPts((e) => e.mae);
+  const testMse = evalPts((e) => e.mse);
+  const regression = testMae.length > 0 && testAcc.length === 0;
   const yValues = (...series: Array<Array<[number, number]>>) => series.flat().map((p) => p[1]);
   return {
     xMax: d.totalSteps,
@@ -120,15 +129,25 @@ export function chartModel(d: ReportData): ChartModel {
         domainOf(yValues(trainLoss, testLoss), true),
         fmtNum,
       ),
-      panel(
-        'accuracy',
-        [
-          { name: 'train accuracy (chunk end)', color: '#1f77b4', points: trainAcc, line: true, markers: false },
-          { name: 'test accuracy', color: '#2ca02c', points: testAcc, line: true, markers: true },
-        ],
-        [0, 1],
-        fmtNum,
-      ),
+      regression
+        ? panel(
+            'test error',
+            [
+              { name: 'test mae', color: '#2ca02c', points: testMae, line: true, markers: true },
+              { name: 'test mse', color: '#d62728', points: testMse, line: true, markers: true },
+            ],
+            domainOf(yValues(testMae, testMse), true),
+            fmtNum,
+          )
+        : panel(
+            'accuracy',
+            [
+              { name: 'train accuracy (chunk end)', color: '#1f77b4', points: trainAcc, line: true, markers: false },
+              { name: 'test accuracy', color: '#2ca02c', points: testAcc, line: true, markers: true },
+            ],
+            [0, 1],
+            fmtNum,
+          ),
       panel(
         'learning rate',
         [{ name: 'learning rate (next step)', color: '#8c564b', points: lr, line: true, markers: true }],

@@ -257,6 +257,14 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     const last = progress.lastEval as { mse?: number; mae?: number; accuracy: number | null } | null;
     assert.ok(last && typeof last.mse === 'number' && typeof last.mae === 'number', JSON.stringify(last));
     assert.ok(last.mae! < 0.5, `the line was learned: mae ${last.mae}`);
+    const html = path.join(cluster.dir, 'csv-reg.html');
+    const report = cli(cluster, ['report', 'csv-reg', '--out', html]);
+    assert.equal(report.code, 0, report.stderr);
+    const page = fs.readFileSync(html, 'utf8');
+    assert.match(page, /test error/);
+    assert.match(page, /test mae/);
+    const status = cli(cluster, ['status', 'csv-reg']);
+    assert.match(status.stdout, /test mse \d\.\d+ +test mae \d\.\d+/, status.stdout);
     const ck = manifestsOf('csv-reg').sort((a, b) => b.step - a.step)[0] as unknown as {
       metrics: Record<string, number>;
     };
