@@ -91,8 +91,13 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   };
   let exported;
   try {
-    const featureShape = (manifest.state as { featureShape?: number[] } | null)?.featureShape;
-    exported = await exportModel(spec, tensors, { includeOptimizer: opts.includeOptimizer, metadata, featureShape });
+    const state = manifest.state as { featureShape?: number[]; modelTopology?: unknown } | null;
+    exported = await exportModel(spec, tensors, {
+      includeOptimizer: opts.includeOptimizer,
+      metadata,
+      featureShape: state?.featureShape,
+      modelTopology: state?.modelTopology,
+    });
   } catch (err) {
     throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);
   }

@@ -57,10 +57,11 @@ export async function restoreNet(
   spec: RunSpec,
   tensors: NamedTensorBytes[],
   featureShape?: number[],
+  topology?: unknown,
   outputs = 10,
 ): Promise<Net> {
   if (endianness() !== 'LE') throw new Error('export: checkpoints are little-endian; this host is big-endian');
-  const net = await buildNet(spec, featureShape ?? [28, 28, 1], outputs);
+  const net = await buildNet(spec, featureShape ?? [28, 28, 1], outputs, topology);
   try {
     const given = new Map(tensors.filter((t) => t.name.startsWith('model/')).map((t) => [t.name, t]));
     for (const p of net.all) {
@@ -186,11 +187,17 @@ function optimizerFiles(
 export async function exportModel(
   spec: RunSpec,
   tensors: NamedTensorBytes[],
-  opts: { includeOptimizer?: boolean; metadata?: Record<string, unknown>; featureShape?: number[] } = {},
+  opts: {
+    includeOptimizer?: boolean;
+    metadata?: Record<string, unknown>;
+    featureShape?: number[];
+    /** A registered model's topology from its checkpoint. */
+    modelTopology?: unknown;
+  } = {},
 ): Promise<ExportedModel> {
   await tf.ready();
   const metadata = opts.metadata ?? {};
-  const net = await restoreNet(spec, tensors, opts.featureShape);
+  const net = await restoreNet(spec, tensors, opts.featureShape, opts.modelTopology);
   try {
     const files = await saveLayers(net, metadata);
     const modelJson = JSON.parse(Buffer.from(files[0].data).toString('utf8')) as tf.io.ModelJSON;

@@ -375,7 +375,17 @@ export function buildModel(name: ModelName, dropoutRate: number): Net {
 }
 
 /** The model a spec names, zero-initialized: a built-in, or a layer list whose input is one example of `inputShape`. */
-export async function buildNet(spec: RunSpec, inputShape: number[], outputs: number): Promise<Net> {
+export async function buildNet(
+  spec: RunSpec,
+  inputShape: number[],
+  outputs: number,
+  /** For a registered model outside its worker (export): the topology its checkpoint recorded. */
+  topology?: unknown,
+): Promise<Net> {
+  if (typeof spec.model === 'object' && 'registered' in spec.model && topology) {
+    const model = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+    return new Net(spec.model.registered, 0, model, { registered: spec.model.registered, topology });
+  }
   if (typeof spec.model === 'object' && 'tfjs' in spec.model) {
     const loaded = await loadTfjsModel(spec.model.tfjs);
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });

@@ -31,6 +31,8 @@ export interface TrainerState {
   learningRate: number;
   /** Shape of one example: what a layer-list model without an inputShape was built for (export rebuilds it). */
   featureShape?: number[];
+  /** A model built by code registered in a worker: its tf.layers topology, so export can rebuild it without that code. */
+  modelTopology?: unknown;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;

@@ -222,6 +222,9 @@ export class Trainer {
       schedule: this.schedule.getState(this.step, this.totalSteps),
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
       featureShape: this.data.featureShape.slice(),
+      ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
+        ? { modelTopology: this.net.model.toJSON(undefined, false) }
+        : {}),
       metrics: JSON.parse(JSON.stringify(this.metrics)) as TrainerState['metrics'],
     };
   }

@@ -48,5 +48,27 @@ describe('library: the packed package as a dependency, a registered model and da
     assert.ok(a.accuracy !== null && a.accuracy > 0.8, `it learned: ${a.accuracy}`);
     const b = example('moons-b', 'lib-b');
     assert.equal(b.weightsSha256, a.weightsSha256, 'same spec, same registered code: same weights');
+
+    // The installed CLI exports the registered model without its code: the checkpoint recorded its topology.
+    const out = path.join(project, 'exported');
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(project, 'node_modules', 'durable-train', 'bin', 'durable-train.js'),
+        'export',
+        'moons-a',
+        '--out',
+        out,
+        '--json',
+      ],
+      { cwd: project, env: cluster.env, encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      JSON.parse(r.stdout).weightsSha256,
+      a.weightsSha256,
+      'the exported weights are the run result weights',
+    );
+    assert.ok(fs.existsSync(path.join(out, 'model.json')) && fs.existsSync(path.join(out, 'weights.bin')));
   });
 });
