@@ -4,7 +4,7 @@
 // occur inside a UTF-8 multi-byte sequence) and hands out one record at a time.
 import { DatasetError } from './errors';
 import { parseDecimal, RowSink, type RawTable } from './table';
-import { asBuffer, chooseFeatures, isBlank, nonNumeric, textBytes, type TextInput } from './text';
+import { asBuffer, chooseFeatures, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -96,19 +96,11 @@ export function scanCsv(
 
 export function readCsvTable(input: TextInput): RawTable {
   const { spec, url, partial } = input;
-  const bytes = textBytes(input);
-  if (isBlank(bytes)) {
-    if (partial && !isBlank(input.bytes)) {
-      throw new DatasetError(
-        'dataset.path',
-        `${url}: the header row does not fit in the first ${input.bytes.length} bytes`,
-      );
-    }
-    throw new DatasetError(
-      'dataset.path',
-      `${url} is empty: a CSV dataset needs a header row and at least one data row`,
-    );
-  }
+  const bytes = nonBlankTextBytes(
+    input,
+    'the header row',
+    'a CSV dataset needs a header row and at least one data row',
+  );
   let header: string[] | null = null;
   let cols: number[] = [];
   let labelCol = -1;

@@ -2,7 +2,7 @@
 // named field[0], field[1], ...); the label is a string, a number or a boolean.
 import { DatasetError } from './errors';
 import { RowSink, type RawTable } from './table';
-import { asBuffer, chooseFeatures, featureField, isBlank, nonNumeric, textBytes, type TextInput } from './text';
+import { asBuffer, chooseFeatures, featureField, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -11,20 +11,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const shown = (v: unknown) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
 export function readJsonlTable(input: TextInput): RawTable {
-  const { spec, url, partial } = input;
-  const bytes = textBytes(input);
-  if (isBlank(bytes)) {
-    if (partial && !isBlank(input.bytes)) {
-      throw new DatasetError(
-        'dataset.path',
-        `${url}: the first line does not fit in the first ${input.bytes.length} bytes`,
-      );
-    }
-    throw new DatasetError(
-      'dataset.path',
-      `${url} is empty: a JSONL dataset needs at least one line with a JSON object`,
-    );
-  }
+  const { spec, url } = input;
+  const bytes = nonBlankTextBytes(
+    input,
+    'the first line',
+    'a JSONL dataset needs at least one line with a JSON object',
+  );
   const buf = asBuffer(bytes);
   let features: string[] = [];
   let widths: number[] = [];

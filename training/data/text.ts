@@ -76,3 +76,19 @@ export function chooseFeatures(spec: FileDataSpec, names: string[], kind: string
   });
   return spec.features;
 }
+
+/**
+ * textBytes(), refusing a file with nothing to read: empty (`emptyWhy` says what the format needs), or a prefix read
+ * whose `firstRecord` does not fit in it.
+ */
+export function nonBlankTextBytes(input: TextInput, firstRecord: string, emptyWhy: string): Uint8Array {
+  const bytes = textBytes(input);
+  if (!isBlank(bytes)) return bytes;
+  if (input.partial && !isBlank(input.bytes)) {
+    throw new DatasetError(
+      'dataset.path',
+      `${input.url}: ${firstRecord} does not fit in the first ${input.bytes.length} bytes`,
+    );
+  }
+  throw new DatasetError('dataset.path', `${input.url} is empty: ${emptyWhy}`);
+}
