@@ -9,7 +9,8 @@ import { TRAINING_WORKFLOW } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import type { TrainingInput } from '../../workflows/training';
 import { validateSpec } from '../../spec';
-import { cli, spawnWorker, startCluster, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { cli, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { useCluster } from '../helpers/fixtures';
 
 // 40 steps an epoch, 80 in all, four chunks; every checkpoint kept so any step can be forked.
 const spec = {
@@ -34,6 +35,7 @@ interface StoredManifest {
 
 describe('fork: changes take effect, refusals name the field, no fork writes into another run', function () {
   this.timeout(600_000);
+  const fx = useCluster();
   let cluster: TestCluster;
   let worker: WorkerProcess;
   let source: RunResult;
@@ -97,15 +99,10 @@ describe('fork: changes take effect, refusals name the field, no fork writes int
   };
 
   before(async function () {
-    cluster = await startCluster();
-    worker = spawnWorker(cluster);
-    await worker.ready;
+    cluster = fx.cluster;
+    worker = await fx.worker();
     source = run('src', spec);
     assert.equal(source.step, 80);
-  });
-  after(async function () {
-    await worker?.kill('SIGTERM');
-    await cluster?.close();
   });
 
   it('a fork with a new learning rate trains with it from the fork point, and the manifests record it', async function () {

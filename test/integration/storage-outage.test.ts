@@ -7,15 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
@@ -30,17 +23,13 @@ const spec = {
 
 describe('storage outage mid-run: retried as unavailable, never mistaken for damage', function () {
   this.timeout(600_000);
+  const fx = useCluster();
   let cluster: TestCluster;
   let worker: WorkerProcess;
 
   before(async function () {
-    cluster = await startCluster();
-    worker = spawnWorker(cluster);
-    await worker.ready;
-  });
-  after(async function () {
-    await worker?.kill('SIGTERM');
-    await cluster?.close();
+    cluster = fx.cluster;
+    worker = await fx.worker();
   });
 
   it('store directory replaced by a file while paused: retries, then finishes with the undisturbed hash', async function () {
