@@ -11,16 +11,9 @@ export interface CheckpointPointer extends CheckpointRef {
   epoch: number;
 }
 
-export interface EvalResult {
-  epoch: number;
-  step: number;
-  loss: number;
-  /** Classification only (null for regression). */
-  accuracy: number | null;
-  /** Regression only: mean absolute and mean squared error on the test split. */
-  mae?: number;
-  mse?: number;
-}
+// One definition of an evaluation, the trainer's (a types-only file: workflows may import this one).
+import type { EvalResult } from '../training/trainer-types';
+export type { EvalResult };
 
 export interface PrepareRunInput {
   runId: string;
