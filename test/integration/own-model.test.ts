@@ -9,15 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { useCluster } from '../helpers/fixtures';
 
 const checkpoint = { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 3 };
 
@@ -153,24 +146,16 @@ async function saveTfjsModel(dir: string, hidden: number): Promise<void> {
 
 describe('own models and data: layer lists, files, tasks; exact after SIGKILL', function () {
   this.timeout(900_000);
+  const fx = useCluster();
   let cluster: TestCluster;
+  // This test's workers (the fixture kills them after each test), for their logs when a start fails.
   const workers: WorkerProcess[] = [];
   const worker = async () => {
-    const w = spawnWorker(cluster);
+    const w = await fx.worker();
     workers.push(w);
-    await w.ready;
     return w;
   };
-  const manifestsOf = (runId: string) => {
-    const dir = path.join(cluster.dir, '.data', 'checkpoints', runId, 'manifests');
-    return fs
-      .readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map(
-        (f) =>
-          JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { step: number; blobs: Array<{ name: string }> },
-      );
-  };
+  const manifestsOf = (runId: string) => fx.manifests(runId) as Array<{ step: number; blobs: Array<{ name: string }> }>;
   const start = (runId: string, spec: object, wait = false) => {
     const r = cli(cluster, [
       'start',
@@ -216,16 +201,13 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   }
 
   before(async function () {
-    cluster = await startCluster();
+    cluster = fx.cluster;
     fs.mkdirSync(path.join(cluster.dir, 'data'));
     fs.writeFileSync(path.join(cluster.dir, 'data', 'points.csv'), classificationCsv(600));
     fs.writeFileSync(path.join(cluster.dir, 'data', 'line.csv'), regressionCsv(800));
   });
-  afterEach(async function () {
-    for (const w of workers.splice(0)) await w.kill('SIGKILL');
-  });
-  after(async function () {
-    await cluster?.close();
+  afterEach(function () {
+    workers.length = 0;
   });
 
   it('a layer-list CNN (strided conv, batch norm, dropout) resumes exactly; batch-norm statistics are checkpointed', async function () {
