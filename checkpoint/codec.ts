@@ -98,10 +98,11 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** The hash the id is derived from: canonical JSON of the manifest without its `id`. */
+/** The hash the id is derived from: canonical JSON of the manifest without its `id` and `signature`. */
 export function manifestBodyHash(m: Omit<Manifest, 'id'> & { id?: string }): string {
   const body: Record<string, unknown> = { ...m };
   delete body.id;
+  delete body.signature;
   return sha256Hex(canonicalJson(body));
 }
 
@@ -121,6 +122,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
     backend: m.backend,
     blobs: m.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: b.shape, sha256: b.sha256, size: b.size })),
     state: m.state,
+    ...(m.signature ? { signature: { keyId: m.signature.keyId, hmacSha256: m.signature.hmacSha256 } } : {}),
   };
   return new TextEncoder().encode(JSON.stringify(ordered, null, 1) + '\n');
 }
@@ -206,6 +208,9 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   if (raw.reason !== undefined && typeof raw.reason !== 'string')
     throw new Error('manifest field reason is not a string');
   if (!('state' in raw)) throw new Error('manifest has no state');
+  const sig = raw.signature;
+  if (sig !== undefined && !(isObj(sig) && typeof sig.keyId === 'string' && typeof sig.hmacSha256 === 'string'))
+    throw new Error('manifest field signature is not {keyId, hmacSha256}');
   const m: Manifest = {
     formatVersion: FORMAT_VERSION,
     id,
@@ -220,6 +225,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     fingerprints: fingerprints as Record<string, string>,
     backend: { name: backend.name, version: backend.version },
     ...(raw.reason !== undefined ? { reason: raw.reason as string } : {}),
+    ...(isObj(sig) ? { signature: { keyId: sig.keyId as string, hmacSha256: sig.hmacSha256 as string } } : {}),
   };
   const expect = checkpointId(step, manifestBodyHash(m));
   if (expect !== id) throw new Error(`manifest content does not match its id (content hash gives ${expect})`);
