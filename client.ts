@@ -6,7 +6,7 @@ import { SpecError } from './spec';
 import { InvalidIdError } from './spec/ids';
 import { checkpointIdArg, CliError, EXIT, loadSpecFile, output, rootCause, runIdArg } from './cli/common';
 import { connectClient, temporalSettings } from './cli/connection';
-import { checkpointsList, checkpointsShow, checkpointsVerify, managerForRun } from './cli/checkpoints';
+import { checkpointsList, checkpointsShow, checkpointsSign, checkpointsVerify, managerForRun } from './cli/checkpoints';
 import { startDevServer } from './cli/dev-server';
 import { mainCommand } from './cli/main';
 import { assertStorageOpens, startCommand } from './cli/start';
@@ -34,6 +34,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   checkpoints list RUN_ID [--verify] [--storage URL]
   checkpoints verify RUN_ID [CKPT] [--storage URL]
   checkpoints show RUN_ID CKPT [--storage URL]
+  checkpoints sign RUN_ID [CKPT] [--storage URL]   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key
   pause RUN_ID | resume RUN_ID | stop RUN_ID
   set-lr RUN_ID VALUE                    validated; applies from the next chunk, recorded in checkpoints and history
   cancel RUN_ID                          Temporal cancellation (the running chunk checkpoints first)
@@ -170,9 +171,9 @@ async function run(argv: string[]): Promise<number> {
     case 'checkpoints': {
       const [sub, rawRunId, rawCkpt] = rest;
       if (!sub || rawRunId === undefined)
-        throw new CliError('checkpoints: usage: checkpoints list|verify|show RUN_ID [CKPT]', 2);
-      if (!['list', 'verify', 'show'].includes(sub))
-        throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show)`, 2);
+        throw new CliError('checkpoints: usage: checkpoints list|verify|show|sign RUN_ID [CKPT]', 2);
+      if (!['list', 'verify', 'show', 'sign'].includes(sub))
+        throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show, sign)`, 2);
       const runId = runIdArg(rawRunId);
       if (sub === 'show' && rawCkpt === undefined) throw new CliError('checkpoints show: missing CKPT', 2);
       const ckpt = rawCkpt === undefined ? undefined : checkpointIdArg(rawCkpt);
@@ -180,6 +181,7 @@ async function run(argv: string[]): Promise<number> {
       const manager = await managerForRun(client, runId, v.storage);
       if (sub === 'list') return checkpointsList(manager, out, { verify: v.verify });
       if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
+      if (sub === 'sign') return checkpointsSign(manager, out, ckpt);
       await checkpointsShow(manager, out, ckpt!);
       return 0;
     }

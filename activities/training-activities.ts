@@ -12,9 +12,11 @@ import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
 import {
   CheckpointManager,
+  checkpointKeysFromEnv,
   formatProblems,
   NoValidCheckpointError,
   openStore,
+  type CheckpointKeys,
   type CheckpointStore,
 } from '../checkpoint';
 import {
@@ -50,12 +52,16 @@ export interface ActivityDeps {
   cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>;
   /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
   metrics?: TrainingMetrics;
+  /** Checkpoint signing keys (default: DURABLE_TRAIN_CHECKPOINT_KEY; unset = signing off). */
+  checkpointKeys?: CheckpointKeys;
 }
 
 export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
   const stores = new Map<string, CheckpointStore>();
+  // Parsed once, at worker start: a malformed key fails the worker, not its first chunk.
+  const keys = deps.checkpointKeys ?? checkpointKeysFromEnv();
 
   const storeFor = (spec: RunSpec): CheckpointStore => {
     const key = spec.checkpoint.storage;
@@ -67,7 +73,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
     return store;
   };
   const managerFor = (spec: RunSpec, runId: string) =>
-    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest });
+    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest, keys });
 
   /** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
   const trainRows = async (spec: RunSpec): Promise<number> => {

@@ -162,8 +162,8 @@ export async function newestDescendant(manager: CheckpointManager, runId: string
     .sort((a, b) => b.step - a.step);
   const damaged: string[] = [];
   for (const c of candidates) {
-    if (c.valid === false) {
-      damaged.push(c.id); // its manifest does not even parse
+    if (c.valid === false && !c.untrusted) {
+      damaged.push(c.id); // its manifest does not even parse (a refused signature is no damage: verify throws)
       continue;
     }
     if (!descendsFrom(c, from, runId, byId)) continue;
