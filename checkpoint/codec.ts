@@ -1,5 +1,6 @@
 // Manifest codec: strict JSON checks, canonical encoding for the id hash, parsing with validation.
 import { createHash } from 'node:crypto';
+import { idProblem } from '../spec/ids';
 import type { CheckpointRef, Manifest, ManifestBlob } from './types';
 
 export const FORMAT_VERSION = 1 as const;
@@ -17,17 +18,17 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
   bool: 1,
 };
 
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-export const CHECKPOINT_ID = /^step-(\d{9,})-([0-9a-f]{8})$/;
+/** Ours: a step of at most 16 digits (a safe integer), so an id always fits in a file name. */
+export const CHECKPOINT_ID = /^step-(\d{9,16})-([0-9a-f]{8})$/;
 
-/** Run ids and checkpoint ids become path segments and object keys: keep them to a safe alphabet. */
+/**
+ * Run ids become path segments and object keys: the one id rule of the CLI and the worker (spec/ids.ts), so the
+ * store accepts exactly the run ids they let through.
+ */
 export function assertSafeName(kind: string, value: string): void {
-  if (typeof value !== 'string' || !SAFE_NAME.test(value)) {
-    throw new Error(
-      `invalid ${kind} ${JSON.stringify(value)}: use 1-200 characters of A-Z a-z 0-9 . _ -, starting alphanumeric`,
-    );
-  }
+  const problem = idProblem(value);
+  if (problem) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: ${problem}`);
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
