@@ -19,6 +19,34 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
 };
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * The largest blob a manifest may name: 4 GiB, the most one Node buffer holds. A manifest claiming more is refused
+ * when decoded, before anything could be sized from the claim.
+ */
+export const MAX_BLOB_BYTES = 2 ** 32;
+/** The most dimensions a blob's shape may have (tfjs tensors have at most 6). */
+export const MAX_RANK = 16;
+/** How deep the JSON state may nest: canonical JSON (the id's hash) walks it recursively. */
+export const MAX_STATE_DEPTH = 256;
+
+/** A stored value as an error message shows it: JSON, cut to 80 characters (a hostile file may hold megabytes). */
+function brief(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Whether a JSON value nests deeper than `max` (iterative: any depth is measured without recursion). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 /** Ours: a step of at most 16 digits (a safe integer), so an id always fits in a file name. */
 export const CHECKPOINT_ID = /^step-(\d{9,16})-([0-9a-f]{8})$/;
 
@@ -160,9 +188,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   }
   if (!isObj(raw)) throw new Error('manifest is not a JSON object');
   if (raw.formatVersion !== FORMAT_VERSION) {
-    throw new Error(
-      `unsupported formatVersion ${JSON.stringify(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`,
-    );
+    throw new Error(`unsupported formatVersion ${brief(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`);
   }
   const str = (k: string): string => {
     if (typeof raw[k] !== 'string') throw new Error(`manifest field ${k} is not a string`);
@@ -173,7 +199,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     return raw[k] as number;
   };
   const id = str('id');
-  if (id !== expectedId) throw new Error(`manifest says id ${id} but is stored as ${expectedId}`);
+  if (id !== expectedId) throw new Error(`manifest says id ${brief(id)} but is stored as ${expectedId}`);
   const step = num('step');
   if (!Number.isSafeInteger(step) || step < 0) throw new Error(`manifest step ${step} is not a non-negative integer`);
   if (!Array.isArray(raw.blobs)) throw new Error('manifest field blobs is not an array');
@@ -182,16 +208,19 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     if (!isObj(b)) throw new Error(`blobs[${i}] is not an object`);
     const { name, dtype, shape, sha256, size } = b;
     if (typeof name !== 'string' || !name) throw new Error(`blobs[${i}].name is not a non-empty string`);
-    if (names.has(name)) throw new Error(`blob name ${name} appears twice`);
+    const blob = `blob ${name.length > 80 ? `${name.slice(0, 77)}...` : name}`;
+    if (names.has(name)) throw new Error(`${blob} appears twice`);
     names.add(name);
-    if (typeof dtype !== 'string') throw new Error(`blob ${name}: dtype is not a string`);
-    if (!validShape(shape)) throw new Error(`blob ${name}: shape is not a list of non-negative integers`);
-    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256))
-      throw new Error(`blob ${name}: sha256 is not 64 hex digits`);
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`blob ${name}: bad size`);
+    if (typeof dtype !== 'string') throw new Error(`${blob}: dtype is not a string`);
+    if (!validShape(shape)) throw new Error(`${blob}: shape is not a list of non-negative integers`);
+    if (shape.length > MAX_RANK) throw new Error(`${blob}: shape has ${shape.length} dimensions, at most ${MAX_RANK}`);
+    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`${blob}: sha256 is not 64 hex digits`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`${blob}: bad size`);
+    if (size > MAX_BLOB_BYTES)
+      throw new Error(`${blob}: ${size} bytes is larger than a blob can be (${MAX_BLOB_BYTES})`);
     const want = expectedSize(dtype, shape);
     if (want !== null && want !== size)
-      throw new Error(`blob ${name}: ${dtype}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
+      throw new Error(`${blob}: ${brief(dtype)}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
     return { name, dtype, shape, sha256, size };
   });
   const metrics = raw.metrics;
@@ -209,6 +238,8 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   if (raw.reason !== undefined && typeof raw.reason !== 'string')
     throw new Error('manifest field reason is not a string');
   if (!('state' in raw)) throw new Error('manifest has no state');
+  if (nestsDeeperThan(raw.state, MAX_STATE_DEPTH))
+    throw new Error(`manifest field state nests deeper than ${MAX_STATE_DEPTH} levels`);
   const sig = raw.signature;
   if (sig !== undefined && !(isObj(sig) && typeof sig.keyId === 'string' && typeof sig.hmacSha256 === 'string'))
     throw new Error('manifest field signature is not {keyId, hmacSha256}');

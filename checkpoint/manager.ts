@@ -16,6 +16,9 @@ import {
   expectedSize,
   FORMAT_VERSION,
   manifestBodyHash,
+  MAX_RANK,
+  MAX_STATE_DEPTH,
+  nestsDeeperThan,
   sha256HexYielding,
   stepFromId,
   validShape,
@@ -179,6 +182,7 @@ export class CheckpointManager {
       names.add(b.name);
       if (typeof b.dtype !== 'string') fail(`blob ${b.name}: dtype must be a string`);
       if (!validShape(b.shape)) fail(`blob ${b.name}: shape must be a list of non-negative integers`);
+      if (b.shape.length > MAX_RANK) fail(`blob ${b.name}: shape has more than ${MAX_RANK} dimensions`);
       if (!(b.data instanceof Uint8Array)) fail(`blob ${b.name}: data must be a Uint8Array`);
       const want = expectedSize(b.dtype, b.shape);
       if (want !== null && want !== b.data.byteLength)
@@ -194,6 +198,8 @@ export class CheckpointManager {
       fail('backend must be {name, version}');
     if (input.reason !== undefined && typeof input.reason !== 'string') fail('reason must be a string');
     if (input.state === undefined) fail('state is missing (use null for none)');
+    // What could be committed must read back: the decoder refuses deeper state.
+    if (nestsDeeperThan(input.state, MAX_STATE_DEPTH)) fail(`state nests deeper than ${MAX_STATE_DEPTH} levels`);
     assertJson(input.state, 'state');
     // A deep copy through JSON (validated above to be lossless) detaches the state from the caller.
     return {
