@@ -59,7 +59,8 @@ export async function checkpointsList(
         mb(c.sizeBytes).padStart(10),
         `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
           (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
-        (c.pinned ? 'pinned ' : '') + (c.valid === false ? `DAMAGED ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
+        (c.pinned ? 'pinned ' : '') +
+          (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),
     );
     return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');

@@ -88,6 +88,35 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
     assert.match(old.stderr, /is signed with key "k2", which is not among this process's keys \(k1\)/);
   });
 
+  it('checkpoints written before signing are refused until `checkpoints sign`, then resume', async function () {
+    const unkeyed = await fx.worker();
+    const file = writeSpec(cluster.dir, 'signed-u.json', spec);
+    const r = run(['start', '--spec', file, '--run-id', 'signed-u', '--wait'], undefined);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(manifests('signed-u').every((m) => m.signature === undefined));
+    const refused = run(['checkpoints', 'list', 'signed-u', '--storage', storage], K1);
+    assert.equal(refused.code, 1, refused.stderr); // a row that is not valid fails the check
+    const rows = refused.json<Array<{ id: string; valid: boolean; untrusted?: boolean; problem?: string }>>();
+    assert.equal(rows.length, 2);
+    for (const row of rows) {
+      assert.equal(row.untrusted, true);
+      assert.match(row.problem!, new RegExp(`checkpoint signed-u:${row.id} is not signed: refused .*checkpoints sign`));
+    }
+    const signed = run(['checkpoints', 'sign', 'signed-u', '--storage', storage], K1);
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.deepEqual(
+      signed.json<{ results: Array<{ outcome: string }> }>().results.map((x) => x.outcome),
+      ['signed', 'signed'],
+    );
+    assert.ok(manifests('signed-u').every((m) => m.signature?.keyId === 'k1'));
+    // A worker with the key (the only one) now resumes the run from its signed newest checkpoint.
+    await unkeyed.kill();
+    await fx.worker({ env: { DURABLE_TRAIN_CHECKPOINT_KEY: K1 } });
+    const again = run(['start', '--spec', file, '--run-id', 'signed-u', '--wait'], K1);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.json<{ result: RunResult }>().result.step, 4);
+  });
+
   it('a manifest edited and re-hashed without the key is refused on restore, fork and export', async function () {
     const worker = await fx.worker({ env: { DURABLE_TRAIN_CHECKPOINT_KEY: `${K2},${K1}` } });
     const keys = `${K2},${K1}`;
