@@ -35,6 +35,10 @@ import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
+import { createAlertActivities } from './alerts';
+import type { AlertActivities } from './alert-types';
+import { RunAlerts } from './chunk/alerts';
+import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -50,11 +54,18 @@ export interface ActivityDeps {
   cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>;
   /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
   metrics?: TrainingMetrics;
+  /** Where alerts go (default: DURABLE_TRAIN_ALERT_WEBHOOK, counted in `metrics`). */
+  alerts?: AlertSink;
 }
 
-export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
+export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
+  const sink = deps.alerts ?? new AlertSink({ url: webhookFromEnv(), counters: metrics });
+  const runAlerts = new RunAlerts(sink, {
+    saveFailures: positiveIntFromEnv('DURABLE_TRAIN_ALERT_SAVE_FAILURES', 3),
+    staleSeconds: positiveIntFromEnv('DURABLE_TRAIN_ALERT_STALE_SECONDS', 900),
+  });
   const stores = new Map<string, CheckpointStore>();
 
   const storeFor = (spec: RunSpec): CheckpointStore => {
@@ -91,6 +102,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   };
 
   return {
+    ...createAlertActivities(sink),
+
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       // The run id becomes a path segment and an object key: the one id rule, named, instead of a storage error.
@@ -120,6 +133,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         throw storageUnavailable(err, `cannot list the checkpoints of run ${input.runId}`);
       });
       const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: formatProblems(v.problems) }));
+      if (latest && skipped.length) {
+        metrics.recovered(input.runId, 'damaged-fallback');
+        runAlerts.damagedFallback(input.runId, skipped[0].id, latest.manifest.id, skipped[0].reason);
+      }
       if (latest) {
         // A fork never writes into another run: an id whose checkpoints are not this fork's own is refused.
         if (from && !(await rootedAt(own, latest.manifest, from))) {
@@ -202,6 +219,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         managerOf: (runId) => managerFor(spec, runId),
         warm,
         metrics,
+        alerts: runAlerts,
       });
       try {
         const fromStep = trainer.state.step;
@@ -215,6 +233,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           parent,
           everySeconds: spec.checkpoint.everySeconds ?? 0,
           metrics,
+          alerts: runAlerts,
         });
         const { result, samplesPerSec } = await trainWithHeartbeats(ctx, trainer, commits, input, spec, metrics);
 
@@ -242,6 +261,9 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           trainMs: Date.now() - t0 - commits.ms,
           commitMs: commits.ms,
         });
+        // A run that finished or was paused, stopped or cancelled trains no more here: drop its series and watches.
+        runAlerts.chunkEnded(input.runId, trainer.done || cut);
+        if (trainer.done || cut) metrics.runEnded(input.runId);
         if (trainer.done) trainer.dispose();
         else warm.put(input.runId, { trainer, checkpointId: final.id, specHash: hash });
         return summary;
