@@ -1,6 +1,6 @@
 // Temporal adapters: join training/ (tfjs) and checkpoint/ (storage) with heartbeats, cancellation
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
-import { CancelledFailure, Context, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
@@ -101,7 +101,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
   };
 
-  return {
+  const activities = {
     ...createAlertActivities(sink),
 
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
@@ -294,4 +294,23 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       return { deleted: res.deleted };
     },
   };
+
+  // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
+  // good fails the run, which then trains no more here (its series and watches go).
+  const trainChunk = activities.trainChunk;
+  activities.trainChunk = async (input) => {
+    metrics.chunkInFlight(input.runId, true);
+    try {
+      return await trainChunk(input);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.nonRetryable) {
+        runAlerts.chunkEnded(input.runId, true);
+        metrics.runEnded(input.runId);
+      }
+      throw err;
+    } finally {
+      metrics.chunkInFlight(input.runId, false);
+    }
+  };
+  return activities;
 }

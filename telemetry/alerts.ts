@@ -108,14 +108,17 @@ export class AlertSink {
   send(alert: Alert, opts: { attempts?: number } = {}): Promise<DeliveryResult> {
     const key = alertKey(alert);
     const c = this.o.counters;
-    if (!this.url) {
-      c?.alertNoSink(alert.kind);
-      this.log('warn', `alert (no DURABLE_TRAIN_ALERT_WEBHOOK set): ${alert.message}`, fieldsOf(alert));
-      return Promise.resolve({ delivered: false, suppressed: false, reason: 'no-sink' });
-    }
     if (this.open.has(key)) {
       c?.alertSuppressed(alert.kind);
       return Promise.resolve({ delivered: false, suppressed: true, reason: 'duplicate of an open alert' });
+    }
+    if (!this.url) {
+      // Nobody to tell: log it once (until the condition clears), like a delivered alert.
+      c?.alertNoSink(alert.kind);
+      this.log('warn', `alert (no DURABLE_TRAIN_ALERT_WEBHOOK set): ${alert.message}`, fieldsOf(alert));
+      const r: DeliveryResult = { delivered: false, suppressed: false, reason: 'no-sink' };
+      this.open.set(key, Promise.resolve(r));
+      return Promise.resolve(r);
     }
     const p = this.deliver(alert, opts.attempts ?? this.o.attempts ?? 5).then((r) => {
       // A failed delivery does not hold the key: the next occurrence tries again.

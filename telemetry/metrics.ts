@@ -109,6 +109,8 @@ export class TrainingMetrics {
 
   /** When each run with gauges here was last active here. */
   private readonly runs = new Map<string, number>();
+  /** Runs with a chunk attempt running here now: never expired, however long a stalled commit takes. */
+  private readonly inFlight = new Set<string>();
   private readonly perRun: Array<Gauge<'run'>> = [
     this.lastTimestamp,
     this.lastStep,
@@ -128,7 +130,9 @@ export class TrainingMetrics {
   private seen(run: string): void {
     const now = Date.now();
     if (!this.runs.has(run)) {
-      for (const [other, at] of this.runs) if (now - at > this.runTtlMs) this.runEnded(other);
+      for (const [other, at] of this.runs) {
+        if (now - at > this.runTtlMs && !this.inFlight.has(other)) this.runEnded(other);
+      }
     }
     this.runs.set(run, now);
   }
@@ -162,6 +166,14 @@ export class TrainingMetrics {
     this.seen(run);
     this.step.set({ run }, step);
     this.samplesPerSec.set({ run }, samplesPerSec);
+  }
+
+  /** A chunk attempt of the run starts (true) or ends (false) on this worker. */
+  chunkInFlight(run: string, inFlight: boolean): void {
+    if (inFlight) {
+      this.inFlight.add(run);
+      this.seen(run);
+    } else this.inFlight.delete(run);
   }
 
   /** The run ended (trained to the end, paused, stopped, cancelled) or left this worker: its series go away. */

@@ -110,13 +110,16 @@ describe('alert sink (real HTTP receiver)', function () {
     assert.deepEqual([refused.delivered, refused.permanent], [false, true], 'a 4xx is not retried');
   });
 
-  it('no webhook: logged and counted as no-sink; a bad URL is refused naming the variable', async function () {
-    const sink = new AlertSink({ url: null, counters: metrics, log: quiet });
+  it('no webhook: logged once and counted as no-sink; a bad URL is refused naming the variable', async function () {
+    const logged: string[] = [];
+    const sink = new AlertSink({ url: null, counters: metrics, log: (_, m) => logged.push(m) });
     assert.deepEqual(await sink.send({ kind: 'run-failed', runId: 'r', message: 'm' }), {
       delivered: false,
       suppressed: false,
       reason: 'no-sink',
     });
+    assert.equal((await sink.send({ kind: 'run-failed', runId: 'r', message: 'm' })).suppressed, true);
+    assert.equal(logged.length, 1, 'a repeated condition is not logged again');
     assert.throws(() => webhookFromEnv({ DURABLE_TRAIN_ALERT_WEBHOOK: 'ftp://x/y' }), /DURABLE_TRAIN_ALERT_WEBHOOK/);
     assert.equal(webhookFromEnv({}), null);
   });
