@@ -22,6 +22,8 @@ interface RunWatch {
   inFlight: boolean;
   /** When a chunk attempt of the run last started, failed or ran here. */
   seenAt: number;
+  /** A stale alert went out since the last commit (the sink would suppress another; this saves it the work). */
+  staleAlerted: boolean;
 }
 
 export class RunAlerts {
@@ -37,7 +39,14 @@ export class RunAlerts {
   private watch(runId: string, checkpointId: string | null): RunWatch {
     let w = this.runs.get(runId);
     if (!w) {
-      w = { failures: 0, lastCommitAt: this.now(), checkpointId, inFlight: false, seenAt: this.now() };
+      w = {
+        failures: 0,
+        lastCommitAt: this.now(),
+        checkpointId,
+        inFlight: false,
+        seenAt: this.now(),
+        staleAlerted: false,
+      };
       this.runs.set(runId, w);
     }
     return w;
@@ -72,6 +81,7 @@ export class RunAlerts {
     w.lastCommitAt = this.now();
     w.checkpointId = checkpointId;
     w.seenAt = this.now();
+    w.staleAlerted = false;
     // The conditions cleared: a later outage or stall alerts again.
     this.sink.clear('save-failing', runId);
     this.sink.clear('checkpoint-stale', runId);
@@ -116,7 +126,8 @@ export class RunAlerts {
         continue;
       }
       const age = now - w.lastCommitAt;
-      if (age <= limit) continue;
+      if (age <= limit || w.staleAlerted) continue;
+      w.staleAlerted = true;
       this.sink.notify({
         kind: 'checkpoint-stale',
         runId,
