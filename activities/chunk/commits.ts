@@ -6,8 +6,9 @@ import type { Trainer } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { commitTrainer } from '../commit';
 import { storageUnavailable } from '../failures';
-import type { TrainingMetrics } from '../metrics';
+import { failureReason, type TrainingMetrics } from '../metrics';
 import type { CheckpointPointer, CheckpointRef } from '../types';
+import type { RunAlerts } from './alerts';
 
 export const pointerOf = (m: Manifest): CheckpointPointer => ({
   runId: m.runId,
@@ -35,6 +36,8 @@ export class ChunkCommits {
       parent: CheckpointRef | null;
       everySeconds: number;
       metrics: TrainingMetrics;
+      /** Counts storage failures in a row and raises 'save-failing' (without waiting for the webhook). */
+      alerts?: RunAlerts;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
@@ -43,6 +46,11 @@ export class ChunkCommits {
   /** A time-based commit is due (never at the run's last step: the chunk-end commit follows at once). */
   due(step: number, totalSteps: number): boolean {
     return this.everyMs > 0 && Date.now() - this.lastAt >= this.everyMs && step < totalSteps;
+  }
+
+  /** The newest checkpoint of the run this chunk knows (its last commit, or where it started). */
+  private lastId(): string | null {
+    return this.last?.id ?? this.o.parent?.id ?? null;
   }
 
   /** Commits the trainer's current state, unless this very step is already committed (then that checkpoint). */
@@ -58,9 +66,11 @@ export class ChunkCommits {
         reason,
       });
     } catch (err) {
-      this.o.metrics.commitFailed(this.o.runId);
+      this.o.metrics.commitFailed(this.o.runId, failureReason(err));
       log.error('checkpoint commit failed', { runId: this.o.runId, error: (err as Error).message });
-      throw storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+      const failure = storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+      if (failure !== err) this.o.alerts?.storageFailed(this.o.runId, this.lastId(), (err as Error).message);
+      throw failure;
     }
     const seconds = (Date.now() - c0) / 1000;
     this.ms += Date.now() - c0;
@@ -71,6 +81,7 @@ export class ChunkCommits {
       m.blobs.reduce((n, b) => n + b.size, 0),
       reason,
     );
+    this.o.alerts?.committed(this.o.runId, m.id);
     this.count += 1;
     this.lastAt = Date.now();
     this.last = m;
