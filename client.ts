@@ -19,6 +19,7 @@ import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
+import { codecServerCommand } from './cli/codec-server';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -26,7 +27,7 @@ usage: durable-train <command> [options]            (every command takes --json)
 
   main [--spec FILE] [--run-id ID] [--port P] [--ui-port P] [--db FILE]
                                          dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
-  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless]
+  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless] [--ui-codec-endpoint URL]
   worker                                 a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train)
   start --spec FILE [--run-id ID] [--wait]
   status RUN_ID
@@ -44,13 +45,17 @@ usage: durable-train <command> [options]            (every command takes --json)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
   report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  codec-server [--port 8081] [--host 127.0.0.1] [--cors-origin URL]...   the Web UI's remote codec endpoint (/decode,
+                                         /encode) with DURABLE_TRAIN_CODEC_KEYS; bearer token DURABLE_TRAIN_CODEC_SERVER_TOKEN
 
 run ids and checkpoint ids: letters, digits, '-', '_' and '.' (not first), at most 200 characters.
 exit codes: 0 ok, 1 check failed (health alert, damaged checkpoint), 2 bad usage or input, 3 not found,
   4 wrong run state (already running, not running), 5 the run ended without a result, 6 Temporal unreachable.
 
-environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
-  DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
+environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME,
+  TEMPORAL_TLS, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE (a TOML profile file; default ~/.config/temporalio/temporal.toml),
+  DURABLE_TRAIN_CODEC_KEYS (id=base64key,...: AES-256-GCM payload encryption, the first key encrypts), DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
 
 const HELP = '`durable-train --help` lists the commands';
 
@@ -73,6 +78,9 @@ const options = {
   force: { type: 'boolean' },
   png: { type: 'string' },
   'max-age': { type: 'string' },
+  host: { type: 'string' },
+  'cors-origin': { type: 'string', multiple: true },
+  'ui-codec-endpoint': { type: 'string' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -121,6 +129,7 @@ async function run(argv: string[]): Promise<number> {
         db: v.db,
         headless: v.headless,
         log: 'inherit',
+        uiCodecEndpoint: v['ui-codec-endpoint'],
       });
       out.emit(
         { address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid },
@@ -256,6 +265,12 @@ async function run(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'codec-server':
+      return codecServerCommand(out, {
+        port: intOption(v.port, 'port', 8081),
+        host: v.host,
+        origins: v['cors-origin'],
+      });
     default:
       throw new CliError(`unknown command ${command} (${HELP})`, 2);
   }

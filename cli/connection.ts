@@ -134,7 +134,7 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env): Temporal
     tls: tlsFromProfile(profile, env),
     ...(profile.apiKey ? { apiKey: profile.apiKey } : {}),
     ...(profile.grpcMeta ? { metadata: profile.grpcMeta } : {}),
-    ...(codec ? { payloadCodecs: [codec] } : {}),
+    payloadCodecs: [codec],
   };
 }
 

@@ -80,12 +80,12 @@ function deserialise(bytes: Buffer): Payload {
 
 export class AesGcmPayloadCodec implements PayloadCodec {
   private readonly keys: Map<string, Buffer>;
-  readonly encryptingKeyId: string;
+  /** Null without keys: then payloads go out as they are, and encrypted ones are refused with a clear error. */
+  readonly encryptingKeyId: string | null;
 
   constructor(keys: CodecKey[]) {
-    if (keys.length === 0) throw new CodecKeyError('AesGcmPayloadCodec needs at least one key');
     this.keys = new Map(keys.map((k) => [k.id, k.key]));
-    this.encryptingKeyId = keys[0].id;
+    this.encryptingKeyId = keys[0]?.id ?? null;
   }
 
   get keyIds(): string[] {
@@ -93,16 +93,18 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
-    const key = this.keys.get(this.encryptingKeyId)!;
+    const keyId = this.encryptingKeyId;
+    if (keyId === null) return payloads;
+    const key = this.keys.get(keyId)!;
     return payloads.map((p) => {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', key, iv);
-      cipher.setAAD(Buffer.from(this.encryptingKeyId, 'utf8'));
+      cipher.setAAD(Buffer.from(keyId, 'utf8'));
       const body = Buffer.concat([cipher.update(serialise(p)), cipher.final()]);
       return {
         metadata: {
           encoding: utf8(ENCRYPTED_ENCODING),
-          [KEY_ID_METADATA]: utf8(this.encryptingKeyId),
+          [KEY_ID_METADATA]: utf8(keyId),
           [CIPHER_METADATA]: utf8(CIPHER),
         },
         data: new Uint8Array(Buffer.concat([iv, cipher.getAuthTag(), body])),
@@ -118,7 +120,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       const key = this.keys.get(id);
       if (!key)
         throw new CodecKeyError(
-          `a payload is encrypted with key id "${id}", which ${CODEC_KEYS_ENV} does not hold (it holds ${this.keyIds.map((k) => `"${k}"`).join(', ')}): add that key to decrypt it`,
+          this.keys.size === 0
+            ? `a payload is encrypted (key id "${id}") and ${CODEC_KEYS_ENV} is not set: set it to a list holding key "${id}" to read it`
+            : `a payload is encrypted with key id "${id}", which ${CODEC_KEYS_ENV} does not hold (it holds ${this.keyIds.map((k) => `"${k}"`).join(', ')}): add that key to decrypt it`,
         );
       const data = Buffer.from(p.data ?? new Uint8Array());
       if (data.length < IV_BYTES + TAG_BYTES)
@@ -138,9 +142,12 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   }
 }
 
-/** The codec DURABLE_TRAIN_CODEC_KEYS asks for, or null when it is unset (payloads then travel as plain JSON). */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloadCodec | null {
+/**
+ * The codec DURABLE_TRAIN_CODEC_KEYS asks for. Unset: a codec without keys, which sends payloads as plain JSON and
+ * refuses encrypted ones with an error saying the key is missing (instead of the SDK's "unknown encoding").
+ */
+export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloadCodec {
   const text = env[CODEC_KEYS_ENV];
-  if (text === undefined || text.trim() === '') return null;
+  if (text === undefined || text.trim() === '') return new AesGcmPayloadCodec([]);
   return new AesGcmPayloadCodec(parseCodecKeys(text));
 }
