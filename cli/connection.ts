@@ -188,7 +188,7 @@ export function explainConnectionError(err: unknown, settings: TemporalSettings)
     return usesClientCert(settings)
       ? `${at} refused our TLS client certificate (mTLS): it is not signed by a CA the server trusts, or has expired`
       : `${at} requires a TLS client certificate (mTLS) and none was given; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or tls.client_cert_path and tls.client_key_path in the profile)`;
-  if (code === 16 || /UNAUTHENTICATED|status code 401/i.test(text))
+  if (code === 16 || /UNAUTHENTICATED|status code 401|401 Unauthorized/i.test(text))
     return `${at} refused our credentials${settings.apiKey ? ' (the API key from TEMPORAL_API_KEY or the profile is invalid or expired)' : ' (it needs an API key: TEMPORAL_API_KEY, or a client certificate)'}`;
   if (code === 7 || /PERMISSION_DENIED|status code 403/i.test(text))
     return `${at}: permission denied for namespace "${settings.namespace}" with these credentials`;

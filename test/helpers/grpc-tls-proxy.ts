@@ -96,8 +96,21 @@ export interface GrpcTlsProxy {
   stop(): Promise<void>;
 }
 
+export interface GrpcTlsProxyOptions {
+  /** Require a client certificate signed by the test CA (mTLS). Default true. */
+  clientCert?: boolean;
+  /** Require `authorization: Bearer <apiKey>` (what Temporal Cloud API keys send), else HTTP 401. */
+  apiKey?: string;
+}
+
 /** Starts nginx in the foreground with its own config in `dir`, proxying TLS gRPC to `upstream` (host:port). */
-export async function startGrpcTlsProxy(dir: string, pki: TestPki, upstream: string): Promise<GrpcTlsProxy> {
+export async function startGrpcTlsProxy(
+  dir: string,
+  pki: TestPki,
+  upstream: string,
+  opts: GrpcTlsProxyOptions = {},
+): Promise<GrpcTlsProxy> {
+  if (opts.apiKey !== undefined && !/^[A-Za-z0-9_.-]+$/.test(opts.apiKey)) throw new Error('apiKey: [A-Za-z0-9_.-]+');
   const port = await freePort();
   const tmp = path.join(dir, 'nginx-tmp');
   fs.mkdirSync(tmp, { recursive: true });
@@ -122,13 +135,14 @@ http {
     ssl_certificate ${pki.serverCert};
     ssl_certificate_key ${pki.serverKey};
     ssl_client_certificate ${pki.caCert};
-    ssl_verify_client on;
+    ssl_verify_client ${opts.clientCert === false ? 'off' : 'on'};
     client_max_body_size 0;
     http2_max_requests 1000000;
     location / {
       # Workers long-poll for tasks (about a minute): keep the upstream stream open longer than that.
       grpc_read_timeout 600s;
       grpc_send_timeout 600s;
+      ${opts.apiKey !== undefined ? `if ($http_authorization != "Bearer ${opts.apiKey}") { return 401; }` : ''}
       grpc_pass grpc://${upstream};
     }
   }

@@ -2,15 +2,15 @@
 // back with the `temporal` CLI holds none of the spec's values; runs complete; keys rotate; the codec server answers
 // the Web UI's /decode and /encode with CORS and a bearer token.
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort } from '../../cli/dev-server';
-import { resolveTemporalCli } from '../../cli/tools';
 import type { RunResult } from '../../workflows/progress';
 import { cli, DIST, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
 import { smallSpec, useCluster } from '../helpers/fixtures';
+import { temporalHistory } from '../helpers/temporal-history';
 
 const keyA = randomBytes(32).toString('base64');
 const keyB = randomBytes(32).toString('base64');
@@ -28,28 +28,6 @@ const spec = smallSpec({
   checkpoint: { storage: SECRET_STORAGE },
 });
 const specValues = ['ckpt-codec-7f3a9c', String(SECRET_LR), String(SECRET_SEED)];
-
-/** The history as `temporal workflow show --output json` prints it (the same tool users have). */
-export function temporalHistory(cluster: TestCluster, runId: string): string {
-  const temporal = resolveTemporalCli();
-  assert.equal(temporal.kind, 'path', 'the temporal CLI (npm run setup)');
-  const r = spawnSync(
-    temporal.kind === 'path' ? temporal.path : 'temporal',
-    ['workflow', 'show', '--workflow-id', runId, '--output', 'json', '--address', cluster.server.address],
-    { encoding: 'utf8', env: { ...process.env, TEMPORAL_CONFIG_FILE: '/nonexistent' } },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  // Payload data is base64 in that JSON: add every base64 string decoded, so a clear-text value is found either way.
-  const decoded: string[] = [];
-  const walk = (v: unknown): void => {
-    if (typeof v === 'string') {
-      if (v.length >= 8 && /^[A-Za-z0-9+/]+={0,2}$/.test(v)) decoded.push(Buffer.from(v, 'base64').toString('utf8'));
-    } else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
-  };
-  walk(JSON.parse(r.stdout));
-  return `${r.stdout}\n${decoded.join('\n')}`;
-}
 
 describe('payload encryption: AES-256-GCM codec with key ids (real dev server, worker, temporal CLI)', function () {
   this.timeout(600_000);
