@@ -40,9 +40,11 @@ export function parseCodecKeys(text: string, source = CODEC_KEYS_ENV): CodecKey[
   entries.forEach((entry, i) => {
     const eq = entry.indexOf('=');
     const where = `${source} entry ${i + 1}`;
-    if (eq <= 0) throw new CodecKeyError(`${where}: expected id=base64key (a key id, '=', then the key in base64)`);
     const id = entry.slice(0, eq).trim();
     const b64 = entry.slice(eq + 1).trim();
+    // A bare key ("abc...=") splits at its padding: say so without echoing the would-be id, which is the key.
+    if (eq <= 0 || /^=*$/.test(b64))
+      throw new CodecKeyError(`${where}: expected id=base64key (a key id, '=', then the key in base64)`);
     if (!KEY_ID.test(id))
       throw new CodecKeyError(
         `${where}: key id must be 1-64 letters, digits, '_', '-' or '.', not starting with a sign`,
