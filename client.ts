@@ -20,6 +20,7 @@ import { exportCommand, exportRef } from './cli/export';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 import { codecServerCommand } from './cli/codec-server';
+import { CodecKeyError } from './codec';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -280,6 +281,8 @@ async function run(argv: string[]): Promise<number> {
 function describeError(err: unknown): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
   if (err instanceof InvalidIdError || err instanceof SpecError) return [err.message, EXIT.usage];
+  // A payload encrypted with a key this process does not hold: the message names the key id (never a key).
+  if (err instanceof CodecKeyError) return [err.message, EXIT.usage];
   if (err instanceof CheckpointNotFoundError || err instanceof WorkflowNotFoundError)
     return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];

@@ -64,10 +64,10 @@ describe('payload encryption: AES-256-GCM codec with key ids (real dev server, w
 
     // Without the key: a clear error naming the key id, not "unknown encoding".
     const noKey = cli(cluster, ['status', 'codec-1', '--json']);
-    assert.notEqual(noKey.code, 0);
+    assert.equal(noKey.code, 2, noKey.stderr);
     assert.match(noKey.stderr, /encrypted \(key id "a"\) and DURABLE_TRAIN_CODEC_KEYS is not set/);
     const wrongKey = cli(cluster, ['status', 'codec-1'], { env: { DURABLE_TRAIN_CODEC_KEYS: `b=${keyB}` } });
-    assert.notEqual(wrongKey.code, 0);
+    assert.equal(wrongKey.code, 2, wrongKey.stderr);
     assert.match(
       wrongKey.stderr,
       /encrypted with key id "a", which DURABLE_TRAIN_CODEC_KEYS does not hold \(it holds "b"\)/,
