@@ -287,7 +287,10 @@ function describeError(err: unknown): [string, number] {
     return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
   if (isUnavailable(err))
-    return [`lost the connection to Temporal: ${(err as Error).message.split('\n')[0]}`, EXIT.unreachable];
+    return [
+      `lost the connection to Temporal: ${(err as Error).message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '')}`,
+      EXIT.unreachable,
+    ];
   const m = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
   return [`${m.split('\n')[0]} (set DURABLE_TRAIN_DEBUG=1 for the stack)`, 1];
 }
