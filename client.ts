@@ -19,6 +19,8 @@ import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
+import { codecServerCommand } from './cli/codec-server';
+import { CodecKeyError } from './codec';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -26,7 +28,7 @@ usage: durable-train <command> [options]            (every command takes --json)
 
   main [--spec FILE] [--run-id ID] [--port P] [--ui-port P] [--db FILE]
                                          dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
-  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless]
+  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless] [--ui-codec-endpoint URL]
   worker                                 a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train)
   start --spec FILE [--run-id ID] [--wait]
   status RUN_ID
@@ -45,13 +47,17 @@ usage: durable-train <command> [options]            (every command takes --json)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
   report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  codec-server [--port 8081] [--host 127.0.0.1] [--cors-origin URL]...   the Web UI's remote codec endpoint (/decode,
+                                         /encode) with DURABLE_TRAIN_CODEC_KEYS; bearer token DURABLE_TRAIN_CODEC_SERVER_TOKEN
 
 run ids and checkpoint ids: letters, digits, '-', '_' and '.' (not first), at most 200 characters.
 exit codes: 0 ok, 1 check failed (health alert, damaged checkpoint), 2 bad usage or input, 3 not found,
   4 wrong run state (already running, not running), 5 the run ended without a result, 6 Temporal unreachable.
 
-environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
-  DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
+environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME,
+  TEMPORAL_TLS, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE (a TOML profile file; default ~/.config/temporalio/temporal.toml),
+  DURABLE_TRAIN_CODEC_KEYS (id=base64key,...: AES-256-GCM payload encryption, the first key encrypts), DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
 
 const HELP = '`durable-train --help` lists the commands';
 
@@ -74,6 +80,9 @@ const options = {
   force: { type: 'boolean' },
   png: { type: 'string' },
   'max-age': { type: 'string' },
+  host: { type: 'string' },
+  'cors-origin': { type: 'string', multiple: true },
+  'ui-codec-endpoint': { type: 'string' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -122,6 +131,7 @@ async function run(argv: string[]): Promise<number> {
         db: v.db,
         headless: v.headless,
         log: 'inherit',
+        uiCodecEndpoint: v['ui-codec-endpoint'],
       });
       out.emit(
         { address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid },
@@ -258,6 +268,12 @@ async function run(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'codec-server':
+      return codecServerCommand(out, {
+        port: intOption(v.port, 'port', 8081),
+        host: v.host,
+        origins: v['cors-origin'],
+      });
     default:
       throw new CliError(`unknown command ${command} (${HELP})`, 2);
   }
@@ -267,11 +283,16 @@ async function run(argv: string[]): Promise<number> {
 function describeError(err: unknown): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
   if (err instanceof InvalidIdError || err instanceof SpecError) return [err.message, EXIT.usage];
+  // A payload encrypted with a key this process does not hold: the message names the key id (never a key).
+  if (err instanceof CodecKeyError) return [err.message, EXIT.usage];
   if (err instanceof CheckpointNotFoundError || err instanceof WorkflowNotFoundError)
     return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
   if (isUnavailable(err))
-    return [`lost the connection to Temporal: ${(err as Error).message.split('\n')[0]}`, EXIT.unreachable];
+    return [
+      `lost the connection to Temporal: ${(err as Error).message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '')}`,
+      EXIT.unreachable,
+    ];
   const m = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
   return [`${m.split('\n')[0]} (set DURABLE_TRAIN_DEBUG=1 for the stack)`, 1];
 }

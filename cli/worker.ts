@@ -3,9 +3,17 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
-import { temporalSettings, type TemporalSettings } from './connection';
+import { CliError, EXIT } from './common';
+import {
+  connectClient,
+  connectionOptions,
+  explainConnectionError,
+  probeTls,
+  temporalSettings,
+  type TemporalSettings,
+} from './connection';
 
 export interface WorkerOptions extends ActivityDeps {
   settings?: TemporalSettings;
@@ -47,9 +55,8 @@ function installRuntime(env = process.env): string | null {
 function cutReasonQuery(settings: TemporalSettings): ActivityDeps['cutReasonOf'] {
   let client: Promise<Client> | null = null;
   return async (runId) => {
-    client ??= Connection.connect({ address: settings.address }).then(
-      (connection) => new Client({ connection, namespace: settings.namespace }),
-    );
+    // Same TLS, credentials and payload codecs as the worker: the progress it answers with is encrypted too.
+    client ??= connectClient(settings);
     const progress = (await client).workflow.getHandle(runId).query(progressQuery);
     const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref());
     const p = await Promise.race([progress, timeout]);
@@ -63,10 +70,37 @@ export async function createWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection; sdkMetricsUrl: string | null }> {
   const sdkMetricsUrl = installRuntime();
   const settings = opts.settings ?? temporalSettings();
-  const connection = await NativeConnection.connect({ address: settings.address });
-  const worker = await Worker.create({
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(connectionOptions(settings));
+  } catch (err) {
+    throw new CliError(
+      explainConnectionError(err, settings) ??
+        (await probeTls(settings)) ??
+        `cannot reach Temporal at ${settings.address}: ${(err as Error).message}`,
+      EXIT.unreachable,
+    );
+  }
+  let worker: Worker;
+  try {
+    worker = await createWorkerOn(connection, settings, opts);
+  } catch (err) {
+    await connection.close();
+    const explained = explainConnectionError(err, settings);
+    throw explained ? new CliError(explained, EXIT.unreachable) : err;
+  }
+  return { worker, connection, sdkMetricsUrl };
+}
+
+function createWorkerOn(
+  connection: NativeConnection,
+  settings: TemporalSettings,
+  opts: WorkerOptions,
+): Promise<Worker> {
+  return Worker.create({
     connection,
     namespace: settings.namespace,
+    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
@@ -80,7 +114,6 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
   });
-  return { worker, connection, sdkMetricsUrl };
 }
 
 /**

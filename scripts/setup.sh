@@ -81,4 +81,19 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS/bin/promtool" ]; then
   fi
 fi
 
+# nginx (a TLS-terminating gRPC proxy with client-certificate checks) and openssl (the test's own CA and
+# certificates), for the mTLS test (test/integration/tls.test.ts), from Debian with apt-get like chromium above.
+# A failed install does not fail setup; the mTLS test then fails and names what is missing.
+if [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's nginx and openssl for the mTLS test (log: $TOOLS/nginx-install.log)" >&2
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl; } \
+      >"$TOOLS/nginx-install.log" 2>&1; then
+      echo "setup: nginx/openssl failed to install (see $TOOLS/nginx-install.log); the mTLS test will fail until they exist" >&2
+    fi
+  else
+    echo "setup: nginx or openssl is missing and apt-get cannot run as root here; the mTLS test will fail until installed" >&2
+  fi
+fi
+
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

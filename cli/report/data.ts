@@ -1,7 +1,7 @@
 // The report's data: chunk summaries from the workflow history (across continue-as-new), checkpoints and the
 // evaluations recorded in the newest manifest from storage, recoveries and learning-rate changes, merged.
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodePayload } from '../../codec';
 import type { CheckpointSummary } from '../../checkpoint';
 import type { ChunkSummary, EvalResult, Recovery } from '../../activities/types';
 import type { RunSpec } from '../../spec';
@@ -47,7 +47,7 @@ export async function fetchRunHistory(client: Client, runId: string, latestExecu
       if (done && scheduled.get(String(done.scheduledEventId)) === 'trainChunk') {
         const payload = done.result?.payloads?.[0];
         if (!payload) continue;
-        const s = defaultPayloadConverter.fromPayload(payload as never) as ChunkSummary;
+        const s = (await decodePayload(client, payload as never)) as ChunkSummary;
         if (s && typeof s.step === 'number') chunks.push({ ...s, execution, completedAt: isoTime(ev.eventTime) });
       }
     }
