@@ -31,6 +31,7 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
+import { createDrillActivities } from './drill';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
@@ -91,6 +92,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   };
 
   return {
+    ...createDrillActivities({ baseDir: deps.baseDir }), // recovery drills: a fresh trainer each, never `warm`
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       // The run id becomes a path segment and an object key: the one id rule, named, instead of a storage error.

@@ -17,7 +17,14 @@ import {
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
-import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import {
+  drillSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setLearningRateUpdate,
+  stopSignal,
+} from './definitions';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
@@ -119,6 +126,10 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
   });
   setHandler(resumeSignal, () => {
     paused = false;
+  });
+  // Progress only, no commands: replay-safe without a patch (a drill of this run reports its outcome here).
+  setHandler(drillSignal, (drill) => {
+    progress.lastDrill = drill;
   });
   setHandler(stopSignal, () => {
     if (stopRequested || progress.result) return;
