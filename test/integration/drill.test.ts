@@ -10,9 +10,11 @@ import * as path from 'node:path';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { DrillResult, LastDrill } from '../../activities/drill-types';
 import { drillScheduleId } from '../../activities/drill-types';
+import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, cliAsync, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
 import { smallSpec, useCluster } from '../helpers/fixtures';
+import { startS3Server } from '../helpers/s3-server';
 
 // 12 steps an epoch, 36 in all, chunks of 5: checkpoints at 5, 10, ... 35, 36 (the newest 5 kept).
 const spec = smallSpec({ epochs: 3 });
@@ -160,6 +162,48 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     const result = (await cluster.client.workflow.getHandle('live').result()) as RunResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.weightsSha256, finished.weightsSha256, 'the drill did not disturb the run');
+  });
+
+  it('a paused run on S3: verified, recorded in its progress, and the resumed run ends exactly as undisturbed', async function () {
+    const s3 = await startS3Server();
+    try {
+      const s3env = {
+        DURABLE_TRAIN_S3_ENDPOINT: s3.endpoint,
+        AWS_REGION: s3.region,
+        AWS_ACCESS_KEY_ID: s3.accessKey,
+        AWS_SECRET_ACCESS_KEY: s3.secretKey,
+      };
+      const w = await fx.worker({ env: { ...s3env, DURABLE_TRAIN_ALERT_WEBHOOK: webhookUrl }, paced: { stepMs: 100 } });
+      const file = writeSpec(cluster.dir, 's3.json', {
+        ...spec,
+        checkpoint: { storage: `s3://${s3.bucket}/runs` },
+      });
+      assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'on-s3', '--json']).code, 0);
+      const handle = cluster.client.workflow.getHandle('on-s3');
+      await waitFor('two chunks of the run on S3', async () => {
+        const p = await handle.query(progressQuery);
+        return p.chunks >= 2;
+      });
+      assert.equal(cli(cluster, ['pause', 'on-s3']).code, 0);
+      await waitFor('the run paused', async () => (await handle.query(progressQuery)).status === 'paused');
+
+      const r = drill(['on-s3', '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr + w.output());
+      const d = r.json<DrillResult>();
+      assert.equal(d.verified, true, JSON.stringify(d.differences));
+      assert.ok(d.stepsReplayed > 0);
+      assert.equal(d.runEnded, false);
+      const p = await handle.query(progressQuery);
+      assert.equal(p.status, 'paused', 'the drill did not resume the run');
+      assert.equal(p.lastDrill?.drillId, d.drillId);
+      assert.equal(p.lastDrill?.verified, true);
+
+      assert.equal(cli(cluster, ['resume', 'on-s3']).code, 0);
+      const result = (await handle.result()) as RunResult;
+      assert.equal(result.weightsSha256, finished.weightsSha256, 'same weights as the undisturbed run on local disk');
+    } finally {
+      await s3.stop();
+    }
   });
 
   it('a scheduled drill runs, is listed, and its schedule goes away when the run has ended; --remove deletes one', async function () {
