@@ -99,6 +99,7 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.equal(d.blobsCompared, compared.blobs.length);
     assert.ok(d.restoreSeconds >= 0 && Number.isFinite(d.restoreSeconds));
     assert.equal(d.runEnded, true, 'the run had finished');
+    assert.equal(d.specChanged, false, 'the spec from the run is the one that wrote its checkpoints');
     assert.equal(d.alerted, null, 'no alert for a verified drill');
     assert.deepEqual(storeListing('done'), before, 'the drill wrote nothing into the run store');
 
