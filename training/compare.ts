@@ -18,7 +18,11 @@ const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every
 
 function element(data: Uint8Array, dtype: string, index: number): string {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (dtype === 'float32') return String(view.getFloat32(index * 4, true));
+  if (dtype === 'float32') {
+    const v = view.getFloat32(index * 4, true);
+    // Values that print alike but differ in bits (-0 and 0, NaN payloads) show their bits.
+    return Object.is(v, -0) || Number.isNaN(v) ? `${v} (0x${view.getUint32(index * 4, true).toString(16)})` : String(v);
+  }
   if (dtype === 'int32') return String(view.getInt32(index * 4, true));
   return `0x${data[index].toString(16).padStart(2, '0')}`;
 }
