@@ -3,7 +3,7 @@
 // every blob's hash, trains forward with the run's spec to the step of the next stored checkpoint, and compares the
 // result with that checkpoint bit for bit. It reads the run's store and writes nothing to it.
 import { createHash } from 'node:crypto';
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import {
   canonicalJson,
@@ -114,6 +114,7 @@ export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
         loaded = await manager.load(source.id);
       } catch (err) {
         if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${runId}:${source.id}`);
+        await retryIfDeleted(manager, source.id);
         const e = err as Error & { blob?: string; reason?: string };
         return fail([{ checkpointId: source.id, name: e.blob ?? 'manifest', reason: e.reason ?? e.message }]);
       }
@@ -125,6 +126,7 @@ export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
         // The compared checkpoint is read in full before training: retention may delete it while the drill trains.
         ctx.heartbeat({ phase: 'read', checkpoint: target.id });
         const stored = await readStored(manager, target.id);
+        if ('problem' in stored || stored.damaged.length) await retryIfDeleted(manager, target.id);
         if ('problem' in stored) return fail([{ checkpointId: target.id, name: 'manifest', reason: stored.problem }]);
 
         // Train forward exactly as the run did, applying the user's learning-rate changes where it did.
@@ -171,6 +173,21 @@ export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
       }
     },
   };
+}
+
+/**
+ * A checkpoint that vanished while the drill read it was deleted by the run's retention (manifest first, then its
+ * blobs), not damaged: the attempt fails retryably and the next one chooses again, rather than report damage.
+ */
+async function retryIfDeleted(manager: CheckpointManager, id: string): Promise<void> {
+  const exists = await manager.store.exists(manager.manifestKey(id)).catch((err: unknown) => {
+    throw storageUnavailable(err, `cannot read checkpoint ${manager.runId}:${id}`);
+  });
+  if (!exists)
+    throw ApplicationFailure.retryable(
+      `checkpoint ${manager.runId}:${id} was deleted (retention) while the drill read it; choosing again`,
+      'CheckpointDeletedDuringDrill',
+    );
 }
 
 /** The checkpoint to restore: the one asked for, or the newest intact one with a later checkpoint after it. */
