@@ -34,6 +34,8 @@ import { FailureTypes } from './types';
 export interface DrillDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
   baseDir?: string;
+  /** Called with every drill's report (where the worker counts drills passed and failed, and the last one's time). */
+  onReport?: (report: DrillReport) => void;
 }
 
 /** The later checkpoint's recorded learning-rate overrides (set-lr), as a replay must apply them. */
@@ -97,12 +99,12 @@ export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
         backend: '',
         at: '',
       };
-      const fail = (differences: DrillDifference[]): DrillReport => ({
-        ...report,
-        verified: false,
-        differences,
-        at: new Date().toISOString(),
-      });
+      const done = (r: DrillReport): DrillReport => {
+        deps.onReport?.(r);
+        return r;
+      };
+      const fail = (differences: DrillDifference[]): DrillReport =>
+        done({ ...report, verified: false, differences, at: new Date().toISOString() });
       ctx.heartbeat({ phase: 'restore', checkpoint: source.id });
 
       // The restore a recovery would do: every blob read and its sha256 checked, then a fresh trainer.
@@ -157,7 +159,7 @@ export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
           ...compareState(snap.state, stored.manifest.state).map((d) => ({ checkpointId: target.id, ...d })),
         ];
         if (differences.length) return fail(differences);
-        return { ...report, verified: true, at: new Date().toISOString() };
+        return done({ ...report, verified: true, at: new Date().toISOString() });
       } finally {
         trainer.dispose();
       }

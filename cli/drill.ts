@@ -193,9 +193,17 @@ export async function listDrillsCommand(client: Client, out: Out, runId: string)
     if (!(err instanceof ScheduleNotFoundError)) throw err;
   }
   const infos: WorkflowExecutionInfo[] = [];
-  for await (const w of client.workflow.list({ query: `WorkflowType = '${DRILL_WORKFLOW}'` })) {
-    if (w.memo?.[DRILL_OF] === runId) infos.push(w);
-  }
+  const byType = `WorkflowType = '${DRILL_WORKFLOW}'`;
+  // Drill ids start with `drill-RUN_ID-` (run ids need no quoting); the memo says exactly which run. Servers before
+  // STARTS_WITH (Temporal < 1.23) get the type query alone.
+  const collect = async (query: string) => {
+    infos.length = 0;
+    for await (const w of client.workflow.list({ query })) if (w.memo?.[DRILL_OF] === runId) infos.push(w);
+  };
+  await collect(`${byType} AND WorkflowId STARTS_WITH '${drillScheduleId(runId)}-'`).catch(async (err: unknown) => {
+    if (!/STARTS_WITH|invalid query|not supported/i.test(String((err as Error)?.message))) throw err;
+    await collect(byType);
+  });
   infos.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
   const drills: ListedDrill[] = [];
   for (const w of infos.slice(0, LIST_LIMIT)) {

@@ -23,6 +23,7 @@ describe('drill activity: replay a stored run in a fresh trainer (in process)', 
   let spec: RunSpec;
   const ck: Manifest[] = [];
   const runId = 'drilled';
+  const reports: DrillReport[] = [];
 
   const listing = () =>
     fs
@@ -31,11 +32,14 @@ describe('drill activity: replay a stored run in a fresh trainer (in process)', 
       .map((e) => path.join(e.parentPath, e.name))
       .sort();
   const runDrill = (input: Partial<DrillInput> = {}): Promise<DrillReport> =>
-    new MockActivityEnvironment().run(createDrillActivities({ baseDir: dir }).runDrill, {
-      runId,
-      spec,
-      ...input,
-    });
+    new MockActivityEnvironment().run(
+      createDrillActivities({ baseDir: dir, onReport: (r) => reports.push(r) }).runDrill,
+      {
+        runId,
+        spec,
+        ...input,
+      },
+    );
 
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-drill-'));
@@ -85,6 +89,7 @@ describe('drill activity: replay a stored run in a fresh trainer (in process)', 
     assert.equal(r.blobsCompared, ck[2].blobs.length);
     assert.equal(r.specChanged, false);
     assert.deepEqual(listing(), before);
+    assert.deepEqual(reports.at(-1), r, 'the worker hears of every report (metrics)');
   });
 
   it('a replay across a set-lr applies it where the run did, and is verified', async function () {
