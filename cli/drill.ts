@@ -235,7 +235,7 @@ export async function listDrillsCommand(client: Client, out: Out, runId: string)
     for (const d of drills) {
       const r = d.result;
       const what = r
-        ? `${r.verified ? 'verified' : 'FAILED'} ${r.checkpoint?.id ?? '-'} -> ${r.compared?.id ?? '-'} (${r.stepsReplayed} steps)` +
+        ? `${r.verified ? 'verified' : 'FAILED'} ${r.checkpoint?.id ?? '-'} -> ${r.compared?.id ?? '-'} (${r.stepsReplayed} step${r.stepsReplayed === 1 ? '' : 's'})` +
           (r.differences[0] ? `: ${r.differences[0].name}: ${r.differences[0].reason}` : '')
         : d.status === 'RUNNING'
           ? 'running'
