@@ -21,6 +21,7 @@ import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 import { codecServerCommand } from './cli/codec-server';
 import { CodecKeyError } from './codec';
+import * as drill from './cli/drill';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -46,6 +47,10 @@ usage: durable-train <command> [options]            (every command takes --json)
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
+  drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
+                                         with a later one) in a fresh trainer, replay to the next checkpoint, compare
+                                         bit for bit; exit 0 verified, 1 not
+  drill RUN_ID --every 6h | drill --list RUN_ID | drill --remove RUN_ID   scheduled drills (a Temporal Schedule)
   report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
   codec-server [--port 8081] [--host 127.0.0.1] [--cors-origin URL]...   the Web UI's remote codec endpoint (/decode,
                                          /encode) with DURABLE_TRAIN_CODEC_KEYS; bearer token DURABLE_TRAIN_CODEC_SERVER_TOKEN
@@ -83,6 +88,11 @@ const options = {
   host: { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
   'ui-codec-endpoint': { type: 'string' },
+  checkpoint: { type: 'string' },
+  steps: { type: 'string' },
+  every: { type: 'string' },
+  list: { type: 'boolean' },
+  remove: { type: 'boolean' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -274,6 +284,24 @@ async function run(argv: string[]): Promise<number> {
         host: v.host,
         origins: v['cors-origin'],
       });
+    case 'drill': {
+      need(1, 'RUN_ID');
+      const runId = runIdArg(rest[0]);
+      if (v.list) return drill.listDrillsCommand(await connectClient(), out, runId);
+      if (v.remove) return drill.removeDrillScheduleCommand(await connectClient(), out, runId);
+      const o = {
+        runId,
+        checkpoint: v.checkpoint === undefined ? undefined : checkpointIdArg(v.checkpoint),
+        steps: drill.parseDrillSteps(v.steps),
+        every: v.every,
+      };
+      if (o.every !== undefined) drill.parseEvery(o.every); // refused before connecting
+      const settings = temporalSettings();
+      const client = await connectClient(settings);
+      return o.every !== undefined
+        ? drill.scheduleDrillCommand(client, settings, out, o)
+        : drill.drillCommand(client, settings, out, o);
+    }
     default:
       throw new CliError(`unknown command ${command} (${HELP})`, 2);
   }

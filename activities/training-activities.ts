@@ -33,6 +33,7 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
+import { createDrillActivities } from './drill';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
@@ -109,6 +110,12 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
 
   const activities = {
     ...createAlertActivities(sink),
+    // Recovery drills: a fresh trainer each, never `warm`; the same signing keys as training.
+    ...createDrillActivities({
+      baseDir: deps.baseDir,
+      keys,
+      onReport: (r) => (r.verified ? metrics.drillPassed() : metrics.drillFailed()),
+    }),
 
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);

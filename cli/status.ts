@@ -28,6 +28,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     skippedCheckpoints: p?.skippedCheckpoints ?? [],
     result: v.result,
     failure: v.failure,
+    lastDrill: p?.lastDrill ?? null,
   };
   out.emit(data, () => {
     const lines = [
@@ -45,6 +46,10 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     if (data.skippedCheckpoints.length)
       lines.push(
         `  skipped damaged checkpoints: ${data.skippedCheckpoints.map((s) => `${s.id} (${s.reason})`).join('; ')}`,
+      );
+    if (data.lastDrill)
+      lines.push(
+        `  last drill ${data.lastDrill.at}: ${data.lastDrill.verified ? 'verified' : `FAILED (${data.lastDrill.problem})`} ${data.lastDrill.checkpointId} -> ${data.lastDrill.comparedId}`,
       );
     if (v.result) lines.push(describeResult(v.result));
     if (v.failure) lines.push(`  failed: ${v.failure}`);

@@ -20,7 +20,14 @@ import type { AlertActivities } from '../activities/alert-types';
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
-import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import {
+  drillSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setLearningRateUpdate,
+  stopSignal,
+} from './definitions';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
@@ -153,6 +160,10 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   });
   setHandler(resumeSignal, () => {
     paused = false;
+  });
+  // Progress only, no commands: replay-safe without a patch (a drill of this run reports its outcome here).
+  setHandler(drillSignal, (drill) => {
+    progress.lastDrill = drill;
   });
   setHandler(stopSignal, () => {
     if (stopRequested || progress.result) return;
