@@ -31,6 +31,7 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
+import { ChunkCurves } from './chunk/curves';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
@@ -206,6 +207,14 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
       try {
         const fromStep = trainer.state.step;
         if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+        const curves = await ChunkCurves.open({
+          store: storeFor(spec),
+          runId: input.runId,
+          spec,
+          parent,
+          fromStep,
+          restored: source !== 'warm',
+        });
         const commits = new ChunkCommits({
           runId: input.runId,
           manager,
@@ -215,6 +224,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
           parent,
           everySeconds: spec.checkpoint.everySeconds ?? 0,
           metrics,
+          curves,
         });
         const { result, samplesPerSec } = await trainWithHeartbeats(ctx, trainer, commits, input, spec, metrics);
 
