@@ -3,7 +3,6 @@
 // every run under the store root, the scalars we wrote step for step, the spec as text, no step twice after a
 // resume's reconcile.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,34 +20,7 @@ import {
   tfRecord,
   writeEventFile,
 } from '../../telemetry/tensorboard';
-import { PROJECT_ROOT } from '../../cli/tools';
-
-const PYTHON = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'python');
-
-/** Reads a TensorBoard log directory with TensorBoard's EventMultiplexer: {run: {tag: [[step, value], ...]}}. */
-function tensorboardRead(logdir: string): {
-  scalars: Record<string, Record<string, Array<[number, number]>>>;
-  texts: Record<string, Record<string, string[]>>;
-} {
-  const script = `
-import json, sys
-from tensorboard.backend.event_processing import event_multiplexer
-m = event_multiplexer.EventMultiplexer(size_guidance={'scalars': 0, 'tensors': 0})
-m.AddRunsFromDirectory(sys.argv[1])
-m.Reload()
-scalars, texts = {}, {}
-for run, tags in m.Runs().items():
-    scalars[run] = {t: [[e.step, e.value] for e in m.Scalars(run, t)] for t in tags['scalars']}
-    acc = m.GetAccumulator(run)
-    texts[run] = {t: [v.decode() for e in acc.Tensors(t) for v in e.tensor_proto.string_val] for t in tags['tensors']}
-print(json.dumps({'scalars': scalars, 'texts': texts}))
-`;
-  if (!fs.existsSync(PYTHON))
-    throw new Error(`${PYTHON} is missing: run scripts/setup.sh --test (installs tensorboard)`);
-  return JSON.parse(
-    execFileSync(PYTHON, ['-c', script, logdir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
-  );
-}
+import { tensorboardRead } from '../helpers/tensorboard-read';
 
 const f32 = (v: number) => Math.fround(v);
 

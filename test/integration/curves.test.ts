@@ -1,0 +1,94 @@
+// Training curves end to end: a run whose worker is SIGKILLed mid-chunk, and whose next worker kills itself between
+// a commit's metrics segment and its manifest, ends with a metrics log equal step for step to the uninterrupted
+// run's, and TensorBoard (its own reader) shows each step once with the same values.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { FsCheckpointStore } from '../../checkpoint';
+import { readMetricsLog, segmentSteps, type MetricsLog } from '../../telemetry/metrics-log';
+import { TAGS } from '../../telemetry/tensorboard';
+import type { RunResult } from '../../workflows/progress';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
+import { tensorboardRead } from '../helpers/tensorboard-read';
+
+// 24 steps (2 epochs of 12), chunks of 8: commits at 8, 16, 24.
+const spec = smallSpec({ chunkSteps: 8 });
+
+/** The log without samples/s (wall-clock: it differs between any two runs). */
+const deterministic = (log: MetricsLog) => ({
+  rows: log.rows.map(({ samplesPerSec: _sps, ...r }) => r),
+  evals: log.evals,
+});
+
+describe('training curves', function () {
+  const fx = useCluster();
+
+  it('a run killed mid-chunk and at a commit has the metrics log and TensorBoard curves of the uninterrupted run', async function () {
+    const { cluster } = fx;
+    const file = writeSpec(cluster.dir, 'curves.json', spec);
+    const root = path.join(cluster.dir, '.data', 'checkpoints');
+    const store = new FsCheckpointStore(root);
+
+    let worker = await fx.worker();
+    const ref = cli(cluster, ['start', '--spec', file, '--run-id', 'curves-ref', '--wait', '--json']);
+    assert.equal(ref.code, 0, ref.stderr + worker.output());
+    assert.equal(ref.json<{ result: RunResult }>().result.step, 24);
+    await worker.kill('SIGTERM');
+
+    // Paced (each step 150 ms longer, same numbers): the second chunk (steps 9..16) runs over a second, so the kill
+    // after its first heartbeats lands inside it.
+    worker = await fx.worker({ paced: { stepMs: 150 } });
+    const started = cli(cluster, ['start', '--spec', file, '--run-id', 'curves-kill', '--json']);
+    assert.equal(started.code, 0, started.stderr);
+    const handle = cluster.client.workflow.getHandle('curves-kill');
+    const seen = await waitFor(
+      'the second chunk to be under way',
+      async () => {
+        const c = await runningChunk(handle);
+        return c && c.step !== null && c.step >= 10 ? c : null;
+      },
+      120_000,
+      50,
+    );
+    assert.ok(seen.step! < 16, `killed inside the second chunk (step ${seen.step})`);
+    await worker.kill('SIGKILL');
+    // The next worker dies during the commit at step 24, after that chunk's metrics segment was written and before
+    // its manifest: a segment of work that never committed.
+    worker = await fx.worker({ env: { DURABLE_TRAIN_FAILPOINT: 'kill-before-manifest:24' } });
+    await worker.exited;
+    assert.match(worker.output(), /failpoint: killing myself during the commit of step 24/);
+    assert.ok((await segmentSteps(store, 'curves-kill')).includes(24), 'the uncommitted segment was written');
+    worker = await fx.worker();
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.step, 24);
+    assert.ok(result.recoveries >= 2, `two recoveries, got ${result.recoveries}`);
+
+    const refLog = await readMetricsLog(store, 'curves-ref', 24);
+    const killLog = await readMetricsLog(store, 'curves-kill', 24);
+    assert.deepEqual(
+      refLog.rows.map((r) => r.step),
+      Array.from({ length: 24 }, (_, i) => i + 1),
+    );
+    assert.equal(refLog.evals.length, 2);
+    assert.deepEqual(deterministic(killLog), deterministic(refLog));
+    assert.equal(killLog.gapBefore, null);
+
+    const tb = tensorboardRead(root);
+    const refTb = tb.scalars['curves-ref/tensorboard'];
+    const killTb = tb.scalars['curves-kill/tensorboard'];
+    for (const tag of [TAGS.loss, TAGS.accuracy, TAGS.learningRate, TAGS.testLoss, TAGS.testAccuracy]) {
+      assert.ok(refTb[tag]?.length, tag);
+      assert.deepEqual(killTb[tag], refTb[tag], tag);
+    }
+    assert.deepEqual(
+      killTb[TAGS.loss].map(([s]) => s),
+      Array.from({ length: 24 }, (_, i) => i + 1),
+      'each step once',
+    );
+    assert.equal(
+      killTb[TAGS.loss][23][1],
+      Math.fround(refLog.rows[23].loss.sum),
+      'TensorBoard reads the logged loss of step 24',
+    );
+  });
+});
