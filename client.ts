@@ -43,7 +43,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
-  report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  report RUN_ID --out FILE.html [--png FILE.png] [--compare RUN] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
 
 run ids and checkpoint ids: letters, digits, '-', '_' and '.' (not first), at most 200 characters.
 exit codes: 0 ok, 1 check failed (health alert, damaged checkpoint), 2 bad usage or input, 3 not found,
@@ -72,6 +72,7 @@ const options = {
   'include-optimizer': { type: 'boolean' },
   force: { type: 'boolean' },
   png: { type: 'string' },
+  compare: { type: 'string' },
   'max-age': { type: 'string' },
 } as const;
 
@@ -253,6 +254,7 @@ async function run(argv: string[]): Promise<number> {
         force: v.force,
         storage: v.storage,
         verify: v.verify,
+        compare: v.compare === undefined ? undefined : runIdArg(v.compare),
       });
       return 0;
     }

@@ -69,7 +69,9 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
     const pts = ser.points.map(([x, v]) => `${n2(s.x(x))},${n2(s.y(v))}`);
     if (ser.line)
       parts.push(
-        `<path d="M${pts.join(' L')}" fill="none" stroke="${ser.color}" stroke-width="1.8" stroke-linejoin="round">` +
+        `<path d="M${pts.join(' L')}" fill="none" stroke="${ser.color}" stroke-width="${ser.width ?? 1.8}"` +
+          `${ser.dash ? ` stroke-dasharray="${ser.dash} ${ser.dash}"` : ''}` +
+          `${ser.opacity !== undefined ? ` stroke-opacity="${ser.opacity}"` : ''} stroke-linejoin="round">` +
           `<title>${esc(ser.name)}</title></path>`,
       );
     if (ser.markers)
@@ -83,7 +85,10 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
   parts.push(`<rect x="${M.l}" y="${M.t}" width="${s.pw}" height="${s.ph}" class="frame" ${crisp}/>`);
   // Legend, right-aligned above the plot.
   const entries = [
-    ...panel.series.map((x) => ({ label: x.name, color: x.color, dash: 0 })),
+    // A faint series (raw points under their smoothed curve) needs no entry of its own.
+    ...panel.series
+      .filter((x) => x.points.length && (x.opacity ?? 1) === 1)
+      .map((x) => ({ label: x.name, color: x.color, dash: x.dash ?? 0 })),
     ...[...new Set(model.marks.map((m) => m.kind))].map((k) => ({
       label: MARK_STYLE[k].legend,
       color: MARK_STYLE[k].color,

@@ -2,6 +2,7 @@
 // a commit's metrics segment and its manifest, ends with a metrics log equal step for step to the uninterrupted
 // run's, and TensorBoard (its own reader) shows each step once with the same values.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FsCheckpointStore } from '../../checkpoint';
 import { readMetricsLog, segmentSteps, type MetricsLog } from '../../telemetry/metrics-log';
@@ -10,6 +11,7 @@ import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec } from '../helpers/cluster';
 import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 import { tensorboardRead } from '../helpers/tensorboard-read';
+import { countColor, decodePng } from '../ui/png-inspect';
 
 // 24 steps (2 epochs of 12), chunks of 8: commits at 8, 16, 24.
 const spec = smallSpec({ chunkSteps: 8 });
@@ -90,5 +92,36 @@ describe('training curves', function () {
       Math.fround(refLog.rows[23].loss.sum),
       'TensorBoard reads the logged loss of step 24',
     );
+
+    // The report draws the recovered run from its log, the reference run over it.
+    const html = path.join(cluster.dir, 'out', 'curves.html');
+    const png = path.join(cluster.dir, 'out', 'curves.png');
+    const rep = cli(cluster, [
+      'report',
+      'curves-kill',
+      '--out',
+      html,
+      '--png',
+      png,
+      '--compare',
+      'curves-ref',
+      '--json',
+    ]);
+    assert.equal(rep.code, 0, rep.stderr);
+    const summary = rep.json<{
+      logPoints: number;
+      compare: { runId: string; logPoints: number };
+      recoveries: number;
+    }>();
+    assert.equal(summary.logPoints, 24);
+    assert.deepEqual(summary.compare, { runId: 'curves-ref', logPoints: 24 });
+    assert.ok(summary.recoveries >= 2);
+    assert.match(fs.readFileSync(html, 'utf8'), /at every step from the run's metrics log \(24 points\)/);
+    const img = decodePng(fs.readFileSync(png));
+    assert.ok(countColor(img, '#1f77b4') > 500, `smoothed train curves: ${countColor(img, '#1f77b4')} blue pixels`);
+    assert.ok(countColor(img, '#d62728') > 100, 'recovery marks');
+    const self = cli(cluster, ['report', 'curves-kill', '--out', html, '--compare', 'curves-kill', '--force']);
+    assert.equal(self.code, 2);
+    assert.match(self.stderr, /--compare curves-kill is the run itself/);
   });
 });
