@@ -20,8 +20,8 @@ export interface Series {
   opacity?: number;
 }
 
-/** The smoothing weight of the EMA line (TensorBoard's slider; its default is 0.6, stronger suits per-step loss). */
-export const SMOOTHING = 0.8;
+/** The smoothing weight of the EMA line: TensorBoard's default (its slider). */
+export const SMOOTHING = 0.6;
 
 /**
  * TensorBoard's smoothing: an exponential moving average, debiased for its zero start (so the first points are
@@ -44,6 +44,8 @@ export interface Panel {
   yDomain: [number, number];
   yTicks: number[];
   format: (v: number) => string;
+  /** Whether the legend names the marks too (they are the same on every panel: the first one says it). */
+  legendMarks?: boolean;
 }
 
 export type MarkKind = 'checkpoint' | 'recovery' | 'lr-change';
@@ -148,7 +150,7 @@ function compareSeries(d: ReportData, what: 'loss' | 'accuracy'): Series[] {
   const raw = seriesOf(log, what);
   if (raw.length)
     out.push({
-      name: `${d.compare!.runId} (smoothed)`,
+      name: d.compare!.runId,
       color: COLORS.compare,
       points: emaSmooth(raw),
       line: true,
@@ -212,7 +214,7 @@ export function chartModel(d: ReportData): ChartModel {
     xTicks: niceTicks(0, xMax).filter((v) => Number.isInteger(v)),
     marks: marksOf(d),
     panels: [
-      panel('loss', lossSeries, domainOf(yValues(lossSeries), true), fmtNum),
+      { ...panel('loss', lossSeries, domainOf(yValues(lossSeries), true), fmtNum), legendMarks: true },
       regression
         ? panel(
             'test error',

@@ -89,7 +89,7 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
     ...panel.series
       .filter((x) => x.points.length && (x.opacity ?? 1) === 1)
       .map((x) => ({ label: x.name, color: x.color, dash: x.dash ?? 0 })),
-    ...[...new Set(model.marks.map((m) => m.kind))].map((k) => ({
+    ...[...new Set(panel.legendMarks ? model.marks.map((m) => m.kind) : [])].map((k) => ({
       label: MARK_STYLE[k].legend,
       color: MARK_STYLE[k].color,
       dash: MARK_STYLE[k].dash,

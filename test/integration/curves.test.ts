@@ -123,5 +123,26 @@ describe('training curves', function () {
     const self = cli(cluster, ['report', 'curves-kill', '--out', html, '--compare', 'curves-kill', '--force']);
     assert.equal(self.code, 2);
     assert.match(self.stderr, /--compare curves-kill is the run itself/);
+
+    // A finished run with no worker left to ask: status shows its final train metrics (from its last checkpoint),
+    // and every view counts epochs from 1.
+    await worker.kill('SIGKILL');
+    const status = cli(cluster, ['status', 'curves-ref', '--json']).json<Record<string, unknown>>();
+    assert.equal(status.loss, refLog.rows[23].loss.sum);
+    assert.equal(status.accuracy, refLog.rows[23].accuracy!.sum);
+    assert.equal(status.learningRate, refLog.rows[23].learningRate.sum);
+    assert.equal(status.epoch, 2);
+    assert.match(status.trainMetricsFrom as string, /^checkpoint step-000000024-/);
+    const text = cli(cluster, ['status', 'curves-ref']).stdout;
+    assert.match(text, /step 24\/24 {2}epoch 2 {2}loss \d/);
+    const list = cli(cluster, ['checkpoints', 'list', 'curves-ref']).stdout.trim().split('\n').slice(1);
+    assert.deepEqual(
+      list.map((row) => row.split(/\s+/).slice(1, 3)),
+      [
+        ['8', '1'],
+        ['16', '2'],
+        ['24', '2'],
+      ],
+    );
   });
 });

@@ -94,7 +94,7 @@ describe('report curves from the metrics log', function () {
     const loss = model.panels[0];
     assert.deepEqual(
       loss.series.map((s) => s.name),
-      ['fork (smoothed)', 'fork test', 'train loss (raw)', 'train loss (smoothed)', 'test loss'],
+      ['fork', 'fork test', 'train loss (raw)', 'train loss (smoothed)', 'test loss'],
     );
     assert.equal(loss.series[2].points.length, 400);
     assert.equal(loss.series[3].points.length, 400);
