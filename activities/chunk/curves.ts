@@ -4,7 +4,7 @@
 // event files in line with the committed log, so a recovered run's curves equal the uninterrupted run's, step for
 // step. Bytes go to the run's own storage, never through Temporal.
 import { log } from '@temporalio/activity';
-import type { CheckpointStore } from '../../checkpoint';
+import { StorageUnavailableError, type CheckpointStore } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
 import type { EvalResult, StepProgress } from '../../training';
 import {
@@ -45,30 +45,38 @@ export class ChunkCurves {
   }): Promise<ChunkCurves> {
     const specText = JSON.stringify(o.spec, null, 2);
     const own = o.parent !== null && o.parent.runId === o.runId;
-    try {
-      if (o.restored) {
-        const dropped = await dropSegmentsAfter(o.store, o.runId, o.fromStep);
-        const tb = await reconcileEventFiles(o.store, o.runId, o.fromStep, specText);
-        if (dropped.length || tb.deleted.length || tb.written.length)
-          log.info('metrics log resumed at the checkpoint', {
-            runId: o.runId,
-            step: o.fromStep,
-            droppedSegments: dropped,
-            eventFilesDeleted: tb.deleted.length,
-            eventFilesWritten: tb.written.length,
-          });
-      }
-      // The previous segment's open bucket (when the bucket goes on past this chunk's start) is carried on.
-      const previous = own && o.fromStep > 0 ? await readSegment(o.store, o.runId, o.fromStep) : null;
-      const writer = new MetricsSegmentWriter(o.runId, o.fromStep, {
-        rawSteps: o.rawSteps,
-        continues: own,
-        carried: previous ? openRow(previous) : null,
-      });
-      return new ChunkCurves(o.store, o.runId, specText, writer);
-    } catch (err) {
-      throw storageUnavailable(err, `cannot read the metrics log of run ${o.runId}`);
+    // A storage failure is retried like any other (the chunk's commits need the same storage); a damaged segment
+    // must not stop training: the log then misses its steps, and says so when read.
+    const tolerate = (what: string) => (err: unknown) => {
+      if (err instanceof StorageUnavailableError) throw storageUnavailable(err, `cannot ${what} of run ${o.runId}`);
+      log.warn(`metrics log: cannot ${what}`, { runId: o.runId, step: o.fromStep, error: (err as Error).message });
+      return null;
+    };
+    if (o.restored) {
+      const dropped = await dropSegmentsAfter(o.store, o.runId, o.fromStep).catch(tolerate('drop uncommitted steps'));
+      const tb = await reconcileEventFiles(o.store, o.runId, o.fromStep, specText).catch(
+        tolerate('reconcile the TensorBoard files'),
+      );
+      if (dropped?.length || tb?.deleted.length || tb?.written.length)
+        log.info('metrics log resumed at the checkpoint', {
+          runId: o.runId,
+          step: o.fromStep,
+          droppedSegments: dropped,
+          eventFilesDeleted: tb?.deleted.length,
+          eventFilesWritten: tb?.written.length,
+        });
     }
+    // The previous segment's open bucket (when the bucket goes on past this chunk's start) is carried on.
+    const previous =
+      own && o.fromStep > 0
+        ? await readSegment(o.store, o.runId, o.fromStep).catch(tolerate('read the metrics log'))
+        : null;
+    const writer = new MetricsSegmentWriter(o.runId, o.fromStep, {
+      rawSteps: o.rawSteps,
+      continues: own,
+      carried: previous ? openRow(previous) : null,
+    });
+    return new ChunkCurves(o.store, o.runId, specText, writer);
   }
 
   record(p: StepProgress): void {
