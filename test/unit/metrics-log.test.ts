@@ -4,7 +4,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FsCheckpointStore } from '../../checkpoint';
+import { FsCheckpointStore, S3CheckpointStore, type CheckpointStore } from '../../checkpoint';
+import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 import {
   bucketOf,
   decodeSegment,
@@ -15,6 +16,7 @@ import {
   MetricsSegmentWriter,
   openRow,
   readMetricsLog,
+  segmentKey,
   segmentSteps,
   seriesOf,
   writeSegment,
@@ -45,6 +47,36 @@ function run(total: number, cuts: number[], rawSteps: number): MetricsSegment[] 
     }
   }
   return segs;
+}
+
+/** Segments of a crashed chunk are never read and are dropped on resume; the resumed log equals the whole run's. */
+async function committedChain(store: CheckpointStore, removeSegment: (key: string) => Promise<void>): Promise<void> {
+  const whole = run(40, [], 8);
+  // Committed at 10 and 25; a crashed attempt wrote a segment to 33 but never committed its checkpoint.
+  const first = run(40, [10, 25, 33], 8);
+  for (const seg of first) if (seg.toStep <= 33) await writeSegment(store, seg);
+  assert.deepEqual(await segmentSteps(store, 'r'), [10, 25, 33]);
+  // Reading from the newest committed checkpoint (25) ignores 33.
+  const at25 = await readMetricsLog(store, 'r', 25);
+  assert.deepEqual(at25.segments, [
+    { fromStep: 0, toStep: 10 },
+    { fromStep: 10, toStep: 25 },
+  ]);
+  assert.equal(at25.gapBefore, null);
+  assert.ok(at25.rows.every((r) => r.first <= 25));
+  // The resume drops it, then commits 30 and 40 from 25.
+  assert.deepEqual(await dropSegmentsAfter(store, 'r', 25), [33]);
+  const resumed = run(40, [10, 25, 30], 8).filter((s) => s.toStep > 25);
+  for (const seg of resumed) await writeSegment(store, seg);
+  const log = await readMetricsLog(store, 'r', 40);
+  assert.deepEqual(log.rows, mergeSegments('r', whole).rows);
+  assert.deepEqual(
+    seriesOf(log, 'loss').map(([s]) => s),
+    [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40],
+  );
+  // A missing segment is reported, not papered over.
+  await removeSegment(segmentKey('r', 10));
+  assert.equal((await readMetricsLog(store, 'r', 40)).gapBefore, 10);
 }
 
 describe('metrics log', () => {
@@ -116,34 +148,32 @@ describe('metrics log', () => {
     assert.ok(whole.rows.some((r) => r.count === 2) && whole.rows.some((r) => r.count === 16));
   });
 
-  it('reads only the committed chain: segments of a crashed chunk are ignored and dropped on resume', async () => {
+  it('reads only the committed chain: segments of a crashed chunk are ignored and dropped on resume (fs)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-metrics-log-'));
-    const store = new FsCheckpointStore(dir);
-    const whole = run(40, [], 8);
-    // Committed at 10 and 25; a crashed attempt wrote a segment to 33 but never committed its checkpoint.
-    const first = run(40, [10, 25, 33], 8);
-    for (const seg of first) if (seg.toStep <= 33) await writeSegment(store, seg);
-    assert.deepEqual(await segmentSteps(store, 'r'), [10, 25, 33]);
-    // Reading from the newest committed checkpoint (25) ignores 33.
-    const at25 = await readMetricsLog(store, 'r', 25);
-    assert.deepEqual(at25.segments, [
-      { fromStep: 0, toStep: 10 },
-      { fromStep: 10, toStep: 25 },
-    ]);
-    assert.equal(at25.gapBefore, null);
-    assert.ok(at25.rows.every((r) => r.first <= 25));
-    // The resume drops it, then commits 30 and 40 from 25.
-    assert.deepEqual(await dropSegmentsAfter(store, 'r', 25), [33]);
-    const resumed = run(40, [10, 25, 30], 8).filter((s) => s.toStep > 25);
-    for (const seg of resumed) await writeSegment(store, seg);
-    const log = await readMetricsLog(store, 'r', 40);
-    assert.deepEqual(log.rows, mergeSegments('r', whole).rows);
-    assert.deepEqual(
-      seriesOf(log, 'loss').map(([s]) => s),
-      [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40],
-    );
-    // A missing segment is reported, not papered over.
-    fs.rmSync(path.join(dir, 'r', 'metrics', 'seg-000000000010.json'));
-    assert.equal((await readMetricsLog(store, 'r', 40)).gapBefore, 10);
+    await committedChain(new FsCheckpointStore(dir), async (key) => fs.rmSync(path.join(dir, key)));
+  });
+
+  describe('in S3 (a real SeaweedFS server)', function () {
+    let server: S3TestServer | undefined;
+    before(async function () {
+      this.timeout(90_000);
+      server = await startS3Server();
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    it('reads only the committed chain: segments of a crashed chunk are ignored and dropped on resume (s3)', async () => {
+      const srv = server!;
+      const store = new S3CheckpointStore({
+        bucket: srv.bucket,
+        prefix: 'metrics-log-test',
+        endpoint: srv.endpoint,
+        region: srv.region,
+        credentials: { accessKeyId: srv.accessKey, secretAccessKey: srv.secretKey },
+        requestTimeoutMs: 10_000,
+      });
+      await committedChain(store, (key) => store.delete(key));
+    });
   });
 });
