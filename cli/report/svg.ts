@@ -97,12 +97,14 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
   ];
   let lx = WIDTH - M.r;
   for (const e of [...entries].reverse()) {
-    lx -= 24 + e.label.length * 6.2 + 10;
+    // A long run id (--compare) is cut, so the legend stays clear of the panel title.
+    const label = e.label.length > 26 ? `${e.label.slice(0, 25)}…` : e.label;
+    lx -= 24 + label.length * 6.2 + 10;
     parts.push(
       `<line x1="${n2(lx)}" x2="${n2(lx + 18)}" y1="16" y2="16" stroke="${e.color}" stroke-width="2.5"` +
         `${e.dash ? ` stroke-dasharray="${e.dash} ${e.dash}"` : ''}/>`,
     );
-    parts.push(`<text x="${n2(lx + 22)}" y="20" class="legend">${esc(e.label)}</text>`);
+    parts.push(`<text x="${n2(lx + 22)}" y="20" class="legend">${esc(label)}</text>`);
   }
   if (!panel.series.some((x) => x.points.length))
     parts.push(`<text x="${M.l + s.pw / 2}" y="${M.t + s.ph / 2}" class="empty">no data yet</text>`);
