@@ -1,6 +1,7 @@
 // Training curves end to end: a run whose worker is SIGKILLed mid-chunk, and whose next worker kills itself between
 // a commit's metrics segment and its manifest, ends with a metrics log equal step for step to the uninterrupted
-// run's, and TensorBoard (its own reader) shows each step once with the same values.
+// run's, and TensorBoard (its own reader) shows each step once with the same values; a fork is a run of its own;
+// the report draws the log; status shows a finished run's final train metrics.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -92,6 +93,29 @@ describe('training curves', function () {
       Math.fround(refLog.rows[23].loss.sum),
       'TensorBoard reads the logged loss of step 24',
     );
+
+    // A fork of the reference at its checkpoint of step 8 that changes nothing: its own log and TensorBoard run,
+    // steps 9..24 with the reference's numbers.
+    const at8 = fx.manifests('curves-ref').find((m: { step: number }) => m.step === 8);
+    const override = writeSpec(cluster.dir, 'fork-override.json', {});
+    const forked = cli(cluster, [
+      'fork',
+      '--from',
+      `curves-ref:${at8.id}`,
+      '--spec-override',
+      override,
+      '--run-id',
+      'curves-fork',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(forked.code, 0, forked.stderr + worker.output());
+    const forkLog = await readMetricsLog(store, 'curves-fork', 24);
+    assert.equal(forkLog.startStep, 8);
+    assert.deepEqual(deterministic(forkLog).rows, deterministic(refLog).rows.slice(8));
+    assert.deepEqual(forkLog.evals, refLog.evals);
+    const forkTb = tensorboardRead(root).scalars['curves-fork/tensorboard'];
+    assert.deepEqual(forkTb[TAGS.loss], refTb[TAGS.loss].slice(8));
 
     // The report draws the recovered run from its log, the reference run over it.
     const html = path.join(cluster.dir, 'out', 'curves.html');
