@@ -51,7 +51,7 @@ usage: durable-train <command> [options]            (every command takes --json)
                                          with a later one) in a fresh trainer, replay to the next checkpoint, compare
                                          bit for bit; exit 0 verified, 1 not
   drill RUN_ID --every 6h | drill --list RUN_ID | drill --remove RUN_ID   scheduled drills (a Temporal Schedule)
-  report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  report RUN_ID --out FILE.html [--png FILE.png] [--compare RUN] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
   codec-server [--port 8081] [--host 127.0.0.1] [--cors-origin URL]...   the Web UI's remote codec endpoint (/decode,
                                          /encode) with DURABLE_TRAIN_CODEC_KEYS; bearer token DURABLE_TRAIN_CODEC_SERVER_TOKEN
 
@@ -84,6 +84,7 @@ const options = {
   'include-optimizer': { type: 'boolean' },
   force: { type: 'boolean' },
   png: { type: 'string' },
+  compare: { type: 'string' },
   'max-age': { type: 'string' },
   host: { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
@@ -275,6 +276,7 @@ async function run(argv: string[]): Promise<number> {
         force: v.force,
         storage: v.storage,
         verify: v.verify,
+        compare: v.compare === undefined ? undefined : runIdArg(v.compare),
       });
       return 0;
     }

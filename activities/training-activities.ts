@@ -34,6 +34,7 @@ import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './c
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
+import { ChunkCurves } from './chunk/curves';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
@@ -237,6 +238,14 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       try {
         const fromStep = trainer.state.step;
         if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+        const curves = await ChunkCurves.open({
+          store: storeFor(spec),
+          runId: input.runId,
+          spec,
+          parent,
+          fromStep,
+          restored: source !== 'warm',
+        });
         const commits = new ChunkCommits({
           runId: input.runId,
           manager,
@@ -247,6 +256,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
           everySeconds: spec.checkpoint.everySeconds ?? 0,
           metrics,
           alerts: runAlerts,
+          curves,
         });
         const { result, samplesPerSec } = await trainWithHeartbeats(ctx, trainer, commits, input, spec, metrics);
 

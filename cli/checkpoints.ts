@@ -3,6 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, EXIT, fmt, type Out } from './common';
+import { epochOfCompleted } from './epoch';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -41,7 +42,11 @@ export async function managerForRun(
 
 const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
 
-/** Lists the run's checkpoints; with verify, returns 1 when any row is DAMAGED (0 otherwise). */
+/**
+ * Lists the run's checkpoints; with verify, returns 1 when any row is DAMAGED (0 otherwise). The table counts epochs
+ * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
+ * --json gives the manifests' own field, the number of epochs completed.
+ */
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
@@ -54,7 +59,7 @@ export async function checkpointsList(
       [
         c.id,
         String(c.step).padStart(7),
-        String(c.epoch).padStart(5),
+        String(epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined)).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
         `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +

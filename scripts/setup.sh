@@ -96,4 +96,11 @@ if [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null 2>&1; then
   fi
 fi
 
+# TensorBoard (PyPI, pinned), for the event-file test: TensorBoard's own reader (EventMultiplexer) loads the
+# files durable-train writes. Into the tool venv; a failed install does not fail setup, the test then says so.
+TENSORBOARD_VERSION=2.21.0
+if ! pip_install "tensorboard==$TENSORBOARD_VERSION" tensorboard; then
+  echo "setup: tensorboard failed to install; the TensorBoard event-file test will fail until it is" >&2
+fi
+
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

@@ -9,6 +9,7 @@ import { storageUnavailable } from '../failures';
 import { failureReason, type TrainingMetrics } from '../metrics';
 import type { CheckpointPointer, CheckpointRef } from '../types';
 import type { RunAlerts } from './alerts';
+import type { ChunkCurves } from './curves';
 
 export const pointerOf = (m: Manifest): CheckpointPointer => ({
   runId: m.runId,
@@ -38,9 +39,15 @@ export class ChunkCommits {
       metrics: TrainingMetrics;
       /** Counts storage failures in a row and raises 'save-failing' (without waiting for the webhook). */
       alerts?: RunAlerts;
+      /** The run's metrics log: each commit's segment is written before its manifest, its event file after. */
+      curves?: ChunkCurves;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
+  }
+
+  get curves(): ChunkCurves | undefined {
+    return this.o.curves;
   }
 
   /** A time-based commit is due (never at the run's last step: the chunk-end commit follows at once). */
@@ -59,6 +66,8 @@ export class ChunkCommits {
     const c0 = Date.now();
     let m: Manifest;
     try {
+      const st = this.o.trainer.state;
+      await this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
       m = await commitTrainer(this.o.manager, this.o.trainer, {
         backend: this.o.backend,
         specHash: this.o.specHash,
@@ -86,6 +95,9 @@ export class ChunkCommits {
     this.lastAt = Date.now();
     this.last = m;
     this.lastCommitted = pointerOf(m);
+    await this.o.curves?.afterCommit().catch((err: unknown) => {
+      throw storageUnavailable(err, `TensorBoard event file of run ${this.o.runId} at step ${m.step} not written`);
+    });
     return m;
   }
 }
