@@ -16,6 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { registerTensorflowStep } from './kernels/tf-step';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -131,6 +132,8 @@ async function activate(name: BackendName): Promise<BackendInfo> {
     registerWasmConv2DBackpropFilter();
     info.threads = wasmThreads();
     wasmSimd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  } else if (name === 'tensorflow') {
+    registerTensorflowStep();
   } else if (name === 'cpu') {
     info.threads = 1;
   }
