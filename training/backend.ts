@@ -16,7 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { registerTensorflowStep } from './kernels/tf-step';
+import { registerTensorflowKernels } from './kernels/tensorflow';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -133,7 +133,7 @@ async function activate(name: BackendName): Promise<BackendInfo> {
     info.threads = wasmThreads();
     wasmSimd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   } else if (name === 'tensorflow') {
-    registerTensorflowStep();
+    registerTensorflowKernels();
   } else if (name === 'cpu') {
     info.threads = 1;
   }
