@@ -15,12 +15,21 @@
 import * as tf from '@tensorflow/tfjs';
 
 let registered = false;
+const originals: { Step?: tf.KernelConfig; Cast?: tf.KernelConfig } = {};
+
+/** tfjs-node's own kernel that ours replaced (for tests comparing the two); after registration only. */
+export function tfjsNodeKernel(name: 'Step' | 'Cast'): tf.KernelFunc {
+  const k = originals[name];
+  if (!k) throw new Error(`tensorflow ${name}: ours is not registered`);
+  return k.kernelFunc;
+}
 
 /** Replaces tfjs-node's Step and Cast kernels; call once the tensorflow backend is registered. Idempotent. */
 export function registerTensorflowKernels(): void {
   if (registered) return;
   const original = tf.getKernel('Step', 'tensorflow');
   if (!original) return; // no tensorflow backend in this process
+  originals.Step = original;
   tf.unregisterKernel('Step', 'tensorflow');
   tf.registerKernel({
     kernelName: 'Step',
@@ -34,6 +43,7 @@ export function registerTensorflowKernels(): void {
   });
   const cast = tf.getKernel('Cast', 'tensorflow');
   if (cast) {
+    originals.Cast = cast;
     tf.unregisterKernel('Cast', 'tensorflow');
     tf.registerKernel({
       kernelName: 'Cast',
