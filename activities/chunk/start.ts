@@ -195,7 +195,10 @@ export async function newestDescendant(manager: CheckpointManager, runId: string
       continue;
     }
     if (!descendsFrom(c, from, runId, byId)) continue;
-    if ((await manager.verify(c.id)).ok) return { found: c, damaged };
+    const verified = await manager.verify(c.id).catch((err: unknown) => {
+      throw storageUnavailable(err, `cannot verify checkpoint ${runId}:${c.id}`);
+    });
+    if (verified.ok) return { found: c, damaged };
     damaged.push(c.id);
   }
   return { found: null, damaged };
