@@ -31,7 +31,7 @@ import {
 import { ChunkCommits, pointerOf } from './chunk/commits';
 import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
-import { summarize, trainWithHeartbeats } from './chunk/train';
+import { ChunkHeartbeats, summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
 import { ChunkCurves } from './chunk/curves';
@@ -257,8 +257,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
           metrics,
           alerts: runAlerts,
           curves,
+          keepAlive: () => beats.again(),
         });
-        const { result, samplesPerSec } = await trainWithHeartbeats(ctx, trainer, commits, input, spec, metrics);
+        const beats = new ChunkHeartbeats(ctx, () => commits.lastCommitted);
+        const { result, samplesPerSec } = await trainWithHeartbeats(ctx, beats, trainer, commits, input, spec, metrics);
 
         const details = ctx.cancellationDetails;
         if (ctx.cancellationSignal.aborted && (details?.notFound || details?.timedOut || details?.reset)) {

@@ -41,6 +41,8 @@ export class ChunkCommits {
       alerts?: RunAlerts;
       /** The run's metrics log: each commit's segment is written before its manifest, its event file after. */
       curves?: ChunkCurves;
+      /** Re-sends the chunk's last heartbeat: called every second while a commit waits on storage. */
+      keepAlive?: () => void;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
@@ -64,6 +66,9 @@ export class ChunkCommits {
   async commit(reason: string): Promise<Manifest> {
     if (this.last && this.last.step === this.o.trainer.state.step) return this.last;
     const c0 = Date.now();
+    // A commit waits on storage, not on the CPU: keep heartbeating so a slow store is not taken for a dead worker
+    // (the attempt would be given up on its heartbeat timeout and its steps trained again).
+    const keepAlive = this.o.keepAlive ? setInterval(this.o.keepAlive, 1000) : null;
     let m: Manifest;
     try {
       const st = this.o.trainer.state;
@@ -80,6 +85,8 @@ export class ChunkCommits {
       const failure = storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
       if (failure !== err) this.o.alerts?.storageFailed(this.o.runId, this.lastId(), (err as Error).message);
       throw failure;
+    } finally {
+      if (keepAlive) clearInterval(keepAlive);
     }
     const seconds = (Date.now() - c0) / 1000;
     this.ms += Date.now() - c0;

@@ -7,8 +7,32 @@ import type { TrainingMetrics } from '../metrics';
 import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
 import type { ChunkCommits } from './commits';
 
+/**
+ * The chunk's heartbeats. The last one is kept so it can be sent again (with the newest commit) while nothing else
+ * would heartbeat: a commit waiting on storage, an epoch-end evaluation. Details are never sent empty: a retried
+ * attempt reads `lastCommitted` from them.
+ */
+export class ChunkHeartbeats {
+  private last: ChunkHeartbeat | undefined;
+  constructor(
+    private readonly ctx: Context,
+    private readonly lastCommitted: () => ChunkHeartbeat['lastCommitted'],
+  ) {}
+
+  send(hb: ChunkHeartbeat): void {
+    this.last = hb;
+    this.ctx.heartbeat(hb);
+  }
+
+  /** The last heartbeat again, with the newest commit (nothing before the first step: there is nothing to say). */
+  again(): void {
+    if (this.last) this.send({ ...this.last, lastCommitted: this.lastCommitted() });
+  }
+}
+
 export async function trainWithHeartbeats(
   ctx: Context,
+  beats: ChunkHeartbeats,
   trainer: Trainer,
   commits: ChunkCommits,
   input: TrainChunkInput,
@@ -18,12 +42,11 @@ export async function trainWithHeartbeats(
   // Where the chunk ends does not change the numbers: the next chunk continues from its checkpoint.
   const deadline = Date.now() + spec.chunkSeconds * 1000;
   let samplesPerSec = 0;
-  let lastHeartbeat: ChunkHeartbeat | undefined;
   const result = await trainer.train({
     maxSteps: input.steps,
     shouldStop: () => ctx.cancellationSignal.aborted || Date.now() >= deadline,
     // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
-    onEvalProgress: () => ctx.heartbeat(lastHeartbeat),
+    onEvalProgress: () => beats.again(),
     onStep: async (p) => {
       samplesPerSec = p.samplesPerSec;
       commits.curves?.record(p);
@@ -37,13 +60,11 @@ export async function trainWithHeartbeats(
         samplesPerSec: p.samplesPerSec,
         lastCommitted: commits.lastCommitted,
       };
-      lastHeartbeat = hb;
       metrics.progress(input.runId, p.step, p.samplesPerSec);
-      ctx.heartbeat(hb);
+      beats.send(hb);
       if (commits.due(p.step, p.totalSteps)) {
         await commits.commit('time');
-        lastHeartbeat = { ...hb, lastCommitted: commits.lastCommitted };
-        ctx.heartbeat(lastHeartbeat);
+        beats.again();
       }
     },
   });

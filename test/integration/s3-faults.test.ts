@@ -180,7 +180,7 @@ describe('S3 stalls and 5xx during a real run (fault proxy in front of SeaweedFS
       `a chunk failed on the 503 window: ${JSON.stringify(failures)}`,
     );
     assert.ok(
-      failures.some((m) => /storage unavailable/.test(m) && /TimeoutError: .*1500 ms/.test(m)),
+      failures.some((m) => /storage unavailable/.test(m) && /TimeoutError: no answer within \d+ ms/.test(m)),
       `a chunk failed on the stalls: ${JSON.stringify(failures)}`,
     );
     const progress = await handle.query(progressQuery);
@@ -204,17 +204,17 @@ describe('S3 stalls and 5xx during a real run (fault proxy in front of SeaweedFS
     assert.equal((await handle.query(progressQuery)).lastCheckpoint?.id, result.lastCheckpoint?.id);
   });
 
-  it('a commit stalled past the heartbeat timeout (default S3 timeouts): the attempt is superseded, same hash', async function () {
+  it('a commit stalled past the heartbeat timeout (default S3 timeouts): the attempt lives on, same hash', async function () {
     const cluster = fx.cluster;
-    // The store's defaults: 30 s per attempt, longer than the 10 s heartbeat timeout, and a commit does not
-    // heartbeat: a stalled PUT keeps the attempt silent until the server gives it up and starts another.
+    // The store's defaults: 30 s per attempt, longer than the 10 s heartbeat timeout. A commit keeps heartbeating
+    // while it waits on storage, so a PUT held 14 s only delays the chunk: no attempt is given up, no step retrained.
     const defaults = { ...env, DURABLE_TRAIN_S3_TIMEOUT_MS: '', DURABLE_TRAIN_S3_MAX_ATTEMPTS: '' };
     const worker = await fx.worker({ env: defaults, paced: { stepMs: 60 } });
     const file = writeSpec(cluster.dir, 'stalled.json', spec('stalled'));
     assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'stalled'], { env }).code, 0);
     const handle = cluster.client.workflow.getHandle('stalled');
     await waitFor('step 20', async () => (await handle.query(progressQuery)).step >= 20, 120_000, 50);
-    // The next PUT is held 14 s, then forwarded: the stalled attempt's write lands late, after its successor began.
+    // The next PUT (a commit's: the log segment, a blob or the manifest) is held 14 s, then forwarded.
     const stall = proxy.add({ method: 'PUT', stallMs: 14_000, limit: 1 });
 
     const result = (await handle.result()) as RunResult;
@@ -222,15 +222,10 @@ describe('S3 stalls and 5xx during a real run (fault proxy in front of SeaweedFS
     assert.equal(proxy.faults.filter((f) => f.rule === stall).length, 1, 'one stalled PUT');
     assert.equal(result.weightsSha256, reference.weightsSha256, 'same weights as the undisturbed run');
     const failures = await retriedAttemptFailures('stalled');
-    assert.ok(
-      failures.some((m) => /heartbeat/i.test(m)),
-      `the stalled attempt was given up on its heartbeat timeout: ${JSON.stringify(failures)}`,
-    );
+    assert.deepEqual(failures, [], 'no attempt was given up while its commit waited on storage');
     const progress = await handle.query(progressQuery);
-    assert.ok(
-      progress.recoveries.some((r) => r.attempt >= 2) && progress.recoveries.every((r) => !/damaged/.test(r.reason)),
-      JSON.stringify(progress.recoveries),
-    );
+    assert.deepEqual(progress.recoveries, [], 'no recovery: the stalled commit completed in its own attempt');
+    assert.equal(result.recoveries, 0);
     proxy.clear();
     await assertEveryManifestVerifies(['stalled']);
   });
