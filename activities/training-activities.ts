@@ -5,6 +5,7 @@ import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
+import { distributedProblem } from '../spec/schema';
 import { DatasetError } from '../training/data';
 import { loadTaskData } from '../training/task-data';
 import { Trainer } from '../training';
@@ -35,6 +36,8 @@ import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
+import { createReplicaActivities } from './replica';
+import type { ReplicaActivities } from './replica-types';
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -52,7 +55,7 @@ export interface ActivityDeps {
   metrics?: TrainingMetrics;
 }
 
-export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
+export function createActivities(deps: ActivityDeps = {}): TrainingActivities & ReplicaActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
   const stores = new Map<string, CheckpointStore>();
@@ -91,6 +94,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
   };
 
   return {
+    ...createReplicaActivities({ managerFor, checkSpec }),
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       // The run id becomes a path segment and an object key: the one id rule, named, instead of a storage error.
@@ -98,7 +102,15 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities {
         idProblem(input.runId) ?? (input.from ? (idProblem(input.from.runId) ?? idProblem(input.from.id)) : null);
       if (badId) throw nonRetryable(FailureTypes.InvalidSpec, `invalid run or checkpoint id: ${badId}`);
       const hash = specHash(spec);
-      const { stepsPerEpoch, totalSteps } = stepCounts(spec, await trainRows(spec));
+      const rows = await trainRows(spec);
+      // A file dataset's size is known only now: the distributed block's fit to it is checked here.
+      const distProblem = spec.distributed ? distributedProblem(spec.distributed, rows, spec.batchSize) : null;
+      if (distProblem)
+        throw nonRetryable(
+          FailureTypes.InvalidSpec,
+          `invalid spec: distributed.${distProblem.field}: ${distProblem.message}`,
+        );
+      const { stepsPerEpoch, totalSteps } = stepCounts(spec, rows);
       await probeWritable(storeFor(spec), input.runId, spec.checkpoint.storage);
       Context.current().heartbeat();
       const base = { totalSteps, stepsPerEpoch, specHash: hash };

@@ -28,6 +28,21 @@ export interface RunProgress {
   backend: string | null;
   continuedAsNew: number;
   result: RunResult | null;
+  /** Distributed runs (spec.distributed): the last round's replicas, which worker trained each, and the sync time. */
+  lastRound?: RoundProgress;
+}
+
+export interface RoundProgress {
+  round: number;
+  syncMs: number;
+  replicas: Array<{
+    replica: number;
+    worker: string;
+    attempt: number;
+    samplesPerSec: number;
+    trainMs: number;
+    reused: boolean;
+  }>;
 }
 
 export interface RunResult {

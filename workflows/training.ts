@@ -18,6 +18,7 @@ import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import { roundRunner, roundsPerRun } from './distributed';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
@@ -97,6 +98,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
   let pendingLearningRate: number | null = carried?.pendingLearningRate ?? null;
   let weightsSha256: string | null = carried?.weightsSha256 ?? null;
   let chunkScope: CancellationScope | null = null;
+  // A distributed spec trains in rounds of replicas instead of chunks; without one, the commands are unchanged.
+  const chunkRunner = spec.distributed ? roundRunner(progress) : trainChunk;
   let chunksThisRun = 0;
 
   const publish = () => {
@@ -233,7 +236,7 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
       let summary: ChunkSummary;
       try {
         summary = await scope.run(() =>
-          trainChunk.executeWithOptions(
+          chunkRunner.executeWithOptions(
             {
               ...chunkOptions,
               summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
@@ -272,7 +275,8 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
       if (
         !done &&
         !stopRequested &&
-        (workflowInfo().continueAsNewSuggested || chunksThisRun >= (input.chunksPerRun ?? CHUNKS_PER_RUN))
+        (workflowInfo().continueAsNewSuggested ||
+          chunksThisRun >= (input.chunksPerRun ?? roundsPerRun(spec, CHUNKS_PER_RUN)))
       ) {
         progress.continuedAsNew += 1;
         await condition(() => true); // let handlers that arrived in this task run before handing over
