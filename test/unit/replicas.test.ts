@@ -156,3 +156,15 @@ describe('trainer hooks for replicas', function () {
     b.dispose();
   });
 });
+
+describe('worker --slots', () => {
+  it('takes an integer from 1 to 64 from --slots or DURABLE_TRAIN_SLOTS, the option first', async () => {
+    const { slotsOption } = await import('../../cli/worker');
+    assert.equal(slotsOption(undefined, {}), undefined);
+    assert.equal(slotsOption('2', {}), 2);
+    assert.equal(slotsOption(undefined, { DURABLE_TRAIN_SLOTS: '3' }), 3);
+    assert.equal(slotsOption('4', { DURABLE_TRAIN_SLOTS: '3' }), 4);
+    assert.throws(() => slotsOption('0', {}), /--slots must be an integer from 1 to 64, got "0"/);
+    assert.throws(() => slotsOption(undefined, { DURABLE_TRAIN_SLOTS: 'many' }), /DURABLE_TRAIN_SLOTS must be/);
+  });
+});
