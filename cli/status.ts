@@ -1,6 +1,7 @@
 // `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished.
 import type { Client } from '@temporalio/client';
 import { fmt, runStatus, viewRun, type Out } from './common';
+import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
 
 export async function statusCommand(client: Client, out: Out, runId: string): Promise<void> {
@@ -28,6 +29,8 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     skippedCheckpoints: p?.skippedCheckpoints ?? [],
     result: v.result,
     failure: v.failure,
+    // Distributed runs: each replica's progress and the worker that holds it.
+    replicas: replicaRows(v),
   };
   out.emit(data, () => {
     const lines = [
@@ -38,6 +41,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
         : `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
       `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
     ];
+    lines.push(...replicaLines(data.replicas));
     if (data.recoveries.length)
       lines.push(
         `  recoveries: ${data.recoveries.map((r) => `step ${r.step}: ${r.reason} -> ${r.restoredFrom}`).join('; ')}`,

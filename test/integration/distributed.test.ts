@@ -87,13 +87,28 @@ describe('distributed training (real dev server, worker processes killed with SI
     await reference.kill('SIGKILL');
 
     // Two workers, paced so that a round lasts long enough to be interrupted.
-    const paced = { stepMs: 300 };
+    const paced = { stepMs: 1000 };
     const w1 = await fx.worker({ paced });
     const w2 = await fx.worker({ paced });
     const file = writeSpec(cluster.dir, 'dist-killed.json', distSpec);
     const started = cli(cluster, ['start', '--spec', file, '--run-id', 'dist-killed', '--json']);
     assert.equal(started.code, 0, started.stderr);
     const handle = cluster.client.workflow.getHandle('dist-killed');
+
+    // `status` shows each replica's progress and the worker that holds it: both workers train at once.
+    let lastStatus = '';
+    await waitFor('status showing both replicas training, one per worker', () => {
+      const r = cli(cluster, ['status', 'dist-killed', '--json']);
+      lastStatus = r.stdout + r.stderr;
+      const st = r.json<{ replicas: Array<{ replica: number; state: string; worker: string; step: number | null }> }>();
+      const training = st.replicas.filter((x) => x.state === 'training' && x.step !== null);
+      const workers = new Set(training.map((x) => x.worker.split('@')[0]));
+      return Promise.resolve(
+        training.length === 2 && workers.has(String(w1.proc.pid)) && workers.has(String(w2.proc.pid)),
+      );
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last status: ${lastStatus}`);
+    });
 
     // Both workers train a replica of round 1 at once; then w1 dies in the middle of its replica.
     const byWorker = (w: WorkerProcess, rs: Awaited<ReturnType<typeof replicasRunning>>) =>

@@ -168,3 +168,47 @@ describe('worker --slots', () => {
     assert.throws(() => slotsOption(undefined, { DURABLE_TRAIN_SLOTS: 'many' }), /DURABLE_TRAIN_SLOTS must be/);
   });
 });
+
+describe('status lines of a distributed run', () => {
+  it('lists each replica with its step and worker from the pending activities, the last round otherwise', async () => {
+    const { replicaLines, replicaRows } = await import('../../cli/replicas');
+    const { defaultPayloadConverter } = await import('@temporalio/common');
+    const hb = { replica: 1, round: 3, step: 14, totalSteps: 16, epoch: 1, loss: 0.5, samplesPerSec: 200 };
+    const view = {
+      pending: [
+        {
+          activityType: { name: 'trainReplica' },
+          heartbeatDetails: { payloads: [defaultPayloadConverter.toPayload(hb)] },
+          lastWorkerIdentity: '123@host',
+          attempt: 2,
+        },
+      ],
+      progress: {
+        lastRound: {
+          round: 2,
+          syncMs: 10,
+          replicas: [0, 1].map((r) => ({
+            replica: r,
+            worker: `${100 + r}@host`,
+            attempt: 1,
+            samplesPerSec: 100,
+            trainMs: 5,
+            reused: false,
+          })),
+        },
+      },
+    } as never;
+    const rows = replicaRows(view);
+    assert.deepEqual(
+      rows.map((r) => [r.replica, r.state, r.worker, r.step]),
+      [
+        [0, 'done', '100@host', null],
+        [1, 'training', '123@host', 14],
+      ],
+    );
+    assert.deepEqual(replicaLines(rows), [
+      '  replica 0: done round 2  loss -  100 samples/s  on 100@host',
+      '  replica 1: round 3 step 14  loss 0.5000  200 samples/s  on 123@host (attempt 2)',
+    ]);
+  });
+});
