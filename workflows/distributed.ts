@@ -27,8 +27,8 @@ const syncOptions: ActivityOptions = {
 };
 const { syncReplicas } = proxyActivities<ReplicaActivities>(syncOptions);
 
-/** Events a round adds to the history: per replica scheduled/started/completed, plus the sync and retention. */
-export const roundEvents = (replicas: number) => 3 * replicas + 3 + 3 + 4;
+/** Events a round may add to the history: per replica 3 activity events and, at worst, a workflow task (3) for its completion; the sync and retention (3 each) and their workflow tasks. */
+export const roundEvents = (replicas: number) => 6 * replicas + 12;
 
 /**
  * Rounds per workflow run before continue-as-new: about the 200 chunks of a single run's worth of events (~2,000),
