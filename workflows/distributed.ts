@@ -27,7 +27,10 @@ const syncOptions: ActivityOptions = {
 };
 const { syncReplicas } = proxyActivities<ReplicaActivities>(syncOptions);
 
-/** Events a round may add to the history: per replica 3 activity events and, at worst, a workflow task (3) for its completion; the sync and retention (3 each) and their workflow tasks. */
+/**
+ * Events a round may add to the history: per replica 3 activity events and, at worst, a workflow task (3) for its
+ * completion; the sync and the retention (3 each) and their workflow tasks.
+ */
 export const roundEvents = (replicas: number) => 6 * replicas + 12;
 
 /**
