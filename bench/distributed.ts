@@ -9,9 +9,11 @@
 //         bytes written to the store) as the replica count grows.
 //
 //   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
+//     [--backend wasm]
 import * as path from 'node:path';
 import type { RunSpec } from '../spec/types';
 import { validateSpec } from '../spec/validate';
+import type { RoundSummary } from '../activities/replica-types';
 import { initBackend } from '../training/backend';
 import { QUICK, arg, dirStats, emit, log, machine, median, now, numArg, round, table } from './common';
 import type { Timeline } from './common';
@@ -29,6 +31,9 @@ interface RoundCost {
   syncExecMs: number;
   /** syncWallMs / periodMs, median over rounds. */
   syncFraction: number;
+  /** The same over the rounds that do not end an epoch (no evaluation of the test split inside the sync). */
+  syncFractionNoEval: number | null;
+  syncWallMsNoEval: number | null;
   eventsPerRound: number;
   retried: number;
 }
@@ -40,6 +45,8 @@ function roundCosts(t: Timeline): RoundCost {
   const syncWall: number[] = [];
   const syncExec: number[] = [];
   const frac: number[] = [];
+  const fracNoEval: number[] = [];
+  const syncWallNoEval: number[] = [];
   const repExec: number[] = [];
   let prevEnd = t.startMs;
   let retried = 0;
@@ -54,6 +61,10 @@ function roundCosts(t: Timeline): RoundCost {
     syncWall.push(s.closedMs! - lastClose);
     syncExec.push(s.closedMs! - (s.startedMs ?? s.scheduledMs));
     frac.push((s.closedMs! - lastClose) / p);
+    if (!(s.result as RoundSummary).evals.length) {
+      fracNoEval.push((s.closedMs! - lastClose) / p);
+      syncWallNoEval.push(s.closedMs! - lastClose);
+    }
     for (const r of mine) {
       repExec.push(r.closedMs! - (r.startedMs ?? r.scheduledMs));
       if ((r.attempt ?? 1) > 1) retried++;
@@ -67,6 +78,8 @@ function roundCosts(t: Timeline): RoundCost {
     syncWallMs: round(median(syncWall), 1),
     syncExecMs: round(median(syncExec), 1),
     syncFraction: round(median(frac), 4),
+    syncFractionNoEval: fracNoEval.length ? round(median(fracNoEval), 4) : null,
+    syncWallMsNoEval: syncWallNoEval.length ? round(median(syncWallNoEval), 1) : null,
     eventsPerRound: round(t.events / Math.max(1, syncs.length), 1),
     retried,
   };
@@ -87,7 +100,7 @@ async function timed(cluster: TestCluster, spec: RunSpec, runId: string) {
 }
 
 async function pair(cluster: TestCluster, H: number) {
-  const trainLimit = QUICK ? 1600 : 6400;
+  const trainLimit = QUICK ? 3200 : 12800;
   const base = {
     model: 'mnist-cnn',
     dataset: { name: 'mnist', trainLimit, testLimit: QUICK ? 500 : 2000 },
@@ -123,6 +136,7 @@ async function pair(cluster: TestCluster, H: number) {
     throughputRatio: round(two.samplesPerSec / one.samplesPerSec, 3),
     accuracyDiffPoints: round(100 * ((two.testAccuracy ?? 0) - (one.testAccuracy ?? 0)), 2),
     syncFraction2: two.syncFraction,
+    syncFractionNoEval2: two.syncFractionNoEval,
   };
   table(`distributed pair (mnist-cnn, ${trainLimit} examples, H=${H})`, rows);
   return { ...out, ...summary };
@@ -166,6 +180,9 @@ async function wide(cluster: TestCluster, widths: number[]) {
 }
 
 async function main() {
+  // One single-threaded backend per worker process (wasm by default): N processes then use N cores, which is the
+  // data parallelism measured here; a multi-threaded native backend would already spread one worker over the cores.
+  process.env.DURABLE_TRAIN_BACKEND = arg('--backend') ?? process.env.DURABLE_TRAIN_BACKEND ?? 'wasm';
   const backend = await initBackend();
   const only = arg('--only');
   const H = numArg('--sync-every', QUICK ? 25 : 50);
