@@ -4,7 +4,12 @@
 // calls trainChunk, so pause, stop, learning-rate changes, retention and continue-as-new stay one implementation.
 // A replica whose worker dies is retried alone, from the round's start; the finished replicas' results are kept
 // (they are durable activity results, and their tensors are in the store).
-import { ActivityCancellationType, type ActivityOptions, proxyActivities } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  type ActivityOptions,
+  proxyActivities,
+} from '@temporalio/workflow';
 import type { ReplicaActivities, ReplicaResult, RoundSummary } from '../activities/replica-types';
 import type { CheckpointRef, ChunkSummary, TrainChunkInput } from '../activities/types';
 import { roundSteps } from '../spec/helpers';
@@ -60,6 +65,12 @@ export function roundRunner(progress: RunProgress) {
         learningRateOverride: c.learningRateOverride ?? null,
       });
       progress.lastRound = { round: round.round, syncMs: round.syncMs, replicas: round.replicas };
+      // A round that does not advance would be run again forever: fail the run instead, saying where.
+      if (round.step <= progress.step && !round.done)
+        throw ApplicationFailure.nonRetryable(
+          `round ${round.round} ended at step ${round.step}, not past ${progress.step}: the round checkpoint does not advance`,
+          'RoundStalled',
+        );
       return round;
     },
   };

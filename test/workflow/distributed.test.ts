@@ -44,6 +44,8 @@ const spec = validateSpec({
 class MockRounds {
   readonly replicaCalls: TrainReplicaInput[] = [];
   readonly syncCalls: SyncReplicasInput[] = [];
+  /** When set, the sync of this round reports no progress (as a broken round checkpoint would). */
+  stallRound: number | null = null;
   /** When set, replica 1 of the round with this index waits (heartbeating) until cancelled. */
   holdRound: number | null = null;
   heldStarted: Promise<void>;
@@ -104,7 +106,7 @@ class MockRounds {
       },
       syncReplicas: async (input): Promise<RoundSummary> => {
         this.syncCalls.push(input);
-        const step = input.results[0].step;
+        const step = this.stallRound === input.round ? input.results[0].fromStep : input.results[0].step;
         return {
           round: input.round,
           syncMs: 1,
@@ -218,6 +220,23 @@ describe('distributed rounds in the training workflow (mocked activities)', func
       progress.lastRound?.replicas.map((r) => r.worker),
       ['w0', 'w1', 'w2'],
     );
+  });
+
+  it('fails the run, naming the round, when a round does not advance', async function () {
+    const mock = new MockRounds();
+    mock.stallRound = 2;
+    const err = await withWorker(mock, async (start) =>
+      (await start()).result().then(
+        () => null,
+        (e: Error) => e,
+      ),
+    );
+    assert.ok(err, 'the run should fail');
+    assert.match(
+      String((err.cause as Error | undefined)?.message ?? err.message),
+      /round 2 ended at step 4, not past 4/,
+    );
+    assert.equal(mock.syncCalls.length, 3);
   });
 
   it('continues as new every few rounds, carrying the position', async function () {
