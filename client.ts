@@ -6,7 +6,7 @@ import { SpecError } from './spec';
 import { InvalidIdError } from './spec/ids';
 import { checkpointIdArg, CliError, EXIT, loadSpecFile, output, rootCause, runIdArg } from './cli/common';
 import { connectClient, temporalSettings } from './cli/connection';
-import { checkpointsList, checkpointsShow, checkpointsVerify, managerForRun } from './cli/checkpoints';
+import { checkpointsList, checkpointsShow, checkpointsSign, checkpointsVerify, managerForRun } from './cli/checkpoints';
 import { startDevServer } from './cli/dev-server';
 import { mainCommand } from './cli/main';
 import { assertStorageOpens, startCommand } from './cli/start';
@@ -19,6 +19,9 @@ import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
+import { codecServerCommand } from './cli/codec-server';
+import { CodecKeyError } from './codec';
+import * as drill from './cli/drill';
 
 const USAGE = `durable-train: train TensorFlow.js models as durable Temporal workflows
 
@@ -26,7 +29,7 @@ usage: durable-train <command> [options]            (every command takes --json)
 
   main [--spec FILE] [--run-id ID] [--port P] [--ui-port P] [--db FILE]
                                          dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
-  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless]
+  dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless] [--ui-codec-endpoint URL]
   worker [--slots N]                     a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train); N training
                                          activities at once (default 1, or DURABLE_TRAIN_SLOTS)
   start --spec FILE [--run-id ID] [--wait]
@@ -35,6 +38,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   checkpoints list RUN_ID [--verify] [--storage URL]
   checkpoints verify RUN_ID [CKPT] [--storage URL]
   checkpoints show RUN_ID CKPT [--storage URL]
+  checkpoints sign RUN_ID [CKPT] [--storage URL]   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key
   pause RUN_ID | resume RUN_ID | stop RUN_ID
   set-lr RUN_ID VALUE                    validated; applies from the next chunk, recorded in checkpoints and history
   cancel RUN_ID                          Temporal cancellation (the running chunk checkpoints first)
@@ -44,14 +48,22 @@ usage: durable-train <command> [options]            (every command takes --json)
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
-  report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
+                                         with a later one) in a fresh trainer, replay to the next checkpoint, compare
+                                         bit for bit; exit 0 verified, 1 not
+  drill RUN_ID --every 6h | drill --list RUN_ID | drill --remove RUN_ID   scheduled drills (a Temporal Schedule)
+  report RUN_ID --out FILE.html [--png FILE.png] [--compare RUN] [--force] [--verify] [--storage URL]   curves, checkpoints, recoveries, spec
+  codec-server [--port 8081] [--host 127.0.0.1] [--cors-origin URL]...   the Web UI's remote codec endpoint (/decode,
+                                         /encode) with DURABLE_TRAIN_CODEC_KEYS; bearer token DURABLE_TRAIN_CODEC_SERVER_TOKEN
 
 run ids and checkpoint ids: letters, digits, '-', '_' and '.' (not first), at most 200 characters.
 exit codes: 0 ok, 1 check failed (health alert, damaged checkpoint), 2 bad usage or input, 3 not found,
   4 wrong run state (already running, not running), 5 the run ended without a result, 6 Temporal unreachable.
 
-environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
-  DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
+environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME,
+  TEMPORAL_TLS, TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE (a TOML profile file; default ~/.config/temporalio/temporal.toml),
+  DURABLE_TRAIN_CODEC_KEYS (id=base64key,...: AES-256-GCM payload encryption, the first key encrypts), DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_BACKEND (auto|tensorflow|wasm|cpu), TEMPORAL_CLI_PATH`;
 
 const HELP = '`durable-train --help` lists the commands';
 
@@ -73,8 +85,17 @@ const options = {
   'include-optimizer': { type: 'boolean' },
   force: { type: 'boolean' },
   png: { type: 'string' },
+  compare: { type: 'string' },
   'max-age': { type: 'string' },
   slots: { type: 'string' },
+  host: { type: 'string' },
+  'cors-origin': { type: 'string', multiple: true },
+  'ui-codec-endpoint': { type: 'string' },
+  checkpoint: { type: 'string' },
+  steps: { type: 'string' },
+  every: { type: 'string' },
+  list: { type: 'boolean' },
+  remove: { type: 'boolean' },
 } as const;
 
 function intOption(value: string | undefined, name: string, dflt: number): number {
@@ -123,6 +144,7 @@ async function run(argv: string[]): Promise<number> {
         db: v.db,
         headless: v.headless,
         log: 'inherit',
+        uiCodecEndpoint: v['ui-codec-endpoint'],
       });
       out.emit(
         { address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid },
@@ -172,9 +194,9 @@ async function run(argv: string[]): Promise<number> {
     case 'checkpoints': {
       const [sub, rawRunId, rawCkpt] = rest;
       if (!sub || rawRunId === undefined)
-        throw new CliError('checkpoints: usage: checkpoints list|verify|show RUN_ID [CKPT]', 2);
-      if (!['list', 'verify', 'show'].includes(sub))
-        throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show)`, 2);
+        throw new CliError('checkpoints: usage: checkpoints list|verify|show|sign RUN_ID [CKPT]', 2);
+      if (!['list', 'verify', 'show', 'sign'].includes(sub))
+        throw new CliError(`checkpoints: unknown subcommand ${sub} (list, verify, show, sign)`, 2);
       const runId = runIdArg(rawRunId);
       if (sub === 'show' && rawCkpt === undefined) throw new CliError('checkpoints show: missing CKPT', 2);
       const ckpt = rawCkpt === undefined ? undefined : checkpointIdArg(rawCkpt);
@@ -182,6 +204,7 @@ async function run(argv: string[]): Promise<number> {
       const manager = await managerForRun(client, runId, v.storage);
       if (sub === 'list') return checkpointsList(manager, out, { verify: v.verify });
       if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
+      if (sub === 'sign') return checkpointsSign(manager, out, ckpt);
       await checkpointsShow(manager, out, ckpt!);
       return 0;
     }
@@ -255,8 +278,33 @@ async function run(argv: string[]): Promise<number> {
         force: v.force,
         storage: v.storage,
         verify: v.verify,
+        compare: v.compare === undefined ? undefined : runIdArg(v.compare),
       });
       return 0;
+    }
+    case 'codec-server':
+      return codecServerCommand(out, {
+        port: intOption(v.port, 'port', 8081),
+        host: v.host,
+        origins: v['cors-origin'],
+      });
+    case 'drill': {
+      need(1, 'RUN_ID');
+      const runId = runIdArg(rest[0]);
+      if (v.list) return drill.listDrillsCommand(await connectClient(), out, runId);
+      if (v.remove) return drill.removeDrillScheduleCommand(await connectClient(), out, runId);
+      const o = {
+        runId,
+        checkpoint: v.checkpoint === undefined ? undefined : checkpointIdArg(v.checkpoint),
+        steps: drill.parseDrillSteps(v.steps),
+        every: v.every,
+      };
+      if (o.every !== undefined) drill.parseEvery(o.every); // refused before connecting
+      const settings = temporalSettings();
+      const client = await connectClient(settings);
+      return o.every !== undefined
+        ? drill.scheduleDrillCommand(client, settings, out, o)
+        : drill.drillCommand(client, settings, out, o);
     }
     default:
       throw new CliError(`unknown command ${command} (${HELP})`, 2);
@@ -267,11 +315,16 @@ async function run(argv: string[]): Promise<number> {
 function describeError(err: unknown): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
   if (err instanceof InvalidIdError || err instanceof SpecError) return [err.message, EXIT.usage];
+  // A payload encrypted with a key this process does not hold: the message names the key id (never a key).
+  if (err instanceof CodecKeyError) return [err.message, EXIT.usage];
   if (err instanceof CheckpointNotFoundError || err instanceof WorkflowNotFoundError)
     return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
   if (isUnavailable(err))
-    return [`lost the connection to Temporal: ${(err as Error).message.split('\n')[0]}`, EXIT.unreachable];
+    return [
+      `lost the connection to Temporal: ${(err as Error).message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '')}`,
+      EXIT.unreachable,
+    ];
   const m = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
   return [`${m.split('\n')[0]} (set DURABLE_TRAIN_DEBUG=1 for the stack)`, 1];
 }

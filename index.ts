@@ -15,8 +15,8 @@ import type { RunResult } from './workflows/progress';
 export interface TrainingWorkerOptions extends WorkerOptions, Registry {}
 
 /**
- * A Temporal worker running the training workflow and its activities on the task queue of `settings` (default: from
- * TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DURABLE_TRAIN_TASK_QUEUE). `models` and `datasets` become available to specs
+ * A Temporal worker running the training workflow and its activities on the task queue of `settings` (default: the
+ * Temporal profile and TEMPORAL_* variables with TLS and API key, DURABLE_TRAIN_TASK_QUEUE, DURABLE_TRAIN_CODEC_KEYS). `models` and `datasets` become available to specs
  * as { "registered": "name" }. Run it with `worker.run()` or `worker.runUntil(...)`; close `connection` after.
  */
 export async function createTrainingWorker(opts: TrainingWorkerOptions = {}) {
@@ -52,5 +52,9 @@ export type { RunSpec, RunSpecInput, ModelSpec, DatasetSpec } from './spec/types
 export type { ModelBuilder, ModelBuilderContext, DatasetLoader, RegisteredData, Registry } from './training/registry';
 export type { RunResult, RunProgress } from './workflows/progress';
 export type { TemporalSettings } from './cli/connection';
+// Connection settings the Temporal way (TOML profile + TEMPORAL_* variables, TLS/mTLS, API key) and the payload codec
+// (DURABLE_TRAIN_CODEC_KEYS): `connectClient(temporalSettings())` gives a client that reads encrypted runs.
+export { temporalSettings, connectClient, connectionOptions } from './cli/connection';
+export { AesGcmPayloadCodec, CodecKeyError, codecFromEnv, parseCodecKeys } from './codec';
 export { pauseSignal, resumeSignal, stopSignal, setLearningRateUpdate, progressQuery } from './workflows/definitions';
 export { TRAINING_WORKFLOW } from './workflows/definitions';

@@ -1,3 +1,4 @@
 export { createActivities, type ActivityDeps } from './training-activities';
 export * from './types';
-export { TrainingMetrics, MetricsRegistry } from './metrics';
+export { TrainingMetrics } from './metrics';
+export { AlertSink, webhookFromEnv } from '../telemetry/alerts';

@@ -1,6 +1,6 @@
 // Temporal adapters: join training/ (tfjs) and checkpoint/ (storage) with heartbeats, cancellation
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
-import { CancelledFailure, Context, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
@@ -13,9 +13,11 @@ import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
 import {
   CheckpointManager,
+  checkpointKeysFromEnv,
   formatProblems,
   NoValidCheckpointError,
   openStore,
+  type CheckpointKeys,
   type CheckpointStore,
 } from '../checkpoint';
 import {
@@ -32,12 +34,18 @@ import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
+import { createDrillActivities } from './drill';
+import { ChunkCurves } from './chunk/curves';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
 import { createReplicaActivities } from './replica';
 import type { ReplicaActivities } from './replica-types';
+import { createAlertActivities } from './alerts';
+import type { AlertActivities } from './alert-types';
+import { RunAlerts } from './chunk/alerts';
+import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -53,12 +61,23 @@ export interface ActivityDeps {
   cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>;
   /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
   metrics?: TrainingMetrics;
+  /** Checkpoint signing keys (default: DURABLE_TRAIN_CHECKPOINT_KEY; unset = signing off). */
+  checkpointKeys?: CheckpointKeys;
+  /** Where alerts go (default: DURABLE_TRAIN_ALERT_WEBHOOK, counted in `metrics`). */
+  alerts?: AlertSink;
 }
 
-export function createActivities(deps: ActivityDeps = {}): TrainingActivities & ReplicaActivities {
+export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
+  const sink = deps.alerts ?? new AlertSink({ url: webhookFromEnv(), counters: metrics });
+  const runAlerts = new RunAlerts(sink, {
+    saveFailures: positiveIntFromEnv('DURABLE_TRAIN_ALERT_SAVE_FAILURES', 3),
+    staleSeconds: positiveIntFromEnv('DURABLE_TRAIN_ALERT_STALE_SECONDS', 900),
+  });
   const stores = new Map<string, CheckpointStore>();
+  // Parsed once, at worker start: a malformed key fails the worker, not its first chunk.
+  const keys = deps.checkpointKeys ?? checkpointKeysFromEnv();
 
   const storeFor = (spec: RunSpec): CheckpointStore => {
     const key = spec.checkpoint.storage;
@@ -70,7 +89,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     return store;
   };
   const managerFor = (spec: RunSpec, runId: string) =>
-    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest });
+    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest, keys });
 
   /** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
   const trainRows = async (spec: RunSpec): Promise<number> => {
@@ -93,8 +112,16 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
   };
 
-  return {
+  const activities = {
     ...createReplicaActivities({ managerFor, checkSpec }),
+    ...createAlertActivities(sink),
+    // Recovery drills: a fresh trainer each, never `warm`; the same signing keys as training.
+    ...createDrillActivities({
+      baseDir: deps.baseDir,
+      keys,
+      onReport: (r) => (r.verified ? metrics.drillPassed() : metrics.drillFailed()),
+    }),
+
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       const spec = checkSpec(input.spec);
       // The run id becomes a path segment and an object key: the one id rule, named, instead of a storage error.
@@ -132,6 +159,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         throw storageUnavailable(err, `cannot list the checkpoints of run ${input.runId}`);
       });
       const skipped = (latest?.skipped ?? []).map((v) => ({ id: v.id, reason: formatProblems(v.problems) }));
+      if (latest && skipped.length) {
+        metrics.recovered(input.runId, 'damaged-fallback');
+        runAlerts.damagedFallback(input.runId, skipped[0].id, latest.manifest.id, skipped[0].reason);
+      }
       if (latest) {
         // A fork never writes into another run: an id whose checkpoints are not this fork's own is refused.
         if (from && !(await rootedAt(own, latest.manifest, from))) {
@@ -214,10 +245,19 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         managerOf: (runId) => managerFor(spec, runId),
         warm,
         metrics,
+        alerts: runAlerts,
       });
       try {
         const fromStep = trainer.state.step;
         if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+        const curves = await ChunkCurves.open({
+          store: storeFor(spec),
+          runId: input.runId,
+          spec,
+          parent,
+          fromStep,
+          restored: source !== 'warm',
+        });
         const commits = new ChunkCommits({
           runId: input.runId,
           manager,
@@ -227,6 +267,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
           parent,
           everySeconds: spec.checkpoint.everySeconds ?? 0,
           metrics,
+          alerts: runAlerts,
+          curves,
         });
         const { result, samplesPerSec } = await trainWithHeartbeats(ctx, trainer, commits, input, spec, metrics);
 
@@ -254,6 +296,9 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
           trainMs: Date.now() - t0 - commits.ms,
           commitMs: commits.ms,
         });
+        // A run that finished or was paused, stopped or cancelled trains no more here: drop its series and watches.
+        runAlerts.chunkEnded(input.runId, trainer.done || cut);
+        if (trainer.done || cut) metrics.runEnded(input.runId);
         if (trainer.done) trainer.dispose();
         else warm.put(input.runId, { trainer, checkpointId: final.id, specHash: hash });
         return summary;
@@ -284,4 +329,23 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       return { deleted: res.deleted };
     },
   };
+
+  // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
+  // good fails the run, which then trains no more here (its series and watches go).
+  const trainChunk = activities.trainChunk;
+  activities.trainChunk = async (input) => {
+    metrics.chunkInFlight(input.runId, true);
+    try {
+      return await trainChunk(input);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.nonRetryable) {
+        runAlerts.chunkEnded(input.runId, true);
+        metrics.runEnded(input.runId);
+      }
+      throw err;
+    } finally {
+      metrics.chunkInFlight(input.runId, false);
+    }
+  };
+  return activities;
 }

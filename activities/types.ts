@@ -123,4 +123,6 @@ export const FailureTypes = {
   NoValidCheckpoint: 'NoValidCheckpoint',
   StorageUnavailable: 'StorageUnavailable',
   NothingToTrain: 'NothingToTrain',
+  /** A checkpoint refused by the signature check (the error's own name, so it fails the activity at once). */
+  CheckpointSignature: 'CheckpointSignatureError',
 } as const;

@@ -8,6 +8,7 @@
 // costs (tfDeterminismExperiment), and whether the wasm backend's threaded build would help (wasmThreadsExperiment).
 //
 //   npx tsc -p tsconfig.json && node dist/bench/backends.js [--budget-ms 8000] [--no-threads] [--no-tf-determinism]
+//   node dist/bench/backends.js --vs-keras 7 [--budget-ms 6000]   (only the Trainer-to-Keras ratios, see vsKeras)
 //
 // Prints one JSON object on stdout; progress and tfjs's own messages go to stderr.
 import { execFile } from 'child_process';
@@ -206,6 +207,8 @@ interface TrainerMeasurement {
   backend: string;
   samplesPerSec: number;
   msPerStep: number;
+  /** CPU time of the whole process (every thread) per step: steadier than wall time on a shared machine. */
+  cpuMsPerStep: number;
   steps: number;
   firstStepMs: number;
 }
@@ -219,15 +222,18 @@ async function measureTrainer(backend: string, budgetMs: number, maxSteps = 60):
     const firstStepMs = performance.now() - t0;
     let steps = 0;
     t0 = performance.now();
+    const c0 = process.cpuUsage();
     while (steps < maxSteps && (steps === 0 || performance.now() - t0 < budgetMs)) {
       await t.train({ maxSteps: 5 });
       steps += 5;
     }
     const ms = (performance.now() - t0) / steps;
+    const cpu = process.cpuUsage(c0);
     return {
       backend,
       samplesPerSec: round((BATCH * 1000) / ms),
       msPerStep: round(ms),
+      cpuMsPerStep: round((cpu.user + cpu.system) / 1000 / steps),
       steps,
       firstStepMs: round(firstStepMs),
     };
@@ -448,12 +454,97 @@ async function probeForcedThreads(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// --vs-keras N: the issue's goal as a ratio that survives a busy machine. N rounds, each running Keras and then
+// the mnist-cnn Trainer on every available backend (tensorflow, wasm), each in a fresh process, one after the
+// other; the ratio to Keras is taken within each round (so a load change between rounds cancels), and reported
+// as min / median / max over the rounds.
+// ---------------------------------------------------------------------------------------------------------
+
+async function trainerChild(backend: BackendName, budgetMs: number): Promise<void> {
+  await initBackend(backend);
+  // At most 95 steps after the warm-up one: all inside the first epoch (100 steps), so no evaluation is timed.
+  process.stdout.write(JSON.stringify(await measureTrainer(backend, budgetMs, 95)) + '\n');
+}
+
+function spread(values: number[]): { min: number; median: number; max: number; n: number } {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  return { min: round(v[0], 2), median: round(mid, 2), max: round(v[v.length - 1], 2), n: v.length };
+}
+
+async function vsKeras(rounds: number, budgetMs: number): Promise<Record<string, unknown>> {
+  const backends: BackendName[] = ['tensorflow', 'wasm'];
+  const perRound: Array<Record<string, unknown>> = [];
+  const ratios: Record<string, number[]> = {};
+  const cpuRatios: Record<string, number[]> = {};
+  const msPerStep: Record<string, number[]> = { keras: [] };
+  const cpuMsPerStep: Record<string, number[]> = { keras: [] };
+  for (let r = 0; r < rounds; r++) {
+    console.error(`bench: vs keras, round ${r + 1}/${rounds} ...`);
+    const keras = await kerasReference(budgetMs);
+    const row: Record<string, unknown> = { keras: keras.msPerStep ?? keras.error, kerasCpu: keras.cpuMsPerStep };
+    for (const b of backends) {
+      try {
+        const { stdout } = await promisify(execFile)(
+          process.execPath,
+          [__filename, '--child-trainer', b, '--budget-ms', String(budgetMs)],
+          { timeout: 600_000, maxBuffer: 1 << 24 },
+        );
+        const m = JSON.parse(stdout.trim().split('\n').pop()!) as TrainerMeasurement;
+        row[b] = m.msPerStep;
+        row[`${b}Cpu`] = m.cpuMsPerStep;
+        (msPerStep[b] ??= []).push(m.msPerStep);
+        (cpuMsPerStep[b] ??= []).push(m.cpuMsPerStep);
+        if (typeof keras.samplesPerSec === 'number') (ratios[b] ??= []).push(m.samplesPerSec / keras.samplesPerSec);
+        if (typeof keras.cpuMsPerStep === 'number') (cpuRatios[b] ??= []).push(keras.cpuMsPerStep / m.cpuMsPerStep);
+      } catch (err) {
+        row[b] = `unavailable: ${(err as Error).message.split('\n').find((l) => /Error/.test(l)) ?? 'failed'}`;
+      }
+    }
+    if (typeof keras.msPerStep === 'number') msPerStep.keras.push(keras.msPerStep);
+    if (typeof keras.cpuMsPerStep === 'number') cpuMsPerStep.keras.push(keras.cpuMsPerStep);
+    perRound.push(row);
+  }
+  return {
+    rounds,
+    budgetMsPerCase: budgetMs,
+    msPerStepByRound: perRound,
+    msPerStep: Object.fromEntries(Object.entries(msPerStep).map(([k, v]) => [k, v.length ? spread(v) : null])),
+    cpuMsPerStep: Object.fromEntries(Object.entries(cpuMsPerStep).map(([k, v]) => [k, v.length ? spread(v) : null])),
+    // Keras's samples/s over ours, per round (wall clock, the issue's measure).
+    ratioToKeras: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, spread(v)])),
+    // The same from CPU time per step (Keras's CPU ms over ours): less sensitive to other load on the machine,
+    // but blind to how well each uses its two threads.
+    cpuRatioToKeras: Object.fromEntries(Object.entries(cpuRatios).map(([k, v]) => [k, spread(v)])),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const budgetMs = Number(arg('--budget-ms') ?? 8000);
   const childThreads = arg('--child-wasm-threads');
   if (childThreads) return threadedChild(Number(childThreads), budgetMs);
   if (process.argv.includes('--child-tf-determinism')) return tfDeterminismChild();
+  const childTrainer = arg('--child-trainer');
+  if (childTrainer) return trainerChild(childTrainer as BackendName, budgetMs);
+  const vsKerasRounds = arg('--vs-keras');
+  if (vsKerasRounds) {
+    const loadBefore = os.loadavg()[0];
+    const res = await vsKeras(Number(vsKerasRounds), budgetMs);
+    const out = {
+      bench: 'backends-vs-keras',
+      date: new Date().toISOString(),
+      tfjs: tf.version.tfjs,
+      node: process.version,
+      cpus: os.cpus().length,
+      loadavg1m: { before: round(loadBefore, 2), after: round(os.loadavg()[0], 2) },
+      batch: BATCH,
+      ...res,
+    };
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
 
   const loadBefore = os.loadavg().map((v) => round(v, 2));
   const results: Measurement[] = [];

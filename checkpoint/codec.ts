@@ -1,5 +1,6 @@
 // Manifest codec: strict JSON checks, canonical encoding for the id hash, parsing with validation.
 import { createHash } from 'node:crypto';
+import { idProblem } from '../spec/ids';
 import type { CheckpointRef, Manifest, ManifestBlob } from './types';
 
 export const FORMAT_VERSION = 1 as const;
@@ -17,17 +18,45 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
   bool: 1,
 };
 
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-export const CHECKPOINT_ID = /^step-(\d{9,})-([0-9a-f]{8})$/;
 
-/** Run ids and checkpoint ids become path segments and object keys: keep them to a safe alphabet. */
-export function assertSafeName(kind: string, value: string): void {
-  if (typeof value !== 'string' || !SAFE_NAME.test(value)) {
-    throw new Error(
-      `invalid ${kind} ${JSON.stringify(value)}: use 1-200 characters of A-Z a-z 0-9 . _ -, starting alphanumeric`,
-    );
+/**
+ * The largest blob a manifest may name: 4 GiB, the most one Node buffer holds. A manifest claiming more is refused
+ * when decoded, before anything could be sized from the claim.
+ */
+export const MAX_BLOB_BYTES = 2 ** 32;
+/** The most dimensions a blob's shape may have (tfjs tensors have at most 6). */
+export const MAX_RANK = 16;
+/** How deep the JSON state may nest: canonical JSON (the id's hash) walks it recursively. */
+export const MAX_STATE_DEPTH = 256;
+
+/** A stored value as an error message shows it: JSON, cut to 80 characters (a hostile file may hold megabytes). */
+function brief(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Whether a JSON value nests deeper than `max` (iterative: any depth is measured without recursion). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
   }
+  return false;
+}
+/** Ours: a step of at most 16 digits (a safe integer), so an id always fits in a file name. */
+export const CHECKPOINT_ID = /^step-(\d{9,16})-([0-9a-f]{8})$/;
+
+/**
+ * Run ids become path segments and object keys: the one id rule of the CLI and the worker (spec/ids.ts), so the
+ * store accepts exactly the run ids they let through.
+ */
+export function assertSafeName(kind: string, value: string): void {
+  const problem = idProblem(value);
+  if (problem) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: ${problem}`);
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
@@ -98,10 +127,11 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** The hash the id is derived from: canonical JSON of the manifest without its `id`. */
+/** The hash the id is derived from: canonical JSON of the manifest without its `id` and `signature`. */
 export function manifestBodyHash(m: Omit<Manifest, 'id'> & { id?: string }): string {
   const body: Record<string, unknown> = { ...m };
   delete body.id;
+  delete body.signature;
   return sha256Hex(canonicalJson(body));
 }
 
@@ -121,6 +151,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
     backend: m.backend,
     blobs: m.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: b.shape, sha256: b.sha256, size: b.size })),
     state: m.state,
+    ...(m.signature ? { signature: { keyId: m.signature.keyId, hmacSha256: m.signature.hmacSha256 } } : {}),
   };
   return new TextEncoder().encode(JSON.stringify(ordered, null, 1) + '\n');
 }
@@ -157,9 +188,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   }
   if (!isObj(raw)) throw new Error('manifest is not a JSON object');
   if (raw.formatVersion !== FORMAT_VERSION) {
-    throw new Error(
-      `unsupported formatVersion ${JSON.stringify(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`,
-    );
+    throw new Error(`unsupported formatVersion ${brief(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`);
   }
   const str = (k: string): string => {
     if (typeof raw[k] !== 'string') throw new Error(`manifest field ${k} is not a string`);
@@ -170,7 +199,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     return raw[k] as number;
   };
   const id = str('id');
-  if (id !== expectedId) throw new Error(`manifest says id ${id} but is stored as ${expectedId}`);
+  if (id !== expectedId) throw new Error(`manifest says id ${brief(id)} but is stored as ${expectedId}`);
   const step = num('step');
   if (!Number.isSafeInteger(step) || step < 0) throw new Error(`manifest step ${step} is not a non-negative integer`);
   if (!Array.isArray(raw.blobs)) throw new Error('manifest field blobs is not an array');
@@ -179,16 +208,19 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     if (!isObj(b)) throw new Error(`blobs[${i}] is not an object`);
     const { name, dtype, shape, sha256, size } = b;
     if (typeof name !== 'string' || !name) throw new Error(`blobs[${i}].name is not a non-empty string`);
-    if (names.has(name)) throw new Error(`blob name ${name} appears twice`);
+    const blob = `blob ${name.length > 80 ? `${name.slice(0, 77)}...` : name}`;
+    if (names.has(name)) throw new Error(`${blob} appears twice`);
     names.add(name);
-    if (typeof dtype !== 'string') throw new Error(`blob ${name}: dtype is not a string`);
-    if (!validShape(shape)) throw new Error(`blob ${name}: shape is not a list of non-negative integers`);
-    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256))
-      throw new Error(`blob ${name}: sha256 is not 64 hex digits`);
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`blob ${name}: bad size`);
+    if (typeof dtype !== 'string') throw new Error(`${blob}: dtype is not a string`);
+    if (!validShape(shape)) throw new Error(`${blob}: shape is not a list of non-negative integers`);
+    if (shape.length > MAX_RANK) throw new Error(`${blob}: shape has ${shape.length} dimensions, at most ${MAX_RANK}`);
+    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`${blob}: sha256 is not 64 hex digits`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`${blob}: bad size`);
+    if (size > MAX_BLOB_BYTES)
+      throw new Error(`${blob}: ${size} bytes is larger than a blob can be (${MAX_BLOB_BYTES})`);
     const want = expectedSize(dtype, shape);
     if (want !== null && want !== size)
-      throw new Error(`blob ${name}: ${dtype}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
+      throw new Error(`${blob}: ${brief(dtype)}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
     return { name, dtype, shape, sha256, size };
   });
   const metrics = raw.metrics;
@@ -206,6 +238,11 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   if (raw.reason !== undefined && typeof raw.reason !== 'string')
     throw new Error('manifest field reason is not a string');
   if (!('state' in raw)) throw new Error('manifest has no state');
+  if (nestsDeeperThan(raw.state, MAX_STATE_DEPTH))
+    throw new Error(`manifest field state nests deeper than ${MAX_STATE_DEPTH} levels`);
+  const sig = raw.signature;
+  if (sig !== undefined && !(isObj(sig) && typeof sig.keyId === 'string' && typeof sig.hmacSha256 === 'string'))
+    throw new Error('manifest field signature is not {keyId, hmacSha256}');
   const m: Manifest = {
     formatVersion: FORMAT_VERSION,
     id,
@@ -220,6 +257,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     fingerprints: fingerprints as Record<string, string>,
     backend: { name: backend.name, version: backend.version },
     ...(raw.reason !== undefined ? { reason: raw.reason as string } : {}),
+    ...(isObj(sig) ? { signature: { keyId: sig.keyId as string, hmacSha256: sig.hmacSha256 as string } } : {}),
   };
   const expect = checkpointId(step, manifestBodyHash(m));
   if (expect !== id) throw new Error(`manifest content does not match its id (content hash gives ${expect})`);

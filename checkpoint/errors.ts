@@ -31,3 +31,32 @@ export class NoValidCheckpointError extends Error {
     );
   }
 }
+
+/**
+ * A checkpoint refused because signing is on (DURABLE_TRAIN_CHECKPOINT_KEY) and its manifest is not signed, is
+ * signed with a key this process does not hold, or its signature does not match. Not damage: the manager never
+ * falls back past it, never counts it as valid and never deletes it (someone changed the store, or a key is
+ * missing here: both need a person). See docs/checkpoint-format.md, "Signed manifests".
+ */
+export class CheckpointSignatureError extends Error {
+  override readonly name = 'CheckpointSignatureError';
+  constructor(
+    readonly runId: string,
+    readonly checkpointId: string,
+    readonly kind: 'missing' | 'unknown-key' | 'mismatch',
+    readonly reason: string,
+  ) {
+    super(`checkpoint ${runId}:${checkpointId} ${reason}: refused (signature check, not damage). ${ADVICE[kind]}`);
+  }
+}
+
+const ADVICE: Record<CheckpointSignatureError['kind'], string> = {
+  missing:
+    'Checkpoint signing is on and every manifest must carry a signature; one written before signing was turned on ' +
+    'can be checked and signed with `durable-train checkpoints sign RUN_ID --storage URL`.',
+  'unknown-key': 'Add that key (id=base64key) to DURABLE_TRAIN_CHECKPOINT_KEY to accept it.',
+  mismatch:
+    'Its content was changed, or written, by someone without the key: it is not loaded, and no older checkpoint ' +
+    'is used in its place. Investigate the store; to go on, move that manifest out of RUN_ID/manifests/ (the run ' +
+    'then resumes from the newest checkpoint before it), or fork or export an older checkpoint by id.',
+};

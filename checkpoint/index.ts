@@ -19,4 +19,11 @@ export { FsCheckpointStore } from './store/fs';
 export { S3CheckpointStore, type S3StoreOptions } from './store/s3';
 export { CheckpointManager, type CheckpointManagerOptions, type CommitOptions } from './manager';
 export { formatProblems } from './problems';
+export {
+  canonicalManifest,
+  CHECKPOINT_KEY_ENV,
+  CheckpointKeys,
+  checkpointKeysFromEnv,
+  type SignatureProblem,
+} from './signing';
 export { canonicalJson, checkpointId, manifestBodyHash, sha256Hex } from './codec';

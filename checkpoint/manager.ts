@@ -16,13 +16,17 @@ import {
   expectedSize,
   FORMAT_VERSION,
   manifestBodyHash,
+  MAX_RANK,
+  MAX_STATE_DEPTH,
+  nestsDeeperThan,
   sha256HexYielding,
   stepFromId,
   validShape,
 } from './codec';
-import { CheckpointCorruptError, NoValidCheckpointError } from './errors';
+import { CheckpointCorruptError, CheckpointSignatureError, NoValidCheckpointError } from './errors';
 import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
+import type { CheckpointKeys } from './signing';
 import { CheckpointNotFoundError, type CheckpointStore } from './store/interface';
 import type {
   CheckpointSummary,
@@ -46,6 +50,12 @@ export interface CheckpointManagerOptions {
   blobGcGraceMs?: number;
   /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
   beforeManifest?: (step: number) => void | Promise<void>;
+  /**
+   * Signing on: every manifest committed is signed with the first key, and every manifest read must carry a
+   * signature by one of the keys, or it is refused with CheckpointSignatureError (never skipped like damage).
+   * Parse DURABLE_TRAIN_CHECKPOINT_KEY with checkpointKeysFromEnv() where the store is opened.
+   */
+  keys?: CheckpointKeys;
 }
 
 export interface CommitOptions {
@@ -62,6 +72,8 @@ interface StoredManifest {
   manifest: Manifest | null;
   problem?: string;
   manifestBytes: number;
+  /** Set (with signing on) when the manifest parses but its signature is refused. */
+  untrusted?: CheckpointSignatureError;
 }
 
 export class CheckpointManager {
@@ -69,6 +81,11 @@ export class CheckpointManager {
   private readonly retentionVerify: 'full' | 'quick';
   private readonly gcGraceMs: number;
   private readonly beforeManifest?: (step: number) => void | Promise<void>;
+  private readonly keys?: CheckpointKeys;
+  /** The key ids this manager signs and verifies with (the first signs), or null with signing off. */
+  get signing(): readonly string[] | null {
+    return this.keys?.ids ?? null;
+  }
 
   constructor(
     readonly store: CheckpointStore,
@@ -80,6 +97,7 @@ export class CheckpointManager {
     this.retentionVerify = opts.retentionVerify ?? 'full';
     this.gcGraceMs = opts.blobGcGraceMs ?? 60 * 60_000;
     this.beforeManifest = opts.beforeManifest;
+    this.keys = opts.keys;
   }
 
   blobKey(sha256: string): string {
@@ -140,6 +158,7 @@ export class CheckpointManager {
     await this.beforeManifest?.(meta.step);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
     const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
+    if (this.keys) manifest.signature = this.keys.sign(manifest);
     await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });
     return manifest;
   }
@@ -163,6 +182,7 @@ export class CheckpointManager {
       names.add(b.name);
       if (typeof b.dtype !== 'string') fail(`blob ${b.name}: dtype must be a string`);
       if (!validShape(b.shape)) fail(`blob ${b.name}: shape must be a list of non-negative integers`);
+      if (b.shape.length > MAX_RANK) fail(`blob ${b.name}: shape has more than ${MAX_RANK} dimensions`);
       if (!(b.data instanceof Uint8Array)) fail(`blob ${b.name}: data must be a Uint8Array`);
       const want = expectedSize(b.dtype, b.shape);
       if (want !== null && want !== b.data.byteLength)
@@ -178,6 +198,8 @@ export class CheckpointManager {
       fail('backend must be {name, version}');
     if (input.reason !== undefined && typeof input.reason !== 'string') fail('reason must be a string');
     if (input.state === undefined) fail('state is missing (use null for none)');
+    // What could be committed must read back: the decoder refuses deeper state.
+    if (nestsDeeperThan(input.state, MAX_STATE_DEPTH)) fail(`state nests deeper than ${MAX_STATE_DEPTH} levels`);
     assertJson(input.state, 'state');
     // A deep copy through JSON (validated above to be lossless) detaches the state from the caller.
     return {
@@ -215,7 +237,10 @@ export class CheckpointManager {
       const m = e.manifest;
       let valid: boolean | null = null;
       let problem: string | undefined;
-      if (opts.verify) {
+      if (e.untrusted) {
+        valid = false;
+        problem = e.untrusted.message;
+      } else if (opts.verify) {
         const v = await this.verifyManifest(m);
         valid = v.ok;
         if (!v.ok) problem = formatProblems(v.problems);
@@ -232,13 +257,45 @@ export class CheckpointManager {
         pinned: pins.has(m.id),
         valid,
         ...(problem !== undefined ? { problem } : {}),
+        ...(e.untrusted ? { untrusted: true } : {}),
       };
     });
     return out.sort((a, b) => -newestFirst(a, b));
   }
 
-  /** The manifest, checked (structure, id, content hash). Throws CheckpointNotFoundError or CheckpointCorruptError. */
+  /**
+   * The manifest, checked (structure, id, content hash, and with signing on its signature). Throws
+   * CheckpointNotFoundError, CheckpointCorruptError or CheckpointSignatureError.
+   */
   async readManifest(id: string): Promise<Manifest> {
+    const m = await this.readUnsigned(id);
+    const refused = this.signatureError(m);
+    if (refused) throw refused;
+    return m;
+  }
+
+  /**
+   * Signs a stored checkpoint with the first key: the way to turn signing on for checkpoints written before, or to
+   * re-sign with a new key before an old one is retired. Only a checkpoint that verifies completely (every blob
+   * re-hashed) and is unsigned or correctly signed is signed: a wrong signature or one by a key not held here is
+   * refused (CheckpointSignatureError). The id does not change (the signature is not part of the id's hash).
+   */
+  async sign(id: string): Promise<'signed' | 're-signed' | 'already signed'> {
+    if (!this.keys) throw new Error('checkpoint sign: no checkpoint keys given (set DURABLE_TRAIN_CHECKPOINT_KEY)');
+    const m = await this.readUnsigned(id);
+    const problem = this.keys.problem(m);
+    if (!problem && m.signature?.keyId === this.keys.signingKeyId) return 'already signed';
+    if (problem && problem.kind !== 'missing')
+      throw new CheckpointSignatureError(this.runId, id, problem.kind, problem.text);
+    const v = await this.verifyManifest(m);
+    if (!v.ok) throw new CheckpointCorruptError(id, v.problems[0].blob, v.problems[0].reason);
+    const signed: Manifest = { ...m, signature: this.keys.sign(m) };
+    await this.store.writeAtomic(this.manifestKey(id), encodeManifest(signed));
+    return problem ? 'signed' : 're-signed';
+  }
+
+  /** The manifest checked for structure, id, content hash and run, but not for its signature. */
+  private async readUnsigned(id: string): Promise<Manifest> {
     this.assertId(id);
     const bytes = await this.store.read(this.manifestKey(id)).catch((err) => {
       if (err instanceof CheckpointNotFoundError)
@@ -308,6 +365,8 @@ export class CheckpointManager {
         skipped.push({ id: e.id, ok: false, problems: [{ reason: `manifest: ${e.problem}` }] });
         continue;
       }
+      // A refused signature is not damage to step over: someone changed the store, or a key is missing here.
+      if (e.untrusted) throw e.untrusted;
       const v = await this.verifyManifest(e.manifest);
       if (v.ok) return { manifest: e.manifest, skipped };
       // Deleted by retention since the listing (its blobs went with it): not damage.
@@ -355,8 +414,9 @@ export class CheckpointManager {
       const isValid = (id: string): Promise<boolean> => {
         let p = validity.get(id);
         if (!p) {
-          const m = entries.find((e) => e.id === id)?.manifest;
-          if (!m) p = Promise.resolve(false);
+          const e = entries.find((x) => x.id === id);
+          const m = e?.manifest;
+          if (!m || e.untrusted) p = Promise.resolve(false);
           else if (this.retentionVerify === 'full') p = this.verifyManifest(m).then((v) => v.ok);
           else {
             blobIndex ??= this.blobSizes();
@@ -370,7 +430,8 @@ export class CheckpointManager {
       const keep = await selectRetained(candidates, policy, isValid);
       const protectedIds = new Set(protect);
       for (const e of entries) {
-        if (keep.has(e.id) || pins.has(e.id) || protectedIds.has(e.id)) kept.add(e.id);
+        // Refused signatures are kept as they are: evidence for whoever investigates, not garbage.
+        if (keep.has(e.id) || pins.has(e.id) || protectedIds.has(e.id) || e.untrusted) kept.add(e.id);
         else deleted.push(e.id);
       }
       deleted = deleted.sort();
@@ -457,11 +518,14 @@ export class CheckpointManager {
         if (err instanceof CheckpointNotFoundError) return null; // deleted since the listing
         throw err;
       }
+      let manifest: Manifest;
       try {
-        return { id, manifest: this.checkRun(decodeManifest(bytes, id)), manifestBytes: bytes.byteLength };
+        manifest = this.checkRun(decodeManifest(bytes, id));
       } catch (err) {
         return { id, manifest: null, problem: (err as Error).message, manifestBytes: bytes.byteLength };
       }
+      const untrusted = this.signatureError(manifest);
+      return { id, manifest, manifestBytes: bytes.byteLength, ...(untrusted ? { untrusted } : {}) };
     });
     return entries.filter((e): e is StoredManifest => e !== null);
   }
@@ -475,6 +539,12 @@ export class CheckpointManager {
     // A manifest copied in from another run would otherwise pass for one of ours.
     if (m.runId !== this.runId) throw new Error(`manifest belongs to run ${m.runId}, not ${this.runId}`);
     return m;
+  }
+
+  /** With signing on, why this (intact) manifest is refused; null when it is signed by one of our keys. */
+  private signatureError(m: Manifest): CheckpointSignatureError | null {
+    const p = this.keys?.problem(m);
+    return p ? new CheckpointSignatureError(this.runId, m.id, p.kind, p.text) : null;
   }
 
   private assertId(id: string): void {

@@ -44,6 +44,14 @@ export interface Manifest {
   backend: { name: string; version: string };
   /** 'chunk-end' | 'time' | 'pause' | 'stop' | 'cancel' | ... */
   reason?: string;
+  /** Present when written with checkpoint keys (signing.ts). Not part of the id's hash: signing keeps the id. */
+  signature?: ManifestSignature;
+}
+
+/** HMAC-SHA256 (hex) over the manifest's canonical form without this field, and the id of the key that made it. */
+export interface ManifestSignature {
+  keyId: string;
+  hmacSha256: string;
 }
 
 /** What `CheckpointManager.commit` takes: the manifest minus what the manager derives, plus the bytes. */
@@ -64,6 +72,8 @@ export interface CheckpointSummary {
   valid: boolean | null;
   /** Why it is damaged, written by formatProblems. */
   problem?: string;
+  /** Refused by the signature check (valid is false, `problem` says why): not damage, never skipped or deleted. */
+  untrusted?: boolean;
 }
 
 /** One thing wrong with a stored checkpoint: in a named blob, or (no `blob`) in the checkpoint as a whole. */

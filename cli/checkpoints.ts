@@ -1,8 +1,9 @@
 // `checkpoints list|verify|show`: what a run has stored, and whether it is intact.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { CheckpointManager, formatProblems, openStore, type VerifyResult } from '../checkpoint';
+import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, EXIT, fmt, type Out } from './common';
+import { epochOfCompleted } from './epoch';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -30,12 +31,22 @@ export async function managerForRun(
     // A URL the store opener refuses (no bucket, unknown scheme) is bad input, named as such.
     throw new CliError(`${storage ? '--storage: ' : `run ${runId}'s spec: `}${(err as Error).message}`, EXIT.usage);
   }
-  return new CheckpointManager(store, runId);
+  let keys;
+  try {
+    keys = checkpointKeysFromEnv();
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage);
+  }
+  return new CheckpointManager(store, runId, { keys });
 }
 
 const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
 
-/** Lists the run's checkpoints; with verify, returns 1 when any row is DAMAGED (0 otherwise). */
+/**
+ * Lists the run's checkpoints; with verify, returns 1 when any row is DAMAGED (0 otherwise). The table counts epochs
+ * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
+ * --json gives the manifests' own field, the number of epochs completed.
+ */
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
@@ -48,12 +59,13 @@ export async function checkpointsList(
       [
         c.id,
         String(c.step).padStart(7),
-        String(c.epoch).padStart(5),
+        String(epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined)).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
         `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
           (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
-        (c.pinned ? 'pinned ' : '') + (c.valid === false ? `DAMAGED ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
+        (c.pinned ? 'pinned ' : '') +
+          (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),
     );
     return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');
@@ -80,4 +92,27 @@ export async function checkpointsVerify(manager: CheckpointManager, out: Out, id
 export async function checkpointsShow(manager: CheckpointManager, out: Out, id: string): Promise<void> {
   const manifest = await manager.readManifest(id);
   out.emit(manifest, () => JSON.stringify(manifest, null, 2));
+}
+
+/**
+ * Signs the run's checkpoints (or one) with the first key of DURABLE_TRAIN_CHECKPOINT_KEY, each after a full check
+ * of its blobs: how checkpoints written before signing was turned on become loadable with it on. Returns 1 when
+ * any checkpoint could not be signed (damaged, or refused by its signature), 0 otherwise.
+ */
+export async function checkpointsSign(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
+  if (!manager.signing) throw new CliError('checkpoints sign: set DURABLE_TRAIN_CHECKPOINT_KEY first', EXIT.usage);
+  const ids = id ? [id] : (await manager.list()).map((c) => c.id);
+  const results: Array<{ id: string; outcome: string; ok: boolean }> = [];
+  for (const ckpt of ids) {
+    try {
+      results.push({ id: ckpt, outcome: await manager.sign(ckpt), ok: true });
+    } catch (err) {
+      if (!(err instanceof Error) || !/^Checkpoint(Corrupt|Signature|NotFound)Error$/.test(err.name)) throw err;
+      results.push({ id: ckpt, outcome: `not signed: ${err.message}`, ok: false });
+    }
+  }
+  out.emit({ ok: results.every((r) => r.ok), results }, () =>
+    results.length ? results.map((r) => `${r.id}: ${r.outcome}`).join('\n') : 'no checkpoints',
+  );
+  return results.every((r) => r.ok) ? 0 : 1;
 }

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodePayload } from '../codec';
 import { validateSpec, SpecError, type RunSpec } from '../spec';
 import { InvalidIdError, validateCheckpointId, validateRunId } from '../spec/ids';
 import { progressQuery } from '../workflows/definitions';
@@ -152,7 +152,7 @@ export async function viewRun(client: Client, runId: string, opts: { query?: boo
   const hbPayload = pending?.heartbeatDetails?.payloads?.[0];
   if (hbPayload) {
     try {
-      view.heartbeat = defaultPayloadConverter.fromPayload(hbPayload as never) as ChunkHeartbeat;
+      view.heartbeat = (await decodePayload(client, hbPayload as never)) as ChunkHeartbeat;
     } catch {
       view.heartbeat = null;
     }

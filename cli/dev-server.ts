@@ -17,6 +17,8 @@ export interface DevServerOptions {
   /** Where server logs go: 'inherit' or a file path. Default: .data/temporal-server.log */
   log?: 'inherit' | string;
   readyTimeoutMs?: number;
+  /** The Web UI's remote codec endpoint (`durable-train codec-server`), so it shows decrypted payloads. */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -107,6 +109,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
+  if (opts.uiCodecEndpoint && !opts.headless) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
 
   const logTarget = opts.log ?? path.join(path.dirname(db), 'temporal-server.log');

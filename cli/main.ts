@@ -25,11 +25,12 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
   const spec = loadSpecFile(specFile);
   const runId = opts.runId ?? 'mnist-cnn-default';
   let server: DevServer | null = null;
-  if (!process.env.TEMPORAL_ADDRESS) {
+  // No profile or variable names a cluster: start the embedded dev server (plain text, on localhost).
+  if (settings.embedded) {
     process.stderr.write(`starting the Temporal dev server (SQLite: ${opts.db ?? '.data/temporal.sqlite'})...\n`);
     const port = opts.port ?? 7233;
     server = await startDevServer({ port, uiPort: opts.uiPort ?? port + 1000, db: opts.db });
-    settings = { ...settings, address: server.address, uiUrl: server.uiUrl };
+    settings = { ...settings, address: server.address, uiUrl: server.uiUrl, tls: undefined, apiKey: undefined };
     process.stderr.write(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl}\n`);
   }
   const { worker, connection } = await createWorker({ settings });

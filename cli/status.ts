@@ -1,34 +1,69 @@
-// `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished.
+// `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished. Epochs count from 1
+// (the epoch the latest step belongs to), as in watch, checkpoints list and the report.
 import type { Client } from '@temporalio/client';
+import type { CheckpointPointer } from '../activities/types';
+import { managerForRun } from './checkpoints';
 import { fmt, runStatus, viewRun, type Out } from './common';
+import { epochOfStep } from './epoch';
 import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
+
+/**
+ * The train metrics recorded in a checkpoint's manifest: what a closed run (no worker to ask, no heartbeat) still
+ * has to show for its last steps.
+ */
+async function checkpointMetrics(
+  client: Client,
+  runId: string,
+  ckpt: CheckpointPointer | null,
+): Promise<{ metrics: Record<string, number> | null; error: string | null }> {
+  if (!ckpt) return { metrics: null, error: null };
+  try {
+    const manager = await managerForRun(client, ckpt.runId === runId ? runId : ckpt.runId);
+    return { metrics: (await manager.readManifest(ckpt.id)).metrics, error: null };
+  } catch (err) {
+    return { metrics: null, error: (err as Error).message };
+  }
+}
 
 export async function statusCommand(client: Client, out: Out, runId: string): Promise<void> {
   const v = await viewRun(client, runId);
   const p = v.progress;
   const hb = v.heartbeat;
   const step = Math.max(hb?.step ?? 0, p?.step ?? 0, v.result?.step ?? 0);
+  const totalSteps = p?.totalSteps ?? hb?.totalSteps ?? v.result?.totalSteps ?? null;
+  const lastCheckpoint = p?.lastCheckpoint ?? v.result?.lastCheckpoint ?? null;
+  // Live numbers come from the heartbeat or the progress query; a finished run has neither, so its final train
+  // metrics are read from its last checkpoint.
+  const live = hb?.loss ?? p?.loss ?? null;
+  const stored = live === null ? await checkpointMetrics(client, runId, lastCheckpoint) : null;
+  const perEpoch = p?.stepsPerEpoch || (totalSteps && v.spec?.epochs ? totalSteps / v.spec.epochs : 0);
   const data = {
     runId,
     status: runStatus(v.status, p?.status ?? v.result?.status),
     workflowStatus: v.status,
     step,
-    totalSteps: p?.totalSteps ?? hb?.totalSteps ?? v.result?.totalSteps ?? null,
-    epoch: hb?.epoch ?? p?.epoch ?? v.result?.epoch ?? null,
-    loss: hb?.loss ?? p?.loss ?? null,
-    accuracy: hb?.accuracy ?? p?.accuracy ?? null,
+    totalSteps,
+    /** 1-based: the epoch the latest step belongs to. */
+    epoch: perEpoch ? epochOfStep(step, perEpoch) : null,
+    /** Epochs completed (the trainer's count). */
+    epochsCompleted: hb?.epoch ?? p?.epoch ?? v.result?.epoch ?? null,
+    loss: live ?? stored?.metrics?.loss ?? null,
+    accuracy: hb?.accuracy ?? p?.accuracy ?? stored?.metrics?.accuracy ?? null,
     testAccuracy: p?.lastEval?.accuracy ?? v.result?.accuracy ?? null,
     testLoss: p?.lastEval?.loss ?? v.result?.loss ?? null,
     // Regression runs: test mean squared and mean absolute error instead of accuracy.
     testMse: p?.lastEval?.mse ?? v.result?.mse ?? null,
     testMae: p?.lastEval?.mae ?? v.result?.mae ?? null,
-    learningRate: hb?.learningRate ?? p?.learningRate ?? null,
-    lastCheckpoint: p?.lastCheckpoint ?? v.result?.lastCheckpoint ?? null,
+    learningRate: hb?.learningRate ?? p?.learningRate ?? stored?.metrics?.learningRate ?? null,
+    /** Where loss, accuracy and learningRate come from. */
+    trainMetricsFrom: live !== null ? 'live' : stored?.metrics ? `checkpoint ${lastCheckpoint?.id}` : null,
+    lastCheckpoint,
     recoveries: p?.recoveries ?? [],
     skippedCheckpoints: p?.skippedCheckpoints ?? [],
     result: v.result,
     failure: v.failure,
+    lastDrill: p?.lastDrill ?? null,
     // Distributed runs: each replica's progress and the worker that holds it.
     replicas: replicaRows(v),
   };
@@ -41,6 +76,9 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
         : `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
       `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
     ];
+    if (data.trainMetricsFrom && data.trainMetricsFrom !== 'live')
+      lines.splice(1, 0, `  (train metrics of the last step, from ${data.trainMetricsFrom})`);
+    if (stored?.error) lines.push(`  (final train metrics unavailable: ${stored.error})`);
     lines.push(...replicaLines(data.replicas));
     if (data.recoveries.length)
       lines.push(
@@ -49,6 +87,10 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     if (data.skippedCheckpoints.length)
       lines.push(
         `  skipped damaged checkpoints: ${data.skippedCheckpoints.map((s) => `${s.id} (${s.reason})`).join('; ')}`,
+      );
+    if (data.lastDrill)
+      lines.push(
+        `  last drill ${data.lastDrill.at}: ${data.lastDrill.verified ? 'verified' : `FAILED (${data.lastDrill.problem})`} ${data.lastDrill.checkpointId} -> ${data.lastDrill.comparedId}`,
       );
     if (v.result) lines.push(describeResult(v.result));
     if (v.failure) lines.push(`  failed: ${v.failure}`);

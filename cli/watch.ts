@@ -1,11 +1,32 @@
-// `watch RUN_ID`: a live progress bar until the run ends.
+// `watch RUN_ID`: a live progress bar until the run ends, with an ETA.
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
 import { CliError, fmt, runStatus, viewRun, type Out, type RunView } from './common';
+import { epochOfStep } from './epoch';
 import { replicaSuffix } from './replicas';
 import { describeResult } from './start';
 
 const CLOSED = ['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT'];
+
+/** "1h02m", "3m05s", "42s". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (h) return `${h}h${String(m).padStart(2, '0')}m`;
+  if (m) return `${m}m${String(sec).padStart(2, '0')}s`;
+  return `${sec}s`;
+}
+
+/**
+ * Time left at the current speed: the steps left, each of a batch of `batchSize` examples at `samplesPerSec`
+ * (training only: evaluations and commits add a little). null when the speed is unknown.
+ */
+export function etaSeconds(step: number, total: number, samplesPerSec: number | null | undefined, batchSize?: number) {
+  if (!total || !samplesPerSec || !(samplesPerSec > 0) || !batchSize) return null;
+  return (Math.max(0, total - step) * batchSize) / samplesPerSec;
+}
 
 export function progressLine(v: RunView, width = 30): string {
   const p = v.progress;
@@ -16,13 +37,18 @@ export function progressLine(v: RunView, width = 30): string {
   const filled = Math.round(frac * width);
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const epochs = v.spec?.epochs;
-  const epoch = (hb?.epoch ?? p?.epoch ?? 0) + (frac < 1 ? 1 : 0);
+  // Epochs counted from 1 (the epoch the latest step belongs to), as in status, checkpoints list and the report.
+  const perEpoch = p?.stepsPerEpoch || (total && epochs ? total / epochs : 0);
+  const epoch = perEpoch ? epochOfStep(step, perEpoch) : null;
   const status = runStatus(v.status, p?.status);
   const sps = hb?.samplesPerSec ?? p?.samplesPerSec;
+  const running = !v.result && (p?.status ?? 'running') === 'running';
+  const eta = running ? etaSeconds(step, total, sps, v.spec?.batchSize) : null;
   return (
-    `[${bar}] ${(frac * 100).toFixed(1).padStart(5)}% step ${step}/${total || '?'} epoch ${Math.min(epoch, epochs ?? epoch)}/${epochs ?? '?'}` +
+    `[${bar}] ${(frac * 100).toFixed(1).padStart(5)}% step ${step}/${total || '?'} epoch ${epoch ?? '?'}/${epochs ?? '?'}` +
     ` loss ${fmt(hb?.loss ?? p?.loss)} acc ${fmt(hb?.accuracy ?? p?.accuracy, 3)}` +
     ` ${sps ? Math.round(sps) : '-'} samples/s` +
+    (running ? ` ETA ${eta === null ? '-' : formatDuration(eta)}` : '') +
     (p?.lastEval
       ? p.lastEval.mse !== undefined
         ? ` test mae ${fmt(p.lastEval.mae, 4)}`

@@ -2,11 +2,18 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import { createActivities, TrainingMetrics, type ActivityDeps } from '../activities';
-import { Client, Connection } from '@temporalio/client';
+import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
+import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
-import { CliError } from './common';
-import { temporalSettings, type TemporalSettings } from './connection';
+import { CliError, EXIT } from './common';
+import {
+  connectClient,
+  connectionOptions,
+  explainConnectionError,
+  probeTls,
+  temporalSettings,
+  type TemporalSettings,
+} from './connection';
 
 export interface WorkerOptions extends ActivityDeps {
   settings?: TemporalSettings;
@@ -32,16 +39,30 @@ export function slotsOption(value: string | undefined, env = process.env): numbe
 }
 
 let runtimeInstalled = false;
-/** SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). */
-function installRuntime(): void {
-  if (runtimeInstalled) return;
+/**
+ * SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). With
+ * DURABLE_TRAIN_SDK_METRICS_PORT set, the Temporal SDK's own worker metrics (task slots, poll and schedule latencies,
+ * activity and workflow task outcomes, prefixed temporal_) are served in the Prometheus format on that second port
+ * (host DURABLE_TRAIN_METRICS_HOST), at /metrics: the Rust core serves them, so they cannot share our port.
+ */
+function installRuntime(env = process.env): string | null {
+  if (runtimeInstalled) return null;
   runtimeInstalled = true;
-  const level = (process.env.DURABLE_TRAIN_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  const level = (env.DURABLE_TRAIN_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
+  const port = env.DURABLE_TRAIN_SDK_METRICS_PORT?.trim();
+  if (port && !/^\d{1,5}$/.test(port))
+    throw new Error(`DURABLE_TRAIN_SDK_METRICS_PORT=${port}: expected a port number`);
+  const bindAddress = port ? `${env.DURABLE_TRAIN_METRICS_HOST || '127.0.0.1'}:${port}` : null;
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({
+      logger: new DefaultLogger(level),
+      ...(bindAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress } } } } : {}),
+    });
   } catch {
     // Already installed by the embedding program: keep its settings.
+    return null;
   }
+  return bindAddress ? `http://${bindAddress}/metrics` : null;
 }
 
 /**
@@ -51,9 +72,8 @@ function installRuntime(): void {
 function cutReasonQuery(settings: TemporalSettings): ActivityDeps['cutReasonOf'] {
   let client: Promise<Client> | null = null;
   return async (runId) => {
-    client ??= Connection.connect({ address: settings.address }).then(
-      (connection) => new Client({ connection, namespace: settings.namespace }),
-    );
+    // Same TLS, credentials and payload codecs as the worker: the progress it answers with is encrypted too.
+    client ??= connectClient(settings);
     const progress = (await client).workflow.getHandle(runId).query(progressQuery);
     const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref());
     const p = await Promise.race([progress, timeout]);
@@ -64,13 +84,40 @@ function cutReasonQuery(settings: TemporalSettings): ActivityDeps['cutReasonOf']
 
 export async function createWorker(
   opts: WorkerOptions = {},
-): Promise<{ worker: Worker; connection: NativeConnection }> {
-  installRuntime();
+): Promise<{ worker: Worker; connection: NativeConnection; sdkMetricsUrl: string | null }> {
+  const sdkMetricsUrl = installRuntime();
   const settings = opts.settings ?? temporalSettings();
-  const connection = await NativeConnection.connect({ address: settings.address });
-  const worker = await Worker.create({
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(connectionOptions(settings));
+  } catch (err) {
+    throw new CliError(
+      explainConnectionError(err, settings) ??
+        (await probeTls(settings)) ??
+        `cannot reach Temporal at ${settings.address}: ${(err as Error).message}`,
+      EXIT.unreachable,
+    );
+  }
+  let worker: Worker;
+  try {
+    worker = await createWorkerOn(connection, settings, opts);
+  } catch (err) {
+    await connection.close();
+    const explained = explainConnectionError(err, settings);
+    throw explained ? new CliError(explained, EXIT.unreachable) : err;
+  }
+  return { worker, connection, sdkMetricsUrl };
+}
+
+function createWorkerOn(
+  connection: NativeConnection,
+  settings: TemporalSettings,
+  opts: WorkerOptions,
+): Promise<Worker> {
+  return Worker.create({
     connection,
     namespace: settings.namespace,
+    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
@@ -84,7 +131,6 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
   });
-  return { worker, connection };
 }
 
 /**
@@ -109,12 +155,16 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const settings = opts.settings ?? temporalSettings();
   opts = { beforeManifest: failpointFromEnv(), ...opts };
   const metrics = opts.metrics ?? new TrainingMetrics();
+  const webhook = webhookFromEnv();
+  const alerts = opts.alerts ?? new AlertSink({ url: webhook, counters: metrics });
   const slots = opts.slots ?? slotsOption(undefined) ?? 1;
-  const { worker, connection } = await createWorker({ ...opts, settings, metrics, slots });
+  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts, slots });
   const metricsUrl = await serveMetrics(metrics);
   console.error(
     `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}, ${slots} slot(s)` +
-      (metricsUrl ? `, metrics on ${metricsUrl}` : ''),
+      (metricsUrl ? `, metrics on ${metricsUrl}` : '') +
+      (sdkMetricsUrl ? `, SDK metrics on ${sdkMetricsUrl}` : '') +
+      (webhook ? ', alerts to the webhook' : ', no alert webhook (DURABLE_TRAIN_ALERT_WEBHOOK)'),
   );
   try {
     await worker.run();
@@ -129,12 +179,14 @@ async function serveMetrics(metrics: TrainingMetrics, env = process.env): Promis
   if (!port) return null;
   const host = env.DURABLE_TRAIN_METRICS_HOST || '127.0.0.1';
   const server = http.createServer((req, res) => {
-    if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(metrics.registry.render());
-    } else {
+    if (req.url !== '/metrics') {
       res.writeHead(404).end();
+      return;
     }
+    metrics.text().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

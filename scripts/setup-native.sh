@@ -43,7 +43,9 @@ if [ "$installed" != "$TENSORFLOW_CPU_VERSION" ]; then
   "$VENV/bin/pip" install --disable-pip-version-check "tensorflow-cpu==$TENSORFLOW_CPU_VERSION" >"$LOG" 2>&1 ||
     die "pip install tensorflow-cpu==$TENSORFLOW_CPU_VERSION (see $LOG)"
 fi
-TF_DIR=$("$VENV/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("tensorflow").origin))')
+# The real path: links made through a symlinked .tools (a git worktree sharing the main checkout's) must not
+# point into a worktree that is later removed.
+TF_DIR=$(realpath "$("$VENV/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("tensorflow").origin))')")
 for f in libtensorflow_cc.so.2 libtensorflow_framework.so.2 include/tensorflow/c/c_api.h include/tensorflow/c/eager/c_api.h; do
   [ -e "$TF_DIR/$f" ] || die "the tensorflow-cpu wheel has no $f in $TF_DIR"
 done
@@ -52,6 +54,9 @@ done
 PKG=$PREFIX/node_modules/@tensorflow/tfjs-node
 STAMP="tfjs-node $TFJS_VERSION, tensorflow-cpu $TENSORFLOW_CPU_VERSION, node-api-headers $NODE_API_HEADERS_VERSION, napi $(node -p process.versions.napi)"
 if [ -f "$PREFIX/built" ] && [ "$(cat "$PREFIX/built")" = "$STAMP" ] && [ -n "$(find "$PKG/lib" -name tfjs_binding.node 2>/dev/null)" ]; then
+  # Re-point the wheel's headers and libraries (cheap; repairs links left dangling by a moved or removed venv path).
+  ln -sfn "$TF_DIR/include" "$PKG/deps/include"
+  ln -sf "$TF_DIR/libtensorflow_cc.so.2" "$TF_DIR/libtensorflow_framework.so.2" "$PKG/deps/lib/"
   say "already built ($STAMP)"
   exit 0
 fi

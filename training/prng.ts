@@ -22,16 +22,15 @@ function splitmix32(seed: number): () => number {
 }
 
 export class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+  // The four words a, b, c, d (the counter) in a typed array: storing uint32 values above 2^31 into plain
+  // number fields boxes them, and the dropout masks draw ~10^5 values a step (2-4x slower that way).
+  private readonly s = new Uint32Array(4);
 
   private constructor(a: number, b: number, c: number, d: number) {
-    this.a = a >>> 0;
-    this.b = b >>> 0;
-    this.c = c >>> 0;
-    this.d = d >>> 0;
+    this.s[0] = a;
+    this.s[1] = b;
+    this.s[2] = c;
+    this.s[3] = d;
   }
 
   /** A generator for a run seed: an integer in [0, 2^32). */
@@ -58,23 +57,25 @@ export class Prng {
   }
 
   getState(): PrngState {
-    return { algorithm: PRNG_ALGORITHM, state: [this.a, this.b, this.c, this.d] };
+    return { algorithm: PRNG_ALGORITHM, state: [this.s[0], this.s[1], this.s[2], this.s[3]] };
   }
 
   clone(): Prng {
-    return new Prng(this.a, this.b, this.c, this.d);
+    return new Prng(this.s[0], this.s[1], this.s[2], this.s[3]);
   }
 
   nextUint32(): number {
-    const a = this.a;
-    const b = this.b;
-    const c = this.c;
-    const d = this.d; // the counter
+    const s = this.s;
+    const a = s[0];
+    const b = s[1];
+    const c = s[2];
+    const d = s[3]; // the counter
     const t = (((a + b) >>> 0) + d) >>> 0;
-    this.a = (b ^ (b >>> 9)) >>> 0;
-    this.b = (c + (c << 3)) >>> 0;
-    this.c = (((c << 21) | (c >>> 11)) + t) >>> 0;
-    this.d = (d + 1) >>> 0;
+    // Uint32Array stores reduce modulo 2^32, as `>>> 0` did.
+    s[0] = b ^ (b >>> 9);
+    s[1] = c + (c << 3);
+    s[2] = ((c << 21) | (c >>> 11)) + t;
+    s[3] = d + 1;
     return t;
   }
 

@@ -1,4 +1,5 @@
 // The shape of the progress query and of the workflow result. Pure types.
+import type { LastDrill } from '../activities/drill-types';
 import type { CheckpointPointer, EvalResult, Recovery } from '../activities/types';
 
 export type RunStatus =
@@ -28,6 +29,8 @@ export interface RunProgress {
   backend: string | null;
   continuedAsNew: number;
   result: RunResult | null;
+  /** The last recovery drill's outcome and time (absent until a drill reports to the running run). */
+  lastDrill?: LastDrill | null;
   /** Distributed runs (spec.distributed): the last round's replicas, which worker trained each, and the sync time. */
   lastRound?: RoundProgress;
 }

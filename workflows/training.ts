@@ -9,15 +9,25 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { AlertActivities } from '../activities/alert-types';
 import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
-import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from './definitions';
+import {
+  drillSignal,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setLearningRateUpdate,
+  stopSignal,
+} from './definitions';
 import { roundRunner, roundsPerRun } from './distributed';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
@@ -66,7 +76,37 @@ const { prepareRun, applyRetention } = proxyActivities<TrainingActivities>({
   retry,
 });
 
+// The run-failed alert: its own short retry policy (a dead webhook costs the failing run seconds, never its outcome).
+const { sendAlert } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+});
+/** Patch id of the run-failed alert (a new command on the failure path of runs that started before it). */
+export const RUN_FAILED_ALERT_PATCH = 'alert-run-failed';
+
 export async function trainingWorkflow(input: TrainingInput): Promise<RunResult> {
+  let progress: RunProgress | null = null;
+  try {
+    return await runTraining(input, (p) => (progress = p));
+  } catch (err) {
+    // A run that fails (not one cancelled, not a continue-as-new, not a workflow-task bug that is retried) tells a
+    // person, once; whatever the alert does, the run fails with its own error.
+    if (err instanceof TemporalFailure && !isCancellation(err) && patched(RUN_FAILED_ALERT_PATCH)) {
+      const p = progress as RunProgress | null;
+      const cause = err.cause?.message ?? err.message;
+      await sendAlert({
+        kind: 'run-failed',
+        runId: workflowInfo().workflowId,
+        checkpointId: p?.lastCheckpoint?.id ?? null,
+        message: `run failed at step ${p?.step ?? 0}: ${cause}`,
+        details: { step: p?.step ?? 0, totalSteps: p?.totalSteps ?? 0, error: cause.slice(0, 500) },
+      }).catch((alertErr: unknown) => log.warn('run-failed alert not delivered', { error: String(alertErr) }));
+    }
+    throw err;
+  }
+}
+
+async function runTraining(input: TrainingInput, expose: (p: RunProgress) => void): Promise<RunResult> {
   const runId = workflowInfo().workflowId;
   const { spec } = input;
   const carried = input.carried;
@@ -93,6 +133,7 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     continuedAsNew: 0,
     result: null,
   };
+  expose(progress);
   let paused = carried?.paused ?? false;
   let stopRequested = carried?.stopRequested ?? false;
   let pendingLearningRate: number | null = carried?.pendingLearningRate ?? null;
@@ -122,6 +163,10 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
   });
   setHandler(resumeSignal, () => {
     paused = false;
+  });
+  // Progress only, no commands: replay-safe without a patch (a drill of this run reports its outcome here).
+  setHandler(drillSignal, (drill) => {
+    progress.lastDrill = drill;
   });
   setHandler(stopSignal, () => {
     if (stopRequested || progress.result) return;

@@ -6,8 +6,10 @@ import type { Trainer } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { commitTrainer } from '../commit';
 import { storageUnavailable } from '../failures';
-import type { TrainingMetrics } from '../metrics';
+import { failureReason, type TrainingMetrics } from '../metrics';
 import type { CheckpointPointer, CheckpointRef } from '../types';
+import type { RunAlerts } from './alerts';
+import type { ChunkCurves } from './curves';
 
 export const pointerOf = (m: Manifest): CheckpointPointer => ({
   runId: m.runId,
@@ -35,14 +37,27 @@ export class ChunkCommits {
       parent: CheckpointRef | null;
       everySeconds: number;
       metrics: TrainingMetrics;
+      /** Counts storage failures in a row and raises 'save-failing' (without waiting for the webhook). */
+      alerts?: RunAlerts;
+      /** The run's metrics log: each commit's segment is written before its manifest, its event file after. */
+      curves?: ChunkCurves;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
   }
 
+  get curves(): ChunkCurves | undefined {
+    return this.o.curves;
+  }
+
   /** A time-based commit is due (never at the run's last step: the chunk-end commit follows at once). */
   due(step: number, totalSteps: number): boolean {
     return this.everyMs > 0 && Date.now() - this.lastAt >= this.everyMs && step < totalSteps;
+  }
+
+  /** The newest checkpoint of the run this chunk knows (its last commit, or where it started). */
+  private lastId(): string | null {
+    return this.last?.id ?? this.o.parent?.id ?? null;
   }
 
   /** Commits the trainer's current state, unless this very step is already committed (then that checkpoint). */
@@ -51,6 +66,8 @@ export class ChunkCommits {
     const c0 = Date.now();
     let m: Manifest;
     try {
+      const st = this.o.trainer.state;
+      await this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
       m = await commitTrainer(this.o.manager, this.o.trainer, {
         backend: this.o.backend,
         specHash: this.o.specHash,
@@ -58,9 +75,11 @@ export class ChunkCommits {
         reason,
       });
     } catch (err) {
-      this.o.metrics.commitFailed(this.o.runId);
+      this.o.metrics.commitFailed(this.o.runId, failureReason(err));
       log.error('checkpoint commit failed', { runId: this.o.runId, error: (err as Error).message });
-      throw storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+      const failure = storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+      if (failure !== err) this.o.alerts?.storageFailed(this.o.runId, this.lastId(), (err as Error).message);
+      throw failure;
     }
     const seconds = (Date.now() - c0) / 1000;
     this.ms += Date.now() - c0;
@@ -71,10 +90,14 @@ export class ChunkCommits {
       m.blobs.reduce((n, b) => n + b.size, 0),
       reason,
     );
+    this.o.alerts?.committed(this.o.runId, m.id);
     this.count += 1;
     this.lastAt = Date.now();
     this.last = m;
     this.lastCommitted = pointerOf(m);
+    await this.o.curves?.afterCommit().catch((err: unknown) => {
+      throw storageUnavailable(err, `TensorBoard event file of run ${this.o.runId} at step ${m.step} not written`);
+    });
     return m;
   }
 }

@@ -1,6 +1,6 @@
 // Where a chunk starts: the trainer it continues, the checkpoint that trainer equals (the parent of the chunk's first
 // commit), and whether that differs from what the workflow asked for (a recovery). One function, one answer.
-import { log } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import {
   CheckpointCorruptError,
   CheckpointNotFoundError,
@@ -19,6 +19,7 @@ import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
 import { restoreTrainer } from './restore';
 import type { WarmTrainers } from './warm-cache';
+import type { RunAlerts } from './alerts';
 
 export interface ChunkStart {
   trainer: Trainer;
@@ -46,6 +47,8 @@ export interface ChunkStartInput {
   managerOf: (runId: string) => CheckpointManager;
   warm: WarmTrainers;
   metrics: TrainingMetrics;
+  /** Raises 'damaged-fallback', and counts the storage failures of a retry's reads toward 'save-failing'. */
+  alerts?: RunAlerts;
 }
 
 /** A checkpoint that is missing or does not verify; anything else from storage means the storage itself failed. */
@@ -64,6 +67,19 @@ export function forkPlanOf(sourceSpec: RunSpec | null | undefined, spec: RunSpec
 }
 
 export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart> {
+  i.alerts?.chunkStarted(i.runId, i.from?.runId === i.runId ? i.from.id : null);
+  try {
+    return await resolve(i);
+  } catch (err) {
+    // Storage that fails before the chunk can even start keeps the run from saving as much as a failed commit does.
+    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable) {
+      i.alerts?.storageFailed(i.runId, i.from?.id ?? null, err.message);
+    }
+    throw err;
+  }
+}
+
+async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   let from = i.from;
   let recovery: Recovery | null = null;
   if (i.attempt > 1) {
@@ -72,7 +88,16 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
     const reason =
       `retry of attempt ${i.attempt - 1}` +
       (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
-    if (damaged.length) log.warn('skipped damaged checkpoints', { damaged });
+    if (damaged.length) {
+      log.warn('skipped damaged checkpoints', { damaged });
+      i.metrics.recovered(i.runId, 'damaged-fallback');
+      i.alerts?.damagedFallback(
+        i.runId,
+        damaged[0],
+        found?.id ?? from?.id ?? '(start)',
+        `retry skipped ${damaged.join(', ')}`,
+      );
+    }
     recovery = { requested: from?.id ?? null, restoredFrom: found?.id ?? from?.id ?? null, reason, attempt: i.attempt };
     if (found) from = { runId: found.runId, id: found.id };
     i.metrics.recovered(i.runId, 'retry');
@@ -97,6 +122,7 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
   // The fork point: the first chunk of a fork restores its source's checkpoint with the fork's changes applied.
   const plan = own ? null : forkPlanOf(i.sourceSpec, i.spec);
   const restoreOpts = plan ?? {};
+  const t0 = Date.now();
   let parent: CheckpointRef = from;
   let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
   try {
@@ -130,6 +156,7 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
       attempt: i.attempt,
     };
     i.metrics.recovered(i.runId, 'damaged-fallback');
+    i.alerts?.damagedFallback(i.runId, from.id, fallback.manifest.id, (err as Error).message);
     loaded = await i.manager.load(fallback.manifest.id).catch((e: unknown) => {
       throw isDamagedOrMissing(e)
         ? e
@@ -138,6 +165,7 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
     parent = { runId: i.runId, id: fallback.manifest.id };
   }
   const trainer = await restoreTrainer(i.spec, i.backend, loaded.manifest, loaded.blobs, restoreOpts);
+  i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
   return { trainer, source: 'restored', parent, recovery };
 }
@@ -162,12 +190,15 @@ export async function newestDescendant(manager: CheckpointManager, runId: string
     .sort((a, b) => b.step - a.step);
   const damaged: string[] = [];
   for (const c of candidates) {
-    if (c.valid === false) {
-      damaged.push(c.id); // its manifest does not even parse
+    if (c.valid === false && !c.untrusted) {
+      damaged.push(c.id); // its manifest does not even parse (a refused signature is no damage: verify throws)
       continue;
     }
     if (!descendsFrom(c, from, runId, byId)) continue;
-    if ((await manager.verify(c.id)).ok) return { found: c, damaged };
+    const verified = await manager.verify(c.id).catch((err: unknown) => {
+      throw storageUnavailable(err, `cannot verify checkpoint ${runId}:${c.id}`);
+    });
+    if (verified.ok) return { found: c, damaged };
     damaged.push(c.id);
   }
   return { found: null, damaged };

@@ -26,6 +26,7 @@ export async function trainWithHeartbeats(
     onEvalProgress: () => ctx.heartbeat(lastHeartbeat),
     onStep: async (p) => {
       samplesPerSec = p.samplesPerSec;
+      commits.curves?.record(p);
       const hb: ChunkHeartbeat = {
         step: p.step,
         totalSteps: p.totalSteps,

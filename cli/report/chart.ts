@@ -1,5 +1,9 @@
 // The chart model: what the report draws (panels of series over steps, their axes and ticks, and the marks
 // for checkpoints, recoveries and learning-rate changes), independent of how it is drawn.
+// Training curves come from the run's metrics log at step resolution: the raw points as a faint line and an
+// exponential moving average over them as the curve to read, as TensorBoard draws them. Runs from before the log
+// (no segments stored) fall back to the chunk summaries of the workflow history.
+import { seriesOf, type MetricsLog } from '../../telemetry/metrics-log';
 import type { ChunkRecord, ReportData } from './data';
 
 export interface Series {
@@ -8,6 +12,30 @@ export interface Series {
   points: Array<[number, number]>;
   markers: boolean;
   line: boolean;
+  /** Stroke width (default 1.8). */
+  width?: number;
+  /** Dash length (default solid). */
+  dash?: number;
+  /** Stroke opacity (default 1): the raw points under their smoothed curve are faint. */
+  opacity?: number;
+}
+
+/** The smoothing weight of the EMA line: TensorBoard's default (its slider). */
+export const SMOOTHING = 0.6;
+
+/**
+ * TensorBoard's smoothing: an exponential moving average, debiased for its zero start (so the first points are
+ * not pulled towards 0). Non-finite values pass through unsmoothed.
+ */
+export function emaSmooth(points: Array<[number, number]>, weight = SMOOTHING): Array<[number, number]> {
+  let last = 0;
+  let n = 0;
+  return points.map(([x, v]) => {
+    if (!Number.isFinite(v)) return [x, v];
+    last = last * weight + (1 - weight) * v;
+    n += 1;
+    return [x, last / (1 - Math.pow(weight, n))];
+  });
 }
 
 export interface Panel {
@@ -16,6 +44,8 @@ export interface Panel {
   yDomain: [number, number];
   yTicks: number[];
   format: (v: number) => string;
+  /** Whether the legend names the marks too (they are the same on every panel: the first one says it). */
+  legendMarks?: boolean;
 }
 
 export type MarkKind = 'checkpoint' | 'recovery' | 'lr-change';
@@ -94,15 +124,67 @@ function marksOf(d: ReportData): Mark[] {
   return marks.sort((a, b) => a.step - b.step || (a.kind === 'recovery' ? 1 : 0) - (b.kind === 'recovery' ? 1 : 0));
 }
 
+const COLORS = {
+  train: '#1f77b4',
+  test: '#ff7f0e',
+  testAcc: '#2ca02c',
+  lr: '#8c564b',
+  compare: '#7f7f7f',
+  compareTest: '#bcbd22',
+};
+
+/** Raw points (faint) and their smoothed curve. */
+function trainSeries(name: string, color: string, raw: Array<[number, number]>, stepLevel: boolean): Series[] {
+  if (!stepLevel) return [{ name: `${name} (chunk end)`, color, points: raw, line: true, markers: false }];
+  return [
+    { name: `${name} (raw)`, color, points: raw, line: true, markers: false, width: 1, opacity: 0.3 },
+    { name: `${name} (smoothed)`, color, points: emaSmooth(raw), line: true, markers: false, width: 2 },
+  ];
+}
+
+/** The compared run's smoothed curve (dashed) and test points. */
+function compareSeries(d: ReportData, what: 'loss' | 'accuracy'): Series[] {
+  const log = d.compare?.log;
+  if (!log) return [];
+  const out: Series[] = [];
+  const raw = seriesOf(log, what);
+  if (raw.length)
+    out.push({
+      name: d.compare!.runId,
+      color: COLORS.compare,
+      points: emaSmooth(raw),
+      line: true,
+      markers: false,
+      width: 2,
+      dash: 5,
+    });
+  const test = log.evals.flatMap((e) => {
+    const v = what === 'loss' ? e.loss : e.accuracy;
+    return typeof v === 'number' ? [[e.step, v] as [number, number]] : [];
+  });
+  if (test.length)
+    out.push({
+      name: `${d.compare!.runId} test`,
+      color: COLORS.compareTest,
+      points: test,
+      line: true,
+      markers: true,
+    });
+  return out;
+}
+
+const hasSteps = (log: MetricsLog | null): log is MetricsLog => Boolean(log && log.rows.length);
+
 export function chartModel(d: ReportData): ChartModel {
   const pts = (sel: (c: ChunkRecord) => number | null | undefined): Array<[number, number]> =>
     d.history.chunks.flatMap((c) => {
       const v = sel(c);
       return typeof v === 'number' && Number.isFinite(v) ? [[c.step, v] as [number, number]] : [];
     });
-  const trainLoss = pts((c) => c.loss);
-  const trainAcc = pts((c) => c.accuracy);
-  const lr = pts((c) => c.learningRate);
+  const stepLevel = hasSteps(d.log);
+  const trainLoss = stepLevel ? seriesOf(d.log!, 'loss') : pts((c) => c.loss);
+  const trainAcc = stepLevel ? seriesOf(d.log!, 'accuracy') : pts((c) => c.accuracy);
+  const lr = stepLevel ? seriesOf(d.log!, 'learningRate') : pts((c) => c.learningRate);
   const testLoss = d.evals.map((e) => [e.step, e.loss] as [number, number]);
   const evalPts = (sel: (e: (typeof d.evals)[number]) => number | null | undefined): Array<[number, number]> =>
     d.evals.flatMap((e) => {
@@ -114,21 +196,25 @@ export function chartModel(d: ReportData): ChartModel {
   const testMae = evalPts((e) => e.mae);
   const testMse = evalPts((e) => e.mse);
   const regression = testMae.length > 0 && testAcc.length === 0;
-  const yValues = (...series: Array<Array<[number, number]>>) => series.flat().map((p) => p[1]);
+  // The compared run first: drawn underneath this run's curves.
+  const lossSeries = [
+    ...compareSeries(d, 'loss'),
+    ...trainSeries('train loss', COLORS.train, trainLoss, stepLevel),
+    { name: 'test loss', color: COLORS.test, points: testLoss, line: true, markers: true },
+  ];
+  const accSeries = [
+    ...compareSeries(d, 'accuracy'),
+    ...trainSeries('train accuracy', COLORS.train, trainAcc, stepLevel),
+    { name: 'test accuracy', color: COLORS.testAcc, points: testAcc, line: true, markers: true },
+  ];
+  const yValues = (series: Series[]) => series.flatMap((x) => x.points.map((p) => p[1]));
+  const xMax = Math.max(d.totalSteps, d.compare?.totalSteps ?? 0);
   return {
-    xMax: d.totalSteps,
-    xTicks: niceTicks(0, d.totalSteps).filter((v) => Number.isInteger(v)),
+    xMax,
+    xTicks: niceTicks(0, xMax).filter((v) => Number.isInteger(v)),
     marks: marksOf(d),
     panels: [
-      panel(
-        'loss',
-        [
-          { name: 'train loss (chunk end)', color: '#1f77b4', points: trainLoss, line: true, markers: false },
-          { name: 'test loss', color: '#ff7f0e', points: testLoss, line: true, markers: true },
-        ],
-        domainOf(yValues(trainLoss, testLoss), true),
-        fmtNum,
-      ),
+      { ...panel('loss', lossSeries, domainOf(yValues(lossSeries), true), fmtNum), legendMarks: true },
       regression
         ? panel(
             'test error',
@@ -136,22 +222,28 @@ export function chartModel(d: ReportData): ChartModel {
               { name: 'test mae', color: '#2ca02c', points: testMae, line: true, markers: true },
               { name: 'test mse', color: '#d62728', points: testMse, line: true, markers: true },
             ],
-            domainOf(yValues(testMae, testMse), true),
+            domainOf(
+              [...testMae, ...testMse].map((p) => p[1]),
+              true,
+            ),
             fmtNum,
           )
-        : panel(
-            'accuracy',
-            [
-              { name: 'train accuracy (chunk end)', color: '#1f77b4', points: trainAcc, line: true, markers: false },
-              { name: 'test accuracy', color: '#2ca02c', points: testAcc, line: true, markers: true },
-            ],
-            [0, 1],
-            fmtNum,
-          ),
+        : panel('accuracy', accSeries, [0, 1], fmtNum),
       panel(
         'learning rate',
-        [{ name: 'learning rate (next step)', color: '#8c564b', points: lr, line: true, markers: true }],
-        domainOf(yValues(lr), true),
+        [
+          {
+            name: stepLevel ? 'learning rate' : 'learning rate (next step)',
+            color: COLORS.lr,
+            points: lr,
+            line: true,
+            markers: !stepLevel,
+          },
+        ],
+        domainOf(
+          lr.map((p) => p[1]),
+          true,
+        ),
         fmtLr,
       ),
     ],

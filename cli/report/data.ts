@@ -1,10 +1,12 @@
-// The report's data: chunk summaries from the workflow history (across continue-as-new), checkpoints and the
-// evaluations recorded in the newest manifest from storage, recoveries and learning-rate changes, merged.
+// The report's data: the run's metrics log (step resolution) and checkpoints from its storage, chunk summaries from
+// the workflow history (across continue-as-new), evaluations, recoveries and learning-rate changes, merged; and,
+// with --compare, another run's log (a fork beside its parent).
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodePayload } from '../../codec';
 import type { CheckpointSummary } from '../../checkpoint';
 import type { ChunkSummary, EvalResult, Recovery } from '../../activities/types';
 import type { RunSpec } from '../../spec';
+import { readMetricsLog, type MetricsLog } from '../../telemetry/metrics-log';
 import { managerForRun } from '../checkpoints';
 import { CliError, viewRun, type RunView } from '../common';
 
@@ -47,7 +49,7 @@ export async function fetchRunHistory(client: Client, runId: string, latestExecu
       if (done && scheduled.get(String(done.scheduledEventId)) === 'trainChunk') {
         const payload = done.result?.payloads?.[0];
         if (!payload) continue;
-        const s = defaultPayloadConverter.fromPayload(payload as never) as ChunkSummary;
+        const s = (await decodePayload(client, payload as never)) as ChunkSummary;
         if (s && typeof s.step === 'number') chunks.push({ ...s, execution, completedAt: isoTime(ev.eventTime) });
       }
     }
@@ -70,6 +72,40 @@ export interface ReportData {
   recoveries: Array<Recovery & { step: number }>;
   learningRateChanges: Array<{ step: number; value: number }>;
   totalSteps: number;
+  /** The metrics log up to the newest checkpoint; null when it could not be read (logError says why). */
+  log: MetricsLog | null;
+  logError: string | null;
+  /** Another run drawn over this one (--compare), e.g. a fork's parent. */
+  compare: CompareData | null;
+}
+
+export interface CompareData {
+  runId: string;
+  log: MetricsLog | null;
+  error: string | null;
+  totalSteps: number;
+}
+
+/** The metrics log of a run up to its newest (listed, not damaged) checkpoint. */
+async function logOf(
+  manager: Awaited<ReturnType<typeof managerForRun>>,
+  checkpoints: CheckpointSummary[],
+): Promise<MetricsLog | null> {
+  const ends = checkpoints.filter((c) => c.valid !== false).map((c) => c.step);
+  if (!ends.length) return null;
+  return readMetricsLog(manager.store, manager.runId, Math.max(...ends));
+}
+
+/** The run drawn for comparison: its log from its own storage (the same --storage, else its spec's). */
+export async function collectCompareData(client: Client, runId: string, storage?: string): Promise<CompareData> {
+  const manager = await managerForRun(client, runId, storage);
+  try {
+    const checkpoints = await manager.list();
+    const log = await logOf(manager, checkpoints);
+    return { runId, log, error: null, totalSteps: Math.max(1, ...checkpoints.map((c) => c.step)) };
+  } catch (err) {
+    return { runId, log: null, error: (err as Error).message, totalSteps: 1 };
+  }
 }
 
 /** The step the run has reached: its result, else its live progress, else its newest chunk. */
@@ -81,7 +117,7 @@ export function currentStep(d: ReportData): number {
 export async function collectReportData(
   client: Client,
   runId: string,
-  opts: { storage?: string; verify?: boolean },
+  opts: { storage?: string; verify?: boolean; compare?: string },
 ): Promise<ReportData> {
   const view = await viewRun(client, runId);
   const desc = await client.workflow.getHandle(runId).describe();
@@ -90,9 +126,17 @@ export async function collectReportData(
   let checkpoints: CheckpointSummary[] = [];
   let checkpointsError: string | null = null;
   const evals = new Map<number, EvalResult>();
+  let log: MetricsLog | null = null;
+  let logError: string | null = null;
   try {
     const manager = await managerForRun(client, runId, opts.storage);
     checkpoints = await manager.list({ verify: opts.verify });
+    try {
+      log = await logOf(manager, checkpoints);
+      for (const e of log?.evals ?? []) evals.set(e.step, e);
+    } catch (err) {
+      logError = (err as Error).message;
+    }
     // The newest manifest holds every evaluation of the run, also those of executions before a restart.
     const newest = checkpoints.find((c) => c.valid !== false);
     if (newest) {
@@ -134,5 +178,8 @@ export async function collectReportData(
     recoveries,
     learningRateChanges: view.progress?.learningRateChanges ?? [],
     totalSteps,
+    log,
+    logError,
+    compare: opts.compare ? await collectCompareData(client, opts.compare, opts.storage) : null,
   };
 }

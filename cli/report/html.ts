@@ -2,7 +2,8 @@
 // its curves, recoveries, learning-rate changes, checkpoints, chunks and spec.
 import { datasetLabel, modelLabel } from '../../spec/labels';
 import { fmt } from '../common';
-import type { ChartModel } from './chart';
+import { epochOfCompleted } from '../epoch';
+import { SMOOTHING, type ChartModel } from './chart';
 import { currentStep, type ReportData } from './data';
 import { esc, panelSvg, SVG_CSS } from './svg';
 
@@ -53,7 +54,7 @@ function summaryRows(d: ReportData): Array<[string, string]> {
     [
       'last test evaluation',
       lastEval
-        ? `epoch ${lastEval.epoch}, step ${lastEval.step}: accuracy ${fmt(lastEval.accuracy)}, loss ${fmt(lastEval.loss)}`
+        ? `end of epoch ${lastEval.epoch + 1}, step ${lastEval.step}: accuracy ${fmt(lastEval.accuracy)}, loss ${fmt(lastEval.loss)}`
         : '-',
     ],
     ['weights sha256', res?.weightsSha256 ?? '-'],
@@ -63,12 +64,36 @@ function summaryRows(d: ReportData): Array<[string, string]> {
   ];
 }
 
+/** Where the training curves come from, said on the page. */
+function curvesNote(d: ReportData): string {
+  const log = d.log;
+  const compare = d.compare
+    ? d.compare.log
+      ? ` Run ${d.compare.runId} is drawn dashed in grey for comparison.`
+      : ` Run ${d.compare.runId} could not be compared: ${d.compare.error ?? 'it has no metrics log'}.`
+    : '';
+  if (!log || !log.rows.length)
+    return (
+      `Training loss and accuracy are those of the last batch of each chunk (from the chunk summaries in the workflow ` +
+      `history${d.logError ? `; the metrics log could not be read: ${d.logError}` : '; this run has no metrics log'}).` +
+      compare
+    );
+  const buckets = log.rows.some((r) => r.count > 1);
+  return (
+    `Training loss, accuracy and learning rate at every step from the run's metrics log (${log.rows.length} points` +
+    `${buckets ? ', later steps averaged in buckets' : ''}): raw values faint, the bold line an exponential moving ` +
+    `average (smoothing ${SMOOTHING}).` +
+    (log.gapBefore !== null ? ` The log misses the steps before ${log.gapBefore}.` : '') +
+    compare
+  );
+}
+
 export function renderHtml(d: ReportData, model: ChartModel): string {
   const charts = model.panels.map((panel) => panelSvg(model, panel)).join('\n');
   const ckRows = d.checkpoints.map((c): Cell[] => [
     { v: c.id },
     { v: c.step, num: true },
-    { v: c.epoch, num: true },
+    { v: epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined), num: true },
     { v: c.createdAt.replace('T', ' ').slice(0, 19) },
     { v: (c.sizeBytes / 1e6).toFixed(2) + ' MB', num: true },
     { v: fmt(c.metrics.loss), num: true },
@@ -82,7 +107,13 @@ export function renderHtml(d: ReportData, model: ChartModel): string {
   ]);
   const chunkRows = d.history.chunks.map((c): Cell[] => [
     { v: `${c.fromStep}..${c.step}` },
-    { v: c.epoch, num: true },
+    {
+      v: epochOfCompleted(
+        c.epoch,
+        (c.evals ?? []).some((e) => e.step === c.step),
+      ),
+      num: true,
+    },
     { v: fmt(c.loss), num: true },
     { v: fmt(c.accuracy, 3), num: true },
     { v: fmt(c.learningRate, 6), num: true },
@@ -119,9 +150,9 @@ export function renderHtml(d: ReportData, model: ChartModel): string {
     .join('')}</table>
 
 <h2>Curves</h2>
-<p class="meta">Training loss and accuracy are those of the last batch of each chunk (from the chunk summaries in the
-workflow history); test points are the epoch-end evaluations. Dashed grey lines mark checkpoints, red lines the steps
-where a chunk recovered from a failure; hover for details.</p>
+<p class="meta">${esc(curvesNote(d))} Test points are the epoch-end evaluations. Dashed grey lines mark
+checkpoints, red lines the steps where a chunk recovered from a failure; hover for details. Epochs are numbered from
+1.</p>
 ${charts}
 ${d.checkpointsError ? `<p class="bad">checkpoints could not be read: ${esc(d.checkpointsError)}</p>` : ''}
 <h2>Recoveries</h2>

@@ -11,11 +11,12 @@ import { renderHtml } from './html';
 import { canDrawText, renderPng } from './png';
 import { chartSvg } from './svg';
 
-export const REPORT_HELP = `report RUN_ID --out FILE.html [--png FILE.png] [--force] [--verify] [--storage URL]
-    a self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy per chunk and test
-    evaluations over steps, learning rate, checkpoint and recovery marks, chunks, checkpoints, spec;
-    --png also renders the curves into a PNG; an existing FILE is refused unless --force;
-    --verify re-hashes the checkpoints for the table`;
+export const REPORT_HELP = `report RUN_ID --out FILE.html [--png FILE.png] [--compare OTHER_RUN] [--force] [--verify] [--storage URL]
+    a self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy at every step from the run's
+    metrics log (raw and smoothed) with the test evaluations, the learning rate, checkpoint and recovery marks,
+    chunks, checkpoints, spec; --png also renders the curves into a PNG (the same SVG, drawn by resvg);
+    --compare draws OTHER_RUN's curves over this run's (a fork over its parent); an existing FILE is refused
+    unless --force; --verify re-hashes the checkpoints for the table`;
 
 export interface ReportOptions {
   runId: string;
@@ -25,6 +26,8 @@ export interface ReportOptions {
   force?: boolean;
   storage?: string;
   verify?: boolean;
+  /** Another run to draw over this one. */
+  compare?: string;
 }
 
 /** Refuses an output path that is a directory, or an existing file without --force: before any work. */
@@ -68,7 +71,15 @@ export async function reportCommand(client: Client, out: Out, opts: ReportOption
   checkOutput(html, '--out', force);
   if (png) checkOutput(png, '--png', force);
 
-  const d = await collectReportData(client, opts.runId, { storage: opts.storage, verify: opts.verify });
+  if (opts.compare === opts.runId) throw new CliError(`report: --compare ${opts.compare} is the run itself`, 2);
+  const d = await collectReportData(client, opts.runId, {
+    storage: opts.storage,
+    verify: opts.verify,
+    compare: opts.compare,
+  });
+  if (d.logError) process.stderr.write(`durable-train: report: metrics log unavailable: ${d.logError}\n`);
+  if (d.compare?.error)
+    process.stderr.write(`durable-train: report: --compare ${d.compare.runId}: ${d.compare.error}\n`);
   if (d.checkpointsError)
     process.stderr.write(`durable-train: report: checkpoints unavailable: ${d.checkpointsError}\n`);
   const model = chartModel(d);
@@ -98,11 +109,15 @@ export async function reportCommand(client: Client, out: Out, opts: ReportOption
     checkpointsError: d.checkpointsError,
     recoveries: d.recoveries.length,
     learningRateChanges: d.learningRateChanges.length,
+    /** Points of the training curves from the metrics log (0: drawn from the chunk summaries). */
+    logPoints: d.log?.rows.length ?? 0,
+    compare: d.compare ? { runId: d.compare.runId, logPoints: d.compare.log?.rows.length ?? 0 } : null,
   };
   out.emit(summary, () =>
     [
       `report for ${d.runId} (${d.view.status}): ${d.history.chunks.length} chunks over ${summary.executions} execution(s), ` +
-        `${d.evals.length} evaluations, ${d.checkpoints.length} checkpoints, ${d.recoveries.length} recoveries`,
+        `${d.evals.length} evaluations, ${d.checkpoints.length} checkpoints, ${d.recoveries.length} recoveries, ` +
+        `${summary.logPoints} logged steps${d.compare ? `, compared with ${d.compare.runId}` : ''}`,
       `  ${html}`,
       ...(png ? [`  ${png}`] : []),
     ].join('\n'),

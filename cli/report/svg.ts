@@ -69,7 +69,9 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
     const pts = ser.points.map(([x, v]) => `${n2(s.x(x))},${n2(s.y(v))}`);
     if (ser.line)
       parts.push(
-        `<path d="M${pts.join(' L')}" fill="none" stroke="${ser.color}" stroke-width="1.8" stroke-linejoin="round">` +
+        `<path d="M${pts.join(' L')}" fill="none" stroke="${ser.color}" stroke-width="${ser.width ?? 1.8}"` +
+          `${ser.dash ? ` stroke-dasharray="${ser.dash} ${ser.dash}"` : ''}` +
+          `${ser.opacity !== undefined ? ` stroke-opacity="${ser.opacity}"` : ''} stroke-linejoin="round">` +
           `<title>${esc(ser.name)}</title></path>`,
       );
     if (ser.markers)
@@ -83,8 +85,11 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
   parts.push(`<rect x="${M.l}" y="${M.t}" width="${s.pw}" height="${s.ph}" class="frame" ${crisp}/>`);
   // Legend, right-aligned above the plot.
   const entries = [
-    ...panel.series.map((x) => ({ label: x.name, color: x.color, dash: 0 })),
-    ...[...new Set(model.marks.map((m) => m.kind))].map((k) => ({
+    // A faint series (raw points under their smoothed curve) needs no entry of its own.
+    ...panel.series
+      .filter((x) => x.points.length && (x.opacity ?? 1) === 1)
+      .map((x) => ({ label: x.name, color: x.color, dash: x.dash ?? 0 })),
+    ...[...new Set(panel.legendMarks ? model.marks.map((m) => m.kind) : [])].map((k) => ({
       label: MARK_STYLE[k].legend,
       color: MARK_STYLE[k].color,
       dash: MARK_STYLE[k].dash,
@@ -92,12 +97,14 @@ export function panelSvg(model: ChartModel, panel: Panel, y?: number): string {
   ];
   let lx = WIDTH - M.r;
   for (const e of [...entries].reverse()) {
-    lx -= 24 + e.label.length * 6.2 + 10;
+    // A long run id (--compare) is cut, so the legend stays clear of the panel title.
+    const label = e.label.length > 26 ? `${e.label.slice(0, 25)}…` : e.label;
+    lx -= 24 + label.length * 6.2 + 10;
     parts.push(
       `<line x1="${n2(lx)}" x2="${n2(lx + 18)}" y1="16" y2="16" stroke="${e.color}" stroke-width="2.5"` +
         `${e.dash ? ` stroke-dasharray="${e.dash} ${e.dash}"` : ''}/>`,
     );
-    parts.push(`<text x="${n2(lx + 22)}" y="20" class="legend">${esc(e.label)}</text>`);
+    parts.push(`<text x="${n2(lx + 22)}" y="20" class="legend">${esc(label)}</text>`);
   }
   if (!panel.series.some((x) => x.points.length))
     parts.push(`<text x="${M.l + s.pw / 2}" y="${M.t + s.ph / 2}" class="empty">no data yet</text>`);

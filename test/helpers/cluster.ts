@@ -25,12 +25,22 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(opts: { taskQueue?: string; ui?: boolean } = {}): Promise<TestCluster> {
+export async function startCluster(
+  opts: { taskQueue?: string; ui?: boolean; uiCodecEndpoint?: string } = {},
+): Promise<TestCluster> {
   const dir = tmpDir();
   const db = path.join(dir, 'temporal.sqlite');
   const port = await freePort();
   const uiPort = opts.ui ? await freePort() : undefined;
-  const start = () => startDevServer({ port, uiPort, db, headless: !opts.ui, log: path.join(dir, 'server.log') });
+  const start = () =>
+    startDevServer({
+      port,
+      uiPort,
+      db,
+      headless: !opts.ui,
+      log: path.join(dir, 'server.log'),
+      uiCodecEndpoint: opts.uiCodecEndpoint,
+    });
   let server = await start();
   const taskQueue = opts.taskQueue ?? `dt-${path.basename(dir)}`;
   const env = {

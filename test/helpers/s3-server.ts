@@ -2,6 +2,7 @@
 // `npm run setup:test` into .tools/venv), on loopback only, free ports, a temp data dir and static credentials.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -258,4 +259,182 @@ function tail(file: string, lines = 30): string {
   } catch {
     return '(no log)';
   }
+}
+
+/**
+ * One fault a FaultProxy injects into the requests it matches: an S3-style error answer (`status`, e.g. 500 or 503)
+ * or a stall (`stallMs`: the request is held that long, then forwarded, so a write the client gave up on may still
+ * land late, as it can on a real network).
+ */
+export interface FaultRule {
+  /** HTTP method to match (PUT, GET, HEAD, DELETE); any when omitted. */
+  method?: string;
+  /** Matched against the request path (bucket and key); any when omitted. */
+  path?: RegExp;
+  /** Answer this status with an S3 error body instead of forwarding. */
+  status?: number;
+  /** Hold the request this long, then forward it. */
+  stallMs?: number;
+  /** Only every nth matching request (n, 2n, ...); default every one. */
+  everyNth?: number;
+  /** Active for this long from the first matching request after the rule was added (then done). */
+  windowMs?: number;
+  /** At most this many faults, then done. */
+  limit?: number;
+  /**
+   * At most this many faults per request path (bucket, key and query): with 1, a request that failed once passes
+   * when the client retries it, however its retries interleave with other requests.
+   */
+  maxPerPath?: number;
+}
+
+export interface InjectedFault {
+  method: string;
+  path: string;
+  fault: string;
+  /** The rule's index (as add() returned it: the order of adding, from 0). */
+  rule: number;
+}
+
+export interface FaultProxy {
+  /** Point clients here instead of the server's endpoint. */
+  endpoint: string;
+  /** Adds a rule (the newest rule is tried first; the first that fires wins); returns its index. */
+  add(rule: FaultRule): number;
+  /** Removes every rule: from now on every request is forwarded untouched. */
+  clear(): void;
+  /** Every fault injected so far. */
+  readonly faults: InjectedFault[];
+  /** Requests seen so far, per method. */
+  readonly requests: Record<string, number>;
+  /** Every request so far, in order of arrival (ms since the proxy started), with the fault injected if any. */
+  readonly log: Array<{ ms: number; method: string; path: string; fault?: string }>;
+  close(): Promise<void>;
+}
+
+const S3_ERROR_CODES: Record<number, string> = {
+  500: 'InternalError',
+  503: 'ServiceUnavailable',
+};
+
+/**
+ * A fault-injecting HTTP proxy in front of an S3 endpoint, on a loopback port the kernel chooses (port 0, read
+ * back). Requests are forwarded unchanged, Host header included (SigV4 signs it), unless a rule fires.
+ */
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const target = new URL(upstream);
+  interface Active {
+    rule: FaultRule;
+    index: number;
+    seen: number;
+    fired: number;
+    firedPerPath: Map<string, number>;
+    windowEnd?: number;
+  }
+  const rules: Active[] = [];
+  let added = 0;
+  const faults: InjectedFault[] = [];
+  const requests: Record<string, number> = {};
+  const log: FaultProxy['log'] = [];
+  const t0 = Date.now();
+  const sockets = new Set<net.Socket>();
+
+  const pick = (method: string, url: string): Active | null => {
+    const now = Date.now();
+    for (const a of rules) {
+      const r = a.rule;
+      if (r.method && r.method !== method) continue;
+      if (r.path && !r.path.test(url)) continue;
+      if (a.windowEnd !== undefined && now > a.windowEnd) continue;
+      if (r.limit !== undefined && a.fired >= r.limit) continue;
+      if (r.maxPerPath !== undefined && (a.firedPerPath.get(url) ?? 0) >= r.maxPerPath) continue;
+      if (r.windowMs !== undefined && a.windowEnd === undefined) a.windowEnd = now + r.windowMs;
+      a.seen += 1;
+      if (a.seen % (r.everyNth ?? 1) !== 0) continue;
+      a.fired += 1;
+      a.firedPerPath.set(url, (a.firedPerPath.get(url) ?? 0) + 1);
+      return a;
+    }
+    return null;
+  };
+
+  const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
+    const up = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (upRes) => {
+        if (res.destroyed) {
+          upRes.resume();
+          return;
+        }
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    up.end(body);
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
+    req.on('end', () => {
+      const method = req.method ?? 'GET';
+      const url = req.url ?? '/';
+      requests[method] = (requests[method] ?? 0) + 1;
+      const body = Buffer.concat(chunks);
+      const a = pick(method, url);
+      log.push({ ms: Date.now() - t0, method, path: url });
+      if (!a) return forward(req, body, res);
+      const r = a.rule;
+      if (r.status !== undefined) {
+        faults.push({ method, path: url, fault: `HTTP ${r.status}`, rule: a.index });
+        log[log.length - 1].fault = `HTTP ${r.status}`;
+        const code = S3_ERROR_CODES[r.status] ?? 'InternalError';
+        const xml =
+          '<?xml version="1.0" encoding="UTF-8"?>\n' +
+          `<Error><Code>${code}</Code><Message>injected by the test's fault proxy</Message>` +
+          `<Resource>${url.replace(/[<>&]/g, '')}</Resource><RequestId>fault-${faults.length}</RequestId></Error>`;
+        res.writeHead(r.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(xml) });
+        res.end(method === 'HEAD' ? undefined : xml);
+        return;
+      }
+      faults.push({ method, path: url, fault: `stall ${r.stallMs ?? 0} ms`, rule: a.index });
+      log[log.length - 1].fault = `stall ${r.stallMs ?? 0} ms`;
+      setTimeout(() => forward(req, body, res), r.stallMs ?? 0);
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    add(rule) {
+      rules.unshift({ rule, index: added, seen: 0, fired: 0, firedPerPath: new Map() });
+      return added++;
+    },
+    clear() {
+      rules.splice(0);
+    },
+    faults,
+    requests,
+    log,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

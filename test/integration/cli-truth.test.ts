@@ -12,8 +12,6 @@ import type { RunResult } from '../../workflows/progress';
 import {
   cli,
   DIST,
-  spawnWorker,
-  startCluster,
   tmpDir,
   waitFor,
   writeSpec,
@@ -21,9 +19,10 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
+import { smallSpec, useCluster } from '../helpers/fixtures';
 
-const spec = {
-  model: 'mnist-mlp',
+// 250 steps in chunks of 25.
+const spec = smallSpec({
   dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200 },
   epochs: 1,
   batchSize: 16,
@@ -31,7 +30,7 @@ const spec = {
   seed: 5,
   optimizer: { name: 'adam', learningRate: 0.001 },
   checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 },
-};
+});
 
 /** One error line on stderr, no stack frames: what a user should see for an expected error. */
 function oneLine(r: CliResult): void {
@@ -44,21 +43,20 @@ function oneLine(r: CliResult): void {
 
 describe('the CLI tells the truth about ids, failures and errors (real dev server, real worker)', function () {
   this.timeout(600_000);
+  // One worker for the whole block (started in before, killed in after), as every test but the crash needs one.
+  const fx = useCluster();
   let cluster: TestCluster;
   let worker: WorkerProcess;
   let specFile: string;
   const frozen: string[] = [];
 
   before(async function () {
-    cluster = await startCluster();
-    worker = spawnWorker(cluster);
-    await worker.ready;
+    cluster = fx.cluster;
+    worker = await fx.worker();
     specFile = writeSpec(cluster.dir, 'spec.json', spec);
   });
-  after(async function () {
+  after(function () {
     for (const dir of frozen) spawnSync('chattr', ['-i', dir]);
-    await worker?.kill('SIGTERM');
-    await cluster?.close();
   });
 
   it('start refuses unsafe run ids and storage URLs with exit 2 and one line, before anything is started or written', async function () {
@@ -291,9 +289,9 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       120_000,
       100,
     );
+    // The block's worker runs the chunk: kill it; a worker of this test (killed after it) takes over.
     await worker.kill('SIGKILL');
-    worker = spawnWorker(cluster);
-    await worker.ready;
+    await fx.worker();
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
     const history = await handle.fetchHistory();

@@ -10,20 +10,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { privateTfjsNodeDir, TFJS_NODE_DIR_ENV_VAR } from '../../training/backend';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import {
-  cli,
-  spawnWorker,
-  startCluster,
-  waitFor,
-  writeSpec,
-  type TestCluster,
-  type WorkerProcess,
-} from '../helpers/cluster';
+import { cli, writeSpec } from '../helpers/cluster';
+import { chunkProgressed, smallSpec, useCluster } from '../helpers/fixtures';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 const TENSORFLOW = { DURABLE_TRAIN_BACKEND: 'tensorflow' };
 
-const spec = {
+const spec = smallSpec({
   model: 'mnist-cnn',
   dataset: { name: 'mnist', trainLimit: 6400, testLimit: 300 },
   epochs: 2,
@@ -36,9 +29,7 @@ const spec = {
   optimizer: { name: 'adam', learningRate: 0.001 },
   schedule: { name: 'cosine', warmupSteps: 10, minLearningRate: 0.0001 },
   checkpoint: { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 4 },
-};
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+});
 
 /** Whether a tfjs-node can be loaded: a normally installed one, or the private build of setup:native. */
 function nativeBuildPresent(): boolean {
@@ -65,27 +56,8 @@ function ensureNativeBuild(): string | null {
 
 describe('native TensorFlow backend: exact resume after SIGKILL (real dev server, worker processes)', function () {
   this.timeout(1_800_000);
-  let cluster: TestCluster | undefined;
-  const workers: WorkerProcess[] = [];
-  let reference = '';
-
-  const worker = () => {
-    const w = spawnWorker(cluster!, { env: TENSORFLOW });
-    workers.push(w);
-    return w;
-  };
-  const start = (runId: string, wait: boolean) =>
-    cli(cluster!, [
-      'start',
-      '--spec',
-      writeSpec(cluster!.dir, 'cnn.json', spec),
-      '--run-id',
-      runId,
-      ...(wait ? ['--wait'] : []),
-      '--json',
-    ]);
-
-  before(async function () {
+  // First: the native build (a skip here skips the block before any server starts).
+  before(function () {
     const cannot = ensureNativeBuild();
     if (cannot) {
       // The only skip in the suite: the native build needs g++, python3 and the PyPI and npm registries.
@@ -95,9 +67,24 @@ describe('native TensorFlow backend: exact resume after SIGKILL (real dev server
       );
       this.skip();
     }
-    cluster = await startCluster();
-    const w = worker();
-    await w.ready;
+  });
+  const fx = useCluster();
+  let reference = '';
+
+  const worker = () => fx.worker({ env: TENSORFLOW });
+  const start = (runId: string, wait: boolean) =>
+    cli(fx.cluster, [
+      'start',
+      '--spec',
+      writeSpec(fx.cluster.dir, 'cnn.json', spec),
+      '--run-id',
+      runId,
+      ...(wait ? ['--wait'] : []),
+      '--json',
+    ]);
+
+  before(async function () {
+    const w = await worker();
     const r = start('cnn-tf-ref', true);
     assert.equal(r.code, 0, r.stderr + w.output());
     const { result } = r.json<{ result: RunResult }>();
@@ -108,38 +95,21 @@ describe('native TensorFlow backend: exact resume after SIGKILL (real dev server
     await w.kill('SIGTERM');
   });
 
-  afterEach(async function () {
-    for (const w of workers.splice(0)) await w.kill('SIGKILL');
-  });
-  after(async function () {
-    // Also the reference worker, when the before hook failed before stopping it.
-    for (const w of workers.splice(0)) await w.kill('SIGKILL');
-    await cluster?.close();
-  });
-
   it('two SIGKILLs mid-chunk end with the uninterrupted weights', async function () {
     const runId = 'cnn-tf-killed';
     const r = start(runId, false);
     assert.equal(r.code, 0, r.stderr);
-    const handle: WorkflowHandle = cluster!.client.workflow.getHandle(runId);
+    const handle: WorkflowHandle = fx.cluster.client.workflow.getHandle(runId);
 
     for (let kill = 1; kill <= 2; kill++) {
-      const w = worker();
-      await w.ready;
-      const identity = `${w.proc.pid}@`;
-      await waitFor(`a chunk running on worker ${w.proc.pid}`, async () => {
-        const d = await handle.describe();
-        if (d.status.name !== 'RUNNING') throw new Error(`run is ${d.status.name}`);
-        return d.raw.pendingActivities?.some(
-          (a) => a.activityType?.name === 'trainChunk' && (a.lastWorkerIdentity ?? '').startsWith(identity),
-        );
-      });
-      await sleep(300 + Math.random() * 1200);
+      const w = await worker();
+      // Killed once a chunk on this worker has heartbeated a step: mid-chunk (chunks are 100 steps long).
+      const seen = Date.now();
+      await chunkProgressed(handle, seen, w);
       await w.kill('SIGKILL');
     }
 
-    const last = worker();
-    await last.ready;
+    await worker();
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.step, result.totalSteps);

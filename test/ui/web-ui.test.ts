@@ -1,13 +1,17 @@
 // The Temporal Web UI shows our runs: a real dev server with its UI, a real worker, a short run, and headless
 // Debian Chromium (driven by playwright-core) finding the run through our custom search attributes.
 import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { freePort } from '../../cli/dev-server';
 import { PROJECT_ROOT } from '../../cli/tools';
 import type { RunResult } from '../../workflows/progress';
 import {
   cli,
+  DIST,
   spawnWorker,
   startCluster,
   waitFor,
@@ -116,5 +120,64 @@ describe('Temporal Web UI (real dev server with its UI, real worker, headless Ch
     await page.goto(listUrl(cluster.server.uiUrl!, 'DurableTrainModel="mnist-cnn"'), { waitUntil: 'networkidle' });
     await page.getByText('No Workflows Found').first().waitFor({ state: 'visible', timeout: 60_000 });
     assert.equal(await page.getByText(executionRunId).count(), 0, 'the run is not listed under another model');
+  });
+});
+
+describe('Temporal Web UI with encrypted payloads, decoded by `durable-train codec-server` (headless Chromium)', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster | undefined;
+  let worker: WorkerProcess | undefined;
+  let codecServer: ChildProcess | undefined;
+  let browser: Browser | undefined;
+  after(async function () {
+    await browser?.close();
+    codecServer?.kill('SIGTERM');
+    await worker?.kill('SIGTERM');
+    await cluster?.close();
+  });
+
+  it("shows the run's decrypted input through the codec endpoint, and only ciphertext without it", async function () {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (npm run setup:test)`);
+    const codecEnv = { DURABLE_TRAIN_CODEC_KEYS: `ui=${randomBytes(32).toString('base64')}` };
+    const codecPort = await freePort();
+    const codecUrl = `http://127.0.0.1:${codecPort}`;
+    cluster = await startCluster({ ui: true, uiCodecEndpoint: codecUrl });
+    const uiUrl = cluster.server.uiUrl!;
+    codecServer = spawn(
+      process.execPath,
+      [path.join(DIST, 'client.js'), 'codec-server', '--port', String(codecPort), '--cors-origin', uiUrl],
+      { env: { ...process.env, ...codecEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let codecOut = '';
+    codecServer.stdout!.on('data', (d: Buffer) => (codecOut += d.toString()));
+    codecServer.stderr!.on('data', (d: Buffer) => (codecOut += d.toString()));
+    await waitFor('the codec server', async () => codecOut.includes('codec server at'));
+
+    worker = spawnWorker(cluster, { env: codecEnv });
+    await worker.ready;
+    const runId = 'ui-encrypted';
+    // A value only this spec holds: the UI can only show it by decrypting the input.
+    const marker = 'ckpt-ui-codec-51d2';
+    const file = writeSpec(cluster.dir, 'enc.json', { ...spec, checkpoint: { storage: `file://.data/${marker}` } });
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', runId, '--wait', '--json'], { env: codecEnv });
+    assert.equal(r.code, 0, r.stderr + worker.output());
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1200 } });
+    const runPage = `${uiUrl}/namespaces/default/workflows/${runId}`;
+    await page.goto(runPage, { waitUntil: 'networkidle' });
+    await page.getByText(marker).first().waitFor({ state: 'attached', timeout: 60_000 });
+    const shot = path.join(PROJECT_ROOT, 'out', 'ui-codec-run.png');
+    fs.mkdirSync(path.dirname(shot), { recursive: true });
+    await page.screenshot({ path: shot, fullPage: true });
+
+    // Without the codec server the same page cannot show it: the payloads are ciphertext.
+    codecServer.kill('SIGTERM');
+    await new Promise((resolve) => codecServer!.once('exit', resolve));
+    const page2 = await browser.newPage({ viewport: { width: 1400, height: 1200 } });
+    await page2.goto(runPage, { waitUntil: 'networkidle' });
+    await page2.getByText(runId).first().waitFor({ state: 'visible', timeout: 60_000 });
+    await page2.waitForTimeout(3000); // the UI tries the (now closed) endpoint and falls back to the raw payloads
+    assert.equal(await page2.getByText(marker).count(), 0, 'no clear spec value without the codec endpoint');
   });
 });

@@ -68,6 +68,9 @@ function reportData(opts: { recovery: boolean }): ReportData {
     recoveries: chunks.filter((c) => c.recovery).map((c) => ({ ...c.recovery!, step: c.fromStep })),
     learningRateChanges: [{ step: 80, value: 0.0005 }],
     totalSteps: 120,
+    log: null,
+    logError: null,
+    compare: null,
   };
 }
 

@@ -1,0 +1,126 @@
+// The run-failed alert, in process: the real workflow bundle on a real Temporal server (TestWorkflowEnvironment with
+// the pinned CLI) and mocked activities. A failed run sends one alert naming the run and its last checkpoint; an alert
+// that cannot be delivered never changes the run's outcome; a cancelled run sends none.
+import * as assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type { AlertInput } from '../../activities/alert-types';
+import { resolveTemporalCli } from '../../cli/tools';
+import { trainingWorkflow } from '../../workflows/training';
+import { MockTraining, mockSpec } from './mock-training';
+
+describe('run-failed alert from the training workflow (mocked activities)', function () {
+  this.timeout(60_000);
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let queues = 0;
+
+  before(async function () {
+    const cli = resolveTemporalCli();
+    if (cli.kind !== 'path')
+      throw new Error('the Temporal CLI is missing: run `npm run setup` (installs it into .tools/)');
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // A runtime is installed already (by another test in this process): keep its settings.
+    }
+    [env, bundle] = await Promise.all([
+      TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.path } } }),
+      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
+    ]);
+  });
+  after(async function () {
+    await env?.teardown();
+  });
+
+  /** Runs a workflow whose second chunk fails for good; `sendAlert` as given. */
+  async function failingRun(sendAlert: (a: AlertInput) => Promise<unknown>, opts: { cancelFirstChunk?: boolean } = {}) {
+    const mock = new MockTraining({ totalSteps: 8, stepsPerEpoch: 4 });
+    const held = opts.cancelFirstChunk ? mock.hold(0) : null;
+    const base = mock.activities();
+    const taskQueue = `alert-${process.pid}-${++queues}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      maxHeartbeatThrottleInterval: '50ms',
+      activities: {
+        ...base,
+        trainChunk: async (input: Parameters<typeof base.trainChunk>[0]) => {
+          if (mock.chunkCalls.length >= 1) {
+            throw ApplicationFailure.create({ type: 'InvalidSpec', message: 'disk on fire', nonRetryable: true });
+          }
+          return base.trainChunk(input);
+        },
+        sendAlert,
+      },
+    });
+    return worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(trainingWorkflow, {
+        taskQueue,
+        workflowId: `alert-run-${queues}`,
+        args: [{ spec: mockSpec() }],
+      });
+      if (held) {
+        await held.started;
+        await handle.cancel();
+      }
+      const err = await handle.result().then(
+        () => assert.fail('the run should not complete'),
+        (e: unknown) => e as Error,
+      );
+      return { err, mock, runId: handle.workflowId };
+    });
+  }
+
+  it('a failed run sends one run-failed alert with the run, its last checkpoint and the cause', async function () {
+    const alerts: AlertInput[] = [];
+    const { err, mock, runId } = await failingRun(async (a) => {
+      alerts.push(a);
+      return { delivered: true, suppressed: false };
+    });
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String((err.cause?.cause as Error | undefined)?.message), /disk on fire/);
+    assert.equal(alerts.length, 1);
+    assert.equal(alerts[0].kind, 'run-failed');
+    assert.equal(alerts[0].runId, runId);
+    assert.equal(alerts[0].checkpointId, mock.chunkResults[0].checkpoint.id);
+    assert.match(alerts[0].message, /^run failed at step 2: .*disk on fire/);
+  });
+
+  it('an alert that cannot be delivered leaves the run failing with its own error', async function () {
+    let attempts = 0;
+    const { err } = await failingRun(async () => {
+      attempts += 1;
+      throw ApplicationFailure.create({ type: 'AlertDeliveryFailed', message: 'webhook 403', nonRetryable: true });
+    });
+    assert.equal(attempts, 1);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String((err.cause?.cause as Error | undefined)?.message), /disk on fire/);
+    assert.doesNotMatch(
+      String(err.cause?.message) + String((err.cause?.cause as Error | undefined)?.message),
+      /webhook/,
+    );
+  });
+
+  it('a cancelled run sends no alert', async function () {
+    const alerts: AlertInput[] = [];
+    const { err } = await failingRun(
+      async (a) => {
+        alerts.push(a);
+        return { delivered: true, suppressed: false };
+      },
+      { cancelFirstChunk: true },
+    );
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+    assert.deepEqual(alerts, []);
+  });
+});
