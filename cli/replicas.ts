@@ -30,7 +30,7 @@ export function replicaRows(v: RunView): ReplicaRow[] {
       state: 'done',
     });
   }
-  for (const a of v.pending) {
+  for (const a of v.pending ?? []) {
     if (a.activityType?.name !== 'trainReplica') continue;
     let hb: ReplicaHeartbeat | null = null;
     const payload = a.heartbeatDetails?.payloads?.[0];
