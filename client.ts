@@ -12,7 +12,7 @@ import { mainCommand } from './cli/main';
 import { assertStorageOpens, startCommand } from './cli/start';
 import { statusCommand } from './cli/status';
 import { watchRun } from './cli/watch';
-import { runWorker } from './cli/worker';
+import { runWorker, slotsOption } from './cli/worker';
 import { cancelCommand, parseLearningRate, setLrCommand, signalCommand } from './cli/control';
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
@@ -30,7 +30,8 @@ usage: durable-train <command> [options]            (every command takes --json)
   main [--spec FILE] [--run-id ID] [--port P] [--ui-port P] [--db FILE]
                                          dev server + worker + the default MNIST CNN run (what \`npm start\` runs)
   dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless] [--ui-codec-endpoint URL]
-  worker                                 a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train)
+  worker [--slots N]                     a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train); N training
+                                         activities at once (default 1, or DURABLE_TRAIN_SLOTS)
   start --spec FILE [--run-id ID] [--wait]
   status RUN_ID
   watch RUN_ID
@@ -86,6 +87,7 @@ const options = {
   png: { type: 'string' },
   compare: { type: 'string' },
   'max-age': { type: 'string' },
+  slots: { type: 'string' },
   host: { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
   'ui-codec-endpoint': { type: 'string' },
@@ -165,7 +167,7 @@ async function run(argv: string[]): Promise<number> {
       return code || 1;
     }
     case 'worker':
-      await runWorker();
+      await runWorker({ slots: slotsOption(v.slots) });
       return 0;
     case 'start': {
       if (!v.spec) throw new CliError('start: --spec FILE is required', 2);

@@ -5,6 +5,7 @@ import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
+import { distributedProblem } from '../spec/schema';
 import { DatasetError } from '../training/data';
 import { loadTaskData } from '../training/task-data';
 import { Trainer } from '../training';
@@ -39,6 +40,8 @@ import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable } from './storage';
+import { createReplicaActivities } from './replica';
+import type { ReplicaActivities } from './replica-types';
 import { createAlertActivities } from './alerts';
 import type { AlertActivities } from './alert-types';
 import { RunAlerts } from './chunk/alerts';
@@ -64,7 +67,7 @@ export interface ActivityDeps {
   alerts?: AlertSink;
 }
 
-export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities {
+export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
   const sink = deps.alerts ?? new AlertSink({ url: webhookFromEnv(), counters: metrics });
@@ -110,6 +113,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
   };
 
   const activities = {
+    ...createReplicaActivities({ managerFor, checkSpec }),
     ...createAlertActivities(sink),
     // Recovery drills: a fresh trainer each, never `warm`; the same signing keys as training.
     ...createDrillActivities({
@@ -125,7 +129,15 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         idProblem(input.runId) ?? (input.from ? (idProblem(input.from.runId) ?? idProblem(input.from.id)) : null);
       if (badId) throw nonRetryable(FailureTypes.InvalidSpec, `invalid run or checkpoint id: ${badId}`);
       const hash = specHash(spec);
-      const { stepsPerEpoch, totalSteps } = stepCounts(spec, await trainRows(spec));
+      const rows = await trainRows(spec);
+      // A file dataset's size is known only now: the distributed block's fit to it is checked here.
+      const distProblem = spec.distributed ? distributedProblem(spec.distributed, rows, spec.batchSize) : null;
+      if (distProblem)
+        throw nonRetryable(
+          FailureTypes.InvalidSpec,
+          `invalid spec: distributed.${distProblem.field}: ${distProblem.message}`,
+        );
+      const { stepsPerEpoch, totalSteps } = stepCounts(spec, rows);
       await probeWritable(storeFor(spec), input.runId, spec.checkpoint.storage);
       Context.current().heartbeat();
       const base = { totalSteps, stepsPerEpoch, specHash: hash };

@@ -5,6 +5,7 @@ import type { CheckpointPointer } from '../activities/types';
 import { managerForRun } from './checkpoints';
 import { fmt, runStatus, viewRun, type Out } from './common';
 import { epochOfStep } from './epoch';
+import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
 
 /**
@@ -63,6 +64,8 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     result: v.result,
     failure: v.failure,
     lastDrill: p?.lastDrill ?? null,
+    // Distributed runs: each replica's progress and the worker that holds it.
+    replicas: replicaRows(v),
   };
   out.emit(data, () => {
     const lines = [
@@ -76,6 +79,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     if (data.trainMetricsFrom && data.trainMetricsFrom !== 'live')
       lines.splice(1, 0, `  (train metrics of the last step, from ${data.trainMetricsFrom})`);
     if (stored?.error) lines.push(`  (final train metrics unavailable: ${stored.error})`);
+    lines.push(...replicaLines(data.replicas));
     if (data.recoveries.length)
       lines.push(
         `  recoveries: ${data.recoveries.map((r) => `step ${r.step}: ${r.reason} -> ${r.restoredFrom}`).join('; ')}`,

@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
 import { CliError, fmt, runStatus, viewRun, type Out, type RunView } from './common';
 import { epochOfStep } from './epoch';
+import { replicaSuffix } from './replicas';
 import { describeResult } from './start';
 
 const CLOSED = ['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT'];
@@ -53,7 +54,8 @@ export function progressLine(v: RunView, width = 30): string {
         ? ` test mae ${fmt(p.lastEval.mae, 4)}`
         : ` test acc ${fmt(p.lastEval.accuracy, 4)}`
       : '') +
-    ` ckpt ${p?.lastCheckpoint?.id.slice(0, 14) ?? '-'} ${status}`
+    ` ckpt ${p?.lastCheckpoint?.id.slice(0, 14) ?? '-'} ${status}` +
+    replicaSuffix(v)
   );
 }
 

@@ -19,6 +19,23 @@ export interface WorkerOptions extends ActivityDeps {
   settings?: TemporalSettings;
   /** Identity shown in the Temporal UI (default: pid@host). */
   identity?: string;
+  /**
+   * Activities this worker runs at once (default DURABLE_TRAIN_SLOTS, else 1). Training is CPU-bound and synchronous in
+   * tfjs: one process trains one chunk or replica at a time, and N processes train N replicas of a run in parallel.
+   */
+  slots?: number;
+}
+
+/** `--slots N` (or DURABLE_TRAIN_SLOTS): an integer in [1, 64]; undefined when neither is given. */
+export function slotsOption(value: string | undefined, env = process.env): number | undefined {
+  const raw = value ?? env.DURABLE_TRAIN_SLOTS;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    const where = value !== undefined ? '--slots' : 'DURABLE_TRAIN_SLOTS';
+    throw new CliError(`worker: ${where} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`, 2);
+  }
+  return n;
 }
 
 let runtimeInstalled = false;
@@ -105,8 +122,8 @@ function createWorkerOn(
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    // Training is CPU-bound: one chunk at a time per worker process.
-    maxConcurrentActivityTaskExecutions: 1,
+    // Training is CPU-bound: one chunk (or replica) at a time per worker process unless --slots says otherwise.
+    maxConcurrentActivityTaskExecutions: opts.slots ?? slotsOption(undefined) ?? 1,
     // On shutdown, a running chunk is cancelled at once: it commits a checkpoint at its current step and hands it back.
     shutdownGraceTime: 0,
     shutdownForceTime: '2 minutes',
@@ -140,10 +157,11 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const metrics = opts.metrics ?? new TrainingMetrics();
   const webhook = webhookFromEnv();
   const alerts = opts.alerts ?? new AlertSink({ url: webhook, counters: metrics });
-  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts });
+  const slots = opts.slots ?? slotsOption(undefined) ?? 1;
+  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts, slots });
   const metricsUrl = await serveMetrics(metrics);
   console.error(
-    `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}` +
+    `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}, ${slots} slot(s)` +
       (metricsUrl ? `, metrics on ${metricsUrl}` : '') +
       (sdkMetricsUrl ? `, SDK metrics on ${sdkMetricsUrl}` : '') +
       (webhook ? ', alerts to the webhook' : ', no alert webhook (DURABLE_TRAIN_ALERT_WEBHOOK)'),

@@ -19,8 +19,16 @@ export function builtinTrainRows(spec: RunSpec): number | null {
 export function stepCounts(spec: RunSpec, trainRows?: number): { stepsPerEpoch: number; totalSteps: number } {
   const rows = trainRows ?? builtinTrainRows(spec);
   if (rows === null) throw new Error('stepCounts: a file dataset needs its row count (trainRows)');
-  const stepsPerEpoch = Math.ceil(rows / spec.batchSize);
+  // A distributed run counts the steps of one replica: each trains on its shard, floor(rows / replicas) examples.
+  const shard = spec.distributed ? Math.floor(rows / spec.distributed.replicas) : rows;
+  const stepsPerEpoch = Math.ceil(shard / spec.batchSize);
   return { stepsPerEpoch, totalSteps: stepsPerEpoch * spec.epochs };
+}
+
+/** Steps of a distributed round from `step`: at most `syncEverySteps`, never past the end of an epoch or the run. */
+export function roundSteps(step: number, stepsPerEpoch: number, totalSteps: number, syncEverySteps: number): number {
+  const inEpoch = stepsPerEpoch - (step % stepsPerEpoch);
+  return Math.max(0, Math.min(syncEverySteps, inEpoch, totalSteps - step));
 }
 
 /**

@@ -341,11 +341,82 @@ export const resumeSchema = strict({
     .meta({ description: 'resume on a different tfjs backend than the checkpoint was written on' }),
 });
 
+export const OUTER_OPTIMIZERS = ['average', 'nesterov'] as const;
+
+export const distributedSchema = strict({
+  replicas: int(1, 1024).meta({ description: 'data-parallel replicas, each training on its own shard of every epoch' }),
+  syncEverySteps: int(1, STEPS_MAX).meta({
+    description: "steps each replica trains between synchronisations (a round); at most one epoch of a replica's shard",
+  }),
+  outer: strict({
+    name: z
+      .enum(OUTER_OPTIMIZERS)
+      .meta({ description: 'average the replicas, or nesterov on the averaged pseudo-gradient' }),
+    learningRate: z.number().gt(0).max(10).default(0.7).optional().meta({ description: 'nesterov only (default 0.7)' }),
+    momentum: z
+      .number()
+      .min(0)
+      .max(0.9999)
+      .default(0.9)
+      .optional()
+      .meta({ description: 'nesterov only (default 0.9)' }),
+  })
+    .default({ name: 'average' })
+    .optional()
+    .meta({ description: 'how a round combines the replicas (default a plain average of their weights)' }),
+}).meta({ description: 'data-parallel training: N replicas, synchronised every syncEverySteps steps' });
+
 const allLayers = [...new Set(Object.values(MODEL_LAYERS).flat())].sort();
 const layerNameSchema = z
   .string({ error: (iss) => `must be a layer name, got ${show(iss.input)}` })
   // Completion for editors; the layers of the spec's own model are checked below.
   .meta({ enum: allLayers });
+
+/**
+ * What the trainer needs of a distributed block that the block alone cannot check: a replica's shard must hold a
+ * batch, and a round must fit in one epoch of it. A file dataset's size is known once read (prepareRun checks it).
+ */
+function distributedIssues(
+  d: { replicas: number; syncEverySteps: number },
+  trainRows: number,
+  batchSize: number,
+  issues: z.core.$ZodRawIssue[],
+): void {
+  if (!Number.isFinite(trainRows)) return;
+  const problem = distributedProblem(d, trainRows, batchSize);
+  if (problem)
+    issues.push({
+      code: 'custom',
+      input: problem.input,
+      path: ['distributed', problem.field],
+      message: problem.message,
+    });
+}
+
+/** Why a distributed block does not fit `trainRows` examples, naming the field; null when it fits. Pure. */
+export function distributedProblem(
+  d: { replicas: number; syncEverySteps: number },
+  trainRows: number,
+  batchSize: number,
+): { field: 'replicas' | 'syncEverySteps'; input: number; message: string } | null {
+  const shard = Math.floor(trainRows / d.replicas);
+  if (shard < 1)
+    return {
+      field: 'replicas',
+      input: d.replicas,
+      message: `${d.replicas} replicas leave no training example per shard (${trainRows} examples)`,
+    };
+  const shardSteps = Math.ceil(shard / batchSize);
+  if (d.syncEverySteps > shardSteps)
+    return {
+      field: 'syncEverySteps',
+      input: d.syncEverySteps,
+      message:
+        `must be <= the steps of one epoch of a replica's shard (${shard} examples / batchSize ${batchSize} = ` +
+        `${shardSteps} steps), got ${d.syncEverySteps}`,
+    };
+  return null;
+}
 
 // ---- the whole spec ----
 
@@ -378,6 +449,7 @@ export const runSpecSchema = strict(
       .meta({ description: 'dropout rate (default 0.25 for mnist-cnn, 0 for mnist-mlp)' }),
     checkpoint: checkpointSchema,
     resume: resumeSchema.optional(),
+    distributed: distributedSchema.optional(),
     freeze: z
       .array(layerNameSchema, { error: (iss) => `must be a list of layer names, got ${show(iss.input)}` })
       .meta({ uniqueItems: true })
@@ -407,6 +479,7 @@ export const runSpecSchema = strict(
         message: `must be <= dataset.trainLimit (${trainLimit}), got ${s.batchSize}`,
       });
     }
+    if (s.distributed) distributedIssues(s.distributed, trainLimit, s.batchSize, ctx.issues);
     const task = s.task ?? 'classification';
     if (s.loss && (task === 'classification') !== (s.loss === 'crossentropy')) {
       ctx.issues.push({
@@ -485,6 +558,7 @@ export type ScheduleSpec = z.output<typeof scheduleSchema>;
 export type AugmentSpec = z.output<typeof augmentSchema>;
 export type CheckpointSpec = z.output<typeof checkpointSchema>;
 export type ResumeSpec = z.output<typeof resumeSchema>;
+export type DistributedSpec = z.output<typeof distributedSchema>;
 
 // ---- validation ----
 

@@ -13,6 +13,7 @@ export type {
   OptimizerName,
   OptimizerSpec,
   ResumeSpec,
+  DistributedSpec,
   RunSpec,
   RunSpecInput,
   ScheduleSpec,

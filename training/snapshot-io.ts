@@ -29,7 +29,7 @@ export function byName<T extends { name: string }>(a: T, b: T): number {
 }
 
 /** Checks a snapshot's counters against themselves and against the spec's step counts. */
-export function checkState(st: TrainerState, stepsPerEpoch: number, totalSteps: number): void {
+export function checkState(st: TrainerState, stepsPerEpoch: number, totalSteps: number, epochEndPending = false): void {
   const p = { stepsPerEpoch, totalSteps };
   const ints = ['step', 'epoch', 'batchInEpoch', 'stepsPerEpoch', 'totalSteps'] as const;
   for (const k of ints) {
@@ -41,7 +41,9 @@ export function checkState(st: TrainerState, stepsPerEpoch: number, totalSteps: 
       `snapshot state: stepsPerEpoch is ${st.stepsPerEpoch} but this spec gives ${p.stepsPerEpoch} (dataset.trainLimit or batchSize changed)`,
     );
   }
-  if (st.batchInEpoch >= st.stepsPerEpoch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
+  // A replica of a distributed run may stop right after an epoch's last step, its end left to the round's sync.
+  const maxBatch = epochEndPending ? st.stepsPerEpoch : st.stepsPerEpoch - 1;
+  if (st.batchInEpoch > maxBatch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
     throw new Error(`snapshot state: step ${st.step} does not match epoch ${st.epoch} / batch ${st.batchInEpoch}`);
   }
   if (st.step > p.totalSteps)

@@ -18,6 +18,7 @@ import { LrSchedule } from './schedules';
 import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
+import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -41,6 +42,8 @@ interface Parts {
   stepsPerEpoch: number;
   totalSteps: number;
   shift: number;
+  /** The positions of each epoch's order this trainer trains on (the whole epoch unless spec.distributed). */
+  shard: Shard;
 }
 
 function positiveInt(v: unknown, what: string): number {
@@ -49,7 +52,7 @@ function positiveInt(v: unknown, what: string): number {
   return v;
 }
 
-async function prepare(spec: RunSpec): Promise<Parts> {
+async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   const epochs = positiveInt(spec.epochs, 'epochs');
   const batchSize = positiveInt(spec.batchSize, 'batchSize');
   const data = await loadTaskData(spec);
@@ -57,7 +60,8 @@ async function prepare(spec: RunSpec): Promise<Parts> {
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
-  const stepsPerEpoch = Math.ceil(data.train.n / batchSize);
+  const shard = shardOf(data.train.n, spec.distributed?.replicas ?? 1, replica);
+  const stepsPerEpoch = Math.ceil(shard.rows / batchSize);
   const net = await buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
@@ -85,10 +89,21 @@ async function prepare(spec: RunSpec): Promise<Parts> {
     net.dispose();
     throw e;
   }
-  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift };
+  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift, shard };
 }
 
-export interface SnapshotOptions {
+/** A replica of a distributed run (spec.distributed): which shard it trains, and whether it leaves epoch ends open. */
+export interface ReplicaOptions {
+  /** The replica index: the shard of each epoch's order it trains on (default 0). */
+  replica?: number;
+  /**
+   * Stop after the last step of an epoch without evaluating or drawing the next order: a replica's weights are not
+   * the run's; the round's combination finishes the epoch (completeEpoch) on the combined weights.
+   */
+  deferEpochEnd?: boolean;
+}
+
+export interface SnapshotOptions extends ReplicaOptions {
   freshOptimizer?: boolean;
   freshSchedule?: boolean;
   learningRate?: number | null;
@@ -103,6 +118,8 @@ export class Trainer {
   private readonly shift: number;
   private readonly stepsPerEpoch: number;
   private readonly totalSteps: number;
+  private readonly shard: Shard;
+  private readonly deferEpochEnd: boolean;
   private schedule: LrSchedule;
   private rng: Prng;
   private order: Int32Array;
@@ -122,8 +139,10 @@ export class Trainer {
   private disposed = false;
   private failure: Error | null = null;
 
-  private constructor(p: Parts, schedule: LrSchedule, rng: Prng, order: Int32Array) {
+  private constructor(p: Parts, schedule: LrSchedule, rng: Prng, order: Int32Array, deferEpochEnd = false) {
     this.spec = p.spec;
+    this.shard = p.shard;
+    this.deferEpochEnd = deferEpochEnd;
     // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
     this.frozen = new Set(
       p.net.params.filter((q) => (p.spec.freeze ?? []).includes(q.name.split('/')[1])).map((q) => q.name),
@@ -146,16 +165,16 @@ export class Trainer {
   }
 
   /** A fresh run: weights, then the first epoch's order, drawn from spec.seed. */
-  static async create(spec: RunSpec): Promise<Trainer> {
+  static async create(spec: RunSpec, opts: ReplicaOptions = {}): Promise<Trainer> {
     await tf.ready();
-    const p = await prepare(spec);
+    const p = await prepare(spec, opts.replica);
     try {
       const rng = Prng.fromSeed(spec.seed);
       // A model that brings its weights (model.json) starts from them; every other from the run's seed.
       if (!p.net.pretrained) p.net.initialize(rng);
       const schedule = LrSchedule.create(spec.schedule, spec.optimizer.learningRate);
       const order = rng.permutation(p.data.train.n);
-      return new Trainer(p, schedule, rng, order);
+      return new Trainer(p, schedule, rng, order, opts.deferEpochEnd);
     } catch (e) {
       p.opt.dispose();
       p.net.dispose();
@@ -173,11 +192,13 @@ export class Trainer {
     checkLittleEndian();
     await tf.ready();
     if (!snap || !Array.isArray(snap.tensors) || !snap.state) throw new Error('snapshot: expected { tensors, state }');
-    const p = await prepare(spec);
+    const p = await prepare(spec, opts.replica);
     try {
       const st = snap.state;
-      checkState(st, p.stepsPerEpoch, p.totalSteps);
-      const { assignments, iterations, order } = takeTensors(p.net, p.opt, snap.tensors, p.data.train.n, opts);
+      checkState(st, p.stepsPerEpoch, p.totalSteps, opts.deferEpochEnd);
+      // A distributed round's checkpoint also holds the other replicas' slots and the outer optimizer's state.
+      const own = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
+      const { assignments, iterations, order } = takeTensors(p.net, p.opt, own, p.data.train.n, opts);
       const n = p.data.train.n;
       const rng = Prng.fromState(st.rng);
       let schedule: LrSchedule;
@@ -192,7 +213,7 @@ export class Trainer {
       // The end of the last epoch of a shorter run drew no order for a next epoch; a longer spec (a fork or restart
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
       const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
-      const t = new Trainer(p, schedule, rng, epochOrder);
+      const t = new Trainer(p, schedule, rng, epochOrder, opts.deferEpochEnd);
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
@@ -209,6 +230,21 @@ export class Trainer {
 
   get done(): boolean {
     return this.step >= this.totalSteps;
+  }
+
+  /** The last step of an epoch ran and its end (evaluation, next order) waits for completeEpoch (deferEpochEnd). */
+  get epochEndPending(): boolean {
+    return this.batchInEpoch === this.stepsPerEpoch;
+  }
+
+  /** Finishes a deferred epoch end: evaluates, feeds the schedule, draws the next order. Null when none is pending. */
+  async completeEpoch(
+    onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
+  ): Promise<EvalResult | null> {
+    this.assertUsable();
+    if (!this.epochEndPending) return null;
+    if (this.running) throw new Error('completeEpoch: train() is running');
+    return this.endEpoch(onEvalProgress);
   }
 
   get state(): TrainerState {
@@ -322,7 +358,7 @@ export class Trainer {
     const evals: EvalResult[] = [];
     let stepsRun = 0;
     try {
-      while (stepsRun < opts.maxSteps && !this.done) {
+      while (stepsRun < opts.maxSteps && !this.done && !this.epochEndPending) {
         if (opts.shouldStop?.()) break;
         await yieldToEventLoop();
         this.assertUsable();
@@ -331,7 +367,7 @@ export class Trainer {
         const r = this.runStep();
         const seconds = (performance.now() - t0) / 1000;
         stepsRun++;
-        if (this.batchInEpoch === this.stepsPerEpoch) {
+        if (this.batchInEpoch === this.stepsPerEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
           } catch (e) {
@@ -367,8 +403,8 @@ export class Trainer {
     const size = this.data.featureSize;
     const classify = this.data.task === 'classification';
     const C = this.data.outputs;
-    const start = this.batchInEpoch * B;
-    const count = Math.min(B, train.n - start);
+    const start = this.shard.start + this.batchInEpoch * B;
+    const count = Math.min(B, this.shard.start + this.shard.rows - start);
     const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
     const rngBefore = this.rng.getState();
 

@@ -31,6 +31,21 @@ export interface RunProgress {
   result: RunResult | null;
   /** The last recovery drill's outcome and time (absent until a drill reports to the running run). */
   lastDrill?: LastDrill | null;
+  /** Distributed runs (spec.distributed): the last round's replicas, which worker trained each, and the sync time. */
+  lastRound?: RoundProgress;
+}
+
+export interface RoundProgress {
+  round: number;
+  syncMs: number;
+  replicas: Array<{
+    replica: number;
+    worker: string;
+    attempt: number;
+    samplesPerSec: number;
+    trainMs: number;
+    reused: boolean;
+  }>;
 }
 
 export interface RunResult {

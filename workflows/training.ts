@@ -28,6 +28,7 @@ import {
   setLearningRateUpdate,
   stopSignal,
 } from './definitions';
+import { roundRunner, roundsPerRun } from './distributed';
 import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
@@ -138,6 +139,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   let pendingLearningRate: number | null = carried?.pendingLearningRate ?? null;
   let weightsSha256: string | null = carried?.weightsSha256 ?? null;
   let chunkScope: CancellationScope | null = null;
+  // A distributed spec trains in rounds of replicas instead of chunks; without one, the commands are unchanged.
+  const chunkRunner = spec.distributed ? roundRunner(progress) : trainChunk;
   let chunksThisRun = 0;
 
   const publish = () => {
@@ -278,7 +281,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       let summary: ChunkSummary;
       try {
         summary = await scope.run(() =>
-          trainChunk.executeWithOptions(
+          chunkRunner.executeWithOptions(
             {
               ...chunkOptions,
               summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
@@ -317,7 +320,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       if (
         !done &&
         !stopRequested &&
-        (workflowInfo().continueAsNewSuggested || chunksThisRun >= (input.chunksPerRun ?? CHUNKS_PER_RUN))
+        (workflowInfo().continueAsNewSuggested ||
+          chunksThisRun >= (input.chunksPerRun ?? roundsPerRun(spec, CHUNKS_PER_RUN)))
       ) {
         progress.continuedAsNew += 1;
         await condition(() => true); // let handlers that arrived in this task run before handing over

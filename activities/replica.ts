@@ -1,0 +1,410 @@
+// Activities of distributed rounds (spec.distributed): trainReplica trains one replica for one round from the round's
+// global checkpoint and commits its result under the replica's own run id; syncReplicas combines the results in replica
+// order and commits the next global checkpoint. Tensors go through the checkpoint store, never through payloads.
+import { createHash } from 'node:crypto';
+import * as os from 'node:os';
+import { CancelledFailure, Context, log } from '@temporalio/activity';
+import { CheckpointCorruptError, type CheckpointManager, type CheckpointRef, type Manifest } from '../checkpoint';
+import type { RunSpec } from '../spec/types';
+import { Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
+import { initBackend, type BackendInfo } from '../training/backend';
+import type { PrngState } from '../training/prng';
+import {
+  DIST_PREFIX,
+  outerBufferName,
+  outerStep,
+  replicaPrngState,
+  replicaRunId,
+  replicaSlotName,
+} from '../training/replicas';
+import { commitTrainer, metricsOf, snapshotOf } from './commit';
+import { pointerOf } from './chunk/commits';
+import { isDamagedOrMissing } from './chunk/start';
+import { nonRetryable, storageUnavailable } from './failures';
+import { specHash } from './fingerprint';
+import type {
+  ReplicaActivities,
+  ReplicaHeartbeat,
+  ReplicaResult,
+  RoundSummary,
+  SyncReplicasInput,
+  TrainReplicaInput,
+} from './replica-types';
+import { FailureTypes } from './types';
+
+export interface ReplicaDeps {
+  managerFor(spec: RunSpec, runId: string): CheckpointManager;
+  checkSpec(raw: RunSpec): RunSpec;
+}
+
+/** What a round's global checkpoint adds to a trainer's state: the other replicas' random streams. */
+interface DistributedState {
+  replicas: number;
+  /** Rounds committed so far. */
+  round: number;
+  /** Index r > 0: replica r's PRNG state; index 0 is null (replica 0 continues the run's own stream, state.rng). */
+  replicaRngs: Array<PrngState | null>;
+  outer: string;
+}
+type GlobalState = TrainerState & { distributed?: DistributedState };
+
+const WORKER = `${process.pid}@${os.hostname()}`;
+
+const f32 = (data: Uint8Array) =>
+  new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const sameRef = (a: CheckpointRef | null, b: CheckpointRef | null) =>
+  a === null || b === null ? a === b : a.runId === b.runId && a.id === b.id;
+const isSlot = (name: string) => name.startsWith('opt/');
+
+function distributedOf(spec: RunSpec) {
+  if (!spec.distributed) throw nonRetryable(FailureTypes.InvalidSpec, 'distributed: the spec has no distributed block');
+  return spec.distributed;
+}
+
+function checkBackend(spec: RunSpec, backend: BackendInfo, m: Manifest): void {
+  if (m.backend.name !== backend.name && !spec.resume?.allowBackendChange) {
+    throw nonRetryable(
+      FailureTypes.ResumeGuard,
+      `checkpoint ${m.id} was written on backend ${m.backend.name}, this worker runs ${backend.name}; ` +
+        `results would not be bit-identical. Set resume.allowBackendChange or run a worker with DURABLE_TRAIN_BACKEND=${m.backend.name}`,
+    );
+  }
+}
+
+/** Replica `r`'s starting snapshot from a global checkpoint: the global weights, its own slots and random stream. */
+export function replicaSnapshot(manifest: Manifest, blobs: Map<string, Uint8Array>, r: number): TrainerSnapshot {
+  const snap = snapshotOf(manifest, blobs);
+  const { distributed, ...state } = manifest.state as GlobalState;
+  const prefix = replicaSlotName(r, '');
+  const shared = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX) && (r === 0 || !isSlot(t.name)));
+  const own =
+    r === 0
+      ? []
+      : snap.tensors.filter((t) => t.name.startsWith(prefix)).map((t) => ({ ...t, name: t.name.slice(prefix.length) }));
+  const rng = r === 0 ? state.rng : distributed?.replicaRngs[r];
+  if (r > 0 && (!rng || own.length === 0)) {
+    throw nonRetryable(
+      FailureTypes.ResumeGuard,
+      `checkpoint ${manifest.id} holds no state for replica ${r} (it was written with ` +
+        `${distributed?.replicas ?? 1} replica(s)): distributed.replicas cannot change when resuming`,
+    );
+  }
+  return { tensors: [...shared, ...own], state: { ...state, rng: rng! } };
+}
+
+export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
+  const restore = async (spec: RunSpec, snap: TrainerSnapshot, replica: number) => {
+    try {
+      return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true });
+    } catch (err) {
+      throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
+    }
+  };
+  const load = async (m: CheckpointManager, ref: CheckpointRef) => {
+    try {
+      return await m.load(ref.id);
+    } catch (err) {
+      if (isDamagedOrMissing(err))
+        throw nonRetryable(
+          FailureTypes.NoValidCheckpoint,
+          `checkpoint ${ref.runId}:${ref.id}: ${(err as Error).message}`,
+        );
+      throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
+    }
+  };
+
+  /**
+   * Only the blobs `wanted` of a checkpoint, each verified against its manifest entry: a replica reads the global
+   * weights and its own slots, not every replica's, so a round reads O(N) bytes, not O(N^2).
+   */
+  const loadSome = async (m: CheckpointManager, ref: CheckpointRef, wanted: (name: string) => boolean) => {
+    try {
+      const manifest = await m.readManifest(ref.id);
+      const blobs = new Map<string, Uint8Array>();
+      for (const b of manifest.blobs.filter((x) => wanted(x.name))) {
+        const data = await m.store.read(m.blobKey(b.sha256));
+        if (data.byteLength !== b.size || createHash('sha256').update(data).digest('hex') !== b.sha256)
+          throw new CheckpointCorruptError(ref.id, b.name, 'size or sha256 mismatch');
+        blobs.set(b.name, data);
+      }
+      return { manifest: { ...manifest, blobs: manifest.blobs.filter((x) => wanted(x.name)) }, blobs };
+    } catch (err) {
+      if (isDamagedOrMissing(err))
+        throw nonRetryable(
+          FailureTypes.NoValidCheckpoint,
+          `checkpoint ${ref.runId}:${ref.id}: ${(err as Error).message}`,
+        );
+      throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
+    }
+  };
+
+  /** The replica's starting trainer: from the global checkpoint, or fresh (same init for all, own random stream). */
+  const startTrainer = async (spec: RunSpec, backend: BackendInfo, from: CheckpointRef | null, r: number) => {
+    if (from) {
+      const mine = replicaSlotName(r, '');
+      const { manifest, blobs } = await loadSome(
+        deps.managerFor(spec, from.runId),
+        from,
+        (name) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine),
+      );
+      checkBackend(spec, backend, manifest);
+      return restore(spec, replicaSnapshot(manifest, blobs, r), r);
+    }
+    const fresh = await Trainer.create(spec, { replica: r, deferEpochEnd: true });
+    if (r === 0) return fresh;
+    const snap = fresh.snapshot();
+    fresh.dispose();
+    return restore(spec, { ...snap, state: { ...snap.state, rng: replicaPrngState(spec.seed, r) } }, r);
+  };
+
+  return {
+    async trainReplica(input: TrainReplicaInput): Promise<ReplicaResult> {
+      const ctx = Context.current();
+      const spec = deps.checkSpec(input.spec);
+      const dist = distributedOf(spec);
+      const r = input.replica;
+      if (!(Number.isInteger(r) && r >= 0 && r < dist.replicas))
+        throw nonRetryable(FailureTypes.InvalidSpec, `replica ${r} is not in [0, ${dist.replicas})`);
+      const hash = specHash(spec);
+      const own = deps.managerFor(spec, replicaRunId(input.runId, r));
+      const attempt = ctx.info.attempt;
+
+      // A previous attempt may have committed this very result before its worker died: reuse it.
+      const done = await own.list().catch((err: unknown) => {
+        throw storageUnavailable(err, `cannot list the results of replica ${r}`);
+      });
+      for (const c of done.filter((c) => sameRef(c.parent, input.from)).reverse()) {
+        const m = await own.readManifest(c.id).catch(() => null);
+        if (!m || m.fingerprints.spec !== hash || !(await own.verify(c.id)).ok) continue;
+        const st = m.state as TrainerState;
+        return {
+          replica: r,
+          checkpoint: pointerOf(m),
+          fromStep: m.step - (input.steps > 0 ? Math.min(input.steps, m.step) : 0),
+          step: m.step,
+          stepsRun: 0,
+          loss: st.metrics.lastLoss,
+          accuracy: st.metrics.lastAccuracy,
+          samplesPerSec: 0,
+          trainMs: 0,
+          commitMs: 0,
+          attempt,
+          worker: WORKER,
+          reused: true,
+        };
+      }
+
+      const backend = await initBackend();
+      const t0 = Date.now();
+      const trainer = await startTrainer(spec, backend, input.from, r);
+      try {
+        const fromStep = trainer.state.step;
+        if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+        let samplesPerSec = 0;
+        let last: ReplicaHeartbeat | undefined;
+        const result = await trainer.train({
+          maxSteps: input.steps,
+          shouldStop: () => ctx.cancellationSignal.aborted,
+          onEvalProgress: () => ctx.heartbeat(last),
+          onStep: (p) => {
+            samplesPerSec = p.samplesPerSec;
+            last = {
+              replica: r,
+              round: input.round,
+              step: p.step,
+              totalSteps: p.totalSteps,
+              epoch: p.epoch,
+              loss: p.loss,
+              samplesPerSec: p.samplesPerSec,
+            };
+            ctx.heartbeat(last);
+          },
+        });
+        // A cut replica commits nothing: the round is retried whole for this replica, from the global checkpoint.
+        if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`replica ${r} cancelled`);
+        const trainMs = Date.now() - t0;
+        const c0 = Date.now();
+        const m = await commitTrainer(own, trainer, {
+          backend,
+          specHash: hash,
+          parent: input.from,
+          reason: `round-${input.round}`,
+        }).catch((err: unknown) => {
+          throw storageUnavailable(err, `commit of replica ${r} of run ${input.runId} failed`);
+        });
+        const st = trainer.state;
+        return {
+          replica: r,
+          checkpoint: pointerOf(m),
+          fromStep,
+          step: st.step,
+          stepsRun: result.stepsRun,
+          loss: st.metrics.lastLoss,
+          accuracy: st.metrics.lastAccuracy,
+          samplesPerSec,
+          trainMs,
+          commitMs: Date.now() - c0,
+          attempt,
+          worker: WORKER,
+          reused: false,
+        };
+      } finally {
+        trainer.dispose();
+      }
+    },
+
+    async syncReplicas(input: SyncReplicasInput): Promise<RoundSummary> {
+      const ctx = Context.current();
+      const t0 = Date.now();
+      const spec = deps.checkSpec(input.spec);
+      const dist = distributedOf(spec);
+      const outer = dist.outer ?? { name: 'average' as const };
+      const n = dist.replicas;
+      if (input.results.length !== n || input.results.some((x, i) => x.replica !== i))
+        throw nonRetryable(FailureTypes.InvalidSpec, `sync: expected the results of replicas 0..${n - 1} in order`);
+      const hash = specHash(spec);
+      const backend = await initBackend();
+      const manager = deps.managerFor(spec, input.runId);
+
+      // Replica results, in replica order (the order of the combination: it never depends on who finished first).
+      const loaded = [];
+      for (const res of input.results) {
+        loaded.push(await load(deps.managerFor(spec, res.checkpoint.runId), res.checkpoint));
+        ctx.heartbeat();
+      }
+      const snaps = loaded.map((l) => snapshotOf(l.manifest, l.blobs));
+      const lead = snaps[0];
+      const step = lead.state.step;
+      if (snaps.some((s) => s.state.step !== step))
+        throw nonRetryable(FailureTypes.InvalidSpec, `sync: replicas ended at different steps`);
+
+      // The global weights the round started from (nesterov's pseudo-gradient) and the outer optimizer's state.
+      let global: Map<string, Uint8Array> | null = null;
+      if (outer.name === 'nesterov') {
+        if (input.from) {
+          const wanted = (name: string) => name.startsWith('model/') || name.startsWith(outerBufferName(''));
+          global = (await loadSome(deps.managerFor(spec, input.from.runId), input.from, wanted)).blobs;
+        } else {
+          global = new Map();
+          const fresh = await Trainer.create(spec);
+          for (const t of fresh.snapshot().tensors) global.set(t.name, t.data);
+          fresh.dispose();
+        }
+      }
+      const tensors: NamedTensorBytes[] = [];
+      const outerBlobs: NamedTensorBytes[] = [];
+      for (const t of lead.tensors) {
+        if (!t.name.startsWith('model/')) {
+          tensors.push(t);
+          continue;
+        }
+        const values = snaps.map((s) => f32(s.tensors.find((x) => x.name === t.name)!.data));
+        const g = global?.get(t.name);
+        const buf = global?.get(outerBufferName(t.name));
+        const step1 = outerStep(outer, g ? f32(g) : values[0], values, buf ? f32(buf) : null);
+        tensors.push({ ...t, data: bytes(step1.weights) });
+        if (step1.buffer) outerBlobs.push({ ...t, name: outerBufferName(t.name), data: bytes(step1.buffer) });
+      }
+      const mean = (xs: Array<number | null>) =>
+        xs.some((x) => x === null) ? null : xs.reduce<number>((a, b) => a + b!, 0) / xs.length;
+      const leadState: TrainerState = {
+        ...lead.state,
+        metrics: {
+          ...lead.state.metrics,
+          lastLoss: mean(snaps.map((s) => s.state.metrics.lastLoss)),
+          lastAccuracy: mean(snaps.map((s) => s.state.metrics.lastAccuracy)),
+        },
+      };
+      const trainer = await restore(spec, { tensors, state: leadState }, 0);
+      try {
+        // The epoch end the replicas left open: evaluated on the combined weights; the next order from the run stream.
+        const ev = await trainer.completeEpoch(() => ctx.heartbeat());
+        const c0 = Date.now();
+        const final = trainer.snapshot();
+        const blobs = [...final.tensors, ...outerBlobs];
+        for (let r = 1; r < n; r++) {
+          for (const t of snaps[r].tensors) if (isSlot(t.name)) blobs.push({ ...t, name: replicaSlotName(r, t.name) });
+        }
+        const state: GlobalState = {
+          ...final.state,
+          distributed: {
+            replicas: n,
+            round: input.round + 1,
+            replicaRngs: snaps.map((s, r) => (r === 0 ? null : s.state.rng)),
+            outer: outer.name,
+          },
+        };
+        const m = await manager
+          .commit(
+            {
+              step: state.step,
+              epoch: state.epoch,
+              createdAt: new Date().toISOString(),
+              parent: input.from,
+              blobs,
+              state,
+              metrics: metricsOf(final.state),
+              fingerprints: {
+                spec: hash,
+                dataset: trainer.info.datasetFingerprint,
+                model: trainer.info.modelFingerprint,
+              },
+              backend: { name: backend.name, version: backend.version },
+              reason: 'round',
+            },
+            { handOver: true },
+          )
+          .catch((err: unknown) => {
+            throw storageUnavailable(err, `commit of round ${input.round} of run ${input.runId} failed`);
+          });
+        const commitMs = Date.now() - c0;
+        // The previous rounds' replica results are no longer needed: keep only this round's.
+        await Promise.all(
+          input.results.map((res) =>
+            deps
+              .managerFor(spec, res.checkpoint.runId)
+              .applyRetention({ keepLatest: 1 }, [res.checkpoint.id])
+              .catch((err: unknown) => log.warn('replica retention failed', { error: (err as Error).message })),
+          ),
+        );
+        const retried = input.results.filter((x) => x.attempt > 1);
+        const st = trainer.state;
+        return {
+          round: input.round,
+          syncMs: Date.now() - t0,
+          checkpoint: pointerOf(m),
+          fromStep: input.results[0].fromStep,
+          step: st.step,
+          totalSteps: st.totalSteps,
+          epoch: st.epoch,
+          done: trainer.done,
+          stepsRun: Math.max(...input.results.map((x) => x.stepsRun)),
+          cut: false,
+          loss: st.metrics.lastLoss,
+          accuracy: st.metrics.lastAccuracy,
+          learningRate: st.learningRate,
+          evals: ev ? [ev] : [],
+          lastEval: st.metrics.evals[st.metrics.evals.length - 1] ?? null,
+          samplesPerSec: input.results.reduce((a, x) => a + x.samplesPerSec, 0),
+          backend: backend.name,
+          commits: 1,
+          source: 'restored',
+          recovery: retried.length
+            ? {
+                requested: input.from?.id ?? null,
+                restoredFrom: input.from?.id ?? null,
+                reason: `round ${input.round}: replica(s) ${retried.map((x) => `${x.replica} (attempt ${x.attempt})`).join(', ')} retried; the others' results kept`,
+                attempt: Math.max(...retried.map((x) => x.attempt)),
+              }
+            : null,
+          weightsSha256: trainer.weightsSha256(),
+          trainMs: Math.max(...input.results.map((x) => x.trainMs)),
+          commitMs,
+        };
+      } finally {
+        trainer.dispose();
+      }
+    },
+  };
+}

@@ -1,0 +1,204 @@
+// Distributed training (spec.distributed): real dev server, real worker processes, runs started as `start` does.
+//
+//   pair: mnist-cnn, 1 replica on 1 worker against 2 replicas on 2 workers, same spec otherwise (same epochs: the same
+//         total samples), measured as total samples / wall time of the run; test accuracy of both; sync overhead per
+//         round = (sync closed - last replica closed) / round period. Goals: throughput >= 1.7x, accuracy within 0.5
+//         points, sync overhead <= 5% at the default H.
+//   wide: a simulation of a wide run on one host: W replicas of a tiny model (mnist-mlp, few examples per replica) on
+//         2 worker processes with --slots W/2, to see the orchestration cost per round (events, period, sync time,
+//         bytes written to the store) as the replica count grows.
+//
+//   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
+//     [--backend wasm]
+import * as path from 'node:path';
+import type { RunSpec } from '../spec/types';
+import { validateSpec } from '../spec/validate';
+import type { RoundSummary } from '../activities/replica-types';
+import { initBackend } from '../training/backend';
+import { QUICK, arg, dirStats, emit, log, machine, median, now, numArg, round, table } from './common';
+import type { Timeline } from './common';
+import { activityTimeline } from './common';
+import { shutdown, startCluster, startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
+import type { RunResult } from '../workflows/progress';
+
+interface RoundCost {
+  rounds: number;
+  /** Medians per round (ms). */
+  periodMs: number;
+  replicaExecMs: number;
+  /** From the last replica's close to the sync's close: gather + combine + epoch end + commit + scheduling. */
+  syncWallMs: number;
+  syncExecMs: number;
+  /** syncWallMs / periodMs, median over rounds. */
+  syncFraction: number;
+  /** The same over the rounds that do not end an epoch (no evaluation of the test split inside the sync). */
+  syncFractionNoEval: number | null;
+  syncWallMsNoEval: number | null;
+  eventsPerRound: number;
+  retried: number;
+}
+
+function roundCosts(t: Timeline): RoundCost {
+  const syncs = t.activities.filter((a) => a.type === 'syncReplicas' && a.outcome === 'completed');
+  const reps = t.activities.filter((a) => a.type === 'trainReplica' && a.outcome === 'completed');
+  const period: number[] = [];
+  const syncWall: number[] = [];
+  const syncExec: number[] = [];
+  const frac: number[] = [];
+  const fracNoEval: number[] = [];
+  const syncWallNoEval: number[] = [];
+  const repExec: number[] = [];
+  let prevEnd = t.startMs;
+  let retried = 0;
+  for (const s of syncs) {
+    // This round's replicas: scheduled after the previous sync closed, closed before this sync was scheduled.
+    const mine = reps.filter((r) => r.scheduledMs >= prevEnd - 1 && r.closedMs! <= s.scheduledMs + 1);
+    if (!mine.length) continue;
+    const lastClose = Math.max(...mine.map((r) => r.closedMs!));
+    const firstSched = Math.min(...mine.map((r) => r.scheduledMs));
+    const p = s.closedMs! - firstSched;
+    period.push(p);
+    syncWall.push(s.closedMs! - lastClose);
+    syncExec.push(s.closedMs! - (s.startedMs ?? s.scheduledMs));
+    frac.push((s.closedMs! - lastClose) / p);
+    if (!(s.result as RoundSummary).evals.length) {
+      fracNoEval.push((s.closedMs! - lastClose) / p);
+      syncWallNoEval.push(s.closedMs! - lastClose);
+    }
+    for (const r of mine) {
+      repExec.push(r.closedMs! - (r.startedMs ?? r.scheduledMs));
+      if ((r.attempt ?? 1) > 1) retried++;
+    }
+    prevEnd = s.closedMs!;
+  }
+  return {
+    rounds: syncs.length,
+    periodMs: round(median(period), 1),
+    replicaExecMs: round(median(repExec), 1),
+    syncWallMs: round(median(syncWall), 1),
+    syncExecMs: round(median(syncExec), 1),
+    syncFraction: round(median(frac), 4),
+    syncFractionNoEval: fracNoEval.length ? round(median(fracNoEval), 4) : null,
+    syncWallMsNoEval: syncWallNoEval.length ? round(median(syncWallNoEval), 1) : null,
+    eventsPerRound: round(t.events / Math.max(1, syncs.length), 1),
+    retried,
+  };
+}
+
+function workers(cluster: TestCluster, n: number, slots = 1): Promise<WorkerProcess[]> {
+  return Promise.all(Array.from({ length: n }, () => startWorker(cluster, { DURABLE_TRAIN_SLOTS: String(slots) })));
+}
+
+async function timed(cluster: TestCluster, spec: RunSpec, runId: string) {
+  const t0 = now();
+  const handle = await startTraining(cluster, spec, runId);
+  const result = (await handle.result()) as RunResult;
+  const wallMs = now() - t0;
+  if (result.status !== 'completed') throw new Error(`run ${runId} ended ${result.status}`);
+  const timeline = await activityTimeline(handle);
+  return { result, wallMs, timeline, cost: roundCosts(timeline) };
+}
+
+async function pair(cluster: TestCluster, H: number) {
+  const trainLimit = QUICK ? 3200 : 12800;
+  const base = {
+    model: 'mnist-cnn',
+    dataset: { name: 'mnist', trainLimit, testLimit: QUICK ? 500 : 2000 },
+    epochs: 1,
+    batchSize: 32,
+    seed: 42,
+    optimizer: { name: 'adam', learningRate: 0.001 },
+    checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 2 },
+  };
+  const rows = [];
+  const out: Record<string, unknown> = {};
+  for (const replicas of [1, 2]) {
+    const spec = validateSpec({ ...base, distributed: { replicas, syncEverySteps: H } });
+    const ws = await workers(cluster, replicas);
+    log(`pair: ${replicas} replica(s) on ${replicas} worker(s), H=${H}`);
+    const r = await timed(cluster, spec, `pair-${replicas}-${Date.now()}`);
+    for (const w of ws) await w.kill('SIGTERM');
+    const samples = Math.floor(trainLimit / replicas) * replicas * base.epochs;
+    const row = {
+      replicas,
+      workers: replicas,
+      samples,
+      wallS: round(r.wallMs / 1000, 2),
+      samplesPerSec: round(samples / (r.wallMs / 1000), 1),
+      testAccuracy: r.result.accuracy,
+      ...r.cost,
+    };
+    rows.push(row);
+    out[`r${replicas}`] = row;
+  }
+  const [one, two] = rows;
+  const summary = {
+    throughputRatio: round(two.samplesPerSec / one.samplesPerSec, 3),
+    accuracyDiffPoints: round(100 * ((two.testAccuracy ?? 0) - (one.testAccuracy ?? 0)), 2),
+    syncFraction2: two.syncFraction,
+    syncFractionNoEval2: two.syncFractionNoEval,
+  };
+  table(`distributed pair (mnist-cnn, ${trainLimit} examples, H=${H})`, rows);
+  return { ...out, ...summary };
+}
+
+async function wide(cluster: TestCluster, widths: number[]) {
+  const rows = [];
+  for (const replicas of widths) {
+    const spec = validateSpec({
+      model: 'mnist-mlp',
+      dataset: { name: 'mnist', trainLimit: replicas * 64, testLimit: 200 },
+      epochs: QUICK ? 1 : 2,
+      batchSize: 32,
+      seed: 7,
+      optimizer: { name: 'adam', learningRate: 0.001 },
+      checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 2 },
+      // 64 examples per replica = 2 steps per epoch: one round per step, so every round is mostly orchestration.
+      distributed: { replicas, syncEverySteps: 1 },
+    });
+    const slots = Math.max(1, Math.ceil(replicas / 2));
+    const ws = await workers(cluster, 2, slots);
+    const runId = `wide-${replicas}-${Date.now()}`;
+    log(`wide: ${replicas} replicas on 2 workers x ${slots} slots`);
+    const r = await timed(cluster, spec, runId);
+    for (const w of ws) await w.kill('SIGTERM');
+    let stored = 0;
+    for (let i = 0; i < replicas; i++)
+      stored += dirStats(path.join(cluster.dir, '.data', 'checkpoints', `${runId}.replica-${i}`)).bytes;
+    const main = dirStats(path.join(cluster.dir, '.data', 'checkpoints', runId)).bytes;
+    rows.push({
+      replicas,
+      slots,
+      wallS: round(r.wallMs / 1000, 2),
+      ...r.cost,
+      storedReplicaBytes: stored,
+      storedGlobalBytes: main,
+    });
+  }
+  table('wide run simulation (mnist-mlp, 1 step per round)', rows);
+  return rows;
+}
+
+async function main() {
+  // One single-threaded backend per worker process (wasm by default): N processes then use N cores, which is the
+  // data parallelism measured here; a multi-threaded native backend would already spread one worker over the cores.
+  process.env.DURABLE_TRAIN_BACKEND = arg('--backend') ?? process.env.DURABLE_TRAIN_BACKEND ?? 'wasm';
+  const backend = await initBackend();
+  const only = arg('--only');
+  const H = numArg('--sync-every', QUICK ? 25 : 50);
+  const widths = (arg('--wide') ?? (QUICK ? '4,8' : '4,16,32')).split(',').map(Number);
+  const cluster = await startCluster();
+  try {
+    const result: Record<string, unknown> = { bench: 'distributed', machine: machine(backend.name), quick: QUICK };
+    if (!only || only === 'pair') result.pair = await pair(cluster, H);
+    if (!only || only === 'wide') result.wide = await wide(cluster, widths);
+    emit(result);
+  } finally {
+    await shutdown(cluster, []);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+// Distributed training end to end: real dev server, real worker processes, the CLI as users run it. A worker killed
+// mid-round costs one replica (retried alone from the round's start), and the final weights do not depend on how many
+// workers served the run; one replica is the single-worker run, bit for bit; a bad distributed block is refused.
+import * as assert from 'node:assert/strict';
+import type { WorkflowHandle } from '@temporalio/client';
+import { progressQuery } from '../../workflows/definitions';
+import type { RunResult } from '../../workflows/progress';
+import { cli, tmpDir, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { smallSpec, useCluster } from '../helpers/fixtures';
+
+// 400 examples, 2 replicas: shards of 200 = 8 steps of 25 per epoch, 2 epochs, rounds of 4 steps: 4 rounds.
+const plain = smallSpec({ dataset: { name: 'mnist', trainLimit: 400, testLimit: 100 }, batchSize: 25, dropout: 0.2 });
+const distSpec = { ...plain, distributed: { replicas: 2, syncEverySteps: 4 } };
+
+describe('distributed spec validation in `start` (nothing is started)', function () {
+  const dir = tmpDir();
+  const env = { TEMPORAL_ADDRESS: '127.0.0.1:1' };
+  const cases: Array<[string, object, RegExp]> = [
+    ['replicas 0', { replicas: 0, syncEverySteps: 1 }, /distributed\.replicas: must be >= 1/],
+    [
+      'a round longer than an epoch of a shard',
+      { replicas: 2, syncEverySteps: 9 },
+      /distributed\.syncEverySteps: .*8 steps/,
+    ],
+    [
+      'an unknown outer optimizer',
+      { replicas: 2, syncEverySteps: 4, outer: { name: 'adam' } },
+      /distributed\.outer\.name: .*average.*nesterov/,
+    ],
+  ];
+  for (const [name, distributed, message] of cases) {
+    it(`refuses ${name}, naming the field`, function () {
+      const file = writeSpec(dir, `${name.replace(/\W/g, '-')}.json`, { ...distSpec, distributed });
+      const r = cli(null, ['start', '--spec', file], { cwd: dir, env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /cannot reach Temporal/);
+    });
+  }
+});
+
+describe('distributed training (real dev server, worker processes killed with SIGKILL)', function () {
+  this.timeout(900_000);
+  const fx = useCluster();
+  let cluster: TestCluster;
+  before(function () {
+    cluster = fx.cluster;
+  });
+
+  const run = (name: string, spec: object): RunResult => {
+    const file = writeSpec(cluster.dir, `${name}.json`, spec);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', name, '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const { result } = r.json<{ result: RunResult }>();
+    assert.equal(result.status, 'completed');
+    return result;
+  };
+
+  /** Pending trainReplica activities of the run: replica, round (from their heartbeats) and worker. */
+  async function replicasRunning(handle: WorkflowHandle) {
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING') throw new Error(`run ${handle.workflowId} is ${d.status.name}`);
+    return (d.raw.pendingActivities ?? [])
+      .filter((a) => a.activityType?.name === 'trainReplica')
+      .map((a) => {
+        const data = a.heartbeatDetails?.payloads?.[0]?.data;
+        const hb = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { replica: number; round: number }) : null;
+        return { hb, identity: a.lastWorkerIdentity ?? '', attempt: a.attempt ?? 1 };
+      });
+  }
+
+  it('replicas: 1 ends with the weights of the same spec without a distributed block', async function () {
+    await fx.worker();
+    const single = run('plain-1', plain);
+    const one = run('one-replica', { ...distSpec, distributed: { replicas: 1, syncEverySteps: 5 } });
+    assert.equal(one.step, single.step);
+    assert.equal(one.weightsSha256, single.weightsSha256);
+    assert.equal(one.accuracy, single.accuracy);
+    assert.equal(one.chunks, 8); // 16 steps per epoch in rounds of 5, cut at the epoch end: 5+5+5+1, twice
+  });
+
+  it('a worker SIGKILLed mid-round costs one replica; the weights equal those of one worker uninterrupted', async function () {
+    const reference = await fx.worker();
+    const want = run('dist-ref', distSpec);
+    assert.equal(want.step, 16);
+    assert.equal(want.chunks, 4);
+    await reference.kill('SIGKILL');
+
+    // Two workers, paced so that a round lasts long enough to be interrupted.
+    const paced = { stepMs: 1000 };
+    const w1 = await fx.worker({ paced });
+    const w2 = await fx.worker({ paced });
+    const file = writeSpec(cluster.dir, 'dist-killed.json', distSpec);
+    const started = cli(cluster, ['start', '--spec', file, '--run-id', 'dist-killed', '--json']);
+    assert.equal(started.code, 0, started.stderr);
+    const handle = cluster.client.workflow.getHandle('dist-killed');
+
+    // `status` shows each replica's progress and the worker that holds it: both workers train at once.
+    let lastStatus = '';
+    await waitFor('status showing both replicas training, one per worker', () => {
+      const r = cli(cluster, ['status', 'dist-killed', '--json']);
+      lastStatus = r.stdout + r.stderr;
+      const st = r.json<{ replicas: Array<{ replica: number; state: string; worker: string; step: number | null }> }>();
+      const training = st.replicas.filter((x) => x.state === 'training' && x.step !== null);
+      const workers = new Set(training.map((x) => x.worker.split('@')[0]));
+      return Promise.resolve(
+        training.length === 2 && workers.has(String(w1.proc.pid)) && workers.has(String(w2.proc.pid)),
+      );
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last status: ${lastStatus}`);
+    });
+
+    // Both workers train a replica of round 1 at once; then w1 dies in the middle of its replica.
+    const byWorker = (w: WorkerProcess, rs: Awaited<ReturnType<typeof replicasRunning>>) =>
+      rs.find((x) => x.identity.startsWith(`${w.proc.pid}@`) && x.hb && x.hb.round >= 1);
+    const victim = await waitFor('a replica of round 1 on each worker', async () => {
+      const rs = await replicasRunning(handle);
+      const a = byWorker(w1, rs);
+      return a && byWorker(w2, rs) ? a : null;
+    });
+    await w1.kill('SIGKILL');
+
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.weightsSha256, want.weightsSha256, w2.output());
+    assert.equal(result.step, want.step);
+
+    // Only the killed worker's replica was retried; the round was kept, and the other replica's result with it.
+    const progress = await handle.query(progressQuery);
+    const retried = progress.recoveries.filter((r) => /retried/.test(r.reason));
+    assert.equal(retried.length, 1, JSON.stringify(progress.recoveries));
+    assert.match(retried[0].reason, new RegExp(`replica\\(s\\) ${victim.hb!.replica} \\(attempt 2\\) retried`));
+    assert.equal(result.chunks, 4);
+    assert.ok(progress.lastRound && progress.lastRound.replicas.length === 2);
+  });
+});

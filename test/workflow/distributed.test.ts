@@ -1,0 +1,272 @@
+// Rounds of a distributed run, in process: the real workflow bundle on a real Temporal server with mocked activities
+// (no tfjs, no storage). Checks what the workflow decides: N replicas per round from the round's checkpoint, rounds cut
+// at epoch ends, one sync per round with the results in replica order, O(N) events per round, continue-as-new, and a
+// pause that cuts a round and runs it again after resume.
+import * as assert from 'node:assert/strict';
+import type { WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type {
+  ReplicaActivities,
+  ReplicaResult,
+  RoundSummary,
+  SyncReplicasInput,
+  TrainReplicaInput,
+} from '../../activities/replica-types';
+import type { TrainingActivities } from '../../activities/types';
+import { resolveTemporalCli } from '../../cli/tools';
+import { validateSpec } from '../../spec';
+import { pauseSignal, progressQuery, resumeSignal } from '../../workflows/definitions';
+import { roundEvents } from '../../workflows/distributed';
+import { trainingWorkflow, type TrainingInput } from '../../workflows/training';
+
+const REPLICAS = 3;
+const STEPS_PER_EPOCH = 5;
+const TOTAL = 10;
+const spec = validateSpec({
+  model: 'mnist-mlp',
+  dataset: { name: 'mnist', trainLimit: 240, testLimit: 16 },
+  epochs: 2,
+  batchSize: 16,
+  seed: 1,
+  optimizer: { name: 'sgd', learningRate: 0.01 },
+  checkpoint: { storage: 'file://unused' },
+  distributed: { replicas: REPLICAS, syncEverySteps: 2 },
+});
+
+class MockRounds {
+  readonly replicaCalls: TrainReplicaInput[] = [];
+  readonly syncCalls: SyncReplicasInput[] = [];
+  /** When set, the sync of this round reports no progress (as a broken round checkpoint would). */
+  stallRound: number | null = null;
+  /** When set, replica 1 of the round with this index waits (heartbeating) until cancelled. */
+  holdRound: number | null = null;
+  heldStarted: Promise<void>;
+  private markHeld!: () => void;
+  private seq = 0;
+  constructor() {
+    this.heldStarted = new Promise((resolve) => (this.markHeld = resolve));
+  }
+
+  activities(): TrainingActivities & ReplicaActivities {
+    return {
+      prepareRun: async () => ({
+        start: null,
+        mode: 'fresh',
+        totalSteps: TOTAL,
+        stepsPerEpoch: STEPS_PER_EPOCH,
+        skipped: [],
+        specHash: 'mock',
+        finished: null,
+      }),
+      trainChunk: async () => {
+        throw new Error('a distributed run never trains chunks');
+      },
+      applyRetention: async () => ({ deleted: [] }),
+      trainReplica: async (input): Promise<ReplicaResult> => {
+        this.replicaCalls.push(input);
+        if (this.holdRound === input.round && input.replica === 1) {
+          this.holdRound = null;
+          this.markHeld();
+          const ctx = Context.current();
+          for (;;) {
+            ctx.heartbeat();
+            await ctx.sleep(20); // throws once the cancellation arrives
+          }
+        }
+        const fromStep = input.from ? Number(input.from.id.split('-')[1]) : 0;
+        const step = fromStep + input.steps;
+        return {
+          replica: input.replica,
+          checkpoint: {
+            runId: `${input.runId}.replica-${input.replica}`,
+            id: `r${input.replica}-${step}`,
+            step,
+            epoch: 0,
+          },
+          fromStep,
+          step,
+          stepsRun: input.steps,
+          loss: 1,
+          accuracy: 0.5,
+          samplesPerSec: 100,
+          trainMs: 1,
+          commitMs: 1,
+          attempt: 1,
+          worker: `w${input.replica}`,
+          reused: false,
+        };
+      },
+      syncReplicas: async (input): Promise<RoundSummary> => {
+        this.syncCalls.push(input);
+        const step = this.stallRound === input.round ? input.results[0].fromStep : input.results[0].step;
+        return {
+          round: input.round,
+          syncMs: 1,
+          checkpoint: {
+            runId: input.runId,
+            id: `g-${step}-${++this.seq}`,
+            step,
+            epoch: Math.floor(step / STEPS_PER_EPOCH),
+          },
+          fromStep: input.results[0].fromStep,
+          step,
+          totalSteps: TOTAL,
+          epoch: Math.floor(step / STEPS_PER_EPOCH),
+          done: step >= TOTAL,
+          stepsRun: input.results[0].stepsRun,
+          cut: false,
+          loss: 1,
+          accuracy: 0.5,
+          learningRate: 0.01,
+          evals: [],
+          lastEval: null,
+          samplesPerSec: 300,
+          backend: 'mock',
+          commits: 1,
+          source: 'restored',
+          recovery: null,
+          weightsSha256: `sha-${step}`,
+          trainMs: 1,
+          commitMs: 1,
+        };
+      },
+    };
+  }
+}
+
+describe('distributed rounds in the training workflow (mocked activities)', function () {
+  this.timeout(60_000);
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let queues = 0;
+
+  before(async function () {
+    const cli = resolveTemporalCli();
+    if (cli.kind !== 'path') throw new Error('the Temporal CLI is missing: run `npm run setup`');
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // installed already by another test in this process
+    }
+    [env, bundle] = await Promise.all([
+      TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.path } } }),
+      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
+    ]);
+  });
+  after(async function () {
+    await env?.teardown();
+  });
+
+  async function withWorker<T>(
+    mock: MockRounds,
+    body: (start: (input?: Partial<TrainingInput>) => Promise<WorkflowHandle<typeof trainingWorkflow>>) => Promise<T>,
+  ): Promise<T> {
+    const taskQueue = `dist-${process.pid}-${++queues}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: mock.activities(),
+      maxHeartbeatThrottleInterval: '50ms',
+    });
+    const start = (input: Partial<TrainingInput> = {}) =>
+      env.client.workflow.start(trainingWorkflow, {
+        taskQueue,
+        workflowId: `dist-run-${queues}`,
+        args: [{ spec, ...input }],
+      });
+    return worker.runUntil(() => body(start));
+  }
+
+  it('runs N replicas per round from the round checkpoint, cuts rounds at epoch ends, syncs in replica order', async function () {
+    const mock = new MockRounds();
+    const { result, events, progress } = await withWorker(mock, async (start) => {
+      const h = await start();
+      const result = await h.result();
+      const history = await h.fetchHistory();
+      return { result, events: history.events?.length ?? 0, progress: await h.query(progressQuery) };
+    });
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, TOTAL);
+    assert.equal(result.weightsSha256, `sha-${TOTAL}`);
+    // 5 steps per epoch in rounds of 2: 2, 2, 1 per epoch.
+    const rounds = mock.syncCalls.map((s) => s.results[0].stepsRun);
+    assert.deepEqual(rounds, [2, 2, 1, 2, 2, 1]);
+    assert.equal(mock.replicaCalls.length, REPLICAS * rounds.length);
+    for (const [k, sync] of mock.syncCalls.entries()) {
+      const calls = mock.replicaCalls.filter((c) => c.round === k);
+      assert.deepEqual(calls.map((c) => c.replica).sort(), [0, 1, 2]);
+      assert.ok(
+        calls.every((c) => JSON.stringify(c.from) === JSON.stringify(sync.from)),
+        `round ${k} from`,
+      );
+      assert.deepEqual(
+        sync.results.map((r) => r.replica),
+        [0, 1, 2],
+      );
+      const prev = k === 0 ? null : mock.syncCalls[k - 1];
+      assert.equal(sync.from?.id ?? null, prev ? `g-${prev.results[0].step}-${k}` : null);
+    }
+    assert.ok(events <= rounds.length * roundEvents(REPLICAS) + 20, `${events} events for ${rounds.length} rounds`);
+    assert.deepEqual(
+      progress.lastRound?.replicas.map((r) => r.worker),
+      ['w0', 'w1', 'w2'],
+    );
+  });
+
+  it('fails the run, naming the round, when a round does not advance', async function () {
+    const mock = new MockRounds();
+    mock.stallRound = 2;
+    const err = await withWorker(mock, async (start) =>
+      (await start()).result().then(
+        () => null,
+        (e: Error) => e,
+      ),
+    );
+    assert.ok(err, 'the run should fail');
+    assert.match(
+      String((err.cause as Error | undefined)?.message ?? err.message),
+      /round 2 ended at step 4, not past 4/,
+    );
+    assert.equal(mock.syncCalls.length, 3);
+  });
+
+  it('continues as new every few rounds, carrying the position', async function () {
+    const mock = new MockRounds();
+    const result = await withWorker(mock, async (start) => (await start({ chunksPerRun: 2 })).result());
+    assert.equal(result.step, TOTAL);
+    assert.equal(mock.syncCalls.length, 6);
+    assert.deepEqual(
+      mock.syncCalls.map((s) => s.round),
+      [0, 1, 2, 3, 4, 5],
+    );
+  });
+
+  it('a pause cuts the round; after resume the round runs again from the same checkpoint', async function () {
+    const mock = new MockRounds();
+    mock.holdRound = 1;
+    const result = await withWorker(mock, async (start) => {
+      const h = await start();
+      await mock.heldStarted;
+      await h.signal(pauseSignal);
+      for (let i = 0; i < 200 && (await h.query(progressQuery)).status !== 'paused'; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await h.query(progressQuery)).status, 'paused');
+      await h.signal(resumeSignal);
+      return h.result();
+    });
+    assert.equal(result.step, TOTAL);
+    const round1 = mock.replicaCalls.filter((c) => c.round === 1);
+    assert.equal(round1.length, 2 * REPLICAS); // cut once, then run again
+    assert.ok(round1.every((c) => c.from?.id === round1[0].from?.id));
+    assert.equal(mock.syncCalls.length, 6);
+  });
+});

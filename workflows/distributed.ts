@@ -1,0 +1,135 @@
+// Rounds of a distributed run (spec.distributed): each round runs the N replica activities in parallel, each training
+// syncEverySteps steps of its shard from the round's global checkpoint, then one sync activity combines their results
+// in replica order and commits the next global checkpoint. The training workflow calls runRound where a single run
+// calls trainChunk, so pause, stop, learning-rate changes, retention and continue-as-new stay one implementation.
+// A replica whose worker dies is retried alone, from the round's start; the finished replicas' results are kept
+// (they are durable activity results, and their tensors are in the store).
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  type ActivityOptions,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { ReplicaActivities, ReplicaResult, RoundSummary } from '../activities/replica-types';
+import type { CheckpointRef, ChunkSummary, TrainChunkInput } from '../activities/types';
+import { roundSteps } from '../spec/helpers';
+import type { RunSpec } from '../spec/types';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
+import type { RoundProgress, RunProgress } from './progress';
+
+const replicaOptions: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
+  retry: ACTIVITY_RETRY,
+  // A pause or stop cancels the round's replicas: wait until they have let go of their trainers.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+const { trainReplica } = proxyActivities<ReplicaActivities>(replicaOptions);
+const syncOptions: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '60s',
+  retry: ACTIVITY_RETRY,
+};
+const { syncReplicas } = proxyActivities<ReplicaActivities>(syncOptions);
+
+/**
+ * Events a round may add to the history: per replica 3 activity events and, at worst, a workflow task (3) for its
+ * completion; the sync and the retention (3 each) and their workflow tasks.
+ */
+export const roundEvents = (replicas: number) => 6 * replicas + 12;
+
+/**
+ * Rounds per workflow run before continue-as-new: about the 200 chunks of a single run's worth of events (~2,000),
+ * so a wide run's history stays as small as a single one's.
+ */
+export function roundsPerRun(spec: RunSpec, chunksPerRun: number): number {
+  if (!spec.distributed) return chunksPerRun;
+  return Math.max(1, Math.floor((chunksPerRun * roundEvents(1)) / roundEvents(spec.distributed.replicas)));
+}
+
+/**
+ * Stands in for the trainChunk activity in the training workflow: each "chunk" is one round, started from the chunk's
+ * checkpoint, reading the run's position from its progress, and recording the round's replicas there.
+ */
+export function roundRunner(progress: RunProgress) {
+  return {
+    async executeWithOptions(_options: ActivityOptions, [c]: [TrainChunkInput]): Promise<ChunkSummary> {
+      const round = await runRound({
+        runId: c.runId,
+        spec: c.spec,
+        from: c.from,
+        step: progress.step,
+        stepsPerEpoch: progress.stepsPerEpoch,
+        totalSteps: progress.totalSteps,
+        round: progress.chunks,
+        learningRateOverride: c.learningRateOverride ?? null,
+      });
+      progress.lastRound = { round: round.round, syncMs: round.syncMs, replicas: round.replicas };
+      // A round that does not advance would be run again forever: fail the run instead, saying where.
+      if (round.step <= progress.step && !round.done)
+        throw ApplicationFailure.nonRetryable(
+          `round ${round.round} ended at step ${round.step}, not past ${progress.step}: the round checkpoint does not advance`,
+          'RoundStalled',
+        );
+      return round;
+    },
+  };
+}
+
+export interface RoundInput {
+  runId: string;
+  spec: RunSpec;
+  /** The round's global checkpoint; null for the first round of a fresh run. */
+  from: CheckpointRef | null;
+  step: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Rounds committed before this one (names and summaries only). */
+  round: number;
+  learningRateOverride: number | null;
+}
+
+/** One round: N replicas in parallel, then the sync. Throws a cancellation when the round is cut (pause/stop). */
+export async function runRound(i: RoundInput): Promise<RoundSummary & { replicas: RoundProgress['replicas'] }> {
+  const dist = i.spec.distributed;
+  if (!dist) throw new Error('runRound: the spec has no distributed block');
+  const steps = roundSteps(i.step, i.stepsPerEpoch, i.totalSteps, dist.syncEverySteps);
+  const replicas = Array.from({ length: dist.replicas }, (_, r) => r);
+  const results: ReplicaResult[] = await Promise.all(
+    replicas.map((r) =>
+      trainReplica.executeWithOptions(
+        {
+          ...replicaOptions,
+          // The Web UI shows the round's replicas side by side, each labelled.
+          summary: `replica ${r}/${dist.replicas}: round ${i.round}, steps ${i.step}..${i.step + steps}`,
+        },
+        [
+          {
+            runId: i.runId,
+            spec: i.spec,
+            from: i.from,
+            replica: r,
+            round: i.round,
+            steps,
+            learningRateOverride: i.learningRateOverride,
+          },
+        ],
+      ),
+    ),
+  );
+  const summary = await syncReplicas.executeWithOptions(
+    { ...syncOptions, summary: `sync round ${i.round}: ${dist.replicas} replicas at step ${i.step + steps}` },
+    [{ runId: i.runId, spec: i.spec, from: i.from, round: i.round, results }],
+  );
+  return {
+    ...summary,
+    replicas: results.map((x) => ({
+      replica: x.replica,
+      worker: x.worker,
+      attempt: x.attempt,
+      samplesPerSec: x.samplesPerSec,
+      trainMs: x.trainMs,
+      reused: x.reused,
+    })),
+  };
+}
