@@ -11,7 +11,6 @@ import {
   CheckpointSignatureError,
   type CheckpointKeys,
   formatProblems,
-  openStore,
   type CheckpointStore,
   type CheckpointSummary,
   type Manifest,
@@ -31,6 +30,7 @@ import {
 } from './drill-types';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
+import { storeCache } from './storage';
 import { FailureTypes } from './types';
 
 export interface DrillDeps {
@@ -56,16 +56,8 @@ function overridesOf(state: unknown): Override[] {
 }
 
 export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
-  const stores = new Map<string, CheckpointStore>();
-  const storeFor = (spec: RunSpec): CheckpointStore => {
-    const key = spec.checkpoint.storage;
-    let store = stores.get(key);
-    if (!store) {
-      store = openStore(key, deps.baseDir ?? process.cwd());
-      stores.set(key, store);
-    }
-    return store;
-  };
+  const openStoreOf = storeCache(deps.baseDir);
+  const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
 
   return {
     async runDrill(input: DrillInput): Promise<DrillReport> {

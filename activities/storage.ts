@@ -1,5 +1,5 @@
-// Storage checks the activities make before training.
-import { StorageUnavailableError, type CheckpointStore } from '../checkpoint';
+// Opening stores once per worker, and the storage checks the activities make before training.
+import { openStore, StorageUnavailableError, type CheckpointStore } from '../checkpoint';
 import { nonRetryable, storageUnavailable } from './failures';
 import { FailureTypes } from './types';
 
@@ -18,4 +18,18 @@ export async function probeWritable(store: CheckpointStore, runId: string, url: 
     }
     throw storageUnavailable(err, `checkpoint storage ${url} is not writable`);
   }
+}
+
+/** One store per storage URL for the worker's lifetime (clients and connections reused); relative file:// paths
+ *  resolve against `baseDir` (default: the worker's cwd). */
+export function storeCache(baseDir?: string): (storage: string) => CheckpointStore {
+  const stores = new Map<string, CheckpointStore>();
+  return (storage) => {
+    let store = stores.get(storage);
+    if (!store) {
+      store = openStore(storage, baseDir ?? process.cwd());
+      stores.set(storage, store);
+    }
+    return store;
+  };
 }

@@ -16,7 +16,6 @@ import {
   checkpointKeysFromEnv,
   formatProblems,
   NoValidCheckpointError,
-  openStore,
   type CheckpointKeys,
   type CheckpointStore,
 } from '../checkpoint';
@@ -39,7 +38,7 @@ import { ChunkCurves } from './chunk/curves';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
-import { probeWritable } from './storage';
+import { probeWritable, storeCache } from './storage';
 import { createReplicaActivities } from './replica';
 import type { ReplicaActivities } from './replica-types';
 import { createAlertActivities } from './alerts';
@@ -75,19 +74,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     saveFailures: positiveIntFromEnv('DURABLE_TRAIN_ALERT_SAVE_FAILURES', 3),
     staleSeconds: positiveIntFromEnv('DURABLE_TRAIN_ALERT_STALE_SECONDS', 900),
   });
-  const stores = new Map<string, CheckpointStore>();
+  const openStoreOf = storeCache(deps.baseDir);
   // Parsed once, at worker start: a malformed key fails the worker, not its first chunk.
   const keys = deps.checkpointKeys ?? checkpointKeysFromEnv();
 
-  const storeFor = (spec: RunSpec): CheckpointStore => {
-    const key = spec.checkpoint.storage;
-    let store = stores.get(key);
-    if (!store) {
-      store = openStore(key, deps.baseDir ?? process.cwd());
-      stores.set(key, store);
-    }
-    return store;
-  };
+  const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
   const managerFor = (spec: RunSpec, runId: string) =>
     new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest, keys });
 

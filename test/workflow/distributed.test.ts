@@ -5,14 +5,7 @@
 import * as assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type {
   ReplicaActivities,
   ReplicaResult,
@@ -21,11 +14,11 @@ import type {
   TrainReplicaInput,
 } from '../../activities/replica-types';
 import type { TrainingActivities } from '../../activities/types';
-import { resolveTemporalCli } from '../../cli/tools';
 import { validateSpec } from '../../spec';
 import { pauseSignal, progressQuery, resumeSignal } from '../../workflows/definitions';
 import { roundEvents } from '../../workflows/distributed';
 import { trainingWorkflow, type TrainingInput } from '../../workflows/training';
+import { useWorkflowEnv } from './env';
 
 const REPLICAS = 3;
 const STEPS_PER_EPOCH = 5;
@@ -144,26 +137,8 @@ class MockRounds {
 
 describe('distributed rounds in the training workflow (mocked activities)', function () {
   this.timeout(60_000);
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const wf = useWorkflowEnv();
   let queues = 0;
-
-  before(async function () {
-    const cli = resolveTemporalCli();
-    if (cli.kind !== 'path') throw new Error('the Temporal CLI is missing: run `npm run setup`');
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // installed already by another test in this process
-    }
-    [env, bundle] = await Promise.all([
-      TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.path } } }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
-    ]);
-  });
-  after(async function () {
-    await env?.teardown();
-  });
 
   async function withWorker<T>(
     mock: MockRounds,
@@ -171,14 +146,14 @@ describe('distributed rounds in the training workflow (mocked activities)', func
   ): Promise<T> {
     const taskQueue = `dist-${process.pid}-${++queues}`;
     const worker = await Worker.create({
-      connection: env.nativeConnection,
+      connection: wf.env.nativeConnection,
       taskQueue,
-      workflowBundle: bundle,
+      workflowBundle: wf.bundle,
       activities: mock.activities(),
       maxHeartbeatThrottleInterval: '50ms',
     });
     const start = (input: Partial<TrainingInput> = {}) =>
-      env.client.workflow.start(trainingWorkflow, {
+      wf.env.client.workflow.start(trainingWorkflow, {
         taskQueue,
         workflowId: `dist-run-${queues}`,
         args: [{ spec, ...input }],

@@ -4,14 +4,7 @@
 import * as assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { AlertInput, AlertResult } from '../../activities/alert-types';
 import {
   DrillFailureTypes,
@@ -19,11 +12,11 @@ import {
   type DrillInput,
   type DrillReport,
 } from '../../activities/drill-types';
-import { resolveTemporalCli } from '../../cli/tools';
 import { progressQuery } from '../../workflows/definitions';
 import { drillWorkflow } from '../../workflows/drill';
 import { trainingWorkflow } from '../../workflows/training';
 import { MockTraining, mockSpec } from './mock-training';
+import { useWorkflowEnv } from './env';
 
 function report(over: Partial<DrillReport> = {}): DrillReport {
   return {
@@ -82,41 +75,22 @@ class MockDrill {
 
 describe('drill workflow in process (mocked activities)', function () {
   this.timeout(120_000);
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const wf = useWorkflowEnv();
   let queues = 0;
-
-  before(async function () {
-    const cli = resolveTemporalCli();
-    if (cli.kind !== 'path')
-      throw new Error('the Temporal CLI is missing: run `npm run setup` (installs it into .tools/)');
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // A runtime is installed already (by another test in this process): keep its settings.
-    }
-    [env, bundle] = await Promise.all([
-      TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.path } } }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
-    ]);
-  });
-  after(async function () {
-    await env?.teardown();
-  });
 
   async function withWorker<T>(drill: MockDrill, training: MockTraining | null, body: (tq: string) => Promise<T>) {
     const taskQueue = `drill-${process.pid}-${++queues}`;
     const worker = await Worker.create({
-      connection: env.nativeConnection,
+      connection: wf.env.nativeConnection,
       taskQueue,
-      workflowBundle: bundle,
+      workflowBundle: wf.bundle,
       activities: { ...(training?.activities() ?? {}), ...drill.activities() },
       maxHeartbeatThrottleInterval: '50ms',
     });
     return worker.runUntil(() => body(taskQueue));
   }
   const drillOf = (tq: string, input: Partial<DrillInput> & { runId: string }, id = `drill-${queues}`) =>
-    env.client.workflow.execute(drillWorkflow, {
+    wf.env.client.workflow.execute(drillWorkflow, {
       taskQueue: tq,
       workflowId: id,
       args: [{ spec: mockSpec(), ...input }],
@@ -127,7 +101,7 @@ describe('drill workflow in process (mocked activities)', function () {
     const training = new MockTraining({ totalSteps: 8, stepsPerEpoch: 4 });
     const held = training.hold(0);
     await withWorker(drill, training, async (tq) => {
-      const run = await env.client.workflow.start(trainingWorkflow, {
+      const run = await wf.env.client.workflow.start(trainingWorkflow, {
         taskQueue: tq,
         workflowId: 'running-run',
         args: [{ spec: mockSpec() }],

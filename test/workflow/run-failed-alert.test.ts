@@ -4,42 +4,16 @@
 import * as assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { AlertInput } from '../../activities/alert-types';
-import { resolveTemporalCli } from '../../cli/tools';
 import { trainingWorkflow } from '../../workflows/training';
 import { MockTraining, mockSpec } from './mock-training';
+import { useWorkflowEnv } from './env';
 
 describe('run-failed alert from the training workflow (mocked activities)', function () {
   this.timeout(60_000);
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const wf = useWorkflowEnv();
   let queues = 0;
-
-  before(async function () {
-    const cli = resolveTemporalCli();
-    if (cli.kind !== 'path')
-      throw new Error('the Temporal CLI is missing: run `npm run setup` (installs it into .tools/)');
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // A runtime is installed already (by another test in this process): keep its settings.
-    }
-    [env, bundle] = await Promise.all([
-      TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cli.path } } }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
-    ]);
-  });
-  after(async function () {
-    await env?.teardown();
-  });
 
   /** Runs a workflow whose second chunk fails for good; `sendAlert` as given. */
   async function failingRun(sendAlert: (a: AlertInput) => Promise<unknown>, opts: { cancelFirstChunk?: boolean } = {}) {
@@ -48,9 +22,9 @@ describe('run-failed alert from the training workflow (mocked activities)', func
     const base = mock.activities();
     const taskQueue = `alert-${process.pid}-${++queues}`;
     const worker = await Worker.create({
-      connection: env.nativeConnection,
+      connection: wf.env.nativeConnection,
       taskQueue,
-      workflowBundle: bundle,
+      workflowBundle: wf.bundle,
       maxHeartbeatThrottleInterval: '50ms',
       activities: {
         ...base,
@@ -64,7 +38,7 @@ describe('run-failed alert from the training workflow (mocked activities)', func
       },
     });
     return worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(trainingWorkflow, {
+      const handle = await wf.env.client.workflow.start(trainingWorkflow, {
         taskQueue,
         workflowId: `alert-run-${queues}`,
         args: [{ spec: mockSpec() }],

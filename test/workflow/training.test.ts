@@ -5,15 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure, defineSearchAttributeKey, type SearchAttributeType } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
-import { resolveTemporalCli } from '../../cli/tools';
+import { Worker } from '@temporalio/worker';
 import {
   pauseSignal,
   progressQuery,
@@ -25,6 +17,7 @@ import type { RunProgress, RunStatus } from '../../workflows/progress';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { trainingWorkflow, type TrainingInput } from '../../workflows/training';
 import { MockTraining, mockSpec, WEIGHTS_AT, type MockTrainingOptions } from './mock-training';
+import { useWorkflowEnv } from './env';
 
 const searchAttributeKeys = Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
   defineSearchAttributeKey(name, type.toUpperCase() as SearchAttributeType),
@@ -35,29 +28,8 @@ const bestAccuracyKey = defineSearchAttributeKey('DurableTrainBestAccuracy', 'DO
 
 describe('training workflow in process (mocked activities)', function () {
   this.timeout(60_000);
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  const wf = useWorkflowEnv({ searchAttributes: searchAttributeKeys });
   let queues = 0;
-
-  before(async function () {
-    const cli = resolveTemporalCli();
-    if (cli.kind !== 'path')
-      throw new Error('the Temporal CLI is missing: run `npm run setup` (installs it into .tools/)');
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // A runtime is installed already (by another test in this process): keep its settings.
-    }
-    [env, bundle] = await Promise.all([
-      TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: cli.path }, searchAttributes: searchAttributeKeys },
-      }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
-    ]);
-  });
-  after(async function () {
-    await env?.teardown();
-  });
 
   /** Runs `body` against a fresh worker (own task queue) that serves the real workflows and `mock`'s activities. */
   async function withWorker<T>(
@@ -66,15 +38,15 @@ describe('training workflow in process (mocked activities)', function () {
   ): Promise<T> {
     const taskQueue = `wf-${process.pid}-${++queues}`;
     const worker = await Worker.create({
-      connection: env.nativeConnection,
+      connection: wf.env.nativeConnection,
       taskQueue,
-      workflowBundle: bundle,
+      workflowBundle: wf.bundle,
       activities: mock.activities(),
       // Cancellation reaches an activity with a heartbeat response: do not wait 8 s (0.8 x heartbeat timeout) for it.
       maxHeartbeatThrottleInterval: '50ms',
     });
     const start = (input: Partial<TrainingInput> = {}, id = `run-${queues}`) =>
-      env.client.workflow.start(trainingWorkflow, {
+      wf.env.client.workflow.start(trainingWorkflow, {
         taskQueue,
         workflowId: id,
         args: [{ spec: mockSpec(), ...input }],
