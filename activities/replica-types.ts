@@ -1,7 +1,7 @@
 // Activity contract of distributed rounds (spec.distributed). Types only: the workflow imports this file.
 // Everything here travels in Temporal payloads: ids and small summaries, never tensors.
 import type { RunSpec } from '../spec/types';
-import type { CheckpointPointer, CheckpointRef, ChunkSummary } from './types';
+import type { CheckpointPosition, CheckpointRef, ChunkSummary } from './types';
 
 export interface TrainReplicaInput {
   runId: string;
@@ -21,7 +21,7 @@ export interface TrainReplicaInput {
 export interface ReplicaResult {
   replica: number;
   /** The replica's trained state (weights, its slots, its PRNG state), a checkpoint of the replica's own run id. */
-  checkpoint: CheckpointPointer;
+  checkpoint: CheckpointPosition;
   fromStep: number;
   step: number;
   stepsRun: number;

@@ -18,7 +18,7 @@ import {
   replicaSlotName,
 } from '../training/replicas';
 import { commitTrainer, metricsOf, snapshotOf } from './commit';
-import { pointerOf } from './chunk/commits';
+import { positionOf } from './chunk/commits';
 import { isDamagedOrMissing } from './chunk/start';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
@@ -180,7 +180,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         const st = m.state as TrainerState;
         return {
           replica: r,
-          checkpoint: pointerOf(m),
+          checkpoint: positionOf(m),
           fromStep: m.step - (input.steps > 0 ? Math.min(input.steps, m.step) : 0),
           step: m.step,
           stepsRun: 0,
@@ -236,7 +236,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         const st = trainer.state;
         return {
           replica: r,
-          checkpoint: pointerOf(m),
+          checkpoint: positionOf(m),
           fromStep,
           step: st.step,
           stepsRun: result.stepsRun,
@@ -373,7 +373,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         return {
           round: input.round,
           syncMs: Date.now() - t0,
-          checkpoint: pointerOf(m),
+          checkpoint: positionOf(m),
           fromStep: input.results[0].fromStep,
           step: st.step,
           totalSteps: st.totalSteps,

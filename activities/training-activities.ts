@@ -28,7 +28,7 @@ import {
   type TrainChunkInput,
   type TrainingActivities,
 } from './types';
-import { ChunkCommits, pointerOf } from './chunk/commits';
+import { ChunkCommits, positionOf } from './chunk/commits';
 import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, resolveChunkStart, rootedAt } from './chunk/start';
 import { ChunkHeartbeats, summarize, trainWithHeartbeats } from './chunk/train';
@@ -180,7 +180,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
           };
           trainer.dispose();
         }
-        return { ...base, start: pointerOf(latest.manifest), mode: 'resume', skipped, finished };
+        return { ...base, start: positionOf(latest.manifest), mode: 'resume', skipped, finished };
       }
       if (from) {
         const plan = forkPlanOf(input.sourceSpec, spec);
@@ -206,7 +206,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         // Check the fork's spec against the checkpoint now (model, optimizer slots, data), not at its first chunk.
         const trainer = await restoreTrainer(spec, await initBackend(), loaded.manifest, loaded.blobs, plan ?? {});
         trainer.dispose();
-        return { ...base, start: pointerOf(loaded.manifest), mode: 'fork', skipped, finished: null };
+        return { ...base, start: positionOf(loaded.manifest), mode: 'fork', skipped, finished: null };
       }
       // Build the model on the data once now, so a model that does not fit the data fails before any training.
       const probe = await Trainer.create(spec).catch((err: unknown) => {
@@ -278,7 +278,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
             : ((await deps.cutReasonOf?.(input.runId).catch(() => null)) ?? input.cutReason ?? 'cancel');
         const final = await commits.commit(reason);
         const summary = summarize(trainer, result, {
-          checkpoint: pointerOf(final),
+          checkpoint: positionOf(final),
           fromStep,
           cut,
           samplesPerSec,

@@ -6,7 +6,7 @@ import type { RunSpec } from '../spec/types';
 import type { CheckpointRef } from '../checkpoint/types';
 export type { CheckpointRef };
 
-export interface CheckpointPointer extends CheckpointRef {
+export interface CheckpointPosition extends CheckpointRef {
   step: number;
   epoch: number;
 }
@@ -26,7 +26,7 @@ export interface PrepareRunInput {
 
 export interface PrepareRunResult {
   /** Where training starts: a checkpoint, or null for a fresh run. */
-  start: CheckpointPointer | null;
+  start: CheckpointPosition | null;
   /** Why: 'fresh' | 'resume' (this run's existing checkpoints) | 'fork'. */
   mode: 'fresh' | 'resume' | 'fork';
   totalSteps: number;
@@ -62,7 +62,7 @@ export interface Recovery {
 }
 
 export interface ChunkSummary {
-  checkpoint: CheckpointPointer;
+  checkpoint: CheckpointPosition;
   fromStep: number;
   step: number;
   totalSteps: number;
@@ -112,7 +112,7 @@ export interface ChunkHeartbeat {
   accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;
-  lastCommitted: CheckpointPointer | null;
+  lastCommitted: CheckpointPosition | null;
 }
 
 /** Failure types: non-retryable ones name what is wrong with the input. */

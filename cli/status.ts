@@ -1,7 +1,7 @@
 // `status RUN_ID`: where a run is, its last metrics and checkpoint; its result when finished. Epochs count from 1
 // (the epoch the latest step belongs to), as in watch, checkpoints list and the report.
 import type { Client } from '@temporalio/client';
-import type { CheckpointPointer } from '../activities/types';
+import type { CheckpointPosition } from '../activities/types';
 import { managerForRun } from './checkpoints';
 import { fmt, runStatus, viewRun, type Out } from './common';
 import { epochOfStep } from './epoch';
@@ -15,7 +15,7 @@ import { describeResult } from './start';
 async function checkpointMetrics(
   client: Client,
   runId: string,
-  ckpt: CheckpointPointer | null,
+  ckpt: CheckpointPosition | null,
 ): Promise<{ metrics: Record<string, number> | null; error: string | null }> {
   if (!ckpt) return { metrics: null, error: null };
   try {

@@ -1,6 +1,6 @@
 // The shape of the progress query and of the workflow result. Pure types.
 import type { LastDrill } from '../activities/drill-types';
-import type { CheckpointPointer, EvalResult, Recovery } from '../activities/types';
+import type { CheckpointPosition, EvalResult, Recovery } from '../activities/types';
 
 export type RunStatus =
   'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'cancelled';
@@ -16,7 +16,7 @@ export interface RunProgress {
   accuracy: number | null;
   learningRate: number | null;
   samplesPerSec: number | null;
-  lastCheckpoint: CheckpointPointer | null;
+  lastCheckpoint: CheckpointPosition | null;
   lastEval: EvalResult | null;
   bestAccuracy: number | null;
   chunks: number;
@@ -60,7 +60,7 @@ export interface RunResult {
   /** Regression only: final test mean squared and mean absolute error. */
   mse?: number;
   mae?: number;
-  lastCheckpoint: CheckpointPointer | null;
+  lastCheckpoint: CheckpointPosition | null;
   weightsSha256: string | null;
   backend: string | null;
   chunks: number;

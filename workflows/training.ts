@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alert-types';
-import type { CheckpointPointer, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
+import type { CheckpointPosition, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import {
@@ -340,4 +340,4 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   }
 }
 
-export type { CheckpointPointer };
+export type { CheckpointPosition };

@@ -7,11 +7,11 @@ import type { BackendInfo } from '../../training/backend';
 import { commitTrainer } from '../commit';
 import { storageUnavailable } from '../failures';
 import { failureReason, type TrainingMetrics } from '../metrics';
-import type { CheckpointPointer, CheckpointRef } from '../types';
+import type { CheckpointPosition, CheckpointRef } from '../types';
 import type { RunAlerts } from './alerts';
 import type { ChunkCurves } from './curves';
 
-export const pointerOf = (m: Manifest): CheckpointPointer => ({
+export const positionOf = (m: Manifest): CheckpointPosition => ({
   runId: m.runId,
   id: m.id,
   step: m.step,
@@ -19,7 +19,7 @@ export const pointerOf = (m: Manifest): CheckpointPointer => ({
 });
 
 export class ChunkCommits {
-  lastCommitted: CheckpointPointer | null = null;
+  lastCommitted: CheckpointPosition | null = null;
   count = 0;
   ms = 0;
   private last: Manifest | null = null;
@@ -101,7 +101,7 @@ export class ChunkCommits {
     this.count += 1;
     this.lastAt = Date.now();
     this.last = m;
-    this.lastCommitted = pointerOf(m);
+    this.lastCommitted = positionOf(m);
     await this.o.curves?.afterCommit().catch((err: unknown) => {
       throw storageUnavailable(err, `TensorBoard event file of run ${this.o.runId} at step ${m.step} not written`);
     });

@@ -3,7 +3,7 @@
 // cancelled (pause, stop, cancel). Every assumption the workflow tests make about the activity contract lives here.
 import { Context } from '@temporalio/activity';
 import type {
-  CheckpointPointer,
+  CheckpointPosition,
   CheckpointRef,
   ChunkSummary,
   EvalResult,
@@ -56,7 +56,7 @@ export class MockTraining {
   readonly chunkCalls: TrainChunkInput[] = [];
   readonly chunkResults: ChunkSummary[] = [];
   readonly retentionCalls: RetentionInput[] = [];
-  private readonly checkpoints = new Map<string, { pointer: CheckpointPointer; learningRate: number }>();
+  private readonly checkpoints = new Map<string, { pointer: CheckpointPosition; learningRate: number }>();
   private readonly holds = new Map<number, Hold>();
   private readonly recoveries = new Map<number, Recovery>();
   private seq = 0;
@@ -64,8 +64,8 @@ export class MockTraining {
   constructor(readonly options: MockTrainingOptions) {}
 
   /** Registers a committed checkpoint (e.g. a fork source or a run's own earlier checkpoint). */
-  checkpoint(runId: string, step: number, learningRate = 0.01): CheckpointPointer {
-    const pointer: CheckpointPointer = {
+  checkpoint(runId: string, step: number, learningRate = 0.01): CheckpointPosition {
+    const pointer: CheckpointPosition = {
       runId,
       id: `step-${String(step).padStart(9, '0')}-${++this.seq}`,
       step,
