@@ -107,7 +107,7 @@ export async function startRun(
 
 export function describeResult(r: RunResult): string {
   return [
-    `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, epoch ${r.epoch}`,
+    `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, ${r.epoch} epoch${r.epoch === 1 ? '' : 's'} completed`,
     r.mse !== undefined
       ? `  test mse ${fmt(r.mse)}  test mae ${fmt(r.mae ?? null)}  test loss ${fmt(r.loss)}`
       : `  test accuracy ${fmt(r.accuracy)}  test loss ${fmt(r.loss)}`,
