@@ -1,8 +1,8 @@
 // Secrets stay secret: a run that uses each of them for real (S3 credentials on SeaweedFS, a Temporal API key
-// checked by a TLS proxy in front of the dev server, codec keys encrypting the payloads), then every place they could
-// leak is searched for each: worker and CLI output (debug logs included), the history as the `temporal` CLI prints
-// it, the server log, every object in the bucket (manifests, blobs), the HTML report, the exported model and the
-// messages of commands that fail because a secret is wrong.
+// checked by a TLS proxy in front of the dev server, codec keys encrypting the payloads, a checkpoint signing key),
+// then every place they could leak is searched for each: worker and CLI output (debug logs included), the history as
+// the `temporal` CLI prints it, the server log, every object in the bucket (manifests, blobs), the HTML report, the
+// exported model and the messages of commands that fail because a secret is wrong.
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -22,7 +22,7 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-describe('secrets stay secret (S3 credentials, Temporal API key, codec keys; real servers)', function () {
+describe('secrets stay secret (S3 credentials, Temporal API key, codec and checkpoint keys; real servers)', function () {
   this.timeout(600_000);
   const fx = useCluster();
   let cluster: TestCluster;
@@ -30,6 +30,7 @@ describe('secrets stay secret (S3 credentials, Temporal API key, codec keys; rea
   let proxy: GrpcTlsProxy;
   const apiKey = `tk_${randomBytes(24).toString('hex')}`;
   const codecKey = randomBytes(32);
+  const checkpointKey = randomBytes(32);
   let env: NodeJS.ProcessEnv;
   let secrets: Record<string, string>;
 
@@ -44,6 +45,7 @@ describe('secrets stay secret (S3 credentials, Temporal API key, codec keys; rea
       TEMPORAL_TLS_SERVER_CA_CERT_PATH: pki.caCert,
       TEMPORAL_TLS_SERVER_NAME: 'localhost',
       DURABLE_TRAIN_CODEC_KEYS: `k1=${codecKey.toString('base64')}`,
+      DURABLE_TRAIN_CHECKPOINT_KEY: `c1=${checkpointKey.toString('base64')}`,
       DURABLE_TRAIN_S3_ENDPOINT: s3.endpoint,
       AWS_REGION: s3.region,
       AWS_ACCESS_KEY_ID: s3.accessKey,
@@ -55,6 +57,8 @@ describe('secrets stay secret (S3 credentials, Temporal API key, codec keys; rea
       'API key': apiKey,
       'codec key (base64)': codecKey.toString('base64'),
       'codec key (hex)': codecKey.toString('hex'),
+      'checkpoint signing key (base64)': checkpointKey.toString('base64'),
+      'checkpoint signing key (hex)': checkpointKey.toString('hex'),
     };
   });
   after(async function () {
@@ -135,6 +139,11 @@ describe('secrets stay secret (S3 credentials, Temporal API key, codec keys; rea
       client.destroy();
     }
     assert.ok(places.length > 10, `${places.length} places searched`);
+    // The signing key was in use: the manifests carry its id (the key itself must be nowhere).
+    assert.ok(
+      places.some(([where, bytes]) => /manifests/.test(where) && /"keyId":\s*"c1"/.test(bytes.toString())),
+      'manifests signed with key c1',
+    );
     const leaks = places.flatMap(([where, bytes]) =>
       Object.entries(secrets)
         .filter(([, value]) => bytes.includes(value))
