@@ -9,6 +9,7 @@
 //         bytes written to the store) as the replica count grows.
 //
 //   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
+//     [--outer nesterov:LR:MOMENTUM] (the 2-replica run's outer optimizer; default a plain average)
 //     [--backend wasm]
 import * as path from 'node:path';
 import type { RunSpec } from '../spec/types';
@@ -99,7 +100,18 @@ async function timed(cluster: TestCluster, spec: RunSpec, runId: string) {
   return { result, wallMs, timeline, cost: roundCosts(timeline) };
 }
 
+/** `--outer nesterov:0.7:0.9` (DiLoCo's outer step) or `average` (the default). */
+function outerArg(): Record<string, unknown> | undefined {
+  const v = arg('--outer');
+  if (!v || v === 'average') return undefined;
+  const [name, lr, momentum] = v.split(':');
+  if (name !== 'nesterov' || !(Number(lr) > 0) || !(Number(momentum) >= 0))
+    throw new Error(`--outer ${v}: expected average or nesterov:LEARNING_RATE:MOMENTUM`);
+  return { name, learningRate: Number(lr), momentum: Number(momentum) };
+}
+
 async function pair(cluster: TestCluster, H: number) {
+  const outer = outerArg();
   const trainLimit = QUICK ? 3200 : 12800;
   const base = {
     model: 'mnist-cnn',
@@ -113,7 +125,11 @@ async function pair(cluster: TestCluster, H: number) {
   const rows = [];
   const out: Record<string, unknown> = {};
   for (const replicas of [1, 2]) {
-    const spec = validateSpec({ ...base, distributed: { replicas, syncEverySteps: H } });
+    // One replica is the plain run (its outer step is the identity only for the average).
+    const spec = validateSpec({
+      ...base,
+      distributed: { replicas, syncEverySteps: H, ...(replicas > 1 && outer ? { outer } : {}) },
+    });
     const ws = await workers(cluster, replicas);
     log(`pair: ${replicas} replica(s) on ${replicas} worker(s), H=${H}`);
     const r = await timed(cluster, spec, `pair-${replicas}-${Date.now()}`);
@@ -138,8 +154,11 @@ async function pair(cluster: TestCluster, H: number) {
     syncFraction2: two.syncFraction,
     syncFractionNoEval2: two.syncFractionNoEval,
   };
-  table(`distributed pair (mnist-cnn, ${trainLimit} examples, H=${H})`, rows);
-  return { ...out, ...summary };
+  table(
+    `distributed pair (mnist-cnn, ${trainLimit} examples, H=${H}, outer ${outer ? JSON.stringify(outer) : 'average'})`,
+    rows,
+  );
+  return { ...out, ...summary, outer: outer ?? { name: 'average' } };
 }
 
 async function wide(cluster: TestCluster, widths: number[]) {
