@@ -278,6 +278,43 @@ const scenarios: Scenario[] = [
       return h;
     },
   },
+  {
+    name: 'distributed',
+    what: 'a distributed run: rounds of 2 replica activities and a sync, to completion',
+    async run(ctx) {
+      // 1000 examples a replica: 20 steps of 50 an epoch, two rounds of 10.
+      const h = await start(ctx, 'distributed', { ...baseSpec, distributed: { replicas: 2, syncEverySteps: 10 } });
+      const r = await resultOf(h);
+      expect(r.status === 'completed' && r.step === 20, `completed at step 20, got ${r.status} at ${r.step}`);
+      const types = await eventTypes(h);
+      expect(
+        types.filter((t) => t === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').length >= 7,
+        'prepare, 2x(2 replicas + sync)',
+      );
+      return h;
+    },
+  },
+  {
+    name: 'run-failed',
+    what: 'a run that fails (its storage path runs through a regular file): the run-failed alert activity, then failure',
+    async run(ctx) {
+      const blocker = path.join(ctx.cluster.dir, 'not-a-directory');
+      fs.writeFileSync(blocker, 'a regular file where the checkpoint directory should be');
+      const h = await start(ctx, 'run-failed', {
+        ...baseSpec,
+        checkpoint: { storage: `file://${blocker}/checkpoints`, keepLatest: 2 },
+      });
+      const err = await h.result().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err !== null, 'the run failed');
+      const types = await eventTypes(h);
+      expect(types.includes('EVENT_TYPE_MARKER_RECORDED'), 'the alert patch marker is in the history');
+      expect(types.includes('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED'), 'the run ended failed');
+      return h;
+    },
+  },
 ];
 
 /** The histories of every execution of the workflow, oldest first (following the continue-as-new chain). */
