@@ -4,16 +4,13 @@
 // TensorFlow's PyPI wheel; when it is absent the test builds it first, and skips (loudly) only when that build
 // cannot be done on this machine.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { privateTfjsNodeDir, TFJS_NODE_DIR_ENV_VAR } from '../../training/backend';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, writeSpec } from '../helpers/cluster';
 import { chunkProgressed, smallSpec, useCluster } from '../helpers/fixtures';
+import { ensureNativeBuild, loudNativeSkip } from '../helpers/native';
 
-const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 const TENSORFLOW = { DURABLE_TRAIN_BACKEND: 'tensorflow' };
 
 const spec = smallSpec({
@@ -31,29 +28,6 @@ const spec = smallSpec({
   checkpoint: { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 4 },
 });
 
-/** Whether a tfjs-node can be loaded: a normally installed one, or the private build of setup:native. */
-function nativeBuildPresent(): boolean {
-  try {
-    require.resolve('@tensorflow/tfjs-node');
-    return true;
-  } catch {
-    return privateTfjsNodeDir() !== null;
-  }
-}
-
-/** Builds the native backend when it is absent; returns why it cannot be had here, or null. */
-function ensureNativeBuild(): string | null {
-  if (nativeBuildPresent()) return null;
-  const r = spawnSync('bash', [path.join(PROJECT_ROOT, 'scripts', 'setup-native.sh')], {
-    cwd: PROJECT_ROOT,
-    encoding: 'utf8',
-    timeout: 1_500_000,
-  });
-  if (r.status === 0 && nativeBuildPresent()) return null;
-  if (r.status === 0) return `npm run setup:native succeeded, yet no tfjs-node is found (${TFJS_NODE_DIR_ENV_VAR}?)`;
-  return `npm run setup:native failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${(r.stderr ?? '').trim().slice(-1500)}`;
-}
-
 describe('native TensorFlow backend: exact resume after SIGKILL (real dev server, worker processes)', function () {
   this.timeout(1_800_000);
   // First: the native build (a skip here skips the block before any server starts).
@@ -61,10 +35,7 @@ describe('native TensorFlow backend: exact resume after SIGKILL (real dev server
     const cannot = ensureNativeBuild();
     if (cannot) {
       // The only skip in the suite: the native build needs g++, python3 and the PyPI and npm registries.
-      console.error(
-        `\n${'!'.repeat(100)}\n!!! SKIPPING the native TensorFlow backend test: the native build cannot be done on this machine.\n` +
-          `!!! ${cannot.replace(/\n/g, '\n!!! ')}\n${'!'.repeat(100)}\n`,
-      );
+      console.error(loudNativeSkip('the native TensorFlow backend test', cannot));
       this.skip();
     }
   });
