@@ -1,10 +1,9 @@
 // Activities of distributed rounds (spec.distributed): trainReplica trains one replica for one round from the round's
 // global checkpoint and commits its result under the replica's own run id; syncReplicas combines the results in replica
 // order and commits the next global checkpoint. Tensors go through the checkpoint store, never through payloads.
-import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
-import { CheckpointCorruptError, type CheckpointManager, type CheckpointRef, type Manifest } from '../checkpoint';
+import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
 import { Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
@@ -101,9 +100,11 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
     }
   };
-  const load = async (m: CheckpointManager, ref: CheckpointRef) => {
+  /** A checkpoint, verified. `only`: just the blobs it names; a replica reads the global weights and its own slots,
+   *  not every replica's, so a round reads O(N) bytes, not O(N^2). */
+  const load = async (m: CheckpointManager, ref: CheckpointRef, only?: (name: string) => boolean) => {
     try {
-      return await m.load(ref.id);
+      return await m.load(ref.id, { only });
     } catch (err) {
       if (isDamagedOrMissing(err))
         throw nonRetryable(
@@ -113,37 +114,11 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
     }
   };
-
-  /**
-   * Only the blobs `wanted` of a checkpoint, each verified against its manifest entry: a replica reads the global
-   * weights and its own slots, not every replica's, so a round reads O(N) bytes, not O(N^2).
-   */
-  const loadSome = async (m: CheckpointManager, ref: CheckpointRef, wanted: (name: string) => boolean) => {
-    try {
-      const manifest = await m.readManifest(ref.id);
-      const blobs = new Map<string, Uint8Array>();
-      for (const b of manifest.blobs.filter((x) => wanted(x.name))) {
-        const data = await m.store.read(m.blobKey(b.sha256));
-        if (data.byteLength !== b.size || createHash('sha256').update(data).digest('hex') !== b.sha256)
-          throw new CheckpointCorruptError(ref.id, b.name, 'size or sha256 mismatch');
-        blobs.set(b.name, data);
-      }
-      return { manifest: { ...manifest, blobs: manifest.blobs.filter((x) => wanted(x.name)) }, blobs };
-    } catch (err) {
-      if (isDamagedOrMissing(err))
-        throw nonRetryable(
-          FailureTypes.NoValidCheckpoint,
-          `checkpoint ${ref.runId}:${ref.id}: ${(err as Error).message}`,
-        );
-      throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
-    }
-  };
-
   /** The replica's starting trainer: from the global checkpoint, or fresh (same init for all, own random stream). */
   const startTrainer = async (spec: RunSpec, backend: BackendInfo, from: CheckpointRef | null, r: number) => {
     if (from) {
       const mine = replicaSlotName(r, '');
-      const { manifest, blobs } = await loadSome(
+      const { manifest, blobs } = await load(
         deps.managerFor(spec, from.runId),
         from,
         (name) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine),
@@ -284,7 +259,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       if (outer.name === 'nesterov') {
         if (input.from) {
           const wanted = (name: string) => name.startsWith('model/') || name.startsWith(outerBufferName(''));
-          global = (await loadSome(deps.managerFor(spec, input.from.runId), input.from, wanted)).blobs;
+          global = (await load(deps.managerFor(spec, input.from.runId), input.from, wanted)).blobs;
         } else {
           global = new Map();
           const fresh = await Trainer.create(spec);

@@ -316,8 +316,17 @@ export class CheckpointManager {
    * Loads every blob, verifying size and sha256. A damaged checkpoint throws CheckpointCorruptError, a missing one
    * CheckpointNotFoundError; a storage failure throws StorageUnavailableError.
    */
-  async load(id: string): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
-    const manifest = await this.readManifest(id);
+  /**
+   * Reads a checkpoint, every blob verified against its manifest entry. `only` reads just the blobs it names (the
+   * manifest returned then lists just those): a replica of a distributed run reads the global weights and its own
+   * optimizer slots, not every replica's.
+   */
+  async load(
+    id: string,
+    opts: { only?: (name: string) => boolean } = {},
+  ): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
+    const full = await this.readManifest(id);
+    const manifest = opts.only ? { ...full, blobs: full.blobs.filter((b) => opts.only!(b.name)) } : full;
     const blobs = new Map<string, Uint8Array>();
     const bySha = new Map<string, Uint8Array>();
     await forEachLimit(manifest.blobs, this.concurrency, async (b) => {
