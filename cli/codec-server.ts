@@ -5,7 +5,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { codecFromEnv, CodecKeyError, CODEC_KEYS_ENV } from '../codec';
+import { CodecKeyError, CODEC_KEYS_ENV } from '../codec';
+import { codecFromEnvForCli } from './connection';
 import { CliError, EXIT, type Out } from './common';
 
 export const CODEC_TOKEN_ENV = 'DURABLE_TRAIN_CODEC_SERVER_TOKEN';
@@ -126,13 +127,7 @@ export async function codecServerCommand(
   opts: { port: number; host?: string; origins?: string[] },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  let codec;
-  try {
-    codec = codecFromEnv(env);
-  } catch (err) {
-    if (err instanceof CodecKeyError) throw new CliError(err.message, EXIT.usage);
-    throw err;
-  }
+  const codec = codecFromEnvForCli(env);
   if (codec.keyIds.length === 0)
     throw new CliError(`codec-server: ${CODEC_KEYS_ENV} is not set (id=base64key[,...])`, EXIT.usage);
   const origins = opts.origins?.length ? opts.origins : [env.DURABLE_TRAIN_UI_URL || 'http://localhost:8233'];

@@ -117,13 +117,7 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env): Temporal
     const file = env.TEMPORAL_CONFIG_FILE ? ` (${env.TEMPORAL_CONFIG_FILE})` : '';
     throw new CliError(`Temporal connection profile${file}: ${(err as Error).message.split('\n')[0]}`, EXIT.usage);
   }
-  let codec;
-  try {
-    codec = codecFromEnv(env);
-  } catch (err) {
-    if (err instanceof CodecKeyError) throw new CliError(err.message, EXIT.usage);
-    throw err;
-  }
+  const codec = codecFromEnvForCli(env);
   const embedded = !profile.address;
   return {
     address: profile.address || 'localhost:7233',
@@ -273,4 +267,14 @@ export function runUrl(settings: TemporalSettings, runId: string): string | null
   return settings.uiUrl
     ? `${settings.uiUrl}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(runId)}`
     : null;
+}
+
+/** The payload codec from DURABLE_TRAIN_CODEC_KEYS; a malformed key list is a usage error (exit 2) naming the key. */
+export function codecFromEnvForCli(env: NodeJS.ProcessEnv = process.env): ReturnType<typeof codecFromEnv> {
+  try {
+    return codecFromEnv(env);
+  } catch (err) {
+    if (err instanceof CodecKeyError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
 }
