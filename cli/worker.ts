@@ -2,6 +2,7 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { BoundedFailures } from '../activities/bounded-failures';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
@@ -121,6 +122,8 @@ function createWorkerOn(
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
+    // Every activity failure is bounded to what the server keeps, so its reason is never replaced by a size error.
+    interceptors: { activity: [() => ({ inbound: new BoundedFailures() })] },
     ...(opts.identity ? { identity: opts.identity } : {}),
     // Training is CPU-bound: one chunk (or replica) at a time per worker process unless --slots says otherwise.
     maxConcurrentActivityTaskExecutions: opts.slots ?? slotsOption(undefined) ?? 1,
