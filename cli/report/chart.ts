@@ -48,7 +48,7 @@ export interface Panel {
   legendMarks?: boolean;
 }
 
-export type MarkKind = 'checkpoint' | 'recovery' | 'lr-change';
+export type MarkKind = 'checkpoint' | 'sync' | 'recovery' | 'lr-change';
 
 export interface Mark {
   step: number;
@@ -58,6 +58,7 @@ export interface Mark {
 
 export const MARK_STYLE: Record<MarkKind, { color: string; dash: number; width: number; legend: string }> = {
   checkpoint: { color: '#9aa4b2', dash: 3, width: 1, legend: 'checkpoint' },
+  sync: { color: '#17becf', dash: 2, width: 1, legend: 'sync round' },
   recovery: { color: '#d62728', dash: 0, width: 2, legend: 'recovery' },
   'lr-change': { color: '#9467bd', dash: 6, width: 1, legend: 'set-lr' },
 };
@@ -104,9 +105,22 @@ function panel(title: string, series: Series[], yDomain: [number, number], forma
 function marksOf(d: ReportData): Mark[] {
   const marks: Mark[] = [];
   const ckptSteps = new Map<number, string[]>();
+  // A distributed run's rounds: each sync combined the replicas and committed the round's checkpoint.
+  const syncSteps = new Set<number>();
+  for (const c of d.history.chunks) {
+    if (c.round === undefined) continue;
+    syncSteps.add(c.checkpoint.step);
+    marks.push({
+      step: c.checkpoint.step,
+      kind: 'sync',
+      label: `sync round ${c.round} (step ${c.checkpoint.step}): checkpoint ${c.checkpoint.id}`,
+    });
+  }
   for (const c of d.history.chunks)
-    ckptSteps.set(c.checkpoint.step, [...(ckptSteps.get(c.checkpoint.step) ?? []), c.checkpoint.id]);
+    if (!syncSteps.has(c.checkpoint.step))
+      ckptSteps.set(c.checkpoint.step, [...(ckptSteps.get(c.checkpoint.step) ?? []), c.checkpoint.id]);
   for (const c of d.checkpoints) {
+    if (syncSteps.has(c.step)) continue;
     const ids = ckptSteps.get(c.step) ?? [];
     if (!ids.includes(c.id)) ckptSteps.set(c.step, [...ids, c.id]);
   }

@@ -11,6 +11,8 @@ import { managerForRun } from '../checkpoints';
 import { CliError, viewRun, type RunView } from '../common';
 
 export interface ChunkRecord extends ChunkSummary {
+  /** Set for a distributed run's chunk, which is one sync round (its syncReplicas result). */
+  round?: number;
   /** The workflow execution (Temporal run id) that ran the chunk. */
   execution: string;
   completedAt: string | null;
@@ -28,7 +30,10 @@ function isoTime(ts: Timestamp): string | null {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
 }
 
-/** Every trainChunk result of the run: the latest execution and those it continued from, oldest first. */
+/** The activities whose results are the run's chunks: a chunk of a single run, a sync round of a distributed one. */
+const CHUNK_ACTIVITIES = new Set(['trainChunk', 'syncReplicas']);
+
+/** Every chunk (or round) result of the run: the latest execution and those it continued from, oldest first. */
 export async function fetchRunHistory(client: Client, runId: string, latestExecution: string): Promise<RunHistory> {
   const executions: string[] = [];
   const perExecution: ChunkRecord[][] = [];
@@ -46,7 +51,7 @@ export async function fetchRunHistory(client: Client, runId: string, latestExecu
       const sch = ev.activityTaskScheduledEventAttributes;
       if (sch) scheduled.set(String(ev.eventId), sch.activityType?.name ?? '');
       const done = ev.activityTaskCompletedEventAttributes;
-      if (done && scheduled.get(String(done.scheduledEventId)) === 'trainChunk') {
+      if (done && CHUNK_ACTIVITIES.has(scheduled.get(String(done.scheduledEventId)) ?? '')) {
         const payload = done.result?.payloads?.[0];
         if (!payload) continue;
         const s = (await decodePayload(client, payload as never)) as ChunkSummary;

@@ -106,7 +106,7 @@ export function renderHtml(d: ReportData, model: ChartModel): string {
       : { v: c.valid ? 'verified' : 'not verified', cls: c.valid ? 'ok' : '' },
   ]);
   const chunkRows = d.history.chunks.map((c): Cell[] => [
-    { v: `${c.fromStep}..${c.step}` },
+    { v: `${c.fromStep}..${c.step}${c.round !== undefined ? ` (round ${c.round})` : ''}` },
     {
       v: epochOfCompleted(
         c.epoch,

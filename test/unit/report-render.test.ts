@@ -9,7 +9,7 @@ import { CAPTION_HEIGHT, chartSvg, PANEL_HEIGHT, panelSvg, WIDTH } from '../../c
 import { countColor, decodePng, type DecodedPng } from '../ui/png-inspect';
 
 /** 12 chunks of 10 steps: loss falls, accuracy rises, one recovery at step 50, one set-lr at step 80. */
-function reportData(opts: { recovery: boolean }): ReportData {
+function reportData(opts: { recovery: boolean; rounds?: boolean }): ReportData {
   const chunks: ChunkRecord[] = Array.from({ length: 12 }, (_, i) => {
     const step = (i + 1) * 10;
     const recovered = opts.recovery && step === 60;
@@ -45,6 +45,8 @@ function reportData(opts: { recovery: boolean }): ReportData {
       commitMs: 5,
       execution: step <= 60 ? 'exec-1' : 'exec-2',
       completedAt: '2026-12-01T20:00:00.000Z',
+      // A distributed run: each chunk is a sync round.
+      ...(opts.rounds ? { round: i } : {}),
     };
   });
   return {
@@ -137,6 +139,24 @@ describe('report chart: one SVG for the page and the PNG (resvg)', function () {
     const calm = decodePng(renderPng(chartSvg(chartModel(reportData({ recovery: false })), 'no recovery')));
     assert.equal(countColor(calm, '#d62728'), 0);
     assert.ok(countColor(calm, '#1f77b4') > 300);
+  });
+
+  it('marks each sync round of a distributed run, in place of the plain checkpoint mark, and names it in the table', function () {
+    const dist = reportData({ recovery: false, rounds: true });
+    const m = chartModel(dist);
+    const syncs = m.marks.filter((k) => k.kind === 'sync');
+    assert.deepEqual(
+      syncs.map((k) => k.step),
+      dist.history.chunks.map((c) => c.step),
+    );
+    assert.match(syncs[2].label, /^sync round 2 \(step 30\): checkpoint step-000000030-abc$/);
+    assert.equal(m.marks.filter((k) => k.kind === 'checkpoint').length, 0, 'no second mark at a round');
+    assert.equal(model.marks.filter((k) => k.kind === 'sync').length, 0, 'a single run has no sync marks');
+    const png = decodePng(renderPng(chartSvg(m, 'distributed')));
+    const x = Math.round(72 + (30 / 120) * 808);
+    assert.ok(rowsOf(png, [0x17, 0xbe, 0xcf], 0, x - 2, x + 3).length > 50, 'sync mark drawn at step 30');
+    assert.equal(countColor(img, '#17becf'), 0);
+    assert.match(renderHtml(dist, m), /20\.\.30 \(round 2\)/);
   });
 
   it('draws text with a system font (caption, titles, ticks)', function () {
