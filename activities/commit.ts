@@ -22,7 +22,14 @@ export function metricsOf(state: TrainerState): Record<string, number> {
 export function commitTrainer(
   manager: CheckpointManager,
   trainer: Trainer,
-  o: { backend: BackendInfo; specHash: string; parent: CheckpointRef | null; reason: string },
+  o: {
+    backend: BackendInfo;
+    specHash: string;
+    parent: CheckpointRef | null;
+    reason: string;
+    /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
+    extraState?: Record<string, unknown>;
+  },
 ): Promise<Manifest> {
   const snap = trainer.snapshot();
   return manager.commit(
@@ -32,7 +39,7 @@ export function commitTrainer(
       createdAt: new Date().toISOString(),
       parent: o.parent,
       blobs: snap.tensors,
-      state: snap.state,
+      state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
       metrics: metricsOf(snap.state),
       fingerprints: {
         spec: o.specHash,

@@ -16,8 +16,10 @@ import {
   replicaRunId,
   replicaSlotName,
 } from '../training/replicas';
+import { segmentSteps, type StepMetrics } from '../telemetry/metrics-log';
 import { commitTrainer, metricsOf, snapshotOf } from './commit';
 import { positionOf } from './chunk/commits';
+import { ChunkCurves } from './chunk/curves';
 import { isDamagedOrMissing } from './chunk/start';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
@@ -46,6 +48,33 @@ interface DistributedState {
   outer: string;
 }
 type GlobalState = TrainerState & { distributed?: DistributedState };
+/** A replica's result checkpoint also holds its per-step metrics of the round, for the run's metrics log. */
+type ReplicaState = TrainerState & { curve?: StepMetrics[] };
+
+/** The round's per-step metrics for the run's log: loss and accuracy averaged over the replicas in replica order
+ *  (the same numbers however the round was served), replica 0's learning rate, the replicas' samples/s summed.
+ *  Empty when a replica's result holds no curve (written before curves were kept). */
+export function roundCurve(curves: Array<StepMetrics[] | undefined>): StepMetrics[] {
+  if (curves.some((c) => !c || c.length !== curves[0]!.length)) return [];
+  const n = curves.length;
+  return curves[0]!.map((first, k) => {
+    let loss = 0;
+    let acc: number | null = 0;
+    let sps = 0;
+    for (const c of curves) {
+      loss += c![k].loss;
+      acc = acc === null || c![k].accuracy === null ? null : acc + c![k].accuracy!;
+      sps += c![k].samplesPerSec;
+    }
+    return {
+      step: first.step,
+      loss: loss / n,
+      accuracy: acc === null ? null : acc / n,
+      learningRate: first.learningRate,
+      samplesPerSec: sps,
+    };
+  });
+}
 
 const WORKER = `${process.pid}@${os.hostname()}`;
 
@@ -178,12 +207,20 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
         let samplesPerSec = 0;
         let last: ReplicaHeartbeat | undefined;
+        const curve: StepMetrics[] = [];
         const result = await trainer.train({
           maxSteps: input.steps,
           shouldStop: () => ctx.cancellationSignal.aborted,
           onEvalProgress: () => ctx.heartbeat(last),
           onStep: (p) => {
             samplesPerSec = p.samplesPerSec;
+            curve.push({
+              step: p.step,
+              loss: p.loss,
+              accuracy: p.accuracy,
+              learningRate: p.learningRate,
+              samplesPerSec: p.samplesPerSec,
+            });
             last = {
               replica: r,
               round: input.round,
@@ -205,6 +242,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
           specHash: hash,
           parent: input.from,
           reason: `round-${input.round}`,
+          extraState: { curve },
         }).catch((err: unknown) => {
           throw storageUnavailable(err, `commit of replica ${r} of run ${input.runId} failed`);
         });
@@ -248,7 +286,12 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         loaded.push(await load(deps.managerFor(spec, res.checkpoint.runId), res.checkpoint));
         ctx.heartbeat();
       }
-      const snaps = loaded.map((l) => snapshotOf(l.manifest, l.blobs));
+      const snaps = loaded.map((l) => {
+        const state: ReplicaState = { ...(l.manifest.state as ReplicaState) };
+        delete state.curve;
+        return { ...snapshotOf(l.manifest, l.blobs), state };
+      });
+      const curve = roundCurve(loaded.map((l) => (l.manifest.state as ReplicaState).curve));
       const lead = snaps[0];
       const step = lead.state.step;
       if (snaps.some((s) => s.state.step !== step))
@@ -296,6 +339,22 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         // The epoch end the replicas left open: evaluated on the combined weights; the next order from the run stream.
         const ev = await trainer.completeEpoch(() => ctx.heartbeat());
         const c0 = Date.now();
+        // The round's segment of the run's metrics log, written before its checkpoint with the commit protocol's
+        // care; a retried sync, or the first round after a fallback, first drops what was logged past its start.
+        const fromStep = input.results[0].fromStep;
+        const stale = await segmentSteps(manager.store, input.runId).catch((err: unknown) => {
+          throw storageUnavailable(err, `cannot list the metrics log of run ${input.runId}`);
+        });
+        const curves = await ChunkCurves.open({
+          store: manager.store,
+          runId: input.runId,
+          spec,
+          parent: input.from,
+          fromStep,
+          restored: ctx.info.attempt > 1 || stale.some((s) => s > fromStep),
+        });
+        for (const p of curve) curves.record(p);
+        await curves.beforeCommit(trainer.state.step, trainer.state.totalSteps, trainer.state.metrics.evals);
         const final = trainer.snapshot();
         const blobs = [...final.tensors, ...outerBlobs];
         for (let r = 1; r < n; r++) {
@@ -333,6 +392,9 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
           .catch((err: unknown) => {
             throw storageUnavailable(err, `commit of round ${input.round} of run ${input.runId} failed`);
           });
+        await curves.afterCommit().catch((err: unknown) => {
+          throw storageUnavailable(err, `cannot write the TensorBoard file of round ${input.round}`);
+        });
         const commitMs = Date.now() - c0;
         // The previous rounds' replica results are no longer needed: keep only this round's.
         await Promise.all(

@@ -9,7 +9,8 @@
 //         bytes written to the store) as the replica count grows.
 //
 //   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
-//     [--outer nesterov:LR:MOMENTUM] (the 2-replica run's outer optimizer; default a plain average)
+//     [--outer average,nesterov:LR:MOMENTUM,...] (2-replica runs, one per outer optimizer; default a plain average)
+//     [--repeat R] (the sequence R times, interleaved; the throughput ratio is the median of the pairwise ratios)
 //     [--backend wasm]
 import * as path from 'node:path';
 import type { RunSpec } from '../spec/types';
@@ -100,18 +101,24 @@ async function timed(cluster: TestCluster, spec: RunSpec, runId: string) {
   return { result, wallMs, timeline, cost: roundCosts(timeline) };
 }
 
-/** `--outer nesterov:0.7:0.9` (DiLoCo's outer step) or `average` (the default). */
-function outerArg(): Record<string, unknown> | undefined {
-  const v = arg('--outer');
-  if (!v || v === 'average') return undefined;
+/** One `--outer` value: `nesterov:LR:MOMENTUM` (DiLoCo's outer step is nesterov:0.7:0.9) or `average` (the default). */
+function parseOuter(v: string): Record<string, unknown> | undefined {
+  if (v === 'average') return undefined;
   const [name, lr, momentum] = v.split(':');
   if (name !== 'nesterov' || !(Number(lr) > 0) || !(Number(momentum) >= 0))
     throw new Error(`--outer ${v}: expected average or nesterov:LEARNING_RATE:MOMENTUM`);
   return { name, learningRate: Number(lr), momentum: Number(momentum) };
 }
 
+/**
+ * `--outer A,B,...` (default `average`): each is a 2-replica run of the sequence; `--repeat R` repeats the whole
+ * sequence (1 replica, then each 2-replica run) R times, interleaved, so that a load changing over the minutes of
+ * the bench shows in every pair instead of in one side: the throughput ratio is the median of the ratios of each
+ * 2-replica run to the 1-replica run of its own repetition.
+ */
 async function pair(cluster: TestCluster, H: number) {
-  const outer = outerArg();
+  const outers = (arg('--outer') ?? 'average').split(',').map((v) => ({ label: v, outer: parseOuter(v) }));
+  const repeat = numArg('--repeat', 1);
   const trainLimit = QUICK ? 3200 : 12800;
   const base = {
     model: 'mnist-cnn',
@@ -123,42 +130,54 @@ async function pair(cluster: TestCluster, H: number) {
     checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 2 },
   };
   const rows = [];
-  const out: Record<string, unknown> = {};
-  for (const replicas of [1, 2]) {
-    // One replica is the plain run (its outer step is the identity only for the average).
-    const spec = validateSpec({
-      ...base,
-      distributed: { replicas, syncEverySteps: H, ...(replicas > 1 && outer ? { outer } : {}) },
-    });
-    const ws = await workers(cluster, replicas);
-    log(`pair: ${replicas} replica(s) on ${replicas} worker(s), H=${H}`);
-    const r = await timed(cluster, spec, `pair-${replicas}-${Date.now()}`);
-    for (const w of ws) await w.kill('SIGTERM');
-    const samples = Math.floor(trainLimit / replicas) * replicas * base.epochs;
-    const row = {
-      replicas,
-      workers: replicas,
-      samples,
-      wallS: round(r.wallMs / 1000, 2),
-      samplesPerSec: round(samples / (r.wallMs / 1000), 1),
-      testAccuracy: r.result.accuracy,
-      ...r.cost,
-    };
-    rows.push(row);
-    out[`r${replicas}`] = row;
+  const ratios = new Map<string, number[]>();
+  const accuracyDiffs = new Map<string, number[]>();
+  for (let rep = 1; rep <= repeat; rep++) {
+    let one: { samplesPerSec: number; testAccuracy: number | null } | undefined;
+    for (const [replicas, { label, outer }] of [
+      [1, { label: 'plain', outer: undefined }] as const,
+      ...outers.map((o) => [2, o] as const),
+    ]) {
+      const spec = validateSpec({
+        ...base,
+        distributed: { replicas, syncEverySteps: H, ...(outer ? { outer } : {}) },
+      });
+      const ws = await workers(cluster, replicas);
+      log(`pair ${rep}/${repeat}: ${replicas} replica(s) on ${replicas} worker(s), H=${H}, outer ${label}`);
+      const r = await timed(cluster, spec, `pair-${replicas}-${Date.now()}`);
+      for (const w of ws) await w.kill('SIGTERM');
+      const samples = Math.floor(trainLimit / replicas) * replicas * base.epochs;
+      const row = {
+        repeat: rep,
+        replicas,
+        workers: replicas,
+        outer: label,
+        samples,
+        wallS: round(r.wallMs / 1000, 2),
+        samplesPerSec: round(samples / (r.wallMs / 1000), 1),
+        testAccuracy: r.result.accuracy,
+        ...r.cost,
+      };
+      rows.push(row);
+      if (replicas === 1) one = row;
+      else if (one) {
+        ratios.set(label, [...(ratios.get(label) ?? []), row.samplesPerSec / one.samplesPerSec]);
+        accuracyDiffs.set(label, [
+          ...(accuracyDiffs.get(label) ?? []),
+          100 * ((row.testAccuracy ?? 0) - (one.testAccuracy ?? 0)),
+        ]);
+      }
+    }
   }
-  const [one, two] = rows;
-  const summary = {
-    throughputRatio: round(two.samplesPerSec / one.samplesPerSec, 3),
-    accuracyDiffPoints: round(100 * ((two.testAccuracy ?? 0) - (one.testAccuracy ?? 0)), 2),
-    syncFraction2: two.syncFraction,
-    syncFractionNoEval2: two.syncFractionNoEval,
-  };
-  table(
-    `distributed pair (mnist-cnn, ${trainLimit} examples, H=${H}, outer ${outer ? JSON.stringify(outer) : 'average'})`,
-    rows,
-  );
-  return { ...out, ...summary, outer: outer ?? { name: 'average' } };
+  table(`distributed pair (mnist-cnn, ${trainLimit} examples, H=${H}, ${repeat} repetition(s))`, rows);
+  const summary = outers.map(({ label }) => ({
+    outer: label,
+    throughputRatios: (ratios.get(label) ?? []).map((x) => round(x, 3)),
+    throughputRatio: round(median(ratios.get(label) ?? []), 3),
+    accuracyDiffPoints: (accuracyDiffs.get(label) ?? []).map((x) => round(x, 2)),
+  }));
+  table('distributed pair summary (2 replicas on 2 workers against 1 on 1)', summary);
+  return { rows, summary };
 }
 
 async function wide(cluster: TestCluster, widths: number[]) {

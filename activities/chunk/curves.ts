@@ -6,7 +6,7 @@
 import { log } from '@temporalio/activity';
 import { StorageUnavailableError, type CheckpointStore } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
-import type { EvalResult, StepProgress } from '../../training';
+import type { EvalResult } from '../../training';
 import {
   dropSegmentsAfter,
   MetricsSegmentWriter,
@@ -14,6 +14,7 @@ import {
   readSegment,
   writeSegment,
   type MetricsSegment,
+  type StepMetrics,
 } from '../../telemetry/metrics-log';
 import { reconcileEventFiles, writeEventFile } from '../../telemetry/tensorboard';
 import { storageUnavailable } from '../failures';
@@ -79,7 +80,8 @@ export class ChunkCurves {
     return new ChunkCurves(o.store, o.runId, specText, writer);
   }
 
-  record(p: StepProgress): void {
+  /** One step (a trainer's StepProgress, or a distributed round's averaged step). */
+  record(p: StepMetrics): void {
     this.writer.record({
       step: p.step,
       loss: p.loss,

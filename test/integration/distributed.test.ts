@@ -2,15 +2,27 @@
 // mid-round costs one replica (retried alone from the round's start), and the final weights do not depend on how many
 // workers served the run; one replica is the single-worker run, bit for bit; a bad distributed block is refused.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import { FsCheckpointStore } from '../../checkpoint';
+import { readMetricsLog, type MetricsLog } from '../../telemetry/metrics-log';
+import { TAGS } from '../../telemetry/tensorboard';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, tmpDir, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
 import { smallSpec, useCluster } from '../helpers/fixtures';
+import { tensorboardRead } from '../helpers/tensorboard-read';
 
 // 400 examples, 2 replicas: shards of 200 = 8 steps of 25 per epoch, 2 epochs, rounds of 4 steps: 4 rounds.
 const plain = smallSpec({ dataset: { name: 'mnist', trainLimit: 400, testLimit: 100 }, batchSize: 25, dropout: 0.2 });
 const distSpec = { ...plain, distributed: { replicas: 2, syncEverySteps: 4 } };
+
+/** A metrics log without samples/s (wall-clock: it differs between any two runs). */
+const deterministic = (log: MetricsLog) => ({
+  rows: log.rows.map(({ samplesPerSec: _sps, ...r }) => r),
+  evals: log.evals,
+});
 
 describe('distributed spec validation in `start` (nothing is started)', function () {
   const dir = tmpDir();
@@ -77,6 +89,12 @@ describe('distributed training (real dev server, worker processes killed with SI
     assert.equal(one.weightsSha256, single.weightsSha256);
     assert.equal(one.accuracy, single.accuracy);
     assert.equal(one.chunks, 8); // 16 steps per epoch in rounds of 5, cut at the epoch end: 5+5+5+1, twice
+    // The rounds' metrics log is the single run's, step for step (one replica's mean is its own value).
+    const store = new FsCheckpointStore(path.join(cluster.dir, '.data', 'checkpoints'));
+    const singleLog = await readMetricsLog(store, 'plain-1', single.step);
+    const oneLog = await readMetricsLog(store, 'one-replica', one.step);
+    assert.equal(singleLog.rows.length, 32);
+    assert.deepEqual(deterministic(oneLog), deterministic(singleLog));
   });
 
   it('a worker SIGKILLed mid-round costs one replica; the weights equal those of one worker uninterrupted', async function () {
@@ -132,5 +150,33 @@ describe('distributed training (real dev server, worker processes killed with SI
     assert.match(retried[0].reason, new RegExp(`replica\\(s\\) ${victim.hb!.replica} \\(attempt 2\\) retried`));
     assert.equal(result.chunks, 4);
     assert.ok(progress.lastRound && progress.lastRound.replicas.length === 2);
+
+    // The run's curves: every step once, the replicas' mean, equal to the uninterrupted run's; TensorBoard reads them.
+    const root = path.join(cluster.dir, '.data', 'checkpoints');
+    const store = new FsCheckpointStore(root);
+    const refLog = await readMetricsLog(store, 'dist-ref', 16);
+    const killLog = await readMetricsLog(store, 'dist-killed', 16);
+    assert.deepEqual(
+      killLog.rows.map((r) => r.step),
+      Array.from({ length: 16 }, (_, i) => i + 1),
+    );
+    assert.equal(killLog.evals.length, 2);
+    assert.deepEqual(deterministic(killLog), deterministic(refLog));
+    const tb = tensorboardRead(root).scalars['dist-killed/tensorboard'];
+    assert.deepEqual(
+      tb[TAGS.loss].map(([s]) => s),
+      Array.from({ length: 16 }, (_, i) => i + 1),
+      'each step once in TensorBoard',
+    );
+    assert.equal(tb[TAGS.loss][15][1], Math.fround(killLog.rows[15].loss.sum));
+
+    // The report draws the step-level curves and marks each sync round.
+    const out = path.join(cluster.dir, 'dist-report.html');
+    const report = cli(cluster, ['report', 'dist-killed', '--out', out]);
+    assert.equal(report.code, 0, report.stderr);
+    const page = fs.readFileSync(out, 'utf8');
+    assert.equal((page.match(/class="mark sync"/g) ?? []).length, 4 * 3, 'four rounds marked on each of 3 panels');
+    assert.match(page, /12\.\.16 \(round 3\)/);
+    assert.match(page, /loss \(smoothed\)/);
   });
 });
