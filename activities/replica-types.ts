@@ -1,7 +1,7 @@
 // Activity contract of distributed rounds (spec.distributed). Types only: the workflow imports this file.
 // Everything here travels in Temporal payloads: ids and small summaries, never tensors.
 import type { RunSpec } from '../spec/types';
-import type { CheckpointPosition, CheckpointRef, ChunkSummary } from './types';
+import type { CheckpointPosition, CheckpointRef, ChunkSummary, Recovery } from './types';
 
 export interface TrainReplicaInput {
   runId: string;
@@ -20,6 +20,10 @@ export interface TrainReplicaInput {
 
 export interface ReplicaResult {
   replica: number;
+  /** The global checkpoint the replica started from: the round's, or the one it fell back to (see `recovery`). */
+  start: CheckpointRef | null;
+  /** Set when the round's checkpoint was damaged or missing and the replica started from an earlier one. */
+  recovery: Recovery | null;
   /** The replica's trained state (weights, its slots, its PRNG state), a checkpoint of the replica's own run id. */
   checkpoint: CheckpointPosition;
   fromStep: number;

@@ -20,7 +20,7 @@ import { segmentSteps, type StepMetrics } from '../telemetry/metrics-log';
 import { commitTrainer, metricsOf, snapshotOf } from './commit';
 import { positionOf } from './chunk/commits';
 import { ChunkCurves } from './chunk/curves';
-import { isDamagedOrMissing } from './chunk/start';
+import { fallbackFor, isDamagedOrMissing } from './chunk/start';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import type {
@@ -31,7 +31,8 @@ import type {
   SyncReplicasInput,
   TrainReplicaInput,
 } from './replica-types';
-import { FailureTypes } from './types';
+import { FailureTypes, type Recovery } from './types';
+import { roundSteps } from '../spec/helpers';
 
 export interface ReplicaDeps {
   managerFor(spec: RunSpec, runId: string): CheckpointManager;
@@ -121,6 +122,46 @@ export function replicaSnapshot(manifest: Manifest, blobs: Map<string, Uint8Arra
   return { tensors: [...shared, ...own], state: { ...state, rng: rng! } };
 }
 
+/** The checkpoint the round's replicas started from; they must agree. */
+function roundStartOf(input: SyncReplicasInput): CheckpointRef | null {
+  // A result without `start` comes from a worker that predates fallbacks: it started from the round's checkpoint.
+  const startOf = (x: ReplicaResult) => (x.start === undefined ? input.from : x.start);
+  const start = input.results.length ? startOf(input.results[0]) : input.from;
+  const other = input.results.find((x) => !sameRef(startOf(x), start));
+  if (other)
+    throw nonRetryable(
+      FailureTypes.NoValidCheckpoint,
+      `round ${input.round}: replica 0 started from ${start?.id ?? 'scratch'} and replica ${other.replica} from ` +
+        `${startOf(other)?.id ?? 'scratch'}: round checkpoint ${input.from?.id ?? '(none)'} is damaged where only some ` +
+        `replicas read it; resume the run to restart from its newest valid checkpoint`,
+    );
+  return start;
+}
+
+/** What the round recovered from: a damaged round checkpoint (every replica fell back), replicas retried, or both. */
+function roundRecovery(
+  input: SyncReplicasInput,
+  start: CheckpointRef | null,
+  retried: ReplicaResult[],
+): Recovery | null {
+  const fellBack = input.results[0]?.recovery ?? null;
+  if (!fellBack && !retried.length) return null;
+  const reasons = [
+    ...(fellBack ? [fellBack.reason] : []),
+    ...(retried.length
+      ? [
+          `round ${input.round}: replica(s) ${retried.map((x) => `${x.replica} (attempt ${x.attempt})`).join(', ')} retried; the others' results kept`,
+        ]
+      : []),
+  ];
+  return {
+    requested: input.from?.id ?? null,
+    restoredFrom: start?.id ?? null,
+    reason: reasons.join('; '),
+    attempt: Math.max(1, ...retried.map((x) => x.attempt)),
+  };
+}
+
 export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
   const restore = async (spec: RunSpec, snap: TrainerSnapshot, replica: number) => {
     try {
@@ -143,23 +184,50 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
     }
   };
-  /** The replica's starting trainer: from the global checkpoint, or fresh (same init for all, own random stream). */
-  const startTrainer = async (spec: RunSpec, backend: BackendInfo, from: CheckpointRef | null, r: number) => {
+  /**
+   * The replica's starting trainer: from the round's global checkpoint, or fresh (same init for all, own random
+   * stream). A round checkpoint that is damaged or missing is never loaded: the replica starts from the run's newest
+   * valid checkpoint before it and says so; every replica reading the same store falls back to the same one.
+   */
+  const startTrainer = async (
+    spec: RunSpec,
+    backend: BackendInfo,
+    input: TrainReplicaInput,
+    attempt: number,
+  ): Promise<{ trainer: Trainer; start: CheckpointRef | null; recovery: Recovery | null }> => {
+    const { from, replica: r, runId } = input;
     if (from) {
       const mine = replicaSlotName(r, '');
-      const { manifest, blobs } = await load(
-        deps.managerFor(spec, from.runId),
-        from,
-        (name) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine),
-      );
-      checkBackend(spec, backend, manifest);
-      return restore(spec, replicaSnapshot(manifest, blobs, r), r);
+      const wanted = (name: string) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine);
+      const manager = deps.managerFor(spec, from.runId);
+      let start: CheckpointRef = from;
+      let recovery: Recovery | null = null;
+      let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
+      try {
+        loaded = await manager.load(from.id, { only: wanted });
+      } catch (err) {
+        if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
+        const message = (err as Error).message;
+        const fallback = from.runId === runId ? await fallbackFor(manager, from) : null;
+        if (!fallback)
+          throw nonRetryable(
+            FailureTypes.NoValidCheckpoint,
+            `checkpoint ${from.runId}:${from.id}: ${message}; no valid earlier checkpoint of the run to fall back to`,
+          );
+        log.warn('round checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id });
+        start = { runId, id: fallback.manifest.id };
+        recovery = { requested: from.id, restoredFrom: start.id, reason: `damaged checkpoint: ${message}`, attempt };
+        loaded = await load(manager, start, wanted);
+      }
+      checkBackend(spec, backend, loaded.manifest);
+      return { trainer: await restore(spec, replicaSnapshot(loaded.manifest, loaded.blobs, r), r), start, recovery };
     }
     const fresh = await Trainer.create(spec, { replica: r, deferEpochEnd: true });
-    if (r === 0) return fresh;
+    if (r === 0) return { trainer: fresh, start: null, recovery: null };
     const snap = fresh.snapshot();
     fresh.dispose();
-    return restore(spec, { ...snap, state: { ...snap.state, rng: replicaPrngState(spec.seed, r) } }, r);
+    const rng = replicaPrngState(spec.seed, r);
+    return { trainer: await restore(spec, { ...snap, state: { ...snap.state, rng } }, r), start: null, recovery: null };
   };
 
   return {
@@ -174,16 +242,30 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       const own = deps.managerFor(spec, replicaRunId(input.runId, r));
       const attempt = ctx.info.attempt;
 
-      // A previous attempt may have committed this very result before its worker died: reuse it.
+      // A previous attempt may have committed this very result before its worker died: reuse it, unless the round's
+      // checkpoint has been damaged since: the other replicas then fall back past it, and this one must as well.
       const done = await own.list().catch((err: unknown) => {
         throw storageUnavailable(err, `cannot list the results of replica ${r}`);
       });
-      for (const c of done.filter((c) => sameRef(c.parent, input.from)).reverse()) {
+      const earlier = done.filter((c) => sameRef(c.parent, input.from)).reverse();
+      const roundIntact = async () =>
+        !input.from ||
+        (
+          await deps
+            .managerFor(spec, input.from.runId)
+            .verify(input.from.id)
+            .catch((err: unknown) => {
+              throw storageUnavailable(err, `cannot verify checkpoint ${input.from!.runId}:${input.from!.id}`);
+            })
+        ).ok;
+      for (const c of earlier.length && (await roundIntact()) ? earlier : []) {
         const m = await own.readManifest(c.id).catch(() => null);
         if (!m || m.fingerprints.spec !== hash || !(await own.verify(c.id)).ok) continue;
         const st = m.state as TrainerState;
         return {
           replica: r,
+          start: input.from,
+          recovery: null,
           checkpoint: positionOf(m),
           fromStep: m.step - (input.steps > 0 ? Math.min(input.steps, m.step) : 0),
           step: m.step,
@@ -201,15 +283,20 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
 
       const backend = await initBackend();
       const t0 = Date.now();
-      const trainer = await startTrainer(spec, backend, input.from, r);
+      const { trainer, start, recovery } = await startTrainer(spec, backend, input, attempt);
       try {
         const fromStep = trainer.state.step;
+        // After a fallback the round runs from the earlier step: as long as a round from there is.
+        const st0 = trainer.state;
+        const steps = recovery
+          ? roundSteps(fromStep, st0.totalSteps / spec.epochs, st0.totalSteps, dist.syncEverySteps)
+          : input.steps;
         if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
         let samplesPerSec = 0;
         let last: ReplicaHeartbeat | undefined;
         const curve: StepMetrics[] = [];
         const result = await trainer.train({
-          maxSteps: input.steps,
+          maxSteps: steps,
           shouldStop: () => ctx.cancellationSignal.aborted,
           onEvalProgress: () => ctx.heartbeat(last),
           onStep: (p) => {
@@ -240,7 +327,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         const m = await commitTrainer(own, trainer, {
           backend,
           specHash: hash,
-          parent: input.from,
+          parent: start,
           reason: `round-${input.round}`,
           extraState: { curve },
         }).catch((err: unknown) => {
@@ -249,6 +336,8 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         const st = trainer.state;
         return {
           replica: r,
+          start,
+          recovery,
           checkpoint: positionOf(m),
           fromStep,
           step: st.step,
@@ -279,6 +368,9 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       const hash = specHash(spec);
       const backend = await initBackend();
       const manager = deps.managerFor(spec, input.runId);
+      // Where the round really started: the round's checkpoint, or the one every replica fell back to. Replicas that
+      // disagree (damage only in blobs some of them read, such as one replica's slots) cannot be combined.
+      const start = roundStartOf(input);
 
       // Replica results, in replica order (the order of the combination: it never depends on who finished first).
       const loaded = [];
@@ -300,9 +392,9 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       // The global weights the round started from (nesterov's pseudo-gradient) and the outer optimizer's state.
       let global: Map<string, Uint8Array> | null = null;
       if (outer.name === 'nesterov') {
-        if (input.from) {
+        if (start) {
           const wanted = (name: string) => name.startsWith('model/') || name.startsWith(outerBufferName(''));
-          global = (await load(deps.managerFor(spec, input.from.runId), input.from, wanted)).blobs;
+          global = (await load(deps.managerFor(spec, start.runId), start, wanted)).blobs;
         } else {
           global = new Map();
           const fresh = await Trainer.create(spec);
@@ -349,7 +441,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
           store: manager.store,
           runId: input.runId,
           spec,
-          parent: input.from,
+          parent: start,
           fromStep,
           restored: ctx.info.attempt > 1 || stale.some((s) => s > fromStep),
         });
@@ -375,7 +467,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
               step: state.step,
               epoch: state.epoch,
               createdAt: new Date().toISOString(),
-              parent: input.from,
+              parent: start,
               blobs,
               state,
               metrics: metricsOf(final.state),
@@ -427,14 +519,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
           backend: backend.name,
           commits: 1,
           source: 'restored',
-          recovery: retried.length
-            ? {
-                requested: input.from?.id ?? null,
-                restoredFrom: input.from?.id ?? null,
-                reason: `round ${input.round}: replica(s) ${retried.map((x) => `${x.replica} (attempt ${x.attempt})`).join(', ')} retried; the others' results kept`,
-                attempt: Math.max(...retried.map((x) => x.attempt)),
-              }
-            : null,
+          recovery: roundRecovery(input, start, retried),
           weightsSha256: trainer.weightsSha256(),
           trainMs: Math.max(...input.results.map((x) => x.trainMs)),
           commitMs,

@@ -10,8 +10,10 @@
 //
 //   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
 //     [--outer average,nesterov:LR:MOMENTUM,...] (2-replica runs, one per outer optimizer; default a plain average)
+//     [--spec FILE] (the pair's spec, e.g. the main job's examples/mnist-cnn.json, with a distributed block added)
 //     [--repeat R] (the sequence R times, interleaved; the throughput ratio is the median of the pairwise ratios)
 //     [--backend wasm]
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunSpec } from '../spec/types';
 import { validateSpec } from '../spec/validate';
@@ -119,16 +121,22 @@ function parseOuter(v: string): Record<string, unknown> | undefined {
 async function pair(cluster: TestCluster, H: number) {
   const outers = (arg('--outer') ?? 'average').split(',').map((v) => ({ label: v, outer: parseOuter(v) }));
   const repeat = numArg('--repeat', 1);
-  const trainLimit = QUICK ? 3200 : 12800;
+  // `--spec FILE`: a user's spec (the main job's is examples/mnist-cnn.json) with a distributed block added, as a user
+  // would spread their own run; otherwise a smaller mnist-cnn run.
+  const file = arg('--spec');
+  const own = file ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>) : null;
   const base = {
-    model: 'mnist-cnn',
-    dataset: { name: 'mnist', trainLimit, testLimit: QUICK ? 500 : 2000 },
-    epochs: 1,
-    batchSize: 32,
-    seed: 42,
-    optimizer: { name: 'adam', learningRate: 0.001 },
+    ...(own ?? {
+      model: 'mnist-cnn',
+      dataset: { name: 'mnist', trainLimit: QUICK ? 3200 : 12800, testLimit: QUICK ? 500 : 2000 },
+      epochs: 1,
+      batchSize: 32,
+      seed: 42,
+      optimizer: { name: 'adam', learningRate: 0.001 },
+    }),
     checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 2 },
-  };
+  } as unknown as Record<string, unknown> & { epochs: number; dataset: { trainLimit: number } };
+  const trainLimit = base.dataset.trainLimit;
   const rows = [];
   const ratios = new Map<string, number[]>();
   const accuracyDiffs = new Map<string, number[]>();
@@ -169,7 +177,7 @@ async function pair(cluster: TestCluster, H: number) {
       }
     }
   }
-  table(`distributed pair (mnist-cnn, ${trainLimit} examples, H=${H}, ${repeat} repetition(s))`, rows);
+  table(`distributed pair (${file ?? 'mnist-cnn'}, ${trainLimit} examples, H=${H}, ${repeat} repetition(s))`, rows);
   const summary = outers.map(({ label }) => ({
     outer: label,
     throughputRatios: (ratios.get(label) ?? []).map((x) => round(x, 3)),
@@ -177,7 +185,7 @@ async function pair(cluster: TestCluster, H: number) {
     accuracyDiffPoints: (accuracyDiffs.get(label) ?? []).map((x) => round(x, 2)),
   }));
   table('distributed pair summary (2 replicas on 2 workers against 1 on 1)', summary);
-  return { rows, summary };
+  return { spec: file ?? null, rows, summary };
 }
 
 async function wide(cluster: TestCluster, widths: number[]) {

@@ -65,8 +65,10 @@ export function roundRunner(progress: RunProgress) {
         learningRateOverride: c.learningRateOverride ?? null,
       });
       progress.lastRound = { round: round.round, syncMs: round.syncMs, replicas: round.replicas };
-      // A round that does not advance would be run again forever: fail the run instead, saying where.
-      if (round.step <= progress.step && !round.done)
+      // A round that does not advance would be run again forever: fail the run instead, saying where. A round that
+      // fell back past a damaged round checkpoint starts earlier, and may end at or before where the run was.
+      const fellBack = round.recovery !== null && round.recovery.restoredFrom !== round.recovery.requested;
+      if (round.step <= progress.step && !round.done && !fellBack)
         throw ApplicationFailure.nonRetryable(
           `round ${round.round} ended at step ${round.step}, not past ${progress.step}: the round checkpoint does not advance`,
           'RoundStalled',

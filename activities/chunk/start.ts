@@ -130,15 +130,8 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   } catch (err) {
     if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
     // Never load a damaged checkpoint: fall back to the newest valid one of this run before it, and say so.
-    const fallback = own ? await i.manager.latestValid().catch(passDamaged) : null;
-    const requestedStep = await src
-      .readManifest(from.id)
-      .then((m) => m.step)
-      .catch((e: unknown) => {
-        if (isDamagedOrMissing(e)) return Infinity;
-        throw storageUnavailable(e, `cannot read checkpoint ${from.runId}:${from.id}`);
-      });
-    if (!fallback || fallback.manifest.step > requestedStep) {
+    const fallback = own ? await fallbackFor(i.manager, from) : null;
+    if (!fallback) {
       throw nonRetryable(
         FailureTypes.NoValidCheckpoint,
         `checkpoint ${from.runId}:${from.id} cannot be loaded (${(err as Error).message}) and no valid earlier checkpoint exists`,
@@ -168,6 +161,25 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
   return { trainer, source: 'restored', parent, recovery };
+}
+
+/**
+ * What to restore instead of `from`, a checkpoint of this run that is damaged or missing: the run's newest valid
+ * checkpoint, if it is not past `from`'s step (null otherwise, or when there is none). Storage failures are retried.
+ */
+export async function fallbackFor(
+  manager: CheckpointManager,
+  from: CheckpointRef,
+): Promise<Awaited<ReturnType<CheckpointManager['latestValid']>>> {
+  const fallback = await manager.latestValid().catch(passDamaged);
+  const requestedStep = await manager
+    .readManifest(from.id)
+    .then((m) => m.step)
+    .catch((e: unknown) => {
+      if (isDamagedOrMissing(e)) return Infinity;
+      throw storageUnavailable(e, `cannot read checkpoint ${from.runId}:${from.id}`);
+    });
+  return fallback && fallback.manifest.step <= requestedStep ? fallback : null;
 }
 
 /** latestValid() for a fallback: damage means there is nothing to fall back to; a storage failure is retried. */

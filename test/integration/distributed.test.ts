@@ -97,9 +97,13 @@ describe('distributed training (real dev server, worker processes killed with SI
     assert.deepEqual(deterministic(oneLog), deterministic(singleLog));
   });
 
+  /** The uninterrupted 2-replica run (the second test runs it; the third compares with it). */
+  let distRef: RunResult | undefined;
+
   it('a worker SIGKILLed mid-round costs one replica; the weights equal those of one worker uninterrupted', async function () {
     const reference = await fx.worker();
     const want = run('dist-ref', distSpec);
+    distRef = want;
     assert.equal(want.step, 16);
     assert.equal(want.chunks, 4);
     await reference.kill('SIGKILL');
@@ -178,5 +182,56 @@ describe('distributed training (real dev server, worker processes killed with SI
     assert.equal((page.match(/class="mark sync"/g) ?? []).length, 4 * 3, 'four rounds marked on each of 3 panels');
     assert.match(page, /12\.\.16 \(round 3\)/);
     assert.match(page, /loss \(smoothed\)/);
+  });
+
+  it('a damaged round checkpoint: every replica falls back to the round before; the run ends with the uninterrupted weights', async function () {
+    assert.ok(distRef, 'the uninterrupted run of the previous test');
+    await fx.worker({ paced: { stepMs: 300 } });
+    const file = writeSpec(cluster.dir, 'dist-damaged.json', distSpec);
+    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'dist-damaged']).code, 0);
+    const handle = cluster.client.workflow.getHandle('dist-damaged');
+    await waitFor(
+      'two rounds committed',
+      async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) >= 8,
+      120_000,
+      50,
+    );
+    assert.equal(cli(cluster, ['pause', 'dist-damaged']).code, 0);
+    await waitFor('paused', async () => (await handle.query(progressQuery)).status === 'paused', 120_000, 50);
+    const paused = await handle.query(progressQuery);
+    assert.ok(paused.step < 16, `paused before the end (step ${paused.step})`);
+
+    // Flip a byte in a weights blob of the newest round checkpoint: every replica reads it.
+    const dir = path.join(cluster.dir, '.data', 'checkpoints', 'dist-damaged');
+    const manifests = fx.manifests('dist-damaged').sort((a: { step: number }, b: { step: number }) => a.step - b.step);
+    const newest = manifests[manifests.length - 1];
+    const previous = manifests[manifests.length - 2];
+    assert.equal(newest.id, paused.lastCheckpoint?.id);
+    const shared = new Set((previous.blobs as Array<{ sha256: string }>).map((b) => b.sha256));
+    const blob = (newest.blobs as Array<{ name: string; sha256: string }>).find(
+      (b) => b.name.startsWith('model/') && !shared.has(b.sha256),
+    )!;
+    const blobFile = path.join(dir, 'blobs', blob.sha256);
+    const bytes = fs.readFileSync(blobFile);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    fs.writeFileSync(blobFile, bytes);
+
+    assert.equal(cli(cluster, ['resume', 'dist-damaged']).code, 0);
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.weightsSha256, distRef.weightsSha256, 'the fallback retrains the lost round exactly');
+    const progress = await handle.query(progressQuery);
+    const fallback = progress.recoveries.find((r) => /damaged checkpoint/.test(r.reason));
+    assert.ok(fallback, JSON.stringify(progress.recoveries));
+    assert.equal(fallback.requested, newest.id);
+    assert.equal(fallback.restoredFrom, previous.id);
+    assert.match(fallback.reason, new RegExp(blob.name.replace(/[/]/g, '\\/')));
+
+    // The curves have each step once, equal to the uninterrupted run's: the lost round's segment was dropped.
+    const store = new FsCheckpointStore(path.join(cluster.dir, '.data', 'checkpoints'));
+    assert.deepEqual(
+      deterministic(await readMetricsLog(store, 'dist-damaged', 16)),
+      deterministic(await readMetricsLog(store, 'dist-ref', 16)),
+    );
   });
 });

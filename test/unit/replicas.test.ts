@@ -7,6 +7,7 @@ import type { RunSpec } from '../../spec/types';
 import { Trainer } from '../../training';
 import { Prng } from '../../training/prng';
 import { averageOf, outerStep, replicaPrngState, replicaRunId, shardOf } from '../../training/replicas';
+import { roundCurve } from '../../activities/replica';
 
 const base = {
   model: 'mnist-mlp',
@@ -49,6 +50,31 @@ describe('training/replicas: shards', () => {
     assert.equal(roundSteps(12, 12, 24, 5), 5);
     assert.equal(roundSteps(22, 12, 24, 5), 2);
     assert.equal(roundSteps(24, 12, 24, 5), 0);
+  });
+});
+
+describe('activities/replica: the round curve for the run metrics log', () => {
+  const at = (step: number, loss: number, accuracy: number | null, sps = 10) => ({
+    step,
+    loss,
+    accuracy,
+    learningRate: 0.01,
+    samplesPerSec: sps,
+  });
+  it('averages loss and accuracy over the replicas per step, sums samples/s, keeps replica 0 learning rate', () => {
+    const curve = roundCurve([
+      [at(5, 1, 0.5, 10), at(6, 0.5, 0.25, 12)],
+      [at(5, 3, 1, 20), at(6, 1.5, 0.75, 18)],
+    ]);
+    assert.deepEqual(curve, [at(5, 2, 0.75, 30), at(6, 1, 0.5, 30)]);
+    // One replica: its own numbers, bit for bit.
+    const one = [at(1, 0.1 + 0.2, 0.3)];
+    assert.deepEqual(roundCurve([one]), one);
+  });
+  it('has no accuracy when a replica has none, and no curve when a replica kept none or a different length', () => {
+    assert.equal(roundCurve([[at(1, 1, null)], [at(1, 1, 0.5)]])[0].accuracy, null);
+    assert.deepEqual(roundCurve([[at(1, 1, 1)], undefined]), []);
+    assert.deepEqual(roundCurve([[at(1, 1, 1)], [at(1, 1, 1), at(2, 1, 1)]]), []);
   });
 });
 

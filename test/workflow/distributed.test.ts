@@ -78,6 +78,8 @@ class MockRounds {
         const step = fromStep + input.steps;
         return {
           replica: input.replica,
+          start: input.from,
+          recovery: null,
           checkpoint: {
             runId: `${input.runId}.replica-${input.replica}`,
             id: `r${input.replica}-${step}`,
