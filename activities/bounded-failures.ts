@@ -5,6 +5,7 @@
 // which wraps the AWS SDK's, each with a stack that repeats its message. Bounding happens once, in a worker
 // interceptor, for every activity: messages are cut to a budget, stacks to a few frames, the chain to a few causes.
 // The failure's class, type, retry flag and details are kept as they are.
+import { log } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
 
 /** Characters of message and stack text over the whole cause chain: well under 4 KB once framed as a protobuf. */
@@ -55,13 +56,27 @@ export function boundFailure(err: unknown): unknown {
   return err;
 }
 
-/** The worker's activity interceptor: every activity failure leaves the worker bounded. */
+/** The messages of an error's cause chain (at most `max`), for the worker log. */
+function messagesOf(err: unknown, max = 10): string[] {
+  const out: string[] = [];
+  for (let e: unknown = err; e instanceof Error && out.length < max; e = e.cause) out.push(`${e.name}: ${e.message}`);
+  return out;
+}
+
+/**
+ * The worker's activity interceptor: every activity failure leaves the worker bounded. When bounding cut something,
+ * the worker log keeps every message of the chain in full.
+ */
 export class BoundedFailures implements ActivityInboundCallsInterceptor {
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     try {
       return await next(input);
     } catch (err) {
-      throw boundFailure(err);
+      const full = messagesOf(err);
+      const bounded = boundFailure(err);
+      if (messagesOf(bounded).join('\n') !== full.join('\n'))
+        log.warn('activity failure cut to fit what Temporal keeps; its full messages', { messages: full });
+      throw bounded;
     }
   }
 }

@@ -372,12 +372,27 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       // disagree (damage only in blobs some of them read, such as one replica's slots) cannot be combined.
       const start = roundStartOf(input);
 
+      // The metrics log's segments, listed while the results load (off the round's critical path).
+      const listed = segmentSteps(manager.store, input.runId).catch((err: unknown) => {
+        throw storageUnavailable(err, `cannot list the metrics log of run ${input.runId}`);
+      });
+      listed.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
       // Replica results, in replica order (the order of the combination: it never depends on who finished first).
       const loaded = [];
       for (const res of input.results) {
         loaded.push(await load(deps.managerFor(spec, res.checkpoint.runId), res.checkpoint));
         ctx.heartbeat();
       }
+      // The previous rounds' replica results are no longer needed (this round's are loaded; a fallback retrains from
+      // a global checkpoint): keep only this round's, deleting the rest while the sync goes on.
+      const retention = Promise.all(
+        input.results.map((res) =>
+          deps
+            .managerFor(spec, res.checkpoint.runId)
+            .applyRetention({ keepLatest: 1 }, [res.checkpoint.id])
+            .catch((err: unknown) => log.warn('replica retention failed', { error: (err as Error).message })),
+        ),
+      );
       const snaps = loaded.map((l) => {
         const state: ReplicaState = { ...(l.manifest.state as ReplicaState) };
         delete state.curve;
@@ -434,9 +449,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         // The round's segment of the run's metrics log, written before its checkpoint with the commit protocol's
         // care; a retried sync, or the first round after a fallback, first drops what was logged past its start.
         const fromStep = input.results[0].fromStep;
-        const stale = await segmentSteps(manager.store, input.runId).catch((err: unknown) => {
-          throw storageUnavailable(err, `cannot list the metrics log of run ${input.runId}`);
-        });
+        const stale = await listed;
         const curves = await ChunkCurves.open({
           store: manager.store,
           runId: input.runId,
@@ -488,15 +501,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
           throw storageUnavailable(err, `cannot write the TensorBoard file of round ${input.round}`);
         });
         const commitMs = Date.now() - c0;
-        // The previous rounds' replica results are no longer needed: keep only this round's.
-        await Promise.all(
-          input.results.map((res) =>
-            deps
-              .managerFor(spec, res.checkpoint.runId)
-              .applyRetention({ keepLatest: 1 }, [res.checkpoint.id])
-              .catch((err: unknown) => log.warn('replica retention failed', { error: (err as Error).message })),
-          ),
-        );
+        await retention;
         const retried = input.results.filter((x) => x.attempt > 1);
         const st = trainer.state;
         return {
