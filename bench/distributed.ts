@@ -9,7 +9,8 @@
 //         bytes written to the store) as the replica count grows.
 //
 //   npm run build && node dist/bench/distributed.js [--quick] [--only pair|wide] [--sync-every 50] [--wide 8,32]
-//     [--outer average,nesterov:LR:MOMENTUM,...] (2-replica runs, one per outer optimizer; default a plain average)
+//     [--outer average,nesterov:LR:MOMENTUM,average@lr=0.0014,...] (2-replica runs, one per outer optimizer, each
+//     optionally with its own inner learning rate; default a plain average with the spec's)
 //     [--spec FILE] (the pair's spec, e.g. the main job's examples/mnist-cnn.json, with a distributed block added)
 //     [--repeat R] (the sequence R times, interleaved; the throughput ratio is the median of the pairwise ratios)
 //     [--backend wasm]
@@ -119,7 +120,12 @@ function parseOuter(v: string): Record<string, unknown> | undefined {
  * 2-replica run to the 1-replica run of its own repetition.
  */
 async function pair(cluster: TestCluster, H: number) {
-  const outers = (arg('--outer') ?? 'average').split(',').map((v) => ({ label: v, outer: parseOuter(v) }));
+  // Each 2-replica run: OUTER[@lr=X], X the inner learning rate of that run (default the spec's).
+  const outers = (arg('--outer') ?? 'average').split(',').map((v) => {
+    const [o, lr] = v.split('@lr=');
+    if (lr !== undefined && !(Number(lr) > 0)) throw new Error(`--outer ${v}: @lr= needs a positive number`);
+    return { label: v, outer: parseOuter(o), lr: lr === undefined ? undefined : Number(lr) };
+  });
   const repeat = numArg('--repeat', 1);
   // `--spec FILE`: a user's spec (the main job's is examples/mnist-cnn.json) with a distributed block added, as a user
   // would spread their own run; otherwise a smaller mnist-cnn run.
@@ -142,12 +148,14 @@ async function pair(cluster: TestCluster, H: number) {
   const accuracyDiffs = new Map<string, number[]>();
   for (let rep = 1; rep <= repeat; rep++) {
     let one: { samplesPerSec: number; testAccuracy: number | null } | undefined;
-    for (const [replicas, { label, outer }] of [
-      [1, { label: 'plain', outer: undefined }] as const,
+    for (const [replicas, { label, outer, lr }] of [
+      [1, { label: 'plain', outer: undefined, lr: undefined }] as const,
       ...outers.map((o) => [2, o] as const),
     ]) {
+      const optimizer = base.optimizer as Record<string, unknown>;
       const spec = validateSpec({
         ...base,
+        ...(lr !== undefined ? { optimizer: { ...optimizer, learningRate: lr } } : {}),
         distributed: { replicas, syncEverySteps: H, ...(outer ? { outer } : {}) },
       });
       const ws = await workers(cluster, replicas);
