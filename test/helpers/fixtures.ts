@@ -4,9 +4,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
+import type { MetricsLog } from '../../telemetry/metrics-log';
 import { PACED_WORKER, spawnWorker, startCluster, waitFor, type TestCluster, type WorkerProcess } from './cluster';
 
 /** A small MLP run: 600 examples, 2 epochs of 12 steps, chunks of 5 (5 chunks). Fields are replaced, not merged. */
+/** A run's metrics log without samples/s (wall-clock: it differs between any two runs), to compare two runs' curves. */
+export const deterministicLog = (log: MetricsLog) => ({
+  rows: log.rows.map(({ samplesPerSec: _sps, ...r }) => r),
+  evals: log.evals,
+});
+
 export function smallSpec(over: Record<string, unknown> = {}) {
   return {
     model: 'mnist-mlp',

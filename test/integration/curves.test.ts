@@ -6,22 +6,16 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FsCheckpointStore } from '../../checkpoint';
-import { readMetricsLog, segmentSteps, type MetricsLog } from '../../telemetry/metrics-log';
+import { readMetricsLog, segmentSteps } from '../../telemetry/metrics-log';
 import { TAGS } from '../../telemetry/tensorboard';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec } from '../helpers/cluster';
-import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
+import { runningChunk, deterministicLog, smallSpec, useCluster } from '../helpers/fixtures';
 import { tensorboardRead } from '../helpers/tensorboard-read';
 import { countColor, decodePng } from '../ui/png-inspect';
 
 // 24 steps (2 epochs of 12), chunks of 8: commits at 8, 16, 24.
 const spec = smallSpec({ chunkSteps: 8 });
-
-/** The log without samples/s (wall-clock: it differs between any two runs). */
-const deterministic = (log: MetricsLog) => ({
-  rows: log.rows.map(({ samplesPerSec: _sps, ...r }) => r),
-  evals: log.evals,
-});
 
 describe('training curves', function () {
   const fx = useCluster();
@@ -73,7 +67,7 @@ describe('training curves', function () {
       Array.from({ length: 24 }, (_, i) => i + 1),
     );
     assert.equal(refLog.evals.length, 2);
-    assert.deepEqual(deterministic(killLog), deterministic(refLog));
+    assert.deepEqual(deterministicLog(killLog), deterministicLog(refLog));
     assert.equal(killLog.gapBefore, null);
 
     const tb = tensorboardRead(root);
@@ -112,7 +106,7 @@ describe('training curves', function () {
     assert.equal(forked.code, 0, forked.stderr + worker.output());
     const forkLog = await readMetricsLog(store, 'curves-fork', 24);
     assert.equal(forkLog.startStep, 8);
-    assert.deepEqual(deterministic(forkLog).rows, deterministic(refLog).rows.slice(8));
+    assert.deepEqual(deterministicLog(forkLog).rows, deterministicLog(refLog).rows.slice(8));
     assert.deepEqual(forkLog.evals, refLog.evals);
     const forkTb = tensorboardRead(root).scalars['curves-fork/tensorboard'];
     assert.deepEqual(forkTb[TAGS.loss], refTb[TAGS.loss].slice(8));

@@ -6,23 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { FsCheckpointStore } from '../../checkpoint';
-import { readMetricsLog, type MetricsLog } from '../../telemetry/metrics-log';
+import { readMetricsLog } from '../../telemetry/metrics-log';
 import { TAGS } from '../../telemetry/tensorboard';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, tmpDir, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
-import { smallSpec, useCluster } from '../helpers/fixtures';
+import { deterministicLog, smallSpec, useCluster } from '../helpers/fixtures';
 import { tensorboardRead } from '../helpers/tensorboard-read';
 
 // 400 examples, 2 replicas: shards of 200 = 8 steps of 25 per epoch, 2 epochs, rounds of 4 steps: 4 rounds.
 const plain = smallSpec({ dataset: { name: 'mnist', trainLimit: 400, testLimit: 100 }, batchSize: 25, dropout: 0.2 });
 const distSpec = { ...plain, distributed: { replicas: 2, syncEverySteps: 4 } };
-
-/** A metrics log without samples/s (wall-clock: it differs between any two runs). */
-const deterministic = (log: MetricsLog) => ({
-  rows: log.rows.map(({ samplesPerSec: _sps, ...r }) => r),
-  evals: log.evals,
-});
 
 describe('distributed spec validation in `start` (nothing is started)', function () {
   const dir = tmpDir();
@@ -94,7 +88,7 @@ describe('distributed training (real dev server, worker processes killed with SI
     const singleLog = await readMetricsLog(store, 'plain-1', single.step);
     const oneLog = await readMetricsLog(store, 'one-replica', one.step);
     assert.equal(singleLog.rows.length, 32);
-    assert.deepEqual(deterministic(oneLog), deterministic(singleLog));
+    assert.deepEqual(deterministicLog(oneLog), deterministicLog(singleLog));
   });
 
   /** The uninterrupted 2-replica run (the second test runs it; the third compares with it). */
@@ -165,7 +159,7 @@ describe('distributed training (real dev server, worker processes killed with SI
       Array.from({ length: 16 }, (_, i) => i + 1),
     );
     assert.equal(killLog.evals.length, 2);
-    assert.deepEqual(deterministic(killLog), deterministic(refLog));
+    assert.deepEqual(deterministicLog(killLog), deterministicLog(refLog));
     const tb = tensorboardRead(root).scalars['dist-killed/tensorboard'];
     assert.deepEqual(
       tb[TAGS.loss].map(([s]) => s),
@@ -230,8 +224,8 @@ describe('distributed training (real dev server, worker processes killed with SI
     // The curves have each step once, equal to the uninterrupted run's: the lost round's segment was dropped.
     const store = new FsCheckpointStore(path.join(cluster.dir, '.data', 'checkpoints'));
     assert.deepEqual(
-      deterministic(await readMetricsLog(store, 'dist-damaged', 16)),
-      deterministic(await readMetricsLog(store, 'dist-ref', 16)),
+      deterministicLog(await readMetricsLog(store, 'dist-damaged', 16)),
+      deterministicLog(await readMetricsLog(store, 'dist-ref', 16)),
     );
   });
 });
