@@ -4,6 +4,7 @@
 import * as os from 'node:os';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
+import { roundSteps } from '../spec/helpers';
 import type { RunSpec } from '../spec/types';
 import { Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
@@ -32,7 +33,6 @@ import type {
   TrainReplicaInput,
 } from './replica-types';
 import { FailureTypes, type Recovery } from './types';
-import { roundSteps } from '../spec/helpers';
 
 export interface ReplicaDeps {
   managerFor(spec: RunSpec, runId: string): CheckpointManager;
