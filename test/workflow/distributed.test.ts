@@ -39,6 +39,8 @@ class MockRounds {
   readonly syncCalls: SyncReplicasInput[] = [];
   /** When set, the sync of this round reports no progress (as a broken round checkpoint would). */
   stallRound: number | null = null;
+  /** The round whose sync reports a fall back past its damaged round checkpoint to the one a step earlier. */
+  fallbackRound: number | null = null;
   /** When set, replica 1 of the round with this index waits (heartbeating) until cancelled. */
   holdRound: number | null = null;
   heldStarted: Promise<void>;
@@ -101,7 +103,9 @@ class MockRounds {
       },
       syncReplicas: async (input): Promise<RoundSummary> => {
         this.syncCalls.push(input);
-        const step = this.stallRound === input.round ? input.results[0].fromStep : input.results[0].step;
+        const fellBack = this.fallbackRound === input.round;
+        const step = this.stallRound === input.round || fellBack ? input.results[0].fromStep : input.results[0].step;
+        const fromStep = fellBack ? step - 1 : input.results[0].fromStep;
         return {
           round: input.round,
           syncMs: 1,
@@ -111,7 +115,7 @@ class MockRounds {
             step,
             epoch: Math.floor(step / STEPS_PER_EPOCH),
           },
-          fromStep: input.results[0].fromStep,
+          fromStep,
           step,
           totalSteps: TOTAL,
           epoch: Math.floor(step / STEPS_PER_EPOCH),
@@ -127,7 +131,14 @@ class MockRounds {
           backend: 'mock',
           commits: 1,
           source: 'restored',
-          recovery: null,
+          recovery: fellBack
+            ? {
+                requested: input.from?.id ?? null,
+                restoredFrom: `g-${fromStep}-earlier`,
+                reason: 'damaged checkpoint: blob model/w sha256 mismatch',
+                attempt: 1,
+              }
+            : null,
           weightsSha256: `sha-${step}`,
           trainMs: 1,
           commitMs: 1,
@@ -214,6 +225,25 @@ describe('distributed rounds in the training workflow (mocked activities)', func
       /round 2 ended at step 4, not past 4/,
     );
     assert.equal(mock.syncCalls.length, 3);
+  });
+
+  it('a round that fell back past a damaged round checkpoint may end where the run was: the run goes on from there', async function () {
+    const mock = new MockRounds();
+    mock.fallbackRound = 3; // from step 5: falls back to step 4 and ends at 5 again
+    const { result, progress } = await withWorker(mock, async (start) => {
+      const h = await start();
+      return { result: await h.result(), progress: await h.query(progressQuery) };
+    });
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, TOTAL);
+    assert.equal(mock.syncCalls.length, 7, 'the lost round is run again');
+    assert.deepEqual(
+      mock.syncCalls.map((c) => c.from?.id.split('-')[1] ?? '0'),
+      ['0', '2', '4', '5', '5', '7', '9'],
+      'rounds 3 and 4 both start at step 5',
+    );
+    const fallback = progress.recoveries.find((r) => /damaged/.test(r.reason));
+    assert.ok(fallback && fallback.restoredFrom === 'g-4-earlier' && fallback.step === 4, JSON.stringify(fallback));
   });
 
   it('continues as new every few rounds, carrying the position', async function () {
