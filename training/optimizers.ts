@@ -106,6 +106,10 @@ class Momentum extends Optimizer {
 
 /** Adam (Kingma & Ba) with the bias correction folded into the step size, computed in JS doubles. */
 class Adam extends Optimizer {
+  // The constant scalars, made once rather than per weight and step (each is a tensor upload on tfjs-node).
+  private readonly k: Record<'beta1' | 'oneMinusBeta1' | 'beta2' | 'oneMinusBeta2' | 'epsilon', tf.Tensor>;
+  private stepSize: { t: number; lr: number; value: tf.Tensor } | null = null;
+
   constructor(
     params: ParamRef[],
     private readonly beta1: number,
@@ -113,17 +117,35 @@ class Adam extends Optimizer {
     private readonly epsilon: number,
   ) {
     super('adam', params, ['m', 'v']);
+    this.k = {
+      beta1: tf.keep(tf.scalar(beta1)),
+      oneMinusBeta1: tf.keep(tf.scalar(1 - beta1)),
+      beta2: tf.keep(tf.scalar(beta2)),
+      oneMinusBeta2: tf.keep(tf.scalar(1 - beta2)),
+      epsilon: tf.keep(tf.scalar(epsilon)),
+    };
   }
   protected update(p: ParamRef, g: tf.Tensor, lr: number, t: number): void {
+    const k = this.k;
     const m = this.slot('m', p.name);
     const v = this.slot('v', p.name);
-    const nm = tf.add(tf.mul(tf.scalar(this.beta1), m), tf.mul(tf.scalar(1 - this.beta1), g));
-    const nv = tf.add(tf.mul(tf.scalar(this.beta2), v), tf.mul(tf.scalar(1 - this.beta2), tf.square(g)));
+    const nm = tf.add(tf.mul(k.beta1, m), tf.mul(k.oneMinusBeta1, g));
+    const nv = tf.add(tf.mul(k.beta2, v), tf.mul(k.oneMinusBeta2, tf.square(g)));
     m.assign(nm);
     v.assign(nv);
-    const stepSize = (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
-    const delta = tf.div(tf.mul(tf.scalar(stepSize), nm), tf.add(tf.sqrt(nv), tf.scalar(this.epsilon)));
+    if (!this.stepSize || this.stepSize.t !== t || this.stepSize.lr !== lr) {
+      this.stepSize?.value.dispose();
+      const value = (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
+      this.stepSize = { t, lr, value: tf.keep(tf.scalar(value)) };
+    }
+    const delta = tf.div(tf.mul(this.stepSize.value, nm), tf.add(tf.sqrt(nv), k.epsilon));
     p.variable.assign(tf.sub(p.variable, delta));
+  }
+  override dispose(): void {
+    super.dispose();
+    tf.dispose(Object.values(this.k));
+    this.stepSize?.value.dispose();
+    this.stepSize = null;
   }
 }
 

@@ -12,7 +12,19 @@
 // Cast to the tensor's own dtype, without a copy. The relu gradient then casts step(x) to float32, which it
 // already is: tfjs-node runs a TensorFlow Cast (a full copy) for it; the cpu and wasm backends return the same
 // data with one more reference, and so does this one now. Other casts go to tfjs-node's kernel.
+//
+// ReluGrad (numerics 2 only): TensorFlow's own relu gradient op, dy * (x > 0) in one kernel, where tfjs's relu
+// gradient runs Step (four ops here) and a Multiply. Registered under a name of ours (tfjs has no such kernel) and
+// called by the numerics-2 relu in training/layers.ts. It differs from tfjs's for NaN inputs (0 where tfjs gives NaN),
+// so it is part of numerics 2, never used for version 1.
 import * as tf from '@tensorflow/tfjs';
+
+export const TF_RELU_GRAD = 'DurableTrainReluGrad';
+
+interface TfjsNodeBackend {
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+}
 
 let registered = false;
 const originals: { Step?: tf.KernelConfig; Cast?: tf.KernelConfig } = {};
@@ -53,6 +65,18 @@ export function registerTensorflowKernels(): void {
         if ((args.attrs as { dtype?: string } | undefined)?.dtype !== x.dtype) return cast.kernelFunc(args);
         (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
         return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  if (!tf.getKernel(TF_RELU_GRAD, 'tensorflow')) {
+    tf.registerKernel({
+      kernelName: TF_RELU_GRAD,
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+        const backend = args.backend as unknown as TfjsNodeBackend;
+        const t = { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT };
+        return backend.executeSingleOutput('ReluGrad', [t], [dy, x]);
       },
     });
   }
