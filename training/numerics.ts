@@ -5,9 +5,10 @@
 //   1  portable: conv gradients as forward convolutions with explicit transposes, matMul gradients through explicit
 //      transposes (the same ops on every backend). Every checkpoint written before the field existed is version 1.
 //   2  native gradients: conv gradients by the backend's own Conv2DBackpropInput/Filter kernels (oneDNN on the
-//      tensorflow backend) and matMul gradients by transposed matMuls. The tensorflow backend's default: 17-20% less
-//      CPU per mnist-cnn step there; on wasm it is slower (tfjs's Conv2DBackpropInput is a plain loop), so wasm and
-//      cpu stay on 1.
+//      tensorflow backend), TensorFlow's ReluGrad for relu (tensorflow only), matMul gradients by transposed matMuls,
+//      and Adam's update computed in JavaScript (float64 intermediates, float32 storage) instead of 12 backend ops per
+//      weight. The tensorflow backend's default: about a third less CPU per mnist-cnn step there; on wasm the conv
+//      gradients are slower (tfjs's Conv2DBackpropInput is a plain loop), so wasm and cpu stay on 1.
 import type { RunSpec } from '../spec/types';
 
 export type NumericsVersion = 1 | 2;
@@ -16,7 +17,7 @@ export const NUMERICS_VERSIONS: readonly NumericsVersion[] = [1, 2];
 
 export const NUMERICS_DESCRIPTIONS: Readonly<Record<NumericsVersion, string>> = {
   1: 'portable: conv gradients as forward convolutions',
-  2: "native: the backend's Conv2DBackpropInput/Filter kernels",
+  2: "native: the backend's conv and relu gradient kernels, Adam on the host",
 };
 
 /** Overrides the backend's default numerics version for new runs and restores in this process (1 or 2). */

@@ -156,6 +156,7 @@ export class Trainer {
   ) {
     this.spec = p.spec;
     p.net.numerics = numerics;
+    p.opt.numerics = numerics;
     this.shard = p.shard;
     this.deferEpochEnd = deferEpochEnd;
     // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
