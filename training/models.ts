@@ -9,7 +9,6 @@ import { ConfigError } from './errors';
 import { registeredModel } from './registry';
 import { loadTfjsModel } from './tfjs-model';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
-import { TF_BIAS_ADD, TF_BIAS_ADD_GRAD } from './kernels/tensorflow';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
 
@@ -148,19 +147,6 @@ function makeNativeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) 
 const nativeMatMulWithInputGrad = makeNativeMatMul(true);
 const nativeMatMulWithoutInputGrad = makeNativeMatMul(false);
 
-// Numerics 2 on tensorflow: the bias by TensorFlow's BiasAdd, its gradient by BiasAddGrad (kernels/tensorflow.ts).
-const biasAddTf = tf.customGrad(((x: tf.Tensor, bias: tf.Tensor) => ({
-  value: tf.engine().runKernel(TF_BIAS_ADD, { x, bias }) as tf.Tensor,
-  gradFunc: (dy: tf.Tensor) => [dy, tf.engine().runKernel(TF_BIAS_ADD_GRAD, { dy }) as tf.Tensor],
-})) as unknown as Parameters<typeof tf.customGrad<tf.Tensor>>[0]);
-
-function addBias(y: tf.Tensor, bias: tf.Tensor | undefined, numerics: NumericsVersion): tf.Tensor {
-  if (!bias) return y;
-  if (numerics === 2 && y.dtype === 'float32' && bias.rank === 1 && tf.getKernel(TF_BIAS_ADD, tf.getBackend()))
-    return biasAddTf(y, bias);
-  return tf.add(y, bias);
-}
-
 const ROLES: ParamRole[] = ['kernel', 'bias', 'gamma', 'beta', 'embeddings', 'moving_mean', 'moving_variance'];
 
 function fans(role: ParamRole, shape: number[]): [number, number] {
@@ -294,7 +280,7 @@ export class Net {
               dil,
             );
           }
-          h = activate(addBias(y, v.bias, this.numerics), cfg.activation, isLast, this.numerics === 2);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
           first = false;
           break;
         }
@@ -335,7 +321,7 @@ export class Net {
           const flat = h.rank === 2 ? (h as tf.Tensor2D) : tf.reshape(h, [-1, inner]);
           let y: tf.Tensor = matMul(flat as tf.Tensor2D, v.kernel as tf.Tensor2D);
           if (h.rank !== 2) y = tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1] as number]);
-          h = activate(addBias(y, v.bias, this.numerics), cfg.activation, isLast, this.numerics === 2);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
           first = false;
           break;
         }

@@ -19,16 +19,10 @@
 // so it is part of numerics 2, never used for version 1.
 import * as tf from '@tensorflow/tfjs';
 
-//
-// BiasAdd and BiasAddGrad (numerics 2 only): adding a layer's bias with TensorFlow's BiasAdd gives the same values as
-// the broadcasting AddV2 tfjs runs (tested) at a third of the cost, and BiasAddGrad sums the gradient over the batch
-// and spatial axes in one kernel where tfjs runs Sum and Reshape, with another summation order (hence numerics 2).
 export const TF_RELU_GRAD = 'DurableTrainReluGrad';
-export const TF_BIAS_ADD = 'DurableTrainBiasAdd';
-export const TF_BIAS_ADD_GRAD = 'DurableTrainBiasAddGrad';
 
 interface TfjsNodeBackend {
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_STRING: number; TF_FLOAT: number };
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
 }
 
@@ -83,32 +77,6 @@ export function registerTensorflowKernels(): void {
         const backend = args.backend as unknown as TfjsNodeBackend;
         const t = { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT };
         return backend.executeSingleOutput('ReluGrad', [t], [dy, x]);
-      },
-    });
-  }
-  const nhwc = (b: TfjsNodeBackend) => [
-    { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT },
-    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
-  ];
-  if (!tf.getKernel(TF_BIAS_ADD, 'tensorflow')) {
-    tf.registerKernel({
-      kernelName: TF_BIAS_ADD,
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const { x, bias } = args.inputs as { x: tf.TensorInfo; bias: tf.TensorInfo };
-        const backend = args.backend as unknown as TfjsNodeBackend;
-        return backend.executeSingleOutput('BiasAdd', nhwc(backend), [x, bias]);
-      },
-    });
-  }
-  if (!tf.getKernel(TF_BIAS_ADD_GRAD, 'tensorflow')) {
-    tf.registerKernel({
-      kernelName: TF_BIAS_ADD_GRAD,
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const { dy } = args.inputs as { dy: tf.TensorInfo };
-        const backend = args.backend as unknown as TfjsNodeBackend;
-        return backend.executeSingleOutput('BiasAddGrad', nhwc(backend), [dy]);
       },
     });
   }
