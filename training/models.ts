@@ -9,6 +9,7 @@ import { ConfigError } from './errors';
 import { registeredModel } from './registry';
 import { loadTfjsModel } from './tfjs-model';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
+import { hasMklPooling, mklMaxPool, mklMaxPoolGrad } from './kernels/tensorflow';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
 
@@ -147,6 +148,31 @@ function makeNativeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) 
 const nativeMatMulWithInputGrad = makeNativeMatMul(true);
 const nativeMatMulWithoutInputGrad = makeNativeMatMul(false);
 
+// Numerics 2 on tensorflow: 'valid' max pooling by oneDNN, whose gradient scatters through the forward pass's workspace
+// (kernels/tensorflow.ts). The workspace stays out of the tape, held here until the gradient uses it; one left by a
+// forward pass whose gradient never ran (a failed step) is freed at the next training forward pass.
+const pendingWorkspaces = new Set<tf.Tensor>();
+
+function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number, number]): tf.Tensor4D {
+  const op = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const { y, workspace } = mklMaxPool(x, ksize, strides);
+    save([x, y]);
+    const kept = tf.keep(workspace);
+    pendingWorkspaces.add(kept);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const g = mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
+        pendingWorkspaces.delete(kept);
+        kept.dispose();
+        return g;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
+  return op(h);
+}
+
 const ROLES: ParamRole[] = ['kernel', 'bias', 'gamma', 'beta', 'embeddings', 'moving_mean', 'moving_variance'];
 
 function fans(role: ParamRole, shape: number[]): [number, number] {
@@ -246,6 +272,10 @@ export class Net {
    */
   forward(x: tf.Tensor, dropoutMask?: DropoutMaskFn, updates?: StateUpdates): tf.Tensor2D {
     if (this.disposed) throw new Error('models: the model has been disposed');
+    if (dropoutMask && pendingWorkspaces.size) {
+      tf.dispose([...pendingWorkspaces]);
+      pendingWorkspaces.clear();
+    }
     const layers = this.model.layers.filter((l) => l.getClassName() !== 'InputLayer');
     let h: tf.Tensor = x;
     // Until the first layer with weights, h depends only on data and needs no gradient.
@@ -285,7 +315,10 @@ export class Net {
           break;
         }
         case 'MaxPooling2D':
-          h = tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
+          h =
+            dropoutMask && this.numerics === 2 && cfg.padding === 'valid' && h.dtype === 'float32' && hasMklPooling()
+              ? maxPoolOneDnn(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides))
+              : tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
           break;
         case 'AveragePooling2D':
           h = tf.avgPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');

@@ -5,7 +5,13 @@
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resetBackendChoice } from '../../training/backend';
-import { TF_RELU_GRAD, tfjsNodeKernel } from '../../training/kernels/tensorflow';
+import {
+  hasMklPooling,
+  mklMaxPool,
+  mklMaxPoolGrad,
+  TF_RELU_GRAD,
+  tfjsNodeKernel,
+} from '../../training/kernels/tensorflow';
 import { Trainer } from '../../training';
 import type { RunSpec } from '../../spec/types';
 import { ensureNativeBuild, loudNativeSkip } from '../helpers/native';
@@ -108,6 +114,58 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     });
   });
 
+  it("oneDNN's max pooling (numerics 2): MaxPool's values (but denormals), MaxPoolGrad's gradient (bit for bit for tiling windows)", () => {
+    assert.ok(hasMklPooling(), 'the tensorflow-cpu wheel has oneDNN');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      // Relu-like: a third zeros (all-zero windows), repeated positive values (ties inside windows), -0, denormals.
+      const n = 16 * 12 * 12 * 8;
+      const xv = Float32Array.from({ length: n }, (_, i) =>
+        i % 3 === 0 ? 0 : i % 7 === 0 ? 0.5 : i % 11 === 0 ? -0 : i % 13 === 0 ? 1e-45 : Math.abs(Math.sin(i)),
+      );
+      const x = tf.tensor4d(xv, [16, 12, 12, 8]);
+      for (const [k, st] of [
+        [2, 2],
+        [3, 2],
+        [3, 3],
+      ] as Array<[number, number]>) {
+        const y = tf.maxPool(x, k, st, 'valid');
+        const dy = tf.tensor(
+          Float32Array.from({ length: y.size }, (_, i) => Math.cos(i)),
+          y.shape,
+        );
+        const { y: ours, workspace } = mklMaxPool(x, [k, k], [st, st]);
+        // The same values, except that a window whose maximum is a denormal keeps it where TensorFlow's eager MaxPool
+        // reads denormals as zero (one reason this is numerics 2 only).
+        const [a, b] = [ours.dataSync(), y.dataSync()];
+        let denormals = 0;
+        for (let i = 0; i < a.length; i++) {
+          if (Object.is(a[i], b[i])) continue;
+          assert.ok(b[i] === 0 && a[i] > 0 && a[i] < 1.1754943508222875e-38, `value ${i}: ${a[i]} vs ${b[i]}`);
+          denormals++;
+        }
+        assert.ok(k !== 2 || denormals > 0, 'the data has windows whose maximum is a denormal');
+        const g = mklMaxPoolGrad(x, ours, dy as tf.Tensor4D, workspace, [k, k], [st, st]);
+        const theirs = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, {
+          filterSize: k,
+          strides: st,
+          pad: 'valid',
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        if (k === st) assert.deepStrictEqual(bits(g), bits(theirs), `gradient, pool ${k} stride ${st}`);
+        else {
+          // Overlapping windows: the same positions get the gradient, added up in another order.
+          const [ga, gb] = [g.dataSync(), theirs.dataSync()];
+          for (let i = 0; i < ga.length; i++)
+            assert.ok(
+              Math.abs(ga[i] - gb[i]) <= 1e-6 * Math.max(1, Math.abs(gb[i])),
+              `gradient ${i}: ${ga[i]} vs ${gb[i]}`,
+            );
+        }
+      }
+    });
+    assert.strictEqual(tf.memory().numTensors, before);
+  });
+
   describe('mnist-cnn under numerics 2', () => {
     const spec = {
       model: 'mnist-cnn',
@@ -143,6 +201,11 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     it('is the tensorflow default, resumes bit for bit (mid-epoch and at the epoch end), and is other math than 1', async () => {
       const t = await Trainer.create(spec);
       assert.strictEqual(t.info.numerics, 2);
+      // The pooling workspaces (kept out of the tape) are all freed: no tensor more per step.
+      await t.train({ maxSteps: 1 });
+      const tensors = tf.memory().numTensors;
+      await t.train({ maxSteps: 3 });
+      assert.strictEqual(tf.memory().numTensors, tensors);
       t.dispose();
       const whole = await run(2, null);
       assert.strictEqual(await run(2, 5), whole);
