@@ -8,7 +8,8 @@
 // costs (tfDeterminismExperiment), and whether the wasm backend's threaded build would help (wasmThreadsExperiment).
 //
 //   npx tsc -p tsconfig.json && node dist/bench/backends.js [--budget-ms 8000] [--no-threads] [--no-tf-determinism]
-//   node dist/bench/backends.js --vs-keras 7 [--budget-ms 6000]   (only the Trainer-to-Keras ratios, see vsKeras)
+//   node dist/bench/backends.js --vs-keras 7 [--budget-ms 6000]   (only the Trainer-to-Keras ratios, see vsKeras;
+//     each backend at its default numerics version, or DURABLE_TRAIN_NUMERICS=1|2 for all, recorded per round)
 //
 // Prints one JSON object on stdout; progress and tfjs's own messages go to stderr.
 import { execFile } from 'child_process';
@@ -211,6 +212,8 @@ interface TrainerMeasurement {
   cpuMsPerStep: number;
   steps: number;
   firstStepMs: number;
+  /** The gradient math measured (training/numerics.ts): DURABLE_TRAIN_NUMERICS, else the backend's default. */
+  numerics: number;
 }
 
 /** Trainer steps (no epoch end inside: 100 steps per epoch) after one warm-up step, until budgetMs. */
@@ -236,6 +239,7 @@ async function measureTrainer(backend: string, budgetMs: number, maxSteps = 60):
       cpuMsPerStep: round((cpu.user + cpu.system) / 1000 / steps),
       steps,
       firstStepMs: round(firstStepMs),
+      numerics: t.info.numerics,
     };
   } finally {
     t.dispose();
@@ -493,6 +497,7 @@ async function vsKeras(rounds: number, budgetMs: number): Promise<Record<string,
         const m = JSON.parse(stdout.trim().split('\n').pop()!) as TrainerMeasurement;
         row[b] = m.msPerStep;
         row[`${b}Cpu`] = m.cpuMsPerStep;
+        row[`${b}Numerics`] = m.numerics;
         (msPerStep[b] ??= []).push(m.msPerStep);
         (cpuMsPerStep[b] ??= []).push(m.cpuMsPerStep);
         if (typeof keras.samplesPerSec === 'number') (ratios[b] ??= []).push(m.samplesPerSec / keras.samplesPerSec);

@@ -339,6 +339,10 @@ export const resumeSchema = strict({
     .default(false)
     .optional()
     .meta({ description: 'resume on a different tfjs backend than the checkpoint was written on' }),
+  // No default (unlike its siblings): filling one in would change the spec hash of every run with a resume block.
+  allowNumericsChange: z.boolean().optional().meta({
+    description: "resume with another numerics version (gradient math) than the checkpoint's, on the same backend",
+  }),
 });
 
 export const OUTER_OPTIMIZERS = ['average', 'nesterov'] as const;

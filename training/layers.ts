@@ -4,6 +4,7 @@
 // A new kind is one entry in KINDS plus, if it has its own math, one case in forwardLayer().
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS, type LayerSpec } from '../spec/layers';
+import { TF_RELU_GRAD } from './kernels/tensorflow';
 
 export { LayerError, checkLayerSpec, LAYER_TYPES, ACTIVATIONS, type LayerSpec } from '../spec/layers';
 
@@ -72,14 +73,28 @@ export function pair(v: unknown): [number, number] {
   throw new Error(`layers: unexpected size ${JSON.stringify(v)}`);
 }
 
-/** An activation by tfjs name. `softmax` on the last layer is left to the loss (logits), elsewhere refused. */
-export function activate(x: tf.Tensor, activation: unknown, isLast: boolean): tf.Tensor {
+// Numerics 2 on the tensorflow backend: relu whose gradient is TensorFlow's ReluGrad (one kernel instead of five).
+const reluWithTfGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: tf.relu(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.engine().runKernel(TF_RELU_GRAD, { dy, x: saved[0] }) as tf.Tensor,
+  };
+}) as unknown as Parameters<typeof tf.customGrad<tf.Tensor>>[0]);
+
+/**
+ * An activation by tfjs name. `softmax` on the last layer is left to the loss (logits), elsewhere refused.
+ * `nativeGrads` (numerics 2) uses the backend's own relu gradient kernel where we have one (tensorflow).
+ */
+export function activate(x: tf.Tensor, activation: unknown, isLast: boolean, nativeGrads = false): tf.Tensor {
   switch (activation) {
     case undefined:
     case null:
     case 'linear':
       return x;
     case 'relu':
+      if (nativeGrads && x.dtype === 'float32' && tf.getKernel(TF_RELU_GRAD, tf.getBackend())) return reluWithTfGrad(x);
       return tf.relu(x);
     case 'relu6':
       return tf.relu6(x);

@@ -9,6 +9,8 @@ import { ConfigError } from './errors';
 import { registeredModel } from './registry';
 import { loadTfjsModel } from './tfjs-model';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
+import { hasMklPooling, mklMaxPool, mklMaxPoolGrad } from './kernels/tensorflow';
+import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
 
 export const MODEL_NAMES: readonly ModelName[] = ['mnist-mlp', 'mnist-cnn'];
@@ -79,6 +81,37 @@ function makeConv(inputGrad: boolean): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Te
 const convWithInputGrad = makeConv(true);
 const convWithoutInputGrad = makeConv(false);
 
+// Numerics 2: the backend's own conv-gradient kernels (oneDNN's on the tensorflow backend: fewer, faster ops than
+// the forward-convolution form above, with different float32 rounding).
+const VALID_1 = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
+
+function makeNativeConv(inputGrad: boolean): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D {
+  const op = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([x, w]);
+    return {
+      value: tf.conv2d(x, w, 1, 'valid'),
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const engine = tf.engine();
+        const dx = inputGrad
+          ? (engine.runKernel('Conv2DBackpropInput', { dy, filter: sw }, {
+              ...VALID_1,
+              inputShape: sx.shape,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor4D)
+          : tf.zerosLike(sx);
+        const dw = engine.runKernel('Conv2DBackpropFilter', { x: sx, dy }, {
+          ...VALID_1,
+          filterShape: sw.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        return [dx, dw];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
+  return (x, w) => op(x, w);
+}
+const nativeConvWithInputGrad = makeNativeConv(true);
+const nativeConvWithoutInputGrad = makeNativeConv(false);
+
 // x·w with gradients from explicit transposes: wasm's transposed matMuls are several times slower.
 function makeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D {
   const op = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
@@ -96,6 +129,49 @@ function makeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.
 }
 const matMulWithInputGrad = makeMatMul(true);
 const matMulWithoutInputGrad = makeMatMul(false);
+
+// Numerics 2: transposed matMuls (BatchMatMul's adjoint flags on the tensorflow backend), no separate transposes.
+function makeNativeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D {
+  const op = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([x, w]);
+    return {
+      value: tf.matMul(x, w),
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const dx = inputGrad ? tf.matMul(dy, sw, false, true) : tf.zerosLike(sx);
+        return [dx, tf.matMul(sx, dy, true, false)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor2D>>[0]);
+  return (x, w) => op(x, w);
+}
+const nativeMatMulWithInputGrad = makeNativeMatMul(true);
+const nativeMatMulWithoutInputGrad = makeNativeMatMul(false);
+
+// Numerics 2 on tensorflow: 'valid' max pooling by oneDNN, whose gradient scatters through the forward pass's workspace
+// (kernels/tensorflow.ts). The workspace stays out of the tape, held here until the gradient uses it; one left by a
+// forward pass whose gradient never ran (a failed step) is freed at the next training forward pass.
+const pendingWorkspaces = new Set<tf.Tensor>();
+
+function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number, number]): tf.Tensor4D {
+  const op = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const { y, workspace } = mklMaxPool(x, ksize, strides);
+    save([x, y]);
+    const kept = tf.keep(workspace);
+    pendingWorkspaces.add(kept);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const g = mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
+        pendingWorkspaces.delete(kept);
+        kept.dispose();
+        return g;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
+  return op(h);
+}
 
 const ROLES: ParamRole[] = ['kernel', 'bias', 'gamma', 'beta', 'embeddings', 'moving_mean', 'moving_variance'];
 
@@ -117,6 +193,8 @@ export class Net {
   readonly parameterCount: number;
   /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
   pretrained = false;
+  /** The gradient math of training forward passes (see numerics.ts); the trainer sets it. */
+  numerics: NumericsVersion = 1;
   private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
   private disposed = false;
 
@@ -194,6 +272,10 @@ export class Net {
    */
   forward(x: tf.Tensor, dropoutMask?: DropoutMaskFn, updates?: StateUpdates): tf.Tensor2D {
     if (this.disposed) throw new Error('models: the model has been disposed');
+    if (dropoutMask && pendingWorkspaces.size) {
+      tf.dispose([...pendingWorkspaces]);
+      pendingWorkspaces.clear();
+    }
     const layers = this.model.layers.filter((l) => l.getClassName() !== 'InputLayer');
     let h: tf.Tensor = x;
     // Until the first layer with weights, h depends only on data and needs no gradient.
@@ -209,7 +291,14 @@ export class Net {
           const dil = pair(cfg.dilationRate);
           let y: tf.Tensor;
           if (cfg.padding === 'valid' && strides[0] === 1 && strides[1] === 1 && dil[0] === 1 && dil[1] === 1) {
-            const conv = first ? convWithoutInputGrad : convWithInputGrad;
+            const conv =
+              this.numerics === 2
+                ? first
+                  ? nativeConvWithoutInputGrad
+                  : nativeConvWithInputGrad
+                : first
+                  ? convWithoutInputGrad
+                  : convWithInputGrad;
             y = conv(h as tf.Tensor4D, v.kernel as tf.Tensor4D);
           } else {
             y = tf.conv2d(
@@ -221,12 +310,15 @@ export class Net {
               dil,
             );
           }
-          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
           first = false;
           break;
         }
         case 'MaxPooling2D':
-          h = tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
+          h =
+            dropoutMask && this.numerics === 2 && cfg.padding === 'valid' && h.dtype === 'float32' && hasMklPooling()
+              ? maxPoolOneDnn(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides))
+              : tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
           break;
         case 'AveragePooling2D':
           h = tf.avgPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
@@ -247,15 +339,22 @@ export class Net {
           break;
         }
         case 'Activation':
-          h = activate(h, cfg.activation, isLast);
+          h = activate(h, cfg.activation, isLast, this.numerics === 2);
           break;
         case 'Dense': {
-          const matMul = first ? matMulWithoutInputGrad : matMulWithInputGrad;
+          const matMul =
+            this.numerics === 2
+              ? first
+                ? nativeMatMulWithoutInputGrad
+                : nativeMatMulWithInputGrad
+              : first
+                ? matMulWithoutInputGrad
+                : matMulWithInputGrad;
           const inner = h.shape[h.rank - 1];
           const flat = h.rank === 2 ? (h as tf.Tensor2D) : tf.reshape(h, [-1, inner]);
           let y: tf.Tensor = matMul(flat as tf.Tensor2D, v.kernel as tf.Tensor2D);
           if (h.rank !== 2) y = tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1] as number]);
-          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast);
+          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
           first = false;
           break;
         }

@@ -1,4 +1,6 @@
 // The trainer's data types: what a snapshot holds, what a step and an evaluation report.
+import type { NumericsVersion } from './numerics';
+
 export interface NamedTensorBytes {
   name: string;
   dtype: 'float32' | 'int32';
@@ -33,6 +35,11 @@ export interface TrainerState {
   featureShape?: number[];
   /** A model built by code registered in a worker: its tf.layers topology, so export can rebuild it without that code. */
   modelTopology?: unknown;
+  /**
+   * The gradient math the run computes with (numerics.ts). Every snapshot records it; a checkpoint without it was
+   * written before it existed, with version 1.
+   */
+  numerics?: NumericsVersion;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;
@@ -72,6 +79,8 @@ export interface TrainerInfo {
   datasetFingerprint: string;
   modelFingerprint: string;
   parameterCount: number;
+  /** The gradient math this trainer computes with. */
+  numerics: NumericsVersion;
 }
 
 export const DATA_ORDER_NAME = 'data/order';

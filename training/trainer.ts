@@ -19,6 +19,7 @@ import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
+import { defaultNumerics, numericsChangeRefusal, recordedNumerics, type NumericsVersion } from './numerics';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -101,6 +102,12 @@ export interface ReplicaOptions {
    * the run's; the round's combination finishes the epoch (completeEpoch) on the combined weights.
    */
   deferEpochEnd?: boolean;
+  /**
+   * The gradient math to compute with (numerics.ts); default: this process's for its backend (DURABLE_TRAIN_NUMERICS,
+   * else 2 on tensorflow, 1 elsewhere). A snapshot recorded under another version is refused unless the spec's
+   * resume.allowNumericsChange (or allowBackendChange) accepts it.
+   */
+  numerics?: NumericsVersion;
 }
 
 export interface SnapshotOptions extends ReplicaOptions {
@@ -139,8 +146,17 @@ export class Trainer {
   private disposed = false;
   private failure: Error | null = null;
 
-  private constructor(p: Parts, schedule: LrSchedule, rng: Prng, order: Int32Array, deferEpochEnd = false) {
+  private constructor(
+    p: Parts,
+    schedule: LrSchedule,
+    rng: Prng,
+    order: Int32Array,
+    numerics: NumericsVersion,
+    deferEpochEnd = false,
+  ) {
     this.spec = p.spec;
+    p.net.numerics = numerics;
+    p.opt.numerics = numerics;
     this.shard = p.shard;
     this.deferEpochEnd = deferEpochEnd;
     // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
@@ -161,6 +177,7 @@ export class Trainer {
       datasetFingerprint: p.data.fingerprint,
       modelFingerprint: p.net.fingerprint,
       parameterCount: p.net.parameterCount,
+      numerics,
     };
   }
 
@@ -174,7 +191,8 @@ export class Trainer {
       if (!p.net.pretrained) p.net.initialize(rng);
       const schedule = LrSchedule.create(spec.schedule, spec.optimizer.learningRate);
       const order = rng.permutation(p.data.train.n);
-      return new Trainer(p, schedule, rng, order, opts.deferEpochEnd);
+      const numerics = opts.numerics ?? defaultNumerics(tf.getBackend());
+      return new Trainer(p, schedule, rng, order, numerics, opts.deferEpochEnd);
     } catch (e) {
       p.opt.dispose();
       p.net.dispose();
@@ -196,6 +214,9 @@ export class Trainer {
     try {
       const st = snap.state;
       checkState(st, p.stepsPerEpoch, p.totalSteps, opts.deferEpochEnd);
+      const numerics = opts.numerics ?? defaultNumerics(tf.getBackend());
+      const refusal = numericsChangeRefusal(recordedNumerics(st), numerics, spec);
+      if (refusal) throw new Error(`snapshot: ${refusal}`);
       // A distributed round's checkpoint also holds the other replicas' slots and the outer optimizer's state.
       const own = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
       const { assignments, iterations, order } = takeTensors(p.net, p.opt, own, p.data.train.n, opts);
@@ -213,7 +234,7 @@ export class Trainer {
       // The end of the last epoch of a shorter run drew no order for a next epoch; a longer spec (a fork or restart
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
       const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
-      const t = new Trainer(p, schedule, rng, epochOrder, opts.deferEpochEnd);
+      const t = new Trainer(p, schedule, rng, epochOrder, numerics, opts.deferEpochEnd);
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
@@ -258,6 +279,7 @@ export class Trainer {
       schedule: this.schedule.getState(this.step, this.totalSteps),
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
       featureShape: this.data.featureShape.slice(),
+      numerics: this.info.numerics,
       ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
         : {}),

@@ -1,10 +1,12 @@
 // Restoring a trainer from a verified checkpoint, behind the resume guards: a checkpoint continues only where its
-// results stay exact (same backend, same data position, same model, same data), unless the spec allows otherwise.
+// results stay exact (same backend, same gradient math, same data position, same model, same data), unless the spec
+// allows otherwise.
 import type { Manifest } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
 import { builtinTrainRows, stepCounts } from '../../spec/helpers';
 import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
+import { defaultNumerics, numericsChangeRefusal, recordedNumerics } from '../../training/numerics';
 import { snapshotOf } from '../commit';
 import { nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
@@ -25,6 +27,14 @@ export async function restoreTrainer(
         `results would not be bit-identical. Set resume.allowBackendChange or run a worker with DURABLE_TRAIN_BACKEND=${manifest.backend.name}`,
     );
   }
+  // The gradient math: a checkpoint without the field was computed with version 1.
+  let refusal: string | null;
+  try {
+    refusal = numericsChangeRefusal(recordedNumerics(snapshot.state), defaultNumerics(backend.name), spec);
+  } catch (err) {
+    throw guard(`checkpoint ${manifest.id}: ${(err as Error).message}`);
+  }
+  if (refusal) throw guard(`checkpoint ${manifest.id} cannot continue on this worker: ${refusal}`);
   // A file dataset's row count is known once it is read: Trainer.fromSnapshot checks that case itself.
   const rows = builtinTrainRows(spec);
   const stepsPerEpoch = rows === null ? snapshot.state.stepsPerEpoch : stepCounts(spec, rows).stepsPerEpoch;

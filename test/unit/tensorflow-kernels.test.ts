@@ -1,10 +1,19 @@
 // Our Step and Cast kernels for the tensorflow backend against tfjs-node's own, byte for byte: checkpoints written
-// before they replaced tfjs-node's must resume with the same math. Needs the native build (npm run setup:native),
-// made here when absent; only where it cannot be built does the suite say so loudly and skip.
+// before they replaced tfjs-node's must resume with the same math. The numerics-2 gradients (TensorFlow's conv and
+// relu gradient kernels): what they compute, and that a numerics-2 run resumes bit for bit. Needs the native build
+// (npm run setup:native), made here when absent; only where it cannot be built does the suite say so loudly and skip.
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resetBackendChoice } from '../../training/backend';
-import { tfjsNodeKernel } from '../../training/kernels/tensorflow';
+import {
+  hasMklPooling,
+  mklMaxPool,
+  mklMaxPoolGrad,
+  TF_RELU_GRAD,
+  tfjsNodeKernel,
+} from '../../training/kernels/tensorflow';
+import { Trainer } from '../../training';
+import type { RunSpec } from '../../spec/types';
 import { ensureNativeBuild, loudNativeSkip } from '../helpers/native';
 
 const EDGE = [NaN, 0, -0, 1, -1, Infinity, -Infinity, 1e-45, -1e-45, 1.1754943508222875e-38, 3.5, -2.25, 65504];
@@ -78,5 +87,138 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     assert.deepStrictEqual(Array.from(cast.dataSync()), Array.from(theirs.dataSync()));
     tf.dispose([ints, cast, theirs]);
     assert.strictEqual(tf.memory().numTensors, before);
+  });
+
+  it('ReluGrad (numerics 2) is dy * step(x) bit for bit for every non-NaN x (±0, ±Inf, denormals, dy -0)', () => {
+    const n = 4096;
+    const xv = Float32Array.from({ length: n }, (_, i) =>
+      i < EDGE.length ? EDGE[i] : Math.sin(i) * 10 ** ((i % 9) - 4),
+    );
+    // dy: -0, +0, -1.5 and Inf among ordinary values (dy * 0 is -0 for negative dy, NaN for Inf).
+    const dyv = Float32Array.from({ length: n }, (_, i) =>
+      i % 4 === 0 ? Math.cos(i) * 3 : [0, -0, -1.5, Infinity][i % 4],
+    );
+    dyv[0] = -1;
+    tf.tidy(() => {
+      const x = tf.tensor(xv, [64, 64]);
+      const dy = tf.tensor(dyv, [64, 64]);
+      const ours = tf.engine().runKernel(TF_RELU_GRAD, { dy, x }) as tf.Tensor;
+      const step = tfjsNodeKernel('Step')({ inputs: { x }, backend: tf.backend(), attrs: { alpha: 0 } }) as tf.Tensor;
+      const theirs = tf.mul(dy, step);
+      const a = bits(ours);
+      const b = bits(theirs);
+      for (let i = 0; i < n; i++) if (!Number.isNaN(xv[i])) assert.strictEqual(a[i], b[i], `x ${xv[i]}, dy ${dyv[i]}`);
+      // NaN input: TensorFlow's gives dy * 0 (NaN > 0 is false), tfjs's keeps the NaN; so numerics 2 only.
+      assert.ok(Number.isNaN(xv[0]) && Object.is(new Float32Array(a.buffer)[0], -0));
+      assert.ok(Number.isNaN(new Float32Array(b.buffer)[0]));
+    });
+  });
+
+  it("oneDNN's max pooling (numerics 2): MaxPool's values (but denormals), MaxPoolGrad's gradient (bit for bit for tiling windows)", () => {
+    assert.ok(hasMklPooling(), 'the tensorflow-cpu wheel has oneDNN');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      // Relu-like: a third zeros (all-zero windows), repeated positive values (ties inside windows), -0, denormals.
+      const n = 16 * 12 * 12 * 8;
+      const xv = Float32Array.from({ length: n }, (_, i) =>
+        i % 3 === 0 ? 0 : i % 7 === 0 ? 0.5 : i % 11 === 0 ? -0 : i % 13 === 0 ? 1e-45 : Math.abs(Math.sin(i)),
+      );
+      const x = tf.tensor4d(xv, [16, 12, 12, 8]);
+      for (const [k, st] of [
+        [2, 2],
+        [3, 2],
+        [3, 3],
+      ] as Array<[number, number]>) {
+        const y = tf.maxPool(x, k, st, 'valid');
+        const dy = tf.tensor(
+          Float32Array.from({ length: y.size }, (_, i) => Math.cos(i)),
+          y.shape,
+        );
+        const { y: ours, workspace } = mklMaxPool(x, [k, k], [st, st]);
+        // The same values, except that a window whose maximum is a denormal keeps it where TensorFlow's eager MaxPool
+        // reads denormals as zero (one reason this is numerics 2 only).
+        const [a, b] = [ours.dataSync(), y.dataSync()];
+        let denormals = 0;
+        for (let i = 0; i < a.length; i++) {
+          if (Object.is(a[i], b[i])) continue;
+          assert.ok(b[i] === 0 && a[i] > 0 && a[i] < 1.1754943508222875e-38, `value ${i}: ${a[i]} vs ${b[i]}`);
+          denormals++;
+        }
+        assert.ok(k !== 2 || denormals > 0, 'the data has windows whose maximum is a denormal');
+        const g = mklMaxPoolGrad(x, ours, dy as tf.Tensor4D, workspace, [k, k], [st, st]);
+        const theirs = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, {
+          filterSize: k,
+          strides: st,
+          pad: 'valid',
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        if (k === st) assert.deepStrictEqual(bits(g), bits(theirs), `gradient, pool ${k} stride ${st}`);
+        else {
+          // Overlapping windows: the same positions get the gradient, added up in another order.
+          const [ga, gb] = [g.dataSync(), theirs.dataSync()];
+          for (let i = 0; i < ga.length; i++)
+            assert.ok(
+              Math.abs(ga[i] - gb[i]) <= 1e-6 * Math.max(1, Math.abs(gb[i])),
+              `gradient ${i}: ${ga[i]} vs ${gb[i]}`,
+            );
+        }
+      }
+    });
+    assert.strictEqual(tf.memory().numTensors, before);
+  });
+
+  describe('mnist-cnn under numerics 2', () => {
+    const spec = {
+      model: 'mnist-cnn',
+      dataset: { name: 'mnist', trainLimit: 256, testLimit: 64 },
+      epochs: 2,
+      batchSize: 32,
+      seed: 11,
+      dropout: 0.25,
+      augment: { shift: 2 },
+      optimizer: { name: 'adam', learningRate: 1e-3 },
+      chunkSteps: 10,
+      chunkSeconds: 60,
+      checkpoint: { storage: 'file://unused' },
+    } as RunSpec;
+
+    async function run(numerics: 1 | 2, breakAt: number | null): Promise<string> {
+      let t = await Trainer.create(spec, { numerics });
+      try {
+        if (breakAt !== null) {
+          await t.train({ maxSteps: breakAt });
+          const snap = t.snapshot();
+          assert.strictEqual(snap.state.numerics, numerics);
+          t.dispose();
+          t = await Trainer.fromSnapshot(spec, snap, { numerics });
+        }
+        while (!t.done) await t.train({ maxSteps: 100 });
+        return t.weightsSha256();
+      } finally {
+        t.dispose();
+      }
+    }
+
+    it('is the tensorflow default, resumes bit for bit (mid-epoch and at the epoch end), and is other math than 1', async () => {
+      const t = await Trainer.create(spec);
+      assert.strictEqual(t.info.numerics, 2);
+      // The pooling workspaces (kept out of the tape) are all freed: no tensor more per step.
+      await t.train({ maxSteps: 1 });
+      const tensors = tf.memory().numTensors;
+      await t.train({ maxSteps: 3 });
+      assert.strictEqual(tf.memory().numTensors, tensors);
+      t.dispose();
+      const whole = await run(2, null);
+      assert.strictEqual(await run(2, 5), whole);
+      assert.strictEqual(await run(2, 8), whole);
+      const v1 = await run(1, null);
+      assert.notStrictEqual(v1, whole, 'numerics 1 and 2 give different weights: hence the guard');
+      assert.strictEqual(await run(1, 5), v1);
+      // A numerics-1 snapshot is refused by a numerics-2 trainer unless the spec accepts the change.
+      const t1 = await Trainer.create(spec, { numerics: 1 });
+      await t1.train({ maxSteps: 2 });
+      const snap = t1.snapshot();
+      t1.dispose();
+      await assert.rejects(Trainer.fromSnapshot(spec, snap), /numerics 1 .*numerics 2/);
+    });
   });
 });

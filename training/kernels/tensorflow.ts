@@ -12,7 +12,113 @@
 // Cast to the tensor's own dtype, without a copy. The relu gradient then casts step(x) to float32, which it
 // already is: tfjs-node runs a TensorFlow Cast (a full copy) for it; the cpu and wasm backends return the same
 // data with one more reference, and so does this one now. Other casts go to tfjs-node's kernel.
+//
+// ReluGrad (numerics 2 only): TensorFlow's own relu gradient op, dy * (x > 0) in one kernel, where tfjs's relu
+// gradient runs Step (four ops here) and a Multiply. Registered under a name of ours (tfjs has no such kernel) and
+// called by the numerics-2 relu in training/layers.ts. It differs from tfjs's for NaN inputs (0 where tfjs gives NaN),
+// so it is part of numerics 2, never used for version 1.
 import * as tf from '@tensorflow/tfjs';
+
+export const TF_RELU_GRAD = 'DurableTrainReluGrad';
+
+interface OutputMetadata {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
+interface TfjsNodeBackend {
+  binding: {
+    TF_ATTR_TYPE: number;
+    TF_ATTR_INT: number;
+    TF_ATTR_STRING: number;
+    TF_ATTR_BOOL: number;
+    TF_FLOAT: number;
+    executeOp(name: string, attrs: unknown[], inputIds: number[], outputs: number): OutputMetadata[];
+    deleteTensor(id: number): void;
+  };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(meta: OutputMetadata): tf.Tensor;
+}
+
+// Max pooling by oneDNN (numerics 2 only). TensorFlow's eager MaxPoolGrad is a generic loop that searches every
+// window again: 7.2 ms for the mnist-cnn's first pool at batch 64, about a sixth of a step. Eager execution does not
+// rewrite pooling to oneDNN as TensorFlow's graphs do, but the oneDNN kernels are registered under their own names
+// (_MklNativeMaxPool, _MklNativeMaxPoolGrad, label MklNameChangeOp): the forward pass also returns a workspace (the
+// argmax, as uint8 bytes) and the gradient only scatters through it, 0.5 ms each. For windows that tile the input
+// (the mnist-cnn's) their gradient equals MaxPoolGrad's bit for bit (the same first maximum of each window, ties
+// included; tested); overlapping windows add up in another order. The pooled values are the same except in a window
+// whose maximum is a denormal, which oneDNN keeps and TensorFlow's MaxPool reads as zero. Hence numerics 2 only. The workspace is a TensorFlow uint8 tensor that tfjs labels int32;
+// it is only ever handed back to TensorFlow, and kept out of tfjs's tape (whose saved-tensor copy would mislabel
+// it). Absent where TensorFlow runs without oneDNN (TF_ENABLE_ONEDNN_OPTS=0), probed once: then tf.maxPool is used.
+let mklPooling: boolean | undefined;
+
+function mklPoolAttrs(b: TfjsNodeBackend, ksize: [number, number], strides: [number, number]) {
+  return [
+    { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT },
+    { name: 'ksize', type: b.binding.TF_ATTR_INT, value: [1, ksize[0], ksize[1], 1] },
+    { name: 'strides', type: b.binding.TF_ATTR_INT, value: [1, strides[0], strides[1], 1] },
+    { name: 'padding', type: b.binding.TF_ATTR_STRING, value: 'VALID' },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'workspace_enabled', type: b.binding.TF_ATTR_BOOL, value: true },
+    { name: '_kernel', type: b.binding.TF_ATTR_STRING, value: 'MklNameChangeOp' },
+  ];
+}
+
+/** Whether oneDNN's max pooling kernels can be run here (tensorflow backend with oneDNN); probed once. */
+export function hasMklPooling(): boolean {
+  if (tf.getBackend() !== 'tensorflow') return false;
+  if (mklPooling === undefined) {
+    const b = tf.backend() as unknown as TfjsNodeBackend;
+    try {
+      const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+      const out = b.binding.executeOp(
+        '_MklNativeMaxPool',
+        mklPoolAttrs(b, [2, 2], [2, 2]),
+        b.getInputTensorIds([x]),
+        2,
+      );
+      x.dispose();
+      for (const o of out) b.binding.deleteTensor(o.id);
+      mklPooling = out.length === 2;
+    } catch {
+      mklPooling = false;
+    }
+  }
+  return mklPooling;
+}
+
+/** oneDNN's 'valid' max pooling of a float32 NHWC tensor: the pooled values and the (opaque) workspace. */
+export function mklMaxPool(
+  x: tf.Tensor4D,
+  ksize: [number, number],
+  strides: [number, number],
+): { y: tf.Tensor4D; workspace: tf.Tensor } {
+  const b = tf.backend() as unknown as TfjsNodeBackend;
+  const [y, ws] = b.binding.executeOp(
+    '_MklNativeMaxPool',
+    mklPoolAttrs(b, ksize, strides),
+    b.getInputTensorIds([x]),
+    2,
+  );
+  return { y: b.createOutputTensor(y) as tf.Tensor4D, workspace: b.createOutputTensor(ws) };
+}
+
+/** oneDNN's max pooling gradient: dy scattered through the workspace of mklMaxPool(x) = y. */
+export function mklMaxPoolGrad(
+  x: tf.Tensor4D,
+  y: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  workspace: tf.Tensor,
+  ksize: [number, number],
+  strides: [number, number],
+): tf.Tensor4D {
+  const b = tf.backend() as unknown as TfjsNodeBackend;
+  const ids = b.getInputTensorIds([x, y, dy, workspace]);
+  const [g] = b.binding.executeOp('_MklNativeMaxPoolGrad', mklPoolAttrs(b, ksize, strides), ids, 1);
+  return b.createOutputTensor(g) as tf.Tensor4D;
+}
 
 let registered = false;
 const originals: { Step?: tf.KernelConfig; Cast?: tf.KernelConfig } = {};
@@ -53,6 +159,18 @@ export function registerTensorflowKernels(): void {
         if ((args.attrs as { dtype?: string } | undefined)?.dtype !== x.dtype) return cast.kernelFunc(args);
         (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
         return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  if (!tf.getKernel(TF_RELU_GRAD, 'tensorflow')) {
+    tf.registerKernel({
+      kernelName: TF_RELU_GRAD,
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+        const backend = args.backend as unknown as TfjsNodeBackend;
+        const t = { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT };
+        return backend.executeSingleOutput('ReluGrad', [t], [dy, x]);
       },
     });
   }
