@@ -10,6 +10,9 @@
 //      storage) instead of 12 backend ops per weight. The tensorflow backend's default: about 40% less CPU per
 //      mnist-cnn step there; on wasm the conv gradients are slower (tfjs's Conv2DBackpropInput is a plain loop), so
 //      wasm and cpu stay on 1.
+//
+// New runs take the backend's default; a restore continues with the checkpoint's own version when the backend
+// computes it (restoreNumerics), so nothing in flight changes math or is refused when the default changes.
 import type { RunSpec } from '../spec/types';
 
 export type NumericsVersion = 1 | 2;
@@ -42,6 +45,23 @@ export function defaultNumerics(backend: string): NumericsVersion {
   const env = process.env[NUMERICS_ENV_VAR];
   if (env !== undefined && env.trim() !== '') return parseNumerics(env, NUMERICS_ENV_VAR);
   return backend === 'tensorflow' ? 2 : 1;
+}
+
+/** The versions a backend computes: both on tensorflow (its kernels and the portable ops), only 1 elsewhere. */
+export function numericsOf(backend: string): readonly NumericsVersion[] {
+  return backend === 'tensorflow' ? [1, 2] : [1];
+}
+
+/**
+ * The version a restore computes with: DURABLE_TRAIN_NUMERICS when set (an operator's explicit choice); else the
+ * checkpoint's own when this backend computes it, so a run resumes exactly whatever this process's default for new
+ * runs (a tensorflow run started before numerics 2 goes on with numerics 1); else this backend's default, a change
+ * the guard refuses unless the spec accepts it.
+ */
+export function restoreNumerics(recorded: NumericsVersion, backend: string): NumericsVersion {
+  const env = process.env[NUMERICS_ENV_VAR];
+  if (env !== undefined && env.trim() !== '') return parseNumerics(env, NUMERICS_ENV_VAR);
+  return numericsOf(backend).includes(recorded) ? recorded : defaultNumerics(backend);
 }
 
 /** The version a checkpoint's training state records (absent: written before the field, so version 1). */

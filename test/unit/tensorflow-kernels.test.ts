@@ -13,6 +13,7 @@ import {
   tfjsNodeKernel,
 } from '../../training/kernels/tensorflow';
 import { Trainer } from '../../training';
+import { NUMERICS_ENV_VAR } from '../../training/numerics';
 import type { RunSpec } from '../../spec/types';
 import { ensureNativeBuild, loudNativeSkip } from '../helpers/native';
 
@@ -213,12 +214,23 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
       const v1 = await run(1, null);
       assert.notStrictEqual(v1, whole, 'numerics 1 and 2 give different weights: hence the guard');
       assert.strictEqual(await run(1, 5), v1);
-      // A numerics-1 snapshot is refused by a numerics-2 trainer unless the spec accepts the change.
+      // A numerics-1 checkpoint (a run started before numerics 2 was the default) continues with numerics 1 on this
+      // backend, exactly; only an explicit DURABLE_TRAIN_NUMERICS=2 makes it a change, refused unless accepted.
       const t1 = await Trainer.create(spec, { numerics: 1 });
-      await t1.train({ maxSteps: 2 });
+      await t1.train({ maxSteps: 5 });
       const snap = t1.snapshot();
       t1.dispose();
-      await assert.rejects(Trainer.fromSnapshot(spec, snap), /numerics 1 .*numerics 2/);
+      const resumed = await Trainer.fromSnapshot(spec, snap);
+      assert.strictEqual(resumed.info.numerics, 1);
+      while (!resumed.done) await resumed.train({ maxSteps: 100 });
+      assert.strictEqual(resumed.weightsSha256(), v1, 'the old run goes on with its own math');
+      resumed.dispose();
+      process.env[NUMERICS_ENV_VAR] = '2';
+      try {
+        await assert.rejects(Trainer.fromSnapshot(spec, snap), /numerics 1 .*numerics 2/);
+      } finally {
+        delete process.env[NUMERICS_ENV_VAR];
+      }
     });
   });
 });

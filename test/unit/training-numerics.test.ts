@@ -15,6 +15,7 @@ import {
   NUMERICS_ENV_VAR,
   numericsChangeRefusal,
   recordedNumerics,
+  restoreNumerics,
   type NumericsVersion,
 } from '../../training/numerics';
 
@@ -95,6 +96,19 @@ describe('numerics version (gradient math) in checkpoints', function () {
     const msg = numericsChangeRefusal(1, 2, { resume: { allowDatasetChange: true } });
     assert.match(msg ?? '', /computed with numerics 1 \(portable.*this worker computes with numerics 2 \(native/);
     assert.match(msg ?? '', /resume\.allowNumericsChange.*DURABLE_TRAIN_NUMERICS=1/);
+  });
+
+  it('a restore continues with the checkpoint math where the backend computes it; DURABLE_TRAIN_NUMERICS overrides', () => {
+    assert.strictEqual(restoreNumerics(1, 'tensorflow'), 1, 'a run from before numerics 2 goes on with 1');
+    assert.strictEqual(restoreNumerics(2, 'tensorflow'), 2);
+    assert.strictEqual(restoreNumerics(1, 'wasm'), 1);
+    assert.strictEqual(restoreNumerics(2, 'wasm'), 1, 'wasm computes only 1: a change, for the guard to refuse');
+    process.env[NUMERICS_ENV_VAR] = '2';
+    try {
+      assert.strictEqual(restoreNumerics(1, 'tensorflow'), 2);
+    } finally {
+      delete process.env[NUMERICS_ENV_VAR];
+    }
   });
 
   it('every snapshot records the version the trainer computes with', () => {
