@@ -63,90 +63,85 @@ export function conv2dInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   });
 }
 
-function makeConv(inputGrad: boolean): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D {
-  const op = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, save: tf.GradSaveFunc) => {
+/**
+ * y = value(x, w) with its gradients from `dx` and `dw`, as one tape op. `inputGrad` false: the first layer's input is
+ * data, its gradient is never used, so that work is skipped (zeros). dx is computed before dw, as the math requires
+ * for the same float32 results on every run.
+ */
+function withGrads<T extends tf.Tensor>(
+  value: (x: T, w: T) => T,
+  dx: (dy: T, x: T, w: T) => T,
+  dw: (dy: T, x: T, w: T) => T,
+  inputGrad: boolean,
+): (x: T, w: T) => T {
+  const op = tf.customGrad(((x: T, w: T, save: tf.GradSaveFunc) => {
     save([x, w]);
     return {
-      value: tf.conv2d(x, w, 1, 'valid'),
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-        // The first layer's input is data: its gradient is never used, so skip the work.
-        const dx = inputGrad ? conv2dInputGrad(dy, sw) : tf.zerosLike(sx);
-        return [dx, conv2dFilterGrad(sx, dy)];
+      value: value(x, w),
+      gradFunc: (dy: T, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [T, T];
+        const gx = inputGrad ? dx(dy, sx, sw) : (tf.zerosLike(sx) as T);
+        return [gx, dw(dy, sx, sw)];
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
+  }) as unknown as Parameters<typeof tf.customGrad<T>>[0]);
   return (x, w) => op(x, w);
 }
-const convWithInputGrad = makeConv(true);
-const convWithoutInputGrad = makeConv(false);
+
+const conv = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.conv2d(x, w, 1, 'valid');
+const convPortable = (inputGrad: boolean) =>
+  withGrads<tf.Tensor4D>(
+    conv,
+    (dy, _x, w) => conv2dInputGrad(dy, w),
+    (dy, x) => conv2dFilterGrad(x, dy),
+    inputGrad,
+  );
+const convWithInputGrad = convPortable(true);
+const convWithoutInputGrad = convPortable(false);
 
 // Numerics 2: the backend's own conv-gradient kernels (oneDNN's on the tensorflow backend: fewer, faster ops than
 // the forward-convolution form above, with different float32 rounding).
 const VALID_1 = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
-
-function makeNativeConv(inputGrad: boolean): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D {
-  const op = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    save([x, w]);
-    return {
-      value: tf.conv2d(x, w, 1, 'valid'),
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const engine = tf.engine();
-        const dx = inputGrad
-          ? (engine.runKernel('Conv2DBackpropInput', { dy, filter: sw }, {
-              ...VALID_1,
-              inputShape: sx.shape,
-            } as unknown as tf.NamedAttrMap) as tf.Tensor4D)
-          : tf.zerosLike(sx);
-        const dw = engine.runKernel('Conv2DBackpropFilter', { x: sx, dy }, {
-          ...VALID_1,
-          filterShape: sw.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-        return [dx, dw];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
-  return (x, w) => op(x, w);
-}
-const nativeConvWithInputGrad = makeNativeConv(true);
-const nativeConvWithoutInputGrad = makeNativeConv(false);
+const convNative = (inputGrad: boolean) =>
+  withGrads<tf.Tensor4D>(
+    conv,
+    (dy, x, w) =>
+      tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
+        ...VALID_1,
+        inputShape: x.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+    (dy, x, w) =>
+      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+        ...VALID_1,
+        filterShape: w.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+    inputGrad,
+  );
+const nativeConvWithInputGrad = convNative(true);
+const nativeConvWithoutInputGrad = convNative(false);
 
 // x·w with gradients from explicit transposes: wasm's transposed matMuls are several times slower.
-function makeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D {
-  const op = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    save([x, w]);
-    return {
-      value: tf.matMul(x, w),
-      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const dx = inputGrad ? tf.matMul(dy, tf.transpose(sw)) : tf.zerosLike(sx);
-        return [dx, tf.matMul(tf.transpose(sx), dy)];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor2D>>[0]);
-  return (x, w) => op(x, w);
-}
-const matMulWithInputGrad = makeMatMul(true);
-const matMulWithoutInputGrad = makeMatMul(false);
+const matMul = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.matMul(x, w) as tf.Tensor2D;
+const matMulPortable = (inputGrad: boolean) =>
+  withGrads<tf.Tensor2D>(
+    matMul,
+    (dy, _x, w) => tf.matMul(dy, tf.transpose(w)),
+    (dy, x) => tf.matMul(tf.transpose(x), dy),
+    inputGrad,
+  );
+const matMulWithInputGrad = matMulPortable(true);
+const matMulWithoutInputGrad = matMulPortable(false);
 
 // Numerics 2: transposed matMuls (BatchMatMul's adjoint flags on the tensorflow backend), no separate transposes.
-function makeNativeMatMul(inputGrad: boolean): (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D {
-  const op = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    save([x, w]);
-    return {
-      value: tf.matMul(x, w),
-      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const dx = inputGrad ? tf.matMul(dy, sw, false, true) : tf.zerosLike(sx);
-        return [dx, tf.matMul(sx, dy, true, false)];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor2D>>[0]);
-  return (x, w) => op(x, w);
-}
-const nativeMatMulWithInputGrad = makeNativeMatMul(true);
-const nativeMatMulWithoutInputGrad = makeNativeMatMul(false);
+const matMulNative = (inputGrad: boolean) =>
+  withGrads<tf.Tensor2D>(
+    matMul,
+    (dy, _x, w) => tf.matMul(dy, w, false, true),
+    (dy, x) => tf.matMul(x, dy, true, false),
+    inputGrad,
+  );
+const nativeMatMulWithInputGrad = matMulNative(true);
+const nativeMatMulWithoutInputGrad = matMulNative(false);
 
 // Numerics 2 on tensorflow: 'valid' max pooling by oneDNN, whose gradient scatters through the forward pass's workspace
 // (kernels/tensorflow.ts). The workspace stays out of the tape, held here until the gradient uses it; one left by a
