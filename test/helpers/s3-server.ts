@@ -95,6 +95,25 @@ export async function startS3Server(opts: { bucket?: string; readyTimeoutMs?: nu
   }
 }
 
+/**
+ * A SeaweedFS server for the calling describe block: started in its `before` (up to 90 s), stopped in its `after`.
+ * Returns the server's getter, for use inside tests and backends only.
+ */
+export function useS3Server(): () => S3TestServer {
+  let server: S3TestServer | undefined;
+  before(async function () {
+    this.timeout(90_000);
+    server = await startS3Server();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error('useS3Server: the server starts in before()');
+    return server;
+  };
+}
+
 async function startS3ServerOnce(opts: { bucket?: string; readyTimeoutMs?: number }): Promise<S3TestServer> {
   const weed = findWeed();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-s3-'));

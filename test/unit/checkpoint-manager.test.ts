@@ -19,7 +19,7 @@ import {
   type CommitInput,
   type Manifest,
 } from '../../checkpoint';
-import { startS3Server, type S3TestServer } from '../helpers/s3-server';
+import { useS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const RUN = 'run-1';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-ckpt-'));
@@ -669,14 +669,7 @@ describe('checkpoint manager', function () {
   });
 
   describe('on a real S3 server (SeaweedFS)', function () {
-    let server: S3TestServer | undefined;
-    before(async function () {
-      this.timeout(90_000);
-      server = await startS3Server();
-    });
-    after(async () => {
-      await server?.stop();
-    });
-    managerSuite(s3Backend(() => server!));
+    const server = useS3Server();
+    managerSuite(s3Backend(server));
   });
 });

@@ -18,7 +18,7 @@ import {
   type CheckpointStore,
 } from '../../checkpoint';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { startS3Server, type S3TestServer } from '../helpers/s3-server';
+import { useS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -241,20 +241,13 @@ describe('checkpoint stores', function () {
   });
 
   describe('s3 against a real server (SeaweedFS)', function () {
-    let server: S3TestServer | undefined;
-    before(async function () {
-      this.timeout(90_000);
-      server = await startS3Server();
-    });
-    after(async () => {
-      await server?.stop();
-    });
+    const server = useS3Server();
 
-    storeContract(s3Backend(() => server!));
+    storeContract(s3Backend(server));
 
     it('keeps prefixes apart in one bucket', async () => {
-      const a = s3Backend(() => server!).make();
-      const b = s3Backend(() => server!).make();
+      const a = s3Backend(server).make();
+      const b = s3Backend(server).make();
       await a.writeAtomic('run/x', enc('a'));
       assert.deepEqual(await b.list('run/'), []);
       assert.deepEqual(await a.list('run/'), ['run/x']);
@@ -262,10 +255,10 @@ describe('checkpoint stores', function () {
 
     it('a refused write (read-only credentials) rejects at once with the server reason', async () => {
       const ro = new S3CheckpointStore({
-        bucket: server!.bucket,
+        bucket: server().bucket,
         prefix: 'ro',
-        endpoint: server!.endpoint,
-        credentials: { accessKeyId: server!.readOnlyAccessKey, secretAccessKey: server!.readOnlySecretKey },
+        endpoint: server().endpoint,
+        credentials: { accessKeyId: server().readOnlyAccessKey, secretAccessKey: server().readOnlySecretKey },
         maxAttempts: 3,
       });
       await assert.rejects(ro.writeAtomic('run/probe', enc('x')), (err: CheckpointStoreError) => {
@@ -279,15 +272,15 @@ describe('checkpoint stores', function () {
 
     it('wrong credentials and a missing bucket are errors, not empty results', async () => {
       const bad = new S3CheckpointStore({
-        bucket: server!.bucket,
-        endpoint: server!.endpoint,
-        credentials: { accessKeyId: server!.accessKey, secretAccessKey: 'wrong' },
+        bucket: server().bucket,
+        endpoint: server().endpoint,
+        credentials: { accessKeyId: server().accessKey, secretAccessKey: 'wrong' },
       });
       await assert.rejects(bad.list('run/'), CheckpointStoreError);
       const ro = new S3CheckpointStore({
         bucket: 'no-such-bucket-here',
-        endpoint: server!.endpoint,
-        credentials: { accessKeyId: server!.readOnlyAccessKey, secretAccessKey: server!.readOnlySecretKey },
+        endpoint: server().endpoint,
+        credentials: { accessKeyId: server().readOnlyAccessKey, secretAccessKey: server().readOnlySecretKey },
       });
       await assert.rejects(ro.list('run/'), CheckpointStoreError);
     });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FsCheckpointStore, S3CheckpointStore, type CheckpointStore } from '../../checkpoint';
-import { startS3Server, type S3TestServer } from '../helpers/s3-server';
+import { useS3Server } from '../helpers/s3-server';
 import {
   bucketOf,
   decodeSegment,
@@ -154,17 +154,10 @@ describe('metrics log', () => {
   });
 
   describe('in S3 (a real SeaweedFS server)', function () {
-    let server: S3TestServer | undefined;
-    before(async function () {
-      this.timeout(90_000);
-      server = await startS3Server();
-    });
-    after(async () => {
-      await server?.stop();
-    });
+    const server = useS3Server();
 
     it('reads only the committed chain: segments of a crashed chunk are ignored and dropped on resume (s3)', async () => {
-      const srv = server!;
+      const srv = server();
       const store = new S3CheckpointStore({
         bucket: srv.bucket,
         prefix: 'metrics-log-test',
