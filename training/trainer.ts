@@ -454,8 +454,7 @@ export class Trainer {
     const mask = (shape: number[], rate: number): tf.Tensor => {
       const n = shape.reduce((a, b) => a * b, 1);
       const m = new Float32Array(n);
-      const scale = 1 / (1 - rate);
-      for (let i = 0; i < n; i++) m[i] = rng.nextFloat() >= rate ? scale : 0;
+      rng.fillMask(m, rate, 1 / (1 - rate));
       return tf.tensor(m, shape, 'float32');
     };
     const trainable = this.frozen.size ? this.net.params.filter((p) => !this.frozen.has(p.name)) : this.net.params;

@@ -28,6 +28,24 @@ describe('training/prng', () => {
     for (let i = 0; i < 10000; i++) assert.strictEqual(rng.nextUint32(), ref(), `output ${i}`);
   });
 
+  it('fillMask draws exactly as nextFloat() >= rate per element, and leaves the same state', () => {
+    for (const seed of [0, 1, 7, 0xffffffff]) {
+      for (const rate of [0, 0.25, 0.5, 0.999, 2 ** -32]) {
+        const a = Prng.fromSeed(seed);
+        const b = a.clone();
+        const n = 20011;
+        const scale = 1 / (1 - rate);
+        const expected = new Float32Array(n);
+        for (let i = 0; i < n; i++) expected[i] = a.nextFloat() >= rate ? scale : 0;
+        const got = new Float32Array(n);
+        b.fillMask(got, rate, scale);
+        assert.deepStrictEqual(got, expected, `seed ${seed}, rate ${rate}`);
+        assert.deepStrictEqual(b.getState(), a.getState(), `state after, seed ${seed}, rate ${rate}`);
+        assert.strictEqual(b.nextUint32(), a.nextUint32());
+      }
+    }
+  });
+
   it('pins the seeding (changing it would break resuming old checkpoints)', () => {
     const r = Prng.fromSeed(0);
     assert.deepStrictEqual(r.getState(), { algorithm: 'sfc32', state: [99621017, 2830175463, 1368817051, 1275600331] });
