@@ -9,7 +9,14 @@ import { ConfigError } from './errors';
 import { registeredModel } from './registry';
 import { loadTfjsModel } from './tfjs-model';
 import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
-import { hasMklPooling, mklMaxPool, mklMaxPoolGrad } from './kernels/tensorflow';
+import {
+  fusedConvAgrees,
+  hasMklPooling,
+  mklFusedConv2D,
+  mklMaxPool,
+  mklMaxPoolGrad,
+  TF_RELU_GRAD,
+} from './kernels/tensorflow';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
 
@@ -119,6 +126,43 @@ const convNative = (inputGrad: boolean) =>
   );
 const nativeConvWithInputGrad = convNative(true);
 const nativeConvWithoutInputGrad = convNative(false);
+
+// Numerics 2 on tensorflow: conv, bias and relu (or no activation) as one oneDNN kernel, the same bits as the three ops
+// (kernels/tensorflow.ts). Its gradient is theirs: TensorFlow's ReluGrad (given the relu's output, which is positive
+// exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
+// last), and the conv gradients of convNative from that.
+const convBiasActNative = (inputGrad: boolean, relu: boolean) =>
+  tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const y = mklFusedConv2D(x, w, bias, relu);
+    save([x, w, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        const dz = relu ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
+        const gx = inputGrad
+          ? (tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter: sw }, {
+              ...VALID_1,
+              inputShape: sx.shape,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor4D)
+          : tf.zerosLike(sx);
+        const gw = tf.engine().runKernel('Conv2DBackpropFilter', { x: sx, dy: dz }, {
+          ...VALID_1,
+          filterShape: sw.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
+        return [gx, gw, gb];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]) as unknown as (
+    x: tf.Tensor4D,
+    w: tf.Tensor4D,
+    bias: tf.Tensor1D,
+  ) => tf.Tensor4D;
+const fusedConvOps = {
+  relu: [convBiasActNative(false, true), convBiasActNative(true, true)],
+  linear: [convBiasActNative(false, false), convBiasActNative(true, false)],
+};
 
 // x·w with gradients from explicit transposes: wasm's transposed matMuls are several times slower.
 const matMul = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.matMul(x, w) as tf.Tensor2D;
@@ -285,7 +329,26 @@ export class Net {
           const strides = pair(cfg.strides);
           const dil = pair(cfg.dilationRate);
           let y: tf.Tensor;
-          if (cfg.padding === 'valid' && strides[0] === 1 && strides[1] === 1 && dil[0] === 1 && dil[1] === 1) {
+          const validStride1 =
+            cfg.padding === 'valid' && strides[0] === 1 && strides[1] === 1 && dil[0] === 1 && dil[1] === 1;
+          const act =
+            cfg.activation === 'relu'
+              ? 'relu'
+              : cfg.activation == null || cfg.activation === 'linear'
+                ? 'linear'
+                : null;
+          if (
+            validStride1 &&
+            this.numerics === 2 &&
+            act &&
+            v.bias &&
+            fusedConvAgrees(h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D, act === 'relu')
+          ) {
+            h = fusedConvOps[act][first ? 0 : 1](h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D);
+            first = false;
+            break;
+          }
+          if (validStride1) {
             const conv =
               this.numerics === 2
                 ? first

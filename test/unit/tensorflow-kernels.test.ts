@@ -6,7 +6,12 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resetBackendChoice } from '../../training/backend';
 import {
+  allowFusedConv,
+  fusedConvAgrees,
+  fusedConvStats,
+  hasMklFusedConv,
   hasMklPooling,
+  mklFusedConv2D,
   mklMaxPool,
   mklMaxPoolGrad,
   TF_RELU_GRAD,
@@ -167,6 +172,48 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     assert.strictEqual(tf.memory().numTensors, before);
   });
 
+  it("oneDNN's fused convolution (conv, bias, relu in one kernel) equals Conv2D, Add and Relu bit for bit", () => {
+    assert.ok(hasMklFusedConv(), "setup:native's binding sets list attributes and the wheel has oneDNN");
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      for (const [n, hw, ci, co] of [
+        [64, 28, 1, 32], // the mnist-cnn's first conv
+        [16, 13, 32, 64],
+        [3, 9, 5, 7],
+      ]) {
+        // Relu-like inputs (zeros, -0), ordinary values, and a bias that cancels some outputs to denormals.
+        const xv = Float32Array.from({ length: n * hw * hw * ci }, (_, i) =>
+          i % 5 === 0 ? 0 : i % 17 === 0 ? -0 : Math.sin(i) * 2,
+        );
+        const x = tf.tensor4d(xv, [n, hw, hw, ci]);
+        const w = tf.tensor4d(
+          Float32Array.from({ length: 9 * ci * co }, (_, i) => Math.cos(i * 1.3) / 3),
+          [3, 3, ci, co],
+        );
+        const bias = tf.tensor1d(Float32Array.from({ length: co }, (_, i) => (i % 3 === 0 ? 0 : Math.sin(i))));
+        const z = tf.add(tf.conv2d(x, w, 1, 'valid'), bias);
+        for (const relu of [true, false]) {
+          const fused = mklFusedConv2D(x, w, bias, relu);
+          assert.deepStrictEqual(
+            bits(fused),
+            bits(relu ? tf.relu(z) : z),
+            `[${n},${hw},${hw},${ci}] -> ${co}, relu ${relu}`,
+          );
+          assert.ok(fusedConvAgrees(x, w, bias, relu));
+        }
+      }
+      // Where conv + bias is a denormal: both flush it to zero (TensorFlow's kernels run with denormals off).
+      const x = tf.tensor4d([1e-19, 1e-19, 1e-19, 2e-19], [1, 2, 2, 1]);
+      const w = tf.tensor4d([1.5e-19], [1, 1, 1, 1]);
+      const bias = tf.tensor1d([-1.4e-38]);
+      const sep = tf.relu(tf.add(tf.conv2d(x, w, 1, 'valid'), bias));
+      assert.deepStrictEqual(Array.from(sep.dataSync()), [0, 0, 0, 1.5999997839691475e-38]);
+      assert.deepStrictEqual(bits(mklFusedConv2D(x, w, bias, true)), bits(sep));
+    });
+    assert.strictEqual(tf.memory().numTensors, before);
+    assert.strictEqual(fusedConvStats().disagreements, 0);
+  });
+
   describe('mnist-cnn under numerics 2', () => {
     const spec = {
       model: 'mnist-cnn',
@@ -198,6 +245,53 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
         t.dispose();
       }
     }
+
+    it('runs its convolutions fused, with the same weights, gradients included, as the three separate ops', async () => {
+      const trained = async (fused: boolean, s: RunSpec = spec): Promise<{ hash: string; calls: number }> => {
+        allowFusedConv(fused);
+        try {
+          const before = fusedConvStats().calls;
+          const t = await Trainer.create(s);
+          try {
+            assert.strictEqual(t.info.numerics, 2);
+            while (!t.done) await t.train({ maxSteps: 100 });
+            return { hash: t.weightsSha256(), calls: fusedConvStats().calls - before };
+          } finally {
+            t.dispose();
+          }
+        } finally {
+          allowFusedConv(true);
+        }
+      };
+      const fused = await trained(true);
+      const separate = await trained(false);
+      // 2 epochs of 8 steps, 2 convs a step; evaluation runs fused too.
+      assert.ok(fused.calls >= 2 * 16, `fused convolutions run: ${fused.calls}`);
+      assert.strictEqual(separate.calls, 0);
+      assert.strictEqual(fused.hash, separate.hash);
+      // A conv with bias and no activation (then batch norm and relu), after a first layer: bias-only fusion, with the
+      // input gradient.
+      const linear = {
+        ...spec,
+        model: {
+          layers: [
+            { type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' },
+            { type: 'conv2d', filters: 6, kernelSize: 3 },
+            { type: 'batchNormalization' },
+            { type: 'activation', activation: 'relu' },
+            { type: 'maxPooling2d', poolSize: 2 },
+            { type: 'flatten' },
+            { type: 'dense', units: 10, activation: 'softmax' },
+          ],
+        },
+      } as unknown as RunSpec;
+      const fusedLinear = await trained(true, linear);
+      const separateLinear = await trained(false, linear);
+      assert.ok(fusedLinear.calls >= 2 * 16, `fused convolutions run: ${fusedLinear.calls}`);
+      assert.strictEqual(fusedLinear.hash, separateLinear.hash);
+      assert.notStrictEqual(fusedLinear.hash, fused.hash);
+      assert.strictEqual(fusedConvStats().disagreements, 0);
+    });
 
     it('is the tensorflow default, resumes bit for bit (mid-epoch and at the epoch end), and is other math than 1', async () => {
       const t = await Trainer.create(spec);

@@ -33,6 +33,7 @@ interface TfjsNodeBackend {
     TF_ATTR_INT: number;
     TF_ATTR_STRING: number;
     TF_ATTR_BOOL: number;
+    TF_ATTR_FLOAT: number;
     TF_FLOAT: number;
     executeOp(name: string, attrs: unknown[], inputIds: number[], outputs: number): OutputMetadata[];
     deleteTensor(id: number): void;
@@ -118,6 +119,112 @@ export function mklMaxPoolGrad(
   const ids = b.getInputTensorIds([x, y, dy, workspace]);
   const [g] = b.binding.executeOp('_MklNativeMaxPoolGrad', mklPoolAttrs(b, ksize, strides), ids, 1);
   return b.createOutputTensor(g) as tf.Tensor4D;
+}
+
+// Conv2D, bias and relu in one oneDNN kernel (numerics 2 only, and only where it gives the same bits). Eager execution
+// runs Conv2D by oneDNN (TensorFlow rewrites it to _MklNativeConv2D) but the bias Add and the Relu as two more passes
+// over the conv's output: for the mnist-cnn's first conv at batch 64, 5.5 MB written and read twice more, 1.6 ms of the
+// 2.7 the three ops take. oneDNN's fused convolution (_MklNativeFusedConv2D, fused_ops [BiasAdd, Relu]) adds the bias
+// and clamps while the output is still in cache. It adds the bias after the accumulation, as the Add does, and flushes
+// denormals as TensorFlow's Eigen ops do, so its output is the same bit for bit (tested, denormal sums included) and
+// the run's numerics do not change. As insurance against a CPU or library whose kernel differs, each signature (shapes
+// and activation) is checked once in a process against the three separate ops on its first real input; on any
+// difference the three ops are used for it from then on (fusedConvAgrees). It needs list attributes, which
+// tfjs-node's binding gets from setup:native (scripts/tfjs-binding-attr-lists.js): an older build fails the probe and
+// the three ops are used.
+let mklFusedConv: boolean | undefined;
+let fusedConvAllowed = true;
+const fusedConvChecked = new Map<string, boolean>();
+const fusedConvCounts = { calls: 0, signatures: 0, disagreements: 0 };
+
+/** Turns the fused convolution off (the three separate ops) or back on, in this process: for tests and benchmarks. */
+export function allowFusedConv(on: boolean): void {
+  fusedConvAllowed = on;
+}
+
+/** Fused convolutions run, signatures checked and found to differ, in this process. */
+export function fusedConvStats(): { calls: number; signatures: number; disagreements: number } {
+  return { ...fusedConvCounts };
+}
+
+function fusedConvAttrs(b: TfjsNodeBackend, relu: boolean) {
+  return [
+    { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT },
+    { name: 'strides', type: b.binding.TF_ATTR_INT, value: [1, 1, 1, 1] },
+    { name: 'padding', type: b.binding.TF_ATTR_STRING, value: 'VALID' },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'dilations', type: b.binding.TF_ATTR_INT, value: [1, 1, 1, 1] },
+    { name: 'num_args', type: b.binding.TF_ATTR_INT, value: 1 },
+    { name: 'TArgs', type: b.binding.TF_ATTR_TYPE, value: [b.binding.TF_FLOAT] },
+    { name: 'fused_ops', type: b.binding.TF_ATTR_STRING, value: relu ? ['BiasAdd', 'Relu'] : ['BiasAdd'] },
+    { name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: 0 },
+    { name: '_kernel', type: b.binding.TF_ATTR_STRING, value: 'MklNameChangeOp' },
+  ];
+}
+
+/** Whether oneDNN's fused convolution can be run here (tensorflow backend with oneDNN, binding with list attributes). */
+export function hasMklFusedConv(): boolean {
+  if (tf.getBackend() !== 'tensorflow') return false;
+  if (mklFusedConv === undefined) {
+    try {
+      const y = tf.tidy(() =>
+        mklFusedConv2D(tf.ones([1, 3, 3, 1]), tf.ones([3, 3, 1, 1]), tf.scalar(1).reshape([1]), true),
+      );
+      mklFusedConv = y.dataSync()[0] === 10;
+      y.dispose();
+    } catch (err) {
+      mklFusedConv = false;
+      process.emitWarning(
+        `oneDNN's fused convolution is unavailable, convolutions run as three ops (${(err as Error).message.split('\n')[0]}); ` +
+          'a tfjs-node binding built by an older `npm run setup:native` lacks list attributes: run it again',
+      );
+    }
+  }
+  return mklFusedConv;
+}
+
+/** oneDNN's stride-1 'valid' float32 NHWC convolution of x by w, plus bias, then relu when `relu`: one kernel. */
+export function mklFusedConv2D(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): tf.Tensor4D {
+  const b = tf.backend() as unknown as TfjsNodeBackend;
+  fusedConvCounts.calls++;
+  const [y] = b.binding.executeOp(
+    '_MklNativeFusedConv2D',
+    fusedConvAttrs(b, relu),
+    b.getInputTensorIds([x, w, bias]),
+    1,
+  );
+  return b.createOutputTensor(y) as tf.Tensor4D;
+}
+
+/**
+ * Whether mklFusedConv2D gives, for this signature, the same bits as Conv2D, Add and Relu: checked once per process
+ * and signature on the first input given (x, w, bias are only read). False where the fused kernel cannot run.
+ */
+export function fusedConvAgrees(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): boolean {
+  if (!fusedConvAllowed || x.dtype !== 'float32' || w.dtype !== 'float32' || bias.dtype !== 'float32') return false;
+  if (!hasMklFusedConv()) return false;
+  const key = `${x.shape.join('x')}|${w.shape.join('x')}|${relu ? 'relu' : 'linear'}`;
+  let ok = fusedConvChecked.get(key);
+  if (ok === undefined) {
+    const [fused, separate] = tf.tidy(() => {
+      const z = tf.add(tf.conv2d(x, w, 1, 'valid'), bias);
+      return [mklFusedConv2D(x, w, bias, relu), relu ? tf.relu(z) : z];
+    });
+    const a = fused.dataSync() as Float32Array;
+    const s = separate.dataSync() as Float32Array;
+    ok =
+      Buffer.compare(
+        Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+        Buffer.from(s.buffer, s.byteOffset, s.byteLength),
+      ) === 0;
+    tf.dispose([fused, separate]);
+    fusedConvChecked.set(key, ok);
+    fusedConvCounts.signatures++;
+    if (!ok) fusedConvCounts.disagreements++;
+    if (!ok)
+      process.emitWarning(`oneDNN's fused convolution differs from Conv2D+Add+Relu for ${key}: using the separate ops`);
+  }
+  return ok;
 }
 
 let registered = false;
