@@ -24,8 +24,8 @@ export default tseslint.config(
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    // Plain Node scripts (examples written as a user of the package would).
-    files: ['examples/**/*.js'],
+    // Plain Node scripts (examples written as a user of the package would; build helpers).
+    files: ['examples/**/*.js', 'scripts/**/*.js'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' },
