@@ -1,4 +1,4 @@
-// Our wasm MaxPoolGrad and Sum against the backend's own kernels, byte for byte (training resumes from checkpoints
+// Our wasm MaxPoolGrad, Sum and Identity against the backend's own kernels, byte for byte (training resumes from checkpoints
 // written with either, so they must agree exactly: ties, all-zero windows, -0, the rows a 'valid' pool skips,
 // float32 rounding of long sums).
 import * as assert from 'assert';
@@ -7,6 +7,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../training/backend';
 import { backendMaxPoolGradWasm, maxPoolGradWasm } from '../../training/kernels/wasm-max-pool-grad';
 import { backendSumWasm, sumWasm } from '../../training/kernels/wasm-sum';
+import { identityWasm } from '../../training/kernels/wasm-identity';
 
 /** Relu-like values: a third zeros (so whole windows tie at 0), repeats, negatives, -0 and tiny denormals. */
 function inputValues(n: number, seed: number): Float32Array {
@@ -173,5 +174,48 @@ describe('wasm Sum kernel', function () {
     let wide = 0;
     for (let n = 0; n < 64 * 26 * 26; n++) wide += x[n * 32];
     assert.notStrictEqual(values[0], Math.fround(wide));
+  });
+});
+
+describe('wasm Identity kernel', function () {
+  before(async () => {
+    await initBackend('wasm');
+  });
+
+  it('is the registered kernel, and shares the data with one more reference instead of copying it', () => {
+    assert.strictEqual(tf.getKernel('Identity', 'wasm')?.kernelFunc, identityWasm);
+    const backend = tf.backend() as BackendWasm;
+    const buffersBefore = backend.numDataIds();
+    const x = tf.tensor(
+      Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)),
+      [10, 100],
+    );
+    const c = tf.clone(x);
+    assert.strictEqual(c.dataId, x.dataId, 'the clone refers to the same data');
+    assert.strictEqual(backend.refCount(x.dataId), 2);
+    assert.strictEqual(backend.numDataIds() - buffersBefore, 1, 'no second buffer on the wasm heap');
+    const expected = x.dataSync().slice();
+    x.dispose();
+    assert.deepStrictEqual(c.dataSync(), expected, 'the clone outlives the original');
+    assert.strictEqual(backend.refCount(c.dataId), 1);
+    c.dispose();
+    assert.strictEqual(backend.numDataIds(), buffersBefore);
+    // Strings are the backend's kernel's.
+    tf.tidy(() => assert.deepStrictEqual(tf.clone(tf.tensor(['a', 'b'])).dataSync(), ['a', 'b']));
+  });
+
+  it('keeps gradients exact: a saved input is the tensor it was (tf.grad through ops that save their inputs)', () => {
+    const before = tf.memory().numTensors;
+    const g = tf.tidy(() => {
+      const x = tf.tensor2d([
+        [1, -2],
+        [3, 0.5],
+      ]);
+      return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), t)))(x);
+    });
+    // d/dx of relu(x) * x: 2x where x > 0, 0 elsewhere.
+    assert.deepStrictEqual(Array.from(g.dataSync()), [2, 0, 6, 1]);
+    g.dispose();
+    assert.strictEqual(tf.memory().numTensors, before);
   });
 });
