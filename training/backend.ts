@@ -18,7 +18,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { registerTensorflowKernels } from './kernels/tensorflow';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
-import { registerWasmIdentity } from './kernels/wasm-identity';
+import { registerWasmNoCopy } from './kernels/wasm-no-copy';
 import { registerWasmMaxPoolGrad } from './kernels/wasm-max-pool-grad';
 import { registerWasmSum } from './kernels/wasm-sum';
 
@@ -133,7 +133,7 @@ async function activate(name: BackendName): Promise<BackendInfo> {
   await tf.ready();
   if (name === 'wasm') {
     registerWasmConv2DBackpropFilter();
-    registerWasmIdentity();
+    registerWasmNoCopy();
     registerWasmMaxPoolGrad();
     registerWasmSum();
     info.threads = wasmThreads();

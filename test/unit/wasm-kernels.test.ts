@@ -7,7 +7,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../training/backend';
 import { backendMaxPoolGradWasm, maxPoolGradWasm } from '../../training/kernels/wasm-max-pool-grad';
 import { backendSumWasm, sumWasm } from '../../training/kernels/wasm-sum';
-import { identityWasm } from '../../training/kernels/wasm-identity';
+import { castWasm, identityWasm } from '../../training/kernels/wasm-no-copy';
 
 /** Relu-like values: a third zeros (so whole windows tie at 0), repeats, negatives, -0 and tiny denormals. */
 function inputValues(n: number, seed: number): Float32Array {
@@ -177,7 +177,7 @@ describe('wasm Sum kernel', function () {
   });
 });
 
-describe('wasm Identity kernel', function () {
+describe('wasm Identity and same-dtype Cast kernels', function () {
   before(async () => {
     await initBackend('wasm');
   });
@@ -202,6 +202,21 @@ describe('wasm Identity kernel', function () {
     assert.strictEqual(backend.numDataIds(), buffersBefore);
     // Strings are the backend's kernel's.
     tf.tidy(() => assert.deepStrictEqual(tf.clone(tf.tensor(['a', 'b'])).dataSync(), ['a', 'b']));
+  });
+
+  it('Cast to the same dtype shares the data; to another dtype it converts as before', () => {
+    assert.strictEqual(tf.getKernel('Cast', 'wasm')?.kernelFunc, castWasm);
+    const backend = tf.backend() as BackendWasm;
+    tf.tidy(() => {
+      const x = tf.tensor([1.5, -2.25, 0, -0, NaN, Infinity, 3e38]);
+      const same = tf.cast(x, 'float32');
+      assert.strictEqual(same.dataId, x.dataId);
+      assert.strictEqual(backend.refCount(x.dataId), 2);
+      assert.deepStrictEqual(Array.from(tf.cast(tf.tensor([1.5, -2.25, 0, 7.9]), 'int32').dataSync()), [1, -2, 0, 7]);
+      const i = tf.tensor([7, -3], undefined, 'int32');
+      assert.strictEqual(tf.cast(i, 'int32').dataId, i.dataId);
+      assert.deepStrictEqual(Array.from(tf.cast(i, 'float32').dataSync()), [7, -3]);
+    });
   });
 
   it('keeps gradients exact: a saved input is the tensor it was (tf.grad through ops that save their inputs)', () => {
