@@ -16,9 +16,18 @@ export function nativeBuildPresent(): boolean {
   }
 }
 
-/** Builds the native backend when it is absent; returns why it cannot be had here, or null. */
+/**
+ * Builds the native backend when it is absent, and brings setup:native's private build up to date when it is older
+ * than this checkout's script asks for (the script returns at once when it is current); returns why it cannot be had
+ * here, or null.
+ */
 export function ensureNativeBuild(): string | null {
-  if (nativeBuildPresent()) return null;
+  try {
+    require.resolve('@tensorflow/tfjs-node');
+    return null; // a normally installed tfjs-node: not ours to rebuild
+  } catch {
+    // absent, or setup:native's private build
+  }
   const r = spawnSync('bash', [path.join(PROJECT_ROOT, 'scripts', 'setup-native.sh')], {
     cwd: PROJECT_ROOT,
     encoding: 'utf8',
