@@ -109,21 +109,18 @@ const convWithoutInputGrad = convPortable(false);
 // Numerics 2: the backend's own conv-gradient kernels (oneDNN's on the tensorflow backend: fewer, faster ops than
 // the forward-convolution form above, with different float32 rounding).
 const VALID_1 = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
+const nativeConvInputGrad = (dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D =>
+  tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
+    ...VALID_1,
+    inputShape: x.shape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+const nativeConvFilterGrad = (dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D =>
+  tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+    ...VALID_1,
+    filterShape: w.shape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 const convNative = (inputGrad: boolean) =>
-  withGrads<tf.Tensor4D>(
-    conv,
-    (dy, x, w) =>
-      tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
-        ...VALID_1,
-        inputShape: x.shape,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
-    (dy, x, w) =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-        ...VALID_1,
-        filterShape: w.shape,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
-    inputGrad,
-  );
+  withGrads<tf.Tensor4D>(conv, nativeConvInputGrad, nativeConvFilterGrad, inputGrad);
 const nativeConvWithInputGrad = convNative(true);
 const nativeConvWithoutInputGrad = convNative(false);
 
@@ -140,16 +137,8 @@ const convBiasActNative = (inputGrad: boolean, relu: boolean) =>
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
         const dz = relu ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
-        const gx = inputGrad
-          ? (tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter: sw }, {
-              ...VALID_1,
-              inputShape: sx.shape,
-            } as unknown as tf.NamedAttrMap) as tf.Tensor4D)
-          : tf.zerosLike(sx);
-        const gw = tf.engine().runKernel('Conv2DBackpropFilter', { x: sx, dy: dz }, {
-          ...VALID_1,
-          filterShape: sw.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        const gx = inputGrad ? nativeConvInputGrad(dz, sx, sw) : tf.zerosLike(sx);
+        const gw = nativeConvFilterGrad(dz, sx, sw);
         const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
         return [gx, gw, gb];
       },
