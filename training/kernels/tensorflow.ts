@@ -18,6 +18,7 @@
 // called by the numerics-2 relu in training/layers.ts. It differs from tfjs's for NaN inputs (0 where tfjs gives NaN),
 // so it is part of numerics 2, never used for version 1.
 import * as tf from '@tensorflow/tfjs';
+import { firstDifferingByte } from '../compare';
 
 export const TF_RELU_GRAD = 'DurableTrainReluGrad';
 
@@ -211,18 +212,23 @@ export function fusedConvAgrees(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1
       return [mklFusedConv2D(x, w, bias, relu), relu ? tf.relu(z) : z];
     });
     const a = fused.dataSync() as Float32Array;
-    const s = separate.dataSync() as Float32Array;
-    ok =
-      Buffer.compare(
-        Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-        Buffer.from(s.buffer, s.byteOffset, s.byteLength),
-      ) === 0;
+    const e = separate.dataSync() as Float32Array;
+    const at = firstDifferingByte(
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+      new Uint8Array(e.buffer, e.byteOffset, e.byteLength),
+    );
     tf.dispose([fused, separate]);
+    ok = at < 0;
     fusedConvChecked.set(key, ok);
     fusedConvCounts.signatures++;
-    if (!ok) fusedConvCounts.disagreements++;
-    if (!ok)
-      process.emitWarning(`oneDNN's fused convolution differs from Conv2D+Add+Relu for ${key}: using the separate ops`);
+    if (!ok) {
+      fusedConvCounts.disagreements++;
+      const i = Math.floor(at / 4);
+      process.emitWarning(
+        `oneDNN's fused convolution differs from Conv2D+Add+Relu for ${key} (element ${i}: ${a[i]}, not ${e[i]}): ` +
+          'using the separate ops',
+      );
+    }
   }
   return ok;
 }
