@@ -160,7 +160,7 @@ class Adam extends Optimizer {
     const c1 = 1 - b1;
     const c2 = 1 - b2;
     const eps = this.epsilon;
-    const stepSize = (lr * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t));
+    const stepSize = this.stepSizeAt(lr, t);
     const updated = todo.map((p, i) => {
       const g = gs[i];
       const { m, v } = this.host!.get(p.name)!;
@@ -177,6 +177,11 @@ class Adam extends Optimizer {
     });
     tf.tidy(() => todo.forEach((p, i) => p.variable.assign(tf.tensor(updated[i], p.shape, 'float32'))));
     this.iterations = t;
+  }
+
+  /** The learning rate with Adam's bias correction at update t, in doubles (both numerics versions). */
+  private stepSizeAt(lr: number, t: number): number {
+    return (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
   }
 
   override slotEntries(): Array<[string, tf.Variable]> {
@@ -201,8 +206,7 @@ class Adam extends Optimizer {
     v.assign(nv);
     if (!this.stepSize || this.stepSize.t !== t || this.stepSize.lr !== lr) {
       this.stepSize?.value.dispose();
-      const value = (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
-      this.stepSize = { t, lr, value: tf.keep(tf.scalar(value)) };
+      this.stepSize = { t, lr, value: tf.keep(tf.scalar(this.stepSizeAt(lr, t))) };
     }
     const delta = tf.div(tf.mul(this.stepSize.value, nm), tf.add(tf.sqrt(nv), k.epsilon));
     p.variable.assign(tf.sub(p.variable, delta));
