@@ -85,3 +85,19 @@ export function numericsChangeRefusal(
     `or run a worker with ${NUMERICS_ENV_VAR}=${recorded}`
   );
 }
+
+/**
+ * The version a restore of a snapshot whose training state is `state` computes with on `backend` (`forced` when the
+ * caller chose one), and why it may not continue there, or null: the one rule the trainer and the chunk activity's
+ * early guard both apply. Throws when the state's field is malformed.
+ */
+export function restoreDecision(
+  state: { numerics?: unknown },
+  backend: string,
+  spec: Pick<RunSpec, 'resume'>,
+  forced?: NumericsVersion,
+): { numerics: NumericsVersion; refusal: string | null } {
+  const recorded = recordedNumerics(state);
+  const numerics = forced ?? restoreNumerics(recorded, backend);
+  return { numerics, refusal: numericsChangeRefusal(recorded, numerics, spec) };
+}

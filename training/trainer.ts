@@ -19,13 +19,7 @@ import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
-import {
-  defaultNumerics,
-  numericsChangeRefusal,
-  recordedNumerics,
-  restoreNumerics,
-  type NumericsVersion,
-} from './numerics';
+import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -220,9 +214,7 @@ export class Trainer {
     try {
       const st = snap.state;
       checkState(st, p.stepsPerEpoch, p.totalSteps, opts.deferEpochEnd);
-      const recorded = recordedNumerics(st);
-      const numerics = opts.numerics ?? restoreNumerics(recorded, tf.getBackend());
-      const refusal = numericsChangeRefusal(recorded, numerics, spec);
+      const { numerics, refusal } = restoreDecision(st, tf.getBackend(), spec, opts.numerics);
       if (refusal) throw new Error(`snapshot: ${refusal}`);
       // A distributed round's checkpoint also holds the other replicas' slots and the outer optimizer's state.
       const own = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));

@@ -6,7 +6,7 @@ import type { RunSpec } from '../../spec/types';
 import { builtinTrainRows, stepCounts } from '../../spec/helpers';
 import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
-import { numericsChangeRefusal, recordedNumerics, restoreNumerics } from '../../training/numerics';
+import { restoreDecision } from '../../training/numerics';
 import { snapshotOf } from '../commit';
 import { nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
@@ -30,8 +30,7 @@ export async function restoreTrainer(
   // The gradient math: a checkpoint without the field was computed with version 1.
   let refusal: string | null;
   try {
-    const recorded = recordedNumerics(snapshot.state);
-    refusal = numericsChangeRefusal(recorded, restoreNumerics(recorded, backend.name), spec);
+    refusal = restoreDecision(snapshot.state, backend.name, spec).refusal;
   } catch (err) {
     throw guard(`checkpoint ${manifest.id}: ${(err as Error).message}`);
   }
