@@ -1,4 +1,4 @@
-// Errors about checkpoints (the store's own errors are in store/interface.ts). Callers branch on the class (or
+// Errors about checkpoints (the store's own errors are in storage/interface.ts). Callers branch on the class (or
 // `name`), never on message text.
 import { formatProblems } from './problems';
 import type { VerifyResult } from './types';

@@ -5,7 +5,7 @@
 // key, bytes that do not verify). A StorageUnavailableError from the store always propagates unchanged: it never
 // becomes a verification problem, never makes latestValid skip a checkpoint, and never gets one deleted.
 // Over 400 lines on purpose: commit, verify, list, retention and blob GC are one protocol over one key layout; the
-// format, the stores and the retention policies live beside it (codec.ts, store/, retention.ts).
+// format, the stores and the retention policies live beside it (codec.ts, retention.ts; the stores in storage/).
 import {
   assertJson,
   assertSafeName,
@@ -27,7 +27,7 @@ import { CheckpointCorruptError, CheckpointSignatureError, NoValidCheckpointErro
 import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
 import type { CheckpointKeys } from './signing';
-import { CheckpointNotFoundError, type CheckpointStore } from './store/interface';
+import { CheckpointNotFoundError, type CheckpointStore } from '../storage/interface';
 import type {
   CheckpointSummary,
   CommitInput,

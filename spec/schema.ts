@@ -5,7 +5,7 @@
 // fills them in, but the type keeps them optional so code and tests may build a RunSpec without them (the trainer
 // applies the same defaults).
 // Over 400 lines on purpose: one schema is the single source of the types, defaults, messages and JSON Schema, and
-// its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and storage-url.ts.
+// its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and ../storage/url.ts.
 import { z } from 'zod';
 import {
   AUGMENT_SHIFT_MAX,
@@ -22,7 +22,7 @@ import {
   float32LearningRateProblem,
 } from './catalog';
 import { checkLayerSpec, LAYER_TYPES, layerNameOf, LayerError, WEIGHTED_TYPES } from './layers';
-import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from './storage-url';
+import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from '../storage/url';
 
 export class SpecError extends Error {
   constructor(

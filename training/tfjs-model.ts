@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS } from '../spec/layers';
-import { parseStorageUrl } from '../spec/storage-url';
+import { parseStorageUrl } from '../storage/url';
 import { ConfigError } from './errors';
 
 interface Artifacts {

@@ -28,7 +28,7 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
-function projectRoot(): string {
+export function projectRoot(): string {
   for (let d = __dirname; path.dirname(d) !== d; d = path.dirname(d)) {
     const pkg = path.join(d, 'package.json');
     if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'durable-train') return d;
@@ -64,7 +64,7 @@ export function findWeed(): string {
 }
 
 /** Distinct free loopback ports, all held open at once while choosing so none is handed out twice. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -272,7 +272,7 @@ async function startS3ServerOnce(opts: { bucket?: string; readyTimeoutMs?: numbe
   };
 }
 
-function tail(file: string, lines = 30): string {
+export function tail(file: string, lines = 30): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {

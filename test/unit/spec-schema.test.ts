@@ -612,7 +612,7 @@ describe('spec: JSON Schema and purity', () => {
 
   it('the zod-free modules (types, catalog, helpers, storage-url) do not load zod', () => {
     const script = `
-      for (const m of ['types', 'catalog', 'helpers', 'storage-url']) require(${JSON.stringify(path.join(repoRoot, 'dist', 'spec'))} + '/' + m);
+      for (const m of ['types', 'catalog', 'helpers', '../storage/url']) require(${JSON.stringify(path.join(repoRoot, 'dist', 'spec'))} + '/' + m);
       const zod = Object.keys(require.cache).filter((k) => k.includes('node_modules/zod'));
       process.stdout.write(String(zod.length));
     `;

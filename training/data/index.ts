@@ -182,11 +182,7 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
     spec: checked,
     seed: opts.seed,
     maxBytes,
-    sources: sources.map((s, i) => [
-      s.kind === 'file' ? s.file : `${s.bucket}/${s.key}`,
-      infos[i].size,
-      infos[i].version,
-    ]),
+    sources: sources.map((s, i) => [s.object.url, infos[i].size, infos[i].version]),
   });
   const hit = cache.get(key);
   if (hit) return hit;
