@@ -17,6 +17,7 @@ import { managerForRun } from './checkpoints';
 import { checkpointIdArg, CliError, runIdArg, validateOrExit, type Out } from './common';
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
+import { recordedFingerprintVersion } from '../training/model-fingerprint';
 
 export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
@@ -91,12 +92,17 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   };
   let exported;
   try {
-    const state = manifest.state as { featureShape?: number[]; modelTopology?: unknown } | null;
+    const state = manifest.state as {
+      featureShape?: number[];
+      modelTopology?: unknown;
+      fingerprintVersion?: unknown;
+    } | null;
     exported = await exportModel(spec, tensors, {
       includeOptimizer: opts.includeOptimizer,
       metadata,
       featureShape: state?.featureShape,
       modelTopology: state?.modelTopology,
+      fingerprintVersion: recordedFingerprintVersion(state),
     });
   } catch (err) {
     throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);

@@ -1,7 +1,6 @@
 // The models, built with tf.layers (so model.save can export them) but trained by our own forward
 // pass: it walks the layers, reads their variables under stable names of our own, applies dropout
 // with masks from our PRNG, and computes conv gradients with ops every backend has.
-import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
@@ -14,6 +13,7 @@ import type { DropoutMaskFn, ForwardContext, ParamRole, StateUpdates } from './l
 import { freePendingWorkspaces } from './layers/maxPooling2d';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
+import * as fingerprints from './model-fingerprint';
 
 export const MODEL_NAMES: readonly ModelName[] = ['mnist-mlp', 'mnist-cnn'];
 
@@ -21,8 +21,10 @@ export type { DropoutMaskFn, ParamRole, StateUpdates } from './layers/kind';
 export { conv2dFilterGrad, conv2dInputGrad } from './layers/ops';
 
 export interface Param {
-  /** Stable name, e.g. model/conv1/kernel; independent of tfjs's global name counters. */
+  /** Stable name, e.g. model/conv1/kernel; independent of tfjs's global name counters (model-fingerprint.ts). */
   name: string;
+  /** The name checkpoints without a fingerprint version stored it under: model/<tfjs layer name>/<role>. */
+  legacyName?: string;
   shape: number[];
   variable: tf.Variable;
   role: ParamRole;
@@ -91,7 +93,9 @@ export class Net {
   readonly params: Param[];
   /** Non-trainable weights (batch-norm moving statistics): saved and restored like params, never given to the optimizer. */
   readonly state: Param[];
+  /** The structural fingerprint (version 2, model-fingerprint.ts); legacyFingerprint() gives version 1's. */
   readonly fingerprint: string;
+  readonly legacyFingerprint: () => string;
   readonly parameterCount: number;
   /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
   pretrained = false;
@@ -112,6 +116,7 @@ export class Net {
   ) {
     this.params = [];
     this.state = [];
+    const stable = fingerprints.stableLayerNames(model);
     for (const layer of model.layers) {
       const cls = layer.getClassName();
       if (!SUPPORTED_CLASSES.has(cls) && cls !== 'InputLayer')
@@ -126,7 +131,8 @@ export class Net {
         const shape = variable.shape.slice();
         const [fanIn, fanOut] = fans(role, shape);
         vars[role] = variable;
-        const p: Param = { name: `model/${layer.name}/${role}`, shape, variable, role, fanIn, fanOut };
+        const [sn, legacyName] = [`model/${stable.get(layer.name)}/${role}`, `model/${layer.name}/${role}`];
+        const p: Param = { name: sn, legacyName, shape, variable, role, fanIn, fanOut };
         (trainable.has(lv.originalName) ? this.params : this.state).push(p);
         if (kind) this.kindOfParam.set(p, kind);
       }
@@ -135,16 +141,9 @@ export class Net {
     this.graph = graphOf(model);
     const names = this.all.map((p) => p.name);
     if (new Set(names).size !== names.length) throw new Error(`models: duplicate weight names in ${name}`);
-    const sorted = [...this.all].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    this.fingerprint = createHash('sha256')
-      .update(
-        JSON.stringify({
-          model: name,
-          weights: sorted.map((p) => [p.name, p.shape]),
-          ...(topology !== null ? { topology } : {}),
-        }),
-      )
-      .digest('hex');
+    this.fingerprint = fingerprints.structuralFingerprint(name, model, this.all, topology);
+    const legacy = this.all.map((p) => ({ name: p.legacyName!, shape: p.shape }));
+    this.legacyFingerprint = () => fingerprints.legacyFingerprint(name, legacy, topology);
     this.parameterCount = this.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   }
 

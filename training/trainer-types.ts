@@ -40,6 +40,8 @@ export interface TrainerState {
    * written before it existed, with version 1.
    */
   numerics?: NumericsVersion;
+  /** How the model fingerprint is computed (model-fingerprint.ts); absent: written before versions, version 1. */
+  fingerprintVersion?: 1 | 2;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;

@@ -20,6 +20,7 @@ import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
+import * as fingerprints from './model-fingerprint';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -127,6 +128,8 @@ export class Trainer {
   private readonly totalSteps: number;
   private readonly shard: Shard;
   private readonly deferEpochEnd: boolean;
+  /** How the model's fingerprint is computed (model-fingerprint.ts): a run goes on with the version it started with. */
+  private fingerprintVersion = fingerprints.FINGERPRINT_VERSION;
   private schedule: LrSchedule;
   private rng: Prng;
   private order: Int32Array;
@@ -217,7 +220,9 @@ export class Trainer {
       const { numerics, refusal } = restoreDecision(st, tf.getBackend(), spec, opts.numerics);
       if (refusal) throw new Error(`snapshot: ${refusal}`);
       // A distributed round's checkpoint also holds the other replicas' slots and the outer optimizer's state.
-      const own = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
+      const fpVersion = fingerprints.recordedFingerprintVersion(st);
+      const mine = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
+      const own = fpVersion === 1 ? fingerprints.renameLegacyTensors(mine, p.net.all) : mine;
       const { assignments, iterations, order } = takeTensors(p.net, p.opt, own, p.data.train.n, opts);
       const n = p.data.train.n;
       const rng = Prng.fromState(st.rng);
@@ -234,6 +239,8 @@ export class Trainer {
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
       const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
       const t = new Trainer(p, schedule, rng, epochOrder, numerics, opts.deferEpochEnd);
+      t.fingerprintVersion = fpVersion;
+      if (fpVersion === 1) t.info.modelFingerprint = p.net.legacyFingerprint();
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
@@ -279,6 +286,7 @@ export class Trainer {
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
       featureShape: this.data.featureShape.slice(),
       numerics: this.info.numerics,
+      fingerprintVersion: this.fingerprintVersion,
       ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
         : {}),
