@@ -3,13 +3,17 @@
 // A new backend is one file exporting its two openers, plus its entry here and in url.ts's SCHEMES.
 import { openFsObject, openFsStore } from './fs';
 import type { CheckpointStore, StoredObject } from './interface';
+import { openAzureObject, openAzureStore } from './azure';
+import { openGcsObject, openGcsStore } from './gcs';
 import { openS3Object, openS3Store } from './s3';
-import { parseObjectUrl, parseStorageUrl, type StorageLocation, type StorageScheme } from './url';
+import { parseObjectUrl, parseStorageUrl, type StorageKind, type StorageLocation } from './url';
 
 export * from './interface';
 export * from './url';
 export { FsCheckpointStore } from './fs';
 export { S3CheckpointStore, s3OptionsFromEnv, type S3StoreOptions } from './s3';
+export { GcsCheckpointStore, type GcsStoreOptions } from './gcs';
+export { AzureCheckpointStore, type AzureStoreOptions } from './azure';
 
 /** Where a backend finds what the URL does not say: relative paths' base directory, credentials and endpoints. */
 export interface OpenContext {
@@ -22,7 +26,7 @@ interface Backend<L extends StorageLocation> {
   openObject(loc: L, ctx: OpenContext): StoredObject;
 }
 
-type Backends = { [K in StorageScheme]: Backend<Extract<StorageLocation, { kind: K }>> };
+type Backends = { [K in StorageKind]: Backend<Extract<StorageLocation, { kind: K }>> };
 
 const BACKENDS: Backends = {
   file: {
@@ -30,6 +34,11 @@ const BACKENDS: Backends = {
     openObject: (loc, ctx) => openFsObject(loc, ctx.baseDir),
   },
   s3: { openStore: (loc, ctx) => openS3Store(loc, ctx.env), openObject: (loc, ctx) => openS3Object(loc, ctx.env) },
+  gs: { openStore: (loc, ctx) => openGcsStore(loc, ctx.env), openObject: (loc, ctx) => openGcsObject(loc, ctx.env) },
+  az: {
+    openStore: (loc, ctx) => openAzureStore(loc, ctx.env),
+    openObject: (loc, ctx) => openAzureObject(loc, ctx.env),
+  },
 };
 
 function backendOf<L extends StorageLocation>(loc: L): Backend<L> {

@@ -5,9 +5,14 @@
 /** A parsed storage URL. `prefix` has no leading or trailing slashes ('' for the bucket's root). */
 export type StorageLocation =
   /** `path` as written after file://: relative (to the worker's working directory) or absolute. */
-  { kind: 'file'; path: string } | { kind: 's3'; bucket: string; prefix: string };
+  | { kind: 'file'; path: string }
+  | { kind: 's3'; bucket: string; prefix: string }
+  | { kind: 'gs'; bucket: string; prefix: string }
+  /** `account` when the URL names it (the https:// form); else the credentials' account. */
+  | { kind: 'az'; account?: string; container: string; prefix: string };
 
-export type StorageScheme = StorageLocation['kind'];
+/** The backend a location is opened with. */
+export type StorageKind = StorageLocation['kind'];
 
 /** A storage URL that cannot be opened. `problem` completes a sentence whose subject is the URL. */
 export class StorageUrlError extends Error {
@@ -57,11 +62,22 @@ function bucketAndPrefix(
   return { bucket, prefix };
 }
 
+// Google Cloud Storage bucket names: 3-63 characters of a-z 0-9 - _ . (up to 222 with dots), starting and ending
+// with a letter or digit.
+const GCS_BUCKET = /^(?=.{3,222}$)[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$/;
+const GCS_RULE =
+  'Cloud Storage bucket names are 3 to 63 characters of a-z, 0-9, "-", "_" and "." (up to 222 with dots)';
+// Azure container names: 3-63 of a-z 0-9 and single hyphens, starting and ending with a letter or digit.
+const AZ_CONTAINER = /^(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*$/;
+const AZ_RULE =
+  'Azure container names are 3 to 63 characters of a-z, 0-9 and single "-", starting with a letter or digit';
+const AZ_HOST = /^([a-z0-9]{3,24})\.blob\.core\.windows\.net$/;
+
 /**
  * Every scheme a storage URL may have, in the order messages list them. A new backend adds its entry here (and its
  * opener in storage/index.ts).
  */
-export const SCHEMES: Record<StorageScheme, SchemeEntry> = {
+export const SCHEMES = {
   file: {
     form: 'file://PATH',
     objectForm: 'file://PATH',
@@ -88,14 +104,66 @@ export const SCHEMES: Record<StorageScheme, SchemeEntry> = {
       return { kind: 's3', ...where };
     },
   },
-};
+  gs: {
+    form: 'gs://BUCKET/PREFIX',
+    objectForm: 'gs://BUCKET/NAME',
+    objectNeeds: 'a bucket and an object name',
+    parse(rest, url) {
+      const where = bucketAndPrefix(rest, url, {
+        noun: 'bucket',
+        form: 'gs://BUCKET/PREFIX',
+        rule: GCS_BUCKET,
+        ruleText: GCS_RULE,
+      });
+      return { kind: 'gs', ...where };
+    },
+  },
+  az: {
+    form: 'az://CONTAINER/PREFIX',
+    objectForm: 'az://CONTAINER/BLOB',
+    objectNeeds: 'a container and a blob name',
+    parse(rest, url) {
+      const { bucket: container, prefix } = bucketAndPrefix(rest, url, {
+        noun: 'container',
+        form: 'az://CONTAINER/PREFIX',
+        rule: AZ_CONTAINER,
+        ruleText: AZ_RULE,
+      });
+      return { kind: 'az', container, prefix };
+    },
+  },
+  https: {
+    form: 'https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX',
+    objectForm: 'https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB',
+    objectNeeds: 'a container and a blob name',
+    parse(rest, url) {
+      const slash = rest.indexOf('/');
+      const host = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
+      const account = AZ_HOST.exec(host)?.[1];
+      if (!account) {
+        throw new StorageUrlError(
+          url,
+          `is not an Azure Blob Storage URL: https:// storage must be https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX`,
+        );
+      }
+      const { bucket: container, prefix } = bucketAndPrefix(slash < 0 ? '' : rest.slice(slash + 1), url, {
+        noun: 'container',
+        form: 'https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX',
+        rule: AZ_CONTAINER,
+        ruleText: AZ_RULE,
+      });
+      return { kind: 'az', account, container, prefix };
+    },
+  },
+} satisfies Record<string, SchemeEntry>;
 
+type StorageScheme = keyof typeof SCHEMES;
 const SCHEME_NAMES = Object.keys(SCHEMES) as StorageScheme[];
 
-/** The forms a storage URL may take, for messages: 'file://PATH or s3://BUCKET/PREFIX'. */
+/** The forms a storage URL may take, for messages: 'file://PATH, s3://BUCKET/PREFIX, ... or https://...'. */
 export const STORAGE_URL_FORMS = listForms((s) => SCHEMES[s].form);
 
-/** The forms an object URL may take, for messages: 'file://PATH or s3://BUCKET/KEY'. */
+/** The forms an object URL may take, for messages: 'file://PATH, s3://BUCKET/KEY, ...'. */
 export const OBJECT_URL_FORMS = listForms((s) => SCHEMES[s].objectForm);
 
 function listForms(form: (s: StorageScheme) => string): string {
@@ -114,7 +182,9 @@ export function parseStorageUrl(url: string): StorageLocation {
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/.exec(url);
   if (!m) throw new StorageUrlError(url, `is not a URL: use ${STORAGE_URL_FORMS}`, true);
   const scheme = m[1].toLowerCase();
-  const entry = Object.prototype.hasOwnProperty.call(SCHEMES, scheme) ? SCHEMES[scheme as StorageScheme] : undefined;
+  const entry: SchemeEntry | undefined = Object.prototype.hasOwnProperty.call(SCHEMES, scheme)
+    ? SCHEMES[scheme as StorageScheme]
+    : undefined;
   if (!entry) {
     const supported = SCHEME_NAMES.map((s) => `${s}://`).join(', ');
     throw new StorageUrlError(url, `has unknown scheme ${scheme}:// (supported: ${supported})`);
@@ -129,7 +199,7 @@ export function parseStorageUrl(url: string): StorageLocation {
 export function parseObjectUrl(url: string): StorageLocation {
   const loc = parseStorageUrl(url);
   if (loc.kind !== 'file' && !loc.prefix) {
-    const entry = SCHEMES[loc.kind];
+    const entry: SchemeEntry = loc.kind === 'az' && loc.account ? SCHEMES.https : SCHEMES[loc.kind];
     throw new StorageUrlError(url, `needs ${entry.objectNeeds}: use ${entry.objectForm}`);
   }
   return loc;

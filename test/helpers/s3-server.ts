@@ -281,8 +281,8 @@ export function tail(file: string, lines = 30): string {
 }
 
 /**
- * One fault a FaultProxy injects into the requests it matches: an S3-style error answer (`status`, e.g. 500 or 503)
- * or a stall (`stallMs`: the request is held that long, then forwarded, so a write the client gave up on may still
+ * One fault a FaultProxy injects into the requests it matches: an S3-style error answer (`status`, e.g. 500 or 503),
+ * a reset connection or a stall (`stallMs`: the request is held that long, then forwarded, so a write the client gave up on may still
  * land late, as it can on a real network).
  */
 export interface FaultRule {
@@ -294,6 +294,8 @@ export interface FaultRule {
   status?: number;
   /** Hold the request this long, then forward it. */
   stallMs?: number;
+  /** Cut the connection (TCP reset) instead of answering. */
+  reset?: boolean;
   /** Only every nth matching request (n, 2n, ...); default every one. */
   everyNth?: number;
   /** Active for this long from the first matching request after the rule was added (then done). */
@@ -423,6 +425,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           `<Resource>${url.replace(/[<>&]/g, '')}</Resource><RequestId>fault-${faults.length}</RequestId></Error>`;
         res.writeHead(r.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(xml) });
         res.end(method === 'HEAD' ? undefined : xml);
+        return;
+      }
+      if (r.reset) {
+        faults.push({ method, path: url, fault: 'reset', rule: a.index });
+        log[log.length - 1].fault = 'reset';
+        req.socket.resetAndDestroy();
         return;
       }
       faults.push({ method, path: url, fault: `stall ${r.stallMs ?? 0} ms`, rule: a.index });
