@@ -537,10 +537,10 @@ export async function buildNet(
     const loaded = await loadTfjsModel(spec.model.tfjs);
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
     net.pretrained = loaded.pretrained;
-    net.penalties = loaded.penalties.map((p) => ({
-      ...p,
-      param: net.all.find((q) => q.legacyName === `model/${p.weight}`)!,
-    }));
+    net.penalties = loaded.penalties.flatMap((p) => {
+      const param = net.all.find((q) => q.legacyName === `model/${p.weight}`); // none: a bias the layer does not use
+      return param ? [{ ...p, param }] : [];
+    });
     return net;
   }
   if (typeof spec.model === 'object' && 'registered' in spec.model) {
