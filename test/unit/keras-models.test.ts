@@ -11,6 +11,8 @@ import type { RunSpec } from '../../spec/types';
 import { Trainer } from '../../training';
 import { initBackend } from '../../training/backend';
 import { loadTfjsModel } from '../../training/tfjs-model';
+import { exportModel, restoreNet } from '../../training/export';
+import { execFileSync } from 'child_process';
 
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'keras');
 const url = (name: string) => `file://${path.join(FIXTURES, name, 'model.json')}`;
@@ -136,6 +138,55 @@ describe('converted Keras models', function () {
       }
     } finally {
       withPenalty.dispose();
+    }
+  });
+
+  it('an export of a trained fixture loads back in Keras (the TensorFlow wheel) and predicts what durable-train does', async () => {
+    const python = path.join(__dirname, '..', '..', '..', '.tools', 'venv', 'bin', 'python');
+    const script = path.join(__dirname, '..', '..', '..', 'scripts', 'keras-fixtures', 'check-export.py');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-export-'));
+    const args: string[] = [script];
+    try {
+      for (const name of ['mlp-bn-l2', 'cnn']) {
+        const spec = specFor(name);
+        const t = await Trainer.create(spec);
+        let tensors;
+        try {
+          await t.train({ maxSteps: 3 });
+          tensors = t.snapshot().tensors;
+        } finally {
+          t.dispose();
+        }
+        const exported = await exportModel(spec, tensors);
+        const out = path.join(dir, name);
+        fs.mkdirSync(out);
+        for (const f of exported.files) fs.writeFileSync(path.join(out, f.name), f.data);
+        // durable-train's predictions: its own forward pass (inference) over the restored weights, softmax applied.
+        const net = await restoreNet(spec, tensors, [28, 28, 1]);
+        const inputs: number[][][][] = [];
+        let outputs: number[][];
+        try {
+          for (let i = 0; i < 4; i++)
+            inputs.push(
+              Array.from({ length: 28 }, (_, r) =>
+                Array.from({ length: 28 }, (_, c) => [((r * 7 + c * 3 + i * 11) % 17) / 16]),
+              ),
+            );
+          outputs = tf.tidy(() => tf.softmax(net.forward(tf.tensor4d(inputs))).arraySync() as number[][]);
+        } finally {
+          net.dispose();
+        }
+        const cases = path.join(out, 'cases.json');
+        fs.writeFileSync(cases, JSON.stringify({ inputs, outputs, tolerance: 1e-5 }));
+        args.push(out, cases);
+      }
+      // One Python process for both (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
+      const lines = execFileSync(python, args, { encoding: 'utf8' }).trim().split('\n');
+      const results = lines.map((l) => JSON.parse(l) as { ok: boolean; maxAbsDiff: number });
+      assert.strictEqual(results.length, 2);
+      for (const r of results) assert.ok(r.ok && r.maxAbsDiff <= 1e-5, JSON.stringify(r));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
