@@ -97,6 +97,8 @@ export class Net {
   readonly fingerprint: string;
   readonly legacyFingerprint: () => string;
   readonly parameterCount: number;
+  /** Keras weight regularizers of a model file: l1 * sum(|w|) + l2 * sum(w^2) each, added to the training loss. */
+  penalties: Array<{ param: Param; l1: number; l2: number }> = [];
   /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
   pretrained = false;
   /** The gradient math of training forward passes (see numerics.ts); the trainer sets it. */
@@ -275,6 +277,10 @@ export async function buildNet(
     const loaded = await loadTfjsModel(spec.model.tfjs);
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
     net.pretrained = loaded.pretrained;
+    net.penalties = loaded.penalties.flatMap((p) => {
+      const param = net.all.find((q) => q.legacyName === `model/${p.weight}`); // none: a bias the layer does not use
+      return param ? [{ ...p, param }] : [];
+    });
     return net;
   }
   if (typeof spec.model === 'object' && 'registered' in spec.model) {

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS } from '../spec/layers';
 import { parseStorageUrl } from '../storage/url';
 import { ConfigError } from './errors';
+import { KerasTopologyError, normalizeKerasTopology, weightKeyMap, type WeightPenalty } from './keras-topology';
 
 interface Artifacts {
   topology: { class_name?: string; config?: unknown };
@@ -105,11 +106,18 @@ function checkLayers(url: string, model: tf.LayersModel): void {
 export async function loadTfjsModel(
   url: string,
   baseDir: string = process.cwd(),
-): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown }> {
+): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown; penalties: WeightPenalty[] }> {
   const a = await readArtifacts(url, baseDir);
+  let normalized: ReturnType<typeof normalizeKerasTopology>;
+  try {
+    normalized = normalizeKerasTopology(a.topology);
+  } catch (err) {
+    if (err instanceof KerasTopologyError) throw fail(url, err.message);
+    throw err;
+  }
   let model: tf.LayersModel;
   try {
-    model = await tf.models.modelFromJSON({ modelTopology: a.topology } as unknown as tf.io.ModelJSON);
+    model = await tf.models.modelFromJSON({ modelTopology: normalized.topology } as unknown as tf.io.ModelJSON);
   } catch (err) {
     throw fail(url, `its topology cannot be built: ${(err as Error).message}`);
   }
@@ -118,7 +126,12 @@ export async function loadTfjsModel(
     if (a.weightData) {
       let weights: tf.NamedTensorMap;
       try {
-        weights = tf.io.decodeWeights(a.weightData, a.weightSpecs);
+        const keys = weightKeyMap(
+          model,
+          a.weightSpecs.map((w) => w.name),
+        );
+        const decoded = tf.io.decodeWeights(a.weightData, a.weightSpecs);
+        weights = Object.fromEntries(Object.entries(decoded).map(([k, t]) => [keys.get(k) ?? k, t]));
       } catch (err) {
         throw fail(url, `its weight files do not match its weights manifest: ${(err as Error).message}`);
       }
@@ -134,5 +147,5 @@ export async function loadTfjsModel(
     model.dispose();
     throw err;
   }
-  return { model, pretrained: a.weightData !== null, topology: a.topology };
+  return { model, pretrained: a.weightData !== null, topology: a.topology, penalties: normalized.penalties };
 }

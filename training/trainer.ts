@@ -21,6 +21,7 @@ import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './s
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import * as fingerprints from './model-fingerprint';
+import { penaltyLoss } from './penalties';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -471,7 +472,8 @@ export class Trainer {
         const y = tf.tensor2d(targets, [count, classify ? C : 1]);
         return tf.variableGrads(() => {
           outputs = tf.keep(this.net.forward(x, mask, updates));
-          return classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
+          const data = classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
+          return this.net.penalties.length ? tf.add(data, penaltyLoss(this.net.penalties)) : data;
         }, vars);
       });
       loss = out.value.dataSync()[0];
