@@ -2,7 +2,7 @@
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
-import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { builtinTrainRows, choiceMetric, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
 import { distributedProblem } from '../spec/schema';
@@ -45,6 +45,11 @@ import { createAlertActivities } from './alerts';
 import type { AlertActivities } from './alert-types';
 import { RunAlerts } from './chunk/alerts';
 import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
+
+const choiceMetricOf = (spec: RunSpec, metric: 'loss' | 'accuracy') => {
+  const { name, mode } = choiceMetric(spec, metric);
+  return { metric: name, mode };
+};
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -308,13 +313,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       const res = await manager.applyRetention(
         {
           keepLatest: ck.keepLatest,
-          keepBest: ck.keepBest
-            ? {
-                k: ck.keepBest.k,
-                metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
-                mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
-              }
-            : undefined,
+          keepBest: ck.keepBest ? { k: ck.keepBest.k, ...choiceMetricOf(spec, ck.keepBest.metric) } : undefined,
           keepEverySteps: ck.keepEverySteps,
         },
         input.protect,

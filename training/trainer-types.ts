@@ -12,10 +12,16 @@ export interface NamedTensorBytes {
 export interface EvalResult {
   epoch: number;
   step: number;
+  /**
+   * The split evaluated: 'validation' (every epoch end of a run with a validation split: what choices use) or 'test'
+   * (once, at the end of such a run; never used for a choice). Absent: the test split of a run without a validation
+   * split, evaluated at every epoch end and used for its choices, as every run did before validation splits.
+   */
+  split?: 'validation' | 'test';
   loss: number;
   /** Classification only (null for regression). */
   accuracy: number | null;
-  /** Regression only: mean absolute and mean squared error on the test split. */
+  /** Regression only: mean absolute and mean squared error on the split. */
   mae?: number;
   mse?: number;
 }

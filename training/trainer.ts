@@ -15,7 +15,7 @@ import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
-import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
+import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
@@ -336,28 +336,39 @@ export class Trainer {
     return h.digest('hex');
   }
 
-  /** Loss and accuracy (classification) or mae/mse (regression) on the test split; batched, no randomness. */
-  evaluate(): Omit<EvalResult, 'epoch' | 'step'> {
+  /**
+   * Loss and accuracy (classification) or mae/mse (regression) on a split (default test); batched, no randomness.
+   * The validation split is cut to evaluation.maxRows as at epoch ends.
+   */
+  evaluate(split: SplitName = 'test'): Omit<EvalResult, 'epoch' | 'step'> {
     this.assertUsable();
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH)
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
-    return evalOf(this.data, acc);
+    for (let start = 0; start < rows.n; start += EVAL_BATCH)
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
+    return evalOf(this.data, rows, acc);
+  }
+
+  /** Whether the run has a validation split: then it makes every choice and the test split is evaluated at the end. */
+  get hasValidation(): boolean {
+    return this.data.validation !== null;
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
   private async evaluateYielding(
+    split: SplitName,
     onProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<Omit<EvalResult, 'epoch' | 'step'>> {
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    const total = this.data.test.n;
+    const total = rows.n;
     for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
       this.assertUsable();
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return evalOf(this.data, acc);
+    return evalOf(this.data, rows, acc);
   }
 
   async train(opts: {
@@ -391,6 +402,8 @@ export class Trainer {
         if (this.batchInEpoch === this.stepsPerEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
+            const test = this.metrics.evals[this.metrics.evals.length - 1];
+            if (test.split === 'test') evals.push(test);
           } catch (e) {
             this.failure ??= e instanceof Error ? e : new Error(String(e));
             throw e;
@@ -502,17 +515,31 @@ export class Trainer {
     return { loss, accuracy, learningRate, count };
   }
 
-  /** Epoch end: evaluate, feed the schedule, move to the next epoch and draw its order. */
+  /**
+   * Epoch end: evaluate (the validation split when the run has one, else the test split), feed the schedule, move to
+   * the next epoch and draw its order. The last epoch end of a run with a validation split also evaluates the test
+   * split, once, recorded after the validation result and never used for a choice. Returns the choosing evaluation.
+   */
   private async endEpoch(
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<EvalResult> {
-    const ev = await this.evaluateYielding(onEvalProgress);
-    const result: EvalResult = { epoch: this.epoch, step: this.step, ...ev };
+    const validation = this.hasValidation;
+    const ev = await this.evaluateYielding(validation ? 'validation' : 'test', onEvalProgress);
+    const result: EvalResult = {
+      epoch: this.epoch,
+      step: this.step,
+      ...(validation ? { split: 'validation' } : {}),
+      ...ev,
+    };
     this.metrics.evals.push({ ...result });
     const best = this.metrics.best;
     if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
     if (ev.accuracy !== null && (best.accuracy === null || ev.accuracy > best.accuracy)) best.accuracy = ev.accuracy;
     this.schedule.onEpochEnd(ev);
+    if (validation && this.step >= this.totalSteps) {
+      const test = await this.evaluateYielding('test', onEvalProgress);
+      this.metrics.evals.push({ epoch: this.epoch, step: this.step, split: 'test', ...test });
+    }
     this.epoch += 1;
     this.batchInEpoch = 0;
     if (!this.done) this.order = this.rng.permutation(this.data.train.n);

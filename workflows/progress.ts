@@ -17,7 +17,11 @@ export interface RunProgress {
   learningRate: number | null;
   samplesPerSec: number | null;
   lastCheckpoint: CheckpointPosition | null;
+  /** The last evaluation (validation at epoch ends of a run with a validation split; test at its end). */
   lastEval: EvalResult | null;
+  /** The last evaluation of the validation split (runs with one). */
+  lastValidation?: EvalResult | null;
+  /** Best accuracy of the evaluations that choose: the validation split's, or the test split's for runs without one. */
   bestAccuracy: number | null;
   chunks: number;
   /** Recoveries: retries after a crash and fallbacks past damaged checkpoints. */
@@ -54,12 +58,14 @@ export interface RunResult {
   step: number;
   totalSteps: number;
   epoch: number;
-  /** Final test metrics (last evaluation on the test split); accuracy is null for regression. */
+  /** Final test metrics (the test split's evaluation at the end; null when the run ended before it); accuracy is null for regression. */
   accuracy: number | null;
   loss: number | null;
   /** Regression only: final test mean squared and mean absolute error. */
   mse?: number;
   mae?: number;
+  /** Runs with a validation split: its last evaluation (what the run's choices were made on). */
+  validation?: EvalResult;
   lastCheckpoint: CheckpointPosition | null;
   weightsSha256: string | null;
   backend: string | null;

@@ -215,15 +215,18 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
 
   const finish = (status: RunResult['status']): RunResult => {
     progress.status = status;
+    // A validation result is never reported as the test one (a run stopped before its end has no test result).
+    const test = progress.lastEval?.split === 'validation' ? null : progress.lastEval;
     progress.result = {
       runId,
       status,
       step: progress.step,
       totalSteps: progress.totalSteps,
       epoch: progress.epoch,
-      accuracy: progress.lastEval?.accuracy ?? null,
-      ...(progress.lastEval?.mse !== undefined ? { mse: progress.lastEval.mse, mae: progress.lastEval.mae } : {}),
-      loss: progress.lastEval?.loss ?? null,
+      accuracy: test?.accuracy ?? null,
+      ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+      loss: test?.loss ?? null,
+      ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,
       weightsSha256,
       backend: progress.backend,
@@ -248,7 +251,11 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     progress.chunks += 1;
     weightsSha256 = s.weightsSha256;
     if (s.lastEval) progress.lastEval = s.lastEval;
+    // State only, no commands: replay-safe. Only the evaluations that choose count for "best" (never the test split
+    // of a run with a validation split); histories from before validation splits have no `split` and count as before.
     for (const e of s.evals) {
+      if (e.split === 'test') continue;
+      if (e.split === 'validation') progress.lastValidation = e;
       if (e.accuracy !== null && (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy))
         progress.bestAccuracy = e.accuracy;
     }
