@@ -114,6 +114,9 @@ export function describeResult(r: RunResult): string {
     `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, ${r.epoch} epoch${r.epoch === 1 ? '' : 's'} completed`,
     ...(r.validation ? [`  ${evalLine('validation', r.validation)} (chose by)`] : []),
     `  ${evalLine('test', { loss: r.loss, accuracy: r.accuracy, mse: r.mse, mae: r.mae })}`,
+    ...(r.bestCheckpoint
+      ? [`  best checkpoint ${r.bestCheckpoint.id} (step ${r.bestCheckpoint.step}, by validation)`]
+      : []),
     `  last checkpoint ${r.lastCheckpoint?.id ?? '-'}  backend ${r.backend ?? '-'}  chunks ${r.chunks}  recoveries ${r.recoveries}`,
     `  weights sha256 ${r.weightsSha256 ?? '-'}`,
   ].join('\n');

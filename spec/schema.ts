@@ -471,14 +471,28 @@ export const runSpecSchema = strict(
       .meta({ description: 'dropout rate (default 0.25 for mnist-cnn, 0 for mnist-mlp)' }),
     checkpoint: checkpointSchema,
     evaluation: strict({
-      maxRows: int(1, 1_000_000_000)
-        .optional()
-        .meta({
-          description: 'evaluate at most the first N rows of the validation split at each epoch end (default all)',
-        }),
+      maxRows: int(1, 1_000_000_000).optional().meta({
+        description: 'evaluate at most the first N rows of the validation split at each epoch end (default all)',
+      }),
     })
       .optional()
       .meta({ description: 'how the validation split is evaluated' }),
+    earlyStopping: strict({
+      metric: metricSchema.meta({ description: 'the validation metric watched: loss (lower is better) or accuracy' }),
+      patience: int(0, 10_000)
+        .default(0)
+        .optional()
+        .meta({ description: 'epochs without improvement tolerated; the next one without stops the run (Keras)' }),
+      minDelta: z
+        .number()
+        .min(0)
+        .max(1e9)
+        .default(0)
+        .optional()
+        .meta({ description: 'a change smaller than this is no improvement' }),
+    })
+      .optional()
+      .meta({ description: 'stop when the validation metric stops improving: status stopped-early' }),
     resume: resumeSchema.optional(),
     distributed: distributedSchema.optional(),
     freeze: z
@@ -528,6 +542,29 @@ export const runSpecSchema = strict(
         path: metric === 'accuracy' ? ['schedule', 'metric'] : ['checkpoint', 'keepBest', 'metric'],
         message: 'a regression run has no accuracy: use loss',
       });
+    }
+    if (s.earlyStopping) {
+      const problem =
+        task === 'regression' && s.earlyStopping.metric === 'accuracy'
+          ? {
+              path: ['earlyStopping', 'metric'],
+              input: 'accuracy',
+              message: 'a regression run computes no accuracy: use loss',
+            }
+          : s.dataset.validationFraction === 0
+            ? {
+                path: ['dataset', 'validationFraction'],
+                input: 0,
+                message: 'earlyStopping watches the validation split: give it a fraction > 0 (or leave it unset)',
+              }
+            : s.distributed
+              ? {
+                  path: ['earlyStopping'],
+                  input: 'distributed',
+                  message: 'is not supported with distributed training yet',
+                }
+              : null;
+      if (problem) ctx.issues.push({ code: 'custom', ...problem });
     }
     if (typeof s.model !== 'string' && s.dropout !== undefined) {
       ctx.issues.push({

@@ -51,7 +51,20 @@ export interface TrainerState {
     lastAccuracy: number | null;
     evals: EvalResult[];
     best: { loss: number | null; accuracy: number | null };
+    /**
+     * Early stopping (spec.earlyStopping): the best value of the watched validation metric, the step and epoch of the
+     * evaluation that gave it, and the epochs since without improvement. In the checkpoint, so a resumed run stops at
+     * the same step; absent in runs without early stopping.
+     */
+    earlyStopping?: EarlyStoppingState;
   };
+}
+
+export interface EarlyStoppingState {
+  best: number | null;
+  bestStep: number | null;
+  /** Epochs since the best one without an improvement of more than minDelta. */
+  wait: number;
 }
 
 export interface TrainerSnapshot {

@@ -249,7 +249,17 @@ export class Trainer {
   }
 
   get done(): boolean {
-    return this.step >= this.totalSteps;
+    return this.step >= this.totalSteps || this.stoppedEarly;
+  }
+
+  /**
+   * Early stopping has ended the run: the watched validation metric went `patience` + 1 epochs without improving.
+   * Judged with the spec at hand, so a fork without early stopping (or with more patience) continues past it.
+   */
+  get stoppedEarly(): boolean {
+    const es = this.spec.earlyStopping;
+    const st = this.metrics.earlyStopping;
+    return !!es && !!st && st.wait > (es.patience ?? 0);
   }
 
   /** The last step of an epoch ran and its end (evaluation, next order) waits for completeEpoch (deferEpochEnd). */
@@ -381,6 +391,8 @@ export class Trainer {
      * not allowed here (the step is not complete).
      */
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>;
+    /** Return after a step that ends an epoch (its checkpoint then carries that epoch's validation metrics). */
+    stopAtEpochEnd?: boolean;
   }): Promise<TrainResult> {
     this.assertUsable();
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0))
@@ -399,7 +411,8 @@ export class Trainer {
         const r = this.runStep();
         const seconds = (performance.now() - t0) / 1000;
         stepsRun++;
-        if (this.batchInEpoch === this.stepsPerEpoch && !this.deferEpochEnd) {
+        const endsEpoch = this.batchInEpoch === this.stepsPerEpoch;
+        if (endsEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
             const test = this.metrics.evals[this.metrics.evals.length - 1];
@@ -422,6 +435,7 @@ export class Trainer {
             samplesPerSec: seconds > 0 ? r.count / seconds : 0,
           });
         }
+        if (endsEpoch && opts.stopAtEpochEnd) break;
       }
       return { stepsRun, done: this.done, state: this.state, evals };
     } finally {
@@ -536,14 +550,31 @@ export class Trainer {
     if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
     if (ev.accuracy !== null && (best.accuracy === null || ev.accuracy > best.accuracy)) best.accuracy = ev.accuracy;
     this.schedule.onEpochEnd(ev);
-    if (validation && this.step >= this.totalSteps) {
+    if (this.spec.earlyStopping && validation) this.watchEarlyStopping(ev);
+    if (validation && (this.step >= this.totalSteps || this.stoppedEarly)) {
       const test = await this.evaluateYielding('test', onEvalProgress);
       this.metrics.evals.push({ epoch: this.epoch, step: this.step, split: 'test', ...test });
     }
     this.epoch += 1;
     this.batchInEpoch = 0;
-    if (!this.done) this.order = this.rng.permutation(this.data.train.n);
+    // Also after an early stop: a fork that continues past it trains the next epoch in the order a longer run would.
+    if (this.step < this.totalSteps) this.order = this.rng.permutation(this.data.train.n);
     return result;
+  }
+
+  /** Early stopping's bookkeeping at an epoch end (Keras's rule: an improvement is a change beyond minDelta). */
+  private watchEarlyStopping(ev: Omit<EvalResult, 'epoch' | 'step'>): void {
+    const es = this.spec.earlyStopping!;
+    const value = es.metric === 'accuracy' ? ev.accuracy : ev.loss;
+    if (value === null) return;
+    const st = (this.metrics.earlyStopping ??= { best: null, bestStep: null, wait: 0 });
+    const delta = es.minDelta ?? 0;
+    const improved = st.best === null || (es.metric === 'accuracy' ? value > st.best + delta : value < st.best - delta);
+    if (improved) {
+      st.best = value;
+      st.bestStep = this.step;
+      st.wait = 0;
+    } else st.wait += 1;
   }
 
   private assertUsable(): void {

@@ -3,7 +3,7 @@ import type { LastDrill } from '../activities/drill-types';
 import type { CheckpointPosition, EvalResult, Recovery } from '../activities/types';
 
 export type RunStatus =
-  'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'cancelled';
+  'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'stopped-early' | 'cancelled';
 
 export interface RunProgress {
   runId: string;
@@ -23,6 +23,8 @@ export interface RunProgress {
   lastValidation?: EvalResult | null;
   /** Best accuracy of the evaluations that choose: the validation split's, or the test split's for runs without one. */
   bestAccuracy: number | null;
+  /** Early stopping: the checkpoint of the best validation evaluation so far. */
+  bestCheckpoint?: CheckpointPosition | null;
   chunks: number;
   /** Recoveries: retries after a crash and fallbacks past damaged checkpoints. */
   recoveries: Array<Recovery & { step: number }>;
@@ -54,7 +56,8 @@ export interface RoundProgress {
 
 export interface RunResult {
   runId: string;
-  status: 'completed' | 'stopped' | 'cancelled';
+  /** stopped-early: early stopping ended the run (spec.earlyStopping); `bestCheckpoint` names its best. */
+  status: 'completed' | 'stopped' | 'stopped-early' | 'cancelled';
   step: number;
   totalSteps: number;
   epoch: number;
@@ -67,6 +70,8 @@ export interface RunResult {
   /** Runs with a validation split: its last evaluation (what the run's choices were made on). */
   validation?: EvalResult;
   lastCheckpoint: CheckpointPosition | null;
+  /** Early stopping: the checkpoint of the best validation evaluation (fork from it, or export it). */
+  bestCheckpoint?: CheckpointPosition | null;
   weightsSha256: string | null;
   backend: string | null;
   chunks: number;

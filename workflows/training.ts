@@ -142,6 +142,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   // A distributed spec trains in rounds of replicas instead of chunks; without one, the commands are unchanged.
   const chunkRunner = spec.distributed ? roundRunner(progress) : trainChunk;
   let chunksThisRun = 0;
+  // Set by the chunk in which early stopping ended the run (its last: the run is done).
+  let stoppedEarly = false;
 
   const publish = () => {
     if (!input.searchAttributes) return;
@@ -228,6 +230,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       loss: test?.loss ?? null,
       ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,
+      ...(progress.bestCheckpoint ? { bestCheckpoint: progress.bestCheckpoint } : {}),
       weightsSha256,
       backend: progress.backend,
       chunks: progress.chunks,
@@ -251,6 +254,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     progress.chunks += 1;
     weightsSha256 = s.weightsSha256;
     if (s.lastEval) progress.lastEval = s.lastEval;
+    if (s.bestStep != null && s.bestStep === s.checkpoint.step) progress.bestCheckpoint = s.checkpoint;
+    if (s.stoppedEarly) stoppedEarly = true;
     // State only, no commands: replay-safe. Only the evaluations that choose count for "best" (never the test split
     // of a run with a validation split); histories from before validation splits have no `split` and count as before.
     for (const e of s.evals) {
@@ -340,7 +345,10 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
         });
       }
     }
-    return finish(stopRequested && progress.step < progress.totalSteps ? 'stopped' : 'completed');
+    if (stopRequested && progress.step < progress.totalSteps) return finish('stopped');
+    // Only runs with early stopping reach the patch (histories from before it never set stoppedEarly).
+    if (stoppedEarly && patched('early-stopping')) return finish('stopped-early');
+    return finish('completed');
   } catch (err) {
     if (isCancellation(err)) finish('cancelled');
     throw err;

@@ -209,4 +209,104 @@ describe('evaluation splits', function () {
       b.dispose();
     }
   });
+
+  describe('early stopping', () => {
+    const esSpec = (over: Record<string, unknown> = {}) =>
+      validateSpec({
+        model: { layers: [{ type: 'dense', units: 2 }] },
+        dataset: { registered: 'opposed', validationFraction: 0.1 },
+        epochs: 10,
+        batchSize: 16,
+        seed: 3,
+        optimizer: { name: 'sgd', learningRate: 0.5 },
+        checkpoint: { storage: 'file://unused' },
+        earlyStopping: { metric: 'loss', patience: 1 },
+        ...over,
+      });
+
+    it('stops patience + 1 epochs after the best validation epoch, evaluates test once, and a resumed run stops at the same step', async () => {
+      const spec = esSpec();
+      const a = await Trainer.create(spec);
+      const b = await Trainer.create(spec);
+      try {
+        const ra = await a.train({ maxSteps: 1000 });
+        assert.ok(a.done && a.stoppedEarly);
+        const st = ra.state;
+        assert.ok(st.step < st.totalSteps, `stopped at ${st.step} of ${st.totalSteps}`);
+        const val = st.metrics.evals.filter((e) => e.split === 'validation');
+        const best = val.reduce((x, e) => (e.loss < x.loss ? e : x));
+        assert.strictEqual(st.metrics.earlyStopping!.bestStep, best.step);
+        assert.strictEqual(st.step, best.step + 2 * st.stepsPerEpoch);
+        assert.deepStrictEqual(st.metrics.evals.at(-1)!.split, 'test');
+        assert.strictEqual(st.metrics.evals.filter((e) => e.split === 'test').length, 1);
+        // Interrupted mid-epoch and resumed from its snapshot: the same stop, weights and bookkeeping.
+        await b.train({ maxSteps: best.step + 3 });
+        const c = await Trainer.fromSnapshot(spec, b.snapshot());
+        try {
+          await c.train({ maxSteps: 1000 });
+          assert.strictEqual(c.state.step, st.step);
+          assert.strictEqual(c.weightsSha256(), a.weightsSha256());
+          assert.deepStrictEqual(c.state.metrics, st.metrics);
+        } finally {
+          c.dispose();
+        }
+        // A fork without early stopping continues past the stop, to the end of its epochs.
+        const forkSpec = esSpec({ earlyStopping: undefined });
+        const f = await Trainer.fromSnapshot(forkSpec, a.snapshot());
+        try {
+          assert.ok(!f.done);
+          const rf = await f.train({ maxSteps: 1000 });
+          assert.strictEqual(rf.state.step, rf.state.totalSteps);
+        } finally {
+          f.dispose();
+        }
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+    });
+
+    it('ends a chunk at each epoch end so every epoch end is a checkpoint', async () => {
+      const t = await Trainer.create(esSpec());
+      try {
+        const r = await t.train({ maxSteps: 1000, stopAtEpochEnd: true });
+        assert.strictEqual(r.stepsRun, r.state.stepsPerEpoch);
+      } finally {
+        t.dispose();
+      }
+    });
+
+    it('is refused naming the field: accuracy on regression, no validation split, distributed', () => {
+      const base = {
+        model: 'mnist-mlp',
+        dataset: { name: 'mnist', trainLimit: 100, testLimit: 10 },
+        epochs: 1,
+        batchSize: 10,
+        optimizer: { name: 'adam', learningRate: 0.001 },
+        checkpoint: { storage: 'file://x' },
+      };
+      assert.throws(
+        () => validateSpec({ ...base, task: 'regression', earlyStopping: { metric: 'accuracy' } }),
+        /earlyStopping\.metric: a regression run computes no accuracy/,
+      );
+      assert.throws(
+        () =>
+          validateSpec({
+            ...base,
+            dataset: { ...base.dataset, validationFraction: 0 },
+            earlyStopping: { metric: 'loss' },
+          }),
+        /dataset\.validationFraction: earlyStopping watches the validation split/,
+      );
+      assert.throws(
+        () => validateSpec({ ...base, earlyStopping: { metric: 'auc' } }),
+        /earlyStopping\.metric: unknown value "auc"/,
+      );
+      assert.throws(
+        () =>
+          validateSpec({ ...base, earlyStopping: { metric: 'loss' }, distributed: { replicas: 2, syncEverySteps: 1 } }),
+        /earlyStopping: is not supported with distributed training/,
+      );
+    });
+  });
 });
