@@ -24,7 +24,8 @@ export function dataSpecOf(spec: RunSpec): DataSpec {
   const ds = spec.dataset;
   if ('registered' in ds) throw new Error(`dataset ${ds.registered} is registered in code, not read by the loaders`);
   // The validation split is carved from the loaded train split (splits.ts): the loaders' cache ignores it.
-  const { validationFraction: _validation, ...rest } = ds;
+  const rest: DataSpec = { ...ds };
+  delete (rest as { validationFraction?: number }).validationFraction;
   return 'format' in rest ? { ...rest, task: spec.task ?? 'classification' } : rest;
 }
 
