@@ -17,6 +17,7 @@ import { cancelCommand, parseLearningRate, setLrCommand, signalCommand } from '.
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
+import { evaluateCommand, splitArg } from './cli/evaluate';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 import { codecServerCommand } from './cli/codec-server';
@@ -48,6 +49,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
+  evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]                a checkpoint on the test (or validation) split
   drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
                                          with a later one) in a fresh trainer, replay to the next checkpoint, compare
                                          bit for bit; exit 0 verified, 1 not
@@ -83,6 +85,7 @@ const options = {
   'spec-override': { type: 'string' },
   out: { type: 'string' },
   'include-optimizer': { type: 'boolean' },
+  split: { type: 'string' },
   force: { type: 'boolean' },
   png: { type: 'string' },
   compare: { type: 'string' },
@@ -267,6 +270,12 @@ async function run(argv: string[]): Promise<number> {
         force: v.force,
         storage: v.storage,
       });
+      return 0;
+    case 'evaluate':
+      need(1, 'RUN_ID[:CKPT]');
+      exportRef(rest[0]); // ids checked before connecting
+      splitArg(v.split);
+      await evaluateCommand(await connectClient(), out, { ref: rest[0], split: v.split, storage: v.storage });
       return 0;
     case 'report': {
       need(1, 'RUN_ID');

@@ -7,13 +7,16 @@ export function metricsOf(state: TrainerState): Record<string, number> {
   const out: Record<string, number> = { learningRate: state.learningRate };
   if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
   if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
-  const last = state.metrics.evals[state.metrics.evals.length - 1];
-  // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
-  if (last && last.step === state.step) {
-    out.testLoss = last.loss;
-    if (last.accuracy !== null) out.testAccuracy = last.accuracy;
-    if (last.mae !== undefined) out.testMae = last.mae;
-    if (last.mse !== undefined) out.testMse = last.mse;
+  // Evaluation metrics belong to the checkpoint only when it was taken right at that evaluation: validation ones as
+  // val*, test ones as test* (a run without a validation split evaluates the test split at every epoch end).
+  for (let i = state.metrics.evals.length - 1; i >= 0 && state.metrics.evals[i].step === state.step; i--) {
+    const e = state.metrics.evals[i];
+    const prefix = e.split === 'validation' ? 'val' : 'test';
+    if (out[`${prefix}Loss`] !== undefined) continue;
+    out[`${prefix}Loss`] = e.loss;
+    if (e.accuracy !== null) out[`${prefix}Accuracy`] = e.accuracy;
+    if (e.mae !== undefined) out[`${prefix}Mae`] = e.mae;
+    if (e.mse !== undefined) out[`${prefix}Mse`] = e.mse;
   }
   return out;
 }

@@ -2,13 +2,13 @@
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
-import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { builtinTrainRows, choiceMetric, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
 import { distributedProblem } from '../spec/schema';
 import { DatasetError } from '../training/data';
 import { loadTaskData } from '../training/task-data';
-import { Trainer } from '../training';
+import { Trainer, type TrainerState } from '../training';
 import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
 import {
@@ -45,6 +45,24 @@ import { createAlertActivities } from './alerts';
 import type { AlertActivities } from './alert-types';
 import { RunAlerts } from './chunk/alerts';
 import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
+
+const choiceMetricOf = (spec: RunSpec, metric: 'loss' | 'accuracy') => {
+  const { name, mode } = choiceMetric(spec, metric);
+  return { metric: name, mode };
+};
+
+/**
+ * The checkpoint early stopping names as the run's best (at the step of its best validation evaluation, recorded in
+ * the newest checkpoint's state): retention keeps it whatever the other rules say.
+ */
+async function earlyStoppingBest(manager: CheckpointManager): Promise<string[]> {
+  const list = await manager.list();
+  const newest = list.reduce<(typeof list)[number] | null>((a, c) => (a === null || c.step > a.step ? c : a), null);
+  if (!newest) return [];
+  const state = (await manager.readManifest(newest.id)).state as TrainerState;
+  const bestStep = state.metrics?.earlyStopping?.bestStep;
+  return bestStep == null ? [] : list.filter((c) => c.step === bestStep).map((c) => c.id);
+}
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -305,19 +323,14 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       const spec = checkSpec(input.spec);
       const ck = spec.checkpoint;
       const manager = managerFor(spec, input.runId);
+      const protect = [...input.protect, ...(spec.earlyStopping ? await earlyStoppingBest(manager) : [])];
       const res = await manager.applyRetention(
         {
           keepLatest: ck.keepLatest,
-          keepBest: ck.keepBest
-            ? {
-                k: ck.keepBest.k,
-                metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
-                mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
-              }
-            : undefined,
+          keepBest: ck.keepBest ? { k: ck.keepBest.k, ...choiceMetricOf(spec, ck.keepBest.metric) } : undefined,
           keepEverySteps: ck.keepEverySteps,
         },
-        input.protect,
+        protect,
       );
       return { deleted: res.deleted };
     },

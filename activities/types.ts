@@ -76,6 +76,10 @@ export interface ChunkSummary {
   learningRate: number;
   evals: EvalResult[];
   lastEval: EvalResult | null;
+  /** Early stopping ended the run at this chunk (spec.earlyStopping). */
+  stoppedEarly?: boolean;
+  /** Early stopping: the step of the best validation evaluation so far (its checkpoint is the run's best). */
+  bestStep?: number | null;
   samplesPerSec: number;
   backend: string;
   /** Checkpoints committed in this chunk (time-based ones and the final one). */

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, EXIT, fmt, type Out } from './common';
-import { epochOfCompleted } from './epoch';
+import { epochOfCompleted, evaluatedHere } from './epoch';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -59,11 +59,14 @@ export async function checkpointsList(
       [
         c.id,
         String(c.step).padStart(7),
-        String(epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined)).padStart(5),
+        String(epochOfCompleted(c.epoch, c.step > 0 && evaluatedHere(c.metrics))).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
         `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
-          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
+          (c.metrics.valAccuracy !== undefined ? ` val acc ${fmt(c.metrics.valAccuracy)}` : '') +
+          (c.metrics.valMae !== undefined ? ` val mae ${fmt(c.metrics.valMae)}` : '') +
+          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : '') +
+          (c.metrics.testMae !== undefined ? ` test mae ${fmt(c.metrics.testMae)}` : ''),
         (c.pinned ? 'pinned ' : '') +
           (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),

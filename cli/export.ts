@@ -18,6 +18,7 @@ import { checkpointIdArg, CliError, runIdArg, validateOrExit, type Out } from '.
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
 import { recordedFingerprintVersion } from '../training/model-fingerprint';
+import type { RunSpec } from '../spec';
 
 export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
@@ -44,24 +45,34 @@ export function exportRef(ref: string): { runId: string; checkpointId?: string }
   };
 }
 
-export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
-  if (!opts.out) throw new CliError(`export: --out DIR is required\n\nusage: ${EXPORT_HELP}`, 2);
-  const { runId, checkpointId } = exportRef(opts.ref);
-  const dir = path.resolve(opts.out);
-  checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
-
+/**
+ * A run's spec and one of its checkpoints, verified (CKPT, or the newest valid one, with the damaged ones skipped to
+ * find it); the CLI's errors name `verb` (export, evaluate).
+ */
+export async function loadRunCheckpoint(
+  client: Client,
+  runId: string,
+  checkpointId: string | undefined,
+  storage: string | undefined,
+  verb: string,
+): Promise<{
+  spec: RunSpec;
+  manifest: Manifest;
+  blobs: Map<string, Uint8Array>;
+  skipped: Array<{ id: string; problems: string }>;
+}> {
   const spec = validateOrExit(await sourceSpec(client, runId), `run ${runId}'s spec`);
-  const manager = await managerForRun(client, runId, opts.storage);
+  const manager = await managerForRun(client, runId, storage);
   let skipped: Array<{ id: string; problems: string }> = [];
   let id = checkpointId;
   if (!id) {
     try {
       const latest = await manager.latestValid();
-      if (!latest) throw new CliError(`run ${runId} has no checkpoints to export`, 3);
+      if (!latest) throw new CliError(`run ${runId} has no checkpoints to ${verb}`, 3);
       id = latest.manifest.id;
       skipped = latest.skipped.map((s) => ({ id: s.id, problems: s.problems.map((p) => p.reason).join('; ') }));
     } catch (err) {
-      if (err instanceof NoValidCheckpointError) throw new CliError(`export: ${err.message}`, 3);
+      if (err instanceof NoValidCheckpointError) throw new CliError(`${verb}: ${err.message}`, 3);
       throw err;
     }
   }
@@ -69,11 +80,27 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   try {
     loaded = await manager.load(id); // verifies every blob's size and sha256
   } catch (err) {
-    if (err instanceof CheckpointNotFoundError) throw new CliError(`export: ${err.message}`, 3);
-    if (err instanceof CheckpointCorruptError) throw new CliError(`export: ${err.message}; nothing exported`, 3);
+    if (err instanceof CheckpointNotFoundError) throw new CliError(`${verb}: ${err.message}`, 3);
+    if (err instanceof CheckpointCorruptError)
+      throw new CliError(`${verb}: ${err.message}; nothing ${verb === 'export' ? 'exported' : 'evaluated'}`, 3);
     throw err;
   }
-  const { manifest, blobs } = loaded;
+  return { spec, manifest: loaded.manifest, blobs: loaded.blobs, skipped };
+}
+
+export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
+  if (!opts.out) throw new CliError(`export: --out DIR is required\n\nusage: ${EXPORT_HELP}`, 2);
+  const { runId, checkpointId } = exportRef(opts.ref);
+  const dir = path.resolve(opts.out);
+  checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
+
+  const { spec, manifest, blobs, skipped } = await loadRunCheckpoint(
+    client,
+    runId,
+    checkpointId,
+    opts.storage,
+    'export',
+  );
   const tensors: NamedTensorBytes[] = manifest.blobs.map((b) => ({
     name: b.name,
     dtype: b.dtype as NamedTensorBytes['dtype'],

@@ -3,6 +3,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
+import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { EXIT, fmt, runStatus, type Out } from './common';
 
@@ -13,6 +14,8 @@ interface RunRow {
   dataset: string | null;
   step: number | null;
   bestAccuracy: number | null;
+  /** The split `bestAccuracy` is of: the validation split's, or the test split's for runs without one. */
+  bestOn: 'validation' | 'test' | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
 }
@@ -36,6 +39,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
     dataset: spec ? datasetLabel(spec.dataset) : null,
     step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
+    bestOn: spec ? (hasValidationSplit(spec) ? 'validation' : 'test') : null,
     startTime: w.startTime.toISOString(),
     forkedFrom: (w.memo?.forkedFrom as CheckpointRef | undefined) ?? null,
   };
@@ -48,7 +52,7 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
       ? runs
           .map(
             (r) =>
-              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best acc ${fmt(r.bestAccuracy)}  ${r.startTime}`,
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}  ${r.startTime}`,
           )
           .join('\n')
       : 'no runs',

@@ -4,28 +4,39 @@ import type { RunSpec } from '../spec/types';
 import { loadData, type DataSpec, type LoadedData } from './data';
 import { ConfigError } from './errors';
 import { registeredDataset } from './registry';
+import { carveValidation } from './splits';
+import type { DataSplit } from './data';
 
 export interface TaskData extends LoadedData {
   /** Units the model's output must have: the number of classes, or 1 for regression. */
   outputs: number;
   /** Whether examples are single-channel 28x28 images that `augment.shift` may move. */
   images: boolean;
+  /**
+   * Rows held out of training that every choice (best checkpoint, plateau, early stopping) is made on; null for a run
+   * without one (its choices use the test split, as every run did before validation splits).
+   */
+  validation: DataSplit | null;
 }
 
 /** The spec's dataset as the loaders take it: the run's task goes with a file dataset. */
 export function dataSpecOf(spec: RunSpec): DataSpec {
   const ds = spec.dataset;
   if ('registered' in ds) throw new Error(`dataset ${ds.registered} is registered in code, not read by the loaders`);
-  return 'format' in ds ? { ...ds, task: spec.task ?? 'classification' } : ds;
+  // The validation split is carved from the loaded train split (splits.ts): the loaders' cache ignores it.
+  const rest: DataSpec = { ...ds };
+  delete (rest as { validationFraction?: number }).validationFraction;
+  return 'format' in rest ? { ...rest, task: spec.task ?? 'classification' } : rest;
 }
 
 /** A dataset from a loader registered in this worker, checked like a loaded file. */
-async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData> {
+async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData & { validation?: DataSplit }> {
   const d = await registeredDataset(name)({ spec, seed: spec.seed });
   const featureSize = d.featureShape.reduce((a, b) => a * b, 1);
   for (const [which, split] of [
     ['train', d.train],
     ['test', d.test],
+    ...(d.validation ? [['validation', d.validation] as const] : []),
   ] as const) {
     if (!(split.n >= 1) || split.x.length !== split.n * featureSize || split.y.length !== split.n)
       throw new ConfigError(
@@ -38,13 +49,27 @@ async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData> 
   return { name, featureSize, featureNames: null, normalization: null, bytesRead: 0, ...d };
 }
 
+/**
+ * The run's validation split: a registered loader's own, else carved from the train split by the spec's fraction.
+ * Without a fraction (0, or a spec recorded before validation splits) there is none, whatever the loader returns.
+ */
+function withValidation(
+  d: LoadedData & { validation?: DataSplit },
+  spec: RunSpec,
+): LoadedData & { validation: DataSplit | null } {
+  const fraction = spec.dataset.validationFraction;
+  if (!d.validation || !(fraction && fraction > 0)) return carveValidation(d, fraction, spec.seed);
+  return { ...d, validation: d.validation };
+}
+
 /** Loads (from the per-process cache after the first call) the data of a run; file paths resolve against baseDir. */
 export async function loadTaskData(spec: RunSpec, baseDir: string = process.cwd()): Promise<TaskData> {
   const ds = spec.dataset;
-  const data =
+  const loaded =
     'registered' in ds
       ? await loadRegistered(spec, ds.registered)
       : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir });
+  const data = withValidation(loaded, spec);
   const task = spec.task ?? 'classification';
   if (data.task !== task) throw new Error(`dataset ${data.name} is for ${data.task}, the spec's task is ${task}`);
   const shape = data.featureShape;

@@ -15,7 +15,7 @@ import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
-import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
+import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
@@ -257,7 +257,17 @@ export class Trainer {
   }
 
   get done(): boolean {
-    return this.step >= this.totalSteps;
+    return this.step >= this.totalSteps || this.stoppedEarly;
+  }
+
+  /**
+   * Early stopping has ended the run: the watched validation metric went `patience` + 1 epochs without improving.
+   * Judged with the spec at hand, so a fork without early stopping (or with more patience) continues past it.
+   */
+  get stoppedEarly(): boolean {
+    const es = this.spec.earlyStopping;
+    const st = this.metrics.earlyStopping;
+    return !!es && !!st && st.wait > (es.patience ?? 0);
   }
 
   /** The last step of an epoch ran and its end (evaluation, next order) waits for completeEpoch (deferEpochEnd). */
@@ -345,28 +355,39 @@ export class Trainer {
     return h.digest('hex');
   }
 
-  /** Loss and accuracy (classification) or mae/mse (regression) on the test split; batched, no randomness. */
-  evaluate(): Omit<EvalResult, 'epoch' | 'step'> {
+  /**
+   * Loss and accuracy (classification) or mae/mse (regression) on a split (default test); batched, no randomness.
+   * The validation split is cut to evaluation.maxRows as at epoch ends.
+   */
+  evaluate(split: SplitName = 'test'): Omit<EvalResult, 'epoch' | 'step'> {
     this.assertUsable();
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH)
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
-    return evalOf(this.data, acc);
+    for (let start = 0; start < rows.n; start += EVAL_BATCH)
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
+    return evalOf(this.data, rows, acc);
+  }
+
+  /** Whether the run has a validation split: then it makes every choice and the test split is evaluated at the end. */
+  get hasValidation(): boolean {
+    return this.data.validation !== null;
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
   private async evaluateYielding(
+    split: SplitName,
     onProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<Omit<EvalResult, 'epoch' | 'step'>> {
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    const total = this.data.test.n;
+    const total = rows.n;
     for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
       this.assertUsable();
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return evalOf(this.data, acc);
+    return evalOf(this.data, rows, acc);
   }
 
   async train(opts: {
@@ -379,6 +400,8 @@ export class Trainer {
      * not allowed here (the step is not complete).
      */
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>;
+    /** Return after a step that ends an epoch (its checkpoint then carries that epoch's validation metrics). */
+    stopAtEpochEnd?: boolean;
   }): Promise<TrainResult> {
     this.assertUsable();
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0))
@@ -397,9 +420,12 @@ export class Trainer {
         const r = this.runStep();
         const seconds = (performance.now() - t0) / 1000;
         stepsRun++;
-        if (this.batchInEpoch === this.stepsPerEpoch && !this.deferEpochEnd) {
+        const endsEpoch = this.batchInEpoch === this.stepsPerEpoch;
+        if (endsEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
+            const test = this.metrics.evals[this.metrics.evals.length - 1];
+            if (test.split === 'test') evals.push(test);
           } catch (e) {
             this.failure ??= e instanceof Error ? e : new Error(String(e));
             throw e;
@@ -418,6 +444,7 @@ export class Trainer {
             samplesPerSec: seconds > 0 ? r.count / seconds : 0,
           });
         }
+        if (endsEpoch && opts.stopAtEpochEnd) break;
       }
       return { stepsRun, done: this.done, state: this.state, evals };
     } finally {
@@ -512,21 +539,52 @@ export class Trainer {
     return { loss, accuracy, learningRate, count };
   }
 
-  /** Epoch end: evaluate, feed the schedule, move to the next epoch and draw its order. */
+  /**
+   * Epoch end: evaluate (the validation split when the run has one, else the test split), feed the schedule, move to
+   * the next epoch and draw its order. The last epoch end of a run with a validation split also evaluates the test
+   * split, once, recorded after the validation result and never used for a choice. Returns the choosing evaluation.
+   */
   private async endEpoch(
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<EvalResult> {
-    const ev = await this.evaluateYielding(onEvalProgress);
-    const result: EvalResult = { epoch: this.epoch, step: this.step, ...ev };
+    const validation = this.hasValidation;
+    const ev = await this.evaluateYielding(validation ? 'validation' : 'test', onEvalProgress);
+    const result: EvalResult = {
+      epoch: this.epoch,
+      step: this.step,
+      ...(validation ? { split: 'validation' } : {}),
+      ...ev,
+    };
     this.metrics.evals.push({ ...result });
     const best = this.metrics.best;
     if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
     if (ev.accuracy !== null && (best.accuracy === null || ev.accuracy > best.accuracy)) best.accuracy = ev.accuracy;
     this.schedule.onEpochEnd(ev);
+    if (this.spec.earlyStopping && validation) this.watchEarlyStopping(ev);
+    if (validation && (this.step >= this.totalSteps || this.stoppedEarly)) {
+      const test = await this.evaluateYielding('test', onEvalProgress);
+      this.metrics.evals.push({ epoch: this.epoch, step: this.step, split: 'test', ...test });
+    }
     this.epoch += 1;
     this.batchInEpoch = 0;
-    if (!this.done) this.order = this.rng.permutation(this.data.train.n);
+    // Also after an early stop: a fork that continues past it trains the next epoch in the order a longer run would.
+    if (this.step < this.totalSteps) this.order = this.rng.permutation(this.data.train.n);
     return result;
+  }
+
+  /** Early stopping's bookkeeping at an epoch end (Keras's rule: an improvement is a change beyond minDelta). */
+  private watchEarlyStopping(ev: Omit<EvalResult, 'epoch' | 'step'>): void {
+    const es = this.spec.earlyStopping!;
+    const value = es.metric === 'accuracy' ? ev.accuracy : ev.loss;
+    if (value === null) return;
+    const st = (this.metrics.earlyStopping ??= { best: null, bestStep: null, wait: 0 });
+    const delta = es.minDelta ?? 0;
+    const improved = st.best === null || (es.metric === 'accuracy' ? value > st.best + delta : value < st.best - delta);
+    if (improved) {
+      st.best = value;
+      st.bestStep = this.step;
+      st.wait = 0;
+    } else st.wait += 1;
   }
 
   private assertUsable(): void {

@@ -142,6 +142,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   // A distributed spec trains in rounds of replicas instead of chunks; without one, the commands are unchanged.
   const chunkRunner = spec.distributed ? roundRunner(progress) : trainChunk;
   let chunksThisRun = 0;
+  // Set by the chunk in which early stopping ended the run (its last: the run is done).
+  let stoppedEarly = false;
 
   const publish = () => {
     if (!input.searchAttributes) return;
@@ -215,16 +217,20 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
 
   const finish = (status: RunResult['status']): RunResult => {
     progress.status = status;
+    // A validation result is never reported as the test one (a run stopped before its end has no test result).
+    const test = progress.lastEval?.split === 'validation' ? null : progress.lastEval;
     progress.result = {
       runId,
       status,
       step: progress.step,
       totalSteps: progress.totalSteps,
       epoch: progress.epoch,
-      accuracy: progress.lastEval?.accuracy ?? null,
-      ...(progress.lastEval?.mse !== undefined ? { mse: progress.lastEval.mse, mae: progress.lastEval.mae } : {}),
-      loss: progress.lastEval?.loss ?? null,
+      accuracy: test?.accuracy ?? null,
+      ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+      loss: test?.loss ?? null,
+      ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,
+      ...(progress.bestCheckpoint ? { bestCheckpoint: progress.bestCheckpoint } : {}),
       weightsSha256,
       backend: progress.backend,
       chunks: progress.chunks,
@@ -248,7 +254,13 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     progress.chunks += 1;
     weightsSha256 = s.weightsSha256;
     if (s.lastEval) progress.lastEval = s.lastEval;
+    if (s.bestStep != null && s.bestStep === s.checkpoint.step) progress.bestCheckpoint = s.checkpoint;
+    if (s.stoppedEarly) stoppedEarly = true;
+    // State only, no commands: replay-safe. Only the evaluations that choose count for "best" (never the test split
+    // of a run with a validation split); histories from before validation splits have no `split` and count as before.
     for (const e of s.evals) {
+      if (e.split === 'test') continue;
+      if (e.split === 'validation') progress.lastValidation = e;
       if (e.accuracy !== null && (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy))
         progress.bestAccuracy = e.accuracy;
     }
@@ -333,7 +345,10 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
         });
       }
     }
-    return finish(stopRequested && progress.step < progress.totalSteps ? 'stopped' : 'completed');
+    if (stopRequested && progress.step < progress.totalSteps) return finish('stopped');
+    // Only runs with early stopping reach the patch (histories from before it never set stoppedEarly).
+    if (stoppedEarly && patched('early-stopping')) return finish('stopped-early');
+    return finish('completed');
   } catch (err) {
     if (isCancellation(err)) finish('cancelled');
     throw err;

@@ -252,7 +252,7 @@ describe('spec schema: messages name the field', () => {
       'unknown dataset field',
       withSpec({ dataset: { limit: 5 } }),
       'dataset.limit',
-      'unknown field (allowed: name, trainLimit, testLimit)',
+      'unknown field (allowed: name, trainLimit, testLimit, validationFraction)',
     ],
     ['missing epochs', { ...minimal, epochs: undefined }, 'epochs', 'missing required field'],
     ['fractional epochs', withSpec({ epochs: 1.5 }), 'epochs', 'must be an integer, got 1.5'],
