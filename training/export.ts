@@ -4,6 +4,7 @@
 import { createHash } from 'crypto';
 import { endianness } from 'os';
 import * as tf from '@tensorflow/tfjs';
+import './tfjs-quiet';
 import type { RunSpec } from '../spec/types';
 import { modelLabel } from '../spec/labels';
 import { buildNet, type Net } from './models';

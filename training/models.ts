@@ -3,6 +3,7 @@
 // with masks from our PRNG, and computes conv gradients with ops every backend has.
 import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
+import './tfjs-quiet';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
