@@ -17,6 +17,7 @@ import { cancelCommand, parseLearningRate, setLrCommand, signalCommand } from '.
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
+import { predictCommand } from './cli/predict';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 import { codecServerCommand } from './cli/codec-server';
@@ -47,7 +48,10 @@ usage: durable-train <command> [options]            (every command takes --json)
   runs list
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
-  export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
+  export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
+                                         TF.js Layers model + preprocessing.json (+ optimizer slots)
+  predict RUN_ID[:CKPT] --input rows.csv|rows.jsonl [--out preds.csv] [--storage URL]
+                                         class and probabilities (or value) for raw rows, columns checked by name
   drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
                                          with a later one) in a fresh trainer, replay to the next checkpoint, compare
                                          bit for bit; exit 0 verified, 1 not
@@ -83,6 +87,8 @@ const options = {
   'spec-override': { type: 'string' },
   out: { type: 'string' },
   'include-optimizer': { type: 'boolean' },
+  'bake-preprocessing': { type: 'boolean' },
+  input: { type: 'string' },
   force: { type: 'boolean' },
   png: { type: 'string' },
   compare: { type: 'string' },
@@ -264,7 +270,18 @@ async function run(argv: string[]): Promise<number> {
         ref: rest[0],
         out: v.out,
         includeOptimizer: v['include-optimizer'],
+        bakePreprocessing: v['bake-preprocessing'],
         force: v.force,
+        storage: v.storage,
+      });
+      return 0;
+    case 'predict':
+      need(1, 'RUN_ID[:CKPT]');
+      exportRef(rest[0]);
+      await predictCommand(await connectClient(), out, {
+        ref: rest[0],
+        input: v.input,
+        out: v.out,
         storage: v.storage,
       });
       return 0;

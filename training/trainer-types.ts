@@ -1,5 +1,6 @@
 // The trainer's data types: what a snapshot holds, what a step and an evaluation report.
 import type { NumericsVersion } from './numerics';
+import type { Preprocessing } from './preprocess';
 
 export interface NamedTensorBytes {
   name: string;
@@ -40,6 +41,8 @@ export interface TrainerState {
    * written before it existed, with version 1.
    */
   numerics?: NumericsVersion;
+  /** Feature names, standardisation, classes and label encoding of the run's data (absent before it existed). */
+  preprocessing?: Preprocessing;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;

@@ -11,6 +11,7 @@ import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
 import { ConfigError } from './errors';
 import { MODEL_CHECKS } from './preflight';
+import { preprocessingOf } from './preprocess';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
@@ -263,6 +264,7 @@ export class Trainer {
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
       featureShape: this.data.featureShape.slice(),
       numerics: this.info.numerics,
+      preprocessing: preprocessingOf(this.spec, this.data),
       ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
         : {}),
