@@ -18,6 +18,7 @@ import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
 import { evaluateCommand, splitArg } from './cli/evaluate';
+import { predictCommand } from './cli/predict';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
 import { codecServerCommand } from './cli/codec-server';
@@ -48,8 +49,12 @@ usage: durable-train <command> [options]            (every command takes --json)
   runs list
   health RUN_ID [--max-age SECONDS]      exit 1 when the newest checkpoint is damaged or stale, chunks (commits)
                                          failed within --max-age (default 600), or the run failed
-  export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]   TF.js Layers model (+ optimizer slots)
-  evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]                a checkpoint on the test (or validation) split
+  export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
+                                         TF.js Layers model + preprocessing.json (+ optimizer slots)
+  evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]
+                                         a checkpoint on the test (or validation) split
+  predict RUN_ID[:CKPT] --input rows.csv|rows.jsonl [--out preds.csv] [--storage URL]
+                                         class and probabilities (or value) for raw rows, columns checked by name
   drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
                                          with a later one) in a fresh trainer, replay to the next checkpoint, compare
                                          bit for bit; exit 0 verified, 1 not
@@ -86,6 +91,8 @@ const options = {
   out: { type: 'string' },
   'include-optimizer': { type: 'boolean' },
   split: { type: 'string' },
+  'bake-preprocessing': { type: 'boolean' },
+  input: { type: 'string' },
   force: { type: 'boolean' },
   png: { type: 'string' },
   compare: { type: 'string' },
@@ -267,6 +274,7 @@ async function run(argv: string[]): Promise<number> {
         ref: rest[0],
         out: v.out,
         includeOptimizer: v['include-optimizer'],
+        bakePreprocessing: v['bake-preprocessing'],
         force: v.force,
         storage: v.storage,
       });
@@ -276,6 +284,16 @@ async function run(argv: string[]): Promise<number> {
       exportRef(rest[0]); // ids checked before connecting
       splitArg(v.split);
       await evaluateCommand(await connectClient(), out, { ref: rest[0], split: v.split, storage: v.storage });
+      return 0;
+    case 'predict':
+      need(1, 'RUN_ID[:CKPT]');
+      exportRef(rest[0]);
+      await predictCommand(await connectClient(), out, {
+        ref: rest[0],
+        input: v.input,
+        out: v.out,
+        storage: v.storage,
+      });
       return 0;
     case 'report': {
       need(1, 'RUN_ID');

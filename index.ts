@@ -11,6 +11,7 @@ import { startRun } from './cli/start';
 import { validateSpec } from './spec/validate';
 import { register, type Registry } from './training/registry';
 import type { RunResult } from './workflows/progress';
+import type { InferenceModel } from './training/inference';
 
 export interface TrainingWorkerOptions extends WorkerOptions, Registry {}
 
@@ -47,7 +48,26 @@ export async function startTraining(
   return handle as WorkflowHandle & { result(): Promise<RunResult> };
 }
 
+/**
+ * A trained model with its preprocessing, for raw rows: `(await loadForInference(dir)).predict([{ f1: 0.3, ... }])`
+ * gives class names and probabilities (or values). `source` is an export directory (`durable-train export`: model.json,
+ * weights.bin, preprocessing.json; loaded with plain @tensorflow/tfjs) or a run's checkpoint, { run: 'RUN_ID[:CKPT]',
+ * client } (default: the newest valid checkpoint, as `durable-train predict` reads it). Call dispose() when done.
+ */
+export async function loadForInference(
+  source: string | { run: string; client: Client; storage?: string },
+): Promise<InferenceModel> {
+  if (typeof source === 'string') {
+    const { inferenceFromExport } = await import('./training/inference');
+    return inferenceFromExport(source);
+  }
+  const { loadRunForInference } = await import('./cli/predict');
+  return loadRunForInference(source.client, source.run, { storage: source.storage, command: 'loadForInference' });
+}
+
 export { validateSpec, SpecError } from './spec/validate';
+export type { InferenceModel, Prediction, RawRow } from './training/inference';
+export type { Preprocessing } from './training/preprocess';
 export type { RunSpec, RunSpecInput, ModelSpec, DatasetSpec } from './spec/types';
 export type { ModelBuilder, ModelBuilderContext, DatasetLoader, RegisteredData, Registry } from './training/registry';
 export type { RunResult, RunProgress } from './workflows/progress';

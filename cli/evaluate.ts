@@ -6,7 +6,7 @@ import { snapshotOf } from '../activities/commit';
 import { hasValidationSplit } from '../spec/helpers';
 import { CliError, type Out } from './common';
 import { evalLine } from './evals';
-import { exportRef, loadRunCheckpoint } from './export';
+import { exportRef, readRunCheckpoint } from './export';
 
 export const EVALUATE_HELP = `evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified). --split defaults to test; validation needs a run
@@ -28,7 +28,7 @@ export function splitArg(split: string | undefined): 'test' | 'validation' {
 export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOptions): Promise<void> {
   const split = splitArg(opts.split);
   const { runId, checkpointId } = exportRef(opts.ref);
-  const { spec, manifest, blobs } = await loadRunCheckpoint(client, runId, checkpointId, opts.storage, 'evaluate');
+  const { spec, manifest, blobs } = await readRunCheckpoint(client, runId, checkpointId, opts.storage, 'evaluate');
   if (split === 'validation' && !hasValidationSplit(spec))
     throw new CliError(
       `evaluate: run ${runId} has no validation split (its spec has no dataset.validationFraction)`,

@@ -1,5 +1,5 @@
-// `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force]`: a checkpoint as a standard TF.js Layers
-// model that plain tf.loadLayersModel('file://DIR/model.json') loads, written all or nothing.
+// `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force]`: a checkpoint as a
+// standard TF.js Layers model with its preprocessing beside it, written all or nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -15,15 +15,18 @@ import {
 import type { NamedTensorBytes } from '../training';
 import { managerForRun } from './checkpoints';
 import { checkpointIdArg, CliError, runIdArg, validateOrExit, type Out } from './common';
+import type { RunSpec } from '../spec';
+import { PREPROCESSING_JSON, preprocessingOf, type Preprocessing } from '../training/preprocess';
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
 import { recordedFingerprintVersion } from '../training/model-fingerprint';
-import type { RunSpec } from '../spec';
 
-export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--force] [--storage URL]
+export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
-    Writes DIR/model.json + DIR/weights.bin (TF.js Layers format: tf.loadLayersModel('file://DIR/model.json')
-    with tfjs-node, or any file:// / http handler); provenance in model.json userDefinedMetadata.durableTrain.
+    Writes DIR/model.json + DIR/weights.bin (TF.js Layers format; loadForInference(DIR) from this package, or
+    tf.loadLayersModel with tf.io.fromMemory, or a file:// / http handler) and DIR/preprocessing.json (feature
+    names, standardisation, classes: docs/preprocessing.md); provenance in model.json userDefinedMetadata.durableTrain.
+    --bake-preprocessing puts the standardisation in the model as its first layer, so it takes raw rows.
     --include-optimizer also writes DIR/optimizer.json (optimizer config, iterations, and a weights manifest of
     the slots under their stable names, e.g. opt/adam/m/model/dense1/kernel) + DIR/optimizer.bin (their bytes;
     tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).`;
@@ -32,6 +35,7 @@ export interface ExportOptions {
   ref: string;
   out: string | undefined;
   includeOptimizer?: boolean;
+  bakePreprocessing?: boolean;
   force?: boolean;
   storage?: string;
 }
@@ -45,34 +49,36 @@ export function exportRef(ref: string): { runId: string; checkpointId?: string }
   };
 }
 
-/**
- * A run's spec and one of its checkpoints, verified (CKPT, or the newest valid one, with the damaged ones skipped to
- * find it); the CLI's errors name `verb` (export, evaluate).
- */
-export async function loadRunCheckpoint(
+export interface RunCheckpoint {
+  spec: RunSpec;
+  manifest: Manifest;
+  tensors: NamedTensorBytes[];
+  /** The same bytes by tensor name. */
+  blobs: Map<string, Uint8Array>;
+  /** Damaged checkpoints passed over on the way to the newest valid one. */
+  skipped: Array<{ id: string; problems: string }>;
+}
+
+/** A run's checkpoint (default: its newest valid one), verified, with the run's spec: what export and predict read. */
+export async function readRunCheckpoint(
   client: Client,
   runId: string,
   checkpointId: string | undefined,
   storage: string | undefined,
-  verb: string,
-): Promise<{
-  spec: RunSpec;
-  manifest: Manifest;
-  blobs: Map<string, Uint8Array>;
-  skipped: Array<{ id: string; problems: string }>;
-}> {
+  command = 'export',
+): Promise<RunCheckpoint> {
   const spec = validateOrExit(await sourceSpec(client, runId), `run ${runId}'s spec`);
   const manager = await managerForRun(client, runId, storage);
-  let skipped: Array<{ id: string; problems: string }> = [];
+  let skipped: RunCheckpoint['skipped'] = [];
   let id = checkpointId;
   if (!id) {
     try {
       const latest = await manager.latestValid();
-      if (!latest) throw new CliError(`run ${runId} has no checkpoints to ${verb}`, 3);
+      if (!latest) throw new CliError(`run ${runId} has no checkpoints to ${command}`, 3);
       id = latest.manifest.id;
       skipped = latest.skipped.map((s) => ({ id: s.id, problems: s.problems.map((p) => p.reason).join('; ') }));
     } catch (err) {
-      if (err instanceof NoValidCheckpointError) throw new CliError(`${verb}: ${err.message}`, 3);
+      if (err instanceof NoValidCheckpointError) throw new CliError(`${command}: ${err.message}`, 3);
       throw err;
     }
   }
@@ -80,12 +86,37 @@ export async function loadRunCheckpoint(
   try {
     loaded = await manager.load(id); // verifies every blob's size and sha256
   } catch (err) {
-    if (err instanceof CheckpointNotFoundError) throw new CliError(`${verb}: ${err.message}`, 3);
+    if (err instanceof CheckpointNotFoundError) throw new CliError(`${command}: ${err.message}`, 3);
     if (err instanceof CheckpointCorruptError)
-      throw new CliError(`${verb}: ${err.message}; nothing ${verb === 'export' ? 'exported' : 'evaluated'}`, 3);
+      throw new CliError(`${command}: ${err.message}; nothing ${command === 'export' ? 'exported' : 'read'}`, 3);
     throw err;
   }
-  return { spec, manifest: loaded.manifest, blobs: loaded.blobs, skipped };
+  const { manifest, blobs } = loaded;
+  const tensors: NamedTensorBytes[] = manifest.blobs.map((b) => ({
+    name: b.name,
+    dtype: b.dtype as NamedTensorBytes['dtype'],
+    shape: b.shape,
+    data: blobs.get(b.name)!,
+  }));
+  return { spec, manifest, tensors, blobs, skipped };
+}
+
+/**
+ * The preprocessing a checkpoint recorded; for one written before checkpoints recorded it, recomputed from the run's
+ * data (read as a worker in this directory reads it).
+ */
+export async function preprocessingOfCheckpoint(spec: RunSpec, manifest: Manifest): Promise<Preprocessing> {
+  const recorded = (manifest.state as { preprocessing?: Preprocessing } | null)?.preprocessing;
+  if (recorded) return recorded;
+  const { loadTaskData } = await import('../training/task-data');
+  try {
+    return preprocessingOf(spec, await loadTaskData(spec));
+  } catch (err) {
+    throw new CliError(
+      `checkpoint ${manifest.id} predates recorded preprocessing and the run's data cannot be read here: ${(err as Error).message}`,
+      3,
+    );
+  }
 }
 
 export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
@@ -94,19 +125,8 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   const dir = path.resolve(opts.out);
   checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
 
-  const { spec, manifest, blobs, skipped } = await loadRunCheckpoint(
-    client,
-    runId,
-    checkpointId,
-    opts.storage,
-    'export',
-  );
-  const tensors: NamedTensorBytes[] = manifest.blobs.map((b) => ({
-    name: b.name,
-    dtype: b.dtype as NamedTensorBytes['dtype'],
-    shape: b.shape,
-    data: blobs.get(b.name)!,
-  }));
+  const { spec, manifest, tensors, skipped } = await readRunCheckpoint(client, runId, checkpointId, opts.storage);
+  const preprocessing = await preprocessingOfCheckpoint(spec, manifest);
   const metadata = {
     runId,
     checkpointId: manifest.id,
@@ -130,6 +150,8 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
       featureShape: state?.featureShape,
       modelTopology: state?.modelTopology,
       fingerprintVersion: recordedFingerprintVersion(state),
+      preprocessing,
+      bakePreprocessing: opts.bakePreprocessing,
     });
   } catch (err) {
     throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);
@@ -169,7 +191,9 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
                 `iterations ${exported.optimizer.iterations}`,
             ]
           : []),
-        `load with tf.loadLayersModel('file://${path.join(dir, MODEL_JSON)}')`,
+        `load with require('durable-train').loadForInference(${JSON.stringify(dir)}) (model + ${PREPROCESSING_JSON}: ` +
+          '.predict(rows) on raw rows), or in plain @tensorflow/tfjs: tf.loadLayersModel(tf.io.fromMemory(...)) with ' +
+          `model.json's modelTopology, its weightsManifest's weights and the bytes of ${WEIGHTS_BIN}`,
       ].join('\n'),
   );
 }
@@ -240,7 +264,7 @@ function writeAllOrNothing(dir: string, files: ExportFile[], force: boolean): vo
     const names = new Set(files.map((f) => f.name));
     const order = [...files.filter((f) => f.name !== MODEL_JSON), ...files.filter((f) => f.name === MODEL_JSON)];
     for (const f of order) fs.renameSync(path.join(staging, f.name), path.join(dir, f.name));
-    for (const stale of [OPTIMIZER_JSON, OPTIMIZER_BIN])
+    for (const stale of [OPTIMIZER_JSON, OPTIMIZER_BIN, PREPROCESSING_JSON])
       if (!names.has(stale)) fs.rmSync(path.join(dir, stale), { force: true });
     fs.rmdirSync(staging);
     fsyncDir(dir);

@@ -1,7 +1,7 @@
 // `start --spec FILE [--run-id ID] [--wait]`: validate the spec, start the run (workflow id = run id).
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
-import type { RunSpec } from '../spec';
+import { SpecError, type RunSpec } from '../spec';
 import { withRunDefaults } from '../spec/helpers';
 import { DatasetError, validateDataFile } from '../training/data';
 import { dataSpecOf } from '../training/task-data';
@@ -65,6 +65,35 @@ async function checkModelFile(spec: RunSpec): Promise<void> {
   }
 }
 
+/** `model.layers[2].units: ...` -> the field and the rest; a message without a field prefix is the `fallback` field's. */
+function fieldOf(message: string, fallback: string): { field: string; detail: string } {
+  const m = /^((?:model|dataset|freeze|task|loss|optimizer|schedule|augment|checkpoint)[\w.[\]]*): ([\s\S]*)$/.exec(
+    message,
+  );
+  return m ? { field: m[1], detail: m[2] } : { field: fallback, detail: message };
+}
+
+/**
+ * Loads the data, builds the model on its shape and runs every preflight check (training/preflight.ts): a run that
+ * cannot work is refused here, as a SpecError naming the field, before any workflow exists. tfjs is imported only now.
+ */
+export async function preflightSpec(spec: RunSpec): Promise<string[]> {
+  const { preflight } = await import('../training/preflight');
+  const { isConfigError } = await import('../training/errors');
+  try {
+    return (await preflight(spec, { baseDir: process.cwd() })).skipped;
+  } catch (err) {
+    if (!isConfigError(err)) throw err;
+    const e = err as Error & { field?: unknown };
+    const fallback = typeof spec.model === 'object' && /^model /.test(e.message) ? 'model' : 'dataset';
+    const { field, detail } =
+      typeof e.field === 'string' && e.message.startsWith(`${e.field}: `)
+        ? { field: e.field, detail: e.message.slice(e.field.length + 2) }
+        : fieldOf(e.message, fallback);
+    throw new SpecError(field, detail);
+  }
+}
+
 export interface StartOptions {
   spec: RunSpec;
   runId?: string;
@@ -86,6 +115,7 @@ export async function startRun(
   assertStorageOpens(opts.spec);
   await checkDataFile(opts.spec);
   await checkModelFile(opts.spec);
+  await preflightSpec(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

@@ -16,6 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import './tfjs-quiet';
 import { registerTensorflowKernels } from './kernels/tensorflow';
 import { registerWasmConv2DBackpropFilter } from './kernels/wasm-conv2d-backprop-filter';
 import { registerWasmNoCopy } from './kernels/wasm-no-copy';

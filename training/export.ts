@@ -4,10 +4,12 @@
 import { createHash } from 'crypto';
 import { endianness } from 'os';
 import * as tf from '@tensorflow/tfjs';
+import './tfjs-quiet';
 import type { RunSpec } from '../spec/types';
 import { modelLabel } from '../spec/labels';
 import { buildNet, type Net } from './models';
 import type { NamedTensorBytes } from './trainer';
+import { PREPROCESSING_JSON, type Preprocessing } from './preprocess';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -128,6 +130,81 @@ async function saveLayers(net: Net, metadata: Record<string, unknown>): Promise<
   ];
 }
 
+type LayerJson = { class_name: string; config: Record<string, unknown> };
+
+/**
+ * Puts the standardisation in front of a sequential model.json: a frozen Dense layer named `standardize` with a
+ * diagonal kernel 1/std and bias -mean/std (x/std - mean/std = (x - mean)/std, up to float rounding), a layer every
+ * Layers loader knows (tfjs, Keras). Rewrites model.json and weights.bin in `files`; returns the preprocessing with
+ * `baked: true` (inputs are raw rows).
+ */
+function bakeStandardization(files: ExportFile[], p: Preprocessing): Preprocessing {
+  if (p.featureShape.length !== 1)
+    throw new Error(
+      `--bake-preprocessing: features of shape ${JSON.stringify(p.featureShape)}; only rows of features (rank 1) bake`,
+    );
+  const n = p.featureShape[0];
+  const baked: Preprocessing = { ...p, baked: true };
+  if (!p.standardization) return baked; // nothing to apply: inputs are used as read
+  const modelFile = files.find((f) => f.name === MODEL_JSON)!;
+  const weightsFile = files.find((f) => f.name === WEIGHTS_BIN)!;
+  const model = JSON.parse(Buffer.from(modelFile.data).toString('utf8')) as tf.io.ModelJSON & {
+    modelTopology: { class_name?: string; config?: { layers?: LayerJson[] } };
+  };
+  const topo = model.modelTopology;
+  const layers = topo.config?.layers;
+  if (topo.class_name !== 'Sequential' || !Array.isArray(layers) || layers.length === 0)
+    throw new Error(`--bake-preprocessing: the model is a ${topo.class_name}; only sequential models bake`);
+  const names = new Set(layers.map((l) => String(l.config.name)));
+  let name = 'standardize';
+  for (let i = 2; names.has(name); i++) name = `standardize_${i}`;
+  const at = layers[0].class_name === 'InputLayer' ? 1 : 0;
+  const std: LayerJson = {
+    class_name: 'Dense',
+    config: {
+      name,
+      trainable: false,
+      dtype: 'float32',
+      units: n,
+      activation: 'linear',
+      use_bias: true,
+      kernel_initializer: { class_name: 'Zeros', config: {} },
+      bias_initializer: { class_name: 'Zeros', config: {} },
+      kernel_regularizer: null,
+      bias_regularizer: null,
+      activity_regularizer: null,
+      kernel_constraint: null,
+      bias_constraint: null,
+    },
+  };
+  if (at === 0) {
+    // The input shape moves to the new first layer.
+    std.config.batch_input_shape = layers[0].config.batch_input_shape ?? [null, n];
+    delete layers[0].config.batch_input_shape;
+    delete layers[0].config.input_shape;
+  }
+  layers.splice(at, 0, std);
+  const kernel = new Float32Array(n * n);
+  const bias = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    kernel[j * n + j] = 1 / p.standardization.std[j];
+    bias[j] = -p.standardization.mean[j] / p.standardization.std[j];
+  }
+  const group = model.weightsManifest[0];
+  group.weights = [
+    { name: `${name}/kernel`, shape: [n, n], dtype: 'float32' },
+    { name: `${name}/bias`, shape: [n], dtype: 'float32' },
+    ...group.weights,
+  ];
+  const data = new Uint8Array(kernel.byteLength + bias.byteLength + weightsFile.data.byteLength);
+  data.set(new Uint8Array(kernel.buffer), 0);
+  data.set(new Uint8Array(bias.buffer), kernel.byteLength);
+  data.set(weightsFile.data, kernel.byteLength + bias.byteLength);
+  weightsFile.data = data;
+  modelFile.data = json(model);
+  return baked;
+}
+
 /**
  * optimizer.json (a tfjs-style weights manifest of the `opt/*` tensors under our stable names, e.g.
  * opt/adam/m/model/dense1/kernel, plus the optimizer config and step) and optimizer.bin (their bytes,
@@ -195,6 +272,10 @@ export async function exportModel(
     modelTopology?: unknown;
     /** The checkpoint's fingerprint version (model-fingerprint.ts); default: the current one. */
     fingerprintVersion?: 1 | 2;
+    /** Written beside model.json as preprocessing.json. */
+    preprocessing?: Preprocessing;
+    /** Also put the standardisation in front of the model as a Dense layer, so it takes raw rows. */
+    bakePreprocessing?: boolean;
   } = {},
 ): Promise<ExportedModel> {
   await tf.ready();
@@ -202,6 +283,10 @@ export async function exportModel(
   const net = await restoreNet(spec, tensors, opts.featureShape, opts.modelTopology);
   try {
     const files = await saveLayers(net, metadata);
+    if (opts.preprocessing) {
+      const p = opts.bakePreprocessing ? bakeStandardization(files, opts.preprocessing) : opts.preprocessing;
+      files.push({ name: PREPROCESSING_JSON, data: json(p) });
+    } else if (opts.bakePreprocessing) throw new Error('--bake-preprocessing: the checkpoint records no preprocessing');
     const modelJson = JSON.parse(Buffer.from(files[0].data).toString('utf8')) as tf.io.ModelJSON;
     const weights = modelJson.weightsManifest[0].weights.map((w) => ({
       name: w.name,

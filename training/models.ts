@@ -2,6 +2,7 @@
 // pass: it walks the layers, reads their variables under stable names of our own, applies dropout
 // with masks from our PRNG, and computes conv gradients with ops every backend has.
 import * as tf from '@tensorflow/tfjs';
+import './tfjs-quiet';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';

@@ -72,6 +72,9 @@ function lookup<T>(kind: string, map: Map<string, T>, name: string): T {
 }
 
 export const registeredModel = (name: string) => lookup('model', models, name);
+/** Whether this process has a model or dataset registered under `name` (the CLI has none; a library caller may). */
+export const hasRegistered = (kind: 'model' | 'dataset', name: string): boolean =>
+  (kind === 'model' ? models : datasets).has(name);
 export const registeredDataset = (name: string) => lookup('dataset', datasets, name);
 
 /** A spec names something this worker does not have: another worker may, but retrying here cannot help. */

@@ -3,7 +3,7 @@
 import type { RunSpec } from '../spec/types';
 import { loadData, type DataSpec, type LoadedData } from './data';
 import { ConfigError } from './errors';
-import { registeredDataset } from './registry';
+import { registeredDataset, type RegisteredData } from './registry';
 import { carveValidation } from './splits';
 import type { DataSplit } from './data';
 
@@ -29,23 +29,62 @@ export function dataSpecOf(spec: RunSpec): DataSpec {
   return 'format' in rest ? { ...rest, task: spec.task ?? 'classification' } : rest;
 }
 
+/**
+ * The first problem of a registered loader's split: lengths that disagree, a non-finite feature, a class index out of
+ * [0, classes) or a non-finite target, naming the row (0-based, as the loader's arrays count) and the feature.
+ */
+export function splitProblem(
+  which: string,
+  split: RegisteredData['train'],
+  featureSize: number,
+  task: RegisteredData['task'],
+  classes: number,
+): string | null {
+  if (!split || !(Number.isInteger(split.n) && split.n >= 1))
+    return `the ${which} split has n=${split?.n}; expected an integer >= 1`;
+  if (!split.x || split.x.length !== split.n * featureSize)
+    return (
+      `the ${which} split has ${split.x?.length} feature values for n=${split.n} rows of ${featureSize}; ` +
+      `expected ${split.n * featureSize} (rows of unequal length?)`
+    );
+  if (!split.y || split.y.length !== split.n)
+    return `the ${which} split has ${split.y?.length} targets for n=${split.n} rows; expected ${split.n}`;
+  const { x, y } = split;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      const row = Math.floor(i / featureSize);
+      return `${which} row ${row}: feature ${i - row * featureSize} is ${x[i]}; features must be finite numbers`;
+    }
+  }
+  for (let r = 0; r < y.length; r++) {
+    const v = y[r];
+    if (task === 'classification' ? !(Number.isInteger(v) && v >= 0 && v < classes) : !Number.isFinite(v))
+      return (
+        `${which} row ${r}: the label is ${v}; ` +
+        (task === 'classification'
+          ? `expected a class index in [0, ${classes - 1}] (${classes} classes)`
+          : 'a regression target must be a finite number')
+      );
+  }
+  return null;
+}
+
 /** A dataset from a loader registered in this worker, checked like a loaded file. */
 async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData & { validation?: DataSplit }> {
   const d = await registeredDataset(name)({ spec, seed: spec.seed });
+  if (!d || !Array.isArray(d.featureShape) || !d.featureShape.every((v) => Number.isInteger(v) && v >= 1))
+    throw new ConfigError(`dataset ${name}: featureShape must be a list of positive integers, got ${d?.featureShape}`);
   const featureSize = d.featureShape.reduce((a, b) => a * b, 1);
+  if (d.task === 'classification' && !d.classes?.length)
+    throw new ConfigError(`dataset ${name}: classification needs classes`);
   for (const [which, split] of [
     ['train', d.train],
     ['test', d.test],
     ...(d.validation ? [['validation', d.validation] as const] : []),
   ] as const) {
-    if (!(split.n >= 1) || split.x.length !== split.n * featureSize || split.y.length !== split.n)
-      throw new ConfigError(
-        `dataset ${name}: the ${which} split has n=${split.n}, ${split.x.length} feature values and ${split.y.length} targets; ` +
-          `expected n >= 1, n*${featureSize} and n`,
-      );
+    const problem = splitProblem(which, split, featureSize, d.task, d.classes?.length ?? 0);
+    if (problem) throw new ConfigError(`dataset ${name}: ${problem}`);
   }
-  if (d.task === 'classification' && !d.classes?.length)
-    throw new ConfigError(`dataset ${name}: classification needs classes`);
   return { name, featureSize, featureNames: null, normalization: null, bytesRead: 0, ...d };
 }
 

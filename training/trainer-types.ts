@@ -1,5 +1,6 @@
 // The trainer's data types: what a snapshot holds, what a step and an evaluation report.
 import type { NumericsVersion } from './numerics';
+import type { Preprocessing } from './preprocess';
 
 export interface NamedTensorBytes {
   name: string;
@@ -48,6 +49,8 @@ export interface TrainerState {
   numerics?: NumericsVersion;
   /** How the model fingerprint is computed (model-fingerprint.ts); absent: written before versions, version 1. */
   fingerprintVersion?: 1 | 2;
+  /** Feature names, standardisation, classes and label encoding of the run's data (absent before it existed). */
+  preprocessing?: Preprocessing;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;

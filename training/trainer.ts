@@ -10,6 +10,8 @@ import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
 import { ConfigError } from './errors';
+import { MODEL_CHECKS } from './preflight';
+import { preprocessingOf } from './preprocess';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
@@ -68,25 +70,8 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   const net = await buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
-    const out = net.model.outputs[0].shape;
-    if (out.length !== 2 || out[1] !== data.outputs) {
-      throw new ConfigError(
-        `model: the last layer gives ${JSON.stringify(out.slice(1))} per example; ${data.name} needs ${data.outputs} ` +
-          (data.task === 'classification' ? `(one per class: ${data.classes?.join(', ')})` : '(the regression target)'),
-      );
-    }
-    const inShape = net.model.inputs[0].shape.slice(1);
-    if (inShape.reduce((a: number, b) => a * (b ?? 1), 1) !== data.featureSize)
-      throw new ConfigError(
-        `model: input shape ${JSON.stringify(inShape)} does not hold ${data.name}'s ${data.featureSize} features per example`,
-      );
-    const layersWithWeights = new Set(net.params.map((q) => q.name.split('/')[1]));
-    for (const name of spec.freeze ?? []) {
-      if (!layersWithWeights.has(name))
-        throw new ConfigError(
-          `freeze: the model has no trainable layer ${name} (it has: ${[...layersWithWeights].join(', ')})`,
-        );
-    }
+    // The checks start and startTraining made before the run began, again for callers that bypass them.
+    for (const check of MODEL_CHECKS) await check({ spec, data, net });
     opt = createOptimizer(spec.optimizer, net.params);
   } catch (e) {
     net.dispose();
@@ -298,6 +283,7 @@ export class Trainer {
       featureShape: this.data.featureShape.slice(),
       numerics: this.info.numerics,
       fingerprintVersion: this.fingerprintVersion,
+      preprocessing: preprocessingOf(this.spec, this.data),
       ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
         : {}),
