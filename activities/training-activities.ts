@@ -35,7 +35,7 @@ import { ChunkHeartbeats, summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
 import { ChunkCurves } from './chunk/curves';
-import { nonRetryable, storageUnavailable } from './failures';
+import { classifyFailure, isBackendPoisoning, nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable, storeCache } from './storage';
@@ -325,11 +325,28 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
+  // Every failure goes through the catalogue (failures.ts): what fails the same way again is not retried, and a backend
+  // failure is named as one; the warm trainers live on that backend and go with it.
+  const classified = (err: unknown, what: string): unknown => {
+    const failure = classifyFailure(err, what);
+    if (isBackendPoisoning(failure)) {
+      warm.clear();
+      log.error('tensor backend failed; this process must not train another run', { error: String(err) });
+    }
+    return failure;
+  };
+  const prepareRun = activities.prepareRun;
+  activities.prepareRun = (input) =>
+    prepareRun(input).catch((err: unknown) => {
+      throw classified(err, `run ${input.runId}`);
+    });
   const trainChunk = activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
     try {
-      return await trainChunk(input);
+      return await trainChunk(input).catch((e: unknown) => {
+        throw classified(e, `run ${input.runId}`);
+      });
     } catch (err) {
       if (err instanceof ApplicationFailure && err.nonRetryable) {
         runAlerts.chunkEnded(input.runId, true);

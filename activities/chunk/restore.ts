@@ -8,7 +8,7 @@ import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { restoreDecision } from '../../training/numerics';
 import { snapshotOf } from '../commit';
-import { nonRetryable } from '../failures';
+import { classifyFailure, nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
 
 const guard = (message: string) => nonRetryable(FailureTypes.ResumeGuard, message);
@@ -48,6 +48,9 @@ export async function restoreTrainer(
   try {
     trainer = await Trainer.fromSnapshot(spec, snapshot, opts);
   } catch (err) {
+    // The backend failing (out of memory, a wasm trap) or a model that cannot be built says nothing of the checkpoint.
+    const failure = classifyFailure(err, `restoring checkpoint ${manifest.id}`);
+    if (failure !== err) throw failure;
     throw guard(`cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
   }
   if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {
