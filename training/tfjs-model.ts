@@ -16,11 +16,13 @@ interface Artifacts {
 }
 
 const SUPPORTED = new Map(Object.entries(LAYER_KINDS).map(([type, k]) => [k.className, type]));
-const cache = new Map<string, { key: string; artifacts: Artifacts }>();
 
 const fail = (url: string, message: string) => new ConfigError(`model.tfjs: ${url}: ${message}`);
 
-/** Reads model.json and its weight files (file:// URLs; relative paths against baseDir), cached while unchanged. */
+/**
+ * Reads model.json and its weight files (file:// URLs; relative paths against baseDir). Read every time, never cached
+ * on a size or a timestamp: a weights file replaced by one of the same size and time must give the new weights.
+ */
 async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
   let loc;
   try {
@@ -32,9 +34,6 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
   const file = path.resolve(baseDir, loc.path);
   const st = await fsp.stat(file).catch(() => null);
   if (!st?.isFile()) throw fail(url, `no such file ${file}`);
-  const key = `${st.size}:${st.mtimeMs}`;
-  const hit = cache.get(file);
-  if (hit && hit.key === key) return hit.artifacts;
   let json: { format?: string; modelTopology?: Artifacts['topology']; weightsManifest?: tf.io.WeightsManifestConfig };
   try {
     json = JSON.parse(await fsp.readFile(file, 'utf8'));
@@ -59,11 +58,29 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
       }
     }
     const all = Buffer.concat(parts);
+    const expected = weightBytes(weightSpecs);
+    if (expected !== null && all.byteLength !== expected)
+      throw fail(
+        url,
+        `its weight files hold ${all.byteLength} bytes, its weights manifest describes ${expected}: ` +
+          'a weight file is truncated or has extra bytes',
+      );
     weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
   }
-  const artifacts = { topology: json.modelTopology, weightSpecs, weightData };
-  cache.set(file, { key, artifacts });
-  return artifacts;
+  return { topology: json.modelTopology, weightSpecs, weightData };
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+/** The bytes a weights manifest describes, or null when it has a kind whose size is not fixed (strings). */
+function weightBytes(specs: tf.io.WeightsManifestEntry[]): number | null {
+  let total = 0;
+  for (const w of specs) {
+    const size = DTYPE_BYTES[w.quantization?.dtype ?? w.dtype];
+    if (size === undefined) return null;
+    total += w.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return total;
 }
 
 /** Refuses layers and options the training loop does not implement, naming the layer and its index. */
