@@ -305,20 +305,24 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       const spec = checkSpec(input.spec);
       const ck = spec.checkpoint;
       const manager = managerFor(spec, input.runId);
-      const res = await manager.applyRetention(
-        {
-          keepLatest: ck.keepLatest,
-          keepBest: ck.keepBest
-            ? {
-                k: ck.keepBest.k,
-                metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
-                mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
-              }
-            : undefined,
-          keepEverySteps: ck.keepEverySteps,
-        },
-        input.protect,
-      );
+      const res = await manager
+        .applyRetention(
+          {
+            keepLatest: ck.keepLatest,
+            keepBest: ck.keepBest
+              ? {
+                  k: ck.keepBest.k,
+                  metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
+                  mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
+                }
+              : undefined,
+            keepEverySteps: ck.keepEverySteps,
+          },
+          input.protect,
+        )
+        .catch((err: unknown) => {
+          throw storageUnavailable(err, `retention of run ${input.runId} failed`);
+        });
       return { deleted: res.deleted };
     },
   };
@@ -335,11 +339,23 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
     return failure;
   };
+  // Storage failing in any activity keeps the run from saving as much as a failed commit: each counts toward
+  // 'save-failing' (trainChunk counts its own, where it knows the checkpoint it was on).
+  const countStorage = (runId: string, checkpointId: string | null) => (err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable)
+      runAlerts.storageFailed(runId, checkpointId, err.message);
+    throw err;
+  };
   const prepareRun = activities.prepareRun;
   activities.prepareRun = (input) =>
-    prepareRun(input).catch((err: unknown) => {
-      throw classified(err, `run ${input.runId}`);
-    });
+    prepareRun(input)
+      .catch((err: unknown) => {
+        throw classified(err, `run ${input.runId}`);
+      })
+      .catch(countStorage(input.runId, null));
+  const applyRetention = activities.applyRetention;
+  activities.applyRetention = (input) =>
+    applyRetention(input).catch(countStorage(input.runId, input.protect[0] ?? null));
   const trainChunk = activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
