@@ -12,6 +12,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -83,6 +84,16 @@ const { sendAlert } = proxyActivities<AlertActivities>({
 });
 /** Patch id of the run-failed alert (a new command on the failure path of runs that started before it). */
 export const RUN_FAILED_ALERT_PATCH = 'alert-run-failed';
+/**
+ * Patch id of the bounded run-failed alert: the run waits for its delivery at most RUN_FAILED_ALERT_WAIT (a timer
+ * beside the activity), so a webhook that hangs never keeps a failing run open; the activity finishes on its own.
+ */
+export const RUN_FAILED_ALERT_BOUNDED_PATCH = 'alert-run-failed-bounded';
+export const RUN_FAILED_ALERT_WAIT = '10 seconds';
+const { sendAlert: sendAlertBounded } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+});
 
 export async function trainingWorkflow(input: TrainingInput): Promise<RunResult> {
   let progress: RunProgress | null = null;
@@ -94,13 +105,18 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     if (err instanceof TemporalFailure && !isCancellation(err) && patched(RUN_FAILED_ALERT_PATCH)) {
       const p = progress as RunProgress | null;
       const cause = err.cause?.message ?? err.message;
-      await sendAlert({
-        kind: 'run-failed',
+      const alert = {
+        kind: 'run-failed' as const,
         runId: workflowInfo().workflowId,
         checkpointId: p?.lastCheckpoint?.id ?? null,
         message: `run failed at step ${p?.step ?? 0}: ${cause}`,
         details: { step: p?.step ?? 0, totalSteps: p?.totalSteps ?? 0, error: cause.slice(0, 500) },
-      }).catch((alertErr: unknown) => log.warn('run-failed alert not delivered', { error: String(alertErr) }));
+      };
+      const notDelivered = (alertErr: unknown) =>
+        log.warn('run-failed alert not delivered', { error: String(alertErr) });
+      if (patched(RUN_FAILED_ALERT_BOUNDED_PATCH)) {
+        await Promise.race([sendAlertBounded(alert).catch(notDelivered), sleep(RUN_FAILED_ALERT_WAIT)]);
+      } else await sendAlert(alert).catch(notDelivered);
     }
     throw err;
   }
