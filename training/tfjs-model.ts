@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS } from '../spec/layers';
 import { parseStorageUrl } from '../spec/storage-url';
+import { checkDataRoot, dataRoots } from './data/roots';
 import { ConfigError } from './errors';
 
 interface Artifacts {
@@ -23,7 +24,7 @@ const fail = (url: string, message: string) => new ConfigError(`model.tfjs: ${ur
  * Reads model.json and its weight files (file:// URLs; relative paths against baseDir). Read every time, never cached
  * on a size or a timestamp: a weights file replaced by one of the same size and time must give the new weights.
  */
-async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
+async function readArtifacts(url: string, baseDir: string, extraRoots: string[]): Promise<Artifacts> {
   let loc;
   try {
     loc = parseStorageUrl(url);
@@ -32,6 +33,8 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
   }
   if (loc.kind !== 'file') throw fail(url, 'only file:// model files are supported');
   const file = path.resolve(baseDir, loc.path);
+  const roots = dataRoots([baseDir, ...extraRoots]);
+  await checkDataRoot(file, roots, 'model.tfjs', url);
   const st = await fsp.stat(file).catch(() => null);
   if (!st?.isFile()) throw fail(url, `no such file ${file}`);
   let json: { format?: string; modelTopology?: Artifacts['topology']; weightsManifest?: tf.io.WeightsManifestConfig };
@@ -54,6 +57,7 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
         const wf = path.resolve(path.dirname(file), p);
         if (path.relative(path.dirname(file), wf).startsWith('..'))
           throw fail(url, `weight file ${p} is outside the model's directory`);
+        await checkDataRoot(wf, roots, 'model.tfjs', `${url}: weight file ${p}`);
         parts.push(await fsp.readFile(wf).catch(() => Promise.reject(fail(url, `weight file ${p} is missing`))));
       }
     }
@@ -122,8 +126,10 @@ function checkLayers(url: string, model: tf.LayersModel): void {
 export async function loadTfjsModel(
   url: string,
   baseDir: string = process.cwd(),
+  /** Directories besides baseDir it may be read from when DURABLE_TRAIN_DATA_ROOTS is unset (the checkpoint store). */
+  extraRoots: string[] = [],
 ): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown }> {
-  const a = await readArtifacts(url, baseDir);
+  const a = await readArtifacts(url, baseDir, extraRoots);
   let model: tf.LayersModel;
   try {
     model = await tf.models.modelFromJSON({ modelTopology: a.topology } as unknown as tf.io.ModelJSON);

@@ -13,6 +13,7 @@ import { readCsvTable } from './csv';
 import { DatasetError } from './errors';
 import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
+import { checkDataRoot, dataRoots } from './roots';
 import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
 import { checkLimit, finishTable, splitSeed, trainRows, type RawTable } from './table';
@@ -176,6 +177,8 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   }
   const checked = checkFileSpec(spec);
   const sources = sourcesOf(checked, opts.baseDir);
+  const roots = dataRoots([opts.baseDir, ...(opts.roots ?? [])]);
+  for (const s of sources) if (s.kind === 'file') await checkDataRoot(s.file, roots, s.field, s.url);
   const infos = await Promise.all(sources.map((s) => statSource(s)));
   sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes)); // before reading it
   // Keyed on the bytes themselves, never on a size or a timestamp: an edit that keeps both is still seen. Reading and
