@@ -108,7 +108,16 @@ export function classifyFailure(err: unknown, what: string): unknown {
   if (!(err instanceof Error)) return err;
   if (isBackendPoisoning(err)) return backendFailure(err, what);
   if (err instanceof TemporalFailure) return err;
-  if (err.name === 'NonFiniteError') return nonRetryable(FailureKinds.NonFinite, `${what}: ${err.message}`);
+  if (err.name === 'NonFiniteError') {
+    const e = err as Error & { step?: number; learningRate?: number };
+    // The details let the workflow roll back (spec.onNonFinite "rollback") at a lower rate.
+    return ApplicationFailure.create({
+      type: FailureKinds.NonFinite,
+      message: `${what}: ${err.message}`,
+      details: [{ step: e.step ?? null, learningRate: e.learningRate ?? null }],
+      nonRetryable: true,
+    });
+  }
   if (isConfigError(err)) return nonRetryable(FailureTypes.InvalidSpec, err.message);
   if (chain(err).some((e) => DETERMINISTIC.some((re) => re.test(e.message))))
     return ApplicationFailure.create({

@@ -2,6 +2,8 @@
 // ends by committing a checkpoint; the workflow keeps ids and small summaries, never tensors.
 import {
   ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
   type ActivityOptions,
   CancellationScope,
   CancelledFailure,
@@ -319,6 +321,11 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       } catch (err) {
         // A pause/stop that reached the activity before it could hand back a summary: try again from the same checkpoint.
         if (isCancellation(err) && !CancellationScope.current().consideredCancelled) continue;
+        const rollback = rollbackAfter(err, spec, progress, from);
+        if (rollback !== null) {
+          pendingLearningRate = rollback;
+          continue;
+        }
         throw err;
       } finally {
         chunkScope = null;
@@ -354,6 +361,35 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     if (isCancellation(err)) finish('cancelled');
     throw err;
   }
+}
+
+/** Patch id of onNonFinite "rollback" (a chunk retried at a lower rate instead of a failed run). */
+export const NONFINITE_ROLLBACK_PATCH = 'nonfinite-rollback';
+const NON_FINITE = 'NonFiniteValues';
+const DEFAULT_MAX_ROLLBACKS = 3;
+
+/**
+ * For a chunk that failed on a NaN or infinite value in a run with onNonFinite "rollback" and rollbacks left: the
+ * halved learning rate to resume with from `from` (the last finite checkpoint: no non-finite one is ever committed),
+ * recorded in the progress; null for anything else.
+ */
+function rollbackAfter(err: unknown, spec: RunSpec, progress: RunProgress, from: CheckpointRef | null): number | null {
+  const cause = err instanceof ActivityFailure ? err.cause : null;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== NON_FINITE || spec.onNonFinite !== 'rollback')
+    return null;
+  const rollbacks = progress.rollbacks ?? [];
+  if (rollbacks.length >= (spec.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS) || !patched(NONFINITE_ROLLBACK_PATCH))
+    return null;
+  const d = (cause.details?.[0] ?? {}) as { step?: number | null; learningRate?: number | null };
+  const rate = (d.learningRate ?? progress.learningRate ?? spec.optimizer.learningRate) / 2;
+  progress.rollbacks = [...rollbacks, { step: d.step ?? null, from: from?.id ?? null, learningRate: rate }];
+  progress.learningRateChanges.push({ step: progress.step, value: rate });
+  log.warn('non-finite values: rolling back to the last finite checkpoint at half the learning rate', {
+    step: d.step ?? null,
+    from: from?.id ?? null,
+    learningRate: rate,
+  });
+  return rate;
 }
 
 export type { CheckpointPosition };
