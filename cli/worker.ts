@@ -118,7 +118,16 @@ function createWorkerOn(
   return Worker.create({
     connection,
     namespace: settings.namespace,
-    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
+    ...(settings.payloadCodecs
+      ? {
+          dataConverter: {
+            payloadCodecs: settings.payloadCodecs,
+            ...(settings.encryptFailures
+              ? { failureConverterPath: path.join(__dirname, '..', 'codec', 'failure-converter.js') }
+              : {}),
+          },
+        }
+      : {}),
     taskQueue: settings.taskQueue,
     workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
