@@ -94,6 +94,12 @@ describe('payload encryption: AES-256-GCM codec with key ids (real dev server, w
     const onlyA = cli(cluster, ['status', 'codec-2'], { env: envA });
     assert.notEqual(onlyA.code, 0);
     assert.match(onlyA.stderr, /key id "b", which DURABLE_TRAIN_CODEC_KEYS does not hold/);
+    // One run this client cannot decrypt does not hide the others from `runs list`.
+    const listed = cli(cluster, ['runs', 'list', '--json'], { env: envA });
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = listed.json<Array<{ runId: string; model: string | null; unreadable?: string }>>();
+    assert.ok(rows.some((row) => row.runId === 'codec-1' && row.model !== null && !row.unreadable));
+    assert.match(rows.find((row) => row.runId === 'codec-2')?.unreadable ?? '', /key id "b"/);
   });
 
   it('encrypts failure messages: the reason a run failed is unreadable in the history, status decrypts it', async function () {
