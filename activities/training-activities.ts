@@ -329,40 +329,12 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
-  // Every failure goes through the catalogue (failures.ts): what fails the same way again is not retried, and a backend
-  // failure is named as one; the warm trainers live on that backend and go with it.
-  const classified = (err: unknown, what: string): unknown => {
-    const failure = classifyFailure(err, what);
-    if (isBackendPoisoning(failure)) {
-      warm.clear();
-      log.error('tensor backend failed; this process must not train another run', { error: String(err) });
-    }
-    return failure;
-  };
-  // Storage failing in any activity keeps the run from saving as much as a failed commit: each counts toward
-  // 'save-failing' (trainChunk counts its own, where it knows the checkpoint it was on).
-  const countStorage = (runId: string, checkpointId: string | null) => (err: unknown) => {
-    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable)
-      runAlerts.storageFailed(runId, checkpointId, err.message);
-    throw err;
-  };
-  const prepareRun = activities.prepareRun;
-  activities.prepareRun = (input) =>
-    prepareRun(input)
-      .catch((err: unknown) => {
-        throw classified(err, `run ${input.runId}`);
-      })
-      .catch(countStorage(input.runId, null));
-  const applyRetention = activities.applyRetention;
-  activities.applyRetention = (input) =>
-    applyRetention(input).catch(countStorage(input.runId, input.protect[0] ?? null));
+  catalogueFailures(activities, warm, runAlerts);
   const trainChunk = activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
     try {
-      return await trainChunk(input).catch((e: unknown) => {
-        throw classified(e, `run ${input.runId}`);
-      });
+      return await trainChunk(input);
     } catch (err) {
       if (err instanceof ApplicationFailure && err.nonRetryable) {
         runAlerts.chunkEnded(input.runId, true);
@@ -374,4 +346,34 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
   };
   return activities;
+}
+
+/**
+ * Every failure of the training activities goes through the catalogue (failures.ts): what fails the same way again is
+ * not retried, and a backend failure is named as one (the warm trainers live on that backend and go with it). Storage
+ * failing in prepareRun or applyRetention counts toward 'save-failing' as a failed commit does (trainChunk counts its
+ * own, where it knows the checkpoint it was on).
+ */
+function catalogueFailures(activities: TrainingActivities, warm: WarmTrainers, runAlerts: RunAlerts): void {
+  const classified = (what: string) => (err: unknown) => {
+    const failure = classifyFailure(err, what);
+    if (isBackendPoisoning(failure)) {
+      warm.clear();
+      log.error('tensor backend failed; this process must not train another run', { error: String(err) });
+    }
+    throw failure;
+  };
+  const countStorage = (runId: string, checkpointId: string | null) => (err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable)
+      runAlerts.storageFailed(runId, checkpointId, err.message);
+    throw err;
+  };
+  const { prepareRun, applyRetention, trainChunk } = activities;
+  activities.prepareRun = (input) =>
+    prepareRun(input)
+      .catch(classified(`run ${input.runId}`))
+      .catch(countStorage(input.runId, null));
+  activities.applyRetention = (input) =>
+    applyRetention(input).catch(countStorage(input.runId, input.protect[0] ?? null));
+  activities.trainChunk = (input) => trainChunk(input).catch(classified(`run ${input.runId}`));
 }
