@@ -39,6 +39,14 @@ export async function restoreTrainer(
   const rows = builtinTrainRows(spec);
   const stepsPerEpoch = rows === null ? snapshot.state.stepsPerEpoch : stepCounts(spec, rows).stepsPerEpoch;
   if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
+    const was = (snapshot.state as { distributed?: { replicas?: number } }).distributed?.replicas ?? 1;
+    const now = spec.distributed?.replicas ?? 1;
+    if (was !== now)
+      throw guard(
+        `checkpoint ${manifest.id} was trained by ${was} replica${was === 1 ? '' : 's'}, the spec has ${now} ` +
+          `(distributed.replicas): each replica's share of an epoch, and so the steps per epoch ` +
+          `(${snapshot.state.stepsPerEpoch} vs ${stepsPerEpoch}), would change; distributed.replicas cannot change when resuming`,
+      );
     throw guard(
       `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
         `dataset.trainLimit and batchSize cannot change when resuming`,

@@ -169,3 +169,30 @@ describe('failure catalogue: backend failures named, deterministic errors not re
     }
   });
 });
+
+describe('resume guard: a replicas change is named as such', function () {
+  this.timeout(60_000);
+  it('a checkpoint of 2 replicas resumed by a spec of 1 names distributed.replicas, not only the steps per epoch', async () => {
+    const spec = mnist('mnist-mlp');
+    const backend = await initBackend();
+    const trainer = await Trainer.create(spec);
+    const snap = trainer.snapshot();
+    trainer.dispose();
+    const state = { ...snap.state, stepsPerEpoch: 3, distributed: { replicas: 2 } };
+    const manifest = {
+      id: 'c2',
+      backend: { name: backend.name, version: backend.version },
+      blobs: snap.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+      state,
+      fingerprints: {},
+    } as unknown as Manifest;
+    const blobs = new Map(snap.tensors.map((t) => [t.name, t.data]));
+    await assert.rejects(restoreTrainer(spec, backend, manifest, blobs), (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure);
+      assert.equal(err.type, FailureTypes.ResumeGuard);
+      assert.match(err.message, /was trained by 2 replicas, the spec has 1 \(distributed\.replicas\)/);
+      assert.match(err.message, /distributed\.replicas cannot change when resuming/);
+      return true;
+    });
+  });
+});
