@@ -40,7 +40,9 @@ usage: durable-train <command> [options]            (every command takes --json)
   checkpoints list RUN_ID [--verify] [--storage URL]
   checkpoints verify RUN_ID [CKPT] [--storage URL]
   checkpoints show RUN_ID CKPT [--storage URL]
-  checkpoints sign RUN_ID [CKPT] [--storage URL]   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key
+  checkpoints sign RUN_ID [CKPT] [--storage URL] [--i-have-checked]
+                                                   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key;
+                                                   an unsigned checkpoint in a signed run only with --i-have-checked
   pause RUN_ID | resume RUN_ID | stop RUN_ID
   set-lr RUN_ID VALUE                    validated; applies from the next chunk, recorded in checkpoints and history
   cancel RUN_ID                          Temporal cancellation (the running chunk checkpoints first)
@@ -94,6 +96,7 @@ const options = {
   'bake-preprocessing': { type: 'boolean' },
   input: { type: 'string' },
   force: { type: 'boolean' },
+  'i-have-checked': { type: 'boolean' },
   png: { type: 'string' },
   compare: { type: 'string' },
   'max-age': { type: 'string' },
@@ -214,7 +217,7 @@ async function run(argv: string[]): Promise<number> {
       const manager = await managerForRun(client, runId, v.storage);
       if (sub === 'list') return checkpointsList(manager, out, { verify: v.verify });
       if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
-      if (sub === 'sign') return checkpointsSign(manager, out, ckpt);
+      if (sub === 'sign') return checkpointsSign(manager, out, ckpt, Boolean(v['i-have-checked']));
       await checkpointsShow(manager, out, ckpt!);
       return 0;
     }

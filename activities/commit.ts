@@ -1,6 +1,6 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
-import type { Trainer, TrainerSnapshot, TrainerState } from '../training';
+import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 
 export function metricsOf(state: TrainerState): Record<string, number> {
@@ -35,6 +35,7 @@ export function commitTrainer(
   },
 ): Promise<Manifest> {
   const snap = trainer.snapshot();
+  Trainer.checkFinite(snap);
   return manager.commit(
     {
       step: snap.state.step,

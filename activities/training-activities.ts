@@ -35,7 +35,7 @@ import { ChunkHeartbeats, summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
 import { ChunkCurves } from './chunk/curves';
-import { nonRetryable, storageUnavailable } from './failures';
+import { classifyFailure, isBackendPoisoning, nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable, storeCache } from './storage';
@@ -324,20 +324,25 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       const ck = spec.checkpoint;
       const manager = managerFor(spec, input.runId);
       const protect = [...input.protect, ...(spec.earlyStopping ? await earlyStoppingBest(manager) : [])];
-      const res = await manager.applyRetention(
-        {
-          keepLatest: ck.keepLatest,
-          keepBest: ck.keepBest ? { k: ck.keepBest.k, ...choiceMetricOf(spec, ck.keepBest.metric) } : undefined,
-          keepEverySteps: ck.keepEverySteps,
-        },
-        protect,
-      );
+      const res = await manager
+        .applyRetention(
+          {
+            keepLatest: ck.keepLatest,
+            keepBest: ck.keepBest ? { k: ck.keepBest.k, ...choiceMetricOf(spec, ck.keepBest.metric) } : undefined,
+            keepEverySteps: ck.keepEverySteps,
+          },
+          protect,
+        )
+        .catch((err: unknown) => {
+          throw storageUnavailable(err, `retention of run ${input.runId} failed`);
+        });
       return { deleted: res.deleted };
     },
   };
 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
+  catalogueFailures(activities, warm, runAlerts);
   const trainChunk = activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
@@ -354,4 +359,34 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
   };
   return activities;
+}
+
+/**
+ * Every failure of the training activities goes through the catalogue (failures.ts): what fails the same way again is
+ * not retried, and a backend failure is named as one (the warm trainers live on that backend and go with it). Storage
+ * failing in prepareRun or applyRetention counts toward 'save-failing' as a failed commit does (trainChunk counts its
+ * own, where it knows the checkpoint it was on).
+ */
+function catalogueFailures(activities: TrainingActivities, warm: WarmTrainers, runAlerts: RunAlerts): void {
+  const classified = (what: string) => (err: unknown) => {
+    const failure = classifyFailure(err, what);
+    if (isBackendPoisoning(failure)) {
+      warm.clear();
+      log.error('tensor backend failed; this process must not train another run', { error: String(err) });
+    }
+    throw failure;
+  };
+  const countStorage = (runId: string, checkpointId: string | null) => (err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable)
+      runAlerts.storageFailed(runId, checkpointId, err.message);
+    throw err;
+  };
+  const { prepareRun, applyRetention, trainChunk } = activities;
+  activities.prepareRun = (input) =>
+    prepareRun(input)
+      .catch(classified(`run ${input.runId}`))
+      .catch(countStorage(input.runId, null));
+  activities.applyRetention = (input) =>
+    applyRetention(input).catch(countStorage(input.runId, input.protect[0] ?? null));
+  activities.trainChunk = (input) => trainChunk(input).catch(classified(`run ${input.runId}`));
 }

@@ -102,13 +102,22 @@ export async function checkpointsShow(manager: CheckpointManager, out: Out, id: 
  * of its blobs: how checkpoints written before signing was turned on become loadable with it on. Returns 1 when
  * any checkpoint could not be signed (damaged, or refused by its signature), 0 otherwise.
  */
-export async function checkpointsSign(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
+export async function checkpointsSign(
+  manager: CheckpointManager,
+  out: Out,
+  id?: string,
+  /** --i-have-checked: sign an unsigned checkpoint even in a run whose other checkpoints are signed. */
+  checked = false,
+): Promise<number> {
   if (!manager.signing) throw new CliError('checkpoints sign: set DURABLE_TRAIN_CHECKPOINT_KEY first', EXIT.usage);
   const ids = id ? [id] : (await manager.list()).map((c) => c.id);
   const results: Array<{ id: string; outcome: string; ok: boolean }> = [];
+  // Decided once: a run being signed for the first time is signed whole; in a run that was already signed, an unsigned
+  // checkpoint was written without the key and is refused (unless --i-have-checked).
+  const signedBefore = await manager.signedIds();
   for (const ckpt of ids) {
     try {
-      results.push({ id: ckpt, outcome: await manager.sign(ckpt), ok: true });
+      results.push({ id: ckpt, outcome: await manager.sign(ckpt, { checked, signedBefore }), ok: true });
     } catch (err) {
       if (!(err instanceof Error) || !/^Checkpoint(Corrupt|Signature|NotFound)Error$/.test(err.name)) throw err;
       results.push({ id: ckpt, outcome: `not signed: ${err.message}`, ok: false });

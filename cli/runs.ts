@@ -1,5 +1,6 @@
 // `runs list` and `lineage RUN_ID`: the runs on the server, and who was forked from whom.
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { CheckpointRef } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
@@ -18,11 +19,41 @@ interface RunRow {
   bestOn: 'validation' | 'test' | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
+  /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
+  unreadable?: string;
+}
+
+/** Marks a memo this client cannot decode, in place of its value. */
+const UNREADABLE = '__durableTrainUnreadable';
+
+/**
+ * The client's codecs, except that payloads they cannot decode (a run encrypted with a key this client lacks) become
+ * a marker instead of failing the whole listing: one such run must not hide every other.
+ */
+function lenientCodec(codecs: readonly PayloadCodec[]): PayloadCodec {
+  return {
+    encode: (payloads: Payload[]) => Promise.resolve(payloads),
+    async decode(payloads: Payload[]): Promise<Payload[]> {
+      try {
+        let out = payloads;
+        for (const c of [...codecs].reverse()) out = await c.decode(out);
+        return out;
+      } catch (err) {
+        const reason = String((err as Error)?.message ?? err);
+        return payloads.map(() => defaultPayloadConverter.toPayload({ [UNREADABLE]: reason }));
+      }
+    },
+  };
 }
 
 async function allRuns(client: Client): Promise<RunRow[]> {
   const rows = new Map<string, RunRow>();
-  for await (const w of client.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
+  const lenient = new Client({
+    connection: client.connection,
+    namespace: client.options.namespace,
+    dataConverter: { payloadCodecs: [lenientCodec(client.options.loadedDataConverter.payloadCodecs)] },
+  });
+  for await (const w of lenient.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
@@ -30,9 +61,13 @@ async function allRuns(client: Client): Promise<RunRow[]> {
 }
 
 function row(w: WorkflowExecutionInfo): RunRow {
-  const spec = w.memo?.spec as RunSpec | undefined;
+  const unreadable = Object.values(w.memo ?? {})
+    .map((v) => (v as Record<string, unknown> | null)?.[UNREADABLE])
+    .find((v): v is string => typeof v === 'string');
+  const spec = unreadable ? undefined : (w.memo?.spec as RunSpec | undefined);
   const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
   return {
+    ...(unreadable ? { unreadable } : {}),
     runId: w.workflowId,
     status: runStatus(w.status.name, (sa.DurableTrainStatus?.[0] as string | undefined)?.toLowerCase()),
     model: spec ? modelLabel(spec.model) : null,
@@ -41,7 +76,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
     bestOn: spec ? (hasValidationSplit(spec) ? 'validation' : 'test') : null,
     startTime: w.startTime.toISOString(),
-    forkedFrom: (w.memo?.forkedFrom as CheckpointRef | undefined) ?? null,
+    forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
   };
 }
 
@@ -52,7 +87,8 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
       ? runs
           .map(
             (r) =>
-              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}  ${r.startTime}`,
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}  ${r.startTime}` +
+              (r.unreadable ? `  (spec unreadable: ${r.unreadable})` : ''),
           )
           .join('\n')
       : 'no runs',

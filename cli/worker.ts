@@ -134,7 +134,16 @@ function createWorkerOn(
   return Worker.create({
     connection,
     namespace: settings.namespace,
-    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
+    ...(settings.payloadCodecs
+      ? {
+          dataConverter: {
+            payloadCodecs: settings.payloadCodecs,
+            ...(settings.encryptFailures
+              ? { failureConverterPath: path.join(__dirname, '..', 'codec', 'failure-converter.js') }
+              : {}),
+          },
+        }
+      : {}),
     taskQueue: settings.taskQueue,
     ...workflowCode(opts.workflowBundlePath ?? process.env[WORKFLOW_BUNDLE_ENV_VAR]),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),

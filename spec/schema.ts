@@ -508,6 +508,17 @@ export const runSpecSchema = strict(
       .enum(['crossentropy', 'mse', 'mae', 'huber'])
       .optional()
       .meta({ description: 'crossentropy for classification; mse (default), mae or huber for regression' }),
+    onNonFinite: z
+      .enum(['stop', 'rollback'])
+      .optional()
+      .meta({
+        description:
+          'a NaN or infinite loss or weight: stop (default: fail naming the step and rate) or rollback (resume from the ' +
+          'last finite checkpoint at half the learning rate, at most maxRollbacks times)',
+      }),
+    maxRollbacks: int(1, 20)
+      .optional()
+      .meta({ description: 'rollbacks onNonFinite "rollback" may make in a run (default 3)' }),
     // Lets a spec file name this schema for editors; dropped by validation (not part of the run's spec).
     $schema: z.string().optional().meta({ description: 'the JSON Schema of this file, for editors (ignored)' }),
   },

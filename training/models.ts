@@ -7,6 +7,7 @@ import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
 import { registeredModel } from './registry';
+import { storeRoots } from './task-data';
 import { loadTfjsModel } from './tfjs-model';
 import { buildLayer, KINDS_BY_CLASS, LayerError, SUPPORTED_CLASSES, type LayerKind, type LayerSpec } from './layers';
 import { graphOf, MODEL_INPUT, type Graph } from './graph';
@@ -275,7 +276,7 @@ export async function buildNet(
     return new Net(spec.model.registered, 0, model, { registered: spec.model.registered, topology });
   }
   if (typeof spec.model === 'object' && 'tfjs' in spec.model) {
-    const loaded = await loadTfjsModel(spec.model.tfjs);
+    const loaded = await loadTfjsModel(spec.model.tfjs, process.cwd(), storeRoots(spec, process.cwd()));
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
     net.pretrained = loaded.pretrained;
     net.penalties = loaded.penalties.flatMap((p) => {

@@ -1,5 +1,7 @@
 // The data a trainer learns from, whatever its source (training/data/): examples as float32 rows of `featureShape`,
 // targets as class indices (classification) or numbers (regression), and a fingerprint of what was read.
+import * as path from 'node:path';
+import { parseStorageUrl } from '../storage/url';
 import type { RunSpec } from '../spec/types';
 import { loadData, type DataSpec, type LoadedData } from './data';
 import { ConfigError } from './errors';
@@ -101,13 +103,23 @@ function withValidation(
   return { ...d, validation: d.validation };
 }
 
+/** The run's checkpoint store, when it is a directory: data may be read from there by default (roots.ts). */
+export function storeRoots(spec: RunSpec, baseDir: string): string[] {
+  try {
+    const loc = parseStorageUrl(spec.checkpoint.storage);
+    return loc.kind === 'file' ? [path.resolve(baseDir, loc.path)] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Loads (from the per-process cache after the first call) the data of a run; file paths resolve against baseDir. */
 export async function loadTaskData(spec: RunSpec, baseDir: string = process.cwd()): Promise<TaskData> {
   const ds = spec.dataset;
   const loaded =
     'registered' in ds
       ? await loadRegistered(spec, ds.registered)
-      : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir });
+      : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir, roots: storeRoots(spec, baseDir) });
   const data = withValidation(loaded, spec);
   const task = spec.task ?? 'classification';
   if (data.task !== task) throw new Error(`dataset ${data.name} is for ${data.task}, the spec's task is ${task}`);

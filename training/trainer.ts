@@ -9,9 +9,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
-import { ConfigError } from './errors';
+import { ConfigError, firstNonFinite, NonFiniteError } from './errors';
 import { MODEL_CHECKS } from './preflight';
 import { preprocessingOf } from './preprocess';
+import { checkModelFit } from '../spec/model-fit';
+import { maxModelBytes } from './model-limit';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
@@ -67,6 +69,8 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const shard = shardOf(data.train.n, spec.distributed?.replicas ?? 1, replica);
   const stepsPerEpoch = Math.ceil(shard.rows / batchSize);
+  // Refused before anything is allocated: a layer that cannot be built, or a model that would not fit in memory.
+  checkModelFit(spec, data.featureShape, maxModelBytes(tf.getBackend()));
   const net = await buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
@@ -324,6 +328,20 @@ export class Trainer {
     return { tensors, state: this.state };
   }
 
+  /**
+   * Throws a NonFiniteError naming the first weight or optimizer slot of `snap` that holds a NaN or an infinity: a
+   * checkpoint is checked before it is committed, so the newest checkpoint is always the last finite one.
+   */
+  static checkFinite(snap: TrainerSnapshot): void {
+    for (const t of snap.tensors) {
+      if (t.dtype !== 'float32') continue;
+      const aligned = t.data.byteOffset % 4 === 0 ? t.data : t.data.slice();
+      const v = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+      const at = firstNonFinite(v);
+      if (at >= 0) throw new NonFiniteError(snap.state.step, snap.state.learningRate, `${t.name}[${at}] is ${v[at]}`);
+    }
+  }
+
   setLearningRate(lr: number): void {
     this.assertUsable();
     this.schedule.setLearningRate(lr, this.step);
@@ -490,6 +508,8 @@ export class Trainer {
         }, vars);
       });
       loss = out.value.dataSync()[0];
+      // Caught before the update: the weights stay those of the last finite step, and the trainer stays usable.
+      if (!Number.isFinite(loss)) throw new NonFiniteError(this.step + 1, learningRate, `the training loss is ${loss}`);
       if (classify) {
         const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
         let correct = 0;
@@ -534,7 +554,12 @@ export class Trainer {
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<EvalResult> {
     const validation = this.hasValidation;
-    const ev = await this.evaluateYielding(validation ? 'validation' : 'test', onEvalProgress);
+    const split = validation ? 'validation' : 'test';
+    const ev = await this.evaluateYielding(split, onEvalProgress);
+    if (!Number.isFinite(ev.loss)) {
+      const lr = this.schedule.learningRate(this.step - 1, this.totalSteps);
+      throw new NonFiniteError(this.step, lr, `the ${split} loss at the end of epoch ${this.epoch + 1} is ${ev.loss}`);
+    }
     const result: EvalResult = {
       epoch: this.epoch,
       step: this.step,

@@ -31,6 +31,11 @@ export interface RunProgress {
   /** Damaged checkpoints skipped when the run started. */
   skippedCheckpoints: Array<{ id: string; reason: string }>;
   learningRateChanges: Array<{ step: number; value: number }>;
+  /**
+   * Rollbacks after a NaN or infinite value (spec.onNonFinite "rollback"): where it happened, the checkpoint training
+   * resumed from and the halved rate. Absent in runs from before rollbacks existed.
+   */
+  rollbacks?: Array<{ step: number | null; from: string | null; learningRate: number }>;
   startMode: 'fresh' | 'resume' | 'fork' | null;
   backend: string | null;
   continuedAsNew: number;

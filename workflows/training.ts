@@ -2,6 +2,8 @@
 // ends by committing a checkpoint; the workflow keeps ids and small summaries, never tensors.
 import {
   ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
   type ActivityOptions,
   CancellationScope,
   CancelledFailure,
@@ -12,6 +14,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -83,6 +86,16 @@ const { sendAlert } = proxyActivities<AlertActivities>({
 });
 /** Patch id of the run-failed alert (a new command on the failure path of runs that started before it). */
 export const RUN_FAILED_ALERT_PATCH = 'alert-run-failed';
+/**
+ * Patch id of the bounded run-failed alert: the run waits for its delivery at most RUN_FAILED_ALERT_WAIT (a timer
+ * beside the activity), so a webhook that hangs never keeps a failing run open; the activity finishes on its own.
+ */
+export const RUN_FAILED_ALERT_BOUNDED_PATCH = 'alert-run-failed-bounded';
+export const RUN_FAILED_ALERT_WAIT = '10 seconds';
+const { sendAlert: sendAlertBounded } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+});
 
 export async function trainingWorkflow(input: TrainingInput): Promise<RunResult> {
   let progress: RunProgress | null = null;
@@ -94,13 +107,18 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     if (err instanceof TemporalFailure && !isCancellation(err) && patched(RUN_FAILED_ALERT_PATCH)) {
       const p = progress as RunProgress | null;
       const cause = err.cause?.message ?? err.message;
-      await sendAlert({
-        kind: 'run-failed',
+      const alert = {
+        kind: 'run-failed' as const,
         runId: workflowInfo().workflowId,
         checkpointId: p?.lastCheckpoint?.id ?? null,
         message: `run failed at step ${p?.step ?? 0}: ${cause}`,
         details: { step: p?.step ?? 0, totalSteps: p?.totalSteps ?? 0, error: cause.slice(0, 500) },
-      }).catch((alertErr: unknown) => log.warn('run-failed alert not delivered', { error: String(alertErr) }));
+      };
+      const notDelivered = (alertErr: unknown) =>
+        log.warn('run-failed alert not delivered', { error: String(alertErr) });
+      if (patched(RUN_FAILED_ALERT_BOUNDED_PATCH)) {
+        await Promise.race([sendAlertBounded(alert).catch(notDelivered), sleep(RUN_FAILED_ALERT_WAIT)]);
+      } else await sendAlert(alert).catch(notDelivered);
     }
     throw err;
   }
@@ -315,6 +333,11 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       } catch (err) {
         // A pause/stop that reached the activity before it could hand back a summary: try again from the same checkpoint.
         if (isCancellation(err) && !CancellationScope.current().consideredCancelled) continue;
+        const rollback = rollbackAfter(err, spec, progress, from);
+        if (rollback !== null) {
+          pendingLearningRate = rollback;
+          continue;
+        }
         throw err;
       } finally {
         chunkScope = null;
@@ -353,6 +376,35 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     if (isCancellation(err)) finish('cancelled');
     throw err;
   }
+}
+
+/** Patch id of onNonFinite "rollback" (a chunk retried at a lower rate instead of a failed run). */
+export const NONFINITE_ROLLBACK_PATCH = 'nonfinite-rollback';
+const NON_FINITE = 'NonFiniteValues';
+const DEFAULT_MAX_ROLLBACKS = 3;
+
+/**
+ * For a chunk that failed on a NaN or infinite value in a run with onNonFinite "rollback" and rollbacks left: the
+ * halved learning rate to resume with from `from` (the last finite checkpoint: no non-finite one is ever committed),
+ * recorded in the progress; null for anything else.
+ */
+function rollbackAfter(err: unknown, spec: RunSpec, progress: RunProgress, from: CheckpointRef | null): number | null {
+  const cause = err instanceof ActivityFailure ? err.cause : null;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== NON_FINITE || spec.onNonFinite !== 'rollback')
+    return null;
+  const rollbacks = progress.rollbacks ?? [];
+  if (rollbacks.length >= (spec.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS) || !patched(NONFINITE_ROLLBACK_PATCH))
+    return null;
+  const d = (cause.details?.[0] ?? {}) as { step?: number | null; learningRate?: number | null };
+  const rate = (d.learningRate ?? progress.learningRate ?? spec.optimizer.learningRate) / 2;
+  progress.rollbacks = [...rollbacks, { step: d.step ?? null, from: from?.id ?? null, learningRate: rate }];
+  progress.learningRateChanges.push({ step: progress.step, value: rate });
+  log.warn('non-finite values: rolling back to the last finite checkpoint at half the learning rate', {
+    step: d.step ?? null,
+    from: from?.id ?? null,
+    learningRate: rate,
+  });
+  return rate;
 }
 
 export type { CheckpointPosition };

@@ -12,6 +12,7 @@ import { planFork, type ForkPlan } from '../../spec/fork';
 import type { RunSpec } from '../../spec/types';
 import { SpecError } from '../../spec/validate';
 import { Trainer } from '../../training';
+import { loadTaskData } from '../../training/task-data';
 import { isConfigError } from '../../training/errors';
 import type { BackendInfo } from '../../training/backend';
 import { nonRetryable, storageUnavailable } from '../failures';
@@ -114,7 +115,11 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   }
   if (from.runId === i.runId) {
     const trainer = i.warm.take(i.runId, from.id, i.specHash);
-    if (trainer) return { trainer, source: 'warm', parent: from, recovery };
+    // A warm trainer continues only on the data it was trained on, checked on the bytes (a file edited while the run
+    // was paused, even to the same size and time, is seen): otherwise it restores, behind the same guards as a cold
+    // worker.
+    if (trainer && (await sameData(trainer, i.spec))) return { trainer, source: 'warm', parent: from, recovery };
+    trainer?.dispose();
   } else i.warm.drop(i.runId);
 
   const own = from.runId === i.runId;
@@ -161,6 +166,13 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
   return { trainer, source: 'restored', parent, recovery };
+}
+
+/** Whether the spec's data, read again, is the data the trainer holds (a failure to read: let the restore say why). */
+async function sameData(trainer: Trainer, spec: RunSpec): Promise<boolean> {
+  if (!('format' in spec.dataset)) return true; // built-in or registered: nothing on disk to change
+  const data = await loadTaskData(spec).catch(() => null);
+  return data !== null && data.fingerprint === trainer.info.datasetFingerprint;
 }
 
 /**

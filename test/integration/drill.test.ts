@@ -136,6 +136,9 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     const unknownRun = drill(['no-such-run']);
     assert.equal(unknownRun.code, 3, unknownRun.stderr);
     assert.match(unknownRun.stderr, /no run no-such-run/);
+    const unknownList = drill(['--list', 'no-such-run']);
+    assert.equal(unknownList.code, 3, unknownList.stderr);
+    assert.match(unknownList.stderr, /drill --list: no run no-such-run/);
     const unknownCkpt = drill(['done', '--checkpoint', 'step-000000007-0123abcd']);
     assert.equal(unknownCkpt.code, 3, unknownCkpt.stderr);
     assert.match(unknownCkpt.stderr, /no checkpoint step-000000007-0123abcd/);

@@ -106,7 +106,12 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
     assert.equal(rows.length, 2);
     for (const row of rows) {
       assert.equal(row.untrusted, true);
-      assert.match(row.problem!, new RegExp(`checkpoint signed-u:${row.id} is not signed: refused .*checkpoints sign`));
+      assert.match(
+        row.problem!,
+        new RegExp(
+          `checkpoint signed-u:${row.id} is not signed: refused .*Turning signing on for existing checkpoints`,
+        ),
+      );
     }
     const signed = run(['checkpoints', 'sign', 'signed-u', '--storage', storage], K1);
     assert.equal(signed.code, 0, signed.stderr);
