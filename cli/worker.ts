@@ -3,6 +3,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { BoundedFailures } from '../activities/bounded-failures';
+import { killBeforeManifestFromEnv } from '../activities/trainer-process/failpoints';
+import { TrainerSupervisor } from '../activities/trainer-process/supervisor';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
@@ -136,22 +138,9 @@ function createWorkerOn(
   });
 }
 
-/**
- * DURABLE_TRAIN_FAILPOINT=kill-before-manifest:STEP makes this worker SIGKILL itself in the middle of the first
- * checkpoint commit at or after STEP, after its blobs are written and before its manifest. For crash tests only.
- */
+/** DURABLE_TRAIN_FAILPOINT=kill-before-manifest:STEP: this worker SIGKILLs itself mid-commit (crash tests only). */
 export function failpointFromEnv(env = process.env): WorkerOptions['beforeManifest'] {
-  const fp = env.DURABLE_TRAIN_FAILPOINT;
-  if (!fp) return undefined;
-  const m = /^kill-before-manifest:(\d+)$/.exec(fp);
-  if (!m) throw new Error(`DURABLE_TRAIN_FAILPOINT=${fp}: expected kill-before-manifest:STEP`);
-  const atStep = Number(m[1]);
-  return (step) => {
-    if (step >= atStep) {
-      console.error(`durable-train worker: failpoint: killing myself during the commit of step ${step}`);
-      process.kill(process.pid, 'SIGKILL');
-    }
-  };
+  return killBeforeManifestFromEnv([process.pid], env);
 }
 
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
@@ -161,7 +150,16 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const webhook = webhookFromEnv();
   const alerts = opts.alerts ?? new AlertSink({ url: webhook, counters: metrics });
   const slots = opts.slots ?? slotsOption(undefined) ?? 1;
-  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts, slots });
+  // Chunks train in supervised processes, one per slot, started now so that a first chunk finds its backend ready.
+  const supervisor = opts.supervisor ?? trainerSupervisorFromEnv(slots, metrics);
+  const { worker, connection, sdkMetricsUrl } = await createWorker({
+    ...opts,
+    settings,
+    metrics,
+    alerts,
+    slots,
+    supervisor,
+  });
   const metricsUrl = await serveMetrics(metrics);
   console.error(
     `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}, ${slots} slot(s)` +
@@ -172,8 +170,26 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   try {
     await worker.run();
   } finally {
+    supervisor?.close();
     await connection.close();
   }
+}
+
+/**
+ * The worker's training processes: DURABLE_TRAIN_TRAINER_PROCESS=0 trains in the worker itself (no process isolation);
+ * DURABLE_TRAIN_TRAINER_RETRIES (default 3) training-process deaths at one step fail the chunk as a crash loop.
+ */
+export function trainerSupervisorFromEnv(
+  slots: number,
+  metrics: TrainingMetrics,
+  env = process.env,
+): TrainerSupervisor | undefined {
+  if (env.DURABLE_TRAIN_TRAINER_PROCESS === '0') return undefined;
+  const raw = env.DURABLE_TRAIN_TRAINER_RETRIES;
+  const retries = raw === undefined || raw === '' ? 3 : Number(raw);
+  if (!Number.isInteger(retries) || retries < 1 || retries > 100)
+    throw new CliError(`worker: DURABLE_TRAIN_TRAINER_RETRIES must be an integer from 1 to 100, got ${raw}`, 2);
+  return new TrainerSupervisor({ standby: slots, maxDeathsAtStep: retries, metrics });
 }
 
 /** Serves GET /metrics (Prometheus text) when DURABLE_TRAIN_METRICS_PORT is set; host from DURABLE_TRAIN_METRICS_HOST. */
