@@ -177,7 +177,8 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
 
 /**
  * The worker's training processes: DURABLE_TRAIN_TRAINER_PROCESS=0 trains in the worker itself (no process isolation);
- * DURABLE_TRAIN_TRAINER_RETRIES (default 3) training-process deaths at one step fail the chunk as a crash loop.
+ * DURABLE_TRAIN_TRAINER_RETRIES (default 3) training-process deaths at one step fail the chunk as a crash loop;
+ * DURABLE_TRAIN_TRAINER_SPARES (default 1, at most the slots) idle processes are kept ready to take over.
  */
 export function trainerSupervisorFromEnv(
   slots: number,
@@ -185,11 +186,16 @@ export function trainerSupervisorFromEnv(
   env = process.env,
 ): TrainerSupervisor | undefined {
   if (env.DURABLE_TRAIN_TRAINER_PROCESS === '0') return undefined;
-  const raw = env.DURABLE_TRAIN_TRAINER_RETRIES;
-  const retries = raw === undefined || raw === '' ? 3 : Number(raw);
-  if (!Number.isInteger(retries) || retries < 1 || retries > 100)
-    throw new CliError(`worker: DURABLE_TRAIN_TRAINER_RETRIES must be an integer from 1 to 100, got ${raw}`, 2);
-  return new TrainerSupervisor({ standby: slots, maxDeathsAtStep: retries, metrics });
+  const intEnv = (name: string, dflt: number, min: number, max: number): number => {
+    const raw = env[name];
+    const n = raw === undefined || raw === '' ? dflt : Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new CliError(`worker: ${name} must be an integer from ${min} to ${max}, got ${raw}`, 2);
+    return n;
+  };
+  const retries = intEnv('DURABLE_TRAIN_TRAINER_RETRIES', 3, 1, 100);
+  const spares = intEnv('DURABLE_TRAIN_TRAINER_SPARES', 1, 0, slots);
+  return new TrainerSupervisor({ spares, maxDeathsAtStep: retries, metrics });
 }
 
 /** Serves GET /metrics (Prometheus text) when DURABLE_TRAIN_METRICS_PORT is set; host from DURABLE_TRAIN_METRICS_HOST. */

@@ -10,7 +10,10 @@ import {
   type Logger,
 } from '@temporalio/common';
 import type { ActivityCancellationDetailsHolder } from '@temporalio/common/lib/activity-cancellation-details';
+import type { RunSpec } from '../../spec/types';
+import { validateSpec } from '../../spec/validate';
 import { initBackend } from '../../training/backend';
+import { loadTaskData } from '../../training/task-data';
 import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
 import type { ChunkHeartbeat } from '../types';
@@ -140,9 +143,21 @@ async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> 
   }
 }
 
+/** Loads a run's data into this process's cache (a spare that may take the run over then only restores). */
+function prepare(raw: RunSpec): void {
+  let spec: RunSpec;
+  try {
+    spec = validateSpec(raw);
+  } catch {
+    return; // the chunk itself says what is wrong with it
+  }
+  loadTaskData(spec).catch(() => undefined);
+}
+
 process.on('message', (msg: ToTrainer) => {
   if (msg.t === 'chunk') void runChunk(msg);
   else if (msg.t === 'cancel') tasks.get(msg.id)?.cancel(msg.reason, new ActivityCancellationDetails(msg.details));
+  else if (msg.t === 'prepare') prepare(msg.spec);
   else if (msg.t === 'cut-reason') tasks.get(msg.id)?.setCutReason(msg.reason);
 });
 // The worker is gone (killed, or shut down): so is its training process.

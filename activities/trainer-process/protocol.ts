@@ -1,6 +1,7 @@
 // Messages between a worker and its training process (IPC, JSON): ids and small summaries only. Tensors and
 // checkpoint bytes stay in the training process and the checkpoint store.
 import type { ActivityCancellationDetailsOptions } from '@temporalio/common';
+import type { RunSpec } from '../../spec/types';
 import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
 
 /** Why the previous training process of this chunk is gone, handed to its replacement (recorded as a recovery). */
@@ -24,6 +25,7 @@ export interface ChunkTaskInfo {
 
 export type ToTrainer =
   | { t: 'chunk'; id: number; input: TrainChunkInput; info: ChunkTaskInfo; restart: Restart | null }
+  | { t: 'prepare'; spec: RunSpec }
   | { t: 'cancel'; id: number; reason: string; details: ActivityCancellationDetailsOptions }
   | { t: 'cut-reason'; id: number; reason: 'pause' | 'stop' | 'cancel' | null };
 

@@ -15,8 +15,12 @@ import { fromWire } from './wire';
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
   maxDeathsAtStep?: number;
-  /** Training processes started ahead of work, ready to go (the worker's slots). */
-  standby?: number;
+  /**
+   * Idle training processes kept ready (backend initialised, the data of the runs this worker trains loaded), so that
+   * a first chunk, or the replacement of a dead process, starts with the restore (DURABLE_TRAIN_TRAINER_SPARES,
+   * default 1; 0 starts a process when a chunk needs one).
+   */
+  spares?: number;
   /** Metrics the training processes report (the worker serves them). */
   metrics?: TrainingMetrics;
   /** Where the supervisor says what it does (default stderr). */
@@ -123,7 +127,20 @@ export class TrainerSupervisor {
     this.entry = o.entry ?? path.join(__dirname, 'child.js');
     this.say = o.say ?? ((line) => console.error(`durable-train worker: ${line}`));
     this.maxDeathsAtStep = o.maxDeathsAtStep ?? 3;
-    for (let i = 0; i < (o.standby ?? 0); i++) this.spawn();
+    this.ensureSpares();
+  }
+
+  private get spares(): number {
+    return this.o.spares ?? 1;
+  }
+
+  private idle(): TrainerProcess[] {
+    return this.procs.filter((p) => !p.busy && p.alive);
+  }
+
+  /** Starts processes until `spares` are idle. */
+  private ensureSpares(): void {
+    for (let n = this.idle().length; n < this.spares && !this.closed; n++) this.spawn();
   }
 
   private spawn(): TrainerProcess {
@@ -132,8 +149,8 @@ export class TrainerSupervisor {
     void p.exited.then(() => {
       const i = this.procs.indexOf(p);
       if (i >= 0) this.procs.splice(i, 1);
-      // A standby process that died is replaced, so the next chunk does not wait for a backend to start.
-      if (!p.busy && this.procs.length < (this.o.standby ?? 0) && !this.closed) this.spawn();
+      // A spare that died is replaced, so the next chunk does not wait for a backend to start.
+      if (!p.busy) this.ensureSpares();
     });
     return p;
   }
@@ -142,10 +159,13 @@ export class TrainerSupervisor {
 
   /** An idle training process, preferring one that trained this run last (it may hold its trainer warm). */
   private acquire(runId: string): TrainerProcess {
-    const idle = this.procs.filter((p) => !p.busy && p.alive);
-    const p = idle.find((q) => q.runs.has(runId)) ?? idle.find((q) => q.runs.size === 0) ?? idle[0] ?? this.spawn();
+    const idle = this.idle();
+    const ready = idle.filter((q) => q.isReady);
+    const p =
+      idle.find((q) => q.runs.has(runId)) ?? ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
     for (const q of this.procs) if (q !== p) q.runs.delete(runId);
     p.busy = true;
+    this.ensureSpares();
     return p;
   }
 
@@ -176,6 +196,8 @@ export class TrainerSupervisor {
     let details = ctx.info.heartbeatDetails as ChunkHeartbeat | undefined;
     for (;;) {
       const proc = this.acquire(input.runId);
+      // The spares load this run's data now: the one that may take over from `proc` then only restores.
+      for (const q of this.idle()) q.send({ t: 'prepare', spec: input.spec });
       const outcome = await this.attempt(proc, ctx, input, restart, (d) => (details = d), () => details, cutReasonOf);
       if (outcome.kind === 'done') return outcome.summary;
       if (outcome.kind === 'failed') throw fromWire(outcome.error);

@@ -13,7 +13,7 @@ import { chunkProgressed, runningChunk, useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 6000, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200 },
   epochs: 1,
   batchSize: 8,
   chunkSteps: 250,
@@ -45,7 +45,7 @@ describe('supervised training processes (real dev server, real workers, SIGKILLs
   const workers: WorkerProcess[] = [];
   // A failed test shows what its workers said.
   afterEach(function () {
-    if (this.currentTest?.state === 'failed') for (const w of workers) console.error(w.output().slice(-4000));
+    if (this.currentTest?.state === 'failed' || process.env.SHOW_WORKERS) for (const w of workers) console.error(w.output().slice(-4000));
     workers.length = 0;
   });
   const worker = async (env?: NodeJS.ProcessEnv) => {
