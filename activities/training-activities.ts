@@ -45,6 +45,8 @@ import { createAlertActivities } from './alerts';
 import type { AlertActivities } from './alert-types';
 import { RunAlerts } from './chunk/alerts';
 import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
+import type { Restart } from './trainer-process/protocol';
+import type { TrainerSupervisor } from './trainer-process/supervisor';
 
 const choiceMetricOf = (spec: RunSpec, metric: 'loss' | 'accuracy') => {
   const { name, mode } = choiceMetric(spec, metric);
@@ -82,6 +84,10 @@ export interface ActivityDeps {
   checkpointKeys?: CheckpointKeys;
   /** Where alerts go (default: DURABLE_TRAIN_ALERT_WEBHOOK, counted in `metrics`). */
   alerts?: AlertSink;
+  /** Trains chunks in supervised training processes instead of this one (the worker's default). */
+  supervisor?: TrainerSupervisor;
+  /** In a training process: why the chunk's previous process is gone, when it is a replacement. */
+  restartOf?: (runId: string) => Restart | null;
 }
 
 export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
@@ -249,6 +255,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         from: input.from,
         sourceSpec: input.sourceSpec,
         attempt: ctx.info.attempt,
+        restart: deps.restartOf?.(input.runId) ?? null,
         backend,
         manager,
         managerOf: (runId) => managerFor(spec, runId),
@@ -343,7 +350,10 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
   catalogueFailures(activities, warm, runAlerts);
-  const trainChunk = activities.trainChunk;
+  const supervisor = deps.supervisor;
+  const trainChunk = supervisor
+    ? (input: TrainChunkInput) => supervisor.trainChunk(Context.current(), input, deps.cutReasonOf)
+    : activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
     try {

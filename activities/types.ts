@@ -129,4 +129,6 @@ export const FailureTypes = {
   NothingToTrain: 'NothingToTrain',
   /** A checkpoint refused by the signature check (the error's own name, so it fails the activity at once). */
   CheckpointSignature: 'CheckpointSignatureError',
+  /** The chunk's training process died again and again at the same step (the step and the cause are named). */
+  TrainingCrashLoop: 'TrainingCrashLoop',
 } as const;

@@ -457,6 +457,16 @@ export const runSpecSchema = strict(
       .max(86_400)
       .default(60)
       .meta({ description: 'a chunk also ends after this many seconds of training' }),
+    heartbeatTimeoutSeconds: z
+      .number()
+      .min(1)
+      .max(600)
+      .optional()
+      .meta({
+        description:
+          'seconds without a heartbeat before Temporal takes a training worker for lost and retries its chunk elsewhere ' +
+          '(default 10); lower recovers a lost host sooner, too low retries live workers that stall under load',
+      }),
     seed: int(0, 2 ** 32 - 1)
       .default(42)
       .meta({ description: 'seeds the one PRNG behind init, dropout, shuffling and augmentation' }),

@@ -32,7 +32,7 @@ import {
   stopSignal,
 } from './definitions';
 import { roundRunner, roundsPerRun } from './distributed';
-import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S, heartbeatTimeoutOf } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
 export interface TrainingInput {
@@ -314,6 +314,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
           chunkRunner.executeWithOptions(
             {
               ...chunkOptions,
+              heartbeatTimeout: heartbeatTimeoutOf(spec),
               summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
             },
             [

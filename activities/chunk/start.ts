@@ -20,6 +20,7 @@ import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
 import { restoreTrainer } from './restore';
 import type { WarmTrainers } from './warm-cache';
+import type { Restart } from '../trainer-process/protocol';
 import type { RunAlerts } from './alerts';
 
 export interface ChunkStart {
@@ -41,6 +42,8 @@ export interface ChunkStartInput {
   /** The spec of the fork's source run, when `from` belongs to another run (the fork point). */
   sourceSpec?: RunSpec | null;
   attempt: number;
+  /** Set when this attempt runs in a training process that replaced one that died in the same attempt. */
+  restart?: Restart | null;
   backend: BackendInfo;
   /** This run's checkpoints. */
   manager: CheckpointManager;
@@ -83,11 +86,13 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
 async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   let from = i.from;
   let recovery: Recovery | null = null;
-  if (i.attempt > 1) {
-    // A retry: continue from what the previous attempt committed, not from the chunk's start.
+  if (i.attempt > 1 || i.restart) {
+    // A retry, or a restart of a dead training process: continue from what was committed, not from the chunk's start.
     const { found, damaged } = await newestDescendant(i.manager, i.runId, from);
     const reason =
-      `retry of attempt ${i.attempt - 1}` +
+      (i.restart
+        ? `training process restarted (${i.restart.count}) after: ${i.restart.cause}`
+        : `retry of attempt ${i.attempt - 1}`) +
       (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
     if (damaged.length) {
       log.warn('skipped damaged checkpoints', { damaged });
