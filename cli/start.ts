@@ -9,8 +9,8 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { openStore } from '../checkpoint';
-import { CliError, defaultRunId, EXIT, runIdArg, type Out } from './common';
+import { openStore, StorageUnavailableError } from '../checkpoint';
+import { CliError, defaultRunId, EXIT, fmt, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
 import { evalLine } from './evals';
 
@@ -34,6 +34,34 @@ export function assertStorageOpens(spec: RunSpec): void {
     openStore(spec.checkpoint.storage);
   } catch (err) {
     throw new CliError(`invalid spec: checkpoint.storage: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
+/** One quick attempt per request: a refusal answers at once, and an unreachable store is left to the workers. */
+const QUICK = {
+  DURABLE_TRAIN_S3_MAX_ATTEMPTS: '1',
+  DURABLE_TRAIN_S3_TIMEOUT_MS: '5000',
+  DURABLE_TRAIN_GCS_MAX_ATTEMPTS: '1',
+  DURABLE_TRAIN_GCS_TIMEOUT_MS: '5000',
+  DURABLE_TRAIN_AZURE_MAX_ATTEMPTS: '1',
+  DURABLE_TRAIN_AZURE_TIMEOUT_MS: '5000',
+};
+
+/**
+ * Refuses, before anything starts, cloud storage whose server turns this CLI's credentials away: a bucket or
+ * container that does not exist, wrong credentials, no permission to list. Lists the run's prefix once, with the
+ * CLI's environment (the workers are expected to share it). Only the server's own refusal stops the start: a
+ * store this machine cannot reach, or credentials only the workers have, are left to the workers' probe.
+ */
+export async function assertStorageReachable(spec: RunSpec, runId: string): Promise<void> {
+  if (spec.checkpoint.storage.toLowerCase().startsWith('file://')) return;
+  const store = openStore(spec.checkpoint.storage, process.cwd(), { ...process.env, ...QUICK });
+  try {
+    await store.list(`${runId}/`);
+  } catch (err) {
+    if (err instanceof StorageUnavailableError && !err.retryable && err.details.status !== undefined) {
+      throw new CliError(`checkpoint storage ${store.url} refused: ${err.message}; nothing was started`, EXIT.usage);
+    }
   }
 }
 
@@ -113,6 +141,7 @@ export async function startRun(
   if (!opts.from) opts = { ...opts, spec: withRunDefaults(opts.spec) };
   const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
   assertStorageOpens(opts.spec);
+  await assertStorageReachable(opts.spec, runId);
   await checkDataFile(opts.spec);
   await checkModelFile(opts.spec);
   await preflightSpec(opts.spec);

@@ -62,7 +62,10 @@ function classifyGcs(err: unknown, op: string): Verdict {
   const e = err as GcsErrorLike;
   const status = typeof e?.code === 'number' ? e.code : e?.response?.status;
   const reason = e?.errors?.[0]?.reason;
-  const bucketMissing = status === 404 && /bucket/i.test(e?.message ?? '') && !/object/i.test(e?.message ?? '');
+  // A 404 on a listing or an upload can only mean the bucket; on a read, Google's message says which is missing.
+  const bucketMissing =
+    status === 404 &&
+    (op === 'LIST' || op === 'PUT' || (/bucket/i.test(e?.message ?? '') && !/object/i.test(e?.message ?? '')));
   if (status === 404 && (op === 'GET' || op === 'HEAD') && !bucketMissing) return { notFound: true, retryable: false };
   const code = bucketMissing ? 'NoSuchBucket' : (reason ?? (typeof e?.code === 'string' ? e.code : undefined));
   const retryable = retryableStatus(status) || (status === undefined && isNetworkFailure(err));
@@ -87,13 +90,22 @@ export class GcsCheckpointStore implements CheckpointStore {
     this.policy = retryPolicy(opts);
     this.dedupMaxAgeMs = opts.dedupMaxAgeMs ?? 30 * 60_000;
     this.pageSize = opts.pageSize ?? 1000;
-    const storage = new Storage({
-      apiEndpoint: opts.apiEndpoint,
-      projectId: opts.projectId,
-      keyFilename: opts.keyFilename,
-      retryOptions: { autoRetry: false, maxRetries: 0 }, // retries are ours, with our deadline per attempt
-    });
-    this.bucket = storage.bucket(this.bucketName);
+    // The library takes STORAGE_EMULATOR_HOST, when set, as its JSON API base URL verbatim (so only in the form
+    // http://HOST:PORT/storage/v1), ahead of apiEndpoint; our apiEndpoint (from that variable, either form) is used
+    // instead, with the variable hidden while the client is built (synchronously).
+    const emulator = process.env.STORAGE_EMULATOR_HOST;
+    if (opts.apiEndpoint) delete process.env.STORAGE_EMULATOR_HOST;
+    try {
+      const storage = new Storage({
+        apiEndpoint: opts.apiEndpoint?.replace(/\/+$/, '').replace(/\/storage\/v1$/, ''),
+        projectId: opts.projectId,
+        keyFilename: opts.keyFilename,
+        retryOptions: { autoRetry: false }, // retries are ours, with our deadline per attempt
+      });
+      this.bucket = storage.bucket(this.bucketName);
+    } finally {
+      if (emulator !== undefined) process.env.STORAGE_EMULATOR_HOST = emulator;
+    }
   }
 
   private file(key: string): File {
