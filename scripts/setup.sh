@@ -116,4 +116,11 @@ if ! pip_install "tensorboard==$TENSORBOARD_VERSION" tensorboard; then
   echo "setup: tensorboard failed to install; the TensorBoard event-file test will fail until it is" >&2
 fi
 
+# The native TensorFlow backend (tfjs-node built against TensorFlow's PyPI wheel), for the tensorflow kernel and native
+# backend tests: built here, never inside a test; it returns at once when the build is current. A failed build does
+# not fail setup: those tests then skip loudly, or fail under CI=true.
+if ! bash scripts/setup-native.sh; then
+  echo "setup: the native build failed (npm run setup:native); the native backend tests skip, or fail under CI=true" >&2
+fi
+
 echo "setup: $("$TOOLS/bin/temporal" --version | head -1); seaweedfs $( [ -x "$TOOLS/bin/weed" ] && "$TOOLS/bin/weed" version 2>/dev/null | head -1 || echo missing)" >&2

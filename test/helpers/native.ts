@@ -1,10 +1,6 @@
-// The native TensorFlow backend for the tests that need it: built on demand (npm run setup:native, against
-// TensorFlow's PyPI wheel) the first time one asks, so a fresh clone runs them instead of skipping.
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
+// The native TensorFlow backend for the tests that need it: built by `npm run setup:test` (setup-native, against
+// TensorFlow's PyPI wheel), found here; under CI=true a missing build fails the tests that need it.
 import { privateTfjsNodeDir, TFJS_NODE_DIR_ENV_VAR } from '../../training/backend';
-
-const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 /** Whether a tfjs-node can be loaded: a normally installed one, or the private build of setup:native. */
 export function nativeBuildPresent(): boolean {
@@ -17,25 +13,28 @@ export function nativeBuildPresent(): boolean {
 }
 
 /**
- * Builds the native backend when it is absent, and brings setup:native's private build up to date when it is older
- * than this checkout's script asks for (the script returns at once when it is current); returns why it cannot be had
- * here, or null.
+ * Why the native backend cannot be loaded here, or null when it can. The build itself is made by `npm run setup:test`
+ * (scripts/setup.sh --test runs setup-native, which returns at once when the build is current), never by a test.
  */
-export function ensureNativeBuild(): string | null {
-  try {
-    require.resolve('@tensorflow/tfjs-node');
-    return null; // a normally installed tfjs-node: not ours to rebuild
-  } catch {
-    // absent, or setup:native's private build
-  }
-  const r = spawnSync('bash', [path.join(PROJECT_ROOT, 'scripts', 'setup-native.sh')], {
-    cwd: PROJECT_ROOT,
-    encoding: 'utf8',
-    timeout: 1_500_000,
-  });
-  if (r.status === 0 && nativeBuildPresent()) return null;
-  if (r.status === 0) return `npm run setup:native succeeded, yet no tfjs-node is found (${TFJS_NODE_DIR_ENV_VAR}?)`;
-  return `npm run setup:native failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${(r.stderr ?? '').trim().slice(-1500)}`;
+export function nativeUnavailable(): string | null {
+  if (nativeBuildPresent()) return null;
+  return (
+    `no tfjs-node is installed and setup:native's private build is absent (${TFJS_NODE_DIR_ENV_VAR} unset or empty): ` +
+    'run `npm run setup:test` (or `npm run setup:native`; it needs g++, python3 and the PyPI and npm registries)'
+  );
+}
+
+/**
+ * For a `before` hook of tests that need the native backend: nothing when it can be loaded; otherwise, under CI=true
+ * (where a skip would leave the suite green with no native coverage) the hook fails naming what is missing, and
+ * elsewhere the tests are skipped with a loud line.
+ */
+export function requireNative(ctx: Mocha.Context, what: string): void {
+  const why = nativeUnavailable();
+  if (!why) return;
+  if (process.env.CI === 'true') throw new Error(`${what} cannot run under CI=true: ${why}`);
+  console.error(loudNativeSkip(what, why));
+  ctx.skip();
 }
 
 /** The loud line a test prints before it skips because the native build cannot be done on this machine. */

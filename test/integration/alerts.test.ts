@@ -133,7 +133,7 @@ describe('alerts reach a webhook (real dev server, real worker, real HTTP receiv
 
   it('a failed run sends one run-failed alert naming the run', async function () {
     const cluster = fx.cluster;
-    await alertingWorker(fx, rx.url);
+    const { metricsUrl } = await alertingWorker(fx, rx.url);
     // Storage under a regular file: refused at the run's start, which fails the run (not retried).
     fs.writeFileSync(path.join(cluster.dir, 'blocked'), 'a file, not a directory');
     const spec = smallSpec({ checkpoint: { storage: 'file://blocked/checkpoints' } });
@@ -150,7 +150,27 @@ describe('alerts reach a webhook (real dev server, real worker, real HTTP receiv
     const alert = await waitFor('the run-failed alert', async () => rx.alerts.find((a) => a.kind === 'run-failed'));
     assert.equal(alert.runId, 'doomed');
     assert.match(alert.text, /run-failed: run doomed: run failed at step 0: .*not writable/);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // No second alert can follow: the run is closed, its history holds one alert activity (completed: it returns
+    // once the webhook answered), and the worker counted one alert of any kind and outcome in all.
+    const history = await cluster.client.workflow.getHandle('doomed').fetchHistory();
+    const events = history.events ?? [];
+    assert.ok(
+      events.some((e) => e.workflowExecutionFailedEventAttributes),
+      'the run failed and is closed',
+    );
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendAlert');
+    assert.equal(scheduled.length, 1);
+    assert.ok(
+      events.some(
+        (e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(scheduled[0].eventId),
+      ),
+      'the alert activity completed',
+    );
+    const counted = (await scrape(metricsUrl)).find('durable_train_alerts_total');
+    assert.deepEqual(
+      counted.map((x) => [x.labels.kind, x.labels.outcome, x.value]),
+      [['run-failed', 'delivered', 1]],
+    );
     assert.equal(rx.alerts.length, 1, JSON.stringify(rx.alerts));
   });
 });

@@ -225,11 +225,22 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
 
   it('a scheduled drill runs, is listed, and its schedule goes away when the run has ended; --remove deletes one', async function () {
     await worker();
+    // A schedule whose first drill is an hour away: a second one for the run is refused; removed by hand.
+    assert.equal(drill(['done', '--every', '1h']).code, 0);
+    await cluster.client.schedule.getHandle(drillScheduleId('done')).describe();
+    const again = drill(['done', '--every', '2s']);
+    assert.equal(again.code, 4, 'one schedule per run');
+    const rm = drill(['--remove', 'done']);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assert.rejects(
+      cluster.client.schedule.getHandle(drillScheduleId('done')).describe(),
+      (err: unknown) => err instanceof ScheduleNotFoundError,
+    );
+    assert.equal(drill(['--remove', 'done']).code, 3, 'nothing left to remove');
+
     const s = drill(['done', '--every', '2s', '--json']);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(s.json<{ scheduleId: string }>().scheduleId, drillScheduleId('done'));
-    const again = drill(['done', '--every', '2s']);
-    assert.equal(again.code, 4, 'one schedule per run');
 
     const listed = await waitFor(
       'a scheduled drill in the list',
@@ -253,16 +264,6 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.match(human.stdout, /no drill schedule/);
     assert.match(human.stdout, /\(scheduled\)\s+verified/);
 
-    // A schedule whose first drill is an hour away, removed by hand.
-    assert.equal(drill(['done', '--every', '1h']).code, 0);
-    await cluster.client.schedule.getHandle(drillScheduleId('done')).describe();
-    const rm = drill(['--remove', 'done']);
-    assert.equal(rm.code, 0, rm.stderr);
-    await assert.rejects(
-      cluster.client.schedule.getHandle(drillScheduleId('done')).describe(),
-      (err: unknown) => err instanceof ScheduleNotFoundError,
-    );
-    assert.equal(drill(['--remove', 'done']).code, 3, 'nothing left to remove');
     assert.equal(alerts.length, 0);
   });
 

@@ -10,7 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
-import { useCluster } from '../helpers/fixtures';
+import { chunkProgressed, useCluster } from '../helpers/fixtures';
 
 const checkpoint = { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 3 };
 
@@ -150,8 +150,8 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   let cluster: TestCluster;
   // This test's workers (the fixture kills them after each test), for their logs when a start fails.
   const workers: WorkerProcess[] = [];
-  const worker = async () => {
-    const w = await fx.worker();
+  const worker = async (paced?: { stepMs: number }) => {
+    const w = await fx.worker(paced ? { paced } : {});
     workers.push(w);
     return w;
   };
@@ -172,24 +172,25 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
 
   /** The reference run uninterrupted, then the same spec with its worker SIGKILLed mid-chunk: same weights. */
   async function exactAfterKill(name: string, spec: object): Promise<RunResult> {
-    const w1 = await worker();
+    const w0 = await worker();
     const reference = start(`${name}-ref`, spec, true).json<{ result: RunResult }>().result;
     assert.equal(reference.status, 'completed');
+    await w0.kill('SIGKILL');
+    // Paced (every step 25 ms longer, same numbers): the run is still inside a chunk when the kill lands after a
+    // heartbeat observed below, whatever the machine's speed.
+    const w1 = await worker({ stepMs: 25 });
     start(name, spec);
     const handle: WorkflowHandle = cluster.client.workflow.getHandle(name);
     const total = reference.step;
     // Kill inside a chunk, after at least one commit, well before the end.
     await waitFor(
-      `${name} mid-chunk`,
-      async () => {
-        const p = await handle.query(progressQuery);
-        const d = await handle.describe();
-        const running = d.raw.pendingActivities?.some((a) => a.activityType?.name === 'trainChunk');
-        return running && p.step >= Math.floor(total / 4) && p.step < total - 5;
-      },
+      `${name} past a commit`,
+      async () => (await handle.query(progressQuery)).step >= Math.floor(total / 4),
       300_000,
-      20,
+      50,
     );
+    const seen = await chunkProgressed(handle, Date.now(), w1);
+    assert.ok(seen.step !== null && seen.step < total - 1, `killed inside a chunk (step ${seen.step} of ${total})`);
     await w1.kill('SIGKILL');
     await worker();
     const result = (await handle.result()) as RunResult;

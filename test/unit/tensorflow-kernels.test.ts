@@ -20,7 +20,7 @@ import {
 import { Trainer } from '../../training';
 import { NUMERICS_ENV_VAR } from '../../training/numerics';
 import type { RunSpec } from '../../spec/types';
-import { ensureNativeBuild, loudNativeSkip } from '../helpers/native';
+import { requireNative } from '../helpers/native';
 
 const EDGE = [NaN, 0, -0, 1, -1, Infinity, -Infinity, 1e-45, -1e-45, 1.1754943508222875e-38, 3.5, -2.25, 65504];
 
@@ -32,13 +32,8 @@ function bits(t: tf.TensorInfo): Uint32Array {
 describe('tensorflow backend kernels (Step, Cast)', function () {
   this.timeout(120_000);
   before(async function () {
-    // The native build is made here when absent (once: the native integration test then finds it).
-    this.timeout(1_800_000);
-    const cannot = ensureNativeBuild();
-    if (cannot) {
-      console.error(loudNativeSkip('the tensorflow kernel tests', cannot));
-      this.skip();
-    }
+    // The native build comes from `npm run setup:test`; under CI=true its absence fails here instead of skipping.
+    requireNative(this, 'the tensorflow kernel tests');
     await initBackend('tensorflow');
   });
   after(async () => {
