@@ -250,6 +250,18 @@ export const optimizerSchema = strict({
   beta1: z.number().min(0).max(0.9999).optional().meta({ description: 'adam only (default 0.9)' }),
   beta2: z.number().min(0).max(0.99999999).optional().meta({ description: 'adam only (default 0.999)' }),
   epsilon: z.number().gt(0).max(1).optional().meta({ description: 'adam only (default 1e-7)' }),
+  clipNorm: z
+    .number()
+    .gt(0)
+    .max(1e9)
+    .optional()
+    .meta({ description: "scale each weight's gradient down to this L2 norm when longer (Keras clipnorm)" }),
+  clipValue: z
+    .number()
+    .gt(0)
+    .max(1e9)
+    .optional()
+    .meta({ description: 'clamp every gradient element to [-v, v] (Keras clipvalue)' }),
 })
   .check((ctx) => {
     const o = ctx.value;
@@ -261,6 +273,13 @@ export const optimizerSchema = strict({
         message: 'only applies to the momentum optimizer',
       });
     }
+    if (o.clipNorm !== undefined && o.clipValue !== undefined)
+      ctx.issues.push({
+        code: 'custom',
+        input: o.clipValue,
+        path: ['clipValue'],
+        message: 'give clipNorm or clipValue, not both (as Keras)',
+      });
     for (const key of ADAM_ONLY) {
       if (o.name !== 'adam' && o[key] !== undefined) {
         ctx.issues.push({ code: 'custom', input: o[key], path: [key], message: 'only applies to the adam optimizer' });

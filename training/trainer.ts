@@ -19,6 +19,7 @@ import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } fro
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
+import { clipGradients } from './clip';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import {
   DATA_ORDER_NAME,
@@ -513,7 +514,12 @@ export class Trainer {
     try {
       const grads = new Map<string, tf.Tensor>();
       for (const p of trainable) grads.set(p.name, out.grads[p.variable.name]);
-      this.opt.apply(grads, learningRate, this.frozen);
+      const clipped = clipGradients(grads, this.spec.optimizer);
+      try {
+        this.opt.apply(clipped.grads, learningRate, this.frozen);
+      } finally {
+        tf.dispose(clipped.created);
+      }
       for (const [v, t] of updates) v.assign(t);
     } catch (e) {
       this.failure = e instanceof Error ? e : new Error(String(e));
