@@ -496,6 +496,13 @@ export const runSpecSchema = strict(
     })
       .optional()
       .meta({ description: 'how the validation split is evaluated' }),
+    classWeights: z
+      .union([z.literal('balanced'), z.record(z.string().min(1).max(1024), z.number().min(0).max(1e6))])
+      .optional()
+      .meta({
+        description:
+          'classification: a weight per class name multiplying its examples\' loss (others 1), or "balanced" (n / (classes x count) from the train split)',
+      }),
     earlyStopping: strict({
       metric: metricSchema.meta({ description: 'the validation metric watched: loss (lower is better) or accuracy' }),
       patience: int(0, 10_000)
@@ -562,6 +569,13 @@ export const runSpecSchema = strict(
         message: 'a regression run has no accuracy: use loss',
       });
     }
+    if (s.classWeights !== undefined && task === 'regression')
+      ctx.issues.push({
+        code: 'custom',
+        input: s.classWeights,
+        path: ['classWeights'],
+        message: 'applies to classification only',
+      });
     if (s.earlyStopping) {
       const problem =
         task === 'regression' && s.earlyStopping.metric === 'accuracy'

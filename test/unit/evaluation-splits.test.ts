@@ -359,4 +359,28 @@ describe('evaluation splits', function () {
       assert.throws(() => clipSpec({ clipNorm: 0 }), /optimizer\.clipNorm: must be > 0/);
     });
   });
+
+  it('classWeights weigh a class in the loss (balanced from the train split); unknown names and regression are refused', async () => {
+    const spec = (classWeights?: unknown) =>
+      validateSpec({ ...irisSpec({ validationFraction: 0.1 }), ...(classWeights ? { classWeights } : {}) });
+    const hash = async (s: RunSpec) => {
+      const t = await Trainer.create(s);
+      try {
+        await t.train({ maxSteps: 1000 });
+        return t.weightsSha256();
+      } finally {
+        t.dispose();
+      }
+    };
+    const plain = await hash(spec());
+    const classes = (await loadTaskData(spec())).classes!;
+    assert.strictEqual(await hash(spec({ [classes[0]]: 1 })), plain, 'weight 1 is no weight');
+    assert.notStrictEqual(await hash(spec({ [classes[0]]: 5 })), plain);
+    assert.notStrictEqual(await hash(spec('balanced')), plain, 'the carved train split is not balanced');
+    await assert.rejects(Trainer.create(spec({ nope: 2 })), /classWeights: "nope" is not a class of iris \(classes: /);
+    assert.throws(
+      () => validateSpec({ ...spec(), task: 'regression', classWeights: 'balanced' }),
+      /classWeights: applies to classification only/,
+    );
+  });
 });
