@@ -250,6 +250,18 @@ export const optimizerSchema = strict({
   beta1: z.number().min(0).max(0.9999).optional().meta({ description: 'adam only (default 0.9)' }),
   beta2: z.number().min(0).max(0.99999999).optional().meta({ description: 'adam only (default 0.999)' }),
   epsilon: z.number().gt(0).max(1).optional().meta({ description: 'adam only (default 1e-7)' }),
+  clipNorm: z
+    .number()
+    .gt(0)
+    .max(1e9)
+    .optional()
+    .meta({ description: "scale each weight's gradient down to this L2 norm when longer (Keras clipnorm)" }),
+  clipValue: z
+    .number()
+    .gt(0)
+    .max(1e9)
+    .optional()
+    .meta({ description: 'clamp every gradient element to [-v, v] (Keras clipvalue)' }),
 })
   .check((ctx) => {
     const o = ctx.value;
@@ -261,6 +273,13 @@ export const optimizerSchema = strict({
         message: 'only applies to the momentum optimizer',
       });
     }
+    if (o.clipNorm !== undefined && o.clipValue !== undefined)
+      ctx.issues.push({
+        code: 'custom',
+        input: o.clipValue,
+        path: ['clipValue'],
+        message: 'give clipNorm or clipValue, not both (as Keras)',
+      });
     for (const key of ADAM_ONLY) {
       if (o.name !== 'adam' && o[key] !== undefined) {
         ctx.issues.push({ code: 'custom', input: o[key], path: [key], message: 'only applies to the adam optimizer' });
@@ -487,6 +506,13 @@ export const runSpecSchema = strict(
     })
       .optional()
       .meta({ description: 'how the validation split is evaluated' }),
+    classWeights: z
+      .union([z.literal('balanced'), z.record(z.string().min(1).max(1024), z.number().min(0).max(1e6))])
+      .optional()
+      .meta({
+        description:
+          'classification: a weight per class name multiplying its examples\' loss (others 1), or "balanced" (n / (classes x count) from the train split)',
+      }),
     earlyStopping: strict({
       metric: metricSchema.meta({ description: 'the validation metric watched: loss (lower is better) or accuracy' }),
       patience: int(0, 10_000)
@@ -564,6 +590,13 @@ export const runSpecSchema = strict(
         message: 'a regression run has no accuracy: use loss',
       });
     }
+    if (s.classWeights !== undefined && task === 'regression')
+      ctx.issues.push({
+        code: 'custom',
+        input: s.classWeights,
+        path: ['classWeights'],
+        message: 'applies to classification only',
+      });
     if (s.earlyStopping) {
       const problem =
         task === 'regression' && s.earlyStopping.metric === 'accuracy'

@@ -23,6 +23,7 @@ import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } fro
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
+import { clipGradients } from './clip';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import * as fingerprints from './model-fingerprint';
 import { penaltyLoss } from './penalties';
@@ -51,6 +52,31 @@ interface Parts {
   shift: number;
   /** The positions of each epoch's order this trainer trains on (the whole epoch unless spec.distributed). */
   shard: Shard;
+  /** spec.classWeights by class index (float32 values), or null: every example weighs 1. */
+  classWeights: Float32Array | null;
+}
+
+/** spec.classWeights by class index; a name that is not a class is refused naming the classes. */
+function classWeightsOf(spec: RunSpec, data: TaskData): Float32Array | null {
+  const cw = spec.classWeights;
+  if (cw === undefined || data.task !== 'classification') return null;
+  const classes = data.classes ?? [];
+  const w = new Float32Array(classes.length).fill(1);
+  if (cw === 'balanced') {
+    const counts = new Array<number>(classes.length).fill(0);
+    for (let i = 0; i < data.train.n; i++) counts[data.train.y[i]] += 1;
+    counts.forEach((c, k) => (w[k] = c === 0 ? 0 : data.train.n / (classes.length * c)));
+    return w;
+  }
+  for (const [name, value] of Object.entries(cw)) {
+    const k = classes.indexOf(name);
+    if (k < 0)
+      throw new ConfigError(
+        `classWeights: ${JSON.stringify(name)} is not a class of ${data.name} (classes: ${classes.join(', ')})`,
+      );
+    w[k] = value;
+  }
+  return w;
 }
 
 function positiveInt(v: unknown, what: string): number {
@@ -63,6 +89,7 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   const epochs = positiveInt(spec.epochs, 'epochs');
   const batchSize = positiveInt(spec.batchSize, 'batchSize');
   const data = await loadTaskData(spec);
+  const classWeights = classWeightsOf(spec, data);
   const shift = spec.augment?.shift ?? 0;
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
@@ -81,7 +108,7 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
     net.dispose();
     throw e;
   }
-  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift, shard };
+  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift, shard, classWeights };
 }
 
 /** A replica of a distributed run (spec.distributed): which shard it trains, and whether it leaves epoch ends open. */
@@ -117,6 +144,7 @@ export class Trainer {
   private readonly stepsPerEpoch: number;
   private readonly totalSteps: number;
   private readonly shard: Shard;
+  private readonly classWeights: Float32Array | null;
   private readonly deferEpochEnd: boolean;
   /** How the model's fingerprint is computed (model-fingerprint.ts): a run goes on with the version it started with. */
   private fingerprintVersion = fingerprints.FINGERPRINT_VERSION;
@@ -151,6 +179,7 @@ export class Trainer {
     p.net.numerics = numerics;
     p.opt.numerics = numerics;
     this.shard = p.shard;
+    this.classWeights = p.classWeights;
     this.deferEpochEnd = deferEpochEnd;
     // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
     this.frozen = new Set(
@@ -477,7 +506,8 @@ export class Trainer {
       xs.set(train.x.subarray(idx * size, (idx + 1) * size), k * size);
       if (classify) {
         labels[k] = train.y[idx];
-        targets[k * C + labels[k]] = 1;
+        // A class weight scales the example's term of the cross-entropy (Keras's class_weight); 1 without one.
+        targets[k * C + labels[k]] = this.classWeights ? this.classWeights[labels[k]] : 1;
       } else targets[k] = train.y[idx];
     }
 
@@ -529,7 +559,12 @@ export class Trainer {
     try {
       const grads = new Map<string, tf.Tensor>();
       for (const p of trainable) grads.set(p.name, out.grads[p.variable.name]);
-      this.opt.apply(grads, learningRate, this.frozen);
+      const clipped = clipGradients(grads, this.spec.optimizer);
+      try {
+        this.opt.apply(clipped.grads, learningRate, this.frozen);
+      } finally {
+        tf.dispose(clipped.created);
+      }
       for (const [v, t] of updates) v.assign(t);
     } catch (e) {
       this.failure = e instanceof Error ? e : new Error(String(e));

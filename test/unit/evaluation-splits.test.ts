@@ -309,4 +309,78 @@ describe('evaluation splits', function () {
       );
     });
   });
+
+  describe('gradient clipping', () => {
+    const clipSpec = (optimizer: Record<string, unknown>) =>
+      validateSpec({
+        model: {
+          layers: [
+            { type: 'dense', units: 8, activation: 'relu' },
+            { type: 'dense', units: 3 },
+          ],
+        },
+        dataset: { name: 'iris', validationFraction: 0.1 },
+        epochs: 2,
+        batchSize: 16,
+        seed: 7,
+        optimizer: { name: 'adam', learningRate: 0.01, ...optimizer },
+        checkpoint: { storage: 'file://unused' },
+      });
+    const hashOf = async (spec: RunSpec, resumeAt?: number) => {
+      let t = await Trainer.create(spec);
+      try {
+        if (resumeAt !== undefined) {
+          await t.train({ maxSteps: resumeAt });
+          const snap = t.snapshot();
+          t.dispose();
+          t = await Trainer.fromSnapshot(spec, snap);
+        }
+        await t.train({ maxSteps: 1000 });
+        return t.weightsSha256();
+      } finally {
+        t.dispose();
+      }
+    };
+
+    it('clips by norm or value, leaves gradients within the bound untouched, and resumes exactly', async () => {
+      const plain = await hashOf(clipSpec({}));
+      assert.strictEqual(await hashOf(clipSpec({ clipNorm: 1e9 })), plain, 'a bound never reached changes nothing');
+      const byNorm = await hashOf(clipSpec({ clipNorm: 0.01 }));
+      const byValue = await hashOf(clipSpec({ clipValue: 0.001 }));
+      assert.notStrictEqual(byNorm, plain);
+      assert.notStrictEqual(byValue, plain);
+      assert.notStrictEqual(byNorm, byValue);
+      assert.strictEqual(await hashOf(clipSpec({ clipNorm: 0.01 }), 5), byNorm);
+      assert.strictEqual(await hashOf(clipSpec({ clipValue: 0.001 }), 5), byValue);
+      assert.throws(
+        () => clipSpec({ clipNorm: 1, clipValue: 1 }),
+        /optimizer\.clipValue: give clipNorm or clipValue, not both/,
+      );
+      assert.throws(() => clipSpec({ clipNorm: 0 }), /optimizer\.clipNorm: must be > 0/);
+    });
+  });
+
+  it('classWeights weigh a class in the loss (balanced from the train split); unknown names and regression are refused', async () => {
+    const spec = (classWeights?: unknown) =>
+      validateSpec({ ...irisSpec({ validationFraction: 0.1 }), ...(classWeights ? { classWeights } : {}) });
+    const hash = async (s: RunSpec) => {
+      const t = await Trainer.create(s);
+      try {
+        await t.train({ maxSteps: 1000 });
+        return t.weightsSha256();
+      } finally {
+        t.dispose();
+      }
+    };
+    const plain = await hash(spec());
+    const classes = (await loadTaskData(spec())).classes!;
+    assert.strictEqual(await hash(spec({ [classes[0]]: 1 })), plain, 'weight 1 is no weight');
+    assert.notStrictEqual(await hash(spec({ [classes[0]]: 5 })), plain);
+    assert.notStrictEqual(await hash(spec('balanced')), plain, 'the carved train split is not balanced');
+    await assert.rejects(Trainer.create(spec({ nope: 2 })), /classWeights: "nope" is not a class of iris \(classes: /);
+    assert.throws(
+      () => validateSpec({ ...spec(), task: 'regression', classWeights: 'balanced' }),
+      /classWeights: applies to classification only/,
+    );
+  });
 });
