@@ -47,6 +47,16 @@ const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
  * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
  * --json gives the manifests' own field, the number of epochs completed.
  */
+/** A checkpoint's metrics in a line: accuracy for classification, mse and mae for regression. */
+export function metricsText(m: Record<string, number | null | undefined>): string {
+  const regression = m.testMse !== undefined || m.testMae !== undefined;
+  if (regression) return `loss ${fmt(m.loss)} test mse ${fmt(m.testMse)} test mae ${fmt(m.testMae)}`;
+  return (
+    `loss ${fmt(m.loss)} acc ${fmt(m.accuracy, 3)}` +
+    (m.testAccuracy !== undefined ? ` test acc ${fmt(m.testAccuracy)}` : '')
+  );
+}
+
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
@@ -62,8 +72,7 @@ export async function checkpointsList(
         String(epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined)).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
-        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
-          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : ''),
+        metricsText(c.metrics),
         (c.pinned ? 'pinned ' : '') +
           (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),

@@ -5,6 +5,7 @@ import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { EXIT, fmt, runStatus, type Out } from './common';
+import type { RunResult } from '../workflows/progress';
 
 interface RunRow {
   runId: string;
@@ -13,20 +14,40 @@ interface RunRow {
   dataset: string | null;
   step: number | null;
   bestAccuracy: number | null;
+  /** Regression runs: the final test mse and mae (known once the run completed). */
+  mse?: number | null;
+  mae?: number | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
 }
 
 async function allRuns(client: Client): Promise<RunRow[]> {
-  const rows = new Map<string, RunRow>();
+  const rows = new Map<string, RunRow & { task?: string }>();
   for await (const w of client.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
-  return [...rows.values()];
+  // Regression has no accuracy: a completed run's result gives its test mse and mae.
+  await Promise.all(
+    [...rows.values()]
+      .filter((r) => r.task === 'regression')
+      .map(async (r) => {
+        const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
+        r.mse = res?.mse ?? null;
+        r.mae = res?.mae ?? null;
+      }),
+  );
+  return [...rows.values()].map(({ task: _task, ...r }) => r);
 }
 
-function row(w: WorkflowExecutionInfo): RunRow {
+async function resultOf(client: Client, runId: string): Promise<RunResult | null> {
+  return (client.workflow.getHandle(runId).result() as Promise<RunResult>).catch(() => null);
+}
+
+const metricText = (r: RunRow) =>
+  r.mse !== undefined ? `test mse ${fmt(r.mse)} mae ${fmt(r.mae)}` : `best acc ${fmt(r.bestAccuracy)}`;
+
+function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
   const spec = w.memo?.spec as RunSpec | undefined;
   const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
   return {
@@ -38,6 +59,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
     startTime: w.startTime.toISOString(),
     forkedFrom: (w.memo?.forkedFrom as CheckpointRef | undefined) ?? null,
+    task: spec?.task,
   };
 }
 
@@ -48,7 +70,7 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
       ? runs
           .map(
             (r) =>
-              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best acc ${fmt(r.bestAccuracy)}  ${r.startTime}`,
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  ${metricText(r)}  ${r.startTime}`,
           )
           .join('\n')
       : 'no runs',
