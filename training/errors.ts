@@ -6,4 +6,5 @@ export class ConfigError extends Error {
 
 /** Whether `err` says the spec's model or data cannot work (as opposed to a failure that may pass). */
 export const isConfigError = (err: unknown): boolean =>
-  err instanceof Error && ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError'].includes(err.name);
+  err instanceof Error &&
+  ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError'].includes(err.name);
