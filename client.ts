@@ -4,7 +4,16 @@ import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { CheckpointNotFoundError } from './checkpoint';
 import { SpecError } from './spec';
 import { InvalidIdError } from './spec/ids';
-import { checkpointIdArg, CliError, EXIT, loadSpecFile, output, rootCause, runIdArg } from './cli/common';
+import {
+  checkpointIdArg,
+  CliError,
+  EXIT,
+  loadSpecFile,
+  output,
+  rootCause,
+  runIdArg,
+  runIdForSpecFile,
+} from './cli/common';
 import { connectClient, temporalSettings } from './cli/connection';
 import { checkpointsList, checkpointsShow, checkpointsSign, checkpointsVerify, managerForRun } from './cli/checkpoints';
 import { startDevServer } from './cli/dev-server';
@@ -34,7 +43,7 @@ usage: durable-train <command> [options]            (every command takes --json)
   dev-server [--port 7233] [--ui-port 8233] [--db FILE] [--headless] [--ui-codec-endpoint URL]
   worker [--slots N]                     a worker on DURABLE_TRAIN_TASK_QUEUE (default durable-train); N training
                                          activities at once (default 1, or DURABLE_TRAIN_SLOTS)
-  start --spec FILE [--run-id ID] [--wait]
+  start --spec FILE [--run-id ID] [--wait]   run id default: the spec file's name and a short suffix
   status RUN_ID
   watch RUN_ID
   checkpoints list RUN_ID [--verify] [--storage URL]
@@ -184,7 +193,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     case 'start': {
       if (!v.spec) throw new CliError('start: --spec FILE is required', 2);
-      const runId = v['run-id'] === undefined ? undefined : runIdArg(v['run-id']);
+      const runId = runIdArg(v['run-id'] ?? runIdForSpecFile(v.spec));
       const spec = loadSpecFile(v.spec); // validated before anything is started
       assertStorageOpens(spec);
       const settings = temporalSettings();

@@ -47,6 +47,23 @@ const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
  * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
  * --json gives the manifests' own field, the number of epochs completed.
  */
+/** A checkpoint's metrics in a line: accuracy for classification, mse and mae for regression. */
+export function metricsText(m: Record<string, number | null | undefined>): string {
+  const part = (label: string, v: number | null | undefined) => (v !== undefined ? ` ${label} ${fmt(v)}` : '');
+  const regression = [m.valMse, m.valMae, m.testMse, m.testMae].some((v) => v !== undefined);
+  if (regression)
+    return (
+      `loss ${fmt(m.loss)}` +
+      part('val mse', m.valMse) +
+      part('val mae', m.valMae) +
+      part('test mse', m.testMse) +
+      part('test mae', m.testMae)
+    );
+  return (
+    `loss ${fmt(m.loss)} acc ${fmt(m.accuracy, 3)}` + part('val acc', m.valAccuracy) + part('test acc', m.testAccuracy)
+  );
+}
+
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
@@ -62,11 +79,7 @@ export async function checkpointsList(
         String(epochOfCompleted(c.epoch, c.step > 0 && evaluatedHere(c.metrics))).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
-        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
-          (c.metrics.valAccuracy !== undefined ? ` val acc ${fmt(c.metrics.valAccuracy)}` : '') +
-          (c.metrics.valMae !== undefined ? ` val mae ${fmt(c.metrics.valMae)}` : '') +
-          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : '') +
-          (c.metrics.testMae !== undefined ? ` test mae ${fmt(c.metrics.testMae)}` : ''),
+        metricsText(c.metrics),
         (c.pinned ? 'pinned ' : '') +
           (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),

@@ -184,6 +184,18 @@ export function resolveStorage(spec: RunSpec, override?: string): string {
 export const fmt = (v: number | null | undefined, digits = 4): string =>
   v === null || v === undefined ? '-' : v.toFixed(digits);
 
+/** The run id for a spec file: its name (without .json, other characters as '-') and a short random suffix. */
+export function runIdForSpecFile(file: string): string {
+  const stem = path
+    .basename(file)
+    .replace(/\.json$/i, '')
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 180);
+  const suffix = Math.random().toString(36).slice(2, 7).padEnd(5, '0');
+  return `${stem || 'run'}-${suffix}`;
+}
+
 export function defaultRunId(spec: RunSpec): string {
   const d = new Date();
   const p = (n: number) => String(n).padStart(2, '0');

@@ -2,6 +2,8 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from '../workflows/definitions';
 import { CliError, type Out } from './common';
+import type { RunSpec } from '../spec';
+import { LrSchedule } from '../training/schedules';
 
 async function running(client: Client, runId: string) {
   const handle = client.workflow.getHandle(runId);
@@ -66,13 +68,22 @@ export async function setLrCommand(client: Client, out: Out, runId: string, raw:
     }
     throw err;
   }
-  const step = await handle
-    .query(progressQuery)
-    .then((p) => p.step)
-    .catch(() => null);
-  out.emit(
-    { runId, learningRate: applied, fromStep: step },
-    () => `run ${runId}: learning rate ${applied} from the next chunk on`,
+  const progress = await handle.query(progressQuery).catch(() => null);
+  const step = progress?.step ?? null;
+  const spec = (await handle.describe().catch(() => null))?.memo?.spec as RunSpec | undefined;
+  const schedule = spec?.schedule?.name ?? 'constant';
+  // Under a schedule the value is the base rate the schedule scales: say so, with the rate the next step will use.
+  const next =
+    progress && schedule !== 'constant' && schedule !== 'plateau'
+      ? LrSchedule.create(spec!.schedule, applied).learningRate(progress.step, progress.totalSteps)
+      : applied;
+  out.emit({ runId, learningRate: applied, schedule, fromStep: step, nextStepLearningRate: next }, () =>
+    schedule === 'constant'
+      ? `run ${runId}: learning rate ${applied} from the next chunk on`
+      : `run ${runId}: base learning rate ${applied} from the next chunk on; the ${schedule} schedule scales it ` +
+        (schedule === 'plateau'
+          ? `(the plateau rate restarts from it and is reduced on plateaus from there)`
+          : `as before, so the next step${step !== null ? ` (${step + 1})` : ''} trains at ${next.toPrecision(3)}`),
   );
 }
 

@@ -7,6 +7,7 @@ import type { RunSpec } from '../spec';
 import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { EXIT, fmt, runStatus, type Out } from './common';
+import type { RunResult } from '../workflows/progress';
 
 interface RunRow {
   runId: string;
@@ -17,6 +18,9 @@ interface RunRow {
   bestAccuracy: number | null;
   /** The split `bestAccuracy` is of: the validation split's, or the test split's for runs without one. */
   bestOn: 'validation' | 'test' | null;
+  /** Regression runs: the final test mse and mae (known once the run completed). */
+  mse?: number | null;
+  mae?: number | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
   /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
@@ -47,7 +51,7 @@ function lenientCodec(codecs: readonly PayloadCodec[]): PayloadCodec {
 }
 
 async function allRuns(client: Client): Promise<RunRow[]> {
-  const rows = new Map<string, RunRow>();
+  const rows = new Map<string, RunRow & { task?: string }>();
   const lenient = new Client({
     connection: client.connection,
     namespace: client.options.namespace,
@@ -57,10 +61,29 @@ async function allRuns(client: Client): Promise<RunRow[]> {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
-  return [...rows.values()];
+  // Regression has no accuracy: a completed run's result gives its test mse and mae.
+  await Promise.all(
+    [...rows.values()]
+      .filter((r) => r.task === 'regression')
+      .map(async (r) => {
+        const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
+        r.mse = res?.mse ?? null;
+        r.mae = res?.mae ?? null;
+      }),
+  );
+  return [...rows.values()].map(({ task: _task, ...r }) => r);
 }
 
-function row(w: WorkflowExecutionInfo): RunRow {
+async function resultOf(client: Client, runId: string): Promise<RunResult | null> {
+  return (client.workflow.getHandle(runId).result() as Promise<RunResult>).catch(() => null);
+}
+
+const metricText = (r: RunRow) =>
+  r.mse !== undefined
+    ? `test mse ${fmt(r.mse)} mae ${fmt(r.mae)}`
+    : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}`;
+
+function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
   const unreadable = Object.values(w.memo ?? {})
     .map((v) => (v as Record<string, unknown> | null)?.[UNREADABLE])
     .find((v): v is string => typeof v === 'string');
@@ -77,6 +100,7 @@ function row(w: WorkflowExecutionInfo): RunRow {
     bestOn: spec ? (hasValidationSplit(spec) ? 'validation' : 'test') : null,
     startTime: w.startTime.toISOString(),
     forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
+    task: spec?.task,
   };
 }
 
@@ -87,7 +111,7 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
       ? runs
           .map(
             (r) =>
-              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}  ${r.startTime}` +
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  ${metricText(r)}  ${r.startTime}` +
               (r.unreadable ? `  (spec unreadable: ${r.unreadable})` : ''),
           )
           .join('\n')

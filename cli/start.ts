@@ -181,6 +181,48 @@ export function describeResult(r: RunResult): string {
   ].join('\n');
 }
 
+/** Whether any worker polled the task queue lately (the server remembers pollers for a few minutes). */
+export async function hasPollers(client: Client, settings: TemporalSettings): Promise<boolean> {
+  const res = await client.workflowService.describeTaskQueue({
+    namespace: settings.namespace,
+    taskQueue: { name: settings.taskQueue, kind: 1 }, // TASK_QUEUE_KIND_NORMAL
+    taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW: workers poll it as soon as they start
+  });
+  return (res.pollers ?? []).length > 0;
+}
+
+/**
+ * While `start --wait` waits: says once, within seconds, when no worker polls the task queue and how to start one
+ * (the run waits for one, it has not failed). Returns the function that stops watching.
+ */
+export function watchForWorkers(
+  client: Client,
+  settings: TemporalSettings,
+  say: (message: string) => void,
+  everyMs = 3000,
+): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const check = async () => {
+    const polled = await hasPollers(client, settings).catch(() => true); // no answer: say nothing
+    if (stopped) return;
+    if (!polled) {
+      say(
+        `no worker is polling task queue ${settings.taskQueue}: the run waits for one. Start one with ` +
+          `\`DURABLE_TRAIN_TASK_QUEUE=${settings.taskQueue} durable-train worker\` (same Temporal address and ` +
+          'namespace); still waiting',
+      );
+      return;
+    }
+    timer = setTimeout(() => void check(), everyMs * 10);
+  };
+  timer = setTimeout(() => void check(), everyMs);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
 export async function startCommand(
   client: Client,
   settings: TemporalSettings,
@@ -195,6 +237,12 @@ export async function startCommand(
   }
   if (!out.json)
     process.stderr.write(`started run ${runId}, waiting for it to finish${url ? ` (Web UI: ${url})` : ''}\n`);
-  const result = (await handle.result()) as RunResult;
+  const stopWatching = watchForWorkers(client, settings, (m) => process.stderr.write(`${m}\n`));
+  let result: RunResult;
+  try {
+    result = (await handle.result()) as RunResult;
+  } finally {
+    stopWatching();
+  }
   out.emit({ runId, url, result }, () => describeResult(result));
 }

@@ -171,7 +171,7 @@ describe('export and report (real Temporal dev server, real worker process)', fu
     assert.equal(res.checkpoint.step, 24);
     assert.equal(res.weightsSha256, mlpResult.weightsSha256, 'the exported weights are the run result weights');
     assert.equal(res.optimizer, null);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['model.json', 'weights.bin']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['model.json', 'preprocessing.json', 'weights.bin']);
     assert.deepEqual(
       fs.readdirSync(out).filter((f) => f.startsWith('.')),
       [],
@@ -235,7 +235,13 @@ describe('export and report (real Temporal dev server, real worker process)', fu
       optimizer: { name: string; iterations: number; tensors: string[] };
     }>();
     assert.equal(res.checkpoint.id, ckpt.id);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['model.json', 'optimizer.bin', 'optimizer.json', 'weights.bin']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [
+      'model.json',
+      'optimizer.bin',
+      'optimizer.json',
+      'preprocessing.json',
+      'weights.bin',
+    ]);
     assert.equal(res.optimizer.name, 'adam');
     assert.equal(res.optimizer.iterations, 15);
 
@@ -297,7 +303,7 @@ describe('export and report (real Temporal dev server, real worker process)', fu
     assert.equal(fs.readFileSync(path.join(full, 'model.json'), 'utf8'), 'old');
     r = cli(cluster, ['export', 'exp-mlp', '--out', full, '--force', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(fs.readdirSync(full).sort(), ['model.json', 'notes.txt', 'weights.bin']);
+    assert.deepEqual(fs.readdirSync(full).sort(), ['model.json', 'notes.txt', 'preprocessing.json', 'weights.bin']);
     assert.equal(JSON.parse(fs.readFileSync(path.join(full, 'model.json'), 'utf8')).format, 'layers-model');
 
     // A file where the directory should be.

@@ -5,12 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { startTraining } from '../../index';
-import { startCommand } from '../../cli/start';
-import { output } from '../../cli/common';
+import { startCommand, watchForWorkers } from '../../cli/start';
+import { metricsText } from '../../cli/checkpoints';
+import { output, runIdForSpecFile } from '../../cli/common';
 import type { TemporalSettings } from '../../cli/connection';
 import { SpecError, validateSpec } from '../../spec';
 import { register, type RegisteredData } from '../../training/registry';
-import { cli, startCluster, writeSpec, type TestCluster } from '../helpers/cluster';
+import { cli, startCluster, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
 
 const base = {
   epochs: 1,
@@ -154,6 +155,25 @@ describe('before start: the run is refused, naming the field, and no workflow ex
       await noWorkflow(name);
     });
   }
+
+  it('start --wait says within seconds that no worker polls the task queue, and how to start one', async function () {
+    const said: string[] = [];
+    const stop = watchForWorkers(cluster.client, settings, (m) => said.push(m), 100);
+    try {
+      await waitFor('the notice', async () => said.length > 0, 30_000, 50);
+    } finally {
+      stop();
+    }
+    assert.match(said[0], new RegExp(`no worker is polling task queue ${cluster.taskQueue}`));
+    assert.match(said[0], new RegExp(`DURABLE_TRAIN_TASK_QUEUE=${cluster.taskQueue} durable-train worker`));
+  });
+
+  it('the default run id is the spec file name with a short suffix; regression checkpoints show mse and mae', function () {
+    assert.match(runIdForSpecFile('/specs/my diabetes.json'), /^my-diabetes-[a-z0-9]{5}$/);
+    assert.notEqual(runIdForSpecFile('a.json'), runIdForSpecFile('a.json'));
+    assert.equal(metricsText({ loss: 2, testMse: 3.5, testMae: 1.25 }), 'loss 2.0000 test mse 3.5000 test mae 1.2500');
+    assert.match(metricsText({ loss: 0.5, accuracy: 0.9, testAccuracy: 0.8 }), /acc 0\.900 test acc 0\.8000/);
+  });
 
   it('the CLI exits 2 naming the field', async function () {
     const spec = writeSpec(cluster.dir, 'one-unit.json', { ...base, model: mlp(1), dataset: { name: 'iris' } });
