@@ -4,6 +4,8 @@
 // our PRNG, weight roles) from training/layers/. A new layer kind: spec/layers/<kind>.ts, training/layers/<kind>.ts,
 // and one line in each registry.
 import { activation } from './layers/activation';
+import { zeroPadding2d } from './layers/zeroPadding2d';
+import { upSampling2d } from './layers/upSampling2d';
 import { layerNormalization } from './layers/layerNormalization';
 import { gru } from './layers/gru';
 import { lstm } from './layers/lstm';
@@ -52,6 +54,8 @@ const KIND_LIST: readonly LayerKindSpec[] = [
   lstm,
   gru,
   layerNormalization,
+  upSampling2d,
+  zeroPadding2d,
 ];
 
 export interface LayerSpec {

@@ -6,6 +6,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import { SPEC_KINDS, type LayerSpec } from '../spec/layers';
 import { activation } from './layers/activation';
+import { zeroPadding2d } from './layers/zeroPadding2d';
+import { upSampling2d } from './layers/upSampling2d';
 import { layerNormalization } from './layers/layerNormalization';
 import { gru } from './layers/gru';
 import { lstm } from './layers/lstm';
@@ -67,6 +69,8 @@ const KIND_LIST: readonly LayerKind[] = [
   lstm,
   gru,
   layerNormalization,
+  upSampling2d,
+  zeroPadding2d,
 ];
 
 /** Layer kinds by spec name. */

@@ -56,6 +56,15 @@ const BRANCHES: LayerSpec[] = [
   { type: 'multiply', inputs: ['a', 'b'], name: 'm' },
   { type: 'average', inputs: ['a', 'b', 'm'], name: 'av' },
   { type: 'concatenate', inputs: ['a', 'm', 'av'] },
+  {
+    type: 'zeroPadding2d',
+    padding: [
+      [1, 0],
+      [2, 2],
+    ],
+  },
+  { type: 'maxPooling2d', poolSize: 4 },
+  { type: 'upSampling2d', size: [2, 3] },
   { type: 'globalMaxPooling2d' },
   { type: 'dense', units: 10, activation: 'softmax' },
 ];
@@ -123,7 +132,7 @@ describe('layer kinds and layer graphs', function () {
   for (const [name, layers, breakAt] of [
     ['residual conv1d + add + layerNormalization + maxPooling1d + globalMaxPooling1d', RESIDUAL_CONV1D, 1],
     ['lstm and gru with dropout and recurrent dropout', RECURRENT, 2],
-    ['branches merged by multiply, average, concatenate; globalMaxPooling2d', BRANCHES, 1],
+    ['branches merged by multiply, average, concatenate; zeroPadding2d, upSampling2d, globalMaxPooling2d', BRANCHES, 1],
   ] as const) {
     it(`${name}: trains on ${process.env.DURABLE_TRAIN_BACKEND}, exact on resume, exports to tfjs`, async () => {
       const spec = validateSpec(specOf([...layers]));
