@@ -3,6 +3,8 @@
 // suite's backend (wasm; DURABLE_TRAIN_BACKEND=tensorflow for the native one), exports to a model.json that tfjs loads
 // and predicts as our forward pass does, and a badly wired layer list is refused naming the layer and the field.
 import * as assert from 'assert';
+import { readFileSync } from 'fs';
+import { join } from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Client } from '@temporalio/client';
 import { startRun } from '../../cli/start';
@@ -161,6 +163,17 @@ describe('layer kinds and layer graphs', function () {
       return h;
     };
     assert.strictEqual(await run(wired), await run(chain));
+  });
+
+  it('examples/mnist-residual.json is a valid spec whose residual model builds and gives one logit per class', () => {
+    const spec = validateSpec(
+      JSON.parse(readFileSync(join(__dirname, '../../../examples/mnist-residual.json'), 'utf8')),
+    );
+    const layers = (spec.model as { layers: LayerSpec[] }).layers;
+    assert.ok(layers.some((l) => l.inputs !== undefined));
+    const net = buildFromLayers(layers, [28, 28, 1]);
+    assert.deepStrictEqual(net.model.outputs[0].shape, [null, 10]);
+    net.dispose();
   });
 
   describe('refusals name the layer and the field', () => {
