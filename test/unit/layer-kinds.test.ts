@@ -3,7 +3,8 @@
 // suite's backend (wasm; DURABLE_TRAIN_BACKEND=tensorflow for the native one), exports to a model.json that tfjs loads
 // and predicts as our forward pass does, and a badly wired layer list is refused naming the layer and the field.
 import * as assert from 'assert';
-import { readFileSync } from 'fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
 import { join } from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Client } from '@temporalio/client';
@@ -163,6 +164,30 @@ describe('layer kinds and layer graphs', function () {
       return h;
     };
     assert.strictEqual(await run(wired), await run(chain));
+  });
+
+  it('a functional model.json with branches and merges trains through our forward pass, exact on resume', async () => {
+    const net = buildFromLayers([...BRANCHES], [28, 28, 1]);
+    net.initialize(Prng.fromSeed(5));
+    let a: tf.io.ModelArtifacts | null = null;
+    await net.model.save(
+      tf.io.withSaveHandler(async (x) => {
+        a = x;
+        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(x) };
+      }),
+    );
+    net.dispose();
+    const art = a! as tf.io.ModelArtifacts;
+    assert.strictEqual((art.modelTopology as { class_name: string }).class_name, 'Model');
+    const dir = mkdtempSync(join(tmpdir(), 'layer-graph-'));
+    writeFileSync(join(dir, 'weights.bin'), Buffer.from(art.weightData as ArrayBuffer));
+    const manifest = [{ paths: ['weights.bin'], weights: art.weightSpecs }];
+    writeFileSync(
+      join(dir, 'model.json'),
+      JSON.stringify({ modelTopology: art.modelTopology, weightsManifest: manifest }),
+    );
+    const spec = validateSpec({ ...specOf([]), model: { tfjs: `file://${join(dir, 'model.json')}` } });
+    await exactOnResume(spec, 2);
   });
 
   it('examples/mnist-residual.json is a valid spec whose residual model builds and gives one logit per class', () => {
