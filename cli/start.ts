@@ -122,6 +122,29 @@ export async function preflightSpec(spec: RunSpec): Promise<string[]> {
   }
 }
 
+/** The feature shape of a built-in dataset (a file dataset's is known once the worker reads it). */
+const BUILTIN_FEATURE_SHAPES: Record<string, number[]> = { mnist: [28, 28, 1], iris: [4] };
+
+/**
+ * A layer list with `inputs` is built here, before anything starts, when its input shape is known (the spec's
+ * inputShape or a built-in dataset's): merged shapes that do not fit are refused naming the layer and field.
+ */
+async function checkLayerGraph(spec: RunSpec): Promise<void> {
+  const model = spec.model;
+  if (typeof model !== 'object' || !('layers' in model) || !model.layers.some((l) => l.inputs !== undefined)) return;
+  const shape =
+    model.inputShape ?? ('name' in spec.dataset ? BUILTIN_FEATURE_SHAPES[spec.dataset.name as string] : undefined);
+  if (!shape) return;
+  const { buildFromLayers } = await import('../training/models');
+  try {
+    buildFromLayers(model.layers, shape).dispose();
+  } catch (err) {
+    if (['LayerError', 'ConfigError'].includes((err as Error).name))
+      throw new CliError(`invalid spec: ${(err as Error).message}`, EXIT.usage);
+    throw err;
+  }
+}
+
 export interface StartOptions {
   spec: RunSpec;
   runId?: string;
@@ -144,6 +167,7 @@ export async function startRun(
   await assertStorageReachable(opts.spec, runId);
   await checkDataFile(opts.spec);
   await checkModelFile(opts.spec);
+  await checkLayerGraph(opts.spec);
   await preflightSpec(opts.spec);
   const input: TrainingInput = {
     spec: opts.spec,

@@ -21,7 +21,7 @@ import {
   STEPS_MAX,
   float32LearningRateProblem,
 } from './catalog';
-import { checkLayerSpec, LAYER_TYPES, layerNameOf, LayerError, WEIGHTED_TYPES } from './layers';
+import { checkLayerGraph, checkLayerSpec, LAYER_TYPES, layerNameOf, LayerError, WEIGHTED_TYPES } from './layers';
 import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from '../storage/url';
 
 export class SpecError extends Error {
@@ -81,18 +81,21 @@ export const layerListModelSchema = strict({
 }).check((ctx) => {
   const layers = ctx.value.layers;
   const names = new Set<string>();
+  const refuse = (err: unknown) => {
+    if (!(err instanceof LayerError)) throw err;
+    const path = ['layers', err.index, ...(err.field ? [err.field] : [])];
+    ctx.issues.push({
+      code: 'custom',
+      input: layers[err.index],
+      path,
+      message: err.message.replace(/^model\.layers\[\d+\](\.\w+)?: /, ''),
+    });
+  };
   for (const [i, l] of layers.entries()) {
     try {
       checkLayerSpec(l, i, i === layers.length - 1);
     } catch (err) {
-      if (!(err instanceof LayerError)) throw err;
-      const path = ['layers', i, ...(err.field ? [err.field] : [])];
-      ctx.issues.push({
-        code: 'custom',
-        input: l,
-        path,
-        message: err.message.replace(/^model\.layers\[\d+\](\.\w+)?: /, ''),
-      });
+      refuse(err);
       return;
     }
     const name = layerNameOf(l, i);
@@ -104,6 +107,12 @@ export const layerListModelSchema = strict({
         message: `duplicate layer name ${name}`,
       });
     names.add(name);
+  }
+  if (names.size !== layers.length) return;
+  try {
+    checkLayerGraph(layers);
+  } catch (err) {
+    refuse(err);
   }
 });
 

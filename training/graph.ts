@@ -2,7 +2,18 @@
 // Sequential model (or a layer list without `inputs`) is a chain; a functional model (tf.model / a model.json with
 // inbound nodes, a layer list with `inputs`) may branch and merge (add, concatenate, ...). One model input, one output.
 import * as tf from '@tensorflow/tfjs';
-import { KINDS_BY_CLASS, SUPPORTED_CLASSES, type LayerKind } from './layers';
+import {
+  checkLayerGraph,
+  KINDS,
+  KINDS_BY_CLASS,
+  LayerError,
+  layerInputsOf,
+  layerNameOf,
+  MODEL_INPUT_NAME,
+  SUPPORTED_CLASSES,
+  type LayerKind,
+  type LayerSpec,
+} from './layers';
 
 /** The model's input, as a node index. */
 export const MODEL_INPUT = -1;
@@ -90,4 +101,33 @@ export function topologicalOrder(inputs: number[][], nameOf: (i: number) => stri
     throw new Error(`models: the layers ${stuck.join(', ')} form a cycle`);
   }
   return order;
+}
+
+/**
+ * The functional model of a layer list with `inputs` (checked by checkLayerSpec), its layers `built` in list order
+ * (zero-initialized). Throws a LayerError naming the layer and field: a wiring checkLayerGraph refuses, a merge of
+ * inputs whose shapes do not fit, a layer its input does not fit.
+ */
+export function buildLayerGraph(layers: LayerSpec[], built: tf.layers.Layer[], inputShape: number[]): tf.LayersModel {
+  checkLayerGraph(layers);
+  const first = layers[0].inputShape;
+  const input = tf.input({ shape: Array.isArray(first) ? (first as number[]) : inputShape, name: MODEL_INPUT_NAME });
+  const outputs = new Map<string, tf.SymbolicTensor>([[MODEL_INPUT_NAME, input]]);
+  const reads = layerInputsOf(layers);
+  for (const [i, layer] of built.entries()) {
+    const ins = reads[i].map((n) => outputs.get(n)!);
+    const shapes = ins.map((t) => t.shape.slice(1) as number[]);
+    const problem = KINDS[layers[i].type].spec.checkInputShapes?.(shapes, layers[i]);
+    if (problem) throw new LayerError(i, 'inputs', `${problem} (from ${reads[i].join(', ')})`);
+    try {
+      outputs.set(layerNameOf(layers[i], i), layer.apply(ins.length === 1 ? ins[0] : ins) as tf.SymbolicTensor);
+    } catch (err) {
+      throw new LayerError(
+        i,
+        ins.length > 1 ? 'inputs' : '',
+        `does not fit its input ${reads[i].join(', ')} of shape ${JSON.stringify(shapes.length === 1 ? shapes[0] : shapes)}: ${(err as Error).message}`,
+      );
+    }
+  }
+  return tf.model({ inputs: input, outputs: outputs.get(layerNameOf(layers[layers.length - 1], layers.length - 1))! });
 }

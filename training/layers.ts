@@ -6,6 +6,19 @@
 import type * as tf from '@tensorflow/tfjs';
 import { SPEC_KINDS, type LayerSpec } from '../spec/layers';
 import { activation } from './layers/activation';
+import { zeroPadding2d } from './layers/zeroPadding2d';
+import { upSampling2d } from './layers/upSampling2d';
+import { layerNormalization } from './layers/layerNormalization';
+import { gru } from './layers/gru';
+import { lstm } from './layers/lstm';
+import { globalMaxPooling2d } from './layers/globalMaxPooling2d';
+import { globalMaxPooling1d } from './layers/globalMaxPooling1d';
+import { maxPooling1d } from './layers/maxPooling1d';
+import { conv1d } from './layers/conv1d';
+import { average } from './layers/average';
+import { multiply } from './layers/multiply';
+import { concatenate } from './layers/concatenate';
+import { add } from './layers/add';
 import { averagePooling2d } from './layers/averagePooling2d';
 import { batchNormalization } from './layers/batchNormalization';
 import { conv2d } from './layers/conv2d';
@@ -18,7 +31,18 @@ import type { LayerKind } from './layers/kind';
 import { maxPooling2d } from './layers/maxPooling2d';
 import { reshape } from './layers/reshape';
 
-export { LayerError, checkLayerSpec, LAYER_TYPES, ACTIVATIONS, type LayerSpec } from '../spec/layers';
+export {
+  LayerError,
+  checkLayerSpec,
+  checkLayerGraph,
+  isLayerGraph,
+  layerInputsOf,
+  layerNameOf,
+  LAYER_TYPES,
+  ACTIVATIONS,
+  MODEL_INPUT_NAME,
+  type LayerSpec,
+} from '../spec/layers';
 export { activate } from './layers/activations';
 export { pair, type LayerKind, type ParamRole } from './layers/kind';
 
@@ -34,6 +58,19 @@ const KIND_LIST: readonly LayerKind[] = [
   activation,
   batchNormalization,
   embedding,
+  add,
+  concatenate,
+  multiply,
+  average,
+  conv1d,
+  maxPooling1d,
+  globalMaxPooling1d,
+  globalMaxPooling2d,
+  lstm,
+  gru,
+  layerNormalization,
+  upSampling2d,
+  zeroPadding2d,
 ];
 
 /** Layer kinds by spec name. */
@@ -54,7 +91,8 @@ for (const type of Object.keys(KINDS))
 
 /** The tf.layers layer for a checked layer spec, zero-initialized, named `name`. */
 export function buildLayer(spec: LayerSpec, name: string): tf.layers.Layer {
-  const { type, name: _ignored, ...options } = spec;
+  const { type, name: _ignored, inputs: _inputs, ...options } = spec;
+  void _inputs;
   void _ignored;
   return KINDS[type].build({ ...options, name });
 }

@@ -9,8 +9,16 @@ import { ConfigError } from './errors';
 import { registeredModel } from './registry';
 import { storeRoots } from './task-data';
 import { loadTfjsModel } from './tfjs-model';
-import { buildLayer, KINDS_BY_CLASS, LayerError, SUPPORTED_CLASSES, type LayerKind, type LayerSpec } from './layers';
-import { graphOf, MODEL_INPUT, type Graph } from './graph';
+import {
+  buildLayer,
+  isLayerGraph,
+  KINDS_BY_CLASS,
+  LayerError,
+  SUPPORTED_CLASSES,
+  type LayerKind,
+  type LayerSpec,
+} from './layers';
+import { buildLayerGraph, graphOf, MODEL_INPUT, type Graph } from './graph';
 import type { DropoutMaskFn, ForwardContext, ParamRole, StateUpdates } from './layers/kind';
 import { freePendingWorkspaces } from './layers/maxPooling2d';
 import type { NumericsVersion } from './numerics';
@@ -223,7 +231,8 @@ export function buildFromLayers(layers: LayerSpec[], inputShape: number[]): Net 
       throw new LayerError(i, '', (err as Error).message);
     }
   });
-  let model: tf.Sequential;
+  let model: tf.LayersModel;
+  if (isLayerGraph(layers)) return new Net('layers', 0, buildLayerGraph(layers, built, inputShape), layers);
   try {
     model = tf.sequential({ layers: built });
   } catch (err) {

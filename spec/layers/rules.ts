@@ -20,6 +20,10 @@ export interface LayerKindSpec {
   weighted: boolean;
   /** Combines two or more inputs (add, concatenate, ...): its `inputs` must name at least two layers. */
   merge?: boolean;
+  /**
+   * For a merge layer: what is wrong with the shapes of its inputs (without the batch axis, in `inputs` order), or null.
+   */
+  checkInputShapes?: (shapes: number[][], options: Record<string, unknown>) => string | null;
   /** A further check of the options together; returns [field, message] of the first problem. */
   check?: (options: Record<string, unknown>) => [string, string] | null;
 }
@@ -56,6 +60,10 @@ export const RULES = {
     ok: (v: unknown) => (ACTIVATIONS as readonly unknown[]).includes(v),
     what: `one of ${ACTIVATIONS.join(', ')}`,
   },
+  recurrentActivation: {
+    ok: (v: unknown) => v === 'sigmoid' || v === 'hardSigmoid',
+    what: '"sigmoid" (the default) or "hardSigmoid"',
+  },
   rate: { ok: isUnit, what: 'a number in [0, 1)' },
   epsilon: { ok: (v: unknown) => typeof v === 'number' && v > 0 && v < 1, what: 'a number in (0, 1)' },
   /** Padding amounts: n, [a, b] (both sides of each spatial axis), or [[top, bottom], [left, right]]. */
@@ -73,3 +81,15 @@ export const RULES = {
 
 /** The options every kind takes: the input shape (on the first layer) and nothing else. */
 export const INPUT_SHAPE = { inputShape: RULES.shape };
+
+const show = (s: number[]) => JSON.stringify(s);
+
+/** Merge layers that combine elementwise (add, multiply, average): their inputs have one shape. */
+export function sameShapes(type: string) {
+  return (shapes: number[][]): string | null => {
+    const bad = shapes.findIndex((s) => show(s) !== show(shapes[0]));
+    return bad < 0
+      ? null
+      : `${type} needs inputs of one shape; input 1 is ${show(shapes[0])}, input ${bad + 1} is ${show(shapes[bad])}`;
+  };
+}
