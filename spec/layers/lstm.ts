@@ -1,18 +1,3 @@
-import { INPUT_SHAPE, RULES, type LayerKindSpec } from './rules';
+import { recurrentKind } from './rules';
 
-export const lstm: LayerKindSpec = {
-  type: 'lstm',
-  className: 'LSTM',
-  options: {
-    units: RULES.required(RULES.posInt),
-    activation: RULES.activation,
-    recurrentActivation: RULES.recurrentActivation,
-    useBias: RULES.bool,
-    returnSequences: RULES.bool,
-    dropout: RULES.rate,
-    recurrentDropout: RULES.rate,
-    ...INPUT_SHAPE,
-  },
-  weighted: true,
-  check: (o) => (o.activation === 'softmax' ? ['activation', 'lstm supports every activation but softmax'] : null),
-};
+export const lstm = recurrentKind('lstm', 'LSTM');

@@ -93,3 +93,23 @@ export function sameShapes(type: string) {
       : `${type} needs inputs of one shape; input 1 is ${show(shapes[0])}, input ${bad + 1} is ${show(shapes[bad])}`;
   };
 }
+
+/** The recurrent layers' (lstm, gru) options and check. */
+export function recurrentKind(type: string, className: string): LayerKindSpec {
+  return {
+    type,
+    className,
+    options: {
+      units: RULES.required(RULES.posInt),
+      activation: RULES.activation,
+      recurrentActivation: RULES.recurrentActivation,
+      useBias: RULES.bool,
+      returnSequences: RULES.bool,
+      dropout: RULES.rate,
+      recurrentDropout: RULES.rate,
+      ...INPUT_SHAPE,
+    },
+    weighted: true,
+    check: (o) => (o.activation === 'softmax' ? ['activation', `${type} supports every activation but softmax`] : null),
+  };
+}

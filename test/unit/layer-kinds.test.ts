@@ -97,18 +97,23 @@ async function exactOnResume(spec: RunSpec, breakAt: number): Promise<string> {
   return uninterrupted;
 }
 
-/** Exports the model as model.save does, loads it with tf.loadLayersModel, and compares predictions. */
-async function exportMatches(layers: LayerSpec[]): Promise<void> {
-  const net = buildFromLayers(layers, [28, 28, 1]);
-  net.initialize(Prng.fromSeed(9));
+/** What model.save writes (model.json's topology, the weights). */
+async function artifactsOf(model: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
   let artifacts: tf.io.ModelArtifacts | null = null;
-  await net.model.save(
+  await model.save(
     tf.io.withSaveHandler(async (a) => {
       artifacts = a;
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
     }),
   );
-  const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+  return artifacts!;
+}
+
+/** Exports the model as model.save does, loads it with tf.loadLayersModel, and compares predictions. */
+async function exportMatches(layers: LayerSpec[]): Promise<void> {
+  const net = buildFromLayers(layers, [28, 28, 1]);
+  net.initialize(Prng.fromSeed(9));
+  const loaded = await tf.loadLayersModel(tf.io.fromMemory(await artifactsOf(net.model)));
   const x = tf.tensor4d(
     Float32Array.from({ length: 4 * 784 }, (_, i) => (Math.sin(i * 0.37) + 1) / 2),
     [4, 28, 28, 1],
@@ -169,15 +174,8 @@ describe('layer kinds and layer graphs', function () {
   it('a functional model.json with branches and merges trains through our forward pass, exact on resume', async () => {
     const net = buildFromLayers([...BRANCHES], [28, 28, 1]);
     net.initialize(Prng.fromSeed(5));
-    let a: tf.io.ModelArtifacts | null = null;
-    await net.model.save(
-      tf.io.withSaveHandler(async (x) => {
-        a = x;
-        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(x) };
-      }),
-    );
+    const art = await artifactsOf(net.model);
     net.dispose();
-    const art = a! as tf.io.ModelArtifacts;
     assert.strictEqual((art.modelTopology as { class_name: string }).class_name, 'Model');
     const dir = mkdtempSync(join(tmpdir(), 'layer-graph-'));
     writeFileSync(join(dir, 'weights.bin'), Buffer.from(art.weightData as ArrayBuffer));
