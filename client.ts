@@ -26,6 +26,7 @@ import { cancelCommand, parseLearningRate, setLrCommand, signalCommand } from '.
 import { forkCommand } from './cli/fork';
 import { lineageCommand, runsListCommand } from './cli/runs';
 import { exportCommand, exportRef } from './cli/export';
+import { evaluateCommand, splitArg } from './cli/evaluate';
 import { predictCommand } from './cli/predict';
 import { reportCommand } from './cli/report';
 import { healthCommand } from './cli/health';
@@ -48,7 +49,9 @@ usage: durable-train <command> [options]            (every command takes --json)
   checkpoints list RUN_ID [--verify] [--storage URL]
   checkpoints verify RUN_ID [CKPT] [--storage URL]
   checkpoints show RUN_ID CKPT [--storage URL]
-  checkpoints sign RUN_ID [CKPT] [--storage URL]   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key
+  checkpoints sign RUN_ID [CKPT] [--storage URL] [--i-have-checked]
+                                                   sign (after a full check) with DURABLE_TRAIN_CHECKPOINT_KEY's first key;
+                                                   an unsigned checkpoint in a signed run only with --i-have-checked
   pause RUN_ID | resume RUN_ID | stop RUN_ID
   set-lr RUN_ID VALUE                    validated; applies from the next chunk, recorded in checkpoints and history
   cancel RUN_ID                          Temporal cancellation (the running chunk checkpoints first)
@@ -59,6 +62,8 @@ usage: durable-train <command> [options]            (every command takes --json)
                                          failed within --max-age (default 600), or the run failed
   export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
                                          TF.js Layers model + preprocessing.json (+ optimizer slots)
+  evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]
+                                         a checkpoint on the test (or validation) split
   predict RUN_ID[:CKPT] --input rows.csv|rows.jsonl [--out preds.csv] [--storage URL]
                                          class and probabilities (or value) for raw rows, columns checked by name
   drill RUN_ID [--checkpoint CKPT] [--steps K]   recovery drill on the workers: restore CKPT (default: the newest
@@ -96,9 +101,11 @@ const options = {
   'spec-override': { type: 'string' },
   out: { type: 'string' },
   'include-optimizer': { type: 'boolean' },
+  split: { type: 'string' },
   'bake-preprocessing': { type: 'boolean' },
   input: { type: 'string' },
   force: { type: 'boolean' },
+  'i-have-checked': { type: 'boolean' },
   png: { type: 'string' },
   compare: { type: 'string' },
   'max-age': { type: 'string' },
@@ -219,7 +226,7 @@ async function run(argv: string[]): Promise<number> {
       const manager = await managerForRun(client, runId, v.storage);
       if (sub === 'list') return checkpointsList(manager, out, { verify: v.verify });
       if (sub === 'verify') return checkpointsVerify(manager, out, ckpt);
-      if (sub === 'sign') return checkpointsSign(manager, out, ckpt);
+      if (sub === 'sign') return checkpointsSign(manager, out, ckpt, Boolean(v['i-have-checked']));
       await checkpointsShow(manager, out, ckpt!);
       return 0;
     }
@@ -283,6 +290,12 @@ async function run(argv: string[]): Promise<number> {
         force: v.force,
         storage: v.storage,
       });
+      return 0;
+    case 'evaluate':
+      need(1, 'RUN_ID[:CKPT]');
+      exportRef(rest[0]); // ids checked before connecting
+      splitArg(v.split);
+      await evaluateCommand(await connectClient(), out, { ref: rest[0], split: v.split, storage: v.storage });
       return 0;
     case 'predict':
       need(1, 'RUN_ID[:CKPT]');

@@ -1,19 +1,22 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
-import type { Trainer, TrainerSnapshot, TrainerState } from '../training';
+import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 
 export function metricsOf(state: TrainerState): Record<string, number> {
   const out: Record<string, number> = { learningRate: state.learningRate };
   if (state.metrics.lastLoss !== null) out.loss = state.metrics.lastLoss;
   if (state.metrics.lastAccuracy !== null) out.accuracy = state.metrics.lastAccuracy;
-  const last = state.metrics.evals[state.metrics.evals.length - 1];
-  // Test metrics belong to the checkpoint only when it was taken right at that evaluation.
-  if (last && last.step === state.step) {
-    out.testLoss = last.loss;
-    if (last.accuracy !== null) out.testAccuracy = last.accuracy;
-    if (last.mae !== undefined) out.testMae = last.mae;
-    if (last.mse !== undefined) out.testMse = last.mse;
+  // Evaluation metrics belong to the checkpoint only when it was taken right at that evaluation: validation ones as
+  // val*, test ones as test* (a run without a validation split evaluates the test split at every epoch end).
+  for (let i = state.metrics.evals.length - 1; i >= 0 && state.metrics.evals[i].step === state.step; i--) {
+    const e = state.metrics.evals[i];
+    const prefix = e.split === 'validation' ? 'val' : 'test';
+    if (out[`${prefix}Loss`] !== undefined) continue;
+    out[`${prefix}Loss`] = e.loss;
+    if (e.accuracy !== null) out[`${prefix}Accuracy`] = e.accuracy;
+    if (e.mae !== undefined) out[`${prefix}Mae`] = e.mae;
+    if (e.mse !== undefined) out[`${prefix}Mse`] = e.mse;
   }
   return out;
 }
@@ -32,6 +35,7 @@ export function commitTrainer(
   },
 ): Promise<Manifest> {
   const snap = trainer.snapshot();
+  Trainer.checkFinite(snap);
   return manager.commit(
     {
       step: snap.state.step,

@@ -465,6 +465,8 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
         for (let r = 1; r < n; r++) {
           for (const t of snaps[r].tensors) if (isSlot(t.name)) blobs.push({ ...t, name: replicaSlotName(r, t.name) });
         }
+        // A round's weights are checked like a chunk's before they are committed: never a NaN checkpoint.
+        Trainer.checkFinite({ tensors: blobs, state: final.state });
         const state: GlobalState = {
           ...final.state,
           distributed: {

@@ -2,13 +2,13 @@
 // and failure types. Nothing here returns tensors or bytes: ids and small summaries only.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
-import { builtinTrainRows, stepCounts } from '../spec/helpers';
+import { builtinTrainRows, choiceMetric, stepCounts } from '../spec/helpers';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
 import { distributedProblem } from '../spec/schema';
 import { DatasetError } from '../training/data';
 import { loadTaskData } from '../training/task-data';
-import { Trainer } from '../training';
+import { Trainer, type TrainerState } from '../training';
 import { isConfigError } from '../training/errors';
 import { initBackend } from '../training/backend';
 import {
@@ -35,7 +35,7 @@ import { ChunkHeartbeats, summarize, trainWithHeartbeats } from './chunk/train';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
 import { ChunkCurves } from './chunk/curves';
-import { nonRetryable, storageUnavailable } from './failures';
+import { classifyFailure, isBackendPoisoning, nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { TrainingMetrics } from './metrics';
 import { probeWritable, storeCache } from './storage';
@@ -45,6 +45,26 @@ import { createAlertActivities } from './alerts';
 import type { AlertActivities } from './alert-types';
 import { RunAlerts } from './chunk/alerts';
 import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/alerts';
+import type { Restart } from './trainer-process/protocol';
+import type { TrainerSupervisor } from './trainer-process/supervisor';
+
+const choiceMetricOf = (spec: RunSpec, metric: 'loss' | 'accuracy') => {
+  const { name, mode } = choiceMetric(spec, metric);
+  return { metric: name, mode };
+};
+
+/**
+ * The checkpoint early stopping names as the run's best (at the step of its best validation evaluation, recorded in
+ * the newest checkpoint's state): retention keeps it whatever the other rules say.
+ */
+async function earlyStoppingBest(manager: CheckpointManager): Promise<string[]> {
+  const list = await manager.list();
+  const newest = list.reduce<(typeof list)[number] | null>((a, c) => (a === null || c.step > a.step ? c : a), null);
+  if (!newest) return [];
+  const state = (await manager.readManifest(newest.id)).state as TrainerState;
+  const bestStep = state.metrics?.earlyStopping?.bestStep;
+  return bestStep == null ? [] : list.filter((c) => c.step === bestStep).map((c) => c.id);
+}
 
 export interface ActivityDeps {
   /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
@@ -64,6 +84,10 @@ export interface ActivityDeps {
   checkpointKeys?: CheckpointKeys;
   /** Where alerts go (default: DURABLE_TRAIN_ALERT_WEBHOOK, counted in `metrics`). */
   alerts?: AlertSink;
+  /** Trains chunks in supervised training processes instead of this one (the worker's default). */
+  supervisor?: TrainerSupervisor;
+  /** In a training process: why the chunk's previous process is gone, when it is a replacement. */
+  restartOf?: (runId: string) => Restart | null;
 }
 
 export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
@@ -231,6 +255,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
         from: input.from,
         sourceSpec: input.sourceSpec,
         attempt: ctx.info.attempt,
+        restart: deps.restartOf?.(input.runId) ?? null,
         backend,
         manager,
         managerOf: (runId) => managerFor(spec, runId),
@@ -305,27 +330,30 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       const spec = checkSpec(input.spec);
       const ck = spec.checkpoint;
       const manager = managerFor(spec, input.runId);
-      const res = await manager.applyRetention(
-        {
-          keepLatest: ck.keepLatest,
-          keepBest: ck.keepBest
-            ? {
-                k: ck.keepBest.k,
-                metric: ck.keepBest.metric === 'accuracy' ? 'testAccuracy' : 'testLoss',
-                mode: ck.keepBest.metric === 'accuracy' ? 'max' : 'min',
-              }
-            : undefined,
-          keepEverySteps: ck.keepEverySteps,
-        },
-        input.protect,
-      );
+      const protect = [...input.protect, ...(spec.earlyStopping ? await earlyStoppingBest(manager) : [])];
+      const res = await manager
+        .applyRetention(
+          {
+            keepLatest: ck.keepLatest,
+            keepBest: ck.keepBest ? { k: ck.keepBest.k, ...choiceMetricOf(spec, ck.keepBest.metric) } : undefined,
+            keepEverySteps: ck.keepEverySteps,
+          },
+          protect,
+        )
+        .catch((err: unknown) => {
+          throw storageUnavailable(err, `retention of run ${input.runId} failed`);
+        });
       return { deleted: res.deleted };
     },
   };
 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
-  const trainChunk = activities.trainChunk;
+  catalogueFailures(activities, warm, runAlerts);
+  const supervisor = deps.supervisor;
+  const trainChunk = supervisor
+    ? (input: TrainChunkInput) => supervisor.trainChunk(Context.current(), input, deps.cutReasonOf)
+    : activities.trainChunk;
   activities.trainChunk = async (input) => {
     metrics.chunkInFlight(input.runId, true);
     try {
@@ -341,4 +369,34 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     }
   };
   return activities;
+}
+
+/**
+ * Every failure of the training activities goes through the catalogue (failures.ts): what fails the same way again is
+ * not retried, and a backend failure is named as one (the warm trainers live on that backend and go with it). Storage
+ * failing in prepareRun or applyRetention counts toward 'save-failing' as a failed commit does (trainChunk counts its
+ * own, where it knows the checkpoint it was on).
+ */
+function catalogueFailures(activities: TrainingActivities, warm: WarmTrainers, runAlerts: RunAlerts): void {
+  const classified = (what: string) => (err: unknown) => {
+    const failure = classifyFailure(err, what);
+    if (isBackendPoisoning(failure)) {
+      warm.clear();
+      log.error('tensor backend failed; this process must not train another run', { error: String(err) });
+    }
+    throw failure;
+  };
+  const countStorage = (runId: string, checkpointId: string | null) => (err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === FailureTypes.StorageUnavailable)
+      runAlerts.storageFailed(runId, checkpointId, err.message);
+    throw err;
+  };
+  const { prepareRun, applyRetention, trainChunk } = activities;
+  activities.prepareRun = (input) =>
+    prepareRun(input)
+      .catch(classified(`run ${input.runId}`))
+      .catch(countStorage(input.runId, null));
+  activities.applyRetention = (input) =>
+    applyRetention(input).catch(countStorage(input.runId, input.protect[0] ?? null));
+  activities.trainChunk = (input) => trainChunk(input).catch(classified(`run ${input.runId}`));
 }

@@ -76,6 +76,10 @@ export interface ChunkSummary {
   learningRate: number;
   evals: EvalResult[];
   lastEval: EvalResult | null;
+  /** Early stopping ended the run at this chunk (spec.earlyStopping). */
+  stoppedEarly?: boolean;
+  /** Early stopping: the step of the best validation evaluation so far (its checkpoint is the run's best). */
+  bestStep?: number | null;
   samplesPerSec: number;
   backend: string;
   /** Checkpoints committed in this chunk (time-based ones and the final one). */
@@ -125,4 +129,6 @@ export const FailureTypes = {
   NothingToTrain: 'NothingToTrain',
   /** A checkpoint refused by the signature check (the error's own name, so it fails the activity at once). */
   CheckpointSignature: 'CheckpointSignatureError',
+  /** The chunk's training process died again and again at the same step (the step and the cause are named). */
+  TrainingCrashLoop: 'TrainingCrashLoop',
 } as const;

@@ -1,4 +1,4 @@
-// Errors about checkpoints (the store's own errors are in store/interface.ts). Callers branch on the class (or
+// Errors about checkpoints (the store's own errors are in storage/interface.ts). Callers branch on the class (or
 // `name`), never on message text.
 import { formatProblems } from './problems';
 import type { VerifyResult } from './types';
@@ -43,7 +43,7 @@ export class CheckpointSignatureError extends Error {
   constructor(
     readonly runId: string,
     readonly checkpointId: string,
-    readonly kind: 'missing' | 'unknown-key' | 'mismatch',
+    readonly kind: 'missing' | 'unknown-key' | 'mismatch' | 'forged',
     readonly reason: string,
   ) {
     super(`checkpoint ${runId}:${checkpointId} ${reason}: refused (signature check, not damage). ${ADVICE[kind]}`);
@@ -51,9 +51,16 @@ export class CheckpointSignatureError extends Error {
 }
 
 const ADVICE: Record<CheckpointSignatureError['kind'], string> = {
+  // Never advice to sign: an unsigned manifest in a signed run is a forgery, and signing it would launder it. How a run
+  // written before signing was on becomes signed is in docs/checkpoint-format.md, which the operator reads first.
   missing:
-    'Checkpoint signing is on and every manifest must carry a signature; one written before signing was turned on ' +
-    'can be checked and signed with `durable-train checkpoints sign RUN_ID --storage URL`.',
+    'Checkpoint signing is on and every manifest must carry a signature. If the run has signed checkpoints, this ' +
+    'one was written without the key: investigate the store, and move that manifest out of RUN_ID/manifests/ (the run ' +
+    'then resumes from the newest checkpoint before it). A run written entirely before signing was turned on: see ' +
+    '"Turning signing on for existing checkpoints" in docs/checkpoint-format.md.',
+  forged:
+    'Investigate the store, and move that manifest out of RUN_ID/manifests/ (the run then resumes from the newest ' +
+    'signed checkpoint before it). Only if you know how it was written: --i-have-checked.',
   'unknown-key': 'Add that key (id=base64key) to DURABLE_TRAIN_CHECKPOINT_KEY to accept it.',
   mismatch:
     'Its content was changed, or written, by someone without the key: it is not loaded, and no older checkpoint ' +

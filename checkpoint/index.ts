@@ -1,5 +1,5 @@
 // The checkpoint layer: named byte arrays + JSON state, committed durably, verified on restore. The one barrel:
-// code outside checkpoint/ imports from here only.
+// code outside checkpoint/ imports from here only. The stores themselves live in storage/ (re-exported here).
 export * from './types';
 export * from './errors';
 export {
@@ -13,10 +13,14 @@ export {
   type StorageFailureDetails,
   type StoredObjectInfo,
   type WriteAtomicOptions,
-} from './store/interface';
-export { openStore, parseStoreUrl, s3OptionsFromEnv, type StorageLocation } from './store/open';
-export { FsCheckpointStore } from './store/fs';
-export { S3CheckpointStore, type S3StoreOptions } from './store/s3';
+  openStore,
+  parseStoreUrl,
+  s3OptionsFromEnv,
+  type StorageLocation,
+  FsCheckpointStore,
+  S3CheckpointStore,
+  type S3StoreOptions,
+} from '../storage';
 export { CheckpointManager, type CheckpointManagerOptions, type CommitOptions } from './manager';
 export { formatProblems } from './problems';
 export {

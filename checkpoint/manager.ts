@@ -5,7 +5,7 @@
 // key, bytes that do not verify). A StorageUnavailableError from the store always propagates unchanged: it never
 // becomes a verification problem, never makes latestValid skip a checkpoint, and never gets one deleted.
 // Over 400 lines on purpose: commit, verify, list, retention and blob GC are one protocol over one key layout; the
-// format, the stores and the retention policies live beside it (codec.ts, store/, retention.ts).
+// format, the stores and the retention policies live beside it (codec.ts, retention.ts; the stores in storage/).
 import {
   assertJson,
   assertSafeName,
@@ -27,7 +27,7 @@ import { CheckpointCorruptError, CheckpointSignatureError, NoValidCheckpointErro
 import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
 import type { CheckpointKeys } from './signing';
-import { CheckpointNotFoundError, type CheckpointStore } from './store/interface';
+import { CheckpointNotFoundError, type CheckpointStore } from '../storage/interface';
 import type {
   CheckpointSummary,
   CommitInput,
@@ -280,18 +280,49 @@ export class CheckpointManager {
    * re-hashed) and is unsigned or correctly signed is signed: a wrong signature or one by a key not held here is
    * refused (CheckpointSignatureError). The id does not change (the signature is not part of the id's hash).
    */
-  async sign(id: string): Promise<'signed' | 're-signed' | 'already signed'> {
+  async sign(
+    id: string,
+    opts: {
+      /** Sign an unsigned checkpoint even in a run whose other checkpoints are signed (the operator checked it). */
+      checked?: boolean;
+      /** The run's checkpoints that were signed before a batch began (signedIds()): the batch's own do not count. */
+      signedBefore?: ReadonlySet<string>;
+    } = {},
+  ): Promise<'signed' | 're-signed' | 'already signed'> {
     if (!this.keys) throw new Error('checkpoint sign: no checkpoint keys given (set DURABLE_TRAIN_CHECKPOINT_KEY)');
     const m = await this.readUnsigned(id);
     const problem = this.keys.problem(m);
     if (!problem && m.signature?.keyId === this.keys.signingKeyId) return 'already signed';
     if (problem && problem.kind !== 'missing')
       throw new CheckpointSignatureError(this.runId, id, problem.kind, problem.text);
+    // Signing exists for runs written before it was turned on. An unsigned manifest beside signed ones of its run was
+    // written after signing was on, by someone without the key: signing it would launder a forgery.
+    if (problem && !opts.checked) {
+      const entries = await this.readEntries();
+      const signedIds =
+        opts.signedBefore ?? new Set(entries.filter((e) => e.manifest && !e.untrusted).map((e) => e.id));
+      const signed = entries.filter((e) => e.manifest && signedIds.has(e.id) && e.id !== id);
+      if (signed.length) {
+        const newest = signed.reduce((a, b) => (b.manifest!.step > a.manifest!.step ? b : a));
+        throw new CheckpointSignatureError(
+          this.runId,
+          id,
+          'forged',
+          `is unsigned (step ${m.step}) in a run whose other checkpoints are signed (newest signed: ${newest.id} at ` +
+            `step ${newest.manifest!.step}): it was written without the key, so it is not signed`,
+        );
+      }
+    }
     const v = await this.verifyManifest(m);
     if (!v.ok) throw new CheckpointCorruptError(id, v.problems[0].blob, v.problems[0].reason);
     const signed: Manifest = { ...m, signature: this.keys.sign(m) };
     await this.store.writeAtomic(this.manifestKey(id), encodeManifest(signed));
     return problem ? 'signed' : 're-signed';
+  }
+
+  /** The ids of the run's checkpoints whose manifests are signed by one of our keys. */
+  async signedIds(): Promise<Set<string>> {
+    return new Set((await this.readEntries()).filter((e) => e.manifest && !e.untrusted).map((e) => e.id));
   }
 
   /** The manifest checked for structure, id, content hash and run, but not for its signature. */

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { CliError, EXIT, fmt, type Out } from './common';
-import { epochOfCompleted } from './epoch';
+import { epochOfCompleted, evaluatedHere } from './epoch';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -47,16 +47,6 @@ const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
  * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
  * --json gives the manifests' own field, the number of epochs completed.
  */
-/** A checkpoint's metrics in a line: accuracy for classification, mse and mae for regression. */
-export function metricsText(m: Record<string, number | null | undefined>): string {
-  const regression = m.testMse !== undefined || m.testMae !== undefined;
-  if (regression) return `loss ${fmt(m.loss)} test mse ${fmt(m.testMse)} test mae ${fmt(m.testMae)}`;
-  return (
-    `loss ${fmt(m.loss)} acc ${fmt(m.accuracy, 3)}` +
-    (m.testAccuracy !== undefined ? ` test acc ${fmt(m.testAccuracy)}` : '')
-  );
-}
-
 export async function checkpointsList(
   manager: CheckpointManager,
   out: Out,
@@ -69,10 +59,14 @@ export async function checkpointsList(
       [
         c.id,
         String(c.step).padStart(7),
-        String(epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined)).padStart(5),
+        String(epochOfCompleted(c.epoch, c.step > 0 && evaluatedHere(c.metrics))).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
-        metricsText(c.metrics),
+        `loss ${fmt(c.metrics.loss)} acc ${fmt(c.metrics.accuracy, 3)}` +
+          (c.metrics.valAccuracy !== undefined ? ` val acc ${fmt(c.metrics.valAccuracy)}` : '') +
+          (c.metrics.valMae !== undefined ? ` val mae ${fmt(c.metrics.valMae)}` : '') +
+          (c.metrics.testAccuracy !== undefined ? ` test acc ${fmt(c.metrics.testAccuracy)}` : '') +
+          (c.metrics.testMae !== undefined ? ` test mae ${fmt(c.metrics.testMae)}` : ''),
         (c.pinned ? 'pinned ' : '') +
           (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),
@@ -108,13 +102,22 @@ export async function checkpointsShow(manager: CheckpointManager, out: Out, id: 
  * of its blobs: how checkpoints written before signing was turned on become loadable with it on. Returns 1 when
  * any checkpoint could not be signed (damaged, or refused by its signature), 0 otherwise.
  */
-export async function checkpointsSign(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
+export async function checkpointsSign(
+  manager: CheckpointManager,
+  out: Out,
+  id?: string,
+  /** --i-have-checked: sign an unsigned checkpoint even in a run whose other checkpoints are signed. */
+  checked = false,
+): Promise<number> {
   if (!manager.signing) throw new CliError('checkpoints sign: set DURABLE_TRAIN_CHECKPOINT_KEY first', EXIT.usage);
   const ids = id ? [id] : (await manager.list()).map((c) => c.id);
   const results: Array<{ id: string; outcome: string; ok: boolean }> = [];
+  // Decided once: a run being signed for the first time is signed whole; in a run that was already signed, an unsigned
+  // checkpoint was written without the key and is refused (unless --i-have-checked).
+  const signedBefore = await manager.signedIds();
   for (const ckpt of ids) {
     try {
-      results.push({ id: ckpt, outcome: await manager.sign(ckpt), ok: true });
+      results.push({ id: ckpt, outcome: await manager.sign(ckpt, { checked, signedBefore }), ok: true });
     } catch (err) {
       if (!(err instanceof Error) || !/^Checkpoint(Corrupt|Signature|NotFound)Error$/.test(err.name)) throw err;
       results.push({ id: ckpt, outcome: `not signed: ${err.message}`, ok: false });

@@ -8,7 +8,8 @@ import * as tls from 'node:tls';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
-import { codecFromEnv, CodecKeyError } from '../codec';
+import { codecFromEnv, CodecKeyError, CODEC_KEYS_ENV } from '../codec';
+import { failureConverter } from '../codec/failure-converter';
 import { CliError, EXIT } from './common';
 
 export interface TemporalSettings {
@@ -27,6 +28,8 @@ export interface TemporalSettings {
   metadata?: Record<string, string>;
   /** Payload codecs for the client and the worker (DURABLE_TRAIN_CODEC_KEYS: AES-256-GCM). */
   payloadCodecs?: PayloadCodec[];
+  /** With codec keys set: failure messages and stacks go into encrypted payloads (codec/failure-converter.ts). */
+  encryptFailures?: boolean;
 }
 
 /** Where a setting came from, for messages: the variable when set, else the profile's key. */
@@ -129,6 +132,7 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env): Temporal
     ...(profile.apiKey ? { apiKey: profile.apiKey } : {}),
     ...(profile.grpcMeta ? { metadata: profile.grpcMeta } : {}),
     payloadCodecs: [codec],
+    encryptFailures: Boolean(env[CODEC_KEYS_ENV]?.trim()),
   };
 }
 
@@ -259,7 +263,14 @@ export async function connectClient(settings = temporalSettings()): Promise<Clie
   return new Client({
     connection,
     namespace: settings.namespace,
-    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
+    ...(settings.payloadCodecs
+      ? {
+          dataConverter: {
+            payloadCodecs: settings.payloadCodecs,
+            ...(settings.encryptFailures ? { failureConverter } : {}),
+          },
+        }
+      : {}),
   });
 }
 

@@ -6,6 +6,7 @@ import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   type Client,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
@@ -205,6 +206,16 @@ export async function listDrillsCommand(client: Client, out: Out, runId: string)
     await collect(byType);
   });
   infos.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  // Nothing found: a run that does not exist is named as such (exit 3), not listed as one without drills.
+  if (!schedule && !infos.length) {
+    await client.workflow
+      .getHandle(runId)
+      .describe()
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) throw new CliError(`drill --list: no run ${runId}`, EXIT.notFound);
+        throw err;
+      });
+  }
   const drills: ListedDrill[] = [];
   for (const w of infos.slice(0, LIST_LIMIT)) {
     const handle = client.workflow.getHandle(w.workflowId, w.runId);

@@ -13,3 +13,7 @@ export function epochOfStep(step: number, stepsPerEpoch: number): number {
 export function epochOfCompleted(completed: number, atEpochEnd: boolean): number {
   return Math.max(1, atEpochEnd ? completed : completed + 1);
 }
+
+/** Whether a checkpoint was taken right at an epoch end's evaluation (validation, or test for runs without one). */
+export const evaluatedHere = (m: Record<string, number>): boolean =>
+  m.valLoss !== undefined || m.testLoss !== undefined;

@@ -19,6 +19,7 @@ import type { RunSpec } from '../spec';
 import { PREPROCESSING_JSON, preprocessingOf, type Preprocessing } from '../training/preprocess';
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
+import { recordedFingerprintVersion } from '../training/model-fingerprint';
 
 export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
     CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
@@ -52,6 +53,8 @@ export interface RunCheckpoint {
   spec: RunSpec;
   manifest: Manifest;
   tensors: NamedTensorBytes[];
+  /** The same bytes by tensor name. */
+  blobs: Map<string, Uint8Array>;
   /** Damaged checkpoints passed over on the way to the newest valid one. */
   skipped: Array<{ id: string; problems: string }>;
 }
@@ -95,7 +98,7 @@ export async function readRunCheckpoint(
     shape: b.shape,
     data: blobs.get(b.name)!,
   }));
-  return { spec, manifest, tensors, skipped };
+  return { spec, manifest, tensors, blobs, skipped };
 }
 
 /**
@@ -136,12 +139,17 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   };
   let exported;
   try {
-    const state = manifest.state as { featureShape?: number[]; modelTopology?: unknown } | null;
+    const state = manifest.state as {
+      featureShape?: number[];
+      modelTopology?: unknown;
+      fingerprintVersion?: unknown;
+    } | null;
     exported = await exportModel(spec, tensors, {
       includeOptimizer: opts.includeOptimizer,
       metadata,
       featureShape: state?.featureShape,
       modelTopology: state?.modelTopology,
+      fingerprintVersion: recordedFingerprintVersion(state),
       preprocessing,
       bakePreprocessing: opts.bakePreprocessing,
     });

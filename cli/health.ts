@@ -5,6 +5,7 @@
 import type { Client } from '@temporalio/client';
 import { runStatus, viewRun, type Out, type PendingActivity } from './common';
 import { managerForRun } from './checkpoints';
+import { failureMessageOf } from '../codec';
 
 export interface HealthReport {
   runId: string;
@@ -30,12 +31,15 @@ interface FailureInfo {
  */
 const threw = (f: FailureInfo | null | undefined): f is FailureInfo => Boolean(f) && !f!.timeoutFailureInfo;
 
-const failureMessage = (f: FailureInfo | null | undefined): string => {
-  // The deepest cause names the problem ("ENOSPC: no space left on device"), the wrappers do not.
-  let m = f?.message ?? 'unknown failure';
-  for (let c = f?.cause; c; c = c.cause) if (c.message) m = c.message;
+/** The deepest cause's message (decrypted when failures are encrypted): it names the problem, the wrappers do not. */
+async function failureMessage(client: Client, f: FailureInfo | null | undefined): Promise<string> {
+  let m = (f && (await failureMessageOf(client, f))) || 'unknown failure';
+  for (let c = f?.cause; c; c = c.cause) {
+    const cm = await failureMessageOf(client, c);
+    if (cm) m = cm;
+  }
   return m;
-};
+}
 
 /** Milliseconds of a protobuf Timestamp ({seconds: Long, nanos}), NaN when absent. */
 const ms = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
@@ -57,7 +61,7 @@ async function activityFailures(
     const attempt = p.attempt ?? 1;
     if (attempt > 1 && threw(p.lastFailure)) {
       const at = ms(p.lastAttemptCompleteTime) || ms(p.lastStartedTime) || Date.now();
-      const failure = { at, message: failureMessage(p.lastFailure) };
+      const failure = { at, message: await failureMessage(client, p.lastFailure) };
       for (let i = 1; i < attempt; i++) all.push(failure);
       failingNow = { attempt, failure };
     }
@@ -67,11 +71,11 @@ async function activityFailures(
     const at = ms(e.eventTime);
     const started = e.activityTaskStartedEventAttributes;
     if (started && (started.attempt ?? 1) > 1 && threw(started.lastFailure)) {
-      const failure = { at, message: failureMessage(started.lastFailure) };
+      const failure = { at, message: await failureMessage(client, started.lastFailure) };
       for (let i = 1; i < (started.attempt ?? 1); i++) all.push(failure);
     }
     const failed = e.activityTaskFailedEventAttributes?.failure;
-    if (threw(failed)) all.push({ at, message: failureMessage(failed) });
+    if (threw(failed)) all.push({ at, message: await failureMessage(client, failed) });
   }
   return { all, failingNow };
 }

@@ -1,11 +1,12 @@
 // `runs list` and `lineage RUN_ID`: the runs on the server, and who was forked from whom.
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { CheckpointRef } from '../activities/types';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
+import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { EXIT, fmt, runStatus, type Out } from './common';
-import type { RunResult } from '../workflows/progress';
 
 interface RunRow {
   runId: string;
@@ -14,52 +15,68 @@ interface RunRow {
   dataset: string | null;
   step: number | null;
   bestAccuracy: number | null;
-  /** Regression runs: the final test mse and mae (known once the run completed). */
-  mse?: number | null;
-  mae?: number | null;
+  /** The split `bestAccuracy` is of: the validation split's, or the test split's for runs without one. */
+  bestOn: 'validation' | 'test' | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
+  /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
+  unreadable?: string;
+}
+
+/** Marks a memo this client cannot decode, in place of its value. */
+const UNREADABLE = '__durableTrainUnreadable';
+
+/**
+ * The client's codecs, except that payloads they cannot decode (a run encrypted with a key this client lacks) become
+ * a marker instead of failing the whole listing: one such run must not hide every other.
+ */
+function lenientCodec(codecs: readonly PayloadCodec[]): PayloadCodec {
+  return {
+    encode: (payloads: Payload[]) => Promise.resolve(payloads),
+    async decode(payloads: Payload[]): Promise<Payload[]> {
+      try {
+        let out = payloads;
+        for (const c of [...codecs].reverse()) out = await c.decode(out);
+        return out;
+      } catch (err) {
+        const reason = String((err as Error)?.message ?? err);
+        return payloads.map(() => defaultPayloadConverter.toPayload({ [UNREADABLE]: reason }));
+      }
+    },
+  };
 }
 
 async function allRuns(client: Client): Promise<RunRow[]> {
-  const rows = new Map<string, RunRow & { task?: string }>();
-  for await (const w of client.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
+  const rows = new Map<string, RunRow>();
+  const lenient = new Client({
+    connection: client.connection,
+    namespace: client.options.namespace,
+    dataConverter: { payloadCodecs: [lenientCodec(client.options.loadedDataConverter.payloadCodecs)] },
+  });
+  for await (const w of lenient.workflow.list({ query: `WorkflowType = '${TRAINING_WORKFLOW}'` })) {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
-  // Regression has no accuracy: a completed run's result gives its test mse and mae.
-  await Promise.all(
-    [...rows.values()]
-      .filter((r) => r.task === 'regression')
-      .map(async (r) => {
-        const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
-        r.mse = res?.mse ?? null;
-        r.mae = res?.mae ?? null;
-      }),
-  );
-  return [...rows.values()].map(({ task: _task, ...r }) => r);
+  return [...rows.values()];
 }
 
-async function resultOf(client: Client, runId: string): Promise<RunResult | null> {
-  return (client.workflow.getHandle(runId).result() as Promise<RunResult>).catch(() => null);
-}
-
-const metricText = (r: RunRow) =>
-  r.mse !== undefined ? `test mse ${fmt(r.mse)} mae ${fmt(r.mae)}` : `best acc ${fmt(r.bestAccuracy)}`;
-
-function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
-  const spec = w.memo?.spec as RunSpec | undefined;
+function row(w: WorkflowExecutionInfo): RunRow {
+  const unreadable = Object.values(w.memo ?? {})
+    .map((v) => (v as Record<string, unknown> | null)?.[UNREADABLE])
+    .find((v): v is string => typeof v === 'string');
+  const spec = unreadable ? undefined : (w.memo?.spec as RunSpec | undefined);
   const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
   return {
+    ...(unreadable ? { unreadable } : {}),
     runId: w.workflowId,
     status: runStatus(w.status.name, (sa.DurableTrainStatus?.[0] as string | undefined)?.toLowerCase()),
     model: spec ? modelLabel(spec.model) : null,
     dataset: spec ? datasetLabel(spec.dataset) : null,
     step: (sa.DurableTrainStep?.[0] as number | undefined) ?? null,
     bestAccuracy: (sa.DurableTrainBestAccuracy?.[0] as number | undefined) ?? null,
+    bestOn: spec ? (hasValidationSplit(spec) ? 'validation' : 'test') : null,
     startTime: w.startTime.toISOString(),
-    forkedFrom: (w.memo?.forkedFrom as CheckpointRef | undefined) ?? null,
-    task: spec?.task,
+    forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
   };
 }
 
@@ -70,7 +87,8 @@ export async function runsListCommand(client: Client, out: Out): Promise<void> {
       ? runs
           .map(
             (r) =>
-              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  ${metricText(r)}  ${r.startTime}`,
+              `${r.runId.padEnd(32)} ${r.status.padEnd(10)} ${(r.model ?? '-').padEnd(10)} step ${String(r.step ?? '-').padStart(6)}  best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}  ${r.startTime}` +
+              (r.unreadable ? `  (spec unreadable: ${r.unreadable})` : ''),
           )
           .join('\n')
       : 'no runs',

@@ -2,6 +2,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CheckpointRef } from '../activities/types';
 import { SpecError, type RunSpec } from '../spec';
+import { withRunDefaults } from '../spec/helpers';
 import { DatasetError, validateDataFile } from '../training/data';
 import { dataSpecOf } from '../training/task-data';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
@@ -9,8 +10,9 @@ import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
 import { openStore } from '../checkpoint';
-import { CliError, defaultRunId, EXIT, fmt, runIdArg, type Out } from './common';
+import { CliError, defaultRunId, EXIT, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
+import { evalLine } from './evals';
 
 export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
   try {
@@ -107,6 +109,8 @@ export async function startRun(
   settings: TemporalSettings,
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
+  // A new run records its defaults (a validation split) in its spec; a fork keeps its source's data as recorded.
+  if (!opts.from) opts = { ...opts, spec: withRunDefaults(opts.spec) };
   const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
   assertStorageOpens(opts.spec);
   await checkDataFile(opts.spec);
@@ -138,9 +142,11 @@ export async function startRun(
 export function describeResult(r: RunResult): string {
   return [
     `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, ${r.epoch} epoch${r.epoch === 1 ? '' : 's'} completed`,
-    r.mse !== undefined
-      ? `  test mse ${fmt(r.mse)}  test mae ${fmt(r.mae ?? null)}  test loss ${fmt(r.loss)}`
-      : `  test accuracy ${fmt(r.accuracy)}  test loss ${fmt(r.loss)}`,
+    ...(r.validation ? [`  ${evalLine('validation', r.validation)} (chose by)`] : []),
+    `  ${evalLine('test', { loss: r.loss, accuracy: r.accuracy, mse: r.mse, mae: r.mae })}`,
+    ...(r.bestCheckpoint
+      ? [`  best checkpoint ${r.bestCheckpoint.id} (step ${r.bestCheckpoint.step}, by validation)`]
+      : []),
     `  last checkpoint ${r.lastCheckpoint?.id ?? '-'}  backend ${r.backend ?? '-'}  chunks ${r.chunks}  recoveries ${r.recoveries}`,
     `  weights sha256 ${r.weightsSha256 ?? '-'}`,
   ].join('\n');

@@ -5,6 +5,7 @@ import type { CheckpointPosition } from '../activities/types';
 import { managerForRun } from './checkpoints';
 import { fmt, runStatus, viewRun, type Out } from './common';
 import { epochOfStep } from './epoch';
+import { evalLine } from './evals';
 import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
 
@@ -37,6 +38,8 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
   // metrics are read from its last checkpoint.
   const live = hb?.loss ?? p?.loss ?? null;
   const stored = live === null ? await checkpointMetrics(client, runId, lastCheckpoint) : null;
+  // The test split's last result: never a validation one (a run with a validation split evaluates test at its end).
+  const test = p?.lastEval?.split === 'validation' ? null : p?.lastEval;
   const perEpoch = p?.stepsPerEpoch || (totalSteps && v.spec?.epochs ? totalSteps / v.spec.epochs : 0);
   const data = {
     runId,
@@ -50,11 +53,13 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     epochsCompleted: hb?.epoch ?? p?.epoch ?? v.result?.epoch ?? null,
     loss: live ?? stored?.metrics?.loss ?? null,
     accuracy: hb?.accuracy ?? p?.accuracy ?? stored?.metrics?.accuracy ?? null,
-    testAccuracy: p?.lastEval?.accuracy ?? v.result?.accuracy ?? null,
-    testLoss: p?.lastEval?.loss ?? v.result?.loss ?? null,
+    testAccuracy: test?.accuracy ?? v.result?.accuracy ?? null,
+    testLoss: test?.loss ?? v.result?.loss ?? null,
     // Regression runs: test mean squared and mean absolute error instead of accuracy.
-    testMse: p?.lastEval?.mse ?? v.result?.mse ?? null,
-    testMae: p?.lastEval?.mae ?? v.result?.mae ?? null,
+    testMse: test?.mse ?? v.result?.mse ?? null,
+    testMae: test?.mae ?? v.result?.mae ?? null,
+    // Runs with a validation split: its last evaluation, what the run's choices are made on.
+    validation: p?.lastValidation ?? v.result?.validation ?? null,
     learningRate: hb?.learningRate ?? p?.learningRate ?? stored?.metrics?.learningRate ?? null,
     /** Where loss, accuracy and learningRate come from. */
     trainMetricsFrom: live !== null ? 'live' : stored?.metrics ? `checkpoint ${lastCheckpoint?.id}` : null,
@@ -71,6 +76,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     const lines = [
       `run ${runId}: ${data.status} (workflow ${v.status})`,
       `  step ${data.step}/${data.totalSteps ?? '?'}  epoch ${data.epoch ?? '-'}  loss ${fmt(data.loss)}  accuracy ${fmt(data.accuracy)}  lr ${data.learningRate ?? '-'}`,
+      ...(data.validation ? [`  ${evalLine('validation', data.validation)}`] : []),
       data.testMse !== null
         ? `  test mse ${fmt(data.testMse)}  test mae ${fmt(data.testMae)}  test loss ${fmt(data.testLoss)}`
         : `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,

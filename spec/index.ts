@@ -3,4 +3,4 @@
 export * from './catalog';
 export * from './helpers';
 export * from './schema';
-export * from './storage-url';
+export * from '../storage/url';

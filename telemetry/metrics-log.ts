@@ -57,11 +57,16 @@ export interface MetricsRow {
 export interface EvalPoint {
   epoch: number;
   step: number;
+  /** 'validation', or 'test' (absent: the test split of a run without a validation split). */
+  split?: 'validation' | 'test';
   loss: number;
   accuracy: number | null;
   mae?: number;
   mse?: number;
 }
+
+/** One evaluation per split and step: a run's last step has its validation and its test result. */
+export const evalKey = (e: Pick<EvalPoint, 'step' | 'split'>): string => `${e.split ?? 'test'}:${e.step}`;
 
 export interface MetricsSegment {
   format: typeof SEGMENT_FORMAT;
@@ -158,7 +163,7 @@ export class MetricsSegmentWriter {
   }
 
   recordEval(e: EvalPoint): void {
-    if (!this.evals.some((x) => x.step === e.step)) this.evals.push({ ...e });
+    if (!this.evals.some((x) => evalKey(x) === evalKey(e))) this.evals.push({ ...e });
   }
 
   /** The segment (fromStep, toStep] to commit; the writer then continues with the next segment from toStep. */
@@ -322,10 +327,10 @@ export interface MetricsLog {
 /** Merges a chain of segments (oldest first): a later segment's version of a row (a bucket it went on filling) wins. */
 export function mergeSegments(runId: string, chain: MetricsSegment[]): Omit<MetricsLog, 'gapBefore'> {
   const rows = new Map<number, MetricsRow>();
-  const evals = new Map<number, EvalPoint>();
+  const evals = new Map<string, EvalPoint>();
   for (const seg of chain) {
     for (const r of seg.rows) rows.set(r.step, r);
-    for (const e of seg.evals) evals.set(e.step, e);
+    for (const e of seg.evals) evals.set(evalKey(e), e);
   }
   return {
     runId,

@@ -194,6 +194,10 @@ export const TAGS = {
   testAccuracy: 'test/accuracy',
   testMae: 'test/mae',
   testMse: 'test/mse',
+  validationLoss: 'validation/loss',
+  validationAccuracy: 'validation/accuracy',
+  validationMae: 'validation/mae',
+  validationMse: 'validation/mse',
   spec: 'spec',
 } as const;
 
@@ -213,10 +217,11 @@ function rowsToWrite(seg: MetricsSegment): Array<{ step: number; row: MetricsRow
 }
 
 function evalScalars(e: EvalPoint): Array<[string, number]> {
-  const v: Array<[string, number]> = [[TAGS.testLoss, e.loss]];
-  if (e.accuracy !== null) v.push([TAGS.testAccuracy, e.accuracy]);
-  if (e.mae !== undefined) v.push([TAGS.testMae, e.mae]);
-  if (e.mse !== undefined) v.push([TAGS.testMse, e.mse]);
+  const val = e.split === 'validation';
+  const v: Array<[string, number]> = [[val ? TAGS.validationLoss : TAGS.testLoss, e.loss]];
+  if (e.accuracy !== null) v.push([val ? TAGS.validationAccuracy : TAGS.testAccuracy, e.accuracy]);
+  if (e.mae !== undefined) v.push([val ? TAGS.validationMae : TAGS.testMae, e.mae]);
+  if (e.mse !== undefined) v.push([val ? TAGS.validationMse : TAGS.testMse, e.mse]);
   return v;
 }
 
@@ -225,7 +230,8 @@ export function eventFileOf(seg: MetricsSegment, opts: { wallTime: number; specT
   const records: Uint8Array[] = [tfRecord(fileVersionEvent(opts.wallTime))];
   if (!seg.continues && opts.specText)
     records.push(tfRecord(textEvent(seg.fromStep, opts.wallTime, TAGS.spec, '```\n' + opts.specText + '\n```')));
-  const evals = new Map(seg.evals.map((e) => [e.step, e]));
+  const evals = new Map<number, EvalPoint[]>();
+  for (const e of seg.evals) evals.set(e.step, [...(evals.get(e.step) ?? []), e]);
   for (const { step, row } of rowsToWrite(seg)) {
     const n = row.count;
     const values: Array<[string, number]> = [
@@ -236,12 +242,21 @@ export function eventFileOf(seg: MetricsSegment, opts: { wallTime: number; specT
     if (row.accuracy) values.push([TAGS.accuracy, row.accuracy.sum / n]);
     const ev = evals.get(step);
     if (ev) {
-      values.push(...evalScalars(ev));
+      for (const e of ev) values.push(...evalScalars(e));
       evals.delete(step);
     }
     records.push(tfRecord(scalarsEvent(step, opts.wallTime, values)));
   }
-  for (const ev of evals.values()) records.push(tfRecord(scalarsEvent(ev.step, opts.wallTime, evalScalars(ev))));
+  for (const [step, ev] of evals)
+    records.push(
+      tfRecord(
+        scalarsEvent(
+          step,
+          opts.wallTime,
+          ev.flatMap((e) => evalScalars(e)),
+        ),
+      ),
+    );
   const total = records.reduce((n, r) => n + r.length, 0);
   const out = new Uint8Array(total);
   let at = 0;

@@ -7,4 +7,33 @@ export class ConfigError extends Error {
 /** Whether `err` says the spec's model or data cannot work (as opposed to a failure that may pass). */
 export const isConfigError = (err: unknown): boolean =>
   err instanceof Error &&
-  ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError'].includes(err.name);
+  ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError', 'ModelFitError'].includes(err.name);
+
+/**
+ * A loss, an evaluation or a weight that is NaN or infinite: the updates diverged. Retrying recomputes the same
+ * numbers (training is exact), so this is never worth a retry; the message names the step, the learning rate and the
+ * likely cause.
+ */
+export class NonFiniteError extends Error {
+  override readonly name = 'NonFiniteError';
+  constructor(
+    readonly step: number,
+    readonly learningRate: number,
+    readonly what: string,
+  ) {
+    super(
+      `${what} at step ${step} (learning rate ${learningRate}): training diverged. Likely cause: a learning rate too ` +
+        'high for this model and data, or unscaled inputs or targets (values far from 1). The newest checkpoint is the ' +
+        'last one with finite weights: fork from it with a lower learning rate, or scale the data',
+    );
+  }
+}
+
+/** Where the first NaN or infinity of `values` is, or -1. */
+export function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+
+/** Whether a float64 number survives conversion to float32 as a finite number (1e39 does not: it becomes Infinity). */
+export const fitsFloat32 = (v: number): boolean => Number.isFinite(Math.fround(v));

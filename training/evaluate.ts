@@ -1,15 +1,28 @@
-// Evaluation on the test split, batched, no randomness: loss and accuracy (classification) or mae and mse (regression).
+// Evaluation of a split (validation or test), batched, no randomness: loss and accuracy (classification) or mae and
+// mse (regression).
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { argmaxRow, regressionLoss, type EvalAcc } from './losses';
 import type { Net } from './models';
+import type { DataSplit } from './data';
 import type { TaskData } from './task-data';
 import type { EvalResult } from './trainer-types';
 
 export const EVAL_BATCH = 250;
 
-export function evalOf(data: TaskData, acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
-  const n = data.test.n;
+export type SplitName = 'validation' | 'test';
+
+/** The rows an evaluation of `split` covers: all, or the first evaluation.maxRows of the validation split. */
+export function evalRows(data: TaskData, split: SplitName, spec: Pick<RunSpec, 'evaluation'>): DataSplit {
+  const s = split === 'validation' ? data.validation : data.test;
+  if (!s) throw new Error(`evaluate: ${data.name} has no ${split} split`);
+  const max = split === 'validation' ? spec.evaluation?.maxRows : undefined;
+  if (max === undefined || max >= s.n) return s;
+  return { x: s.x.subarray(0, max * data.featureSize), y: s.y.subarray(0, max), n: max };
+}
+
+export function evalOf(data: TaskData, rows: DataSplit, acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
+  const n = rows.n;
   if (data.task === 'classification') return { loss: acc.loss / n, accuracy: acc.correct / n };
   return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
 }
@@ -19,9 +32,15 @@ export function examples(data: TaskData, x: Float32Array, count: number): tf.Ten
   return tf.tensor(x, [count, ...data.featureShape], 'float32');
 }
 
-/** Adds the test examples from `start` (one batch) to `acc`. */
-export function evalBatch(net: Net, data: TaskData, loss: RunSpec['loss'], start: number, acc: EvalAcc): void {
-  const test = data.test;
+/** Adds the examples of `test` (a split's rows) from `start` (one batch) to `acc`. */
+export function evalBatch(
+  net: Net,
+  data: TaskData,
+  test: DataSplit,
+  loss: RunSpec['loss'],
+  start: number,
+  acc: EvalAcc,
+): void {
   const size = data.featureSize;
   const count = Math.min(EVAL_BATCH, test.n - start);
   const classify = data.task === 'classification';

@@ -67,9 +67,9 @@ export async function restoreNet(
   try {
     const given = new Map(tensors.filter((t) => t.name.startsWith('model/')).map((t) => [t.name, t]));
     for (const p of net.all) {
-      const t = given.get(p.name);
+      const t = given.get(p.name) ?? given.get(p.legacyName ?? p.name);
       if (!t) throw new Error(`checkpoint has no tensor ${p.name} (is it a ${modelLabel(spec.model)} checkpoint?)`);
-      given.delete(p.name);
+      given.delete(t.name);
       if (t.dtype !== 'float32' || !sameShape(t.shape, p.shape))
         throw new Error(
           `tensor ${p.name} is ${t.dtype} ${JSON.stringify(t.shape)}, ${modelLabel(spec.model)} expects float32 ${JSON.stringify(p.shape)}`,
@@ -270,6 +270,8 @@ export async function exportModel(
     featureShape?: number[];
     /** A registered model's topology from its checkpoint. */
     modelTopology?: unknown;
+    /** The checkpoint's fingerprint version (model-fingerprint.ts); default: the current one. */
+    fingerprintVersion?: 1 | 2;
     /** Written beside model.json as preprocessing.json. */
     preprocessing?: Preprocessing;
     /** Also put the standardisation in front of the model as a Dense layer, so it takes raw rows. */
@@ -301,7 +303,7 @@ export async function exportModel(
       files,
       weights,
       weightsSha256: weightsSha256(net),
-      modelFingerprint: net.fingerprint,
+      modelFingerprint: opts.fingerprintVersion === 1 ? net.legacyFingerprint() : net.fingerprint,
       parameterCount: net.parameterCount,
       optimizer,
     };

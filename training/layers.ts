@@ -1,63 +1,56 @@
-// The layer kinds a model may use, by spec name. Each kind: the options it accepts (those of the tfjs layer of the
-// same name), how to build the tf.layers layer (zero-initialized: our PRNG initializes weights, never tfjs), and its
-// forward pass in our training loop (dropout masks from our PRNG, batch-norm statistics updated by the trainer).
-// A new kind is one entry in KINDS plus, if it has its own math, one case in forwardLayer().
-import * as tf from '@tensorflow/tfjs';
-import { LAYER_KINDS, type LayerSpec } from '../spec/layers';
-import { TF_RELU_GRAD } from './kernels/tensorflow';
+// The layer registry's training half: every layer kind a model may use, one module each under training/layers/ (how
+// to build its tf.layers layer, zero-initialized; its forward pass in our training loop, with dropout masks from our
+// PRNG; the roles of its weights), registered in KIND_LIST below. Each module's tfjs-free half (its options and their
+// checks, its tfjs/Keras class name) lives in spec/layers/<kind>.ts and is registered in spec/layers.ts, which the spec
+// schema imports without tfjs. A new layer kind: those two files and one line in each registry.
+import type * as tf from '@tensorflow/tfjs';
+import { SPEC_KINDS, type LayerSpec } from '../spec/layers';
+import { activation } from './layers/activation';
+import { averagePooling2d } from './layers/averagePooling2d';
+import { batchNormalization } from './layers/batchNormalization';
+import { conv2d } from './layers/conv2d';
+import { dense } from './layers/dense';
+import { dropout } from './layers/dropout';
+import { embedding } from './layers/embedding';
+import { flatten } from './layers/flatten';
+import { globalAveragePooling2d } from './layers/globalAveragePooling2d';
+import type { LayerKind } from './layers/kind';
+import { maxPooling2d } from './layers/maxPooling2d';
+import { reshape } from './layers/reshape';
 
 export { LayerError, checkLayerSpec, LAYER_TYPES, ACTIVATIONS, type LayerSpec } from '../spec/layers';
+export { activate } from './layers/activations';
+export { pair, type LayerKind, type ParamRole } from './layers/kind';
 
-interface Kind {
-  build: (cfg: Record<string, unknown>) => tf.layers.Layer;
-}
+const KIND_LIST: readonly LayerKind[] = [
+  dense,
+  conv2d,
+  maxPooling2d,
+  averagePooling2d,
+  globalAveragePooling2d,
+  flatten,
+  reshape,
+  dropout,
+  activation,
+  batchNormalization,
+  embedding,
+];
 
-const Z = { kernelInitializer: 'zeros', biasInitializer: 'zeros' } as const;
-// tf.layers' option types are precise per layer; the spec's options were checked against `options` above.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyCfg = any;
+/** Layer kinds by spec name. */
+export const KINDS: Readonly<Record<string, LayerKind>> = Object.fromEntries(KIND_LIST.map((k) => [k.spec.type, k]));
 
-export const KINDS: Record<string, Kind> = {
-  dense: {
-    build: (c) => tf.layers.dense({ ...(c as AnyCfg), ...Z }),
-  },
-  conv2d: {
-    build: (c) => tf.layers.conv2d({ ...(c as AnyCfg), ...Z }),
-  },
-  maxPooling2d: {
-    build: (c) => tf.layers.maxPooling2d(c as AnyCfg),
-  },
-  averagePooling2d: {
-    build: (c) => tf.layers.averagePooling2d(c as AnyCfg),
-  },
-  globalAveragePooling2d: {
-    build: (c) => tf.layers.globalAveragePooling2d(c as AnyCfg),
-  },
-  flatten: { build: (c) => tf.layers.flatten(c as AnyCfg) },
-  reshape: {
-    build: (c) => tf.layers.reshape(c as AnyCfg),
-  },
-  dropout: { build: (c) => tf.layers.dropout(c as AnyCfg) },
-  activation: {
-    build: (c) => tf.layers.activation(c as AnyCfg),
-  },
-  batchNormalization: {
-    build: (c) =>
-      tf.layers.batchNormalization({
-        ...(c as AnyCfg),
-        axis: -1,
-        betaInitializer: 'zeros',
-        gammaInitializer: 'ones',
-        movingMeanInitializer: 'zeros',
-        movingVarianceInitializer: 'ones',
-      }),
-  },
-  embedding: {
-    build: (c) => tf.layers.embedding({ ...(c as AnyCfg), embeddingsInitializer: 'zeros' }),
-  },
-};
+/** Layer kinds by tfjs/Keras class name. */
+export const KINDS_BY_CLASS: ReadonlyMap<string, LayerKind> = new Map(KIND_LIST.map((k) => [k.spec.className, k]));
 
-export const SUPPORTED_CLASSES = new Set(Object.values(LAYER_KINDS).map((k) => k.className));
+export const SUPPORTED_CLASSES = new Set(KINDS_BY_CLASS.keys());
+
+// Both halves register the same kinds: a kind the spec accepts can always be built.
+for (const type of Object.keys(SPEC_KINDS))
+  if (!KINDS[type] || KINDS[type].spec !== SPEC_KINDS[type])
+    throw new Error(`layers: ${type} is registered in spec/layers.ts but not in training/layers.ts`);
+for (const type of Object.keys(KINDS))
+  if (!SPEC_KINDS[type])
+    throw new Error(`layers: ${type} is registered in training/layers.ts but not in spec/layers.ts`);
 
 /** The tf.layers layer for a checked layer spec, zero-initialized, named `name`. */
 export function buildLayer(spec: LayerSpec, name: string): tf.layers.Layer {
@@ -65,55 +58,3 @@ export function buildLayer(spec: LayerSpec, name: string): tf.layers.Layer {
   void _ignored;
   return KINDS[type].build({ ...options, name });
 }
-
-type Cfg = Record<string, unknown>;
-export function pair(v: unknown): [number, number] {
-  if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
-  throw new Error(`layers: unexpected size ${JSON.stringify(v)}`);
-}
-
-// Numerics 2 on the tensorflow backend: relu whose gradient is TensorFlow's ReluGrad (one kernel instead of five).
-const reluWithTfGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x]);
-  return {
-    value: tf.relu(x),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.engine().runKernel(TF_RELU_GRAD, { dy, x: saved[0] }) as tf.Tensor,
-  };
-}) as unknown as Parameters<typeof tf.customGrad<tf.Tensor>>[0]);
-
-/**
- * An activation by tfjs name. `softmax` on the last layer is left to the loss (logits), elsewhere refused.
- * `nativeGrads` (numerics 2) uses the backend's own relu gradient kernel where we have one (tensorflow).
- */
-export function activate(x: tf.Tensor, activation: unknown, isLast: boolean, nativeGrads = false): tf.Tensor {
-  switch (activation) {
-    case undefined:
-    case null:
-    case 'linear':
-      return x;
-    case 'relu':
-      if (nativeGrads && x.dtype === 'float32' && tf.getKernel(TF_RELU_GRAD, tf.getBackend())) return reluWithTfGrad(x);
-      return tf.relu(x);
-    case 'relu6':
-      return tf.relu6(x);
-    case 'sigmoid':
-      return tf.sigmoid(x);
-    case 'tanh':
-      return tf.tanh(x);
-    case 'elu':
-      return tf.elu(x);
-    case 'selu':
-      return tf.selu(x);
-    case 'softplus':
-      return tf.softplus(x);
-    case 'softsign':
-      return tf.div(x, tf.add(tf.abs(x), 1));
-    case 'softmax':
-      if (isLast) return x;
-  }
-  throw new Error(`layers: unsupported activation ${JSON.stringify(activation)}`);
-}
-
-export const configOf = (layer: tf.layers.Layer): Cfg => layer.getConfig() as Cfg;

@@ -1,33 +1,32 @@
 // The models, built with tf.layers (so model.save can export them) but trained by our own forward
 // pass: it walks the layers, reads their variables under stable names of our own, applies dropout
 // with masks from our PRNG, and computes conv gradients with ops every backend has.
-import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-quiet';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
 import { registeredModel } from './registry';
+import { storeRoots } from './task-data';
 import { loadTfjsModel } from './tfjs-model';
-import { activate, buildLayer, LayerError, pair, SUPPORTED_CLASSES, type LayerSpec } from './layers';
-import {
-  fusedConvAgrees,
-  hasMklPooling,
-  mklFusedConv2D,
-  mklMaxPool,
-  mklMaxPoolGrad,
-  TF_RELU_GRAD,
-} from './kernels/tensorflow';
+import { buildLayer, KINDS_BY_CLASS, LayerError, SUPPORTED_CLASSES, type LayerKind, type LayerSpec } from './layers';
+import { graphOf, MODEL_INPUT, type Graph } from './graph';
+import type { DropoutMaskFn, ForwardContext, ParamRole, StateUpdates } from './layers/kind';
+import { freePendingWorkspaces } from './layers/maxPooling2d';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
+import * as fingerprints from './model-fingerprint';
 
 export const MODEL_NAMES: readonly ModelName[] = ['mnist-mlp', 'mnist-cnn'];
 
-export type ParamRole = 'kernel' | 'bias' | 'gamma' | 'beta' | 'embeddings' | 'moving_mean' | 'moving_variance';
+export type { DropoutMaskFn, ParamRole, StateUpdates } from './layers/kind';
+export { conv2dFilterGrad, conv2dInputGrad } from './layers/ops';
 
 export interface Param {
-  /** Stable name, e.g. model/conv1/kernel; independent of tfjs's global name counters. */
+  /** Stable name, e.g. model/conv1/kernel; independent of tfjs's global name counters (model-fingerprint.ts). */
   name: string;
+  /** The name checkpoints without a fingerprint version stored it under: model/<tfjs layer name>/<role>. */
+  legacyName?: string;
   shape: number[];
   variable: tf.Variable;
   role: ParamRole;
@@ -35,180 +34,58 @@ export interface Param {
   fanOut: number;
 }
 
-/** Returns a mask tensor of `shape` (inverted dropout: 0 or 1/(1-rate)), or null for no dropout. */
-export type DropoutMaskFn = (shape: number[], rate: number) => tf.Tensor | null;
+const KERNEL_ROLES: readonly ParamRole[] = ['kernel', 'depthwise_kernel', 'pointwise_kernel', 'recurrent_kernel'];
 
-/** Batch-norm moving statistics computed by a training forward pass, assigned by the trainer after the update. */
-export type StateUpdates = Array<[tf.Variable, tf.Tensor]>;
-
-type Cfg = Record<string, unknown>;
-
-// Conv gradients as forward convolutions. The wasm backend has no Conv2DBackpropFilter kernel
-// (tfjs #8474) and its Conv2DBackpropInput is slow, while Conv2D (XNNPACK) is fast everywhere.
-// Using the same ops on every backend also keeps numerics independent of which kernels happen to be
-// registered in a process.
-
-/** Gradient of a stride-1 'valid' conv2d with respect to its [kh, kw, ci, co] filter. */
-export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => {
-    // Correlate each input channel (as a batch) with dy (batch as channels): [ci, kh, kw, co].
-    const g = tf.conv2d(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, 'valid');
-    return tf.transpose(g, [1, 2, 0, 3]);
-  });
-}
-
-/** Gradient of a stride-1 'valid' conv2d with respect to its input: a full convolution of dy. */
-export function conv2dInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [kh, kw] = w.shape;
-    const padded = tf.pad(dy, [
-      [0, 0],
-      [kh - 1, kh - 1],
-      [kw - 1, kw - 1],
-      [0, 0],
-    ]);
-    return tf.conv2d(padded, tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]), 1, 'valid');
-  });
+/** The default initial values of a weight, drawn from `rng` (see Net.initialize). */
+function initialValues(p: Param, rng: Prng): Float32Array {
+  const size = p.shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(size);
+  if (p.role === 'recurrent_kernel') orthogonal(values, p.shape, rng);
+  else if (KERNEL_ROLES.includes(p.role)) {
+    const limit = Math.sqrt(6 / (p.fanIn + p.fanOut));
+    for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * limit;
+  } else if (p.role === 'embeddings') {
+    for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * 0.05;
+  } else if (p.role === 'gamma' || p.role === 'moving_variance') values.fill(1);
+  return values;
 }
 
 /**
- * y = value(x, w) with its gradients from `dx` and `dw`, as one tape op. `inputGrad` false: the first layer's input is
- * data, its gradient is never used, so that work is skipped (zeros). dx is computed before dw, as the math requires
- * for the same float32 results on every run.
+ * An orthogonal matrix of `shape` ([rows, cols], as Keras's Orthogonal initializer gives): standard normal draws from
+ * `rng`, orthonormalized by modified Gram-Schmidt in float64 (deterministic in JS on every backend) along the
+ * shorter side, each vector's sign fixed as QR's positive diagonal would.
  */
-function withGrads<T extends tf.Tensor>(
-  value: (x: T, w: T) => T,
-  dx: (dy: T, x: T, w: T) => T,
-  dw: (dy: T, x: T, w: T) => T,
-  inputGrad: boolean,
-): (x: T, w: T) => T {
-  const op = tf.customGrad(((x: T, w: T, save: tf.GradSaveFunc) => {
-    save([x, w]);
-    return {
-      value: value(x, w),
-      gradFunc: (dy: T, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [T, T];
-        const gx = inputGrad ? dx(dy, sx, sw) : (tf.zerosLike(sx) as T);
-        return [gx, dw(dy, sx, sw)];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<T>>[0]);
-  return (x, w) => op(x, w);
+function orthogonal(out: Float32Array, shape: number[], rng: Prng): void {
+  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const cols = shape[shape.length - 1];
+  // Orthonormal vectors of length `len`, `count` of them (count <= len): rows of the result, or its columns.
+  const [count, len] = rows <= cols ? [rows, cols] : [cols, rows];
+  const a = new Float64Array(rows * cols);
+  for (let i = 0; i < a.length; i++) a[i] = rng.normal();
+  const vec = (k: number) => a.subarray(k * len, (k + 1) * len);
+  for (let k = 0; k < count; k++) {
+    const v = vec(k);
+    for (let j = 0; j < k; j++) {
+      const u = vec(j);
+      let dot = 0;
+      for (let i = 0; i < len; i++) dot += u[i] * v[i];
+      for (let i = 0; i < len; i++) v[i] -= dot * u[i];
+    }
+    let norm = 0;
+    for (let i = 0; i < len; i++) norm += v[i] * v[i];
+    norm = Math.sqrt(norm) || 1;
+    for (let i = 0; i < len; i++) v[i] /= norm;
+  }
+  for (let k = 0; k < count; k++)
+    for (let i = 0; i < len; i++) out[rows <= cols ? k * cols + i : i * cols + k] = a[k * len + i];
 }
 
-const conv = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.conv2d(x, w, 1, 'valid');
-const convPortable = (inputGrad: boolean) =>
-  withGrads<tf.Tensor4D>(
-    conv,
-    (dy, _x, w) => conv2dInputGrad(dy, w),
-    (dy, x) => conv2dFilterGrad(x, dy),
-    inputGrad,
-  );
-const convWithInputGrad = convPortable(true);
-const convWithoutInputGrad = convPortable(false);
-
-// Numerics 2: the backend's own conv-gradient kernels (oneDNN's on the tensorflow backend: fewer, faster ops than
-// the forward-convolution form above, with different float32 rounding).
-const VALID_1 = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
-const nativeConvInputGrad = (dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D =>
-  tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
-    ...VALID_1,
-    inputShape: x.shape,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-const nativeConvFilterGrad = (dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D =>
-  tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-    ...VALID_1,
-    filterShape: w.shape,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-const convNative = (inputGrad: boolean) =>
-  withGrads<tf.Tensor4D>(conv, nativeConvInputGrad, nativeConvFilterGrad, inputGrad);
-const nativeConvWithInputGrad = convNative(true);
-const nativeConvWithoutInputGrad = convNative(false);
-
-// Numerics 2 on tensorflow: conv, bias and relu (or no activation) as one oneDNN kernel, the same bits as the three ops
-// (kernels/tensorflow.ts). Its gradient is theirs: TensorFlow's ReluGrad (given the relu's output, which is positive
-// exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
-// last), and the conv gradients of convNative from that.
-const convBiasActNative = (inputGrad: boolean, relu: boolean) =>
-  tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    const y = mklFusedConv2D(x, w, bias, relu);
-    save([x, w, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-        const dz = relu ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
-        const gx = inputGrad ? nativeConvInputGrad(dz, sx, sw) : tf.zerosLike(sx);
-        const gw = nativeConvFilterGrad(dz, sx, sw);
-        const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
-        return [gx, gw, gb];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]) as unknown as (
-    x: tf.Tensor4D,
-    w: tf.Tensor4D,
-    bias: tf.Tensor1D,
-  ) => tf.Tensor4D;
-const fusedConvOps = {
-  relu: [convBiasActNative(false, true), convBiasActNative(true, true)],
-  linear: [convBiasActNative(false, false), convBiasActNative(true, false)],
-};
-
-// x·w with gradients from explicit transposes: wasm's transposed matMuls are several times slower.
-const matMul = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.matMul(x, w) as tf.Tensor2D;
-const matMulPortable = (inputGrad: boolean) =>
-  withGrads<tf.Tensor2D>(
-    matMul,
-    (dy, _x, w) => tf.matMul(dy, tf.transpose(w)),
-    (dy, x) => tf.matMul(tf.transpose(x), dy),
-    inputGrad,
-  );
-const matMulWithInputGrad = matMulPortable(true);
-const matMulWithoutInputGrad = matMulPortable(false);
-
-// Numerics 2: transposed matMuls (BatchMatMul's adjoint flags on the tensorflow backend), no separate transposes.
-const matMulNative = (inputGrad: boolean) =>
-  withGrads<tf.Tensor2D>(
-    matMul,
-    (dy, _x, w) => tf.matMul(dy, w, false, true),
-    (dy, x) => tf.matMul(x, dy, true, false),
-    inputGrad,
-  );
-const nativeMatMulWithInputGrad = matMulNative(true);
-const nativeMatMulWithoutInputGrad = matMulNative(false);
-
-// Numerics 2 on tensorflow: 'valid' max pooling by oneDNN, whose gradient scatters through the forward pass's workspace
-// (kernels/tensorflow.ts). The workspace stays out of the tape, held here until the gradient uses it; one left by a
-// forward pass whose gradient never ran (a failed step) is freed at the next training forward pass.
-const pendingWorkspaces = new Set<tf.Tensor>();
-
-function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number, number]): tf.Tensor4D {
-  const op = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    const { y, workspace } = mklMaxPool(x, ksize, strides);
-    save([x, y]);
-    const kept = tf.keep(workspace);
-    pendingWorkspaces.add(kept);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const g = mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
-        pendingWorkspaces.delete(kept);
-        kept.dispose();
-        return g;
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
-  return op(h);
-}
-
-const ROLES: ParamRole[] = ['kernel', 'bias', 'gamma', 'beta', 'embeddings', 'moving_mean', 'moving_variance'];
-
+/** Glorot fans of a kernel: [in, out] for a matrix, times the receptive field for a convolution's. */
 function fans(role: ParamRole, shape: number[]): [number, number] {
-  if (role !== 'kernel') return [0, 0];
-  if (shape.length === 4) {
-    const receptive = shape[0] * shape[1];
-    return [shape[2] * receptive, shape[3] * receptive];
+  if (!KERNEL_ROLES.includes(role)) return [0, 0];
+  if (shape.length >= 3) {
+    const receptive = shape.slice(0, -2).reduce((a, b) => a * b, 1);
+    return [shape[shape.length - 2] * receptive, shape[shape.length - 1] * receptive];
   }
   return [shape[0], shape[1]];
 }
@@ -218,13 +95,19 @@ export class Net {
   readonly params: Param[];
   /** Non-trainable weights (batch-norm moving statistics): saved and restored like params, never given to the optimizer. */
   readonly state: Param[];
+  /** The structural fingerprint (version 2, model-fingerprint.ts); legacyFingerprint() gives version 1's. */
   readonly fingerprint: string;
+  readonly legacyFingerprint: () => string;
   readonly parameterCount: number;
+  /** Keras weight regularizers of a model file: l1 * sum(|w|) + l2 * sum(w^2) each, added to the training loss. */
+  penalties: Array<{ param: Param; l1: number; l2: number }> = [];
   /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
   pretrained = false;
   /** The gradient math of training forward passes (see numerics.ts); the trainer sets it. */
   numerics: NumericsVersion = 1;
   private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
+  private readonly kindOfParam = new Map<Param, LayerKind>();
+  private readonly graph: Graph;
   private disposed = false;
 
   constructor(
@@ -237,36 +120,34 @@ export class Net {
   ) {
     this.params = [];
     this.state = [];
+    const stable = fingerprints.stableLayerNames(model);
     for (const layer of model.layers) {
       const cls = layer.getClassName();
       if (!SUPPORTED_CLASSES.has(cls) && cls !== 'InputLayer')
         throw new Error(`models: unsupported layer ${cls} (${layer.name})`);
+      const kind = KINDS_BY_CLASS.get(cls);
       const trainable = new Set(layer.trainableWeights.map((w) => w.originalName));
       const vars: Partial<Record<ParamRole, tf.Variable>> = {};
       for (const lv of layer.weights) {
-        const role = ROLES.find((r) => lv.originalName.endsWith(`/${r}`));
+        const role = kind?.roles.find((r) => lv.originalName.endsWith(`/${r}`));
         if (!role) throw new Error(`models: layer ${layer.name} has an unexpected weight ${lv.originalName}`);
         const variable = lv.read() as tf.Variable;
         const shape = variable.shape.slice();
         const [fanIn, fanOut] = fans(role, shape);
         vars[role] = variable;
-        const p: Param = { name: `model/${layer.name}/${role}`, shape, variable, role, fanIn, fanOut };
+        const [sn, legacyName] = [`model/${stable.get(layer.name)}/${role}`, `model/${layer.name}/${role}`];
+        const p: Param = { name: sn, legacyName, shape, variable, role, fanIn, fanOut };
         (trainable.has(lv.originalName) ? this.params : this.state).push(p);
+        if (kind) this.kindOfParam.set(p, kind);
       }
       this.byLayer.set(layer.name, vars);
     }
+    this.graph = graphOf(model);
     const names = this.all.map((p) => p.name);
     if (new Set(names).size !== names.length) throw new Error(`models: duplicate weight names in ${name}`);
-    const sorted = [...this.all].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    this.fingerprint = createHash('sha256')
-      .update(
-        JSON.stringify({
-          model: name,
-          weights: sorted.map((p) => [p.name, p.shape]),
-          ...(topology !== null ? { topology } : {}),
-        }),
-      )
-      .digest('hex');
+    this.fingerprint = fingerprints.structuralFingerprint(name, model, this.all, topology);
+    const legacy = this.all.map((p) => ({ name: p.legacyName!, shape: p.shape }));
+    this.legacyFingerprint = () => fingerprints.legacyFingerprint(name, legacy, topology);
     this.parameterCount = this.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   }
 
@@ -277,18 +158,12 @@ export class Net {
 
   /**
    * Initial values drawn in JS from our PRNG, identical on every backend: Glorot-uniform kernels, uniform(-0.05, 0.05)
-   * embeddings (the Keras default), zero biases and betas, unit gammas; moving statistics start at mean 0, variance 1.
+   * embeddings (the Keras default), orthogonal recurrent kernels (as Keras), zero biases and betas, unit gammas;
+   * moving statistics start at mean 0, variance 1. A layer kind may give a weight other values (LSTM's forget bias).
    */
   initialize(rng: Prng): void {
     for (const p of this.all) {
-      const size = p.shape.reduce((a, b) => a * b, 1);
-      const values = new Float32Array(size);
-      if (p.role === 'kernel') {
-        const limit = Math.sqrt(6 / (p.fanIn + p.fanOut));
-        for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * limit;
-      } else if (p.role === 'embeddings') {
-        for (let i = 0; i < size; i++) values[i] = (2 * rng.nextFloat() - 1) * 0.05;
-      } else if (p.role === 'gamma' || p.role === 'moving_variance') values.fill(1);
+      const values = this.kindOfParam.get(p)?.initialize?.(p.role, p.shape, rng) ?? initialValues(p, rng);
       tf.tidy(() => p.variable.assign(tf.tensor(values, p.shape, 'float32')));
     }
   }
@@ -301,131 +176,28 @@ export class Net {
    */
   forward(x: tf.Tensor, dropoutMask?: DropoutMaskFn, updates?: StateUpdates): tf.Tensor2D {
     if (this.disposed) throw new Error('models: the model has been disposed');
-    if (dropoutMask && pendingWorkspaces.size) {
-      tf.dispose([...pendingWorkspaces]);
-      pendingWorkspaces.clear();
+    if (dropoutMask) freePendingWorkspaces();
+    const { nodes, output } = this.graph;
+    const outs: tf.Tensor[] = [];
+    // A node's output depends on weights (so its gradient is used) once any layer with weights has run before it;
+    // until then it depends only on data and the layers reading it skip their input's gradient.
+    const onWeights: boolean[] = [];
+    for (let i = 0; i < nodes.length; i++) {
+      const { layer, kind, inputs } = nodes[i];
+      const ctx: ForwardContext = {
+        numerics: this.numerics,
+        dropoutMask,
+        updates,
+        isLast: i === output,
+        inputGrad: inputs.some((j) => j !== MODEL_INPUT && onWeights[j]),
+      };
+      const ins = inputs.map((j) => (j === MODEL_INPUT ? x : outs[j]));
+      outs.push(
+        kind.forward(ins, this.byLayer.get(layer.name) ?? {}, layer.getConfig() as Record<string, unknown>, ctx),
+      );
+      onWeights.push(ctx.inputGrad || kind.roles.length > 0);
     }
-    const layers = this.model.layers.filter((l) => l.getClassName() !== 'InputLayer');
-    let h: tf.Tensor = x;
-    // Until the first layer with weights, h depends only on data and needs no gradient.
-    let first = true;
-    for (let i = 0; i < layers.length; i++) {
-      const layer = layers[i];
-      const cfg = layer.getConfig() as Cfg;
-      const isLast = i === layers.length - 1;
-      const v = this.byLayer.get(layer.name) ?? {};
-      switch (layer.getClassName()) {
-        case 'Conv2D': {
-          const strides = pair(cfg.strides);
-          const dil = pair(cfg.dilationRate);
-          let y: tf.Tensor;
-          const validStride1 =
-            cfg.padding === 'valid' && strides[0] === 1 && strides[1] === 1 && dil[0] === 1 && dil[1] === 1;
-          const act =
-            cfg.activation === 'relu'
-              ? 'relu'
-              : cfg.activation == null || cfg.activation === 'linear'
-                ? 'linear'
-                : null;
-          if (
-            validStride1 &&
-            this.numerics === 2 &&
-            act &&
-            v.bias &&
-            fusedConvAgrees(h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D, act === 'relu')
-          ) {
-            h = fusedConvOps[act][first ? 0 : 1](h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D);
-            first = false;
-            break;
-          }
-          if (validStride1) {
-            const conv =
-              this.numerics === 2
-                ? first
-                  ? nativeConvWithoutInputGrad
-                  : nativeConvWithInputGrad
-                : first
-                  ? convWithoutInputGrad
-                  : convWithInputGrad;
-            y = conv(h as tf.Tensor4D, v.kernel as tf.Tensor4D);
-          } else {
-            y = tf.conv2d(
-              h as tf.Tensor4D,
-              v.kernel as tf.Tensor4D,
-              strides,
-              cfg.padding as 'valid' | 'same',
-              'NHWC',
-              dil,
-            );
-          }
-          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
-          first = false;
-          break;
-        }
-        case 'MaxPooling2D':
-          h =
-            dropoutMask && this.numerics === 2 && cfg.padding === 'valid' && h.dtype === 'float32' && hasMklPooling()
-              ? maxPoolOneDnn(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides))
-              : tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
-          break;
-        case 'AveragePooling2D':
-          h = tf.avgPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same');
-          break;
-        case 'GlobalAveragePooling2D':
-          h = tf.mean(h, [1, 2]);
-          break;
-        case 'Flatten':
-          h = tf.reshape(h, [h.shape[0], -1]);
-          break;
-        case 'Reshape':
-          h = tf.reshape(h, [h.shape[0], ...(cfg.targetShape as number[])]);
-          break;
-        case 'Dropout': {
-          const rate = Number(cfg.rate);
-          const mask = dropoutMask && rate > 0 ? dropoutMask(h.shape, rate) : null;
-          if (mask) h = tf.mul(h, mask);
-          break;
-        }
-        case 'Activation':
-          h = activate(h, cfg.activation, isLast, this.numerics === 2);
-          break;
-        case 'Dense': {
-          const matMul =
-            this.numerics === 2
-              ? first
-                ? nativeMatMulWithoutInputGrad
-                : nativeMatMulWithInputGrad
-              : first
-                ? matMulWithoutInputGrad
-                : matMulWithInputGrad;
-          const inner = h.shape[h.rank - 1];
-          const flat = h.rank === 2 ? (h as tf.Tensor2D) : tf.reshape(h, [-1, inner]);
-          let y: tf.Tensor = matMul(flat as tf.Tensor2D, v.kernel as tf.Tensor2D);
-          if (h.rank !== 2) y = tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1] as number]);
-          h = activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, isLast, this.numerics === 2);
-          first = false;
-          break;
-        }
-        case 'BatchNormalization': {
-          h = batchNorm(h, v, cfg, dropoutMask ? (updates ?? []) : null);
-          first = false;
-          break;
-        }
-        case 'Embedding': {
-          // One-hot times the table: gradients by matMul on every backend (gather's needs UnsortedSegmentSum,
-          // which the wasm backend lacks).
-          const table = v.embeddings as tf.Tensor2D;
-          const [inputDim, outputDim] = table.shape;
-          const ids = tf.cast(tf.reshape(h, [-1]), 'int32');
-          const rows = tf.matMul(tf.oneHot(ids, inputDim, 1, 0, 'float32') as tf.Tensor2D, table);
-          h = tf.reshape(rows, [...h.shape, outputDim]);
-          first = false;
-          break;
-        }
-        default:
-          throw new Error(`models: unsupported layer ${layer.getClassName()} (${layer.name})`);
-      }
-    }
+    const h = outs[output];
     if (h.rank !== 2) throw new Error(`models: output shape ${JSON.stringify(h.shape)}: expected [batch, units]`);
     return h as tf.Tensor2D;
   }
@@ -435,36 +207,6 @@ export class Net {
     this.disposed = true;
     this.model.dispose();
   }
-}
-
-/** Batch normalization over the last axis; in training (`updates` given) with batch statistics. */
-function batchNorm(
-  h: tf.Tensor,
-  v: Partial<Record<ParamRole, tf.Variable>>,
-  cfg: Cfg,
-  updates: StateUpdates | null,
-): tf.Tensor {
-  const eps = Number(cfg.epsilon ?? 1e-3);
-  const momentum = Number(cfg.momentum ?? 0.99);
-  const axes = h.shape.slice(0, -1).map((_, i) => i);
-  let mean: tf.Tensor;
-  let variance: tf.Tensor;
-  if (updates) {
-    const m = tf.moments(h, axes);
-    mean = m.mean;
-    variance = m.variance;
-    const mm = v.moving_mean!;
-    const mv = v.moving_variance!;
-    updates.push([mm, tf.keep(tf.add(tf.mul(mm, momentum), tf.mul(mean, 1 - momentum)))]);
-    updates.push([mv, tf.keep(tf.add(tf.mul(mv, momentum), tf.mul(variance, 1 - momentum)))]);
-  } else {
-    mean = v.moving_mean!;
-    variance = v.moving_variance!;
-  }
-  let y = tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, eps)));
-  if (v.gamma) y = tf.mul(y, v.gamma);
-  if (v.beta) y = tf.add(y, v.beta);
-  return y;
 }
 
 /** A model from a checked layer list (see layers.ts), zero-initialized; call initialize() next. */
@@ -534,9 +276,13 @@ export async function buildNet(
     return new Net(spec.model.registered, 0, model, { registered: spec.model.registered, topology });
   }
   if (typeof spec.model === 'object' && 'tfjs' in spec.model) {
-    const loaded = await loadTfjsModel(spec.model.tfjs);
+    const loaded = await loadTfjsModel(spec.model.tfjs, process.cwd(), storeRoots(spec, process.cwd()));
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
     net.pretrained = loaded.pretrained;
+    net.penalties = loaded.penalties.flatMap((p) => {
+      const param = net.all.find((q) => q.legacyName === `model/${p.weight}`); // none: a bias the layer does not use
+      return param ? [{ ...p, param }] : [];
+    });
     return net;
   }
   if (typeof spec.model === 'object' && 'registered' in spec.model) {

@@ -25,6 +25,11 @@ export interface RegisteredData {
   /** Class names in index order (classification), else null. */
   classes: string[] | null;
   train: DataSplit;
+  /**
+   * Rows for model selection (best checkpoint, plateau, early stopping). Optional: without it, the spec's
+   * dataset.validationFraction of the train rows is held out (seeded).
+   */
+  validation?: DataSplit;
   test: DataSplit;
   /** Identifies the data (e.g. sha256 of what was read): a resume on other data is refused unless allowed. */
   fingerprint: string;

@@ -1,22 +1,34 @@
 // The data a trainer learns from, whatever its source (training/data/): examples as float32 rows of `featureShape`,
 // targets as class indices (classification) or numbers (regression), and a fingerprint of what was read.
+import * as path from 'node:path';
+import { parseStorageUrl } from '../storage/url';
 import type { RunSpec } from '../spec/types';
 import { loadData, type DataSpec, type LoadedData } from './data';
 import { ConfigError } from './errors';
 import { registeredDataset, type RegisteredData } from './registry';
+import { carveValidation } from './splits';
+import type { DataSplit } from './data';
 
 export interface TaskData extends LoadedData {
   /** Units the model's output must have: the number of classes, or 1 for regression. */
   outputs: number;
   /** Whether examples are single-channel 28x28 images that `augment.shift` may move. */
   images: boolean;
+  /**
+   * Rows held out of training that every choice (best checkpoint, plateau, early stopping) is made on; null for a run
+   * without one (its choices use the test split, as every run did before validation splits).
+   */
+  validation: DataSplit | null;
 }
 
 /** The spec's dataset as the loaders take it: the run's task goes with a file dataset. */
 export function dataSpecOf(spec: RunSpec): DataSpec {
   const ds = spec.dataset;
   if ('registered' in ds) throw new Error(`dataset ${ds.registered} is registered in code, not read by the loaders`);
-  return 'format' in ds ? { ...ds, task: spec.task ?? 'classification' } : ds;
+  // The validation split is carved from the loaded train split (splits.ts): the loaders' cache ignores it.
+  const rest: DataSpec = { ...ds };
+  delete (rest as { validationFraction?: number }).validationFraction;
+  return 'format' in rest ? { ...rest, task: spec.task ?? 'classification' } : rest;
 }
 
 /**
@@ -60,7 +72,7 @@ export function splitProblem(
 }
 
 /** A dataset from a loader registered in this worker, checked like a loaded file. */
-async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData> {
+async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData & { validation?: DataSplit }> {
   const d = await registeredDataset(name)({ spec, seed: spec.seed });
   if (!d || !Array.isArray(d.featureShape) || !d.featureShape.every((v) => Number.isInteger(v) && v >= 1))
     throw new ConfigError(`dataset ${name}: featureShape must be a list of positive integers, got ${d?.featureShape}`);
@@ -70,6 +82,7 @@ async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData> 
   for (const [which, split] of [
     ['train', d.train],
     ['test', d.test],
+    ...(d.validation ? [['validation', d.validation] as const] : []),
   ] as const) {
     const problem = splitProblem(which, split, featureSize, d.task, d.classes?.length ?? 0);
     if (problem) throw new ConfigError(`dataset ${name}: ${problem}`);
@@ -77,13 +90,37 @@ async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData> 
   return { name, featureSize, featureNames: null, normalization: null, bytesRead: 0, ...d };
 }
 
+/**
+ * The run's validation split: a registered loader's own, else carved from the train split by the spec's fraction.
+ * Without a fraction (0, or a spec recorded before validation splits) there is none, whatever the loader returns.
+ */
+function withValidation(
+  d: LoadedData & { validation?: DataSplit },
+  spec: RunSpec,
+): LoadedData & { validation: DataSplit | null } {
+  const fraction = spec.dataset.validationFraction;
+  if (!d.validation || !(fraction && fraction > 0)) return carveValidation(d, fraction, spec.seed);
+  return { ...d, validation: d.validation };
+}
+
+/** The run's checkpoint store, when it is a directory: data may be read from there by default (roots.ts). */
+export function storeRoots(spec: RunSpec, baseDir: string): string[] {
+  try {
+    const loc = parseStorageUrl(spec.checkpoint.storage);
+    return loc.kind === 'file' ? [path.resolve(baseDir, loc.path)] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Loads (from the per-process cache after the first call) the data of a run; file paths resolve against baseDir. */
 export async function loadTaskData(spec: RunSpec, baseDir: string = process.cwd()): Promise<TaskData> {
   const ds = spec.dataset;
-  const data =
+  const loaded =
     'registered' in ds
       ? await loadRegistered(spec, ds.registered)
-      : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir });
+      : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir, roots: storeRoots(spec, baseDir) });
+  const data = withValidation(loaded, spec);
   const task = spec.task ?? 'classification';
   if (data.task !== task) throw new Error(`dataset ${data.name} is for ${data.task}, the spec's task is ${task}`);
   const shape = data.featureShape;

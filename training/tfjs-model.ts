@@ -6,8 +6,10 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS } from '../spec/layers';
-import { parseStorageUrl } from '../spec/storage-url';
+import { parseStorageUrl } from '../storage/url';
+import { checkDataRoot, dataRoots } from './data/roots';
 import { ConfigError } from './errors';
+import { KerasTopologyError, normalizeKerasTopology, weightKeyMap, type WeightPenalty } from './keras-topology';
 
 interface Artifacts {
   topology: { class_name?: string; config?: unknown };
@@ -16,12 +18,14 @@ interface Artifacts {
 }
 
 const SUPPORTED = new Map(Object.entries(LAYER_KINDS).map(([type, k]) => [k.className, type]));
-const cache = new Map<string, { key: string; artifacts: Artifacts }>();
 
 const fail = (url: string, message: string) => new ConfigError(`model.tfjs: ${url}: ${message}`);
 
-/** Reads model.json and its weight files (file:// URLs; relative paths against baseDir), cached while unchanged. */
-async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
+/**
+ * Reads model.json and its weight files (file:// URLs; relative paths against baseDir). Read every time, never cached
+ * on a size or a timestamp: a weights file replaced by one of the same size and time must give the new weights.
+ */
+async function readArtifacts(url: string, baseDir: string, extraRoots: string[]): Promise<Artifacts> {
   let loc;
   try {
     loc = parseStorageUrl(url);
@@ -30,11 +34,10 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
   }
   if (loc.kind !== 'file') throw fail(url, 'only file:// model files are supported');
   const file = path.resolve(baseDir, loc.path);
+  const roots = dataRoots([baseDir, ...extraRoots]);
+  await checkDataRoot(file, roots, 'model.tfjs', url);
   const st = await fsp.stat(file).catch(() => null);
   if (!st?.isFile()) throw fail(url, `no such file ${file}`);
-  const key = `${st.size}:${st.mtimeMs}`;
-  const hit = cache.get(file);
-  if (hit && hit.key === key) return hit.artifacts;
   let json: { format?: string; modelTopology?: Artifacts['topology']; weightsManifest?: tf.io.WeightsManifestConfig };
   try {
     json = JSON.parse(await fsp.readFile(file, 'utf8'));
@@ -55,15 +58,34 @@ async function readArtifacts(url: string, baseDir: string): Promise<Artifacts> {
         const wf = path.resolve(path.dirname(file), p);
         if (path.relative(path.dirname(file), wf).startsWith('..'))
           throw fail(url, `weight file ${p} is outside the model's directory`);
+        await checkDataRoot(wf, roots, 'model.tfjs', `${url}: weight file ${p}`);
         parts.push(await fsp.readFile(wf).catch(() => Promise.reject(fail(url, `weight file ${p} is missing`))));
       }
     }
     const all = Buffer.concat(parts);
+    const expected = weightBytes(weightSpecs);
+    if (expected !== null && all.byteLength !== expected)
+      throw fail(
+        url,
+        `its weight files hold ${all.byteLength} bytes, its weights manifest describes ${expected}: ` +
+          'a weight file is truncated or has extra bytes',
+      );
     weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
   }
-  const artifacts = { topology: json.modelTopology, weightSpecs, weightData };
-  cache.set(file, { key, artifacts });
-  return artifacts;
+  return { topology: json.modelTopology, weightSpecs, weightData };
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+/** The bytes a weights manifest describes, or null when it has a kind whose size is not fixed (strings). */
+function weightBytes(specs: tf.io.WeightsManifestEntry[]): number | null {
+  let total = 0;
+  for (const w of specs) {
+    const size = DTYPE_BYTES[w.quantization?.dtype ?? w.dtype];
+    if (size === undefined) return null;
+    total += w.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return total;
 }
 
 /** Refuses layers and options the training loop does not implement, naming the layer and its index. */
@@ -105,11 +127,20 @@ function checkLayers(url: string, model: tf.LayersModel): void {
 export async function loadTfjsModel(
   url: string,
   baseDir: string = process.cwd(),
-): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown }> {
-  const a = await readArtifacts(url, baseDir);
+  /** Directories besides baseDir it may be read from when DURABLE_TRAIN_DATA_ROOTS is unset (the checkpoint store). */
+  extraRoots: string[] = [],
+): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown; penalties: WeightPenalty[] }> {
+  const a = await readArtifacts(url, baseDir, extraRoots);
+  let normalized: ReturnType<typeof normalizeKerasTopology>;
+  try {
+    normalized = normalizeKerasTopology(a.topology);
+  } catch (err) {
+    if (err instanceof KerasTopologyError) throw fail(url, err.message);
+    throw err;
+  }
   let model: tf.LayersModel;
   try {
-    model = await tf.models.modelFromJSON({ modelTopology: a.topology } as unknown as tf.io.ModelJSON);
+    model = await tf.models.modelFromJSON({ modelTopology: normalized.topology } as unknown as tf.io.ModelJSON);
   } catch (err) {
     throw fail(url, `its topology cannot be built: ${(err as Error).message}`);
   }
@@ -118,7 +149,12 @@ export async function loadTfjsModel(
     if (a.weightData) {
       let weights: tf.NamedTensorMap;
       try {
-        weights = tf.io.decodeWeights(a.weightData, a.weightSpecs);
+        const keys = weightKeyMap(
+          model,
+          a.weightSpecs.map((w) => w.name),
+        );
+        const decoded = tf.io.decodeWeights(a.weightData, a.weightSpecs);
+        weights = Object.fromEntries(Object.entries(decoded).map(([k, t]) => [keys.get(k) ?? k, t]));
       } catch (err) {
         throw fail(url, `its weight files do not match its weights manifest: ${(err as Error).message}`);
       }
@@ -134,5 +170,5 @@ export async function loadTfjsModel(
     model.dispose();
     throw err;
   }
-  return { model, pretrained: a.weightData !== null, topology: a.topology };
+  return { model, pretrained: a.weightData !== null, topology: a.topology, penalties: normalized.penalties };
 }

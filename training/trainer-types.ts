@@ -13,10 +13,16 @@ export interface NamedTensorBytes {
 export interface EvalResult {
   epoch: number;
   step: number;
+  /**
+   * The split evaluated: 'validation' (every epoch end of a run with a validation split: what choices use) or 'test'
+   * (once, at the end of such a run; never used for a choice). Absent: the test split of a run without a validation
+   * split, evaluated at every epoch end and used for its choices, as every run did before validation splits.
+   */
+  split?: 'validation' | 'test';
   loss: number;
   /** Classification only (null for regression). */
   accuracy: number | null;
-  /** Regression only: mean absolute and mean squared error on the test split. */
+  /** Regression only: mean absolute and mean squared error on the split. */
   mae?: number;
   mse?: number;
 }
@@ -41,6 +47,8 @@ export interface TrainerState {
    * written before it existed, with version 1.
    */
   numerics?: NumericsVersion;
+  /** How the model fingerprint is computed (model-fingerprint.ts); absent: written before versions, version 1. */
+  fingerprintVersion?: 1 | 2;
   /** Feature names, standardisation, classes and label encoding of the run's data (absent before it existed). */
   preprocessing?: Preprocessing;
   metrics: {
@@ -48,7 +56,20 @@ export interface TrainerState {
     lastAccuracy: number | null;
     evals: EvalResult[];
     best: { loss: number | null; accuracy: number | null };
+    /**
+     * Early stopping (spec.earlyStopping): the best value of the watched validation metric, the step and epoch of the
+     * evaluation that gave it, and the epochs since without improvement. In the checkpoint, so a resumed run stops at
+     * the same step; absent in runs without early stopping.
+     */
+    earlyStopping?: EarlyStoppingState;
   };
+}
+
+export interface EarlyStoppingState {
+  best: number | null;
+  bestStep: number | null;
+  /** Epochs since the best one without an improvement of more than minDelta. */
+  wait: number;
 }
 
 export interface TrainerSnapshot {

@@ -9,19 +9,23 @@ import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
-import { ConfigError } from './errors';
+import { ConfigError, firstNonFinite, NonFiniteError } from './errors';
 import { MODEL_CHECKS } from './preflight';
 import { preprocessingOf } from './preprocess';
+import { checkModelFit } from '../spec/model-fit';
+import { maxModelBytes } from './model-limit';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
 import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
-import { EVAL_BATCH, evalBatch, evalOf, examples } from './evaluate';
+import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
+import * as fingerprints from './model-fingerprint';
+import { penaltyLoss } from './penalties';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -65,6 +69,8 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
   const shard = shardOf(data.train.n, spec.distributed?.replicas ?? 1, replica);
   const stepsPerEpoch = Math.ceil(shard.rows / batchSize);
+  // Refused before anything is allocated: a layer that cannot be built, or a model that would not fit in memory.
+  checkModelFit(spec, data.featureShape, maxModelBytes(tf.getBackend()));
   const net = await buildNet(spec, data.featureShape, data.outputs);
   let opt: Optimizer;
   try {
@@ -112,6 +118,8 @@ export class Trainer {
   private readonly totalSteps: number;
   private readonly shard: Shard;
   private readonly deferEpochEnd: boolean;
+  /** How the model's fingerprint is computed (model-fingerprint.ts): a run goes on with the version it started with. */
+  private fingerprintVersion = fingerprints.FINGERPRINT_VERSION;
   private schedule: LrSchedule;
   private rng: Prng;
   private order: Int32Array;
@@ -202,7 +210,9 @@ export class Trainer {
       const { numerics, refusal } = restoreDecision(st, tf.getBackend(), spec, opts.numerics);
       if (refusal) throw new Error(`snapshot: ${refusal}`);
       // A distributed round's checkpoint also holds the other replicas' slots and the outer optimizer's state.
-      const own = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
+      const fpVersion = fingerprints.recordedFingerprintVersion(st);
+      const mine = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX));
+      const own = fpVersion === 1 ? fingerprints.renameLegacyTensors(mine, p.net.all) : mine;
       const { assignments, iterations, order } = takeTensors(p.net, p.opt, own, p.data.train.n, opts);
       const n = p.data.train.n;
       const rng = Prng.fromState(st.rng);
@@ -219,6 +229,8 @@ export class Trainer {
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
       const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
       const t = new Trainer(p, schedule, rng, epochOrder, numerics, opts.deferEpochEnd);
+      t.fingerprintVersion = fpVersion;
+      if (fpVersion === 1) t.info.modelFingerprint = p.net.legacyFingerprint();
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
@@ -234,7 +246,17 @@ export class Trainer {
   }
 
   get done(): boolean {
-    return this.step >= this.totalSteps;
+    return this.step >= this.totalSteps || this.stoppedEarly;
+  }
+
+  /**
+   * Early stopping has ended the run: the watched validation metric went `patience` + 1 epochs without improving.
+   * Judged with the spec at hand, so a fork without early stopping (or with more patience) continues past it.
+   */
+  get stoppedEarly(): boolean {
+    const es = this.spec.earlyStopping;
+    const st = this.metrics.earlyStopping;
+    return !!es && !!st && st.wait > (es.patience ?? 0);
   }
 
   /** The last step of an epoch ran and its end (evaluation, next order) waits for completeEpoch (deferEpochEnd). */
@@ -264,6 +286,7 @@ export class Trainer {
       learningRate: this.schedule.learningRate(this.step, this.totalSteps),
       featureShape: this.data.featureShape.slice(),
       numerics: this.info.numerics,
+      fingerprintVersion: this.fingerprintVersion,
       preprocessing: preprocessingOf(this.spec, this.data),
       ...(typeof this.spec.model === 'object' && 'registered' in this.spec.model
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
@@ -305,6 +328,20 @@ export class Trainer {
     return { tensors, state: this.state };
   }
 
+  /**
+   * Throws a NonFiniteError naming the first weight or optimizer slot of `snap` that holds a NaN or an infinity: a
+   * checkpoint is checked before it is committed, so the newest checkpoint is always the last finite one.
+   */
+  static checkFinite(snap: TrainerSnapshot): void {
+    for (const t of snap.tensors) {
+      if (t.dtype !== 'float32') continue;
+      const aligned = t.data.byteOffset % 4 === 0 ? t.data : t.data.slice();
+      const v = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+      const at = firstNonFinite(v);
+      if (at >= 0) throw new NonFiniteError(snap.state.step, snap.state.learningRate, `${t.name}[${at}] is ${v[at]}`);
+    }
+  }
+
   setLearningRate(lr: number): void {
     this.assertUsable();
     this.schedule.setLearningRate(lr, this.step);
@@ -322,28 +359,39 @@ export class Trainer {
     return h.digest('hex');
   }
 
-  /** Loss and accuracy (classification) or mae/mse (regression) on the test split; batched, no randomness. */
-  evaluate(): Omit<EvalResult, 'epoch' | 'step'> {
+  /**
+   * Loss and accuracy (classification) or mae/mse (regression) on a split (default test); batched, no randomness.
+   * The validation split is cut to evaluation.maxRows as at epoch ends.
+   */
+  evaluate(split: SplitName = 'test'): Omit<EvalResult, 'epoch' | 'step'> {
     this.assertUsable();
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    for (let start = 0; start < this.data.test.n; start += EVAL_BATCH)
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
-    return evalOf(this.data, acc);
+    for (let start = 0; start < rows.n; start += EVAL_BATCH)
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
+    return evalOf(this.data, rows, acc);
+  }
+
+  /** Whether the run has a validation split: then it makes every choice and the test split is evaluated at the end. */
+  get hasValidation(): boolean {
+    return this.data.validation !== null;
   }
 
   /** Like evaluate(), yielding to the event loop between batches. */
   private async evaluateYielding(
+    split: SplitName,
     onProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<Omit<EvalResult, 'epoch' | 'step'>> {
+    const rows = evalRows(this.data, split, this.spec);
     const acc = newEvalAcc();
-    const total = this.data.test.n;
+    const total = rows.n;
     for (let start = 0; start < total; start += EVAL_BATCH) {
       await yieldToEventLoop();
       this.assertUsable();
-      evalBatch(this.net, this.data, this.spec.loss, start, acc);
+      evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return evalOf(this.data, acc);
+    return evalOf(this.data, rows, acc);
   }
 
   async train(opts: {
@@ -356,6 +404,8 @@ export class Trainer {
      * not allowed here (the step is not complete).
      */
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>;
+    /** Return after a step that ends an epoch (its checkpoint then carries that epoch's validation metrics). */
+    stopAtEpochEnd?: boolean;
   }): Promise<TrainResult> {
     this.assertUsable();
     if (!(Number.isInteger(opts.maxSteps) && opts.maxSteps >= 0))
@@ -374,9 +424,12 @@ export class Trainer {
         const r = this.runStep();
         const seconds = (performance.now() - t0) / 1000;
         stepsRun++;
-        if (this.batchInEpoch === this.stepsPerEpoch && !this.deferEpochEnd) {
+        const endsEpoch = this.batchInEpoch === this.stepsPerEpoch;
+        if (endsEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
+            const test = this.metrics.evals[this.metrics.evals.length - 1];
+            if (test.split === 'test') evals.push(test);
           } catch (e) {
             this.failure ??= e instanceof Error ? e : new Error(String(e));
             throw e;
@@ -395,6 +448,7 @@ export class Trainer {
             samplesPerSec: seconds > 0 ? r.count / seconds : 0,
           });
         }
+        if (endsEpoch && opts.stopAtEpochEnd) break;
       }
       return { stepsRun, done: this.done, state: this.state, evals };
     } finally {
@@ -449,10 +503,13 @@ export class Trainer {
         const y = tf.tensor2d(targets, [count, classify ? C : 1]);
         return tf.variableGrads(() => {
           outputs = tf.keep(this.net.forward(x, mask, updates));
-          return classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
+          const data = classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
+          return this.net.penalties.length ? tf.add(data, penaltyLoss(this.net.penalties)) : data;
         }, vars);
       });
       loss = out.value.dataSync()[0];
+      // Caught before the update: the weights stay those of the last finite step, and the trainer stays usable.
+      if (!Number.isFinite(loss)) throw new NonFiniteError(this.step + 1, learningRate, `the training loss is ${loss}`);
       if (classify) {
         const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
         let correct = 0;
@@ -488,21 +545,57 @@ export class Trainer {
     return { loss, accuracy, learningRate, count };
   }
 
-  /** Epoch end: evaluate, feed the schedule, move to the next epoch and draw its order. */
+  /**
+   * Epoch end: evaluate (the validation split when the run has one, else the test split), feed the schedule, move to
+   * the next epoch and draw its order. The last epoch end of a run with a validation split also evaluates the test
+   * split, once, recorded after the validation result and never used for a choice. Returns the choosing evaluation.
+   */
   private async endEpoch(
     onEvalProgress?: (p: { evaluated: number; total: number }) => void | Promise<void>,
   ): Promise<EvalResult> {
-    const ev = await this.evaluateYielding(onEvalProgress);
-    const result: EvalResult = { epoch: this.epoch, step: this.step, ...ev };
+    const validation = this.hasValidation;
+    const split = validation ? 'validation' : 'test';
+    const ev = await this.evaluateYielding(split, onEvalProgress);
+    if (!Number.isFinite(ev.loss)) {
+      const lr = this.schedule.learningRate(this.step - 1, this.totalSteps);
+      throw new NonFiniteError(this.step, lr, `the ${split} loss at the end of epoch ${this.epoch + 1} is ${ev.loss}`);
+    }
+    const result: EvalResult = {
+      epoch: this.epoch,
+      step: this.step,
+      ...(validation ? { split: 'validation' } : {}),
+      ...ev,
+    };
     this.metrics.evals.push({ ...result });
     const best = this.metrics.best;
     if (best.loss === null || ev.loss < best.loss) best.loss = ev.loss;
     if (ev.accuracy !== null && (best.accuracy === null || ev.accuracy > best.accuracy)) best.accuracy = ev.accuracy;
     this.schedule.onEpochEnd(ev);
+    if (this.spec.earlyStopping && validation) this.watchEarlyStopping(ev);
+    if (validation && (this.step >= this.totalSteps || this.stoppedEarly)) {
+      const test = await this.evaluateYielding('test', onEvalProgress);
+      this.metrics.evals.push({ epoch: this.epoch, step: this.step, split: 'test', ...test });
+    }
     this.epoch += 1;
     this.batchInEpoch = 0;
-    if (!this.done) this.order = this.rng.permutation(this.data.train.n);
+    // Also after an early stop: a fork that continues past it trains the next epoch in the order a longer run would.
+    if (this.step < this.totalSteps) this.order = this.rng.permutation(this.data.train.n);
     return result;
+  }
+
+  /** Early stopping's bookkeeping at an epoch end (Keras's rule: an improvement is a change beyond minDelta). */
+  private watchEarlyStopping(ev: Omit<EvalResult, 'epoch' | 'step'>): void {
+    const es = this.spec.earlyStopping!;
+    const value = es.metric === 'accuracy' ? ev.accuracy : ev.loss;
+    if (value === null) return;
+    const st = (this.metrics.earlyStopping ??= { best: null, bestStep: null, wait: 0 });
+    const delta = es.minDelta ?? 0;
+    const improved = st.best === null || (es.metric === 'accuracy' ? value > st.best + delta : value < st.best - delta);
+    if (improved) {
+      st.best = value;
+      st.bestStep = this.step;
+      st.wait = 0;
+    } else st.wait += 1;
   }
 
   private assertUsable(): void {

@@ -14,7 +14,7 @@ import type { ReplicaActivities, ReplicaResult, RoundSummary } from '../activiti
 import type { CheckpointRef, ChunkSummary, TrainChunkInput } from '../activities/types';
 import { roundSteps } from '../spec/helpers';
 import type { RunSpec } from '../spec/types';
-import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S, heartbeatTimeoutOf } from './policy';
 import type { RoundProgress, RunProgress } from './progress';
 
 const replicaOptions: ActivityOptions = {
@@ -102,6 +102,7 @@ export async function runRound(i: RoundInput): Promise<RoundSummary & { replicas
       trainReplica.executeWithOptions(
         {
           ...replicaOptions,
+          heartbeatTimeout: heartbeatTimeoutOf(i.spec),
           // The Web UI shows the round's replicas side by side, each labelled.
           summary: `replica ${r}/${dist.replicas}: round ${i.round}, steps ${i.step}..${i.step + steps}`,
         },

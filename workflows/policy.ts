@@ -10,6 +10,13 @@ import { FailureTypes } from '../activities/types';
 
 export const HEARTBEAT_TIMEOUT_S = 10;
 
+/**
+ * The heartbeat timeout (ms) of a run's training activities: the spec's `heartbeatTimeoutSeconds`, or the default above
+ * (a spec written before the field existed has none, so its runs keep the timeout they always had).
+ */
+export const heartbeatTimeoutOf = (spec: { heartbeatTimeoutSeconds?: number }): number =>
+  (spec.heartbeatTimeoutSeconds ?? HEARTBEAT_TIMEOUT_S) * 1000;
+
 export const ACTIVITY_RETRY: RetryPolicy = {
   initialInterval: '500ms',
   backoffCoefficient: 2,

@@ -2,6 +2,8 @@
 // ends by committing a checkpoint; the workflow keeps ids and small summaries, never tensors.
 import {
   ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
   type ActivityOptions,
   CancellationScope,
   CancelledFailure,
@@ -12,6 +14,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -29,7 +32,7 @@ import {
   stopSignal,
 } from './definitions';
 import { roundRunner, roundsPerRun } from './distributed';
-import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S } from './policy';
+import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S, heartbeatTimeoutOf } from './policy';
 import type { RunProgress, RunResult } from './progress';
 
 export interface TrainingInput {
@@ -83,6 +86,16 @@ const { sendAlert } = proxyActivities<AlertActivities>({
 });
 /** Patch id of the run-failed alert (a new command on the failure path of runs that started before it). */
 export const RUN_FAILED_ALERT_PATCH = 'alert-run-failed';
+/**
+ * Patch id of the bounded run-failed alert: the run waits for its delivery at most RUN_FAILED_ALERT_WAIT (a timer
+ * beside the activity), so a webhook that hangs never keeps a failing run open; the activity finishes on its own.
+ */
+export const RUN_FAILED_ALERT_BOUNDED_PATCH = 'alert-run-failed-bounded';
+export const RUN_FAILED_ALERT_WAIT = '10 seconds';
+const { sendAlert: sendAlertBounded } = proxyActivities<AlertActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+});
 
 export async function trainingWorkflow(input: TrainingInput): Promise<RunResult> {
   let progress: RunProgress | null = null;
@@ -94,13 +107,18 @@ export async function trainingWorkflow(input: TrainingInput): Promise<RunResult>
     if (err instanceof TemporalFailure && !isCancellation(err) && patched(RUN_FAILED_ALERT_PATCH)) {
       const p = progress as RunProgress | null;
       const cause = err.cause?.message ?? err.message;
-      await sendAlert({
-        kind: 'run-failed',
+      const alert = {
+        kind: 'run-failed' as const,
         runId: workflowInfo().workflowId,
         checkpointId: p?.lastCheckpoint?.id ?? null,
         message: `run failed at step ${p?.step ?? 0}: ${cause}`,
         details: { step: p?.step ?? 0, totalSteps: p?.totalSteps ?? 0, error: cause.slice(0, 500) },
-      }).catch((alertErr: unknown) => log.warn('run-failed alert not delivered', { error: String(alertErr) }));
+      };
+      const notDelivered = (alertErr: unknown) =>
+        log.warn('run-failed alert not delivered', { error: String(alertErr) });
+      if (patched(RUN_FAILED_ALERT_BOUNDED_PATCH)) {
+        await Promise.race([sendAlertBounded(alert).catch(notDelivered), sleep(RUN_FAILED_ALERT_WAIT)]);
+      } else await sendAlert(alert).catch(notDelivered);
     }
     throw err;
   }
@@ -142,6 +160,8 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
   // A distributed spec trains in rounds of replicas instead of chunks; without one, the commands are unchanged.
   const chunkRunner = spec.distributed ? roundRunner(progress) : trainChunk;
   let chunksThisRun = 0;
+  // Set by the chunk in which early stopping ended the run (its last: the run is done).
+  let stoppedEarly = false;
 
   const publish = () => {
     if (!input.searchAttributes) return;
@@ -215,16 +235,20 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
 
   const finish = (status: RunResult['status']): RunResult => {
     progress.status = status;
+    // A validation result is never reported as the test one (a run stopped before its end has no test result).
+    const test = progress.lastEval?.split === 'validation' ? null : progress.lastEval;
     progress.result = {
       runId,
       status,
       step: progress.step,
       totalSteps: progress.totalSteps,
       epoch: progress.epoch,
-      accuracy: progress.lastEval?.accuracy ?? null,
-      ...(progress.lastEval?.mse !== undefined ? { mse: progress.lastEval.mse, mae: progress.lastEval.mae } : {}),
-      loss: progress.lastEval?.loss ?? null,
+      accuracy: test?.accuracy ?? null,
+      ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+      loss: test?.loss ?? null,
+      ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,
+      ...(progress.bestCheckpoint ? { bestCheckpoint: progress.bestCheckpoint } : {}),
       weightsSha256,
       backend: progress.backend,
       chunks: progress.chunks,
@@ -248,7 +272,13 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
     progress.chunks += 1;
     weightsSha256 = s.weightsSha256;
     if (s.lastEval) progress.lastEval = s.lastEval;
+    if (s.bestStep != null && s.bestStep === s.checkpoint.step) progress.bestCheckpoint = s.checkpoint;
+    if (s.stoppedEarly) stoppedEarly = true;
+    // State only, no commands: replay-safe. Only the evaluations that choose count for "best" (never the test split
+    // of a run with a validation split); histories from before validation splits have no `split` and count as before.
     for (const e of s.evals) {
+      if (e.split === 'test') continue;
+      if (e.split === 'validation') progress.lastValidation = e;
       if (e.accuracy !== null && (progress.bestAccuracy === null || e.accuracy > progress.bestAccuracy))
         progress.bestAccuracy = e.accuracy;
     }
@@ -284,6 +314,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
           chunkRunner.executeWithOptions(
             {
               ...chunkOptions,
+              heartbeatTimeout: heartbeatTimeoutOf(spec),
               summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
             },
             [
@@ -303,6 +334,11 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       } catch (err) {
         // A pause/stop that reached the activity before it could hand back a summary: try again from the same checkpoint.
         if (isCancellation(err) && !CancellationScope.current().consideredCancelled) continue;
+        const rollback = rollbackAfter(err, spec, progress, from);
+        if (rollback !== null) {
+          pendingLearningRate = rollback;
+          continue;
+        }
         throw err;
       } finally {
         chunkScope = null;
@@ -333,11 +369,43 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
         });
       }
     }
-    return finish(stopRequested && progress.step < progress.totalSteps ? 'stopped' : 'completed');
+    if (stopRequested && progress.step < progress.totalSteps) return finish('stopped');
+    // Only runs with early stopping reach the patch (histories from before it never set stoppedEarly).
+    if (stoppedEarly && patched('early-stopping')) return finish('stopped-early');
+    return finish('completed');
   } catch (err) {
     if (isCancellation(err)) finish('cancelled');
     throw err;
   }
+}
+
+/** Patch id of onNonFinite "rollback" (a chunk retried at a lower rate instead of a failed run). */
+export const NONFINITE_ROLLBACK_PATCH = 'nonfinite-rollback';
+const NON_FINITE = 'NonFiniteValues';
+const DEFAULT_MAX_ROLLBACKS = 3;
+
+/**
+ * For a chunk that failed on a NaN or infinite value in a run with onNonFinite "rollback" and rollbacks left: the
+ * halved learning rate to resume with from `from` (the last finite checkpoint: no non-finite one is ever committed),
+ * recorded in the progress; null for anything else.
+ */
+function rollbackAfter(err: unknown, spec: RunSpec, progress: RunProgress, from: CheckpointRef | null): number | null {
+  const cause = err instanceof ActivityFailure ? err.cause : null;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== NON_FINITE || spec.onNonFinite !== 'rollback')
+    return null;
+  const rollbacks = progress.rollbacks ?? [];
+  if (rollbacks.length >= (spec.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS) || !patched(NONFINITE_ROLLBACK_PATCH))
+    return null;
+  const d = (cause.details?.[0] ?? {}) as { step?: number | null; learningRate?: number | null };
+  const rate = (d.learningRate ?? progress.learningRate ?? spec.optimizer.learningRate) / 2;
+  progress.rollbacks = [...rollbacks, { step: d.step ?? null, from: from?.id ?? null, learningRate: rate }];
+  progress.learningRateChanges.push({ step: progress.step, value: rate });
+  log.warn('non-finite values: rolling back to the last finite checkpoint at half the learning rate', {
+    step: d.step ?? null,
+    from: from?.id ?? null,
+    learningRate: rate,
+  });
+  return rate;
 }
 
 export type { CheckpointPosition };

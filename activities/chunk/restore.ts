@@ -8,7 +8,7 @@ import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { restoreDecision } from '../../training/numerics';
 import { snapshotOf } from '../commit';
-import { nonRetryable } from '../failures';
+import { classifyFailure, nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
 
 const guard = (message: string) => nonRetryable(FailureTypes.ResumeGuard, message);
@@ -39,6 +39,14 @@ export async function restoreTrainer(
   const rows = builtinTrainRows(spec);
   const stepsPerEpoch = rows === null ? snapshot.state.stepsPerEpoch : stepCounts(spec, rows).stepsPerEpoch;
   if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
+    const was = (snapshot.state as { distributed?: { replicas?: number } }).distributed?.replicas ?? 1;
+    const now = spec.distributed?.replicas ?? 1;
+    if (was !== now)
+      throw guard(
+        `checkpoint ${manifest.id} was trained by ${was} replica${was === 1 ? '' : 's'}, the spec has ${now} ` +
+          `(distributed.replicas): each replica's share of an epoch, and so the steps per epoch ` +
+          `(${snapshot.state.stepsPerEpoch} vs ${stepsPerEpoch}), would change; distributed.replicas cannot change when resuming`,
+      );
     throw guard(
       `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
         `dataset.trainLimit and batchSize cannot change when resuming`,
@@ -48,6 +56,9 @@ export async function restoreTrainer(
   try {
     trainer = await Trainer.fromSnapshot(spec, snapshot, opts);
   } catch (err) {
+    // The backend failing (out of memory, a wasm trap) or a model that cannot be built says nothing of the checkpoint.
+    const failure = classifyFailure(err, `restoring checkpoint ${manifest.id}`);
+    if (failure !== err) throw failure;
     throw guard(`cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
   }
   if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {

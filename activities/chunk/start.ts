@@ -12,6 +12,7 @@ import { planFork, type ForkPlan } from '../../spec/fork';
 import type { RunSpec } from '../../spec/types';
 import { SpecError } from '../../spec/validate';
 import { Trainer } from '../../training';
+import { loadTaskData } from '../../training/task-data';
 import { isConfigError } from '../../training/errors';
 import type { BackendInfo } from '../../training/backend';
 import { nonRetryable, storageUnavailable } from '../failures';
@@ -19,6 +20,7 @@ import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
 import { restoreTrainer } from './restore';
 import type { WarmTrainers } from './warm-cache';
+import type { Restart } from '../trainer-process/protocol';
 import type { RunAlerts } from './alerts';
 
 export interface ChunkStart {
@@ -40,6 +42,8 @@ export interface ChunkStartInput {
   /** The spec of the fork's source run, when `from` belongs to another run (the fork point). */
   sourceSpec?: RunSpec | null;
   attempt: number;
+  /** Set when this attempt runs in a training process that replaced one that died in the same attempt. */
+  restart?: Restart | null;
   backend: BackendInfo;
   /** This run's checkpoints. */
   manager: CheckpointManager;
@@ -82,11 +86,13 @@ export async function resolveChunkStart(i: ChunkStartInput): Promise<ChunkStart>
 async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   let from = i.from;
   let recovery: Recovery | null = null;
-  if (i.attempt > 1) {
-    // A retry: continue from what the previous attempt committed, not from the chunk's start.
+  if (i.attempt > 1 || i.restart) {
+    // A retry, or a restart of a dead training process: continue from what was committed, not from the chunk's start.
     const { found, damaged } = await newestDescendant(i.manager, i.runId, from);
     const reason =
-      `retry of attempt ${i.attempt - 1}` +
+      (i.restart
+        ? `training process restarted (${i.restart.count}) after: ${i.restart.cause}`
+        : `retry of attempt ${i.attempt - 1}`) +
       (damaged.length ? `; skipped damaged checkpoint(s) ${damaged.join(', ')}` : '');
     if (damaged.length) {
       log.warn('skipped damaged checkpoints', { damaged });
@@ -114,7 +120,11 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   }
   if (from.runId === i.runId) {
     const trainer = i.warm.take(i.runId, from.id, i.specHash);
-    if (trainer) return { trainer, source: 'warm', parent: from, recovery };
+    // A warm trainer continues only on the data it was trained on, checked on the bytes (a file edited while the run
+    // was paused, even to the same size and time, is seen): otherwise it restores, behind the same guards as a cold
+    // worker.
+    if (trainer && (await sameData(trainer, i.spec))) return { trainer, source: 'warm', parent: from, recovery };
+    trainer?.dispose();
   } else i.warm.drop(i.runId);
 
   const own = from.runId === i.runId;
@@ -161,6 +171,13 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
   return { trainer, source: 'restored', parent, recovery };
+}
+
+/** Whether the spec's data, read again, is the data the trainer holds (a failure to read: let the restore say why). */
+async function sameData(trainer: Trainer, spec: RunSpec): Promise<boolean> {
+  if (!('format' in spec.dataset)) return true; // built-in or registered: nothing on disk to change
+  const data = await loadTaskData(spec).catch(() => null);
+  return data !== null && data.fingerprint === trainer.info.datasetFingerprint;
 }
 
 /**

@@ -44,6 +44,8 @@ export async function trainWithHeartbeats(
   let samplesPerSec = 0;
   const result = await trainer.train({
     maxSteps: input.steps,
+    // Early stopping names its best checkpoint: every epoch end is committed (the chunk ends there).
+    stopAtEpochEnd: !!spec.earlyStopping,
     shouldStop: () => ctx.cancellationSignal.aborted || Date.now() >= deadline,
     // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
     onEvalProgress: () => beats.again(),
@@ -102,6 +104,8 @@ export function summarize(
     learningRate: state.learningRate,
     evals: result.evals,
     lastEval: state.metrics.evals[state.metrics.evals.length - 1] ?? null,
+    ...(trainer.stoppedEarly ? { stoppedEarly: true } : {}),
+    ...(state.metrics.earlyStopping ? { bestStep: state.metrics.earlyStopping.bestStep } : {}),
     weightsSha256: trainer.weightsSha256(),
   };
 }

@@ -32,6 +32,11 @@ export class WarmTrainers {
     this.entries.delete(runId);
   }
 
+  /** Drops every warm trainer (the backend that holds them failed: none of their tensors can be trusted). */
+  clear(): void {
+    for (const runId of [...this.entries.keys()]) this.drop(runId);
+  }
+
   put(runId: string, entry: WarmEntry): void {
     this.drop(runId);
     this.entries.set(runId, entry);

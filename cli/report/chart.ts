@@ -142,6 +142,7 @@ const COLORS = {
   train: '#1f77b4',
   test: '#ff7f0e',
   testAcc: '#2ca02c',
+  validation: '#9467bd',
   lr: '#8c564b',
   compare: '#7f7f7f',
   compareTest: '#bcbd22',
@@ -173,6 +174,7 @@ function compareSeries(d: ReportData, what: 'loss' | 'accuracy'): Series[] {
       dash: 5,
     });
   const test = log.evals.flatMap((e) => {
+    if (e.split === 'validation') return [];
     const v = what === 'loss' ? e.loss : e.accuracy;
     return typeof v === 'number' ? [[e.step, v] as [number, number]] : [];
   });
@@ -199,12 +201,19 @@ export function chartModel(d: ReportData): ChartModel {
   const trainLoss = stepLevel ? seriesOf(d.log!, 'loss') : pts((c) => c.loss);
   const trainAcc = stepLevel ? seriesOf(d.log!, 'accuracy') : pts((c) => c.accuracy);
   const lr = stepLevel ? seriesOf(d.log!, 'learningRate') : pts((c) => c.learningRate);
-  const testLoss = d.evals.map((e) => [e.step, e.loss] as [number, number]);
-  const evalPts = (sel: (e: (typeof d.evals)[number]) => number | null | undefined): Array<[number, number]> =>
+  // The validation split's points (what a run with one chooses by) and the test split's, drawn apart.
+  const evalPts = (
+    sel: (e: (typeof d.evals)[number]) => number | null | undefined,
+    split: 'validation' | 'test' = 'test',
+  ): Array<[number, number]> =>
     d.evals.flatMap((e) => {
       const v = sel(e);
-      return typeof v === 'number' && Number.isFinite(v) ? [[e.step, v] as [number, number]] : [];
+      const ok = (e.split === 'validation') === (split === 'validation');
+      return ok && typeof v === 'number' && Number.isFinite(v) ? [[e.step, v] as [number, number]] : [];
     });
+  const testLoss = evalPts((e) => e.loss);
+  const valLoss = evalPts((e) => e.loss, 'validation');
+  const valAcc = evalPts((e) => e.accuracy, 'validation');
   const testAcc = evalPts((e) => e.accuracy);
   // A regression run has no accuracy: its second panel shows the test errors instead.
   const testMae = evalPts((e) => e.mae);
@@ -214,11 +223,17 @@ export function chartModel(d: ReportData): ChartModel {
   const lossSeries = [
     ...compareSeries(d, 'loss'),
     ...trainSeries('train loss', COLORS.train, trainLoss, stepLevel),
+    ...(valLoss.length
+      ? [{ name: 'validation loss', color: COLORS.validation, points: valLoss, line: true, markers: true }]
+      : []),
     { name: 'test loss', color: COLORS.test, points: testLoss, line: true, markers: true },
   ];
   const accSeries = [
     ...compareSeries(d, 'accuracy'),
     ...trainSeries('train accuracy', COLORS.train, trainAcc, stepLevel),
+    ...(valAcc.length
+      ? [{ name: 'validation accuracy', color: COLORS.validation, points: valAcc, line: true, markers: true }]
+      : []),
     { name: 'test accuracy', color: COLORS.testAcc, points: testAcc, line: true, markers: true },
   ];
   const yValues = (series: Series[]) => series.flatMap((x) => x.points.map((p) => p[1]));

@@ -6,7 +6,7 @@ import { decodePayload } from '../../codec';
 import type { CheckpointSummary } from '../../checkpoint';
 import type { ChunkSummary, EvalResult, Recovery } from '../../activities/types';
 import type { RunSpec } from '../../spec';
-import { readMetricsLog, type MetricsLog } from '../../telemetry/metrics-log';
+import { evalKey, readMetricsLog, type MetricsLog } from '../../telemetry/metrics-log';
 import { managerForRun } from '../checkpoints';
 import { CliError, viewRun, type RunView } from '../common';
 
@@ -130,7 +130,7 @@ export async function collectReportData(
 
   let checkpoints: CheckpointSummary[] = [];
   let checkpointsError: string | null = null;
-  const evals = new Map<number, EvalResult>();
+  const evals = new Map<string, EvalResult>();
   let log: MetricsLog | null = null;
   let logError: string | null = null;
   try {
@@ -138,7 +138,7 @@ export async function collectReportData(
     checkpoints = await manager.list({ verify: opts.verify });
     try {
       log = await logOf(manager, checkpoints);
-      for (const e of log?.evals ?? []) evals.set(e.step, e);
+      for (const e of log?.evals ?? []) evals.set(evalKey(e), e);
     } catch (err) {
       logError = (err as Error).message;
     }
@@ -146,14 +146,14 @@ export async function collectReportData(
     const newest = checkpoints.find((c) => c.valid !== false);
     if (newest) {
       const state = (await manager.readManifest(newest.id)).state as { metrics?: { evals?: EvalResult[] } };
-      for (const e of state.metrics?.evals ?? []) evals.set(e.step, e);
+      for (const e of state.metrics?.evals ?? []) evals.set(evalKey(e), e);
     }
   } catch (err) {
     if (err instanceof CliError) throw err;
     checkpointsError = (err as Error).message;
   }
-  for (const c of history.chunks) for (const e of c.evals ?? []) evals.set(e.step, e);
-  if (view.progress?.lastEval) evals.set(view.progress.lastEval.step, view.progress.lastEval);
+  for (const c of history.chunks) for (const e of c.evals ?? []) evals.set(evalKey(e), e);
+  if (view.progress?.lastEval) evals.set(evalKey(view.progress.lastEval), view.progress.lastEval);
 
   const recoveries: ReportData['recoveries'] = history.chunks
     .filter((c) => c.recovery)

@@ -2,7 +2,7 @@
 // its curves, recoveries, learning-rate changes, checkpoints, chunks and spec.
 import { datasetLabel, modelLabel } from '../../spec/labels';
 import { fmt } from '../common';
-import { epochOfCompleted } from '../epoch';
+import { epochOfCompleted, evaluatedHere } from '../epoch';
 import { SMOOTHING, type ChartModel } from './chart';
 import { currentStep, type ReportData } from './data';
 import { esc, panelSvg, SVG_CSS } from './svg';
@@ -45,18 +45,21 @@ function summaryRows(d: ReportData): Array<[string, string]> {
   const p = v.progress;
   const res = v.result;
   const last = d.history.chunks[d.history.chunks.length - 1];
-  const lastEval = d.evals[d.evals.length - 1];
+  const lastTest = [...d.evals].reverse().find((e) => e.split !== 'validation');
+  const lastVal = [...d.evals].reverse().find((e) => e.split === 'validation');
+  const describe = (e: (typeof d.evals)[number] | undefined) =>
+    e
+      ? `end of epoch ${e.epoch + 1}, step ${e.step}: ` +
+        (e.mae !== undefined ? `mae ${fmt(e.mae)}, mse ${fmt(e.mse ?? null)}` : `accuracy ${fmt(e.accuracy)}`) +
+        `, loss ${fmt(e.loss)}`
+      : '-';
   return [
     ['status', `${v.status}${p ? ` (${p.status})` : ''}${v.failure ? `: ${v.failure}` : ''}`],
     ['model', d.spec ? `${modelLabel(d.spec.model)} on ${datasetLabel(d.spec.dataset)}` : '-'],
     ['steps', `${currentStep(d)} / ${d.totalSteps}`],
     ['final test accuracy / loss', res ? `${fmt(res.accuracy)} / ${fmt(res.loss)}` : '-'],
-    [
-      'last test evaluation',
-      lastEval
-        ? `end of epoch ${lastEval.epoch + 1}, step ${lastEval.step}: accuracy ${fmt(lastEval.accuracy)}, loss ${fmt(lastEval.loss)}`
-        : '-',
-    ],
+    ...(lastVal ? [['last validation evaluation (what choices used)', describe(lastVal)] as [string, string]] : []),
+    ['last test evaluation' + (lastVal ? ' (never used for a choice)' : ''), describe(lastTest)],
     ['weights sha256', res?.weightsSha256 ?? '-'],
     ['backend', res?.backend ?? p?.backend ?? last?.backend ?? '-'],
     ['chunks in history', `${d.history.chunks.length} over ${d.history.executions.length} execution(s)`],
@@ -93,11 +96,12 @@ export function renderHtml(d: ReportData, model: ChartModel): string {
   const ckRows = d.checkpoints.map((c): Cell[] => [
     { v: c.id },
     { v: c.step, num: true },
-    { v: epochOfCompleted(c.epoch, c.step > 0 && c.metrics.testLoss !== undefined), num: true },
+    { v: epochOfCompleted(c.epoch, c.step > 0 && evaluatedHere(c.metrics)), num: true },
     { v: c.createdAt.replace('T', ' ').slice(0, 19) },
     { v: (c.sizeBytes / 1e6).toFixed(2) + ' MB', num: true },
     { v: fmt(c.metrics.loss), num: true },
     { v: fmt(c.metrics.accuracy, 3), num: true },
+    { v: c.metrics.valAccuracy !== undefined ? fmt(c.metrics.valAccuracy) : '-', num: true },
     { v: c.metrics.testAccuracy !== undefined ? fmt(c.metrics.testAccuracy) : '-', num: true },
     { v: fmt(c.metrics.learningRate, 6), num: true },
     { v: c.pinned ? 'pinned' : '' },
@@ -162,7 +166,7 @@ ${table(['step', 'attempt', 'requested', 'restored from', 'reason'], recRows, 'n
 ${table(['step', 'value'], lrRows, d.view.progress ? 'none' : 'unknown (no worker answered the progress query)')}
 
 <h2>Checkpoints</h2>
-${table(['id', 'step', 'epoch', 'created', 'size', 'loss', 'accuracy', 'test accuracy', 'learning rate', '', 'integrity'], ckRows, d.checkpointsError ? 'unavailable' : 'no checkpoints stored')}
+${table(['id', 'step', 'epoch', 'created', 'size', 'loss', 'accuracy', 'validation accuracy', 'test accuracy', 'learning rate', '', 'integrity'], ckRows, d.checkpointsError ? 'unavailable' : 'no checkpoints stored')}
 
 <h2>Chunks</h2>
 ${table(['steps', 'epoch', 'loss', 'accuracy', 'learning rate', 'source', 'samples/s', 'checkpoint', '', 'completed'], chunkRows, 'no chunk has completed yet')}

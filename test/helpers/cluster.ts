@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { freePort, startDevServer, type DevServer } from '../../cli/dev-server';
 import { PROJECT_ROOT } from '../../cli/tools';
+import { sharedWorkflowBundle } from './workflow-bundle';
 
 export const DIST = path.join(PROJECT_ROOT, 'dist');
 
@@ -41,7 +42,9 @@ export async function startCluster(
       log: path.join(dir, 'server.log'),
       uiCodecEndpoint: opts.uiCodecEndpoint,
     });
-  let server = await start();
+  // Every worker started against this cluster (spawned, or the CLI's `worker` and `main`) reuses the run's one bundle.
+  const [bundle, firstServer] = await Promise.all([sharedWorkflowBundle(), start()]);
+  let server = firstServer;
   const taskQueue = opts.taskQueue ?? `dt-${path.basename(dir)}`;
   const env = {
     ...process.env,
@@ -49,6 +52,7 @@ export async function startCluster(
     TEMPORAL_NAMESPACE: 'default',
     DURABLE_TRAIN_TASK_QUEUE: taskQueue,
     DURABLE_TRAIN_UI_URL: server.uiUrl ?? '',
+    DURABLE_TRAIN_WORKFLOW_BUNDLE: bundle.codePath,
   };
   let connection = await Connection.connect({ address: server.address });
   const cluster: TestCluster = {

@@ -28,7 +28,7 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
-function projectRoot(): string {
+export function projectRoot(): string {
   for (let d = __dirname; path.dirname(d) !== d; d = path.dirname(d)) {
     const pkg = path.join(d, 'package.json');
     if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'durable-train') return d;
@@ -64,7 +64,7 @@ export function findWeed(): string {
 }
 
 /** Distinct free loopback ports, all held open at once while choosing so none is handed out twice. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -272,7 +272,7 @@ async function startS3ServerOnce(opts: { bucket?: string; readyTimeoutMs?: numbe
   };
 }
 
-function tail(file: string, lines = 30): string {
+export function tail(file: string, lines = 30): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {
@@ -281,8 +281,8 @@ function tail(file: string, lines = 30): string {
 }
 
 /**
- * One fault a FaultProxy injects into the requests it matches: an S3-style error answer (`status`, e.g. 500 or 503)
- * or a stall (`stallMs`: the request is held that long, then forwarded, so a write the client gave up on may still
+ * One fault a FaultProxy injects into the requests it matches: an S3-style error answer (`status`, e.g. 500 or 503),
+ * a reset connection or a stall (`stallMs`: the request is held that long, then forwarded, so a write the client gave up on may still
  * land late, as it can on a real network).
  */
 export interface FaultRule {
@@ -294,6 +294,8 @@ export interface FaultRule {
   status?: number;
   /** Hold the request this long, then forward it. */
   stallMs?: number;
+  /** Cut the connection (TCP reset) instead of answering. */
+  reset?: boolean;
   /** Only every nth matching request (n, 2n, ...); default every one. */
   everyNth?: number;
   /** Active for this long from the first matching request after the rule was added (then done). */
@@ -423,6 +425,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           `<Resource>${url.replace(/[<>&]/g, '')}</Resource><RequestId>fault-${faults.length}</RequestId></Error>`;
         res.writeHead(r.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(xml) });
         res.end(method === 'HEAD' ? undefined : xml);
+        return;
+      }
+      if (r.reset) {
+        faults.push({ method, path: url, fault: 'reset', rule: a.index });
+        log[log.length - 1].fault = 'reset';
+        req.socket.resetAndDestroy();
         return;
       }
       faults.push({ method, path: url, fault: `stall ${r.stallMs ?? 0} ms`, rule: a.index });

@@ -32,6 +32,22 @@ const spec = smallSpec({
   checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 },
 });
 
+/**
+ * A loopback port bound but not listening (a Python socket: node binds TCP only to listen), held until `release`:
+ * a connection to it is refused, and nothing else can bind it meanwhile, unlike a port `freePort` found free a moment ago.
+ */
+async function holdPort(): Promise<{ port: number; release(): void }> {
+  const proc = spawn('python3', ['-c', HOLD_PORT_PY], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`python3 holding a port exited (${code})`)));
+    proc.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  return { port, release: () => proc.kill() };
+}
+const HOLD_PORT_PY =
+  "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()";
+
 /** One error line on stderr, no stack frames: what a user should see for an expected error. */
 function oneLine(r: CliResult): void {
   const lines = r.stderr.trim().split('\n');
@@ -129,16 +145,22 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
   });
 
   it('a stopped server is one line and exit 6, not a stack trace', async function () {
-    const port = await freePort();
-    for (const args of [
-      ['status', 'x'],
-      ['runs', 'list'],
-      ['health', 'x'],
-    ]) {
-      const r = cli(cluster, args, { env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}` }, timeoutMs: 60_000 });
-      assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
-      oneLine(r);
-      assert.match(r.stderr, /cannot reach Temporal at 127\.0\.0\.1:\d+/);
+    // A port held by this test where nothing listens: connections to it are refused, and no other process can take it.
+    const held = await holdPort();
+    const port = held.port;
+    try {
+      for (const args of [
+        ['status', 'x'],
+        ['runs', 'list'],
+        ['health', 'x'],
+      ]) {
+        const r = cli(cluster, args, { env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}` }, timeoutMs: 60_000 });
+        assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
+        oneLine(r);
+        assert.match(r.stderr, /cannot reach Temporal at 127\.0\.0\.1:\d+/);
+      }
+    } finally {
+      held.release();
     }
   });
 
@@ -237,15 +259,19 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
   });
 
   it('checkpoints list --verify exits 1 when a row is DAMAGED', function () {
-    const list = cli(cluster, ['checkpoints', 'list', 'commits', '--verify', '--json']);
+    // A finished run of its own (24 steps, chunks of 5), so this test passes alone.
+    const made = writeSpec(cluster.dir, 'verify.json', smallSpec({ seed: 5 }));
+    const r = cli(cluster, ['start', '--spec', made, '--run-id', 'verify', '--wait']);
+    assert.equal(r.code, 0, r.stderr + worker.output());
+    const list = cli(cluster, ['checkpoints', 'list', 'verify', '--verify', '--json']);
     assert.equal(list.code, 0, list.stderr);
     const rows = list.json<Array<{ id: string; valid: boolean }>>();
     assert.ok(rows.length > 0 && rows.every((r) => r.valid));
-    const dir = path.join(cluster.dir, '.data', 'checkpoints', 'commits');
+    const dir = path.join(cluster.dir, '.data', 'checkpoints', 'verify');
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', `${rows[0].id}.json`), 'utf8'));
     const blob = manifest.blobs.find((b: { name: string }) => b.name.startsWith('model/'));
     fs.writeFileSync(path.join(dir, 'blobs', blob.sha256), Buffer.alloc(blob.size));
-    const damaged = cli(cluster, ['checkpoints', 'list', 'commits', '--verify']);
+    const damaged = cli(cluster, ['checkpoints', 'list', 'verify', '--verify']);
     assert.equal(damaged.code, 1, damaged.stdout + damaged.stderr);
     assert.match(damaged.stdout, new RegExp(`${rows[0].id} .*DAMAGED`));
   });
@@ -258,12 +284,21 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     // Paused, so it is still there (not finished) when the valid value is sent at the end.
     assert.equal(cli(cluster, ['pause', 'lr']).code, 0);
     await waitFor('lr paused', async () => (await handle.query(progressQuery)).status === 'paused', 120_000, 100);
-    for (const value of ['1e-320', '0', '-1', '11', 'abc']) {
+    // Each refused by the CLI's own check, before anything is sent: the message is the CLI's (the workflow's
+    // validator words its refusal differently, "set-lr rejected: learning rate must be ..."), and nothing reaches the
+    // workflow's history.
+    for (const [value, why] of [
+      ['1e-320', /^durable-train: set-lr: VALUE 1e-320 is 0 in float32/m],
+      ['0', /^durable-train: set-lr: VALUE must be > 0, got 0$/m],
+      ['-1', /^durable-train: set-lr: VALUE must be > 0, got -1$/m],
+      ['11', /^durable-train: set-lr: VALUE must be <= 10, got 11$/m],
+      ['abc', /^durable-train: set-lr: VALUE must be a number, got "abc"$/m],
+    ] as const) {
       const r = cli(cluster, ['set-lr', 'lr', value]);
       assert.equal(r.code, 2, `set-lr ${value}: ${r.stdout}${r.stderr}`);
       oneLine(r);
+      assert.match(r.stderr, why);
     }
-    assert.match(cli(cluster, ['set-lr', 'lr', '1e-320']).stderr, /1e-320 is 0 in float32/);
     const history = await handle.fetchHistory();
     assert.ok(
       !(history.events ?? []).some((e) => e.workflowExecutionUpdateAcceptedEventAttributes),

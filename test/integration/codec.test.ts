@@ -94,6 +94,41 @@ describe('payload encryption: AES-256-GCM codec with key ids (real dev server, w
     const onlyA = cli(cluster, ['status', 'codec-2'], { env: envA });
     assert.notEqual(onlyA.code, 0);
     assert.match(onlyA.stderr, /key id "b", which DURABLE_TRAIN_CODEC_KEYS does not hold/);
+    // One run this client cannot decrypt does not hide the others from `runs list`.
+    const listed = cli(cluster, ['runs', 'list', '--json'], { env: envA });
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = listed.json<Array<{ runId: string; model: string | null; unreadable?: string }>>();
+    assert.ok(rows.some((row) => row.runId === 'codec-1' && row.model !== null && !row.unreadable));
+    assert.match(rows.find((row) => row.runId === 'codec-2')?.unreadable ?? '', /key id "b"/);
+  });
+
+  it('encrypts failure messages: the reason a run failed is unreadable in the history, status decrypts it', async function () {
+    // The worker refuses a dataset outside its data roots (the CLI's quick check passes): the refusal names the file.
+    const data = path.join(cluster.dir, 'secret-dataset-9b1e.csv');
+    fs.writeFileSync(data, 'a,label\n1,x\n2,y\n3,x\n4,y\n');
+    const roots = path.join(cluster.dir, 'only-here');
+    fs.mkdirSync(roots, { recursive: true });
+    const envA = { DURABLE_TRAIN_CODEC_KEYS: `a=${keyA}` };
+    const w = await fx.worker({ env: { ...envA, DURABLE_TRAIN_DATA_ROOTS: roots } });
+    const failing = smallSpec({
+      model: { layers: [{ type: 'dense', units: 2 }] },
+      dataset: { format: 'csv', path: 'file://secret-dataset-9b1e.csv', label: 'label', testFraction: 0.25 },
+      batchSize: 1,
+    });
+    const file = writeSpec(cluster.dir, 'failing.json', failing);
+    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'codec-failed', '--wait'], { env: envA });
+    assert.notEqual(r.code, 0, r.stdout + w.output());
+    await w.kill();
+    const history = temporalHistory(cluster, 'codec-failed');
+    assert.ok(!history.includes('secret-dataset-9b1e'), 'the failure message is encrypted in the history');
+    assert.match(history, /Encoded failure/);
+    const status = cli(cluster, ['status', 'codec-failed', '--json'], { env: envA });
+    assert.equal(status.code, 0, status.stderr);
+    const view = status.json<{ status: string; failure: string }>();
+    assert.equal(view.status, 'failed');
+    assert.match(view.failure, /secret-dataset-9b1e\.csv resolves to .*outside the directories/);
+    const noKey = cli(cluster, ['status', 'codec-failed', '--json']);
+    assert.ok(!(noKey.stdout + noKey.stderr).includes('secret-dataset-9b1e'), 'unreadable without the key');
   });
 
   it('refuses malformed keys naming the entry, never echoing a key', function () {

@@ -1,6 +1,7 @@
 // Steering runs from the CLI against the real dev server: pause/resume, set-lr, stop, cancel, fork, lineage.
 import * as assert from 'node:assert/strict';
-import { progressQuery } from '../../workflows/definitions';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { progressQuery, setLearningRateUpdate } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec } from '../helpers/cluster';
 import { useCluster } from '../helpers/fixtures';
@@ -75,10 +76,23 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     const newest = newestOf('paused');
     assert.equal(newest.reason, 'pause');
     assert.equal(newest.step, at);
+    // A window of real length in which the worker was free to train it: another run trains a whole chunk (150 paced
+    // steps, over 4 s) on the same single-slot worker. Had the paused run scheduled a chunk, the worker could have
+    // taken it; it has none, and its step has not moved.
+    const scheduledChunks = async () =>
+      ((await handle.fetchHistory()).events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainChunk',
+      ).length;
+    const chunksWhenPaused = await scheduledChunks();
+    const probe = startRun('probe');
+    await stepAtLeast('probe', 150);
+    await probe.terminate('the window is over');
     const later = await handle.query(progressQuery);
     assert.equal(later.step, at, 'no training while paused');
+    assert.equal(await currentStep('paused'), at, 'no chunk reported a step while paused');
     assert.equal(later.status, 'paused');
     assert.equal(await chunkPending('paused'), false, 'no chunk runs while paused');
+    assert.equal(await scheduledChunks(), chunksWhenPaused, 'no chunk was scheduled while paused');
     const status = cli(fx.cluster, ['status', 'paused', '--json']).json<{ status: string }>();
     assert.equal(status.status, 'paused');
     assert.equal(cli(fx.cluster, ['resume', 'paused']).code, 0);
@@ -93,10 +107,23 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     // Hold the run while we try values, so it cannot finish under us.
     assert.equal(cli(fx.cluster, ['pause', 'lr']).code, 0);
     await waitFor('status paused', async () => (await handle.query(progressQuery)).status === 'paused', 60_000);
-    for (const bad of ['-1', '0', 'abc', '100']) {
+    for (const [bad, why] of [
+      ['-1', /set-lr: VALUE must be > 0, got -1/],
+      ['0', /set-lr: VALUE must be > 0, got 0/],
+      ['abc', /set-lr: VALUE must be a number, got "abc"/],
+      ['100', /set-lr: VALUE must be <= 10, got 100/],
+    ] as const) {
       const r = cli(fx.cluster, ['set-lr', 'lr', bad]);
       assert.equal(r.code, 2, `${bad}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, /learning rate|must be a number|set-lr/);
+      assert.match(r.stderr, why);
+    }
+    // The workflow's own validator, for clients that skip the CLI's check: refused, and nothing recorded.
+    for (const bad of [100, 0, -1, 1e-320, Number.NaN]) {
+      await assert.rejects(handle.executeUpdate(setLearningRateUpdate, { args: [bad] }), (err: unknown) => {
+        assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
+        assert.match(String((err.cause as Error | undefined)?.message), /learning rate must be a number > 0 and <= 10/);
+        return true;
+      });
     }
     assert.deepEqual((await handle.query(progressQuery)).learningRateChanges, []);
     const ok = cli(fx.cluster, ['set-lr', 'lr', '0.0005', '--json']);

@@ -70,20 +70,32 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     });
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
     webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`;
+    // The finished run every test drills or compares with (each test works on it without changing it, so any one
+    // test passes alone): trained here by a worker that is gone before the first test starts its own.
+    const w = await worker();
+    finished = trainFinished('done', w.output);
+    await w.kill();
   });
   after(async function () {
     await new Promise((resolve) => webhook?.close(resolve));
   });
+  // Each test counts the alerts it caused.
+  beforeEach(function () {
+    alerts.length = 0;
+  });
 
   const worker = (paced?: { stepMs: number }) =>
     fx.worker({ env: { DURABLE_TRAIN_ALERT_WEBHOOK: webhookUrl }, ...(paced ? { paced } : {}) });
+  /** Trains `spec` to the end as run `runId` (a worker must be running). */
+  const trainFinished = (runId: string, output: () => string): RunResult => {
+    const file = writeSpec(cluster.dir, 'spec.json', spec);
+    const start = cli(cluster, ['start', '--spec', file, '--run-id', runId, '--wait', '--json']);
+    assert.equal(start.code, 0, start.stderr + output());
+    return start.json<{ result: RunResult }>().result;
+  };
 
   it('a finished run: the second-newest checkpoint replays to the newest, bit for bit; nothing is written', async function () {
     const w = await worker();
-    const file = writeSpec(cluster.dir, 'spec.json', spec);
-    const start = cli(cluster, ['start', '--spec', file, '--run-id', 'done', '--wait', '--json']);
-    assert.equal(start.code, 0, start.stderr + w.output());
-    finished = start.json<{ result: RunResult }>().result;
     const ms = manifests('done');
     const [restored, compared] = ms.slice(-2);
     const before = storeListing('done');
@@ -97,7 +109,8 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.deepEqual(d.compared, { id: compared.id, step: compared.step });
     assert.equal(d.stepsReplayed, compared.step - restored.step);
     assert.equal(d.blobsCompared, compared.blobs.length);
-    assert.ok(d.restoreSeconds >= 0 && Number.isFinite(d.restoreSeconds));
+    // Measured: reading, verifying and rebuilding a checkpoint takes time (an unset field stays 0).
+    assert.ok(d.restoreSeconds > 0 && Number.isFinite(d.restoreSeconds), `restoreSeconds ${d.restoreSeconds}`);
     assert.equal(d.runEnded, true, 'the run had finished');
     assert.equal(d.specChanged, false, 'the spec from the run is the one that wrote its checkpoints');
     assert.equal(d.alerted, null, 'no alert for a verified drill');
@@ -123,6 +136,9 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     const unknownRun = drill(['no-such-run']);
     assert.equal(unknownRun.code, 3, unknownRun.stderr);
     assert.match(unknownRun.stderr, /no run no-such-run/);
+    const unknownList = drill(['--list', 'no-such-run']);
+    assert.equal(unknownList.code, 3, unknownList.stderr);
+    assert.match(unknownList.stderr, /drill --list: no run no-such-run/);
     const unknownCkpt = drill(['done', '--checkpoint', 'step-000000007-0123abcd']);
     assert.equal(unknownCkpt.code, 3, unknownCkpt.stderr);
     assert.match(unknownCkpt.stderr, /no checkpoint step-000000007-0123abcd/);
@@ -237,31 +253,34 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.match(human.stdout, /no drill schedule/);
     assert.match(human.stdout, /\(scheduled\)\s+verified/);
 
-    assert.equal(drill(['live', '--every', '1h']).code, 0);
-    await cluster.client.schedule.getHandle(drillScheduleId('live')).describe();
-    const rm = drill(['--remove', 'live']);
+    // A schedule whose first drill is an hour away, removed by hand.
+    assert.equal(drill(['done', '--every', '1h']).code, 0);
+    await cluster.client.schedule.getHandle(drillScheduleId('done')).describe();
+    const rm = drill(['--remove', 'done']);
     assert.equal(rm.code, 0, rm.stderr);
     await assert.rejects(
-      cluster.client.schedule.getHandle(drillScheduleId('live')).describe(),
+      cluster.client.schedule.getHandle(drillScheduleId('done')).describe(),
       (err: unknown) => err instanceof ScheduleNotFoundError,
     );
-    assert.equal(drill(['--remove', 'live']).code, 3, 'nothing left to remove');
+    assert.equal(drill(['--remove', 'done']).code, 3, 'nothing left to remove');
     assert.equal(alerts.length, 0);
   });
 
   it('one altered byte in the compared checkpoint: the drill fails naming it (exit 1) and one alert arrives', async function () {
     const w = await worker();
-    const ms = manifests('done');
+    // A run of its own to damage (the shared one stays intact for the other tests).
+    assert.equal(trainFinished('damaged', w.output).weightsSha256, finished.weightsSha256);
+    const ms = manifests('damaged');
     const compared = ms[ms.length - 1];
     // A weight's blob: weights change every step, so no other checkpoint shares it.
     const blob = compared.blobs.find((b) => b.name.startsWith('model/'))!;
-    const file = path.join(cluster.dir, '.data', 'checkpoints', 'done', 'blobs', blob.sha256);
+    const file = path.join(cluster.dir, '.data', 'checkpoints', 'damaged', 'blobs', blob.sha256);
     const bytes = fs.readFileSync(file);
     bytes[8] ^= 0x01;
     fs.writeFileSync(file, bytes);
 
     // Async: the webhook lives in this process and must answer while the CLI waits.
-    const r = await cliAsync(cluster, ['drill', 'done', '--json']);
+    const r = await cliAsync(cluster, ['drill', 'damaged', '--json']);
     assert.equal(r.code, 1, r.stdout + r.stderr + w.output());
     const d = r.json<DrillResult>();
     assert.equal(d.verified, false);
@@ -278,12 +297,12 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.equal(alerts.length, 1, JSON.stringify(alerts));
     const a = alerts[0];
     assert.equal(a.kind, 'drill-failed');
-    assert.equal(a.runId, 'done');
+    assert.equal(a.runId, 'damaged');
     assert.equal(a.checkpointId, compared.id);
-    assert.match(a.text ?? '', /done/);
+    assert.match(a.text ?? '', /damaged/);
     assert.match(a.text ?? '', new RegExp(compared.id));
 
-    const human = await cliAsync(cluster, ['drill', 'done']);
+    const human = await cliAsync(cluster, ['drill', 'damaged']);
     assert.equal(human.code, 1);
     assert.match(
       human.stdout,

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { freePort } from '../../cli/dev-server';
 import type { RunResult } from '../../workflows/progress';
 import { DIST, tmpDir, waitFor, writeSpec } from '../helpers/cluster';
+import { sharedWorkflowBundle } from '../helpers/workflow-bundle';
 
 const spec = {
   model: 'mnist-mlp',
@@ -40,6 +41,50 @@ function main(dir: string, args: string[], onStart?: (proc: ReturnType<typeof sp
     onStart?.(proc);
   });
 }
+
+/** The pids of every live process descending from `pid` (Linux: each process's parent from /proc/PID/stat). */
+function descendantsOf(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited while we read
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) {
+      if (pp === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Whether a process with this pid exists (a zombie not yet reaped counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const cmdline = (pid: number) => {
+  try {
+    return `${pid} ${fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')}`;
+  } catch {
+    return `${pid} (gone)`;
+  }
+};
 
 /** True when nothing holds `port` on loopback: we can bind it ourselves. */
 function canBind(port: number): Promise<boolean> {
@@ -75,6 +120,10 @@ const resultOf = (r: MainRun): RunResult => {
 
 describe('the main job (durable-train main, what npm start runs)', function () {
   this.timeout(600_000);
+  // main's worker takes this mocha run's workflow bundle (through the environment) instead of bundling its own.
+  before(async function () {
+    await sharedWorkflowBundle();
+  });
 
   it('Ctrl-C stops everything cleanly without losing the run; running it again resumes to the uninterrupted weights', async function () {
     const dir = tmpDir();
@@ -95,6 +144,8 @@ describe('the main job (durable-train main, what npm start runs)', function () {
     // shutdown must not lose.
     const manifests = path.join(dir, '.data', 'checkpoints', 'run', 'manifests');
     let seenAtSigint = -1;
+    // What `main` started (the dev server and anything under it), taken just before Ctrl-C.
+    let started: number[] = [];
     const first = await mainOnFreePorts(dir, [...common, '--run-id', 'run'], (proc) => {
       let seen = 0;
       let buf = '';
@@ -121,6 +172,7 @@ describe('the main job (durable-train main, what npm start runs)', function () {
         () => {
           if (proc.exitCode !== null) return; // ended on its own (a failed attempt, or too fast): asserted below
           seenAtSigint = seen;
+          started = descendantsOf(proc.pid!);
           proc.kill('SIGINT');
         },
         () => undefined,
@@ -135,7 +187,11 @@ describe('the main job (durable-train main, what npm start runs)', function () {
     // Nothing is lost: the checkpoint written on the way out is at or after the last step reported before Ctrl-C.
     assert.ok(newest.step >= seenAtSigint, `newest checkpoint at step ${newest.step}, step ${seenAtSigint} was seen`);
     assert.equal(newest.reason, 'worker-shutdown', `the running chunk committed on shutdown: ${JSON.stringify(saved)}`);
-    // Nothing of ours is left running: the dev server's own ports are free again.
+    // Nothing of ours is left running: every process main had started has exited, and the dev server's own ports are
+    // free again.
+    assert.ok(started.length >= 1, 'main had started its dev server');
+    const left = started.filter(alive);
+    assert.deepEqual(left, [], `still running after main exited: ${left.map(cmdline).join('; ')}`);
     assert.ok(await canBind(first.port), `the dev server's port ${first.port} is still taken`);
     assert.ok(await canBind(first.uiPort), `the Web UI port ${first.uiPort} is still taken`);
 

@@ -7,7 +7,9 @@ import { validateSpec } from '../../spec';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, tmpDir, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
-import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
+import { FsCheckpointStore } from '../../checkpoint';
+import { readMetricsLog } from '../../telemetry/metrics-log';
+import { deterministicLog, runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 
 const smallMlp = smallSpec({ checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 3 } });
 
@@ -172,6 +174,20 @@ describe('a durable training run (real Temporal dev server, real worker processe
     const executions = [];
     for await (const w of cluster.client.workflow.list({ query: `WorkflowId = 'can'` })) executions.push(w.runId);
     assert.equal(executions.length, 4);
+    // The history measured: each execution of 2 chunks holds well under half the events (and bytes) of the one
+    // execution that trained all 8 chunks, so a run's history stays bounded however long it trains.
+    const sizeOf = async (runId?: string) => {
+      const events = (await cluster.client.workflow.getHandle(runId ? 'can' : 'can-ref', runId).fetchHistory()).events!;
+      return { events: events.length, bytes: JSON.stringify(events).length };
+    };
+    const single = await sizeOf();
+    for (const runId of executions) {
+      const one = await sizeOf(runId);
+      assert.ok(
+        one.events < single.events / 2 && one.bytes < single.bytes / 2,
+        `execution ${runId}: ${JSON.stringify(one)}; one execution of 8 chunks: ${JSON.stringify(single)}`,
+      );
+    }
   });
 
   it('ends a chunk after chunkSeconds, below chunkSteps, with the same weights as one long chunk', async function () {
@@ -267,5 +283,19 @@ describe('a durable training run (real Temporal dev server, real worker processe
     const ckpts = cli(cluster, ['checkpoints', 'list', 'cnn-kill', '--json']).json<Array<{ step: number }>>();
     assert.ok(ckpts.length > 1, `more than one checkpoint: ${JSON.stringify(ckpts)}`);
     assert.equal(result.weightsSha256, refResult.weightsSha256, 'the recovered run ends with the same weights');
+    // Every step trained and logged once: the metrics log has steps 1..100, each once, with the reference run's
+    // losses (a retried chunk's first attempt left no rows behind), and no step was checkpointed twice.
+    const store = new FsCheckpointStore(path.join(cluster.dir, '.data', 'checkpoints'));
+    const [refLog, killLog] = await Promise.all([
+      readMetricsLog(store, 'cnn-ref', 100),
+      readMetricsLog(store, 'cnn-kill', 100),
+    ]);
+    assert.deepEqual(
+      killLog.rows.map((r) => r.step),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(deterministicLog(killLog), deterministicLog(refLog));
+    const steps = fx.manifests('cnn-kill').map((m: { step: number }) => m.step);
+    assert.equal(new Set(steps).size, steps.length, `one checkpoint per step: ${steps.join(',')}`);
   });
 });

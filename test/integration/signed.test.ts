@@ -27,6 +27,7 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
   let cluster: TestCluster;
   let specFile: string;
   let storage: string;
+  let signedA: RunResult;
 
   const run = (args: string[], key: string | undefined) =>
     cli(cluster, [...args, '--json'], { env: { DURABLE_TRAIN_CHECKPOINT_KEY: key ?? '' } });
@@ -43,13 +44,18 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
     cluster = fx.cluster;
     specFile = writeSpec(cluster.dir, 'signed.json', spec);
     storage = `file://${path.join(cluster.dir, '.data', 'checkpoints')}`;
+    // signed-a, the run signed with k1 that the tests verify, export and fork from (none changes it): trained here by
+    // a worker that is gone before the first test, so any one test passes alone.
+    const w = await fx.worker({ env: { DURABLE_TRAIN_CHECKPOINT_KEY: K1 } });
+    const r = run(['start', '--spec', specFile, '--run-id', 'signed-a', '--wait'], K1);
+    assert.equal(r.code, 0, r.stderr + w.output());
+    signedA = r.json<{ result: RunResult }>().result;
+    await w.kill();
   });
 
   it('signs every checkpoint of a run; the CLI with the key verifies and exports them', async function () {
     await fx.worker({ env: { DURABLE_TRAIN_CHECKPOINT_KEY: K1 } });
-    const r = run(['start', '--spec', specFile, '--run-id', 'signed-a', '--wait'], K1);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.json<{ result: RunResult }>().result.step, 4);
+    assert.equal(signedA.step, 4);
     const ms = manifests('signed-a');
     assert.equal(ms.length, 2);
     for (const m of ms) {
@@ -100,7 +106,12 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
     assert.equal(rows.length, 2);
     for (const row of rows) {
       assert.equal(row.untrusted, true);
-      assert.match(row.problem!, new RegExp(`checkpoint signed-u:${row.id} is not signed: refused .*checkpoints sign`));
+      assert.match(
+        row.problem!,
+        new RegExp(
+          `checkpoint signed-u:${row.id} is not signed: refused .*Turning signing on for existing checkpoints`,
+        ),
+      );
     }
     const signed = run(['checkpoints', 'sign', 'signed-u', '--storage', storage], K1);
     assert.equal(signed.code, 0, signed.stderr);
@@ -121,52 +132,55 @@ describe('signed checkpoints: forged manifests are refused by restore, fork and 
     const worker = await fx.worker({ env: { DURABLE_TRAIN_CHECKPOINT_KEY: `${K2},${K1}` } });
     const keys = `${K2},${K1}`;
     const override = writeSpec(cluster.dir, 'signed-c.override.json', { epochs: 2 });
-    const [older, newest] = manifests('signed-a');
+    // A run of its own to forge (signed-a stays genuine for the other tests).
+    const made = run(['start', '--spec', specFile, '--run-id', 'signed-f', '--wait'], keys);
+    assert.equal(made.code, 0, made.stderr + worker.output());
+    const [older, newest] = manifests('signed-f');
     // The forger: its own weights under a consistent blob hash, better-looking metrics, the id recomputed from the
     // content, the original replaced. Only the signature (kept as it was) cannot be made to match.
     const evil = new Uint8Array(newest.blobs[0].size).fill(0x3f);
-    fs.writeFileSync(path.join(cluster.dir, '.data', 'checkpoints', 'signed-a', 'blobs', sha256Hex(evil)), evil);
+    fs.writeFileSync(path.join(cluster.dir, '.data', 'checkpoints', 'signed-f', 'blobs', sha256Hex(evil)), evil);
     const forged: Manifest = JSON.parse(JSON.stringify(newest)) as Manifest;
     forged.blobs[0].sha256 = sha256Hex(evil);
     forged.metrics.loss = 0.001;
     forged.id = checkpointId(forged.step, manifestBodyHash(forged));
-    fs.unlinkSync(manifestFile('signed-a', newest.id));
-    fs.writeFileSync(manifestFile('signed-a', forged.id), JSON.stringify(forged, null, 1) + '\n');
+    fs.unlinkSync(manifestFile('signed-f', newest.id));
+    fs.writeFileSync(manifestFile('signed-f', forged.id), JSON.stringify(forged, null, 1) + '\n');
     // Without the key its hashes all agree: content hashes alone do not catch it.
-    const unkeyed = run(['checkpoints', 'verify', 'signed-a', forged.id, '--storage', storage], undefined);
+    const unkeyed = run(['checkpoints', 'verify', 'signed-f', forged.id, '--storage', storage], undefined);
     assert.equal(unkeyed.code, 0, unkeyed.stderr);
 
     // export: the newest (refused outright, not skipped for the older one) and by id.
-    for (const ref of ['signed-a', `signed-a:${forged.id}`]) {
+    for (const ref of ['signed-f', `signed-f:${forged.id}`]) {
       const e = run(['export', ref, '--out', path.join(cluster.dir, `export-${ref.length}`)], keys);
       assert.notEqual(e.code, 0, `export ${ref}: ${e.stdout}`);
-      refusal(e.stderr, 'signed-a', forged.id);
+      refusal(e.stderr, 'signed-f', forged.id);
     }
     // fork, refused by the CLI: from the newest and by id.
-    for (const from of ['signed-a', `signed-a:${forged.id}`]) {
+    for (const from of ['signed-f', `signed-f:${forged.id}`]) {
       const f = run(['fork', '--from', from, '--spec-override', override, '--run-id', 'signed-c'], keys);
       assert.notEqual(f.code, 0, `fork ${from}: ${f.stdout}`);
-      refusal(f.stderr, 'signed-a', forged.id);
+      refusal(f.stderr, 'signed-f', forged.id);
     }
     // fork, refused by the worker even when the client holds no key (the worker checks what it loads).
     const f = run(
-      ['fork', '--from', `signed-a:${forged.id}`, '--spec-override', override, '--run-id', 'signed-d', '--wait'],
+      ['fork', '--from', `signed-f:${forged.id}`, '--spec-override', override, '--run-id', 'signed-d', '--wait'],
       undefined,
     );
     assert.equal(f.code, 5, f.stderr + worker.output());
-    refusal(f.stderr, 'signed-a', forged.id);
+    refusal(f.stderr, 'signed-f', forged.id);
     assert.equal(fs.existsSync(path.join(cluster.dir, '.data', 'checkpoints', 'signed-d', 'manifests')), false);
     // restore: starting the run again resumes from its newest checkpoint, which is refused.
-    const s = run(['start', '--spec', specFile, '--run-id', 'signed-a', '--wait'], undefined);
+    const s = run(['start', '--spec', specFile, '--run-id', 'signed-f', '--wait'], undefined);
     assert.equal(s.code, 5, s.stderr + worker.output());
-    refusal(s.stderr, 'signed-a', forged.id);
+    refusal(s.stderr, 'signed-f', forged.id);
     assert.deepEqual(
-      manifests('signed-a').map((m) => m.id),
+      manifests('signed-f').map((m) => m.id),
       [older.id, forged.id],
     );
 
     // With the right key, the genuine older checkpoint still exports.
-    const e = run(['export', `signed-a:${older.id}`, '--out', path.join(cluster.dir, 'export-older')], keys);
+    const e = run(['export', `signed-f:${older.id}`, '--out', path.join(cluster.dir, 'export-older')], keys);
     assert.equal(e.code, 0, e.stderr);
   });
 });

@@ -7,6 +7,8 @@
 import { failpointFromEnv, runWorker } from '../../cli/worker';
 import { Trainer } from '../../training/trainer';
 
+// The pacing patches this process's Trainer: training stays here, not in supervised training processes.
+process.env.DURABLE_TRAIN_TRAINER_PROCESS = '0';
 const commitDelayMs = Number(process.env.DURABLE_TRAIN_COMMIT_DELAY_MS ?? 0);
 const stepDelayMs = Number(process.env.DURABLE_TRAIN_STEP_DELAY_MS ?? 0);
 const failpoint = failpointFromEnv();

@@ -12,6 +12,8 @@ import { parseScrape } from '../helpers/prom-scrape';
 interface Receiver {
   url: string;
   bodies: Array<Record<string, unknown>>;
+  /** When each request arrived (performance.now(), ms), delivered or not. */
+  arrivals: number[];
   /** Status codes to answer, in order; then 200. */
   failWith: number[];
   close(): Promise<void>;
@@ -22,6 +24,7 @@ async function receiver(): Promise<Receiver> {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
+      r.arrivals.push(performance.now());
       const status = r.failWith.shift() ?? 200;
       if (status === 200) r.bodies.push(JSON.parse(body) as Record<string, unknown>);
       res.writeHead(status).end();
@@ -31,6 +34,7 @@ async function receiver(): Promise<Receiver> {
   const r: Receiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     bodies: [],
+    arrivals: [],
     failWith: [],
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -38,6 +42,21 @@ async function receiver(): Promise<Receiver> {
 }
 
 const quiet = () => undefined;
+
+/**
+ * A sink that keeps every delivery the watcher starts (RunAlerts notifies synchronously, fire and forget): the test
+ * counts the alerts raised right after the call that raises them, and awaits their deliveries instead of sleeping.
+ */
+class RecordingSink extends AlertSink {
+  readonly raised: Array<Promise<unknown>> = [];
+  override notify(alert: Parameters<AlertSink['notify']>[0]): void {
+    this.raised.push(this.send(alert));
+  }
+  /** All deliveries started so far have ended (delivered, suppressed or given up). */
+  settled(): Promise<unknown> {
+    return Promise.all(this.raised);
+  }
+}
 
 describe('alert sink (real HTTP receiver)', function () {
   let rx: Receiver;
@@ -79,13 +98,18 @@ describe('alert sink (real HTTP receiver)', function () {
       url: rx.url,
       counters: metrics,
       attempts: 3,
-      backoffMs: 10,
+      backoffMs: 100,
       log: (level, message) => logged.push(`${level} ${message}`),
     });
     rx.failWith = [503, 500];
     const ok = await sink.send({ kind: 'run-failed', runId: 'r2', message: 'boom' });
     assert.equal(ok.delivered, true);
     assert.equal(rx.bodies.length, 1);
+    // Three requests, the waits between them at least the backoff, doubling (100 ms, then 200 ms). A timer never fires
+    // early (up to a millisecond of rounding), so these lower bounds hold on any machine, however loaded.
+    assert.equal(rx.arrivals.length, 3);
+    const gaps = [rx.arrivals[1] - rx.arrivals[0], rx.arrivals[2] - rx.arrivals[1]];
+    assert.ok(gaps[0] >= 98 && gaps[1] >= 198, `waits between attempts ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
 
     const dead = new AlertSink({
       url: 'http://127.0.0.1:1/hook',
@@ -125,18 +149,22 @@ describe('alert sink (real HTTP receiver)', function () {
   });
 
   it('save-failing: one alert after N storage failures in a row, again only after a commit cleared it', async function () {
-    const sink = new AlertSink({ url: rx.url, log: quiet });
+    const sink = new RecordingSink({ url: rx.url, log: quiet });
     const alerts = new RunAlerts(sink, { saveFailures: 3, staleSeconds: 3600 });
     alerts.chunkStarted('r', 'c1');
-    for (let i = 0; i < 6; i++) alerts.storageFailed('r', 'c1', 'ENOTDIR');
-    await waitUntil(() => rx.bodies.length >= 1);
+    alerts.storageFailed('r', 'c1', 'ENOTDIR');
+    alerts.storageFailed('r', 'c1', 'ENOTDIR');
+    assert.equal(sink.raised.length, 0, 'two failures are below the threshold');
+    for (let i = 0; i < 4; i++) alerts.storageFailed('r', 'c1', 'ENOTDIR');
+    await sink.settled();
+    assert.equal(rx.bodies.length, 1, 'the failures after the third are duplicates of the open alert');
     alerts.committed('r', 'c2');
     alerts.storageFailed('r', 'c2', 'ENOTDIR');
     alerts.storageFailed('r', 'c2', 'ENOTDIR');
-    await new Promise((r) => setTimeout(r, 50));
+    await sink.settled();
     assert.equal(rx.bodies.length, 1, 'two failures after a commit are below the threshold');
     alerts.storageFailed('r', 'c2', 'ENOTDIR');
-    await waitUntil(() => rx.bodies.length >= 2);
+    await sink.settled();
     assert.deepEqual(
       rx.bodies.map((b) => [b.kind, b.checkpointId, (b.details as { failures: number }).failures]),
       [
@@ -149,16 +177,17 @@ describe('alert sink (real HTTP receiver)', function () {
 
   it('checkpoint-stale: a run training here with no commit past the threshold alerts once', async function () {
     let now = 0;
-    const sink = new AlertSink({ url: rx.url, log: quiet });
+    const sink = new RecordingSink({ url: rx.url, log: quiet });
     const alerts = new RunAlerts(sink, { saveFailures: 3, staleSeconds: 60 }, () => now);
     alerts.chunkStarted('s', 'c1');
     now = 59_000;
     alerts.checkStale();
+    assert.equal(sink.raised.length, 0, 'not stale within the threshold');
     now = 61_000;
     alerts.checkStale();
     alerts.checkStale();
-    await waitUntil(() => rx.bodies.length >= 1);
-    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sink.raised.length, 1, 'stale once: the second check raises nothing');
+    await sink.settled();
     assert.equal(rx.bodies.length, 1);
     assert.deepEqual(
       [rx.bodies[0].kind, rx.bodies[0].runId, rx.bodies[0].checkpointId],
@@ -168,7 +197,8 @@ describe('alert sink (real HTTP receiver)', function () {
     alerts.chunkEnded('s', true);
     now = 500_000;
     alerts.checkStale();
-    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sink.raised.length, 1, 'a run that ended is not watched');
+    await sink.settled();
     assert.equal(rx.bodies.length, 1);
   });
 });
@@ -208,11 +238,3 @@ describe('worker metrics (prom-client registry)', function () {
     assert.ok(s.value('durable_train_process_resident_memory_bytes') > 0, 'process metrics');
   });
 });
-
-async function waitUntil(fn: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

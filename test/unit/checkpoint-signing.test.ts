@@ -187,9 +187,22 @@ describe('checkpoint signing', function () {
       const stripped = forge(c.id, (m) => delete m.signature);
       await assert.rejects(mgr(k1).load(stripped), (err: CheckpointSignatureError) => {
         assert.equal(err.kind, 'missing');
-        assert.match(err.message, /is not signed: refused .*durable-train checkpoints sign RUN_ID/);
+        assert.match(err.message, /is not signed: refused .*this one was written without the key: investigate/);
+        assert.doesNotMatch(err.message, /checkpoints sign/);
         return true;
       });
+      // Signing never launders it: refused (newer than the newest signed one, in a signed run), unless checked.
+      await assert.rejects(mgr(k1).sign(stripped), (err: CheckpointSignatureError) => {
+        assert.equal(err.kind, 'forged');
+        assert.match(
+          err.message,
+          /is unsigned \(step 30\) in a run whose other checkpoints are signed \(newest signed: /,
+        );
+        assert.doesNotMatch(err.message, /checkpoints sign/);
+        return true;
+      });
+      assert.equal(readJson(stripped).signature, undefined);
+      assert.equal(await mgr(k1).sign(stripped, { checked: true }), 'signed');
     });
 
     it('a malformed signature field is damage (structure), not a signature to judge', async function () {
@@ -214,8 +227,10 @@ describe('checkpoint signing', function () {
       assert.equal(readJson(b.id).signature, undefined);
       fs.writeFileSync(path.join(root, RUN, 'blobs', b.blobs[0].sha256), new Uint8Array(16).fill(20));
 
-      assert.equal(await mgr(k1).sign(a.id), 'signed');
-      assert.equal(await mgr(k1).sign(b.id), 'signed');
+      // A run signed for the first time is signed as one batch (as `checkpoints sign RUN_ID` does).
+      const signedBefore = await mgr(k1).signedIds();
+      assert.equal(await mgr(k1).sign(a.id, { signedBefore }), 'signed');
+      assert.equal(await mgr(k1).sign(b.id, { signedBefore }), 'signed');
       assert.equal(await mgr(k1).sign(b.id), 'already signed');
       assert.equal((await mgr(k1).latestValid())?.manifest.id, b.id);
       assert.equal((await mgr(k1).load(a.id)).manifest.id, a.id);

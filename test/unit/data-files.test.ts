@@ -563,9 +563,9 @@ describe('training/data: datasets from files', function () {
         [{ ...base, format: 'xlsx' as never }, /^dataset\.format: must be one of csv, jsonl, idx/],
         [
           { ...base, path: 'data.csv' },
-          /^dataset\.path: "data\.csv" is not a URL: use file:\/\/PATH or s3:\/\/BUCKET\/KEY/,
+          /^dataset\.path: "data\.csv" is not a URL: use file:\/\/PATH, s3:\/\/BUCKET\/KEY, gs:\/\/BUCKET\/NAME/,
         ],
-        [{ ...base, path: 'http://x/y.csv' }, /^dataset\.path: http:\/\/x\/y\.csv: unknown scheme http:\/\//],
+        [{ ...base, path: 'http://x/y.csv' }, /^dataset\.path: http:\/\/x\/y\.csv has unknown scheme http:\/\//],
         [{ ...base, path: 's3://bucket' }, /^dataset\.path: s3:\/\/bucket needs a bucket and a key/],
         [{ name: 'cifar' as never }, /^dataset\.name: unknown dataset "cifar" \(built-in: mnist, iris/],
       ];

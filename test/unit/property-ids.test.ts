@@ -34,6 +34,12 @@ const ids = fc.oneof(
   fc.constantFrom('.', '..', '...', '-x', '_x', '.x', 'x.', 'a/b', '/abs', 'C:\\x', 'con', '.tmp.x'),
 );
 
+/**
+ * The documented rule, written out independently of spec/ids.ts (a mutation there must not move this oracle too):
+ * 1 to 200 characters, letters, digits, '-', '_' and '.', not starting with '.'.
+ */
+const followsIdRule = (id: string) => id.length >= 1 && id.length <= 200 && /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(id);
+
 /** The id is one plain segment: joined under a root it names a direct child of that root. */
 function assertSafeSegment(id: string) {
   assert.ok(id.length >= 1 && id.length <= MAX_ID_LENGTH, JSON.stringify(id));
@@ -82,9 +88,13 @@ describe('property: untrusted run and checkpoint ids', function () {
             assert.ok(err instanceof InvalidIdError, String(err));
             assert.ok(err.message.startsWith(`invalid ${kind} `), err.message);
             assert.ok(err.message.length < 400 && !err.message.includes('\u0000'), JSON.stringify(err.message));
+            // Refused only when it breaks the rule: a good id (with '_', or 150 characters long) is never refused.
+            assert.ok(!followsIdRule(id), `a valid ${kind} was refused: ${JSON.stringify(id)} (${err.message})`);
+            assert.notEqual(problem, null);
             continue;
           }
           assert.equal(problem, null);
+          assert.ok(followsIdRule(id), JSON.stringify(id));
           assertSafeSegment(id);
         }
       }),

@@ -231,7 +231,20 @@ describe('property: untrusted storage URLs', function () {
     const url = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 80 }),
       fc
-        .tuple(fc.constantFrom('file://', 's3://', 'S3://', 'FILE://', 'gs://', 's3:/', ''), pathy)
+        .tuple(
+          fc.constantFrom(
+            'file://',
+            's3://',
+            'S3://',
+            'FILE://',
+            'gs://',
+            'az://',
+            'https://acct.blob.core.windows.net/',
+            's3:/',
+            '',
+          ),
+          pathy,
+        )
         .map(([scheme, parts]) => scheme + parts.join('/')),
     );
     fc.assert(
@@ -246,8 +259,8 @@ describe('property: untrusted storage URLs', function () {
         }
         // eslint-disable-next-line no-control-regex
         assert.doesNotMatch(u, /[\u0000-\u001f\u007f-\u009f]/, 'control characters never pass');
-        if (loc.kind === 's3') {
-          assert.match(loc.bucket, /^[A-Za-z0-9._-]{3,255}$/);
+        if (loc.kind !== 'file') {
+          assert.match(loc.kind === 'az' ? loc.container : loc.bucket, /^[A-Za-z0-9._-]{3,255}$/);
           if (loc.prefix)
             for (const seg of loc.prefix.split('/')) assert.ok(seg !== '' && seg !== '.' && seg !== '..', u);
         } else {

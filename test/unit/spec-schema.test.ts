@@ -252,7 +252,7 @@ describe('spec schema: messages name the field', () => {
       'unknown dataset field',
       withSpec({ dataset: { limit: 5 } }),
       'dataset.limit',
-      'unknown field (allowed: name, trainLimit, testLimit)',
+      'unknown field (allowed: name, trainLimit, testLimit, validationFraction)',
     ],
     ['missing epochs', { ...minimal, epochs: undefined }, 'epochs', 'missing required field'],
     ['fractional epochs', withSpec({ epochs: 1.5 }), 'epochs', 'must be an integer, got 1.5'],
@@ -361,13 +361,13 @@ describe('spec schema: messages name the field', () => {
       'storage a plain path',
       withSpec({ checkpoint: { storage: '/tmp/x' } }),
       'checkpoint.storage',
-      'must be file://PATH or s3://BUCKET/PREFIX, got "/tmp/x"',
+      'must be file://PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX, got "/tmp/x"',
     ],
     [
       'storage not a string',
       withSpec({ checkpoint: { storage: 3 } }),
       'checkpoint.storage',
-      'must be file://PATH or s3://BUCKET/PREFIX, got 3',
+      'must be file://PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX, got 3',
     ],
     ['storage missing', { ...minimal, checkpoint: {} }, 'checkpoint.storage', 'missing required field'],
     [
@@ -390,9 +390,9 @@ describe('spec schema: messages name the field', () => {
     ],
     [
       'unknown scheme',
-      withSpec({ checkpoint: { storage: 'gs://b/p' } }),
+      withSpec({ checkpoint: { storage: 'ftp://b/p' } }),
       'checkpoint.storage',
-      '"gs://b/p" has unknown scheme gs:// (supported: file://, s3://)',
+      '"ftp://b/p" has unknown scheme ftp:// (supported: file://, s3://, gs://, az://, https://)',
     ],
     [
       'control character',
@@ -553,10 +553,11 @@ describe('spec: storage URLs (the rule the store opener uses)', () => {
 
   it('refuses what cannot be opened, with messages the store opener keeps', () => {
     const refused: Array<[unknown, RegExp]> = [
-      ['/tmp/x', /not a URL: use file:\/\/PATH or s3:\/\/BUCKET\/PREFIX/],
+      ['/tmp/x', /not a URL: use file:\/\/PATH, s3:\/\/BUCKET\/PREFIX, gs:\/\/BUCKET\/PREFIX, az:\/\/CONTAINER/],
       ['', /not a URL/],
       [undefined, /not a URL/],
-      ['gs://b/p', /unknown scheme gs:\/\//],
+      ['ftp://b/p', /unknown scheme ftp:\/\//],
+      ['gs://b/p', /invalid bucket name "b"/],
       ['s3:///nobucket', /has no bucket/],
       ['s3://', /has no bucket/],
       ['file://', /has no path/],
@@ -612,7 +613,7 @@ describe('spec: JSON Schema and purity', () => {
 
   it('the zod-free modules (types, catalog, helpers, storage-url) do not load zod', () => {
     const script = `
-      for (const m of ['types', 'catalog', 'helpers', 'storage-url']) require(${JSON.stringify(path.join(repoRoot, 'dist', 'spec'))} + '/' + m);
+      for (const m of ['types', 'catalog', 'helpers', '../storage/url']) require(${JSON.stringify(path.join(repoRoot, 'dist', 'spec'))} + '/' + m);
       const zod = Object.keys(require.cache).filter((k) => k.includes('node_modules/zod'));
       process.stdout.write(String(zod.length));
     `;

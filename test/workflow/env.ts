@@ -1,12 +1,13 @@
 // The in-process workflow tests' environment: a real Temporal server (the pinned CLI that setup installs, with the
-// search attributes asked for) and the real workflow bundle, made once per describe block and torn down after it.
+// search attributes asked for) and the real workflow bundle (one per mocha run), made once per describe block and torn down after it.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
 import { resolveTemporalCli } from '../../cli/tools';
+import { sharedWorkflowBundle } from '../helpers/workflow-bundle';
 
 export interface WorkflowEnv {
   readonly env: TestWorkflowEnvironment;
-  readonly bundle: WorkflowBundleWithSourceMap;
+  readonly bundle: WorkflowBundle;
 }
 
 /** Registers the before/after hooks of the calling describe block; read the fields inside tests only. */
@@ -14,7 +15,7 @@ type ServerOptions = NonNullable<NonNullable<Parameters<typeof TestWorkflowEnvir
 
 export function useWorkflowEnv(opts: { searchAttributes?: ServerOptions['searchAttributes'] } = {}): WorkflowEnv {
   let env: TestWorkflowEnvironment | undefined;
-  let bundle: WorkflowBundleWithSourceMap | undefined;
+  let bundle: WorkflowBundle | undefined;
   before(async function () {
     const cli = resolveTemporalCli();
     if (cli.kind !== 'path')
@@ -31,7 +32,7 @@ export function useWorkflowEnv(opts: { searchAttributes?: ServerOptions['searchA
           ...(opts.searchAttributes ? { searchAttributes: opts.searchAttributes } : {}),
         },
       }),
-      bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),
+      sharedWorkflowBundle().then(({ code }) => ({ code })),
     ]);
   });
   after(async function () {

@@ -47,6 +47,12 @@ export interface MockTrainingOptions {
   stepsPerEpoch: number;
   /** Replaces the default prepareRun (fresh start); may use `mock.checkpoint()` to create a start checkpoint. */
   prepare?: (input: PrepareRunInput, mock: MockTraining) => PrepareRunResult;
+  /**
+   * A run with a validation split: epoch-end evaluations are validation ones, the last chunk adds a test one (with
+   * accuracy 1, better than any validation result); `stopEarlyAt` ends the run there as early stopping does, naming
+   * `bestStep`'s checkpoint as its best.
+   */
+  validation?: { stopEarlyAt?: number; bestStep?: number };
 }
 
 export const WEIGHTS_AT = (step: number) => `sha-${step}`;
@@ -117,11 +123,17 @@ export class MockTraining {
           // A cut chunk commits at its current step: one step in.
           if (cut) stepsRun = Math.min(1, stepsRun);
         }
+        const val = this.options.validation;
+        if (val?.stopEarlyAt !== undefined) stepsRun = Math.min(stepsRun, val.stopEarlyAt - fromStep);
         const step = fromStep + stepsRun;
         const epoch = Math.floor(step / stepsPerEpoch);
+        const stoppedEarly = val?.stopEarlyAt === step;
+        const done = step >= totalSteps || stoppedEarly;
         const evals: EvalResult[] = [];
         for (let s = fromStep + 1; s <= step; s++)
-          if (s % stepsPerEpoch === 0 || s === totalSteps) evals.push(this.evalAt(s, epoch));
+          if (s % stepsPerEpoch === 0 || s === totalSteps)
+            evals.push({ ...this.evalAt(s, epoch), ...(val ? { split: 'validation' as const } : {}) });
+        if (val && done) evals.push({ epoch, step, split: 'test', loss: 0.5, accuracy: 1 });
         const checkpoint = this.checkpoint(input.runId, step, learningRate);
         const summary: ChunkSummary = {
           checkpoint,
@@ -129,7 +141,7 @@ export class MockTraining {
           step,
           totalSteps,
           epoch,
-          done: step >= totalSteps,
+          done,
           stepsRun,
           cut,
           loss: 1 / (1 + step),
@@ -137,6 +149,8 @@ export class MockTraining {
           learningRate,
           evals,
           lastEval: evals.at(-1) ?? null,
+          ...(stoppedEarly ? { stoppedEarly } : {}),
+          ...(val?.bestStep !== undefined ? { bestStep: val.bestStep } : {}),
           samplesPerSec: 1000,
           backend: 'mock',
           commits: 1,

@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import type { AlertInput } from '../../activities/alert-types';
 import { trainingWorkflow } from '../../workflows/training';
@@ -83,6 +84,24 @@ describe('run-failed alert from the training workflow (mocked activities)', func
       String(err.cause?.message) + String((err.cause?.cause as Error | undefined)?.message),
       /webhook/,
     );
+  });
+
+  it('a webhook that hangs does not hold up the failing run (the wait is bounded by a timer)', async function () {
+    // Without the bound the run would wait for every attempt of the hanging delivery (minutes): past this test's timeout.
+    this.timeout(45_000);
+    let started = 0;
+    const { err } = await failingRun(
+      () =>
+        new Promise((resolve) => {
+          started += 1;
+          Context.current().cancellationSignal.addEventListener('abort', () =>
+            resolve({ delivered: false, suppressed: false }),
+          );
+        }),
+    );
+    assert.ok(started >= 1, 'the alert was sent');
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String((err.cause?.cause as Error | undefined)?.message), /disk on fire/);
   });
 
   it('a cancelled run sends no alert', async function () {

@@ -123,6 +123,25 @@ describe('training workflow in process (mocked activities)', function () {
     assert.deepEqual(progress.result, result);
   });
 
+  it('chooses by validation only: best accuracy, the result apart from test; early stopping ends it stopped-early naming its best', async function () {
+    const mock = mockOf({ totalSteps: 16, validation: { stopEarlyAt: 12, bestStep: 4 } });
+    const { result, progress } = await withWorker(mock, async (start) => {
+      const handle = await start({}, 'early');
+      const result = await handle.result();
+      return { result, progress: await progressOf(handle) };
+    });
+    assert.equal(result.status, 'stopped-early');
+    assert.equal(result.step, 12);
+    assert.deepEqual(result.bestCheckpoint, mock.chunkResults[1].checkpoint);
+    assert.equal(result.bestCheckpoint?.step, 4);
+    // The test result (accuracy 1) is reported and never counted as the best, which is the validation one's.
+    assert.equal(result.accuracy, 1);
+    assert.equal(result.validation?.split, 'validation');
+    assert.equal(result.validation?.step, 12);
+    assert.equal(progress.bestAccuracy, 12 / 16);
+    assert.equal(progress.status, 'stopped-early');
+  });
+
   it('pause cuts the running chunk, holds the run with no new chunk, resume continues from the cut checkpoint', async function () {
     const mock = mockOf();
     const held = mock.hold(1);

@@ -4,7 +4,8 @@
 // occur inside a UTF-8 multi-byte sequence) and hands out one record at a time.
 import { DatasetError } from './errors';
 import { parseDecimal, RowSink, type RawTable } from './table';
-import { asBuffer, chooseFeatures, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
+import { fitsFloat32 } from '../errors';
+import { asBuffer, beyondFloat32, chooseFeatures, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -135,6 +136,7 @@ export function readCsvTable(input: TextInput): RawTable {
     for (let j = 0; j < cols.length; j++) {
       const v = parseDecimal(rec[cols[j]]);
       if (Number.isNaN(v)) throw nonNumeric(spec, 'column', header[cols[j]], rec[cols[j]], where);
+      if (!fitsFloat32(v)) throw beyondFloat32(spec, 'column', header[cols[j]], where);
       values[j] = v;
     }
     const label = rec[labelCol].trim();

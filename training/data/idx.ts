@@ -1,6 +1,7 @@
 // IDX files (the MNIST container): a magic of two zero bytes, a type byte and a dimension count, the dimensions as
 // big-endian uint32, then the values big-endian. `path` holds the examples (first dimension = count), the
 // dataset's `label` the URL of a second IDX file with one label per example.
+import { firstNonFinite } from '../errors';
 import { DatasetError } from './errors';
 import { checkMemory } from './source';
 import { classLabels, type RawTable } from './table';
@@ -128,14 +129,24 @@ export function readIdxTable(input: IdxInput): RawTable {
   const featureShape = h.x.dims.length > 1 ? h.x.dims.slice(1) : [1];
   const y = values(input.labelBytes, h.y);
   if (input.regression) {
-    const bad = y.findIndex((v) => !Number.isFinite(v));
+    const bad = firstNonFinite(y);
     if (bad >= 0)
       throw new DatasetError('dataset.label', `${labelUrl}: label ${bad} is ${y[bad]}, not a finite number`);
+  }
+  const x = values(input.bytes, h.x);
+  const bad = firstNonFinite(x);
+  if (bad >= 0) {
+    const size = h.x.count / n;
+    throw new DatasetError(
+      'dataset.path',
+      `${url}: example ${Math.floor(bad / size)}, value ${bad % size} is not a finite number (NaN or infinite in the ` +
+        `${h.x.type === 0x0e ? 'float64' : 'float32'} data, or beyond float32's range); training needs finite values`,
+    );
   }
   return {
     featureShape,
     featureNames: null,
-    x: values(input.bytes, h.x),
+    x,
     n,
     labels: input.regression ? { kind: 'values', values: y } : classLabels(Array.from(y, (v) => String(v))),
   };

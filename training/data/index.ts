@@ -13,6 +13,7 @@ import { readCsvTable } from './csv';
 import { DatasetError } from './errors';
 import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
+import { checkDataRoot, dataRoots } from './roots';
 import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
 import { checkLimit, finishTable, splitSeed, trainRows, type RawTable } from './table';
@@ -176,21 +177,24 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   }
   const checked = checkFileSpec(spec);
   const sources = sourcesOf(checked, opts.baseDir);
+  const roots = dataRoots([opts.baseDir, ...(opts.roots ?? [])]);
+  for (const s of sources)
+    if (s.local) await checkDataRoot(s.object.url.slice('file://'.length), roots, s.field, s.url);
   const infos = await Promise.all(sources.map((s) => statSource(s)));
-  sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes));
+  sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes)); // before reading it
+  // Keyed on the bytes themselves, never on a size or a timestamp: an edit that keeps both is still seen. Reading and
+  // hashing is the cheap part; the decoding and the split are what a hit saves.
+  const bytes = await Promise.all(sources.map((s) => readSource(s)));
+  sources.forEach((s, i) => checkSize(s, bytes[i].byteLength, maxBytes)); // it may have grown since the stat
   const key = JSON.stringify({
     spec: checked,
     seed: opts.seed,
     maxBytes,
-    sources: sources.map((s, i) => [
-      s.kind === 'file' ? s.file : `${s.bucket}/${s.key}`,
-      infos[i].size,
-      infos[i].version,
-    ]),
+    sources: sources.map((s, i) => [s.object.url, createHash('sha256').update(bytes[i]).digest('hex')]),
   });
   const hit = cache.get(key);
   if (hit) return hit;
-  const loading = loadFile(checked, sources, maxBytes, opts.seed);
+  const loading = Promise.resolve().then(() => decodeFile(checked, sources, bytes, maxBytes, opts.seed));
   cache.set(key, loading);
   while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   loading.catch(() => {
@@ -199,9 +203,13 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   return loading;
 }
 
-async function loadFile(spec: CheckedFileSpec, sources: Source[], maxBytes: number, seed: number): Promise<LoadedData> {
-  const bytes = await Promise.all(sources.map((s) => readSource(s)));
-  sources.forEach((s, i) => checkSize(s, bytes[i].byteLength, maxBytes)); // it may have grown since the stat
+function decodeFile(
+  spec: CheckedFileSpec,
+  sources: Source[],
+  bytes: Uint8Array[],
+  maxBytes: number,
+  seed: number,
+): LoadedData {
   const table = buildTable(spec, sources, bytes, maxBytes, false);
   const done = finishTable(
     table,

@@ -2,7 +2,16 @@
 // named field[0], field[1], ...); the label is a string, a number or a boolean.
 import { DatasetError } from './errors';
 import { RowSink, type RawTable } from './table';
-import { asBuffer, chooseFeatures, featureField, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
+import { fitsFloat32 } from '../errors';
+import {
+  asBuffer,
+  beyondFloat32,
+  chooseFeatures,
+  featureField,
+  nonNumeric,
+  nonBlankTextBytes,
+  type TextInput,
+} from './text';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -25,7 +34,9 @@ export function readJsonlTable(input: TextInput): RawTable {
   let sink: RowSink | null = null;
   let firstLine = 0;
   let line = 0;
-  for (let start = 0; start < bytes.length;) {
+  // A UTF-8 byte order mark (as editors on Windows write) is no part of the first row, as in a CSV file.
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let start = bom; start < bytes.length;) {
     let end = bytes.indexOf(0x0a, start);
     if (end < 0) end = bytes.length;
     line++;
@@ -71,6 +82,7 @@ export function readJsonlTable(input: TextInput): RawTable {
       }
       for (const e of Array.isArray(v) ? v : [v]) {
         if (typeof e !== 'number' || !Number.isFinite(e)) throw nonNumeric(spec, 'field', f, shown(e), where);
+        if (!fitsFloat32(e)) throw beyondFloat32(spec, 'field', f, where);
         values[off++] = e;
       }
     });

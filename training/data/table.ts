@@ -1,5 +1,6 @@
 // The part every format shares once rows are decoded: labels to class indices or targets, the seeded split,
 // limits, and normalisation statistics from the train split only.
+import { fitsFloat32 } from '../errors';
 import { Prng } from '../prng';
 import { DatasetError } from './errors';
 import { checkMemory } from './source';
@@ -170,6 +171,13 @@ export class RowSink {
           'dataset.label',
           `${JSON.stringify(this.spec.label)} has the non-numeric value ${JSON.stringify(label)} at line ${line} of ` +
             `${this.url}, but task regression needs a number`,
+        );
+      }
+      if (!fitsFloat32(v)) {
+        throw new DatasetError(
+          'dataset.label',
+          `${JSON.stringify(this.spec.label)} at line ${line} of ${this.url} is beyond float32's range (magnitude above ` +
+            '3.4e38), which training would store as Infinity; scale the targets',
         );
       }
       this.targets![i] = v;

@@ -50,6 +50,15 @@ export function featureField(spec: FileDataSpec, name: string): string {
   return i >= 0 ? `dataset.features[${i}]` : 'dataset.features';
 }
 
+/** A number beyond float32's range (about 3.4e38): finite as read, Infinity once stored for training. */
+export function beyondFloat32(spec: FileDataSpec, kind: string, name: string, where: string): DatasetError {
+  return new DatasetError(
+    featureField(spec, name),
+    `${kind} ${JSON.stringify(name)} at ${where} is beyond float32's range (magnitude above 3.4e38), which training ` +
+      'would store as Infinity; scale the data',
+  );
+}
+
 export function nonNumeric(spec: FileDataSpec, kind: string, name: string, value: string, where: string): DatasetError {
   const what = value === '' ? 'an empty value' : `the non-numeric value ${JSON.stringify(value)}`;
   return new DatasetError(

@@ -70,4 +70,9 @@ export interface LoadDataOptions {
   baseDir: string;
   /** Refuse files (and an estimated worker memory need) above this. Default: $DURABLE_TRAIN_MAX_DATASET_BYTES or 1 GiB. */
   maxBytes?: number;
+  /**
+   * Directories files may be read from besides baseDir when DURABLE_TRAIN_DATA_ROOTS is unset (the run's checkpoint
+   * store); symlinks are resolved before the check (roots.ts).
+   */
+  roots?: string[];
 }

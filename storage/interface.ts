@@ -1,5 +1,6 @@
-// The byte-level store contract: where the manager's keys live, and the three errors a store may throw.
-// Stores (fs.ts, s3.ts) import only this module; the factory (open.ts) imports the stores.
+// The byte-level store contract: where the manager's keys live, the three errors a store may throw, and the
+// single-object reader (datasets, model files). Backends (fs.ts, s3.ts, ...) import only this module (and
+// request.ts); the scheme table (index.ts) imports the backends.
 
 /** Temp files are named `.tmp.<name>.<pid>.<random>` beside their target; list() never shows them. */
 export const TEMP_PREFIX = '.tmp.';
@@ -150,4 +151,29 @@ export function fsUnavailable(
     { op, key, attempts: 1, retryable: !FS_NEEDS_OPERATOR.has(code ?? ''), code },
     { cause: err },
   );
+}
+
+export interface StoredObjectStat {
+  size: number;
+  /** Changes when the content may have: mtime and inode for files, ETag (generation) and date in object stores. */
+  version: string;
+}
+
+/**
+ * One object named by a URL (a dataset file, a model file): what `openObject` returns. Errors as for stores: a
+ * missing object (or a missing bucket, where the server cannot tell them apart) is CheckpointNotFoundError, every
+ * other failure StorageUnavailableError (with `code` EACCES/EPERM/EISDIR, or the server's code and HTTP status).
+ */
+export interface StoredObject {
+  readonly url: string;
+  stat(): Promise<StoredObjectStat>;
+  /** The whole object, or its first `limit` bytes. */
+  read(limit?: number): Promise<Uint8Array>;
+}
+
+/** A refusal of the credentials (HTTP 401/403, or a permission error on a file). */
+export function isAccessDenied(err: unknown): boolean {
+  if (!(err instanceof StorageUnavailableError)) return false;
+  const { status, code } = err.details;
+  return status === 401 || status === 403 || ['EACCES', 'EPERM', 'AccessDenied', 'Forbidden'].includes(code ?? '');
 }

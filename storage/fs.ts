@@ -17,9 +17,11 @@ import {
   isSystemError,
   TEMP_PREFIX,
   type CheckpointStore,
+  type StoredObject,
   type StoredObjectInfo,
   type WriteAtomicOptions,
 } from './interface';
+import type { StorageLocation } from './url';
 
 const isCode = (err: unknown, ...codes: string[]) => codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
 
@@ -379,4 +381,48 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** The store at file://PATH; a relative PATH resolves against `baseDir`. */
+export function openFsStore(loc: StorageLocation & { kind: 'file' }, baseDir: string): FsCheckpointStore {
+  return new FsCheckpointStore(path.resolve(baseDir, loc.path));
+}
+
+/**
+ * The file at file://PATH (relative against `baseDir`) as a StoredObject: a missing file is CheckpointNotFoundError,
+ * a directory StorageUnavailableError with code EISDIR, every other failure StorageUnavailableError with its errno.
+ */
+export function openFsObject(loc: StorageLocation & { kind: 'file' }, baseDir: string): StoredObject {
+  const file = path.resolve(baseDir, loc.path);
+  const url = `file://${file}`;
+  const guard = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isSystemError(err)) throw err;
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) throw new CheckpointNotFoundError(file, `not found: ${url}`);
+      throw fsUnavailable(url, op, file, err);
+    }
+  };
+  return {
+    url,
+    stat: () =>
+      guard('stat', async () => {
+        const st = await fsp.stat(file);
+        if (st.isDirectory())
+          throw Object.assign(new Error(`${file} is a directory`), { code: 'EISDIR', syscall: 'stat' });
+        return { size: st.size, version: `${st.mtimeMs}:${st.ino}` };
+      }),
+    read: (limit) =>
+      guard('read', async () => {
+        if (limit === undefined) return new Uint8Array(await fsp.readFile(file));
+        const fh = await fsp.open(file, 'r');
+        try {
+          const buf = new Uint8Array(limit);
+          return buf.subarray(0, await readAll(fh, buf, 0));
+        } finally {
+          await fh.close();
+        }
+      }),
+  };
 }

@@ -6,6 +6,9 @@
 // Errors: NoSuchKey (or 404 on GET/HEAD of an existing bucket) is CheckpointNotFoundError; every other failure,
 // after the retries, is StorageUnavailableError with `retryable` true for timeouts, network errors, 5xx, 408
 // and 429, false for what an operator must fix (403, bad credentials, missing bucket, other 4xx).
+//
+// Connection settings come from the environment (s3OptionsFromEnv); the scheme table (index.ts) opens stores and
+// objects of s3:// locations through openS3Store / openS3Object.
 import { createHash } from 'node:crypto';
 import {
   DeleteObjectCommand,
@@ -21,14 +24,26 @@ import {
   CheckpointNotFoundError,
   StorageUnavailableError,
   type CheckpointStore,
+  type StoredObject,
   type StoredObjectInfo,
   type WriteAtomicOptions,
 } from './interface';
+import {
+  isNetworkFailure,
+  retryableStatus,
+  retryPolicy,
+  runRequest,
+  type Attempt,
+  type RetryOptions,
+  type RetryPolicy,
+  type Verdict,
+} from './request';
+import type { StorageLocation } from './url';
 
 // The lock file pins an SDK that runs on Node 20; its 'upgrade to Node 22' notice is noise on every worker start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export interface S3StoreOptions {
+export interface S3StoreOptions extends RetryOptions {
   bucket: string;
   /** Key prefix inside the bucket ('' = bucket root). */
   prefix?: string;
@@ -37,14 +52,6 @@ export interface S3StoreOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Path-style addressing (bucket in the path); default true, as most S3-compatible servers want. */
   forcePathStyle?: boolean;
-  /** Deadline of one attempt before its payload allowance; also the connect and socket-idle timeout. Default 30 s. */
-  requestTimeoutMs?: number;
-  /** Extra deadline per byte moved, as a minimum throughput (bytes/s). Default 1 MiB/s. */
-  minBytesPerSecond?: number;
-  /** Attempts per request, including the first. Default 4. */
-  maxAttempts?: number;
-  /** First backoff delay; doubles per attempt, with jitter. Default 200 ms. */
-  retryBaseDelayMs?: number;
   /**
    * writeBlob skips an upload only when the identical object is younger than this, so blob GC (which spares
    * blobs younger than its grace period) can never delete a blob that a commit in flight reuses. Default 30 min.
@@ -54,6 +61,7 @@ export interface S3StoreOptions {
   client?: S3Client;
 }
 
+// S3 error codes worth another attempt (network errno codes are recognised by isNetworkFailure).
 const RETRYABLE_CODES = new Set([
   'RequestTimeout',
   'RequestTimeoutException',
@@ -64,15 +72,6 @@ const RETRYABLE_CODES = new Set([
   'ServiceUnavailable',
   'BadDigest',
   'TimeoutError',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
 ]);
 
 interface S3ErrorLike {
@@ -81,7 +80,6 @@ interface S3ErrorLike {
   Code?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
-  $retryable?: unknown;
 }
 
 const statusOf = (err: unknown) => (err as S3ErrorLike)?.$metadata?.httpStatusCode;
@@ -92,17 +90,16 @@ const codeOf = (err: unknown) => {
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest();
 const unquote = (etag: string | undefined) => (etag ?? '').replace(/^W\//, '').replace(/"/g, '').toLowerCase();
 
-class AttemptTimeout extends Error {
-  override readonly name = 'TimeoutError';
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
+/** A missing object is an answer; a missing bucket (or a 404 on list/put) is a misconfiguration. */
+function classifyS3(err: unknown, op: string): Verdict {
+  const status = statusOf(err);
+  const code = codeOf(err);
+  if (code === 'NoSuchKey' || ((op === 'GET' || op === 'HEAD') && status === 404 && code !== 'NoSuchBucket')) {
+    return { notFound: true, retryable: false };
   }
-}
-
-interface Attempt {
-  signal: AbortSignal;
-  /** Grants more time to this attempt, e.g. once a download's length is known. */
-  extend(ms: number): void;
+  const retryable =
+    retryableStatus(status) || RETRYABLE_CODES.has(code ?? '') || (status === undefined && isNetworkFailure(err));
+  return { retryable, code, status };
 }
 
 export class S3CheckpointStore implements CheckpointStore {
@@ -110,10 +107,7 @@ export class S3CheckpointStore implements CheckpointStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
-  private readonly timeoutMs: number;
-  private readonly bytesPerSecond: number;
-  private readonly maxAttempts: number;
-  private readonly baseDelayMs: number;
+  private readonly policy: RetryPolicy;
   private readonly dedupMaxAgeMs: number;
   /** Set when the server rejects If-None-Match as unsupported; we then check-then-put instead. */
   private conditionalPutUnsupported = false;
@@ -123,10 +117,7 @@ export class S3CheckpointStore implements CheckpointStore {
     this.bucket = opts.bucket;
     this.prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
-    this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
-    this.bytesPerSecond = opts.minBytesPerSecond ?? 1 << 20;
-    this.maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? 4));
-    this.baseDelayMs = opts.retryBaseDelayMs ?? 200;
+    this.policy = retryPolicy(opts);
     this.dedupMaxAgeMs = opts.dedupMaxAgeMs ?? 30 * 60_000;
     this.client =
       opts.client ??
@@ -136,7 +127,7 @@ export class S3CheckpointStore implements CheckpointStore {
         credentials: opts.credentials,
         forcePathStyle: opts.forcePathStyle ?? true,
         maxAttempts: 1, // retries are ours, with our deadline per attempt
-        requestHandler: { connectionTimeout: this.timeoutMs, socketTimeout: this.timeoutMs },
+        requestHandler: { connectionTimeout: this.policy.timeoutMs, socketTimeout: this.policy.timeoutMs },
         // We hash every byte ourselves (sha256 in the manifest, Content-MD5 on upload); the SDK's default
         // flexible checksums are not understood by every S3-compatible server.
         requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -221,11 +212,19 @@ export class S3CheckpointStore implements CheckpointStore {
   }
 
   async read(key: string): Promise<Uint8Array> {
+    return this.get(key);
+  }
+
+  /** GET of the whole object, or (with `limit`) its first `limit` bytes. */
+  private async get(key: string, limit?: number): Promise<Uint8Array> {
     const Key = this.objectKey(key);
+    const Range = limit === undefined ? undefined : `bytes=0-${Math.max(0, limit - 1)}`;
     return this.request('GET', key, 0, async ({ signal, extend }) => {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: signal });
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }), {
+        abortSignal: signal,
+      });
       if (!res.Body) return new Uint8Array(0);
-      if (res.ContentLength) extend((res.ContentLength / this.bytesPerSecond) * 1000);
+      if (res.ContentLength) extend((res.ContentLength / this.policy.bytesPerSecond) * 1000);
       const body = res.Body as { transformToByteArray(): Promise<Uint8Array>; destroy?: () => void };
       const onAbort = () => body.destroy?.();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -236,11 +235,24 @@ export class S3CheckpointStore implements CheckpointStore {
             code: 'ECONNRESET',
           });
         }
-        return bytes;
+        return limit === undefined ? bytes : bytes.subarray(0, limit);
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
     });
+  }
+
+  /** One object of this bucket as a StoredObject (for datasets): `key` is relative to the store's prefix. */
+  object(key: string): StoredObject {
+    return {
+      url: `${this.url}/${key}`,
+      stat: async () => {
+        const head = await this.head(key);
+        if (!head) throw new CheckpointNotFoundError(key, `not found: ${this.url}/${key}`);
+        return { size: head.size, version: `${head.etag}:${new Date(head.mtimeMs).toISOString()}` };
+      },
+      read: (limit) => this.get(key, limit),
+    };
   }
 
   async exists(key: string): Promise<boolean> {
@@ -293,68 +305,47 @@ export class S3CheckpointStore implements CheckpointStore {
     );
   }
 
-  /** Runs one logical request: each attempt under a deadline, retried with backoff when it can help. */
-  private async request<T>(op: string, key: string, bytes: number, fn: (a: Attempt) => Promise<T>): Promise<T> {
-    let last: unknown;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.withDeadline(this.timeoutMs + (bytes / this.bytesPerSecond) * 1000, fn);
-      } catch (err) {
-        last = err;
-        const status = statusOf(err);
-        const code = codeOf(err);
-        // A missing object is an answer; a missing bucket (or a 404 on list/put) is a misconfiguration.
-        if (code === 'NoSuchKey' || ((op === 'GET' || op === 'HEAD') && status === 404 && code !== 'NoSuchBucket')) {
-          throw new CheckpointNotFoundError(key, `not found: ${this.url}/${key}`);
-        }
-        const retryable =
-          err instanceof AttemptTimeout ||
-          (status !== undefined && (status >= 500 || status === 408 || status === 429) && status !== 501) ||
-          RETRYABLE_CODES.has(code ?? '') ||
-          (status === undefined && /socket hang up|ECONNRESET|network|aborted/i.test((err as Error)?.message ?? ''));
-        if (!retryable || attempt >= this.maxAttempts) {
-          throw new StorageUnavailableError(
-            `s3 ${op} ${this.url}/${key} failed${retryable ? ` after ${attempt} attempts` : ''}: ${code ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
-            { op, key, attempts: attempt, retryable, code, status },
-            { cause: last },
-          );
-        }
-        const delay = this.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+  private request<T>(op: string, key: string, bytes: number, fn: (a: Attempt) => Promise<T>): Promise<T> {
+    return runRequest(this.policy, { op, key, bytes, backend: 's3', url: this.url }, classifyS3, fn);
   }
+}
 
-  /** Resolves with fn's result or rejects at the deadline, even if the SDK ignores the abort signal. */
-  private withDeadline<T>(ms: number, fn: (a: Attempt) => Promise<T>): Promise<T> {
-    const ctl = new AbortController();
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout;
-      let deadline = ms;
-      const arm = (wait: number) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          const err = new AttemptTimeout(Math.round(deadline));
-          ctl.abort(err);
-          reject(err);
-        }, wait);
-      };
-      const started = Date.now();
-      arm(ms);
-      const extend = (more: number) => {
-        deadline += more;
-        arm(Math.max(0, started + deadline - Date.now()));
-      };
-      fn({ signal: ctl.signal, extend }).then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e) => {
-          clearTimeout(timer);
-          reject(ctl.signal.aborted && ctl.signal.reason instanceof AttemptTimeout ? ctl.signal.reason : e);
-        },
-      );
-    });
-  }
+/**
+ * DURABLE_TRAIN_S3_ENDPOINT (e.g. a MinIO or SeaweedFS URL; unset: AWS), AWS_REGION (or AWS_DEFAULT_REGION, default
+ * us-east-1), AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN; without them the SDK's default chain),
+ * DURABLE_TRAIN_S3_TIMEOUT_MS and DURABLE_TRAIN_S3_MAX_ATTEMPTS (positive numbers).
+ */
+export function s3OptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<S3StoreOptions, 'bucket' | 'prefix'> {
+  return {
+    endpoint: env.DURABLE_TRAIN_S3_ENDPOINT || undefined,
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    credentials:
+      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+            sessionToken: env.AWS_SESSION_TOKEN || undefined,
+          }
+        : undefined,
+    requestTimeoutMs: positiveEnv(env, 'DURABLE_TRAIN_S3_TIMEOUT_MS'),
+    maxAttempts: positiveEnv(env, 'DURABLE_TRAIN_S3_MAX_ATTEMPTS'),
+  };
+}
+
+/** A positive number from the environment, or undefined when unset; throws naming the variable otherwise. */
+export function positiveEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`);
+  return n;
+}
+
+export function openS3Store(loc: StorageLocation & { kind: 's3' }, env: NodeJS.ProcessEnv): S3CheckpointStore {
+  return new S3CheckpointStore({ bucket: loc.bucket, prefix: loc.prefix, ...s3OptionsFromEnv(env) });
+}
+
+/** The object s3://BUCKET/KEY (the location's prefix is the key). */
+export function openS3Object(loc: StorageLocation & { kind: 's3' }, env: NodeJS.ProcessEnv): StoredObject {
+  return new S3CheckpointStore({ bucket: loc.bucket, prefix: '', ...s3OptionsFromEnv(env) }).object(loc.prefix);
 }

@@ -1,0 +1,176 @@
+// The training process: trains the chunks its worker hands it (see ./supervisor.ts), each in an activity context of
+// its own whose heartbeats, metrics and log lines go to the worker over IPC. Its warm trainers and loaded datasets
+// stay here between chunks; after a failure that leaves the backend unusable it reports and exits, to be replaced.
+import { asyncLocalStorage, CancelledFailure, Context, type Info } from '@temporalio/activity';
+import {
+  ActivityCancellationDetails,
+  noopMetricMeter,
+  type LogLevel,
+  type LogMetadata,
+  type Logger,
+} from '@temporalio/common';
+import type { ActivityCancellationDetailsHolder } from '@temporalio/common/lib/activity-cancellation-details';
+import type { RunSpec } from '../../spec/types';
+import { validateSpec } from '../../spec/validate';
+import { initBackend } from '../../training/backend';
+import { loadTaskData } from '../../training/task-data';
+import type { TrainingMetrics } from '../metrics';
+import { createActivities } from '../training-activities';
+import type { ChunkHeartbeat } from '../types';
+import { killBeforeManifestFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
+import { isBackendPoisoning } from './poisoning';
+import type { FromTrainer, Restart, ToTrainer } from './protocol';
+import { toWire } from './wire';
+
+const send = (m: FromTrainer, then?: () => void): void => {
+  if (!process.connected) return;
+  process.send!(m, undefined, undefined, () => then?.());
+};
+
+interface Task {
+  cancel(reason: string, details: ActivityCancellationDetails): void;
+  cutReason: Promise<'pause' | 'stop' | 'cancel' | null>;
+  setCutReason(r: 'pause' | 'stop' | 'cancel' | null): void;
+  restart: Restart | null;
+}
+const tasks = new Map<number, Task>();
+const taskOfRun = new Map<string, number>();
+let poisoned: Error | null = null;
+const fault = trainerFaultFromEnv();
+
+/** Metrics are counted by the worker, which serves them: every call is forwarded. */
+const metrics = new Proxy({} as TrainingMetrics, {
+  get: (_t, name) => (name === 'then' ? undefined : (...args: unknown[]) => send({ t: 'metric', name: String(name), args })),
+});
+
+const logger: Logger = (() => {
+  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) =>
+    send({ t: 'log', level, message, meta: meta as Record<string, unknown> | undefined });
+  return {
+    log: (level: LogLevel, message: string, meta?: LogMetadata) => at(level)(message, meta),
+    trace: at('TRACE'),
+    debug: at('DEBUG'),
+    info: at('INFO'),
+    warn: at('WARN'),
+    error: at('ERROR'),
+  };
+})();
+
+const activities = createActivities({
+  metrics,
+  beforeManifest: killBeforeManifestFromEnv([process.ppid, process.pid]),
+  cutReasonOf: (runId) => {
+    const id = taskOfRun.get(runId);
+    return id === undefined ? Promise.resolve(null) : tasks.get(id)!.cutReason;
+  },
+  restartOf: (runId) => {
+    const id = taskOfRun.get(runId);
+    return id === undefined ? null : (tasks.get(id)?.restart ?? null);
+  },
+});
+
+/** A heartbeat from the trainer: to the worker, after the test-only faults had their say. */
+function heartbeatOf(id: number, runId: string) {
+  return (details?: ChunkHeartbeat) => {
+    if (fault && fault.runId === runId && details && details.step >= fault.step) {
+      if (fault.kind === 'kill-trainer') process.kill(process.pid, 'SIGKILL');
+      poisoned = wasmTrap();
+      throw poisoned;
+    }
+    send({ t: 'heartbeat', id, details });
+  };
+}
+
+function contextOf(msg: Extract<ToTrainer, { t: 'chunk' }>): { ctx: Context; task: Task } {
+  const abort = new AbortController();
+  const holder: ActivityCancellationDetailsHolder = {};
+  let reject!: (err: unknown) => void;
+  const cancelled = new Promise<never>((_r, rej) => (reject = rej));
+  cancelled.catch(() => undefined);
+  let setCutReason!: Task['setCutReason'];
+  const cutReason = new Promise<'pause' | 'stop' | 'cancel' | null>((resolve) => {
+    setCutReason = resolve;
+    // The worker asks the workflow; without an answer in time the activity falls back to the chunk's own reason.
+    setTimeout(() => resolve(null), 6000).unref();
+  });
+  const info = {
+    ...msg.info,
+    taskToken: Buffer.from(`trainer-${msg.id}`),
+    base64TaskToken: Buffer.from(`trainer-${msg.id}`).toString('base64'),
+    activityType: 'trainChunk',
+    isLocal: false,
+    workflowExecution: { workflowId: msg.info.workflowId, runId: '' },
+  } as unknown as Info;
+  const ctx = new Context(
+    info,
+    cancelled,
+    abort.signal,
+    heartbeatOf(msg.id, msg.input.runId),
+    undefined,
+    logger,
+    noopMetricMeter,
+    holder,
+  );
+  const task: Task = {
+    cancel(reason, details) {
+      holder.details = details;
+      const err = new CancelledFailure(reason);
+      abort.abort(err);
+      reject(err);
+    },
+    cutReason,
+    setCutReason,
+    restart: msg.restart,
+  };
+  return { ctx, task };
+}
+
+async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> {
+  const { ctx, task } = contextOf(msg);
+  tasks.set(msg.id, task);
+  taskOfRun.set(msg.input.runId, msg.id);
+  try {
+    if (poisoned) throw poisoned;
+    const summary = await asyncLocalStorage.run(ctx, () => activities.trainChunk(msg.input));
+    send({ t: 'done', id: msg.id, summary });
+  } catch (err) {
+    const bad = poisoned !== null || isBackendPoisoning(err);
+    // Once the backend may be broken nothing more runs here: the worker replaces this process.
+    send({ t: 'failed', id: msg.id, error: toWire(err), poisoned: bad }, bad ? () => process.exit(70) : undefined);
+  } finally {
+    tasks.delete(msg.id);
+    if (taskOfRun.get(msg.input.runId) === msg.id) taskOfRun.delete(msg.input.runId);
+  }
+}
+
+/** Loads a run's data into this process's cache (a spare that may take the run over then only restores). */
+function prepare(raw: RunSpec): void {
+  let spec: RunSpec;
+  try {
+    spec = validateSpec(raw);
+  } catch {
+    return; // the chunk itself says what is wrong with it
+  }
+  loadTaskData(spec).catch(() => undefined);
+}
+
+process.on('message', (msg: ToTrainer) => {
+  if (msg.t === 'chunk') void runChunk(msg);
+  else if (msg.t === 'cancel') tasks.get(msg.id)?.cancel(msg.reason, new ActivityCancellationDetails(msg.details));
+  else if (msg.t === 'prepare') prepare(msg.spec);
+  else if (msg.t === 'cut-reason') tasks.get(msg.id)?.setCutReason(msg.reason);
+});
+// The worker is gone (killed, or shut down): so is its training process.
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (err) => {
+  send({ t: 'fatal', message: `${err.name}: ${err.message}` }, () => process.exit(1));
+});
+// Signs of life whenever the event loop turns (the trainer yields between steps): the worker heartbeats on them.
+setInterval(() => send({ t: 'alive' }), 250);
+
+// A standby process is ready to go: the backend is initialised before the first chunk arrives.
+const t0 = Date.now();
+initBackend().then(
+  (b) => send({ t: 'ready', backend: b.name, ms: Date.now() - t0 }),
+  (err: unknown) => send({ t: 'fatal', message: `backend: ${(err as Error).message}` }, () => process.exit(1)),
+);

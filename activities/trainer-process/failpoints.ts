@@ -1,0 +1,45 @@
+// Test-only faults, named by DURABLE_TRAIN_FAILPOINT (crash tests and the recovery bench):
+//   kill-before-manifest:STEP  the worker SIGKILLs itself in the middle of the first checkpoint commit at or after
+//                              STEP, after its blobs are written and before its manifest
+//   kill-trainer:RUN:STEP      the training process SIGKILLs itself when run RUN reaches step STEP (every time)
+//   poison-backend:RUN:STEP    run RUN hits a wasm trap at step STEP: the process's backend is unusable from then on
+export interface TrainerFault {
+  kind: 'kill-trainer' | 'poison-backend';
+  runId: string;
+  step: number;
+}
+
+const FORMS = 'kill-before-manifest:STEP, kill-trainer:RUN:STEP or poison-backend:RUN:STEP';
+
+export function trainerFaultFromEnv(env = process.env): TrainerFault | null {
+  const fp = env.DURABLE_TRAIN_FAILPOINT;
+  const m = fp ? /^(kill-trainer|poison-backend):([^:]+):(\d+)$/.exec(fp) : null;
+  return m ? { kind: m[1] as TrainerFault['kind'], runId: m[2], step: Number(m[3]) } : null;
+}
+
+/**
+ * The kill-before-manifest failpoint as a `beforeManifest` hook that SIGKILLs `pids` (the worker, and the training
+ * process when the commit happens there), or undefined when it is not set.
+ */
+export function killBeforeManifestFromEnv(
+  pids: number[],
+  env = process.env,
+): ((step: number) => void) | undefined {
+  const fp = env.DURABLE_TRAIN_FAILPOINT;
+  if (!fp || trainerFaultFromEnv(env)) return undefined;
+  const m = /^kill-before-manifest:(\d+)$/.exec(fp);
+  if (!m) throw new Error(`DURABLE_TRAIN_FAILPOINT=${fp}: expected ${FORMS}`);
+  const atStep = Number(m[1]);
+  return (step) => {
+    if (step < atStep) return;
+    console.error(`durable-train worker: failpoint: killing myself during the commit of step ${step}`);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+  };
+}
+
+/** The wasm trap tfjs-backend-wasm throws on an out-of-bounds access, as a poisoned backend would. */
+export const wasmTrap = (): Error => new (wasmGlobal().RuntimeError)('memory access out of bounds');
+
+/** Node's WebAssembly namespace (the DOM typings that declare it are not in this project's lib). */
+export const wasmGlobal = (): { RuntimeError: new (message: string) => Error } =>
+  (globalThis as unknown as { WebAssembly: { RuntimeError: new (message: string) => Error } }).WebAssembly;

@@ -1,0 +1,314 @@
+// Supervised training processes. The worker keeps the trainChunk activity (and its heartbeats to Temporal) and hands
+// the chunk to a training process it forked (./child.ts). When that process dies (SIGKILL, OOM, a crash, or a
+// failure that leaves its backend unusable), the worker replaces it at once and the chunk continues from its newest
+// committed checkpoint, while the activity keeps heartbeating: Temporal never waits out a heartbeat timeout for it.
+// A process that keeps dying at the same step is a crash loop: the chunk fails, non-retryably, naming step and cause.
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { CancelledFailure, type Context } from '@temporalio/activity';
+import { nonRetryable } from '../failures';
+import type { TrainingMetrics } from '../metrics';
+import { FailureTypes, type ChunkHeartbeat, type ChunkSummary, type TrainChunkInput } from '../types';
+import type { ChunkTaskInfo, FromTrainer, Restart, ToTrainer, WireError } from './protocol';
+import { fromWire } from './wire';
+
+export interface SupervisorOptions {
+  /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
+  maxDeathsAtStep?: number;
+  /**
+   * Idle training processes kept ready (backend initialised, the data of the runs this worker trains loaded), so that
+   * a first chunk, or the replacement of a dead process, starts with the restore (DURABLE_TRAIN_TRAINER_SPARES,
+   * default 1; 0 starts a process when a chunk needs one).
+   */
+  spares?: number;
+  /** Metrics the training processes report (the worker serves them). */
+  metrics?: TrainingMetrics;
+  /** Where the supervisor says what it does (default stderr). */
+  say?: (line: string) => void;
+  /** The training process's script (tests). */
+  entry?: string;
+}
+
+const STARTUP_GRACE_MS = 60_000;
+
+/** Metric calls a training process may make on the worker's metrics. */
+const METRICS = new Set([
+  'committed',
+  'commitFailed',
+  'restored',
+  'recovered',
+  'progress',
+  'chunkInFlight',
+  'runEnded',
+  'drillPassed',
+  'drillFailed',
+  'alertDelivered',
+  'alertSuppressed',
+  'alertNoSink',
+  'alertFailed',
+]);
+
+type Outcome =
+  | { kind: 'done'; summary: ChunkSummary }
+  | { kind: 'failed'; error: WireError }
+  | { kind: 'died'; cause: string; lastStep: number | null };
+
+/** One forked training process. */
+class TrainerProcess {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<string>;
+  busy = false;
+  /** Runs whose trainer this process may hold warm (it trained their last chunk). */
+  readonly runs = new Set<string>();
+  lastSeen = Date.now();
+  readonly startedAt = Date.now();
+  /** Set once its backend is initialised (a process that is still starting shows no signs of life yet). */
+  isReady = false;
+  private fatal: string | null = null;
+  private readonly handlers = new Map<number, (m: FromTrainer) => void>();
+
+  constructor(entry: string, metrics: TrainingMetrics | undefined, say: (line: string) => void) {
+    this.child = fork(entry, [], { serialization: 'json' });
+    this.child.unref();
+    (this.child.channel as { unref?: () => void } | undefined)?.unref?.();
+    say(`training process ${this.child.pid} started`);
+    let readyFn!: () => void;
+    this.ready = new Promise<void>((resolve) => (readyFn = resolve));
+    this.exited = new Promise<string>((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        readyFn();
+        resolve(this.fatal ? `${this.fatal} (${how})` : how);
+      }),
+    );
+    this.child.on('message', (m: FromTrainer) => {
+      this.lastSeen = Date.now();
+      if (m.t === 'ready') {
+        this.isReady = true;
+        say(`training process ${this.child.pid} ready in ${Date.now() - this.startedAt} ms (backend ${m.backend})`);
+        readyFn();
+      } else if (m.t === 'fatal') this.fatal = m.message;
+      else if (m.t === 'metric' && metrics && METRICS.has(m.name))
+        (metrics as unknown as Record<string, (...a: unknown[]) => void>)[m.name](...m.args);
+      else if ('id' in m) this.handlers.get(m.id)?.(m);
+      else if (m.t === 'log') this.handlers.forEach((h) => h(m));
+    });
+    // A send to a process that just died fails: its exit is handled through `exited`.
+    this.child.on('error', () => undefined);
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  send(m: ToTrainer): void {
+    if (this.alive && this.child.connected) this.child.send(m, (err) => void err);
+  }
+
+  on(id: number, h: (m: FromTrainer) => void): () => void {
+    this.handlers.set(id, h);
+    return () => this.handlers.delete(id);
+  }
+
+  kill(): void {
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+}
+
+export class TrainerSupervisor {
+  private readonly procs: TrainerProcess[] = [];
+  private nextId = 1;
+  private readonly entry: string;
+  private readonly say: (line: string) => void;
+  readonly maxDeathsAtStep: number;
+
+  constructor(private readonly o: SupervisorOptions = {}) {
+    this.entry = o.entry ?? path.join(__dirname, 'child.js');
+    this.say = o.say ?? ((line) => console.error(`durable-train worker: ${line}`));
+    this.maxDeathsAtStep = o.maxDeathsAtStep ?? 3;
+    this.ensureSpares();
+  }
+
+  private get spares(): number {
+    return this.o.spares ?? 1;
+  }
+
+  private idle(): TrainerProcess[] {
+    return this.procs.filter((p) => !p.busy && p.alive);
+  }
+
+  /** Starts processes until `spares` are idle. */
+  private ensureSpares(): void {
+    for (let n = this.idle().length; n < this.spares && !this.closed; n++) this.spawn();
+  }
+
+  private spawn(): TrainerProcess {
+    const p = new TrainerProcess(this.entry, this.o.metrics, this.say);
+    this.procs.push(p);
+    void p.exited.then(() => {
+      const i = this.procs.indexOf(p);
+      if (i >= 0) this.procs.splice(i, 1);
+      // A spare that died is replaced, so the next chunk does not wait for a backend to start.
+      if (!p.busy) this.ensureSpares();
+    });
+    return p;
+  }
+
+  private closed = false;
+
+  /** An idle training process, preferring one that trained this run last (it may hold its trainer warm). */
+  private acquire(runId: string): TrainerProcess {
+    const idle = this.idle();
+    const ready = idle.filter((q) => q.isReady);
+    const p =
+      idle.find((q) => q.runs.has(runId)) ?? ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
+    for (const q of this.procs) if (q !== p) q.runs.delete(runId);
+    p.busy = true;
+    this.ensureSpares();
+    return p;
+  }
+
+  /** The pids of the training processes (tests and benchmarks kill them). */
+  pids(): number[] {
+    return this.procs.filter((p) => p.alive).map((p) => p.child.pid!);
+  }
+
+  /** Kills every training process (the worker is shutting down). */
+  close(): void {
+    this.closed = true;
+    for (const p of this.procs) p.kill();
+  }
+
+  /**
+   * Trains one chunk in a training process. Restarts a dead process from the chunk's newest committed checkpoint;
+   * fails with TrainingCrashLoop after `maxDeathsAtStep` deaths at the same step.
+   */
+  async trainChunk(
+    ctx: Context,
+    input: TrainChunkInput,
+    cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>,
+  ): Promise<ChunkSummary> {
+    let restart = null as Restart | null;
+    let deaths = 0;
+    let deathStep: number | null | undefined;
+    // What a retried attempt reads: the previous attempt's details until this one has its own.
+    let details = ctx.info.heartbeatDetails as ChunkHeartbeat | undefined;
+    for (;;) {
+      const proc = this.acquire(input.runId);
+      // The spares load this run's data now: the one that may take over from `proc` then only restores.
+      for (const q of this.idle()) q.send({ t: 'prepare', spec: input.spec });
+      const outcome = await this.attempt(proc, ctx, input, restart, (d) => (details = d), () => details, cutReasonOf);
+      if (outcome.kind === 'done') return outcome.summary;
+      if (outcome.kind === 'failed') throw fromWire(outcome.error);
+      const step = outcome.lastStep === null ? null : outcome.lastStep + 1;
+      deaths = step === deathStep ? deaths + 1 : 1;
+      deathStep = step;
+      const where = step === null ? 'before its first step' : `at step ${step}`;
+      this.say(`training process of run ${input.runId} died ${where}: ${outcome.cause}`);
+      const cd = ctx.cancellationDetails;
+      if (ctx.cancellationSignal.aborted && (cd?.notFound || cd?.timedOut || cd?.reset))
+        throw new CancelledFailure('attempt superseded');
+      if (deaths >= this.maxDeathsAtStep) {
+        throw nonRetryable(
+          FailureTypes.TrainingCrashLoop,
+          `run ${input.runId}: the training process died ${deaths} times ${where}` +
+            (details?.lastCommitted ? ` (newest checkpoint ${details.lastCommitted.id})` : '') +
+            `; last cause: ${outcome.cause}`,
+        );
+      }
+      restart = { count: (restart?.count ?? 0) + 1, cause: outcome.cause, diedAt: Date.now(), lastStep: outcome.lastStep };
+    }
+  }
+
+  private async attempt(
+    proc: TrainerProcess,
+    ctx: Context,
+    input: TrainChunkInput,
+    restart: Restart | null,
+    onDetails: (d: ChunkHeartbeat) => void,
+    details: () => ChunkHeartbeat | undefined,
+    cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>,
+  ): Promise<Outcome> {
+    const id = this.nextId++;
+    let lastStep: number | null = null;
+    const t0 = Date.now();
+    const hbMs = ctx.info.heartbeatTimeoutMs || 10_000;
+    // The activity heartbeats while its training process shows signs of life (or starts); a process silent for
+    // much longer than the heartbeat timeout is hung: Temporal has given the attempt up, and the process goes.
+    const keepAlive = setInterval(() => {
+      const silent = Date.now() - proc.lastSeen;
+      // Loading tfjs blocks a starting process's event loop for a while: it gets a minute to become ready.
+      const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
+      if (silent < hbMs || starting) ctx.heartbeat(details());
+      else if (silent > Math.max(2 * hbMs, 30_000)) proc.kill();
+    }, 1000);
+    let outcome: Outcome | null = null;
+    let settle!: (o: Outcome) => void;
+    const settled = new Promise<Outcome>((resolve) => (settle = resolve));
+    const off = proc.on(id, (m) => {
+      if (m.t === 'heartbeat') {
+        if (m.details) {
+          if (lastStep === null && restart)
+            this.say(
+              `run ${input.runId} trains again at step ${m.details.step} (lost process had reached ` +
+                `${restart.lastStep ?? 'no step'}), ${Date.now() - restart.diedAt} ms after its training process died ` +
+                `(${Date.now() - t0} ms in the new one)`,
+            );
+          lastStep = m.details.step;
+          onDetails(m.details);
+        }
+        ctx.heartbeat(m.details);
+      } else if (m.t === 'log') ctx.log.log(m.level as 'INFO', m.message, m.meta);
+      else if (m.t === 'done') settle({ kind: 'done', summary: m.summary });
+      else if (m.t === 'failed') {
+        // A failure that may have broken the backend ends this process: the chunk goes on in a fresh one.
+        if (m.poisoned) outcome = { kind: 'died', cause: `backend unusable: ${m.error.name}: ${m.error.message}`, lastStep };
+        else settle({ kind: 'failed', error: m.error });
+      }
+    });
+    const onCancel = () => {
+      const d = ctx.cancellationDetails;
+      proc.send({
+        t: 'cancel',
+        id,
+        reason: String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'CANCELLED'),
+        details: {
+          notFound: d?.notFound,
+          cancelRequested: d?.cancelRequested,
+          paused: d?.paused,
+          timedOut: d?.timedOut,
+          workerShutdown: d?.workerShutdown,
+          reset: d?.reset,
+        },
+      });
+      void (cutReasonOf?.(input.runId) ?? Promise.resolve(null))
+        .catch(() => null)
+        .then((reason) => proc.send({ t: 'cut-reason', id, reason }));
+    };
+    const info: ChunkTaskInfo = {
+      attempt: ctx.info.attempt,
+      activityId: ctx.info.activityId,
+      workflowId: ctx.info.workflowExecution?.workflowId ?? '',
+      taskQueue: ctx.info.taskQueue,
+      heartbeatTimeoutMs: ctx.info.heartbeatTimeoutMs,
+    };
+    try {
+      proc.send({ t: 'chunk', id, input, info, restart });
+      if (ctx.cancellationSignal.aborted) onCancel();
+      else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+      const result = await Promise.race([
+        settled,
+        proc.exited.then((cause): Outcome => outcome ?? { kind: 'died', cause, lastStep }),
+      ]);
+      if (result.kind === 'died') proc.kill();
+      else proc.runs.add(input.runId);
+      return result;
+    } finally {
+      clearInterval(keepAlive);
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      off();
+      proc.busy = false;
+    }
+  }
+}

@@ -1,0 +1,53 @@
+// `evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]`: a checkpoint's loss and accuracy (or mse/mae)
+// on a split of the run's data, computed here with the run's spec (data read as a worker in this directory reads it).
+// The test split's number is for reporting only: the run's choices were made on the validation split.
+import type { Client } from '@temporalio/client';
+import { snapshotOf } from '../activities/commit';
+import { hasValidationSplit } from '../spec/helpers';
+import { CliError, type Out } from './common';
+import { evalLine } from './evals';
+import { exportRef, readRunCheckpoint } from './export';
+
+export const EVALUATE_HELP = `evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]
+    CKPT defaults to the run's newest valid checkpoint (verified). --split defaults to test; validation needs a run
+    with a validation split (dataset.validationFraction > 0). Run it where the worker runs (file datasets resolve there).`;
+
+export interface EvaluateOptions {
+  ref: string;
+  split?: string;
+  storage?: string;
+}
+
+export function splitArg(split: string | undefined): 'test' | 'validation' {
+  const s = split ?? 'test';
+  if (s !== 'test' && s !== 'validation')
+    throw new CliError(`evaluate: --split must be test or validation, got ${JSON.stringify(s)}`, 2);
+  return s;
+}
+
+export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOptions): Promise<void> {
+  const split = splitArg(opts.split);
+  const { runId, checkpointId } = exportRef(opts.ref);
+  const { spec, manifest, blobs } = await readRunCheckpoint(client, runId, checkpointId, opts.storage, 'evaluate');
+  if (split === 'validation' && !hasValidationSplit(spec))
+    throw new CliError(
+      `evaluate: run ${runId} has no validation split (its spec has no dataset.validationFraction)`,
+      2,
+    );
+  // Loaded only here: tfjs is a heavy import for the other commands.
+  const { initBackend } = await import('../training/backend');
+  const { Trainer } = await import('../training');
+  await initBackend();
+  // Evaluating reads the weights only: whatever backend or numerics wrote them, nothing here trains on.
+  const readOnly = { ...spec, resume: { ...spec.resume, allowBackendChange: true, allowNumericsChange: true } };
+  const trainer = await Trainer.fromSnapshot(readOnly, snapshotOf(manifest, blobs));
+  try {
+    const result = trainer.evaluate(split);
+    out.emit(
+      { runId, checkpoint: { id: manifest.id, step: manifest.step, epoch: manifest.epoch }, split, ...result },
+      () => `${runId}:${manifest.id} (step ${manifest.step}): ${evalLine(split, result)}`,
+    );
+  } finally {
+    trainer.dispose();
+  }
+}

@@ -1,0 +1,119 @@
+// The byte-level store contract every backend must keep (fs, S3, Cloud Storage, Azure Blob), as one mocha suite a
+// backend's test file runs against a fresh store per test on its real server.
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  CheckpointConflictError,
+  CheckpointNotFoundError,
+  FsCheckpointStore,
+  type CheckpointStore,
+} from '../../storage';
+
+export const enc = (s: string) => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+export interface Backend {
+  name: string;
+  /** A fresh, empty store (own directory or own key prefix). */
+  make(): CheckpointStore;
+}
+
+/**
+ * Counts the object writes a store makes from now on: file replacements (fs, writeFileAtomic) or uploads (the cloud
+ * stores' one `put`, each a single request to the server).
+ */
+export function spyWrites(store: CheckpointStore): () => number {
+  let n = 0;
+  const method = store instanceof FsCheckpointStore ? 'writeFileAtomic' : 'put';
+  const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const write = target[method]?.bind(store);
+  assert.equal(typeof write, 'function', `${store.constructor.name} writes objects through ${method}`);
+  target[method] = (...args) => {
+    n++;
+    return write(...args);
+  };
+  return () => n;
+}
+
+export function storeContract(backend: Backend): void {
+  describe(`store contract (${backend.name})`, function () {
+    let store: CheckpointStore;
+    beforeEach(() => {
+      store = backend.make();
+    });
+
+    it('writes atomically, reads, lists recursively and sorted, deletes idempotently', async () => {
+      await store.writeAtomic('run/manifests/b.json', enc('B'));
+      await store.writeAtomic('run/manifests/a.json', enc('A'));
+      await store.writeBlob('run/blobs/x', enc('blob'));
+      await store.writeAtomic('other/manifests/c.json', enc('C'));
+      assert.equal(dec(await store.read('run/manifests/a.json')), 'A');
+      assert.deepEqual(await store.list('run/'), ['run/blobs/x', 'run/manifests/a.json', 'run/manifests/b.json']);
+      assert.deepEqual(await store.list('run/manifests/'), ['run/manifests/a.json', 'run/manifests/b.json']);
+      assert.deepEqual(await store.list('nothing/'), []);
+      assert.equal(await store.exists('run/blobs/x'), true);
+      assert.equal(await store.exists('run/blobs/y'), false);
+      await store.delete('run/blobs/x');
+      await store.delete('run/blobs/x');
+      assert.equal(await store.exists('run/blobs/x'), false);
+      assert.deepEqual(await store.list('run/blobs/'), []);
+    });
+
+    it('reading a missing key throws CheckpointNotFoundError', async () => {
+      await assert.rejects(store.read('run/manifests/nope.json'), CheckpointNotFoundError);
+    });
+
+    it('writeAtomic replaces by default; with ifAbsent it accepts identical bytes and refuses different ones', async () => {
+      await store.writeAtomic('k/probe', enc('one'));
+      await store.writeAtomic('k/probe', enc('two'));
+      assert.equal(dec(await store.read('k/probe')), 'two');
+      await store.writeAtomic('k/m.json', enc('same'), { ifAbsent: true });
+      await store.writeAtomic('k/m.json', enc('same'), { ifAbsent: true });
+      await assert.rejects(store.writeAtomic('k/m.json', enc('diff'), { ifAbsent: true }), CheckpointConflictError);
+      assert.equal(dec(await store.read('k/m.json')), 'same');
+    });
+
+    it('writeBlob keeps identical content (no second write) and repairs a same-size damaged copy', async () => {
+      const writes = spyWrites(store);
+      await store.writeBlob('r/blobs/h', enc('abcdef'));
+      assert.equal(writes(), 1);
+      await store.writeBlob('r/blobs/h', enc('abcdef'));
+      assert.equal(writes(), 1, 'identical content is kept, not written again');
+      assert.equal(dec(await store.read('r/blobs/h')), 'abcdef');
+      await store.writeBlob('r/blobs/h', enc('abcdeX'));
+      assert.equal(writes(), 2, 'different bytes under the same key are written');
+      assert.equal(dec(await store.read('r/blobs/h')), 'abcdeX');
+    });
+
+    it('round-trips binary data of several MB exactly; lists its size and the time it was written', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      // The object's time is taken by the store's side (the file system, the storage server) while writeBlob runs: it
+      // lies between these two readings of the same machine's clock, give or take a second (S3 keeps whole seconds,
+      // the kernel stamps files from a coarse clock).
+      const before = Date.now() - 1000;
+      await store.writeBlob('r/blobs/big', data);
+      const after = Date.now() + 1000;
+      assert.ok(Buffer.from(await store.read('r/blobs/big')).equals(data));
+      const info = await store.listDetailed!('r/blobs/');
+      assert.equal(info.length, 1);
+      assert.equal(info[0].size, data.byteLength);
+      assert.ok(
+        info[0].mtimeMs >= before && info[0].mtimeMs <= after,
+        `mtime ${info[0].mtimeMs} in [${before}, ${after}]`,
+      );
+      if (store instanceof FsCheckpointStore) {
+        // The file's own time, not the listing's: set it to a known past moment and read it back exactly.
+        const file = path.join(store.root, 'r', 'blobs', 'big');
+        fs.utimesSync(file, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+        assert.equal((await store.listDetailed!('r/blobs/'))[0].mtimeMs, 1_600_000_000_000);
+      }
+    });
+
+    it('rejects keys that could escape the root', async () => {
+      await assert.rejects(store.read('../etc/passwd'), /invalid store key/);
+      await assert.rejects(store.writeAtomic('a//b', enc('x')), /invalid store key/);
+    });
+  });
+}

@@ -1,0 +1,312 @@
+// The validation split: carved by its own seed, recorded in a new run's spec, absent from a spec recorded before it
+// (whose data stays exactly as it was), evaluated at every epoch end and used for every choice, with the test split
+// evaluated once at the end and never used for one.
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type { RunSpec } from '../../spec/types';
+import {
+  builtinTrainRows,
+  choiceMetric,
+  hasValidationSplit,
+  stepCounts,
+  validationRows,
+  withRunDefaults,
+} from '../../spec/helpers';
+import { validateSpec } from '../../spec/validate';
+import { Trainer } from '../../training';
+import { loadTaskData } from '../../training/task-data';
+import { carveValidation } from '../../training/splits';
+import { register } from '../../training/registry';
+import { Prng } from '../../training/prng';
+import { CheckpointManager, FsCheckpointStore } from '../../checkpoint';
+import { commitTrainer } from '../../activities/commit';
+
+const irisSpec = (dataset: Record<string, unknown> = {}): RunSpec =>
+  validateSpec({
+    model: {
+      layers: [
+        { type: 'dense', units: 8, activation: 'relu' },
+        { type: 'dense', units: 3 },
+      ],
+    },
+    dataset: { name: 'iris', ...dataset },
+    epochs: 2,
+    batchSize: 16,
+    seed: 7,
+    optimizer: { name: 'adam', learningRate: 0.01 },
+    checkpoint: { storage: 'file://unused' },
+  });
+
+/**
+ * One feature; train and test labels say x > 0, validation labels say the opposite. Training makes the model ever more
+ * sure of x > 0: test loss falls epoch after epoch while validation loss rises, so the best epoch by validation is the
+ * first and the best by test the last.
+ */
+function opposedData(seed: number) {
+  const rng = Prng.fromSeed(seed);
+  const split = (n: number, flip: boolean) => {
+    const x = new Float32Array(n);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      x[i] = rng.nextFloat() * 2 - 1;
+      y[i] = x[i] > 0 !== flip ? 1 : 0;
+    }
+    return { x, y, n };
+  };
+  return {
+    featureShape: [1],
+    task: 'classification' as const,
+    classes: ['neg', 'pos'],
+    train: split(64, false),
+    validation: split(32, true),
+    test: split(32, false),
+    fingerprint: `opposed-${seed}`,
+  };
+}
+
+describe('evaluation splits', function () {
+  this.timeout(120_000);
+  before(async () => {
+    assert.ok(await tf.setBackend('cpu'));
+    register({ datasets: { opposed: ({ seed }) => opposedData(seed) } });
+  });
+
+  it('records the default validation split in a new spec only, and leaves a recorded spec without one as it was', () => {
+    const old = irisSpec();
+    assert.strictEqual(old.dataset.validationFraction, undefined, 'validateSpec fills in no validation default');
+    assert.strictEqual(hasValidationSplit(old), false);
+    assert.strictEqual(builtinTrainRows(old), 120);
+    const fresh = withRunDefaults(old);
+    assert.strictEqual(fresh.dataset.validationFraction, 0.1);
+    assert.strictEqual(builtinTrainRows(fresh), 108);
+    assert.deepStrictEqual(stepCounts(fresh), { stepsPerEpoch: 7, totalSteps: 14 });
+    assert.strictEqual(withRunDefaults(irisSpec({ validationFraction: 0 })).dataset.validationFraction, 0);
+    assert.deepStrictEqual(choiceMetric(old, 'loss'), { name: 'testLoss', mode: 'min' });
+    assert.deepStrictEqual(choiceMetric(fresh, 'accuracy'), { name: 'valAccuracy', mode: 'max' });
+    assert.strictEqual(validationRows(10, 0.01), 1);
+    assert.strictEqual(validationRows(2, 0.9), 1);
+    assert.throws(() => irisSpec({ validationFraction: 1 }), /dataset\.validationFraction: must be < 1/);
+  });
+
+  it('carves validation rows by their own seed: disjoint, complete, repeatable, fingerprinted; none without a fraction', async () => {
+    const before = await loadTaskData(irisSpec());
+    assert.strictEqual(before.validation, null);
+    assert.strictEqual(before.train.n, 120);
+    const a = await loadTaskData(withRunDefaults(irisSpec()));
+    const b = carveValidation(before, 0.1, 7);
+    assert.strictEqual(a.validation!.n, 12);
+    assert.strictEqual(a.train.n, 108);
+    assert.deepStrictEqual(Array.from(a.validation!.x), Array.from(b.validation!.x));
+    assert.notStrictEqual(a.fingerprint, before.fingerprint);
+    assert.notStrictEqual(carveValidation(before, 0.1, 8).fingerprint, a.fingerprint);
+    // Every training row lands in exactly one of the two, in its original order.
+    const rows = (x: Float32Array) =>
+      Array.from({ length: x.length / 4 }, (_, i) => Array.from(x.subarray(i * 4, i * 4 + 4)).join());
+    const all = rows(before.train.x);
+    const parts = [...rows(a.train.x), ...rows(a.validation!.x)];
+    assert.deepStrictEqual([...parts].sort(), [...all].sort());
+    assert.deepStrictEqual(
+      rows(a.train.x),
+      all.filter((r) => rows(a.train.x).includes(r)),
+    );
+  });
+
+  it('keeps a run without a validation split as before: test at every epoch end, no split label', async () => {
+    const t = await Trainer.create(irisSpec());
+    try {
+      const r = await t.train({ maxSteps: 1000 });
+      assert.strictEqual(r.state.totalSteps, 16);
+      assert.deepStrictEqual(
+        r.state.metrics.evals.map((e) => [e.step, e.split]),
+        [
+          [8, undefined],
+          [16, undefined],
+        ],
+      );
+    } finally {
+      t.dispose();
+    }
+  });
+
+  it('chooses by validation (keepBest, best) while the test split is evaluated once at the end', async () => {
+    const spec = validateSpec({
+      model: { layers: [{ type: 'dense', units: 2 }] },
+      dataset: { registered: 'opposed', validationFraction: 0.1 },
+      epochs: 5,
+      batchSize: 16,
+      seed: 3,
+      optimizer: { name: 'sgd', learningRate: 0.5 },
+      checkpoint: { storage: 'file://unused', keepLatest: 1, keepBest: { k: 1, metric: 'loss' } },
+    });
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-eval-'));
+    const manager = new CheckpointManager(new FsCheckpointStore(root), 'r');
+    const t = await Trainer.create(spec);
+    const testLossAt = new Map<string, number>();
+    try {
+      const ids: string[] = [];
+      let parent = null;
+      while (!t.done) {
+        await t.train({ maxSteps: t.state.stepsPerEpoch });
+        const m = await commitTrainer(manager, t, {
+          backend: { name: 'cpu', version: 'x' } as never,
+          specHash: 'h',
+          parent,
+          reason: 'epoch',
+        });
+        parent = { runId: 'r', id: m.id };
+        ids.push(m.id);
+        // What a test-set choice would have seen: each epoch's checkpoint evaluated on the test split.
+        testLossAt.set(m.id, t.evaluate('test').loss);
+      }
+      const evals = t.state.metrics.evals;
+      assert.deepStrictEqual(
+        evals.map((e) => e.split),
+        ['validation', 'validation', 'validation', 'validation', 'validation', 'test'],
+      );
+      const val = evals.filter((e) => e.split === 'validation').map((e) => e.loss);
+      const bestVal = val.indexOf(Math.min(...val));
+      const tests = ids.map((id) => testLossAt.get(id)!);
+      const bestTest = tests.indexOf(Math.min(...tests));
+      assert.notStrictEqual(bestVal, bestTest, `the data makes validation and test disagree (${val} / ${tests})`);
+      assert.strictEqual(t.state.metrics.best.loss, val[bestVal]);
+      // The last checkpoint carries both splits' metrics apart.
+      const last = await manager.readManifest(ids[ids.length - 1]);
+      assert.strictEqual(last.metrics.valLoss, val[val.length - 1]);
+      assert.strictEqual(last.metrics.testLoss, evals[evals.length - 1].loss);
+      const kb = choiceMetric(spec, 'loss');
+      const res = await manager.applyRetention({ keepLatest: 1, keepBest: { k: 1, metric: kb.name, mode: kb.mode } });
+      const kept = (await manager.list()).map((c) => c.id);
+      assert.ok(kept.includes(ids[bestVal]), 'the best-validation checkpoint is kept');
+      if (bestTest !== ids.length - 1) assert.ok(!kept.includes(ids[bestTest]), 'the best-test one is not chosen');
+      assert.ok(res.deleted.length >= 3);
+    } finally {
+      t.dispose();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('a run resumed mid-way evaluates and ends exactly as an uninterrupted one', async () => {
+    const spec = withRunDefaults(irisSpec());
+    const a = await Trainer.create(spec);
+    const b = await Trainer.create(spec);
+    try {
+      await a.train({ maxSteps: 1000 });
+      await b.train({ maxSteps: 10 });
+      const c = await Trainer.fromSnapshot(spec, b.snapshot());
+      try {
+        await c.train({ maxSteps: 1000 });
+        assert.strictEqual(c.weightsSha256(), a.weightsSha256());
+        assert.deepStrictEqual(c.state.metrics, a.state.metrics);
+        assert.strictEqual(a.state.metrics.evals.at(-1)!.split, 'test');
+      } finally {
+        c.dispose();
+      }
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  describe('early stopping', () => {
+    const esSpec = (over: Record<string, unknown> = {}) =>
+      validateSpec({
+        model: { layers: [{ type: 'dense', units: 2 }] },
+        dataset: { registered: 'opposed', validationFraction: 0.1 },
+        epochs: 10,
+        batchSize: 16,
+        seed: 3,
+        optimizer: { name: 'sgd', learningRate: 0.5 },
+        checkpoint: { storage: 'file://unused' },
+        earlyStopping: { metric: 'loss', patience: 1 },
+        ...over,
+      });
+
+    it('stops patience + 1 epochs after the best validation epoch, evaluates test once, and a resumed run stops at the same step', async () => {
+      const spec = esSpec();
+      const a = await Trainer.create(spec);
+      const b = await Trainer.create(spec);
+      try {
+        const ra = await a.train({ maxSteps: 1000 });
+        assert.ok(a.done && a.stoppedEarly);
+        const st = ra.state;
+        assert.ok(st.step < st.totalSteps, `stopped at ${st.step} of ${st.totalSteps}`);
+        const val = st.metrics.evals.filter((e) => e.split === 'validation');
+        const best = val.reduce((x, e) => (e.loss < x.loss ? e : x));
+        assert.strictEqual(st.metrics.earlyStopping!.bestStep, best.step);
+        assert.strictEqual(st.step, best.step + 2 * st.stepsPerEpoch);
+        assert.deepStrictEqual(st.metrics.evals.at(-1)!.split, 'test');
+        assert.strictEqual(st.metrics.evals.filter((e) => e.split === 'test').length, 1);
+        // Interrupted mid-epoch and resumed from its snapshot: the same stop, weights and bookkeeping.
+        await b.train({ maxSteps: best.step + 3 });
+        const c = await Trainer.fromSnapshot(spec, b.snapshot());
+        try {
+          await c.train({ maxSteps: 1000 });
+          assert.strictEqual(c.state.step, st.step);
+          assert.strictEqual(c.weightsSha256(), a.weightsSha256());
+          assert.deepStrictEqual(c.state.metrics, st.metrics);
+        } finally {
+          c.dispose();
+        }
+        // A fork without early stopping continues past the stop, to the end of its epochs.
+        const forkSpec = esSpec({ earlyStopping: undefined });
+        const f = await Trainer.fromSnapshot(forkSpec, a.snapshot());
+        try {
+          assert.ok(!f.done);
+          const rf = await f.train({ maxSteps: 1000 });
+          assert.strictEqual(rf.state.step, rf.state.totalSteps);
+        } finally {
+          f.dispose();
+        }
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+    });
+
+    it('ends a chunk at each epoch end so every epoch end is a checkpoint', async () => {
+      const t = await Trainer.create(esSpec());
+      try {
+        const r = await t.train({ maxSteps: 1000, stopAtEpochEnd: true });
+        assert.strictEqual(r.stepsRun, r.state.stepsPerEpoch);
+      } finally {
+        t.dispose();
+      }
+    });
+
+    it('is refused naming the field: accuracy on regression, no validation split, distributed', () => {
+      const base = {
+        model: 'mnist-mlp',
+        dataset: { name: 'mnist', trainLimit: 100, testLimit: 10 },
+        epochs: 1,
+        batchSize: 10,
+        optimizer: { name: 'adam', learningRate: 0.001 },
+        checkpoint: { storage: 'file://x' },
+      };
+      assert.throws(
+        () => validateSpec({ ...base, task: 'regression', earlyStopping: { metric: 'accuracy' } }),
+        /earlyStopping\.metric: a regression run computes no accuracy/,
+      );
+      assert.throws(
+        () =>
+          validateSpec({
+            ...base,
+            dataset: { ...base.dataset, validationFraction: 0 },
+            earlyStopping: { metric: 'loss' },
+          }),
+        /dataset\.validationFraction: earlyStopping watches the validation split/,
+      );
+      assert.throws(
+        () => validateSpec({ ...base, earlyStopping: { metric: 'auc' } }),
+        /earlyStopping\.metric: unknown value "auc"/,
+      );
+      assert.throws(
+        () =>
+          validateSpec({ ...base, earlyStopping: { metric: 'loss' }, distributed: { replicas: 2, syncEverySteps: 1 } }),
+        /earlyStopping: is not supported with distributed training/,
+      );
+    });
+  });
+});

@@ -1,0 +1,229 @@
+// Keras models converted by the tensorflowjs converter (test/fixtures/keras, made by scripts/keras-fixtures/make.py):
+// Keras 3 and tf_keras files load with their weights, train through the real trainer with their L2 regularizer in the
+// loss, and an interrupted run restored from its snapshot ends with the uninterrupted weights. What the training loop
+// cannot do (weight constraints, unknown regularizers, unsupported layers) is refused naming the layer and the field.
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type { RunSpec } from '../../spec/types';
+import { Trainer } from '../../training';
+import { initBackend } from '../../training/backend';
+import { loadTfjsModel } from '../../training/tfjs-model';
+import { exportModel, restoreNet } from '../../training/export';
+import { execFileSync } from 'child_process';
+
+const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'keras');
+const url = (name: string) => `file://${path.join(FIXTURES, name, 'model.json')}`;
+
+const specFor = (name: string): RunSpec =>
+  ({
+    model: { tfjs: url(name) },
+    dataset: { name: 'mnist', trainLimit: 96, testLimit: 32 },
+    epochs: 1,
+    batchSize: 16,
+    seed: 7,
+    optimizer: { name: 'adam', learningRate: 1e-3 },
+    chunkSteps: 3,
+    chunkSeconds: 60,
+    checkpoint: { storage: 'file://unused' },
+  }) as RunSpec;
+
+/** The fixture's weights as the converter wrote them: name -> values, from the manifest and the shard. */
+function fileWeights(name: string): Map<string, Float32Array> {
+  const json = JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+  const group = json.weightsManifest[0];
+  const bin = fs.readFileSync(path.join(FIXTURES, name, group.paths[0]));
+  const out = new Map<string, Float32Array>();
+  let offset = 0;
+  for (const w of group.weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    out.set(w.name, new Float32Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * n)));
+    offset += 4 * n;
+  }
+  return out;
+}
+
+describe('converted Keras models', function () {
+  this.timeout(300_000);
+
+  before(async () => {
+    await initBackend();
+  });
+
+  it('Keras 3 and tf_keras files load with their weights, mapped from either naming', async () => {
+    for (const [name, kernel] of [
+      ['mlp-bn-l2', 'layers/dense/vars/0'],
+      ['mlp-bn-l2-tfk', 'feat1/kernel'],
+    ] as const) {
+      const loaded = await loadTfjsModel(url(name));
+      try {
+        assert.ok(loaded.pretrained);
+        assert.deepStrictEqual(
+          loaded.penalties.map((p) => [p.weight, p.l2 > 0.00099 && p.l2 < 0.00101]),
+          [['feat1/kernel', true]],
+        );
+        const w = loaded.model.getLayer('feat1').getWeights()[0].dataSync();
+        assert.deepStrictEqual(Array.from(w), Array.from(fileWeights(name).get(kernel)!), name);
+        const bn = loaded.model.getLayer('bn1').getConfig() as { axis: number };
+        assert.strictEqual(bn.axis === -1 || bn.axis === 1, true);
+      } finally {
+        loaded.model.dispose();
+      }
+    }
+    const cnn = await loadTfjsModel(url('cnn'));
+    try {
+      const k = cnn.model.getLayer('conv2').getWeights()[0].dataSync();
+      assert.deepStrictEqual(Array.from(k), Array.from(fileWeights('cnn').get('layers/conv2d_1/vars/0')!));
+    } finally {
+      cnn.model.dispose();
+    }
+  });
+
+  for (const name of ['mlp-bn-l2', 'cnn', 'mlp-bn-l2-tfk']) {
+    it(`${name}: trains through the trainer and resumes from a snapshot to the uninterrupted weights`, async () => {
+      const spec = specFor(name);
+      const full = await Trainer.create(spec);
+      let expected: string;
+      try {
+        await full.train({ maxSteps: 6 });
+        assert.ok(full.done);
+        expected = full.weightsSha256();
+      } finally {
+        full.dispose();
+      }
+      const first = await Trainer.create(spec);
+      let snap;
+      try {
+        await first.train({ maxSteps: 2 });
+        snap = first.snapshot();
+      } finally {
+        first.dispose();
+      }
+      const resumed = await Trainer.fromSnapshot(spec, snap);
+      try {
+        await resumed.train({ maxSteps: 4 });
+        assert.strictEqual(resumed.weightsSha256(), expected);
+      } finally {
+        resumed.dispose();
+      }
+    });
+  }
+
+  it('adds the L2 penalty to the training loss, exactly as Keras defines it', async () => {
+    const spec = specFor('mlp-bn-l2'); // the first step's loss is computed before any update
+    const withPenalty = await Trainer.create(spec);
+    const net = (
+      withPenalty as unknown as { net: { penalties: Array<{ l2: number; param: { variable: tf.Variable } }> } }
+    ).net;
+    try {
+      const [p] = net.penalties;
+      const w = p.param.variable.dataSync();
+      let sum = 0;
+      for (const v of w) sum += v * v;
+      const penalty = p.l2 * sum;
+      assert.ok(penalty > 1e-4, `penalty ${penalty}`);
+      await withPenalty.train({ maxSteps: 1 });
+      const lossWith = withPenalty.state.metrics.lastLoss!;
+      // The same first batch and weights without the penalty.
+      const again = await Trainer.create(spec);
+      try {
+        (again as unknown as { net: { penalties: unknown[] } }).net.penalties = [];
+        await again.train({ maxSteps: 1 });
+        const lossWithout = again.state.metrics.lastLoss!;
+        assert.ok(Math.abs(lossWith - lossWithout - penalty) < 1e-5, `${lossWith} - ${lossWithout} vs ${penalty}`);
+      } finally {
+        again.dispose();
+      }
+    } finally {
+      withPenalty.dispose();
+    }
+  });
+
+  it('an export of a trained fixture loads back in Keras (the TensorFlow wheel) and predicts what durable-train does', async () => {
+    const python = path.join(__dirname, '..', '..', '..', '.tools', 'venv', 'bin', 'python');
+    const script = path.join(__dirname, '..', '..', '..', 'scripts', 'keras-fixtures', 'check-export.py');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-export-'));
+    const args: string[] = [script];
+    try {
+      for (const name of ['mlp-bn-l2', 'cnn']) {
+        const spec = specFor(name);
+        const t = await Trainer.create(spec);
+        let tensors;
+        try {
+          await t.train({ maxSteps: 3 });
+          tensors = t.snapshot().tensors;
+        } finally {
+          t.dispose();
+        }
+        const exported = await exportModel(spec, tensors);
+        const out = path.join(dir, name);
+        fs.mkdirSync(out);
+        for (const f of exported.files) fs.writeFileSync(path.join(out, f.name), f.data);
+        // durable-train's predictions: its own forward pass (inference) over the restored weights, softmax applied.
+        const net = await restoreNet(spec, tensors, [28, 28, 1]);
+        const inputs: number[][][][] = [];
+        let outputs: number[][];
+        try {
+          for (let i = 0; i < 4; i++)
+            inputs.push(
+              Array.from({ length: 28 }, (_, r) =>
+                Array.from({ length: 28 }, (_, c) => [((r * 7 + c * 3 + i * 11) % 17) / 16]),
+              ),
+            );
+          outputs = tf.tidy(() => tf.softmax(net.forward(tf.tensor4d(inputs))).arraySync() as number[][]);
+        } finally {
+          net.dispose();
+        }
+        const cases = path.join(out, 'cases.json');
+        fs.writeFileSync(cases, JSON.stringify({ inputs, outputs, tolerance: 1e-5 }));
+        args.push(out, cases);
+      }
+      // One Python process for both (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
+      const lines = execFileSync(python, args, { encoding: 'utf8' }).trim().split('\n');
+      const results = lines.map((l) => JSON.parse(l) as { ok: boolean; maxAbsDiff: number });
+      assert.strictEqual(results.length, 2);
+      for (const r of results) assert.ok(r.ok && r.maxAbsDiff <= 1e-5, JSON.stringify(r));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses what the training loop cannot do, naming the layer and the field', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-refuse-'));
+    const base = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'mlp-bn-l2', 'model.json'), 'utf8'));
+    const variant = async (edit: (layers: Array<{ class_name: string; config: Record<string, unknown> }>) => void) => {
+      const json = JSON.parse(JSON.stringify(base));
+      delete json.weightsManifest;
+      edit(json.modelTopology.model_config.config.layers);
+      const file = path.join(dir, `m${Math.random().toString(36).slice(2)}.json`);
+      fs.writeFileSync(file, JSON.stringify(json));
+      return loadTfjsModel(`file://${file}`).then((r) => {
+        r.model.dispose();
+        return 'loaded';
+      });
+    };
+    try {
+      await assert.rejects(
+        variant((l) => (l[2].config.kernel_constraint = { class_name: 'MaxNorm', config: { max_value: 2 } })),
+        /layer feat1 \(index 2, Dense\): kernel_constraint MaxNorm is not supported/,
+      );
+      await assert.rejects(
+        variant((l) => (l[2].config.kernel_regularizer = { class_name: 'OrthogonalRegularizer', config: {} })),
+        /layer feat1 \(index 2, Dense\): kernel_regularizer: regularizer OrthogonalRegularizer is not supported \(supported: L1, L2, L1L2\)/,
+      );
+      await assert.rejects(
+        variant((l) => (l[2].config.activity_regularizer = { class_name: 'L2', config: { l2: 0.1 } })),
+        /layer feat1 \(index 2, Dense\): activity_regularizer is not supported/,
+      );
+      await assert.rejects(
+        variant((l) => l.splice(2, 0, { class_name: 'GaussianNoise', config: { name: 'noise', stddev: 0.1 } })),
+        /layer noise \(index 1, GaussianNoise\) is not supported \(supported: .*Dense/,
+      );
+      assert.strictEqual(await variant(() => undefined), 'loaded');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

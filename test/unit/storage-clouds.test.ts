@@ -1,0 +1,200 @@
+// Google Cloud Storage and Azure Blob stores against real emulators (fake-gcs-server, Azurite): the shared store
+// contract with listings over several pages, objects for datasets, the misconfigurations an operator must hear about
+// (missing bucket or container, wrong key), and faults injected by the S3 tests' proxy (5xx, stalls, resets).
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import {
+  AzureCheckpointStore,
+  CheckpointNotFoundError,
+  GcsCheckpointStore,
+  openObject,
+  openStore,
+  parseStorageUrl,
+  StorageUnavailableError,
+  type AzureStoreOptions,
+  type CheckpointStore,
+  type GcsStoreOptions,
+} from '../../storage';
+import { useAzurite, useGcsServer, type AzureTestServer, type GcsTestServer } from '../helpers/cloud-emulators';
+import { startFaultProxy, type FaultProxy } from '../helpers/s3-server';
+import { dec, enc, storeContract } from '../helpers/store-contract';
+
+const fresh = () => `t-${randomBytes(6).toString('hex')}/ckpt`;
+
+function gcsStore(srv: GcsTestServer, over: Partial<GcsStoreOptions> = {}): GcsCheckpointStore {
+  return new GcsCheckpointStore({
+    bucket: srv.bucket,
+    prefix: fresh(),
+    apiEndpoint: srv.endpoint,
+    projectId: 'test',
+    requestTimeoutMs: 5_000,
+    pageSize: 2, // every listing of three or more keys crosses pages
+    ...over,
+  });
+}
+
+function azureStore(srv: AzureTestServer, over: Partial<AzureStoreOptions> = {}): AzureCheckpointStore {
+  return new AzureCheckpointStore({
+    container: srv.container,
+    prefix: fresh(),
+    connectionString: srv.connectionString(),
+    requestTimeoutMs: 5_000,
+    pageSize: 2,
+    ...over,
+  });
+}
+
+/** Objects for datasets: stat, whole and partial reads, a missing object named as not found. */
+async function objectChecks(store: CheckpointStore, url: (key: string) => string, env: NodeJS.ProcessEnv) {
+  await store.writeAtomic('data/rows.csv', enc('a,b\n1,2\n'));
+  const obj = openObject(url('data/rows.csv'), '/', env);
+  assert.equal((await obj.stat()).size, 8);
+  assert.equal(dec(await obj.read()), 'a,b\n1,2\n');
+  assert.equal(dec(await obj.read(3)), 'a,b');
+  await assert.rejects(openObject(url('data/none.csv'), '/', env).stat(), CheckpointNotFoundError);
+  await assert.rejects(openObject(url('data/none.csv'), '/', env).read(), CheckpointNotFoundError);
+}
+
+/** 5xx, a stall past the deadline and a reset, each once per request: the store's retries absorb all three. */
+async function faultChecks(proxy: FaultProxy, store: CheckpointStore) {
+  proxy.clear();
+  proxy.add({ method: 'GET', status: 503, maxPerPath: 1 });
+  proxy.add({ method: 'PUT', stallMs: 1_500, maxPerPath: 1 });
+  proxy.add({ method: 'POST', stallMs: 1_500, maxPerPath: 1 });
+  proxy.add({ method: 'DELETE', reset: true, maxPerPath: 1 });
+  const before = proxy.faults.length;
+  await store.writeAtomic('run/manifests/m.json', enc('manifest'), { ifAbsent: true });
+  await store.writeBlob('run/blobs/b', enc('blob'));
+  assert.equal(dec(await store.read('run/manifests/m.json')), 'manifest');
+  assert.deepEqual(await store.list('run/'), ['run/blobs/b', 'run/manifests/m.json']);
+  await store.delete('run/blobs/b');
+  assert.deepEqual(await store.list('run/'), ['run/manifests/m.json']);
+  const kinds = proxy.faults.slice(before).map((f) => f.fault.replace(/\d+ ms/, 'N ms'));
+  assert.ok(kinds.includes('HTTP 503') && kinds.includes('stall N ms') && kinds.includes('reset'), kinds.join(', '));
+  // A fault that outlasts the retries is an error naming the storage, retryable, never a hang or a "not found".
+  proxy.clear();
+  proxy.add({ status: 503 });
+  await assert.rejects(store.read('run/manifests/m.json'), (err: StorageUnavailableError) => {
+    assert.ok(err instanceof StorageUnavailableError, String(err));
+    assert.equal(err.retryable, true);
+    assert.equal(err.details.attempts, 2);
+    assert.equal(err.details.status, 503);
+    return true;
+  });
+  proxy.clear();
+}
+
+describe('cloud stores on real emulators', function () {
+  this.timeout(60_000);
+
+  describe('Google Cloud Storage (fake-gcs-server)', function () {
+    const server = useGcsServer();
+    storeContract({ name: 'gcs', make: () => gcsStore(server()) });
+
+    it('opens gs:// URLs from the environment (STORAGE_EMULATOR_HOST) and reads objects for datasets', async () => {
+      const srv = server();
+      const prefix = fresh();
+      const store = openStore(`gs://${srv.bucket}/${prefix}`, '/', srv.env);
+      assert.ok(store instanceof GcsCheckpointStore);
+      await objectChecks(store, (k) => `gs://${srv.bucket}/${prefix}/${k}`, srv.env);
+    });
+
+    it('a missing bucket is an operator error, not an empty store or a missing checkpoint', async () => {
+      const store = gcsStore(server(), { bucket: 'no-such-bucket-here' });
+      for (const op of [
+        () => store.list('run/'),
+        () => store.read('run/x'),
+        () => store.writeAtomic('run/x', enc('x')),
+      ]) {
+        await assert.rejects(op(), (err: StorageUnavailableError) => {
+          assert.ok(err instanceof StorageUnavailableError, String(err));
+          assert.equal(err.retryable, false);
+          assert.equal(err.details.status, 404);
+          return true;
+        });
+      }
+    });
+
+    it('5xx answers, stalls and resets through the fault proxy are retried; a lasting outage is an error', async function () {
+      const proxy = await startFaultProxy(server().endpoint);
+      try {
+        const store = gcsStore(server(), {
+          apiEndpoint: proxy.endpoint,
+          requestTimeoutMs: 1_000,
+          maxAttempts: 2,
+          retryBaseDelayMs: 10,
+        });
+        await faultChecks(proxy, store);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  describe('Azure Blob Storage (Azurite)', function () {
+    const server = useAzurite();
+    storeContract({ name: 'azure', make: () => azureStore(server()) });
+
+    it('opens az:// URLs from the environment (AZURE_STORAGE_CONNECTION_STRING) and reads blobs for datasets', async () => {
+      const srv = server();
+      const prefix = fresh();
+      const store = openStore(`az://${srv.container}/${prefix}`, '/', srv.env);
+      assert.ok(store instanceof AzureCheckpointStore);
+      await objectChecks(store, (k) => `az://${srv.container}/${prefix}/${k}`, srv.env);
+    });
+
+    it('a missing container and a wrong account key are operator errors, named and not retried', async () => {
+      const srv = server();
+      const missing = azureStore(srv, { container: 'no-such-container' });
+      await assert.rejects(missing.list('run/'), (err: StorageUnavailableError) => {
+        assert.ok(err instanceof StorageUnavailableError, String(err));
+        assert.equal(err.retryable, false);
+        assert.equal(err.code, 'ContainerNotFound');
+        return true;
+      });
+      await assert.rejects(missing.read('run/x'), StorageUnavailableError);
+      const wrongKey = azureStore(srv, {
+        connectionString: srv.connectionString(undefined, randomBytes(64).toString('base64')),
+      });
+      await assert.rejects(wrongKey.writeAtomic('run/x', enc('x')), (err: StorageUnavailableError) => {
+        assert.ok(err instanceof StorageUnavailableError, String(err));
+        assert.equal(err.retryable, false);
+        assert.equal(err.details.status, 403);
+        assert.equal(err.details.attempts, 1);
+        return true;
+      });
+    });
+
+    it('5xx answers, stalls and resets through the fault proxy are retried; a lasting outage is an error', async function () {
+      const proxy = await startFaultProxy(server().endpoint);
+      try {
+        const store = azureStore(server(), {
+          connectionString: server().connectionString(proxy.endpoint),
+          requestTimeoutMs: 1_000,
+          maxAttempts: 2,
+          retryBaseDelayMs: 10,
+        });
+        await faultChecks(proxy, store);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  it('parses gs://, az:// and Azure https:// URLs, refusing traversal prefixes and invalid names', () => {
+    assert.deepEqual(parseStorageUrl('gs://my-bucket/runs/a/'), { kind: 'gs', bucket: 'my-bucket', prefix: 'runs/a' });
+    assert.deepEqual(parseStorageUrl('az://ckpts/runs'), { kind: 'az', container: 'ckpts', prefix: 'runs' });
+    assert.deepEqual(parseStorageUrl('https://acct1.blob.core.windows.net/ckpts/runs'), {
+      kind: 'az',
+      account: 'acct1',
+      container: 'ckpts',
+      prefix: 'runs',
+    });
+    assert.throws(() => parseStorageUrl('gs://b/../x'), /has no bucket|invalid bucket/);
+    assert.throws(() => parseStorageUrl('gs://my-bucket/runs/../x'), /"\.\." segment/);
+    assert.throws(() => parseStorageUrl('az://ckpts/a/../../b'), /"\.\." segment/);
+    assert.throws(() => parseStorageUrl('az://Bad_Container/x'), /invalid container name "Bad_Container"/);
+    assert.throws(() => parseStorageUrl('https://example.com/x'), /not an Azure Blob Storage URL/);
+    assert.throws(() => openObject('gs://my-bucket'), /needs a bucket and an object name: use gs:\/\/BUCKET\/NAME/);
+  });
+});
