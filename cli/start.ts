@@ -10,7 +10,7 @@ import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
 import { openStore, StorageUnavailableError } from '../checkpoint';
-import { CliError, defaultRunId, EXIT, fmt, runIdArg, type Out } from './common';
+import { CliError, defaultRunId, EXIT, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
 import { evalLine } from './evals';
 
