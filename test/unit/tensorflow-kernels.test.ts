@@ -167,9 +167,15 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     assert.strictEqual(tf.memory().numTensors, before);
   });
 
-  it("oneDNN's fused convolution (conv, bias, relu in one kernel) equals Conv2D, Add and Relu bit for bit", () => {
+  // Whether oneDNN's fused kernel rounds exactly as Conv2D, Add and Relu depends on the CPU's kernels (seen equal on
+  // AVX-512 machines for every shape here; on an AVX2 EPYC the 32 -> 64 conv differs in the last bit). What must hold
+  // everywhere: the fused kernel is used exactly where it gives the same bits, the first conv of the mnist-cnn (one
+  // input channel, a plain dot product of 9 terms) is one of those, and training gives the same weights either way.
+  it("oneDNN's fused convolution (conv, bias, relu in one kernel) is used exactly where it equals Conv2D, Add and Relu bit for bit", () => {
     assert.ok(hasMklFusedConv(), "setup:native's binding sets list attributes and the wheel has oneDNN");
     const before = tf.memory().numTensors;
+    const disagreementsBefore = fusedConvStats().disagreements;
+    let differing = 0;
     tf.tidy(() => {
       for (const [n, hw, ci, co] of [
         [64, 28, 1, 32], // the mnist-cnn's first conv
@@ -188,13 +194,13 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
         const bias = tf.tensor1d(Float32Array.from({ length: co }, (_, i) => (i % 3 === 0 ? 0 : Math.sin(i))));
         const z = tf.add(tf.conv2d(x, w, 1, 'valid'), bias);
         for (const relu of [true, false]) {
-          const fused = mklFusedConv2D(x, w, bias, relu);
-          assert.deepStrictEqual(
-            bits(fused),
-            bits(relu ? tf.relu(z) : z),
-            `[${n},${hw},${hw},${ci}] -> ${co}, relu ${relu}`,
-          );
-          assert.ok(fusedConvAgrees(x, w, bias, relu));
+          const fused = bits(mklFusedConv2D(x, w, bias, relu));
+          const separate = bits(relu ? tf.relu(z) : z);
+          const same = fused.length === separate.length && fused.every((v, i) => v === separate[i]);
+          const where = `[${n},${hw},${hw},${ci}] -> ${co}, relu ${relu}`;
+          if (ci === 1) assert.deepStrictEqual(fused, separate, where);
+          if (!same) differing++;
+          assert.strictEqual(fusedConvAgrees(x, w, bias, relu), same, `${where}: used only where the bits are equal`);
         }
       }
       // Where conv + bias is a denormal: both flush it to zero (TensorFlow's kernels run with denormals off).
@@ -206,7 +212,7 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
       assert.deepStrictEqual(bits(mklFusedConv2D(x, w, bias, true)), bits(sep));
     });
     assert.strictEqual(tf.memory().numTensors, before);
-    assert.strictEqual(fusedConvStats().disagreements, 0);
+    assert.strictEqual(fusedConvStats().disagreements - disagreementsBefore, differing, 'each difference is counted');
   });
 
   describe('mnist-cnn under numerics 2', () => {
@@ -260,8 +266,8 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
       };
       const fused = await trained(true);
       const separate = await trained(false);
-      // 2 epochs of 8 steps, 2 convs a step; evaluation runs fused too.
-      assert.ok(fused.calls >= 2 * 16, `fused convolutions run: ${fused.calls}`);
+      // 2 epochs of 8 steps; the first conv runs fused at every step on every CPU (the second where its bits agree).
+      assert.ok(fused.calls >= 16, `fused convolutions run: ${fused.calls}`);
       assert.strictEqual(separate.calls, 0);
       assert.strictEqual(fused.hash, separate.hash);
       // A conv with bias and no activation (then batch norm and relu), after a first layer: bias-only fusion, with the
@@ -282,10 +288,10 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
       } as unknown as RunSpec;
       const fusedLinear = await trained(true, linear);
       const separateLinear = await trained(false, linear);
-      assert.ok(fusedLinear.calls >= 2 * 16, `fused convolutions run: ${fusedLinear.calls}`);
+      // Fused where this CPU's kernels agree (all of these convs on AVX-512, none of them on an AVX2 EPYC): the
+      // weights are the separate ops' either way.
       assert.strictEqual(fusedLinear.hash, separateLinear.hash);
       assert.notStrictEqual(fusedLinear.hash, fused.hash);
-      assert.strictEqual(fusedConvStats().disagreements, 0);
     });
 
     it('is the tensorflow default, resumes bit for bit (mid-epoch and at the epoch end), and is other math than 1', async () => {
