@@ -35,6 +35,7 @@ import {
   table,
   tsMs,
 } from './common';
+import { childKills, crashLoop, standbyKills, supervisedSpec } from './recovery-supervised';
 import { shutdown, startCluster, startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 
 const GOAL_SLACK_S = 3;
@@ -354,6 +355,7 @@ async function main(): Promise<void> {
   if (probeArgs >= 0) return restoreProbeChild(process.argv[probeArgs + 1], process.argv[probeArgs + 2]);
   const backend = await initBackend();
   const m0 = machine(backend.name);
+  if (process.argv.includes('--supervised')) return supervised(m0);
   const kills = numArg('--kills', QUICK ? 1 : 5);
   const repeated = numArg('--repeated', QUICK ? 0 : 3);
   const configs: Config[] = QUICK
@@ -515,6 +517,55 @@ async function main(): Promise<void> {
     freshProcessRestoreMs: probes,
     kills: records,
   });
+}
+
+/** Supervised training processes: child kills, whole-worker kills with a standby, a crash loop. */
+async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
+  const workers: WorkerProcess[] = [];
+  let cluster: TestCluster | null = null;
+  try {
+    cluster = await startCluster();
+    const spec = supervisedSpec(`file://${path.join(cluster.dir, 'ckpt-supervised')}`, QUICK);
+    const child = await childKills(cluster, spec, numArg('--child-kills', QUICK ? 3 : 10), workers);
+    const standby = await standbyKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
+    const loop = await crashLoop(cluster, spec, workers);
+    table('recovery --supervised (goals: child kill <= 2 s, worker kill with a standby <= 5 s, median)', [
+      {
+        case: 'training process SIGKILLed',
+        kills: child.kills,
+        'first step s median': child.firstStepS.median,
+        max: child.firstStepS.max,
+        'recomputed max': child.recomputed.max,
+        'interval steps': child.intervalSteps,
+      },
+      {
+        case: `worker SIGKILLed, standby (heartbeat timeout ${standby.heartbeatTimeoutSeconds} s)`,
+        kills: standby.kills,
+        'first step s median': standby.firstStepS.median,
+        max: standby.firstStepS.max,
+      },
+      {
+        case: 'crash loop reported',
+        kills: 3,
+        'first step s median': loop.secondsToFailure,
+        max: '',
+        'recomputed max': loop.message.slice(0, 60),
+      },
+    ]);
+    emit({
+      bench: 'recovery-supervised',
+      quick: QUICK,
+      date: new Date().toISOString(),
+      machine: m0,
+      note: 'machine shared with other sessions (2 cores, 8 sessions): figures are upper bounds',
+      spec,
+      childKill: { ...child, goalS: 2, pass: child.firstStepS.median <= 2 && child.recomputedWithinInterval },
+      workerKillWithStandby: { ...standby, goalS: 5, pass: standby.firstStepS.median <= 5 },
+      crashLoop: loop,
+    });
+  } finally {
+    await shutdown(cluster, workers);
+  }
 }
 
 main().catch((err) => {

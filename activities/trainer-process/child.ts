@@ -40,7 +40,8 @@ const fault = trainerFaultFromEnv();
 
 /** Metrics are counted by the worker, which serves them: every call is forwarded. */
 const metrics = new Proxy({} as TrainingMetrics, {
-  get: (_t, name) => (name === 'then' ? undefined : (...args: unknown[]) => send({ t: 'metric', name: String(name), args })),
+  get: (_t, name) =>
+    name === 'then' ? undefined : (...args: unknown[]) => send({ t: 'metric', name: String(name), args }),
 });
 
 const logger: Logger = (() => {

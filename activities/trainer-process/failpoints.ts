@@ -21,10 +21,7 @@ export function trainerFaultFromEnv(env = process.env): TrainerFault | null {
  * The kill-before-manifest failpoint as a `beforeManifest` hook that SIGKILLs `pids` (the worker, and the training
  * process when the commit happens there), or undefined when it is not set.
  */
-export function killBeforeManifestFromEnv(
-  pids: number[],
-  env = process.env,
-): ((step: number) => void) | undefined {
+export function killBeforeManifestFromEnv(pids: number[], env = process.env): ((step: number) => void) | undefined {
   const fp = env.DURABLE_TRAIN_FAILPOINT;
   if (!fp || trainerFaultFromEnv(env)) return undefined;
   const m = /^kill-before-manifest:(\d+)$/.exec(fp);

@@ -162,8 +162,13 @@ export class TrainerSupervisor {
     const idle = this.idle();
     const ready = idle.filter((q) => q.isReady);
     const p =
-      idle.find((q) => q.runs.has(runId)) ?? ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
+      idle.find((q) => q.runs.has(runId)) ??
+      ready.find((q) => q.runs.size === 0) ??
+      ready[0] ??
+      idle[0] ??
+      this.spawn();
     for (const q of this.procs) if (q !== p) q.runs.delete(runId);
+    if (!p.runs.has(runId)) this.say(`training process ${p.child.pid} takes run ${runId}`);
     p.busy = true;
     this.ensureSpares();
     return p;
@@ -198,7 +203,15 @@ export class TrainerSupervisor {
       const proc = this.acquire(input.runId);
       // The spares load this run's data now: the one that may take over from `proc` then only restores.
       for (const q of this.idle()) q.send({ t: 'prepare', spec: input.spec });
-      const outcome = await this.attempt(proc, ctx, input, restart, (d) => (details = d), () => details, cutReasonOf);
+      const outcome = await this.attempt(
+        proc,
+        ctx,
+        input,
+        restart,
+        (d) => (details = d),
+        () => details,
+        cutReasonOf,
+      );
       if (outcome.kind === 'done') return outcome.summary;
       if (outcome.kind === 'failed') throw fromWire(outcome.error);
       const step = outcome.lastStep === null ? null : outcome.lastStep + 1;
@@ -217,7 +230,12 @@ export class TrainerSupervisor {
             `; last cause: ${outcome.cause}`,
         );
       }
-      restart = { count: (restart?.count ?? 0) + 1, cause: outcome.cause, diedAt: Date.now(), lastStep: outcome.lastStep };
+      restart = {
+        count: (restart?.count ?? 0) + 1,
+        cause: outcome.cause,
+        diedAt: Date.now(),
+        lastStep: outcome.lastStep,
+      };
     }
   }
 
@@ -240,7 +258,9 @@ export class TrainerSupervisor {
       const silent = Date.now() - proc.lastSeen;
       // Loading tfjs blocks a starting process's event loop for a while: it gets a minute to become ready.
       const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
-      if (silent < hbMs || starting) ctx.heartbeat(details());
+      // Never empty details: a retried attempt and `watch` read them (before the first step there is nothing to say).
+      const d = details();
+      if (d && (silent < hbMs || starting)) ctx.heartbeat(d);
       else if (silent > Math.max(2 * hbMs, 30_000)) proc.kill();
     }, 1000);
     let outcome: Outcome | null = null;
@@ -258,12 +278,13 @@ export class TrainerSupervisor {
           lastStep = m.details.step;
           onDetails(m.details);
         }
-        ctx.heartbeat(m.details);
+        if (m.details) ctx.heartbeat(m.details);
       } else if (m.t === 'log') ctx.log.log(m.level as 'INFO', m.message, m.meta);
       else if (m.t === 'done') settle({ kind: 'done', summary: m.summary });
       else if (m.t === 'failed') {
         // A failure that may have broken the backend ends this process: the chunk goes on in a fresh one.
-        if (m.poisoned) outcome = { kind: 'died', cause: `backend unusable: ${m.error.name}: ${m.error.message}`, lastStep };
+        if (m.poisoned)
+          outcome = { kind: 'died', cause: `backend unusable: ${m.error.name}: ${m.error.message}`, lastStep };
         else settle({ kind: 'failed', error: m.error });
       }
     });

@@ -9,6 +9,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec, type WorkerProcess } from '../helpers/cluster';
+import { trainerOf, trainerPids } from '../helpers/trainer-process';
 import { chunkProgressed, runningChunk, useCluster } from '../helpers/fixtures';
 
 const spec = {
@@ -26,26 +27,14 @@ const spec = {
   heartbeatTimeoutSeconds: 2,
 };
 
-/** Training processes the worker has started and that are still alive, newest last. */
-function trainerPids(w: WorkerProcess): number[] {
-  const started = [...w.output().matchAll(/training process (\d+) started/g)].map((m) => Number(m[1]));
-  return started.filter((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 describe('supervised training processes (real dev server, real workers, SIGKILLs)', function () {
   this.timeout(180_000);
   const fx = useCluster();
   const workers: WorkerProcess[] = [];
   // A failed test shows what its workers said.
   afterEach(function () {
-    if (this.currentTest?.state === 'failed' || process.env.SHOW_WORKERS) for (const w of workers) console.error(w.output().slice(-4000));
+    if (this.currentTest?.state === 'failed' || process.env.SHOW_WORKERS)
+      for (const w of workers) console.error(w.output().slice(-4000));
     workers.length = 0;
   });
   const worker = async (env?: NodeJS.ProcessEnv) => {
@@ -81,7 +70,8 @@ describe('supervised training processes (real dev server, real workers, SIGKILLs
       await waitFor(`training again after ${i} kills`, async () => trainingAgain() >= i);
       // A random moment inside training: the kill may land mid-step, mid-commit or between chunks.
       await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 800)));
-      const pid = trainerPids(w).pop();
+      await waitFor('a training process on the run', async () => Number.isFinite(trainerOf(w, 'child-killed')));
+      const pid = trainerOf(w, 'child-killed');
       assert.ok(pid, `a training process is running:\n${w.output()}`);
       process.kill(pid, 'SIGKILL');
       kills.push(at.step ?? 0);

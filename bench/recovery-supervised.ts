@@ -1,0 +1,174 @@
+// Recovery with supervised training processes (bench/recovery.ts --supervised):
+//   - child: the training process is SIGKILLed, the worker survives and replaces it from its spare: kill -> first new
+//     step (the worker's "trains again" line), steps recomputed against one checkpoint.everySeconds interval;
+//   - standby: the whole worker is SIGKILLed while a standby worker waits; the run's heartbeat timeout is short
+//     (spec.heartbeatTimeoutSeconds): kill -> first new step of the standby (the server's heartbeat time);
+//   - crash loop: the training process dies at the same step every time: seconds until the run fails, and its message.
+// The machine is shared (other sessions' builds and tests run on the same 2 cores): figures are upper bounds.
+import type { WorkflowHandle } from '@temporalio/client';
+import type { RunSpec } from '../spec/types';
+import { validateSpec } from '../spec/validate';
+import { log, median, round, sleep, summarize } from './common';
+import { startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
+import { trainerOf, trainerPids } from '../test/helpers/trainer-process';
+
+const readyCount = (w: WorkerProcess) => [...w.output().matchAll(/training process \d+ ready/g)].length;
+const againLines = (w: WorkerProcess) =>
+  [...w.output().matchAll(/trains again at step (\d+) \(lost process had reached (\d+|no step)\)/g)].map((m) => ({
+    step: +m[1],
+    reached: m[2] === 'no step' ? NaN : +m[2],
+  }));
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > 180_000) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function chunkHb(handle: WorkflowHandle) {
+  const d = await handle.describe();
+  const a = d.raw.pendingActivities?.find((p) => p.activityType?.name === 'trainChunk');
+  const data = a?.heartbeatDetails?.payloads?.[0]?.data;
+  const hb = data?.length
+    ? (JSON.parse(Buffer.from(data).toString('utf8')) as { step: number; samplesPerSec: number })
+    : null;
+  const secs = a?.lastHeartbeatTime?.seconds;
+  const hbMs = secs != null ? Number(secs) * 1000 + Math.floor((a?.lastHeartbeatTime?.nanos ?? 0) / 1e6) : 0;
+  return {
+    status: d.status.name,
+    identity: a?.lastWorkerIdentity ?? '',
+    hb,
+    raw: data ? Buffer.from(data).toString() : '',
+    hbMs,
+  };
+}
+
+export function supervisedSpec(storage: string, quick: boolean): RunSpec {
+  return validateSpec({
+    model: 'mnist-cnn',
+    dataset: { name: 'mnist', trainLimit: quick ? 3200 : 12800, testLimit: 200 },
+    epochs: 4,
+    batchSize: 32,
+    chunkSteps: 200,
+    seed: 42,
+    optimizer: { name: 'adam', learningRate: 0.001 },
+    checkpoint: { storage, everySeconds: 2, keepLatest: 3 },
+    heartbeatTimeoutSeconds: 3,
+  });
+}
+
+/** SIGKILLs the training process `kills` times; the worker survives. */
+export async function childKills(cluster: TestCluster, spec: RunSpec, kills: number, workers: WorkerProcess[]) {
+  const w = await startWorker(cluster);
+  workers.push(w);
+  let runNo = 0;
+  let handle = await startTraining(cluster, spec, `sup-child-${runNo}`);
+  const records: Array<Record<string, number>> = [];
+  for (let i = 0; i < kills; i++) {
+    // Train a while in a process, with a spare ready (as a running worker has), then kill it at a random moment.
+    await until('training again', () => againLines(w).length >= i);
+    await until('a spare ready', () => readyCount(w) >= trainerPids(w).length);
+    let s = await chunkHb(handle);
+    if (s.status !== 'RUNNING') {
+      handle = await startTraining(cluster, spec, `sup-child-${++runNo}`);
+      i--;
+      continue;
+    }
+    await until('a training process on the run', async () => Number.isFinite(trainerOf(w, handle.workflowId)));
+    await sleep(1500 + Math.random() * 2000);
+    s = await chunkHb(handle);
+    const busy = trainerOf(w, handle.workflowId);
+    const msPerStep = s.hb && s.hb.samplesPerSec > 0 ? (spec.batchSize * 1000) / s.hb.samplesPerSec : NaN;
+    const tKill = Date.now();
+    process.kill(busy, 'SIGKILL');
+    const line = await until('the first new step', () => againLines(w)[i]);
+    const firstStepS = (Date.now() - tKill) / 1000;
+    const restored = line.step - 1;
+    const intervalSteps = Math.round(((spec.checkpoint.everySeconds ?? 0) * 1000) / msPerStep);
+    const rec = {
+      firstStepS: round(firstStepS, 2),
+      reached: line.reached,
+      restored,
+      recomputed: line.reached - restored,
+      intervalSteps,
+      msPerStep: round(msPerStep, 1),
+    };
+    log(`recovery --supervised: child kill ${i + 1}: ${JSON.stringify(rec)}`);
+    records.push(rec);
+  }
+  await handle.terminate('benchmark done').catch(() => undefined);
+  await w.kill('SIGTERM');
+  return {
+    kills: records.length,
+    firstStepS: summarize(
+      records.map((r) => r.firstStepS),
+      2,
+    ),
+    recomputed: summarize(
+      records.map((r) => r.recomputed),
+      1,
+    ),
+    intervalSteps: median(records.map((r) => r.intervalSteps)),
+    recomputedWithinInterval: records.every((r) => r.recomputed <= r.intervalSteps + 1),
+    records,
+  };
+}
+
+/** SIGKILLs the whole worker `kills` times while a standby worker waits. */
+export async function standbyKills(cluster: TestCluster, spec: RunSpec, kills: number, workers: WorkerProcess[]) {
+  let active = await startWorker(cluster);
+  workers.push(active);
+  const handle = await startTraining(cluster, spec, 'sup-standby');
+  const records: Array<Record<string, number>> = [];
+  for (let i = 0; i < kills; i++) {
+    const standby = await startWorker(cluster);
+    workers.push(standby);
+    await until('standby ready', () => readyCount(standby) >= 1);
+    await until('the active worker trains', async () => {
+      const s = await chunkHb(handle);
+      return s.identity.startsWith(`${active.proc.pid}@`) && s.hb;
+    });
+    await sleep(1000 + Math.random() * 2000);
+    const before = await chunkHb(handle);
+    if (before.status !== 'RUNNING') break;
+    const tKill = Date.now();
+    await active.kill('SIGKILL');
+    const first = await until('the standby trains', async () => {
+      const s = await chunkHb(handle);
+      return s.identity.startsWith(`${standby.proc.pid}@`) && s.raw !== before.raw && s.hbMs > tKill ? s : null;
+    });
+    const rec = { firstStepS: round((first.hbMs - tKill) / 1000, 2), seenS: round((Date.now() - tKill) / 1000, 2) };
+    log(`recovery --supervised: worker kill ${i + 1}: ${JSON.stringify(rec)}`);
+    records.push(rec);
+    active = standby;
+  }
+  await handle.terminate('benchmark done').catch(() => undefined);
+  await active.kill('SIGTERM');
+  return {
+    kills: records.length,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    firstStepS: summarize(
+      records.map((r) => r.firstStepS),
+      2,
+    ),
+    records,
+  };
+}
+
+/** A training process that dies at step 20 every time: how long until the run fails, and what it says. */
+export async function crashLoop(cluster: TestCluster, spec: RunSpec, workers: WorkerProcess[]) {
+  const w = await startWorker(cluster, { DURABLE_TRAIN_FAILPOINT: 'kill-trainer:sup-crash-loop:20' });
+  workers.push(w);
+  const t0 = Date.now();
+  const handle = await startTraining(cluster, spec, 'sup-crash-loop');
+  const message = await handle.result().then(
+    () => 'completed (no crash loop?)',
+    (err: unknown) => String((err as { cause?: { cause?: Error } }).cause?.cause?.message ?? err),
+  );
+  await w.kill('SIGTERM');
+  return { secondsToFailure: round((Date.now() - t0) / 1000, 1), message };
+}
