@@ -45,6 +45,7 @@ const POISONING: RegExp[] = [
   /array buffer allocation failed/i,
   /invalid (typed )?array( buffer)? length/i,
   /cannot allocate|failed to allocate|allocation fail/i,
+  /failed to grow (the )?memory/i,
   /\bunreachable\b( code| executed)?/i,
   /\bAborted\(/,
 ];

@@ -18,7 +18,7 @@ import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
 import type { ChunkHeartbeat } from '../types';
 import { killBeforeManifestFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
-import { isBackendPoisoning } from './poisoning';
+import { isBackendPoisoning } from '../failures';
 import type { FromTrainer, Restart, ToTrainer } from './protocol';
 import { toWire } from './wire';
 
