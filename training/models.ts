@@ -232,11 +232,19 @@ export function buildFromLayers(layers: LayerSpec[], inputShape: number[]): Net 
     }
   });
   let model: tf.LayersModel;
-  if (isLayerGraph(layers)) return new Net('layers', 0, buildLayerGraph(layers, built, inputShape), layers);
   try {
-    model = tf.sequential({ layers: built });
+    if (isLayerGraph(layers)) model = buildLayerGraph(layers, built, inputShape);
+    else {
+      try {
+        model = tf.sequential({ layers: built });
+      } catch (err) {
+        throw new ConfigError(`model: the layers do not fit together: ${(err as Error).message}`);
+      }
+    }
   } catch (err) {
-    throw new ConfigError(`model: the layers do not fit together: ${(err as Error).message}`);
+    // The layers that were built before the refusal hold variables: a worker refusing models must not keep them.
+    for (const layer of built) for (const w of layer.weights) w.dispose();
+    throw err;
   }
   return new Net('layers', 0, model, layers);
 }

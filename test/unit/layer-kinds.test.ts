@@ -251,7 +251,9 @@ describe('layer kinds and layer graphs', function () {
       );
     });
 
-    it('merged shapes that do not fit, before any training', async () => {
+    it('merged shapes that do not fit, before any training (and a refused model keeps no variables)', async () => {
+      const variables = () => Object.keys(tf.engine().state.registeredVariables).length;
+      const before = variables();
       const layers: LayerSpec[] = [
         { type: 'conv2d', filters: 4, kernelSize: 3, name: 'c' },
         { type: 'conv2d', filters: 4, kernelSize: 5, inputs: 'input', name: 'd' },
@@ -279,6 +281,7 @@ describe('layer kinds and layer graphs', function () {
         () => buildFromLayers(concat, [28, 28, 1]),
         /layers\[2\]\.inputs: concatenate needs inputs of one shape but along axis -1/,
       );
+      assert.strictEqual(variables(), before, 'the layers built before each refusal are disposed');
     });
   });
 });
