@@ -17,7 +17,7 @@ export const deterministicLog = (log: MetricsLog) => ({
 export function smallSpec(over: Record<string, unknown> = {}) {
   return {
     model: 'mnist-mlp',
-    dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
+    dataset: { name: 'mnist', trainLimit: 600, testLimit: 200, validationFraction: 0 },
     epochs: 2,
     batchSize: 50,
     chunkSteps: 5,

@@ -8,7 +8,7 @@ import { useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 12000, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 12000, testLimit: 300, validationFraction: 0 },
   epochs: 1,
   batchSize: 16,
   chunkSteps: 150,

@@ -15,7 +15,11 @@ import { deterministicLog, smallSpec, useCluster } from '../helpers/fixtures';
 import { tensorboardRead } from '../helpers/tensorboard-read';
 
 // 400 examples, 2 replicas: shards of 200 = 8 steps of 25 per epoch, 2 epochs, rounds of 4 steps: 4 rounds.
-const plain = smallSpec({ dataset: { name: 'mnist', trainLimit: 400, testLimit: 100 }, batchSize: 25, dropout: 0.2 });
+const plain = smallSpec({
+  dataset: { name: 'mnist', trainLimit: 400, testLimit: 100, validationFraction: 0 },
+  batchSize: 25,
+  dropout: 0.2,
+});
 const distSpec = { ...plain, distributed: { replicas: 2, syncEverySteps: 4 } };
 
 describe('distributed spec validation in `start` (nothing is started)', function () {

@@ -30,7 +30,7 @@ const PENDING_ACTIVITY_STATE_STARTED = 2;
 
 const mlp = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200, validationFraction: 0 },
   epochs: 2,
   batchSize: 50,
   chunkSteps: 5,
@@ -42,7 +42,7 @@ const mlp = {
 // A CNN long enough (3 chunks of ~3 s) for a worker to be killed inside a chunk.
 const cnn = {
   model: 'mnist-cnn',
-  dataset: { name: 'mnist', trainLimit: 3840, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 3840, testLimit: 200, validationFraction: 0 },
   epochs: 1,
   batchSize: 32,
   chunkSteps: 40,

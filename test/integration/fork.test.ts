@@ -15,7 +15,7 @@ import { useCluster } from '../helpers/fixtures';
 // 40 steps an epoch, 80 in all, four chunks; every checkpoint kept so any step can be forked.
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200, validationFraction: 0 },
   epochs: 2,
   batchSize: 50,
   chunkSteps: 20,

@@ -12,7 +12,7 @@ import { sharedWorkflowBundle } from '../helpers/workflow-bundle';
 
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500 },
+  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500, validationFraction: 0 },
   epochs: 2,
   batchSize: 16,
   // Long chunks: Ctrl-C below lands inside the second one (steps 1000-2000), not between chunks.

@@ -132,7 +132,7 @@ describe('monitoring: metrics and health alerts (real dev server, real worker)',
     const w = await fx.worker();
     const long = {
       ...spec,
-      dataset: { name: 'mnist', trainLimit: 20000, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 20000, testLimit: 200, validationFraction: 0 },
       batchSize: 10,
       chunkSteps: 500,
     };
