@@ -52,11 +52,12 @@ describe('evaluation with a real worker: choices follow the validation split', f
     const settings = temporalSettings(cluster.env);
     const { worker, connection } = await createTrainingWorker({
       settings,
-      datasets: { opposed: ({ seed }) => opposed(seed) },
+      // A name of its own: the unit tests register their 'opposed' data in this same process.
+      datasets: { 'opposed-e2e': ({ seed }) => opposed(seed) },
     });
     const spec = {
       model: { layers: [{ type: 'dense', units: 2 }] },
-      dataset: { registered: 'opposed' },
+      dataset: { registered: 'opposed-e2e' },
       epochs: 20,
       batchSize: 16,
       seed: 3,
