@@ -20,7 +20,7 @@ import { chunkProgressed } from '../helpers/fixtures';
 
 const mlpSpec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500 },
+  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500, validationFraction: 0 },
   epochs: 2,
   batchSize: 8,
   // Long chunks, so a kill at a random moment lands inside one.
@@ -36,7 +36,7 @@ const mlpSpec = {
 const cnnSpec = {
   ...mlpSpec,
   model: 'mnist-cnn',
-  dataset: { name: 'mnist', trainLimit: 3200, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 3200, testLimit: 300, validationFraction: 0 },
   batchSize: 32,
   chunkSteps: 25,
   dropout: 0.25,

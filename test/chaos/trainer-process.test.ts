@@ -14,7 +14,7 @@ import { chunkProgressed, runningChunk, useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200, validationFraction: 0 },
   epochs: 1,
   batchSize: 8,
   chunkSteps: 250,

@@ -18,7 +18,7 @@ export interface RunBackend {
 
 export const storageRunSpec = (storage: string) => ({
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 4800, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 4800, testLimit: 300, validationFraction: 0 },
   epochs: 1,
   batchSize: 16,
   chunkSteps: 100,

@@ -23,7 +23,7 @@ import { smallSpec, useCluster } from '../helpers/fixtures';
 
 // 250 steps in chunks of 25.
 const spec = smallSpec({
-  dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200, validationFraction: 0 },
   epochs: 1,
   batchSize: 16,
   chunkSteps: 25,

@@ -20,7 +20,7 @@ const SECRET_STORAGE = 'file://.data/ckpt-codec-7f3a9c';
 const SECRET_LR = 0.0031337;
 const SECRET_SEED = 90417;
 const spec = smallSpec({
-  dataset: { name: 'mnist', trainLimit: 100, testLimit: 50 },
+  dataset: { name: 'mnist', trainLimit: 100, testLimit: 50, validationFraction: 0 },
   epochs: 1,
   chunkSteps: 1,
   seed: SECRET_SEED,

@@ -7,7 +7,7 @@ import { progressQuery } from '../../workflows/definitions';
 
 const base = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 8000, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 8000, testLimit: 300, validationFraction: 0 },
   epochs: 1,
   batchSize: 16,
   chunkSteps: 100,

@@ -61,8 +61,13 @@ describe('monitoring: metrics and health alerts (real dev server, real worker)',
       }
     }
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    assert.match(w.output(), new RegExp(`metrics on http://127\\.0\\.0\\.1:${port}/metrics`));
-    assert.match(w.output(), new RegExp(`SDK metrics on http://127\\.0\\.0\\.1:${sdkPort}/metrics`));
+    // The worker says where it serves metrics once its servers listen (the training process may log first).
+    const said = async (re: RegExp) => {
+      for (let i = 0; i < 300 && !re.test(w.output()); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(w.output(), re);
+    };
+    await said(new RegExp(`metrics on http://127\\.0\\.0\\.1:${port}/metrics`));
+    await said(new RegExp(`SDK metrics on http://127\\.0\\.0\\.1:${sdkPort}/metrics`));
     const specFile = writeSpec(cluster.dir, 's.json', spec);
     const r = cli(cluster, ['start', '--spec', specFile, '--run-id', 'm1', '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -15,7 +15,7 @@ const TENSORFLOW = { DURABLE_TRAIN_BACKEND: 'tensorflow' };
 
 const spec = smallSpec({
   model: 'mnist-cnn',
-  dataset: { name: 'mnist', trainLimit: 6400, testLimit: 300 },
+  dataset: { name: 'mnist', trainLimit: 6400, testLimit: 300, validationFraction: 0 },
   epochs: 2,
   batchSize: 64,
   // Long chunks, so a kill at a random moment lands inside one.

@@ -28,7 +28,7 @@ const layerCnn = {
       { type: 'dense', units: 10, activation: 'softmax' },
     ],
   },
-  dataset: { name: 'mnist', trainLimit: 2400, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 2400, testLimit: 200, validationFraction: 0 },
   epochs: 2,
   batchSize: 16,
   chunkSteps: 60,
@@ -343,8 +343,8 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   it('refuses a bad model before anything starts, naming the layer, its index and what is supported', async function () {
     const bad: Array<[object, RegExp]> = [
       [
-        { layers: [{ type: 'lstm', units: 4 }] },
-        /model\.layers\[0\]\.type: unknown value "lstm" \(one of: dense, conv2d/,
+        { layers: [{ type: 'depthwiseConv2d', kernelSize: 3 }] },
+        /model\.layers\[0\]\.type: unknown value "depthwiseConv2d" \(one of: dense, conv2d/,
       ],
       [
         { layers: [{ type: 'flatten' }, { type: 'dense', unit: 10 }] },

@@ -39,7 +39,7 @@ describe('promises of the README (real dev server, real workers)', function () {
     // from a fresh CLI process early in the second chunk lands while it runs.
     await fx.worker({ paced: { stepMs: 100 } });
     const spec = smallSpec({
-      dataset: { name: 'mnist', trainLimit: 6000, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 6000, testLimit: 200, validationFraction: 0 },
       epochs: 1,
       chunkSteps: 30,
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100 },
@@ -118,7 +118,7 @@ describe('promises of the README (real dev server, real workers)', function () {
     it(`a worker stopped with ${signal} commits the running chunk at its current step; nothing is recomputed`, async function () {
       const cluster = fx.cluster;
       const spec = smallSpec({
-        dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200 },
+        dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200, validationFraction: 0 },
         epochs: 1,
         chunkSteps: 40,
         checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100 },
@@ -163,7 +163,7 @@ describe('promises of the README (real dev server, real workers)', function () {
   it('checkpoint.everySeconds commits inside a chunk; a SIGKILLed chunk resumes from the newest of them', async function () {
     const cluster = fx.cluster;
     const spec = smallSpec({
-      dataset: { name: 'mnist', trainLimit: 3000, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 3000, testLimit: 200, validationFraction: 0 },
       epochs: 1,
       chunkSteps: 60,
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100, everySeconds: 1 },
@@ -219,7 +219,7 @@ describe('promises of the README (real dev server, real workers)', function () {
     };
     const scrapeOf = (port: number) => scrape(`http://127.0.0.1:${port}/metrics`);
     const spec = smallSpec({
-      dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200, validationFraction: 0 },
       epochs: 1,
       chunkSteps: 20,
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100 },

@@ -8,7 +8,7 @@ import { cli, startCluster, type TestCluster } from '../helpers/cluster';
 
 const spec = validateSpec({
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 600, testLimit: 200, validationFraction: 0 },
   epochs: 1,
   batchSize: 50,
   chunkSteps: 5,

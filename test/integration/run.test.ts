@@ -197,7 +197,7 @@ describe('a durable training run (real Temporal dev server, real worker processe
     const worker = await fx.worker({ paced: { stepMs: 50 } });
     const spec = {
       model: 'mnist-cnn',
-      dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 3200, testLimit: 200, validationFraction: 0 },
       epochs: 1,
       batchSize: 64,
       chunkSteps: 1000,
@@ -238,7 +238,7 @@ describe('a durable training run (real Temporal dev server, real worker processe
   it('survives a SIGKILL of the worker mid-chunk: a new worker finishes, no step is counted twice, same weights', async function () {
     const spec = {
       model: 'mnist-cnn',
-      dataset: { name: 'mnist', trainLimit: 6400, testLimit: 500 },
+      dataset: { name: 'mnist', trainLimit: 6400, testLimit: 500, validationFraction: 0 },
       epochs: 1,
       batchSize: 64,
       chunkSteps: 50,

@@ -23,7 +23,7 @@ describe('S3 stalls and 5xx during a real run (fault proxy in front of SeaweedFS
   // 2 epochs of 40 steps, a commit every 8 steps: 10 chunks, each ending in a commit.
   const spec = (prefix: string) =>
     smallSpec({
-      dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200 },
+      dataset: { name: 'mnist', trainLimit: 2000, testLimit: 200, validationFraction: 0 },
       chunkSteps: 8,
       checkpoint: { storage: `s3://${s3.bucket}/${prefix}`, keepLatest: 4 },
     });

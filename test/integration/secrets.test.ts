@@ -70,7 +70,7 @@ describe('secrets stay secret (S3 credentials, Temporal API key, codec and check
     const worker = await fx.worker({ env: { ...env, DURABLE_TRAIN_LOG_LEVEL: 'DEBUG' } });
     const storage = `s3://${s3.bucket}/secrets`;
     const spec = smallSpec({
-      dataset: { name: 'mnist', trainLimit: 100, testLimit: 50 },
+      dataset: { name: 'mnist', trainLimit: 100, testLimit: 50, validationFraction: 0 },
       epochs: 1,
       chunkSteps: 1,
       checkpoint: { storage },

@@ -13,7 +13,7 @@ import { smallSpec, useCluster } from '../helpers/fixtures';
 
 // 200 examples, batches of 50: 4 steps an epoch, chunks of 2; every checkpoint kept.
 const spec = smallSpec({
-  dataset: { name: 'mnist', trainLimit: 200, testLimit: 100 },
+  dataset: { name: 'mnist', trainLimit: 200, testLimit: 100, validationFraction: 0 },
   epochs: 1,
   chunkSteps: 2,
   checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 20 },

@@ -12,7 +12,7 @@ import { useCluster } from '../helpers/fixtures';
 
 const spec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200 },
+  dataset: { name: 'mnist', trainLimit: 4000, testLimit: 200, validationFraction: 0 },
   epochs: 2,
   batchSize: 50,
   chunkSteps: 20,

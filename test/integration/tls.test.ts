@@ -41,7 +41,11 @@ describe('mTLS through a real TLS-terminating gRPC proxy (nginx, ssl_verify_clie
     worker = spawnWorker(cluster, { env: tlsEnv });
     await worker.ready;
     assert.match(worker.output(), new RegExp(`on ${proxy.address.replace(/\./g, '\\.')}`));
-    const spec = smallSpec({ dataset: { name: 'mnist', trainLimit: 100, testLimit: 50 }, epochs: 1, chunkSteps: 1 });
+    const spec = smallSpec({
+      dataset: { name: 'mnist', trainLimit: 100, testLimit: 50, validationFraction: 0 },
+      epochs: 1,
+      chunkSteps: 1,
+    });
     const file = writeSpec(cluster.dir, 'tls.json', spec);
     const r = cli(cluster, ['start', '--spec', file, '--run-id', 'tls-1', '--wait', '--json'], { env: tlsEnv });
     assert.equal(r.code, 0, r.stderr + worker.output() + proxy.log());

@@ -25,7 +25,7 @@ const STEPS_PER_EPOCH = 5;
 const TOTAL = 10;
 const spec = validateSpec({
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 240, testLimit: 16 },
+  dataset: { name: 'mnist', trainLimit: 240, testLimit: 16, validationFraction: 0 },
   epochs: 2,
   batchSize: 16,
   seed: 1,

@@ -20,7 +20,7 @@ import { validateSpec, type RunSpec } from '../../spec';
 export function mockSpec(overrides: { chunkSteps?: number; learningRate?: number } = {}): RunSpec {
   return validateSpec({
     model: 'mnist-mlp',
-    dataset: { name: 'mnist', trainLimit: 64, testLimit: 16 },
+    dataset: { name: 'mnist', trainLimit: 64, testLimit: 16, validationFraction: 0 },
     epochs: 1,
     batchSize: 8,
     chunkSteps: overrides.chunkSteps ?? 2,
