@@ -29,7 +29,8 @@ describe('storage outage mid-run: retried as unavailable, never mistaken for dam
 
   before(async function () {
     cluster = fx.cluster;
-    worker = await fx.worker();
+    // Paced (each step 30 ms longer, same numbers): the run lasts long enough for a pause sent by a CLI process.
+    worker = await fx.worker({ paced: { stepMs: 30 } });
   });
 
   it('store directory replaced by a file while paused: retries, then finishes with the undisturbed hash', async function () {

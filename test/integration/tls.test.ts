@@ -40,7 +40,10 @@ describe('mTLS through a real TLS-terminating gRPC proxy (nginx, ssl_verify_clie
   it('runs a spec with the worker and the CLI connected only through the proxy, with a client certificate', async function () {
     worker = spawnWorker(cluster, { env: tlsEnv });
     await worker.ready;
-    assert.match(worker.output(), new RegExp(`on ${proxy.address.replace(/\./g, '\\.')}`));
+    // The worker names the address it connected to once connected (its training process may log first).
+    const connected = new RegExp(`on ${proxy.address.replace(/\./g, '\\.')}`);
+    for (let i = 0; i < 300 && !connected.test(worker.output()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(worker.output(), connected);
     const spec = smallSpec({
       dataset: { name: 'mnist', trainLimit: 100, testLimit: 50, validationFraction: 0 },
       epochs: 1,
