@@ -88,7 +88,7 @@ export function isNetworkFailure(err: unknown): boolean {
   return e?.cause !== undefined && e.cause !== err && isNetworkFailure(e.cause);
 }
 
-/** An HTTP status worth retrying: 5xx (but 501, not implemented), 408 and 429. */
+/** An HTTP status worth retrying: any 5xx except 501 (the server lacks the feature: a retry gets the same), 408 and 429. */
 export const retryableStatus = (status: number | undefined): boolean =>
   status !== undefined && ((status >= 500 && status !== 501) || status === 408 || status === 429);
 
