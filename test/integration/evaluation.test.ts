@@ -10,30 +10,8 @@ import { temporalSettings } from '../../cli/connection';
 import { evaluateCommand } from '../../cli/evaluate';
 import { managerForRun } from '../../cli/checkpoints';
 import type { Out } from '../../cli/common';
-import { Prng } from '../../training/prng';
+import { opposedData } from '../helpers/opposed-data';
 import { startCluster, tmpDir, type TestCluster } from '../helpers/cluster';
-
-function opposed(seed: number) {
-  const rng = Prng.fromSeed(seed);
-  const split = (n: number, flip: boolean) => {
-    const x = new Float32Array(n);
-    const y = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      x[i] = rng.nextFloat() * 2 - 1;
-      y[i] = x[i] > 0 !== flip ? 1 : 0;
-    }
-    return { x, y, n };
-  };
-  return {
-    featureShape: [1],
-    task: 'classification' as const,
-    classes: ['neg', 'pos'],
-    train: split(64, false),
-    validation: split(32, true),
-    test: split(32, false),
-    fingerprint: `opposed-${seed}`,
-  };
-}
 
 describe('evaluation with a real worker: choices follow the validation split', function () {
   this.timeout(300_000);
@@ -53,7 +31,7 @@ describe('evaluation with a real worker: choices follow the validation split', f
     const { worker, connection } = await createTrainingWorker({
       settings,
       // A name of its own: the unit tests register their 'opposed' data in this same process.
-      datasets: { 'opposed-e2e': ({ seed }) => opposed(seed) },
+      datasets: { 'opposed-e2e': ({ seed }) => opposedData(seed) },
     });
     const spec = {
       model: { layers: [{ type: 'dense', units: 2 }] },
