@@ -11,6 +11,7 @@ import {
 } from './builtin';
 import { readCsvTable } from './csv';
 import { DatasetError } from './errors';
+import { decodeOnThread } from './decode-thread';
 import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
 import { checkDataRoot, dataRoots } from './roots';
@@ -199,7 +200,7 @@ function fingerprintOf(
 
 function buildTable(
   spec: CheckedFileSpec,
-  sources: Source[],
+  sources: Array<Pick<Source, 'url' | 'field'>>,
   bytes: Uint8Array[],
   maxBytes: number,
   partial: boolean,
@@ -283,7 +284,17 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   });
   const hit = cache.get(key);
   if (hit) return hit;
-  const loading = Promise.resolve().then(() => decodeFile(checked, sources, bytes, maxBytes, opts.seed));
+  const total = bytes.reduce((a, b) => a + b.byteLength, 0);
+  const loading =
+    total >= (opts.decodeOnThreadFrom ?? DECODE_ON_THREAD_FROM)
+      ? decodeOnThread({
+          spec: checked,
+          sources: sources.map((s) => ({ url: s.url, field: s.field })),
+          bytes,
+          maxBytes,
+          seed: opts.seed,
+        })
+      : Promise.resolve().then(() => decodeFile(checked, sources, bytes, maxBytes, opts.seed));
   cache.set(key, loading);
   while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   loading.catch(() => {
@@ -292,9 +303,13 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   return loading;
 }
 
-function decodeFile(
+/** Files of this many bytes or more are decoded on a worker thread (decode-thread.ts); smaller ones at once. */
+export const DECODE_ON_THREAD_FROM = 4 * 1024 * 1024;
+
+/** Decodes a file dataset's bytes (on the calling thread: decode-thread.ts runs it on another for large files). */
+export function decodeFile(
   spec: CheckedFileSpec,
-  sources: Source[],
+  sources: Array<Pick<Source, 'url' | 'field'>>,
   bytes: Uint8Array[],
   maxBytes: number,
   seed: number,

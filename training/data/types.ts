@@ -91,4 +91,6 @@ export interface LoadDataOptions {
    * store); symlinks are resolved before the check (roots.ts).
    */
   roots?: string[];
+  /** Files of this many bytes or more are decoded on a worker thread, keeping the event loop free (default 4 MiB). */
+  decodeOnThreadFrom?: number;
 }
