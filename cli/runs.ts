@@ -21,6 +21,9 @@ interface RunRow {
   /** Regression runs: the final test mse and mae (known once the run completed). */
   mse?: number | null;
   mae?: number | null;
+  /** Regression runs with a validation split: its last mse and mae (what the run's choices were made on). */
+  valMse?: number | null;
+  valMae?: number | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
   /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
@@ -69,6 +72,10 @@ async function allRuns(client: Client): Promise<RunRow[]> {
         const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
         r.mse = res?.mse ?? null;
         r.mae = res?.mae ?? null;
+        if (r.bestOn === 'validation') {
+          r.valMse = res?.validation?.mse ?? null;
+          r.valMae = res?.validation?.mae ?? null;
+        }
       }),
   );
   return [...rows.values()].map(({ task: _task, ...r }) => r);
@@ -80,7 +87,7 @@ async function resultOf(client: Client, runId: string): Promise<RunResult | null
 
 const metricText = (r: RunRow) =>
   r.mse !== undefined
-    ? `test mse ${fmt(r.mse)} mae ${fmt(r.mae)}`
+    ? `${r.valMse !== undefined ? `val mse ${fmt(r.valMse)} mae ${fmt(r.valMae)}  ` : ''}test mse ${fmt(r.mse)} mae ${fmt(r.mae)}`
     : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}`;
 
 function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {

@@ -248,6 +248,10 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     assert.match(page, /test mae/);
     const status = cli(cluster, ['status', 'csv-reg']);
     assert.match(status.stdout, /test mse \d\.\d+ +test mae \d\.\d+/, status.stdout);
+    // runs list shows a regression run's validation errors (what its choices were made on) beside the test ones.
+    const runs = cli(cluster, ['runs', 'list']);
+    const line = runs.stdout.split('\n').find((l) => l.includes('csv-reg')) ?? '';
+    assert.match(line, /val mse \d\.\d+ mae \d\.\d+ +test mse \d\.\d+ mae \d\.\d+/, runs.stdout);
     const ck = manifestsOf('csv-reg').sort((a, b) => b.step - a.step)[0] as unknown as {
       metrics: Record<string, number>;
     };
