@@ -90,6 +90,34 @@ export interface ActivityDeps {
   restartOf?: (runId: string) => Restart | null;
 }
 
+/** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
+async function trainRows(spec: RunSpec): Promise<number> {
+  const rows = builtinTrainRows(spec);
+  if (rows !== null) return rows;
+  // Reading and decoding a large file takes longer than the heartbeat timeout; the decoding runs on a thread of its
+  // own (training/data/decode-thread.ts), so the event loop is free to say the activity is alive meanwhile.
+  const ctx = Context.current();
+  const keepAlive = setInterval(() => ctx.heartbeat(), 5_000);
+  try {
+    return (await loadTaskData(spec)).train.n;
+  } catch (err) {
+    if (err instanceof DatasetError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+    throw err;
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+/** The spec as validated; a spec that does not validate is a non-retryable InvalidSpec failure. */
+function checkSpec(raw: RunSpec): RunSpec {
+  try {
+    return validateSpec(raw);
+  } catch (err) {
+    if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+    throw err;
+  }
+}
+
 export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
@@ -105,33 +133,6 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
   const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
   const managerFor = (spec: RunSpec, runId: string) =>
     new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest, keys });
-
-  /** Training examples of the run's data: a built-in's from the spec, a file's by reading it (cached for training). */
-  const trainRows = async (spec: RunSpec): Promise<number> => {
-    const rows = builtinTrainRows(spec);
-    if (rows !== null) return rows;
-    // Reading and decoding a large file takes longer than the heartbeat timeout; the decoding runs on a thread of its
-    // own (training/data/decode-thread.ts), so the event loop is free to say the activity is alive meanwhile.
-    const ctx = Context.current();
-    const keepAlive = setInterval(() => ctx.heartbeat(), 5_000);
-    try {
-      return (await loadTaskData(spec)).train.n;
-    } catch (err) {
-      if (err instanceof DatasetError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
-      throw err;
-    } finally {
-      clearInterval(keepAlive);
-    }
-  };
-
-  const checkSpec = (raw: RunSpec): RunSpec => {
-    try {
-      return validateSpec(raw);
-    } catch (err) {
-      if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
-      throw err;
-    }
-  };
 
   const activities = {
     ...createReplicaActivities({ managerFor, checkSpec }),
