@@ -128,9 +128,13 @@ export const registeredModelSchema = strict({ registered: registeredName });
 export const tfjsModelSchema = strict({
   tfjs: z
     .string()
-    .regex(/^file:\/\/.+\.json$/, 'must be file://PATH/model.json')
+    .regex(/^(file|s3|gs|az|https):\/\/.+\.json$/, 'must be file://PATH/model.json (or s3://, gs://, az://)')
     .max(4096)
-    .meta({ description: 'file://path/to/model.json, relative to the worker directory' }),
+    .meta({
+      description:
+        'file://path/to/model.json (relative to the worker directory), or s3://BUCKET/KEY/model.json, gs://, az:// ' +
+        '(weight files beside it)',
+    }),
 });
 
 export const modelSchema = z

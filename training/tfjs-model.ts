@@ -6,6 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_KINDS } from '../spec/layers';
+import { CheckpointNotFoundError, openObject, StorageUrlError } from '../storage';
 import { parseStorageUrl } from '../storage/url';
 import { checkDataRoot, dataRoots } from './data/roots';
 import { ConfigError } from './errors';
@@ -21,9 +22,69 @@ const SUPPORTED = new Map(Object.entries(LAYER_KINDS).map(([type, k]) => [k.clas
 
 const fail = (url: string, message: string) => new ConfigError(`model.tfjs: ${url}: ${message}`);
 
+type ModelJson = {
+  format?: string;
+  modelTopology?: Artifacts['topology'];
+  weightsManifest?: tf.io.WeightsManifestConfig;
+};
+
+/** Where model.json and its weight files come from: a directory (file://) or an object store (s3://, gs://, az://). */
+interface ModelSource {
+  /** model.json's bytes. */
+  readJson(): Promise<Buffer>;
+  /** A weight file named by its path relative to model.json (checked to stay in model.json's directory). */
+  readWeights(relative: string): Promise<Buffer>;
+}
+
+function fileSource(url: string, file: string, roots: string[]): ModelSource {
+  return {
+    async readJson() {
+      await checkDataRoot(file, roots, 'model.tfjs', url);
+      const st = await fsp.stat(file).catch(() => null);
+      if (!st?.isFile()) throw fail(url, `no such file ${file}`);
+      return fsp.readFile(file);
+    },
+    async readWeights(p) {
+      const wf = path.resolve(path.dirname(file), p);
+      if (path.relative(path.dirname(file), wf).startsWith('..'))
+        throw fail(url, `weight file ${p} is outside the model's directory`);
+      await checkDataRoot(wf, roots, 'model.tfjs', `${url}: weight file ${p}`);
+      return fsp.readFile(wf).catch(() => Promise.reject(fail(url, `weight file ${p} is missing`)));
+    },
+  };
+}
+
 /**
- * Reads model.json and its weight files (file:// URLs; relative paths against baseDir). Read every time, never cached
- * on a size or a timestamp: a weights file replaced by one of the same size and time must give the new weights.
+ * model.json in an object store: weight files are the objects beside it (model.json's URL up to its last `/`, plus
+ * the relative path). A missing object is a ConfigError naming it; an unreachable store stays a storage error
+ * (retried like any other outage).
+ */
+function objectSource(url: string, baseDir: string): ModelSource {
+  const read = async (objectUrl: string, what: string) => {
+    try {
+      return Buffer.from(await openObject(objectUrl, baseDir).read());
+    } catch (err) {
+      if (err instanceof CheckpointNotFoundError) throw fail(url, `${what} is missing (${objectUrl})`);
+      if (err instanceof StorageUrlError) throw fail(url, err.message);
+      throw err;
+    }
+  };
+  const dir = url.slice(0, url.lastIndexOf('/') + 1);
+  return {
+    readJson: () => read(url, 'model.json'),
+    readWeights(p) {
+      const parts = p.split('/');
+      if (p.startsWith('/') || parts.some((s) => s === '..' || s === '.' || s === '') || /[?#]/.test(p))
+        throw fail(url, `weight file ${p} is outside the model's directory`);
+      return read(dir + p, `weight file ${p}`);
+    },
+  };
+}
+
+/**
+ * Reads model.json and its weight files (file:// URLs, relative paths against baseDir; or s3://, gs://, az:// objects).
+ * Read every time, never cached on a size or a timestamp: a weights file replaced by one of the same size and time
+ * must give the new weights.
  */
 async function readArtifacts(url: string, baseDir: string, extraRoots: string[]): Promise<Artifacts> {
   let loc;
@@ -32,17 +93,16 @@ async function readArtifacts(url: string, baseDir: string, extraRoots: string[])
   } catch (err) {
     throw fail(url, (err as Error).message);
   }
-  if (loc.kind !== 'file') throw fail(url, 'only file:// model files are supported');
-  const file = path.resolve(baseDir, loc.path);
-  const roots = dataRoots([baseDir, ...extraRoots]);
-  await checkDataRoot(file, roots, 'model.tfjs', url);
-  const st = await fsp.stat(file).catch(() => null);
-  if (!st?.isFile()) throw fail(url, `no such file ${file}`);
-  let json: { format?: string; modelTopology?: Artifacts['topology']; weightsManifest?: tf.io.WeightsManifestConfig };
+  const source =
+    loc.kind === 'file'
+      ? fileSource(url, path.resolve(baseDir, loc.path), dataRoots([baseDir, ...extraRoots]))
+      : objectSource(url, baseDir);
+  let json: ModelJson;
   try {
-    json = JSON.parse(await fsp.readFile(file, 'utf8'));
+    json = JSON.parse((await source.readJson()).toString('utf8'));
   } catch (err) {
-    throw fail(url, `not a JSON file: ${(err as Error).message}`);
+    if ((err as Error).name === 'ConfigError' || !(err instanceof SyntaxError)) throw err;
+    throw fail(url, `not a JSON file: ${err.message}`);
   }
   if (!json || typeof json !== 'object' || !json.modelTopology)
     throw fail(url, 'has no modelTopology (expected a TF.js Layers model.json, format "layers-model")');
@@ -53,15 +113,7 @@ async function readArtifacts(url: string, baseDir: string, extraRoots: string[])
   let weightData: ArrayBuffer | null = null;
   if (weightSpecs.length) {
     const parts: Buffer[] = [];
-    for (const g of groups) {
-      for (const p of g.paths) {
-        const wf = path.resolve(path.dirname(file), p);
-        if (path.relative(path.dirname(file), wf).startsWith('..'))
-          throw fail(url, `weight file ${p} is outside the model's directory`);
-        await checkDataRoot(wf, roots, 'model.tfjs', `${url}: weight file ${p}`);
-        parts.push(await fsp.readFile(wf).catch(() => Promise.reject(fail(url, `weight file ${p} is missing`))));
-      }
-    }
+    for (const g of groups) for (const p of g.paths) parts.push(await source.readWeights(p));
     const all = Buffer.concat(parts);
     const expected = weightBytes(weightSpecs);
     if (expected !== null && all.byteLength !== expected)

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { clearDataCache, loadData, validateDataFile, type FileDataSpec } from '../../training/data';
+import { loadTfjsModel } from '../../training/tfjs-model';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const ENV = ['DURABLE_TRAIN_S3_ENDPOINT', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
@@ -120,5 +121,33 @@ describe('training/data: datasets in S3 (SeaweedFS)', function () {
       new RegExp(`dataset\\.path: s3://${b}/empty\\.csv is empty`),
     );
     await assert.rejects(loadData({ ...big, path: `s3://${b}/empty.csv` }, { seed: 1, baseDir: dir }), /is empty/);
+  });
+  it('a model.json in S3 with its weight file beside it loads as from a local directory; a missing weight file is named', async () => {
+    const fixture = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'keras', 'mlp-bn-l2');
+    for (const f of fs.readdirSync(fixture)) await put(`models/mlp/${f}`, fs.readFileSync(path.join(fixture, f)));
+    const url = `s3://${server!.bucket}/models/mlp/model.json`;
+    const remote = await loadTfjsModel(url, dir);
+    const local = await loadTfjsModel(`file://${path.join(fixture, 'model.json')}`, dir);
+    try {
+      assert.equal(remote.pretrained, true);
+      assert.deepEqual(remote.topology, local.topology);
+      const a = remote.model.getWeights();
+      const b = local.model.getWeights();
+      assert.equal(a.length, b.length);
+      a.forEach((w, i) => assert.deepEqual(Array.from(w.dataSync()), Array.from(b[i].dataSync()), `weight ${i}`));
+    } finally {
+      remote.model.dispose();
+      local.model.dispose();
+    }
+    // model.json alone (its weight file not uploaded): refused naming the missing object.
+    await put('models/lonely/model.json', fs.readFileSync(path.join(fixture, 'model.json')));
+    await assert.rejects(
+      loadTfjsModel(`s3://${server!.bucket}/models/lonely/model.json`, dir),
+      /model\.tfjs: s3:\/\/\S+\/models\/lonely\/model\.json: weight file group1-shard1of1\.bin is missing \(s3:\/\/\S+\/models\/lonely\/group1-shard1of1\.bin\)/,
+    );
+    await assert.rejects(
+      loadTfjsModel(`s3://${server!.bucket}/models/none/model.json`, dir),
+      /model\.tfjs: \S+: model\.json is missing/,
+    );
   });
 });
