@@ -1,5 +1,5 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
-import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
+import type { CheckpointManager, CheckpointRef, CommitInput, Manifest } from '../checkpoint';
 import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 
@@ -21,41 +21,56 @@ export function metricsOf(state: TrainerState): Record<string, number> {
   return out;
 }
 
-/** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */
-export function commitTrainer(
-  manager: CheckpointManager,
-  trainer: Trainer,
-  o: {
-    backend: BackendInfo;
-    specHash: string;
-    parent: CheckpointRef | null;
-    reason: string;
-    /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
-    extraState?: Record<string, unknown>;
-  },
-): Promise<Manifest> {
+interface CommitOf {
+  backend: BackendInfo;
+  specHash: string;
+  parent: CheckpointRef | null;
+  reason: string;
+  /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
+  extraState?: Record<string, unknown>;
+}
+
+/**
+ * The first phase of a commit: the trainer's state as a CommitInput, taken between steps. Its blobs are fresh copies
+ * (snapshot() copies every weight and slot out of the backend), so the trainer may keep training while they persist.
+ */
+export function snapshotForCommit(trainer: Trainer, o: CommitOf): CommitInput {
   const snap = trainer.snapshot();
   Trainer.checkFinite(snap);
-  return manager.commit(
-    {
-      step: snap.state.step,
-      epoch: snap.state.epoch,
-      createdAt: new Date().toISOString(),
-      parent: o.parent,
-      blobs: snap.tensors,
-      state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
-      metrics: metricsOf(snap.state),
-      fingerprints: {
-        spec: o.specHash,
-        dataset: trainer.info.datasetFingerprint,
-        model: trainer.info.modelFingerprint,
-      },
-      backend: { name: o.backend.name, version: o.backend.version },
-      reason: o.reason,
+  return {
+    step: snap.state.step,
+    epoch: snap.state.epoch,
+    createdAt: new Date().toISOString(),
+    parent: o.parent,
+    blobs: snap.tensors,
+    state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
+    metrics: metricsOf(snap.state),
+    fingerprints: {
+      spec: o.specHash,
+      dataset: trainer.info.datasetFingerprint,
+      model: trainer.info.modelFingerprint,
     },
-    // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
-    { handOver: true },
-  );
+    backend: { name: o.backend.name, version: o.backend.version },
+    reason: o.reason,
+  };
+}
+
+/**
+ * The second phase: persists a snapshot (blobs, then the manifest); resolves once the checkpoint is durable.
+ * `offThread` hashes the blobs on the libuv pool instead of the calling thread (for a persist that overlaps training).
+ */
+export function persistSnapshot(
+  manager: CheckpointManager,
+  input: CommitInput,
+  o: { offThread?: boolean } = {},
+): Promise<Manifest> {
+  // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
+  return manager.commit(input, { handOver: true, hashOffThread: o.offThread });
+}
+
+/** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */
+export function commitTrainer(manager: CheckpointManager, trainer: Trainer, o: CommitOf): Promise<Manifest> {
+  return persistSnapshot(manager, snapshotForCommit(trainer, o));
 }
 
 /** The inverse of commitTrainer: a trainer snapshot from a loaded (verified) checkpoint. */

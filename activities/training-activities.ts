@@ -292,7 +292,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
 
         const details = ctx.cancellationDetails;
         if (ctx.cancellationSignal.aborted && (details?.notFound || details?.timedOut || details?.reset)) {
-          // The server gave this attempt up (another attempt owns the run now): commit nothing.
+          // The server gave this attempt up (another attempt owns the run now): commit nothing more.
+          await commits.drain();
           throw new CancelledFailure('attempt superseded');
         }
         const cut = ctx.cancellationSignal.aborted && !result.done;

@@ -19,6 +19,7 @@ import {
   MAX_RANK,
   MAX_STATE_DEPTH,
   nestsDeeperThan,
+  sha256HexOffThread,
   sha256HexYielding,
   stepFromId,
   validShape,
@@ -64,6 +65,11 @@ export interface CommitOptions {
    * skips its defensive copy. Default false: commit copies every byte before its first await.
    */
   handOver?: boolean;
+  /**
+   * Hash the blobs on the libuv pool (WebCrypto) rather than on this thread, then write them by their address: for a
+   * persist that runs in the background while training goes on. Default false (hash while writing, one pass).
+   */
+  hashOffThread?: boolean;
 }
 
 /** A manifest as read from the store during a listing: parsed, or null with the reason it does not parse. */
@@ -134,7 +140,12 @@ export class CheckpointManager {
 
     let shas: string[];
     const streaming = this.store.writeContentAddressed?.bind(this.store);
-    if (streaming) {
+    if (opts.hashOffThread) {
+      // Two blobs at a time: the pool's other threads stay free for the writes (and the trainer for its core).
+      shas = await mapLimit(blobs, 2, (b) => sha256HexOffThread(b.data));
+      const unique = new Map(shas.map((sha, i) => [sha, blobs[i].data]));
+      await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
+    } else if (streaming) {
       // One pass per blob: hashed while it is written, then renamed to its content address.
       shas = await mapLimit(blobs, this.concurrency, (b) => streaming(this.blobPrefix(), b.data));
     } else {
