@@ -34,9 +34,10 @@ interface CommitOf {
  * The first phase of a commit: the trainer's state as a CommitInput, taken between steps. Its blobs are fresh copies
  * (snapshot() copies every weight and slot out of the backend), so the trainer may keep training while they persist.
  */
-export function snapshotForCommit(trainer: Trainer, o: CommitOf): CommitInput {
-  const snap = trainer.snapshot();
-  Trainer.checkFinite(snap);
+export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: CommitInput): CommitInput {
+  const snap = trainer.snapshot({
+    reuse: reuse && { tensors: reuse.blobs as TrainerSnapshot['tensors'], state: reuse.state as TrainerState },
+  });
   return {
     step: snap.state.step,
     epoch: snap.state.epoch,
@@ -59,11 +60,23 @@ export function snapshotForCommit(trainer: Trainer, o: CommitOf): CommitInput {
  * The second phase: persists a snapshot (blobs, then the manifest); resolves once the checkpoint is durable.
  * `offThread` hashes the blobs on the libuv pool instead of the calling thread (for a persist that overlaps training).
  */
-export function persistSnapshot(
+export async function persistSnapshot(
   manager: CheckpointManager,
   input: CommitInput,
   o: { offThread?: boolean } = {},
 ): Promise<Manifest> {
+  // No checkpoint with a NaN or an infinity: the newest checkpoint is always the last finite one. In the background,
+  // about 64 MB at a time (tens of ms), yielding between, so it never holds the training loop for long.
+  const state = input.state as TrainerState;
+  let since = 0;
+  for (const t of input.blobs) {
+    Trainer.checkFinite({ tensors: [t as TrainerSnapshot['tensors'][number]], state });
+    since += t.data.byteLength;
+    if (o.offThread && since >= 64 << 20) {
+      since = 0;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
   // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
   return manager.commit(input, { handOver: true, hashOffThread: o.offThread });
 }

@@ -141,10 +141,13 @@ export class CheckpointManager {
     let shas: string[];
     const streaming = this.store.writeContentAddressed?.bind(this.store);
     if (opts.hashOffThread) {
-      // Two blobs at a time: the pool's other threads stay free for the writes (and the trainer for its core).
-      shas = await mapLimit(blobs, 2, (b) => sha256HexOffThread(b.data));
+      // All at once: the pool queues the work itself, and every continuation here waits for the event loop (a
+      // training step) before it runs, so fewer rounds mean a shorter persist.
+      shas = await Promise.all(blobs.map((b) => sha256HexOffThread(b.data)));
       const unique = new Map(shas.map((sha, i) => [sha, blobs[i].data]));
-      await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
+      await forEachLimit([...unique], Math.max(this.concurrency, unique.size), ([sha, data]) =>
+        this.store.writeBlob(this.blobKey(sha), data),
+      );
     } else if (streaming) {
       // One pass per blob: hashed while it is written, then renamed to its content address.
       shas = await mapLimit(blobs, this.concurrency, (b) => streaming(this.blobPrefix(), b.data));

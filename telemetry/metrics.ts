@@ -149,14 +149,17 @@ export class TrainingMetrics {
     this.runs.set(run, now);
   }
 
-  /** `times` splits a two-phase commit: the training stall (snapshot) and the background persist. */
+  /**
+   * `times` splits a two-phase commit: the training stall (the snapshot, plus `waitSeconds` spent waiting for the
+   * previous persist) and the background persist.
+   */
   committed(
     run: string,
     step: number,
     seconds: number,
     bytes: number,
     reason: string,
-    times?: { stallSeconds: number; persistSeconds: number },
+    times?: { stallSeconds: number; waitSeconds?: number; persistSeconds: number },
   ): void {
     this.seen(run);
     this.commits.inc({ reason });

@@ -36,6 +36,8 @@ export class ChunkCommits {
   private inFlight: { step: number; done: Promise<void> } | null = null;
   /** What a failed background persist throws at the next commit (as a synchronous commit would have thrown it). */
   private failure: { error: unknown } | null = null;
+  /** The last snapshot whose persist succeeded: nothing holds its buffers any more, the next snapshot copies into them. */
+  private spare: CommitInput | undefined;
 
   constructor(
     private readonly o: {
@@ -82,17 +84,23 @@ export class ChunkCommits {
   async start(reason: string): Promise<void> {
     const t0 = Date.now();
     await this.settle();
+    const waitMs = Date.now() - t0;
     const st = this.o.trainer.state;
     if (this.last && this.last.step === st.step) return;
     let input: CommitInput;
     let segment: Promise<void> | undefined;
     try {
-      input = snapshotForCommit(this.o.trainer, {
-        backend: this.o.backend,
-        specHash: this.o.specHash,
-        parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
-        reason,
-      });
+      input = snapshotForCommit(
+        this.o.trainer,
+        {
+          backend: this.o.backend,
+          specHash: this.o.specHash,
+          parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
+          reason,
+        },
+        this.spare,
+      );
+      this.spare = undefined;
       // Cut at once (the next steps go to the next segment); written, durable, before the manifest.
       segment = this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
     } catch (err) {
@@ -101,7 +109,7 @@ export class ChunkCommits {
     const stallMs = Date.now() - t0;
     this.ms += stallMs;
     this.lastAt = Date.now();
-    this.inFlight = { step: input.step, done: this.persist(input, segment, reason, stallMs) };
+    this.inFlight = { step: input.step, done: this.persist(input, segment, reason, stallMs, waitMs) };
   }
 
   /** Waits for the persist in flight, if any (heartbeating meanwhile); throws its failure. */
@@ -143,6 +151,7 @@ export class ChunkCommits {
     segment: Promise<void> | undefined,
     reason: string,
     stallMs: number,
+    waitMs: number,
   ): Promise<void> {
     const p0 = Date.now();
     let m: Manifest;
@@ -154,13 +163,15 @@ export class ChunkCommits {
       return;
     }
     const persistMs = Date.now() - p0;
+    // Written, hashed and durable: no write or hash still reads these buffers (after a failure one might: never reused).
+    this.spare = input;
     this.o.metrics.committed(
       this.o.runId,
       m.step,
       (stallMs + persistMs) / 1000,
       m.blobs.reduce((n, b) => n + b.size, 0),
       reason,
-      { stallSeconds: stallMs / 1000, persistSeconds: persistMs / 1000 },
+      { stallSeconds: stallMs / 1000, waitSeconds: waitMs / 1000, persistSeconds: persistMs / 1000 },
     );
     this.o.alerts?.committed(this.o.runId, m.id);
     this.count += 1;

@@ -173,6 +173,11 @@ describe('two-phase checkpoint commit', function () {
       const step2 = (await manager.list()).find((c) => c.step === 2);
       assert.ok(step2);
       assert.equal((await manager.readManifest(final.id)).parent?.id, step2.id);
+      // The step-4 snapshot was copied into the step-2 snapshot's buffers once that persist ended: both checkpoints
+      // still verify, and step 4 holds exactly the trainer's state.
+      assert.deepEqual((await manager.verify(step2.id)).problems, []);
+      const loaded = await manager.load(final.id);
+      for (const t of trainer.snapshot().tensors) assert.deepEqual(loaded.blobs.get(t.name), t.data, t.name);
       // Committing the same step again is the same checkpoint.
       assert.equal((await commits.commit('chunk-end')).id, final.id);
       assert.equal(commits.count, 2);
