@@ -72,7 +72,7 @@ export interface ActivityDeps {
   /** How many runs' trainers to keep warm in memory (default 2). */
   warmRuns?: number;
   /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
-  beforeManifest?: (step: number) => void | Promise<void>;
+  beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
    * Why the workflow cut a chunk short (pause, stop or cancel), asked when it happens: the request reaches the
    * activity only as a cancellation, and the reason known when the chunk was scheduled may have changed since.

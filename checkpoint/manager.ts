@@ -50,7 +50,7 @@ export interface CheckpointManagerOptions {
   /** Blob GC spares unreferenced blobs younger than this (a commit may still be writing its manifest). Default 1 h. */
   blobGcGraceMs?: number;
   /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
-  beforeManifest?: (step: number) => void | Promise<void>;
+  beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
    * Signing on: every manifest committed is signed with the first key, and every manifest read must carry a
    * signature by one of the keys, or it is refused with CheckpointSignatureError (never skipped like damage).
@@ -86,7 +86,7 @@ export class CheckpointManager {
   private readonly concurrency: number;
   private readonly retentionVerify: 'full' | 'quick';
   private readonly gcGraceMs: number;
-  private readonly beforeManifest?: (step: number) => void | Promise<void>;
+  private readonly beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   private readonly keys?: CheckpointKeys;
   /** The key ids this manager signs and verifies with (the first signs), or null with signing off. */
   get signing(): readonly string[] | null {
@@ -169,7 +169,7 @@ export class CheckpointManager {
       size: b.data.byteLength,
     }));
 
-    await this.beforeManifest?.(meta.step);
+    await this.beforeManifest?.(meta.step, this.runId);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
     const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
     if (this.keys) manifest.signature = this.keys.sign(manifest);
