@@ -5,7 +5,8 @@
 //   async  a checkpoint every --every seconds (default 2): snapshot between steps, persist in the background
 //   sync   the same interval, each commit awaited whole before the next step (the path before the two-phase commit)
 // Samples/s counts the whole run (training plus the chunk-end commit). Each commit's training stall (its snapshot,
-// plus any wait for the previous persist) and its background persist time are read from the commit metrics.
+// plus any wait for the previous persist) and its background persist time are read from the commit metrics;
+// stallShare (training time lost to commits over wall time) is the ratio by decomposition, robust to machine noise.
 //
 //   npm run build && node dist/bench/async-commit.js [--quick] [--steps N] [--every 2] [--no-sync]
 //
@@ -64,6 +65,8 @@ interface RunRecord {
   wallMs: number;
   samplesPerSec: number;
   commits: number;
+  /** Training time lost to commits (their stalls, and waiting for the chunk-end one) over the run's wall time. */
+  stallShare: number;
   stallMs?: ReturnType<typeof summarize>;
   snapshotMs?: ReturnType<typeof summarize>;
   persistMs?: ReturnType<typeof summarize>;
@@ -109,12 +112,14 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
         }
       },
     });
+    const end0 = now();
     if (variant === 'sync') {
       await commitTrainer(manager, trainer, { backend, specHash: hash, parent, reason: 'chunk-end' });
     } else {
       await commits.commit('chunk-end');
     }
     const wallMs = now() - t0;
+    const lostMs = variant === 'sync' ? syncStalls.reduce((a, b) => a + b, 0) + (now() - end0) : commits.ms;
     const weightsSha256 = trainer.weightsSha256();
     trainer.dispose();
     const stalls = variant === 'sync' ? syncStalls : metrics.stalls;
@@ -124,6 +129,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
       wallMs: round(wallMs, 0),
       samplesPerSec: round((r.stepsRun * 64) / (wallMs / 1000), 1),
       commits: variant === 'sync' ? syncCommits : metrics.stalls.length,
+      stallShare: round(lostMs / wallMs, 4),
       ...(stalls.length ? { stallMs: summarize(stalls, 1) } : {}),
       ...(metrics.snapshots.length ? { snapshotMs: summarize(metrics.snapshots, 1) } : {}),
       ...(metrics.persists.length ? { persistMs: summarize(metrics.persists, 1) } : {}),
@@ -137,7 +143,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
 async function main(): Promise<void> {
   const backend = await initBackend();
   const everyS = numArg('--every', 2);
-  const steps = numArg('--steps', QUICK ? 12 : 120);
+  const steps = numArg('--steps', QUICK ? 8 : 30);
   const variants: Variant[] = process.argv.includes('--no-sync') ? ['none', 'async'] : ['none', 'async', 'sync'];
   log(`async-commit: ${WIDE_MLP}, ${steps} steps of 64, a checkpoint every ${everyS} s, backend ${backend.name}`);
   const runs: RunRecord[] = [];
@@ -173,6 +179,7 @@ async function main(): Promise<void> {
       samplesPerSec: r.samplesPerSec,
       ratio: round(r.samplesPerSec / none.samplesPerSec, 3),
       commits: r.commits,
+      stallShare: r.stallShare,
       stallP50ms: r.stallMs?.median ?? '-',
       stallMaxMs: r.stallMs?.max ?? '-',
       snapshotP50ms: r.snapshotMs?.median ?? '-',
