@@ -65,20 +65,33 @@ export async function persistSnapshot(
   input: CommitInput,
   o: { offThread?: boolean } = {},
 ): Promise<Manifest> {
-  // No checkpoint with a NaN or an infinity: the newest checkpoint is always the last finite one. In the background,
-  // about 64 MB at a time (tens of ms), yielding between, so it never holds the training loop for long.
-  const state = input.state as TrainerState;
+  // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
+  if (!o.offThread) {
+    checkFinite(input);
+    return manager.commit(input, { handOver: true });
+  }
+  // In the background the finite check runs here while the pool hashes and writes; the manifest waits for it.
+  const finite = checkFiniteYielding(input);
+  finite.catch(() => undefined); // observed by the commit (which may fail first, on storage)
+  return manager.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite });
+}
+
+/** No checkpoint holds a NaN or an infinity: the newest checkpoint is always the last finite one. */
+function checkFinite(input: CommitInput): void {
+  Trainer.checkFinite({ tensors: input.blobs as TrainerSnapshot['tensors'], state: input.state as TrainerState });
+}
+
+/** checkFinite about 64 MB at a time (tens of ms), yielding between, so it never holds the training loop for long. */
+async function checkFiniteYielding(input: CommitInput): Promise<void> {
   let since = 0;
   for (const t of input.blobs) {
-    Trainer.checkFinite({ tensors: [t as TrainerSnapshot['tensors'][number]], state });
+    checkFinite({ ...input, blobs: [t] });
     since += t.data.byteLength;
-    if (o.offThread && since >= 64 << 20) {
+    if (since >= 64 << 20) {
       since = 0;
       await new Promise<void>((r) => setImmediate(r));
     }
   }
-  // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
-  return manager.commit(input, { handOver: true, hashOffThread: o.offThread });
 }
 
 /** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */

@@ -70,6 +70,11 @@ export interface CommitOptions {
    * persist that runs in the background while training goes on. Default false (hash while writing, one pass).
    */
   hashOffThread?: boolean;
+  /**
+   * A check that runs beside the hashing and the blob writes: the manifest waits for it, and the commit fails with
+   * its error (nothing visible: blobs no manifest names are left to blob GC).
+   */
+  publishAfter?: Promise<unknown>;
 }
 
 /** A manifest as read from the store during a listing: parsed, or null with the reason it does not parse. */
@@ -169,6 +174,7 @@ export class CheckpointManager {
       size: b.data.byteLength,
     }));
 
+    await opts.publishAfter;
     await this.beforeManifest?.(meta.step, this.runId);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
     const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
