@@ -30,20 +30,14 @@ class RecordingMetrics extends TrainingMetrics {
   readonly persists: number[] = [];
   /** The stall without the wait for the previous persist: the snapshot alone. */
   readonly snapshots: number[] = [];
-  override committed(
-    run: string,
-    step: number,
-    seconds: number,
-    bytes: number,
-    reason: string,
-    times?: { stallSeconds: number; waitSeconds?: number; persistSeconds: number },
-  ): void {
+  override committed(...args: Parameters<TrainingMetrics['committed']>): void {
+    const [, , , , reason, times] = args;
     if (times && reason === 'time') {
       this.stalls.push(times.stallSeconds * 1000);
       this.snapshots.push((times.stallSeconds - (times.waitSeconds ?? 0)) * 1000);
       this.persists.push(times.persistSeconds * 1000);
     }
-    super.committed(run, step, seconds, bytes, reason, times);
+    super.committed(...args);
   }
 }
 
