@@ -1,5 +1,5 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
-import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
+import type { CheckpointManager, CheckpointRef, CommitInput, Manifest } from '../checkpoint';
 import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 
@@ -21,41 +21,82 @@ export function metricsOf(state: TrainerState): Record<string, number> {
   return out;
 }
 
-/** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */
-export function commitTrainer(
-  manager: CheckpointManager,
-  trainer: Trainer,
-  o: {
-    backend: BackendInfo;
-    specHash: string;
-    parent: CheckpointRef | null;
-    reason: string;
-    /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
-    extraState?: Record<string, unknown>;
-  },
-): Promise<Manifest> {
-  const snap = trainer.snapshot();
-  Trainer.checkFinite(snap);
-  return manager.commit(
-    {
-      step: snap.state.step,
-      epoch: snap.state.epoch,
-      createdAt: new Date().toISOString(),
-      parent: o.parent,
-      blobs: snap.tensors,
-      state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
-      metrics: metricsOf(snap.state),
-      fingerprints: {
-        spec: o.specHash,
-        dataset: trainer.info.datasetFingerprint,
-        model: trainer.info.modelFingerprint,
-      },
-      backend: { name: o.backend.name, version: o.backend.version },
-      reason: o.reason,
+interface CommitOf {
+  backend: BackendInfo;
+  specHash: string;
+  parent: CheckpointRef | null;
+  reason: string;
+  /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
+  extraState?: Record<string, unknown>;
+}
+
+/**
+ * The first phase of a commit: the trainer's state as a CommitInput, taken between steps. Its blobs are fresh copies
+ * (snapshot() copies every weight and slot out of the backend), so the trainer may keep training while they persist.
+ */
+export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: CommitInput): CommitInput {
+  const snap = trainer.snapshot({
+    reuse: reuse && { tensors: reuse.blobs as TrainerSnapshot['tensors'], state: reuse.state as TrainerState },
+  });
+  return {
+    step: snap.state.step,
+    epoch: snap.state.epoch,
+    createdAt: new Date().toISOString(),
+    parent: o.parent,
+    blobs: snap.tensors,
+    state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
+    metrics: metricsOf(snap.state),
+    fingerprints: {
+      spec: o.specHash,
+      dataset: trainer.info.datasetFingerprint,
+      model: trainer.info.modelFingerprint,
     },
-    // snapshot() returns fresh copies that nothing else references: hand them over instead of copying again.
-    { handOver: true },
-  );
+    backend: { name: o.backend.name, version: o.backend.version },
+    reason: o.reason,
+  };
+}
+
+/**
+ * The second phase: persists a snapshot (blobs, then the manifest); resolves once the checkpoint is durable.
+ * `offThread` hashes the blobs on the libuv pool instead of the calling thread (for a persist that overlaps training).
+ */
+export async function persistSnapshot(
+  manager: CheckpointManager,
+  input: CommitInput,
+  o: { offThread?: boolean } = {},
+): Promise<Manifest> {
+  // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
+  if (!o.offThread) {
+    checkFinite(input);
+    return manager.commit(input, { handOver: true });
+  }
+  // In the background the finite check runs here while the pool hashes and writes; the manifest waits for it.
+  const finite = checkFiniteYielding(input);
+  finite.catch(() => undefined); // observed by the commit (which may fail first, on storage)
+  return manager.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite });
+}
+
+/** No checkpoint holds a NaN or an infinity: the newest checkpoint is always the last finite one. */
+function checkFinite(input: CommitInput): void {
+  Trainer.checkFinite({ tensors: input.blobs as TrainerSnapshot['tensors'], state: input.state as TrainerState });
+}
+
+/** checkFinite about 64 MB at a time (tens of ms), yielding between, so it never holds the training loop for long. */
+async function checkFiniteYielding(input: CommitInput): Promise<void> {
+  let since = 0;
+  for (const t of input.blobs) {
+    checkFinite({ ...input, blobs: [t] });
+    since += t.data.byteLength;
+    if (since >= 64 << 20) {
+      since = 0;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+}
+
+/** Snapshots the trainer (between steps) and commits it; resolves once the checkpoint is durable. */
+export function commitTrainer(manager: CheckpointManager, trainer: Trainer, o: CommitOf): Promise<Manifest> {
+  return persistSnapshot(manager, snapshotForCommit(trainer, o));
 }
 
 /** The inverse of commitTrainer: a trainer snapshot from a loaded (verified) checkpoint. */

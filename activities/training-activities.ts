@@ -72,7 +72,7 @@ export interface ActivityDeps {
   /** How many runs' trainers to keep warm in memory (default 2). */
   warmRuns?: number;
   /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
-  beforeManifest?: (step: number) => void | Promise<void>;
+  beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
    * Why the workflow cut a chunk short (pause, stop or cancel), asked when it happens: the request reaches the
    * activity only as a cancellation, and the reason known when the chunk was scheduled may have changed since.
@@ -299,7 +299,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
 
         const details = ctx.cancellationDetails;
         if (ctx.cancellationSignal.aborted && (details?.notFound || details?.timedOut || details?.reset)) {
-          // The server gave this attempt up (another attempt owns the run now): commit nothing.
+          // The server gave this attempt up (another attempt owns the run now): commit nothing more.
+          await commits.drain();
           throw new CancelledFailure('attempt superseded');
         }
         const cut = ctx.cancellationSignal.aborted && !result.done;

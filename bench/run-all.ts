@@ -22,6 +22,7 @@ const BENCHES: Bench[] = [
   { name: 'orchestration', args: [] },
   { name: 'recovery', args: [] },
   { name: 'overhead', args: [] },
+  { name: 'async-commit', args: [] },
   { name: 'distributed', args: [] },
   { name: 'backends', args: QUICK ? ['--budget-ms', '100', '--no-threads'] : [] },
 ];

@@ -1,5 +1,5 @@
 // Manifest codec: strict JSON checks, canonical encoding for the id hash, parsing with validation.
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { idProblem } from '../spec/ids';
 import type { CheckpointRef, Manifest, ManifestBlob } from './types';
 
@@ -61,6 +61,14 @@ export function assertSafeName(kind: string, value: string): void {
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * sha256 of a buffer computed on the libuv pool (WebCrypto's digest), not on the calling thread: a persist that runs
+ * while training goes on hashes on another core. Node copies the bytes into the job first (a memcpy on this thread).
+ */
+export async function sha256HexOffThread(data: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
 }
 
 /** sha256 of a large buffer, yielding to the event loop between slices so heartbeats keep flowing. */

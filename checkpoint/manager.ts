@@ -19,6 +19,7 @@ import {
   MAX_RANK,
   MAX_STATE_DEPTH,
   nestsDeeperThan,
+  sha256HexOffThread,
   sha256HexYielding,
   stepFromId,
   validShape,
@@ -49,7 +50,7 @@ export interface CheckpointManagerOptions {
   /** Blob GC spares unreferenced blobs younger than this (a commit may still be writing its manifest). Default 1 h. */
   blobGcGraceMs?: number;
   /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
-  beforeManifest?: (step: number) => void | Promise<void>;
+  beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
    * Signing on: every manifest committed is signed with the first key, and every manifest read must carry a
    * signature by one of the keys, or it is refused with CheckpointSignatureError (never skipped like damage).
@@ -64,6 +65,16 @@ export interface CommitOptions {
    * skips its defensive copy. Default false: commit copies every byte before its first await.
    */
   handOver?: boolean;
+  /**
+   * Hash the blobs on the libuv pool (WebCrypto) rather than on this thread, then write them by their address: for a
+   * persist that runs in the background while training goes on. Default false (hash while writing, one pass).
+   */
+  hashOffThread?: boolean;
+  /**
+   * A check that runs beside the hashing and the blob writes: the manifest waits for it, and the commit fails with
+   * its error (nothing visible: blobs no manifest names are left to blob GC).
+   */
+  publishAfter?: Promise<unknown>;
 }
 
 /** A manifest as read from the store during a listing: parsed, or null with the reason it does not parse. */
@@ -80,7 +91,7 @@ export class CheckpointManager {
   private readonly concurrency: number;
   private readonly retentionVerify: 'full' | 'quick';
   private readonly gcGraceMs: number;
-  private readonly beforeManifest?: (step: number) => void | Promise<void>;
+  private readonly beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   private readonly keys?: CheckpointKeys;
   /** The key ids this manager signs and verifies with (the first signs), or null with signing off. */
   get signing(): readonly string[] | null {
@@ -134,7 +145,15 @@ export class CheckpointManager {
 
     let shas: string[];
     const streaming = this.store.writeContentAddressed?.bind(this.store);
-    if (streaming) {
+    if (opts.hashOffThread) {
+      // All at once: the pool queues the work itself, and every continuation here waits for the event loop (a
+      // training step) before it runs, so fewer rounds mean a shorter persist.
+      shas = await Promise.all(blobs.map((b) => sha256HexOffThread(b.data)));
+      const unique = new Map(shas.map((sha, i) => [sha, blobs[i].data]));
+      await forEachLimit([...unique], Math.max(this.concurrency, unique.size), ([sha, data]) =>
+        this.store.writeBlob(this.blobKey(sha), data),
+      );
+    } else if (streaming) {
       // One pass per blob: hashed while it is written, then renamed to its content address.
       shas = await mapLimit(blobs, this.concurrency, (b) => streaming(this.blobPrefix(), b.data));
     } else {
@@ -155,7 +174,8 @@ export class CheckpointManager {
       size: b.data.byteLength,
     }));
 
-    await this.beforeManifest?.(meta.step);
+    await opts.publishAfter;
+    await this.beforeManifest?.(meta.step, this.runId);
     const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
     const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
     if (this.keys) manifest.signature = this.keys.sign(manifest);

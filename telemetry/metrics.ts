@@ -30,6 +30,18 @@ export class TrainingMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  private readonly stallSeconds = new Histogram({
+    name: 'durable_train_checkpoint_stall_seconds',
+    help: 'Training time one commit took: its snapshot, plus any wait for the previous persist (back-pressure).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly persistSeconds = new Histogram({
+    name: 'durable_train_checkpoint_persist_seconds',
+    help: 'Time one commit persisted in the background while training went on (hash, blobs, manifest durable).',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
   private readonly restoreSeconds = new Histogram({
     name: 'durable_train_checkpoint_restore_seconds',
     help: 'Time to restore a trainer from a checkpoint (read, verify every hash, rebuild).',
@@ -137,10 +149,25 @@ export class TrainingMetrics {
     this.runs.set(run, now);
   }
 
-  committed(run: string, step: number, seconds: number, bytes: number, reason: string): void {
+  /**
+   * `times` splits a two-phase commit: the training stall (the snapshot, plus `waitSeconds` spent waiting for the
+   * previous persist) and the background persist.
+   */
+  committed(
+    run: string,
+    step: number,
+    seconds: number,
+    bytes: number,
+    reason: string,
+    times?: { stallSeconds: number; waitSeconds?: number; persistSeconds: number },
+  ): void {
     this.seen(run);
     this.commits.inc({ reason });
     this.commitSeconds.observe(seconds);
+    if (times) {
+      this.stallSeconds.observe(times.stallSeconds);
+      this.persistSeconds.observe(times.persistSeconds);
+    }
     this.bytesWritten.inc(bytes);
     this.lastTimestamp.set({ run }, Date.now() / 1000);
     this.lastStep.set({ run }, step);

@@ -6,7 +6,8 @@ import './tfjs-quiet';
 import type { ModelName, RunSpec } from '../spec/types';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, NUM_CLASSES } from './datasets';
 import { ConfigError } from './errors';
-import { registeredModel } from './registry';
+import { register, registeredModel } from './registry';
+import { WIDE_MLP, wideMlp } from './wide-mlp';
 import { storeRoots } from './task-data';
 import { loadTfjsModel } from './tfjs-model';
 import {
@@ -26,6 +27,9 @@ import type { Prng } from './prng';
 import * as fingerprints from './model-fingerprint';
 
 export const MODEL_NAMES: readonly ModelName[] = ['mnist-mlp', 'mnist-cnn'];
+
+// The built-in registered models (a spec names them { "registered": name }, like a library caller's own).
+register({ models: { [WIDE_MLP]: wideMlp } });
 
 export type { DropoutMaskFn, ParamRole, StateUpdates } from './layers/kind';
 export { conv2dFilterGrad, conv2dInputGrad } from './layers/ops';

@@ -15,6 +15,13 @@ export interface SlotSpec {
   shape: number[];
 }
 
+/** One optimizer slot's current values (possibly the live array the next update writes). */
+export interface SlotValues {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
 export abstract class Optimizer {
   /** Updates applied so far (Adam's bias correction uses it). Saved as opt/<name>/iterations. */
   iterations = 0;
@@ -55,6 +62,18 @@ export abstract class Optimizer {
   /** Slot variables by stable name, in a fixed order, holding the current values. */
   slotEntries(): Array<[string, tf.Variable]> {
     return [...this.slots.entries()];
+  }
+
+  /**
+   * The slots' current values by stable name, in slotEntries() order, as arrays that may be live: the next update
+   * may write them, so a snapshot copies them before training goes on.
+   */
+  slotValues(): SlotValues[] {
+    return [...this.slots.entries()].map(([name, v]) => ({
+      name,
+      shape: v.shape.slice(),
+      values: v.dataSync() as Float32Array,
+    }));
   }
 
   /** Applies one update with learning rate `lr`. `grads` maps stable parameter names to gradients. */
@@ -182,6 +201,22 @@ class Adam extends Optimizer {
   /** The learning rate with Adam's bias correction at update t, in doubles (both numerics versions). */
   private stepSizeAt(lr: number, t: number): number {
     return (lr * Math.sqrt(1 - Math.pow(this.beta2, t))) / (1 - Math.pow(this.beta1, t));
+  }
+
+  /** Under numerics 2 the moments are the host arrays themselves (no round trip through the slot variables). */
+  override slotValues(): SlotValues[] {
+    const host = this.host;
+    if (!host) return super.slotValues();
+    const byName = new Map<string, Float32Array>();
+    for (const [param, { m, v }] of host) {
+      byName.set(this.slotName('m', param), m);
+      byName.set(this.slotName('v', param), v);
+    }
+    return [...this.slots.entries()].map(([name, variable]) => {
+      const values = byName.get(name);
+      if (!values) throw new Error(`optimizer: no host moments for slot ${name}`);
+      return { name, shape: variable.shape.slice(), values };
+    });
   }
 
   override slotEntries(): Array<[string, tf.Variable]> {

@@ -331,21 +331,32 @@ export class Trainer {
   }
 
   /** A synchronous deep copy of everything needed to continue exactly. */
-  snapshot(): TrainerSnapshot {
+  snapshot(opts: { reuse?: TrainerSnapshot } = {}): TrainerSnapshot {
     checkLittleEndian();
     this.assertUsable();
     if (this.busy) throw new Error('trainer: snapshot() during a step; call it from onStep or after train() resolves');
+    // Every tensor is copied (weights and moments are live arrays the next step replaces or writes in place). Into
+    // the buffers of `reuse` where a name and size match: a snapshot whose persist has ended, handed back so the copy
+    // lands in memory already mapped instead of fresh pages (and memory stays flat over many commits).
+    const spare = new Map((opts.reuse?.tensors ?? []).map((t) => [t.name, t.data]));
+    const copy = (name: string, a: Float32Array | Int32Array): Uint8Array => {
+      const src = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      const into = spare.get(name);
+      if (!into || into.byteLength !== src.byteLength) return bytesOf(a);
+      into.set(src);
+      return into;
+    };
     const tensors: NamedTensorBytes[] = [];
     for (const p of [...this.net.all].sort(byName)) {
       tensors.push({
         name: p.name,
         dtype: 'float32',
         shape: p.shape.slice(),
-        data: bytesOf(p.variable.dataSync() as Float32Array),
+        data: copy(p.name, p.variable.dataSync() as Float32Array),
       });
     }
-    for (const [name, v] of this.opt.slotEntries()) {
-      tensors.push({ name, dtype: 'float32', shape: v.shape.slice(), data: bytesOf(v.dataSync() as Float32Array) });
+    for (const { name, shape, values } of this.opt.slotValues()) {
+      tensors.push({ name, dtype: 'float32', shape, data: copy(name, values) });
     }
     tensors.push({
       name: this.opt.iterationsName,
@@ -353,7 +364,12 @@ export class Trainer {
       shape: [],
       data: bytesOf(Int32Array.of(this.opt.iterations)),
     });
-    tensors.push({ name: DATA_ORDER_NAME, dtype: 'int32', shape: [this.order.length], data: bytesOf(this.order) });
+    tensors.push({
+      name: DATA_ORDER_NAME,
+      dtype: 'int32',
+      shape: [this.order.length],
+      data: copy(DATA_ORDER_NAME, this.order),
+    });
     return { tensors, state: this.state };
   }
 

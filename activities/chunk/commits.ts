@@ -1,10 +1,15 @@
 // The commits of one chunk: time-based ones while it trains (checkpoint.everySeconds) and the final one. Each commit
-// becomes the parent of the next; one step is never committed twice.
+// has two phases: a snapshot between steps (the only time training waits) and a persist (hash, blobs, manifest) that
+// runs in the background while the next steps train. A checkpoint counts as committed (lastCommitted, heartbeats,
+// metrics, alerts, the chunk's summary) only once its manifest is durable. At most one persist is in flight: a commit
+// due while one is still persisting waits for it first (back-pressure). A persist that failed fails the next commit,
+// or the chunk's final one, with the error a synchronous commit would have given. Each checkpoint's parent is the
+// previous durable one; one step is never committed twice.
 import { log } from '@temporalio/activity';
-import type { CheckpointManager, Manifest } from '../../checkpoint';
+import type { CheckpointManager, CommitInput, Manifest } from '../../checkpoint';
 import type { Trainer } from '../../training';
 import type { BackendInfo } from '../../training/backend';
-import { commitTrainer } from '../commit';
+import { persistSnapshot, snapshotForCommit } from '../commit';
 import { storageUnavailable } from '../failures';
 import { failureReason, type TrainingMetrics } from '../metrics';
 import type { CheckpointPosition, CheckpointRef } from '../types';
@@ -19,12 +24,20 @@ export const positionOf = (m: Manifest): CheckpointPosition => ({
 });
 
 export class ChunkCommits {
+  /** The newest checkpoint of this chunk whose manifest is durable. */
   lastCommitted: CheckpointPosition | null = null;
   count = 0;
+  /** Training time the commits took: snapshots and waits for a persist (back-pressure, the chunk's final commit). */
   ms = 0;
   private last: Manifest | null = null;
   private lastAt = Date.now();
   private readonly everyMs: number;
+  /** The persist in the background, if any (it never rejects: its failure is kept in `failure`). */
+  private inFlight: { step: number; done: Promise<void> } | null = null;
+  /** What a failed background persist throws at the next commit (as a synchronous commit would have thrown it). */
+  private failure: { error: unknown } | null = null;
+  /** The last snapshot whose persist succeeded: nothing holds its buffers any more, the next snapshot copies into them. */
+  private spare: CommitInput | undefined;
 
   constructor(
     private readonly o: {
@@ -41,8 +54,10 @@ export class ChunkCommits {
       alerts?: RunAlerts;
       /** The run's metrics log: each commit's segment is written before its manifest, its event file after. */
       curves?: ChunkCurves;
-      /** Re-sends the chunk's last heartbeat: called every second while a commit waits on storage. */
+      /** Re-sends the chunk's last heartbeat: called every second while training waits on a persist. */
       keepAlive?: () => void;
+      /** Where a failed commit is logged (default: the activity's logger). */
+      logError?: (message: string, meta: Record<string, unknown>) => void;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
@@ -57,54 +72,129 @@ export class ChunkCommits {
     return this.everyMs > 0 && Date.now() - this.lastAt >= this.everyMs && step < totalSteps;
   }
 
-  /** The newest checkpoint of the run this chunk knows (its last commit, or where it started). */
-  private lastId(): string | null {
-    return this.last?.id ?? this.o.parent?.id ?? null;
+  /** The step of the persist in flight, or null. */
+  get persisting(): number | null {
+    return this.inFlight?.step ?? null;
   }
 
-  /** Commits the trainer's current state, unless this very step is already committed (then that checkpoint). */
+  /**
+   * Phase one of a commit: waits for the persist in flight (back-pressure; its failure is thrown here), snapshots the
+   * trainer and starts persisting it in the background. Training may go on once this resolves.
+   */
+  async start(reason: string): Promise<void> {
+    const t0 = Date.now();
+    await this.settle();
+    const waitMs = Date.now() - t0;
+    const st = this.o.trainer.state;
+    if (this.last && this.last.step === st.step) return;
+    let input: CommitInput;
+    let segment: Promise<void> | undefined;
+    try {
+      input = snapshotForCommit(
+        this.o.trainer,
+        {
+          backend: this.o.backend,
+          specHash: this.o.specHash,
+          parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
+          reason,
+        },
+        this.spare,
+      );
+      this.spare = undefined;
+      // Cut at once (the next steps go to the next segment); written, durable, before the manifest.
+      segment = this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
+    } catch (err) {
+      throw this.failed(err);
+    }
+    const stallMs = Date.now() - t0;
+    this.ms += stallMs;
+    this.lastAt = Date.now();
+    this.inFlight = { step: input.step, done: this.persist(input, segment, reason, stallMs, waitMs) };
+  }
+
+  /** Waits for the persist in flight, if any (heartbeating meanwhile); throws its failure. */
+  async settle(): Promise<void> {
+    if (this.inFlight) {
+      const keepAlive = this.o.keepAlive ? setInterval(this.o.keepAlive, 1000) : null;
+      try {
+        await this.inFlight.done;
+      } finally {
+        if (keepAlive) clearInterval(keepAlive);
+        this.inFlight = null;
+      }
+    }
+    const f = this.failure;
+    this.failure = null;
+    if (f) throw f.error;
+  }
+
+  /** Waits for the persist in flight and forgets its failure: for a chunk that fails anyway, so none outlives it. */
+  async drain(): Promise<void> {
+    await this.settle().catch(() => undefined);
+  }
+
+  /**
+   * Commits the trainer's current state and waits until it is durable (the chunk's final commit), unless this very
+   * step is already committed (then that checkpoint).
+   */
   async commit(reason: string): Promise<Manifest> {
-    if (this.last && this.last.step === this.o.trainer.state.step) return this.last;
-    const c0 = Date.now();
-    // A commit waits on storage, not on the CPU: keep heartbeating so a slow store is not taken for a dead worker
-    // (the attempt would be given up on its heartbeat timeout and its steps trained again).
-    const keepAlive = this.o.keepAlive ? setInterval(this.o.keepAlive, 1000) : null;
+    await this.start(reason);
+    const t0 = Date.now();
+    await this.settle();
+    this.ms += Date.now() - t0;
+    return this.last!;
+  }
+
+  /** Phase two: blobs and manifest; then the checkpoint counts. Never rejects (a failure is kept for the next commit). */
+  private async persist(
+    input: CommitInput,
+    segment: Promise<void> | undefined,
+    reason: string,
+    stallMs: number,
+    waitMs: number,
+  ): Promise<void> {
+    const p0 = Date.now();
     let m: Manifest;
     try {
-      const st = this.o.trainer.state;
-      await this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
-      m = await commitTrainer(this.o.manager, this.o.trainer, {
-        backend: this.o.backend,
-        specHash: this.o.specHash,
-        parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
-        reason,
-      });
+      await segment;
+      m = await persistSnapshot(this.o.manager, input, { offThread: true });
     } catch (err) {
-      this.o.metrics.commitFailed(this.o.runId, failureReason(err));
-      log.error('checkpoint commit failed', { runId: this.o.runId, error: (err as Error).message });
-      const failure = storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
-      if (failure !== err) this.o.alerts?.storageFailed(this.o.runId, this.lastId(), (err as Error).message);
-      throw failure;
-    } finally {
-      if (keepAlive) clearInterval(keepAlive);
+      this.failure = { error: this.failed(err) };
+      return;
     }
-    const seconds = (Date.now() - c0) / 1000;
-    this.ms += Date.now() - c0;
+    const persistMs = Date.now() - p0;
+    // Written, hashed and durable: no write or hash still reads these buffers (after a failure one might: never reused).
+    this.spare = input;
     this.o.metrics.committed(
       this.o.runId,
       m.step,
-      seconds,
+      (stallMs + persistMs) / 1000,
       m.blobs.reduce((n, b) => n + b.size, 0),
       reason,
+      { stallSeconds: stallMs / 1000, waitSeconds: waitMs / 1000, persistSeconds: persistMs / 1000 },
     );
     this.o.alerts?.committed(this.o.runId, m.id);
     this.count += 1;
-    this.lastAt = Date.now();
     this.last = m;
     this.lastCommitted = positionOf(m);
-    await this.o.curves?.afterCommit().catch((err: unknown) => {
-      throw storageUnavailable(err, `TensorBoard event file of run ${this.o.runId} at step ${m.step} not written`);
-    });
-    return m;
+    try {
+      await this.o.curves?.afterCommit();
+    } catch (err) {
+      this.failure = {
+        error: storageUnavailable(err, `TensorBoard event file of run ${this.o.runId} at step ${m.step} not written`),
+      };
+    }
+  }
+
+  /** Counts and logs a failed commit; returns what to throw (a storage failure as StorageUnavailable). */
+  private failed(err: unknown): unknown {
+    this.o.metrics.commitFailed(this.o.runId, failureReason(err));
+    const meta = { runId: this.o.runId, error: (err as Error).message };
+    if (this.o.logError) this.o.logError('checkpoint commit failed', meta);
+    else log.error('checkpoint commit failed', meta);
+    const failure = storageUnavailable(err, `checkpoint commit of run ${this.o.runId} failed`);
+    if (failure !== err)
+      this.o.alerts?.storageFailed(this.o.runId, this.last?.id ?? this.o.parent?.id ?? null, (err as Error).message);
+    return failure;
   }
 }

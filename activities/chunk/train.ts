@@ -42,34 +42,40 @@ export async function trainWithHeartbeats(
   // Where the chunk ends does not change the numbers: the next chunk continues from its checkpoint.
   const deadline = Date.now() + spec.chunkSeconds * 1000;
   let samplesPerSec = 0;
-  const result = await trainer.train({
-    maxSteps: input.steps,
-    // Early stopping names its best checkpoint: every epoch end is committed (the chunk ends there).
-    stopAtEpochEnd: !!spec.earlyStopping,
-    shouldStop: () => ctx.cancellationSignal.aborted || Date.now() >= deadline,
-    // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
-    onEvalProgress: () => beats.again(),
-    onStep: async (p) => {
-      samplesPerSec = p.samplesPerSec;
-      commits.curves?.record(p);
-      const hb: ChunkHeartbeat = {
-        step: p.step,
-        totalSteps: p.totalSteps,
-        epoch: p.epoch,
-        loss: p.loss,
-        accuracy: p.accuracy,
-        learningRate: p.learningRate,
-        samplesPerSec: p.samplesPerSec,
-        lastCommitted: commits.lastCommitted,
-      };
-      metrics.progress(input.runId, p.step, p.samplesPerSec);
-      beats.send(hb);
-      if (commits.due(p.step, p.totalSteps)) {
-        await commits.commit('time');
-        beats.again();
-      }
-    },
-  });
+  const result = await trainer
+    .train({
+      maxSteps: input.steps,
+      // Early stopping names its best checkpoint: every epoch end is committed (the chunk ends there).
+      stopAtEpochEnd: !!spec.earlyStopping,
+      shouldStop: () => ctx.cancellationSignal.aborted || Date.now() >= deadline,
+      // Epoch-end evaluation can take a while: keep heartbeating (same details) so it is not taken for a dead worker.
+      onEvalProgress: () => beats.again(),
+      onStep: async (p) => {
+        samplesPerSec = p.samplesPerSec;
+        commits.curves?.record(p);
+        const hb: ChunkHeartbeat = {
+          step: p.step,
+          totalSteps: p.totalSteps,
+          epoch: p.epoch,
+          loss: p.loss,
+          accuracy: p.accuracy,
+          learningRate: p.learningRate,
+          samplesPerSec: p.samplesPerSec,
+          lastCommitted: commits.lastCommitted,
+        };
+        metrics.progress(input.runId, p.step, p.samplesPerSec);
+        beats.send(hb);
+        // Training waits only for the snapshot (and for the previous persist, if it is still running).
+        if (commits.due(p.step, p.totalSteps)) {
+          await commits.start('time');
+          beats.again();
+        }
+      },
+    })
+    .catch(async (err: unknown) => {
+      await commits.drain(); // no persist outlives the attempt
+      throw err;
+    });
   return { result, samplesPerSec };
 }
 

@@ -17,7 +17,7 @@ import { loadTaskData } from '../../training/task-data';
 import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
 import type { ChunkHeartbeat } from '../types';
-import { killBeforeManifestFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
+import { killBeforeManifestFromEnv, killWhilePersistingFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
 import { isBackendPoisoning } from '../failures';
 import type { FromTrainer, Restart, ToTrainer } from './protocol';
 import { toWire } from './wire';
@@ -57,23 +57,36 @@ const logger: Logger = (() => {
   };
 })();
 
+/** The step each run's trainer last reported here (for the kill-trainer-persisting failpoint). */
+const stepOfRun = new Map<string, number>();
+const restartOf = (runId: string) => {
+  const id = taskOfRun.get(runId);
+  return id === undefined ? null : (tasks.get(id)?.restart ?? null);
+};
+
 const activities = createActivities({
   metrics,
-  beforeManifest: killBeforeManifestFromEnv([process.ppid, process.pid]),
+  beforeManifest:
+    killWhilePersistingFromEnv({ stepOf: (runId) => stepOfRun.get(runId), restarted: (runId) => !!restartOf(runId) }) ??
+    killBeforeManifestFromEnv([process.ppid, process.pid]),
   cutReasonOf: (runId) => {
     const id = taskOfRun.get(runId);
     return id === undefined ? Promise.resolve(null) : tasks.get(id)!.cutReason;
   },
-  restartOf: (runId) => {
-    const id = taskOfRun.get(runId);
-    return id === undefined ? null : (tasks.get(id)?.restart ?? null);
-  },
+  restartOf,
 });
 
 /** A heartbeat from the trainer: to the worker, after the test-only faults had their say. */
 function heartbeatOf(id: number, runId: string) {
   return (details?: ChunkHeartbeat) => {
-    if (fault && fault.runId === runId && details && details.step >= fault.step) {
+    if (details) stepOfRun.set(runId, details.step);
+    if (
+      fault &&
+      fault.kind !== 'kill-trainer-persisting' &&
+      fault.runId === runId &&
+      details &&
+      details.step >= fault.step
+    ) {
       if (fault.kind === 'kill-trainer') process.kill(process.pid, 'SIGKILL');
       poisoned = wasmTrap();
       throw poisoned;

@@ -3,18 +3,48 @@
 //                              STEP, after its blobs are written and before its manifest
 //   kill-trainer:RUN:STEP      the training process SIGKILLs itself when run RUN reaches step STEP (every time)
 //   poison-backend:RUN:STEP    run RUN hits a wasm trap at step STEP: the process's backend is unusable from then on
+//   kill-trainer-persisting:RUN:STEP
+//                              the training process SIGKILLs itself during the background persist of run RUN's first
+//                              checkpoint at or after STEP, once its blobs are written and training has gone on past
+//                              it, before its manifest; not in a chunk restarted after a death (that one goes through)
 export interface TrainerFault {
-  kind: 'kill-trainer' | 'poison-backend';
+  kind: 'kill-trainer' | 'poison-backend' | 'kill-trainer-persisting';
   runId: string;
   step: number;
 }
 
-const FORMS = 'kill-before-manifest:STEP, kill-trainer:RUN:STEP or poison-backend:RUN:STEP';
+const FORMS =
+  'kill-before-manifest:STEP, kill-trainer:RUN:STEP, poison-backend:RUN:STEP or kill-trainer-persisting:RUN:STEP';
 
 export function trainerFaultFromEnv(env = process.env): TrainerFault | null {
   const fp = env.DURABLE_TRAIN_FAILPOINT;
-  const m = fp ? /^(kill-trainer|poison-backend):([^:]+):(\d+)$/.exec(fp) : null;
+  const m = fp ? /^(kill-trainer|poison-backend|kill-trainer-persisting):([^:]+):(\d+)$/.exec(fp) : null;
   return m ? { kind: m[1] as TrainerFault['kind'], runId: m[2], step: Number(m[3]) } : null;
+}
+
+/**
+ * The kill-trainer-persisting failpoint as a `beforeManifest` hook of a training process: waits (up to 10 s) until
+ * the run has trained past the checkpoint being persisted, then SIGKILLs this process. Undefined for other forms.
+ */
+export function killWhilePersistingFromEnv(o: {
+  /** The step the run's trainer has reached in this process. */
+  stepOf: (runId: string) => number | undefined;
+  /** Whether the run's chunk here is a restart after a death. */
+  restarted: (runId: string) => boolean;
+  env?: NodeJS.ProcessEnv;
+}): ((step: number, runId: string) => Promise<void>) | undefined {
+  const fault = trainerFaultFromEnv(o.env);
+  if (fault?.kind !== 'kill-trainer-persisting') return undefined;
+  return async (step, runId) => {
+    if (runId !== fault.runId || step < fault.step || o.restarted(runId)) return;
+    for (let waited = 0; (o.stepOf(runId) ?? 0) <= step && waited < 10_000; waited += 20)
+      await new Promise((r) => setTimeout(r, 20));
+    console.error(
+      `durable-train training process: failpoint: killing myself while persisting step ${step} ` +
+        `(training reached step ${o.stepOf(runId)})`,
+    );
+    process.kill(process.pid, 'SIGKILL');
+  };
 }
 
 /**

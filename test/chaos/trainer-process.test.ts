@@ -1,8 +1,8 @@
 // Supervised training processes under real failures: the training process of a worker SIGKILLed at random points
 // (the worker survives and restarts it at once), the whole worker SIGKILLed with a standby worker (a short heartbeat
-// timeout), a training process that dies at the same step again and again (a crash loop, reported), and a run whose
-// backend is poisoned next to a healthy run on the same worker. Every run that finishes ends with the weights hash of
-// the same spec run without interruption.
+// timeout), the training process SIGKILLed during a checkpoint's background persist, a training process that dies at
+// the same step again and again (a crash loop, reported), and a run whose backend is poisoned next to a healthy run on
+// the same worker. Every run that finishes ends with the weights hash of the same spec run without interruption.
 import * as assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -114,6 +114,27 @@ describe('supervised training processes (real dev server, real workers, SIGKILLs
     // A kill between chunks needs no retry (the next chunk simply runs on the standby), though a task handed to the
     // dead worker's last poll may still cost one; a kill inside a chunk always does.
     if (midChunk) assert.ok(result.recoveries >= 1, 'the chunk lost with the worker was retried on the standby');
+  });
+
+  it('the training process is SIGKILLed during a background persist: the run resumes from the newest durable checkpoint and ends exact', async function () {
+    const runId = 'persist-killed';
+    const w = await worker({ DURABLE_TRAIN_FAILPOINT: `kill-trainer-persisting:${runId}:60` });
+    const handle = start(runId);
+    const result = (await handle.result()) as RunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.weightsSha256, reference);
+    // The kill landed while the checkpoint persisted in the background: its blobs written, training past it.
+    const killed = /killing myself while persisting step (\d+) \(training reached step (\d+)\)/.exec(w.output());
+    assert.ok(killed, `the failpoint fired:\n${w.output()}`);
+    const persisting = Number(killed[1]);
+    assert.ok(Number(killed[2]) > persisting, killed[0]);
+    // The run went on from a checkpoint before the lost one: the newest durable one.
+    const again = new RegExp(`run ${runId} trains again at step (\\d+)`).exec(w.output());
+    assert.ok(again, w.output());
+    assert.ok(Number(again[1]) - 1 < persisting, `${again[0]}; lost checkpoint at step ${persisting}`);
+    // No manifest names a missing or partial blob.
+    const verify = cli(fx.cluster, ['checkpoints', 'verify', runId]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
   it('a training process that dies at the same step every time fails the run, naming the step and the cause', async function () {

@@ -28,9 +28,9 @@ if (stepDelayMs > 0) {
 }
 
 runWorker({
-  beforeManifest: async (step) => {
+  beforeManifest: async (step, runId) => {
     await sleep(commitDelayMs);
-    await failpoint?.(step);
+    await failpoint?.(step, runId);
   },
 }).catch((err) => {
   console.error(err);
