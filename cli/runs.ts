@@ -21,6 +21,8 @@ interface RunRow {
   /** Regression runs: the final test mse and mae (known once the run completed). */
   mse?: number | null;
   mae?: number | null;
+  /** Binary runs asking for auc: the final test auc (known once the run completed). */
+  auc?: number | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
   /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
@@ -61,14 +63,16 @@ async function allRuns(client: Client): Promise<RunRow[]> {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
-  // Regression has no accuracy: a completed run's result gives its test mse and mae.
+  // Regression has no accuracy: a completed run's result gives its test mse and mae; a binary run's, its test auc.
   await Promise.all(
     [...rows.values()]
-      .filter((r) => r.task === 'regression')
+      .filter((r) => r.task === 'regression' || r.auc !== undefined)
       .map(async (r) => {
         const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
-        r.mse = res?.mse ?? null;
-        r.mae = res?.mae ?? null;
+        if (r.task === 'regression') {
+          r.mse = res?.mse ?? null;
+          r.mae = res?.mae ?? null;
+        } else r.auc = res?.auc ?? null;
       }),
   );
   return [...rows.values()].map(({ task: _task, ...r }) => r);
@@ -81,7 +85,8 @@ async function resultOf(client: Client, runId: string): Promise<RunResult | null
 const metricText = (r: RunRow) =>
   r.mse !== undefined
     ? `test mse ${fmt(r.mse)} mae ${fmt(r.mae)}`
-    : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}`;
+    : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}` +
+      (r.auc !== undefined ? ` test auc ${fmt(r.auc)}` : '');
 
 function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
   const unreadable = Object.values(w.memo ?? {})
@@ -101,6 +106,7 @@ function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
     startTime: w.startTime.toISOString(),
     forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
     task: spec?.task,
+    ...(spec?.task === 'binary' && spec.metrics?.includes('auc') ? { auc: null } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alert-types';
 import type { CheckpointPosition, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
+import { EXTRA_METRICS } from '../spec/catalog';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import {
@@ -245,6 +246,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       epoch: progress.epoch,
       accuracy: test?.accuracy ?? null,
       ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+      ...Object.fromEntries(EXTRA_METRICS.flatMap((m) => (test?.[m] !== undefined ? [[m, test[m]]] : []))),
       loss: test?.loss ?? null,
       ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,

@@ -1,0 +1,241 @@
+// task "binary" (one sigmoid unit, binary cross-entropy, labels 0/1) and the evaluation metrics a spec may ask for
+// (auc, precision, recall, f1): the metrics against hand-computed and scikit-learn values, the spec's and the data's
+// refusals, and the converted Keras binary classifier (Dense(1, sigmoid)) trained on scikit-learn's breast-cancer
+// set through the trainer, reporting AUC, and resumed from a snapshot to the uninterrupted weights.
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { validateSpec } from '../../spec/schema';
+import type { RunSpec, RunSpecInput } from '../../spec/types';
+import { Trainer } from '../../training';
+import { initBackend } from '../../training/backend';
+import { binaryPrf, macroPrf, rocAuc } from '../../training/eval-metrics';
+import { restoreNet } from '../../training/export';
+import { inferenceFromNet } from '../../training/inference';
+import { preflight } from '../../training/preflight';
+import { preprocessingOf } from '../../training/preprocess';
+import { loadTaskData } from '../../training/task-data';
+import { clearDataCache } from '../../training/data';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const CSV = path.join(ROOT, 'test', 'fixtures', 'data', 'breast-cancer.csv');
+const KERAS_BINARY = `file://${path.join(ROOT, 'test', 'fixtures', 'keras', 'binary', 'model.json')}`;
+
+const base = (over: Partial<RunSpecInput> = {}): RunSpecInput => ({
+  model: { tfjs: KERAS_BINARY },
+  dataset: { format: 'csv', path: `file://${CSV}`, label: 'target', validationFraction: 0.1 },
+  task: 'binary',
+  metrics: ['auc', 'precision', 'recall', 'f1'],
+  epochs: 4,
+  batchSize: 32,
+  seed: 11,
+  optimizer: { name: 'adam', learningRate: 0.01 },
+  checkpoint: { storage: 'file://unused' },
+  ...over,
+});
+
+describe('evaluation metrics', () => {
+  it('AUC by ranks: hand-computed values, ties counted half', () => {
+    // Positives 0.35, 0.8 against negatives 0.1, 0.4: pairs won 1 + 2 of 4.
+    assert.strictEqual(rocAuc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]), 0.75);
+    // A tie between a positive and a negative counts 1/2: pairs (0.5 vs 0.5) 0.5 + (0.9 vs 0.5) 1 -> 1.5 of 2.
+    assert.strictEqual(rocAuc([0.5, 0.5, 0.9], [0, 1, 1]), 0.75);
+    assert.strictEqual(rocAuc([3, 3, 3, 3], [0, 1, 0, 1]), 0.5);
+    assert.strictEqual(rocAuc([0.2, 0.3], [1, 1]), null, 'one class only: undefined');
+  });
+
+  it('AUC, precision, recall and F1 agree with scikit-learn', () => {
+    // Expected values from scikit-learn 1.9.1:
+    //   from sklearn.metrics import roc_auc_score, precision_recall_fscore_support
+    //   y = [0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1]
+    //   s = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.4, 0.9, 0.55, 0.55, 0.3, 0.6, 0.05, 0.4, 0.8]
+    //   roc_auc_score(y, s)                                              -> 0.7321428571428572
+    //   p = [1 if v > 0.5 else 0 for v in s]
+    //   precision_recall_fscore_support(y, p, average='binary')[:3]      -> 0.7142857142857143, 0.625, 0.6666666666666666
+    //   yc = [0, 1, 2, 2, 1, 0, 3, 2, 1, 0, 2, 2]; pc = [0, 2, 2, 1, 1, 0, 0, 2, 1, 1, 2, 3]
+    //   precision_recall_fscore_support(yc, pc, average='macro', zero_division=0)[:3]
+    //                                          -> 0.47916666666666663, 0.4833333333333333, 0.47619047619047616
+    const y = [0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1];
+    const s = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.4, 0.9, 0.55, 0.55, 0.3, 0.6, 0.05, 0.4, 0.8];
+    const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-15, `${a} != ${b}`);
+    close(rocAuc(s, y)!, 0.7321428571428572);
+    const b = binaryPrf(
+      s.map((v) => (v > 0.5 ? 1 : 0)),
+      y,
+    );
+    close(b.precision, 0.7142857142857143);
+    close(b.recall, 0.625);
+    close(b.f1, 0.6666666666666666);
+    const m = macroPrf([0, 2, 2, 1, 1, 0, 0, 2, 1, 1, 2, 3], [0, 1, 2, 2, 1, 0, 3, 2, 1, 0, 2, 2]);
+    close(m.precision, 0.47916666666666663);
+    close(m.recall, 0.4833333333333333);
+    close(m.f1, 0.47619047619047616);
+  });
+});
+
+describe('task binary: the spec', () => {
+  const refusal = (input: RunSpecInput, pattern: RegExp) => assert.throws(() => validateSpec(input), pattern);
+
+  it('accepts binary with crossentropy and its metrics', () => {
+    const s = validateSpec(base({ loss: 'crossentropy' }));
+    assert.strictEqual(s.task, 'binary');
+    assert.deepStrictEqual(s.metrics, ['auc', 'precision', 'recall', 'f1']);
+  });
+
+  it('refuses a metric that does not fit the task, naming both, and a loss of another task', () => {
+    refusal(
+      base({ task: 'regression', metrics: ['auc'], model: { layers: [{ type: 'dense', units: 1 }] } }),
+      /metrics\[0\].*auc does not fit task regression/,
+    );
+    refusal(
+      base({ task: 'classification', metrics: ['f1', 'auc'] }),
+      /metrics\[1\].*auc does not fit task classification/,
+    );
+    refusal(base({ task: 'regression', metrics: ['f1'] }), /metrics\[0\].*f1 does not fit task regression/);
+    refusal(base({ loss: 'mse' }), /loss.*binary uses crossentropy/);
+    refusal(base({ metrics: ['auc', 'auc'] }), /metrics\[1\].*repeats auc/);
+    refusal(base({ classWeights: { '1': 2 } }), /classWeights.*classification only/);
+  });
+});
+
+describe('task binary: data and model checks', function () {
+  this.timeout(120_000);
+  let dir: string;
+
+  before(async () => {
+    await initBackend();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'binary-task-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const csv = (name: string, labels: string[]) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, 'a,b,y\n' + labels.map((l, i) => `${i},${(i * 7) % 5},${l}`).join('\n') + '\n');
+    return `file://${file}`;
+  };
+  const tiny = (file: string): RunSpec =>
+    validateSpec(
+      base({
+        dataset: { format: 'csv', path: file, label: 'y' },
+        model: { layers: [{ type: 'dense', units: 1, activation: 'sigmoid' }] },
+        batchSize: 2,
+      }),
+    );
+
+  it('reads labels 0 and 1 (1.0 too) as the classes ["0", "1"], and refuses another label naming its line', async () => {
+    const labels = ['0', '1.0', '1', '0', '1', '0', '1', '1', '0', '0'];
+    const data = await loadTaskData(tiny(csv('ok.csv', labels)));
+    assert.strictEqual(data.task, 'binary');
+    assert.deepStrictEqual(data.classes, ['0', '1']);
+    assert.strictEqual(data.outputs, 1);
+    const all = [...data.train.y, ...data.test.y, ...(data.validation?.y ?? [])].sort();
+    assert.deepStrictEqual(all, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+    // Only ones: still 1 (not the index of the only class).
+    const ones = await loadTaskData(tiny(csv('ones.csv', Array(10).fill('1'))));
+    assert.ok([...ones.train.y].every((v) => v === 1));
+    clearDataCache();
+    await assert.rejects(
+      loadTaskData(tiny(csv('bad.csv', ['0', '1', '0', '2', '1', '0', '1', '0', '1', '1']))),
+      /dataset\.label: "y" at line 5 of .*bad\.csv has the value "2", but task binary needs labels 0 and 1/,
+    );
+  });
+
+  it('refuses at start a model whose output does not fit: 3 units, or a softmax of one', async () => {
+    await assert.rejects(
+      preflight(validateSpec(base({ model: { layers: [{ type: 'dense', units: 3, activation: 'softmax' }] } }))),
+      /model: the last layer gives \[3\] per example; .* needs 1 \(the probability of label 1, a sigmoid unit\)/,
+    );
+    await assert.rejects(
+      preflight(validateSpec(base({ model: { layers: [{ type: 'dense', units: 1, activation: 'softmax' }] } }))),
+      /model: the last layer .* is a softmax of one unit, always 1: task binary wants activation sigmoid/,
+    );
+    // The converted Keras classifier (Dense(1, sigmoid)) fits.
+    assert.deepStrictEqual((await preflight(validateSpec(base()))).skipped, []);
+  });
+});
+
+describe('task binary: the converted Keras classifier on breast-cancer', function () {
+  this.timeout(300_000);
+
+  before(async () => {
+    await initBackend();
+  });
+
+  it('trains to a test accuracy above 0.9 with AUC reported, and predicts probabilities of its sigmoid', async () => {
+    const spec = validateSpec(base());
+    const t = await Trainer.create(spec);
+    let tensors;
+    try {
+      // The fixture's weights are Keras's random initialisation: training is what gets past the floor.
+      assert.ok(t.evaluate('test').accuracy! < 0.8);
+      const r = await t.train({ maxSteps: 1_000_000 });
+      assert.ok(t.done);
+      const validation = r.evals.filter((e) => e.split === 'validation');
+      assert.strictEqual(validation.length, spec.epochs);
+      for (const e of validation) for (const k of ['auc', 'precision', 'recall', 'f1'] as const) assert.ok(k in e, k);
+      const test = t.evaluate('test');
+      assert.ok(test.accuracy! > 0.9, `test accuracy ${test.accuracy}`);
+      assert.ok(test.auc! > 0.95 && test.auc! <= 1, `test auc ${test.auc}`);
+      assert.ok(test.f1! > 0.9 && test.precision! > 0.85 && test.recall! > 0.85, JSON.stringify(test));
+      tensors = t.snapshot().tensors;
+      // The forward pass gives logits: the model's own sigmoid output is their sigmoid.
+      const data = await loadTaskData(spec);
+      const net = await restoreNet(spec, tensors, data.featureShape, undefined, 1);
+      const x = tf.tensor2d(data.test.x.subarray(0, 5 * 30), [5, 30]);
+      try {
+        const logits = tf.tidy(() => net.forward(x).dataSync());
+        const probs = (net.model.predict(x) as tf.Tensor).dataSync();
+        for (let i = 0; i < 5; i++) assert.ok(Math.abs(1 / (1 + Math.exp(-logits[i])) - probs[i]) < 1e-6);
+        const inference = inferenceFromNet(net, preprocessingOf(spec, data));
+        const rows = data.test.x.subarray(0, 5 * 30).slice();
+        // inferenceFromNet standardises raw rows: give it raw values back.
+        const norm = data.normalization!;
+        for (let r = 0; r < 5; r++)
+          for (let j = 0; j < 30; j++) rows[r * 30 + j] = rows[r * 30 + j] * norm.std[j] + norm.mean[j];
+        const preds = inference.predictFeatures(rows, 5);
+        preds.forEach((p, i) => {
+          assert.ok(Math.abs(p.probabilities![1] - probs[i]) < 1e-5, `${p.probabilities} vs ${probs[i]}`);
+          assert.strictEqual(p.class, probs[i] > 0.5 ? '1' : '0');
+        });
+      } finally {
+        x.dispose();
+        net.dispose();
+      }
+    } finally {
+      t.dispose();
+    }
+  });
+
+  it('an interrupted run restored from its snapshot ends with the uninterrupted weights and metrics', async () => {
+    const spec = validateSpec(base({ epochs: 2 }));
+    const full = await Trainer.create(spec);
+    let expected: string;
+    let expectedEvals;
+    try {
+      await full.train({ maxSteps: 1_000_000 });
+      expected = full.weightsSha256();
+      expectedEvals = structuredClone(full.state.metrics.evals);
+    } finally {
+      full.dispose();
+    }
+    const first = await Trainer.create(spec);
+    let snap;
+    try {
+      await first.train({ maxSteps: 17 }); // mid-epoch (13 steps per epoch)
+      snap = first.snapshot();
+    } finally {
+      first.dispose();
+    }
+    const resumed = await Trainer.fromSnapshot(spec, snap);
+    try {
+      await resumed.train({ maxSteps: 1_000_000 });
+      assert.ok(resumed.done);
+      assert.strictEqual(resumed.weightsSha256(), expected);
+      assert.deepStrictEqual(resumed.state.metrics.evals, expectedEvals);
+    } finally {
+      resumed.dispose();
+    }
+  });
+});
