@@ -33,7 +33,7 @@ export function dataSpecOf(spec: RunSpec): DataSpec {
 
 /**
  * The first problem of a registered loader's split: lengths that disagree, a non-finite feature, a class index out of
- * [0, classes) or a non-finite target, naming the row (0-based, as the loader's arrays count) and the feature.
+ * [0, classes), a binary label other than 0 and 1, or a non-finite target, naming the row (0-based, as the loader's arrays count) and the feature.
  */
 export function splitProblem(
   which: string,
@@ -60,12 +60,20 @@ export function splitProblem(
   }
   for (let r = 0; r < y.length; r++) {
     const v = y[r];
-    if (task === 'classification' ? !(Number.isInteger(v) && v >= 0 && v < classes) : !Number.isFinite(v))
+    const ok =
+      task === 'classification'
+        ? Number.isInteger(v) && v >= 0 && v < classes
+        : task === 'binary'
+          ? v === 0 || v === 1
+          : Number.isFinite(v);
+    if (!ok)
       return (
         `${which} row ${r}: the label is ${v}; ` +
         (task === 'classification'
           ? `expected a class index in [0, ${classes - 1}] (${classes} classes)`
-          : 'a regression target must be a finite number')
+          : task === 'binary'
+            ? 'a binary label is 0 or 1'
+            : 'a regression target must be a finite number')
       );
   }
   return null;

@@ -16,7 +16,7 @@ import { restoreNet } from '../../training/export';
 import { inferenceFromNet } from '../../training/inference';
 import { preflight } from '../../training/preflight';
 import { preprocessingOf } from '../../training/preprocess';
-import { loadTaskData } from '../../training/task-data';
+import { binaryData, loadTaskData } from '../../training/task-data';
 import { clearDataCache } from '../../training/data';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -140,6 +140,27 @@ describe('task binary: data and model checks', function () {
       loadTaskData(tiny(csv('bad.csv', ['0', '1', '0', '2', '1', '0', '1', '0', '1', '1']))),
       /dataset\.label: "y" at line 5 of .*bad\.csv has the value "2", but task binary needs labels 0 and 1/,
     );
+  });
+
+  it("a registered loader's binary labels: values 0/1 kept, another refused naming the split, row and value", () => {
+    const split = (y: number[]) => ({ x: new Float32Array(y.length), y: Float32Array.from(y), n: y.length });
+    const d = {
+      name: 'reg',
+      featureShape: [1],
+      featureSize: 1,
+      featureNames: null,
+      task: 'binary' as const,
+      classes: null,
+      normalization: null,
+      fingerprint: 'f',
+      bytesRead: 0,
+      train: split([0, 1, 1]),
+      test: split([1, 0]),
+    };
+    const ok = binaryData(d);
+    assert.deepStrictEqual([...ok.train.y], [0, 1, 1]);
+    assert.deepStrictEqual(ok.classes, ['0', '1']);
+    assert.throws(() => binaryData({ ...d, test: split([1, 0.5]) }), /reg, test row 1: the label is 0\.5; task binary/);
   });
 
   it('refuses at start a model whose output does not fit: 3 units, or a softmax of one', async () => {
