@@ -10,9 +10,9 @@ import { temporalSettings } from '../../cli/connection';
 import { evaluateCommand } from '../../cli/evaluate';
 import { managerForRun, metricsText } from '../../cli/checkpoints';
 import type { Out } from '../../cli/common';
+import type { RunSpecInput } from '../../spec/types';
+import { binarySpec, KERAS_BINARY } from '../helpers/breast-cancer';
 import { startCluster, tmpDir, type TestCluster } from '../helpers/cluster';
-
-const ROOT = path.join(__dirname, '..', '..', '..');
 
 describe('task binary with a real worker', function () {
   this.timeout(300_000);
@@ -27,26 +27,18 @@ describe('task binary with a real worker', function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const spec = (model: unknown) => ({
-    model,
-    dataset: {
-      format: 'csv',
-      path: `file://${path.join(ROOT, 'test', 'fixtures', 'data', 'breast-cancer.csv')}`,
-      label: 'target',
-    },
-    task: 'binary',
-    metrics: ['auc', 'precision', 'recall', 'f1'],
-    epochs: 3,
-    batchSize: 32,
-    seed: 5,
-    optimizer: { name: 'adam', learningRate: 0.01 },
-    chunkSteps: 15,
-    checkpoint: { storage: `file://${path.join(dir, 'ck')}`, keepLatest: 10 },
-  });
+  const spec = (model: unknown) =>
+    binarySpec({
+      model: model as RunSpecInput['model'],
+      epochs: 3,
+      seed: 5,
+      chunkSteps: 15,
+      checkpoint: { storage: `file://${path.join(dir, 'ck')}`, keepLatest: 10 },
+    });
 
   it('trains the Keras sigmoid classifier; result, checkpoints and evaluate carry its auc', async () => {
     const settings = temporalSettings(cluster.env);
-    const keras = { tfjs: `file://${path.join(ROOT, 'test', 'fixtures', 'keras', 'binary', 'model.json')}` };
+    const keras = { tfjs: KERAS_BINARY };
     // Refused before anything starts: three output units for a binary task.
     await assert.rejects(
       startTraining(cluster.client, spec({ layers: [{ type: 'dense', units: 3 }] }), { runId: 'binary-3', settings }),

@@ -18,23 +18,9 @@ import { preflight } from '../../training/preflight';
 import { preprocessingOf } from '../../training/preprocess';
 import { binaryData, loadTaskData } from '../../training/task-data';
 import { clearDataCache } from '../../training/data';
+import { binarySpec } from '../helpers/breast-cancer';
 
-const ROOT = path.join(__dirname, '..', '..', '..');
-const CSV = path.join(ROOT, 'test', 'fixtures', 'data', 'breast-cancer.csv');
-const KERAS_BINARY = `file://${path.join(ROOT, 'test', 'fixtures', 'keras', 'binary', 'model.json')}`;
-
-const base = (over: Partial<RunSpecInput> = {}): RunSpecInput => ({
-  model: { tfjs: KERAS_BINARY },
-  dataset: { format: 'csv', path: `file://${CSV}`, label: 'target', validationFraction: 0.1 },
-  task: 'binary',
-  metrics: ['auc', 'precision', 'recall', 'f1'],
-  epochs: 4,
-  batchSize: 32,
-  seed: 11,
-  optimizer: { name: 'adam', learningRate: 0.01 },
-  checkpoint: { storage: 'file://unused' },
-  ...over,
-});
+const base = binarySpec;
 
 describe('evaluation metrics', () => {
   it('AUC by ranks: hand-computed values, ties counted half', () => {
