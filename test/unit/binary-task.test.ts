@@ -12,7 +12,9 @@ import type { RunSpec, RunSpecInput } from '../../spec/types';
 import { Trainer } from '../../training';
 import { initBackend } from '../../training/backend';
 import { binaryPrf, macroPrf, rocAuc } from '../../training/eval-metrics';
-import { restoreNet } from '../../training/export';
+import { exportModel, restoreNet } from '../../training/export';
+import type { NamedTensorBytes } from '../../training/trainer-types';
+import { execFileSync } from 'child_process';
 import { inferenceFromNet } from '../../training/inference';
 import { preflight } from '../../training/preflight';
 import { preprocessingOf } from '../../training/preprocess';
@@ -170,8 +172,11 @@ describe('task binary: the converted Keras classifier on breast-cancer', functio
     await initBackend();
   });
 
+  const spec = validateSpec(base());
+  /** What the training test leaves for the export test: the weights and the test loss. */
+  let trained: { tensors: NamedTensorBytes[]; testLoss: number } | null = null;
+
   it('trains to a test accuracy above 0.9 with AUC reported, and predicts probabilities of its sigmoid', async () => {
-    const spec = validateSpec(base());
     const t = await Trainer.create(spec);
     let tensors;
     try {
@@ -187,6 +192,7 @@ describe('task binary: the converted Keras classifier on breast-cancer', functio
       assert.ok(test.auc! > 0.95 && test.auc! <= 1, `test auc ${test.auc}`);
       assert.ok(test.f1! > 0.9 && test.precision! > 0.85 && test.recall! > 0.85, JSON.stringify(test));
       tensors = t.snapshot().tensors;
+      trained = { tensors, testLoss: test.loss };
       // The forward pass gives logits: the model's own sigmoid output is their sigmoid.
       const data = await loadTaskData(spec);
       const net = await restoreNet(spec, tensors, data.featureShape, undefined, 1);
@@ -212,6 +218,37 @@ describe('task binary: the converted Keras classifier on breast-cancer', functio
       }
     } finally {
       t.dispose();
+    }
+  });
+
+  it("its export predicts the same in Keras (the TensorFlow wheel), whose binary cross-entropy is the run's loss", async () => {
+    assert.ok(trained, 'the training test ran first');
+    const data = await loadTaskData(spec);
+    const net = await restoreNet(spec, trained.tensors, data.featureShape, undefined, 1);
+    const n = data.test.n;
+    let probs: Float32Array;
+    try {
+      probs = tf.tidy(() => tf.sigmoid(net.forward(tf.tensor2d(data.test.x, [n, 30]))).dataSync() as Float32Array);
+    } finally {
+      net.dispose();
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'binary-export-'));
+    try {
+      const exported = await exportModel(spec, trained.tensors, { featureShape: data.featureShape });
+      for (const f of exported.files) fs.writeFileSync(path.join(dir, f.name), f.data);
+      const inputs = Array.from({ length: n }, (_, r) => Array.from(data.test.x.subarray(r * 30, (r + 1) * 30)));
+      const cases = path.join(dir, 'cases.json');
+      const outputs = Array.from(probs, (p) => [p]);
+      fs.writeFileSync(cases, JSON.stringify({ inputs, outputs, labels: Array.from(data.test.y), tolerance: 1e-5 }));
+      const python = path.join(__dirname, '..', '..', '..', '.tools', 'venv', 'bin', 'python');
+      const script = path.join(__dirname, '..', '..', '..', 'scripts', 'keras-fixtures', 'check-export.py');
+      const line = execFileSync(python, [script, dir, cases], { encoding: 'utf8' }).trim();
+      const r = JSON.parse(line) as { ok: boolean; maxAbsDiff: number; kerasLoss: number };
+      assert.ok(r.ok && r.maxAbsDiff <= 1e-5, line);
+      // Keras computes it in float32 from clipped probabilities, the run in float64 from the logits.
+      assert.ok(Math.abs(r.kerasLoss - trained.testLoss) < 1e-5, `Keras ${r.kerasLoss} vs ${trained.testLoss}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
