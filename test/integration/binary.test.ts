@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { createTrainingWorker, startTraining } from '../../index';
 import { temporalSettings } from '../../cli/connection';
 import { evaluateCommand } from '../../cli/evaluate';
+import { runsListCommand } from '../../cli/runs';
 import { managerForRun, metricsText } from '../../cli/checkpoints';
 import type { Out } from '../../cli/common';
 import type { RunSpecInput } from '../../spec/types';
@@ -75,6 +76,9 @@ describe('task binary with a real worker', function () {
       { json: false, emit: (_d, human) => text.push(human()) },
       { ref: `binary:${newest.id}`, split: 'validation' },
     );
+    const runs: Array<Array<{ runId: string; auc?: number | null }>> = [];
+    await runsListCommand(cluster.client, { json: true, emit: (d) => runs.push(d as (typeof runs)[0]) });
+    assert.equal(runs[0].find((r) => r.runId === 'binary')?.auc, result.auc, 'runs list shows its test auc');
     assert.match(text[0], /validation accuracy [0-9.]+ {2}validation auc [0-9.]+ {2}validation precision [0-9.]+ {2}/);
   });
 });

@@ -283,3 +283,64 @@ describe('task binary: the converted Keras classifier on breast-cancer', functio
     }
   });
 });
+
+describe('classification: macro precision, recall and f1 when asked', function () {
+  this.timeout(120_000);
+
+  before(async () => {
+    await initBackend();
+  });
+
+  const iris = (metrics?: RunSpecInput['metrics']) =>
+    validateSpec({
+      model: {
+        layers: [
+          { type: 'dense', units: 8, activation: 'relu' },
+          { type: 'dense', units: 3 },
+        ],
+      },
+      dataset: { name: 'iris', validationFraction: 0.1 },
+      ...(metrics ? { metrics } : {}),
+      epochs: 2,
+      batchSize: 16,
+      seed: 7,
+      optimizer: { name: 'adam', learningRate: 0.01 },
+      checkpoint: { storage: 'file://unused' },
+    });
+
+  it('adds them to every evaluation, computed from the predictions, and changes nothing else', async () => {
+    const results = [];
+    for (const spec of [iris(), iris(['precision', 'recall', 'f1'])]) {
+      const t = await Trainer.create(spec);
+      try {
+        const r = await t.train({ maxSteps: 1_000_000 });
+        const test = t.evaluate('test');
+        const data = await loadTaskData(spec);
+        const net = await restoreNet(spec, t.snapshot().tensors, data.featureShape, undefined, 3);
+        let predicted: number[];
+        try {
+          const out = tf.tidy(() => tf.argMax(net.forward(tf.tensor2d(data.test.x, [data.test.n, 4])), 1).dataSync());
+          predicted = Array.from(out);
+        } finally {
+          net.dispose();
+        }
+        results.push({ test, evals: r.evals, hash: t.weightsSha256(), expected: macroPrf(predicted, data.test.y) });
+      } finally {
+        t.dispose();
+      }
+    }
+    const [plain, asked] = results;
+    assert.deepStrictEqual(Object.keys(plain.test), ['loss', 'accuracy'], 'a run without metrics: as before');
+    assert.strictEqual(asked.hash, plain.hash);
+    assert.deepStrictEqual({ loss: asked.test.loss, accuracy: asked.test.accuracy }, plain.test);
+    assert.deepStrictEqual(
+      { precision: asked.test.precision, recall: asked.test.recall, f1: asked.test.f1 },
+      asked.expected,
+    );
+    assert.deepStrictEqual(
+      asked.evals.map((e) => e.split),
+      ['validation', 'validation', 'test'],
+    );
+    for (const e of asked.evals) assert.ok(typeof e.f1 === 'number' && typeof e.precision === 'number', `${e.split}`);
+  });
+});
