@@ -101,9 +101,22 @@ export function checkFreeze(ctx: PreflightContext): void {
   });
 }
 
-/** Classification needs two classes at least, and labels that are classes rather than a numeric target. */
+/**
+ * Classification needs two classes at least, and labels that are classes rather than a numeric target; binary needs
+ * both labels among the training rows.
+ */
 export function checkLabels(ctx: PreflightContext): void {
   const { data } = ctx;
+  if (data.task === 'binary') {
+    let ones = 0;
+    for (const v of data.train.y) ones += v;
+    if (ones === 0 || ones === data.train.n)
+      throw new PreflightError(
+        'dataset.label',
+        `the ${data.train.n} training rows of ${data.name} all have label ${ones ? 1 : 0}: binary needs both 0 and 1`,
+      );
+    return;
+  }
   if (data.task !== 'classification') return;
   const classes = data.classes ?? [];
   if (classes.length < 2)

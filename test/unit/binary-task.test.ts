@@ -120,9 +120,14 @@ describe('task binary: data and model checks', function () {
     assert.strictEqual(data.outputs, 1);
     const all = [...data.train.y, ...data.test.y, ...(data.validation?.y ?? [])].sort();
     assert.deepStrictEqual(all, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
-    // Only ones: still 1 (not the index of the only class).
-    const ones = await loadTaskData(tiny(csv('ones.csv', Array(10).fill('1'))));
+    // Only ones: still 1 (not the index of the only class), and refused at start: nothing to tell apart.
+    const onesSpec = tiny(csv('ones.csv', Array(10).fill('1')));
+    const ones = await loadTaskData(onesSpec);
     assert.ok([...ones.train.y].every((v) => v === 1));
+    await assert.rejects(
+      preflight(onesSpec),
+      /dataset\.label: the 8 training rows of .* all have label 1: binary needs both/,
+    );
     clearDataCache();
     await assert.rejects(
       loadTaskData(tiny(csv('bad.csv', ['0', '1', '0', '2', '1', '0', '1', '0', '1', '1']))),
