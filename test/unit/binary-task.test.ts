@@ -21,6 +21,8 @@ import { preprocessingOf } from '../../training/preprocess';
 import { binaryData, loadTaskData } from '../../training/task-data';
 import { clearDataCache } from '../../training/data';
 import { binarySpec } from '../helpers/breast-cancer';
+import { MetricsSegmentWriter } from '../../telemetry/metrics-log';
+import { decodeEvent, eventFileOf, readTfRecords } from '../../telemetry/tensorboard';
 
 const base = binarySpec;
 
@@ -347,5 +349,27 @@ describe('classification: macro precision, recall and f1 when asked', function (
       ['validation', 'validation', 'test'],
     );
     for (const e of asked.evals) assert.ok(typeof e.f1 === 'number' && typeof e.precision === 'number', `${e.split}`);
+  });
+});
+
+describe('binary metrics in the metrics log and TensorBoard', () => {
+  it("an evaluation's auc, precision, recall and f1 are kept by the log and written as validation/ and test/ scalars", () => {
+    const w = new MetricsSegmentWriter('b', 0, { rawSteps: 8, continues: false });
+    w.record({ step: 1, loss: 0.5, accuracy: 0.75, learningRate: 0.01, samplesPerSec: 10 });
+    const extra = { auc: 0.875, precision: 0.5, recall: 0.25, f1: 1 / 3 };
+    w.recordEval({ epoch: 0, step: 1, split: 'validation', loss: 0.4, accuracy: 0.8, ...extra });
+    w.recordEval({ epoch: 0, step: 1, split: 'test', loss: 0.3, accuracy: 0.9, ...extra, auc: null });
+    const seg = w.cut(1, 1);
+    assert.deepStrictEqual(
+      seg.evals.map((e) => e.auc),
+      [0.875, null],
+    );
+    const scalars = readTfRecords(eventFileOf(seg, { wallTime: 1 }))
+      .map(decodeEvent)
+      .reduce<Record<string, number>>((a, e) => ({ ...a, ...e.scalars }), {});
+    assert.strictEqual(scalars['validation/auc'], 0.875);
+    assert.strictEqual(scalars['validation/f1'], Math.fround(1 / 3));
+    assert.strictEqual(scalars['test/recall'], 0.25);
+    assert.ok(!('test/auc' in scalars), 'an undefined auc (one class in the split) is not written');
   });
 });
