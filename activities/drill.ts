@@ -28,6 +28,7 @@ import {
   type DrillInput,
   type DrillReport,
 } from './drill-types';
+import { chooseTarget } from './drill-plan';
 import { nonRetryable, storageUnavailable } from './failures';
 import { specHash } from './fingerprint';
 import { storeCache } from './storage';
@@ -226,38 +227,6 @@ async function chooseSource(
   }
   // None verifies: drill the newest of them, so that the report names its damage.
   return { source: candidates[0], skipped: skipped.slice(1) };
-}
-
-/** The stored checkpoint the replay is compared with: the next one after `source`, or the one exactly `steps` later. */
-function chooseTarget(
-  all: CheckpointSummary[],
-  source: CheckpointSummary,
-  steps: number | null,
-  spec: RunSpec,
-  where: string,
-): CheckpointSummary {
-  const later = all.filter((c) => c.step > source.step);
-  if (steps !== null) {
-    if (!(Number.isInteger(steps) && steps >= 1 && steps <= spec.chunkSteps))
-      throw nonRetryable(
-        FailureTypes.InvalidSpec,
-        `steps must be an integer in 1..${spec.chunkSteps} (one chunk), got ${steps}`,
-      );
-    const t = later.find((c) => c.step === source.step + steps);
-    if (!t)
-      throw nonRetryable(
-        DrillFailureTypes.NoLaterCheckpoint,
-        `${where} has no checkpoint at step ${source.step + steps} (${steps} steps after ${source.id}); ` +
-          `later checkpoints are at steps ${later.map((c) => c.step).join(', ') || 'none'}`,
-      );
-    return t;
-  }
-  if (!later.length)
-    throw nonRetryable(
-      DrillFailureTypes.NoLaterCheckpoint,
-      `${where} has no checkpoint after ${source.id} (step ${source.step}) to compare against; drill an earlier one`,
-    );
-  return later[0];
 }
 
 /**

@@ -110,11 +110,17 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
   const trainRows = async (spec: RunSpec): Promise<number> => {
     const rows = builtinTrainRows(spec);
     if (rows !== null) return rows;
+    // Reading and decoding a large file takes longer than the heartbeat timeout; the decoding runs on a thread of its
+    // own (training/data/decode-thread.ts), so the event loop is free to say the activity is alive meanwhile.
+    const ctx = Context.current();
+    const keepAlive = setInterval(() => ctx.heartbeat(), 5_000);
     try {
       return (await loadTaskData(spec)).train.n;
     } catch (err) {
       if (err instanceof DatasetError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
       throw err;
+    } finally {
+      clearInterval(keepAlive);
     }
   };
 

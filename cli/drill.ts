@@ -14,7 +14,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { DrillFailureTypes, drillScheduleId, type DrillInput, type DrillResult } from '../activities/drill-types';
 import { FailureTypes } from '../activities/types';
+import { checkDrillRequest } from '../activities/drill-plan';
 import { DRILL_WORKFLOW } from '../workflows/definitions';
+import { managerForRun } from './checkpoints';
 import { CliError, EXIT, rootCause, viewRun, type Out } from './common';
 import type { TemporalSettings } from './connection';
 
@@ -82,6 +84,7 @@ export function describeDrill(r: DrillResult): string {
 /** Runs one drill and waits for it; exit 0 when verified, 1 when not. */
 export async function drillCommand(client: Client, settings: TemporalSettings, out: Out, o: DrillOptions) {
   const input = await drillInput(client, o);
+  await checkRequest(client, input);
   const drillId = `drill-${o.runId}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const handle = await client.workflow.start(DRILL_WORKFLOW, {
     workflowId: drillId,
@@ -100,13 +103,38 @@ export async function drillCommand(client: Client, settings: TemporalSettings, o
   return result.verified ? EXIT.ok : EXIT.check;
 }
 
+/**
+ * Refuses, before any drill workflow starts, a request the checkpoint list already answers: a checkpoint the run
+ * does not have (exit 3), `--steps K` with no checkpoint K steps later (exit 2). Storage that cannot be listed from
+ * here is left to the drill on the workers.
+ */
+async function checkRequest(client: Client, input: DrillInput): Promise<void> {
+  let all;
+  try {
+    const manager = await managerForRun(client, input.runId, input.spec.checkpoint.storage);
+    all = await manager.list();
+  } catch {
+    return;
+  }
+  try {
+    checkDrillRequest(all, input.checkpointId ?? null, input.steps ?? null, input.spec, `run ${input.runId}`);
+  } catch (err) {
+    if (err instanceof ApplicationFailure) throw failureExit(err.type, `drill of run ${input.runId}: ${err.message}`);
+    throw err;
+  }
+}
+
 /** A drill that could not run: what the user asked for does not exist (3) or cannot be drilled (2). */
 function drillFailure(err: unknown, runId: string): unknown {
   if (!(err instanceof WorkflowFailedError)) return err;
   let type: string | undefined;
   for (let e: unknown = err.cause; e; e = (e as Error).cause)
     if (e instanceof ApplicationFailure) type = e.type ?? type;
-  const msg = `drill of run ${runId}: ${rootCause(err)}`;
+  return failureExit(type, `drill of run ${runId}: ${rootCause(err)}`);
+}
+
+/** The exit of a drill refused with failure `type`: not found (3), cannot be drilled (2), or it failed (5). */
+function failureExit(type: string | undefined | null, msg: string): CliError {
   if (type === FailureTypes.CheckpointNotFound || type === DrillFailureTypes.NoCheckpoint)
     return new CliError(msg, EXIT.notFound);
   if (

@@ -9,6 +9,8 @@ import { startDevServer, type DevServer } from './dev-server';
 import { describeResult, startRun } from './start';
 import { watchRun } from './watch';
 import { createWorker } from './worker';
+import { managerForRun } from './checkpoints';
+import type { RunSpec } from '../spec';
 
 export interface MainOptions {
   specFile?: string;
@@ -17,6 +19,17 @@ export interface MainOptions {
   port?: number;
   uiPort?: number;
   db?: string;
+}
+
+/** The backend the run's newest checkpoint was written on, or null (no checkpoints, or the store cannot say). */
+async function backendOfLatestCheckpoint(spec: RunSpec, runId: string): Promise<string | null> {
+  try {
+    const manager = await managerForRun(null, runId, spec.checkpoint.storage);
+    const newest = (await manager.list()).filter((c) => c.valid !== false).pop();
+    return newest ? (await manager.readManifest(newest.id)).backend.name : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<number> {
@@ -32,6 +45,13 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
     server = await startDevServer({ port, uiPort: opts.uiPort ?? port + 1000, db: opts.db });
     settings = { ...settings, address: server.address, uiUrl: server.uiUrl, tls: undefined, apiKey: undefined };
     process.stderr.write(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl}\n`);
+  }
+  // A run resumed from checkpoints keeps their backend (exact resume holds on one backend): an interrupted run of
+  // an older `npm start` on wasm is not refused because this machine has the native backend now.
+  const resumed = await backendOfLatestCheckpoint(spec, runId);
+  if (resumed && !process.env.DURABLE_TRAIN_BACKEND) {
+    process.env.DURABLE_TRAIN_BACKEND = resumed;
+    process.stderr.write(`run ${runId} has checkpoints on the ${resumed} backend: its worker trains on ${resumed}\n`);
   }
   const { worker, connection } = await createWorker({ settings });
   const workerRun = worker.run();

@@ -22,7 +22,13 @@ export function validationRows(n: number, fraction: number | undefined): number 
  * stopping) or, as runs started before validation splits existed, only the test split.
  */
 export function hasValidationSplit(spec: Pick<RunSpec, 'dataset'>): boolean {
-  return (spec.dataset.validationFraction ?? 0) > 0;
+  const ds = spec.dataset;
+  // A split file or a split column always gives one (its rows, or carved by the fraction; else the load fails).
+  return (
+    (ds.validationFraction ?? 0) > 0 ||
+    ('validation' in ds && ds.validation !== undefined) ||
+    ('splitColumn' in ds && ds.splitColumn !== undefined)
+  );
 }
 
 /**
@@ -43,7 +49,8 @@ export function choiceMetric(
  * spec, so one started before this default existed keeps exactly its data.
  */
 export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S {
-  if (spec.dataset.validationFraction !== undefined) return spec;
+  // A validation file is the validation split: nothing to carve.
+  if (spec.dataset.validationFraction !== undefined || 'validation' in spec.dataset) return spec;
   return { ...spec, dataset: { ...spec.dataset, validationFraction: DEFAULT_VALIDATION_FRACTION } };
 }
 

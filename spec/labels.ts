@@ -13,5 +13,6 @@ export function modelLabel(model: ModelSpec): string {
 export function datasetLabel(ds: DatasetSpec): string {
   if ('registered' in ds) return ds.registered;
   if (!('format' in ds)) return ds.name;
-  return `${ds.format}:${ds.path.split('/').pop() || ds.path}`;
+  const file = ds.path ?? ds.train ?? '';
+  return `${ds.format}:${file.split('/').pop() || file}`;
 }

@@ -220,7 +220,18 @@ const fileUrl = z
 /** A dataset read from a file (training/data/ reads it; `start` checks the file before anything starts). */
 export const fileDatasetSchema = strict({
   format: z.enum(['csv', 'jsonl', 'idx']).meta({ description: 'csv (header row), jsonl (one object per line), idx' }),
-  path: fileUrl.meta({ description: 'file://relative/to/the/worker, file:///absolute or s3://bucket/key' }),
+  path: fileUrl.optional().meta({
+    description: 'file://relative/to/the/worker, file:///absolute, s3://, gs:// or az:// (or train/test files)',
+  }),
+  train: fileUrl.optional().meta({ description: 'csv/jsonl: the training rows as a file of their own (with test)' }),
+  validation: fileUrl.optional().meta({
+    description: 'csv/jsonl, with train: the validation rows (else validationFraction carves them from train)',
+  }),
+  test: fileUrl.optional().meta({ description: 'csv/jsonl, with train: the test rows' }),
+  splitColumn: z.string().min(1).max(4096).optional().meta({
+    description:
+      "csv/jsonl, with path: the column saying each row's split (train, validation or test); never a feature",
+  }),
   label: z.string().min(1).max(4096).meta({ description: 'the label column (idx: the URL of the labels IDX file)' }),
   features: z
     .array(z.string().min(1).max(1024))
@@ -232,6 +243,23 @@ export const fileDatasetSchema = strict({
   trainLimit: int(1, 1_000_000_000).optional(),
   testLimit: int(1, 1_000_000_000).optional(),
   validationFraction: validationFractionSchema,
+}).check((ctx) => {
+  const d = ctx.value;
+  const problem = (path: string, message: string) =>
+    ctx.issues.push({ code: 'custom', input: d, path: [path], message });
+  const files = d.train !== undefined || d.validation !== undefined || d.test !== undefined;
+  if (!files && d.path === undefined) problem('path', 'is required (or the split files train and test)');
+  if (files) {
+    if (d.path !== undefined) problem('path', 'give either path or the split files train and test, not both');
+    if (d.format === 'idx') problem('train', 'split files are for csv and jsonl');
+    for (const f of ['train', 'test'] as const) if (d[f] === undefined) problem(f, 'is required with split files');
+    if (d.splitColumn !== undefined) problem('splitColumn', 'does not apply to split files: each file is one split');
+    if (d.validation !== undefined && (d.validationFraction ?? 0) > 0)
+      problem('validationFraction', 'does not apply: the validation file is the validation split');
+  }
+  if (d.splitColumn !== undefined && d.format === 'idx') problem('splitColumn', 'applies to csv and jsonl, not idx');
+  if ((files || d.splitColumn !== undefined) && d.testFraction !== undefined)
+    problem('testFraction', `does not apply: ${files ? 'the test file' : 'the rows marked test'} is the test split`);
 });
 
 /** A dataset loaded by code registered in the worker (the library's createTrainingWorker({ datasets })). */

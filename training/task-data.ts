@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { parseStorageUrl } from '../storage/url';
 import type { RunSpec } from '../spec/types';
-import { loadData, type DataSpec, type LoadedData } from './data';
+import { DatasetError, loadData, type DataSpec, type LoadedData } from './data';
 import { ConfigError } from './errors';
 import { registeredDataset, type RegisteredData } from './registry';
 import { carveValidation } from './splits';
@@ -102,11 +102,18 @@ async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData &
  * The run's validation split: a registered loader's own, else carved from the train split by the spec's fraction.
  * Without a fraction (0, or a spec recorded before validation splits) there is none, whatever the loader returns.
  */
-function withValidation(
-  d: LoadedData & { validation?: DataSplit },
-  spec: RunSpec,
-): LoadedData & { validation: DataSplit | null } {
-  const fraction = spec.dataset.validationFraction;
+function withValidation(d: LoadedData, spec: RunSpec): LoadedData & { validation: DataSplit | null } {
+  const ds = spec.dataset;
+  // A file that names its validation rows (dataset.validation, or rows marked so in dataset.splitColumn): those.
+  if (d.validation && ('validation' in ds || 'splitColumn' in ds)) return { ...d, validation: d.validation };
+  const fraction = ds.validationFraction;
+  if ('splitColumn' in ds && !(fraction && fraction > 0)) {
+    throw new DatasetError(
+      'dataset.splitColumn',
+      `no row of ${JSON.stringify(ds.splitColumn)} is marked validation and dataset.validationFraction is 0: mark ` +
+        'some rows validation, or set validationFraction to carve them from the train rows',
+    );
+  }
   if (!d.validation || !(fraction && fraction > 0)) return carveValidation(d, fraction, spec.seed);
   return { ...d, validation: d.validation };
 }
@@ -116,7 +123,7 @@ function withValidation(
  * registered loader or an idx file is checked here, naming the split, the row and the value). Targets become the
  * label values 0/1 and the classes ["0", "1"], whichever of them the rows hold.
  */
-export function binaryData<T extends LoadedData & { validation?: DataSplit }>(d: T): T {
+export function binaryData<T extends LoadedData & { validation?: DataSplit | null }>(d: T): T {
   // Without classes (a registered loader may give none), y holds the label values; else class indices.
   const classes = d.classes;
   const valueOf = (c: string) => (c.trim() !== '' && (Number(c) === 0 || Number(c) === 1) ? Number(c) : NaN);

@@ -14,4 +14,13 @@ export const conv2d: LayerKindSpec = {
     ...INPUT_SHAPE,
   },
   weighted: true,
+  // tfjs 4.22 computes no gradient of a dilated conv2d ("dilation rates greater than 1 are not yet supported in
+  // gradients"): refused here, before a run starts, rather than at its first step.
+  check: (o) => {
+    const d = o.dilationRate as number | number[] | undefined;
+    const dilated = d !== undefined && (Array.isArray(d) ? d.some((v) => v !== 1) : d !== 1);
+    return dilated
+      ? ['dilationRate', 'conv2d supports dilationRate 1 only (tfjs has no gradient for dilated convolutions)']
+      : null;
+  },
 };

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { DrillResult, LastDrill } from '../../activities/drill-types';
 import { drillScheduleId } from '../../activities/drill-types';
-import { progressQuery } from '../../workflows/definitions';
+import { DRILL_WORKFLOW, progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, cliAsync, waitFor, writeSpec, type TestCluster } from '../helpers/cluster';
 import { smallSpec, useCluster } from '../helpers/fixtures';
@@ -133,6 +133,14 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     await worker();
     const ms = manifests('done');
     const newest = ms[ms.length - 1];
+    // Each refusal below is made before any drill workflow starts: the server holds as many drills after as before.
+    const drillsOnServer = async () => {
+      let n = 0;
+      for await (const w of cluster.client.workflow.list({ query: `WorkflowType = '${DRILL_WORKFLOW}'` }))
+        n += w ? 1 : 0;
+      return n;
+    };
+    const drillsBefore = await drillsOnServer();
     const unknownRun = drill(['no-such-run']);
     assert.equal(unknownRun.code, 3, unknownRun.stderr);
     assert.match(unknownRun.stderr, /no run no-such-run/);
@@ -149,7 +157,11 @@ describe('recovery drills: restore in a fresh trainer, replay, compare bit for b
     assert.equal(noSuchStep.code, 2, noSuchStep.stderr);
     assert.match(noSuchStep.stderr, /no checkpoint at step/);
     assert.equal(drill(['done', '--steps', '0']).code, 2);
+    const tooFar = drill(['done', '--steps', '99999']);
+    assert.equal(tooFar.code, 2, tooFar.stderr);
+    assert.match(tooFar.stderr, /steps must be an integer in 1\.\.\d+ \(one chunk\), got 99999/);
     assert.equal(drill(['done', '--every', 'soon']).code, 2);
+    assert.equal(await drillsOnServer(), drillsBefore, 'no refused request started a drill workflow');
   });
 
   it('a running run: verified, recorded in its progress and status, and the run ends exactly as undisturbed', async function () {

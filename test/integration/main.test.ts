@@ -28,9 +28,15 @@ interface MainRun {
   stderr: string;
 }
 
-function main(dir: string, args: string[], onStart?: (proc: ReturnType<typeof spawn>) => void): Promise<MainRun> {
+function main(
+  dir: string,
+  args: string[],
+  onStart?: (proc: ReturnType<typeof spawn>) => void,
+  unset: string[] = [],
+): Promise<MainRun> {
   const env = { ...process.env };
   delete env.TEMPORAL_ADDRESS; // the embedded dev server
+  for (const k of unset) delete env[k];
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [path.join(DIST, 'client.js'), 'main', '--json', ...args], { cwd: dir, env });
     let stdout = '';
@@ -103,11 +109,12 @@ async function mainOnFreePorts(
   dir: string,
   args: string[],
   onStart?: (proc: ReturnType<typeof spawn>) => void,
+  unset?: string[],
 ): Promise<MainRun & { port: number; uiPort: number }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const uiPort = await freePort();
-    const r = await main(dir, [...args, '--port', String(port), '--ui-port', String(uiPort)], onStart);
+    const r = await main(dir, [...args, '--port', String(port), '--ui-port', String(uiPort)], onStart, unset);
     const raced = r.code !== 0 && /already in use|address already in use|exited before it was ready/i.test(r.stderr);
     if (!raced || attempt >= 3) return { ...r, port, uiPort };
   }
@@ -195,9 +202,16 @@ describe('the main job (durable-train main, what npm start runs)', function () {
     assert.ok(await canBind(first.port), `the dev server's port ${first.port} is still taken`);
     assert.ok(await canBind(first.uiPort), `the Web UI port ${first.uiPort} is still taken`);
 
-    const second = await mainOnFreePorts(dir, [...common, '--run-id', 'run']);
+    // Resumed with no backend named (as `npm start` does, where the native build may now exist and 'auto' would pick
+    // it): the run keeps the backend its checkpoints were written on.
+    const backend = newest.backend.name as string;
+    const second = await mainOnFreePorts(dir, [...common, '--run-id', 'run'], undefined, ['DURABLE_TRAIN_BACKEND']);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /resuming run run/);
+    assert.match(
+      second.stderr,
+      new RegExp(`run run has checkpoints on the ${backend} backend: its worker trains on ${backend}`),
+    );
     const result = resultOf(second);
     assert.equal(result.status, 'completed');
     assert.equal(result.step, 2000);

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { startTraining } from '../../index';
 import { startCommand, watchForWorkers } from '../../cli/start';
-import { output, runIdForSpecFile } from '../../cli/common';
+import { CliError, EXIT, output, runIdForSpecFile } from '../../cli/common';
 import type { TemporalSettings } from '../../cli/connection';
 import { SpecError, validateSpec } from '../../spec';
 import { register, type RegisteredData } from '../../training/registry';
@@ -132,6 +132,31 @@ describe('before start: the run is refused, naming the field, and no workflow ex
     const err = await refusal('numeric-label', { model: mlp(1), dataset });
     assert.equal(err.field, 'task');
     assert.match(err.message, /a numeric label with \d+ distinct values: did you mean "task": "regression"\?/);
+  });
+
+  it('start: split files whose columns differ, naming the file', async function () {
+    const f = (name: string, text: string) => {
+      fs.writeFileSync(path.join(cluster.dir, name), text);
+      return `file://${path.join(cluster.dir, name)}`;
+    };
+    const dataset = {
+      format: 'csv',
+      train: f('split-train.csv', 'a,b,label\n1,2,x\n3,4,y\n'),
+      test: f('split-test.csv', 'a,c,label\n1,2,x\n'),
+      label: 'label',
+    };
+    // The file check of start (exit 2 in the CLI, EXIT.usage).
+    const err = await startCommand(cluster.client, settings, output(true), {
+      spec: validateSpec({ ...base, model: mlp(2), dataset }),
+      runId: 'split-files',
+    }).then(
+      () => assert.fail('started'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof CliError, String(err));
+    assert.equal(err.exitCode, EXIT.usage);
+    assert.match(err.message, /invalid spec: dataset\.test: has the features a, c, but dataset\.train has a, b/);
+    await noWorkflow('split-files');
   });
 
   for (const [name, row] of [

@@ -209,6 +209,27 @@ describe('layer kinds and layer graphs', function () {
         },
       );
 
+    it('a dilated conv2d (tfjs has no gradient for it), naming the option', () => {
+      for (const dilationRate of [2, [1, 2]])
+        refused(
+          [
+            { type: 'conv2d', filters: 4, kernelSize: 3, dilationRate },
+            { type: 'flatten' },
+            { type: 'dense', units: 10 },
+          ],
+          /layers\[0\]\.dilationRate.*conv2d supports dilationRate 1 only/s,
+        );
+      assert.doesNotThrow(() =>
+        validateSpec(
+          specOf([
+            { type: 'conv2d', filters: 4, kernelSize: 3, dilationRate: [1, 1] },
+            { type: 'flatten' },
+            { type: 'dense', units: 10 },
+          ]),
+        ),
+      );
+    });
+
     it('a cycle (a layer reading a later one, or itself)', () => {
       refused(
         [

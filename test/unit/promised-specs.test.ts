@@ -1,7 +1,7 @@
 // Promises the docs make about specs, kept in process (fast): the example spec `npm start` runs is valid and trains,
 // and the layer kinds a layer list may use (embedding, averagePooling2d, globalAveragePooling2d, reshape) train and
-// resume from a serialized snapshot to the same weights, bit for bit. (conv2d's dilationRate > 1 is not here: tfjs
-// has no gradient for a dilated conv2d, so such a spec fails at its first step.)
+// resume from a serialized snapshot to the same weights, bit for bit. (conv2d's dilationRate > 1 is refused by the spec: tfjs
+// has no gradient for a dilated conv2d.)
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

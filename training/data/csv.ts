@@ -3,7 +3,7 @@
 // every problem with its 1-based line number. It scans bytes (the structural characters are ASCII, which never
 // occur inside a UTF-8 multi-byte sequence) and hands out one record at a time.
 import { DatasetError } from './errors';
-import { parseDecimal, RowSink, type RawTable } from './table';
+import { parseDecimal, RowSink, splitTagOf, type RawTable } from './table';
 import { fitsFloat32 } from '../errors';
 import { asBuffer, beyondFloat32, chooseFeatures, nonNumeric, nonBlankTextBytes, type TextInput } from './text';
 
@@ -105,6 +105,7 @@ export function readCsvTable(input: TextInput): RawTable {
   let header: string[] | null = null;
   let cols: number[] = [];
   let labelCol = -1;
+  let splitCol = -1;
   let sink: RowSink | null = null;
   let values = new Float32Array(0);
   scanCsv(bytes, url, partial, (rec, line) => {
@@ -125,6 +126,7 @@ export function readCsvTable(input: TextInput): RawTable {
       header = h;
       cols = features.map((f) => h.indexOf(f));
       labelCol = h.indexOf(spec.label);
+      splitCol = spec.splitColumn === undefined ? -1 : h.indexOf(spec.splitColumn);
       sink = new RowSink(spec, url, [features.length], features, input.maxBytes);
       values = new Float32Array(features.length);
       return;
@@ -142,7 +144,8 @@ export function readCsvTable(input: TextInput): RawTable {
     const label = rec[labelCol].trim();
     if (label === '')
       throw new DatasetError('dataset.label', `column ${JSON.stringify(spec.label)} is empty at ${where}`);
-    sink!.push(values, label, line);
+    const tag = splitCol < 0 ? undefined : splitTagOf(rec[splitCol], spec.splitColumn!, where);
+    sink!.push(values, label, line, tag);
   });
   if (!sink) {
     throw new DatasetError(

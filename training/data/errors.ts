@@ -3,7 +3,7 @@ export class DatasetError extends Error {
   override readonly name = 'DatasetError';
   constructor(
     readonly field: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${field}: ${detail}`);
   }

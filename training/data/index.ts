@@ -11,12 +11,13 @@ import {
 } from './builtin';
 import { readCsvTable } from './csv';
 import { DatasetError } from './errors';
+import { decodeOnThread } from './decode-thread';
 import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
 import { checkDataRoot, dataRoots } from './roots';
 import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
-import { checkLimit, finishTable, splitSeed, trainRows, type RawTable } from './table';
+import { checkLimit, finishTable, mergeTables, splitSeed, trainRows, type RawTable } from './table';
 import type { BuiltinDataSpec, DataSpec, DataTask, FileDataSpec, LoadDataOptions, LoadedData } from './types';
 
 export { DatasetError } from './errors';
@@ -39,6 +40,58 @@ export function isBuiltinDataSpec(spec: DataSpec): spec is BuiltinDataSpec {
 
 type CheckedFileSpec = FileDataSpec & { testFraction: number; task: DataTask };
 
+/** The split files of a dataset given as one file per split, in tag order (train, validation, test). */
+const SPLIT_FILE_FIELDS = ['train', 'validation', 'test'] as const;
+
+/** Whether the splits come as files of their own (dataset.train, dataset.validation, dataset.test). */
+export function hasSplitFiles(spec: FileDataSpec): boolean {
+  return SPLIT_FILE_FIELDS.some((f) => spec[f] !== undefined);
+}
+
+/** Whether the file says which rows are which (split files or a split column): no seeded split then. */
+function explicitSplits(spec: FileDataSpec): boolean {
+  return hasSplitFiles(spec) || spec.splitColumn !== undefined;
+}
+
+/** The checks of dataset.train/validation/test and dataset.splitColumn against the rest of the spec. */
+function checkExplicitSplits(spec: FileDataSpec): void {
+  if (hasSplitFiles(spec)) {
+    if (spec.path !== undefined) {
+      throw new DatasetError(
+        'dataset.path',
+        'give either dataset.path (split by testFraction or splitColumn) or the split files dataset.train and dataset.test, not both',
+      );
+    }
+    if (spec.format === 'idx') {
+      throw new DatasetError(
+        'dataset.train',
+        'split files are for csv and jsonl; an idx dataset is one images file and one labels file (dataset.path, dataset.label)',
+      );
+    }
+    for (const f of ['train', 'test'] as const) {
+      if (typeof spec[f] !== 'string' || spec[f] === '') {
+        throw new DatasetError(`dataset.${f}`, 'is required with split files: file://PATH or s3://BUCKET/KEY');
+      }
+    }
+    if (spec.splitColumn !== undefined) {
+      throw new DatasetError('dataset.splitColumn', 'does not apply to split files: each file is one split');
+    }
+  }
+  if (spec.splitColumn !== undefined) {
+    if (spec.format === 'idx') throw new DatasetError('dataset.splitColumn', 'applies to csv and jsonl, not idx');
+    if (typeof spec.splitColumn !== 'string' || spec.splitColumn === '')
+      throw new DatasetError('dataset.splitColumn', 'must be a column name');
+    if (spec.splitColumn === spec.label)
+      throw new DatasetError('dataset.splitColumn', `${JSON.stringify(spec.label)} is the label column`);
+  }
+  if (explicitSplits(spec) && spec.testFraction !== undefined) {
+    throw new DatasetError(
+      'dataset.testFraction',
+      `does not apply: ${hasSplitFiles(spec) ? 'dataset.test is' : 'the rows marked test in dataset.splitColumn are'} the test split`,
+    );
+  }
+}
+
 const positiveInt = (v: unknown, field: string) => {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
     throw new DatasetError(field, `must be a positive integer, got ${JSON.stringify(v)}`);
@@ -50,8 +103,12 @@ function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
   if (!['csv', 'jsonl', 'idx'].includes(spec.format)) {
     throw new DatasetError('dataset.format', `must be one of csv, jsonl, idx, got ${JSON.stringify(spec.format)}`);
   }
-  if (typeof spec.path !== 'string' || spec.path === '') {
-    throw new DatasetError('dataset.path', 'is required: file://PATH or s3://BUCKET/KEY');
+  checkExplicitSplits(spec);
+  if (!hasSplitFiles(spec) && (typeof spec.path !== 'string' || spec.path === '')) {
+    throw new DatasetError(
+      'dataset.path',
+      'is required: file://PATH or s3://BUCKET/KEY (or the split files dataset.train and dataset.test)',
+    );
   }
   if (typeof spec.label !== 'string' || spec.label === '') {
     throw new DatasetError(
@@ -102,6 +159,11 @@ function checkBuiltinSpec(spec: BuiltinDataSpec): void {
 }
 
 function sourcesOf(spec: CheckedFileSpec, baseDir: string): Source[] {
+  if (hasSplitFiles(spec)) {
+    return SPLIT_FILE_FIELDS.filter((f) => spec[f] !== undefined).map((f) =>
+      resolveSource(spec[f], baseDir, `dataset.${f}`),
+    );
+  }
   const out = [resolveSource(spec.path, baseDir, 'dataset.path')];
   if (spec.format === 'idx') out.push(resolveSource(spec.label, baseDir, 'dataset.label'));
   return out;
@@ -122,7 +184,11 @@ function fingerprintOf(
       // For idx the label is a file whose bytes are hashed below; its URL (like the path) may move freely.
       label: spec.format === 'idx' ? null : spec.label,
       features: table.featureNames,
-      testFraction: spec.testFraction,
+      // Rows split by the file (split files, a split column): no seeded test share. Fields absent before they
+      // existed keep older runs' fingerprints as they were.
+      testFraction: explicitSplits(spec) ? undefined : spec.testFraction,
+      splitFiles: hasSplitFiles(spec) ? SPLIT_FILE_FIELDS.filter((f) => spec[f] !== undefined) : undefined,
+      splitColumn: spec.splitColumn,
       trainLimit,
       testLimit,
       splitSeed: splitSeed(seed),
@@ -137,7 +203,7 @@ function fingerprintOf(
 
 function buildTable(
   spec: CheckedFileSpec,
-  sources: Source[],
+  sources: Array<Pick<Source, 'url' | 'field'>>,
   bytes: Uint8Array[],
   maxBytes: number,
   partial: boolean,
@@ -152,7 +218,31 @@ function buildTable(
       maxBytes,
     });
   }
+  if (hasSplitFiles(spec)) {
+    // Each file read as a table of its own (a problem names its field), then one table tagged by file.
+    const tables = sources.map((s, i) =>
+      withField(s.field, () =>
+        TEXT_READERS[spec.format as 'csv' | 'jsonl']({ spec, url: s.url, bytes: bytes[i], partial, maxBytes }),
+      ),
+    );
+    const tags = sources.map((s) => SPLIT_FILE_FIELDS.indexOf(s.field.slice('dataset.'.length) as 'train'));
+    return mergeTables(
+      tables,
+      tags,
+      sources.map((s) => s.field),
+    );
+  }
   return TEXT_READERS[spec.format]({ spec, url: sources[0].url, bytes: bytes[0], partial, maxBytes });
+}
+
+/** Runs `read`, naming `field` instead of dataset.path in a DatasetError about the file (one of the split files). */
+function withField<T>(field: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof DatasetError && err.field === 'dataset.path') throw new DatasetError(field, err.detail);
+    throw err;
+  }
 }
 
 // Per process: chunks of one run (and runs on one file) decode it once. A few entries, oldest dropped first.
@@ -197,7 +287,17 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   });
   const hit = cache.get(key);
   if (hit) return hit;
-  const loading = Promise.resolve().then(() => decodeFile(checked, sources, bytes, maxBytes, opts.seed));
+  const total = bytes.reduce((a, b) => a + b.byteLength, 0);
+  const loading =
+    total >= (opts.decodeOnThreadFrom ?? DECODE_ON_THREAD_FROM)
+      ? decodeOnThread({
+          spec: checked,
+          sources: sources.map((s) => ({ url: s.url, field: s.field })),
+          bytes,
+          maxBytes,
+          seed: opts.seed,
+        })
+      : Promise.resolve().then(() => decodeFile(checked, sources, bytes, maxBytes, opts.seed));
   cache.set(key, loading);
   while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   loading.catch(() => {
@@ -206,9 +306,13 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   return loading;
 }
 
-function decodeFile(
+/** Files of this many bytes or more are decoded on a worker thread (decode-thread.ts); smaller ones at once. */
+export const DECODE_ON_THREAD_FROM = 4 * 1024 * 1024;
+
+/** Decodes a file dataset's bytes (on the calling thread: decode-thread.ts runs it on another for large files). */
+export function decodeFile(
   spec: CheckedFileSpec,
-  sources: Source[],
+  sources: Array<Pick<Source, 'url' | 'field'>>,
   bytes: Uint8Array[],
   maxBytes: number,
   seed: number,
@@ -225,7 +329,7 @@ function decodeFile(
     seed,
   );
   return {
-    name: spec.path,
+    name: spec.path ?? spec.train!,
     featureShape: table.featureShape,
     featureSize: table.featureShape.reduce((a, b) => a * b, 1),
     featureNames: table.featureNames,
@@ -233,6 +337,7 @@ function decodeFile(
     classes: done.classes,
     train: done.train,
     test: done.test,
+    ...(done.validation ? { validation: done.validation } : {}),
     normalization: done.normalization,
     fingerprint: fingerprintOf(spec, table, done.trainLimit, done.testLimit, seed, bytes),
     bytesRead: bytes.reduce((a, b) => a + b.byteLength, 0),
@@ -280,11 +385,16 @@ export async function validateDataFile(spec: DataSpec, opts: { baseDir: string; 
     checkSplitSizes(h.x.dims[0], checked);
     return;
   }
-  const size = infos[0].size;
-  const partial = size > VALIDATE_PREFIX_BYTES;
-  const bytes =
-    size === 0 ? new Uint8Array(0) : await readSource(sources[0], partial ? VALIDATE_PREFIX_BYTES : undefined);
-  const table = buildTable(checked, sources, [bytes], maxBytes, partial);
+  // Every file's first 64 KiB (a split dataset has one file per split).
+  const partial = infos.some((info) => info.size > VALIDATE_PREFIX_BYTES);
+  const bytes = await Promise.all(
+    sources.map((s, i) =>
+      infos[i].size === 0
+        ? new Uint8Array(0)
+        : readSource(s, infos[i].size > VALIDATE_PREFIX_BYTES ? VALIDATE_PREFIX_BYTES : undefined),
+    ),
+  );
+  const table = buildTable(checked, sources, bytes, maxBytes, partial);
   if (!partial) {
     finishTable(
       table,

@@ -1,7 +1,7 @@
 // JSON Lines: one object per line. A feature field holds a number or an array of numbers (several features,
 // named field[0], field[1], ...); the label is a string, a number or a boolean.
 import { DatasetError } from './errors';
-import { RowSink, type RawTable } from './table';
+import { RowSink, splitTagOf, type RawTable } from './table';
 import { fitsFloat32 } from '../errors';
 import {
   asBuffer,
@@ -95,7 +95,18 @@ export function readJsonlTable(input: TextInput): RawTable {
           : `field ${JSON.stringify(spec.label)} at ${where} is ${shown(label) || 'empty'}; a label is a string, a number or a boolean`,
       );
     }
-    sink.push(values, typeof label === 'string' ? label.trim() : String(label), line);
+    let tag: number | undefined;
+    if (spec.splitColumn !== undefined) {
+      const v = row[spec.splitColumn];
+      if (typeof v !== 'string') {
+        throw new DatasetError(
+          'dataset.splitColumn',
+          `field ${JSON.stringify(spec.splitColumn)} at ${where} is ${v === undefined ? 'missing' : shown(v)}; a split is one of train, validation, test`,
+        );
+      }
+      tag = splitTagOf(v, spec.splitColumn, where);
+    }
+    sink.push(values, typeof label === 'string' ? label.trim() : String(label), line, tag);
   }
   return sink!.finish();
 }

@@ -17,9 +17,16 @@ export interface RawTable {
   x: Float32Array;
   n: number;
   labels: RawLabels;
+  /** The split of each row (SPLIT_TAGS' indices) when the file says it (splitColumn, or one file per split). */
+  splitTags?: Uint8Array;
 }
 
+/** The values of a split column, in tag order. */
+export const SPLIT_TAGS = ['train', 'validation', 'test'] as const;
+export type SplitTag = (typeof SPLIT_TAGS)[number];
+
 export interface ShapeOptions {
+  /** The seeded split's test share; unused when the table tags its rows (splitTags). */
   testFraction: number;
   trainLimit?: number;
   testLimit?: number;
@@ -31,6 +38,8 @@ export interface FinishedTable {
   classes: string[] | null;
   train: DataSplit;
   test: DataSplit;
+  /** The rows tagged validation (splitTags), normalised like the others; null without tags or without such rows. */
+  validation: DataSplit | null;
   normalization: { mean: number[]; std: number[] } | null;
   trainLimit: number;
   testLimit: number;
@@ -132,6 +141,7 @@ export class RowSink {
   private targets: Float32Array | null;
   private readonly keys = new Map<string, number>();
   private readonly size: number;
+  private tags: Uint8Array | null = null;
   n = 0;
 
   constructor(
@@ -156,6 +166,11 @@ export class RowSink {
     x.set(this.x);
     this.x = x;
     this.cap = cap;
+    if (this.tags) {
+      const tags = new Uint8Array(cap);
+      tags.set(this.tags);
+      this.tags = tags;
+    }
     if (this.ids) {
       const ids = new Int32Array(cap);
       ids.set(this.ids);
@@ -167,9 +182,12 @@ export class RowSink {
     }
   }
 
-  push(values: ArrayLike<number>, label: string, line: number): void {
+  /** Adds a row; `tag` (an index into SPLIT_TAGS) when the file names each row's split: then for every row. */
+  push(values: ArrayLike<number>, label: string, line: number, tag?: number): void {
+    if (tag !== undefined && !this.tags) this.tags = new Uint8Array(this.cap);
     if (this.n === this.cap) this.grow();
     const i = this.n;
+    if (this.tags) this.tags[i] = tag!;
     if (this.ids) {
       if (this.spec.task === 'binary')
         label = binaryLabel(label, () => `${JSON.stringify(this.spec.label)} at line ${line} of ${this.url}`);
@@ -209,8 +227,92 @@ export class RowSink {
       x: this.x.slice(0, n * this.size),
       n,
       labels,
+      ...(this.tags ? { splitTags: this.tags.slice(0, n) } : {}),
     };
   }
+}
+
+/** A split column's value as a tag index, or a DatasetError naming the row and what is allowed. */
+export function splitTagOf(value: string, column: string, where: string): number {
+  const tag = SPLIT_TAGS.indexOf(value.trim().toLowerCase() as SplitTag);
+  if (tag >= 0) return tag;
+  throw new DatasetError(
+    'dataset.splitColumn',
+    `${JSON.stringify(column)} is ${value.trim() === '' ? 'empty' : JSON.stringify(value)} at ${where}; ` +
+      `a split is one of ${SPLIT_TAGS.join(', ')}`,
+  );
+}
+
+/**
+ * One table of several files' rows (one file per split: `tags` gives each file's split), checked to have the same
+ * features; class names are merged by name.
+ */
+export function mergeTables(tables: RawTable[], tags: number[], fields: string[]): RawTable {
+  const first = tables[0];
+  tables.forEach((t, i) => {
+    const same =
+      JSON.stringify(t.featureNames) === JSON.stringify(first.featureNames) &&
+      JSON.stringify(t.featureShape) === JSON.stringify(first.featureShape);
+    if (!same) {
+      throw new DatasetError(
+        fields[i],
+        `has the features ${(t.featureNames ?? t.featureShape).join(', ')}, but ${fields[0]} has ` +
+          `${(first.featureNames ?? first.featureShape).join(', ')}: the split files must have the same columns`,
+      );
+    }
+  });
+  const size = first.featureShape.reduce((a, b) => a * b, 1);
+  const n = tables.reduce((a, t) => a + t.n, 0);
+  const x = new Float32Array(n * size);
+  const splitTags = new Uint8Array(n);
+  let labels: RawLabels;
+  if (first.labels.kind === 'values') {
+    const values = new Float32Array(n);
+    let off = 0;
+    for (const t of tables) {
+      values.set((t.labels as { values: Float32Array }).values, off);
+      off += t.n;
+    }
+    labels = { kind: 'values', values };
+  } else {
+    const keys: string[] = [];
+    const index = new Map<string, number>();
+    const ids = new Int32Array(n);
+    let off = 0;
+    for (const t of tables) {
+      const l = t.labels as { keys: string[]; ids: Int32Array };
+      const global = l.keys.map((k) => {
+        let id = index.get(k);
+        if (id === undefined) index.set(k, (id = keys.push(k) - 1));
+        return id;
+      });
+      for (let r = 0; r < t.n; r++) ids[off + r] = global[l.ids[r]];
+      off += t.n;
+    }
+    labels = { kind: 'classes', keys, ids };
+  }
+  let off = 0;
+  tables.forEach((t, i) => {
+    x.set(t.x, off * size);
+    splitTags.fill(tags[i], off, off + t.n);
+    off += t.n;
+  });
+  return { featureShape: first.featureShape, featureNames: first.featureNames, x, n, labels, splitTags };
+}
+
+/** The rows of each split, in file order, from the table's tags; train and test must not be empty. */
+function taggedSplit(tags: Uint8Array): { train: Int32Array; validation: Int32Array; test: Int32Array } {
+  const rows: number[][] = [[], [], []];
+  tags.forEach((t, r) => rows[t].push(r));
+  for (const t of [0, 2]) {
+    if (rows[t].length === 0) {
+      throw new DatasetError(
+        'dataset.splitColumn',
+        `no row is marked ${SPLIT_TAGS[t]}: the ${SPLIT_TAGS[t]} split needs rows`,
+      );
+    }
+  }
+  return { train: Int32Array.from(rows[0]), validation: Int32Array.from(rows[1]), test: Int32Array.from(rows[2]) };
 }
 
 function gather(x: Float32Array, y: Int32Array | Float32Array, size: number, rows: Int32Array): DataSplit {
@@ -258,16 +360,19 @@ export function applyNormalization(x: Float32Array, size: number, stats: { mean:
 export function finishTable(t: RawTable, opts: ShapeOptions, seed: number): FinishedTable {
   const size = t.featureShape.reduce((a, b) => a * b, 1);
   const { y, classes } = encodeLabels(t.labels);
-  const split = splitIndices(t.n, opts.testFraction, seed);
+  const split = t.splitTags
+    ? taggedSplit(t.splitTags)
+    : { ...splitIndices(t.n, opts.testFraction, seed), validation: null };
   const trainLimit = checkLimit(opts.trainLimit, split.train.length, 'dataset.trainLimit', 'rows in the train split');
   const testLimit = checkLimit(opts.testLimit, split.test.length, 'dataset.testLimit', 'rows in the test split');
   const train = gather(t.x, y, size, split.train.subarray(0, trainLimit));
   const test = gather(t.x, y, size, split.test.subarray(0, testLimit));
+  const validation = split.validation?.length ? gather(t.x, y, size, split.validation) : null;
   let normalization: FinishedTable['normalization'] = null;
   if (opts.normalize) {
+    // From the training rows alone: the validation and test rows are scaled with them, never looked at.
     normalization = featureStats(train.x, train.n, size);
-    applyNormalization(train.x, size, normalization);
-    applyNormalization(test.x, size, normalization);
+    for (const s of [train, test, validation]) if (s) applyNormalization(s.x, size, normalization);
   }
-  return { classes, train, test, normalization, trainLimit, testLimit };
+  return { classes, train, test, validation, normalization, trainLimit, testLimit };
 }

@@ -73,14 +73,21 @@ export function chooseFeatures(spec: FileDataSpec, names: string[], kind: string
   if (!names.includes(spec.label)) {
     throw new DatasetError('dataset.label', `no ${kind} ${JSON.stringify(spec.label)} in ${url} ${list}`);
   }
+  const splitColumn = spec.splitColumn;
+  if (splitColumn !== undefined && !names.includes(splitColumn)) {
+    throw new DatasetError('dataset.splitColumn', `no ${kind} ${JSON.stringify(splitColumn)} in ${url} ${list}`);
+  }
   if (spec.features === undefined) {
-    const features = names.filter((c) => c !== spec.label);
+    const features = names.filter((c) => c !== spec.label && c !== splitColumn);
     if (features.length === 0) throw new DatasetError('dataset.features', `${url} has no ${kind} besides the label`);
     return features;
   }
   spec.features.forEach((f, i) => {
     if (!names.includes(f)) {
       throw new DatasetError(`dataset.features[${i}]`, `no ${kind} ${JSON.stringify(f)} in ${url} ${list}`);
+    }
+    if (f === splitColumn) {
+      throw new DatasetError(`dataset.features[${i}]`, `${JSON.stringify(f)} is the split column, never a feature`);
     }
   });
   return spec.features;

@@ -18,8 +18,22 @@ export interface BuiltinDataSpec {
 /** A dataset read from a file. */
 export interface FileDataSpec {
   format: DataFormat;
-  /** `file://relative/to/baseDir`, `file:///absolute` or `s3://bucket/key`. For idx: the features/images file. */
-  path: string;
+  /**
+   * `file://relative/to/baseDir`, `file:///absolute` or `s3://bucket/key`. For idx: the features/images file. Absent
+   * when the splits come as files of their own (`train`, `validation`, `test`).
+   */
+  path?: string;
+  /** csv/jsonl: the training rows in a file of their own (instead of `path`); `test` is then required too. */
+  train?: string;
+  /** csv/jsonl, with `train`: the validation rows (else validationFraction carves them from `train`). */
+  validation?: string;
+  /** csv/jsonl, with `train`: the test rows. */
+  test?: string;
+  /**
+   * csv/jsonl, with `path`: a column (field) saying which split each row belongs to: `train`, `validation` or `test`.
+   * Never a feature. Replaces testFraction and validationFraction.
+   */
+  splitColumn?: string;
   /** csv: the label column; jsonl: the label field; idx: the URL of the labels IDX file (same schemes as `path`). */
   label: string;
   /** csv/jsonl: the feature columns/fields, in order (default: every other column, or every field of the first row). */
@@ -57,6 +71,8 @@ export interface LoadedData {
   classes: string[] | null;
   train: DataSplit;
   test: DataSplit;
+  /** The validation rows a file gave (dataset.validation, or rows marked so in dataset.splitColumn). */
+  validation?: DataSplit | null;
   /** Per feature, from the train split only and applied to both splits (std 0 is stored as 1); null for mnist. */
   normalization: { mean: number[]; std: number[] } | null;
   /** sha256 over the bytes read and the options that shape the data (label, features, split, limits, seed). */
@@ -76,4 +92,6 @@ export interface LoadDataOptions {
    * store); symlinks are resolved before the check (roots.ts).
    */
   roots?: string[];
+  /** Files of this many bytes or more are decoded on a worker thread, keeping the event loop free (default 4 MiB). */
+  decodeOnThreadFrom?: number;
 }
