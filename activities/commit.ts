@@ -2,6 +2,7 @@
 import type { CheckpointManager, CheckpointRef, CommitInput, Manifest } from '../checkpoint';
 import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
+import { EXTRA_METRICS } from '../spec/catalog';
 
 export function metricsOf(state: TrainerState): Record<string, number> {
   const out: Record<string, number> = { learningRate: state.learningRate };
@@ -17,6 +18,8 @@ export function metricsOf(state: TrainerState): Record<string, number> {
     if (e.accuracy !== null) out[`${prefix}Accuracy`] = e.accuracy;
     if (e.mae !== undefined) out[`${prefix}Mae`] = e.mae;
     if (e.mse !== undefined) out[`${prefix}Mse`] = e.mse;
+    for (const m of EXTRA_METRICS)
+      if (typeof e[m] === 'number') out[`${prefix}${m[0].toUpperCase()}${m.slice(1)}`] = e[m];
   }
   return out;
 }

@@ -2,6 +2,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
+import { EXTRA_METRICS } from '../spec/catalog';
 import { CliError, EXIT, fmt, type Out } from './common';
 import { epochOfCompleted, evaluatedHere } from './epoch';
 
@@ -47,7 +48,7 @@ const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
  * from 1 (the epoch of the checkpoint's last step: a checkpoint at an epoch's end carries that epoch's test metrics);
  * --json gives the manifests' own field, the number of epochs completed.
  */
-/** A checkpoint's metrics in a line: accuracy for classification, mse and mae for regression. */
+/** A checkpoint's metrics in a line: accuracy (and auc, precision, recall, f1 when asked) or mse and mae (regression). */
 export function metricsText(m: Record<string, number | null | undefined>): string {
   const part = (label: string, v: number | null | undefined) => (v !== undefined ? ` ${label} ${fmt(v)}` : '');
   const regression = [m.valMse, m.valMae, m.testMse, m.testMae].some((v) => v !== undefined);
@@ -59,8 +60,14 @@ export function metricsText(m: Record<string, number | null | undefined>): strin
       part('test mse', m.testMse) +
       part('test mae', m.testMae)
     );
+  const extra = (prefix: 'val' | 'test') =>
+    EXTRA_METRICS.map((k) => part(`${prefix} ${k}`, m[`${prefix}${k[0].toUpperCase()}${k.slice(1)}`])).join('');
   return (
-    `loss ${fmt(m.loss)} acc ${fmt(m.accuracy, 3)}` + part('val acc', m.valAccuracy) + part('test acc', m.testAccuracy)
+    `loss ${fmt(m.loss)} acc ${fmt(m.accuracy, 3)}` +
+    part('val acc', m.valAccuracy) +
+    extra('val') +
+    part('test acc', m.testAccuracy) +
+    extra('test')
   );
 }
 

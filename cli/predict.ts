@@ -21,7 +21,7 @@ export async function loadRunForInference(
   const { restoreNet } = await import('../training/export');
   const { inferenceFromNet } = await import('../training/inference');
   const state = manifest.state as { featureShape?: number[]; modelTopology?: unknown } | null;
-  const outputs = preprocessing.task === 'classification' ? preprocessing.classes!.length : 1;
+  const outputs = preprocessing.task === 'classification' ? preprocessing.classes!.length : 1; // binary: 1
   try {
     const net = await restoreNet(spec, tensors, state?.featureShape, state?.modelTopology, outputs);
     return inferenceFromNet(net, preprocessing);

@@ -24,6 +24,8 @@ interface RunRow {
   /** Regression runs with a validation split: its last mse and mae (what the run's choices were made on). */
   valMse?: number | null;
   valMae?: number | null;
+  /** Binary runs asking for auc: the final test auc (known once the run completed). */
+  auc?: number | null;
   startTime: string;
   forkedFrom: CheckpointRef | null;
   /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
@@ -64,18 +66,20 @@ async function allRuns(client: Client): Promise<RunRow[]> {
     if (rows.has(w.workflowId)) continue; // newest execution first; continue-as-new chains share the id
     rows.set(w.workflowId, row(w));
   }
-  // Regression has no accuracy: a completed run's result gives its test mse and mae.
+  // Regression has no accuracy: a completed run's result gives its test mse and mae; a binary run's, its test auc.
   await Promise.all(
     [...rows.values()]
-      .filter((r) => r.task === 'regression')
+      .filter((r) => r.task === 'regression' || r.auc !== undefined)
       .map(async (r) => {
         const res = r.status === 'completed' ? await resultOf(client, r.runId) : null;
-        r.mse = res?.mse ?? null;
-        r.mae = res?.mae ?? null;
-        if (r.bestOn === 'validation') {
-          r.valMse = res?.validation?.mse ?? null;
-          r.valMae = res?.validation?.mae ?? null;
-        }
+        if (r.task === 'regression') {
+          r.mse = res?.mse ?? null;
+          r.mae = res?.mae ?? null;
+          if (r.bestOn === 'validation') {
+            r.valMse = res?.validation?.mse ?? null;
+            r.valMae = res?.validation?.mae ?? null;
+          }
+        } else r.auc = res?.auc ?? null;
       }),
   );
   return [...rows.values()].map(({ task: _task, ...r }) => r);
@@ -88,7 +92,8 @@ async function resultOf(client: Client, runId: string): Promise<RunResult | null
 const metricText = (r: RunRow) =>
   r.mse !== undefined
     ? `${r.valMse !== undefined ? `val mse ${fmt(r.valMse)} mae ${fmt(r.valMae)}  ` : ''}test mse ${fmt(r.mse)} mae ${fmt(r.mae)}`
-    : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}`;
+    : `best ${r.bestOn === 'validation' ? 'val' : 'test'} acc ${fmt(r.bestAccuracy)}` +
+      (r.auc !== undefined ? ` test auc ${fmt(r.auc)}` : '');
 
 function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
   const unreadable = Object.values(w.memo ?? {})
@@ -108,6 +113,7 @@ function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
     startTime: w.startTime.toISOString(),
     forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
     task: spec?.task,
+    ...(spec?.task === 'binary' && spec.metrics?.includes('auc') ? { auc: null } : {}),
   };
 }
 

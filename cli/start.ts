@@ -196,7 +196,7 @@ export function describeResult(r: RunResult): string {
   return [
     `run ${r.runId} ${r.status}: step ${r.step}/${r.totalSteps}, ${r.epoch} epoch${r.epoch === 1 ? '' : 's'} completed`,
     ...(r.validation ? [`  ${evalLine('validation', r.validation)} (chose by)`] : []),
-    `  ${evalLine('test', { loss: r.loss, accuracy: r.accuracy, mse: r.mse, mae: r.mae })}`,
+    `  ${evalLine('test', r)}`,
     ...(r.bestCheckpoint
       ? [`  best checkpoint ${r.bestCheckpoint.id} (step ${r.bestCheckpoint.step}, by validation)`]
       : []),

@@ -79,7 +79,7 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
       ...(data.validation ? [`  ${evalLine('validation', data.validation)}`] : []),
       data.testMse !== null
         ? `  test mse ${fmt(data.testMse)}  test mae ${fmt(data.testMae)}  test loss ${fmt(data.testLoss)}`
-        : `  test accuracy ${fmt(data.testAccuracy)}  test loss ${fmt(data.testLoss)}`,
+        : `  ${evalLine('test', { ...(test ?? v.result), mse: undefined, accuracy: data.testAccuracy, loss: data.testLoss })}`,
       `  last checkpoint ${data.lastCheckpoint?.id ?? '-'}`,
     ];
     if (data.trainMetricsFrom && data.trainMetricsFrom !== 'live')

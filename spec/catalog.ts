@@ -7,6 +7,21 @@ export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export const SCHEDULES = ['constant', 'step', 'cosine', 'plateau'] as const;
 /** Test metrics that retention (keepBest) and the plateau schedule may watch. */
 export const METRICS = ['accuracy', 'loss'] as const;
+/** What a run's training minimises and how its output is read. */
+export const TASKS = ['classification', 'regression', 'binary'] as const;
+/** Metrics a spec's `metrics` may ask of every evaluation, beyond loss (and accuracy, which every non-regression run has). */
+export const EVAL_METRICS = ['accuracy', 'auc', 'precision', 'recall', 'f1'] as const;
+/** The evaluation metrics besides loss and accuracy, in the order they are shown. */
+export const EXTRA_METRICS = ['auc', 'precision', 'recall', 'f1'] as const;
+export type ExtraMetricName = (typeof EXTRA_METRICS)[number];
+/** The tasks each evaluation metric fits: precision, recall and f1 are macro averages over the classes for classification. */
+export const EVAL_METRIC_TASKS: Record<(typeof EVAL_METRICS)[number], readonly (typeof TASKS)[number][]> = {
+  accuracy: ['classification', 'binary'],
+  auc: ['binary'],
+  precision: ['classification', 'binary'],
+  recall: ['classification', 'binary'],
+  f1: ['classification', 'binary'],
+};
 
 /** Trainable layers of each model, by name (what `freeze` may list). */
 export const MODEL_LAYERS: Record<string, readonly string[]> = {

@@ -15,6 +15,9 @@ import {
   KEEP_MAX,
   LEARNING_RATE_MAX,
   METRICS,
+  TASKS,
+  EVAL_METRICS,
+  EVAL_METRIC_TASKS,
   MODELS,
   MODEL_LAYERS,
   OPTIMIZERS,
@@ -578,13 +581,27 @@ export const runSpecSchema = strict(
       .optional()
       .meta({ description: 'layers whose weights stay fixed, e.g. ["conv1", "conv2"] when fine-tuning a fork' }),
     task: z
-      .enum(['classification', 'regression'])
+      .enum(TASKS)
       .optional()
-      .meta({ description: 'classification (softmax, cross-entropy, accuracy) or regression (linear output)' }),
-    loss: z
-      .enum(['crossentropy', 'mse', 'mae', 'huber'])
+      .meta({
+        description:
+          'classification (softmax, cross-entropy, accuracy), regression (linear output) or binary (one output unit, ' +
+          'sigmoid and binary cross-entropy, labels 0 and 1, accuracy at 0.5)',
+      }),
+    loss: z.enum(['crossentropy', 'mse', 'mae', 'huber']).optional().meta({
+      description:
+        'crossentropy for classification (binary cross-entropy for binary); mse (default), mae or huber for regression',
+    }),
+    metrics: z
+      .array(z.enum(EVAL_METRICS))
+      .max(EVAL_METRICS.length)
+      .meta({ uniqueItems: true })
       .optional()
-      .meta({ description: 'crossentropy for classification; mse (default), mae or huber for regression' }),
+      .meta({
+        description:
+          'metrics of every validation and test evaluation besides loss: accuracy, auc (binary), precision, recall ' +
+          'and f1 (binary: of class 1; classification: macro averages)',
+      }),
     onNonFinite: z
       .enum(['stop', 'rollback'])
       .optional()
@@ -614,14 +631,22 @@ export const runSpecSchema = strict(
     }
     if (s.distributed) distributedIssues(s.distributed, trainLimit, s.batchSize, ctx.issues);
     const task = s.task ?? 'classification';
-    if (s.loss && (task === 'classification') !== (s.loss === 'crossentropy')) {
+    if (s.loss && (task !== 'regression') !== (s.loss === 'crossentropy')) {
       ctx.issues.push({
         code: 'custom',
         input: s.loss,
         path: ['loss'],
-        message: task === 'classification' ? 'classification uses crossentropy' : 'regression uses mse, mae or huber',
+        message: task === 'regression' ? 'regression uses mse, mae or huber' : `${task} uses crossentropy`,
       });
     }
+    (s.metrics ?? []).forEach((m, i) => {
+      const fits = EVAL_METRIC_TASKS[m];
+      let message: string | undefined;
+      if (!fits.includes(task))
+        message = `${m} does not fit task ${task} (it fits ${fits.join(' and ')}${task === 'regression' ? '; regression reports loss, mae and mse' : ''})`;
+      else if (s.metrics!.indexOf(m) !== i) message = `repeats ${m}`;
+      if (message) ctx.issues.push({ code: 'custom', input: m, path: ['metrics', i], message });
+    });
     const metric = s.schedule?.name === 'plateau' ? s.schedule.metric : undefined;
     if (task === 'regression' && (metric === 'accuracy' || s.checkpoint.keepBest?.metric === 'accuracy')) {
       ctx.issues.push({
@@ -631,7 +656,7 @@ export const runSpecSchema = strict(
         message: 'a regression run has no accuracy: use loss',
       });
     }
-    if (s.classWeights !== undefined && task === 'regression')
+    if (s.classWeights !== undefined && task !== 'classification')
       ctx.issues.push({
         code: 'custom',
         input: s.classWeights,
@@ -710,7 +735,8 @@ export type RunSpecInput = z.input<typeof runSpecSchema>;
 export type ModelName = z.output<typeof modelNameSchema>;
 export type ModelSpec = z.output<typeof modelSchema>;
 export type LayerListModel = z.output<typeof layerListModelSchema>;
-export type TaskName = 'classification' | 'regression';
+export type TaskName = (typeof TASKS)[number];
+export type EvalMetricName = (typeof EVAL_METRICS)[number];
 export type LossName = 'crossentropy' | 'mse' | 'mae' | 'huber';
 export type DatasetName = z.output<typeof datasetNameSchema>;
 export type OptimizerName = z.output<typeof optimizerNameSchema>;

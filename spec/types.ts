@@ -9,6 +9,7 @@ export type {
   ModelSpec,
   LayerListModel,
   TaskName,
+  EvalMetricName,
   LossName,
   OptimizerName,
   OptimizerSpec,

@@ -63,6 +63,11 @@ export interface EvalPoint {
   accuracy: number | null;
   mae?: number;
   mse?: number;
+  /** The metrics spec.metrics asks for (auc null: the split held one class only). */
+  auc?: number | null;
+  precision?: number;
+  recall?: number;
+  f1?: number;
 }
 
 /** One evaluation per split and step: a run's last step has its validation and its test result. */

@@ -222,6 +222,10 @@ function evalScalars(e: EvalPoint): Array<[string, number]> {
   if (e.accuracy !== null) v.push([val ? TAGS.validationAccuracy : TAGS.testAccuracy, e.accuracy]);
   if (e.mae !== undefined) v.push([val ? TAGS.validationMae : TAGS.testMae, e.mae]);
   if (e.mse !== undefined) v.push([val ? TAGS.validationMse : TAGS.testMse, e.mse]);
+  for (const m of ['auc', 'precision', 'recall', 'f1'] as const) {
+    const x = e[m];
+    if (typeof x === 'number') v.push([`${val ? 'validation' : 'test'}/${m}`, x]);
+  }
   return v;
 }
 

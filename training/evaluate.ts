@@ -1,8 +1,9 @@
-// Evaluation of a split (validation or test), batched, no randomness: loss and accuracy (classification) or mae and
-// mse (regression).
+// Evaluation of a split (validation or test), batched, no randomness: loss and accuracy (classification, binary at
+// a probability above 0.5) or mae and mse (regression), and the metrics a spec asks for (eval-metrics.ts).
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
-import { argmaxRow, regressionLoss, type EvalAcc } from './losses';
+import { extraMetrics } from './eval-metrics';
+import { argmaxRow, binaryLoss, regressionLoss, type EvalAcc } from './losses';
 import type { Net } from './models';
 import type { DataSplit } from './data';
 import type { TaskData } from './task-data';
@@ -21,10 +22,20 @@ export function evalRows(data: TaskData, split: SplitName, spec: Pick<RunSpec, '
   return { x: s.x.subarray(0, max * data.featureSize), y: s.y.subarray(0, max), n: max };
 }
 
-export function evalOf(data: TaskData, rows: DataSplit, acc: EvalAcc): Omit<EvalResult, 'epoch' | 'step'> {
+export function evalOf(
+  data: TaskData,
+  rows: DataSplit,
+  acc: EvalAcc,
+  metrics?: RunSpec['metrics'],
+): Omit<EvalResult, 'epoch' | 'step'> {
   const n = rows.n;
-  if (data.task === 'classification') return { loss: acc.loss / n, accuracy: acc.correct / n };
-  return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
+  if (data.task === 'regression') return { loss: acc.loss / n, accuracy: null, mae: acc.abs / n, mse: acc.sq / n };
+  const scores = data.task === 'binary' ? acc.scores : null;
+  return {
+    loss: acc.loss / n,
+    accuracy: acc.correct / n,
+    ...extraMetrics(metrics, data.task, acc.predicted, acc.labels, scores),
+  };
 }
 
 /** A batch of examples as a tensor of [count, ...featureShape]. */
@@ -55,7 +66,22 @@ export function evalBatch(
       for (let k = 0; k < count; k++) {
         const label = test.y[start + k];
         acc.loss -= v[k * C + label];
-        if (argmaxRow(v, k, C) === label) acc.correct += 1;
+        const predicted = argmaxRow(v, k, C);
+        if (predicted === label) acc.correct += 1;
+        acc.predicted.push(predicted);
+        acc.labels.push(label);
+      }
+    } else if (data.task === 'binary') {
+      for (let k = 0; k < count; k++) {
+        const label = test.y[start + k];
+        const z = v[k];
+        acc.loss += binaryLoss(z, label);
+        // Keras's binary accuracy: class 1 when the probability is above 0.5, i.e. the logit above 0.
+        const predicted = z > 0 ? 1 : 0;
+        if (predicted === label) acc.correct += 1;
+        acc.predicted.push(predicted);
+        acc.labels.push(label);
+        acc.scores.push(z);
       }
     } else {
       for (let k = 0; k < count; k++) {

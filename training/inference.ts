@@ -62,6 +62,12 @@ export class InferenceModel {
           out.push({ value: row[0] });
           continue;
         }
+        if (p.task === 'binary') {
+          // Our forward pass gives the logit; an exported model ends in its sigmoid.
+          const p1 = this.givesProbabilities ? row[0] : 1 / (1 + Math.exp(-row[0]));
+          out.push({ class: p1 > 0.5 ? '1' : '0', probabilities: [1 - p1, p1] });
+          continue;
+        }
         const probs = this.givesProbabilities ? Array.from(row) : softmax(row);
         let best = 0;
         for (let c = 1; c < probs.length; c++) if (probs[c] > probs[best]) best = c;
@@ -107,11 +113,12 @@ export function inferenceFromNet(net: Net, p: Preprocessing): InferenceModel {
 /** An exported tf.layers model (model.predict). */
 export function inferenceFromLayersModel(model: tf.LayersModel, p: Preprocessing): InferenceModel {
   const last = model.layers[model.layers.length - 1];
-  const softmaxLast = (last.getConfig() as { activation?: unknown }).activation === 'softmax';
+  const activation = (last.getConfig() as { activation?: unknown }).activation;
+  const probabilities = p.task === 'binary' ? activation === 'sigmoid' : activation === 'softmax';
   const inShape = model.inputs[0].shape.slice(1) as number[];
   const forward: Forward = (x, n) =>
     tf.tidy(() => (model.predict(tf.tensor(x, [n, ...inShape], 'float32')) as tf.Tensor).dataSync() as Float32Array);
-  return new InferenceModel(p, forward, p.task === 'classification' && softmaxLast, () => model.dispose());
+  return new InferenceModel(p, forward, p.task !== 'regression' && probabilities, () => model.dispose());
 }
 
 /**

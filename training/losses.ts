@@ -1,4 +1,4 @@
-// Losses and the per-batch bookkeeping of evaluation, for classification and regression.
+// Losses and the per-batch bookkeeping of evaluation, for classification, regression and binary.
 import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 
@@ -20,8 +20,36 @@ export interface EvalAcc {
   correct: number;
   abs: number;
   sq: number;
+  /** Classification and binary: each row's predicted class and label, for metrics of the whole split. */
+  predicted: number[];
+  labels: number[];
+  /** Binary: each row's logit (the order the ROC curve needs). */
+  scores: number[];
 }
-export const newEvalAcc = (): EvalAcc => ({ loss: 0, correct: 0, abs: 0, sq: 0 });
+export const newEvalAcc = (): EvalAcc => ({
+  loss: 0,
+  correct: 0,
+  abs: 0,
+  sq: 0,
+  predicted: [],
+  labels: [],
+  scores: [],
+});
+
+/**
+ * Binary cross-entropy of one logit `z` for label `y` (0 or 1), in float64: -y log s(z) - (1 - y) log(1 - s(z)),
+ * written max(z, 0) - z y + log(1 + e^-|z|) so no large |z| overflows.
+ */
+export function binaryLoss(z: number, y: number): number {
+  return Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z)));
+}
+
+/** Mean binary cross-entropy of logits [batch, 1] for targets 0/1 [batch, 1], the same stable form. */
+export function sigmoidCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+  const z = logits;
+  const terms = tf.add(tf.sub(tf.relu(z), tf.mul(z, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
+  return tf.mean(terms) as tf.Scalar;
+}
 
 /** The regression loss of one residual `d` (huber with delta 1, as Keras). */
 export function regressionLoss(name: RunSpec['loss'], d: number): number {

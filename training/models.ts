@@ -117,6 +117,11 @@ export class Net {
   pretrained = false;
   /** The gradient math of training forward passes (see numerics.ts); the trainer sets it. */
   numerics: NumericsVersion = 1;
+  /**
+   * Task binary: a sigmoid on the output layer is left to the loss, as softmax is for classification, so forward()
+   * gives logits (the loss is then computed from them, stably, as Keras does for a sigmoid output).
+   */
+  sigmoidLogits = false;
   private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
   private readonly kindOfParam = new Map<Param, LayerKind>();
   private readonly graph: Graph;
@@ -204,9 +209,9 @@ export class Net {
         inputGrad: inputs.some((j) => j !== MODEL_INPUT && onWeights[j]),
       };
       const ins = inputs.map((j) => (j === MODEL_INPUT ? x : outs[j]));
-      outs.push(
-        kind.forward(ins, this.byLayer.get(layer.name) ?? {}, layer.getConfig() as Record<string, unknown>, ctx),
-      );
+      let cfg = layer.getConfig() as Record<string, unknown>;
+      if (ctx.isLast && this.sigmoidLogits && cfg.activation === 'sigmoid') cfg = { ...cfg, activation: 'linear' };
+      outs.push(kind.forward(ins, this.byLayer.get(layer.name) ?? {}, cfg, ctx));
       onWeights.push(ctx.inputGrad || kind.roles.length > 0);
     }
     const h = outs[output];
@@ -292,6 +297,12 @@ export async function buildNet(
   /** For a registered model outside its worker (export): the topology its checkpoint recorded. */
   topology?: unknown,
 ): Promise<Net> {
+  const net = await buildNetOf(spec, inputShape, outputs, topology);
+  net.sigmoidLogits = spec.task === 'binary';
+  return net;
+}
+
+async function buildNetOf(spec: RunSpec, inputShape: number[], outputs: number, topology?: unknown): Promise<Net> {
   if (typeof spec.model === 'object' && 'registered' in spec.model && topology) {
     const model = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
     return new Net(spec.model.registered, 0, model, { registered: spec.model.registered, topology });

@@ -43,20 +43,35 @@ export function checkOutputs(ctx: PreflightContext): void {
   const { data, net } = ctx;
   if (!net) return;
   const out = net.model.outputs[0].shape;
-  if (out.length === 2 && out[1] === data.outputs) return;
+  if (out.length === 2 && out[1] === data.outputs) {
+    const last = net.model.layers[net.model.layers.length - 1];
+    if (data.task === 'binary' && (last.getConfig() as { activation?: unknown }).activation === 'softmax')
+      throw new PreflightError(
+        'model',
+        `the last layer (${last.name}) is a softmax of one unit, always 1: task binary wants ` +
+          'activation sigmoid (as Keras: Dense(1, activation="sigmoid") with binary_crossentropy)',
+      );
+    return;
+  }
   const units = JSON.stringify(out.slice(1));
   const need =
     data.task === 'classification'
       ? `${data.outputs} (one per class: ${(data.classes ?? []).slice(0, 12).join(', ')}` +
         `${(data.classes?.length ?? 0) > 12 ? ', ...' : ''})`
-      : '1 (the regression target)';
+      : data.task === 'binary'
+        ? '1 (the probability of label 1, a sigmoid unit)'
+        : '1 (the regression target)';
   const hint =
     regressionHint(data) ??
     (data.task === 'classification' && out[1] === 1
-      ? 'a last layer of 1 unit is for "task": "regression" (a numeric target); for classification give it one unit per class'
+      ? 'a last layer of 1 unit is for "task": "regression" (a numeric target) or "binary" (labels 0/1); for ' +
+        'classification give it one unit per class'
       : data.task === 'regression'
         ? 'for regression the last layer has 1 unit and no softmax'
-        : `give the last layer ${data.outputs} units`);
+        : data.task === 'binary'
+          ? 'for binary the last layer is Dense(1, activation "sigmoid"); for one unit per class use "task": ' +
+            '"classification"'
+          : `give the last layer ${data.outputs} units`);
   throw new PreflightError('model', `the last layer gives ${units} per example; ${data.name} needs ${need}: ${hint}`);
 }
 
@@ -86,9 +101,22 @@ export function checkFreeze(ctx: PreflightContext): void {
   });
 }
 
-/** Classification needs two classes at least, and labels that are classes rather than a numeric target. */
+/**
+ * Classification needs two classes at least, and labels that are classes rather than a numeric target; binary needs
+ * both labels among the training rows.
+ */
 export function checkLabels(ctx: PreflightContext): void {
   const { data } = ctx;
+  if (data.task === 'binary') {
+    let ones = 0;
+    for (const v of data.train.y) ones += v;
+    if (ones === 0 || ones === data.train.n)
+      throw new PreflightError(
+        'dataset.label',
+        `the ${data.train.n} training rows of ${data.name} all have label ${ones ? 1 : 0}: binary needs both 0 and 1`,
+      );
+    return;
+  }
   if (data.task !== 'classification') return;
   const classes = data.classes ?? [];
   if (classes.length < 2)

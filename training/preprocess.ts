@@ -12,7 +12,8 @@ export const PREPROCESSING_FORMAT = 'durable-train-preprocessing';
 export interface Preprocessing {
   format: typeof PREPROCESSING_FORMAT;
   formatVersion: 1;
-  task: 'classification' | 'regression';
+  /** binary: one output unit, the probability of class "1" (a logit from our forward pass). */
+  task: 'classification' | 'regression' | 'binary';
   /** Shape of one example as the model takes it. */
   featureShape: number[];
   /** The raw columns (csv) or fields (jsonl, arrays as `field[i]`) in model input order; null for images. */
@@ -21,11 +22,11 @@ export interface Preprocessing {
   label: string | null;
   /** x' = (x - mean[j]) / std[j] per feature j, statistics of the training rows only; null: inputs used as read. */
   standardization: { mean: number[]; std: number[] } | null;
-  /** Class names in output order: output unit i is class classes[i]; null for regression. */
+  /** Class names in output order: output unit i is class classes[i] (binary: ["0", "1"]); null for regression. */
   classes: string[] | null;
   /**
    * How labels became targets. `class-index`: a label is the index of its name in `classes` (names sorted; integer
-   * labels sorted by value, '07' and '7' being one class). `value`: the number itself (regression).
+   * labels sorted by value, '07' and '7' being one class). `value`: the number itself (regression; binary: 0 or 1).
    */
   labelEncoding: 'class-index' | 'value';
   /** True when the standardisation is the exported model's first layer (`export --bake-preprocessing`). */
@@ -59,7 +60,8 @@ export function checkPreprocessing(v: unknown, where: string): Preprocessing {
   if (!p || typeof p !== 'object' || p.format !== PREPROCESSING_FORMAT)
     fail('format', `is not ${JSON.stringify(PREPROCESSING_FORMAT)}`);
   if (p.formatVersion !== 1) fail('formatVersion', `${JSON.stringify(p.formatVersion)} is not supported (1 is)`);
-  if (p.task !== 'classification' && p.task !== 'regression') fail('task', 'must be classification or regression');
+  if (p.task !== 'classification' && p.task !== 'regression' && p.task !== 'binary')
+    fail('task', 'must be classification, regression or binary');
   if (!Array.isArray(p.featureShape) || !p.featureShape.every((d) => Number.isInteger(d) && d >= 1))
     fail('featureShape', 'must be a list of positive integers');
   const size = p.featureShape.reduce((a, b) => a * b, 1);
@@ -68,7 +70,7 @@ export function checkPreprocessing(v: unknown, where: string): Preprocessing {
   const s = p.standardization;
   if (s !== null && !(s && s.mean?.length === size && s.std?.length === size && s.std.every((x) => x > 0)))
     fail('standardization', `must be null or { mean, std } of ${size} numbers (std > 0)`);
-  if (p.task === 'classification' && !(Array.isArray(p.classes) && p.classes.length >= 1))
+  if (p.task !== 'regression' && !(Array.isArray(p.classes) && p.classes.length >= 1))
     fail('classes', 'must list the class names');
   return p;
 }

@@ -9,7 +9,7 @@ export interface ModelBuilderContext {
   spec: RunSpec;
   /** Shape of one example of the run's data. */
   inputShape: number[];
-  /** Units the last layer must give: one per class, or 1 for regression. */
+  /** Units the last layer must give: one per class, or 1 for regression and binary. */
   outputs: number;
 }
 
@@ -22,7 +22,7 @@ export type ModelBuilder = (ctx: ModelBuilderContext) => tf.LayersModel;
 export interface RegisteredData {
   featureShape: number[];
   task: DataTask;
-  /** Class names in index order (classification), else null. */
+  /** Class names in index order (classification), else null (binary: y holds the labels 0 and 1). */
   classes: string[] | null;
   train: DataSplit;
   /**

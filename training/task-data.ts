@@ -33,7 +33,7 @@ export function dataSpecOf(spec: RunSpec): DataSpec {
 
 /**
  * The first problem of a registered loader's split: lengths that disagree, a non-finite feature, a class index out of
- * [0, classes) or a non-finite target, naming the row (0-based, as the loader's arrays count) and the feature.
+ * [0, classes), a binary label other than 0 and 1, or a non-finite target, naming the row (0-based, as the loader's arrays count) and the feature.
  */
 export function splitProblem(
   which: string,
@@ -60,12 +60,20 @@ export function splitProblem(
   }
   for (let r = 0; r < y.length; r++) {
     const v = y[r];
-    if (task === 'classification' ? !(Number.isInteger(v) && v >= 0 && v < classes) : !Number.isFinite(v))
+    const ok =
+      task === 'classification'
+        ? Number.isInteger(v) && v >= 0 && v < classes
+        : task === 'binary'
+          ? v === 0 || v === 1
+          : Number.isFinite(v);
+    if (!ok)
       return (
         `${which} row ${r}: the label is ${v}; ` +
         (task === 'classification'
           ? `expected a class index in [0, ${classes - 1}] (${classes} classes)`
-          : 'a regression target must be a finite number')
+          : task === 'binary'
+            ? 'a binary label is 0 or 1'
+            : 'a regression target must be a finite number')
       );
   }
   return null;
@@ -110,6 +118,44 @@ function withValidation(d: LoadedData, spec: RunSpec): LoadedData & { validation
   return { ...d, validation: d.validation };
 }
 
+/**
+ * Data for a binary task: labels as read are classes named 0 and 1 (a file loader has checked each row already; a
+ * registered loader or an idx file is checked here, naming the split, the row and the value). Targets become the
+ * label values 0/1 and the classes ["0", "1"], whichever of them the rows hold.
+ */
+export function binaryData<T extends LoadedData & { validation?: DataSplit | null }>(d: T): T {
+  // Without classes (a registered loader may give none), y holds the label values; else class indices.
+  const classes = d.classes;
+  const valueOf = (c: string) => (c.trim() !== '' && (Number(c) === 0 || Number(c) === 1) ? Number(c) : NaN);
+  const splits: Array<[string, DataSplit]> = [
+    ['train', d.train],
+    ['test', d.test],
+  ];
+  if (d.validation) splits.push(['validation', d.validation]);
+  const remapped = splits.map(([which, split]) => {
+    const y = new Int32Array(split.n);
+    for (let r = 0; r < split.n; r++) {
+      const label = classes ? classes[split.y[r]] : split.y[r];
+      const v = classes ? valueOf(String(label)) : Number(label);
+      if (v !== 0 && v !== 1)
+        throw new ConfigError(
+          `dataset.label: ${d.name}, ${which} row ${r}: the label is ${JSON.stringify(label)}; ` +
+            'task binary needs labels 0 and 1',
+        );
+      y[r] = v;
+    }
+    return { ...split, y };
+  });
+  return {
+    ...d,
+    task: 'binary',
+    classes: ['0', '1'],
+    train: remapped[0],
+    test: remapped[1],
+    ...(d.validation ? { validation: remapped[2] } : {}),
+  };
+}
+
 /** The run's checkpoint store, when it is a directory: data may be read from there by default (roots.ts). */
 export function storeRoots(spec: RunSpec, baseDir: string): string[] {
   try {
@@ -127,8 +173,8 @@ export async function loadTaskData(spec: RunSpec, baseDir: string = process.cwd(
     'registered' in ds
       ? await loadRegistered(spec, ds.registered)
       : await loadData(dataSpecOf(spec), { seed: spec.seed, baseDir, roots: storeRoots(spec, baseDir) });
-  const data = withValidation(loaded, spec);
   const task = spec.task ?? 'classification';
+  const data = withValidation(task === 'binary' ? binaryData(loaded) : loaded, spec);
   if (data.task !== task) throw new Error(`dataset ${data.name} is for ${data.task}, the spec's task is ${task}`);
   const shape = data.featureShape;
   return {

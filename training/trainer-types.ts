@@ -20,11 +20,19 @@ export interface EvalResult {
    */
   split?: 'validation' | 'test';
   loss: number;
-  /** Classification only (null for regression). */
+  /** Classification and binary (null for regression). */
   accuracy: number | null;
   /** Regression only: mean absolute and mean squared error on the split. */
   mae?: number;
   mse?: number;
+  /**
+   * The metrics spec.metrics asks for, when it does: auc (binary; null when the split holds one class only), and
+   * precision, recall and f1 (binary: of class 1; classification: macro averages over the classes).
+   */
+  auc?: number | null;
+  precision?: number;
+  recall?: number;
+  f1?: number;
 }
 
 export interface TrainerState {
@@ -84,7 +92,7 @@ export interface StepProgress {
   epoch: number;
   batchInEpoch: number;
   loss: number;
-  /** Classification: the batch's accuracy; regression: null. */
+  /** Classification and binary: the batch's accuracy; regression: null. */
   accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;

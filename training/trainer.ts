@@ -20,7 +20,7 @@ import { createOptimizer, type Optimizer } from './optimizers';
 import { Prng } from './prng';
 import { LrSchedule } from './schedules';
 import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
-import { argmaxRow, newEvalAcc, regressionLossTensor, softmaxCrossEntropy } from './losses';
+import { argmaxRow, newEvalAcc, regressionLossTensor, sigmoidCrossEntropy, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { clipGradients } from './clip';
@@ -405,7 +405,7 @@ export class Trainer {
   }
 
   /**
-   * Loss and accuracy (classification) or mae/mse (regression) on a split (default test); batched, no randomness.
+   * Loss and accuracy (classification, binary) or mae/mse (regression), and spec.metrics, on a split (default test); batched, no randomness.
    * The validation split is cut to evaluation.maxRows as at epoch ends.
    */
   evaluate(split: SplitName = 'test'): Omit<EvalResult, 'epoch' | 'step'> {
@@ -414,7 +414,7 @@ export class Trainer {
     const acc = newEvalAcc();
     for (let start = 0; start < rows.n; start += EVAL_BATCH)
       evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
-    return evalOf(this.data, rows, acc);
+    return evalOf(this.data, rows, acc, this.spec.metrics);
   }
 
   /** Whether the run has a validation split: then it makes every choice and the test split is evaluated at the end. */
@@ -436,7 +436,7 @@ export class Trainer {
       evalBatch(this.net, this.data, rows, this.spec.loss, start, acc);
       if (onProgress) await onProgress({ evaluated: Math.min(total, start + EVAL_BATCH), total });
     }
-    return evalOf(this.data, rows, acc);
+    return evalOf(this.data, rows, acc, this.spec.metrics);
   }
 
   async train(opts: {
@@ -508,6 +508,7 @@ export class Trainer {
     const train = this.data.train;
     const size = this.data.featureSize;
     const classify = this.data.task === 'classification';
+    const binary = this.data.task === 'binary';
     const C = this.data.outputs;
     const start = this.shard.start + this.batchInEpoch * B;
     const count = Math.min(B, this.shard.start + this.shard.rows - start);
@@ -524,7 +525,10 @@ export class Trainer {
         labels[k] = train.y[idx];
         // A class weight scales the example's term of the cross-entropy (Keras's class_weight); 1 without one.
         targets[k * C + labels[k]] = this.classWeights ? this.classWeights[labels[k]] : 1;
-      } else targets[k] = train.y[idx];
+      } else {
+        targets[k] = train.y[idx];
+        if (binary) labels[k] = train.y[idx];
+      }
     }
 
     // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
@@ -549,7 +553,11 @@ export class Trainer {
         const y = tf.tensor2d(targets, [count, classify ? C : 1]);
         return tf.variableGrads(() => {
           outputs = tf.keep(this.net.forward(x, mask, updates));
-          const data = classify ? softmaxCrossEntropy(outputs, y) : regressionLossTensor(this.spec.loss, outputs, y);
+          const data = classify
+            ? softmaxCrossEntropy(outputs, y)
+            : binary
+              ? sigmoidCrossEntropy(outputs, y)
+              : regressionLossTensor(this.spec.loss, outputs, y);
           return this.net.penalties.length ? tf.add(data, penaltyLoss(this.net.penalties)) : data;
         }, vars);
       });
@@ -560,6 +568,11 @@ export class Trainer {
         const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
         let correct = 0;
         for (let k = 0; k < count; k++) if (argmaxRow(lv, k, C) === labels[k]) correct++;
+        accuracy = correct / count;
+      } else if (binary) {
+        const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
+        let correct = 0;
+        for (let k = 0; k < count; k++) if ((lv[k] > 0 ? 1 : 0) === labels[k]) correct++;
         accuracy = correct / count;
       }
     } catch (e) {

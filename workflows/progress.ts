@@ -72,6 +72,11 @@ export interface RunResult {
   /** Regression only: final test mean squared and mean absolute error. */
   mse?: number;
   mae?: number;
+  /** The final test evaluation's metrics that spec.metrics asks for (auc null: the test split held one class). */
+  auc?: number | null;
+  precision?: number;
+  recall?: number;
+  f1?: number;
   /** Runs with a validation split: its last evaluation (what the run's choices were made on). */
   validation?: EvalResult;
   lastCheckpoint: CheckpointPosition | null;

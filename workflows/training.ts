@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alert-types';
 import type { CheckpointPosition, CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
+import { EXTRA_METRICS } from '../spec/catalog';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec/types';
 import {
@@ -244,7 +245,7 @@ async function runTraining(input: TrainingInput, expose: (p: RunProgress) => voi
       totalSteps: progress.totalSteps,
       epoch: progress.epoch,
       accuracy: test?.accuracy ?? null,
-      ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+      ...testMetricsOf(test),
       loss: test?.loss ?? null,
       ...(progress.lastValidation ? { validation: progress.lastValidation } : {}),
       lastCheckpoint: progress.lastCheckpoint,
@@ -389,6 +390,14 @@ const DEFAULT_MAX_ROLLBACKS = 3;
  * halved learning rate to resume with from `from` (the last finite checkpoint: no non-finite one is ever committed),
  * recorded in the progress; null for anything else.
  */
+/** The final test evaluation's metrics beside accuracy and loss: mse and mae (regression), those spec.metrics asks. */
+function testMetricsOf(test: RunProgress['lastEval'] | undefined): Partial<RunResult> {
+  return {
+    ...(test?.mse !== undefined ? { mse: test.mse, mae: test.mae } : {}),
+    ...Object.fromEntries(EXTRA_METRICS.flatMap((m) => (test?.[m] !== undefined ? [[m, test[m]]] : []))),
+  };
+}
+
 function rollbackAfter(err: unknown, spec: RunSpec, progress: RunProgress, from: CheckpointRef | null): number | null {
   const cause = err instanceof ActivityFailure ? err.cause : null;
   if (!(cause instanceof ApplicationFailure) || cause.type !== NON_FINITE || spec.onNonFinite !== 'rollback')

@@ -146,6 +146,8 @@ const COLORS = {
   lr: '#8c564b',
   compare: '#7f7f7f',
   compareTest: '#bcbd22',
+  validationAuc: '#e377c2',
+  testAuc: '#17becf',
 };
 
 /** Raw points (faint) and their smoothed curve. */
@@ -215,6 +217,9 @@ export function chartModel(d: ReportData): ChartModel {
   const valLoss = evalPts((e) => e.loss, 'validation');
   const valAcc = evalPts((e) => e.accuracy, 'validation');
   const testAcc = evalPts((e) => e.accuracy);
+  // A binary run asking for auc: drawn on the accuracy panel (both in [0, 1]).
+  const valAuc = evalPts((e) => e.auc, 'validation');
+  const testAuc = evalPts((e) => e.auc);
   // A regression run has no accuracy: its second panel shows the test errors instead.
   const testMae = evalPts((e) => e.mae);
   const testMse = evalPts((e) => e.mse);
@@ -235,6 +240,12 @@ export function chartModel(d: ReportData): ChartModel {
       ? [{ name: 'validation accuracy', color: COLORS.validation, points: valAcc, line: true, markers: true }]
       : []),
     { name: 'test accuracy', color: COLORS.testAcc, points: testAcc, line: true, markers: true },
+    ...(valAuc.length
+      ? [{ name: 'validation auc', color: COLORS.validationAuc, points: valAuc, line: true, markers: true }]
+      : []),
+    ...(testAuc.length
+      ? [{ name: 'test auc', color: COLORS.testAuc, points: testAuc, line: true, markers: true }]
+      : []),
   ];
   const yValues = (series: Series[]) => series.flatMap((x) => x.points.map((p) => p[1]));
   const xMax = Math.max(d.totalSteps, d.compare?.totalSteps ?? 0);

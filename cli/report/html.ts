@@ -1,5 +1,6 @@
 // The report page: one self-contained HTML file (inline SVG and CSS, nothing fetched) with the run's summary,
 // its curves, recoveries, learning-rate changes, checkpoints, chunks and spec.
+import { EXTRA_METRICS } from '../../spec/catalog';
 import { datasetLabel, modelLabel } from '../../spec/labels';
 import { fmt } from '../common';
 import { epochOfCompleted, evaluatedHere } from '../epoch';
@@ -51,6 +52,7 @@ function summaryRows(d: ReportData): Array<[string, string]> {
     e
       ? `end of epoch ${e.epoch + 1}, step ${e.step}: ` +
         (e.mae !== undefined ? `mae ${fmt(e.mae)}, mse ${fmt(e.mse ?? null)}` : `accuracy ${fmt(e.accuracy)}`) +
+        EXTRA_METRICS.map((m) => (e[m] !== undefined ? `, ${m} ${fmt(e[m] ?? null)}` : '')).join('') +
         `, loss ${fmt(e.loss)}`
       : '-';
   return [

@@ -3,7 +3,8 @@ the TensorFlow wheel only (no tensorflowjs package), predicts the given inputs a
 durable-train computed.
 
 Usage: python check-export.py EXPORT_DIR CASES_JSON [EXPORT_DIR CASES_JSON ...]
-  CASES_JSON: {"inputs": [[...example...], ...], "outputs": [[...], ...], "tolerance": 1e-5}
+  CASES_JSON: {"inputs": [[...example...], ...], "outputs": [[...], ...], "tolerance": 1e-5, "labels"?: [0, 1, ...]}
+  With labels (a binary classifier), the line also gives kerasLoss: Keras's binary cross-entropy of its predictions.
 Prints one JSON line per model {"dir", "ok", "maxAbsDiff", "keras"}; exits 1 when a prediction differs by more than
 the tolerance.
 """
@@ -65,7 +66,12 @@ def main():
         diff = float(np.max(np.abs(got - np.asarray(cases["outputs"], dtype="float32"))))
         ok = diff <= cases.get("tolerance", 1e-5)
         failed = failed or not ok
-        print(json.dumps({"dir": export_dir, "ok": ok, "maxAbsDiff": diff, "keras": keras.__version__}))
+        out = {"dir": export_dir, "ok": ok, "maxAbsDiff": diff, "keras": keras.__version__}
+        if "labels" in cases:
+            # A binary classifier: Keras's own binary cross-entropy of its predictions, to compare with the run's loss.
+            labels = np.asarray(cases["labels"], dtype="float32").reshape(-1, 1)
+            out["kerasLoss"] = float(np.mean(keras.losses.binary_crossentropy(labels, got)))
+        print(json.dumps(out))
     sys.exit(1 if failed else 0)
 
 

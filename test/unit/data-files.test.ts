@@ -559,7 +559,10 @@ describe('training/data: datasets from files', function () {
           /^dataset\.trainLimit: must be an integer in \[1, 4\] \(4 rows in the train split\), got 5/,
         ],
         [{ ...base, testLimit: 0 }, /^dataset\.testLimit: must be a positive integer, got 0/],
-        [{ ...base, task: 'ranking' as never }, /^dataset\.task: must be classification or regression/],
+        [
+          { ...base, task: 'ranking' as never },
+          /^dataset\.task: must be classification, regression or binary, got "ranking"/,
+        ],
         [{ ...base, format: 'xlsx' as never }, /^dataset\.format: must be one of csv, jsonl, idx/],
         [
           { ...base, path: 'data.csv' },

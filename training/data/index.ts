@@ -18,7 +18,7 @@ import { checkDataRoot, dataRoots } from './roots';
 import type { TextInput } from './text';
 import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
 import { checkLimit, finishTable, mergeTables, splitSeed, trainRows, type RawTable } from './table';
-import type { BuiltinDataSpec, DataSpec, FileDataSpec, LoadDataOptions, LoadedData } from './types';
+import type { BuiltinDataSpec, DataSpec, DataTask, FileDataSpec, LoadDataOptions, LoadedData } from './types';
 
 export { DatasetError } from './errors';
 export { DEFAULT_MAX_DATASET_BYTES, maxDatasetBytes } from './source';
@@ -38,7 +38,7 @@ export function isBuiltinDataSpec(spec: DataSpec): spec is BuiltinDataSpec {
   return !('format' in spec) && 'name' in spec;
 }
 
-type CheckedFileSpec = FileDataSpec & { testFraction: number; task: 'classification' | 'regression' };
+type CheckedFileSpec = FileDataSpec & { testFraction: number; task: DataTask };
 
 /** The split files of a dataset given as one file per split, in tag order (train, validation, test). */
 const SPLIT_FILE_FIELDS = ['train', 'validation', 'test'] as const;
@@ -143,8 +143,11 @@ function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
   positiveInt(spec.trainLimit, 'dataset.trainLimit');
   positiveInt(spec.testLimit, 'dataset.testLimit');
   const task = spec.task ?? 'classification';
-  if (task !== 'classification' && task !== 'regression') {
-    throw new DatasetError('dataset.task', `must be classification or regression, got ${JSON.stringify(spec.task)}`);
+  if (task !== 'classification' && task !== 'regression' && task !== 'binary') {
+    throw new DatasetError(
+      'dataset.task',
+      `must be classification, regression or binary, got ${JSON.stringify(spec.task)}`,
+    );
   }
   return { ...spec, testFraction, task };
 }

@@ -94,6 +94,16 @@ export function checkLimit(v: number | undefined, max: number, field: string, wh
   return v;
 }
 
+/** A binary task's label text as the class it is ('0' or '1': 0, 1, 0.0, 1.0 ...), or an error naming `where`. */
+export function binaryLabel(label: string, where: () => string): string {
+  const v = parseDecimal(label);
+  if (v === 0 || v === 1) return String(v);
+  throw new DatasetError(
+    'dataset.label',
+    `${where()} has the value ${JSON.stringify(label)}, but task binary needs labels 0 and 1 (map the two classes to them)`,
+  );
+}
+
 /** Class ids of rows from their label texts (first-seen order; encodeLabels sorts). */
 export function classLabels(texts: string[]): RawLabels {
   const index = new Map<string, number>();
@@ -179,6 +189,8 @@ export class RowSink {
     const i = this.n;
     if (this.tags) this.tags[i] = tag!;
     if (this.ids) {
+      if (this.spec.task === 'binary')
+        label = binaryLabel(label, () => `${JSON.stringify(this.spec.label)} at line ${line} of ${this.url}`);
       let id = this.keys.get(label);
       if (id === undefined) this.keys.set(label, (id = this.keys.size));
       this.ids[i] = id;

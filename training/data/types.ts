@@ -3,7 +3,8 @@
 
 export type BuiltinDatasetName = 'mnist' | 'iris';
 export type DataFormat = 'csv' | 'jsonl' | 'idx';
-export type DataTask = 'classification' | 'regression';
+/** binary: labels 0 and 1 (class indices of the classes ["0", "1"]), one output unit. */
+export type DataTask = 'classification' | 'regression' | 'binary';
 
 /** A dataset that ships with the project (from its npm package). */
 export interface BuiltinDataSpec {
@@ -43,7 +44,7 @@ export interface FileDataSpec {
   trainLimit?: number;
   /** Use the first N rows of the test split. */
   testLimit?: number;
-  /** Default classification; regression (a numeric label) is never guessed, it must be asked for. */
+  /** Default classification; regression (a numeric label) and binary (labels 0/1) are never guessed: asked for. */
   task?: DataTask;
 }
 
