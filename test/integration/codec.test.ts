@@ -102,7 +102,7 @@ describe('payload encryption: AES-256-GCM codec with key ids (real dev server, w
     assert.match(rows.find((row) => row.runId === 'codec-2')?.unreadable ?? '', /key id "b"/);
   });
 
-  it('encrypts failure messages: the reason a run failed is unreadable in the history, status decrypts it', async function () {
+  it('encrypts failure messages: the reason a run failed is unreadable in the history, status and health decrypt it', async function () {
     // The worker refuses a dataset outside its data roots (the CLI's quick check passes): the refusal names the file.
     const data = path.join(cluster.dir, 'secret-dataset-9b1e.csv');
     fs.writeFileSync(data, 'a,label\n1,x\n2,y\n3,x\n4,y\n');
@@ -129,6 +129,18 @@ describe('payload encryption: AES-256-GCM codec with key ids (real dev server, w
     assert.match(view.failure, /secret-dataset-9b1e\.csv resolves to .*outside the directories/);
     const noKey = cli(cluster, ['status', 'codec-failed', '--json']);
     assert.ok(!(noKey.stdout + noKey.stderr).includes('secret-dataset-9b1e'), 'unreadable without the key');
+    // health decrypts it the same way, and without the key says nothing of it.
+    const health = cli(cluster, ['health', 'codec-failed', '--json'], { env: envA });
+    const alerts = health.json<{ alerts: string[] }>().alerts;
+    assert.ok(
+      alerts.some((a) => /^run failed: .*secret-dataset-9b1e\.csv resolves to .*outside the directories/.test(a)),
+      JSON.stringify(alerts),
+    );
+    const healthNoKey = cli(cluster, ['health', 'codec-failed', '--json']);
+    assert.ok(
+      !(healthNoKey.stdout + healthNoKey.stderr).includes('secret-dataset-9b1e'),
+      'health: unreadable without the key',
+    );
   });
 
   it('refuses malformed keys naming the entry, never echoing a key', function () {
