@@ -45,13 +45,21 @@ export function choiceMetric(
 
 /**
  * A new run's spec with the defaults resolved once and recorded: a validation split of DEFAULT_VALIDATION_FRACTION
- * unless the spec names one (0 = none). Only at the start of a new run: a resumed or forked run keeps its recorded
+ * unless the spec names one (0 = none), and standardisation statistics from the training rows alone
+ * (`normalizeFrom: "train"`: before it, a carved validation split's rows counted in them). Only at the start of a new run: a resumed or forked run keeps its recorded
  * spec, so one started before this default existed keeps exactly its data.
  */
 export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S {
+  const ds = spec.dataset as Obj;
   // A validation file is the validation split: nothing to carve.
-  if (spec.dataset.validationFraction !== undefined || 'validation' in spec.dataset) return spec;
-  return { ...spec, dataset: { ...spec.dataset, validationFraction: DEFAULT_VALIDATION_FRACTION } };
+  const fraction =
+    ds.validationFraction !== undefined || 'validation' in ds
+      ? {}
+      : { validationFraction: DEFAULT_VALIDATION_FRACTION };
+  // Standardised datasets (iris and files) take their statistics from the training rows alone.
+  const stats =
+    'registered' in ds || ds.name === 'mnist' || ds.normalizeFrom !== undefined ? {} : { normalizeFrom: 'train' };
+  return { ...spec, dataset: { ...spec.dataset, ...fraction, ...stats } };
 }
 
 /** Training examples of a built-in dataset (without its validation rows), or null for a file (known once read). */

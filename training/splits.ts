@@ -2,16 +2,7 @@
 // random stream is untouched), so model selection never looks at the test split. A spec without a validation
 // fraction (a run started before validation splits existed) keeps its data, and its fingerprint, exactly.
 import { createHash } from 'crypto';
-import { validationRows } from '../spec/helpers';
-import type { DataSplit, LoadedData } from './data';
-import { Prng } from './prng';
-
-/** Salt of the validation split's seed: another stream than the run's PRNG and than the test split's. */
-const VALIDATION_SEED_SALT = 0x76616c69; // "vali"
-
-export function validationSeed(seed: number): number {
-  return (seed ^ VALIDATION_SEED_SALT) >>> 0;
-}
+import { validationMask, validationSeed, type DataSplit, type LoadedData } from './data';
 
 function take(split: DataSplit, rows: number[], featureSize: number): DataSplit {
   const x = new Float32Array(rows.length * featureSize);
@@ -36,21 +27,22 @@ export function carveValidation(
   seed: number,
 ): LoadedData & { validation: DataSplit | null } {
   const n = data.train.n;
-  const nVal = validationRows(n, fraction);
-  if (nVal === 0) return { ...data, validation: null };
+  const isVal = validationMask(n, fraction, seed);
+  if (!isVal) return { ...data, validation: null };
   const key = `${fraction}:${seed}`;
   const hit = carved.get(data)?.get(key);
   if (hit) return hit;
-  const perm = Prng.fromSeed(validationSeed(seed)).permutation(n);
-  const isVal = new Uint8Array(n);
-  for (let k = 0; k < nVal; k++) isVal[perm[k]] = 1;
   const valRows: number[] = [];
   const trainRows: number[] = [];
   for (let r = 0; r < n; r++) (isVal[r] ? valRows : trainRows).push(r);
   const fingerprint = createHash('sha256')
     .update(data.fingerprint)
     .update(
-      JSON.stringify({ validationFraction: fraction, validationRows: nVal, validationSeed: validationSeed(seed) }),
+      JSON.stringify({
+        validationFraction: fraction,
+        validationRows: valRows.length,
+        validationSeed: validationSeed(seed),
+      }),
     )
     .digest('hex');
   const out = {

@@ -25,9 +25,11 @@ export interface TaskData extends LoadedData {
 export function dataSpecOf(spec: RunSpec): DataSpec {
   const ds = spec.dataset;
   if ('registered' in ds) throw new Error(`dataset ${ds.registered} is registered in code, not read by the loaders`);
-  // The validation split is carved from the loaded train split (splits.ts): the loaders' cache ignores it.
-  const rest: DataSpec = { ...ds };
-  delete (rest as { validationFraction?: number }).validationFraction;
+  // A spec recording `normalizeFrom: "train"` has the loader carve its validation rows before the statistics; one
+  // recorded before it has them carved from the loaded (already standardised) train split (splits.ts).
+  const rest: DataSpec & { normalizeFrom?: string } = { ...ds };
+  if (rest.normalizeFrom !== 'train') delete rest.validationFraction;
+  delete rest.normalizeFrom;
   return 'format' in rest ? { ...rest, task: spec.task ?? 'classification' } : rest;
 }
 
@@ -104,8 +106,8 @@ async function loadRegistered(spec: RunSpec, name: string): Promise<LoadedData &
  */
 function withValidation(d: LoadedData, spec: RunSpec): LoadedData & { validation: DataSplit | null } {
   const ds = spec.dataset;
-  // A file that names its validation rows (dataset.validation, or rows marked so in dataset.splitColumn): those.
-  if (d.validation && ('validation' in ds || 'splitColumn' in ds)) return { ...d, validation: d.validation };
+  // A file's validation rows (dataset.validation, rows marked so in dataset.splitColumn, or carved by the loader).
+  if (d.validation && !('registered' in ds)) return { ...d, validation: d.validation };
   const fraction = ds.validationFraction;
   if ('splitColumn' in ds && !(fraction && fraction > 0)) {
     throw new DatasetError(

@@ -16,6 +16,7 @@ import { validateSpec } from '../../spec';
 import { applyNormalization } from '../../training/data';
 import { restoreNet } from '../../training/export';
 import { loadTaskData } from '../../training/task-data';
+import { withRunDefaults } from '../../spec/helpers';
 import type { Preprocessing } from '../../training/preprocess';
 import type { RunResult } from '../../workflows/progress';
 import { useCluster } from '../helpers/fixtures';
@@ -76,8 +77,9 @@ describe('predict and export: preprocessing travels with the model', function ()
     result = await run.result();
     assert.equal(result.status, 'completed');
 
-    // The run's own evaluation of its test split: the checkpoint's weights in our forward pass on the loader's rows.
-    const data = await loadTaskData(spec);
+    // The run's own evaluation of its test split: the checkpoint's weights in our forward pass on the loader's rows
+    // (of the spec as start recorded it, with its defaults).
+    const data = await loadTaskData(withRunDefaults(spec));
     const raw = csv.trim().split('\n').slice(1);
     const byKey = new Map<string, string>();
     for (const line of raw) {

@@ -80,6 +80,17 @@ describe('split files and split columns', function () {
     assert.equal(s.dataset.validationFraction, 0.1);
     const d = await loadTaskData(s, dir);
     assert.deepEqual([d.train.n, d.validation?.n, d.test.n], [27, 3, 5]);
+    // The statistics are the 27 training rows' alone (a = 0..29 without the carved three), never the validation's.
+    const raw = (x: Float32Array) =>
+      Array.from({ length: x.length / 2 }, (_, r) => x[r * 2] * d.normalization!.std[0] + d.normalization!.mean[0]);
+    const trainA = raw(d.train.x).map(Math.round);
+    const mean = trainA.reduce((a, b) => a + b, 0) / trainA.length;
+    assert.ok(Math.abs(d.normalization!.mean[0] - mean) < 1e-4, `mean ${d.normalization!.mean[0]} vs ${mean}`);
+    assert.notEqual(mean, 14.5, 'not the mean of all 30 rows');
+    assert.deepEqual(
+      [...trainA, ...raw(d.validation!.x).map(Math.round)].sort((p, q) => p - q),
+      [...Array(30).keys()],
+    );
   });
 
   it('refuses split files that do not agree, naming the file that differs', async () => {

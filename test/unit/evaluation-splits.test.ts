@@ -68,7 +68,7 @@ describe('evaluation splits', function () {
     const before = await loadTaskData(irisSpec());
     assert.strictEqual(before.validation, null);
     assert.strictEqual(before.train.n, 120);
-    const a = await loadTaskData(withRunDefaults(irisSpec()));
+    const a = await loadTaskData(irisSpec({ validationFraction: 0.1 }));
     const b = carveValidation(before, 0.1, 7);
     assert.strictEqual(a.validation!.n, 12);
     assert.strictEqual(a.train.n, 108);
@@ -84,6 +84,44 @@ describe('evaluation splits', function () {
     assert.deepStrictEqual(
       rows(a.train.x),
       all.filter((r) => rows(a.train.x).includes(r)),
+    );
+  });
+
+  it("takes a new run's standardisation statistics from the training rows alone; a run recorded before keeps its own", async () => {
+    const fresh = withRunDefaults(irisSpec());
+    const normalizeFrom = (spec: RunSpec) => (spec.dataset as { normalizeFrom?: string }).normalizeFrom;
+    assert.strictEqual(normalizeFrom(fresh), 'train');
+    assert.strictEqual(
+      normalizeFrom(withRunDefaults(validateSpec({ ...irisSpec(), dataset: { name: 'mnist' } }))),
+      undefined,
+    );
+    const now = await loadTaskData(fresh);
+    const recorded = irisSpec({ validationFraction: 0.1 }); // as start recorded it before normalizeFrom
+    const before = await loadTaskData(recorded);
+    // A recorded run's data is exactly what it was: carved after loading, with statistics over all 120 rows.
+    const whole = await loadTaskData(irisSpec());
+    assert.strictEqual(before.fingerprint, carveValidation(whole, 0.1, 7).fingerprint);
+    assert.deepStrictEqual(before.normalization, whole.normalization);
+    assert.notStrictEqual(now.fingerprint, before.fingerprint);
+    // The same rows in each split, scaled by other statistics.
+    assert.deepStrictEqual([now.train.n, now.validation!.n], [108, 12]);
+    assert.deepStrictEqual(Array.from(now.validation!.y), Array.from(before.validation!.y));
+    const raw = (x: Float32Array, st: { mean: number[]; std: number[] }) =>
+      Array.from(x, (v, i) => v * st.std[i % 4] + st.mean[i % 4]);
+    raw(now.validation!.x, now.normalization!).forEach((v, i) =>
+      assert.ok(Math.abs(v - raw(before.validation!.x, before.normalization!)[i]) < 1e-4, `validation value ${i}`),
+    );
+    // Standardised on exactly the training rows: mean 0 and standard deviation 1 there (not so before).
+    const moments = (d: typeof now) =>
+      [0, 1, 2, 3].map((j) => {
+        const col = Array.from({ length: d.train.n }, (_, r) => d.train.x[r * 4 + j]);
+        const mean = col.reduce((a, b) => a + b, 0) / col.length;
+        return [mean, Math.sqrt(col.reduce((a, b) => a + (b - mean) ** 2, 0) / col.length)];
+      });
+    for (const [mean, std] of moments(now)) assert.ok(Math.abs(mean) < 1e-5 && Math.abs(std - 1) < 1e-5);
+    assert.ok(
+      moments(before).some(([mean]) => Math.abs(mean) > 1e-3),
+      'the old statistics included validation rows',
     );
   });
 

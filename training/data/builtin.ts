@@ -56,6 +56,7 @@ export function loadIris(spec: BuiltinDataSpec, seed: number): LoadedData {
       trainLimit: spec.trainLimit,
       testLimit: spec.testLimit,
       normalize: true,
+      validationFraction: spec.validationFraction,
     },
     seed,
   );
@@ -67,6 +68,7 @@ export function loadIris(spec: BuiltinDataSpec, seed: number): LoadedData {
       trainLimit: done.trainLimit,
       testLimit: done.testLimit,
       seed,
+      validationFraction: spec.validationFraction,
     }),
   );
   h.update(bytes);
@@ -79,6 +81,7 @@ export function loadIris(spec: BuiltinDataSpec, seed: number): LoadedData {
     classes: done.classes,
     train: done.train,
     test: done.test,
+    ...(done.validation ? { validation: done.validation } : {}),
     normalization: done.normalization,
     fingerprint: h.digest('hex'),
     bytesRead: bytes.byteLength,

@@ -22,7 +22,7 @@ import type { BuiltinDataSpec, DataSpec, DataTask, FileDataSpec, LoadDataOptions
 
 export { DatasetError } from './errors';
 export { DEFAULT_MAX_DATASET_BYTES, maxDatasetBytes } from './source';
-export { applyNormalization, featureStats, splitIndices, splitSeed } from './table';
+export { applyNormalization, featureStats, splitIndices, splitSeed, validationMask, validationSeed } from './table';
 export type * from './types';
 
 export const DEFAULT_TEST_FRACTION = 0.2;
@@ -142,6 +142,7 @@ function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
   }
   positiveInt(spec.trainLimit, 'dataset.trainLimit');
   positiveInt(spec.testLimit, 'dataset.testLimit');
+  checkValidationFraction(spec.validationFraction);
   const task = spec.task ?? 'classification';
   if (task !== 'classification' && task !== 'regression' && task !== 'binary') {
     throw new DatasetError(
@@ -152,10 +153,16 @@ function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
   return { ...spec, testFraction, task };
 }
 
+function checkValidationFraction(v: unknown): void {
+  if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v < 1)))
+    throw new DatasetError('dataset.validationFraction', `must be a number in [0, 1), got ${JSON.stringify(v)}`);
+}
+
 function checkBuiltinSpec(spec: BuiltinDataSpec): void {
   checkBuiltinName(spec.name);
   positiveInt(spec.trainLimit, 'dataset.trainLimit');
   positiveInt(spec.testLimit, 'dataset.testLimit');
+  checkValidationFraction(spec.validationFraction);
 }
 
 function sourcesOf(spec: CheckedFileSpec, baseDir: string): Source[] {
@@ -192,6 +199,8 @@ function fingerprintOf(
       trainLimit,
       testLimit,
       splitSeed: splitSeed(seed),
+      // Carved here, before the statistics (absent for runs whose loaded data is carved afterwards).
+      validationFraction: spec.validationFraction,
     }),
   );
   for (const b of bytes) {
@@ -279,11 +288,13 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   // hashing is the cheap part; the decoding and the split are what a hit saves.
   const bytes = await Promise.all(sources.map((s) => readSource(s)));
   sources.forEach((s, i) => checkSize(s, bytes[i].byteLength, maxBytes)); // it may have grown since the stat
+  const digests: string[] = [];
+  for (const b of bytes) digests.push(await sha256Yielding(b));
   const key = JSON.stringify({
     spec: checked,
     seed: opts.seed,
     maxBytes,
-    sources: sources.map((s, i) => [s.object.url, createHash('sha256').update(bytes[i]).digest('hex')]),
+    sources: sources.map((s, i) => [s.object.url, digests[i]]),
   });
   const hit = cache.get(key);
   if (hit) return hit;
@@ -306,6 +317,19 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   return loading;
 }
 
+/**
+ * The sha256 of `bytes` in slices, letting the event loop turn between them: a 1 GiB file would otherwise stall it
+ * (and the heartbeats) for seconds.
+ */
+async function sha256Yielding(bytes: Uint8Array, slice = 16 * 1024 * 1024): Promise<string> {
+  const h = createHash('sha256');
+  for (let off = 0; off < bytes.byteLength; off += slice) {
+    h.update(bytes.subarray(off, off + slice));
+    if (off + slice < bytes.byteLength) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return h.digest('hex');
+}
+
 /** Files of this many bytes or more are decoded on a worker thread (decode-thread.ts); smaller ones at once. */
 export const DECODE_ON_THREAD_FROM = 4 * 1024 * 1024;
 
@@ -325,6 +349,7 @@ export function decodeFile(
       trainLimit: spec.trainLimit,
       testLimit: spec.testLimit,
       normalize: true,
+      validationFraction: spec.validationFraction,
     },
     seed,
   );

@@ -1,5 +1,6 @@
 // The part every format shares once rows are decoded: labels to class indices or targets, the seeded split,
 // limits, and normalisation statistics from the train split only.
+import { validationRows } from '../../spec/helpers';
 import { fitsFloat32 } from '../errors';
 import { Prng } from '../prng';
 import { DatasetError } from './errors';
@@ -32,6 +33,11 @@ export interface ShapeOptions {
   testLimit?: number;
   /** Compute and apply per-feature normalisation from the train split. */
   normalize: boolean;
+  /**
+   * Share of the train rows (after trainLimit) moved to the validation split before the statistics are computed,
+   * when the table tags no validation rows. Rows chosen by validationMask, as carveValidation chooses them.
+   */
+  validationFraction?: number;
 }
 
 export interface FinishedTable {
@@ -57,6 +63,26 @@ export function parseDecimal(s: string): number {
 
 // The split must not draw from the trainer's own stream (seeded with the run seed itself).
 const SPLIT_SEED_SALT = 0x5eed5917;
+
+/** Salt of the validation split's seed: another stream than the run's PRNG and than the test split's. */
+const VALIDATION_SEED_SALT = 0x76616c69; // "vali"
+
+export function validationSeed(seed: number): number {
+  return (seed ^ VALIDATION_SEED_SALT) >>> 0;
+}
+
+/**
+ * Which of `n` training rows are validation rows (1) for a share `fraction`: the first validationRows(n, fraction)
+ * of a permutation seeded by validationSeed(seed). Null when no row is held out.
+ */
+export function validationMask(n: number, fraction: number | undefined, seed: number): Uint8Array | null {
+  const nVal = validationRows(n, fraction);
+  if (nVal === 0) return null;
+  const perm = Prng.fromSeed(validationSeed(seed)).permutation(n);
+  const isVal = new Uint8Array(n);
+  for (let k = 0; k < nVal; k++) isVal[perm[k]] = 1;
+  return isVal;
+}
 
 /** The split seed derived from the run seed. */
 export function splitSeed(seed: number): number {
@@ -365,9 +391,17 @@ export function finishTable(t: RawTable, opts: ShapeOptions, seed: number): Fini
     : { ...splitIndices(t.n, opts.testFraction, seed), validation: null };
   const trainLimit = checkLimit(opts.trainLimit, split.train.length, 'dataset.trainLimit', 'rows in the train split');
   const testLimit = checkLimit(opts.testLimit, split.test.length, 'dataset.testLimit', 'rows in the test split');
-  const train = gather(t.x, y, size, split.train.subarray(0, trainLimit));
+  let trainRowIds = split.train.subarray(0, trainLimit);
+  let validationRowIds = split.validation?.length ? split.validation : null;
+  const mask = validationRowIds ? null : validationMask(trainRowIds.length, opts.validationFraction, seed);
+  if (mask) {
+    // Carved before the statistics, so they never see a validation row; both keep the rows' order.
+    validationRowIds = trainRowIds.filter((_, k) => mask[k] === 1);
+    trainRowIds = trainRowIds.filter((_, k) => mask[k] === 0);
+  }
+  const train = gather(t.x, y, size, trainRowIds);
   const test = gather(t.x, y, size, split.test.subarray(0, testLimit));
-  const validation = split.validation?.length ? gather(t.x, y, size, split.validation) : null;
+  const validation = validationRowIds ? gather(t.x, y, size, validationRowIds) : null;
   let normalization: FinishedTable['normalization'] = null;
   if (opts.normalize) {
     // From the training rows alone: the validation and test rows are scaled with them, never looked at.

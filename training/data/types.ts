@@ -13,6 +13,8 @@ export interface BuiltinDataSpec {
   trainLimit?: number;
   /** Use the first N test examples. */
   testLimit?: number;
+  /** iris: share of the train split carved out as the validation split before the statistics (see FileDataSpec). */
+  validationFraction?: number;
 }
 
 /** A dataset read from a file. */
@@ -46,6 +48,12 @@ export interface FileDataSpec {
   testLimit?: number;
   /** Default classification; regression (a numeric label) and binary (labels 0/1) are never guessed: asked for. */
   task?: DataTask;
+  /**
+   * Share of the train split (after trainLimit) carved out as the validation split, by a permutation of its own seed,
+   * before the standardisation statistics are computed, when the file names no validation rows. Absent: no carve here
+   * (a run recorded before statistics left the validation rows out carves its loaded data afterwards).
+   */
+  validationFraction?: number;
 }
 
 export type DataSpec = BuiltinDataSpec | FileDataSpec;
