@@ -130,36 +130,17 @@ async function saveLayers(net: Net, metadata: Record<string, unknown>): Promise<
   ];
 }
 
-type LayerJson = { class_name: string; config: Record<string, unknown> };
+type LayerJson = {
+  class_name: string;
+  config: Record<string, unknown>;
+  /** A functional model's layer: its name and the outputs it is called on ([[[layer, node, tensor, kwargs]]]). */
+  name?: string;
+  inbound_nodes?: unknown[][][];
+};
 
-/**
- * Puts the standardisation in front of a sequential model.json: a frozen Dense layer named `standardize` with a
- * diagonal kernel 1/std and bias -mean/std (x/std - mean/std = (x - mean)/std, up to float rounding), a layer every
- * Layers loader knows (tfjs, Keras). Rewrites model.json and weights.bin in `files`; returns the preprocessing with
- * `baked: true` (inputs are raw rows).
- */
-function bakeStandardization(files: ExportFile[], p: Preprocessing): Preprocessing {
-  if (p.featureShape.length !== 1)
-    throw new Error(
-      `--bake-preprocessing: features of shape ${JSON.stringify(p.featureShape)}; only rows of features (rank 1) bake`,
-    );
-  const n = p.featureShape[0];
-  const baked: Preprocessing = { ...p, baked: true };
-  if (!p.standardization) return baked; // nothing to apply: inputs are used as read
-  const modelFile = files.find((f) => f.name === MODEL_JSON)!;
-  const weightsFile = files.find((f) => f.name === WEIGHTS_BIN)!;
-  const model = JSON.parse(Buffer.from(modelFile.data).toString('utf8')) as tf.io.ModelJSON & {
-    modelTopology: { class_name?: string; config?: { layers?: LayerJson[] } };
-  };
-  const topo = model.modelTopology;
-  const layers = topo.config?.layers;
-  if (topo.class_name !== 'Sequential' || !Array.isArray(layers) || layers.length === 0)
-    throw new Error(`--bake-preprocessing: the model is a ${topo.class_name}; only sequential models bake`);
-  const names = new Set(layers.map((l) => String(l.config.name)));
-  let name = 'standardize';
-  for (let i = 2; names.has(name); i++) name = `standardize_${i}`;
-  const at = layers[0].class_name === 'InputLayer' ? 1 : 0;
-  const std: LayerJson = {
+/** The frozen Dense layer `name` that computes (x - mean) / std over `n` features. */
+function standardizeLayer(name: string, n: number): LayerJson {
+  return {
     class_name: 'Dense',
     config: {
       name,
@@ -177,6 +158,11 @@ function bakeStandardization(files: ExportFile[], p: Preprocessing): Preprocessi
       bias_constraint: null,
     },
   };
+}
+
+/** Inserts the standardize layer into a sequential model's layer list, after its InputLayer if it has one. */
+function insertSequential(layers: LayerJson[], std: LayerJson, n: number): void {
+  const at = layers[0].class_name === 'InputLayer' ? 1 : 0;
   if (at === 0) {
     // The input shape moves to the new first layer.
     std.config.batch_input_shape = layers[0].config.batch_input_shape ?? [null, n];
@@ -184,6 +170,56 @@ function bakeStandardization(files: ExportFile[], p: Preprocessing): Preprocessi
     delete layers[0].config.input_shape;
   }
   layers.splice(at, 0, std);
+}
+
+/**
+ * Inserts the standardize layer into a functional model's graph: called on its one InputLayer, and every layer that
+ * was called on the input is called on the standardized rows instead.
+ */
+function insertFunctional(layers: LayerJson[], std: LayerJson): void {
+  const inputs = layers.filter((l) => l.class_name === 'InputLayer');
+  if (inputs.length !== 1)
+    throw new Error(`--bake-preprocessing: the model has ${inputs.length} inputs; only models with one input bake`);
+  const input = String(inputs[0].name ?? inputs[0].config.name);
+  const name = String(std.config.name);
+  for (const l of layers)
+    for (const node of l.inbound_nodes ?? [])
+      for (const call of node) if (Array.isArray(call) && call[0] === input) call[0] = name;
+  layers.splice(layers.indexOf(inputs[0]) + 1, 0, { ...std, name, inbound_nodes: [[[input, 0, 0, {}]]] });
+}
+
+/**
+ * Puts the standardisation in front of a model.json (sequential or functional): a frozen Dense layer named
+ * `standardize` with a diagonal kernel 1/std and bias -mean/std (x/std - mean/std = (x - mean)/std, up to float
+ * rounding), a layer every Layers loader knows (tfjs, Keras). Rewrites model.json and weights.bin in `files`; returns
+ * the preprocessing with `baked: true` (inputs are raw rows).
+ */
+function bakeStandardization(files: ExportFile[], p: Preprocessing): Preprocessing {
+  if (p.featureShape.length !== 1)
+    throw new Error(
+      `--bake-preprocessing: features of shape ${JSON.stringify(p.featureShape)}; only rows of features (rank 1) bake`,
+    );
+  const n = p.featureShape[0];
+  const baked: Preprocessing = { ...p, baked: true };
+  if (!p.standardization) return baked; // nothing to apply: inputs are used as read
+  const modelFile = files.find((f) => f.name === MODEL_JSON)!;
+  const weightsFile = files.find((f) => f.name === WEIGHTS_BIN)!;
+  const model = JSON.parse(Buffer.from(modelFile.data).toString('utf8')) as tf.io.ModelJSON & {
+    modelTopology: { class_name?: string; config?: { layers?: LayerJson[] } };
+  };
+  const topo = model.modelTopology;
+  const layers = topo.config?.layers;
+  const functional = topo.class_name === 'Model' || topo.class_name === 'Functional';
+  if ((topo.class_name !== 'Sequential' && !functional) || !Array.isArray(layers) || layers.length === 0)
+    throw new Error(
+      `--bake-preprocessing: the model is a ${topo.class_name}; only sequential and functional models bake`,
+    );
+  const names = new Set(layers.map((l) => String(l.name ?? l.config.name)));
+  let name = 'standardize';
+  for (let i = 2; names.has(name); i++) name = `standardize_${i}`;
+  const std = standardizeLayer(name, n);
+  if (functional) insertFunctional(layers, std);
+  else insertSequential(layers, std, n);
   const kernel = new Float32Array(n * n);
   const bias = new Float32Array(n);
   for (let j = 0; j < n; j++) {
