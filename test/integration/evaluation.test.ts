@@ -75,4 +75,52 @@ describe('evaluation with a real worker: choices follow the validation split', f
     const lastVal = await evaluate(result.lastCheckpoint!.id, 'validation');
     assert.ok(bestVal.loss < lastVal.loss, 'by validation, the best one was');
   });
+
+  it('split files: a run validates on the validation file and tests on the test file', async () => {
+    // label x when a > b; the validation file says the opposite, so only it can score low.
+    const rows = (n: number, from: number, flip: boolean) =>
+      Array.from({ length: n }, (_, k) => {
+        const a = ((from + k) * 37) % 101;
+        const b = ((from + k) * 61) % 103;
+        return `${a},${b},${a > b !== flip ? 'x' : 'y'}`;
+      });
+    const file = (name: string, lines: string[]) => {
+      fs.writeFileSync(path.join(dir, name), ['a,b,label', ...lines].join('\n') + '\n');
+      return `file://${path.join(dir, name)}`;
+    };
+    const settings = temporalSettings(cluster.env);
+    const { worker, connection } = await createTrainingWorker({ settings });
+    const spec = {
+      model: { layers: [{ type: 'dense', units: 2 }] },
+      dataset: {
+        format: 'csv',
+        label: 'label',
+        train: file('train.csv', rows(160, 0, false)),
+        validation: file('val.csv', rows(30, 500, true)),
+        test: file('test.csv', rows(40, 900, false)),
+      },
+      epochs: 4,
+      batchSize: 16,
+      seed: 5,
+      optimizer: { name: 'sgd', learningRate: 0.5 },
+      checkpoint: { storage: `file://${path.join(dir, 'ck-files')}` },
+    };
+    let result;
+    try {
+      const run = await startTraining(cluster.client, spec, { runId: 'split-files', settings });
+      result = await worker.runUntil(run.result());
+    } finally {
+      await connection.close();
+    }
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 40, '160 training rows, none carved: 10 steps an epoch');
+    const got: Array<{ accuracy: number; split: string }> = [];
+    const out: Out = { json: true, emit: (d) => got.push(d as { accuracy: number; split: string }) };
+    await evaluateCommand(cluster.client, out, { ref: 'split-files', split: 'test' });
+    await evaluateCommand(cluster.client, out, { ref: 'split-files', split: 'validation' });
+    assert.equal(got[0].accuracy, result.accuracy, 'the result reports the test file');
+    assert.ok(got[0].accuracy > 0.8, `learned the rule on the test file: ${got[0].accuracy}`);
+    assert.ok(got[1].accuracy < 0.2, `the validation file's opposite labels: ${got[1].accuracy}`);
+    assert.equal(result.validation?.accuracy, got[1].accuracy, 'status shows the validation file');
+  });
 });
