@@ -3,6 +3,7 @@
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import type { RunSpec } from '../spec/types';
 import { builtinTrainRows, choiceMetric, stepCounts } from '../spec/helpers';
+import type { WatchMetric } from '../spec/catalog';
 import { idProblem } from '../spec/ids';
 import { validateSpec, SpecError } from '../spec/validate';
 import { distributedProblem } from '../spec/schema';
@@ -48,7 +49,7 @@ import { AlertSink, positiveIntFromEnv, webhookFromEnv } from '../telemetry/aler
 import type { Restart } from './trainer-process/protocol';
 import type { TrainerSupervisor } from './trainer-process/supervisor';
 
-const choiceMetricOf = (spec: RunSpec, metric: 'loss' | 'accuracy') => {
+const choiceMetricOf = (spec: RunSpec, metric: WatchMetric) => {
   const { name, mode } = choiceMetric(spec, metric);
   return { metric: name, mode };
 };

@@ -5,8 +5,11 @@ export const MODELS = ['mnist-mlp', 'mnist-cnn'] as const;
 export const DATASETS = ['mnist', 'iris'] as const;
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export const SCHEDULES = ['constant', 'step', 'cosine', 'plateau'] as const;
-/** Test metrics that retention (keepBest) and the plateau schedule may watch. */
+/** Metrics the plateau schedule may watch. */
 export const METRICS = ['accuracy', 'loss'] as const;
+/** Metrics retention (keepBest) and early stopping may watch: loss, accuracy, or one of the run's `metrics`. */
+export const WATCH_METRICS = ['loss', 'accuracy', 'auc', 'precision', 'recall', 'f1'] as const;
+export type WatchMetric = (typeof WATCH_METRICS)[number];
 /** What a run's training minimises and how its output is read. */
 export const TASKS = ['classification', 'regression', 'binary'] as const;
 /** Metrics a spec's `metrics` may ask of every evaluation, beyond loss (and accuracy, which every non-regression run has). */

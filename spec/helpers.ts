@@ -1,5 +1,5 @@
 // Small pure helpers around a validated spec. No zod: safe to import anywhere, the workflow sandbox included.
-import { DATASET_SIZES } from './catalog';
+import { DATASET_SIZES, type WatchMetric } from './catalog';
 import type { RunSpec } from './schema';
 
 type Obj = Record<string, unknown>;
@@ -32,15 +32,16 @@ export function hasValidationSplit(spec: Pick<RunSpec, 'dataset'>): boolean {
 }
 
 /**
- * The checkpoint metric (manifest name) that choices on `metric` read: the validation split's (valLoss, valAccuracy)
- * when the run has one, else the test split's (testLoss, testAccuracy), as before validation splits.
+ * The checkpoint metric (manifest name) that choices on `metric` read: the validation split's (valLoss, valAuc, ...)
+ * when the run has one, else the test split's (testLoss, testAccuracy), as before validation splits. Lower is better
+ * for loss only.
  */
 export function choiceMetric(
   spec: Pick<RunSpec, 'dataset'>,
-  metric: 'loss' | 'accuracy',
+  metric: WatchMetric,
 ): { name: string; mode: 'min' | 'max' } {
   const prefix = hasValidationSplit(spec) ? 'val' : 'test';
-  return metric === 'accuracy' ? { name: `${prefix}Accuracy`, mode: 'max' } : { name: `${prefix}Loss`, mode: 'min' };
+  return { name: `${prefix}${metric[0].toUpperCase()}${metric.slice(1)}`, mode: metric === 'loss' ? 'min' : 'max' };
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   KEEP_MAX,
   LEARNING_RATE_MAX,
   METRICS,
+  WATCH_METRICS,
   TASKS,
   EVAL_METRICS,
   EVAL_METRIC_TASKS,
@@ -163,6 +164,7 @@ export function trainableLayersOf(model: z.output<typeof modelSchema>): readonly
 export const datasetNameSchema = z.enum(DATASETS);
 export const optimizerNameSchema = z.enum(OPTIMIZERS);
 const metricSchema = z.enum(METRICS);
+const watchMetricSchema = z.enum(WATCH_METRICS);
 
 const maxTrain = Math.max(...Object.values(DATASET_SIZES).map((s) => s.train));
 const maxTest = Math.max(...Object.values(DATASET_SIZES).map((s) => s.test));
@@ -414,7 +416,7 @@ export const checkpointSchema = strict({
     .optional()
     .meta({ description: 'extra commits inside a chunk at most this many seconds apart (0 = only at chunk end)' }),
   keepLatest: int(1, KEEP_MAX).default(5).optional().meta({ description: 'retention: keep the newest N checkpoints' }),
-  keepBest: strict({ k: int(1, KEEP_MAX), metric: metricSchema })
+  keepBest: strict({ k: int(1, KEEP_MAX), metric: watchMetricSchema })
     .optional()
     .meta({ description: 'retention: keep the best K by a test metric' }),
   keepEverySteps: int(1, STEPS_MAX)
@@ -568,10 +570,14 @@ export const runSpecSchema = strict(
       .optional()
       .meta({
         description:
-          'classification: a weight per class name multiplying its examples\' loss (others 1), or "balanced" (n / (classes x count) from the train split)',
+          'classification and binary: a weight per class name (binary: "0" and "1") multiplying its examples\' loss (others 1), or "balanced" (n / (classes x count) from the train split)',
       }),
     earlyStopping: strict({
-      metric: metricSchema.meta({ description: 'the validation metric watched: loss (lower is better) or accuracy' }),
+      metric: watchMetricSchema.meta({
+        description:
+          'the validation metric watched: loss (lower is better), accuracy, or auc, precision, recall or f1 when ' +
+          'metrics lists it (higher is better)',
+      }),
       patience: int(0, 10_000)
         .default(0)
         .optional()
@@ -669,12 +675,27 @@ export const runSpecSchema = strict(
         message: 'a regression run has no accuracy: use loss',
       });
     }
-    if (s.classWeights !== undefined && task !== 'classification')
+    for (const [path, watched] of [
+      [['checkpoint', 'keepBest', 'metric'], s.checkpoint.keepBest?.metric],
+      [['earlyStopping', 'metric'], s.earlyStopping?.metric],
+    ] as const) {
+      if (watched === undefined || watched === 'loss' || watched === 'accuracy') continue;
+      if (!(s.metrics ?? []).includes(watched))
+        ctx.issues.push({
+          code: 'custom',
+          input: watched,
+          path: [...path],
+          message:
+            `the run does not compute ${watched}: add it to metrics (["${watched}"]) ` +
+            `(${watched} fits task ${EVAL_METRIC_TASKS[watched].join(' and ')})`,
+        });
+    }
+    if (s.classWeights !== undefined && task === 'regression')
       ctx.issues.push({
         code: 'custom',
         input: s.classWeights,
         path: ['classWeights'],
-        message: 'applies to classification only',
+        message: 'applies to classification and binary tasks only (binary: classes "0" and "1")',
       });
     if (s.earlyStopping) {
       const problem =

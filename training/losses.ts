@@ -45,10 +45,11 @@ export function binaryLoss(z: number, y: number): number {
 }
 
 /** Mean binary cross-entropy of logits [batch, 1] for targets 0/1 [batch, 1], the same stable form. */
-export function sigmoidCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+export function sigmoidCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D, weights?: tf.Tensor2D): tf.Scalar {
   const z = logits;
   const terms = tf.add(tf.sub(tf.relu(z), tf.mul(z, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
-  return tf.mean(terms) as tf.Scalar;
+  // Class weights scale each example's term, the mean stays over the batch (Keras's class_weight).
+  return tf.mean(weights ? tf.mul(terms, weights) : terms) as tf.Scalar;
 }
 
 /** The regression loss of one residual `d` (huber with delta 1, as Keras). */

@@ -56,10 +56,13 @@ interface Parts {
   classWeights: Float32Array | null;
 }
 
-/** spec.classWeights by class index; a name that is not a class is refused naming the classes. */
+/**
+ * spec.classWeights by class index (binary: by label, classes "0" and "1"); a name that is not a class is refused
+ * naming the classes.
+ */
 function classWeightsOf(spec: RunSpec, data: TaskData): Float32Array | null {
   const cw = spec.classWeights;
-  if (cw === undefined || data.task !== 'classification') return null;
+  if (cw === undefined || data.task === 'regression') return null;
   const classes = data.classes ?? [];
   const w = new Float32Array(classes.length).fill(1);
   if (cw === 'balanced') {
@@ -518,6 +521,7 @@ export class Trainer {
     const xs = new Float32Array(count * size);
     const labels = new Int32Array(count);
     const targets = new Float32Array(classify ? count * C : count);
+    const weights = binary && this.classWeights ? new Float32Array(count) : null;
     for (let k = 0; k < count; k++) {
       const idx = this.order[start + k];
       xs.set(train.x.subarray(idx * size, (idx + 1) * size), k * size);
@@ -528,6 +532,7 @@ export class Trainer {
       } else {
         targets[k] = train.y[idx];
         if (binary) labels[k] = train.y[idx];
+        if (weights) weights[k] = this.classWeights![labels[k]];
       }
     }
 
@@ -556,7 +561,7 @@ export class Trainer {
           const data = classify
             ? softmaxCrossEntropy(outputs, y)
             : binary
-              ? sigmoidCrossEntropy(outputs, y)
+              ? sigmoidCrossEntropy(outputs, y, weights ? tf.tensor2d(weights, [count, 1]) : undefined)
               : regressionLossTensor(this.spec.loss, outputs, y);
           return this.net.penalties.length ? tf.add(data, penaltyLoss(this.net.penalties)) : data;
         }, vars);
@@ -650,11 +655,12 @@ export class Trainer {
   /** Early stopping's bookkeeping at an epoch end (Keras's rule: an improvement is a change beyond minDelta). */
   private watchEarlyStopping(ev: Omit<EvalResult, 'epoch' | 'step'>): void {
     const es = this.spec.earlyStopping!;
-    const value = es.metric === 'accuracy' ? ev.accuracy : ev.loss;
-    if (value === null) return;
+    const value = ev[es.metric];
+    // auc is null on a split of one class: that epoch says nothing either way.
+    if (value === null || value === undefined) return;
     const st = (this.metrics.earlyStopping ??= { best: null, bestStep: null, wait: 0 });
     const delta = es.minDelta ?? 0;
-    const improved = st.best === null || (es.metric === 'accuracy' ? value > st.best + delta : value < st.best - delta);
+    const improved = st.best === null || (es.metric === 'loss' ? value < st.best - delta : value > st.best + delta);
     if (improved) {
       st.best = value;
       st.bestStep = this.step;

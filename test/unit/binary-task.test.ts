@@ -19,6 +19,8 @@ import { inferenceFromNet } from '../../training/inference';
 import { preflight } from '../../training/preflight';
 import { preprocessingOf } from '../../training/preprocess';
 import { binaryData, loadTaskData } from '../../training/task-data';
+import { sigmoidCrossEntropy } from '../../training/losses';
+import { choiceMetric } from '../../spec/helpers';
 import { clearDataCache } from '../../training/data';
 import { binarySpec } from '../helpers/breast-cancer';
 import { MetricsSegmentWriter } from '../../telemetry/metrics-log';
@@ -86,7 +88,30 @@ describe('task binary: the spec', () => {
     refusal(base({ task: 'regression', metrics: ['f1'] }), /metrics\[0\].*f1 does not fit task regression/);
     refusal(base({ loss: 'mse' }), /loss.*binary uses crossentropy/);
     refusal(base({ metrics: ['auc', 'auc'] }), /metrics\[1\].*repeats auc/);
-    refusal(base({ classWeights: { '1': 2 } }), /classWeights.*classification only/);
+    refusal(
+      base({
+        task: 'regression',
+        metrics: [],
+        classWeights: { '1': 2 },
+        model: { layers: [{ type: 'dense', units: 1 }] },
+      }),
+      /classWeights.*classification and binary tasks only/,
+    );
+  });
+
+  it('early stopping and keepBest may watch auc, precision, recall or f1 when the run computes it', () => {
+    const s = validateSpec(base({ earlyStopping: { metric: 'auc', patience: 1 } }));
+    assert.strictEqual(s.earlyStopping?.metric, 'auc');
+    assert.deepStrictEqual(choiceMetric(s, 'auc'), { name: 'valAuc', mode: 'max' });
+    assert.deepStrictEqual(choiceMetric(s, 'loss'), { name: 'valLoss', mode: 'min' });
+    refusal(
+      base({ metrics: ['f1'], earlyStopping: { metric: 'auc' } }),
+      /earlyStopping\.metric.*the run does not compute auc: add it to metrics \(\["auc"\]\)/,
+    );
+    refusal(
+      base({ metrics: [], checkpoint: { storage: 'file://unused', keepBest: { k: 1, metric: 'recall' } } }),
+      /checkpoint\.keepBest\.metric.*the run does not compute recall/,
+    );
   });
 });
 
@@ -349,6 +374,87 @@ describe('classification: macro precision, recall and f1 when asked', function (
       ['validation', 'validation', 'test'],
     );
     for (const e of asked.evals) assert.ok(typeof e.f1 === 'number' && typeof e.precision === 'number', `${e.split}`);
+  });
+});
+
+describe('task binary: class weights and choices on auc', function () {
+  this.timeout(120_000);
+  before(async () => {
+    await initBackend();
+  });
+
+  it('a class weight scales its examples in the binary cross-entropy (0: the class is ignored)', () => {
+    const logits = tf.tensor2d([[2], [-1], [0.5]]);
+    const y = tf.tensor2d([[1], [0], [0]]);
+    const terms = [Math.log1p(Math.exp(-2)), Math.log1p(Math.exp(-1)), Math.log1p(Math.exp(0.5))];
+    const got = sigmoidCrossEntropy(logits, y, tf.tensor2d([[3], [1], [0]])).dataSync()[0];
+    assert.ok(Math.abs(got - (3 * terms[0] + terms[1]) / 3) < 1e-6, `${got}`);
+    const plain = sigmoidCrossEntropy(logits, y).dataSync()[0];
+    assert.ok(Math.abs(plain - (terms[0] + terms[1] + terms[2]) / 3) < 1e-6, `${plain}`);
+    tf.dispose([logits, y]);
+  });
+
+  it('classWeights on a binary run: weight 0 for class 1 teaches the model to say 0 (recall falls); balanced trains and resumes exactly', async () => {
+    const testOf = async (over: Partial<RunSpecInput>) => {
+      const t = await Trainer.create(validateSpec(base({ epochs: 2, ...over })));
+      try {
+        await t.train({ maxSteps: 1_000_000 });
+        return t.evaluate('test');
+      } finally {
+        t.dispose();
+      }
+    };
+    const plain = await testOf({});
+    const ignored = await testOf({ classWeights: { '1': 0 } });
+    // Without its benign (1) rows' loss, the model learns to call rows malignant: it finds fewer benign ones.
+    assert.ok(
+      ignored.recall! < plain.recall! - 0.1,
+      `benign rows found: recall ${ignored.recall} vs ${plain.recall} unweighted`,
+    );
+    assert.ok(ignored.precision! >= plain.precision!, 'those it calls benign are benign');
+    const balanced = validateSpec(base({ classWeights: 'balanced', epochs: 2 }));
+    const full = await Trainer.create(balanced);
+    let expected: string;
+    try {
+      await full.train({ maxSteps: 1_000_000 });
+      expected = full.weightsSha256();
+    } finally {
+      full.dispose();
+    }
+    const first = await Trainer.create(balanced);
+    let snap;
+    try {
+      await first.train({ maxSteps: 7 });
+      snap = first.snapshot();
+    } finally {
+      first.dispose();
+    }
+    const resumed = await Trainer.fromSnapshot(balanced, snap);
+    try {
+      await resumed.train({ maxSteps: 1_000_000 });
+      assert.strictEqual(resumed.weightsSha256(), expected);
+    } finally {
+      resumed.dispose();
+    }
+  });
+
+  it('early stopping on validation auc stops at the first epoch without a higher auc and names the best', async () => {
+    const spec = validateSpec(base({ epochs: 12, earlyStopping: { metric: 'auc', patience: 0 } }));
+    const t = await Trainer.create(spec);
+    try {
+      const r = await t.train({ maxSteps: 1_000_000 });
+      const vals = r.state.metrics.evals.filter((e) => e.split === 'validation');
+      const aucs = vals.map((e) => e.auc!);
+      // It stopped at the first epoch whose auc was no higher than the best before it, and not before.
+      const stop = aucs.findIndex((a, i) => i > 0 && a <= Math.max(...aucs.slice(0, i)));
+      assert.ok(stop > 0 && stop === vals.length - 1, `stopped after ${vals.length} of 12 epochs: ${aucs}`);
+      assert.ok(t.stoppedEarly, 'stopped early');
+      const best = Math.max(...aucs);
+      assert.strictEqual(r.state.metrics.earlyStopping?.best, best);
+      assert.strictEqual(r.state.metrics.earlyStopping?.bestStep, vals[aucs.indexOf(best)].step);
+    } finally {
+      t.dispose();
+    }
   });
 });
 

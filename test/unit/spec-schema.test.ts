@@ -252,7 +252,7 @@ describe('spec schema: messages name the field', () => {
       'unknown dataset field',
       withSpec({ dataset: { limit: 5 } }),
       'dataset.limit',
-      'unknown field (allowed: name, trainLimit, testLimit, validationFraction)',
+      'unknown field (allowed: name, trainLimit, testLimit, validationFraction, normalizeFrom)',
     ],
     ['missing epochs', { ...minimal, epochs: undefined }, 'epochs', 'missing required field'],
     ['fractional epochs', withSpec({ epochs: 1.5 }), 'epochs', 'must be an integer, got 1.5'],
@@ -416,7 +416,7 @@ describe('spec schema: messages name the field', () => {
       'keepBest without metric',
       withSpec({ checkpoint: { keepBest: { k: 2 } } }),
       'checkpoint.keepBest.metric',
-      'missing required field (one of: accuracy, loss)',
+      'missing required field (one of: loss, accuracy, auc, precision, recall, f1)',
     ],
     [
       'keepEverySteps huge',
