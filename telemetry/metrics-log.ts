@@ -29,6 +29,8 @@ export interface StepMetrics {
   accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;
+  /** A model file's weight regularizers: their term of `loss` (absent for a model without). */
+  regularizationLoss?: number;
 }
 
 /** A value over the steps of a row: for one step all three are that step's value; sum (not mean) keeps exactness. */
@@ -52,6 +54,8 @@ export interface MetricsRow {
   accuracy: Stat | null;
   learningRate: Stat;
   samplesPerSec: Stat;
+  /** The regularization term of `loss`, for a model with weight regularizers. */
+  regularizationLoss?: Stat;
 }
 
 export interface EvalPoint {
@@ -154,6 +158,8 @@ export class MetricsSegmentWriter {
       last.accuracy = last.accuracy && m.accuracy !== null ? add(last.accuracy, m.accuracy) : last.accuracy;
       last.learningRate = add(last.learningRate, m.learningRate);
       last.samplesPerSec = add(last.samplesPerSec, m.samplesPerSec);
+      if (last.regularizationLoss && m.regularizationLoss !== undefined)
+        last.regularizationLoss = add(last.regularizationLoss, m.regularizationLoss);
       return;
     }
     this.rows.push({
@@ -164,6 +170,7 @@ export class MetricsSegmentWriter {
       accuracy: m.accuracy === null ? null : stat(m.accuracy),
       learningRate: stat(m.learningRate),
       samplesPerSec: stat(m.samplesPerSec),
+      ...(m.regularizationLoss !== undefined ? { regularizationLoss: stat(m.regularizationLoss) } : {}),
     });
   }
 
@@ -206,16 +213,26 @@ export const segmentKey = (runId: string, toStep: number) =>
   `${metricsPrefix(runId)}seg-${String(toStep).padStart(12, '0')}.json`;
 const SEGMENT_KEY = /\/seg-(\d{12})\.json$/;
 
-/** On disk a row is an array: [step, loss, accuracy, lr, samples/s] for one step, else with sums, mins and maxes. */
-type StoredRow = [number, number, number | null, number, number] | [number, number, number, S, S | null, S, S];
+/**
+ * On disk a row is an array: [step, loss, accuracy, lr, samples/s] for one step, else with sums, mins and maxes; a
+ * model with weight regularizers adds their loss term last (regularization loss).
+ */
+type StoredRow =
+  | [number, number, number | null, number, number]
+  | [number, number, number | null, number, number, number]
+  | [number, number, number, S, S | null, S, S]
+  | [number, number, number, S, S | null, S, S, S];
 type S = [number, number, number];
 const packStat = (s: Stat): S => [s.sum, s.min, s.max];
 const unpackStat = (s: S): Stat => ({ sum: s[0], min: s[1], max: s[2] });
 
 function packRow(r: MetricsRow): StoredRow {
-  if (r.count === 1 && r.first === r.step)
-    return [r.step, r.loss.sum, r.accuracy?.sum ?? null, r.learningRate.sum, r.samplesPerSec.sum];
-  return [
+  const reg = r.regularizationLoss;
+  if (r.count === 1 && r.first === r.step) {
+    const one: StoredRow = [r.step, r.loss.sum, r.accuracy?.sum ?? null, r.learningRate.sum, r.samplesPerSec.sum];
+    return reg ? [...one, reg.sum] : one;
+  }
+  const many: StoredRow = [
     r.step,
     r.first,
     r.count,
@@ -224,11 +241,12 @@ function packRow(r: MetricsRow): StoredRow {
     packStat(r.learningRate),
     packStat(r.samplesPerSec),
   ];
+  return reg ? [...many, packStat(reg)] : many;
 }
 
 function unpackRow(x: StoredRow): MetricsRow {
-  if (x.length === 5) {
-    const [step, loss, acc, lr, sps] = x;
+  if (x.length === 5 || x.length === 6) {
+    const [step, loss, acc, lr, sps, reg] = x;
     return {
       step,
       first: step,
@@ -237,9 +255,10 @@ function unpackRow(x: StoredRow): MetricsRow {
       accuracy: acc === null ? null : stat(acc),
       learningRate: stat(lr),
       samplesPerSec: stat(sps),
+      ...(reg !== undefined ? { regularizationLoss: stat(reg) } : {}),
     };
   }
-  const [step, first, count, loss, acc, lr, sps] = x;
+  const [step, first, count, loss, acc, lr, sps, reg] = x;
   return {
     step,
     first,
@@ -248,6 +267,7 @@ function unpackRow(x: StoredRow): MetricsRow {
     accuracy: acc ? unpackStat(acc) : null,
     learningRate: unpackStat(lr),
     samplesPerSec: unpackStat(sps),
+    ...(reg !== undefined ? { regularizationLoss: unpackStat(reg) } : {}),
   };
 }
 
@@ -384,7 +404,7 @@ export async function readMetricsLog(store: MetricsStore, runId: string, endStep
 /** The points of one series at step resolution (bucket means at the bucket's last step). */
 export function seriesOf(
   log: Pick<MetricsLog, 'rows'>,
-  what: 'loss' | 'accuracy' | 'learningRate' | 'samplesPerSec',
+  what: 'loss' | 'accuracy' | 'learningRate' | 'samplesPerSec' | 'regularizationLoss',
 ): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const r of log.rows) {

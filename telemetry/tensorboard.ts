@@ -190,6 +190,7 @@ export const TAGS = {
   accuracy: 'train/accuracy',
   learningRate: 'train/learning_rate',
   samplesPerSec: 'train/samples_per_sec',
+  regularizationLoss: 'train/regularization_loss',
   testLoss: 'test/loss',
   testAccuracy: 'test/accuracy',
   testMae: 'test/mae',
@@ -244,6 +245,7 @@ export function eventFileOf(seg: MetricsSegment, opts: { wallTime: number; specT
       [TAGS.samplesPerSec, row.samplesPerSec.sum / n],
     ];
     if (row.accuracy) values.push([TAGS.accuracy, row.accuracy.sum / n]);
+    if (row.regularizationLoss) values.push([TAGS.regularizationLoss, row.regularizationLoss.sum / n]);
     const ev = evals.get(step);
     if (ev) {
       for (const e of ev) values.push(...evalScalars(e));

@@ -96,6 +96,8 @@ export interface StepProgress {
   accuracy: number | null;
   learningRate: number;
   samplesPerSec: number;
+  /** A model file's Keras weight regularizers: their term of `loss` (absent for a model without). */
+  regularizationLoss?: number;
 }
 
 export interface TrainResult {

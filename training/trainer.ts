@@ -494,6 +494,7 @@ export class Trainer {
             accuracy: r.accuracy,
             learningRate: r.learningRate,
             samplesPerSec: seconds > 0 ? r.count / seconds : 0,
+            ...(r.regularizationLoss !== undefined ? { regularizationLoss: r.regularizationLoss } : {}),
           });
         }
         if (endsEpoch && opts.stopAtEpochEnd) break;
@@ -506,7 +507,13 @@ export class Trainer {
   }
 
   /** One optimizer step on the next batch of the current epoch's order. */
-  private runStep(): { loss: number; accuracy: number | null; learningRate: number; count: number } {
+  private runStep(): {
+    loss: number;
+    accuracy: number | null;
+    learningRate: number;
+    count: number;
+    regularizationLoss?: number;
+  } {
     const B = this.spec.batchSize;
     const train = this.data.train;
     const size = this.data.featureSize;
@@ -548,8 +555,10 @@ export class Trainer {
     const vars = trainable.map((p) => p.variable);
     const updates: StateUpdates = [];
     let outputs: tf.Tensor2D | null = null;
+    let penalty: tf.Scalar | null = null;
     let out: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
     let loss: number;
+    let regularizationLoss: number | undefined;
     let accuracy: number | null = null;
     try {
       if (this.data.images) randomShift(xs, count, this.shift, rng);
@@ -563,10 +572,14 @@ export class Trainer {
             : binary
               ? sigmoidCrossEntropy(outputs, y, weights ? tf.tensor2d(weights, [count, 1]) : undefined)
               : regressionLossTensor(this.spec.loss, outputs, y);
-          return this.net.penalties.length ? tf.add(data, penaltyLoss(this.net.penalties)) : data;
+          if (!this.net.penalties.length) return data;
+          // Kept to report it on its own (the curve's regularization loss); the sum is the same either way.
+          penalty = tf.keep(penaltyLoss(this.net.penalties));
+          return tf.add(data, penalty);
         }, vars);
       });
       loss = out.value.dataSync()[0];
+      if (penalty) regularizationLoss = (penalty as tf.Scalar).dataSync()[0];
       // Caught before the update: the weights stay those of the last finite step, and the trainer stays usable.
       if (!Number.isFinite(loss)) throw new NonFiniteError(this.step + 1, learningRate, `the training loss is ${loss}`);
       if (classify) {
@@ -587,6 +600,7 @@ export class Trainer {
       throw e;
     } finally {
       if (outputs) (outputs as tf.Tensor).dispose();
+      if (penalty) (penalty as tf.Tensor).dispose();
     }
 
     // Phase 2: update. A failure here leaves weights half-updated: the trainer refuses further use.
@@ -611,7 +625,7 @@ export class Trainer {
     this.batchInEpoch += 1;
     this.metrics.lastLoss = loss;
     this.metrics.lastAccuracy = accuracy;
-    return { loss, accuracy, learningRate, count };
+    return { loss, accuracy, learningRate, count, ...(regularizationLoss !== undefined ? { regularizationLoss } : {}) };
   }
 
   /**

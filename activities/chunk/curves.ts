@@ -88,6 +88,7 @@ export class ChunkCurves {
       accuracy: p.accuracy,
       learningRate: p.learningRate,
       samplesPerSec: p.samplesPerSec,
+      ...(p.regularizationLoss !== undefined ? { regularizationLoss: p.regularizationLoss } : {}),
     });
   }
 

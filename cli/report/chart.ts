@@ -148,6 +148,7 @@ const COLORS = {
   compareTest: '#bcbd22',
   validationAuc: '#e377c2',
   testAuc: '#17becf',
+  regularization: '#d62728',
 };
 
 /** Raw points (faint) and their smoothed curve. */
@@ -201,6 +202,8 @@ export function chartModel(d: ReportData): ChartModel {
     });
   const stepLevel = hasSteps(d.log);
   const trainLoss = stepLevel ? seriesOf(d.log!, 'loss') : pts((c) => c.loss);
+  // A model file's weight regularizers: their term of the training loss, on its own.
+  const regLoss = stepLevel ? seriesOf(d.log!, 'regularizationLoss') : [];
   const trainAcc = stepLevel ? seriesOf(d.log!, 'accuracy') : pts((c) => c.accuracy);
   const lr = stepLevel ? seriesOf(d.log!, 'learningRate') : pts((c) => c.learningRate);
   // The validation split's points (what a run with one chooses by) and the test split's, drawn apart.
@@ -228,6 +231,9 @@ export function chartModel(d: ReportData): ChartModel {
   const lossSeries = [
     ...compareSeries(d, 'loss'),
     ...trainSeries('train loss', COLORS.train, trainLoss, stepLevel),
+    ...(regLoss.length
+      ? [{ name: 'regularization loss', color: COLORS.regularization, points: regLoss, line: true, markers: false }]
+      : []),
     ...(valLoss.length
       ? [{ name: 'validation loss', color: COLORS.validation, points: valLoss, line: true, markers: true }]
       : []),

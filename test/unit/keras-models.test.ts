@@ -124,13 +124,17 @@ describe('converted Keras models', function () {
       for (const v of w) sum += v * v;
       const penalty = p.l2 * sum;
       assert.ok(penalty > 1e-4, `penalty ${penalty}`);
-      await withPenalty.train({ maxSteps: 1 });
+      const reported: Array<number | undefined> = [];
+      await withPenalty.train({ maxSteps: 1, onStep: (s) => void reported.push(s.regularizationLoss) });
       const lossWith = withPenalty.state.metrics.lastLoss!;
+      // Reported on its own for the curves (train/regularization_loss).
+      assert.ok(Math.abs(reported[0]! - penalty) < 1e-6, `reported ${reported[0]} vs ${penalty}`);
       // The same first batch and weights without the penalty.
       const again = await Trainer.create(spec);
       try {
         (again as unknown as { net: { penalties: unknown[] } }).net.penalties = [];
-        await again.train({ maxSteps: 1 });
+        await again.train({ maxSteps: 1, onStep: (s) => void reported.push(s.regularizationLoss) });
+        assert.strictEqual(reported[1], undefined, 'none without regularizers');
         const lossWithout = again.state.metrics.lastLoss!;
         assert.ok(Math.abs(lossWith - lossWithout - penalty) < 1e-5, `${lossWith} - ${lossWithout} vs ${penalty}`);
       } finally {

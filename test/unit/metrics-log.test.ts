@@ -23,6 +23,7 @@ import {
   type MetricsSegment,
   type StepMetrics,
 } from '../../telemetry/metrics-log';
+import { decodeEvent, eventFileOf, readTfRecords, TAGS } from '../../telemetry/tensorboard';
 
 /** Deterministic, irregular values (sums of them are order-sensitive in floating point). */
 const stepAt = (step: number): StepMetrics => ({
@@ -80,6 +81,47 @@ async function committedChain(store: CheckpointStore, removeSegment: (key: strin
 }
 
 describe('metrics log', () => {
+  it('keeps a regularization loss beside the loss (one step and buckets), through the stored form and into TensorBoard', () => {
+    const w = new MetricsSegmentWriter('r', 0, { rawSteps: 2, continues: false });
+    for (const [step, reg] of [
+      [1, 0.5],
+      [2, 0.25],
+      [3, 0.125],
+      [4, 0.375],
+    ])
+      w.record({ step, loss: 1, accuracy: null, learningRate: 0.1, samplesPerSec: 10, regularizationLoss: reg });
+    const seg = decodeSegment(encodeSegment(w.cut(4, 4)));
+    assert.deepEqual(
+      seg.rows.map((r) => r.regularizationLoss),
+      [
+        { sum: 0.5, min: 0.5, max: 0.5 },
+        { sum: 0.25, min: 0.25, max: 0.25 },
+        { sum: 0.5, min: 0.125, max: 0.375 },
+      ],
+    );
+    assert.deepEqual(seriesOf(seg, 'regularizationLoss'), [
+      [1, 0.5],
+      [2, 0.25],
+      [4, 0.25],
+    ]);
+    const events = readTfRecords(eventFileOf(seg, { wallTime: 1 })).map(decodeEvent);
+    assert.deepEqual(
+      events
+        .filter((e) => TAGS.regularizationLoss in e.scalars)
+        .map((e) => [e.step, e.scalars[TAGS.regularizationLoss]]),
+      [
+        [1, 0.5],
+        [2, 0.25],
+        [4, 0.25],
+      ],
+    );
+    // A model without regularizers stores its rows as before: five numbers a step.
+    const plain = new MetricsSegmentWriter('r', 0, { rawSteps: 2, continues: false });
+    plain.record({ step: 1, loss: 1, accuracy: null, learningRate: 0.1, samplesPerSec: 10 });
+    const stored = JSON.parse(new TextDecoder().decode(encodeSegment(plain.cut(1, 1))));
+    assert.deepEqual(stored.rows, [[1, 1, null, 0.1, 10]]);
+  });
+
   it('keeps every step up to the budget, then buckets whose width doubles with the run', () => {
     assert.deepEqual(bucketOf(1, 8), { first: 1, last: 1 });
     assert.deepEqual(bucketOf(8, 8), { first: 8, last: 8 });
