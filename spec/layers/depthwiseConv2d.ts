@@ -37,4 +37,5 @@ export const depthwiseConv2d: LayerKindSpec = {
   options: DEPTHWISE_OPTIONS,
   weighted: true,
   check: checkDepthwise('depthwiseConv2d'),
+  checkConfig: checkDepthwise('depthwiseConv2d'),
 };

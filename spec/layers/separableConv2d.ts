@@ -7,4 +7,5 @@ export const separableConv2d: LayerKindSpec = {
   options: { filters: RULES.required(RULES.posInt), ...DEPTHWISE_OPTIONS },
   weighted: true,
   check: checkDepthwise('separableConv2d'),
+  checkConfig: checkDepthwise('separableConv2d'),
 };
