@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { separableConv2d as spec } from '../../spec/layers/separableConv2d';
 import { activate } from './activations';
-import { pair, type AnyCfg, type LayerKind } from './kind';
-import { depthwiseConv, validConv } from './ops';
+import { depthwiseOf } from './depthwiseConv2d';
+import { type AnyCfg, type LayerKind } from './kind';
+import { validConv } from './ops';
 
 // tfjs-layers 4.22's SeparableConv2D leaves depthMultiplier out of its config, so a saved model.json (an export, a
 // checkpointed topology) reloads in tfjs and Keras with multiplier 1 and its depthwise kernel no longer fits. The
@@ -28,14 +29,7 @@ export const separableConv2d: LayerKind = {
   // Keras's: the depthwise convolution (strides, padding), then a 1x1 convolution by the pointwise kernel, the bias
   // and the activation.
   forward: ([h], v, cfg, ctx) => {
-    const d = depthwiseConv(
-      ctx.numerics,
-      ctx.inputGrad,
-      h as tf.Tensor4D,
-      v.depthwise_kernel as tf.Tensor4D,
-      pair(cfg.strides ?? 1),
-      cfg.padding as 'valid' | 'same',
-    );
+    const d = depthwiseOf(h, v, cfg, ctx);
     const y = validConv(ctx.numerics, true)(d, v.pointwise_kernel as tf.Tensor4D);
     return activate(v.bias ? tf.add(y, v.bias) : y, cfg.activation, ctx.isLast, ctx.numerics === 2);
   },
