@@ -4,6 +4,8 @@
 // our PRNG, weight roles) from training/layers/. A new layer kind: spec/layers/<kind>.ts, training/layers/<kind>.ts,
 // and one line in each registry.
 import { activation } from './layers/activation';
+import { depthwiseConv2d } from './layers/depthwiseConv2d';
+import { separableConv2d } from './layers/separableConv2d';
 import { zeroPadding2d } from './layers/zeroPadding2d';
 import { upSampling2d } from './layers/upSampling2d';
 import { layerNormalization } from './layers/layerNormalization';
@@ -56,6 +58,8 @@ const KIND_LIST: readonly LayerKindSpec[] = [
   layerNormalization,
   upSampling2d,
   zeroPadding2d,
+  depthwiseConv2d,
+  separableConv2d,
 ];
 
 export interface LayerSpec {

@@ -142,6 +142,12 @@ const kerasSnake = (s: string) =>
     .replace(/([a-z])([A-Z])/g, '$1_$2')
     .toLowerCase();
 
+/** Keras 3 names DepthwiseConv2D's kernel `<layer>/kernel`; tfjs (and tf_keras) `<layer>/depthwise_kernel`. */
+function depthwiseAlias(own: Set<string>, name: string): string | undefined {
+  const alias = name.replace(/\/kernel$/, '/depthwise_kernel');
+  return alias !== name && own.has(alias) ? alias : undefined;
+}
+
 /**
  * For each weight name of a model file, the tfjs model's weight it is: the same name, the name under the model's own
  * (`mlp/feat1/kernel`), or Keras 3's storage path `layers/<class in snake case>[_<n>]/vars/<i>` (the n-th layer of
@@ -164,7 +170,7 @@ export function weightKeyMap(model: tf.LayersModel, names: string[]): Map<string
     else if (storage.has(name)) map.set(name, storage.get(name)!);
     else {
       const rest = name.split('/').slice(1).join('/');
-      map.set(name, own.has(rest) ? rest : name);
+      map.set(name, own.has(rest) ? rest : (depthwiseAlias(own, name) ?? depthwiseAlias(own, rest) ?? name));
     }
   }
   return map;

@@ -6,6 +6,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import { SPEC_KINDS, type LayerSpec } from '../spec/layers';
 import { activation } from './layers/activation';
+import { depthwiseConv2d } from './layers/depthwiseConv2d';
+import { separableConv2d } from './layers/separableConv2d';
 import { zeroPadding2d } from './layers/zeroPadding2d';
 import { upSampling2d } from './layers/upSampling2d';
 import { layerNormalization } from './layers/layerNormalization';
@@ -71,6 +73,8 @@ const KIND_LIST: readonly LayerKind[] = [
   layerNormalization,
   upSampling2d,
   zeroPadding2d,
+  depthwiseConv2d,
+  separableConv2d,
 ];
 
 /** Layer kinds by spec name. */

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { LAYER_KINDS } from '../spec/layers';
+import { LAYER_KINDS, SPEC_KINDS } from '../spec/layers';
 import { CheckpointNotFoundError, openObject, StorageUrlError } from '../storage';
 import { parseStorageUrl } from '../storage/url';
 import { checkDataRoot, dataRoots } from './data/roots';
@@ -159,10 +159,16 @@ function checkLayers(url: string, model: tf.LayersModel): void {
       'embeddingsConstraint',
       'gammaRegularizer',
       'betaRegularizer',
+      'depthwiseRegularizer',
+      'pointwiseRegularizer',
+      'depthwiseConstraint',
+      'pointwiseConstraint',
       'noiseShape',
     ]) {
       if (cfg[k] !== undefined && cfg[k] !== null) throw fail(url, `${where}: option ${k} is not supported`);
     }
+    const problem = SPEC_KINDS[SUPPORTED.get(cls)!].checkConfig?.(cfg);
+    if (problem) throw fail(url, `${where}: ${problem[0]}: ${problem[1]}`);
     if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast')
       throw fail(url, `${where}: dataFormat ${String(cfg.dataFormat)} is not supported (channelsLast only)`);
     if (cls === 'BatchNormalization') {

@@ -46,6 +46,9 @@ def load(export_dir):
         values = []
         for v in layer.weights:
             key = f"{layer.name}/{v.name.split('/')[-1]}"
+            # Keras 3 names DepthwiseConv2D's kernel `kernel`; tfjs (as tf_keras) `depthwise_kernel`.
+            if key not in by_name and type(layer).__name__ == "DepthwiseConv2D" and key.endswith("/kernel"):
+                key = f"{layer.name}/depthwise_kernel"
             if key not in by_name:
                 sys.exit(f"layer {layer.name}: no weight {key} in the export (has {sorted(by_name)})")
             values.append(by_name[key])

@@ -5,6 +5,7 @@ Run (from the repository root; setup-venv.sh creates the environment once):
     scripts/keras-fixtures/setup-venv.sh
     .venv-keras/bin/python scripts/keras-fixtures/make.py            # Keras 3 fixtures
     TF_USE_LEGACY_KERAS=1 .venv-keras/bin/python scripts/keras-fixtures/make.py --legacy   # tf_keras fixtures
+    .venv-keras/bin/python scripts/keras-fixtures/make.py --only cnn   # one Keras 3 fixture
 
 Fixtures (each under 200 KB):
   mlp-bn-l2      Keras 3 Sequential MLP: Flatten, Dense + L2 kernel regularizer, BatchNormalization, softmax (MNIST)
@@ -13,6 +14,7 @@ Fixtures (each under 200 KB):
   residual-cnn   Keras 3 Functional: Conv2D into two branches joined by Add (MNIST)
   lstm-text      Keras 3 Sequential: Embedding + LSTM on integer sequences (length 20, vocabulary 50), 2 classes
   binary         Keras 3 Sequential: 30 features, Dense + one sigmoid unit
+  separable-cnn  Keras 3 Sequential: DepthwiseConv2D, SeparableConv2D (strides, depth multipliers), pooling (MNIST)
 The model files are what the converter writes: nothing is edited afterwards.
 """
 
@@ -109,6 +111,22 @@ def binary(keras):
     )
 
 
+def separable_cnn(keras):
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.DepthwiseConv2D(3, depth_multiplier=4, padding="same", activation="relu", name="dw1"),
+            layers.SeparableConv2D(8, 3, strides=2, depth_multiplier=2, activation="relu", name="sep1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.SeparableConv2D(12, 3, padding="same", use_bias=False, name="sep2"),
+            layers.GlobalAveragePooling2D(name="gap"),
+            layers.Dense(10, activation="softmax", name="out"),
+        ],
+        name="separable",
+    )
+
+
 def convert(tf, keras, model, name, legacy):
     import tensorflowjs as tfjs
 
@@ -133,6 +151,7 @@ def convert(tf, keras, model, name, legacy):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--legacy", action="store_true", help="tf_keras (TF_USE_LEGACY_KERAS=1) fixtures")
+    ap.add_argument("--only", help="regenerate only this Keras 3 fixture")
     args = ap.parse_args()
     keras, tf = keras_modules(args.legacy)
     keras.utils.set_random_seed(1234)
@@ -145,7 +164,10 @@ def main():
         ("residual-cnn", residual_cnn),
         ("lstm-text", lstm_text),
         ("binary", binary),
+        ("separable-cnn", separable_cnn),
     ]:
+        if args.only and name != args.only:
+            continue
         keras.utils.set_random_seed(1234)
         convert(tf, keras, build(keras), name, False)
 

@@ -26,6 +26,8 @@ export interface LayerKindSpec {
   checkInputShapes?: (shapes: number[][], options: Record<string, unknown>) => string | null;
   /** A further check of the options together; returns [field, message] of the first problem. */
   check?: (options: Record<string, unknown>) => [string, string] | null;
+  /** The check of a model file's layer of this class, given its tfjs config (sizes as arrays); as `check`. */
+  checkConfig?: (config: Record<string, unknown>) => [string, string] | null;
 }
 
 export const ACTIVATIONS = [

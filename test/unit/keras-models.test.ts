@@ -72,6 +72,48 @@ describe('converted Keras models', function () {
         loaded.model.dispose();
       }
     }
+    // DepthwiseConv2D and SeparableConv2D: Keras 3's storage paths, the converter's layer paths (Keras 3 calls a
+    // depthwise kernel `kernel`) and tf_keras's names (`depthwise_kernel`) load the same weights.
+    const sep = fileWeights('separable-cnn');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-sep-'));
+    const json = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'separable-cnn', 'model.json'), 'utf8'));
+    const shard = json.weightsManifest[0].paths[0] as string;
+    fs.copyFileSync(path.join(FIXTURES, 'separable-cnn', shard), path.join(dir, shard));
+    // Each naming in its own model.json beside a copy of the shard (the names build on the previous ones).
+    const renamed = (file: string, names: Record<string, string>) => {
+      for (const w of json.weightsManifest[0].weights) w.name = names[w.name] ?? w.name;
+      fs.writeFileSync(path.join(dir, file), JSON.stringify(json));
+      return `file://${path.join(dir, file)}`;
+    };
+    try {
+      for (const [source, naming] of [
+        [url('separable-cnn'), 'Keras 3 storage paths'],
+        [renamed('keras3.json', { 'layers/depthwise_conv2d/vars/0': 'dw1/kernel' }), 'Keras 3 layer path'],
+        [
+          renamed('tfk.json', {
+            'dw1/kernel': 'dw1/depthwise_kernel',
+            'layers/separable_conv2d/vars/0': 'sep1/depthwise_kernel',
+          }),
+          'tf_keras',
+        ],
+      ] as const) {
+        const loaded = await loadTfjsModel(source);
+        try {
+          const [dw] = loaded.model.getLayer('dw1').getWeights();
+          const [sdw, spw, sb] = loaded.model.getLayer('sep1').getWeights();
+          const file = (n: string) => Array.from(sep.get(`layers/${n}`)!);
+          assert.deepStrictEqual(Array.from(dw.dataSync()), file('depthwise_conv2d/vars/0'), naming);
+          assert.deepStrictEqual(Array.from(sdw.dataSync()), file('separable_conv2d/vars/0'), naming);
+          assert.deepStrictEqual(Array.from(spw.dataSync()), file('separable_conv2d/vars/1'), naming);
+          assert.deepStrictEqual(Array.from(sb.dataSync()), file('separable_conv2d/vars/2'), naming);
+          assert.deepStrictEqual(spw.shape, [1, 1, 8, 8]);
+        } finally {
+          loaded.model.dispose();
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     const cnn = await loadTfjsModel(url('cnn'));
     try {
       const k = cnn.model.getLayer('conv2').getWeights()[0].dataSync();
@@ -81,7 +123,7 @@ describe('converted Keras models', function () {
     }
   });
 
-  for (const name of ['mlp-bn-l2', 'cnn', 'mlp-bn-l2-tfk']) {
+  for (const name of ['mlp-bn-l2', 'cnn', 'mlp-bn-l2-tfk', 'separable-cnn']) {
     it(`${name}: trains through the trainer and resumes from a snapshot to the uninterrupted weights`, async () => {
       const spec = specFor(name);
       const full = await Trainer.create(spec);
@@ -151,7 +193,7 @@ describe('converted Keras models', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-export-'));
     const args: string[] = [script];
     try {
-      for (const name of ['mlp-bn-l2', 'cnn']) {
+      for (const name of ['mlp-bn-l2', 'cnn', 'separable-cnn']) {
         const spec = specFor(name);
         const t = await Trainer.create(spec);
         let tensors;
@@ -184,10 +226,10 @@ describe('converted Keras models', function () {
         fs.writeFileSync(cases, JSON.stringify({ inputs, outputs, tolerance: 1e-5 }));
         args.push(out, cases);
       }
-      // One Python process for both (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
+      // One Python process for all (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
       const lines = execFileSync(python, args, { encoding: 'utf8' }).trim().split('\n');
       const results = lines.map((l) => JSON.parse(l) as { ok: boolean; maxAbsDiff: number });
-      assert.strictEqual(results.length, 2);
+      assert.strictEqual(results.length, 3);
       for (const r of results) assert.ok(r.ok && r.maxAbsDiff <= 1e-5, JSON.stringify(r));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -197,8 +239,12 @@ describe('converted Keras models', function () {
   it('refuses what the training loop cannot do, naming the layer and the field', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keras-refuse-'));
     const base = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'mlp-bn-l2', 'model.json'), 'utf8'));
-    const variant = async (edit: (layers: Array<{ class_name: string; config: Record<string, unknown> }>) => void) => {
-      const json = JSON.parse(JSON.stringify(base));
+    const separable = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'separable-cnn', 'model.json'), 'utf8'));
+    const variant = async (
+      edit: (layers: Array<{ class_name: string; config: Record<string, unknown> }>) => void,
+      from = base,
+    ) => {
+      const json = JSON.parse(JSON.stringify(from));
       delete json.weightsManifest;
       edit(json.modelTopology.model_config.config.layers);
       const file = path.join(dir, `m${Math.random().toString(36).slice(2)}.json`);
@@ -225,7 +271,20 @@ describe('converted Keras models', function () {
         variant((l) => l.splice(2, 0, { class_name: 'GaussianNoise', config: { name: 'noise', stddev: 0.1 } })),
         /layer noise \(index 1, GaussianNoise\) is not supported \(supported: .*Dense/,
       );
+      await assert.rejects(
+        variant((l) => (l[1].config.dilation_rate = [2, 2]), separable),
+        /layer dw1 \(index 0, DepthwiseConv2D\): dilationRate: depthwiseConv2d supports dilationRate 1 only/,
+      );
+      await assert.rejects(
+        variant((l) => (l[2].config.strides = [2, 1]), separable),
+        /layer sep1 \(index 1, SeparableConv2D\): strides: separableConv2d supports equal strides only/,
+      );
+      await assert.rejects(
+        variant((l) => (l[2].config.pointwise_constraint = { class_name: 'NonNeg', config: {} }), separable),
+        /layer sep1 \(index 2, SeparableConv2D\): pointwise_constraint NonNeg is not supported/,
+      );
       assert.strictEqual(await variant(() => undefined), 'loaded');
+      assert.strictEqual(await variant(() => undefined, separable), 'loaded');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -72,6 +72,24 @@ const BRANCHES: LayerSpec[] = [
   { type: 'dense', units: 10, activation: 'softmax' },
 ];
 
+/** Depthwise and separable convolutions: strides, both paddings, depth multipliers, with and without bias, first layer. */
+const SEPARABLE: LayerSpec[] = [
+  { type: 'depthwiseConv2d', kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu' },
+  {
+    type: 'separableConv2d',
+    filters: 6,
+    kernelSize: 3,
+    strides: 2,
+    padding: 'same',
+    depthMultiplier: 2,
+    activation: 'relu',
+  },
+  { type: 'depthwiseConv2d', kernelSize: [3, 2], strides: [2, 2], useBias: false },
+  { type: 'separableConv2d', filters: 8, kernelSize: 3 },
+  { type: 'globalAveragePooling2d' },
+  { type: 'dense', units: 10, activation: 'softmax' },
+];
+
 function roundTrip(snap: TrainerSnapshot): TrainerSnapshot {
   return {
     state: JSON.parse(JSON.stringify(snap.state)),
@@ -141,6 +159,7 @@ describe('layer kinds and layer graphs', function () {
     ['residual conv1d + add + layerNormalization + maxPooling1d + globalMaxPooling1d', RESIDUAL_CONV1D, 1],
     ['lstm and gru with dropout and recurrent dropout', RECURRENT, 2],
     ['branches merged by multiply, average, concatenate; zeroPadding2d, upSampling2d, globalMaxPooling2d', BRANCHES, 1],
+    ['depthwiseConv2d and separableConv2d (strides, same and valid, depth multipliers)', SEPARABLE, 2],
   ] as const) {
     it(`${name}: trains on ${process.env.DURABLE_TRAIN_BACKEND}, exact on resume, exports to tfjs`, async () => {
       const spec = validateSpec(specOf([...layers]));
@@ -153,6 +172,30 @@ describe('layer kinds and layer graphs', function () {
       await exportMatches([...layers]);
     });
   }
+
+  it("depthwise and pointwise kernels are Glorot-uniform with Keras's fans, from the run's PRNG", () => {
+    const net = buildFromLayers([...SEPARABLE], [28, 28, 1]);
+    try {
+      net.initialize(Prng.fromSeed(9));
+      // Keras's fans of a [..., in, out] kernel: in and out times the receptive field (the leading axes).
+      const expected: Record<string, [number[], number, number]> = {
+        'depthwiseConv2d1/depthwise_kernel': [[3, 3, 1, 2], 9, 18],
+        'separableConv2d2/depthwise_kernel': [[3, 3, 2, 2], 18, 18],
+        'separableConv2d2/pointwise_kernel': [[1, 1, 4, 6], 4, 6],
+        'depthwiseConv2d3/depthwise_kernel': [[3, 2, 6, 1], 36, 6],
+      };
+      for (const [name, [shape, fanIn, fanOut]] of Object.entries(expected)) {
+        const p = net.params.find((q) => q.variable.name.endsWith(name) || q.name.endsWith(name));
+        assert.ok(p, `${name} in ${net.params.map((q) => q.name).join(', ')}`);
+        assert.deepStrictEqual([p.shape, p.fanIn, p.fanOut], [shape, fanIn, fanOut], name);
+        const limit = Math.sqrt(6 / (fanIn + fanOut));
+        const values = Array.from(p.variable.dataSync());
+        assert.ok(values.every((v) => Math.abs(v) <= limit) && values.some((v) => Math.abs(v) > limit / 2), name);
+      }
+    } finally {
+      net.dispose();
+    }
+  });
 
   it('a chain written with inputs trains to the same weights as without', async () => {
     const chain: LayerSpec[] = [
@@ -228,6 +271,25 @@ describe('layer kinds and layer graphs', function () {
           ]),
         ),
       );
+    });
+
+    it('a dilated or unequally strided depthwiseConv2d or separableConv2d, naming the option', () => {
+      const with_ = (l: LayerSpec): LayerSpec[] => [l, { type: 'flatten' }, { type: 'dense', units: 10 }];
+      for (const type of ['depthwiseConv2d', 'separableConv2d']) {
+        const base = type === 'separableConv2d' ? { type, filters: 4, kernelSize: 3 } : { type, kernelSize: 3 };
+        refused(
+          with_({ ...base, dilationRate: 2 }),
+          new RegExp(`layers\\[0\\]\\.dilationRate.*${type} supports dilationRate 1 only`, 's'),
+        );
+        refused(
+          with_({ ...base, strides: [2, 1] }),
+          new RegExp(`layers\\[0\\]\\.strides.*${type} supports equal strides only`, 's'),
+        );
+        refused(with_({ ...base, depthMultiplier: 0 }), /layers\[0\]\.depthMultiplier: must be a positive integer/);
+        refused(with_({ ...base, padding: 'causal' }), /layers\[0\]\.padding: must be "valid" or "same"/);
+        assert.doesNotThrow(() => validateSpec(specOf(with_({ ...base, strides: [2, 2], dilationRate: [1, 1] }))));
+      }
+      refused(with_({ type: 'separableConv2d', kernelSize: 3 }), /layers\[0\]\.filters: missing/);
     });
 
     it('a cycle (a layer reading a later one, or itself)', () => {

@@ -173,3 +173,162 @@ export function matMulOp(
       ? matMulWithInputGrad
       : matMulWithoutInputGrad;
 }
+
+// Depthwise convolution (depthwiseConv2d, separableConv2d). The wasm backend has DepthwiseConv2dNative (XNNPACK) but
+// neither of its gradient kernels, so numerics 1 computes both gradients as forward depthwise convolutions (the same
+// ops on every backend), as conv2dFilterGrad and conv2dInputGrad do for conv2d. `x` is already padded ('valid'), the
+// filter is [kh, kw, c, m] and output channel c*m + k reads input channel c with filter [:, :, c, k]:
+//
+//   y[b, i, j, c*m + k]  = sum_{p, q} x[b, i*sh + p, j*sw + q, c] * w[p, q, c, k]
+//   dW[p, q, c, k]       = sum_{b, u, v} x[b, p + u, q + v, c] * dyz[b, u, v, c*m + k]
+//   dx[b, u, v, c]       = sum_{p, q, k} dyz[b, u - p, v - q, c*m + k] * w[p, q, c, k]
+//
+// where dyz is dy with s - 1 zeros between its rows (columns) for a stride s: dyz[b, i*sh, j*sw] = dy[b, i, j].
+//
+// dW is a depthwise convolution over one image whose channels are (batch, channel) pairs, with dyz as its filter;
+// dx is a full depthwise correlation of dyz with the flipped filter, summed over the multiplier k.
+
+/** dy [b, oh, ow, n] with s - 1 zero rows (and columns) between its rows (columns): [b, (oh-1)*sh+1, (ow-1)*sw+1, n]. */
+function insertZeros(dy: tf.Tensor4D, [sh, sw]: [number, number]): tf.Tensor4D {
+  const [b, oh, ow, n] = dy.shape;
+  let r: tf.Tensor4D = dy;
+  if (sh > 1) {
+    const rows = tf.pad(tf.reshape(r, [b, oh, 1, ow * n]), [
+      [0, 0],
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+    ]);
+    r = tf.slice(tf.reshape<tf.Rank.R4>(rows, [b, oh * sh, ow, n]), 0, [b, (oh - 1) * sh + 1, ow, n]);
+  }
+  if (sw > 1) {
+    const h = r.shape[1];
+    const cols = tf.pad(tf.reshape(r, [b * h, ow, 1, n]), [
+      [0, 0],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ]);
+    r = tf.slice(tf.reshape<tf.Rank.R4>(cols, [b, h, ow * sw, n]), 0, [b, h, (ow - 1) * sw + 1, n]);
+  }
+  return r;
+}
+
+/** Gradient of a 'valid' depthwise conv2d with respect to its [kh, kw, c, m] filter. */
+export function depthwiseFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: number[],
+  strides: [number, number],
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, , , c] = x.shape;
+    const [kh, kw, , m] = filterShape;
+    const [, oh, ow] = dy.shape;
+    const [hu, wu] = [(oh - 1) * strides[0] + kh, (ow - 1) * strides[1] + kw];
+    // The input rows and columns some output reads; the image's channels are (batch, channel) pairs.
+    const xs = tf.slice(x, 0, [b, hu, wu, c]);
+    const image = tf.reshape<tf.Rank.R4>(tf.transpose(xs, [1, 2, 0, 3]), [1, hu, wu, b * c]);
+    // dy with zeros between its rows and columns rather than a dilated filter: TensorFlow's kernel has no dilation.
+    const dyz = insertZeros(dy, strides);
+    const [, fh, fw] = dyz.shape;
+    const filter = tf.reshape<tf.Rank.R4>(tf.transpose(dyz, [1, 2, 0, 3]), [fh, fw, b * c, m]);
+    const g = tf.depthwiseConv2d(image, filter, 1, 'valid');
+    // [1, kh, kw, (b, c, k)] summed over the batch.
+    return tf.reshape<tf.Rank.R4>(tf.sum(tf.reshape(g, [kh * kw, b, c * m]), 1), [kh, kw, c, m]);
+  });
+}
+
+/** Gradient of a 'valid' depthwise conv2d with respect to its input x. */
+export function depthwiseInputGrad(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  inputShape: number[],
+  strides: [number, number],
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [kh, kw, c, m] = w.shape;
+    const [b, h, wd] = inputShape;
+    const dyz = insertZeros(dy, strides);
+    const padded = tf.pad(dyz, [
+      [0, 0],
+      [kh - 1, kh - 1],
+      [kw - 1, kw - 1],
+      [0, 0],
+    ]);
+    const flipped = tf.reshape<tf.Rank.R4>(tf.reverse(w, [0, 1]), [kh, kw, c * m, 1]);
+    const g = tf.depthwiseConv2d(padded, flipped, 1, 'valid');
+    const [, hu, wu] = g.shape;
+    const dx = tf.reshape<tf.Rank.R4>(tf.sum(tf.reshape(g, [b * hu * wu * c, m]), 1), [b, hu, wu, c]);
+    // Trailing rows and columns no output reads get no gradient.
+    return hu === h && wu === wd
+      ? dx
+      : tf.pad(dx, [
+          [0, 0],
+          [0, h - hu],
+          [0, wd - wu],
+          [0, 0],
+        ]);
+  });
+}
+
+/** The padding TensorFlow's 'same' adds before and after an axis of `size` for a kernel `k` and stride `s`. */
+function samePads(size: number, k: number, s: number): [number, number] {
+  const total = Math.max((Math.ceil(size / s) - 1) * s + k - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+const depthwisePortable = (strides: [number, number], inputGrad: boolean) =>
+  withGrads<tf.Tensor4D>(
+    (x, w) => tf.depthwiseConv2d(x, w, strides, 'valid'),
+    (dy, x, w) => depthwiseInputGrad(dy, w, x.shape, strides),
+    (dy, x, w) => depthwiseFilterGrad(x, dy, w.shape, strides),
+    inputGrad,
+  );
+
+// Numerics 2: the backend's own DepthwiseConv2dNativeBackpropInput/Filter (TensorFlow's on the tensorflow backend).
+const depthwiseNative = (strides: [number, number], pad: 'valid' | 'same', inputGrad: boolean) => {
+  const attrs = { strides, pad, dilations: [1, 1], dimRoundingMode: undefined };
+  return withGrads<tf.Tensor4D>(
+    (x, w) => tf.depthwiseConv2d(x, w, strides, pad),
+    (dy, x, w) =>
+      tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, {
+        ...attrs,
+        inputShape: x.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+    (dy, x, w) =>
+      tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, {
+        ...attrs,
+        filterShape: w.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+    inputGrad,
+  );
+};
+
+/**
+ * The depthwise conv2d of a numerics version (undilated), with (`inputGrad`) or without its input's gradient.
+ * Numerics 1 pads 'same' explicitly (TensorFlow's split: the extra one after) and convolves 'valid'.
+ */
+export function depthwiseConv(
+  numerics: NumericsVersion,
+  inputGrad: boolean,
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  strides: [number, number],
+  padding: 'valid' | 'same',
+): tf.Tensor4D {
+  if (numerics === 2) return depthwiseNative(strides, padding, inputGrad)(x, w);
+  let h = x;
+  if (padding === 'same') {
+    const [top, bottom] = samePads(x.shape[1], w.shape[0], strides[0]);
+    const [left, right] = samePads(x.shape[2], w.shape[1], strides[1]);
+    if (top + bottom + left + right > 0)
+      h = tf.pad(x, [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ]);
+  }
+  return depthwisePortable(strides, inputGrad)(h, w);
+}
