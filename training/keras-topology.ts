@@ -1,7 +1,8 @@
 // What the tensorflowjs converter writes from Keras 3 (and tf_keras), made into what tfjs's Layers deserializer reads,
 // before tfjs builds it. Keras 3 writes InputLayer's `batch_shape` (tfjs wants `batch_input_shape`), dtype policies as
 // objects, functional connections as `{args: [__keras_tensor__...]}` nodes, and (tf_keras) BatchNormalization's axis
-// as a list; weight regularizers are taken out of the topology and returned, for the trainer to add to the loss.
+// as a list; weight regularizers and constraints are taken out of the topology and returned, for the trainer to add to
+// the loss and to apply after each update.
 // Weights are named by the converter as the layer's path (`feat1/kernel`, `mlp/feat1/kernel`) or, from a .keras file,
 // by Keras 3's storage path (`layers/dense_1/vars/0`); weightKeyMap maps them to the tfjs model's weights.
 import type * as tf from '@tensorflow/tfjs';
@@ -17,6 +18,21 @@ export interface WeightPenalty {
   l2: number;
 }
 
+/**
+ * A weight's Keras constraint, applied to it after every optimizer update (Keras's MaxNorm, MinMaxNorm, UnitNorm and
+ * NonNeg: the norms are over `axis`, the others kept).
+ */
+export interface WeightConstraint {
+  /** The tfjs weight name: <layer>/<role>. */
+  weight: string;
+  kind: 'MaxNorm' | 'MinMaxNorm' | 'UnitNorm' | 'NonNeg';
+  /** The axes the norms run over (Keras's default: 0). */
+  axis: number[];
+  minValue: number;
+  maxValue: number;
+  rate: number;
+}
+
 export class KerasTopologyError extends Error {}
 
 const REGULARIZED: Record<string, string> = {
@@ -29,16 +45,26 @@ const REGULARIZED: Record<string, string> = {
   depthwise_regularizer: 'depthwise_kernel',
   pointwise_regularizer: 'pointwise_kernel',
 };
-const CONSTRAINTS = [
-  'kernel_constraint',
-  'bias_constraint',
-  'embeddings_constraint',
-  'gamma_constraint',
-  'beta_constraint',
-  'recurrent_constraint',
-  'depthwise_constraint',
-  'pointwise_constraint',
-];
+const CONSTRAINED: Record<string, string> = {
+  kernel_constraint: 'kernel',
+  bias_constraint: 'bias',
+  embeddings_constraint: 'embeddings',
+  gamma_constraint: 'gamma',
+  beta_constraint: 'beta',
+  recurrent_constraint: 'recurrent_kernel',
+  depthwise_constraint: 'depthwise_kernel',
+  pointwise_constraint: 'pointwise_kernel',
+};
+const CONSTRAINT_KINDS: Record<string, WeightConstraint['kind']> = {
+  MaxNorm: 'MaxNorm',
+  max_norm: 'MaxNorm',
+  MinMaxNorm: 'MinMaxNorm',
+  min_max_norm: 'MinMaxNorm',
+  UnitNorm: 'UnitNorm',
+  unit_norm: 'UnitNorm',
+  NonNeg: 'NonNeg',
+  non_neg: 'NonNeg',
+};
 // Keras 3 keys tfjs does not know and that change nothing the training loop computes.
 const DROPPED = ['build_config', 'shared_object_id', 'module', 'registered_name', 'optional', 'quantization_config'];
 
@@ -56,6 +82,36 @@ function penaltyOf(reg: unknown, where: string): { l1: number; l2: number } {
   if (!(Number.isFinite(l1) && l1 >= 0 && Number.isFinite(l2) && l2 >= 0))
     throw new KerasTopologyError(`${where}: regularizer ${cls} needs finite factors >= 0`);
   return { l1, l2 };
+}
+
+/** A Keras constraint object as applied by the trainer (Keras's defaults), or an error naming what is supported. */
+function constraintOf(c: unknown, weight: string, where: string): WeightConstraint {
+  const cls = isObj(c) ? String(c.class_name) : JSON.stringify(c);
+  const kind = CONSTRAINT_KINDS[cls];
+  if (!kind)
+    throw new KerasTopologyError(
+      `${where}: constraint ${cls} is not supported (supported: MaxNorm, MinMaxNorm, UnitNorm, NonNeg)`,
+    );
+  const cfg = isObj(c) && isObj(c.config) ? c.config : {};
+  const num = (k: string, dflt: number) => {
+    const v = cfg[k] === undefined || cfg[k] === null ? dflt : Number(cfg[k]);
+    if (!Number.isFinite(v)) throw new KerasTopologyError(`${where}: constraint ${cls}: ${k} must be a finite number`);
+    return v;
+  };
+  const axisOf = cfg.axis === undefined || cfg.axis === null ? [0] : Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
+  if (!axisOf.every((a) => Number.isInteger(a)))
+    throw new KerasTopologyError(`${where}: constraint ${cls}: axis ${JSON.stringify(cfg.axis)} must be integers`);
+  const out: WeightConstraint = {
+    weight,
+    kind,
+    axis: axisOf as number[],
+    minValue: num('min_value', 0),
+    maxValue: num('max_value', kind === 'MaxNorm' ? 2 : 1),
+    rate: num('rate', 1),
+  };
+  if (out.minValue < 0 || out.maxValue < out.minValue)
+    throw new KerasTopologyError(`${where}: constraint ${cls}: needs 0 <= min_value <= max_value`);
+  return out;
 }
 
 /** Keras 3's functional node {args: [tensor | [tensors]], kwargs} as tf_keras's [[layer, node, tensor, kwargs], ...]. */
@@ -81,10 +137,15 @@ function legacyNode(node: unknown, where: string): unknown {
  * A Keras topology (model.json's modelTopology) as tfjs reads it, and the weight penalties it declared. Throws a
  * KerasTopologyError naming the layer and field that cannot be trained.
  */
-export function normalizeKerasTopology(topology: unknown): { topology: unknown; penalties: WeightPenalty[] } {
+export function normalizeKerasTopology(topology: unknown): {
+  topology: unknown;
+  penalties: WeightPenalty[];
+  constraints: WeightConstraint[];
+} {
   const copy = JSON.parse(JSON.stringify(topology)) as Obj;
   const model = isObj(copy.model_config) ? copy.model_config : copy;
   const penalties: WeightPenalty[] = [];
+  const constraints: WeightConstraint[] = [];
   const fixDtype = (cfg: Obj) => {
     if (isObj(cfg.dtype)) cfg.dtype = isObj(cfg.dtype.config) ? cfg.dtype.config.name : 'float32';
   };
@@ -121,18 +182,16 @@ export function normalizeKerasTopology(topology: unknown): { topology: unknown; 
       if (p.l1 || p.l2) penalties.push({ weight: `${String(cfg.name)}/${role}`, ...p });
       cfg[key] = null;
     }
-    for (const key of CONSTRAINTS) {
+    for (const [key, role] of Object.entries(CONSTRAINED)) {
       if (cfg[key] == null) continue;
-      const cls = isObj(cfg[key]) ? String((cfg[key] as Obj).class_name) : JSON.stringify(cfg[key]);
-      throw new KerasTopologyError(
-        `${where}: ${key} ${cls} is not supported (weight constraints are not applied by the training loop; remove it)`,
-      );
+      constraints.push(constraintOf(cfg[key], `${String(cfg.name)}/${role}`, `${where}: ${key}`));
+      cfg[key] = null;
     }
     for (const k of ['renorm', 'synchronized'])
       if (cfg[k] === true) throw new KerasTopologyError(`${where}: ${k} is not supported`);
     if (Array.isArray(layer.inbound_nodes)) layer.inbound_nodes = layer.inbound_nodes.map((n) => legacyNode(n, where));
   });
-  return { topology: copy, penalties };
+  return { topology: copy, penalties, constraints };
 }
 
 /** Keras's to_snake_case, which names a .keras file's storage paths (Conv2D: conv2d, BatchNormalization: batch_normalization). */

@@ -10,6 +10,7 @@ import { register, registeredModel } from './registry';
 import { WIDE_MLP, wideMlp } from './wide-mlp';
 import { storeRoots } from './task-data';
 import { loadTfjsModel } from './tfjs-model';
+import type { WeightConstraint } from './keras-topology';
 import {
   buildLayer,
   isLayerGraph,
@@ -113,6 +114,8 @@ export class Net {
   readonly parameterCount: number;
   /** Keras weight regularizers of a model file: l1 * sum(|w|) + l2 * sum(w^2) each, added to the training loss. */
   penalties: Array<{ param: Param; l1: number; l2: number }> = [];
+  /** Keras weight constraints of a model file, applied to their weights after every update (penalties.ts). */
+  constraints: Array<Omit<WeightConstraint, 'weight'> & { param: Param }> = [];
   /** Set when the weights came with the model (a model.json with weights): initialize() is then not called. */
   pretrained = false;
   /** The gradient math of training forward passes (see numerics.ts); the trainer sets it. */
@@ -311,9 +314,15 @@ async function buildNetOf(spec: RunSpec, inputShape: number[], outputs: number, 
     const loaded = await loadTfjsModel(spec.model.tfjs, process.cwd(), storeRoots(spec, process.cwd()));
     const net = new Net('tfjs', 0, loaded.model, { tfjs: loaded.topology });
     net.pretrained = loaded.pretrained;
+    // None found: a bias the layer does not use.
+    const paramOf = (weight: string) => net.all.find((q) => q.legacyName === `model/${weight}`);
     net.penalties = loaded.penalties.flatMap((p) => {
-      const param = net.all.find((q) => q.legacyName === `model/${p.weight}`); // none: a bias the layer does not use
+      const param = paramOf(p.weight);
       return param ? [{ ...p, param }] : [];
+    });
+    net.constraints = loaded.constraints.flatMap((c) => {
+      const param = paramOf(c.weight);
+      return param ? [{ ...c, param }] : [];
     });
     return net;
   }

@@ -10,7 +10,13 @@ import { CheckpointNotFoundError, openObject, StorageUrlError } from '../storage
 import { parseStorageUrl } from '../storage/url';
 import { checkDataRoot, dataRoots } from './data/roots';
 import { ConfigError } from './errors';
-import { KerasTopologyError, normalizeKerasTopology, weightKeyMap, type WeightPenalty } from './keras-topology';
+import {
+  KerasTopologyError,
+  normalizeKerasTopology,
+  weightKeyMap,
+  type WeightConstraint,
+  type WeightPenalty,
+} from './keras-topology';
 
 interface Artifacts {
   topology: { class_name?: string; config?: unknown };
@@ -187,7 +193,13 @@ export async function loadTfjsModel(
   baseDir: string = process.cwd(),
   /** Directories besides baseDir it may be read from when DURABLE_TRAIN_DATA_ROOTS is unset (the checkpoint store). */
   extraRoots: string[] = [],
-): Promise<{ model: tf.LayersModel; pretrained: boolean; topology: unknown; penalties: WeightPenalty[] }> {
+): Promise<{
+  model: tf.LayersModel;
+  pretrained: boolean;
+  topology: unknown;
+  penalties: WeightPenalty[];
+  constraints: WeightConstraint[];
+}> {
   const a = await readArtifacts(url, baseDir, extraRoots);
   let normalized: ReturnType<typeof normalizeKerasTopology>;
   try {
@@ -228,5 +240,11 @@ export async function loadTfjsModel(
     model.dispose();
     throw err;
   }
-  return { model, pretrained: a.weightData !== null, topology: a.topology, penalties: normalized.penalties };
+  return {
+    model,
+    pretrained: a.weightData !== null,
+    topology: a.topology,
+    penalties: normalized.penalties,
+    constraints: normalized.constraints,
+  };
 }

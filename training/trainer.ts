@@ -26,7 +26,7 @@ import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { clipGradients } from './clip';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import * as fingerprints from './model-fingerprint';
-import { penaltyLoss } from './penalties';
+import { applyConstraints, penaltyLoss } from './penalties';
 import {
   DATA_ORDER_NAME,
   type EvalResult,
@@ -614,6 +614,7 @@ export class Trainer {
         tf.dispose(clipped.created);
       }
       for (const [v, t] of updates) v.assign(t);
+      if (this.net.constraints.length) applyConstraints(this.net.constraints, this.frozen);
     } catch (e) {
       this.failure = e instanceof Error ? e : new Error(String(e));
       throw e;
