@@ -59,12 +59,12 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
 
   it('four fixtures killed mid-chunk resume to their uninterrupted weights; Keras predicts their exports alike', async function () {
     const checkpoint = { storage: `file://${path.join(cluster.dir, 'ck')}`, keepLatest: 3 };
-    // Small runs: 2 epochs in chunks of 5 steps; a 3 s heartbeat timeout has the killed chunks retried soon.
+    // Small runs: 2 epochs in chunks of 5 steps; a 5 s heartbeat timeout (default 10) has the killed chunks retried soon.
     const common = {
       epochs: 2,
       batchSize: 32,
       chunkSteps: 5,
-      heartbeatTimeoutSeconds: 3,
+      heartbeatTimeoutSeconds: 5,
       seed: 17,
       optimizer: { name: 'adam' as const, learningRate: 0.003 },
       checkpoint,
