@@ -1,8 +1,7 @@
 // The converted Keras models of test/fixtures/keras (scripts/keras-fixtures/make.py) end to end: one dev server, one
-// real worker process running four fixtures at once (mlp-bn-l2, cnn, residual-cnn on MNIST images; binary on
-// scikit-learn's breast-cancer CSV; lstm-text, on integer token sequences, is not here yet: its converted LSTM weights do
-// not load, and Embedding looks nothing up on the wasm backend). The worker is SIGKILLed while every run is inside a
-// chunk; a fresh worker finishes them, each with the weights of the same spec trained without interruption.
+// real worker process running the five fixtures at once (mlp-bn-l2, cnn, residual-cnn on MNIST images; lstm-text on
+// integer token sequences; binary on scikit-learn's breast-cancer CSV). The worker is SIGKILLed while every run is
+// inside a chunk; a fresh worker finishes them, each with the weights of the same spec trained without interruption.
 // Each run's export then loads in Keras (the TensorFlow wheel in .tools/venv) and predicts what durable-train does.
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -23,6 +22,7 @@ import type { RunResult } from '../../workflows/progress';
 import { BREAST_CANCER_CSV, binarySpec } from '../helpers/breast-cancer';
 import { DIST, spawnWorker, startCluster, waitFor, type TestCluster, type WorkerProcess } from '../helpers/cluster';
 import { runningChunk } from '../helpers/fixtures';
+import { registerTokenSequences, TOKEN_DATASET, tokenSequences } from '../helpers/token-sequences';
 
 const PYTHON = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'python');
 const CHECK_EXPORT = path.join(PROJECT_ROOT, 'scripts', 'keras-fixtures', 'check-export.py');
@@ -50,6 +50,7 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
     // Fails here, loudly, when the tool venv is missing: the Keras half of the test cannot be skipped.
     assert.ok(fs.existsSync(PYTHON), `${PYTHON} is missing: run npm run setup:native (it installs TensorFlow)`);
     cluster = await startCluster();
+    registerTokenSequences(); // for the in-process reference runs and export
     await initBackend();
   });
   after(async function () {
@@ -57,7 +58,7 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
     await cluster?.close();
   });
 
-  it('four fixtures killed mid-chunk resume to their uninterrupted weights; Keras predicts their exports alike', async function () {
+  it('five fixtures killed mid-chunk resume to their uninterrupted weights; Keras predicts their exports alike', async function () {
     const checkpoint = { storage: `file://${path.join(cluster.dir, 'ck')}`, keepLatest: 3 };
     // Small runs: 2 epochs in chunks of 5 steps; a 5 s heartbeat timeout (default 10) has the killed chunks retried soon.
     const common = {
@@ -74,6 +75,11 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
       'mlp-bn-l2': validateSpec({ ...common, model: fixture('mlp-bn-l2'), dataset: mnist }),
       cnn: validateSpec({ ...common, model: fixture('cnn'), dataset: mnist }),
       'residual-cnn': validateSpec({ ...common, model: fixture('residual-cnn'), dataset: mnist }),
+      'lstm-text': validateSpec({
+        ...common,
+        model: fixture('lstm-text'),
+        dataset: { registered: TOKEN_DATASET, validationFraction: 0 },
+      }),
       binary: validateSpec(binarySpec({ ...common, metrics: ['auc'] })),
     };
     const names = Object.keys(specs);
@@ -143,7 +149,7 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
       fs.writeFileSync(cases, JSON.stringify({ inputs, outputs, tolerance: 1e-5 }));
       args.push(out, cases);
     }
-    // One Python process for all four (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
+    // One Python process for all five (importing TensorFlow takes seconds); it exits 1 when a prediction differs.
     let lines: string[];
     try {
       lines = execFileSync(PYTHON, args, { encoding: 'utf8', timeout: 240_000, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -164,6 +170,7 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
 
 /** The first test rows of a fixture's data as a user holds them (unstandardised), and one example's shape. */
 function rawRows(name: string): { x: Float32Array; shape: number[] } {
+  if (name === 'lstm-text') return { x: tokenSequences(320, 100).test.x.slice(0, ROWS * 20), shape: [20] };
   if (name === 'binary') {
     const lines = fs.readFileSync(BREAST_CANCER_CSV, 'utf8').trim().split('\n');
     const header = lines[0].split(',');
