@@ -210,7 +210,7 @@ function depthwiseAlias(own: Set<string>, name: string): string | undefined {
 /**
  * For each weight name of a model file, the tfjs model's weight it is: the same name, the name under the model's own
  * (`mlp/feat1/kernel`), or Keras 3's storage path `layers/<class in snake case>[_<n>]/vars/<i>` (the n-th layer of
- * that class, its i-th weight).
+ * that class, its i-th weight; `.../cell/vars/<i>` for a recurrent layer's).
  */
 export function weightKeyMap(model: tf.LayersModel, names: string[]): Map<string, string> {
   const own = new Set(model.weights.map((w) => w.originalName));
@@ -221,7 +221,11 @@ export function weightKeyMap(model: tf.LayersModel, names: string[]): Map<string
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     const key = n === 0 ? base : `${base}_${n}`;
-    layer.weights.forEach((w, i) => storage.set(`layers/${key}/vars/${i}`, w.originalName));
+    layer.weights.forEach((w, i) => {
+      storage.set(`layers/${key}/vars/${i}`, w.originalName);
+      // A recurrent layer's weights live in its cell: layers/lstm/cell/vars/<i>.
+      storage.set(`layers/${key}/cell/vars/${i}`, w.originalName);
+    });
   }
   const map = new Map<string, string>();
   for (const name of names) {

@@ -15,6 +15,7 @@ import type { Out } from '../../cli/common';
 import { temporalSettings } from '../../cli/connection';
 import { PROJECT_ROOT } from '../../cli/tools';
 import { validateSpec, type RunSpec } from '../../spec';
+import { withRunDefaults } from '../../spec/helpers';
 import { loadDataset, Trainer } from '../../training';
 import { initBackend } from '../../training/backend';
 import { progressQuery } from '../../workflows/definitions';
@@ -84,20 +85,26 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
     };
     const names = Object.keys(specs);
 
-    // Paced (every step 100 ms longer in wall time, same numbers): every run is still inside a chunk when all of
+    // Paced (every step 200 ms longer in wall time, same numbers): every run is still inside a chunk when all of
     // them have committed once, whatever the machine's speed.
-    const w1 = await worker({ DURABLE_TRAIN_STEP_DELAY_MS: '100' });
+    const w1 = await worker({ DURABLE_TRAIN_STEP_DELAY_MS: '200' });
     const settings = temporalSettings(cluster.env);
     const handles = new Map<string, WorkflowHandle>();
     for (const name of names)
       handles.set(name, await startTraining(cluster.client, specs[name], { runId: name, settings }));
 
+    // What each run was doing at the last look: the failure message says which one never got there.
+    const last = new Map<string, string>();
     const inChunk = await waitFor(
       'every run past a commit and inside a chunk on the first worker',
       async () => {
         const seen: Array<{ name: string; step: number | null; total: number }> = [];
         for (const [name, handle] of handles) {
           const progress = await handle.query(progressQuery);
+          last.set(
+            name,
+            `step ${progress.step}/${progress.totalSteps}, committed ${progress.lastCheckpoint?.step ?? '-'}`,
+          );
           if (!progress.lastCheckpoint) return null;
           const chunk = await runningChunk(handle);
           if (!chunk?.identity.startsWith(`${w1.proc.pid}@`)) return null;
@@ -107,7 +114,11 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
       },
       300_000,
       50,
-    );
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\nruns: ${JSON.stringify(Object.fromEntries(last))}\nworker: ${w1.output().slice(-3000)}`,
+      );
+    });
     await w1.kill('SIGKILL');
     for (const s of inChunk) assert.ok(s.step! < s.total, `${s.name} killed inside a chunk (${s.step} of ${s.total})`);
     await worker();
@@ -119,7 +130,8 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
       const result = results.get(name)!;
       assert.equal(result.status, 'completed', name);
       assert.ok(result.recoveries >= 1, `${name} recovered from the kill: ${JSON.stringify(result)}`);
-      const t = await Trainer.create(specs[name]);
+      // As start recorded the spec (its defaults: statistics from the training rows alone).
+      const t = await Trainer.create(withRunDefaults(specs[name]));
       try {
         while (!t.done) await t.train({ maxSteps: 1000 });
         assert.equal(result.step, t.state.step, name);

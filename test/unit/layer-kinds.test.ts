@@ -15,6 +15,7 @@ import type { LayerSpec } from '../../spec/layers';
 import { validateSpec } from '../../spec/validate';
 import { initBackend } from '../../training/backend';
 import { buildFromLayers } from '../../training/models';
+import { KINDS } from '../../training/layers';
 import { Prng } from '../../training/prng';
 import { Trainer, type TrainerSnapshot } from '../../training';
 
@@ -172,6 +173,40 @@ describe('layer kinds and layer graphs', function () {
       await exportMatches([...layers]);
     });
   }
+
+  it(`embedding looks up the table's rows on ${process.env.DURABLE_TRAIN_BACKEND} (wasm's float32 OneHot wrote int32 ones)`, () => {
+    const table = tf.variable(tf.tensor2d([0.5, -1, 2, 3, 0.25, 7], [3, 2]));
+    const ids = tf.tensor2d([2, 0, 1, 2], [2, 2]);
+    try {
+      const ctx = { numerics: 1 as const, isLast: false, inputGrad: false };
+      const out = tf.tidy(() => KINDS.embedding.forward([ids], { embeddings: table }, {}, ctx).arraySync());
+      assert.deepStrictEqual(out, [
+        [
+          [0.25, 7],
+          [0.5, -1],
+        ],
+        [
+          [2, 3],
+          [0.25, 7],
+        ],
+      ]);
+      // And its gradient reaches the rows looked up (twice for row 2).
+      const g = tf.tidy(() =>
+        tf
+          .grad((t: tf.Tensor) => tf.sum(KINDS.embedding.forward([ids], { embeddings: t as tf.Variable }, {}, ctx)))(
+            table,
+          )
+          .arraySync(),
+      );
+      assert.deepStrictEqual(g, [
+        [1, 1],
+        [1, 1],
+        [2, 2],
+      ]);
+    } finally {
+      tf.dispose([table, ids]);
+    }
+  });
 
   it("depthwise and pointwise kernels are Glorot-uniform with Keras's fans, from the run's PRNG", () => {
     const net = buildFromLayers([...SEPARABLE], [28, 28, 1]);

@@ -12,7 +12,9 @@ export const embedding: LayerKind = {
     const table = v.embeddings as tf.Tensor2D;
     const [inputDim, outputDim] = table.shape;
     const ids = tf.cast(tf.reshape(h, [-1]), 'int32');
-    const rows = tf.matMul(tf.oneHot(ids, inputDim, 1, 0, 'float32') as tf.Tensor2D, table);
+    // One-hot as int32, then cast: the wasm backend's OneHot writes int32 ones into a float32 tensor when asked for
+    // float32 (read back as 1.4e-45), so every row looked up was zero there.
+    const rows = tf.matMul(tf.cast(tf.oneHot(ids, inputDim, 1, 0, 'int32'), 'float32') as tf.Tensor2D, table);
     return tf.reshape(rows, [...h.shape, outputDim]);
   },
 };
