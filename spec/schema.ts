@@ -262,6 +262,14 @@ export const fileDatasetSchema = strict({
   testLimit: int(1, 1_000_000_000).optional(),
   validationFraction: validationFractionSchema,
   normalizeFrom: normalizeFromSchema,
+  standardize: z
+    .boolean()
+    .optional()
+    .meta({
+      description:
+        'standardise each feature with the training rows mean and standard deviation (default true); false uses the ' +
+        'values as read (token ids for an embedding, features already scaled)',
+    }),
 }).check((ctx) => {
   const d = ctx.value;
   const problem = (path: string, message: string) =>

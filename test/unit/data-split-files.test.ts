@@ -93,6 +93,23 @@ describe('split files and split columns', function () {
     );
   });
 
+  it('standardize: false keeps the values as read (token ids for an embedding), and is another dataset', async () => {
+    const path1 = file('ids.csv', [HEADER, ...rows(0, 40)]);
+    const raw = await loadTaskData(spec({ path: path1, standardize: false }), dir);
+    assert.equal(raw.normalization, null);
+    const all = [...Array.from(raw.train.x), ...Array.from(raw.validation!.x), ...Array.from(raw.test.x)];
+    // a = 0..39 and b = 10 a, untouched.
+    assert.deepEqual(
+      all.filter((_, i) => i % 2 === 0).sort((p, q) => p - q),
+      [...Array(40).keys()],
+    );
+    assert.ok(all.every((v, i) => i % 2 === 0 || Number.isInteger(v / 10)));
+    const scaled = await loadTaskData(spec({ path: path1 }), dir);
+    assert.ok(scaled.normalization);
+    assert.notEqual(scaled.fingerprint, raw.fingerprint);
+    assert.throws(() => spec({ path: path1, standardize: 'no' }), /dataset\.standardize/);
+  });
+
   it('refuses split files that do not agree, naming the file that differs', async () => {
     const train = file('t3.csv', [HEADER, ...rows(0, 10)]);
     const test = file('s3.csv', ['a,c,label', '1,2,x']);

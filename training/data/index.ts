@@ -143,6 +143,8 @@ function checkFileSpec(spec: FileDataSpec): CheckedFileSpec {
   positiveInt(spec.trainLimit, 'dataset.trainLimit');
   positiveInt(spec.testLimit, 'dataset.testLimit');
   checkValidationFraction(spec.validationFraction);
+  if (spec.standardize !== undefined && typeof spec.standardize !== 'boolean')
+    throw new DatasetError('dataset.standardize', `must be true or false, got ${JSON.stringify(spec.standardize)}`);
   const task = spec.task ?? 'classification';
   if (task !== 'classification' && task !== 'regression' && task !== 'binary') {
     throw new DatasetError(
@@ -201,6 +203,7 @@ function fingerprintOf(
       splitSeed: splitSeed(seed),
       // Carved here, before the statistics (absent for runs whose loaded data is carved afterwards).
       validationFraction: spec.validationFraction,
+      standardize: spec.standardize === false ? false : undefined,
     }),
   );
   for (const b of bytes) {
@@ -348,7 +351,7 @@ export function decodeFile(
       testFraction: spec.testFraction,
       trainLimit: spec.trainLimit,
       testLimit: spec.testLimit,
-      normalize: true,
+      normalize: spec.standardize !== false,
       validationFraction: spec.validationFraction,
     },
     seed,

@@ -49,6 +49,11 @@ export interface FileDataSpec {
   /** Default classification; regression (a numeric label) and binary (labels 0/1) are never guessed: asked for. */
   task?: DataTask;
   /**
+   * Default true: each feature is standardised with the training rows' mean and standard deviation. false: features
+   * are used as read (token ids for an Embedding, features already scaled).
+   */
+  standardize?: boolean;
+  /**
    * Share of the train split (after trainLimit) carved out as the validation split, by a permutation of its own seed,
    * before the standardisation statistics are computed, when the file names no validation rows. Absent: no carve here
    * (a run recorded before statistics left the validation rows out carves its loaded data afterwards).
