@@ -7,6 +7,7 @@ export const conv1d: LayerKindSpec = {
     filters: RULES.required(RULES.posInt),
     kernelSize: RULES.required(RULES.posInt),
     strides: RULES.posInt,
+    // Not 'causal': tfjs cannot run it (its conv1d has no causal mode), so an export would not predict in tfjs.
     padding: RULES.padding,
     activation: RULES.activation,
     useBias: RULES.bool,
@@ -14,10 +15,9 @@ export const conv1d: LayerKindSpec = {
     ...INPUT_SHAPE,
   },
   weighted: true,
+  // Keras refuses both at once; so does tfjs.
   check: (o) =>
-    o.strides !== undefined && o.strides !== 1
-      ? ['strides', 'conv1d supports strides 1 only (downsample with maxPooling1d)']
-      : o.dilationRate !== undefined && o.dilationRate !== 1
-        ? ['dilationRate', 'conv1d supports dilationRate 1 only']
-        : null,
+    o.strides !== undefined && o.strides !== 1 && o.dilationRate !== undefined && o.dilationRate !== 1
+      ? ['dilationRate', 'conv1d takes strides or dilationRate above 1, not both (as Keras)']
+      : null,
 };

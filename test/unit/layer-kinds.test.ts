@@ -44,6 +44,17 @@ export const RESIDUAL_CONV1D: LayerSpec[] = [
   { type: 'dense', units: 10, activation: 'softmax' },
 ];
 
+/** conv1d strided ('same' and 'valid') and dilated ('valid' and 'same'). */
+export const CONV1D_VARIANTS: LayerSpec[] = [
+  { type: 'reshape', targetShape: [28, 28], name: 'rows' },
+  { type: 'conv1d', filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 's2' },
+  { type: 'conv1d', filters: 6, kernelSize: 3, dilationRate: 2, activation: 'relu', name: 'd2' },
+  { type: 'conv1d', filters: 4, kernelSize: 2, strides: 3, name: 's3' },
+  { type: 'conv1d', filters: 4, kernelSize: 3, dilationRate: 3, padding: 'same', name: 'd3' },
+  { type: 'globalMaxPooling1d' },
+  { type: 'dense', units: 10, activation: 'softmax' },
+];
+
 /** Recurrent: LSTM and GRU with input and recurrent dropout masks from the run's PRNG. */
 const RECURRENT: LayerSpec[] = [
   { type: 'reshape', targetShape: [28, 28] },
@@ -161,6 +172,7 @@ describe('layer kinds and layer graphs', function () {
     ['lstm and gru with dropout and recurrent dropout', RECURRENT, 2],
     ['branches merged by multiply, average, concatenate; zeroPadding2d, upSampling2d, globalMaxPooling2d', BRANCHES, 1],
     ['depthwiseConv2d and separableConv2d (strides, same and valid, depth multipliers)', SEPARABLE, 2],
+    ['conv1d strided (same, valid) and dilated (valid, same)', CONV1D_VARIANTS, 1],
   ] as const) {
     it(`${name}: trains on ${process.env.DURABLE_TRAIN_BACKEND}, exact on resume, exports to tfjs`, async () => {
       const spec = validateSpec(specOf([...layers]));
@@ -286,6 +298,20 @@ describe('layer kinds and layer graphs', function () {
           return true;
         },
       );
+
+    it('a conv1d both strided and dilated (Keras refuses it too), or causal (tfjs cannot run it)', () => {
+      const conv1d = (o: Record<string, unknown>): LayerSpec[] => [
+        { type: 'reshape', targetShape: [28, 28] },
+        { type: 'conv1d', filters: 4, kernelSize: 3, ...o } as LayerSpec,
+        { type: 'globalMaxPooling1d' },
+        { type: 'dense', units: 10 },
+      ];
+      refused(
+        conv1d({ strides: 2, dilationRate: 2 }),
+        /layers\[1\]\.dilationRate.*strides or dilationRate above 1, not both/s,
+      );
+      refused(conv1d({ padding: 'causal' }), /layers\[1\]\.padding/);
+    });
 
     it('a dilated conv2d (tfjs has no gradient for it), naming the option', () => {
       for (const dilationRate of [2, [1, 2]])
