@@ -6,8 +6,9 @@
 //   binary                        scikit-learn's breast-cancer CSV, one fixed shuffled split (455 train / 114 test),
 //                                 standardised with the train rows' mean and std on both sides
 // Every run trains on all of its train rows (validationFraction 0, as Keras's fit without validation_split).
-// durable-train starts from the fixture's converted weights (the seed orders the data and draws dropout); Keras from a
-// fresh seeded initialization. Both sides read one config file (model, data files, epochs, rate). Prints one JSON
+// durable-train runs twice: from the fixture's converted weights (the seed orders the data and draws dropout), and
+// fresh (the weights left out of the model.json: the seed draws them, Keras's Glorot-uniform); Keras from a fresh
+// seeded initialization. Both sides read one config file (model, data files, epochs, rate). Prints one JSON
 // object; a fixture durable-train cannot load or train is recorded with its error, the others still run.
 //
 //   npm run build && node dist/bench/keras-accuracy.js [--train 3000] [--test 1000]
@@ -62,9 +63,26 @@ function breastCancerSplit(dir: string): { train: string; test: string } {
   return { train: write('bc-train.csv', rows.slice(nTest)), test: write('bc-test.csv', rows.slice(0, nTest)) };
 }
 
-function specOf(c: Case, seed: number, mnist: { train: number; test: number }, bc: { train: string; test: string }) {
+/** The fixture's model.json without its weights (durable-train then initializes it from the run's seed), in `dir`. */
+function topologyOnly(name: string, dir: string): string {
+  const json = JSON.parse(fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'keras', name, 'model.json'), 'utf8'));
+  delete json.weightsManifest;
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify(json));
+  return file;
+}
+
+type Init = 'file' | 'fresh';
+
+function specOf(
+  c: Case,
+  seed: number,
+  mnist: { train: number; test: number },
+  bc: { train: string; test: string },
+  model: string,
+) {
   const common = {
-    model: { tfjs: `file://${path.join(ROOT, 'test', 'fixtures', 'keras', c.name, 'model.json')}` },
+    model: { tfjs: `file://${model}` },
     epochs: c.epochs,
     batchSize: 32,
     seed,
@@ -86,10 +104,15 @@ function specOf(c: Case, seed: number, mnist: { train: number; test: number }, b
   return validateSpec({ ...common, dataset, ...(c.data === 'breast-cancer' ? { task: 'binary' } : {}) });
 }
 
-async function durableAccuracy(c: Case, mnist: { train: number; test: number }, bc: { train: string; test: string }) {
+async function durableAccuracy(
+  c: Case,
+  mnist: { train: number; test: number },
+  bc: { train: string; test: string },
+  model: string,
+) {
   const out: number[] = [];
   for (const seed of SEEDS) {
-    const t = await Trainer.create(specOf(c, seed, mnist, bc));
+    const t = await Trainer.create(specOf(c, seed, mnist, bc, model));
     try {
       while (!t.done) await t.train({ maxSteps: 1000 });
       out.push(Math.round(t.evaluate('test').accuracy! * 10_000) / 10_000);
@@ -119,15 +142,23 @@ async function main(): Promise<void> {
         length: tokens.featureShape[0],
       }),
     );
-    const durable: Record<string, number[] | { error: string }> = {};
-    for (const c of CASES) {
-      try {
-        durable[c.name] = await durableAccuracy(c, mnist, bc);
-      } catch (err) {
-        durable[c.name] = { error: (err as Error).message };
+    // From the file's weights (one initialization for all seeds), and fresh (the seed draws it, as Keras's does).
+    const runs: Record<Init, Record<string, number[] | { error: string }>> = { file: {}, fresh: {} };
+    for (const init of ['file', 'fresh'] as const) {
+      for (const c of CASES) {
+        const model =
+          init === 'file'
+            ? path.join(ROOT, 'test', 'fixtures', 'keras', c.name, 'model.json')
+            : topologyOnly(c.name, dir);
+        try {
+          runs[init][c.name] = await durableAccuracy(c, mnist, bc, model);
+        } catch (err) {
+          runs[init][c.name] = { error: (err as Error).message };
+        }
+        console.error(`durable-train ${init} ${c.name}: ${JSON.stringify(runs[init][c.name])}`);
       }
-      console.error(`durable-train ${c.name}: ${JSON.stringify(durable[c.name])}`);
     }
+    const durable = runs.file;
     const config = path.join(dir, 'config.json');
     fs.writeFileSync(
       config,
@@ -144,15 +175,18 @@ async function main(): Promise<void> {
     const keras = JSON.parse(
       execFileSync(python, [path.join(ROOT, 'bench', 'keras_accuracy.py'), config], { encoding: 'utf8' }),
     ) as { accuracy: Record<string, number[]>; keras: string; tensorflow: string };
-    const within = Object.fromEntries(
-      CASES.map(({ name }) => {
-        const ours = durable[name];
-        const theirs = keras.accuracy[name];
-        if (!Array.isArray(ours)) return [name, null];
-        const [lo, hi] = [Math.min(...theirs), Math.max(...theirs)];
-        return [name, { inKerasSpread: ours.filter((a) => a >= lo && a <= hi).length, of: ours.length }];
-      }),
-    );
+    const withinOf = (of: Record<string, number[] | { error: string }>) =>
+      Object.fromEntries(
+        CASES.map(({ name }) => {
+          const ours = of[name];
+          const theirs = keras.accuracy[name];
+          if (!Array.isArray(ours)) return [name, null];
+          const [lo, hi] = [Math.min(...theirs), Math.max(...theirs)];
+          return [name, { inKerasSpread: ours.filter((a) => a >= lo && a <= hi).length, of: ours.length }];
+        }),
+      );
+    const within = withinOf(durable);
+    const withinFresh = withinOf(runs.fresh);
     console.log(
       JSON.stringify(
         {
@@ -163,8 +197,10 @@ async function main(): Promise<void> {
           seeds: SEEDS,
           cases: CASES,
           durable,
+          durableFresh: runs.fresh,
           keras,
           within,
+          withinFresh,
         },
         null,
         1,
