@@ -21,6 +21,7 @@ import { preprocessingOf } from '../../training/preprocess';
 import { binaryData, loadTaskData } from '../../training/task-data';
 import { sigmoidCrossEntropy } from '../../training/losses';
 import { choiceMetric } from '../../spec/helpers';
+import { assertExactResume } from '../helpers/resume';
 import { clearDataCache } from '../../training/data';
 import { binarySpec } from '../helpers/breast-cancer';
 import { MetricsSegmentWriter } from '../../telemetry/metrics-log';
@@ -412,30 +413,7 @@ describe('task binary: class weights and choices on auc', function () {
       `benign rows found: recall ${ignored.recall} vs ${plain.recall} unweighted`,
     );
     assert.ok(ignored.precision! >= plain.precision!, 'those it calls benign are benign');
-    const balanced = validateSpec(base({ classWeights: 'balanced', epochs: 2 }));
-    const full = await Trainer.create(balanced);
-    let expected: string;
-    try {
-      await full.train({ maxSteps: 1_000_000 });
-      expected = full.weightsSha256();
-    } finally {
-      full.dispose();
-    }
-    const first = await Trainer.create(balanced);
-    let snap;
-    try {
-      await first.train({ maxSteps: 7 });
-      snap = first.snapshot();
-    } finally {
-      first.dispose();
-    }
-    const resumed = await Trainer.fromSnapshot(balanced, snap);
-    try {
-      await resumed.train({ maxSteps: 1_000_000 });
-      assert.strictEqual(resumed.weightsSha256(), expected);
-    } finally {
-      resumed.dispose();
-    }
+    await assertExactResume(validateSpec(base({ classWeights: 'balanced', epochs: 2 })), 7);
   });
 
   it('early stopping on validation auc stops at the first epoch without a higher auc and names the best', async () => {

@@ -13,6 +13,7 @@ import { initBackend } from '../../training/backend';
 import { loadTfjsModel } from '../../training/tfjs-model';
 import { exportModel, restoreNet } from '../../training/export';
 import { constrained } from '../../training/penalties';
+import { assertExactResume } from '../helpers/resume';
 import { execFileSync } from 'child_process';
 
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'keras');
@@ -278,11 +279,7 @@ describe('converted Keras models', function () {
         fs.copyFileSync(path.join(FIXTURES, 'mlp-bn-l2', p), path.join(dir, p));
       fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
       const spec = { ...specFor('mlp-bn-l2'), model: { tfjs: `file://${path.join(dir, 'model.json')}` } } as RunSpec;
-      const full = await Trainer.create(spec);
-      let expected: string;
-      try {
-        await full.train({ maxSteps: 1000 });
-        expected = full.weightsSha256();
+      await assertExactResume(spec, 2, (full) => {
         const kernel = (full as unknown as { net: { constraints: Array<{ param: { variable: tf.Variable } }> } }).net
           .constraints[0].param.variable;
         const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(kernel), 0)).dataSync() as Float32Array);
@@ -294,24 +291,7 @@ describe('converted Keras models', function () {
           norms.some((n) => n > 0.049),
           'the constraint binds',
         );
-      } finally {
-        full.dispose();
-      }
-      const first = await Trainer.create(spec);
-      let snap;
-      try {
-        await first.train({ maxSteps: 2 });
-        snap = first.snapshot();
-      } finally {
-        first.dispose();
-      }
-      const resumed = await Trainer.fromSnapshot(spec, snap);
-      try {
-        await resumed.train({ maxSteps: 1000 });
-        assert.strictEqual(resumed.weightsSha256(), expected);
-      } finally {
-        resumed.dispose();
-      }
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
