@@ -162,74 +162,104 @@ function roundRecovery(
   };
 }
 
-export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
-  const restore = async (spec: RunSpec, snap: TrainerSnapshot, replica: number) => {
-    try {
-      return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true });
-    } catch (err) {
-      throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
-    }
-  };
-  /** A checkpoint, verified. `only`: just the blobs it names; a replica reads the global weights and its own slots,
-   *  not every replica's, so a round reads O(N) bytes, not O(N^2). */
-  const load = async (m: CheckpointManager, ref: CheckpointRef, only?: (name: string) => boolean) => {
-    try {
-      return await m.load(ref.id, { only });
-    } catch (err) {
-      if (isDamagedOrMissing(err))
-        throw nonRetryable(
-          FailureTypes.NoValidCheckpoint,
-          `checkpoint ${ref.runId}:${ref.id}: ${(err as Error).message}`,
-        );
-      throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
-    }
-  };
-  /**
-   * The replica's starting trainer: from the round's global checkpoint, or fresh (same init for all, own random
-   * stream). A round checkpoint that is damaged or missing is never loaded: the replica starts from the run's newest
-   * valid checkpoint before it and says so; every replica reading the same store falls back to the same one.
-   */
-  const startTrainer = async (
-    spec: RunSpec,
-    backend: BackendInfo,
-    input: TrainReplicaInput,
-    attempt: number,
-  ): Promise<{ trainer: Trainer; start: CheckpointRef | null; recovery: Recovery | null }> => {
-    const { from, replica: r, runId } = input;
-    if (from) {
-      const mine = replicaSlotName(r, '');
-      const wanted = (name: string) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine);
-      const manager = deps.managerFor(spec, from.runId);
-      let start: CheckpointRef = from;
-      let recovery: Recovery | null = null;
-      let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
-      try {
-        loaded = await manager.load(from.id, { only: wanted });
-      } catch (err) {
-        if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
-        const message = (err as Error).message;
-        const fallback = from.runId === runId ? await fallbackFor(manager, from) : null;
-        if (!fallback)
-          throw nonRetryable(
-            FailureTypes.NoValidCheckpoint,
-            `checkpoint ${from.runId}:${from.id}: ${message}; no valid earlier checkpoint of the run to fall back to`,
-          );
-        log.warn('round checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id });
-        start = { runId, id: fallback.manifest.id };
-        recovery = { requested: from.id, restoredFrom: start.id, reason: `damaged checkpoint: ${message}`, attempt };
-        loaded = await load(manager, start, wanted);
-      }
-      checkBackend(spec, backend, loaded.manifest);
-      return { trainer: await restore(spec, replicaSnapshot(loaded.manifest, loaded.blobs, r), r), start, recovery };
-    }
-    const fresh = await Trainer.create(spec, { replica: r, deferEpochEnd: true });
-    if (r === 0) return { trainer: fresh, start: null, recovery: null };
-    const snap = fresh.snapshot();
-    fresh.dispose();
-    const rng = replicaPrngState(spec.seed, r);
-    return { trainer: await restore(spec, { ...snap, state: { ...snap.state, rng } }, r), start: null, recovery: null };
-  };
+/** A replica's trainer from a snapshot; a snapshot that does not fit the spec cannot be trained on by any attempt. */
+async function restore(spec: RunSpec, snap: TrainerSnapshot, replica: number): Promise<Trainer> {
+  try {
+    return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true });
+  } catch (err) {
+    throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
+  }
+}
 
+/** A checkpoint, verified. `only`: just the blobs it names; a replica reads the global weights and its own slots,
+ *  not every replica's, so a round reads O(N) bytes, not O(N^2). */
+async function load(m: CheckpointManager, ref: CheckpointRef, only?: (name: string) => boolean) {
+  try {
+    return await m.load(ref.id, { only });
+  } catch (err) {
+    if (isDamagedOrMissing(err))
+      throw nonRetryable(
+        FailureTypes.NoValidCheckpoint,
+        `checkpoint ${ref.runId}:${ref.id}: ${(err as Error).message}`,
+      );
+    throw storageUnavailable(err, `cannot read checkpoint ${ref.runId}:${ref.id}`);
+  }
+}
+
+/** load() from the manager of the checkpoint's own run. */
+function loadRef(deps: ReplicaDeps, spec: RunSpec, ref: CheckpointRef, only?: (name: string) => boolean) {
+  return load(deps.managerFor(spec, ref.runId), ref, only);
+}
+
+interface ReplicaStart {
+  trainer: Trainer;
+  /** The global checkpoint the trainer was restored from (null: fresh). */
+  start: CheckpointRef | null;
+  recovery: Recovery | null;
+}
+
+/**
+ * The replica's starting trainer: from the round's global checkpoint, or fresh (same init for all, own random
+ * stream).
+ */
+async function startTrainer(
+  deps: ReplicaDeps,
+  spec: RunSpec,
+  backend: BackendInfo,
+  input: TrainReplicaInput,
+  attempt: number,
+): Promise<ReplicaStart> {
+  if (input.from) return startFromRound(deps, spec, backend, input, input.from, attempt);
+  const r = input.replica;
+  const fresh = await Trainer.create(spec, { replica: r, deferEpochEnd: true });
+  if (r === 0) return { trainer: fresh, start: null, recovery: null };
+  const snap = fresh.snapshot();
+  fresh.dispose();
+  const rng = replicaPrngState(spec.seed, r);
+  return { trainer: await restore(spec, { ...snap, state: { ...snap.state, rng } }, r), start: null, recovery: null };
+}
+
+/**
+ * The replica's trainer from the round's global checkpoint `from`. A round checkpoint that is damaged or missing is
+ * never loaded: the replica starts from the run's newest valid checkpoint before it and says so; every replica reading
+ * the same store falls back to the same one.
+ */
+async function startFromRound(
+  deps: ReplicaDeps,
+  spec: RunSpec,
+  backend: BackendInfo,
+  input: TrainReplicaInput,
+  from: CheckpointRef,
+  attempt: number,
+): Promise<ReplicaStart> {
+  const { replica: r, runId } = input;
+  const mine = replicaSlotName(r, '');
+  const wanted = (name: string) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine);
+  const manager = deps.managerFor(spec, from.runId);
+  let start: CheckpointRef = from;
+  let recovery: Recovery | null = null;
+  let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
+  try {
+    loaded = await manager.load(from.id, { only: wanted });
+  } catch (err) {
+    if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
+    const message = (err as Error).message;
+    const fallback = from.runId === runId ? await fallbackFor(manager, from) : null;
+    if (!fallback)
+      throw nonRetryable(
+        FailureTypes.NoValidCheckpoint,
+        `checkpoint ${from.runId}:${from.id}: ${message}; no valid earlier checkpoint of the run to fall back to`,
+      );
+    log.warn('round checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id });
+    start = { runId, id: fallback.manifest.id };
+    recovery = { requested: from.id, restoredFrom: start.id, reason: `damaged checkpoint: ${message}`, attempt };
+    loaded = await load(manager, start, wanted);
+  }
+  checkBackend(spec, backend, loaded.manifest);
+  return { trainer: await restore(spec, replicaSnapshot(loaded.manifest, loaded.blobs, r), r), start, recovery };
+}
+
+export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
   return {
     async trainReplica(input: TrainReplicaInput): Promise<ReplicaResult> {
       const ctx = Context.current();
@@ -283,7 +313,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
 
       const backend = await initBackend();
       const t0 = Date.now();
-      const { trainer, start, recovery } = await startTrainer(spec, backend, input, attempt);
+      const { trainer, start, recovery } = await startTrainer(deps, spec, backend, input, attempt);
       try {
         const fromStep = trainer.state.step;
         // After a fallback the round runs from the earlier step: as long as a round from there is.
@@ -380,7 +410,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       // Replica results, in replica order (the order of the combination: it never depends on who finished first).
       const loaded = [];
       for (const res of input.results) {
-        loaded.push(await load(deps.managerFor(spec, res.checkpoint.runId), res.checkpoint));
+        loaded.push(await loadRef(deps, spec, res.checkpoint));
         ctx.heartbeat();
       }
       // The previous rounds' replica results are no longer needed (this round's are loaded; a fallback retrains from
@@ -409,7 +439,7 @@ export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
       if (outer.name === 'nesterov') {
         if (start) {
           const wanted = (name: string) => name.startsWith('model/') || name.startsWith(outerBufferName(''));
-          global = (await load(deps.managerFor(spec, start.runId), start, wanted)).blobs;
+          global = (await loadRef(deps, spec, start, wanted)).blobs;
         } else {
           global = new Map();
           const fresh = await Trainer.create(spec);
