@@ -259,132 +259,160 @@ async function startFromRound(
   return { trainer: await restore(spec, replicaSnapshot(loaded.manifest, loaded.blobs, r), r), start, recovery };
 }
 
+/**
+ * An earlier attempt's result for this round, when it committed one before its worker died and it is still good: made
+ * from the round's checkpoint (unless that checkpoint has been damaged since: the other replicas then fall back past it,
+ * and this one must as well), with this spec, verified. Null when there is none.
+ */
+async function earlierResult(
+  deps: ReplicaDeps,
+  spec: RunSpec,
+  own: CheckpointManager,
+  input: TrainReplicaInput,
+  hash: string,
+  attempt: number,
+): Promise<ReplicaResult | null> {
+  const r = input.replica;
+  const done = await own.list().catch((err: unknown) => {
+    throw storageUnavailable(err, `cannot list the results of replica ${r}`);
+  });
+  const earlier = done.filter((c) => sameRef(c.parent, input.from)).reverse();
+  const roundIntact = async () =>
+    !input.from ||
+    (
+      await deps
+        .managerFor(spec, input.from.runId)
+        .verify(input.from.id)
+        .catch((err: unknown) => {
+          throw storageUnavailable(err, `cannot verify checkpoint ${input.from!.runId}:${input.from!.id}`);
+        })
+    ).ok;
+  for (const c of earlier.length && (await roundIntact()) ? earlier : []) {
+    const m = await own.readManifest(c.id).catch(() => null);
+    if (!m || m.fingerprints.spec !== hash || !(await own.verify(c.id)).ok) continue;
+    const st = m.state as TrainerState;
+    return {
+      replica: r,
+      start: input.from,
+      recovery: null,
+      checkpoint: positionOf(m),
+      fromStep: m.step - (input.steps > 0 ? Math.min(input.steps, m.step) : 0),
+      step: m.step,
+      stepsRun: 0,
+      loss: st.metrics.lastLoss,
+      accuracy: st.metrics.lastAccuracy,
+      samplesPerSec: 0,
+      trainMs: 0,
+      commitMs: 0,
+      attempt,
+      worker: WORKER,
+      reused: true,
+    };
+  }
+  return null;
+}
+
+/**
+ * Trains the replica's `steps` steps, heartbeating after each (and the last details again while an epoch-end
+ * evaluation runs, so it is not taken for a dead worker). Returns the per-step curve for the run's metrics log.
+ */
+async function trainRound(ctx: Context, trainer: Trainer, input: TrainReplicaInput, steps: number) {
+  let samplesPerSec = 0;
+  let last: ReplicaHeartbeat | undefined;
+  const curve: StepMetrics[] = [];
+  const result = await trainer.train({
+    maxSteps: steps,
+    shouldStop: () => ctx.cancellationSignal.aborted,
+    onEvalProgress: () => ctx.heartbeat(last),
+    onStep: (p) => {
+      samplesPerSec = p.samplesPerSec;
+      curve.push({
+        step: p.step,
+        loss: p.loss,
+        accuracy: p.accuracy,
+        learningRate: p.learningRate,
+        samplesPerSec: p.samplesPerSec,
+      });
+      last = {
+        replica: input.replica,
+        round: input.round,
+        step: p.step,
+        totalSteps: p.totalSteps,
+        epoch: p.epoch,
+        loss: p.loss,
+        samplesPerSec: p.samplesPerSec,
+      };
+      ctx.heartbeat(last);
+    },
+  });
+  return { result, samplesPerSec, curve };
+}
+
+/** Trains one replica for one round and commits its result under the replica's own run id (see the file's head). */
+export async function trainReplica(deps: ReplicaDeps, input: TrainReplicaInput): Promise<ReplicaResult> {
+  const ctx = Context.current();
+  const spec = deps.checkSpec(input.spec);
+  const dist = distributedOf(spec);
+  const r = input.replica;
+  if (!(Number.isInteger(r) && r >= 0 && r < dist.replicas))
+    throw nonRetryable(FailureTypes.InvalidSpec, `replica ${r} is not in [0, ${dist.replicas})`);
+  const hash = specHash(spec);
+  const own = deps.managerFor(spec, replicaRunId(input.runId, r));
+  const attempt = ctx.info.attempt;
+  const reused = await earlierResult(deps, spec, own, input, hash, attempt);
+  if (reused) return reused;
+
+  const backend = await initBackend();
+  const t0 = Date.now();
+  const { trainer, start, recovery } = await startTrainer(deps, spec, backend, input, attempt);
+  try {
+    const fromStep = trainer.state.step;
+    // After a fallback the round runs from the earlier step: as long as a round from there is.
+    const st0 = trainer.state;
+    const steps = recovery
+      ? roundSteps(fromStep, st0.totalSteps / spec.epochs, st0.totalSteps, dist.syncEverySteps)
+      : input.steps;
+    if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
+    const { result, samplesPerSec, curve } = await trainRound(ctx, trainer, input, steps);
+    // A cut replica commits nothing: the round is retried whole for this replica, from the global checkpoint.
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`replica ${r} cancelled`);
+    const trainMs = Date.now() - t0;
+    const c0 = Date.now();
+    const m = await commitTrainer(own, trainer, {
+      backend,
+      specHash: hash,
+      parent: start,
+      reason: `round-${input.round}`,
+      extraState: { curve },
+    }).catch((err: unknown) => {
+      throw storageUnavailable(err, `commit of replica ${r} of run ${input.runId} failed`);
+    });
+    const st = trainer.state;
+    return {
+      replica: r,
+      start,
+      recovery,
+      checkpoint: positionOf(m),
+      fromStep,
+      step: st.step,
+      stepsRun: result.stepsRun,
+      loss: st.metrics.lastLoss,
+      accuracy: st.metrics.lastAccuracy,
+      samplesPerSec,
+      trainMs,
+      commitMs: Date.now() - c0,
+      attempt,
+      worker: WORKER,
+      reused: false,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
+
 export function createReplicaActivities(deps: ReplicaDeps): ReplicaActivities {
   return {
-    async trainReplica(input: TrainReplicaInput): Promise<ReplicaResult> {
-      const ctx = Context.current();
-      const spec = deps.checkSpec(input.spec);
-      const dist = distributedOf(spec);
-      const r = input.replica;
-      if (!(Number.isInteger(r) && r >= 0 && r < dist.replicas))
-        throw nonRetryable(FailureTypes.InvalidSpec, `replica ${r} is not in [0, ${dist.replicas})`);
-      const hash = specHash(spec);
-      const own = deps.managerFor(spec, replicaRunId(input.runId, r));
-      const attempt = ctx.info.attempt;
-
-      // A previous attempt may have committed this very result before its worker died: reuse it, unless the round's
-      // checkpoint has been damaged since: the other replicas then fall back past it, and this one must as well.
-      const done = await own.list().catch((err: unknown) => {
-        throw storageUnavailable(err, `cannot list the results of replica ${r}`);
-      });
-      const earlier = done.filter((c) => sameRef(c.parent, input.from)).reverse();
-      const roundIntact = async () =>
-        !input.from ||
-        (
-          await deps
-            .managerFor(spec, input.from.runId)
-            .verify(input.from.id)
-            .catch((err: unknown) => {
-              throw storageUnavailable(err, `cannot verify checkpoint ${input.from!.runId}:${input.from!.id}`);
-            })
-        ).ok;
-      for (const c of earlier.length && (await roundIntact()) ? earlier : []) {
-        const m = await own.readManifest(c.id).catch(() => null);
-        if (!m || m.fingerprints.spec !== hash || !(await own.verify(c.id)).ok) continue;
-        const st = m.state as TrainerState;
-        return {
-          replica: r,
-          start: input.from,
-          recovery: null,
-          checkpoint: positionOf(m),
-          fromStep: m.step - (input.steps > 0 ? Math.min(input.steps, m.step) : 0),
-          step: m.step,
-          stepsRun: 0,
-          loss: st.metrics.lastLoss,
-          accuracy: st.metrics.lastAccuracy,
-          samplesPerSec: 0,
-          trainMs: 0,
-          commitMs: 0,
-          attempt,
-          worker: WORKER,
-          reused: true,
-        };
-      }
-
-      const backend = await initBackend();
-      const t0 = Date.now();
-      const { trainer, start, recovery } = await startTrainer(deps, spec, backend, input, attempt);
-      try {
-        const fromStep = trainer.state.step;
-        // After a fallback the round runs from the earlier step: as long as a round from there is.
-        const st0 = trainer.state;
-        const steps = recovery
-          ? roundSteps(fromStep, st0.totalSteps / spec.epochs, st0.totalSteps, dist.syncEverySteps)
-          : input.steps;
-        if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
-        let samplesPerSec = 0;
-        let last: ReplicaHeartbeat | undefined;
-        const curve: StepMetrics[] = [];
-        const result = await trainer.train({
-          maxSteps: steps,
-          shouldStop: () => ctx.cancellationSignal.aborted,
-          onEvalProgress: () => ctx.heartbeat(last),
-          onStep: (p) => {
-            samplesPerSec = p.samplesPerSec;
-            curve.push({
-              step: p.step,
-              loss: p.loss,
-              accuracy: p.accuracy,
-              learningRate: p.learningRate,
-              samplesPerSec: p.samplesPerSec,
-            });
-            last = {
-              replica: r,
-              round: input.round,
-              step: p.step,
-              totalSteps: p.totalSteps,
-              epoch: p.epoch,
-              loss: p.loss,
-              samplesPerSec: p.samplesPerSec,
-            };
-            ctx.heartbeat(last);
-          },
-        });
-        // A cut replica commits nothing: the round is retried whole for this replica, from the global checkpoint.
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`replica ${r} cancelled`);
-        const trainMs = Date.now() - t0;
-        const c0 = Date.now();
-        const m = await commitTrainer(own, trainer, {
-          backend,
-          specHash: hash,
-          parent: start,
-          reason: `round-${input.round}`,
-          extraState: { curve },
-        }).catch((err: unknown) => {
-          throw storageUnavailable(err, `commit of replica ${r} of run ${input.runId} failed`);
-        });
-        const st = trainer.state;
-        return {
-          replica: r,
-          start,
-          recovery,
-          checkpoint: positionOf(m),
-          fromStep,
-          step: st.step,
-          stepsRun: result.stepsRun,
-          loss: st.metrics.lastLoss,
-          accuracy: st.metrics.lastAccuracy,
-          samplesPerSec,
-          trainMs,
-          commitMs: Date.now() - c0,
-          attempt,
-          worker: WORKER,
-          reused: false,
-        };
-      } finally {
-        trainer.dispose();
-      }
-    },
+    trainReplica: (input) => trainReplica(deps, input),
 
     async syncReplicas(input: SyncReplicasInput): Promise<RoundSummary> {
       const ctx = Context.current();
