@@ -187,6 +187,11 @@ export function normalizeKerasTopology(topology: unknown): {
       constraints.push(constraintOf(cfg[key], `${String(cfg.name)}/${role}`, `${where}: ${key}`));
       cfg[key] = null;
     }
+    if (layer.class_name === 'GRU' && cfg.reset_after === true)
+      throw new KerasTopologyError(
+        `${where}: reset_after true (Keras 3's default) is not supported: tfjs computes GRUs with reset_after=False ` +
+          'only; build the layer with GRU(..., reset_after=False)',
+      );
     for (const k of ['renorm', 'synchronized'])
       if (cfg[k] === true) throw new KerasTopologyError(`${where}: ${k} is not supported`);
     if (Array.isArray(layer.inbound_nodes)) layer.inbound_nodes = layer.inbound_nodes.map((n) => legacyNode(n, where));

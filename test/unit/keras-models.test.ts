@@ -330,6 +330,15 @@ describe('converted Keras models', function () {
         variant((l) => (l[2].config.kernel_regularizer = { class_name: 'OrthogonalRegularizer', config: {} })),
         /layer feat1 \(index 2, Dense\): kernel_regularizer: regularizer OrthogonalRegularizer is not supported \(supported: L1, L2, L1L2\)/,
       );
+      const lstm = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'lstm-text', 'model.json'), 'utf8'));
+      await assert.rejects(
+        variant((l) => {
+          const rnn = l.find((x) => x.class_name === 'LSTM')!;
+          rnn.class_name = 'GRU';
+          rnn.config.reset_after = true;
+        }, lstm),
+        /layer lstm \(index \d, GRU\): reset_after true \(Keras 3's default\) is not supported: .*reset_after=False/,
+      );
       await assert.rejects(
         variant((l) => (l[2].config.activity_regularizer = { class_name: 'L2', config: { l2: 0.1 } })),
         /layer feat1 \(index 2, Dense\): activity_regularizer is not supported/,
