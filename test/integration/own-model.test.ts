@@ -347,8 +347,8 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   it('refuses a bad model before anything starts, naming the layer, its index and what is supported', async function () {
     const bad: Array<[object, RegExp]> = [
       [
-        { layers: [{ type: 'depthwiseConv2d', kernelSize: 3 }] },
-        /model\.layers\[0\]\.type: unknown value "depthwiseConv2d" \(one of: dense, conv2d/,
+        { layers: [{ type: 'gaussianNoise', stddev: 0.1 }] },
+        /model\.layers\[0\]\.type: unknown value "gaussianNoise" \(one of: dense, conv2d/,
       ],
       [
         { layers: [{ type: 'flatten' }, { type: 'dense', unit: 10 }] },
