@@ -9,7 +9,8 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { openStore, StorageUnavailableError } from '../checkpoint';
+import { CheckpointManager, checkpointKeysFromEnv, openStore, StorageUnavailableError } from '../checkpoint';
+import { specHash } from '../activities/fingerprint';
 import { CliError, defaultRunId, EXIT, runIdArg, type Out } from './common';
 import { runUrl, type TemporalSettings } from './connection';
 import { evalLine } from './evals';
@@ -155,14 +156,37 @@ export interface StartOptions {
   attach?: boolean;
 }
 
+/**
+ * The spec a new execution of `runId` starts with: withRunDefaults, except for a run whose checkpoints were made from
+ * the spec without `normalizeFrom` (started before it existed: its newest checkpoint's spec fingerprint says so),
+ * which keeps its data as recorded, so `start` continues it exactly as before.
+ */
+export async function withDefaultsFor(spec: RunSpec, runId: string): Promise<RunSpec> {
+  const fresh = withRunDefaults(spec);
+  const { normalizeFrom, ...dataset } = fresh.dataset as RunSpec['dataset'] & { normalizeFrom?: string };
+  if (normalizeFrom === undefined || (spec.dataset as { normalizeFrom?: string }).normalizeFrom !== undefined)
+    return fresh;
+  const legacy = { ...fresh, dataset } as RunSpec;
+  try {
+    const store = openStore(spec.checkpoint.storage, process.cwd(), { ...process.env, ...QUICK });
+    const manager = new CheckpointManager(store, runId, { keys: checkpointKeysFromEnv() });
+    const newest = (await manager.list()).filter((c) => c.valid !== false).pop();
+    if (!newest) return fresh;
+    const manifest = await manager.readManifest(newest.id);
+    return manifest.fingerprints.spec === specHash(legacy) ? legacy : fresh;
+  } catch {
+    return fresh; // unreadable storage is named by the checks that follow, or by the worker
+  }
+}
+
 export async function startRun(
   client: Client,
   settings: TemporalSettings,
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
-  // A new run records its defaults (a validation split) in its spec; a fork keeps its source's data as recorded.
-  if (!opts.from) opts = { ...opts, spec: withRunDefaults(opts.spec) };
   const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
+  // A new run records its defaults (a validation split) in its spec; a fork keeps its source's data as recorded.
+  if (!opts.from) opts = { ...opts, spec: await withDefaultsFor(opts.spec, runId) };
   assertStorageOpens(opts.spec);
   await assertStorageReachable(opts.spec, runId);
   await checkDataFile(opts.spec);

@@ -26,8 +26,8 @@ export interface WeightConstraint {
   /** The tfjs weight name: <layer>/<role>. */
   weight: string;
   kind: 'MaxNorm' | 'MinMaxNorm' | 'UnitNorm' | 'NonNeg';
-  /** The axes the norms run over (Keras's default: 0). */
-  axis: number[];
+  /** The axes the norms run over (Keras's default: 0); null: all of them (Keras's axis=None). */
+  axis: number[] | null;
   minValue: number;
   maxValue: number;
   rate: number;
@@ -98,13 +98,15 @@ function constraintOf(c: unknown, weight: string, where: string): WeightConstrai
     if (!Number.isFinite(v)) throw new KerasTopologyError(`${where}: constraint ${cls}: ${k} must be a finite number`);
     return v;
   };
-  const axisOf = cfg.axis === undefined || cfg.axis === null ? [0] : Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
-  if (!axisOf.every((a) => Number.isInteger(a)))
+  // Absent: Keras's default 0; null (axis=None): the norm of the whole weight.
+  const axisOf =
+    cfg.axis === undefined ? [0] : cfg.axis === null ? null : Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
+  if (axisOf && !axisOf.every((a) => Number.isInteger(a)))
     throw new KerasTopologyError(`${where}: constraint ${cls}: axis ${JSON.stringify(cfg.axis)} must be integers`);
   const out: WeightConstraint = {
     weight,
     kind,
-    axis: axisOf as number[],
+    axis: axisOf as number[] | null,
     minValue: num('min_value', 0),
     maxValue: num('max_value', kind === 'MaxNorm' ? 2 : 1),
     rate: num('rate', 1),

@@ -320,9 +320,16 @@ async function buildNetOf(spec: RunSpec, inputShape: number[], outputs: number, 
       const param = paramOf(p.weight);
       return param ? [{ ...p, param }] : [];
     });
+    // Keras constrains only the trainable weights an update changed: none of a layer with trainable false.
     net.constraints = loaded.constraints.flatMap((c) => {
-      const param = paramOf(c.weight);
-      return param ? [{ ...c, param }] : [];
+      const param = net.params.find((q) => q.legacyName === `model/${c.weight}`);
+      if (!param) return [];
+      const bad = (c.axis ?? []).find((a) => !(a >= -param.shape.length && a < param.shape.length));
+      if (bad !== undefined)
+        throw new ConfigError(
+          `model: layer ${c.weight.split('/')[0]}: ${c.kind} constraint axis ${bad} is outside its ${c.weight} of shape ${JSON.stringify(param.shape)}`,
+        );
+      return [{ ...c, param }];
     });
     return net;
   }

@@ -21,7 +21,8 @@ const EPSILON = 1e-7;
 export interface Constraint {
   param: { name: string; variable: tf.Variable };
   kind: 'MaxNorm' | 'MinMaxNorm' | 'UnitNorm' | 'NonNeg';
-  axis: number[];
+  /** null: every axis (the norm of the whole weight). */
+  axis: number[] | null;
   minValue: number;
   maxValue: number;
   rate: number;
@@ -31,7 +32,7 @@ export interface Constraint {
 export function constrained(w: tf.Tensor, c: Omit<Constraint, 'param'>): tf.Tensor {
   return tf.tidy(() => {
     if (c.kind === 'NonNeg') return tf.mul(w, tf.cast(tf.greaterEqual(w, 0), 'float32'));
-    const axis = c.axis.map((a) => (a < 0 ? a + w.rank : a));
+    const axis = c.axis === null ? w.shape.map((_, i) => i) : c.axis.map((a) => (a < 0 ? a + w.rank : a));
     const norms = tf.sqrt(tf.sum(tf.square(w), axis, true));
     if (c.kind === 'UnitNorm') return tf.div(w, tf.add(EPSILON, norms));
     const desired =

@@ -22,6 +22,8 @@ import { carveValidation } from '../../training/splits';
 import { register } from '../../training/registry';
 import { CheckpointManager, FsCheckpointStore } from '../../checkpoint';
 import { commitTrainer } from '../../activities/commit';
+import { specHash } from '../../activities/fingerprint';
+import { withDefaultsFor } from '../../cli/start';
 import { opposedData } from '../helpers/opposed-data';
 
 const irisSpec = (dataset: Record<string, unknown> = {}): RunSpec =>
@@ -123,6 +125,33 @@ describe('evaluation splits', function () {
       moments(before).some(([mean]) => Math.abs(mean) > 1e-3),
       'the old statistics included validation rows',
     );
+  });
+
+  it('start continues a run whose checkpoints were made before normalizeFrom with the spec it had', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-normalize-from-'));
+    try {
+      const spec = { ...irisSpec(), checkpoint: { storage: `file://${dir}` } } as RunSpec;
+      // Checkpoints of a run started before normalizeFrom existed: its spec had the validation default only.
+      const recorded = { ...spec, dataset: { ...spec.dataset, validationFraction: 0.1 } } as RunSpec;
+      const t = await Trainer.create(recorded);
+      try {
+        await t.train({ maxSteps: 3 });
+        const manager = new CheckpointManager(new FsCheckpointStore(dir), 'old-run');
+        await commitTrainer(manager, t, {
+          backend: { name: 'cpu', version: 'x' } as never,
+          specHash: specHash(recorded),
+          parent: null,
+          reason: 'chunk',
+        });
+      } finally {
+        t.dispose();
+      }
+      assert.deepStrictEqual(await withDefaultsFor(spec, 'old-run'), recorded, 'continued with its own data');
+      const fresh = (await withDefaultsFor(spec, 'new-run')).dataset as { normalizeFrom?: string };
+      assert.strictEqual(fresh.normalizeFrom, 'train', 'a new run id gets the new default');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps a run without a validation split as before: test at every epoch end, no split label', async () => {

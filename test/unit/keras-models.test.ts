@@ -248,9 +248,11 @@ describe('converted Keras models', function () {
       { kind: 'MinMaxNorm', maxValue: 3, minValue: 2, rate: 0.5, axis: [0], keras: 'MinMaxNorm(2, 3, 0.5, 0)' },
       { kind: 'UnitNorm', maxValue: 1, minValue: 0, rate: 1, axis: [1], keras: 'UnitNorm(axis=1)' },
       { kind: 'NonNeg', maxValue: 1, minValue: 0, rate: 1, axis: [0], keras: 'NonNeg()' },
+      // axis=None (serialised as null): the norm of the whole weight.
+      { kind: 'MaxNorm', maxValue: 2, minValue: 0, rate: 1, axis: null, keras: 'MaxNorm(max_value=2, axis=None)' },
     ] as const;
     const ours = cases.map((c) =>
-      tf.tidy(() => constrained(tf.tensor2d(w), { ...c, axis: [...c.axis] }).arraySync() as number[][]),
+      tf.tidy(() => constrained(tf.tensor2d(w), { ...c, axis: c.axis && [...c.axis] }).arraySync() as number[][]),
     );
     const python = path.join(__dirname, '..', '..', '..', '.tools', 'venv', 'bin', 'python');
     const code =

@@ -11,7 +11,7 @@ import type { Client } from '@temporalio/client';
 import { startRun } from '../../cli/start';
 import type { TemporalSettings } from '../../cli/connection';
 import type { RunSpec } from '../../spec/types';
-import type { LayerSpec } from '../../spec/layers';
+import { SPEC_KINDS, type LayerSpec } from '../../spec/layers';
 import { validateSpec } from '../../spec/validate';
 import { initBackend } from '../../training/backend';
 import { buildFromLayers } from '../../training/models';
@@ -311,6 +311,10 @@ describe('layer kinds and layer graphs', function () {
         /layers\[1\]\.dilationRate.*strides or dilationRate above 1, not both/s,
       );
       refused(conv1d({ padding: 'causal' }), /layers\[1\]\.padding/);
+      // A converted model's Conv1D config (tfjs's names, sizes as lists) is checked the same way.
+      assert.deepStrictEqual(SPEC_KINDS.conv1d.checkConfig!({ padding: 'causal', strides: [1] })?.[0], 'padding');
+      assert.deepStrictEqual(SPEC_KINDS.conv1d.checkConfig!({ strides: [2], dilationRate: [2] })?.[0], 'dilationRate');
+      assert.strictEqual(SPEC_KINDS.conv1d.checkConfig!({ padding: 'same', strides: [2], dilationRate: [1] }), null);
     });
 
     it('a dilated conv2d (tfjs has no gradient for it), naming the option', () => {
