@@ -82,6 +82,19 @@ function classWeightsOf(spec: RunSpec, data: TaskData): Float32Array | null {
   return w;
 }
 
+/**
+ * The share of a batch's rows whose prediction is its label: the argmax of its C outputs, or for a binary run (one
+ * logit) whether it is above 0.
+ */
+function batchAccuracy(outputs: Float32Array, labels: Int32Array, count: number, C: number, binary: boolean): number {
+  let correct = 0;
+  for (let k = 0; k < count; k++) {
+    const predicted = binary ? (outputs[k] > 0 ? 1 : 0) : argmaxRow(outputs, k, C);
+    if (predicted === labels[k]) correct++;
+  }
+  return correct / count;
+}
+
 function positiveInt(v: unknown, what: string): number {
   if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1))
     throw new Error(`${what} must be an integer >= 1, got ${v}`);
@@ -506,25 +519,17 @@ export class Trainer {
     }
   }
 
-  /** One optimizer step on the next batch of the current epoch's order. */
-  private runStep(): {
-    loss: number;
-    accuracy: number | null;
-    learningRate: number;
-    count: number;
-    regularizationLoss?: number;
-  } {
-    const B = this.spec.batchSize;
+  /**
+   * The rows of a batch (positions start.. of the epoch's order) as arrays: features, labels (classification and
+   * binary), targets (one-hot scaled by the class weight for classification, values otherwise) and, for a binary run
+   * with class weights, each example's weight.
+   */
+  private batchOf(start: number, count: number) {
     const train = this.data.train;
     const size = this.data.featureSize;
     const classify = this.data.task === 'classification';
     const binary = this.data.task === 'binary';
     const C = this.data.outputs;
-    const start = this.shard.start + this.batchInEpoch * B;
-    const count = Math.min(B, this.shard.start + this.shard.rows - start);
-    const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
-    const rngBefore = this.rng.getState();
-
     const xs = new Float32Array(count * size);
     const labels = new Int32Array(count);
     const targets = new Float32Array(classify ? count * C : count);
@@ -542,6 +547,27 @@ export class Trainer {
         if (weights) weights[k] = this.classWeights![labels[k]];
       }
     }
+    return { xs, labels, targets, weights };
+  }
+
+  /** One optimizer step on the next batch of the current epoch's order. */
+  private runStep(): {
+    loss: number;
+    accuracy: number | null;
+    learningRate: number;
+    count: number;
+    regularizationLoss?: number;
+  } {
+    const B = this.spec.batchSize;
+    const classify = this.data.task === 'classification';
+    const binary = this.data.task === 'binary';
+    const C = this.data.outputs;
+    const start = this.shard.start + this.batchInEpoch * B;
+    const count = Math.min(B, this.shard.start + this.shard.rows - start);
+    const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
+    const rngBefore = this.rng.getState();
+
+    const { xs, labels, targets, weights } = this.batchOf(start, count);
 
     // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
     const rng = this.rng;
@@ -582,16 +608,9 @@ export class Trainer {
       if (penalty) regularizationLoss = (penalty as tf.Scalar).dataSync()[0];
       // Caught before the update: the weights stay those of the last finite step, and the trainer stays usable.
       if (!Number.isFinite(loss)) throw new NonFiniteError(this.step + 1, learningRate, `the training loss is ${loss}`);
-      if (classify) {
+      if (classify || binary) {
         const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
-        let correct = 0;
-        for (let k = 0; k < count; k++) if (argmaxRow(lv, k, C) === labels[k]) correct++;
-        accuracy = correct / count;
-      } else if (binary) {
-        const lv = (outputs as unknown as tf.Tensor2D).dataSync() as Float32Array;
-        let correct = 0;
-        for (let k = 0; k < count; k++) if ((lv[k] > 0 ? 1 : 0) === labels[k]) correct++;
-        accuracy = correct / count;
+        accuracy = batchAccuracy(lv, labels, count, C, binary);
       }
     } catch (e) {
       this.rng = Prng.fromState(rngBefore);
