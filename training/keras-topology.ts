@@ -35,25 +35,17 @@ export interface WeightConstraint {
 
 export class KerasTopologyError extends Error {}
 
-const REGULARIZED: Record<string, string> = {
-  kernel_regularizer: 'kernel',
-  bias_regularizer: 'bias',
-  embeddings_regularizer: 'embeddings',
-  gamma_regularizer: 'gamma',
-  beta_regularizer: 'beta',
-  recurrent_regularizer: 'recurrent_kernel',
-  depthwise_regularizer: 'depthwise_kernel',
-  pointwise_regularizer: 'pointwise_kernel',
-};
-const CONSTRAINED: Record<string, string> = {
-  kernel_constraint: 'kernel',
-  bias_constraint: 'bias',
-  embeddings_constraint: 'embeddings',
-  gamma_constraint: 'gamma',
-  beta_constraint: 'beta',
-  recurrent_constraint: 'recurrent_kernel',
-  depthwise_constraint: 'depthwise_kernel',
-  pointwise_constraint: 'pointwise_kernel',
+// A Keras layer's weights by the prefix of their regularizer and constraint keys (kernel_regularizer,
+// recurrent_constraint, ...), with the role tfjs names the weight by.
+const WEIGHT_ROLES: Record<string, string> = {
+  kernel: 'kernel',
+  bias: 'bias',
+  embeddings: 'embeddings',
+  gamma: 'gamma',
+  beta: 'beta',
+  recurrent: 'recurrent_kernel',
+  depthwise: 'depthwise_kernel',
+  pointwise: 'pointwise_kernel',
 };
 const CONSTRAINT_KINDS: Record<string, WeightConstraint['kind']> = {
   MaxNorm: 'MaxNorm',
@@ -178,13 +170,15 @@ export function normalizeKerasTopology(topology: unknown): {
     }
     if (cfg.activity_regularizer != null)
       throw new KerasTopologyError(`${where}: activity_regularizer is not supported (supported: weight regularizers)`);
-    for (const [key, role] of Object.entries(REGULARIZED)) {
+    for (const [prefix, role] of Object.entries(WEIGHT_ROLES)) {
+      const key = `${prefix}_regularizer`;
       if (cfg[key] == null) continue;
       const p = penaltyOf(cfg[key], `${where}: ${key}`);
       if (p.l1 || p.l2) penalties.push({ weight: `${String(cfg.name)}/${role}`, ...p });
       cfg[key] = null;
     }
-    for (const [key, role] of Object.entries(CONSTRAINED)) {
+    for (const [prefix, role] of Object.entries(WEIGHT_ROLES)) {
+      const key = `${prefix}_constraint`;
       if (cfg[key] == null) continue;
       constraints.push(constraintOf(cfg[key], `${String(cfg.name)}/${role}`, `${where}: ${key}`));
       cfg[key] = null;
