@@ -115,6 +115,7 @@ export interface ChunkHeartbeat {
   loss: number;
   accuracy: number | null;
   learningRate: number;
+  /** 0 in the heartbeat a chunk sends on restoring, before its first step. */
   samplesPerSec: number;
   lastCommitted: CheckpointPosition | null;
 }

@@ -150,18 +150,27 @@ export interface StartOptions {
 
 /**
  * The spec a new execution of `runId` starts with: withRunDefaults, except for a run whose checkpoints were made from
- * the spec without `normalizeFrom` (started before it existed: its newest checkpoint's spec fingerprint says so),
- * which keeps its data as recorded, so `start` continues it exactly as before.
+ * a spec without some of those defaults (started before they existed: its newest checkpoint's spec fingerprint says
+ * so), which keeps its spec as recorded, so `start` continues it exactly as before.
  */
 export async function withDefaultsFor(spec: RunSpec, runId: string): Promise<RunSpec> {
   const fresh = withRunDefaults(spec);
-  const { normalizeFrom, ...dataset } = fresh.dataset as RunSpec['dataset'] & { normalizeFrom?: string };
-  if (normalizeFrom === undefined || (spec.dataset as { normalizeFrom?: string }).normalizeFrom !== undefined)
-    return fresh;
-  const legacy = { ...fresh, dataset } as RunSpec;
+  const without = <T extends object>(o: T, key: string): T =>
+    Object.fromEntries(Object.entries(o).filter(([k]) => k !== key)) as T;
+  // A default the given spec lacks and withRunDefaults added, taken out again.
+  const dropHeartbeat = (s: RunSpec): RunSpec =>
+    'heartbeatTimeoutSeconds' in spec || !('heartbeatTimeoutSeconds' in s) ? s : without(s, 'heartbeatTimeoutSeconds');
+  const dropNormalize = (s: RunSpec): RunSpec =>
+    'normalizeFrom' in spec.dataset || !('normalizeFrom' in s.dataset)
+      ? s
+      : { ...s, dataset: without(s.dataset, 'normalizeFrom') };
+  const legacy = [dropHeartbeat(fresh), dropNormalize(dropHeartbeat(fresh)), dropNormalize(fresh)].filter(
+    (s) => s !== fresh,
+  );
+  if (legacy.length === 0) return fresh;
   // Unreadable storage is named by the checks that follow, or by the worker.
   const newest = await newestManifest(spec, runId);
-  return newest?.fingerprints.spec === specHash(legacy) ? legacy : fresh;
+  return legacy.find((s) => newest?.fingerprints.spec === specHash(s)) ?? fresh;
 }
 
 export async function startRun(
@@ -197,7 +206,7 @@ export async function startRun(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       if (opts.attach) return { handle: client.workflow.getHandle(runId), runId, attached: true };
-      throw new CliError(`run ${runId} is already running; watch it with \`durable-train watch ${runId}\``, 4);
+      throw new CliError(`run ${runId} is already running; watch it with \`durable-train watch ${runId}\``, EXIT.state);
     }
     throw err;
   }

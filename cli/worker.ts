@@ -8,6 +8,7 @@ import { TrainerSupervisor } from '../activities/trainer-process/supervisor';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import type { Client } from '@temporalio/client';
 import { progressQuery } from '../workflows/definitions';
+import { prepareStandby } from './standby';
 import { CliError, EXIT } from './common';
 import {
   connectClient,
@@ -157,9 +158,10 @@ function createWorkerOn(
     // On shutdown, a running chunk is cancelled at once: it commits a checkpoint at its current step and hands it back.
     shutdownGraceTime: 0,
     shutdownForceTime: '2 minutes',
-    // Heartbeats reach the server at most once a second: live progress for `watch`, prompt pause/stop delivery.
-    maxHeartbeatThrottleInterval: '1s',
-    defaultHeartbeatThrottleInterval: '1s',
+    // Heartbeats reach the server at most twice a second: live progress for `watch`, prompt pause/stop delivery, and a
+    // retried attempt's first step seen within half a second.
+    maxHeartbeatThrottleInterval: '500ms',
+    defaultHeartbeatThrottleInterval: '500ms',
   });
 }
 
@@ -192,9 +194,16 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
       (sdkMetricsUrl ? `, SDK metrics on ${sdkMetricsUrl}` : '') +
       (webhook ? ', alerts to the webhook' : ', no alert webhook (DURABLE_TRAIN_ALERT_WEBHOOK)'),
   );
+  // A standby's spares load the data of the runs training elsewhere on the queue (cli/standby.ts).
+  const standby: { client?: Promise<Client> } = {};
+  const stopStandby = supervisor
+    ? prepareStandby(() => (standby.client ??= connectClient(settings)), settings, supervisor)
+    : null;
   try {
     await worker.run();
   } finally {
+    stopStandby?.();
+    await standby.client?.then((c) => c.connection.close()).catch(() => undefined);
     supervisor?.close();
     await connection.close();
   }

@@ -45,12 +45,25 @@ export function choiceMetric(
 }
 
 /**
+ * The heartbeat timeout a new run records when its spec names none (bench/heartbeat-load.ts, docs/operations.md):
+ * a worker heartbeats every second while its training process lives, however long a step takes. Not for distributed
+ * runs, whose replicas train in the worker's own event loop and keep the workflow's default (10 s).
+ */
+export const RECORDED_HEARTBEAT_S = 3;
+
+/**
  * A new run's spec with the defaults resolved once and recorded: a validation split of DEFAULT_VALIDATION_FRACTION
- * unless the spec names one (0 = none), and standardisation statistics from the training rows alone
- * (`normalizeFrom: "train"`: before it, a carved validation split's rows counted in them). Only at the start of a new run: a resumed or forked run keeps its recorded
- * spec, so one started before this default existed keeps exactly its data.
+ * unless the spec names one (0 = none), standardisation statistics from the training rows alone
+ * (`normalizeFrom: "train"`: before it, a carved validation split's rows counted in them), and the heartbeat timeout
+ * RECORDED_HEARTBEAT_S. Only at the start of a new run: a resumed or forked run keeps its recorded spec, so one
+ * started before these defaults existed keeps exactly its data and timeouts.
  */
 export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S {
+  const top = spec as Obj;
+  const heartbeat =
+    top.heartbeatTimeoutSeconds !== undefined || top.distributed !== undefined
+      ? {}
+      : { heartbeatTimeoutSeconds: RECORDED_HEARTBEAT_S };
   const ds = spec.dataset as Obj;
   // A validation file is the validation split: nothing to carve.
   const fraction =
@@ -60,7 +73,7 @@ export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S 
   // Standardised datasets (iris and files) take their statistics from the training rows alone.
   const stats =
     'registered' in ds || ds.name === 'mnist' || ds.normalizeFrom !== undefined ? {} : { normalizeFrom: 'train' };
-  return { ...spec, dataset: { ...spec.dataset, ...fraction, ...stats } };
+  return { ...spec, ...heartbeat, dataset: { ...spec.dataset, ...fraction, ...stats } };
 }
 
 /** Training examples of a built-in dataset (without its validation rows), or null for a file (known once read). */

@@ -39,6 +39,19 @@ export async function trainWithHeartbeats(
   spec: RunSpec,
   metrics: TrainingMetrics,
 ): Promise<{ result: TrainResult; samplesPerSec: number }> {
+  // Where the trainer stands, at once: a cold start (data loaded, checkpoint restored) has something to heartbeat
+  // before its first step, which a large model may take long to finish. samplesPerSec 0: no step yet.
+  const st = trainer.state;
+  beats.send({
+    step: st.step,
+    totalSteps: st.totalSteps,
+    epoch: st.epoch,
+    loss: st.metrics.lastLoss ?? NaN,
+    accuracy: st.metrics.lastAccuracy,
+    learningRate: st.learningRate,
+    samplesPerSec: 0,
+    lastCommitted: commits.lastCommitted,
+  });
   // Where the chunk ends does not change the numbers: the next chunk continues from its checkpoint.
   const deadline = Date.now() + spec.chunkSeconds * 1000;
   let samplesPerSec = 0;

@@ -11,6 +11,7 @@ import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type ChunkHeartbeat, type ChunkSummary, type TrainChunkInput } from '../types';
 import type { ChunkTaskInfo, FromTrainer, Restart, ToTrainer, WireError } from './protocol';
 import { fromWire } from './wire';
+import type { RunSpec } from '../../spec/types';
 
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
@@ -30,6 +31,8 @@ export interface SupervisorOptions {
 }
 
 const STARTUP_GRACE_MS = 60_000;
+/** A training process silent this long (or twice the heartbeat timeout, if longer) is hung. */
+const HANG_MS = 30_000;
 
 /** Metric calls a training process may make on the worker's metrics. */
 const METRICS = new Set([
@@ -61,6 +64,8 @@ class TrainerProcess {
   busy = false;
   /** Runs whose trainer this process may hold warm (it trained their last chunk). */
   readonly runs = new Set<string>();
+  /** The datasets `prepare` had it load (JSON of spec.dataset): each once, as a file dataset is re-read each time. */
+  readonly prepared = new Set<string>();
   lastSeen = Date.now();
   readonly startedAt = Date.now();
   /** Set once its backend is initialised (a process that is still starting shows no signs of life yet). */
@@ -174,6 +179,19 @@ export class TrainerSupervisor {
     return p;
   }
 
+  /**
+   * Has the idle processes load a run's data now (each keeps what it loaded): a standby worker's spares are then ready
+   * to take the run over with only the restore.
+   */
+  prepare(spec: RunSpec): void {
+    const key = JSON.stringify(spec.dataset);
+    for (const q of this.idle()) {
+      if (q.prepared.has(key)) continue;
+      q.prepared.add(key);
+      q.send({ t: 'prepare', spec });
+    }
+  }
+
   /** The pids of the training processes (tests and benchmarks kill them). */
   pids(): number[] {
     return this.procs.filter((p) => p.alive).map((p) => p.child.pid!);
@@ -250,31 +268,43 @@ export class TrainerSupervisor {
   ): Promise<Outcome> {
     const id = this.nextId++;
     let lastStep: number | null = null;
+    let trainedAgain = false;
     const t0 = Date.now();
     const hbMs = ctx.info.heartbeatTimeoutMs || 10_000;
-    // The activity heartbeats while its training process shows signs of life (or starts); a process silent for
-    // much longer than the heartbeat timeout is hung: Temporal has given the attempt up, and the process goes.
+    // The activity heartbeats every second while this worker lives and its training process is not hung, however
+    // long one step takes: so the heartbeat timeout only has to cover this process's own pauses, and can be short
+    // (a lost worker is noticed within seconds) for models of any size. A process silent for longer than
+    // max(2 x the heartbeat timeout, 30 s) is hung: it goes, and the chunk goes on in a fresh one.
+    const hangMs = Math.max(2 * hbMs, HANG_MS);
     const keepAlive = setInterval(() => {
       const silent = Date.now() - proc.lastSeen;
       // Loading tfjs blocks a starting process's event loop for a while: it gets a minute to become ready.
       const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
-      // Never empty details: a retried attempt and `watch` read them (before the first step there is nothing to say).
-      const d = details();
-      if (d && (silent < hbMs || starting)) ctx.heartbeat(d);
-      else if (silent > Math.max(2 * hbMs, 30_000)) proc.kill();
+      if (silent > hangMs && !starting) return proc.kill();
+      // A retried or restarted attempt heartbeats the details it had (never empty: `watch` and the next retry read
+      // them). A first attempt has none until its trainer restored: it heartbeats without details meanwhile, so a
+      // cold start (data to load, a backend to start) is not taken for a lost worker.
+      ctx.heartbeat(details());
     }, 1000);
     let outcome: Outcome | null = null;
     let settle!: (o: Outcome) => void;
     const settled = new Promise<Outcome>((resolve) => (settle = resolve));
     const off = proc.on(id, (m) => {
       if (m.t === 'heartbeat') {
+        // The heartbeat a trainer sends on restoring (samplesPerSec 0) is for an attempt with nothing to say yet; a
+        // retried or restarted one already heartbeats the details it had (and its first step is then not delayed by
+        // the heartbeat throttle).
+        if (m.details?.samplesPerSec === 0 && details() !== undefined) return;
         if (m.details) {
-          if (lastStep === null && restart)
+          // The first heartbeat of a step (the one sent on restoring has samplesPerSec 0).
+          if (restart && !trainedAgain && m.details.samplesPerSec > 0) {
+            trainedAgain = true;
             this.say(
               `run ${input.runId} trains again at step ${m.details.step} (lost process had reached ` +
                 `${restart.lastStep ?? 'no step'}), ${Date.now() - restart.diedAt} ms after its training process died ` +
                 `(${Date.now() - t0} ms in the new one)`,
             );
+          }
           lastStep = m.details.step;
           onDetails(m.details);
         }

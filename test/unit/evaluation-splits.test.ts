@@ -11,6 +11,7 @@ import {
   builtinTrainRows,
   choiceMetric,
   hasValidationSplit,
+  RECORDED_HEARTBEAT_S,
   stepCounts,
   validationRows,
   withRunDefaults,
@@ -131,24 +132,34 @@ describe('evaluation splits', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-normalize-from-'));
     try {
       const spec = { ...irisSpec(), checkpoint: { storage: `file://${dir}` } } as RunSpec;
+      const checkpointOf = async (runId: string, recorded: RunSpec) => {
+        const t = await Trainer.create(recorded);
+        try {
+          await t.train({ maxSteps: 3 });
+          const manager = new CheckpointManager(new FsCheckpointStore(dir), runId);
+          await commitTrainer(manager, t, {
+            backend: { name: 'cpu', version: 'x' } as never,
+            specHash: specHash(recorded),
+            parent: null,
+            reason: 'chunk',
+          });
+        } finally {
+          t.dispose();
+        }
+      };
       // Checkpoints of a run started before normalizeFrom existed: its spec had the validation default only.
       const recorded = { ...spec, dataset: { ...spec.dataset, validationFraction: 0.1 } } as RunSpec;
-      const t = await Trainer.create(recorded);
-      try {
-        await t.train({ maxSteps: 3 });
-        const manager = new CheckpointManager(new FsCheckpointStore(dir), 'old-run');
-        await commitTrainer(manager, t, {
-          backend: { name: 'cpu', version: 'x' } as never,
-          specHash: specHash(recorded),
-          parent: null,
-          reason: 'chunk',
-        });
-      } finally {
-        t.dispose();
-      }
+      await checkpointOf('old-run', recorded);
       assert.deepStrictEqual(await withDefaultsFor(spec, 'old-run'), recorded, 'continued with its own data');
-      const fresh = (await withDefaultsFor(spec, 'new-run')).dataset as { normalizeFrom?: string };
-      assert.strictEqual(fresh.normalizeFrom, 'train', 'a new run id gets the new default');
+      // One started after normalizeFrom, before the recorded heartbeat timeout.
+      const middle = { ...spec, dataset: { ...spec.dataset, validationFraction: 0.1, normalizeFrom: 'train' } };
+      await checkpointOf('middle-run', middle as RunSpec);
+      assert.deepStrictEqual(await withDefaultsFor(spec, 'middle-run'), middle, 'continued with its own timeouts');
+      const fresh = await withDefaultsFor(spec, 'new-run');
+      assert.strictEqual((fresh.dataset as { normalizeFrom?: string }).normalizeFrom, 'train', 'the new default');
+      assert.strictEqual(fresh.heartbeatTimeoutSeconds, RECORDED_HEARTBEAT_S, 'the new heartbeat default');
+      const distributed = { ...spec, distributed: { replicas: 2, syncEverySteps: 1 } } as RunSpec;
+      assert.strictEqual((await withDefaultsFor(distributed, 'new-run')).heartbeatTimeoutSeconds, undefined);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
