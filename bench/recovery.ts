@@ -525,7 +525,11 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
   let cluster: TestCluster | null = null;
   try {
     cluster = await startCluster();
-    const spec = supervisedSpec(`file://${path.join(cluster.dir, 'ckpt-supervised')}`, QUICK);
+    const spec = supervisedSpec(
+      `file://${path.join(cluster.dir, 'ckpt-supervised')}`,
+      QUICK,
+      numArg('--heartbeat', HEARTBEAT_TIMEOUT_S),
+    );
     const child = await childKills(cluster, spec, numArg('--child-kills', QUICK ? 3 : 10), workers);
     const standby = await standbyKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
     const loop = await crashLoop(cluster, spec, workers);
@@ -543,6 +547,7 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
         kills: standby.kills,
         'first step s median': standby.firstStepS.median,
         max: standby.firstStepS.max,
+        'retry started s median': standby.retryStartedS.median,
       },
       {
         case: 'crash loop reported',

@@ -16,7 +16,7 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
-import { chunkProgressed } from '../helpers/fixtures';
+import { chunkProgressed, TEST_HEARTBEAT_S } from '../helpers/fixtures';
 
 const mlpSpec = {
   model: 'mnist-mlp',
@@ -31,6 +31,7 @@ const mlpSpec = {
   optimizer: { name: 'adam', learningRate: 0.001 },
   schedule: { name: 'cosine', warmupSteps: 50, minLearningRate: 0.0001 },
   checkpoint: { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 4 },
+  heartbeatTimeoutSeconds: TEST_HEARTBEAT_S,
 };
 
 const cnnSpec = {

@@ -14,6 +14,13 @@ export const deterministicLog = (log: MetricsLog) => ({
   evals: log.evals,
 });
 
+/**
+ * The heartbeat timeout of test runs (spec.heartbeatTimeoutSeconds; the product default is longer): a SIGKILLed
+ * worker is noticed after 3 s instead of 10. Safe at any step length: a worker heartbeats every second while its
+ * training process lives (activities/trainer-process/supervisor.ts).
+ */
+export const TEST_HEARTBEAT_S = 3;
+
 export function smallSpec(over: Record<string, unknown> = {}) {
   return {
     model: 'mnist-mlp',
@@ -24,6 +31,7 @@ export function smallSpec(over: Record<string, unknown> = {}) {
     seed: 11,
     optimizer: { name: 'adam', learningRate: 0.003 },
     checkpoint: { storage: 'file://.data/checkpoints' },
+    heartbeatTimeoutSeconds: TEST_HEARTBEAT_S,
     ...over,
   };
 }

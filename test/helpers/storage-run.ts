@@ -6,7 +6,7 @@ import { openStore } from '../../storage';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec } from './cluster';
-import { runningChunk, type ClusterFixture } from './fixtures';
+import { runningChunk, TEST_HEARTBEAT_S, type ClusterFixture } from './fixtures';
 
 export interface RunBackend {
   name: string;
@@ -27,6 +27,7 @@ export const storageRunSpec = (storage: string) => ({
   augment: { shift: 1 },
   optimizer: { name: 'adam', learningRate: 0.001 },
   checkpoint: { storage, everySeconds: 1, keepLatest: 3 },
+  heartbeatTimeoutSeconds: TEST_HEARTBEAT_S,
 });
 
 /** The uninterrupted run on local disk every backend's run must match. */

@@ -20,7 +20,9 @@ const plain = smallSpec({
   batchSize: 25,
   dropout: 0.2,
 });
-const distSpec = { ...plain, distributed: { replicas: 2, syncEverySteps: 4 } };
+// Replicas train in the worker's own event loop, where a cold start blocks heartbeats: distributed runs keep the
+// workflow's default heartbeat timeout (10 s), not the tests' short one.
+const distSpec = { ...plain, heartbeatTimeoutSeconds: undefined, distributed: { replicas: 2, syncEverySteps: 4 } };
 
 describe('distributed spec validation in `start` (nothing is started)', function () {
   const dir = tmpDir();

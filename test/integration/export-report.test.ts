@@ -23,7 +23,7 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
-import { chunkProgressed } from '../helpers/fixtures';
+import { chunkProgressed, TEST_HEARTBEAT_S } from '../helpers/fixtures';
 
 /** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED (proto is not a direct dependency). */
 const PENDING_ACTIVITY_STATE_STARTED = 2;
@@ -49,6 +49,7 @@ const cnn = {
   seed: 8,
   optimizer: { name: 'adam', learningRate: 0.001 },
   checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 10 },
+  heartbeatTimeoutSeconds: TEST_HEARTBEAT_S,
 };
 
 /** A minimal file:// load router for stock @tensorflow/tfjs (which ships none for Node). */

@@ -22,7 +22,7 @@ import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { BREAST_CANCER_CSV, binarySpec } from '../helpers/breast-cancer';
 import { DIST, spawnWorker, startCluster, waitFor, type TestCluster, type WorkerProcess } from '../helpers/cluster';
-import { runningChunk } from '../helpers/fixtures';
+import { runningChunk, TEST_HEARTBEAT_S } from '../helpers/fixtures';
 import { registerTokenSequences, TOKEN_DATASET, tokenSequences } from '../helpers/token-sequences';
 
 const PYTHON = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'python');
@@ -61,12 +61,12 @@ describe('converted Keras fixtures with a real worker: SIGKILLed mid-chunk, exac
 
   it('five fixtures killed mid-chunk resume to their uninterrupted weights; Keras predicts their exports alike', async function () {
     const checkpoint = { storage: `file://${path.join(cluster.dir, 'ck')}`, keepLatest: 3 };
-    // Small runs: 2 epochs in chunks of 5 steps; a 5 s heartbeat timeout (default 10) has the killed chunks retried soon.
+    // Small runs: 2 epochs in chunks of 5 steps; the short test heartbeat timeout has the killed chunks retried soon.
     const common = {
       epochs: 2,
       batchSize: 32,
       chunkSteps: 5,
-      heartbeatTimeoutSeconds: 5,
+      heartbeatTimeoutSeconds: TEST_HEARTBEAT_S,
       seed: 17,
       optimizer: { name: 'adam' as const, learningRate: 0.003 },
       checkpoint,

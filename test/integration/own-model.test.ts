@@ -10,7 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import { cli, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
-import { chunkProgressed, useCluster } from '../helpers/fixtures';
+import { chunkProgressed, TEST_HEARTBEAT_S, useCluster } from '../helpers/fixtures';
 
 const checkpoint = { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 3 };
 
@@ -171,7 +171,8 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
   };
 
   /** The reference run uninterrupted, then the same spec with its worker SIGKILLed mid-chunk: same weights. */
-  async function exactAfterKill(name: string, spec: object): Promise<RunResult> {
+  async function exactAfterKill(name: string, given: object): Promise<RunResult> {
+    const spec = { ...given, heartbeatTimeoutSeconds: TEST_HEARTBEAT_S };
     const w0 = await worker();
     const reference = start(`${name}-ref`, spec, true).json<{ result: RunResult }>().result;
     assert.equal(reference.status, 'completed');
