@@ -30,6 +30,8 @@ import {
   retryableStatus,
   retryPolicy,
   runRequest,
+  streamRequest,
+  type Body,
   type Attempt,
   type RetryOptions,
   type RetryPolicy,
@@ -221,7 +223,25 @@ export class AzureCheckpointStore implements CheckpointStore {
         return { size: head.size, version: `${head.etag}:${head.mtimeMs}` };
       },
       read: (limit) => this.get(key, limit),
+      stream: () => this.stream(key),
     };
+  }
+
+  /** The blob from a HEAD's ETag on: ranged downloads with If-Match (see streamRequest). */
+  private async *stream(key: string): AsyncGenerator<Uint8Array> {
+    const head = await this.head(key);
+    if (!head) return this.missing(key);
+    const blob = this.blob(key);
+    const req = { op: 'GET', key, bytes: 0, backend: 'azure', url: this.url };
+    yield* streamRequest(this.policy, req, classifyAzure, head.size, async (offset, signal) => {
+      const res = await blob.download(offset, undefined, {
+        abortSignal: signal,
+        conditions: head.etag ? { ifMatch: head.etag } : {},
+        maxRetryRequests: 0, // a broken body is resumed by streamRequest, like every other failure
+      });
+      if (!res.readableStreamBody) throw Object.assign(new Error('download without a body'), { code: 'ECONNRESET' });
+      return res.readableStreamBody as unknown as Body;
+    });
   }
 
   async list(prefix: string): Promise<string[]> {

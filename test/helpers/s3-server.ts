@@ -296,6 +296,11 @@ export interface FaultRule {
   stallMs?: number;
   /** Cut the connection (TCP reset) instead of answering. */
   reset?: boolean;
+  /**
+   * Forward the answer, but only the first this many bytes of its body: then close the connection (a body cut off),
+   * or with `stallMs` hold the rest back that long first (a body that stalls), then close it.
+   */
+  cutBodyAfter?: number;
   /** Only every nth matching request (n, 2n, ...); default every one. */
   everyNth?: number;
   /** Active for this long from the first matching request after the rule was added (then done). */
@@ -379,7 +384,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     return null;
   };
 
-  const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
+  const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse, cut?: FaultRule) => {
     const up = http.request(
       {
         host: target.hostname,
@@ -394,7 +399,22 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           return;
         }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        if (cut?.cutBodyAfter === undefined) {
+          upRes.pipe(res);
+          return;
+        }
+        let sent = 0;
+        const limit = cut.cutBodyAfter;
+        upRes.on('data', (c: Buffer) => {
+          if (sent >= limit) return;
+          const part = c.subarray(0, limit - sent);
+          sent += part.byteLength;
+          res.write(part);
+          if (sent < limit) return;
+          upRes.destroy();
+          setTimeout(() => res.socket?.destroy(), cut.stallMs ?? 0);
+        });
+        upRes.on('end', () => res.end());
       },
     );
     up.on('error', () => res.destroy());
@@ -432,6 +452,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         log[log.length - 1].fault = 'reset';
         req.socket.resetAndDestroy();
         return;
+      }
+      if (r.cutBodyAfter !== undefined) {
+        const fault = `body cut after ${r.cutBodyAfter} bytes${r.stallMs ? `, stalled ${r.stallMs} ms` : ''}`;
+        faults.push({ method, path: url, fault, rule: a.index });
+        log[log.length - 1].fault = fault;
+        return forward(req, body, res, r);
       }
       faults.push({ method, path: url, fault: `stall ${r.stallMs ?? 0} ms`, rule: a.index });
       log[log.length - 1].fault = `stall ${r.stallMs ?? 0} ms`;

@@ -15,8 +15,8 @@ import {
   S3CheckpointStore,
   sha256Hex,
 } from '../../checkpoint';
-import { useS3Server, type S3TestServer } from '../helpers/s3-server';
-import { dec, enc, storeContract, type Backend } from '../helpers/store-contract';
+import { startFaultProxy, useS3Server, type S3TestServer } from '../helpers/s3-server';
+import { dec, enc, storeContract, streamChecks, type Backend } from '../helpers/store-contract';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-ckpt-store-'));
 
 const fsBackend: Backend = { name: 'fs', make: () => new FsCheckpointStore(tmp()) };
@@ -142,6 +142,26 @@ describe('checkpoint stores', function () {
     const server = useS3Server();
 
     storeContract(s3Backend(server));
+
+    it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async () => {
+      const proxy = await startFaultProxy(server().endpoint);
+      try {
+        const srv = server();
+        const store = new S3CheckpointStore({
+          bucket: srv.bucket,
+          prefix: `t-${randomBytes(6).toString('hex')}/ckpt`,
+          endpoint: proxy.endpoint,
+          region: srv.region,
+          credentials: { accessKeyId: srv.accessKey, secretAccessKey: srv.secretKey },
+          requestTimeoutMs: 1_000,
+          maxAttempts: 2,
+          retryBaseDelayMs: 10,
+        });
+        await streamChecks(store, proxy);
+      } finally {
+        await proxy.close();
+      }
+    });
 
     it('keeps prefixes apart in one bucket', async () => {
       const a = s3Backend(server).make();

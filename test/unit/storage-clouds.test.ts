@@ -17,7 +17,7 @@ import {
 } from '../../storage';
 import { useAzurite, useGcsServer, type AzureTestServer, type GcsTestServer } from '../helpers/cloud-emulators';
 import { startFaultProxy, type FaultProxy } from '../helpers/s3-server';
-import { dec, enc, storeContract } from '../helpers/store-contract';
+import { dec, enc, storeContract, streamChecks } from '../helpers/store-contract';
 
 const fresh = () => `t-${randomBytes(6).toString('hex')}/ckpt`;
 
@@ -129,6 +129,24 @@ describe('cloud stores on real emulators', function () {
         await proxy.close();
       }
     });
+
+    it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async function () {
+      const proxy = await startFaultProxy(server().endpoint);
+      try {
+        await streamChecks(
+          gcsStore(server(), {
+            apiEndpoint: proxy.endpoint,
+            requestTimeoutMs: 1_000,
+            maxAttempts: 2,
+            retryBaseDelayMs: 10,
+          }),
+          proxy,
+          /alt=media/,
+        );
+      } finally {
+        await proxy.close();
+      }
+    });
   });
 
   describe('Azure Blob Storage (Azurite)', function () {
@@ -175,6 +193,23 @@ describe('cloud stores on real emulators', function () {
           retryBaseDelayMs: 10,
         });
         await faultChecks(proxy, store);
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async function () {
+      const proxy = await startFaultProxy(server().endpoint);
+      try {
+        await streamChecks(
+          azureStore(server(), {
+            connectionString: server().connectionString(proxy.endpoint),
+            requestTimeoutMs: 1_000,
+            maxAttempts: 2,
+            retryBaseDelayMs: 10,
+          }),
+          proxy,
+        );
       } finally {
         await proxy.close();
       }
