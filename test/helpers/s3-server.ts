@@ -334,7 +334,7 @@ export interface FaultProxy {
   /** Requests seen so far, per method. */
   readonly requests: Record<string, number>;
   /** Every request so far, in order of arrival (ms since the proxy started), with the fault injected if any. */
-  readonly log: Array<{ ms: number; method: string; path: string; fault?: string }>;
+  readonly log: Array<{ ms: number; method: string; path: string; fault?: string; range?: string }>;
   close(): Promise<void>;
 }
 
@@ -432,7 +432,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       requests[method] = (requests[method] ?? 0) + 1;
       const body = Buffer.concat(chunks);
       const a = pick(method, url);
-      log.push({ ms: Date.now() - t0, method, path: url });
+      const range = req.headers.range ?? req.headers['x-ms-range'];
+      log.push({ ms: Date.now() - t0, method, path: url, ...(typeof range === 'string' ? { range } : {}) });
       if (!a) return forward(req, body, res);
       const r = a.rule;
       if (r.status !== undefined) {
