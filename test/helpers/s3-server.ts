@@ -347,6 +347,16 @@ const S3_ERROR_CODES: Record<number, string> = {
  * A fault-injecting HTTP proxy in front of an S3 endpoint, on a loopback port the kernel chooses (port 0, read
  * back). Requests are forwarded unchanged, Host header included (SigV4 signs it), unless a rule fires.
  */
+/** Runs `fn` with a fault proxy in front of `upstream`, closed afterwards. */
+export async function withFaultProxy<T>(upstream: string, fn: (proxy: FaultProxy) => Promise<T>): Promise<T> {
+  const proxy = await startFaultProxy(upstream);
+  try {
+    return await fn(proxy);
+  } finally {
+    await proxy.close();
+  }
+}
+
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   interface Active {

@@ -20,7 +20,7 @@ import {
 } from '../../storage';
 import { clearDataCache, loadData, type FileDataSpec } from '../../training/data';
 import { useAzurite, useGcsServer, type AzureTestServer, type GcsTestServer } from '../helpers/cloud-emulators';
-import { startFaultProxy, type FaultProxy } from '../helpers/s3-server';
+import { withFaultProxy, type FaultProxy } from '../helpers/s3-server';
 import { assertResumed, dec, enc, storeContract, streamChecks } from '../helpers/store-contract';
 
 const fresh = () => `t-${randomBytes(6).toString('hex')}/ckpt`;
@@ -135,6 +135,13 @@ describe('cloud stores on real emulators', function () {
   describe('Google Cloud Storage (fake-gcs-server)', function () {
     const server = useGcsServer();
     storeContract({ name: 'gcs', make: () => gcsStore(server()) });
+    const viaProxy = (proxy: FaultProxy) =>
+      gcsStore(server(), {
+        apiEndpoint: proxy.endpoint,
+        requestTimeoutMs: 1_000,
+        maxAttempts: 2,
+        retryBaseDelayMs: 10,
+      });
 
     it('opens gs:// URLs from the environment (STORAGE_EMULATOR_HOST) and reads objects for datasets', async () => {
       const srv = server();
@@ -161,44 +168,17 @@ describe('cloud stores on real emulators', function () {
     });
 
     it('5xx answers, stalls and resets through the fault proxy are retried; a lasting outage is an error', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        const store = gcsStore(server(), {
-          apiEndpoint: proxy.endpoint,
-          requestTimeoutMs: 1_000,
-          maxAttempts: 2,
-          retryBaseDelayMs: 10,
-        });
-        await faultChecks(proxy, store);
-      } finally {
-        await proxy.close();
-      }
+      await withFaultProxy(server().endpoint, (proxy) => faultChecks(proxy, viaProxy(proxy)));
     });
 
     it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        await streamChecks(
-          gcsStore(server(), {
-            apiEndpoint: proxy.endpoint,
-            requestTimeoutMs: 1_000,
-            maxAttempts: 2,
-            retryBaseDelayMs: 10,
-          }),
-          proxy,
-          /alt=media/,
-        );
-      } finally {
-        await proxy.close();
-      }
+      await withFaultProxy(server().endpoint, (proxy) => streamChecks(viaProxy(proxy), proxy, /alt=media/));
     });
 
     it('a CSV dataset on gs:// is streamed into the loader, resumed after a cut, as the same file on disk', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        const srv = server();
-        const prefix = fresh();
-        const store = gcsStore(srv, { prefix });
+      const srv = server();
+      const prefix = fresh();
+      await withFaultProxy(srv.endpoint, async (proxy) => {
         // The Cloud Storage client's stream neither ends nor fails when its connection closes early: the idle
         // deadline (2 s here) notices the silence and the read resumes.
         const env = {
@@ -206,16 +186,22 @@ describe('cloud stores on real emulators', function () {
           GOOGLE_CLOUD_PROJECT: 'test',
           DURABLE_TRAIN_GCS_TIMEOUT_MS: '2000',
         };
-        await datasetThroughCut(store, `gs://${srv.bucket}/${prefix}/data/rows.csv`, proxy, env, /alt=media/);
-      } finally {
-        await proxy.close();
-      }
+        const url = `gs://${srv.bucket}/${prefix}/data/rows.csv`;
+        await datasetThroughCut(gcsStore(srv, { prefix }), url, proxy, env, /alt=media/);
+      });
     });
   });
 
   describe('Azure Blob Storage (Azurite)', function () {
     const server = useAzurite();
     storeContract({ name: 'azure', make: () => azureStore(server()) });
+    const viaProxy = (proxy: FaultProxy) =>
+      azureStore(server(), {
+        connectionString: server().connectionString(proxy.endpoint),
+        requestTimeoutMs: 1_000,
+        maxAttempts: 2,
+        retryBaseDelayMs: 10,
+      });
 
     it('opens az:// URLs from the environment (AZURE_STORAGE_CONNECTION_STRING) and reads blobs for datasets', async () => {
       const srv = server();
@@ -248,48 +234,21 @@ describe('cloud stores on real emulators', function () {
     });
 
     it('5xx answers, stalls and resets through the fault proxy are retried; a lasting outage is an error', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        const store = azureStore(server(), {
-          connectionString: server().connectionString(proxy.endpoint),
-          requestTimeoutMs: 1_000,
-          maxAttempts: 2,
-          retryBaseDelayMs: 10,
-        });
-        await faultChecks(proxy, store);
-      } finally {
-        await proxy.close();
-      }
+      await withFaultProxy(server().endpoint, (proxy) => faultChecks(proxy, viaProxy(proxy)));
     });
 
     it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        await streamChecks(
-          azureStore(server(), {
-            connectionString: server().connectionString(proxy.endpoint),
-            requestTimeoutMs: 1_000,
-            maxAttempts: 2,
-            retryBaseDelayMs: 10,
-          }),
-          proxy,
-        );
-      } finally {
-        await proxy.close();
-      }
+      await withFaultProxy(server().endpoint, (proxy) => streamChecks(viaProxy(proxy), proxy));
     });
 
     it('a CSV dataset on az:// is streamed into the loader, resumed after a cut, as the same file on disk', async function () {
-      const proxy = await startFaultProxy(server().endpoint);
-      try {
-        const srv = server();
-        const prefix = fresh();
-        const store = azureStore(srv, { prefix });
+      const srv = server();
+      const prefix = fresh();
+      await withFaultProxy(srv.endpoint, async (proxy) => {
         const env = { AZURE_STORAGE_CONNECTION_STRING: srv.connectionString(proxy.endpoint) };
-        await datasetThroughCut(store, `az://${srv.container}/${prefix}/data/rows.csv`, proxy, env);
-      } finally {
-        await proxy.close();
-      }
+        const url = `az://${srv.container}/${prefix}/data/rows.csv`;
+        await datasetThroughCut(azureStore(srv, { prefix }), url, proxy, env);
+      });
     });
   });
 
