@@ -4,6 +4,7 @@
 // reads its checkpoint from there; and `start` refuses storage the server turns away, naming why, with nothing started.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadForInference } from '../../index';
@@ -13,8 +14,15 @@ import { TAGS, tensorboardPrefix } from '../../telemetry/tensorboard';
 import type { Prediction } from '../../training/inference';
 import type { RunResult } from '../../workflows/progress';
 import { BREAST_CANCER_CSV, binarySpec } from '../helpers/breast-cancer';
-import { startAzurite, startGcsServer, type AzureTestServer, type GcsTestServer } from '../helpers/cloud-emulators';
-import { cli, writeSpec } from '../helpers/cluster';
+import {
+  selfSignedCert,
+  startAzurite,
+  startGcsServer,
+  type AzureTestServer,
+  type GcsTestServer,
+} from '../helpers/cloud-emulators';
+import { startIdentityProcess } from '../helpers/entra-identity';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
 import { deterministicLog, useCluster } from '../helpers/fixtures';
 import { tensorboardRead } from '../helpers/tensorboard-read';
 import { killedAndDamagedRunEndsExact, localReference, storageRunSpec } from '../helpers/storage-run';
@@ -48,6 +56,40 @@ describe('runs with checkpoints on cloud storage emulators (real dev server, wor
       { name: 'azure', storage: `az://${azure.container}/runs`, env: azure.env },
       reference,
     );
+  });
+
+  it('on Azure Blob over HTTPS with Entra ID (a managed identity, no key): the run ends with the local weights', async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-entra-run-'));
+    const tls = selfSignedCert(dir);
+    const secret = 'identity-header-secret';
+    const [secure, identity] = await Promise.all([startAzurite({ tls, oauth: true }), startIdentityProcess(secret)]);
+    try {
+      // What a worker on App Service would have: no key, no SAS, no connection string; the emulator's certificate.
+      const env = {
+        AZURE_STORAGE_CONNECTION_STRING: '',
+        NODE_EXTRA_CA_CERTS: tls.cert,
+        DURABLE_TRAIN_AZURE_BLOB_ENDPOINT: `${secure.endpoint}/${secure.account}`,
+        IDENTITY_ENDPOINT: identity.endpoint,
+        IDENTITY_HEADER: secret,
+      };
+      const w = await fx.worker({ env });
+      const file = writeSpec(fx.cluster.dir, 'entra.json', storageRunSpec(`az://${secure.container}/entra`));
+      const r = cli(fx.cluster, ['start', '--spec', file, '--run-id', 'on-entra', '--wait', '--json'], { env });
+      assert.equal(r.code, 0, r.stderr + w.output());
+      const result = r.json<{ result: RunResult }>().result;
+      assert.equal(result.status, 'completed');
+      assert.equal(result.weightsSha256, reference);
+      // The identity process's lines are read when this process's event loop turns (the CLI ran synchronously).
+      await waitFor(
+        'the CLI and the worker to have asked for tokens',
+        async () => identity.requests() >= 2,
+        10_000,
+        50,
+      );
+    } finally {
+      await Promise.all([secure.stop(), identity.stop()]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("on both: the run's dataset, metrics log and TensorBoard files are in the store, and export reads its checkpoint from there", async function () {

@@ -4,59 +4,13 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PROJECT_ROOT } from '../../cli/tools';
 import { AzureCheckpointStore, openStore } from '../../storage';
 import { azureOptionsFromEnv } from '../../storage/azure';
 import { selfSignedCert, startAzurite, type AzureTestServer } from '../helpers/cloud-emulators';
-
-/** An unsigned JWT of the form Entra ID issues for storage (Azurite's basic check reads issuer, audience, times). */
-function storageToken(over: Record<string, unknown> = {}): string {
-  const now = Math.floor(Date.now() / 1000);
-  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const claims = {
-    aud: 'https://storage.azure.com',
-    iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/',
-    iat: now - 60,
-    nbf: now - 60,
-    exp: now + 3600,
-    oid: '00000000-0000-0000-0000-0000000000aa',
-    ...over,
-  };
-  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(claims)}.${Buffer.from('not-verified').toString('base64url')}`;
-}
-
-/** A managed-identity endpoint as App Service has one (IDENTITY_ENDPOINT, checked IDENTITY_HEADER). */
-async function fakeIdentityEndpoint(secret: string) {
-  const requests: Array<{ resource: string | null; header: string | undefined }> = [];
-  let claims: Record<string, unknown> = {};
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const header = req.headers['x-identity-header'] as string | undefined;
-    requests.push({ resource: url.searchParams.get('resource'), header });
-    if (header !== secret) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"wrong identity header"}');
-      return;
-    }
-    const body = {
-      access_token: storageToken(claims),
-      expires_on: String(Math.floor(Date.now() / 1000) + 3600),
-      resource: url.searchParams.get('resource'),
-      token_type: 'Bearer',
-    };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/msi/token`,
-    requests,
-    setClaims: (c: Record<string, unknown>) => (claims = c),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
+import { fakeIdentityEndpoint } from '../helpers/entra-identity';
 
 /**
  * Store operations in a child process with exactly `env` (plus PATH): its JSON answer, or the error it printed. Async:
