@@ -1,7 +1,8 @@
 // Runs with checkpoints on Google Cloud Storage and Azure Blob emulators (fake-gcs-server, Azurite), real dev server,
 // real worker processes: killed mid-chunk with the newest checkpoint damaged on the server, each ends with the weights
-// of the run on local disk; a run's dataset, metrics log and TensorBoard files live in the cloud store and `export`
-// reads its checkpoint from there; and `start` refuses storage the server turns away, naming why, with nothing started.
+// of the run on local disk; a run on Azurite over HTTPS authenticates with Entra ID (a managed identity) and ends so
+// too; a run's dataset, metrics log and TensorBoard files live in the cloud store and `export` reads its checkpoint
+// from there; and `start` refuses storage the server turns away, naming why, with nothing started.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
