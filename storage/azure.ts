@@ -1,6 +1,7 @@
 // Azure Blob Storage store (az://CONTAINER/PREFIX, or https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX)
 // through @azure/storage-blob. Credentials: AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
-// AZURE_STORAGE_KEY (shared key) or AZURE_STORAGE_SAS_TOKEN. Requests run through request.ts (deadline per attempt,
+// AZURE_STORAGE_KEY (shared key) or AZURE_STORAGE_SAS_TOKEN, else Microsoft Entra ID through @azure/identity's
+// DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI, ...). Requests run through request.ts (deadline per attempt,
 // our retries; the SDK's are off). The MD5 the service reports for each upload is compared with ours; the
 // manifest is published with If-None-Match: *, so it is written once or not at all.
 //
@@ -8,6 +9,7 @@
 // a refusal (401, 403: wrong key, no permission) and other 4xx are StorageUnavailableError with retryable false;
 // timeouts, network errors, 5xx, 408 and 429 are retried, then StorageUnavailableError with retryable true.
 import { createHash } from 'node:crypto';
+import type { TokenCredential } from '@azure/identity';
 import {
   AnonymousCredential,
   BlobServiceClient,
@@ -30,6 +32,8 @@ import {
   retryableStatus,
   retryPolicy,
   runRequest,
+  streamRequest,
+  type Body,
   type Attempt,
   type RetryOptions,
   type RetryPolicy,
@@ -44,10 +48,13 @@ export interface AzureStoreOptions extends RetryOptions {
   prefix?: string;
   /** How the service is reached: a connection string, or an account URL with a credential. */
   connectionString?: string;
+  /** The blob service's URL (default https://ACCOUNT.blob.core.windows.net): another cloud, or an emulator. */
   accountUrl?: string;
   accountName?: string;
   accountKey?: string;
   sasToken?: string;
+  /** The Entra ID credential used when there is no key, SAS or connection string; default DefaultAzureCredential. */
+  tokenCredential?: TokenCredential;
   /** writeBlob skips an upload only when the identical blob is younger than this (see S3StoreOptions). */
   dedupMaxAgeMs?: number;
   /** Blobs per listing page (the service's maximum is 5000). */
@@ -63,8 +70,28 @@ interface RestErrorLike {
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest();
 
+/** How the store authenticates, in the order it looks (see azureOptionsFromEnv). */
+export type AzureAuth = 'connection-string' | 'shared-key' | 'sas' | 'entra-id';
+
+export function azureAuthOf(
+  opts: Pick<AzureStoreOptions, 'connectionString' | 'accountName' | 'accountKey' | 'sasToken'>,
+): AzureAuth {
+  if (opts.connectionString) return 'connection-string';
+  if (opts.accountKey && opts.accountName) return 'shared-key';
+  if (opts.sasToken) return 'sas';
+  return 'entra-id';
+}
+
+/** @azure/identity's credential errors: no credential found, or one that the identity provider refused. */
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialUnavailableError',
+  'AuthenticationError',
+  'AggregateAuthenticationError',
+]);
+
 function classifyAzure(err: unknown, op: string): Verdict {
   const e = err as RestErrorLike;
+  if (CREDENTIAL_ERRORS.has((err as Error)?.name)) return { retryable: false, code: (err as Error).name };
   const status = e?.statusCode;
   const code = e?.details?.errorCode ?? e?.code;
   if (code === 'BlobNotFound' || ((op === 'GET' || op === 'HEAD') && status === 404 && code !== 'ContainerNotFound')) {
@@ -82,6 +109,7 @@ export class AzureCheckpointStore implements CheckpointStore {
   readonly containerName: string;
   readonly prefix: string;
   readonly container: ContainerClient;
+  readonly auth: AzureAuth;
   private readonly policy: RetryPolicy;
   private readonly dedupMaxAgeMs: number;
   private readonly pageSize: number;
@@ -95,19 +123,24 @@ export class AzureCheckpointStore implements CheckpointStore {
     this.pageSize = opts.pageSize ?? 5000;
     // One attempt per SDK call, under a timeout a little past ours: the retries are ours.
     const pipeline = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.policy.timeoutMs * 4 } };
+    this.auth = azureAuthOf(opts);
     let service: BlobServiceClient;
     if (opts.connectionString) {
       service = BlobServiceClient.fromConnectionString(opts.connectionString, pipeline);
     } else {
-      const accountUrl = opts.accountUrl ?? `https://${opts.accountName}.blob.core.windows.net`;
+      const accountUrl = opts.accountUrl?.replace(/\/+$/, '') ?? `https://${opts.accountName}.blob.core.windows.net`;
       if (!opts.accountUrl && !opts.accountName) {
-        throw new Error('Azure storage needs AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT');
+        throw new Error(
+          'Azure storage needs AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT or DURABLE_TRAIN_AZURE_BLOB_ENDPOINT',
+        );
       }
       const credential =
-        opts.accountKey && opts.accountName
-          ? new StorageSharedKeyCredential(opts.accountName, opts.accountKey)
-          : new AnonymousCredential();
-      const sas = opts.sasToken ? `?${opts.sasToken.replace(/^\?/, '')}` : '';
+        this.auth === 'shared-key'
+          ? new StorageSharedKeyCredential(opts.accountName!, opts.accountKey!)
+          : this.auth === 'sas'
+            ? new AnonymousCredential()
+            : (opts.tokenCredential ?? defaultAzureCredential());
+      const sas = this.auth === 'sas' ? `?${opts.sasToken!.replace(/^\?/, '')}` : '';
       service = new BlobServiceClient(`${accountUrl}${sas}`, credential, pipeline);
     }
     this.container = service.getContainerClient(this.containerName);
@@ -221,7 +254,25 @@ export class AzureCheckpointStore implements CheckpointStore {
         return { size: head.size, version: `${head.etag}:${head.mtimeMs}` };
       },
       read: (limit) => this.get(key, limit),
+      stream: () => this.stream(key),
     };
+  }
+
+  /** The blob from a HEAD's ETag on: ranged downloads with If-Match (see streamRequest). */
+  private async *stream(key: string): AsyncGenerator<Uint8Array> {
+    const head = await this.head(key);
+    if (!head) return this.missing(key);
+    const blob = this.blob(key);
+    const req = { op: 'GET', key, bytes: 0, backend: 'azure', url: this.url };
+    yield* streamRequest(this.policy, req, classifyAzure, head.size, async (offset, signal) => {
+      const res = await blob.download(offset, undefined, {
+        abortSignal: signal,
+        conditions: head.etag ? { ifMatch: head.etag } : {},
+        maxRetryRequests: 0, // a broken body is resumed by streamRequest, like every other failure
+      });
+      if (!res.readableStreamBody) throw Object.assign(new Error('download without a body'), { code: 'ECONNRESET' });
+      return res.readableStreamBody as unknown as Body;
+    });
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -259,9 +310,21 @@ export class AzureCheckpointStore implements CheckpointStore {
 }
 
 /**
+ * DefaultAzureCredential, loaded only when a store uses Entra ID (the library and MSAL are large). Its chain reads the
+ * process environment: AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET (or a certificate), workload identity
+ * (AZURE_FEDERATED_TOKEN_FILE), managed identity (IMDS, App Service's IDENTITY_ENDPOINT), the Azure CLI's login.
+ */
+function defaultAzureCredential(): TokenCredential {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+  return new DefaultAzureCredential();
+}
+
+/**
  * AZURE_STORAGE_CONNECTION_STRING (Azurite's or an account's), else AZURE_STORAGE_ACCOUNT (or the account in an
- * https:// URL) with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; DURABLE_TRAIN_AZURE_TIMEOUT_MS and
- * DURABLE_TRAIN_AZURE_MAX_ATTEMPTS.
+ * https:// URL) with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, else Entra ID (DefaultAzureCredential);
+ * DURABLE_TRAIN_AZURE_BLOB_ENDPOINT (the blob service's URL, for another cloud or an emulator),
+ * DURABLE_TRAIN_AZURE_TIMEOUT_MS and DURABLE_TRAIN_AZURE_MAX_ATTEMPTS.
  */
 export function azureOptionsFromEnv(
   env: NodeJS.ProcessEnv,
@@ -279,6 +342,7 @@ export function azureOptionsFromEnv(
   const accountName = account ?? (env.AZURE_STORAGE_ACCOUNT || undefined);
   return {
     accountName,
+    accountUrl: env.DURABLE_TRAIN_AZURE_BLOB_ENDPOINT || undefined,
     accountKey: env.AZURE_STORAGE_KEY || undefined,
     sasToken: env.AZURE_STORAGE_SAS_TOKEN || undefined,
     ...timing,

@@ -7,7 +7,7 @@
 // run's), is missing or is not a directory: an unmounted volume or a directory replaced by a file is the storage
 // failing, not the checkpoints being gone.
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
   assertKey,
@@ -424,5 +424,20 @@ export function openFsObject(loc: StorageLocation & { kind: 'file' }, baseDir: s
           await fh.close();
         }
       }),
+    stream: () => streamFile(file, url),
   };
+}
+
+/** A file's bytes in chunks, errors as openFsObject's (a missing file is CheckpointNotFoundError). */
+async function* streamFile(file: string, url: string): AsyncGenerator<Uint8Array> {
+  const rs = createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of rs) yield chunk as Buffer;
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    if (isCode(err, 'ENOENT', 'ENOTDIR')) throw new CheckpointNotFoundError(file, `not found: ${url}`);
+    throw fsUnavailable(url, 'read', file, err);
+  } finally {
+    rs.destroy();
+  }
 }

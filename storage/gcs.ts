@@ -25,6 +25,7 @@ import {
   retryableStatus,
   retryPolicy,
   runRequest,
+  streamRequest,
   type Attempt,
   type RetryOptions,
   type RetryPolicy,
@@ -241,7 +242,20 @@ export class GcsCheckpointStore implements CheckpointStore {
         return { size: head.size, version: `${head.generation}:${head.md5}` };
       },
       read: (limit) => this.get(key, limit),
+      stream: () => this.stream(key),
     };
+  }
+
+  /** The object's generation seen by a HEAD, from byte 0 on (see streamRequest). */
+  private async *stream(key: string): AsyncGenerator<Uint8Array> {
+    const head = await this.head(key);
+    if (!head) return this.missing(key);
+    const name = this.file(key).name;
+    const file = this.bucket.file(name, head.generation ? { generation: head.generation } : {});
+    const req = { op: 'GET', key, bytes: 0, backend: 'gcs', url: this.url };
+    yield* streamRequest(this.policy, req, classifyGcs, head.size, async (offset) =>
+      file.createReadStream({ start: offset, validation: false, decompress: false }),
+    );
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -169,6 +169,13 @@ export interface StoredObject {
   stat(): Promise<StoredObjectStat>;
   /** The whole object, or its first `limit` bytes. */
   read(limit?: number): Promise<Uint8Array>;
+  /**
+   * The whole object as a stream of chunks, for large files: nothing but the chunk in hand is held, so a reader that
+   * copies them into one buffer of the stat's size holds the bytes once. Errors as for read, thrown by the iteration.
+   * Cloud stores pin the version they saw first and resume a body that fails or stalls from the byte where it
+   * stopped; a version replaced meanwhile is StorageUnavailableError with code ObjectChanged, never a mix of two.
+   */
+  stream(): AsyncIterable<Uint8Array>;
 }
 
 /** A refusal of the credentials (HTTP 401/403, or a permission error on a file). */

@@ -193,3 +193,102 @@ export async function readBody(
     signal.removeEventListener('abort', onAbort);
   }
 }
+
+/** A response body being read: destroying it ends the connection. */
+export type Body = AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void };
+
+/**
+ * Streams an object of `size` bytes in the chunks the connection delivers, without holding more than one chunk.
+ * `open(offset)` starts a body at byte `offset`, pinned by the backend to the version it first saw (If-Match, a
+ * generation), so a resumed read never mixes two versions. Each attempt has `policy.timeoutMs` to deliver its
+ * headers and then each chunk (an idle deadline: the consumer's time between chunks is not counted). A body that
+ * fails, stalls or ends short is reopened where it stopped, with backoff; `maxAttempts` counts attempts in a row
+ * that made no progress. Errors are the store contract's: CheckpointNotFoundError (gone before or while being read),
+ * StorageUnavailableError (retryable when waiting may help; code ObjectChanged when the pinned version was replaced).
+ */
+export async function* streamRequest(
+  policy: RetryPolicy,
+  req: RequestInfo,
+  classify: (err: unknown, op: string) => Verdict,
+  size: number,
+  open: (offset: number, signal: AbortSignal) => Promise<Body>,
+): AsyncGenerator<Uint8Array> {
+  let offset = 0;
+  for (let attempt = 1; offset < size; attempt++) {
+    const ctl = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ctl.abort(new AttemptTimeoutError(policy.timeoutMs)), policy.timeoutMs);
+    };
+    let body: Body | undefined;
+    const onAbort = () => body?.destroy?.(ctl.signal.reason as Error);
+    ctl.signal.addEventListener('abort', onAbort, { once: true });
+    const from = offset;
+    try {
+      arm();
+      body = await untilAborted(open(offset, ctl.signal), ctl.signal);
+      for await (const chunk of body) {
+        clearTimeout(timer);
+        if (offset + chunk.byteLength > size) throw changed(req, `it is longer than the ${size} bytes it had`);
+        offset += chunk.byteLength;
+        yield chunk;
+        arm();
+      }
+      if (offset < size) {
+        throw Object.assign(new Error(`short read: ${offset} of ${size} bytes`), { code: 'ECONNRESET' });
+      }
+    } catch (err) {
+      if (err instanceof CheckpointNotFoundError || err instanceof StorageUnavailableError) throw err;
+      const v: Verdict = ctl.signal.aborted ? { retryable: true, code: 'TimeoutError' } : classify(err, req.op);
+      // The version pinned: gone after bytes of it were read (a generation no longer there), or replaced (412).
+      if (v.notFound && offset > 0) throw changed(req, `it was deleted or replaced after ${offset} of ${size} bytes`);
+      if (v.notFound) throw new CheckpointNotFoundError(req.key, `not found: ${req.url}/${req.key}`);
+      if (v.status === 412) throw changed(req, `it was replaced after ${offset} of ${size} bytes`);
+      if (offset > from) attempt = 1; // progress: the next attempt is a fresh one
+      if (!v.retryable || attempt >= policy.maxAttempts) {
+        const what = `${v.code ?? 'Error'}${v.status ? ` (HTTP ${v.status})` : ''}`;
+        throw new StorageUnavailableError(
+          `${req.backend} ${req.op} ${req.url}/${req.key} failed at byte ${offset} of ${size}${v.retryable ? ` after ${attempt} attempts` : ''}: ${what}: ${(err as Error)?.message ?? String(err)}`,
+          { op: req.op, key: req.key, attempts: attempt, retryable: v.retryable, code: v.code, status: v.status },
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, policy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
+    } finally {
+      clearTimeout(timer);
+      ctl.signal.removeEventListener('abort', onAbort);
+      body?.destroy?.();
+    }
+  }
+}
+
+function changed(req: RequestInfo, how: string): StorageUnavailableError {
+  return new StorageUnavailableError(`${req.backend} ${req.op} ${req.url}/${req.key}: ${how} while being read`, {
+    op: req.op,
+    key: req.key,
+    attempts: 1,
+    retryable: false,
+    code: 'ObjectChanged',
+  });
+}
+
+/** `p`, or the abort's reason if the signal fires first (an SDK may not honour it); a late body is destroyed. */
+function untilAborted(p: Promise<Body>, signal: AbortSignal): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (b) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) b.destroy?.();
+        else resolve(b);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -33,6 +33,8 @@ import {
   retryableStatus,
   retryPolicy,
   runRequest,
+  streamRequest,
+  type Body,
   type Attempt,
   type RetryOptions,
   type RetryPolicy,
@@ -252,7 +254,23 @@ export class S3CheckpointStore implements CheckpointStore {
         return { size: head.size, version: `${head.etag}:${new Date(head.mtimeMs).toISOString()}` };
       },
       read: (limit) => this.get(key, limit),
+      stream: () => this.stream(key),
     };
+  }
+
+  /** The object from a HEAD's version on: ranged GETs with If-Match (see streamRequest). */
+  private async *stream(key: string): AsyncGenerator<Uint8Array> {
+    const head = await this.head(key);
+    if (!head) throw new CheckpointNotFoundError(key, `not found: ${this.url}/${key}`);
+    const Key = this.objectKey(key);
+    const req = { op: 'GET', key, bytes: 0, backend: 's3', url: this.url };
+    yield* streamRequest(this.policy, req, classifyS3, head.size, async (offset, signal) => {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-`, IfMatch: `"${head.etag}"` }),
+        { abortSignal: signal },
+      );
+      return res.Body as Body;
+    });
   }
 
   async exists(key: string): Promise<boolean> {

@@ -1,8 +1,9 @@
 // Real cloud storage emulators for tests, on loopback and free ports, started and stopped like SeaweedFS is in
 // s3-server.ts: fake-gcs-server (Google Cloud Storage's JSON API; a Go program `npm run setup:test` builds into
 // .tools/bin) and Azurite (Azure Blob Storage; the `azurite` devDependency), each in memory.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePorts, projectRoot, tail } from './s3-server';
@@ -134,18 +135,78 @@ export async function startGcsServer(opts: { bucket?: string } = {}): Promise<Gc
   return { ...proc, bucket, env: { STORAGE_EMULATOR_HOST: endpoint, GOOGLE_CLOUD_PROJECT: 'test' } };
 }
 
-/** Azurite's blob service in memory on a free port, with one container; shared-key authentication is checked. */
-export async function startAzurite(opts: { container?: string } = {}): Promise<AzureTestServer> {
+/** A self-signed certificate for 127.0.0.1 (openssl), valid for a day: `cert` and `key` are PEM files in `dir`. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+    ].concat(['-addext', 'subjectAltName=IP:127.0.0.1']),
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+/**
+ * Creates a container over HTTPS trusting only `ca` (the test process was not started with NODE_EXTRA_CA_CERTS, and
+ * the SDK's agent does not take a CA), with an account SAS signed by the emulator's key. Resolves with the status.
+ */
+async function createContainerOverTls(endpoint: string, container: string, ca: Buffer): Promise<number> {
+  const sdk = await import('@azure/storage-blob');
+  const sas = sdk
+    .generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3_600_000),
+        permissions: sdk.AccountSASPermissions.parse('c'),
+        resourceTypes: sdk.AccountSASResourceTypes.parse('c').toString(),
+        services: sdk.AccountSASServices.parse('b').toString(),
+      },
+      new sdk.StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    )
+    .toString();
+  const url = `${endpoint}/${AZURITE_ACCOUNT}/${container}?restype=container&${sas}`;
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'PUT', ca, headers: { 'x-ms-version': '2021-12-02' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Azurite's blob service in memory on a free port, with one container; shared-key authentication is checked. With
+ * `tls` it serves HTTPS with that certificate, and with `oauth` it also takes Entra ID bearer tokens (its basic check:
+ * a JWT whose issuer, audience and lifetime are Azure's form; signatures are not verified).
+ */
+export async function startAzurite(
+  opts: { container?: string; tls?: { cert: string; key: string }; oauth?: boolean } = {},
+): Promise<AzureTestServer> {
   const root = projectRoot();
   const bin = findExecutable(
     [path.join(root, 'node_modules', '.bin', 'azurite-blob')],
     'azurite-blob not found in node_modules/.bin: run `npm ci` (azurite is a devDependency)',
   );
   const [port] = await freePorts(1);
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const container = opts.container ?? 'durable-train-test';
   const connectionString = (ep = endpoint, key = AZURITE_KEY) =>
-    `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${key};BlobEndpoint=${ep}/${AZURITE_ACCOUNT};`;
+    `DefaultEndpointsProtocol=${opts.tls ? 'https' : 'http'};AccountName=${AZURITE_ACCOUNT};AccountKey=${key};BlobEndpoint=${ep}/${AZURITE_ACCOUNT};`;
   const args = [
     '--blobHost',
     '127.0.0.1',
@@ -155,11 +216,15 @@ export async function startAzurite(opts: { container?: string } = {}): Promise<A
     '--skipApiVersionCheck',
     '--disableProductStyleUrl',
     '--silent',
+    ...(opts.tls ? ['--cert', opts.tls.cert, '--key', opts.tls.key] : []),
+    ...(opts.oauth ? ['--oauth', 'basic'] : []),
   ];
   // Imported here: the SDK is only needed by the tests that start Azurite.
   const { BlobServiceClient } = await import('@azure/storage-blob');
   const service = BlobServiceClient.fromConnectionString(connectionString(), { retryOptions: { maxTries: 1 } });
+  const ca = opts.tls ? fs.readFileSync(opts.tls.cert) : undefined;
   const proc = await startProcess('azurite', bin, args, endpoint, async () => {
+    if (ca) return [201, 409].includes(await createContainerOverTls(endpoint, container, ca));
     await service.getContainerClient(container).createIfNotExists();
     return true;
   });

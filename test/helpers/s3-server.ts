@@ -296,6 +296,11 @@ export interface FaultRule {
   stallMs?: number;
   /** Cut the connection (TCP reset) instead of answering. */
   reset?: boolean;
+  /**
+   * Forward the answer, but only the first this many bytes of its body: then close the connection (a body cut off),
+   * or with `stallMs` hold the rest back that long first (a body that stalls), then close it.
+   */
+  cutBodyAfter?: number;
   /** Only every nth matching request (n, 2n, ...); default every one. */
   everyNth?: number;
   /** Active for this long from the first matching request after the rule was added (then done). */
@@ -329,7 +334,7 @@ export interface FaultProxy {
   /** Requests seen so far, per method. */
   readonly requests: Record<string, number>;
   /** Every request so far, in order of arrival (ms since the proxy started), with the fault injected if any. */
-  readonly log: Array<{ ms: number; method: string; path: string; fault?: string }>;
+  readonly log: Array<{ ms: number; method: string; path: string; fault?: string; range?: string }>;
   close(): Promise<void>;
 }
 
@@ -342,6 +347,16 @@ const S3_ERROR_CODES: Record<number, string> = {
  * A fault-injecting HTTP proxy in front of an S3 endpoint, on a loopback port the kernel chooses (port 0, read
  * back). Requests are forwarded unchanged, Host header included (SigV4 signs it), unless a rule fires.
  */
+/** Runs `fn` with a fault proxy in front of `upstream`, closed afterwards. */
+export async function withFaultProxy<T>(upstream: string, fn: (proxy: FaultProxy) => Promise<T>): Promise<T> {
+  const proxy = await startFaultProxy(upstream);
+  try {
+    return await fn(proxy);
+  } finally {
+    await proxy.close();
+  }
+}
+
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
   interface Active {
@@ -379,7 +394,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     return null;
   };
 
-  const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => {
+  const forward = (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse, cut?: FaultRule) => {
     const up = http.request(
       {
         host: target.hostname,
@@ -394,7 +409,22 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           return;
         }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        if (cut?.cutBodyAfter === undefined) {
+          upRes.pipe(res);
+          return;
+        }
+        let sent = 0;
+        const limit = cut.cutBodyAfter;
+        upRes.on('data', (c: Buffer) => {
+          if (sent >= limit) return;
+          const part = c.subarray(0, limit - sent);
+          sent += part.byteLength;
+          res.write(part);
+          if (sent < limit) return;
+          upRes.destroy();
+          setTimeout(() => res.socket?.destroy(), cut.stallMs ?? 0);
+        });
+        upRes.on('end', () => res.end());
       },
     );
     up.on('error', () => res.destroy());
@@ -412,7 +442,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       requests[method] = (requests[method] ?? 0) + 1;
       const body = Buffer.concat(chunks);
       const a = pick(method, url);
-      log.push({ ms: Date.now() - t0, method, path: url });
+      const range = req.headers.range ?? req.headers['x-ms-range'];
+      log.push({ ms: Date.now() - t0, method, path: url, ...(typeof range === 'string' ? { range } : {}) });
       if (!a) return forward(req, body, res);
       const r = a.rule;
       if (r.status !== undefined) {
@@ -432,6 +463,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         log[log.length - 1].fault = 'reset';
         req.socket.resetAndDestroy();
         return;
+      }
+      if (r.cutBodyAfter !== undefined) {
+        const fault = `body cut after ${r.cutBodyAfter} bytes${r.stallMs ? `, stalled ${r.stallMs} ms` : ''}`;
+        faults.push({ method, path: url, fault, rule: a.index });
+        log[log.length - 1].fault = fault;
+        return forward(req, body, res, r);
       }
       faults.push({ method, path: url, fault: `stall ${r.stallMs ?? 0} ms`, rule: a.index });
       log[log.length - 1].fault = `stall ${r.stallMs ?? 0} ms`;

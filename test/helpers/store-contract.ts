@@ -8,8 +8,11 @@ import {
   CheckpointConflictError,
   CheckpointNotFoundError,
   FsCheckpointStore,
+  StorageUnavailableError,
   type CheckpointStore,
+  type StoredObject,
 } from '../../storage';
+import type { FaultProxy } from './s3-server';
 
 export const enc = (s: string) => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -116,4 +119,69 @@ export function storeContract(backend: Backend): void {
       await assert.rejects(store.writeAtomic('a//b', enc('x')), /invalid store key/);
     });
   });
+}
+
+/** The requests for an object's bytes: one cut off, then one resuming it after the bytes received (not from 0). */
+export function assertResumed(log: FaultProxy['log'], bodyPath: RegExp): void {
+  const bodies = log.filter((r) => r.method === 'GET' && bodyPath.test(r.path));
+  assert.equal(bodies.length, 2, JSON.stringify(bodies));
+  assert.ok(bodies[0].fault, JSON.stringify(bodies));
+  const from = Number(/^bytes=(\d+)-$/.exec(bodies[1].range ?? '')?.[1]);
+  assert.ok(from > 0, `resumed after the bytes received: ${JSON.stringify(bodies)}`);
+}
+
+/** Every chunk of a stream, and the whole. */
+export async function collect(stream: AsyncIterable<Uint8Array>): Promise<{ bytes: Buffer; chunks: number }> {
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return { bytes: Buffer.concat(parts), chunks: parts.length };
+}
+
+/**
+ * Streaming reads of one object (a cloud store's `object(key).stream()`), through a fault proxy in front of its real
+ * server (the store's deadline per attempt under 1.5 s, two attempts): a 3 MiB object comes back whole, in chunks; a
+ * missing one is not found; a body cut off and a body that stalls are resumed where they stopped; an object
+ * replaced between a cut and the resume is refused (ObjectChanged), never read as a mix of two versions.
+ */
+export async function streamChecks(
+  store: CheckpointStore & { object(key: string): StoredObject },
+  proxy: FaultProxy,
+  /** The path of a request for the object's bytes (not its metadata). */
+  bodyPath = /big\.bin/,
+): Promise<void> {
+  proxy.clear();
+  const data = randomBytes(3 * 1024 * 1024 + 17);
+  await store.writeBlob('data/big.bin', data);
+  const whole = await collect(store.object('data/big.bin').stream());
+  assert.ok(whole.bytes.equals(data), 'the bytes written');
+  assert.ok(whole.chunks > 1, `in chunks (${whole.chunks})`);
+  await assert.rejects(collect(store.object('data/none.bin').stream()), CheckpointNotFoundError);
+
+  for (const fault of [{ cutBodyAfter: 1024 * 1024 }, { cutBodyAfter: 512 * 1024, stallMs: 1_500 }]) {
+    const seen = proxy.log.length;
+    const rule = proxy.add({ method: 'GET', path: bodyPath, limit: 1, ...fault });
+    const got = await collect(store.object('data/big.bin').stream());
+    assert.ok(got.bytes.equals(data), `whole after ${JSON.stringify(fault)}`);
+    assert.equal(proxy.faults.filter((f) => f.rule === rule).length, 1, 'the fault was injected');
+    assertResumed(proxy.log.slice(seen), bodyPath);
+  }
+
+  proxy.add({ method: 'GET', path: bodyPath, limit: 1, cutBodyAfter: 256 * 1024 });
+  const it = store.object('data/big.bin').stream()[Symbol.asyncIterator]();
+  assert.equal((await it.next()).done, false);
+  await store.writeBlob('data/big.bin', randomBytes(data.byteLength));
+  const drain = async () => {
+    while (!(await it.next()).done);
+  };
+  await assert.rejects(drain(), (err: StorageUnavailableError) => {
+    assert.ok(err instanceof StorageUnavailableError, String(err));
+    assert.equal(err.code, 'ObjectChanged');
+    assert.equal(err.retryable, false);
+    assert.match(
+      err.message,
+      /data\/big\.bin: it was (deleted or )?replaced after \d+ of 3145745 bytes while being read/,
+    );
+    return true;
+  });
+  proxy.clear();
 }

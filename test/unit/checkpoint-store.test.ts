@@ -15,27 +15,27 @@ import {
   S3CheckpointStore,
   sha256Hex,
 } from '../../checkpoint';
-import { useS3Server, type S3TestServer } from '../helpers/s3-server';
-import { dec, enc, storeContract, type Backend } from '../helpers/store-contract';
+import { useS3Server, withFaultProxy, type S3TestServer } from '../helpers/s3-server';
+import { dec, enc, storeContract, streamChecks, type Backend } from '../helpers/store-contract';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-ckpt-store-'));
 
 const fsBackend: Backend = { name: 'fs', make: () => new FsCheckpointStore(tmp()) };
 
+/** A store on its own prefix of the server's bucket; through another endpoint (a proxy), with 1 s deadlines. */
+function s3Store(srv: S3TestServer, over: Partial<ConstructorParameters<typeof S3CheckpointStore>[0]> = {}) {
+  return new S3CheckpointStore({
+    bucket: srv.bucket,
+    prefix: `t-${randomBytes(6).toString('hex')}/ckpt`,
+    endpoint: srv.endpoint,
+    region: srv.region,
+    credentials: { accessKeyId: srv.accessKey, secretAccessKey: srv.secretKey },
+    requestTimeoutMs: over.endpoint ? 1_000 : 10_000,
+    ...over,
+  });
+}
+
 function s3Backend(get: () => S3TestServer): Backend {
-  return {
-    name: 's3',
-    make: () => {
-      const srv = get();
-      return new S3CheckpointStore({
-        bucket: srv.bucket,
-        prefix: `t-${randomBytes(6).toString('hex')}/ckpt`,
-        endpoint: srv.endpoint,
-        region: srv.region,
-        credentials: { accessKeyId: srv.accessKey, secretAccessKey: srv.secretKey },
-        requestTimeoutMs: 10_000,
-      });
-    },
-  };
+  return { name: 's3', make: () => s3Store(get()) };
 }
 
 describe('checkpoint stores', function () {
@@ -142,6 +142,12 @@ describe('checkpoint stores', function () {
     const server = useS3Server();
 
     storeContract(s3Backend(server));
+
+    it('streams an object in chunks, resuming a body cut off or stalled where it stopped; a replaced one is refused', async () => {
+      await withFaultProxy(server().endpoint, (proxy) =>
+        streamChecks(s3Store(server(), { endpoint: proxy.endpoint, maxAttempts: 2, retryBaseDelayMs: 10 }), proxy),
+      );
+    });
 
     it('keeps prefixes apart in one bucket', async () => {
       const a = s3Backend(server).make();

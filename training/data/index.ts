@@ -16,7 +16,16 @@ import { checkIdxHeaders, IDX_MAX_HEADER_BYTES, readIdxTable } from './idx';
 import { readJsonlTable } from './jsonl';
 import { checkDataRoot, dataRoots } from './roots';
 import type { TextInput } from './text';
-import { checkMemory, checkSize, maxDatasetBytes, readSource, resolveSource, statSource, type Source } from './source';
+import {
+  checkMemory,
+  checkSize,
+  maxDatasetBytes,
+  readSource,
+  readSourceHashed,
+  resolveSource,
+  statSource,
+  type Source,
+} from './source';
 import { checkLimit, finishTable, mergeTables, splitSeed, trainRows, type RawTable } from './table';
 import type { BuiltinDataSpec, DataSpec, DataTask, FileDataSpec, LoadDataOptions, LoadedData } from './types';
 
@@ -289,10 +298,10 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
   sources.forEach((s, i) => checkSize(s, infos[i].size, maxBytes)); // before reading it
   // Keyed on the bytes themselves, never on a size or a timestamp: an edit that keeps both is still seen. Reading and
   // hashing is the cheap part; the decoding and the split are what a hit saves.
-  const bytes = await Promise.all(sources.map((s) => readSource(s)));
-  sources.forEach((s, i) => checkSize(s, bytes[i].byteLength, maxBytes)); // it may have grown since the stat
-  const digests: string[] = [];
-  for (const b of bytes) digests.push(await sha256Yielding(b));
+  // Streamed into one buffer each and hashed on the way (the bytes held once, the hashing spread over the reads).
+  const read = await Promise.all(sources.map((s, i) => readSourceHashed(s, infos[i].size, maxBytes)));
+  const bytes = read.map((r) => r.bytes);
+  const digests = read.map((r) => r.sha256);
   const key = JSON.stringify({
     spec: checked,
     seed: opts.seed,
@@ -318,19 +327,6 @@ export async function loadData(spec: DataSpec, opts: LoadDataOptions): Promise<L
     if (cache.get(key) === loading) cache.delete(key);
   });
   return loading;
-}
-
-/**
- * The sha256 of `bytes` in slices, letting the event loop turn between them: a 1 GiB file would otherwise stall it
- * (and the heartbeats) for seconds.
- */
-async function sha256Yielding(bytes: Uint8Array, slice = 16 * 1024 * 1024): Promise<string> {
-  const h = createHash('sha256');
-  for (let off = 0; off < bytes.byteLength; off += slice) {
-    h.update(bytes.subarray(off, off + slice));
-    if (off + slice < bytes.byteLength) await new Promise((resolve) => setImmediate(resolve));
-  }
-  return h.digest('hex');
 }
 
 /** Files of this many bytes or more are decoded on a worker thread (decode-thread.ts); smaller ones at once. */

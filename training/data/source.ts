@@ -10,6 +10,7 @@ import {
   StorageUrlError,
   type StoredObject,
 } from '../../storage';
+import { createHash } from 'node:crypto';
 import { DatasetError } from './errors';
 
 export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
@@ -133,4 +134,36 @@ export async function readSource(src: Source, limit?: number): Promise<Uint8Arra
   } catch (err) {
     throw failure(src, err);
   }
+}
+
+/**
+ * The whole object streamed into one buffer of the stat's `size` (grown if the object grew since) and hashed on the
+ * way: the raw bytes are held once, where a whole-object read holds the received chunks and their concatenation
+ * together. Refuses an object that grows past `maxBytes` while being read.
+ */
+export async function readSourceHashed(
+  src: Source,
+  size: number,
+  maxBytes: number,
+): Promise<{ bytes: Uint8Array; sha256: string }> {
+  const hash = createHash('sha256');
+  let buf = new Uint8Array(size);
+  let n = 0;
+  try {
+    for await (const chunk of src.object.stream()) {
+      if (n + chunk.byteLength > buf.byteLength) {
+        checkSize(src, n + chunk.byteLength, maxBytes);
+        const grown = new Uint8Array(Math.min(maxBytes, Math.max(2 * buf.byteLength, n + chunk.byteLength)));
+        grown.set(buf.subarray(0, n));
+        buf = grown;
+      }
+      buf.set(chunk, n);
+      n += chunk.byteLength;
+      hash.update(chunk);
+    }
+  } catch (err) {
+    if (err instanceof DatasetError) throw err;
+    throw failure(src, err);
+  }
+  return { bytes: n === buf.byteLength ? buf : buf.subarray(0, n), sha256: hash.digest('hex') };
 }
