@@ -6,8 +6,10 @@ import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
-import { EXIT, fmt, runStatus, type Out } from './common';
+import { EXIT, fmt, runIdArg, runStatus, type Out } from './common';
 import type { RunResult } from '../workflows/progress';
+import { defineCommand } from './command';
+import { connectClient } from './connection';
 
 interface RunRow {
   runId: string;
@@ -175,5 +177,24 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
   };
   draw(tree, '', true, true);
   out.emit(tree, () => lines.join('\n'));
-  return 0;
+  return EXIT.ok;
 }
+
+export const runsListDefinition = defineCommand({
+  name: 'runs list',
+  summary: 'runs with status, model, step and best accuracy',
+  async run({ out }) {
+    await runsListCommand(await connectClient(), out);
+    return EXIT.ok;
+  },
+});
+
+export const lineageDefinition = defineCommand({
+  name: 'lineage',
+  summary: 'the fork tree the run belongs to',
+  arguments: [{ name: 'RUN_ID' }],
+  async run({ args, out }) {
+    const runId = runIdArg(args.RUN_ID);
+    return lineageCommand(await connectClient(), out, runId);
+  },
+});
