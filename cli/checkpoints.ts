@@ -3,9 +3,9 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
 import { EXTRA_METRICS } from '../spec/catalog';
-import { checkpointIdArg, CliError, EXIT, fmt, runIdArg, type Out } from './common';
+import { CliError, EXIT, fmt, type Out } from './common';
 import { epochOfCompleted, evaluatedHere } from './epoch';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT, CKPT_ARGUMENT } from './command';
 import { connectClient } from './connection';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
@@ -169,34 +169,30 @@ async function managerOf(runId: string, storage: string | undefined): Promise<Ch
 export const checkpointsListDefinition = defineCommand({
   name: 'checkpoints list',
   summary: 'id, step, epoch, time, size, metrics (and integrity with `--verify`, which exits 1 when a row is DAMAGED)',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   options: [{ name: 'verify', description: 're-hash every checkpoint; exit 1 when one is DAMAGED' }, STORAGE],
   async run({ args, opts, out }) {
-    return checkpointsList(await managerOf(runIdArg(args.RUN_ID), opts.storage), out, { verify: opts.verify });
+    return checkpointsList(await managerOf(args.RUN_ID, opts.storage), out, { verify: opts.verify });
   },
 });
 
 export const checkpointsVerifyDefinition = defineCommand({
   name: 'checkpoints verify',
   summary: 're-hash every blob (of CKPT, or of every checkpoint); exits 1 and names the damaged blob',
-  arguments: [{ name: 'RUN_ID' }, { name: 'CKPT', optional: true }],
+  arguments: [RUN_ID_ARGUMENT, { ...CKPT_ARGUMENT, optional: true }],
   options: [STORAGE],
   async run({ args, opts, out }) {
-    const runId = runIdArg(args.RUN_ID);
-    const ckpt = args.CKPT === undefined ? undefined : checkpointIdArg(args.CKPT);
-    return checkpointsVerify(await managerOf(runId, opts.storage), out, ckpt);
+    return checkpointsVerify(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT);
   },
 });
 
 export const checkpointsShowDefinition = defineCommand({
   name: 'checkpoints show',
   summary: 'the manifest',
-  arguments: [{ name: 'RUN_ID' }, { name: 'CKPT' }],
+  arguments: [RUN_ID_ARGUMENT, CKPT_ARGUMENT],
   options: [STORAGE],
   async run({ args, opts, out }) {
-    const runId = runIdArg(args.RUN_ID);
-    const ckpt = checkpointIdArg(args.CKPT);
-    await checkpointsShow(await managerOf(runId, opts.storage), out, ckpt);
+    await checkpointsShow(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT);
     return EXIT.ok;
   },
 });
@@ -207,7 +203,7 @@ export const checkpointsSignDefinition = defineCommand({
     'with `DURABLE_TRAIN_CHECKPOINT_KEY` set: sign checkpoints (after a full check) written before signing was on, or re-sign with a new first key',
   details:
     "Signs with DURABLE_TRAIN_CHECKPOINT_KEY's first key, after a full check; in a run whose checkpoints are signed, an unsigned one only with --i-have-checked.",
-  arguments: [{ name: 'RUN_ID' }, { name: 'CKPT', optional: true }],
+  arguments: [RUN_ID_ARGUMENT, { ...CKPT_ARGUMENT, optional: true }],
   options: [
     STORAGE,
     {
@@ -216,8 +212,7 @@ export const checkpointsSignDefinition = defineCommand({
     },
   ],
   async run({ args, opts, out }) {
-    const runId = runIdArg(args.RUN_ID);
-    const ckpt = args.CKPT === undefined ? undefined : checkpointIdArg(args.CKPT);
-    return checkpointsSign(await managerOf(runId, opts.storage), out, ckpt, Boolean(opts['i-have-checked']));
+    const checked = Boolean(opts['i-have-checked']);
+    return checkpointsSign(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT, checked);
   },
 });

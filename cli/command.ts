@@ -1,7 +1,7 @@
 // The one shape of a CLI command. Each command's module exports its definition (`defineCommand({...})`);
 // cli/commands.ts lists them, cli/program.ts registers them with commander (each with its own options, arguments and
 // --help), and cli/docs.ts writes the README's command table from the same definitions.
-import type { Out } from './common';
+import { checkpointIdArg, runIdArg, type Out } from './common';
 
 /** A `--flag`: a boolean, or one that takes a value (`value` names it in help: `--spec FILE`). */
 export interface OptionSpec {
@@ -21,7 +21,17 @@ export interface ArgumentSpec {
   readonly name: string;
   readonly optional?: boolean;
   readonly description?: string;
+  /**
+   * Checks the value (throwing exit 2 naming what is wrong) and returns what the run function gets. Arguments are
+   * checked in order, before the required options and before the command runs.
+   */
+  readonly check?: (raw: string) => string;
 }
+
+/** A run id argument, refused unless valid. */
+export const RUN_ID_ARGUMENT = { name: 'RUN_ID', check: runIdArg } as const;
+/** A checkpoint id argument, refused unless valid. */
+export const CKPT_ARGUMENT = { name: 'CKPT', check: checkpointIdArg } as const;
 
 type ValueOf<O extends OptionSpec> = O extends { value: string }
   ? O extends { multiple: true }

@@ -1,10 +1,10 @@
 // `pause`, `resume`, `stop`, `set-lr`, `cancel`: steer a running run through its signals and updates.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from '../workflows/definitions';
-import { CliError, EXIT, runIdArg, type Out } from './common';
+import { CliError, EXIT, type Out } from './common';
 import type { RunSpec } from '../spec';
 import { LrSchedule } from '../training/schedules';
-import { defineCommand, type CommandDefinition } from './command';
+import { defineCommand, RUN_ID_ARGUMENT, type CommandDefinition } from './command';
 import { connectClient } from './connection';
 
 async function running(client: Client, runId: string) {
@@ -111,9 +111,9 @@ export const signalDefinitions: CommandDefinition[] = (['pause', 'resume', 'stop
   defineCommand({
     name: signal,
     summary: SIGNALS[signal],
-    arguments: [{ name: 'RUN_ID' }],
+    arguments: [RUN_ID_ARGUMENT],
     async run({ args, out }) {
-      const runId = runIdArg(args.RUN_ID);
+      const runId = args.RUN_ID;
       await signalCommand(await connectClient(), out, runId, signal);
       return EXIT.ok;
     },
@@ -124,9 +124,8 @@ export const setLrDefinition = defineCommand({
   name: 'set-lr',
   summary:
     "validated update (0 < VALUE <= 10, and > 0 in float32); applies from the next chunk, recorded in the checkpoint state and the run's history",
-  arguments: [{ name: 'RUN_ID' }, { name: 'VALUE' }],
+  arguments: [RUN_ID_ARGUMENT, { name: 'VALUE' }],
   async run({ args, out }) {
-    runIdArg(args.RUN_ID);
     parseLearningRate(args.VALUE); // refused before connecting: nothing is sent
     await setLrCommand(await connectClient(), out, args.RUN_ID, args.VALUE);
     return EXIT.ok;
@@ -136,9 +135,9 @@ export const setLrDefinition = defineCommand({
 export const cancelDefinition = defineCommand({
   name: 'cancel',
   summary: 'Temporal cancellation; the running chunk checkpoints before it exits',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   async run({ args, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     await cancelCommand(await connectClient(), out, runId);
     return EXIT.ok;
   },

@@ -17,9 +17,9 @@ import { FailureTypes } from '../activities/types';
 import { checkDrillRequest } from '../activities/drill-plan';
 import { DRILL_WORKFLOW } from '../workflows/definitions';
 import { managerForRun } from './checkpoints';
-import { checkpointIdArg, CliError, EXIT, rootCause, runIdArg, viewRun, type Out } from './common';
+import { checkpointIdArg, CliError, EXIT, rootCause, viewRun, type Out } from './common';
 import { connectClient, temporalSettings, type TemporalSettings } from './connection';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 
 export interface DrillOptions {
   runId: string;
@@ -293,7 +293,7 @@ export const drillDefinition = defineCommand({
     'recovery drill on the workers: restore CKPT (default: the newest with a later one) in a fresh trainer, replay to the next checkpoint, compare bit for bit; exit 0 verified, 1 not',
   details:
     'drill RUN_ID --every 6h schedules it (a Temporal Schedule); drill --list RUN_ID shows past drills and the schedule; drill --remove RUN_ID deletes the schedule.',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   options: [
     {
       name: 'checkpoint',
@@ -310,7 +310,7 @@ export const drillDefinition = defineCommand({
     { name: 'remove', description: "delete the run's drill schedule" },
   ],
   async run({ args, opts, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     if (opts.list) return listDrillsCommand(await connectClient(), out, runId);
     if (opts.remove) return removeDrillScheduleCommand(await connectClient(), out, runId);
     const o = {

@@ -6,7 +6,7 @@ import { snapshotOf } from '../activities/commit';
 import { hasValidationSplit } from '../spec/helpers';
 import { CliError, EXIT, type Out } from './common';
 import { evalLine } from './evals';
-import { exportRef, readRunCheckpoint } from './export';
+import { exportRef, RUN_REF_ARGUMENT, readRunCheckpoint } from './export';
 import { defineCommand } from './command';
 import { connectClient } from './connection';
 
@@ -58,14 +58,13 @@ export const evaluateDefinition = defineCommand({
   summary:
     "a checkpoint's loss and accuracy (or mse/mae) on the test split (default) or the validation split, computed here with the run's spec",
   details: EVALUATE_DETAILS,
-  arguments: [{ name: 'RUN_ID[:CKPT]' }],
+  arguments: [RUN_REF_ARGUMENT],
   options: [
     { name: 'split', value: 'test|validation', description: 'the split to evaluate on (default test)' },
     { name: 'storage', value: 'URL', description: "read the checkpoint there instead of the run's spec's storage" },
   ],
   async run({ args, opts, out }) {
     const ref = args['RUN_ID[:CKPT]'];
-    exportRef(ref); // ids checked before connecting
     splitArg(opts.split);
     await evaluateCommand(await connectClient(), out, { ref, split: opts.split, storage: opts.storage });
     return EXIT.ok;

@@ -50,6 +50,15 @@ export function exportRef(ref: string): { runId: string; checkpointId?: string }
   };
 }
 
+/** A `RUN_ID[:CKPT]` argument, both ids checked before anything connects. */
+export const RUN_REF_ARGUMENT = {
+  name: 'RUN_ID[:CKPT]',
+  check: (ref: string) => {
+    exportRef(ref);
+    return ref;
+  },
+} as const;
+
 export interface RunCheckpoint {
   spec: RunSpec;
   manifest: Manifest;
@@ -286,7 +295,7 @@ export const exportDefinition = defineCommand({
   summary:
     'a TF.js Layers model (`model.json` + `weights.bin`) that `tf.loadLayersModel` loads, with `preprocessing.json`; optionally the optimizer slots by name',
   details: EXPORT_DETAILS,
-  arguments: [{ name: 'RUN_ID[:CKPT]' }],
+  arguments: [RUN_REF_ARGUMENT],
   options: [
     {
       name: 'out',
@@ -304,7 +313,6 @@ export const exportDefinition = defineCommand({
   ],
   async run({ args, opts, out }) {
     const ref = args['RUN_ID[:CKPT]'];
-    exportRef(ref); // ids checked before connecting
     await exportCommand(await connectClient(), out, {
       ref,
       out: opts.out,

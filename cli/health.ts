@@ -3,10 +3,10 @@
 // last --max-age seconds or are failing now, no checkpoint was committed for too long while the run is running,
 // or the run failed.
 import type { Client } from '@temporalio/client';
-import { CliError, EXIT, runIdArg, runStatus, viewRun, type Out, type PendingActivity } from './common';
+import { CliError, EXIT, runStatus, viewRun, type Out, type PendingActivity } from './common';
 import { managerForRun } from './checkpoints';
 import { failureMessageOf } from '../codec';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 import { connectClient } from './connection';
 
 export interface HealthReport {
@@ -165,7 +165,7 @@ export const healthDefinition = defineCommand({
   name: 'health',
   summary:
     'exit 1 with reasons: newest checkpoint damaged or stale, chunks (commits) failing or failed within `--max-age`, no worker answers, run failed',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   options: [
     {
       name: 'max-age',
@@ -178,7 +178,7 @@ export const healthDefinition = defineCommand({
     const maxAge = opts['max-age'] === undefined ? 600 : Number(opts['max-age']);
     if (!Number.isFinite(maxAge) || maxAge <= 0)
       throw new CliError(`--max-age must be a positive number of seconds`, EXIT.usage);
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     return healthCommand(await connectClient(), out, runId, { maxAgeSeconds: maxAge, storage: opts.storage });
   },
 });

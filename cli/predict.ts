@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { CliError, EXIT, type Out } from './common';
-import { exportRef, preprocessingOfCheckpoint, readRunCheckpoint } from './export';
+import { exportRef, RUN_REF_ARGUMENT, preprocessingOfCheckpoint, readRunCheckpoint } from './export';
 import type { InferenceModel } from '../training/inference';
 import { defineCommand } from './command';
 import { connectClient } from './connection';
@@ -68,7 +68,7 @@ export async function predictCommand(client: Client, out: Out, opts: PredictOpti
 export const predictDefinition = defineCommand({
   name: 'predict',
   summary: 'class and probabilities (or value) for raw rows, columns checked by name',
-  arguments: [{ name: 'RUN_ID[:CKPT]' }],
+  arguments: [RUN_REF_ARGUMENT],
   options: [
     { name: 'input', value: 'rows.csv|rows.jsonl', required: true, description: 'the raw rows (columns by name)' },
     { name: 'out', value: 'preds.csv', description: 'write the predictions there (default: print them)' },
@@ -76,7 +76,6 @@ export const predictDefinition = defineCommand({
   ],
   async run({ args, opts, out }) {
     const ref = args['RUN_ID[:CKPT]'];
-    exportRef(ref);
     await predictCommand(await connectClient(), out, { ref, input: opts.input, out: opts.out, storage: opts.storage });
     return EXIT.ok;
   },

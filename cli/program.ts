@@ -56,11 +56,6 @@ function usageMessage(cmd: Command, def: CommandDefinition | null, e: CommanderE
       const extra = cmd.args.slice(cmd.registeredArguments.length);
       return `${prefix}unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((a) => JSON.stringify(a)).join(' ')} (usage: ${def ? synopsis(def) : where})`;
     }
-    case 'commander.missingMandatoryOptionValue': {
-      const missing = def?.options?.find((o) => o.required && cmd.getOptionValue(camel(o.name)) === undefined);
-      if (missing && def) return `${prefix}${flagText(missing)} is required (usage: ${synopsis(def)})`;
-      break;
-    }
   }
   const message = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
   return `${prefix}${message}${where ? ` (${ownHelp})` : ` (${HELP})`}`;
@@ -108,13 +103,19 @@ function register(
   for (const o of def.options ?? []) {
     const option = new Option(`--${o.name}${o.value ? ` <${o.value}>` : ''}`, o.description);
     if (o.multiple) option.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
-    if (o.required) option.makeOptionMandatory();
     cmd.addOption(option);
   }
   cmd.action(async () => {
+    // Checked in order (exit 2 naming the bad one), before the required flags: as the commands always checked ids first.
+    const args: Record<string, string> = {};
+    (def.arguments ?? []).forEach((a, i) => {
+      if (cmd.args[i] !== undefined) args[a.name] = a.check ? a.check(cmd.args[i]) : cmd.args[i];
+    });
     const values = cmd.opts();
+    const missing = def.options?.find((o) => o.required && values[camel(o.name)] === undefined);
+    if (missing)
+      throw new CliError(`${def.name}: ${flagText(missing)} is required (usage: ${synopsis(def)})`, EXIT.usage);
     const opts = Object.fromEntries((def.options ?? []).map((o) => [o.name, values[camel(o.name)]]));
-    const args = Object.fromEntries((def.arguments ?? []).map((a, i) => [a.name, cmd.args[i]]));
     done(await def.run({ opts, args, out: output(Boolean(cmd.optsWithGlobals().json)) }));
   });
 }

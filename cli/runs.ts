@@ -6,9 +6,9 @@ import { datasetLabel, modelLabel } from '../spec/labels';
 import type { RunSpec } from '../spec';
 import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
-import { EXIT, fmt, runIdArg, runStatus, type Out } from './common';
+import { EXIT, fmt, runStatus, type Out } from './common';
 import type { RunResult } from '../workflows/progress';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 import { connectClient } from './connection';
 
 interface RunRow {
@@ -192,9 +192,9 @@ export const runsListDefinition = defineCommand({
 export const lineageDefinition = defineCommand({
   name: 'lineage',
   summary: 'the fork tree the run belongs to',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   async run({ args, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     return lineageCommand(await connectClient(), out, runId);
   },
 });

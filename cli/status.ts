@@ -3,12 +3,12 @@
 import type { Client } from '@temporalio/client';
 import type { CheckpointPosition } from '../activities/types';
 import { managerForRun } from './checkpoints';
-import { EXIT, fmt, runIdArg, runStatus, viewRun, type Out } from './common';
+import { EXIT, fmt, runStatus, viewRun, type Out } from './common';
 import { epochOfStep } from './epoch';
 import { evalLine } from './evals';
 import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 import { connectClient } from './connection';
 
 /**
@@ -112,9 +112,9 @@ export const statusDefinition = defineCommand({
   name: 'status',
   summary:
     "status (Temporal's when it failed), epoch, step, loss/accuracy (a finished run's from its last checkpoint), last checkpoint; the result",
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   async run({ args, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     await statusCommand(await connectClient(), out, runId);
     return EXIT.ok;
   },

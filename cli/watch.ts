@@ -1,11 +1,11 @@
 // `watch RUN_ID`: a live progress bar until the run ends, with an ETA.
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
-import { CliError, EXIT, fmt, runIdArg, runStatus, viewRun, type Out, type RunView } from './common';
+import { CliError, EXIT, fmt, runStatus, viewRun, type Out, type RunView } from './common';
 import { epochOfStep } from './epoch';
 import { replicaSuffix } from './replicas';
 import { describeResult } from './start';
-import { defineCommand } from './command';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 import { connectClient } from './connection';
 
 const CLOSED = ['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT'];
@@ -112,9 +112,9 @@ export async function watchRun(
 export const watchDefinition = defineCommand({
   name: 'watch',
   summary: 'live progress bar (steps, epoch, loss, samples/s, ETA) until the run ends',
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   async run({ args, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     return (await watchRun(await connectClient(), out, runId)) ? EXIT.ok : EXIT.check;
   },
 });

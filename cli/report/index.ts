@@ -10,7 +10,7 @@ import { collectReportData, currentStep } from './data';
 import { renderHtml } from './html';
 import { canDrawText, renderPng } from './png';
 import { chartSvg } from './svg';
-import { defineCommand } from '../command';
+import { defineCommand, RUN_ID_ARGUMENT } from '../command';
 import { connectClient } from '../connection';
 
 const REPORT_DETAILS = `A self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy at every step from the run's
@@ -131,7 +131,7 @@ export const reportDefinition = defineCommand({
   summary:
     'page: per-step loss/accuracy (smoothed), LR, test points, checkpoint/recovery marks, spec; same charts as PNG; `--compare` overlays RUN',
   details: REPORT_DETAILS,
-  arguments: [{ name: 'RUN_ID' }],
+  arguments: [RUN_ID_ARGUMENT],
   options: [
     { name: 'out', value: 'FILE.html', required: true, description: 'the page to write' },
     { name: 'png', value: 'FILE.png', description: 'also the curves as a PNG' },
@@ -141,7 +141,7 @@ export const reportDefinition = defineCommand({
     { name: 'storage', value: 'URL', description: "read the checkpoints there instead of the run's spec's storage" },
   ],
   async run({ args, opts, out }) {
-    const runId = runIdArg(args.RUN_ID);
+    const runId = args.RUN_ID;
     await reportCommand(await connectClient(), out, {
       runId,
       out: opts.out,

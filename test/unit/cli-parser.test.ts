@@ -66,6 +66,10 @@ describe('the CLI parser (cli/program.ts, in process)', function () {
     try {
       usageError(await cli(['set-lr', 'run', '-1']), /set-lr: VALUE must be > 0, got -1$/m);
       usageError(await cli(['status', '../x']), /invalid run id "\.\.\/x"/);
+      // Ids are checked before a missing required flag is named, as the commands always did.
+      usageError(await cli(['report', '../x']), /invalid run id "\.\.\/x"/);
+      usageError(await cli(['export', 'run:../y']), /invalid checkpoint id "\.\.\/y"/);
+      usageError(await cli(['checkpoints', 'verify', 'run', '../y']), /invalid checkpoint id "\.\.\/y"/);
       usageError(await cli(['dev-server', '--port', '70000']), /--port must be a port number, got 70000/);
       usageError(await cli(['health', 'run', '--max-age', '-5']), /--max-age must be a positive number/);
       usageError(await cli(['drill', 'run', '--steps', '0']), /drill: --steps must be an integer >= 1/);
