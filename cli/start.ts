@@ -9,11 +9,13 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { CheckpointManager, checkpointKeysFromEnv, openStore, StorageUnavailableError } from '../checkpoint';
+import { openStore, StorageUnavailableError } from '../checkpoint';
+import type { PreflightResult } from '../training/preflight';
 import { specHash } from '../activities/fingerprint';
 import { CliError, defaultRunId, EXIT, loadSpecFile, runIdArg, runIdForSpecFile, type Out } from './common';
 import { connectClient, runUrl, temporalSettings, type TemporalSettings } from './connection';
 import { evalLine } from './evals';
+import { assertResumable, newestManifest, QUICK } from './resume-check';
 import { defineCommand } from './command';
 
 export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
@@ -38,16 +40,6 @@ export function assertStorageOpens(spec: RunSpec): void {
     throw new CliError(`invalid spec: checkpoint.storage: ${(err as Error).message}`, EXIT.usage);
   }
 }
-
-/** One quick attempt per request: a refusal answers at once, and an unreachable store is left to the workers. */
-const QUICK = {
-  DURABLE_TRAIN_S3_MAX_ATTEMPTS: '1',
-  DURABLE_TRAIN_S3_TIMEOUT_MS: '5000',
-  DURABLE_TRAIN_GCS_MAX_ATTEMPTS: '1',
-  DURABLE_TRAIN_GCS_TIMEOUT_MS: '5000',
-  DURABLE_TRAIN_AZURE_MAX_ATTEMPTS: '1',
-  DURABLE_TRAIN_AZURE_TIMEOUT_MS: '5000',
-};
 
 /**
  * Refuses, before anything starts, cloud storage whose server turns this CLI's credentials away: a bucket or
@@ -107,11 +99,11 @@ function fieldOf(message: string, fallback: string): { field: string; detail: st
  * Loads the data, builds the model on its shape and runs every preflight check (training/preflight.ts): a run that
  * cannot work is refused here, as a SpecError naming the field, before any workflow exists. tfjs is imported only now.
  */
-export async function preflightSpec(spec: RunSpec): Promise<string[]> {
+export async function preflightSpec(spec: RunSpec): Promise<PreflightResult> {
   const { preflight } = await import('../training/preflight');
   const { isConfigError } = await import('../training/errors');
   try {
-    return (await preflight(spec, { baseDir: process.cwd() })).skipped;
+    return await preflight(spec, { baseDir: process.cwd() });
   } catch (err) {
     if (!isConfigError(err)) throw err;
     const e = err as Error & { field?: unknown };
@@ -168,16 +160,9 @@ export async function withDefaultsFor(spec: RunSpec, runId: string): Promise<Run
   if (normalizeFrom === undefined || (spec.dataset as { normalizeFrom?: string }).normalizeFrom !== undefined)
     return fresh;
   const legacy = { ...fresh, dataset } as RunSpec;
-  try {
-    const store = openStore(spec.checkpoint.storage, process.cwd(), { ...process.env, ...QUICK });
-    const manager = new CheckpointManager(store, runId, { keys: checkpointKeysFromEnv() });
-    const newest = (await manager.list()).filter((c) => c.valid !== false).pop();
-    if (!newest) return fresh;
-    const manifest = await manager.readManifest(newest.id);
-    return manifest.fingerprints.spec === specHash(legacy) ? legacy : fresh;
-  } catch {
-    return fresh; // unreadable storage is named by the checks that follow, or by the worker
-  }
+  // Unreadable storage is named by the checks that follow, or by the worker.
+  const newest = await newestManifest(spec, runId);
+  return newest?.fingerprints.spec === specHash(legacy) ? legacy : fresh;
 }
 
 export async function startRun(
@@ -193,7 +178,9 @@ export async function startRun(
   await checkDataFile(opts.spec);
   await checkModelFile(opts.spec);
   await checkLayerGraph(opts.spec);
-  await preflightSpec(opts.spec);
+  const { built } = await preflightSpec(opts.spec);
+  // A run that has checkpoints continues from them: a spec they cannot continue with is refused before it starts.
+  if (!opts.from) await assertResumable(opts.spec, runId, built);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

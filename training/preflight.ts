@@ -138,6 +138,13 @@ export const MODEL_CHECKS: readonly PreflightCheck[] = [checkInputs, checkOutput
 export interface PreflightResult {
   /** What could not be checked here (a dataset or model registered only in the worker), for a note. */
   skipped: string[];
+  /** What was built, for the resume guards `start` runs before it continues a run (absent: registered elsewhere). */
+  built?: {
+    trainRows: number;
+    datasetFingerprint: string;
+    /** By fingerprint version (model-fingerprint.ts); absent when the model is registered only in the worker. */
+    modelFingerprints?: { 1: string; 2: string };
+  };
 }
 
 /**
@@ -158,8 +165,12 @@ export async function preflight(spec: RunSpec, opts: { baseDir?: string } = {}):
   else net = await buildNet(spec, data.featureShape, data.outputs);
   try {
     for (const check of PREFLIGHT_CHECKS) await check({ spec, data, net });
+    const modelFingerprints = net ? { 1: net.legacyFingerprint(), 2: net.fingerprint } : undefined;
+    return {
+      skipped,
+      built: { trainRows: data.train.n, datasetFingerprint: data.fingerprint, modelFingerprints },
+    };
   } finally {
     net?.dispose();
   }
-  return { skipped };
 }

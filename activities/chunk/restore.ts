@@ -3,13 +3,14 @@
 // allows otherwise.
 import type { Manifest } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
-import { builtinTrainRows, stepCounts } from '../../spec/helpers';
+import { builtinTrainRows } from '../../spec/helpers';
 import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { restoreDecision } from '../../training/numerics';
 import { snapshotOf } from '../commit';
 import { classifyFailure, nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
+import { fingerprintProblem, stepsPerEpochProblem } from './resume-guards';
 
 const guard = (message: string) => nonRetryable(FailureTypes.ResumeGuard, message);
 
@@ -36,22 +37,8 @@ export async function restoreTrainer(
   }
   if (refusal) throw guard(`checkpoint ${manifest.id} cannot continue on this worker: ${refusal}`);
   // A file dataset's row count is known once it is read: Trainer.fromSnapshot checks that case itself.
-  const rows = builtinTrainRows(spec);
-  const stepsPerEpoch = rows === null ? snapshot.state.stepsPerEpoch : stepCounts(spec, rows).stepsPerEpoch;
-  if (snapshot.state.stepsPerEpoch !== stepsPerEpoch) {
-    const was = (snapshot.state as { distributed?: { replicas?: number } }).distributed?.replicas ?? 1;
-    const now = spec.distributed?.replicas ?? 1;
-    if (was !== now)
-      throw guard(
-        `checkpoint ${manifest.id} was trained by ${was} replica${was === 1 ? '' : 's'}, the spec has ${now} ` +
-          `(distributed.replicas): each replica's share of an epoch, and so the steps per epoch ` +
-          `(${snapshot.state.stepsPerEpoch} vs ${stepsPerEpoch}), would change; distributed.replicas cannot change when resuming`,
-      );
-    throw guard(
-      `checkpoint ${manifest.id} has ${snapshot.state.stepsPerEpoch} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
-        `dataset.trainLimit and batchSize cannot change when resuming`,
-    );
-  }
+  const stepsProblem = stepsPerEpochProblem(manifest, spec, builtinTrainRows(spec));
+  if (stepsProblem) throw guard(stepsProblem);
   let trainer: Trainer;
   try {
     trainer = await Trainer.fromSnapshot(spec, snapshot, opts);
@@ -61,16 +48,10 @@ export async function restoreTrainer(
     if (failure !== err) throw failure;
     throw guard(`cannot restore checkpoint ${manifest.id}: ${(err as Error).message}`);
   }
-  if (manifest.fingerprints.model && trainer.info.modelFingerprint !== manifest.fingerprints.model) {
+  const fpProblem = fingerprintProblem(manifest, spec, trainer.info);
+  if (fpProblem) {
     trainer.dispose();
-    throw guard(`checkpoint ${manifest.id} holds a different model topology`);
-  }
-  if (manifest.fingerprints.dataset !== trainer.info.datasetFingerprint && !spec.resume?.allowDatasetChange) {
-    trainer.dispose();
-    throw guard(
-      `checkpoint ${manifest.id} was trained on different data (dataset fingerprint ${manifest.fingerprints.dataset.slice(0, 12)} ` +
-        `vs ${trainer.info.datasetFingerprint.slice(0, 12)}); set resume.allowDatasetChange to continue anyway`,
-    );
+    throw guard(fpProblem);
   }
   return trainer;
 }

@@ -161,6 +161,36 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.equal(cli(fx.cluster, ['status', 'stopped', '--json']).json<{ status: string }>().status, 'stopped');
     const runs = cli(fx.cluster, ['runs', 'list', '--json']).json<Array<{ runId: string; status: string }>>();
     assert.equal(runs.find((x) => x.runId === 'stopped')?.status, 'stopped');
+
+    // A spec the stopped run cannot continue with is refused before anything starts, and the run stays stopped.
+    const executionId = (await handle.describe()).runId;
+    const refusals: Array<[string, object, RegExp]> = [
+      [
+        'batch32.json',
+        { ...spec, batchSize: 32 },
+        /750 steps per epoch, the spec gives 375: .*batchSize cannot change/,
+      ],
+      ['replicas2.json', { ...spec, distributed: { replicas: 2, syncEverySteps: 5 } }, /by 1 replica, the spec has 2/],
+      [
+        'linear.json',
+        {
+          ...spec,
+          dropout: undefined,
+          model: { layers: [{ type: 'flatten' }, { type: 'dense', units: 10, activation: 'softmax' }] },
+        },
+        /different model topology/,
+      ],
+    ];
+    for (const [file, changed, why] of refusals) {
+      const r = cli(fx.cluster, ['start', '--spec', writeSpec(fx.cluster.dir, file, changed), '--run-id', 'stopped']);
+      assert.equal(r.code, 2, `${file}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /run stopped cannot continue with this spec: /);
+      assert.match(r.stderr, why);
+      assert.match(r.stderr, /Nothing was started and the run is as it was/);
+    }
+    const after = await fx.cluster.client.workflow.getHandle('stopped').describe();
+    assert.equal(after.runId, executionId, 'no new execution began');
+    assert.equal(cli(fx.cluster, ['status', 'stopped', '--json']).json<{ status: string }>().status, 'stopped');
   });
 
   it('cancel ends the run as cancelled after the running chunk checkpoints', async function () {

@@ -58,11 +58,12 @@ describe('resume guards (real dev server, real workers on different backends)', 
     assert.ok(manifest.state.rng, 'the PRNG state is in the checkpoint');
 
     const changed = writeSpec(cluster.dir, 'b.json', { ...base, dataset: { ...base.dataset, testLimit: 200 } });
+    // Refused by `start` before anything starts: the run stays stopped.
     const r = cli(cluster, ['start', '--spec', changed, '--run-id', 'data', '--wait']);
-    assert.notEqual(r.code, 0);
-    const st = cli(cluster, ['status', 'data', '--json']).json<{ workflowStatus: string; failure: string }>();
-    assert.equal(st.workflowStatus, 'FAILED');
-    assert.match(st.failure, /different data \(dataset fingerprint/);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /different data \(dataset fingerprint .*resume\.allowDatasetChange/);
+    const st = cli(cluster, ['status', 'data', '--json']).json<{ status: string; workflowStatus: string }>();
+    assert.deepEqual([st.status, st.workflowStatus], ['stopped', 'COMPLETED']);
 
     const allowed = writeSpec(cluster.dir, 'c.json', {
       ...base,
@@ -100,11 +101,8 @@ describe('resume guards (real dev server, real workers on different backends)', 
       'backend',
       '--wait',
     ]);
-    assert.notEqual(batch.code, 0);
-    assert.match(
-      cli(cluster, ['status', 'backend', '--json']).json<{ failure: string }>().failure,
-      /batchSize cannot change/,
-    );
+    assert.equal(batch.code, 2, batch.stderr);
+    assert.match(batch.stderr, /batchSize cannot change/);
 
     const ok = cli(cluster, [
       'start',

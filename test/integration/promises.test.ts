@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { freePort } from '../../cli/dev-server';
 import type { WorkflowHandle } from '@temporalio/client';
-import { progressQuery } from '../../workflows/definitions';
+import { progressQuery, TRAINING_WORKFLOW } from '../../workflows/definitions';
+import { validateSpec } from '../../spec';
+import { withRunDefaults } from '../../spec/helpers';
 import type { RunResult } from '../../workflows/progress';
 import { cli, cliAsync, tmpDir, waitFor, writeSpec } from '../helpers/cluster';
 import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
@@ -308,7 +310,7 @@ describe('promises of the README (real dev server, real workers)', function () {
     assert.ok(ids.includes(last.result!.lastCheckpoint!.id));
   });
 
-  it('resume refusals fail in one attempt, without retries', async function () {
+  it('resume refusals: `start` refuses before anything starts; a workflow started anyway fails in one attempt', async function () {
     const cluster = fx.cluster;
     // Paced so the stop after the first checkpoint lands before the run could finish.
     await fx.worker({ paced: { stepMs: 200 } });
@@ -319,10 +321,11 @@ describe('promises of the README (real dev server, real workers)', function () {
     assert.equal(cli(cluster, ['stop', 'g']).code, 0);
     assert.equal(((await handle.result()) as RunResult).status, 'stopped');
 
-    for (const [what, changed, message] of [
+    const cases: Array<[string, object, RegExp]> = [
       ['different data', { ...spec, dataset: { ...spec.dataset, testLimit: 100 } }, /different data/],
       ['a different batch size', { ...spec, batchSize: 40 }, /batchSize cannot change/],
-    ] as const) {
+    ];
+    for (const [what, changed, message] of cases) {
       const r = cli(cluster, [
         'start',
         '--spec',
@@ -331,7 +334,20 @@ describe('promises of the README (real dev server, real workers)', function () {
         'g',
         '--wait',
       ]);
-      assert.notEqual(r.code, 0, what);
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, message, what);
+      const kept = cli(cluster, ['status', 'g', '--json']).json<{ status: string; workflowStatus: string }>();
+      assert.deepEqual([kept.status, kept.workflowStatus], ['stopped', 'COMPLETED'], `${what}: the run is as it was`);
+    }
+    // A program that starts the workflow itself meets the same guards in the worker, in one attempt each.
+    for (const [what, changed, message] of cases) {
+      const input = { spec: withRunDefaults(validateSpec(changed)), from: null, searchAttributes: false };
+      const started = await cluster.client.workflow.start(TRAINING_WORKFLOW, {
+        workflowId: 'g',
+        taskQueue: cluster.taskQueue,
+        args: [input],
+      });
+      await assert.rejects(started.result(), what);
       const st = cli(cluster, ['status', 'g', '--json']).json<{ workflowStatus: string; failure: string }>();
       assert.equal(st.workflowStatus, 'FAILED', what);
       assert.match(st.failure, message, what);
