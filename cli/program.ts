@@ -50,8 +50,10 @@ function usageMessage(cmd: Command, def: CommandDefinition | null, e: CommanderE
         : `unknown command ${cmd.args[0]} (${HELP})`;
     case 'commander.help': // a group without its subcommand
       return `${prefix}usage: ${where} ${cmd.commands.map((c) => c.name()).join('|')} (${ownHelp.replace('its options', 'them')})`;
-    case 'commander.missingArgument':
-      return `${prefix}missing ${/'(.*)'/.exec(e.message)?.[1] ?? 'an argument'} (${HELP})`;
+    case 'commander.missingArgument': {
+      const missing = cmd.registeredArguments.find((a, i) => a.required && cmd.args[i] === undefined);
+      return `${prefix}missing ${missing?.name() ?? 'an argument'} (${HELP})`;
+    }
     case 'commander.excessArguments': {
       const extra = cmd.args.slice(cmd.registeredArguments.length);
       return `${prefix}unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((a) => JSON.stringify(a)).join(' ')} (usage: ${def ? synopsis(def) : where})`;
@@ -60,8 +62,6 @@ function usageMessage(cmd: Command, def: CommandDefinition | null, e: CommanderE
   const message = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
   return `${prefix}${message}${where ? ` (${ownHelp})` : ` (${HELP})`}`;
 }
-
-const camel = (flag: string): string => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** Output to `io`, and every refusal thrown (not printed, not process.exit) so runCli makes it one line and a code. */
 function configure(cmd: Command, io: CliIo, def: CommandDefinition | null, helpBuffer: { text: string }): Command {
@@ -100,11 +100,15 @@ function register(
   for (const a of def.arguments ?? []) {
     cmd.addArgument(new Argument(a.optional ? `[${a.name}]` : `<${a.name}>`, a.description));
   }
-  for (const o of def.options ?? []) {
-    const option = new Option(`--${o.name}${o.value ? ` <${o.value}>` : ''}`, o.description);
+  const options = (def.options ?? []).map((o) => {
+    const option = new Option(
+      `--${o.name}${o.value ? ` <${o.value}>` : ''}`,
+      o.description + (o.required ? ' (required)' : ''),
+    );
     if (o.multiple) option.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     cmd.addOption(option);
-  }
+    return { spec: o, key: option.attributeName() };
+  });
   cmd.action(async () => {
     // Checked in order (exit 2 naming the bad one), before the required flags: as the commands always checked ids first.
     const args: Record<string, string> = {};
@@ -112,10 +116,10 @@ function register(
       if (cmd.args[i] !== undefined) args[a.name] = a.check ? a.check(cmd.args[i]) : cmd.args[i];
     });
     const values = cmd.opts();
-    const missing = def.options?.find((o) => o.required && values[camel(o.name)] === undefined);
+    const missing = options.find((o) => o.spec.required && values[o.key] === undefined);
     if (missing)
-      throw new CliError(`${def.name}: ${flagText(missing)} is required (usage: ${synopsis(def)})`, EXIT.usage);
-    const opts = Object.fromEntries((def.options ?? []).map((o) => [o.name, values[camel(o.name)]]));
+      throw new CliError(`${def.name}: ${flagText(missing.spec)} is required (usage: ${synopsis(def)})`, EXIT.usage);
+    const opts = Object.fromEntries(options.map((o) => [o.spec.name, values[o.key]]));
     done(await def.run({ opts, args, out: output(Boolean(cmd.optsWithGlobals().json)) }));
   });
 }
