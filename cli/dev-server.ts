@@ -152,14 +152,19 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   };
 }
 
+/** Where the dev server listens and keeps its state: `dev-server`'s flags, and `main`'s for its embedded one. */
+export const DEV_SERVER_OPTIONS = [
+  { name: 'port', value: 'P', description: "the dev server's port (default 7233)" },
+  { name: 'ui-port', value: 'P', description: 'its Web UI port (default port + 1000)' },
+  { name: 'db', value: 'FILE', description: 'its SQLite file (default .data/temporal.sqlite)' },
+] as const;
+
 export const devServerDefinition = defineCommand({
   name: 'dev-server',
   summary:
     'the Temporal dev server with SQLite persistence (default `.data/temporal.sqlite`), Web UI, our search attributes; exits non-zero if the server dies',
   options: [
-    { name: 'port', value: 'P', description: 'its port (default 7233)' },
-    { name: 'ui-port', value: 'P', description: 'its Web UI port (default port + 1000)' },
-    { name: 'db', value: 'FILE', description: 'its SQLite file (default .data/temporal.sqlite)' },
+    ...DEV_SERVER_OPTIONS,
     { name: 'headless', description: 'no Web UI' },
     {
       name: 'ui-codec-endpoint',

@@ -5,7 +5,7 @@ import type { RunResult } from '../workflows/progress';
 import { EXIT, loadSpecFile, portOption, projectPath, runIdArg, type Out } from './common';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import { connectClient, runUrl, temporalSettings } from './connection';
-import { startDevServer, type DevServer } from './dev-server';
+import { DEV_SERVER_OPTIONS, startDevServer, type DevServer } from './dev-server';
 import { describeResult, startRun } from './start';
 import { watchRun } from './watch';
 import { createWorker } from './worker';
@@ -107,9 +107,7 @@ export const mainDefinition = defineCommand({
   options: [
     { name: 'spec', value: 'FILE', description: 'the run spec (default examples/mnist-cnn.json)' },
     { name: 'run-id', value: 'ID', description: 'the run id (default mnist-cnn-default)' },
-    { name: 'port', value: 'P', description: "the embedded dev server's port (default 7233)" },
-    { name: 'ui-port', value: 'P', description: 'its Web UI port (default port + 1000)' },
-    { name: 'db', value: 'FILE', description: 'its SQLite file (default .data/temporal.sqlite)' },
+    ...DEV_SERVER_OPTIONS,
   ],
   async run({ opts, out }) {
     return mainCommand(out, {
