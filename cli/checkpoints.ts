@@ -5,6 +5,8 @@ import type { RunSpec } from '../spec';
 import { EXTRA_METRICS } from '../spec/catalog';
 import { CliError, EXIT, fmt, type Out } from './common';
 import { epochOfCompleted, evaluatedHere } from './epoch';
+import { defineCommand, RUN_ID_ARGUMENT, CKPT_ARGUMENT } from './command';
+import { connectClient } from './connection';
 
 /** The run's checkpoint manager, with storage from --storage or the run's spec (memo). */
 export async function managerForRun(
@@ -14,16 +16,19 @@ export async function managerForRun(
 ): Promise<CheckpointManager> {
   let url = storage;
   if (!url) {
-    if (!client) throw new CliError('pass --storage URL (no Temporal connection to look up the run spec)', 2);
+    if (!client) throw new CliError('pass --storage URL (no Temporal connection to look up the run spec)', EXIT.usage);
     try {
       const desc = await client.workflow.getHandle(runId).describe();
       url = (desc.memo?.spec as RunSpec | undefined)?.checkpoint.storage;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError)
-        throw new CliError(`no run ${runId} on the server; pass --storage URL to read its checkpoints directly`, 3);
+        throw new CliError(
+          `no run ${runId} on the server; pass --storage URL to read its checkpoints directly`,
+          EXIT.notFound,
+        );
       throw err;
     }
-    if (!url) throw new CliError(`run ${runId} has no spec memo; pass --storage URL`, 2);
+    if (!url) throw new CliError(`run ${runId} has no spec memo; pass --storage URL`, EXIT.usage);
   }
   let store;
   try {
@@ -93,7 +98,7 @@ export async function checkpointsList(
     );
     return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');
   });
-  return list.some((c) => c.valid === false) ? 1 : 0;
+  return list.some((c) => c.valid === false) ? EXIT.check : EXIT.ok;
 }
 
 export async function checkpointsVerify(manager: CheckpointManager, out: Out, id?: string): Promise<number> {
@@ -109,7 +114,7 @@ export async function checkpointsVerify(manager: CheckpointManager, out: Out, id
       results.map((r) => (r.ok ? `${r.id}: ok` : `${r.id}: DAMAGED: ${formatProblems(r.problems)}`)).join('\n') ||
       'no checkpoints',
   );
-  return bad.length ? 1 : 0;
+  return bad.length ? EXIT.check : EXIT.ok;
 }
 
 export async function checkpointsShow(manager: CheckpointManager, out: Out, id: string): Promise<void> {
@@ -146,5 +151,68 @@ export async function checkpointsSign(
   out.emit({ ok: results.every((r) => r.ok), results }, () =>
     results.length ? results.map((r) => `${r.id}: ${r.outcome}`).join('\n') : 'no checkpoints',
   );
-  return results.every((r) => r.ok) ? 0 : 1;
+  return results.every((r) => r.ok) ? EXIT.ok : EXIT.check;
 }
+
+const STORAGE = {
+  name: 'storage',
+  value: 'URL',
+  description:
+    "read the checkpoints there (file://..., s3://...) instead of the run's spec's storage: no Temporal needed",
+} as const;
+
+/** The run's manager: through the server's record of the run, or straight from --storage. */
+async function managerOf(runId: string, storage: string | undefined): Promise<CheckpointManager> {
+  return managerForRun(storage ? null : await connectClient(), runId, storage);
+}
+
+export const checkpointsListDefinition = defineCommand({
+  name: 'checkpoints list',
+  summary: 'id, step, epoch, time, size, metrics (and integrity with `--verify`, which exits 1 when a row is DAMAGED)',
+  arguments: [RUN_ID_ARGUMENT],
+  options: [{ name: 'verify', description: 're-hash every checkpoint; exit 1 when one is DAMAGED' }, STORAGE],
+  async run({ args, opts, out }) {
+    return checkpointsList(await managerOf(args.RUN_ID, opts.storage), out, { verify: opts.verify });
+  },
+});
+
+export const checkpointsVerifyDefinition = defineCommand({
+  name: 'checkpoints verify',
+  summary: 're-hash every blob (of CKPT, or of every checkpoint); exits 1 and names the damaged blob',
+  arguments: [RUN_ID_ARGUMENT, { ...CKPT_ARGUMENT, optional: true }],
+  options: [STORAGE],
+  async run({ args, opts, out }) {
+    return checkpointsVerify(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT);
+  },
+});
+
+export const checkpointsShowDefinition = defineCommand({
+  name: 'checkpoints show',
+  summary: 'the manifest',
+  arguments: [RUN_ID_ARGUMENT, CKPT_ARGUMENT],
+  options: [STORAGE],
+  async run({ args, opts, out }) {
+    await checkpointsShow(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT);
+    return EXIT.ok;
+  },
+});
+
+export const checkpointsSignDefinition = defineCommand({
+  name: 'checkpoints sign',
+  summary:
+    'with `DURABLE_TRAIN_CHECKPOINT_KEY` set: sign checkpoints (after a full check) written before signing was on, or re-sign with a new first key',
+  details:
+    "Signs with DURABLE_TRAIN_CHECKPOINT_KEY's first key, after a full check; in a run whose checkpoints are signed, an unsigned one only with --i-have-checked.",
+  arguments: [RUN_ID_ARGUMENT, { ...CKPT_ARGUMENT, optional: true }],
+  options: [
+    STORAGE,
+    {
+      name: 'i-have-checked',
+      description: 'sign an unsigned checkpoint even in a run whose other checkpoints are signed',
+    },
+  ],
+  async run({ args, opts, out }) {
+    const checked = Boolean(opts['i-have-checked']);
+    return checkpointsSign(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT, checked);
+  },
+});

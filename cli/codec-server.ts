@@ -7,7 +7,8 @@ import * as http from 'node:http';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { CodecKeyError, CODEC_KEYS_ENV } from '../codec';
 import { codecFromEnvForCli } from './connection';
-import { CliError, EXIT, type Out } from './common';
+import { CliError, EXIT, portOption, type Out } from './common';
+import { defineCommand } from './command';
 
 export const CODEC_TOKEN_ENV = 'DURABLE_TRAIN_CODEC_SERVER_TOKEN';
 const MAX_BODY = 16 * 1024 * 1024;
@@ -145,5 +146,29 @@ export async function codecServerCommand(
     process.once('SIGTERM', resolve);
   });
   await server.close();
-  return 0;
+  return EXIT.ok;
 }
+
+export const codecServerDefinition = defineCommand({
+  name: 'codec-server',
+  summary: "the Web UI's remote codec endpoint (`/decode`, `/encode`) with `DURABLE_TRAIN_CODEC_KEYS`",
+  details: `Bearer token: ${CODEC_TOKEN_ENV} (required when set). Runs until Ctrl-C.`,
+  options: [
+    { name: 'port', value: 'P', description: 'port to listen on (default 8081)' },
+    { name: 'host', value: 'H', description: 'address to listen on (default 127.0.0.1)' },
+    {
+      name: 'cors-origin',
+      value: 'URL',
+      multiple: true,
+      description:
+        "the Web UI's origin allowed to call it (repeatable; default DURABLE_TRAIN_UI_URL or http://localhost:8233)",
+    },
+  ],
+  async run({ opts, out }) {
+    return codecServerCommand(out, {
+      port: portOption(opts.port, 'port', 8081),
+      host: opts.host,
+      origins: opts['cors-origin'],
+    });
+  },
+});

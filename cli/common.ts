@@ -14,7 +14,7 @@ import type { ChunkHeartbeat } from '../activities/types';
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: ExitCode = EXIT.check,
   ) {
     super(message);
   }
@@ -26,6 +26,16 @@ export class CliError extends Error {
  * 5 the run ended without a result (failed, cancelled, terminated, timed out); 6 Temporal unreachable.
  */
 export const EXIT = { ok: 0, check: 1, usage: 2, notFound: 3, state: 4, runFailed: 5, unreachable: 6 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** `--port P`: a TCP port number, `dflt` when not given; or exit 2. */
+export function portOption(value: string | undefined, name: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535)
+    throw new CliError(`--${name} must be a port number, got ${value}`, EXIT.usage);
+  return n;
+}
 
 /** A run id from the command line, or exit 2 with `invalid run id "../x": ...`. */
 export function runIdArg(id: unknown): string {
@@ -91,13 +101,13 @@ export function loadSpecFile(file: string): RunSpec {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read spec ${file}: ${(err as Error).message}`, 2);
+    throw new CliError(`cannot read spec ${file}: ${(err as Error).message}`, EXIT.usage);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new CliError(`spec ${file} is not valid JSON: ${(err as Error).message}`, 2);
+    throw new CliError(`spec ${file} is not valid JSON: ${(err as Error).message}`, EXIT.usage);
   }
   return validateOrExit(raw, file);
 }
@@ -106,7 +116,7 @@ export function validateOrExit(raw: unknown, where: string): RunSpec {
   try {
     return validateSpec(raw);
   } catch (err) {
-    if (err instanceof SpecError) throw new CliError(`${where}: ${err.message}`, 2);
+    if (err instanceof SpecError) throw new CliError(`${where}: ${err.message}`, EXIT.usage);
     throw err;
   }
 }

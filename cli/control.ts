@@ -1,18 +1,20 @@
 // `pause`, `resume`, `stop`, `set-lr`, `cancel`: steer a running run through its signals and updates.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { pauseSignal, progressQuery, resumeSignal, setLearningRateUpdate, stopSignal } from '../workflows/definitions';
-import { CliError, type Out } from './common';
+import { CliError, EXIT, type Out } from './common';
 import type { RunSpec } from '../spec';
 import { LrSchedule } from '../training/schedules';
+import { defineCommand, RUN_ID_ARGUMENT, type CommandDefinition } from './command';
+import { connectClient } from './connection';
 
 async function running(client: Client, runId: string) {
   const handle = client.workflow.getHandle(runId);
   try {
     const d = await handle.describe();
     if (d.status.name !== 'RUNNING')
-      throw new CliError(`run ${runId} is ${d.status.name.toLowerCase()}, not running`, 4);
+      throw new CliError(`run ${runId} is ${d.status.name.toLowerCase()}, not running`, EXIT.state);
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, 3);
+    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, EXIT.notFound);
     throw err;
   }
   return handle;
@@ -45,13 +47,14 @@ export const MAX_LEARNING_RATE = 10;
 export function parseLearningRate(raw: string): number {
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value))
-    throw new CliError(`set-lr: VALUE must be a number, got ${JSON.stringify(raw)}`, 2);
-  if (value <= 0) throw new CliError(`set-lr: VALUE must be > 0, got ${raw}`, 2);
-  if (value > MAX_LEARNING_RATE) throw new CliError(`set-lr: VALUE must be <= ${MAX_LEARNING_RATE}, got ${raw}`, 2);
+    throw new CliError(`set-lr: VALUE must be a number, got ${JSON.stringify(raw)}`, EXIT.usage);
+  if (value <= 0) throw new CliError(`set-lr: VALUE must be > 0, got ${raw}`, EXIT.usage);
+  if (value > MAX_LEARNING_RATE)
+    throw new CliError(`set-lr: VALUE must be <= ${MAX_LEARNING_RATE}, got ${raw}`, EXIT.usage);
   if (Math.fround(value) <= 0)
     throw new CliError(
       `set-lr: VALUE ${raw} is 0 in float32 (the training precision); the smallest float32 is 1.4e-45`,
-      2,
+      EXIT.usage,
     );
   return value;
 }
@@ -64,7 +67,7 @@ export async function setLrCommand(client: Client, out: Out, runId: string, raw:
     applied = await handle.executeUpdate(setLearningRateUpdate, { args: [value] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw new CliError(`set-lr rejected: ${(err.cause as Error | undefined)?.message ?? err.message}`, 2);
+      throw new CliError(`set-lr rejected: ${(err.cause as Error | undefined)?.message ?? err.message}`, EXIT.usage);
     }
     throw err;
   }
@@ -95,3 +98,47 @@ export async function cancelCommand(client: Client, out: Out, runId: string): Pr
     () => `run ${runId}: cancellation requested; the running chunk commits a checkpoint first`,
   );
 }
+
+const SIGNALS = {
+  pause:
+    'pause: the current step finishes, a checkpoint is committed, the run waits; a paused-and-resumed run ends with the same weights as one never paused',
+  resume: 'resume a paused run',
+  stop: 'commit a final checkpoint and complete with status `stopped`',
+} as const;
+
+/** `pause`, `resume` and `stop`: one signal each. */
+export const signalDefinitions: CommandDefinition[] = (['pause', 'resume', 'stop'] as const).map((signal) =>
+  defineCommand({
+    name: signal,
+    summary: SIGNALS[signal],
+    arguments: [RUN_ID_ARGUMENT],
+    async run({ args, out }) {
+      const runId = args.RUN_ID;
+      await signalCommand(await connectClient(), out, runId, signal);
+      return EXIT.ok;
+    },
+  }),
+);
+
+export const setLrDefinition = defineCommand({
+  name: 'set-lr',
+  summary:
+    "validated update (0 < VALUE <= 10, and > 0 in float32); applies from the next chunk, recorded in the checkpoint state and the run's history",
+  arguments: [RUN_ID_ARGUMENT, { name: 'VALUE' }],
+  async run({ args, out }) {
+    parseLearningRate(args.VALUE); // refused before connecting: nothing is sent
+    await setLrCommand(await connectClient(), out, args.RUN_ID, args.VALUE);
+    return EXIT.ok;
+  },
+});
+
+export const cancelDefinition = defineCommand({
+  name: 'cancel',
+  summary: 'Temporal cancellation; the running chunk checkpoints before it exits',
+  arguments: [RUN_ID_ARGUMENT],
+  async run({ args, out }) {
+    const runId = args.RUN_ID;
+    await cancelCommand(await connectClient(), out, runId);
+    return EXIT.ok;
+  },
+});

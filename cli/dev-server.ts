@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { resolveTemporalCli, PROJECT_ROOT } from './tools';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { defineCommand } from './command';
+import { EXIT, portOption } from './common';
 
 export interface DevServerOptions {
   port?: number;
@@ -149,3 +151,55 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     exitStatus,
   };
 }
+
+/** Where the dev server listens and keeps its state: `dev-server`'s flags, and `main`'s for its embedded one. */
+export const DEV_SERVER_OPTIONS = [
+  { name: 'port', value: 'P', description: "the dev server's port (default 7233)" },
+  { name: 'ui-port', value: 'P', description: 'its Web UI port (default port + 1000)' },
+  { name: 'db', value: 'FILE', description: 'its SQLite file (default .data/temporal.sqlite)' },
+] as const;
+
+export const devServerDefinition = defineCommand({
+  name: 'dev-server',
+  summary:
+    'the Temporal dev server with SQLite persistence (default `.data/temporal.sqlite`), Web UI, our search attributes; exits non-zero if the server dies',
+  options: [
+    ...DEV_SERVER_OPTIONS,
+    { name: 'headless', description: 'no Web UI' },
+    {
+      name: 'ui-codec-endpoint',
+      value: 'URL',
+      description: 'the Web UI decodes payloads there (`durable-train codec-server`)',
+    },
+  ],
+  async run({ opts, out }) {
+    const port = portOption(opts.port, 'port', 7233);
+    const server = await startDevServer({
+      port,
+      uiPort: portOption(opts['ui-port'], 'ui-port', port + 1000),
+      db: opts.db,
+      headless: opts.headless,
+      log: 'inherit',
+      uiCodecEndpoint: opts['ui-codec-endpoint'],
+    });
+    out.emit(
+      { address: server.address, uiUrl: server.uiUrl, db: server.db, pid: server.pid },
+      () =>
+        `Temporal dev server at ${server.address}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}, SQLite ${server.db}\nCtrl-C to stop`,
+    );
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+      void server.stop();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    const { code, signal } = await server.exitStatus;
+    if (stopping) return EXIT.ok;
+    // The server went away without being asked to: a kill, a crash or a port clash. Not a success.
+    process.stderr.write(
+      `durable-train: the Temporal dev server (pid ${server.pid}) exited unexpectedly (${signal ? `killed by ${signal}` : `exit code ${code}`})\n`,
+    );
+    return code || EXIT.check;
+  },
+});

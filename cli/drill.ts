@@ -17,8 +17,9 @@ import { FailureTypes } from '../activities/types';
 import { checkDrillRequest } from '../activities/drill-plan';
 import { DRILL_WORKFLOW } from '../workflows/definitions';
 import { managerForRun } from './checkpoints';
-import { CliError, EXIT, rootCause, viewRun, type Out } from './common';
-import type { TemporalSettings } from './connection';
+import { checkpointIdArg, CliError, EXIT, rootCause, viewRun, type Out } from './common';
+import { connectClient, temporalSettings, type TemporalSettings } from './connection';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
 
 export interface DrillOptions {
   runId: string;
@@ -285,3 +286,44 @@ export async function listDrillsCommand(client: Client, out: Out, runId: string)
   });
   return EXIT.ok;
 }
+
+export const drillDefinition = defineCommand({
+  name: 'drill',
+  summary:
+    'recovery drill on the workers: restore CKPT (default: the newest with a later one) in a fresh trainer, replay to the next checkpoint, compare bit for bit; exit 0 verified, 1 not',
+  details:
+    'drill RUN_ID --every 6h schedules it (a Temporal Schedule); drill --list RUN_ID shows past drills and the schedule; drill --remove RUN_ID deletes the schedule.',
+  arguments: [RUN_ID_ARGUMENT],
+  options: [
+    {
+      name: 'checkpoint',
+      value: 'CKPT',
+      description: 'the checkpoint to restore (default: the newest with a later one)',
+    },
+    { name: 'steps', value: 'K', description: 'replay only K steps' },
+    {
+      name: 'every',
+      value: 'DURATION',
+      description: 'schedule the drill (90s, 10m, 6h, 1d) instead of running it now',
+    },
+    { name: 'list', description: "the run's past drills, their results and the schedule" },
+    { name: 'remove', description: "delete the run's drill schedule" },
+  ],
+  async run({ args, opts, out }) {
+    const runId = args.RUN_ID;
+    if (opts.list) return listDrillsCommand(await connectClient(), out, runId);
+    if (opts.remove) return removeDrillScheduleCommand(await connectClient(), out, runId);
+    const o = {
+      runId,
+      checkpoint: opts.checkpoint === undefined ? undefined : checkpointIdArg(opts.checkpoint),
+      steps: parseDrillSteps(opts.steps),
+      every: opts.every,
+    };
+    if (o.every !== undefined) parseEvery(o.every); // refused before connecting
+    const settings = temporalSettings();
+    const client = await connectClient(settings);
+    return o.every !== undefined
+      ? scheduleDrillCommand(client, settings, out, o)
+      : drillCommand(client, settings, out, o);
+  },
+});

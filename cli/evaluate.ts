@@ -4,13 +4,14 @@
 import type { Client } from '@temporalio/client';
 import { snapshotOf } from '../activities/commit';
 import { hasValidationSplit } from '../spec/helpers';
-import { CliError, type Out } from './common';
+import { CliError, EXIT, type Out } from './common';
 import { evalLine } from './evals';
-import { exportRef, readRunCheckpoint } from './export';
+import { exportRef, RUN_REF_ARGUMENT, readRunCheckpoint } from './export';
+import { defineCommand } from './command';
+import { connectClient } from './connection';
 
-export const EVALUATE_HELP = `evaluate RUN_ID[:CKPT] [--split test|validation] [--storage URL]
-    CKPT defaults to the run's newest valid checkpoint (verified). --split defaults to test; validation needs a run
-    with a validation split (dataset.validationFraction > 0). Run it where the worker runs (file datasets resolve there).`;
+const EVALUATE_DETAILS = `CKPT defaults to the run's newest valid checkpoint (verified). --split defaults to test; validation needs a run
+with a validation split (dataset.validationFraction > 0). Run it where the worker runs (file datasets resolve there).`;
 
 export interface EvaluateOptions {
   ref: string;
@@ -21,7 +22,7 @@ export interface EvaluateOptions {
 export function splitArg(split: string | undefined): 'test' | 'validation' {
   const s = split ?? 'test';
   if (s !== 'test' && s !== 'validation')
-    throw new CliError(`evaluate: --split must be test or validation, got ${JSON.stringify(s)}`, 2);
+    throw new CliError(`evaluate: --split must be test or validation, got ${JSON.stringify(s)}`, EXIT.usage);
   return s;
 }
 
@@ -32,7 +33,7 @@ export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOp
   if (split === 'validation' && !hasValidationSplit(spec))
     throw new CliError(
       `evaluate: run ${runId} has no validation split (its spec has no dataset.validationFraction)`,
-      2,
+      EXIT.usage,
     );
   // Loaded only here: tfjs is a heavy import for the other commands.
   const { initBackend } = await import('../training/backend');
@@ -51,3 +52,21 @@ export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOp
     trainer.dispose();
   }
 }
+
+export const evaluateDefinition = defineCommand({
+  name: 'evaluate',
+  summary:
+    "a checkpoint's loss and accuracy (or mse/mae) on the test split (default) or the validation split, computed here with the run's spec",
+  details: EVALUATE_DETAILS,
+  arguments: [RUN_REF_ARGUMENT],
+  options: [
+    { name: 'split', value: 'test|validation', description: 'the split to evaluate on (default test)' },
+    { name: 'storage', value: 'URL', description: "read the checkpoint there instead of the run's spec's storage" },
+  ],
+  async run({ args, opts, out }) {
+    const ref = args['RUN_ID[:CKPT]'];
+    splitArg(opts.split);
+    await evaluateCommand(await connectClient(), out, { ref, split: opts.split, storage: opts.storage });
+    return EXIT.ok;
+  },
+});

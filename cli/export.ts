@@ -14,22 +14,23 @@ import {
 } from '../training/export';
 import type { NamedTensorBytes } from '../training';
 import { managerForRun } from './checkpoints';
-import { checkpointIdArg, CliError, runIdArg, validateOrExit, type Out } from './common';
+import { checkpointIdArg, CliError, EXIT, runIdArg, validateOrExit, type Out } from './common';
 import type { RunSpec } from '../spec';
 import { PREPROCESSING_JSON, preprocessingOf, type Preprocessing } from '../training/preprocess';
 import { parseRunRef, sourceSpec } from './fork';
 import { modelLabel } from '../spec/labels';
 import { recordedFingerprintVersion } from '../training/model-fingerprint';
+import { defineCommand } from './command';
+import { connectClient } from './connection';
 
-export const EXPORT_HELP = `export RUN_ID[:CKPT] --out DIR [--include-optimizer] [--bake-preprocessing] [--force] [--storage URL]
-    CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
-    Writes DIR/model.json + DIR/weights.bin (TF.js Layers format; loadForInference(DIR) from this package, or
-    tf.loadLayersModel with tf.io.fromMemory, or a file:// / http handler) and DIR/preprocessing.json (feature
-    names, standardisation, classes: docs/preprocessing.md); provenance in model.json userDefinedMetadata.durableTrain.
-    --bake-preprocessing puts the standardisation in the model as its first layer, so it takes raw rows.
-    --include-optimizer also writes DIR/optimizer.json (optimizer config, iterations, and a weights manifest of
-    the slots under their stable names, e.g. opt/adam/m/model/dense1/kernel) + DIR/optimizer.bin (their bytes;
-    tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).`;
+const EXPORT_DETAILS = `CKPT defaults to the run's newest valid checkpoint (verified; a damaged one is never exported).
+Writes DIR/model.json + DIR/weights.bin (TF.js Layers format; loadForInference(DIR) from this package, or
+tf.loadLayersModel with tf.io.fromMemory, or a file:// / http handler) and DIR/preprocessing.json (feature
+names, standardisation, classes: docs/preprocessing.md); provenance in model.json userDefinedMetadata.durableTrain.
+--bake-preprocessing puts the standardisation in the model as its first layer, so it takes raw rows.
+--include-optimizer also writes DIR/optimizer.json (optimizer config, iterations, and a weights manifest of
+the slots under their stable names, e.g. opt/adam/m/model/dense1/kernel) + DIR/optimizer.bin (their bytes;
+tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).`;
 
 export interface ExportOptions {
   ref: string;
@@ -48,6 +49,15 @@ export function exportRef(ref: string): { runId: string; checkpointId?: string }
     checkpointId: r.checkpointId === undefined ? undefined : checkpointIdArg(r.checkpointId),
   };
 }
+
+/** A `RUN_ID[:CKPT]` argument, both ids checked before anything connects. */
+export const RUN_REF_ARGUMENT = {
+  name: 'RUN_ID[:CKPT]',
+  check: (ref: string) => {
+    exportRef(ref);
+    return ref;
+  },
+} as const;
 
 export interface RunCheckpoint {
   spec: RunSpec;
@@ -74,11 +84,11 @@ export async function readRunCheckpoint(
   if (!id) {
     try {
       const latest = await manager.latestValid();
-      if (!latest) throw new CliError(`run ${runId} has no checkpoints to ${command}`, 3);
+      if (!latest) throw new CliError(`run ${runId} has no checkpoints to ${command}`, EXIT.notFound);
       id = latest.manifest.id;
       skipped = latest.skipped.map((s) => ({ id: s.id, problems: s.problems.map((p) => p.reason).join('; ') }));
     } catch (err) {
-      if (err instanceof NoValidCheckpointError) throw new CliError(`${command}: ${err.message}`, 3);
+      if (err instanceof NoValidCheckpointError) throw new CliError(`${command}: ${err.message}`, EXIT.notFound);
       throw err;
     }
   }
@@ -86,9 +96,12 @@ export async function readRunCheckpoint(
   try {
     loaded = await manager.load(id); // verifies every blob's size and sha256
   } catch (err) {
-    if (err instanceof CheckpointNotFoundError) throw new CliError(`${command}: ${err.message}`, 3);
+    if (err instanceof CheckpointNotFoundError) throw new CliError(`${command}: ${err.message}`, EXIT.notFound);
     if (err instanceof CheckpointCorruptError)
-      throw new CliError(`${command}: ${err.message}; nothing ${command === 'export' ? 'exported' : 'read'}`, 3);
+      throw new CliError(
+        `${command}: ${err.message}; nothing ${command === 'export' ? 'exported' : 'read'}`,
+        EXIT.notFound,
+      );
     throw err;
   }
   const { manifest, blobs } = loaded;
@@ -114,13 +127,13 @@ export async function preprocessingOfCheckpoint(spec: RunSpec, manifest: Manifes
   } catch (err) {
     throw new CliError(
       `checkpoint ${manifest.id} predates recorded preprocessing and the run's data cannot be read here: ${(err as Error).message}`,
-      3,
+      EXIT.notFound,
     );
   }
 }
 
 export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
-  if (!opts.out) throw new CliError(`export: --out DIR is required\n\nusage: ${EXPORT_HELP}`, 2);
+  if (!opts.out) throw new CliError('export: --out DIR is required', EXIT.usage);
   const { runId, checkpointId } = exportRef(opts.ref);
   const dir = path.resolve(opts.out);
   checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
@@ -154,12 +167,15 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
       bakePreprocessing: opts.bakePreprocessing,
     });
   } catch (err) {
-    throw new CliError(`export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`, 3);
+    throw new CliError(
+      `export: checkpoint ${runId}:${manifest.id} cannot be exported: ${(err as Error).message}`,
+      EXIT.notFound,
+    );
   }
   if (manifest.fingerprints.model && manifest.fingerprints.model !== exported.modelFingerprint)
     throw new CliError(
       `export: checkpoint ${manifest.id} holds a different model topology than ${modelLabel(spec.model)}`,
-      3,
+      EXIT.notFound,
     );
 
   writeAllOrNothing(dir, exported.files, Boolean(opts.force));
@@ -205,11 +221,11 @@ function checkOutDir(dir: string, force: boolean): void {
   } catch {
     return; // does not exist: fine
   }
-  if (!st.isDirectory()) throw new CliError(`export: --out ${dir} exists and is not a directory`, 2);
+  if (!st.isDirectory()) throw new CliError(`export: --out ${dir} exists and is not a directory`, EXIT.usage);
   if (!force && fs.readdirSync(dir).length > 0)
     throw new CliError(
       `export: --out ${dir} is not empty; pass --force to replace ${MODEL_JSON}, ${WEIGHTS_BIN} and optimizer.* in it`,
-      2,
+      EXIT.usage,
     );
 }
 
@@ -270,6 +286,41 @@ function writeAllOrNothing(dir: string, files: ExportFile[], force: boolean): vo
     fsyncDir(dir);
   } catch (err) {
     if (created) fs.rmSync(staging, { recursive: true, force: true });
-    throw new CliError(`export: cannot write ${dir}: ${(err as Error).message}`, 1);
+    throw new CliError(`export: cannot write ${dir}: ${(err as Error).message}`, EXIT.check);
   }
 }
+
+export const exportDefinition = defineCommand({
+  name: 'export',
+  summary:
+    'a TF.js Layers model (`model.json` + `weights.bin`) that `tf.loadLayersModel` loads, with `preprocessing.json`; optionally the optimizer slots by name',
+  details: EXPORT_DETAILS,
+  arguments: [RUN_REF_ARGUMENT],
+  options: [
+    {
+      name: 'out',
+      value: 'DIR',
+      required: true,
+      description: 'the directory to write (created; a non-empty one only with --force)',
+    },
+    { name: 'include-optimizer', description: 'also write optimizer.json + optimizer.bin (the slots by name)' },
+    {
+      name: 'bake-preprocessing',
+      description: 'put the standardisation in the model as its first layer (it takes raw rows)',
+    },
+    { name: 'force', description: 'write into a non-empty DIR (replaces only these files)' },
+    { name: 'storage', value: 'URL', description: "read the checkpoint there instead of the run's spec's storage" },
+  ],
+  async run({ args, opts, out }) {
+    const ref = args['RUN_ID[:CKPT]'];
+    await exportCommand(await connectClient(), out, {
+      ref,
+      out: opts.out,
+      includeOptimizer: opts['include-optimizer'],
+      bakePreprocessing: opts['bake-preprocessing'],
+      force: opts.force,
+      storage: opts.storage,
+    });
+    return EXIT.ok;
+  },
+});

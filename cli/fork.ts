@@ -4,15 +4,16 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
 import { builtinTrainRows } from '../spec/helpers';
-import { checkpointIdArg, CliError, runIdArg, type Out } from './common';
+import { checkpointIdArg, CliError, EXIT, runIdArg, type Out } from './common';
 import { formatProblems } from '../checkpoint';
 import { managerForRun } from './checkpoints';
-import type { TemporalSettings } from './connection';
+import { connectClient, temporalSettings, type TemporalSettings } from './connection';
 import { startCommand } from './start';
+import { defineCommand } from './command';
 
 export function parseRunRef(ref: string): { runId: string; checkpointId?: string } {
   const i = ref.indexOf(':');
-  if (i === 0 || ref === '') throw new CliError(`expected RUN_ID[:CKPT], got ${JSON.stringify(ref)}`, 2);
+  if (i === 0 || ref === '') throw new CliError(`expected RUN_ID[:CKPT], got ${JSON.stringify(ref)}`, EXIT.usage);
   const runId = runIdArg(i < 0 ? ref : ref.slice(0, i));
   const checkpointId = i < 0 ? undefined : ref.slice(i + 1) || undefined;
   return { runId, checkpointId: checkpointId === undefined ? undefined : checkpointIdArg(checkpointId) };
@@ -22,10 +23,10 @@ export async function sourceSpec(client: Client, runId: string): Promise<RunSpec
   try {
     const d = await client.workflow.getHandle(runId).describe();
     const spec = d.memo?.spec as RunSpec | undefined;
-    if (!spec) throw new CliError(`run ${runId} has no spec memo`, 2);
+    if (!spec) throw new CliError(`run ${runId} has no spec memo`, EXIT.usage);
     return spec;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, 3);
+    if (err instanceof WorkflowNotFoundError) throw new CliError(`no run ${runId}`, EXIT.notFound);
     throw err;
   }
 }
@@ -45,7 +46,7 @@ function readOverride(file: string | undefined): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new CliError(`cannot read spec override ${file}: ${(err as Error).message}`, 2);
+    throw new CliError(`cannot read spec override ${file}: ${(err as Error).message}`, EXIT.usage);
   }
 }
 
@@ -63,7 +64,7 @@ export async function forkCommand(
     spec = validateSpec(mergeForkSpec(base, readOverride(opts.overrideFile)));
     planFork(base, spec);
   } catch (err) {
-    if (err instanceof SpecError) throw new CliError(`fork: ${where}: ${err.message}`, 2);
+    if (err instanceof SpecError) throw new CliError(`fork: ${where}: ${err.message}`, EXIT.usage);
     throw err;
   }
   // A fork never writes into another run: its id must be new.
@@ -71,7 +72,7 @@ export async function forkCommand(
   if (await runExists(client, runId)) {
     throw new CliError(
       `fork: run ${runId} already exists; choose a new --run-id (a fork never writes into another run)`,
-      2,
+      EXIT.usage,
     );
   }
   const manager = await managerForRun(client, ref.runId);
@@ -80,11 +81,14 @@ export async function forkCommand(
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
     if (!v.ok)
-      throw new CliError(`checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${formatProblems(v.problems)}`, 3);
+      throw new CliError(
+        `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${formatProblems(v.problems)}`,
+        EXIT.notFound,
+      );
     step = (await manager.readManifest(checkpointId)).step;
   } else {
     const latest = await manager.latestValid();
-    if (!latest) throw new CliError(`run ${ref.runId} has no checkpoints to fork from`, 3);
+    if (!latest) throw new CliError(`run ${ref.runId} has no checkpoints to fork from`, EXIT.notFound);
     checkpointId = latest.manifest.id;
     step = latest.manifest.step;
   }
@@ -95,7 +99,7 @@ export async function forkCommand(
     throw new CliError(
       `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +
         `nothing left to train (set a larger "epochs" in the override)`,
-      2,
+      EXIT.usage,
     );
   }
   await startCommand(client, settings, out, {
@@ -106,3 +110,30 @@ export async function forkCommand(
     wait: opts.wait,
   });
 }
+
+export const forkDefinition = defineCommand({
+  name: 'fork',
+  summary:
+    'a new run from any checkpoint (default: the newest valid) with changed hyperparameters; `{}` changes nothing and reproduces the original weights',
+  options: [
+    { name: 'from', value: 'RUN_ID[:CKPT]', required: true, description: 'the run (and checkpoint) to start from' },
+    { name: 'spec-override', value: 'FILE', description: "JSON merged over the source run's spec" },
+    {
+      name: 'run-id',
+      value: 'NEW',
+      description: 'the new run id (default: RUN_ID-fork-<time>); never an existing run',
+    },
+    { name: 'wait', description: 'wait for the run to finish and print its result' },
+  ],
+  async run({ opts, out }) {
+    if (opts['run-id'] !== undefined) runIdArg(opts['run-id']);
+    const settings = temporalSettings();
+    await forkCommand(await connectClient(settings), settings, out, {
+      from: opts.from,
+      overrideFile: opts['spec-override'],
+      runId: opts['run-id'],
+      wait: opts.wait,
+    });
+    return EXIT.ok;
+  },
+});

@@ -3,9 +3,11 @@
 // last --max-age seconds or are failing now, no checkpoint was committed for too long while the run is running,
 // or the run failed.
 import type { Client } from '@temporalio/client';
-import { runStatus, viewRun, type Out, type PendingActivity } from './common';
+import { CliError, EXIT, runStatus, viewRun, type Out, type PendingActivity } from './common';
 import { managerForRun } from './checkpoints';
 import { failureMessageOf } from '../codec';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
+import { connectClient } from './connection';
 
 export interface HealthReport {
   runId: string;
@@ -156,5 +158,27 @@ export async function healthCommand(
       ? `run ${runId}: ok (${status}; newest checkpoint ${newestCheckpoint?.id ?? '-'}, ${newestCheckpoint?.ageSeconds ?? '-'}s old)`
       : [`run ${runId}: ALERT (${status})`, ...alerts.map((a) => `  - ${a}`)].join('\n'),
   );
-  return report.ok ? 0 : 1;
+  return report.ok ? EXIT.ok : EXIT.check;
 }
+
+export const healthDefinition = defineCommand({
+  name: 'health',
+  summary:
+    'exit 1 with reasons: newest checkpoint damaged or stale, chunks (commits) failing or failed within `--max-age`, no worker answers, run failed',
+  arguments: [RUN_ID_ARGUMENT],
+  options: [
+    {
+      name: 'max-age',
+      value: 'SECONDS',
+      description: 'how far back failed chunks count, and when a checkpoint is stale (default 600)',
+    },
+    { name: 'storage', value: 'URL', description: "read the checkpoints there instead of the run's spec's storage" },
+  ],
+  async run({ args, opts, out }) {
+    const maxAge = opts['max-age'] === undefined ? 600 : Number(opts['max-age']);
+    if (!Number.isFinite(maxAge) || maxAge <= 0)
+      throw new CliError(`--max-age must be a positive number of seconds`, EXIT.usage);
+    const runId = args.RUN_ID;
+    return healthCommand(await connectClient(), out, runId, { maxAgeSeconds: maxAge, storage: opts.storage });
+  },
+});

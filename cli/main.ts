@@ -2,15 +2,16 @@
 // watched with a progress bar. Ctrl-C stops everything without losing the run; run it again to resume.
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
-import { loadSpecFile, projectPath, type Out } from './common';
+import { EXIT, loadSpecFile, portOption, projectPath, runIdArg, type Out } from './common';
 import { datasetLabel, modelLabel } from '../spec/labels';
 import { connectClient, runUrl, temporalSettings } from './connection';
-import { startDevServer, type DevServer } from './dev-server';
+import { DEV_SERVER_OPTIONS, startDevServer, type DevServer } from './dev-server';
 import { describeResult, startRun } from './start';
 import { watchRun } from './watch';
 import { createWorker } from './worker';
 import { managerForRun } from './checkpoints';
 import type { RunSpec } from '../spec';
+import { defineCommand } from './command';
 
 export interface MainOptions {
   specFile?: string;
@@ -77,7 +78,7 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
       const done = (await client.workflow.getHandle(runId).result()) as RunResult;
       process.stderr.write(`run ${runId} already completed; \`npm start -- --run-id NEW\` trains another\n`);
       out.emit({ runId, result: done }, () => describeResult(done));
-      return 0;
+      return EXIT.ok;
     }
     const { attached } = await startRun(client, settings, { spec, runId, attach: true });
     const url = runUrl(settings, runId);
@@ -96,5 +97,25 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
     if (server) await server.stop();
   }
   if (interrupted) process.stderr.write(`run ${runId} is saved; run \`npm start\` again to resume it\n`);
-  return result || interrupted ? 0 : 1;
+  return result || interrupted ? EXIT.ok : EXIT.check;
 }
+
+export const mainDefinition = defineCommand({
+  name: 'main',
+  summary:
+    'what `npm start` runs: dev server (unless `TEMPORAL_ADDRESS` is set), a worker, the run, a progress bar; Ctrl-C stops all, running it again resumes',
+  options: [
+    { name: 'spec', value: 'FILE', description: 'the run spec (default examples/mnist-cnn.json)' },
+    { name: 'run-id', value: 'ID', description: 'the run id (default mnist-cnn-default)' },
+    ...DEV_SERVER_OPTIONS,
+  ],
+  async run({ opts, out }) {
+    return mainCommand(out, {
+      specFile: opts.spec,
+      runId: opts['run-id'] === undefined ? undefined : runIdArg(opts['run-id']),
+      port: opts.port ? portOption(opts.port, 'port', 7233) : undefined,
+      uiPort: opts['ui-port'] ? portOption(opts['ui-port'], 'ui-port', 8233) : undefined,
+      db: opts.db,
+    });
+  },
+});

@@ -3,10 +3,10 @@
 import * as fs from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { CliError, EXIT, type Out } from './common';
-import { exportRef, preprocessingOfCheckpoint, readRunCheckpoint } from './export';
+import { exportRef, RUN_REF_ARGUMENT, preprocessingOfCheckpoint, readRunCheckpoint } from './export';
 import type { InferenceModel } from '../training/inference';
-
-export const PREDICT_HELP = `predict RUN_ID[:CKPT] --input rows.csv|rows.jsonl [--out preds.csv] [--storage URL]`;
+import { defineCommand } from './command';
+import { connectClient } from './connection';
 
 /** The model of a run's checkpoint (default: the newest valid one) with its preprocessing, ready for raw rows. */
 export async function loadRunForInference(
@@ -26,7 +26,10 @@ export async function loadRunForInference(
     const net = await restoreNet(spec, tensors, state?.featureShape, state?.modelTopology, outputs);
     return inferenceFromNet(net, preprocessing);
   } catch (err) {
-    throw new CliError(`${command}: checkpoint ${runId}:${manifest.id} cannot be loaded: ${(err as Error).message}`, 3);
+    throw new CliError(
+      `${command}: checkpoint ${runId}:${manifest.id} cannot be loaded: ${(err as Error).message}`,
+      EXIT.notFound,
+    );
   }
 }
 
@@ -38,7 +41,7 @@ export interface PredictOptions {
 }
 
 export async function predictCommand(client: Client, out: Out, opts: PredictOptions): Promise<void> {
-  if (!opts.input) throw new CliError(`predict: --input FILE is required\n\nusage: ${PREDICT_HELP}`, EXIT.usage);
+  if (!opts.input) throw new CliError('predict: --input FILE is required', EXIT.usage);
   if (!fs.existsSync(opts.input)) throw new CliError(`predict: --input ${opts.input} does not exist`, EXIT.usage);
   const { InputError, predictionsCsv } = await import('../training/inference');
   const model = await loadRunForInference(client, opts.ref, { storage: opts.storage });
@@ -61,3 +64,19 @@ export async function predictCommand(client: Client, out: Out, opts: PredictOpti
     model.dispose();
   }
 }
+
+export const predictDefinition = defineCommand({
+  name: 'predict',
+  summary: 'class and probabilities (or value) for raw rows, columns checked by name',
+  arguments: [RUN_REF_ARGUMENT],
+  options: [
+    { name: 'input', value: 'rows.csv|rows.jsonl', required: true, description: 'the raw rows (columns by name)' },
+    { name: 'out', value: 'preds.csv', description: 'write the predictions there (default: print them)' },
+    { name: 'storage', value: 'URL', description: "read the checkpoint there instead of the run's spec's storage" },
+  ],
+  async run({ args, opts, out }) {
+    const ref = args['RUN_ID[:CKPT]'];
+    await predictCommand(await connectClient(), out, { ref, input: opts.input, out: opts.out, storage: opts.storage });
+    return EXIT.ok;
+  },
+});

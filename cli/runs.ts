@@ -8,6 +8,8 @@ import { hasValidationSplit } from '../spec/helpers';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import { EXIT, fmt, runStatus, type Out } from './common';
 import type { RunResult } from '../workflows/progress';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
+import { connectClient } from './connection';
 
 interface RunRow {
   runId: string;
@@ -175,5 +177,24 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
   };
   draw(tree, '', true, true);
   out.emit(tree, () => lines.join('\n'));
-  return 0;
+  return EXIT.ok;
 }
+
+export const runsListDefinition = defineCommand({
+  name: 'runs list',
+  summary: 'runs with status, model, step and best accuracy',
+  async run({ out }) {
+    await runsListCommand(await connectClient(), out);
+    return EXIT.ok;
+  },
+});
+
+export const lineageDefinition = defineCommand({
+  name: 'lineage',
+  summary: 'the fork tree the run belongs to',
+  arguments: [RUN_ID_ARGUMENT],
+  async run({ args, out }) {
+    const runId = args.RUN_ID;
+    return lineageCommand(await connectClient(), out, runId);
+  },
+});

@@ -12,10 +12,11 @@ import type { RunResult } from '../workflows/progress';
 import { openStore, StorageUnavailableError } from '../checkpoint';
 import type { PreflightResult } from '../training/preflight';
 import { specHash } from '../activities/fingerprint';
-import { CliError, defaultRunId, EXIT, runIdArg, type Out } from './common';
-import { runUrl, type TemporalSettings } from './connection';
+import { CliError, defaultRunId, EXIT, loadSpecFile, runIdArg, runIdForSpecFile, type Out } from './common';
+import { connectClient, runUrl, temporalSettings, type TemporalSettings } from './connection';
 import { evalLine } from './evals';
 import { assertResumable, newestManifest, QUICK } from './resume-check';
+import { defineCommand } from './command';
 
 export async function hasSearchAttributes(client: Client, namespace: string): Promise<boolean> {
   try {
@@ -290,3 +291,22 @@ export async function startCommand(
   }
   out.emit({ runId, url, result }, () => describeResult(result));
 }
+
+export const startDefinition = defineCommand({
+  name: 'start',
+  summary: 'validate and start a run (workflow id = run id); `--wait` prints the result',
+  options: [
+    { name: 'spec', value: 'FILE', required: true, description: 'the run spec (JSON), checked before anything starts' },
+    { name: 'run-id', value: 'ID', description: "the run id (default: the spec file's name and a short suffix)" },
+    { name: 'wait', description: 'wait for the run to finish and print its result' },
+  ],
+  async run({ opts, out }) {
+    const runId = runIdArg(opts['run-id'] ?? runIdForSpecFile(opts.spec));
+    const spec = loadSpecFile(opts.spec); // validated before anything is started
+    assertStorageOpens(spec);
+    const settings = temporalSettings();
+    const client = await connectClient(settings);
+    await startCommand(client, settings, out, { spec, runId, wait: opts.wait });
+    return EXIT.ok;
+  },
+});

@@ -3,11 +3,13 @@
 import type { Client } from '@temporalio/client';
 import type { CheckpointPosition } from '../activities/types';
 import { managerForRun } from './checkpoints';
-import { fmt, runStatus, viewRun, type Out } from './common';
+import { EXIT, fmt, runStatus, viewRun, type Out } from './common';
 import { epochOfStep } from './epoch';
 import { evalLine } from './evals';
 import { replicaLines, replicaRows } from './replicas';
 import { describeResult } from './start';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
+import { connectClient } from './connection';
 
 /**
  * The train metrics recorded in a checkpoint's manifest: what a closed run (no worker to ask, no heartbeat) still
@@ -105,3 +107,15 @@ export async function statusCommand(client: Client, out: Out, runId: string): Pr
     return lines.join('\n');
   });
 }
+
+export const statusDefinition = defineCommand({
+  name: 'status',
+  summary:
+    "status (Temporal's when it failed), epoch, step, loss/accuracy (a finished run's from its last checkpoint), last checkpoint; the result",
+  arguments: [RUN_ID_ARGUMENT],
+  async run({ args, out }) {
+    const runId = args.RUN_ID;
+    await statusCommand(await connectClient(), out, runId);
+    return EXIT.ok;
+  },
+});

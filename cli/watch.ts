@@ -1,10 +1,12 @@
 // `watch RUN_ID`: a live progress bar until the run ends, with an ETA.
 import type { Client } from '@temporalio/client';
 import type { RunResult } from '../workflows/progress';
-import { CliError, fmt, runStatus, viewRun, type Out, type RunView } from './common';
+import { CliError, EXIT, fmt, runStatus, viewRun, type Out, type RunView } from './common';
 import { epochOfStep } from './epoch';
 import { replicaSuffix } from './replicas';
 import { describeResult } from './start';
+import { defineCommand, RUN_ID_ARGUMENT } from './command';
+import { connectClient } from './connection';
 
 const CLOSED = ['COMPLETED', 'FAILED', 'CANCELLED', 'TERMINATED', 'TIMED_OUT'];
 
@@ -91,7 +93,7 @@ export async function watchRun(
         out.emit({ runId, result: v.result }, () => describeResult(v.result!));
         return v.result;
       }
-      throw new CliError(`run ${runId} ended ${v.status}${v.failure ? `: ${v.failure}` : ''}`, 5);
+      throw new CliError(`run ${runId} ended ${v.status}${v.failure ? `: ${v.failure}` : ''}`, EXIT.runFailed);
     }
     await new Promise<void>((resolve) => {
       const onAbort = () => {
@@ -106,3 +108,13 @@ export async function watchRun(
     });
   }
 }
+
+export const watchDefinition = defineCommand({
+  name: 'watch',
+  summary: 'live progress bar (steps, epoch, loss, samples/s, ETA) until the run ends',
+  arguments: [RUN_ID_ARGUMENT],
+  async run({ args, out }) {
+    const runId = args.RUN_ID;
+    return (await watchRun(await connectClient(), out, runId)) ? EXIT.ok : EXIT.check;
+  },
+});

@@ -18,6 +18,7 @@ import {
   temporalSettings,
   type TemporalSettings,
 } from './connection';
+import { defineCommand } from './command';
 
 export interface WorkerOptions extends ActivityDeps {
   settings?: TemporalSettings;
@@ -45,7 +46,7 @@ export function slotsOption(value: string | undefined, env = process.env): numbe
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
     const where = value !== undefined ? '--slots' : 'DURABLE_TRAIN_SLOTS';
-    throw new CliError(`worker: ${where} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`, 2);
+    throw new CliError(`worker: ${where} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`, EXIT.usage);
   }
   return n;
 }
@@ -224,7 +225,7 @@ export function trainerSupervisorFromEnv(
     const raw = env[name];
     const n = raw === undefined || raw === '' ? dflt : Number(raw);
     if (!Number.isInteger(n) || n < min || n > max)
-      throw new CliError(`worker: ${name} must be an integer from ${min} to ${max}, got ${raw}`, 2);
+      throw new CliError(`worker: ${name} must be an integer from ${min} to ${max}, got ${raw}`, EXIT.usage);
     return n;
   };
   const retries = intEnv('DURABLE_TRAIN_TRAINER_RETRIES', 3, 1, 100);
@@ -254,3 +255,20 @@ async function serveMetrics(metrics: TrainingMetrics, env = process.env): Promis
   server.unref();
   return `http://${host}:${port}/metrics`;
 }
+
+export const workerDefinition = defineCommand({
+  name: 'worker',
+  summary:
+    'one worker on the task queue (DURABLE_TRAIN_TASK_QUEUE, default durable-train); `--slots` activities at once (default 1: training is CPU-bound)',
+  options: [
+    {
+      name: 'slots',
+      value: 'N',
+      description: 'training activities at once, 1 to 64 (default 1, or DURABLE_TRAIN_SLOTS)',
+    },
+  ],
+  async run({ opts }) {
+    await runWorker({ slots: slotsOption(opts.slots) });
+    return EXIT.ok;
+  },
+});

@@ -4,19 +4,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { CliError, type Out } from '../common';
+import { CliError, EXIT, runIdArg, type Out } from '../common';
 import { chartModel } from './chart';
 import { collectReportData, currentStep } from './data';
 import { renderHtml } from './html';
 import { canDrawText, renderPng } from './png';
 import { chartSvg } from './svg';
+import { defineCommand, RUN_ID_ARGUMENT } from '../command';
+import { connectClient } from '../connection';
 
-export const REPORT_HELP = `report RUN_ID --out FILE.html [--png FILE.png] [--compare OTHER_RUN] [--force] [--verify] [--storage URL]
-    a self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy at every step from the run's
-    metrics log (raw and smoothed) with the test evaluations, the learning rate, checkpoint and recovery marks,
-    chunks, checkpoints, spec; --png also renders the curves into a PNG (the same SVG, drawn by resvg);
-    --compare draws OTHER_RUN's curves over this run's (a fork over its parent); an existing FILE is refused
-    unless --force; --verify re-hashes the checkpoints for the table`;
+const REPORT_DETAILS = `A self-contained HTML page (inline SVG, nothing fetched): training loss/accuracy at every step from the run's
+metrics log (raw and smoothed) with the test evaluations, the learning rate, checkpoint and recovery marks,
+chunks, checkpoints, spec; --png also renders the curves into a PNG (the same SVG, drawn by resvg);
+--compare draws OTHER_RUN's curves over this run's (a fork over its parent); an existing FILE is refused
+unless --force; --verify re-hashes the checkpoints for the table`;
 
 export interface ReportOptions {
   runId: string;
@@ -38,8 +39,8 @@ function checkOutput(file: string, flag: string, force: boolean): void {
   } catch {
     return; // nothing there (an unwritable place fails when written, with the reason)
   }
-  if (stat.isDirectory()) throw new CliError(`report: ${flag} ${file} is a directory; name a file`, 2);
-  if (!force) throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, 2);
+  if (stat.isDirectory()) throw new CliError(`report: ${flag} ${file} is a directory; name a file`, EXIT.usage);
+  if (!force) throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, EXIT.usage);
 }
 
 /**
@@ -55,23 +56,24 @@ function writeOutput(file: string, flag: string, data: string | Uint8Array, forc
     else fs.linkSync(tmp, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, 2);
-    throw new CliError(`report: cannot write ${file}: ${(err as Error).message}`, 1);
+      throw new CliError(`report: ${flag} ${file} exists; pass --force to overwrite it`, EXIT.usage);
+    throw new CliError(`report: cannot write ${file}: ${(err as Error).message}`, EXIT.check);
   } finally {
     fs.rmSync(tmp, { force: true });
   }
 }
 
 export async function reportCommand(client: Client, out: Out, opts: ReportOptions): Promise<void> {
-  if (!opts.out) throw new CliError(`report: --out FILE.html is required\n\nusage: ${REPORT_HELP}`, 2);
+  if (!opts.out) throw new CliError('report: --out FILE.html is required', EXIT.usage);
   const html = path.resolve(opts.out);
   const png = opts.png ? path.resolve(opts.png) : null;
   const force = Boolean(opts.force);
-  if (png === html) throw new CliError(`report: --out and --png name the same file ${html}`, 2);
+  if (png === html) throw new CliError(`report: --out and --png name the same file ${html}`, EXIT.usage);
   checkOutput(html, '--out', force);
   if (png) checkOutput(png, '--png', force);
 
-  if (opts.compare === opts.runId) throw new CliError(`report: --compare ${opts.compare} is the run itself`, 2);
+  if (opts.compare === opts.runId)
+    throw new CliError(`report: --compare ${opts.compare} is the run itself`, EXIT.usage);
   const d = await collectReportData(client, opts.runId, {
     storage: opts.storage,
     verify: opts.verify,
@@ -123,3 +125,32 @@ export async function reportCommand(client: Client, out: Out, opts: ReportOption
     ].join('\n'),
   );
 }
+
+export const reportDefinition = defineCommand({
+  name: 'report',
+  summary:
+    'page: per-step loss/accuracy (smoothed), LR, test points, checkpoint/recovery marks, spec; same charts as PNG; `--compare` overlays RUN',
+  details: REPORT_DETAILS,
+  arguments: [RUN_ID_ARGUMENT],
+  options: [
+    { name: 'out', value: 'FILE.html', required: true, description: 'the page to write' },
+    { name: 'png', value: 'FILE.png', description: 'also the curves as a PNG' },
+    { name: 'compare', value: 'RUN', description: "draw RUN's curves over this run's" },
+    { name: 'force', description: 'overwrite existing files' },
+    { name: 'verify', description: 're-hash the checkpoints for the table' },
+    { name: 'storage', value: 'URL', description: "read the checkpoints there instead of the run's spec's storage" },
+  ],
+  async run({ args, opts, out }) {
+    const runId = args.RUN_ID;
+    await reportCommand(await connectClient(), out, {
+      runId,
+      out: opts.out,
+      png: opts.png,
+      force: opts.force,
+      storage: opts.storage,
+      verify: opts.verify,
+      compare: opts.compare === undefined ? undefined : runIdArg(opts.compare),
+    });
+    return EXIT.ok;
+  },
+});
