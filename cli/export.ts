@@ -3,7 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { CheckpointCorruptError, CheckpointNotFoundError, NoValidCheckpointError, type Manifest } from '../checkpoint';
+import {
+  CheckpointCorruptError,
+  CheckpointNotFoundError,
+  NoValidCheckpointError,
+  openStore,
+  type CheckpointStore,
+  type Manifest,
+} from '../checkpoint';
 import {
   exportModel,
   MODEL_JSON,
@@ -30,7 +37,9 @@ names, standardisation, classes: docs/preprocessing.md); provenance in model.jso
 --bake-preprocessing puts the standardisation in the model as its first layer, so it takes raw rows.
 --include-optimizer also writes DIR/optimizer.json (optimizer config, iterations, and a weights manifest of
 the slots under their stable names, e.g. opt/adam/m/model/dense1/kernel) + DIR/optimizer.bin (their bytes;
-tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).`;
+tf.io.decodeWeights reads them). A non-empty DIR is refused unless --force (which replaces only these files).
+DIR may also be a prefix in a store (s3://BUCKET/PREFIX, gs://, az://, with the credentials the checkpoints use):
+each file is written atomically there, model.json last.`;
 
 export interface ExportOptions {
   ref: string;
@@ -135,8 +144,12 @@ export async function preprocessingOfCheckpoint(spec: RunSpec, manifest: Manifes
 export async function exportCommand(client: Client, out: Out, opts: ExportOptions): Promise<void> {
   if (!opts.out) throw new CliError('export: --out DIR is required', EXIT.usage);
   const { runId, checkpointId } = exportRef(opts.ref);
-  const dir = path.resolve(opts.out);
-  checkOutDir(dir, Boolean(opts.force)); // before any work, so a refusal is quick and touches nothing
+  // A directory, or a prefix in a store (s3://, gs://, az://) beside the checkpoints.
+  const store = isStoreUrl(opts.out) ? openExportStore(opts.out) : null;
+  const dir = store ? opts.out.replace(/\/+$/, '') : path.resolve(opts.out);
+  // Before any work, so a refusal is quick and touches nothing.
+  if (store) await checkOutPrefix(store, dir, Boolean(opts.force));
+  else checkOutDir(dir, Boolean(opts.force));
 
   const { spec, manifest, tensors, skipped } = await readRunCheckpoint(client, runId, checkpointId, opts.storage);
   const preprocessing = await preprocessingOfCheckpoint(spec, manifest);
@@ -178,16 +191,18 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
       EXIT.notFound,
     );
 
-  writeAllOrNothing(dir, exported.files, Boolean(opts.force));
+  if (store) await writeToStore(store, dir, exported.files, Boolean(opts.force));
+  else writeAllOrNothing(dir, exported.files, Boolean(opts.force));
 
-  const files = exported.files.map((f) => ({ name: f.name, path: path.join(dir, f.name), bytes: f.data.byteLength }));
+  const join = (name: string) => (store ? `${dir}/${name}` : path.join(dir, name));
+  const files = exported.files.map((f) => ({ name: f.name, path: join(f.name), bytes: f.data.byteLength }));
   out.emit(
     {
       runId,
       checkpoint: { id: manifest.id, step: manifest.step, epoch: manifest.epoch },
       out: dir,
       files,
-      modelJson: path.join(dir, MODEL_JSON),
+      modelJson: join(MODEL_JSON),
       weights: exported.weights,
       parameterCount: exported.parameterCount,
       weightsSha256: exported.weightsSha256,
@@ -212,6 +227,52 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
           `model.json's modelTopology, its weightsManifest's weights and the bytes of ${WEIGHTS_BIN}`,
       ].join('\n'),
   );
+}
+
+/** An --out naming a store (s3://, gs://, az://, ...) rather than a directory (a path or file://). */
+function isStoreUrl(out: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(out) && !/^file:\/\//i.test(out);
+}
+
+function openExportStore(url: string): CheckpointStore {
+  try {
+    return openStore(url);
+  } catch (err) {
+    throw new CliError(`export: --out ${url}: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
+/** A store prefix that holds anything is refused unless --force, as a non-empty directory is. */
+async function checkOutPrefix(store: CheckpointStore, url: string, force: boolean): Promise<void> {
+  let keys: string[];
+  try {
+    keys = await store.list('');
+  } catch (err) {
+    throw new CliError(`export: cannot list ${url}: ${(err as Error).message}`, EXIT.check);
+  }
+  if (!force && keys.length > 0)
+    throw new CliError(
+      `export: --out ${url} is not empty; pass --force to replace ${MODEL_JSON}, ${WEIGHTS_BIN} and optimizer.* in it`,
+      EXIT.usage,
+    );
+}
+
+/**
+ * Writes the files into a store prefix, each one atomically, model.json last (what loaders start from): a reader
+ * that finds model.json finds the files it names. With --force, optimizer.* and preprocessing.json left from an
+ * earlier export are removed if not rewritten.
+ */
+async function writeToStore(store: CheckpointStore, url: string, files: ExportFile[], force: boolean): Promise<void> {
+  await checkOutPrefix(store, url, force); // again: something may have appeared meanwhile
+  const names = new Set(files.map((f) => f.name));
+  const order = [...files.filter((f) => f.name !== MODEL_JSON), ...files.filter((f) => f.name === MODEL_JSON)];
+  try {
+    for (const f of order) await store.writeAtomic(f.name, f.data);
+    for (const stale of [OPTIMIZER_JSON, OPTIMIZER_BIN, PREPROCESSING_JSON])
+      if (!names.has(stale) && force) await store.delete(stale).catch(() => undefined);
+  } catch (err) {
+    throw new CliError(`export: cannot write ${url}: ${(err as Error).message}`, EXIT.check);
+  }
 }
 
 function checkOutDir(dir: string, force: boolean): void {

@@ -158,6 +158,21 @@ describe('runs with checkpoints on cloud storage emulators (real dev server, wor
       const exported = cli(cluster, ['export', r.runId, '--out', out, '--json'], { env });
       assert.equal(exported.code, 0, exported.stderr);
       assert.equal(exported.json<{ checkpoint: { step: number } }>().checkpoint.step, result.step);
+      if (r.runId !== 'tele-local') {
+        // Exported into the store itself: the same files, byte for byte; a second export there needs --force.
+        const url = `${r.storage}/exports/${r.runId}`;
+        const inStore = cli(cluster, ['export', r.runId, '--out', url, '--json'], { env });
+        assert.equal(inStore.code, 0, inStore.stderr);
+        assert.equal(inStore.json<{ modelJson: string }>().modelJson, `${url}/model.json`);
+        const exports = openStore(url, cluster.dir, { ...process.env, ...env });
+        const names = fs.readdirSync(out).sort();
+        assert.deepEqual((await exports.list('')).sort(), names);
+        for (const name of names)
+          assert.ok(Buffer.from(await exports.read(name)).equals(fs.readFileSync(path.join(out, name))), name);
+        const again = cli(cluster, ['export', r.runId, '--out', url], { env });
+        assert.equal(again.code, 2, again.stderr);
+        assert.match(again.stderr, /is not empty; pass --force/);
+      }
       const predicted = cli(cluster, ['predict', r.runId, '--input', 'rows.csv', '--json'], { env });
       assert.equal(predicted.code, 0, predicted.stderr);
       const viaRun = predicted.json<{ predictions: Prediction[] }>().predictions;
