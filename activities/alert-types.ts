@@ -1,8 +1,8 @@
 // The alert activity's contract, shared by the workflows that raise alerts (training, drill) and the worker that
 // delivers them. Workflow-safe: types only.
 
-/** What happened. One alert per (kind, run, checkpoint) until the condition clears: duplicates are suppressed. */
-export type AlertKind = 'save-failing' | 'checkpoint-stale' | 'damaged-fallback' | 'drill-failed' | 'run-failed';
+import type { AlertKind } from '../telemetry/alert-kinds';
+export type { AlertKind };
 
 export interface AlertInput {
   kind: AlertKind;

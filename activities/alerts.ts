@@ -3,17 +3,10 @@
 // attempt per activity attempt; duplicates of an open alert are suppressed by the worker's sink.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AlertSink } from '../telemetry/alerts';
-import type { AlertActivities, AlertInput, AlertKind, AlertResult } from './alert-types';
+import { ALERT_KINDS } from '../telemetry/alert-kinds';
+import type { AlertActivities, AlertInput, AlertResult } from './alert-types';
 import { nonRetryable } from './failures';
 import { FailureTypes } from './types';
-
-const KINDS: readonly AlertKind[] = [
-  'save-failing',
-  'checkpoint-stale',
-  'damaged-fallback',
-  'drill-failed',
-  'run-failed',
-];
 
 /** The failure type of a delivery that may succeed later (webhook down, 5xx): retried by the caller's policy. */
 export const ALERT_DELIVERY_FAILED = 'AlertDeliveryFailed';
@@ -24,7 +17,7 @@ function checkAlert(input: AlertInput): void {
       FailureTypes.InvalidSpec,
       `sendAlert: ${field} must be ${want}, got ${JSON.stringify(input?.[field as keyof AlertInput])}`,
     );
-  if (!KINDS.includes(input?.kind)) throw bad('kind', `one of ${KINDS.join(', ')}`);
+  if (!(ALERT_KINDS as readonly string[]).includes(input?.kind)) throw bad('kind', `one of ${ALERT_KINDS.join(', ')}`);
   if (typeof input.runId !== 'string' || !input.runId) throw bad('runId', 'a non-empty string');
   if (typeof input.message !== 'string' || !input.message) throw bad('message', 'a non-empty string');
   if (input.checkpointId != null && typeof input.checkpointId !== 'string')

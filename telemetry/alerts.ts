@@ -4,7 +4,8 @@
 // activity of its own or fire `notify` and move on. A dead webhook shows in the metrics and the log.
 // Knows nothing of Temporal.
 
-export type AlertKind = 'save-failing' | 'checkpoint-stale' | 'damaged-fallback' | 'drill-failed' | 'run-failed';
+import type { AlertKind } from './alert-kinds';
+export type { AlertKind };
 
 export interface Alert {
   kind: AlertKind;
