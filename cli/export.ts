@@ -8,9 +8,11 @@ import {
   CheckpointNotFoundError,
   NoValidCheckpointError,
   openStore,
+  parseStoreUrl,
   type CheckpointStore,
   type Manifest,
 } from '../checkpoint';
+import { StorageUrlError } from '../storage';
 import {
   exportModel,
   MODEL_JSON,
@@ -145,7 +147,7 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   if (!opts.out) throw new CliError('export: --out DIR is required', EXIT.usage);
   const { runId, checkpointId } = exportRef(opts.ref);
   // A directory, or a prefix in a store (s3://, gs://, az://) beside the checkpoints.
-  const store = isStoreUrl(opts.out) ? openExportStore(opts.out) : null;
+  const store = exportStoreOf(opts.out);
   const dir = store ? opts.out.replace(/\/+$/, '') : path.resolve(opts.out);
   // Before any work, so a refusal is quick and touches nothing.
   if (store) await checkOutPrefix(store, dir, Boolean(opts.force));
@@ -229,16 +231,17 @@ export async function exportCommand(client: Client, out: Out, opts: ExportOption
   );
 }
 
-/** An --out naming a store (s3://, gs://, az://, ...) rather than a directory (a path or file://). */
-function isStoreUrl(out: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(out) && !/^file:\/\//i.test(out);
-}
-
-function openExportStore(url: string): CheckpointStore {
+/**
+ * The store an --out names (s3://, gs://, az://: the store URL parser decides), or null for a local directory (a
+ * path, or file://).
+ */
+function exportStoreOf(out: string): CheckpointStore | null {
   try {
-    return openStore(url);
+    if (parseStoreUrl(out).kind === 'file') return null;
+    return openStore(out);
   } catch (err) {
-    throw new CliError(`export: --out ${url}: ${(err as Error).message}`, EXIT.usage);
+    if (err instanceof StorageUrlError && err.notAUrl) return null; // a path
+    throw new CliError(`export: --out ${out}: ${(err as Error).message}`, EXIT.usage);
   }
 }
 

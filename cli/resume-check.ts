@@ -48,11 +48,14 @@ export function resumeProblem(manifest: Manifest, spec: RunSpec, built: Prefligh
   return fingerprintProblem(manifest, spec, { modelFingerprint, datasetFingerprint: built.datasetFingerprint });
 }
 
-/** Refuses (exit 2, nothing started) a spec the run's newest checkpoint cannot continue with. */
-export async function assertResumable(spec: RunSpec, runId: string, built: PreflightResult['built']): Promise<void> {
-  if (!built) return;
-  const manifest = await newestManifest(spec, runId);
-  const problem = manifest && resumeProblem(manifest, spec, built);
+/** Refuses (exit 2, nothing started) a spec the run's newest checkpoint (`manifest`) cannot continue with. */
+export function assertResumable(
+  spec: RunSpec,
+  runId: string,
+  built: PreflightResult['built'],
+  manifest: Manifest,
+): void {
+  const problem = resumeProblem(manifest, spec, built);
   if (problem)
     throw new CliError(
       `run ${runId} cannot continue with this spec: ${problem}. Nothing was started and the run is as it was; ` +

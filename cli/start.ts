@@ -9,7 +9,7 @@ import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { TRAINING_WORKFLOW } from '../workflows/definitions';
 import type { TrainingInput } from '../workflows/training';
 import type { RunResult } from '../workflows/progress';
-import { openStore, StorageUnavailableError } from '../checkpoint';
+import { openStore, StorageUnavailableError, type Manifest } from '../checkpoint';
 import type { PreflightResult } from '../training/preflight';
 import { specHash } from '../activities/fingerprint';
 import { CliError, defaultRunId, EXIT, loadSpecFile, runIdArg, runIdForSpecFile, type Out } from './common';
@@ -152,9 +152,10 @@ export interface StartOptions {
 /**
  * The spec a new execution of `runId` starts with: withRunDefaults, except for a run whose checkpoints were made from
  * a spec without some of those defaults (started before they existed: its newest checkpoint's spec fingerprint says
- * so), which keeps its spec as recorded, so `start` continues it exactly as before.
+ * so), which keeps its spec as recorded, so `start` continues it exactly as before. `newest`: that manifest, when
+ * the caller has read it already (null: the run has none).
  */
-export async function withDefaultsFor(spec: RunSpec, runId: string): Promise<RunSpec> {
+export async function withDefaultsFor(spec: RunSpec, runId: string, newest?: Manifest | null): Promise<RunSpec> {
   const fresh = withRunDefaults(spec);
   const without = <T extends object>(o: T, key: string): T =>
     Object.fromEntries(Object.entries(o).filter(([k]) => k !== key)) as T;
@@ -170,8 +171,8 @@ export async function withDefaultsFor(spec: RunSpec, runId: string): Promise<Run
   );
   if (legacy.length === 0) return fresh;
   // Unreadable storage is named by the checks that follow, or by the worker.
-  const newest = await newestManifest(spec, runId);
-  return legacy.find((s) => newest?.fingerprints.spec === specHash(s)) ?? fresh;
+  const recorded = newest === undefined ? await newestManifest(spec, runId) : newest;
+  return legacy.find((s) => recorded?.fingerprints.spec === specHash(s)) ?? fresh;
 }
 
 export async function startRun(
@@ -180,8 +181,10 @@ export async function startRun(
   opts: StartOptions,
 ): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
   const runId = runIdArg(opts.runId ?? defaultRunId(opts.spec));
+  // The run's newest checkpoint, read once: it decides the defaults an older run keeps and whether it can continue.
+  const newest = opts.from ? null : await newestManifest(opts.spec, runId);
   // A new run records its defaults (a validation split) in its spec; a fork keeps its source's data as recorded.
-  if (!opts.from) opts = { ...opts, spec: await withDefaultsFor(opts.spec, runId) };
+  if (!opts.from) opts = { ...opts, spec: await withDefaultsFor(opts.spec, runId, newest) };
   assertStorageOpens(opts.spec);
   await assertStorageReachable(opts.spec, runId);
   await checkDataFile(opts.spec);
@@ -189,7 +192,7 @@ export async function startRun(
   await checkLayerGraph(opts.spec);
   const { built } = await preflightSpec(opts.spec);
   // A run that has checkpoints continues from them: a spec they cannot continue with is refused before it starts.
-  if (!opts.from) await assertResumable(opts.spec, runId, built);
+  if (newest) assertResumable(opts.spec, runId, built, newest);
   const input: TrainingInput = {
     spec: opts.spec,
     from: opts.from ?? null,

@@ -319,6 +319,25 @@ export class Trainer {
     return this.endEpoch(onEvalProgress);
   }
 
+  /** Where training stands, cheaply (no copies): for a heartbeat before the first step of a chunk. */
+  get position(): {
+    step: number;
+    totalSteps: number;
+    epoch: number;
+    learningRate: number;
+    lastLoss: number | null;
+    lastAccuracy: number | null;
+  } {
+    return {
+      step: this.step,
+      totalSteps: this.totalSteps,
+      epoch: this.epoch,
+      learningRate: this.schedule.learningRate(this.step, this.totalSteps),
+      lastLoss: this.metrics.lastLoss,
+      lastAccuracy: this.metrics.lastAccuracy,
+    };
+  }
+
   get state(): TrainerState {
     return {
       step: this.step,

@@ -41,14 +41,14 @@ export async function trainWithHeartbeats(
 ): Promise<{ result: TrainResult; samplesPerSec: number }> {
   // Where the trainer stands, at once: a cold start (data loaded, checkpoint restored) has something to heartbeat
   // before its first step, which a large model may take long to finish. samplesPerSec 0: no step yet.
-  const st = trainer.state;
+  const at = trainer.position;
   beats.send({
-    step: st.step,
-    totalSteps: st.totalSteps,
-    epoch: st.epoch,
-    loss: st.metrics.lastLoss ?? NaN,
-    accuracy: st.metrics.lastAccuracy,
-    learningRate: st.learningRate,
+    step: at.step,
+    totalSteps: at.totalSteps,
+    epoch: at.epoch,
+    loss: at.lastLoss ?? NaN,
+    accuracy: at.lastAccuracy,
+    learningRate: at.learningRate,
     samplesPerSec: 0,
     lastCommitted: commits.lastCommitted,
   });
