@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { TemporalFailure } from '@temporalio/common';
 import { StorageUnavailableError } from '../checkpoint';
+import { errorCodeOf } from '../spec/errors';
 import { isConfigError } from '../training/errors';
 import { FailureTypes } from './types';
 
@@ -33,7 +34,7 @@ export function storageUnavailable(err: unknown, what: string): unknown {
   return ApplicationFailure.create({
     type: FailureTypes.StorageUnavailable,
     message: `${what}: storage unavailable: ${err.message}`,
-    details: [{ code: err.code ?? null }],
+    details: [{ code: err.storageCode ?? null }],
     cause: err,
   });
 }
@@ -109,7 +110,8 @@ export function classifyFailure(err: unknown, what: string): unknown {
   if (!(err instanceof Error)) return err;
   if (isBackendPoisoning(err)) return backendFailure(err, what);
   if (err instanceof TemporalFailure) return err;
-  if (err.name === 'NonFiniteError') {
+  const code = errorCodeOf(err);
+  if (code === 'diverged' || err.name === 'NonFiniteError') {
     const e = err as Error & { step?: number; learningRate?: number };
     // The details let the workflow roll back (spec.onNonFinite "rollback") at a lower rate.
     return ApplicationFailure.create({

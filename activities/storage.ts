@@ -13,7 +13,7 @@ export async function probeWritable(store: CheckpointStore, runId: string, url: 
     // What retrying cannot heal (permissions, read-only, bad credentials, no bucket) fails the run at once, naming
     // the storage, instead of retrying for minutes; a storage that may come back is retried.
     // At the start of a run, a path that runs through a regular file (ENOTDIR) is a wrong storage URL, not an outage.
-    if (err instanceof StorageUnavailableError && (!err.retryable || err.code === 'ENOTDIR')) {
+    if (err instanceof StorageUnavailableError && (!err.retryable || err.storageCode === 'ENOTDIR')) {
       throw nonRetryable(FailureTypes.StorageUnavailable, `checkpoint storage ${url} is not writable: ${err.message}`);
     }
     throw storageUnavailable(err, `checkpoint storage ${url} is not writable`);

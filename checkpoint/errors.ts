@@ -1,10 +1,13 @@
 // Errors about checkpoints (the store's own errors are in storage/interface.ts). Callers branch on the class (or
 // `name`), never on message text.
+import { DurableTrainError } from '../spec/errors';
 import { formatProblems } from './problems';
 import type { VerifyResult } from './types';
 
 /** A checkpoint whose manifest or blobs do not verify. It is never loaded. */
-export class CheckpointCorruptError extends Error {
+export class CheckpointCorruptError extends DurableTrainError {
+  readonly code = 'damaged' as const;
+
   override readonly name = 'CheckpointCorruptError';
   constructor(
     readonly checkpointId: string,
@@ -19,7 +22,9 @@ export class CheckpointCorruptError extends Error {
  * The run has checkpoints but none of them verifies. Thrown by `latestValid()` instead of returning null, so a
  * run whose checkpoints are all damaged is never mistaken for a fresh run and silently trained again from step 0.
  */
-export class NoValidCheckpointError extends Error {
+export class NoValidCheckpointError extends DurableTrainError {
+  readonly code = 'not-found' as const;
+
   override readonly name = 'NoValidCheckpointError';
   constructor(
     readonly runId: string,
@@ -38,7 +43,9 @@ export class NoValidCheckpointError extends Error {
  * falls back past it, never counts it as valid and never deletes it (someone changed the store, or a key is
  * missing here: both need a person). See docs/checkpoint-format.md, "Signed manifests".
  */
-export class CheckpointSignatureError extends Error {
+export class CheckpointSignatureError extends DurableTrainError {
+  readonly code = 'damaged' as const;
+
   override readonly name = 'CheckpointSignatureError';
   constructor(
     readonly runId: string,

@@ -1,4 +1,5 @@
 // Shared CLI plumbing: errors with exit codes, JSON/human output, spec loading, run lookups.
+import { DurableTrainError } from '../spec/errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
@@ -11,7 +12,9 @@ import { modelLabel } from '../spec/labels';
 import type { RunProgress, RunResult } from '../workflows/progress';
 import type { ChunkHeartbeat } from '../activities/types';
 
-export class CliError extends Error {
+export class CliError extends DurableTrainError {
+  readonly code = 'command' as const;
+
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.check,

@@ -3,13 +3,10 @@
 // line and an exit code of EXIT.
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { CheckpointNotFoundError } from '../checkpoint';
-import { CodecKeyError } from '../codec';
-import { SpecError } from '../spec';
-import { InvalidIdError } from '../spec/ids';
+import { errorCodeOf, type ErrorCode } from '../spec/errors';
 import { flagText, synopsis, type CommandDefinition } from './command';
 import { COMMANDS, GROUPS } from './commands';
-import { CliError, EXIT, output, rootCause } from './common';
+import { CliError, EXIT, output, rootCause, type ExitCode } from './common';
 
 /** Where the parser's own output goes (help text, error lines); process.stdout and stderr unless a test captures it. */
 export interface CliIo {
@@ -160,14 +157,25 @@ export async function runCli(argv: string[], io: CliIo = PROCESS_IO, commands = 
   }
 }
 
+/**
+ * The exit code of each kind of durable-train error that has one of its own; the other kinds (damaged, unavailable,
+ * diverged, timeout) exit 1 with their name and message, as any unexpected error.
+ */
+const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
+  invalid: EXIT.usage,
+  'not-found': EXIT.notFound,
+  conflict: EXIT.state,
+};
+
 /** One line and an exit code for any error: known kinds get their code, the rest a message (stack on DEBUG). */
 export function describeError(err: unknown): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
-  if (err instanceof InvalidIdError || err instanceof SpecError) return [err.message, EXIT.usage];
-  // A payload encrypted with a key this process does not hold: the message names the key id (never a key).
-  if (err instanceof CodecKeyError) return [err.message, EXIT.usage];
-  if (err instanceof CheckpointNotFoundError || err instanceof WorkflowNotFoundError)
-    return [err.message, EXIT.notFound];
+  // Any other durable-train error by its kind (a key this process does not hold is `invalid`: its message names the
+  // key id, never a key).
+  const code = errorCodeOf(err);
+  if (code && code !== 'command' && EXIT_BY_CODE[code] !== undefined)
+    return [(err as Error).message, EXIT_BY_CODE[code]];
+  if (err instanceof WorkflowNotFoundError) return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
   if (isUnavailable(err))
     return [

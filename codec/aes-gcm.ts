@@ -2,6 +2,7 @@
 // client or the worker sends (workflow input, memo, activity input and result, heartbeat details, query answers) is
 // encrypted with the first key; any key held decrypts. Workflows never see it (the SDK applies codecs outside the
 // sandbox). Knows nothing of the CLI: the client, the worker and the codec server share it.
+import { DurableTrainError } from '../spec/errors';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 
@@ -17,7 +18,9 @@ const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const CODEC_KEYS_ENV = 'DURABLE_TRAIN_CODEC_KEYS';
 
 /** Bad codec configuration, or a payload no key held can open. Messages name key ids, never key bytes. */
-export class CodecKeyError extends Error {
+export class CodecKeyError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override name = 'CodecKeyError';
 }
 

@@ -1,6 +1,7 @@
 // The one rule for run ids and checkpoint ids. A run id is a Temporal workflow id and the first segment of
 // every storage key of the run, so it must be a single safe path segment: no separators, no traversal, no
 // control characters, not too long. Pure (workflow-safe); the CLI, the worker and `fork` call the same check.
+import { DurableTrainError } from './errors';
 
 /** Longest accepted id. Temporal allows 1000 characters, but ids also name directories and S3 key prefixes. */
 export const MAX_ID_LENGTH = 200;
@@ -12,7 +13,9 @@ export const ID_RULE = `letters, digits, '-', '_' and '.' (not first), at most $
 
 export type IdKind = 'run id' | 'checkpoint id';
 
-export class InvalidIdError extends Error {
+export class InvalidIdError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   constructor(
     readonly kind: IdKind,
     readonly id: unknown,

@@ -3,6 +3,7 @@
 // workflows) import only this half; training/layers.ts registers each kind's other half (builder, forward pass with
 // our PRNG, weight roles) from training/layers/. A new layer kind: spec/layers/<kind>.ts, training/layers/<kind>.ts,
 // and one line in each registry.
+import { DurableTrainError } from './errors';
 import { activation } from './layers/activation';
 import { depthwiseConv2d } from './layers/depthwiseConv2d';
 import { separableConv2d } from './layers/separableConv2d';
@@ -86,7 +87,9 @@ export const WEIGHTED_TYPES = KIND_LIST.filter((k) => k.weighted).map((k) => k.t
 export const layerNameOf = (l: LayerSpec, i: number): string =>
   typeof l.name === 'string' ? l.name : `${l.type}${i + 1}`;
 
-export class LayerError extends Error {
+export class LayerError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   constructor(
     readonly index: number,
     readonly field: string,

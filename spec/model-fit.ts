@@ -2,6 +2,7 @@
 // window larger than its input, a size that reaches zero, a reshape that does not hold its input) and the memory of
 // training it (weights, gradients, optimizer slots, activations at the batch size) against a per-worker limit. Pure
 // (no tfjs, no node built-ins): `start`'s preflight and the worker run the same function on the same numbers.
+import { DurableTrainError } from './errors';
 import { layerNameOf, type LayerSpec } from './layers';
 import type { RunSpec } from './types';
 
@@ -29,7 +30,9 @@ export interface ModelFit {
   bytes: ModelFitBytes;
 }
 
-export class ModelFitError extends Error {
+export class ModelFitError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override readonly name = 'ModelFitError';
 }
 

@@ -6,6 +6,7 @@
 // applies the same defaults).
 // Over 400 lines on purpose: one schema is the single source of the types, defaults, messages and JSON Schema, and
 // its parts refer to each other; the pure catalogues it uses live in catalog.ts, layers.ts and ../storage/url.ts.
+import { DurableTrainError } from './errors';
 import { z } from 'zod';
 import {
   AUGMENT_SHIFT_MAX,
@@ -28,7 +29,9 @@ import {
 import { checkLayerGraph, checkLayerSpec, LAYER_TYPES, layerNameOf, LayerError, WEIGHTED_TYPES } from './layers';
 import { STORAGE_URL_FORMS, StorageUrlError, parseStorageUrl } from '../storage/url';
 
-export class SpecError extends Error {
+export class SpecError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   constructor(
     readonly field: string,
     message: string,

@@ -1,6 +1,7 @@
 // The byte-level store contract: where the manager's keys live, the three errors a store may throw, and the
 // single-object reader (datasets, model files). Backends (fs.ts, s3.ts, ...) import only this module (and
 // request.ts); the scheme table (index.ts) imports the backends.
+import { DurableTrainError } from '../spec/errors';
 
 /** Temp files are named `.tmp.<name>.<pid>.<random>` beside their target; list() never shows them. */
 export const TEMP_PREFIX = '.tmp.';
@@ -64,7 +65,9 @@ export interface CheckpointStore {
 }
 
 /** A key (blob, manifest, pin) or a checkpoint that does not exist, in a store that answered. */
-export class CheckpointNotFoundError extends Error {
+export class CheckpointNotFoundError extends DurableTrainError {
+  readonly code = 'not-found' as const;
+
   override readonly name = 'CheckpointNotFoundError';
   constructor(
     readonly key: string,
@@ -75,7 +78,9 @@ export class CheckpointNotFoundError extends Error {
 }
 
 /** A write-once key (a manifest) already holds different bytes. */
-export class CheckpointConflictError extends Error {
+export class CheckpointConflictError extends DurableTrainError {
+  readonly code = 'conflict' as const;
+
   override readonly name = 'CheckpointConflictError';
   constructor(readonly key: string) {
     super(`refusing to overwrite ${key}: it already exists with different content`);
@@ -105,7 +110,9 @@ export interface StorageFailureDetails {
  * nothing about any checkpoint: callers must never treat it as "damaged" or "missing", never fall back past it
  * and never start a run over because of it. `retryable` says whether waiting can help.
  */
-export class StorageUnavailableError extends Error {
+export class StorageUnavailableError extends DurableTrainError {
+  readonly code = 'unavailable' as const;
+
   override readonly name = 'StorageUnavailableError';
   constructor(
     message: string,
@@ -114,7 +121,8 @@ export class StorageUnavailableError extends Error {
   ) {
     super(message, options);
   }
-  get code(): string | undefined {
+  /** The store's own code: errno (ENOTDIR, ENOSPC, ...) or the server's (AccessDenied, NoSuchBucket, ...). */
+  get storageCode(): string | undefined {
     return this.details.code;
   }
   get retryable(): boolean {

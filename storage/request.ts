@@ -3,6 +3,8 @@
 // cloud backend (s3.ts, gcs.ts, azure.ts) runs its requests through here with the SDK's own retries off, so a
 // stalled or unreachable endpoint turns into an error within a known time, never a hang that would stall a training
 // activity past its heartbeat timeout.
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { DurableTrainError } from '../spec/errors';
 import { CheckpointNotFoundError, StorageUnavailableError } from './interface';
 
 export interface RetryPolicy {
@@ -92,7 +94,9 @@ export function isNetworkFailure(err: unknown): boolean {
 export const retryableStatus = (status: number | undefined): boolean =>
   status !== undefined && ((status >= 500 && status !== 501) || status === 408 || status === 429);
 
-export class AttemptTimeoutError extends Error {
+export class AttemptTimeoutError extends DurableTrainError {
+  readonly code = 'timeout' as const;
+
   override readonly name = 'TimeoutError';
   constructor(ms: number) {
     super(`no answer within ${ms} ms`);
@@ -109,26 +113,43 @@ export async function runRequest<T>(
   classify: (err: unknown, op: string) => Verdict,
   fn: (a: Attempt) => Promise<T>,
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await withDeadline(policy.timeoutMs + (req.bytes / policy.bytesPerSecond) * 1000, fn);
-    } catch (err) {
-      if (err instanceof CheckpointNotFoundError || err instanceof StorageUnavailableError) throw err;
-      const v: Verdict =
-        err instanceof AttemptTimeoutError ? { retryable: true, code: 'TimeoutError' } : classify(err, req.op);
-      if (v.notFound) throw new CheckpointNotFoundError(req.key, `not found: ${req.url}/${req.key}`);
-      if (!v.retryable || attempt >= policy.maxAttempts) {
-        const what = `${v.code ?? 'Error'}${v.status ? ` (HTTP ${v.status})` : ''}`;
-        throw new StorageUnavailableError(
-          `${req.backend} ${req.op} ${req.url}/${req.key} failed${v.retryable ? ` after ${attempt} attempts` : ''}: ${what}: ${(err as Error)?.message ?? String(err)}`,
-          { op: req.op, key: req.key, attempts: attempt, retryable: v.retryable, code: v.code, status: v.status },
-          { cause: err },
-        );
-      }
-      const delay = policy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  let attempts = 0;
+  let verdict: Verdict = { retryable: false };
+  // The store contract's own errors pass through; anything else gets its verdict, and only a retryable one is retried.
+  const retrying = retry(
+    handleWhen((err) => {
+      if (err instanceof CheckpointNotFoundError || err instanceof StorageUnavailableError) return false;
+      verdict = err instanceof AttemptTimeoutError ? { retryable: true, code: 'TimeoutError' } : classify(err, req.op);
+      return verdict.retryable && !verdict.notFound;
+    }),
+    { maxAttempts: policy.maxAttempts - 1, backoff: jitteredBackoff(policy) },
+  );
+  try {
+    return await retrying.execute(() => {
+      attempts++;
+      return withDeadline(policy.timeoutMs + (req.bytes / policy.bytesPerSecond) * 1000, fn);
+    });
+  } catch (err) {
+    if (err instanceof CheckpointNotFoundError || err instanceof StorageUnavailableError) throw err;
+    const v = verdict;
+    if (v.notFound) throw new CheckpointNotFoundError(req.key, `not found: ${req.url}/${req.key}`);
+    const what = `${v.code ?? 'Error'}${v.status ? ` (HTTP ${v.status})` : ''}`;
+    throw new StorageUnavailableError(
+      `${req.backend} ${req.op} ${req.url}/${req.key} failed${v.retryable ? ` after ${attempts} attempts` : ''}: ${what}: ${(err as Error)?.message ?? String(err)}`,
+      { op: req.op, key: req.key, attempts, retryable: v.retryable, code: v.code, status: v.status },
+      { cause: err },
+    );
   }
+}
+
+/** The wait after failed attempt `attempt` (1-based): the base delay doubling per attempt, drawn from [0.5, 1.5) of it. */
+function backoffDelay(policy: RetryPolicy, attempt: number): number {
+  return policy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+}
+
+/** backoffDelay as cockatiel's backoff. */
+function jitteredBackoff(policy: RetryPolicy): ExponentialBackoff<number> {
+  return new ExponentialBackoff({ generator: (n = 0) => [backoffDelay(policy, n + 1), n + 1] });
 }
 
 /** Resolves with fn's result or rejects at the deadline, even if the SDK ignores the abort signal. */
@@ -254,7 +275,7 @@ export async function* streamRequest(
           { cause: err },
         );
       }
-      await new Promise((r) => setTimeout(r, policy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      await new Promise((r) => setTimeout(r, backoffDelay(policy, attempt)));
     } finally {
       clearTimeout(timer);
       ctl.signal.removeEventListener('abort', onAbort);

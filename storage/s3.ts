@@ -168,9 +168,9 @@ export class S3CheckpointStore implements CheckpointStore {
     } catch (err) {
       const status = (err as StorageUnavailableError).details?.status;
       // 412: it exists. After a retry this is usually our own first attempt that did land.
-      if (status === 412 || (err as StorageUnavailableError).code === 'PreconditionFailed')
+      if (status === 412 || (err as StorageUnavailableError).storageCode === 'PreconditionFailed')
         return this.sameOrConflict(key, data);
-      if (status === 501 || (err as StorageUnavailableError).code === 'NotImplemented') {
+      if (status === 501 || (err as StorageUnavailableError).storageCode === 'NotImplemented') {
         this.conditionalPutUnsupported = true;
         return this.writeAtomic(key, data, opts);
       }

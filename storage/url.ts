@@ -1,6 +1,7 @@
 // The one table of storage URL schemes and their parsing: the spec validation refuses what the store opener would
 // refuse, so a bad URL fails `start` with a message instead of failing the worker's first activity. Pure, no
 // imports: spec/ (and so workflows/) import this module; the backends that open a location are in storage/index.ts.
+import { DurableTrainError } from '../spec/errors';
 
 /** A parsed storage URL. `prefix` has no leading or trailing slashes ('' for the bucket's root). */
 export type StorageLocation =
@@ -15,7 +16,9 @@ export type StorageLocation =
 export type StorageKind = StorageLocation['kind'];
 
 /** A storage URL that cannot be opened. `problem` completes a sentence whose subject is the URL. */
-export class StorageUrlError extends Error {
+export class StorageUrlError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   constructor(
     readonly url: unknown,
     readonly problem: string,

@@ -4,6 +4,7 @@
 // activity of its own or fire `notify` and move on. A dead webhook shows in the metrics and the log.
 // Knows nothing of Temporal.
 
+import { ExponentialBackoff, handleWhen, noJitterGenerator, retry } from 'cockatiel';
 import type { AlertKind } from './alert-kinds';
 export type { AlertKind };
 
@@ -153,40 +154,65 @@ export class AlertSink {
 
   private async deliver(alert: Alert, attempts: number): Promise<DeliveryResult> {
     const body = JSON.stringify(alertPayload(alert));
-    let wait = this.o.backoffMs ?? 500;
-    let reason = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      let permanent = false;
-      try {
-        const res = await fetch(this.url!, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-          signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
-        });
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) {
-          this.o.counters?.alertDelivered(alert.kind);
-          this.log('info', `alert delivered: ${alert.message}`, fieldsOf(alert));
-          return { delivered: true, suppressed: false };
-        }
-        reason = `webhook answered HTTP ${res.status}`;
-        permanent = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
-      } catch (err) {
-        reason = `webhook unreachable: ${(err as Error).message}`;
-      }
-      this.o.counters?.alertFailed(alert.kind);
-      this.log('error', `alert delivery failed (attempt ${attempt}/${attempts}): ${reason}`, {
-        ...fieldsOf(alert),
-        webhook: redact(this.url!),
-      });
-      if (permanent) return { delivered: false, suppressed: false, reason, permanent };
-      if (attempt < attempts) {
-        await new Promise((r) => setTimeout(r, wait).unref());
-        wait = Math.min(wait * 2, this.o.maxBackoffMs ?? 10_000);
-      }
+    // Retried with exponential backoff (no jitter: one sink per process), unless the webhook refused the alert itself
+    // (a 4xx other than 408 and 429). The waits' timers never hold the process open.
+    const policy = retry(
+      handleWhen((e) => e instanceof DeliveryFailure && !e.permanent),
+      {
+        maxAttempts: Math.max(0, attempts - 1),
+        backoff: new ExponentialBackoff({
+          generator: noJitterGenerator,
+          initialDelay: this.o.backoffMs ?? 500,
+          maxDelay: this.o.maxBackoffMs ?? 10_000,
+        }),
+      },
+    ).dangerouslyUnref();
+    try {
+      await policy.execute(({ attempt }) => this.post(alert, body, attempt + 1, attempts));
+      this.o.counters?.alertDelivered(alert.kind);
+      this.log('info', `alert delivered: ${alert.message}`, fieldsOf(alert));
+      return { delivered: true, suppressed: false };
+    } catch (err) {
+      const { reason, permanent } = err as DeliveryFailure;
+      return permanent
+        ? { delivered: false, suppressed: false, reason, permanent }
+        : { delivered: false, suppressed: false, reason };
     }
-    return { delivered: false, suppressed: false, reason };
+  }
+
+  /** One delivery attempt: resolves when the webhook took the alert, else counts, logs and throws a DeliveryFailure. */
+  private async post(alert: Alert, body: string, attempt: number, attempts: number): Promise<void> {
+    let failure: DeliveryFailure;
+    try {
+      const res = await fetch(this.url!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.ok) return;
+      const permanent = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
+      failure = new DeliveryFailure(`webhook answered HTTP ${res.status}`, permanent);
+    } catch (err) {
+      failure = new DeliveryFailure(`webhook unreachable: ${(err as Error).message}`, false);
+    }
+    this.o.counters?.alertFailed(alert.kind);
+    this.log('error', `alert delivery failed (attempt ${attempt}/${attempts}): ${failure.reason}`, {
+      ...fieldsOf(alert),
+      webhook: redact(this.url!),
+    });
+    throw failure;
+  }
+}
+
+/** A failed delivery attempt; `permanent` when the webhook refused the alert itself (no retry can help). */
+class DeliveryFailure extends Error {
+  constructor(
+    readonly reason: string,
+    readonly permanent: boolean,
+  ) {
+    super(reason);
   }
 }
 

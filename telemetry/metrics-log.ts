@@ -12,6 +12,7 @@
 // segments from the checkpoint it restored. A bucket still open at a segment's end is carried into the next segment
 // with its running sums, which continues accumulating it in the same order: the numbers are bit-identical to those
 // of an uninterrupted run. Knows nothing of Temporal, tfjs or the checkpoint layer: it needs a store of keyed bytes.
+import type { EvalResult } from '../training/trainer-types';
 
 /** The part of a checkpoint store the log needs (CheckpointStore has it). */
 export interface MetricsStore {
@@ -58,21 +59,8 @@ export interface MetricsRow {
   regularizationLoss?: Stat;
 }
 
-export interface EvalPoint {
-  epoch: number;
-  step: number;
-  /** 'validation', or 'test' (absent: the test split of a run without a validation split). */
-  split?: 'validation' | 'test';
-  loss: number;
-  accuracy: number | null;
-  mae?: number;
-  mse?: number;
-  /** The metrics spec.metrics asks for (auc null: the split held one class only). */
-  auc?: number | null;
-  precision?: number;
-  recall?: number;
-  f1?: number;
-}
+/** One evaluation of a split at a step, as the trainer reports it (its one definition: training/trainer-types.ts). */
+export type EvalPoint = EvalResult;
 
 /** One evaluation per split and step: a run's last step has its validation and its test result. */
 export const evalKey = (e: Pick<EvalPoint, 'step' | 'split'>): string => `${e.split ?? 'test'}:${e.step}`;

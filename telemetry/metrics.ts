@@ -8,7 +8,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 /** Reasons a checkpoint commit failed, as a bounded label: a storage error code, or 'other'. */
 export function failureReason(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
+  // A storage failure's own code (ENOSPC, AccessDenied), else an error's `code` (errno, or a durable-train kind).
+  const e = err as { storageCode?: unknown; code?: unknown } | null;
+  const code = e?.storageCode ?? e?.code;
   return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,40}$/.test(code) ? code : 'other';
 }
 

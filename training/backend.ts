@@ -13,6 +13,7 @@
 // reproducible run to run, which the resume-equals-uninterrupted guarantee relies on.
 //
 // Backends are loaded lazily, so importing this module changes nothing until initBackend() runs.
+import { DurableTrainError } from '../spec/errors';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -39,7 +40,9 @@ export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu
 export const BACKEND_ENV_VAR = 'DURABLE_TRAIN_BACKEND';
 
 /** A backend that cannot be used here; `optional` marks an absent optional package (not worth reporting). */
-class BackendUnavailable extends Error {
+class BackendUnavailableError extends DurableTrainError {
+  readonly code = 'unavailable' as const;
+
   constructor(
     message: string,
     readonly optional = false,
@@ -111,7 +114,7 @@ async function firstAvailable(names: BackendName[], reasons: string[]): Promise<
     try {
       return await activate(name);
     } catch (err) {
-      if (!(err instanceof BackendUnavailable && err.optional)) reasons.push(`${name}: ${messageOf(err)}`);
+      if (!(err instanceof BackendUnavailableError && err.optional)) reasons.push(`${name}: ${messageOf(err)}`);
     }
   }
   throw new Error(`durable-train: no tfjs backend could be initialized (${reasons.join('; ')})`);
@@ -130,7 +133,8 @@ async function activate(name: BackendName): Promise<BackendInfo> {
       break;
   }
   // setBackend logs and returns false (rather than throwing) when the factory fails.
-  if (!(await tf.setBackend(name))) throw new BackendUnavailable(`tf.setBackend('${name}') failed to initialize it`);
+  if (!(await tf.setBackend(name)))
+    throw new BackendUnavailableError(`tf.setBackend('${name}') failed to initialize it`);
   await tf.ready();
   if (name === 'wasm') {
     registerWasmConv2DBackpropFilter();
@@ -197,10 +201,10 @@ function loadTfjsNode(): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const absent = e.code === 'MODULE_NOT_FOUND' && /'@tensorflow\/tfjs-node'/.test(e.message);
-    if (!absent) throw new BackendUnavailable(`@tensorflow/tfjs-node failed to load: ${messageOf(err)}`);
+    if (!absent) throw new BackendUnavailableError(`@tensorflow/tfjs-node failed to load: ${messageOf(err)}`);
     const dir = privateTfjsNodeDir();
     if (!dir) {
-      throw new BackendUnavailable(
+      throw new BackendUnavailableError(
         '@tensorflow/tfjs-node is not installed (run `npm run setup:native` to build it from the registries)',
         true,
       );
@@ -211,13 +215,13 @@ function loadTfjsNode(): void {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require(dir);
     } catch (err2) {
-      throw new BackendUnavailable(
+      throw new BackendUnavailableError(
         `the tfjs-node built by setup:native (${dir}) failed to load: ${messageOf(err2)}; rerun npm run setup:native`,
       );
     }
   }
   if (!tf.findBackendFactory('tensorflow')) {
-    throw new BackendUnavailable(
+    throw new BackendUnavailableError(
       '@tensorflow/tfjs-node loaded but registered no tensorflow backend with this @tensorflow/tfjs (version mismatch?)',
     );
   }
@@ -234,7 +238,7 @@ function loadWasm(): WasmModule {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require('@tensorflow/tfjs-backend-wasm') as WasmModule;
   } catch (err) {
-    throw new BackendUnavailable(`@tensorflow/tfjs-backend-wasm failed to load: ${messageOf(err)}`);
+    throw new BackendUnavailableError(`@tensorflow/tfjs-backend-wasm failed to load: ${messageOf(err)}`);
   }
   // Point at the package's own dist/ so the .wasm binaries are found however this code is run or bundled.
   const dist =

@@ -1,20 +1,32 @@
 // Errors of a run's configuration (its model or data do not fit): retrying cannot help, the spec must change.
+import { DurableTrainError, errorCodeOf } from '../spec/errors';
 
-export class ConfigError extends Error {
+export class ConfigError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override readonly name = 'ConfigError';
 }
 
-/** Whether `err` says the spec's model or data cannot work (as opposed to a failure that may pass). */
+/**
+ * Whether `err` says the spec's model or data cannot work (as opposed to a failure that may pass): an `invalid`
+ * durable-train error, or one of those classes by name (thrown by another copy of this package, as a registered
+ * model's dependency may be).
+ */
 export const isConfigError = (err: unknown): boolean =>
-  err instanceof Error &&
-  ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError', 'ModelFitError'].includes(err.name);
+  errorCodeOf(err) === 'invalid' ||
+  (err instanceof Error &&
+    ['ConfigError', 'DatasetError', 'LayerError', 'RegistryError', 'PreflightError', 'ModelFitError'].includes(
+      err.name,
+    ));
 
 /**
  * A loss, an evaluation or a weight that is NaN or infinite: the updates diverged. Retrying recomputes the same
  * numbers (training is exact), so this is never worth a retry; the message names the step, the learning rate and the
  * likely cause.
  */
-export class NonFiniteError extends Error {
+export class NonFiniteError extends DurableTrainError {
+  readonly code = 'diverged' as const;
+
   override readonly name = 'NonFiniteError';
   constructor(
     readonly step: number,

@@ -1,6 +1,7 @@
 // Predictions on raw rows: read them (csv or jsonl, columns checked by name against the recorded feature names),
 // standardise them as the training data was, run the model, and name the classes. The model is either the
 // checkpoint's (our forward pass, as evaluation runs it) or an export's tf.layers model (plain @tensorflow/tfjs).
+import { DurableTrainError } from '../spec/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -24,7 +25,9 @@ export interface Prediction {
 }
 
 /** Bad rows for prediction: the message names the column, field or line. */
-export class InputError extends Error {
+export class InputError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override readonly name = 'InputError';
 }
 

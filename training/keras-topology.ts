@@ -5,6 +5,7 @@
 // the loss and to apply after each update.
 // Weights are named by the converter as the layer's path (`feat1/kernel`, `mlp/feat1/kernel`) or, from a .keras file,
 // by Keras 3's storage path (`layers/dense_1/vars/0`); weightKeyMap maps them to the tfjs model's weights.
+import { DurableTrainError } from '../spec/errors';
 import type * as tf from '@tensorflow/tfjs';
 
 type Obj = Record<string, unknown>;
@@ -33,7 +34,9 @@ export interface WeightConstraint {
   rate: number;
 }
 
-export class KerasTopologyError extends Error {}
+export class KerasTopologyError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+}
 
 // A Keras layer's weights by the prefix of their regularizer and constraint keys (kernel_regularizer,
 // recurrent_constraint, ...), with the role tfjs names the weight by.

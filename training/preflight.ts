@@ -1,13 +1,16 @@
 // Checks that need the run's data and model, made before anything starts (the CLI's start, the library's
 // startTraining) and again by the trainer on the worker for callers that bypass both. Each check is one entry of
 // PREFLIGHT_CHECKS: a new check is one function and one line there.
+import { DurableTrainError } from '../spec/errors';
 import type { RunSpec } from '../spec/types';
 import { buildNet, type Net } from './models';
 import { hasRegistered } from './registry';
 import { loadTaskData, type TaskData } from './task-data';
 
 /** A run that cannot work, found before it starts: `field` is the spec field to change. */
-export class PreflightError extends Error {
+export class PreflightError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override readonly name = 'PreflightError';
   constructor(
     readonly field: string,

@@ -1,6 +1,7 @@
 // Models and datasets registered in code by the program that runs the worker (the library's createTrainingWorker).
 // A spec names them as { "registered": "name" }. User code lives in the worker, the Temporal way: the spec travels
 // through Temporal, the builder and the loader stay in the process that trains.
+import { DurableTrainError } from '../spec/errors';
 import type * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import type { DataSplit, DataTask } from './data';
@@ -78,6 +79,8 @@ export const hasRegistered = (kind: 'model' | 'dataset', name: string): boolean 
 export const registeredDataset = (name: string) => lookup('dataset', datasets, name);
 
 /** A spec names something this worker does not have: another worker may, but retrying here cannot help. */
-export class RegistryError extends Error {
+export class RegistryError extends DurableTrainError {
+  readonly code = 'invalid' as const;
+
   override readonly name = 'RegistryError';
 }

@@ -175,7 +175,7 @@ export async function streamChecks(
   };
   await assert.rejects(drain(), (err: StorageUnavailableError) => {
     assert.ok(err instanceof StorageUnavailableError, String(err));
-    assert.equal(err.code, 'ObjectChanged');
+    assert.equal(err.storageCode, 'ObjectChanged');
     assert.equal(err.retryable, false);
     assert.match(
       err.message,

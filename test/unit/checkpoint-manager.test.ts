@@ -303,13 +303,10 @@ function managerSuite(backend: Backend) {
     describe('save failures are never reported as success', () => {
       it('a storage that refuses writes rejects the commit', async () => {
         const refusing = backend.refusing();
-        await assert.rejects(
-          new CheckpointManager(refusing, RUN).commit(input(1)),
-          (err: Error & { code?: string }) => {
-            assert.match(`${err.code} ${err.message}`, /ENOTDIR|EEXIST|AccessDenied|403/);
-            return true;
-          },
-        );
+        await assert.rejects(new CheckpointManager(refusing, RUN).commit(input(1)), (err: StorageUnavailableError) => {
+          assert.match(`${err.storageCode} ${err.message}`, /ENOTDIR|EEXIST|AccessDenied|403/);
+          return true;
+        });
         if (backend.name === 'fs') {
           // The run's directory is a regular file: the storage itself is broken, which is not "no checkpoints".
           await assert.rejects(new CheckpointManager(refusing, RUN).list(), (err: Error) => {
@@ -619,8 +616,8 @@ describe('checkpoint manager', function () {
       fs.writeFileSync(path.join(root, RUN, 'manifests'), 'not a directory');
       const store = new FsCheckpointStore(root);
       const mgr = new CheckpointManager(store, RUN);
-      await assert.rejects(mgr.commit(input(1)), (err: NodeJS.ErrnoException) =>
-        ['ENOTDIR', 'EEXIST'].includes(err.code ?? ''),
+      await assert.rejects(mgr.commit(input(1)), (err: StorageUnavailableError) =>
+        ['ENOTDIR', 'EEXIST'].includes(err.storageCode ?? ''),
       );
       assert.equal((await store.list(`${RUN}/blobs/`)).length, 4, 'the blobs were written');
       assert.deepEqual(await mgr.list(), []);

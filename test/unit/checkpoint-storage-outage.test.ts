@@ -46,7 +46,7 @@ function unavailable(retryable: boolean, codes?: string[]) {
     assert.equal(err.name, 'StorageUnavailableError');
     assert.equal(err.details.retryable, retryable, err.message);
     assert.equal(err.retryable, retryable);
-    if (codes) assert.ok(codes.includes(err.code ?? ''), `code ${err.code} not in ${codes.join(', ')}`);
+    if (codes) assert.ok(codes.includes(err.storageCode ?? ''), `code ${err.storageCode} not in ${codes.join(', ')}`);
     return true;
   };
 }

@@ -131,8 +131,8 @@ describe('checkpoint stores', function () {
       const store = new FsCheckpointStore(root);
       fs.mkdirSync(path.join(root, 'run'));
       fs.writeFileSync(path.join(root, 'run', 'manifests'), 'a file where a directory must be');
-      await assert.rejects(store.writeAtomic('run/manifests/a.json', enc('A')), (err: NodeJS.ErrnoException) => {
-        return ['ENOTDIR', 'EEXIST'].includes(err.code ?? '');
+      await assert.rejects(store.writeAtomic('run/manifests/a.json', enc('A')), (err: CheckpointStoreError) => {
+        return ['ENOTDIR', 'EEXIST'].includes(err.storageCode ?? '');
       });
       assert.deepEqual(fs.readdirSync(path.join(root, 'run')), ['manifests']);
     });

@@ -217,7 +217,7 @@ describe('cloud stores on real emulators', function () {
       await assert.rejects(missing.list('run/'), (err: StorageUnavailableError) => {
         assert.ok(err instanceof StorageUnavailableError, String(err));
         assert.equal(err.retryable, false);
-        assert.equal(err.code, 'ContainerNotFound');
+        assert.equal(err.storageCode, 'ContainerNotFound');
         return true;
       });
       await assert.rejects(missing.read('run/x'), StorageUnavailableError);

@@ -1,7 +1,9 @@
 // RFC 4180 CSV: comma-separated fields, CRLF or LF record ends, double-quoted fields that may hold commas, line
-// breaks and doubled quotes. No CSV parser is among the project's dependencies, so this small strict one reports
-// every problem with its 1-based line number. It scans bytes (the structural characters are ASCII, which never
-// occur inside a UTF-8 multi-byte sequence) and hands out one record at a time.
+// breaks and doubled quotes. A small strict scanner rather than csv-parse: on a 24 MB, 300k-row numeric file csv-parse
+// 6.0 (sync, records dropped as they come) took 4.5-8 s against 0.7-1.2 s here, and it reports the line a record ends
+// on, not the one it starts on. This one reports every problem with its 1-based line number. It scans bytes (the
+// structural characters are ASCII, which never occur inside a UTF-8 multi-byte sequence) and hands out one record at
+// a time.
 import { DatasetError } from './errors';
 import { parseDecimal, RowSink, splitTagOf, type RawTable } from './table';
 import { fitsFloat32 } from '../errors';

@@ -113,7 +113,7 @@ function failure(src: Source, err: unknown): Error {
         : `${src.where} is not readable with these credentials (access denied)`,
     );
   }
-  if (err instanceof StorageUnavailableError && err.code === 'EISDIR')
+  if (err instanceof StorageUnavailableError && err.storageCode === 'EISDIR')
     return new DatasetError(src.field, `${src.where} is a directory, not a file`);
   // Anything else (network, server) may pass: a plain error, so the caller may retry.
   return new Error(`${src.field}: reading ${src.where} failed: ${(err as Error)?.message ?? String(err)}`);
