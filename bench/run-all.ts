@@ -21,6 +21,7 @@ const BENCHES: Bench[] = [
   { name: 'memory', args: [] },
   { name: 'orchestration', args: [] },
   { name: 'recovery', args: [] },
+  { name: 'restore', args: [] },
   { name: 'overhead', args: [] },
   { name: 'async-commit', args: [] },
   { name: 'distributed', args: [] },

@@ -21,7 +21,14 @@ export {
   S3CheckpointStore,
   type S3StoreOptions,
 } from '../storage';
-export { CheckpointManager, type CheckpointManagerOptions, type CommitOptions } from './manager';
+export {
+  AUTO_FULL_VERIFY_MAX_BYTES,
+  CheckpointManager,
+  type CheckpointManagerOptions,
+  type CommitOptions,
+  type GarbageReport,
+  type RetentionVerify,
+} from './manager';
 export { formatProblems } from './problems';
 export {
   canonicalManifest,

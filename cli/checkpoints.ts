@@ -1,4 +1,4 @@
-// `checkpoints list|verify|show`: what a run has stored, and whether it is intact.
+// `checkpoints list|verify|show|sign|pin|unpin|gc`: what a run has stored, whether it is intact, what is kept.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CheckpointManager, checkpointKeysFromEnv, formatProblems, openStore, type VerifyResult } from '../checkpoint';
 import type { RunSpec } from '../spec';
@@ -214,5 +214,66 @@ export const checkpointsSignDefinition = defineCommand({
   async run({ args, opts, out }) {
     const checked = Boolean(opts['i-have-checked']);
     return checkpointsSign(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT, checked);
+  },
+});
+
+/**
+ * Pins or unpins a checkpoint: a pinned one survives every retention rule until unpinned. Refuses an unknown
+ * checkpoint (exit 3); unpinning one that is not pinned changes nothing.
+ */
+export async function checkpointsPin(manager: CheckpointManager, out: Out, id: string, pin: boolean): Promise<number> {
+  if (pin) await manager.pin(id);
+  else await manager.unpin(id);
+  out.emit({ runId: manager.runId, id, pinned: pin }, () =>
+    pin ? `${id}: pinned (kept by every retention rule)` : `${id}: unpinned`,
+  );
+  return EXIT.ok;
+}
+
+/**
+ * Blob garbage collection: the blobs no checkpoint references, older than the grace period (a younger one may belong
+ * to a commit still writing its manifest). A dry run by default; `apply` deletes them. Exits 1 when an unreadable
+ * manifest makes it unsafe to collect (nothing is deleted then).
+ */
+export async function checkpointsGc(manager: CheckpointManager, out: Out, apply: boolean): Promise<number> {
+  const r = await manager.collectGarbage({ apply });
+  out.emit({ runId: manager.runId, dryRun: !apply, ...r }, () => {
+    if (r.skipped) return `nothing collected: ${r.skipped}`;
+    const young = r.young ? `; ${r.young} younger unreferenced blob(s) left for commits in progress` : '';
+    if (!r.blobs.length) return `no unreferenced blobs${young}`;
+    const what = `${r.blobs.length} unreferenced blob(s), ${mb(r.bytes)}`;
+    return apply ? `deleted ${what}${young}` : `${what} (dry run: pass --apply to delete them)${young}`;
+  });
+  return r.skipped ? EXIT.check : EXIT.ok;
+}
+
+export const checkpointsPinDefinition = defineCommand({
+  name: 'checkpoints pin',
+  summary: 'keep CKPT whatever the retention rules say, until `checkpoints unpin`',
+  arguments: [RUN_ID_ARGUMENT, CKPT_ARGUMENT],
+  options: [STORAGE],
+  async run({ args, opts, out }) {
+    return checkpointsPin(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT, true);
+  },
+});
+
+export const checkpointsUnpinDefinition = defineCommand({
+  name: 'checkpoints unpin',
+  summary: 'let retention rules apply to CKPT again',
+  arguments: [RUN_ID_ARGUMENT, CKPT_ARGUMENT],
+  options: [STORAGE],
+  async run({ args, opts, out }) {
+    return checkpointsPin(await managerOf(args.RUN_ID, opts.storage), out, args.CKPT, false);
+  },
+});
+
+export const checkpointsGcDefinition = defineCommand({
+  name: 'checkpoints gc',
+  summary:
+    'blobs no checkpoint references (older than an hour): a dry run that lists them, `--apply` deletes them; safe while the run trains',
+  arguments: [RUN_ID_ARGUMENT],
+  options: [{ name: 'apply', description: 'delete the unreferenced blobs (default: only list them)' }, STORAGE],
+  async run({ args, opts, out }) {
+    return checkpointsGc(await managerOf(args.RUN_ID, opts.storage), out, Boolean(opts.apply));
   },
 });

@@ -2,9 +2,12 @@
 // definition (cli/command.ts) plus its line here.
 import type { CommandDefinition } from './command';
 import {
+  checkpointsGcDefinition,
   checkpointsListDefinition,
+  checkpointsPinDefinition,
   checkpointsShowDefinition,
   checkpointsSignDefinition,
+  checkpointsUnpinDefinition,
   checkpointsVerifyDefinition,
 } from './checkpoints';
 import { codecServerDefinition } from './codec-server';
@@ -35,6 +38,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
   checkpointsVerifyDefinition,
   checkpointsShowDefinition,
   checkpointsSignDefinition,
+  checkpointsPinDefinition,
+  checkpointsUnpinDefinition,
+  checkpointsGcDefinition,
   ...signalDefinitions,
   setLrDefinition,
   cancelDefinition,
@@ -52,6 +58,6 @@ export const COMMANDS: readonly CommandDefinition[] = [
 
 /** The summaries of command groups (`checkpoints list`, `runs list`): their `--help` and the program's. */
 export const GROUPS: Readonly<Record<string, string>> = {
-  checkpoints: "a run's stored checkpoints: list, verify, show, sign",
+  checkpoints: "a run's stored checkpoints: list, verify, show, sign, pin, unpin, gc",
   runs: 'the runs on the server',
 };

@@ -89,11 +89,11 @@ export interface Out {
   emit(data: unknown, human: () => string): void;
 }
 
-export function output(json: boolean): Out {
+export function output(json: boolean, write: (text: string) => void = (s) => process.stdout.write(s)): Out {
   return {
     json,
     emit(data, human) {
-      process.stdout.write((json ? JSON.stringify(data) : human()) + '\n');
+      write((json ? JSON.stringify(data) : human()) + '\n');
     },
   };
 }

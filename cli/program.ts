@@ -117,7 +117,7 @@ function register(
     if (missing)
       throw new CliError(`${def.name}: ${flagText(missing.spec)} is required (usage: ${synopsis(def)})`, EXIT.usage);
     const opts = Object.fromEntries(options.map((o) => [o.spec.name, values[o.key]]));
-    done(await def.run({ opts, args, out: output(Boolean(cmd.optsWithGlobals().json)) }));
+    done(await def.run({ opts, args, out: output(Boolean(cmd.optsWithGlobals().json), io.out) }));
   });
 }
 

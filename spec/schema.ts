@@ -433,6 +433,15 @@ export const checkpointSchema = strict({
   keepEverySteps: int(1, STEPS_MAX)
     .optional()
     .meta({ description: 'retention: keep every checkpoint whose step is a multiple of N' }),
+  // No default filled in: one would change the spec hash of every run with a checkpoint block.
+  retentionVerify: z
+    .enum(['auto', 'full', 'quick'])
+    .optional()
+    .meta({
+      description:
+        'how retention checks a checkpoint before counting it as newest or best: full re-hashes its blobs, quick checks ' +
+        'their presence and sizes; auto (the default) re-hashes checkpoints up to 16 MiB (a restore always re-hashes)',
+    }),
 });
 
 export const resumeSchema = strict({

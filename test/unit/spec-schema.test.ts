@@ -428,7 +428,7 @@ describe('spec schema: messages name the field', () => {
       'unknown checkpoint field',
       withSpec({ checkpoint: { keep: 1 } }),
       'checkpoint.keep',
-      'unknown field (allowed: storage, everySeconds, keepLatest, keepBest, keepEverySteps)',
+      'unknown field (allowed: storage, everySeconds, keepLatest, keepBest, keepEverySteps, retentionVerify)',
     ],
     [
       'resume not boolean',
