@@ -58,123 +58,132 @@ function overridesOf(state: unknown): Override[] {
 
 export function createDrillActivities(deps: DrillDeps = {}): DrillActivities {
   const openStoreOf = storeCache(deps.baseDir);
-  const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
-
+  const bound: DrillRunDeps = { ...deps, storeFor: (spec) => openStoreOf(spec.checkpoint.storage) };
   return {
-    async runDrill(input: DrillInput): Promise<DrillReport> {
-      const ctx = Context.current();
-      let spec: RunSpec;
-      try {
-        spec = validateSpec(input.spec);
-      } catch (err) {
-        if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
-        throw err;
-      }
-      const { runId } = input;
-      const manager = new CheckpointManager(storeFor(spec), runId, { keys: deps.keys });
-      const where = `run ${runId} (${manager.store.url})`;
-      const all = await manager.list().catch((err: unknown) => {
-        throw storageUnavailable(err, `cannot list the checkpoints of ${where}`);
-      });
-      if (!all.length) throw nonRetryable(DrillFailureTypes.NoCheckpoint, `${where} has no checkpoints to drill`);
-
-      const { source, skipped } = await chooseSource(manager, all, input.checkpointId ?? null, where);
-      const target = chooseTarget(all, source, input.steps ?? null, spec, where);
-      const report: DrillReport = {
-        runId,
-        checkpoint: { id: source.id, step: source.step },
-        compared: { id: target.id, step: target.step },
-        restoreSeconds: 0,
-        stepsReplayed: 0,
-        fromStep: source.step,
-        toStep: target.step,
-        blobsCompared: 0,
-        verified: false,
-        differences: [],
-        skipped,
-        specChanged: false,
-        backend: '',
-        at: '',
-      };
-      const done = (r: DrillReport): DrillReport => {
-        deps.onReport?.(r);
-        return r;
-      };
-      const fail = (differences: DrillDifference[]): DrillReport =>
-        done({ ...report, verified: false, differences, at: new Date().toISOString() });
-      ctx.heartbeat({ phase: 'restore', checkpoint: source.id });
-
-      // The restore a recovery would do: every blob read and its sha256 checked, then a fresh trainer.
-      const backend = await initBackend();
-      report.backend = backend.name;
-      const t0 = performance.now();
-      let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
-      try {
-        loaded = await manager.load(source.id);
-      } catch (err) {
-        // A refused signature fails the drill (it is what a recovery would meet), naming the checkpoint.
-        if (err instanceof CheckpointSignatureError)
-          return fail([{ checkpointId: source.id, name: 'manifest', reason: err.message }]);
-        if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${runId}:${source.id}`);
-        await retryIfDeleted(manager, source.id);
-        const e = err as Error & { blob?: string; reason?: string };
-        return fail([{ checkpointId: source.id, name: e.blob ?? 'manifest', reason: e.reason ?? e.message }]);
-      }
-      report.specChanged = (loaded.manifest.fingerprints.spec ?? null) !== specHash(spec);
-      const trainer = await restoreTrainer(spec, backend, loaded.manifest, loaded.blobs);
-      loaded.blobs.clear();
-      report.restoreSeconds = (performance.now() - t0) / 1000;
-      try {
-        // The compared checkpoint is read in full before training: retention may delete it while the drill trains.
-        ctx.heartbeat({ phase: 'read', checkpoint: target.id });
-        const stored = await readStored(manager, target.id);
-        if ('problem' in stored || stored.damaged.length) await retryIfDeleted(manager, target.id);
-        if ('problem' in stored) return fail([{ checkpointId: target.id, name: 'manifest', reason: stored.problem }]);
-
-        // Train forward exactly as the run did, applying the user's learning-rate changes where it did.
-        const before = new Set(overridesOf(loaded.manifest.state).map((o) => `${o.step}:${o.learningRate}`));
-        const pending = overridesOf(stored.manifest.state)
-          .filter((o) => o.step >= source.step && o.step < target.step && !before.has(`${o.step}:${o.learningRate}`))
-          .sort((a, b) => a.step - b.step);
-        while (trainer.state.step < target.step) {
-          const step = trainer.state.step;
-          while (pending.length && pending[0].step === step) trainer.setLearningRate(pending.shift()!.learningRate);
-          const until = Math.min(target.step, pending[0]?.step ?? Infinity);
-          const res = await trainer.train({
-            maxSteps: until - step,
-            shouldStop: () => ctx.cancellationSignal.aborted,
-            onEvalProgress: () => ctx.heartbeat({ phase: 'train', step: trainer.state.step }),
-            onStep: (p) => ctx.heartbeat({ phase: 'train', step: p.step, toStep: target.step }),
-          });
-          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('drill cancelled');
-          if (res.stepsRun === 0) break; // the spec ends training before the compared step
-        }
-        report.stepsReplayed = trainer.state.step - source.step;
-
-        const snap = trainer.snapshot();
-        report.blobsCompared = snap.tensors.length;
-        const differences: DrillDifference[] = [
-          ...stored.damaged.map((d) => ({ checkpointId: target.id, ...d })),
-          ...compareTensors(snap.tensors, stored.tensors).map((d) => ({ checkpointId: target.id, ...d })),
-          ...compareState(snap.state, stored.manifest.state).map((d) => ({ checkpointId: target.id, ...d })),
-        ];
-        if (differences.length) return fail(differences);
-        return done({ ...report, verified: true, at: new Date().toISOString() });
-      } finally {
-        trainer.dispose();
-      }
-    },
-
-    async removeDrillSchedule({ scheduleId }: { scheduleId: string }): Promise<boolean> {
-      try {
-        await Context.current().client.schedule.getHandle(scheduleId).delete();
-        return true;
-      } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return false;
-        throw err;
-      }
-    },
+    runDrill: (input) => runDrill(bound, input),
+    removeDrillSchedule,
   };
+}
+
+/** What runDrill is given: the drill options and the worker's store of a spec's checkpoints (opened once per URL). */
+export interface DrillRunDeps extends DrillDeps {
+  storeFor(spec: RunSpec): CheckpointStore;
+}
+
+/** Rehearses a recovery of one of the run's checkpoints (see the top of this file); the report says what differed. */
+export async function runDrill(deps: DrillRunDeps, input: DrillInput): Promise<DrillReport> {
+  const ctx = Context.current();
+  let spec: RunSpec;
+  try {
+    spec = validateSpec(input.spec);
+  } catch (err) {
+    if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+    throw err;
+  }
+  const { runId } = input;
+  const manager = new CheckpointManager(deps.storeFor(spec), runId, { keys: deps.keys });
+  const where = `run ${runId} (${manager.store.url})`;
+  const all = await manager.list().catch((err: unknown) => {
+    throw storageUnavailable(err, `cannot list the checkpoints of ${where}`);
+  });
+  if (!all.length) throw nonRetryable(DrillFailureTypes.NoCheckpoint, `${where} has no checkpoints to drill`);
+
+  const { source, skipped } = await chooseSource(manager, all, input.checkpointId ?? null, where);
+  const target = chooseTarget(all, source, input.steps ?? null, spec, where);
+  const report: DrillReport = {
+    runId,
+    checkpoint: { id: source.id, step: source.step },
+    compared: { id: target.id, step: target.step },
+    restoreSeconds: 0,
+    stepsReplayed: 0,
+    fromStep: source.step,
+    toStep: target.step,
+    blobsCompared: 0,
+    verified: false,
+    differences: [],
+    skipped,
+    specChanged: false,
+    backend: '',
+    at: '',
+  };
+  const done = (r: DrillReport): DrillReport => {
+    deps.onReport?.(r);
+    return r;
+  };
+  const fail = (differences: DrillDifference[]): DrillReport =>
+    done({ ...report, verified: false, differences, at: new Date().toISOString() });
+  ctx.heartbeat({ phase: 'restore', checkpoint: source.id });
+
+  // The restore a recovery would do: every blob read and its sha256 checked, then a fresh trainer.
+  const backend = await initBackend();
+  report.backend = backend.name;
+  const t0 = performance.now();
+  let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
+  try {
+    loaded = await manager.load(source.id);
+  } catch (err) {
+    // A refused signature fails the drill (it is what a recovery would meet), naming the checkpoint.
+    if (err instanceof CheckpointSignatureError)
+      return fail([{ checkpointId: source.id, name: 'manifest', reason: err.message }]);
+    if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${runId}:${source.id}`);
+    await retryIfDeleted(manager, source.id);
+    const e = err as Error & { blob?: string; reason?: string };
+    return fail([{ checkpointId: source.id, name: e.blob ?? 'manifest', reason: e.reason ?? e.message }]);
+  }
+  report.specChanged = (loaded.manifest.fingerprints.spec ?? null) !== specHash(spec);
+  const trainer = await restoreTrainer(spec, backend, loaded.manifest, loaded.blobs);
+  loaded.blobs.clear();
+  report.restoreSeconds = (performance.now() - t0) / 1000;
+  try {
+    // The compared checkpoint is read in full before training: retention may delete it while the drill trains.
+    ctx.heartbeat({ phase: 'read', checkpoint: target.id });
+    const stored = await readStored(manager, target.id);
+    if ('problem' in stored || stored.damaged.length) await retryIfDeleted(manager, target.id);
+    if ('problem' in stored) return fail([{ checkpointId: target.id, name: 'manifest', reason: stored.problem }]);
+
+    // Train forward exactly as the run did, applying the user's learning-rate changes where it did.
+    const before = new Set(overridesOf(loaded.manifest.state).map((o) => `${o.step}:${o.learningRate}`));
+    const pending = overridesOf(stored.manifest.state)
+      .filter((o) => o.step >= source.step && o.step < target.step && !before.has(`${o.step}:${o.learningRate}`))
+      .sort((a, b) => a.step - b.step);
+    while (trainer.state.step < target.step) {
+      const step = trainer.state.step;
+      while (pending.length && pending[0].step === step) trainer.setLearningRate(pending.shift()!.learningRate);
+      const until = Math.min(target.step, pending[0]?.step ?? Infinity);
+      const res = await trainer.train({
+        maxSteps: until - step,
+        shouldStop: () => ctx.cancellationSignal.aborted,
+        onEvalProgress: () => ctx.heartbeat({ phase: 'train', step: trainer.state.step }),
+        onStep: (p) => ctx.heartbeat({ phase: 'train', step: p.step, toStep: target.step }),
+      });
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('drill cancelled');
+      if (res.stepsRun === 0) break; // the spec ends training before the compared step
+    }
+    report.stepsReplayed = trainer.state.step - source.step;
+
+    const snap = trainer.snapshot();
+    report.blobsCompared = snap.tensors.length;
+    const differences: DrillDifference[] = [
+      ...stored.damaged.map((d) => ({ checkpointId: target.id, ...d })),
+      ...compareTensors(snap.tensors, stored.tensors).map((d) => ({ checkpointId: target.id, ...d })),
+      ...compareState(snap.state, stored.manifest.state).map((d) => ({ checkpointId: target.id, ...d })),
+    ];
+    if (differences.length) return fail(differences);
+    return done({ ...report, verified: true, at: new Date().toISOString() });
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** Deletes a drill schedule (the drill workflow's own, when its run has ended); false when it is gone already. */
+export async function removeDrillSchedule({ scheduleId }: { scheduleId: string }): Promise<boolean> {
+  try {
+    await Context.current().client.schedule.getHandle(scheduleId).delete();
+    return true;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return false;
+    throw err;
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ import type {
 import type { TrainingActivities } from '../../activities/types';
 import { validateSpec } from '../../spec';
 import { pauseSignal, progressQuery, resumeSignal } from '../../workflows/definitions';
-import { roundEvents } from '../../workflows/distributed';
+import { roundEvents } from '../../workflows/round';
 import { trainingWorkflow, type TrainingInput } from '../../workflows/training';
 import { useWorkflowEnv } from './env';
 

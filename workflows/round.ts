@@ -1,6 +1,6 @@
-// Rounds of a distributed run (spec.distributed): each round runs the N replica activities in parallel, each training
+// One round of a distributed run (spec.distributed): the N replica activities in parallel, each training
 // syncEverySteps steps of its shard from the round's global checkpoint, then one sync activity combines their results
-// in replica order and commits the next global checkpoint. The training workflow calls runRound where a single run
+// in replica order and commits the next global checkpoint. runChunk (chunk.ts) calls runRound where a single run
 // calls trainChunk, so pause, stop, learning-rate changes, retention and continue-as-new stay one implementation.
 // A replica whose worker dies is retried alone, from the round's start; the finished replicas' results are kept
 // (they are durable activity results, and their tensors are in the store).

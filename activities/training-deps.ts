@@ -1,0 +1,59 @@
+// What the training activities are given: the worker's options (ActivityDeps) and what the factory builds from them
+// once for the worker's life (TrainingDeps: the warm trainers, counters, alerts and stores every activity shares).
+// Each activity is a function of (TrainingDeps, input); createActivities only binds them.
+import type { CheckpointKeys, CheckpointManager, CheckpointStore } from '../checkpoint';
+import type { RunSpec } from '../spec/types';
+import { SpecError, validateSpec } from '../spec/validate';
+import type { AlertSink } from '../telemetry/alerts';
+import type { RunAlerts } from './chunk/alerts';
+import type { WarmTrainers } from './chunk/warm-cache';
+import { nonRetryable } from './failures';
+import type { TrainingMetrics } from './metrics';
+import type { Restart } from './trainer-process/protocol';
+import type { TrainerSupervisor } from './trainer-process/supervisor';
+import { FailureTypes } from './types';
+
+export interface ActivityDeps {
+  /** Directory that relative file:// storage paths resolve against (default: the worker's cwd). */
+  baseDir?: string;
+  /** How many runs' trainers to keep warm in memory (default 2). */
+  warmRuns?: number;
+  /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
+  beforeManifest?: (step: number, runId: string) => void | Promise<void>;
+  /**
+   * Why the workflow cut a chunk short (pause, stop or cancel), asked when it happens: the request reaches the
+   * activity only as a cancellation, and the reason known when the chunk was scheduled may have changed since.
+   */
+  cutReasonOf?: (runId: string) => Promise<'pause' | 'stop' | 'cancel' | null>;
+  /** Where commits, failures, recoveries and progress are counted (the worker serves them as /metrics). */
+  metrics?: TrainingMetrics;
+  /** Checkpoint signing keys (default: DURABLE_TRAIN_CHECKPOINT_KEY; unset = signing off). */
+  checkpointKeys?: CheckpointKeys;
+  /** Where alerts go (default: DURABLE_TRAIN_ALERT_WEBHOOK, counted in `metrics`). */
+  alerts?: AlertSink;
+  /** Trains chunks in supervised training processes instead of this one (the worker's default). */
+  supervisor?: TrainerSupervisor;
+  /** In a training process: why the chunk's previous process is gone, when it is a replacement. */
+  restartOf?: (runId: string) => Restart | null;
+}
+
+/** Built once per createActivities from ActivityDeps; shared by every activity call of the worker. */
+export interface TrainingDeps {
+  warm: WarmTrainers;
+  metrics: TrainingMetrics;
+  runAlerts: RunAlerts;
+  storeFor(spec: RunSpec): CheckpointStore;
+  managerFor(spec: RunSpec, runId: string): CheckpointManager;
+  cutReasonOf?: ActivityDeps['cutReasonOf'];
+  restartOf?: ActivityDeps['restartOf'];
+}
+
+/** The spec as validated; a spec that does not validate is a non-retryable InvalidSpec failure. */
+export function checkSpec(raw: RunSpec): RunSpec {
+  try {
+    return validateSpec(raw);
+  } catch (err) {
+    if (err instanceof SpecError) throw nonRetryable(FailureTypes.InvalidSpec, err.message);
+    throw err;
+  }
+}
