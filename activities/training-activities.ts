@@ -37,7 +37,11 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
   const keys = deps.checkpointKeys ?? checkpointKeysFromEnv();
   const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
   const managerFor = (spec: RunSpec, runId: string) =>
-    new CheckpointManager(storeFor(spec), runId, { beforeManifest: deps.beforeManifest, keys });
+    new CheckpointManager(storeFor(spec), runId, {
+      beforeManifest: deps.beforeManifest,
+      keys,
+      retentionVerify: spec.checkpoint.retentionVerify,
+    });
   const d: TrainingDeps = {
     warm,
     metrics,
