@@ -304,7 +304,22 @@ export class CheckpointManager {
         ...(e.untrusted ? { untrusted: true } : {}),
       };
     });
-    return out.sort((a, b) => -newestFirst(a, b));
+    out.sort((a, b) => -newestFirst(a, b));
+    // The bytes each checkpoint added to the store: its blobs that no older stored checkpoint references.
+    const byId = new Map(entries.map((e) => [e.id, e.manifest]));
+    const stored = new Set<string>();
+    for (const c of out) {
+      const m = byId.get(c.id);
+      if (!m) continue;
+      let added = 0;
+      for (const b of m.blobs) {
+        if (stored.has(b.sha256)) continue;
+        stored.add(b.sha256);
+        added += b.size;
+      }
+      c.newBytes = added;
+    }
+    return out;
   }
 
   /**

@@ -64,7 +64,13 @@ export interface CheckpointSummary {
   step: number;
   epoch: number;
   createdAt: string;
+  /** Its logical size: the bytes of all its blobs. */
   sizeBytes: number;
+  /**
+   * The bytes it added to the store: its distinct blobs that no older checkpoint still stored references (unchanged
+   * tensors, frozen layers, are stored once). Absent for an unreadable manifest.
+   */
+  newBytes?: number;
   metrics: Record<string, number>;
   parent: CheckpointRef | null;
   pinned: boolean;

@@ -91,12 +91,16 @@ export async function checkpointsList(
         String(epochOfCompleted(c.epoch, c.step > 0 && evaluatedHere(c.metrics))).padStart(5),
         c.createdAt.replace('T', ' ').slice(0, 19),
         mb(c.sizeBytes).padStart(10),
+        (c.newBytes === undefined ? '-' : mb(c.newBytes)).padStart(10),
         metricsText(c.metrics),
         (c.pinned ? 'pinned ' : '') +
           (c.valid === false ? `${c.untrusted ? 'REFUSED' : 'DAMAGED'} ${c.problem ?? ''}` : c.valid ? 'ok' : ''),
       ].join('  '),
     );
-    return ['id                          step  epoch  created                    size  metrics', ...rows].join('\n');
+    return [
+      'id                          step  epoch  created                    size         new  metrics',
+      ...rows,
+    ].join('\n');
   });
   return list.some((c) => c.valid === false) ? EXIT.check : EXIT.ok;
 }
@@ -168,7 +172,8 @@ async function managerOf(runId: string, storage: string | undefined): Promise<Ch
 
 export const checkpointsListDefinition = defineCommand({
   name: 'checkpoints list',
-  summary: 'id, step, epoch, time, size, metrics (and integrity with `--verify`, which exits 1 when a row is DAMAGED)',
+  summary:
+    'id, step, epoch, time, size, bytes newly stored, metrics (and integrity with `--verify`, which exits 1 when a row is DAMAGED)',
   arguments: [RUN_ID_ARGUMENT],
   options: [{ name: 'verify', description: 're-hash every checkpoint; exit 1 when one is DAMAGED' }, STORAGE],
   async run({ args, opts, out }) {

@@ -135,6 +135,30 @@ describe('what is kept: pins, blob gc and the retention check (fs store, CLI in 
     assert.ok(fs.existsSync(orphan));
   });
 
+  it('checkpoints list --json gives each checkpoint its logical size and the bytes it newly stored (a frozen tensor once)', async function () {
+    const frozen = new Uint8Array(4000).fill(7);
+    for (const step of [1, 2, 3]) {
+      const i = input(step, 400);
+      i.blobs.push({ name: 'frozen', dtype: 'float32', shape: [1000], data: frozen });
+      if (step === 3) i.blobs[0].data = new Uint8Array(400).fill(2); // the same bytes as step 2's: nothing new
+      await manager.commit(i);
+    }
+    const r = await cli(['checkpoints', 'list', RUN, '--storage', storage, '--json']);
+    assert.equal(r.code, EXIT.ok, r.err);
+    const rows = JSON.parse(r.out) as Array<{ step: number; sizeBytes: number; newBytes: number }>;
+    assert.deepEqual(
+      rows.map((c) => [c.step, c.sizeBytes, c.newBytes]),
+      [
+        [1, 4400, 4400],
+        [2, 4400, 400],
+        [3, 4400, 0],
+      ],
+    );
+    const text = await cli(['checkpoints', 'list', RUN, '--storage', storage]);
+    assert.match(text.out.split('\n')[0], /size\s+new\s+metrics/);
+    assert.match(text.out.split('\n')[2], /0\.00 MB\s+0\.00 MB/);
+  });
+
   it("retention's auto check re-hashes checkpoints up to 16 MiB and checks larger ones by size; full and quick as asked", async function () {
     // A store that counts full reads of blobs (a re-hash reads the blob; a size check only lists).
     const counting = (inner: CheckpointStore) => {

@@ -190,6 +190,7 @@ function managerSuite(backend: Backend) {
             epoch: 1,
             createdAt: inp.createdAt,
             sizeBytes: 24 + 12 + 24 + 4,
+            newBytes: 24 + 12 + 24 + 4,
             metrics: inp.metrics,
             parent: inp.parent,
             pinned: false,
