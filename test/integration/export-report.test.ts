@@ -454,4 +454,43 @@ describe('export and report (real Temporal dev server, real worker process)', fu
       x.dispose();
     }
   });
+
+  it('keeps tensors out of Temporal: every payload of both runs is small beside their checkpoints, and so is each history', async function () {
+    // Every execution of each run (the CNN continued-as-new and was retried after a kill), every event, every payload.
+    for (const runId of ['exp-mlp', 'rep-cnn']) {
+      const checkpoints = new CheckpointManager(
+        openStore(`file://${path.join(cluster.dir, '.data', 'checkpoints')}`),
+        runId,
+      );
+      const weights = Math.min(...(await checkpoints.list()).map((c) => c.sizeBytes));
+      let executions = 0;
+      let payloads = 0;
+      for await (const w of cluster.client.workflow.list({ query: `WorkflowId = '${runId}'` })) {
+        executions++;
+        const history = await cluster.client.workflow.getHandle(runId, w.runId).fetchHistory();
+        const sizes: number[] = [];
+        const walk = (v: unknown): void => {
+          if (v instanceof Uint8Array || v === null || typeof v !== 'object') return;
+          const o = v as Record<string, unknown>;
+          if (o.data instanceof Uint8Array && o.metadata && typeof o.metadata === 'object')
+            sizes.push(o.data.byteLength);
+          else Object.values(o).forEach(walk);
+        };
+        walk(history.events);
+        const total = sizes.reduce((a, b) => a + b, 0);
+        const largest = Math.max(...sizes);
+        assert.ok(sizes.length > 0, `${runId}/${w.runId}: no payload seen`);
+        payloads += sizes.length;
+        // The smallest checkpoint holds over 300 KB of weights and slots; no payload may come near one tensor of it.
+        assert.ok(weights > 300_000, `${runId}: checkpoints of ${weights} bytes`);
+        assert.ok(largest < 16_384, `${runId}/${w.runId}: a payload of ${largest} bytes`);
+        assert.ok(
+          total < weights / 2,
+          `${runId}/${w.runId}: ${total} payload bytes in the history, ${weights} in a checkpoint`,
+        );
+      }
+      assert.ok(executions >= (runId === 'rep-cnn' ? 2 : 1), `${runId}: ${executions} executions`);
+      assert.ok(payloads > 20, `${runId}: ${payloads} payloads seen`);
+    }
+  });
 });
