@@ -1,7 +1,7 @@
 // Rounds of a distributed run, in process: the real workflow bundle on a real Temporal server with mocked activities
 // (no tfjs, no storage). Checks what the workflow decides: N replicas per round from the round's checkpoint, rounds cut
 // at epoch ends, one sync per round with the results in replica order, O(N) events per round, continue-as-new, and a
-// pause that cuts a round and runs it again after resume.
+// pause that cuts a round and runs it again after resume; stop, cancel and a new learning rate in a distributed run.
 import * as assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
@@ -15,7 +15,13 @@ import type {
 } from '../../activities/replica-types';
 import type { TrainingActivities } from '../../activities/types';
 import { validateSpec } from '../../spec';
-import { pauseSignal, progressQuery, resumeSignal } from '../../workflows/definitions';
+import {
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setLearningRateUpdate,
+  stopSignal,
+} from '../../workflows/definitions';
 import { roundEvents } from '../../workflows/round';
 import { trainingWorkflow, type TrainingInput } from '../../workflows/training';
 import { useWorkflowEnv } from './env';
@@ -275,5 +281,68 @@ describe('distributed rounds in the training workflow (mocked activities)', func
     assert.equal(round1.length, 2 * REPLICAS); // cut once, then run again
     assert.ok(round1.every((c) => c.from?.id === round1[0].from?.id));
     assert.equal(mock.syncCalls.length, 6);
+  });
+
+  it('set-lr: the next round trains every replica at the new rate, once (its round checkpoint carries it on)', async function () {
+    const mock = new MockRounds();
+    const { result, progress } = await withWorker(mock, async (start) => {
+      const h = await start();
+      for (let i = 0; i < 500 && mock.syncCalls.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await h.executeUpdate(setLearningRateUpdate, { args: [0.05] }), 0.05);
+      await assert.rejects(h.executeUpdate(setLearningRateUpdate, { args: [11] }), (e: Error) =>
+        /must be a number > 0 and <= 10, got 11/.test(String((e.cause as Error | undefined)?.message)),
+      );
+      return { result: await h.result(), progress: await h.query(progressQuery) };
+    });
+    assert.equal(result.step, TOTAL);
+    const changed = mock.replicaCalls.filter((c) => c.learningRateOverride === 0.05);
+    assert.equal(changed.length, REPLICAS, 'every replica of one round');
+    const round = changed[0].round;
+    assert.ok(round >= 1, `round ${round}`);
+    assert.ok(changed.every((c) => c.round === round));
+    assert.ok(
+      mock.replicaCalls.filter((c) => c.round !== round).every((c) => (c.learningRateOverride ?? null) === null),
+      'no other round is overridden',
+    );
+    assert.deepEqual(
+      progress.learningRateChanges.map((c) => c.value),
+      [0.05],
+      'the refused rate is not recorded',
+    );
+  });
+
+  it('stop cuts the round in flight (its replicas cancelled) and ends the run stopped at the last synced round', async function () {
+    const mock = new MockRounds();
+    mock.holdRound = 1;
+    const result = await withWorker(mock, async (start) => {
+      const h = await start();
+      await mock.heldStarted;
+      await h.signal(stopSignal);
+      return h.result();
+    });
+    assert.equal(result.status, 'stopped');
+    assert.equal(result.step, 2, 'the step of round 0, the last synced');
+    assert.equal(mock.syncCalls.length, 1, 'the cut round is not synced');
+    assert.equal(mock.replicaCalls.filter((c) => c.round === 1).length, REPLICAS);
+  });
+
+  it('cancel cuts the round in flight and ends the run cancelled, nothing synced after', async function () {
+    const mock = new MockRounds();
+    mock.holdRound = 1;
+    const { err, progress } = await withWorker(mock, async (start) => {
+      const h = await start();
+      await mock.heldStarted;
+      await h.cancel();
+      const err = await h.result().then(
+        () => null,
+        (e: Error) => e,
+      );
+      return { err, progress: await h.query(progressQuery) };
+    });
+    assert.ok(err, 'the run must end cancelled, not completed');
+    assert.match(String((err.cause as Error | undefined)?.message ?? err.message), /cancel/i);
+    assert.equal(progress.status, 'cancelled');
+    assert.equal(progress.step, 2);
+    assert.equal(mock.syncCalls.length, 1);
   });
 });
