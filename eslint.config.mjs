@@ -20,7 +20,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.data/**', '.venv*/**', 'bin/**', '*.mjs'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.data/**', '.venv*/**', 'bin/**', '*.mjs', 'bench/results/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
