@@ -5,8 +5,8 @@
 // - Mutants are switched in the TypeScript sources; `buildCommand` compiles the instrumented sandbox once with tsc
 //   (stryker.tsconfig.json: only the unit tests below and what they import, about a third of the full build), and the
 //   mocha runner runs the compiled dist/test/unit files, as `npm test` does. No ts-node/tsx: the project never runs TS.
-// - Only the fast, in-process unit tests of the mutated modules run (the trainer/exactness tests take minutes per run
-//   and are covered by `npm test`). Optimizers are exercised by test/unit/optimizers.test.ts.
+// - Only the fast, in-process unit tests of the mutated modules run; tests that train models (trainer, exactness,
+//   layer-kinds, promised-specs: seconds to minutes per run) stay in `npm test`. Optimizers are exercised by test/unit/optimizers.test.ts.
 // - coverageAnalysis 'perTest': each mutant runs only the tests that reach it.
 // - concurrency 1: one test-runner process, so the other sessions on the machine keep a core.
 // - The TypeScript checker drops mutants that would not compile (they would otherwise count as killed by tsc).
@@ -37,9 +37,7 @@ const unitTests = [
   'property-spec',
   'property-ids',
   'model-fit',
-  'promised-specs',
   'cli-ids',
-  'layer-kinds',
   'training-prng',
   'training-schedules',
   'optimizers',

@@ -5,13 +5,13 @@ import * as tf from '@tensorflow/tfjs';
 import { createOptimizer, type Optimizer, type ParamRef } from '../../training/optimizers';
 import type { OptimizerSpec } from '../../spec/types';
 
-const W0 = [0.5, -1.25, 2];
+const W0 = [0.3, -1.7, 2.9];
 const B0 = [0.25];
-// Gradients per step, float32-exact values.
+// Gradients per step (not powers of two: float32 and float64 intermediates round differently).
 const GRADS: Array<{ w: number[]; b: number[] }> = [
-  { w: [0.5, -0.25, 1], b: [2] },
-  { w: [-0.75, 0.125, 0.5], b: [-1] },
-  { w: [0.25, 0.5, -2], b: [0.5] },
+  { w: [0.1, -0.37, 1.3], b: [2] },
+  { w: [-0.73, 0.11, 0.6], b: [-1] },
+  { w: [0.21, 0.53, -2.3], b: [0.5] },
 ];
 
 function makeParams(): ParamRef[] {
@@ -58,19 +58,25 @@ function dispose(opt: Optimizer, params: ParamRef[]): void {
   for (const p of params) p.variable.dispose();
 }
 
-/** Adam by the paper with the bias correction folded into the step size; moments and weights stored as float32. */
-function adamReference(lr: number, b1: number, b2: number, eps: number, steps: number) {
+/**
+ * Adam by the paper with the bias correction folded into the step size. `float32Ops` (numerics 1) rounds every
+ * operation to float32 as the backend's float32 tensors do, its constants too; otherwise (numerics 2) the
+ * intermediates are doubles and only the stored moments and weights are float32.
+ */
+function adamReference(lr: number, b1: number, b2: number, eps: number, steps: number, float32Ops: boolean) {
+  const f = float32Ops ? Math.fround : (x: number) => x;
   const w = Float32Array.from([...W0, ...B0]);
   const m = new Float32Array(w.length);
   const v = new Float32Array(w.length);
+  const [B1, C1, B2, C2, E] = [b1, 1 - b1, b2, 1 - b2, eps].map(f);
   for (let s = 0; s < steps; s++) {
     const g = Float32Array.from([...GRADS[s].w, ...GRADS[s].b]);
     const t = s + 1;
-    const step = (lr * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t));
+    const step = f((lr * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t)));
     for (let j = 0; j < w.length; j++) {
-      m[j] = b1 * m[j] + (1 - b1) * g[j];
-      v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j];
-      w[j] = w[j] - (step * m[j]) / (Math.sqrt(v[j]) + eps);
+      m[j] = f(f(B1 * m[j]) + f(C1 * g[j]));
+      v[j] = f(f(B2 * v[j]) + f(C2 * f(g[j] * g[j])));
+      w[j] = w[j] - f(f(step * m[j]) / f(f(Math.sqrt(v[j])) + E));
     }
   }
   return { w: Array.from(w), m: Array.from(m), v: Array.from(v) };
@@ -126,8 +132,11 @@ describe('training/optimizers', () => {
     it(`adam (numerics ${numerics}): three updates equal the bias-corrected rule, moments in slots m and v`, () => {
       const spec: OptimizerSpec = { name: 'adam', learningRate: 0.01, beta1: 0.8, beta2: 0.99, epsilon: 1e-3 };
       const { opt, params } = run(spec, 3, numerics);
-      const ref = adamReference(0.01, 0.8, 0.99, 1e-3, 3);
-      assertClose([...values(params[0]), ...values(params[1])], ref.w, 'weights');
+      const ref = adamReference(0.01, 0.8, 0.99, 1e-3, 3, numerics === 1);
+      // Bit for bit: the two numerics versions round the moments differently (the references differ).
+      const other = adamReference(0.01, 0.8, 0.99, 1e-3, 3, numerics !== 1);
+      assert.notDeepEqual([...other.m, ...other.v], [...ref.m, ...ref.v]);
+      assert.deepEqual([...values(params[0]), ...values(params[1])], ref.w, 'weights');
       const slots = opt.slotValues();
       assert.deepEqual(
         slots.map((s) => [s.name, s.shape]),
@@ -138,8 +147,10 @@ describe('training/optimizers', () => {
           ['opt/adam/v/dense/bias', [1]],
         ],
       );
-      assertClose([...slots[0].values, ...slots[1].values], ref.m, 'm');
-      assertClose([...slots[2].values, ...slots[3].values], ref.v, 'v');
+      assert.deepEqual([...slots[0].values, ...slots[1].values], ref.m, 'm');
+      assert.deepEqual([...slots[2].values, ...slots[3].values], ref.v, 'v');
+      slots[0].shape.push(7); // the shapes handed out are copies
+      assert.deepEqual(opt.slotValues()[0].shape, [3]);
       // The slot variables (what a checkpoint saves) hold the same moments.
       const entries = opt.slotEntries();
       assert.deepEqual(
@@ -148,14 +159,26 @@ describe('training/optimizers', () => {
       );
       assertClose([...entries[0][1].dataSync(), ...entries[1][1].dataSync()], ref.m, 'm variables');
       assertClose([...entries[2][1].dataSync(), ...entries[3][1].dataSync()], ref.v, 'v variables');
-      assert.equal(opt.iterations, 3);
+      assert.ok(
+        entries.every(([, variable]) => !variable.trainable),
+        'slots are not trainable',
+      );
+      // Numerics 2 keeps the moments on the host: the variables a snapshot was given keep their values while
+      // training goes on (no array shared with the next update); under 1 they are the live slots.
+      const g = gradsAt(0);
+      opt.apply(g, 0.01);
+      tf.dispose([...g.values()]);
+      const after = [...entries[0][1].dataSync(), ...entries[1][1].dataSync()];
+      if (numerics === 2) assert.deepEqual(after, ref.m, 'm variables after a step');
+      else assert.notDeepEqual(after, ref.m, 'm variables after a step');
+      assert.equal(opt.iterations, 4);
       assert.equal(opt.iterationsName, 'opt/adam/iterations');
       dispose(opt, params);
     });
 
     it(`adam (numerics ${numerics}): the defaults are beta1 0.9, beta2 0.999, epsilon 1e-7`, () => {
       const { opt, params } = run({ name: 'adam', learningRate: 0.01 }, 2, numerics);
-      const ref = adamReference(0.01, 0.9, 0.999, 1e-7, 2);
+      const ref = adamReference(0.01, 0.9, 0.999, 1e-7, 2, numerics === 1);
       assertClose([...values(params[0]), ...values(params[1])], ref.w, 'weights');
       dispose(opt, params);
     });
@@ -191,7 +214,7 @@ describe('training/optimizers', () => {
       const opt = createOptimizer(spec, params);
       const g = gradsAt(0);
       opt.apply(g, 0.1, new Set(['dense/kernel']));
-      assert.deepEqual(values(params[0]), W0, spec.name);
+      assert.deepEqual(values(params[0]), Array.from(Float32Array.from(W0)), spec.name);
       assertClose(values(params[1]), [B0[0] - 0.1 * 2], spec.name);
       g.delete('dense/kernel');
       assert.throws(() => opt.apply(g, 0.1), /^Error: optimizer: no gradient for dense\/kernel$/);
