@@ -41,6 +41,7 @@ const unitTests = [
   'training-prng',
   'training-schedules',
   'optimizers',
+  'metrics-log-edges',
   'metrics-log',
 ];
 
