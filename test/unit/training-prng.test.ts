@@ -169,6 +169,11 @@ describe('training/prng: edges and refusals', () => {
       assert.strictEqual(r.nextInt(n), u, `draw ${i}`);
     }
     assert.ok(rejected > 0, 'the seed exercises the rejection');
+    // A draw equal to the limit itself is drawn again (a state whose next draw is exactly 3 * 2^30).
+    const edge = Prng.fromState({ algorithm: 'sfc32', state: [n, 0, 0, 0] });
+    const after = Prng.fromState({ algorithm: 'sfc32', state: [n, 0, 0, 0] });
+    assert.strictEqual(after.nextUint32(), n);
+    assert.strictEqual(edge.nextInt(n), after.nextUint32() % n);
     assert.deepStrictEqual(r.getState(), ref.getState());
     // The whole range: n = 2^32 returns the raw draw, n = 1 always 0.
     const w = Prng.fromSeed(5);

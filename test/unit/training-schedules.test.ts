@@ -61,6 +61,10 @@ describe('training/schedules: defaults, edges and refusals', () => {
     assert.equal(acc.learningRate(0, 10), 1);
     acc.onEpochEnd({ loss: 0.1, accuracy: 0.4 });
     assert.equal(acc.learningRate(0, 10), 0.5);
+    // An epoch without accuracy neither improves nor counts against patience.
+    for (let i = 0; i < 4; i++) acc.onEpochEnd({ loss: 0.1, accuracy: null });
+    assert.equal(acc.learningRate(0, 10), 0.5);
+    assert.equal(acc.getState(0, 10).wait, 0);
   });
 
   it('plateau: the rate never goes below minLearningRate; other schedules ignore epoch ends', () => {
