@@ -113,6 +113,8 @@ describe('telemetry/metrics-log: edges and refusals', () => {
     const b = w.cut(4, 10);
     assert.equal(b.continues, true);
     assert.equal(b.fromStep, 3);
+    assert.equal(openRow(b), null, 'the bucket [3, 4] closed at the cut');
+    assert.deepEqual(w.cut(4, 10).rows, [], 'nothing is carried past a closed bucket');
     assert.deepEqual(
       b.rows.map((r) => [r.first, r.step, r.count]),
       [[3, 4, 2]],
@@ -245,6 +247,11 @@ describe('telemetry/metrics-log: edges and refusals', () => {
     a.recordEval({ epoch: 2, step: 3, loss: 7, accuracy: null });
     const s2 = a.cut(4, 10);
     const log = mergeSegments('r', [s1, s2]);
+    assert.deepEqual(
+      mergeSegments('r', [s2, s1]).rows.map((r) => r.step),
+      [1, 2, 4],
+      'rows sorted by step whatever the order read',
+    );
     assert.deepEqual(
       log.rows.map((r) => [r.step, r.count]),
       [
