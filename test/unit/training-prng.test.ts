@@ -115,6 +115,101 @@ describe('training/prng', () => {
   });
 });
 
+describe('training/prng: edges and refusals', () => {
+  const refuses = (fn: () => unknown, message: string): void =>
+    assert.throws(fn, (e: Error) => e.message === message, message);
+
+  it('seeds: [0, 2^32) integers only', () => {
+    assert.strictEqual(Prng.fromSeed(2 ** 32 - 1).getState().algorithm, 'sfc32');
+    refuses(() => Prng.fromSeed(2 ** 32), 'PRNG seed must be an integer in [0, 2^32), got 4294967296');
+    refuses(() => Prng.fromSeed(-1), 'PRNG seed must be an integer in [0, 2^32), got -1');
+    refuses(() => Prng.fromSeed(NaN), 'PRNG seed must be an integer in [0, 2^32), got NaN');
+  });
+
+  it('states: four uint32 words of sfc32, each refusal naming what it got', () => {
+    for (const state of [
+      [0, 0, 0, 0],
+      [2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1],
+    ]) {
+      assert.deepStrictEqual(Prng.fromState({ algorithm: 'sfc32', state }).getState().state, state);
+    }
+    refuses(() => Prng.fromState(null as never), 'PRNG state: expected algorithm sfc32, got undefined');
+    refuses(
+      () => Prng.fromState({ algorithm: 'xorshift', state: [1, 2, 3, 4] }),
+      'PRNG state: expected algorithm sfc32, got "xorshift"',
+    );
+    for (const state of [[1, 2, 3, 2 ** 32], [1, 2, -1, 4], [1, 2.5, 3, 4], [1, 2, 3], [1, 2, 3, 4, 5], 'abcd']) {
+      refuses(
+        () => Prng.fromState({ algorithm: 'sfc32', state: state as number[] }),
+        `PRNG state: expected 4 uint32 words, got ${JSON.stringify(state)}`,
+      );
+    }
+  });
+
+  it('fillMask keeps an element whose draw equals rate * 2^32 exactly (>=, as nextFloat() >= rate)', () => {
+    const a = Prng.fromSeed(3);
+    const u = a.clone().nextUint32();
+    const out = new Float32Array(1);
+    a.fillMask(out, u / 2 ** 32, 2);
+    assert.deepStrictEqual(Array.from(out), [2]);
+  });
+
+  it('nextInt: rejection sampling against the draws it is built on, and its refusals', () => {
+    // n = 3 * 2^30: a quarter of the 32-bit draws lie above the largest multiple of n and are drawn again.
+    const n = 3 * 2 ** 30;
+    const r = Prng.fromSeed(11);
+    const ref = r.clone();
+    let rejected = 0;
+    for (let i = 0; i < 200; i++) {
+      let u = ref.nextUint32();
+      while (u >= n) {
+        rejected++;
+        u = ref.nextUint32();
+      }
+      assert.strictEqual(r.nextInt(n), u, `draw ${i}`);
+    }
+    assert.ok(rejected > 0, 'the seed exercises the rejection');
+    // A draw equal to the limit itself is drawn again (a state whose next draw is exactly 3 * 2^30).
+    const edge = Prng.fromState({ algorithm: 'sfc32', state: [n, 0, 0, 0] });
+    const after = Prng.fromState({ algorithm: 'sfc32', state: [n, 0, 0, 0] });
+    assert.strictEqual(after.nextUint32(), n);
+    assert.strictEqual(edge.nextInt(n), after.nextUint32() % n);
+    assert.deepStrictEqual(r.getState(), ref.getState());
+    // The whole range: n = 2^32 returns the raw draw, n = 1 always 0.
+    const w = Prng.fromSeed(5);
+    assert.strictEqual(w.nextInt(2 ** 32), Prng.fromSeed(5).nextUint32());
+    assert.strictEqual(w.nextInt(1), 0);
+    for (const bad of [0, -3, 1.5, 2 ** 32 + 1, NaN]) {
+      refuses(() => w.nextInt(bad), `nextInt: n must be an integer in [1, 2^32], got ${bad}`);
+    }
+  });
+
+  it('normal(mean, std) is mean + std * the Box-Muller value of two uniforms', () => {
+    const r = Prng.fromSeed(21);
+    const ref = r.clone();
+    for (let i = 0; i < 20; i++) {
+      const u1 = 1 - ref.nextFloat();
+      const u2 = ref.nextFloat();
+      const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+      assert.strictEqual(r.normal(5, 2), 5 + 2 * z);
+    }
+  });
+
+  it('permutation is Fisher-Yates from the last index down to 1, one draw per swap', () => {
+    const r = Prng.fromSeed(8);
+    const ref = r.clone();
+    const p = r.permutation(50);
+    const q = Array.from({ length: 50 }, (_, i) => i);
+    for (let i = 49; i > 0; i--) {
+      const j = ref.nextInt(i + 1);
+      [q[i], q[j]] = [q[j], q[i]];
+    }
+    assert.deepStrictEqual(Array.from(p), q);
+    assert.deepStrictEqual(r.getState(), ref.getState(), 'no extra draw');
+    assert.deepStrictEqual(Array.from(Prng.fromSeed(1).permutation(1)), [0]);
+  });
+});
+
 describe('training/schedules', () => {
   it('constant and step', () => {
     const c = LrSchedule.create({ name: 'constant' }, 0.1);
