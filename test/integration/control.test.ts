@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { progressQuery, setLearningRateUpdate } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, waitFor, writeSpec, type WorkerProcess } from '../helpers/cluster';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
 import { useCluster } from '../helpers/fixtures';
 
 const spec = {
@@ -51,22 +51,11 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
       (a) => a.activityType?.name === 'trainChunk',
     );
 
-  // The one worker on the task queue. Paced while a run is steered: every step takes 30 ms longer (wall time only,
-  // same numbers), so a chunk of 150 steps lasts over 4 s, well over the time a CLI process needs to start and steer
-  // it and the heartbeat that delivers the cut, on any machine: pause, stop and cancel land inside a running chunk.
-  // Unpaced for the runs nobody steers (the reference, forks, and a paused run's rest after its resume): the worker is
-  // swapped only while no chunk runs.
-  let current: { worker: WorkerProcess; paced: boolean } | undefined;
-  const workerFor = async (paced: boolean): Promise<WorkerProcess> => {
-    const alive = current && current.worker.proc.exitCode === null && current.worker.proc.signalCode === null;
-    if (alive && current!.paced === paced) return current!.worker;
-    if (alive) await current!.worker.kill('SIGTERM');
-    current = { worker: await fx.worker(paced ? { paced: { stepMs: 30 } } : {}), paced };
-    return current.worker;
-  };
-
   before(async function () {
-    const worker = await workerFor(false);
+    // Paced: every step takes 30 ms longer (wall time only, same numbers), so a chunk of 150 steps lasts over 4 s,
+    // well over the time a CLI process needs to start and steer it and the heartbeat that delivers the cut, on any
+    // machine: pause, stop and cancel land inside a running chunk.
+    const worker = await fx.worker({ paced: { stepMs: 30 } });
     specFile = writeSpec(fx.cluster.dir, 'spec.json', spec);
     const r = cli(fx.cluster, ['start', '--spec', specFile, '--run-id', 'ref', '--wait', '--json']);
     assert.equal(r.code, 0, r.stderr + worker.output());
@@ -75,7 +64,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('pause holds the run (no steps while paused); resume finishes with the hash of a never-paused run', async function () {
-    await workerFor(true);
     const handle = startRun('paused');
     await stepAtLeast('paused', 100);
     const p = cli(fx.cluster, ['pause', 'paused', '--json']);
@@ -107,7 +95,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     assert.equal(await scheduledChunks(), chunksWhenPaused, 'no chunk was scheduled while paused');
     const status = cli(fx.cluster, ['status', 'paused', '--json']).json<{ status: string }>();
     assert.equal(status.status, 'paused');
-    await workerFor(false); // nobody steers the rest
     assert.equal(cli(fx.cluster, ['resume', 'paused']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
@@ -115,7 +102,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('set-lr validates (rejected values change nothing) and records the change in checkpoints and history', async function () {
-    await workerFor(true);
     const handle = startRun('lr');
     await stepAtLeast('lr', 50);
     // Hold the run while we try values, so it cannot finish under us.
@@ -143,8 +129,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     const ok = cli(fx.cluster, ['set-lr', 'lr', '0.0005', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.json<{ learningRate: number }>().learningRate, 0.0005);
-    await waitFor('no chunk running', async () => !(await chunkPending('lr')), 60_000, 100);
-    await workerFor(false); // nobody steers the rest
     assert.equal(cli(fx.cluster, ['resume', 'lr']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
@@ -164,7 +148,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('stop commits a final checkpoint and completes with status stopped', async function () {
-    await workerFor(true);
     const handle = startRun('stopped');
     await stepAtLeast('stopped', 100);
     assert.equal(cli(fx.cluster, ['stop', 'stopped']).code, 0);
@@ -211,7 +194,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('cancel ends the run as cancelled after the running chunk checkpoints', async function () {
-    await workerFor(true);
     const handle = startRun('cancelled');
     await stepAtLeast('cancelled', 100);
     const before = await currentStep('cancelled');
@@ -225,7 +207,6 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('fork from a mid-run checkpoint with an empty override ends with the original hash; lineage and runs list show it', async function () {
-    await workerFor(false);
     const mid = manifestsOf('ref').find((m) => m.step === 300);
     assert.ok(mid, 'keepEverySteps kept step 300');
     const override = writeSpec(fx.cluster.dir, 'empty.json', {});
