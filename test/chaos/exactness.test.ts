@@ -20,7 +20,9 @@ import { chunkProgressed, TEST_HEARTBEAT_S } from '../helpers/fixtures';
 
 const mlpSpec = {
   model: 'mnist-mlp',
-  dataset: { name: 'mnist', trainLimit: 16000, testLimit: 500, validationFraction: 0 },
+  // 2,000 steps: kills follow observed heartbeats (one a second) and commits (one a second), so the three kills below
+  // need a few seconds of training, not the length of the run.
+  dataset: { name: 'mnist', trainLimit: 8000, testLimit: 500, validationFraction: 0 },
   epochs: 2,
   batchSize: 8,
   // Long chunks, so a kill at a random moment lands inside one.

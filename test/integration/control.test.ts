@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { progressQuery, setLearningRateUpdate } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { cli, waitFor, writeSpec, type WorkerProcess } from '../helpers/cluster';
 import { useCluster } from '../helpers/fixtures';
 
 const spec = {
@@ -51,16 +51,21 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
       (a) => a.activityType?.name === 'trainChunk',
     );
 
+  let paced: WorkerProcess;
+
   before(async function () {
-    // Paced: every step takes 30 ms longer (wall time only, same numbers), so a chunk of 150 steps lasts over 4 s,
-    // well over the time a CLI process needs to start and steer it and the heartbeat that delivers the cut, on any
-    // machine: pause, stop and cancel land inside a running chunk.
-    const worker = await fx.worker({ paced: { stepMs: 30 } });
+    // The reference run is not steered: an unpaced worker trains it.
+    const plain = await fx.worker();
     specFile = writeSpec(fx.cluster.dir, 'spec.json', spec);
     const r = cli(fx.cluster, ['start', '--spec', specFile, '--run-id', 'ref', '--wait', '--json']);
-    assert.equal(r.code, 0, r.stderr + worker.output());
+    assert.equal(r.code, 0, r.stderr + plain.output());
     reference = r.json<{ result: RunResult }>().result;
     assert.equal(reference.step, 750);
+    await plain.kill('SIGTERM');
+    // The runs below are steered. Paced: every step takes 30 ms longer (wall time only, same numbers), so a chunk of
+    // 150 steps lasts over 4 s, well over the time a CLI process needs to start and steer it and the heartbeat that
+    // delivers the cut, on any machine: pause, stop and cancel land inside a running chunk.
+    paced = await fx.worker({ paced: { stepMs: 30 } });
   });
 
   it('pause holds the run (no steps while paused); resume finishes with the hash of a never-paused run', async function () {
@@ -207,6 +212,9 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
   });
 
   it('fork from a mid-run checkpoint with an empty override ends with the original hash; lineage and runs list show it', async function () {
+    // Nobody steers the forks: an unpaced worker trains them.
+    await paced.kill('SIGTERM');
+    await fx.worker();
     const mid = manifestsOf('ref').find((m) => m.step === 300);
     assert.ok(mid, 'keepEverySteps kept step 300');
     const override = writeSpec(fx.cluster.dir, 'empty.json', {});
