@@ -46,6 +46,26 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     const details = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()) : null;
     return Math.max(details?.step ?? 0, (await handle.query(progressQuery)).step ?? 0);
   };
+  /**
+   * Waits until a chunk after the first is training and early in its 150 steps (at most 40 in), so that at 30 ms a step
+   * over 3 s of it remain for a CLI process to start and steer it: the cut then lands inside the chunk, not between two.
+   */
+  const earlyInChunk = (runId: string) =>
+    waitFor(
+      `${runId} early in a chunk`,
+      async () => {
+        const handle = fx.cluster.client.workflow.getHandle(runId);
+        const from = (await handle.query(progressQuery)).step ?? 0;
+        if (from < 150) return false;
+        const hb = (await handle.describe()).raw.pendingActivities?.find(
+          (a) => a.activityType?.name === 'trainChunk',
+        )?.heartbeatDetails;
+        const step = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()).step : null;
+        return typeof step === 'number' && step > from && step <= from + 40;
+      },
+      120_000,
+      50,
+    );
   const chunkPending = async (runId: string) =>
     ((await fx.cluster.client.workflow.getHandle(runId).describe()).raw.pendingActivities ?? []).some(
       (a) => a.activityType?.name === 'trainChunk',
@@ -154,7 +174,7 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
 
   it('stop commits a final checkpoint and completes with status stopped', async function () {
     const handle = startRun('stopped');
-    await stepAtLeast('stopped', 100);
+    await earlyInChunk('stopped');
     assert.equal(cli(fx.cluster, ['stop', 'stopped']).code, 0);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'stopped');
@@ -200,7 +220,7 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
 
   it('cancel ends the run as cancelled after the running chunk checkpoints', async function () {
     const handle = startRun('cancelled');
-    await stepAtLeast('cancelled', 100);
+    await earlyInChunk('cancelled');
     const before = await currentStep('cancelled');
     assert.equal(cli(fx.cluster, ['cancel', 'cancelled']).code, 0);
     await assert.rejects(handle.result());
