@@ -2,10 +2,8 @@
 // their sync) from the run's last checkpoint, in a scope that a pause or stop cancels. A chunk cut before it could
 // hand back a summary, or one rolled back after a NaN, is run again by the loop; anything else fails the run.
 import {
-  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
-  type ActivityOptions,
   CancellationScope,
   isCancellation,
   log,
@@ -14,20 +12,12 @@ import {
 } from '@temporalio/workflow';
 import type { CheckpointRef, ChunkSummary, TrainingActivities } from '../activities/types';
 import type { RunSpec } from '../spec/types';
-import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S, heartbeatTimeoutOf } from './policy';
+import { heartbeatTimeoutOf, TRAINING_ACTIVITY_OPTIONS } from './policy';
 import type { RunProgress } from './progress';
 import { roundRunner } from './round';
 import type { RunState } from './run-state';
 
-const chunkOptions: ActivityOptions = {
-  startToCloseTimeout: '2 hours',
-  // Short enough that a dead worker is noticed quickly; the trainer yields between batches so live workers always beat it.
-  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
-  retry: ACTIVITY_RETRY,
-  // Pause/stop/cancel ask the chunk to commit at its current step and return; wait for that checkpoint.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-};
-const { trainChunk } = proxyActivities<TrainingActivities>(chunkOptions);
+const { trainChunk } = proxyActivities<TrainingActivities>(TRAINING_ACTIVITY_OPTIONS);
 
 /**
  * Runs one chunk from the run's last checkpoint with the pending learning rate. Returns its summary (not yet
@@ -51,7 +41,7 @@ export async function runChunk(state: RunState): Promise<ChunkSummary | null> {
     summary = await scope.run(() =>
       runner.executeWithOptions(
         {
-          ...chunkOptions,
+          ...TRAINING_ACTIVITY_OPTIONS,
           heartbeatTimeout: heartbeatTimeoutOf(spec),
           summary: `steps ${fromStep}..${Math.min(fromStep + spec.chunkSteps, progress.totalSteps || Infinity)}`,
         },

@@ -5,7 +5,7 @@
 //   one is noticed within 10 s;
 // - retry after 0.5 s, doubling to at most 10 s: one crash costs heartbeat timeout + 0.5 s + restore (~0.7 s);
 //   a crash loop still backs off, and every crash of a killed worker already waits out the heartbeat timeout.
-import type { RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import { FailureTypes } from '../activities/types';
 
 export const HEARTBEAT_TIMEOUT_S = 10;
@@ -24,4 +24,16 @@ export const ACTIVITY_RETRY: RetryPolicy = {
   maximumAttempts: 30,
   // StorageUnavailable (S3 down, disk full) is worth retrying; every other failure type names bad input.
   nonRetryableErrorTypes: Object.values(FailureTypes).filter((t) => t !== FailureTypes.StorageUnavailable),
+};
+
+/**
+ * The options of the activities that train (a chunk, a replica's part of a round). A pause, stop or cancel asks them
+ * to commit at their current step and return: the workflow waits for that checkpoint (WAIT_CANCELLATION_COMPLETED).
+ * The heartbeat timeout here is the default; each call sets the run's own (heartbeatTimeoutOf).
+ */
+export const TRAINING_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
+  retry: ACTIVITY_RETRY,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };

@@ -4,27 +4,15 @@
 // calls trainChunk, so pause, stop, learning-rate changes, retention and continue-as-new stay one implementation.
 // A replica whose worker dies is retried alone, from the round's start; the finished replicas' results are kept
 // (they are durable activity results, and their tensors are in the store).
-import {
-  ActivityCancellationType,
-  ApplicationFailure,
-  type ActivityOptions,
-  proxyActivities,
-} from '@temporalio/workflow';
+import { ApplicationFailure, type ActivityOptions, proxyActivities } from '@temporalio/workflow';
 import type { ReplicaActivities, ReplicaResult, RoundSummary } from '../activities/replica-types';
 import type { CheckpointRef, ChunkSummary, TrainChunkInput } from '../activities/types';
 import { roundSteps } from '../spec/helpers';
 import type { RunSpec } from '../spec/types';
-import { ACTIVITY_RETRY, HEARTBEAT_TIMEOUT_S, heartbeatTimeoutOf } from './policy';
+import { ACTIVITY_RETRY, heartbeatTimeoutOf, TRAINING_ACTIVITY_OPTIONS } from './policy';
 import type { RoundProgress, RunProgress } from './progress';
 
-const replicaOptions: ActivityOptions = {
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
-  retry: ACTIVITY_RETRY,
-  // A pause or stop cancels the round's replicas: wait until they have let go of their trainers.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-};
-const { trainReplica } = proxyActivities<ReplicaActivities>(replicaOptions);
+const { trainReplica } = proxyActivities<ReplicaActivities>(TRAINING_ACTIVITY_OPTIONS);
 const syncOptions: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '60s',
@@ -101,7 +89,7 @@ export async function runRound(i: RoundInput): Promise<RoundSummary & { replicas
     replicas.map((r) =>
       trainReplica.executeWithOptions(
         {
-          ...replicaOptions,
+          ...TRAINING_ACTIVITY_OPTIONS,
           heartbeatTimeout: heartbeatTimeoutOf(i.spec),
           // The Web UI shows the round's replicas side by side, each labelled.
           summary: `replica ${r}/${dist.replicas}: round ${i.round}, steps ${i.step}..${i.step + steps}`,
