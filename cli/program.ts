@@ -172,9 +172,8 @@ export function describeError(err: unknown): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
   // Any other durable-train error by its kind (a key this process does not hold is `invalid`: its message names the
   // key id, never a key).
-  const code = errorCodeOf(err);
-  if (code && code !== 'command' && EXIT_BY_CODE[code] !== undefined)
-    return [(err as Error).message, EXIT_BY_CODE[code]];
+  const exit = EXIT_BY_CODE[errorCodeOf(err) ?? 'command'];
+  if (exit !== undefined) return [(err as Error).message, exit];
   if (err instanceof WorkflowNotFoundError) return [err.message, EXIT.notFound];
   if (err instanceof WorkflowFailedError) return [`run failed: ${rootCause(err)}`, EXIT.runFailed];
   if (isUnavailable(err))
