@@ -38,14 +38,19 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
       120_000,
       100,
     );
-  /** The step the running chunk last reported (its heartbeat), or the workflow's step between chunks. */
-  const currentStep = async (runId: string) => {
-    const handle = fx.cluster.client.workflow.getHandle(runId);
-    const d = await handle.describe();
+  /** The step the running chunk last reported in its heartbeat, or null (no chunk running, no heartbeat yet). */
+  const heartbeatStep = async (runId: string): Promise<number | null> => {
+    const d = await fx.cluster.client.workflow.getHandle(runId).describe();
     const hb = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'trainChunk')?.heartbeatDetails;
-    const details = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()) : null;
-    return Math.max(details?.step ?? 0, (await handle.query(progressQuery)).step ?? 0);
+    const step = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()).step : null;
+    return typeof step === 'number' ? step : null;
   };
+  /** The step the running chunk last reported (its heartbeat), or the workflow's step between chunks. */
+  const currentStep = async (runId: string) =>
+    Math.max(
+      (await heartbeatStep(runId)) ?? 0,
+      (await fx.cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0,
+    );
   /**
    * Waits until a chunk after the first is training and early in its 150 steps (at most 40 in), so that at 30 ms a step
    * over 3 s of it remain for a CLI process to start and steer it: the cut then lands inside the chunk, not between two.
@@ -54,13 +59,9 @@ describe('operating runs from the CLI (real dev server, real worker)', function 
     waitFor(
       `${runId} early in a chunk`,
       async () => {
-        const handle = fx.cluster.client.workflow.getHandle(runId);
-        const from = (await handle.query(progressQuery)).step ?? 0;
+        const from = (await fx.cluster.client.workflow.getHandle(runId).query(progressQuery)).step ?? 0;
         if (from < 150) return false;
-        const hb = (await handle.describe()).raw.pendingActivities?.find(
-          (a) => a.activityType?.name === 'trainChunk',
-        )?.heartbeatDetails;
-        const step = hb?.payloads?.[0]?.data ? JSON.parse(Buffer.from(hb.payloads[0].data).toString()).step : null;
+        const step = await heartbeatStep(runId);
         return typeof step === 'number' && step > from && step <= from + 40;
       },
       120_000,
