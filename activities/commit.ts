@@ -1,5 +1,5 @@
 // What a checkpoint of a trainer holds, in one place: trainChunk and the overhead benchmark commit exactly this.
-import type { CheckpointManager, CheckpointRef, CommitInput, Manifest } from '../checkpoint';
+import type { BlobInput, CheckpointManager, CheckpointRef, CommitInput, Manifest } from '../checkpoint';
 import { Trainer, type TrainerSnapshot, type TrainerState } from '../training';
 import type { BackendInfo } from '../training/backend';
 import { EXTRA_METRICS } from '../spec/catalog';
@@ -33,20 +33,36 @@ interface CommitOf {
   extraState?: Record<string, unknown>;
 }
 
+/** A committed snapshot whose buffers nothing reads any more, with the manifest it was committed as. */
+export interface SpareSnapshot {
+  input: CommitInput;
+  manifest: Manifest;
+}
+
 /**
  * The first phase of a commit: the trainer's state as a CommitInput, taken between steps. Its blobs are fresh copies
  * (snapshot() copies every weight and slot out of the backend), so the trainer may keep training while they persist.
+ * With `reuse`, the copy lands in its buffers, and each blob says which rows changed since `reuse.manifest` (so the
+ * commit, given that manifest as `previous`, stores only those rows).
  */
-export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: CommitInput): CommitInput {
+export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: SpareSnapshot): CommitInput {
   const snap = trainer.snapshot({
-    reuse: reuse && { tensors: reuse.blobs as TrainerSnapshot['tensors'], state: reuse.state as TrainerState },
+    reuse: reuse && {
+      tensors: reuse.input.blobs as TrainerSnapshot['tensors'],
+      state: reuse.input.state as TrainerState,
+    },
+  });
+  const before = new Map(reuse?.manifest.blobs.map((b) => [b.name, b.sha256]));
+  const blobs: BlobInput[] = snap.tensors.map(({ changedRows, ...t }) => {
+    const from = before.get(t.name);
+    return changedRows && from ? { ...t, changes: { from, rows: changedRows } } : t;
   });
   return {
     step: snap.state.step,
     epoch: snap.state.epoch,
     createdAt: new Date().toISOString(),
     parent: o.parent,
-    blobs: snap.tensors,
+    blobs,
     state: o.extraState ? { ...snap.state, ...o.extraState } : snap.state,
     metrics: metricsOf(snap.state),
     fingerprints: {
@@ -66,17 +82,17 @@ export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: CommitI
 export async function persistSnapshot(
   manager: CheckpointManager,
   input: CommitInput,
-  o: { offThread?: boolean } = {},
+  o: { offThread?: boolean; previous?: Manifest } = {},
 ): Promise<Manifest> {
   // A snapshot's buffers are fresh copies that nothing else references: hand them over instead of copying again.
   if (!o.offThread) {
     checkFinite(input);
-    return manager.commit(input, { handOver: true });
+    return manager.commit(input, { handOver: true, previous: o.previous });
   }
   // In the background the finite check runs here while the pool hashes and writes; the manifest waits for it.
   const finite = checkFiniteYielding(input);
   finite.catch(() => undefined); // observed by the commit (which may fail first, on storage)
-  return manager.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite });
+  return manager.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite, previous: o.previous });
 }
 
 /** No checkpoint holds a NaN or an infinity: the newest checkpoint is always the last finite one. */

@@ -2,7 +2,6 @@
 // checkpoint into a fresh trainer (never the workers' warm cache), through the manager's restore path that verifies
 // every blob's hash, trains forward with the run's spec to the step of the next stored checkpoint, and compares the
 // result with that checkpoint bit for bit. It reads the run's store and writes nothing to it.
-import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import {
@@ -259,23 +258,14 @@ async function readStored(
   const tensors: StoredTensor[] = [];
   const damaged: Array<{ name: string; reason: string }> = [];
   for (const b of manifest.blobs) {
-    let data: Uint8Array;
+    let read: Awaited<ReturnType<CheckpointManager['readBlob']>>;
     try {
-      data = await manager.store.read(manager.blobKey(b.sha256));
+      read = await manager.readBlob(b);
     } catch (err) {
-      if (isDamagedOrMissing(err) || (err as Error).name === 'CheckpointNotFoundError') {
-        damaged.push({ name: b.name, reason: `blob missing (${manager.blobKey(b.sha256)})` });
-        continue;
-      }
       throw storageUnavailable(err, `cannot read checkpoint ${manager.runId}:${id}`);
     }
-    const sha = createHash('sha256').update(data).digest('hex');
-    if (sha !== b.sha256 || data.byteLength !== b.size)
-      damaged.push({
-        name: b.name,
-        reason: `stored blob does not verify: sha256 ${sha.slice(0, 12)}…, manifest says ${b.sha256.slice(0, 12)}… (${data.byteLength}/${b.size} bytes)`,
-      });
-    tensors.push({ name: b.name, dtype: b.dtype, shape: b.shape, data });
+    if (read.problem) damaged.push({ name: b.name, reason: `stored blob does not verify: ${read.problem}` });
+    if (read.data) tensors.push({ name: b.name, dtype: b.dtype, shape: b.shape, data: read.data });
   }
   return { manifest, tensors, damaged };
 }

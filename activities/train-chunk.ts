@@ -19,7 +19,7 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
   const backend = await initBackend();
   const manager = managerFor(spec, input.runId);
   const t0 = Date.now();
-  const { trainer, source, parent, recovery } = await resolveChunkStart({
+  const { trainer, source, parent, recovery, spare } = await resolveChunkStart({
     runId: input.runId,
     spec,
     specHash: hash,
@@ -57,6 +57,7 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
       alerts: runAlerts,
       curves,
       keepAlive: () => beats.again(),
+      spare,
     });
     const beats = new ChunkHeartbeats(ctx, () => commits.lastCommitted);
     const { result, samplesPerSec } = await trainWithHeartbeats(ctx, beats, trainer, commits, input, spec, metrics);
@@ -90,7 +91,7 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
     runAlerts.chunkEnded(input.runId, trainer.done || cut);
     if (trainer.done || cut) metrics.runEnded(input.runId);
     if (trainer.done) trainer.dispose();
-    else warm.put(input.runId, { trainer, checkpointId: final.id, specHash: hash });
+    else warm.put(input.runId, { trainer, checkpointId: final.id, specHash: hash, spare: commits.spareForNext });
     return summary;
   } catch (err) {
     trainer.dispose();

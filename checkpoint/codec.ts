@@ -1,9 +1,18 @@
 // Manifest codec: strict JSON checks, canonical encoding for the id hash, parsing with validation.
 import { createHash, webcrypto } from 'node:crypto';
 import { idProblem } from '../spec/ids';
-import type { CheckpointRef, Manifest, ManifestBlob } from './types';
+import { parseChain } from './rows';
+import type { CheckpointRef, Manifest, ManifestBlob, StoredPiece } from './types';
 
+/** The format of a manifest whose blobs are all stored whole. */
 export const FORMAT_VERSION = 1 as const;
+/** The format of a manifest with a blob stored as a row chain (`rows`): readers of version 1 refuse it. */
+export const ROWS_FORMAT_VERSION = 2 as const;
+const READS = [FORMAT_VERSION, ROWS_FORMAT_VERSION] as const;
+
+/** The version a manifest with these blobs is written in. */
+export const formatVersionOf = (blobs: readonly ManifestBlob[]) =>
+  blobs.some((b) => b.rows) ? ROWS_FORMAT_VERSION : FORMAT_VERSION;
 
 /** Bytes per element for dtypes whose size we can check; other dtypes (e.g. 'string') are not checked. */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = {
@@ -157,7 +166,14 @@ export function encodeManifest(m: Manifest): Uint8Array {
     metrics: m.metrics,
     fingerprints: m.fingerprints,
     backend: m.backend,
-    blobs: m.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: b.shape, sha256: b.sha256, size: b.size })),
+    blobs: m.blobs.map((b) => ({
+      name: b.name,
+      dtype: b.dtype,
+      shape: b.shape,
+      sha256: b.sha256,
+      size: b.size,
+      ...(b.rows ? { rows: { base: b.rows.base, patches: b.rows.patches } } : {}),
+    })),
     state: m.state,
     ...(m.signature ? { signature: { keyId: m.signature.keyId, hmacSha256: m.signature.hmacSha256 } } : {}),
   };
@@ -173,6 +189,15 @@ export function expectedSize(dtype: string, shape: number[]): number | null {
 
 export function validShape(shape: unknown): shape is number[] {
   return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/** A stored piece's address and size, checked; `what` names it in the error. */
+function parsePiece(v: unknown, what: string): StoredPiece {
+  const { sha256, size } = isObj(v) ? v : {};
+  if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`${what}: sha256 is not 64 hex digits`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`${what}: bad size`);
+  if (size > MAX_BLOB_BYTES) throw new Error(`${what}: ${size} bytes is larger than a blob can be (${MAX_BLOB_BYTES})`);
+  return { sha256, size };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -195,8 +220,9 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     throw new Error(`manifest does not parse (${bytes.byteLength} bytes): ${(err as Error).message}`);
   }
   if (!isObj(raw)) throw new Error('manifest is not a JSON object');
-  if (raw.formatVersion !== FORMAT_VERSION) {
-    throw new Error(`unsupported formatVersion ${brief(raw.formatVersion)} (this build reads ${FORMAT_VERSION})`);
+  const version = raw.formatVersion;
+  if (!READS.includes(version as 1 | 2)) {
+    throw new Error(`unsupported formatVersion ${brief(version)} (this build reads ${READS.join(' and ')})`);
   }
   const str = (k: string): string => {
     if (typeof raw[k] !== 'string') throw new Error(`manifest field ${k} is not a string`);
@@ -214,7 +240,7 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   const names = new Set<string>();
   const blobs: ManifestBlob[] = raw.blobs.map((b, i) => {
     if (!isObj(b)) throw new Error(`blobs[${i}] is not an object`);
-    const { name, dtype, shape, sha256, size } = b;
+    const { name, dtype, shape, sha256, size, rows } = b;
     if (typeof name !== 'string' || !name) throw new Error(`blobs[${i}].name is not a non-empty string`);
     const blob = `blob ${name.length > 80 ? `${name.slice(0, 77)}...` : name}`;
     if (names.has(name)) throw new Error(`${blob} appears twice`);
@@ -222,14 +248,16 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
     if (typeof dtype !== 'string') throw new Error(`${blob}: dtype is not a string`);
     if (!validShape(shape)) throw new Error(`${blob}: shape is not a list of non-negative integers`);
     if (shape.length > MAX_RANK) throw new Error(`${blob}: shape has ${shape.length} dimensions, at most ${MAX_RANK}`);
-    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new Error(`${blob}: sha256 is not 64 hex digits`);
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error(`${blob}: bad size`);
-    if (size > MAX_BLOB_BYTES)
-      throw new Error(`${blob}: ${size} bytes is larger than a blob can be (${MAX_BLOB_BYTES})`);
+    const own = parsePiece({ sha256, size }, blob);
     const want = expectedSize(dtype, shape);
-    if (want !== null && want !== size)
-      throw new Error(`${blob}: ${brief(dtype)}[${shape.join(',')}] needs ${want} bytes, manifest says ${size}`);
-    return { name, dtype, shape, sha256, size };
+    if (want !== null && want !== own.size)
+      throw new Error(`${blob}: ${brief(dtype)}[${shape.join(',')}] needs ${want} bytes, manifest says ${own.size}`);
+    if (rows === undefined) return { name, dtype, shape, ...own };
+    if (version !== ROWS_FORMAT_VERSION) throw new Error(`${blob}: rows needs formatVersion ${ROWS_FORMAT_VERSION}`);
+    const chain = parseChain(rows, blob, parsePiece);
+    if (chain.base.size !== own.size)
+      throw new Error(`${blob}: rows.base is ${chain.base.size} bytes, not ${own.size}`);
+    return { name, dtype, shape, ...own, rows: chain };
   });
   const metrics = raw.metrics;
   if (!isObj(metrics) || !Object.values(metrics).every((v) => typeof v === 'number' && Number.isFinite(v))) {
@@ -251,8 +279,10 @@ export function decodeManifest(bytes: Uint8Array, expectedId: string): Manifest 
   const sig = raw.signature;
   if (sig !== undefined && !(isObj(sig) && typeof sig.keyId === 'string' && typeof sig.hmacSha256 === 'string'))
     throw new Error('manifest field signature is not {keyId, hmacSha256}');
+  if (version === ROWS_FORMAT_VERSION && !blobs.some((b) => b.rows))
+    throw new Error(`formatVersion ${ROWS_FORMAT_VERSION} but no blob is stored as rows`);
   const m: Manifest = {
-    formatVersion: FORMAT_VERSION,
+    formatVersion: version as 1 | 2,
     id,
     runId: str('runId'),
     step,

@@ -15,7 +15,7 @@ import {
   decodeManifest,
   encodeManifest,
   expectedSize,
-  FORMAT_VERSION,
+  formatVersionOf,
   manifestBodyHash,
   MAX_RANK,
   MAX_STATE_DEPTH,
@@ -28,9 +28,11 @@ import {
 import { CheckpointCorruptError, CheckpointSignatureError, NoValidCheckpointError } from './errors';
 import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
+import { assemble, planRows, storedPieces, type RowPlan } from './rows';
 import type { CheckpointKeys } from './signing';
 import { CheckpointNotFoundError, type CheckpointStore } from '../storage/interface';
 import type {
+  BlobInput,
   CheckpointSummary,
   CommitInput,
   Manifest,
@@ -77,6 +79,11 @@ export interface CommitOptions {
    * its error (nothing visible: blobs no manifest names are left to blob GC).
    */
   publishAfter?: Promise<unknown>;
+  /**
+   * The run's previous checkpoint, whose blobs the inputs' `changes` refer to: a blob unchanged since it keeps its
+   * entry, one with few changed rows is stored as a row patch on its chain (see rows.ts).
+   */
+  previous?: Manifest;
 }
 
 /** A manifest as read from the store during a listing: parsed, or null with the reason it does not parse. */
@@ -165,8 +172,64 @@ export class CheckpointManager {
       dtype: b.dtype,
       shape: [...b.shape],
       data: opts.handOver ? b.data : copyBytes(b.data),
+      ...(b.changes ? { changes: { from: b.changes.from, rows: Uint32Array.from(b.changes.rows) } } : {}),
     }));
 
+    // Blobs that say what changed since the previous checkpoint: hashed first, then kept, patched or stored whole.
+    const rowPlans = await this.planRowPatches(blobs, opts);
+    const whole = blobs.filter((_, i) => rowPlans[i]?.plan.kind !== 'same' && rowPlans[i]?.plan.kind !== 'patch');
+    const shasOfWhole = await this.writeWhole(whole, opts);
+    const described: ManifestBlob[] = [];
+    for (const [i, b] of blobs.entries()) {
+      const rp = rowPlans[i];
+      if (rp?.plan.kind === 'same') described.push({ ...rp.plan.entry, name: b.name });
+      else if (rp?.plan.kind === 'patch')
+        described.push({
+          ...describe(b, rp.sha256),
+          rows: { ...rp.plan.chain, patches: [...rp.plan.chain.patches, rp.patch!] },
+        });
+      else described.push(describe(b, shasOfWhole.shift()!));
+    }
+
+    await opts.publishAfter;
+    await this.beforeManifest?.(meta.step, this.runId);
+    const body: Omit<Manifest, 'id'> = {
+      formatVersion: formatVersionOf(described),
+      runId: this.runId,
+      ...meta,
+      blobs: described,
+    };
+    const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
+    if (this.keys) manifest.signature = this.keys.sign(manifest);
+    await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });
+    return manifest;
+  }
+
+  /**
+   * For each blob with `changes` against `opts.previous` (this run's): its sha256 and what to do with it; a patch is
+   * written here. Other blobs get no plan.
+   */
+  private async planRowPatches(
+    blobs: BlobCopy[],
+    opts: CommitOptions,
+  ): Promise<Array<{ sha256: string; plan: RowPlan; patch?: { sha256: string; size: number } } | undefined>> {
+    const prev = opts.previous?.runId === this.runId ? new Map(opts.previous.blobs.map((b) => [b.name, b])) : null;
+    if (!prev) return [];
+    const hash = opts.hashOffThread ? sha256HexOffThread : sha256HexYielding;
+    return mapLimit(blobs, this.concurrency, async (b) => {
+      const before = prev.get(b.name);
+      if (!b.changes || !before || before.sha256 !== b.changes.from) return undefined;
+      const sha256 = await hash(b.data);
+      const plan = planRows(b, sha256, before);
+      if (plan.kind !== 'patch') return { sha256, plan };
+      const patchSha = await hash(plan.patch);
+      await this.store.writeBlob(this.blobKey(patchSha), plan.patch);
+      return { sha256, plan, patch: { sha256: patchSha, size: plan.patch.byteLength } };
+    });
+  }
+
+  /** Writes blobs stored whole (content-addressed, deduplicated, in parallel); returns their sha256s in order. */
+  private async writeWhole(blobs: BlobCopy[], opts: CommitOptions): Promise<string[]> {
     let shas: string[];
     const streaming = this.store.writeContentAddressed?.bind(this.store);
     if (opts.hashOffThread) {
@@ -190,21 +253,7 @@ export class CheckpointManager {
       }
       await forEachLimit([...unique], this.concurrency, ([sha, data]) => this.store.writeBlob(this.blobKey(sha), data));
     }
-    const described: ManifestBlob[] = blobs.map((b, i) => ({
-      name: b.name,
-      dtype: b.dtype,
-      shape: b.shape,
-      sha256: shas[i],
-      size: b.data.byteLength,
-    }));
-
-    await opts.publishAfter;
-    await this.beforeManifest?.(meta.step, this.runId);
-    const body: Omit<Manifest, 'id'> = { formatVersion: FORMAT_VERSION, runId: this.runId, ...meta, blobs: described };
-    const manifest: Manifest = { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
-    if (this.keys) manifest.signature = this.keys.sign(manifest);
-    await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });
-    return manifest;
+    return shas;
   }
 
   private validateCommit(input: CommitInput): Omit<Manifest, 'formatVersion' | 'id' | 'runId' | 'blobs'> {
@@ -231,6 +280,16 @@ export class CheckpointManager {
       const want = expectedSize(b.dtype, b.shape);
       if (want !== null && want !== b.data.byteLength)
         fail(`blob ${b.name}: ${b.dtype}[${b.shape.join(',')}] needs ${want} bytes, got ${b.data.byteLength}`);
+      if (b.changes !== undefined) {
+        const { from, rows } = b.changes;
+        if (typeof from !== 'string' || !/^[0-9a-f]{64}$/.test(from))
+          fail(`blob ${b.name}: changes.from is not a sha256`);
+        if (
+          !(rows instanceof Uint32Array) ||
+          rows.some((r, k) => r >= (b.shape[0] ?? 0) || (k > 0 && r <= rows[k - 1]))
+        )
+          fail(`blob ${b.name}: changes.rows must be ascending row indices below ${b.shape[0] ?? 0}`);
+      }
     }
     for (const [k, v] of Object.entries(input.metrics ?? fail('metrics missing'))) {
       if (typeof v !== 'number' || !Number.isFinite(v)) fail(`metric ${k} is ${v}: metrics must be finite numbers`);
@@ -312,10 +371,10 @@ export class CheckpointManager {
       const m = byId.get(c.id);
       if (!m) continue;
       let added = 0;
-      for (const b of m.blobs) {
-        if (stored.has(b.sha256)) continue;
-        stored.add(b.sha256);
-        added += b.size;
+      for (const piece of m.blobs.flatMap(storedPieces)) {
+        if (stored.has(piece.sha256)) continue;
+        stored.add(piece.sha256);
+        added += piece.size;
       }
       c.newBytes = added;
     }
@@ -519,7 +578,7 @@ export class CheckpointManager {
           else if (this.fullVerify(m)) p = this.verifyManifest(m).then((v) => v.ok);
           else {
             blobIndex ??= this.blobSizes();
-            p = blobIndex.then((idx) => m.blobs.every((b) => idx.get(b.sha256) === b.size));
+            p = blobIndex.then((idx) => m.blobs.flatMap(storedPieces).every((b) => idx.get(b.sha256) === b.size));
           }
           validity.set(id, p);
         }
@@ -559,7 +618,7 @@ export class CheckpointManager {
       const skipped = `unreadable manifest(s) ${unreadable.map((e) => e.id).join(', ')}: their blobs are unknown`;
       return { blobs: [], bytes: 0, deleted: 0, skipped, young: 0 };
     }
-    const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.map((b) => b.sha256)));
+    const referenced = new Set(entries.flatMap((e) => e.manifest!.blobs.flatMap(storedPieces).map((b) => b.sha256)));
     const prefix = this.blobPrefix();
     const now = Date.now();
     const unreferenced = (await this.store.listDetailed(prefix)).filter(
@@ -569,7 +628,9 @@ export class CheckpointManager {
     if (opts.apply && garbage.length) {
       // Manifests once more, after the listing: a commit that reused an old blob (refreshing its time after the
       // manifests were first read) and has published its manifest since keeps it.
-      const again = new Set((await this.readEntries()).flatMap((e) => e.manifest?.blobs.map((x) => x.sha256) ?? []));
+      const again = new Set(
+        (await this.readEntries()).flatMap((e) => e.manifest?.blobs.flatMap(storedPieces).map((x) => x.sha256) ?? []),
+      );
       garbage = garbage.filter((g) => !again.has(g.key.slice(prefix.length)));
     }
     if (opts.apply) {
@@ -607,25 +668,66 @@ export class CheckpointManager {
     return { id: m.id, ok: problems.length === 0, problems };
   }
 
-  /** Returns what is wrong with a stored blob, or null. Only a missing key is a problem; storage failures propagate. */
+  /**
+   * Returns what is wrong with a stored blob, or null. Only a missing key is a problem; storage failures propagate.
+   * A row chain's pieces are each checked, then the content they make up is.
+   */
   private async checkBlob(b: ManifestBlob, keep?: (data: Uint8Array) => void): Promise<string | null> {
+    const { data, problem } = await this.readBlob(b);
+    if (problem) return problem;
+    keep?.(data!);
+    return null;
+  }
+
+  /**
+   * One blob's content as stored, and what is wrong with it (null: it verifies). `data` is what could be read even
+   * when it does not verify (null when a piece is missing or a chain cannot be applied). Storage failures propagate.
+   */
+  async readBlob(b: ManifestBlob): Promise<{ data: Uint8Array | null; problem: string | null }> {
+    const pieces: Uint8Array[] = [];
+    for (const [k, piece] of storedPieces(b).entries()) {
+      const what = !b.rows ? '' : k === 0 ? 'row chain base: ' : `row patch ${k}: `;
+      const read = await this.readPiece(piece);
+      if (!read.data) return { data: null, problem: `${what}${read.problem}` };
+      if (read.problem) return { data: b.rows ? null : read.data, problem: `${what}${read.problem}` };
+      pieces.push(read.data);
+    }
+    if (!b.rows) return { data: pieces[0], problem: null };
+    let data: Uint8Array;
+    try {
+      data = assemble(b, pieces);
+    } catch (err) {
+      return { data: null, problem: `row chain: ${(err as Error).message}` };
+    }
+    const sha = await sha256HexYielding(data);
+    if (sha !== b.sha256)
+      return { data, problem: `row chain gives sha256 ${sha.slice(0, 12)}…, expected ${b.sha256.slice(0, 12)}…` };
+    return { data, problem: null };
+  }
+
+  /** One stored piece, read and checked against its address and size. */
+  private async readPiece(p: {
+    sha256: string;
+    size: number;
+  }): Promise<{ data: Uint8Array | null; problem: string | null }> {
     let data: Uint8Array;
     let sha: string;
     try {
       if (this.store.readHashing) {
-        ({ data, sha256: sha } = await this.store.readHashing(this.blobKey(b.sha256)));
+        ({ data, sha256: sha } = await this.store.readHashing(this.blobKey(p.sha256)));
       } else {
-        data = await this.store.read(this.blobKey(b.sha256));
-        sha = data.byteLength === b.size ? await sha256HexYielding(data) : '';
+        data = await this.store.read(this.blobKey(p.sha256));
+        sha = data.byteLength === p.size ? await sha256HexYielding(data) : '';
       }
     } catch (err) {
-      if (err instanceof CheckpointNotFoundError) return `missing (${this.blobKey(b.sha256)})`;
+      if (err instanceof CheckpointNotFoundError) return { data: null, problem: `missing (${this.blobKey(p.sha256)})` };
       throw err;
     }
-    if (data.byteLength !== b.size) return `size mismatch: expected ${b.size} bytes, found ${data.byteLength}`;
-    if (sha !== b.sha256) return `sha256 mismatch: expected ${b.sha256.slice(0, 12)}…, found ${sha.slice(0, 12)}…`;
-    keep?.(data);
-    return null;
+    if (data.byteLength !== p.size)
+      return { data, problem: `size mismatch: expected ${p.size} bytes, found ${data.byteLength}` };
+    if (sha !== p.sha256)
+      return { data, problem: `sha256 mismatch: expected ${p.sha256.slice(0, 12)}…, found ${sha.slice(0, 12)}…` };
+    return { data, problem: null };
   }
 
   private async readEntries(): Promise<StoredManifest[]> {
@@ -676,6 +778,17 @@ export class CheckpointManager {
       throw new CheckpointNotFoundError(String(id), `not a checkpoint id: ${JSON.stringify(id)}`);
   }
 }
+
+/** A blob as commit holds it: its own copy of the bytes (or the caller's, handed over). */
+type BlobCopy = { name: string; dtype: string; shape: number[]; data: Uint8Array; changes?: BlobInput['changes'] };
+
+const describe = (b: BlobCopy, sha256: string): ManifestBlob => ({
+  name: b.name,
+  dtype: b.dtype,
+  shape: b.shape,
+  sha256,
+  size: b.data.byteLength,
+});
 
 /** A real copy: Buffer#slice (a Uint8Array subclass) would return a view of the caller's memory. */
 function copyBytes(data: Uint8Array): Uint8Array {

@@ -7,15 +7,40 @@ export interface BlobInput {
   dtype: string;
   shape: number[];
   data: Uint8Array;
+  /**
+   * What the caller knows changed: `data` equals the content `from` (a sha256 of a blob of CommitOptions.previous,
+   * same name and shape) except in these rows (indices along shape[0], ascending). Lets the commit store only those
+   * rows (a row patch). Absent: unknown, the blob is stored whole unless unchanged.
+   */
+  changes?: { from: string; rows: Uint32Array };
 }
 
-/** One blob as the manifest names it: content-addressed by `sha256`, stored at `<runId>/blobs/<sha256>`. */
+/** Stored bytes at `<runId>/blobs/<sha256>`. */
+export interface StoredPiece {
+  sha256: string;
+  size: number;
+}
+
+/**
+ * How an incrementally stored blob is kept: a full `base` and row patches applied to it in order (each one the rows
+ * that changed since the previous checkpoint). The blob's own sha256 and size are those of the result.
+ */
+export interface RowChain {
+  base: StoredPiece;
+  patches: StoredPiece[];
+}
+
+/**
+ * One blob as the manifest names it, by the sha256 and size of its content. Stored at `<runId>/blobs/<sha256>`, or,
+ * with `rows`, as a base and row patches (formatVersion 2).
+ */
 export interface ManifestBlob {
   name: string;
   dtype: string;
   shape: number[];
   sha256: string;
   size: number;
+  rows?: RowChain;
 }
 
 /** Names one checkpoint anywhere: the run it belongs to and its id. */
@@ -25,7 +50,8 @@ export interface CheckpointRef {
 }
 
 export interface Manifest {
-  formatVersion: 1;
+  /** 2 when a blob is stored as a row chain (`rows`), else 1: a reader that predates chains refuses the manifest. */
+  formatVersion: 1 | 2;
   id: string;
   runId: string;
   step: number;

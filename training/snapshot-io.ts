@@ -14,6 +14,27 @@ export function bytesOf(a: Float32Array | Int32Array): Uint8Array {
   return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
 }
 
+/**
+ * The rows (of `rows` equal rows along the first dimension) where `next` differs from `prev`, ascending; undefined when
+ * more than half differ (storing the whole tensor is then as cheap). Rows compare with memcmp (Buffer#compare), so an
+ * unchanged tensor costs one pass at memory speed and a tensor that changed everywhere stops after half its rows.
+ */
+export function rowsThatDiffer(prev: Uint8Array, next: Uint8Array, rows: number): Uint32Array | undefined {
+  if (rows < 2 || next.byteLength !== prev.byteLength || next.byteLength % rows !== 0) return undefined;
+  const a = Buffer.from(prev.buffer, prev.byteOffset, prev.byteLength);
+  const b = Buffer.from(next.buffer, next.byteOffset, next.byteLength);
+  if (a.equals(b)) return new Uint32Array(0);
+  const width = b.byteLength / rows;
+  const out = new Uint32Array(rows >> 1);
+  let n = 0;
+  for (let r = 0, at = 0; r < rows; r++, at += width) {
+    if (b.compare(a, at, at + width, at, at + width) === 0) continue;
+    if (n === out.length) return undefined;
+    out[n++] = r;
+  }
+  return out.slice(0, n);
+}
+
 export function copyBytes(data: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(data.byteLength);
   copy.set(data);

@@ -8,6 +8,11 @@ export interface NamedTensorBytes {
   shape: number[];
   /** Raw little-endian bytes, a copy. */
   data: Uint8Array;
+  /**
+   * Set by a snapshot copied into the buffers of an earlier one (`reuse`): the rows (along shape[0], ascending) where
+   * it differs from that snapshot's tensor of the same name. Absent when unknown, or when over half the rows changed.
+   */
+  changedRows?: Uint32Array;
 }
 
 export interface EvalResult {

@@ -21,7 +21,7 @@ import { Prng } from './prng';
 import { LrSchedule } from './schedules';
 import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, sigmoidCrossEntropy, softmaxCrossEntropy } from './losses';
-import { byName, bytesOf, checkLittleEndian, checkState, takeTensors } from './snapshot-io';
+import { byName, bytesOf, checkLittleEndian, checkState, rowsThatDiffer, takeTensors } from './snapshot-io';
 import { DIST_PREFIX, shardOf, type Shard } from './replicas';
 import { clipGradients } from './clip';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
@@ -374,24 +374,30 @@ export class Trainer {
     // the buffers of `reuse` where a name and size match: a snapshot whose persist has ended, handed back so the copy
     // lands in memory already mapped instead of fresh pages (and memory stays flat over many commits).
     const spare = new Map((opts.reuse?.tensors ?? []).map((t) => [t.name, t.data]));
-    const copy = (name: string, a: Float32Array | Int32Array): Uint8Array => {
+    // Before the copy overwrites the earlier snapshot's bytes, the rows that differ from them are noted: a checkpoint
+    // then stores only those (an embedding table trained on a few ids changes a few rows).
+    const copy = (
+      name: string,
+      shape: number[],
+      a: Float32Array | Int32Array,
+    ): Omit<NamedTensorBytes, 'name' | 'dtype'> => {
       const src = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
       const into = spare.get(name);
-      if (!into || into.byteLength !== src.byteLength) return bytesOf(a);
+      if (!into || into.byteLength !== src.byteLength) return { shape, data: bytesOf(a) };
+      const changedRows = shape.length >= 2 ? rowsThatDiffer(into, src, shape[0]) : undefined;
       into.set(src);
-      return into;
+      return { shape, data: into, ...(changedRows ? { changedRows } : {}) };
     };
     const tensors: NamedTensorBytes[] = [];
     for (const p of [...this.net.all].sort(byName)) {
       tensors.push({
         name: p.name,
         dtype: 'float32',
-        shape: p.shape.slice(),
-        data: copy(p.name, p.variable.dataSync() as Float32Array),
+        ...copy(p.name, p.shape.slice(), p.variable.dataSync() as Float32Array),
       });
     }
     for (const { name, shape, values } of this.opt.slotValues()) {
-      tensors.push({ name, dtype: 'float32', shape, data: copy(name, values) });
+      tensors.push({ name, dtype: 'float32', ...copy(name, shape, values) });
     }
     tensors.push({
       name: this.opt.iterationsName,
@@ -403,7 +409,7 @@ export class Trainer {
       name: DATA_ORDER_NAME,
       dtype: 'int32',
       shape: [this.order.length],
-      data: copy(DATA_ORDER_NAME, this.order),
+      data: copy(DATA_ORDER_NAME, [this.order.length], this.order).data,
     });
     return { tensors, state: this.state };
   }

@@ -9,7 +9,7 @@ import { log } from '@temporalio/activity';
 import type { CheckpointManager, CommitInput, Manifest } from '../../checkpoint';
 import type { Trainer } from '../../training';
 import type { BackendInfo } from '../../training/backend';
-import { persistSnapshot, snapshotForCommit } from '../commit';
+import { persistSnapshot, snapshotForCommit, type SpareSnapshot } from '../commit';
 import { storageUnavailable } from '../failures';
 import { failureReason, type TrainingMetrics } from '../metrics';
 import type { CheckpointPosition, CheckpointRef } from '../types';
@@ -36,8 +36,11 @@ export class ChunkCommits {
   private inFlight: { step: number; done: Promise<void> } | null = null;
   /** What a failed background persist throws at the next commit (as a synchronous commit would have thrown it). */
   private failure: { error: unknown } | null = null;
-  /** The last snapshot whose persist succeeded: nothing holds its buffers any more, the next snapshot copies into them. */
-  private spare: CommitInput | undefined;
+  /**
+   * The last snapshot whose persist succeeded, with its manifest: nothing holds its buffers any more, the next snapshot
+   * copies into them, and its changed rows are stored as patches on that manifest's blobs.
+   */
+  private spare: SpareSnapshot | undefined;
 
   constructor(
     private readonly o: {
@@ -58,9 +61,18 @@ export class ChunkCommits {
       keepAlive?: () => void;
       /** Where a failed commit is logged (default: the activity's logger). */
       logError?: (message: string, meta: Record<string, unknown>) => void;
+      /** The previous chunk's last snapshot, if the trainer is the warm one that took it (its manifest is `parent`). */
+      spare?: SpareSnapshot;
     },
   ) {
     this.everyMs = o.everySeconds * 1000;
+    if (o.spare && o.parent && o.spare.manifest.runId === o.parent.runId && o.spare.manifest.id === o.parent.id)
+      this.spare = o.spare;
+  }
+
+  /** The last durable snapshot, for the next chunk of a warm trainer (null while a persist is in flight or failed). */
+  get spareForNext(): SpareSnapshot | undefined {
+    return this.inFlight || this.failure ? undefined : this.spare;
   }
 
   get curves(): ChunkCurves | undefined {
@@ -88,8 +100,10 @@ export class ChunkCommits {
     const st = this.o.trainer.state;
     if (this.last && this.last.step === st.step) return;
     let input: CommitInput;
+    let previous: Manifest | undefined;
     let segment: Promise<void> | undefined;
     try {
+      const reuse = this.spare;
       input = snapshotForCommit(
         this.o.trainer,
         {
@@ -98,9 +112,10 @@ export class ChunkCommits {
           parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
           reason,
         },
-        this.spare,
+        reuse,
       );
       this.spare = undefined;
+      previous = reuse?.manifest;
       // Cut at once (the next steps go to the next segment); written, durable, before the manifest.
       segment = this.o.curves?.beforeCommit(st.step, st.totalSteps, st.metrics.evals);
     } catch (err) {
@@ -109,7 +124,7 @@ export class ChunkCommits {
     const stallMs = Date.now() - t0;
     this.ms += stallMs;
     this.lastAt = Date.now();
-    this.inFlight = { step: input.step, done: this.persist(input, segment, reason, stallMs, waitMs) };
+    this.inFlight = { step: input.step, done: this.persist(input, previous, segment, reason, stallMs, waitMs) };
   }
 
   /** Waits for the persist in flight, if any (heartbeating meanwhile); throws its failure. */
@@ -148,6 +163,7 @@ export class ChunkCommits {
   /** Phase two: blobs and manifest; then the checkpoint counts. Never rejects (a failure is kept for the next commit). */
   private async persist(
     input: CommitInput,
+    previous: Manifest | undefined,
     segment: Promise<void> | undefined,
     reason: string,
     stallMs: number,
@@ -157,14 +173,14 @@ export class ChunkCommits {
     let m: Manifest;
     try {
       await segment;
-      m = await persistSnapshot(this.o.manager, input, { offThread: true });
+      m = await persistSnapshot(this.o.manager, input, { offThread: true, previous });
     } catch (err) {
       this.failure = { error: this.failed(err) };
       return;
     }
     const persistMs = Date.now() - p0;
     // Written, hashed and durable: no write or hash still reads these buffers (after a failure one might: never reused).
-    this.spare = input;
+    this.spare = { input, manifest: m };
     this.o.metrics.committed(
       this.o.runId,
       m.step,

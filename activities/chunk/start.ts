@@ -19,6 +19,7 @@ import { nonRetryable, storageUnavailable } from '../failures';
 import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
 import { restoreTrainer } from './restore';
+import type { SpareSnapshot } from '../commit';
 import type { WarmTrainers } from './warm-cache';
 import type { Restart } from '../trainer-process/protocol';
 import type { RunAlerts } from './alerts';
@@ -31,6 +32,8 @@ export interface ChunkStart {
   parent: CheckpointRef | null;
   /** Set when the chunk does not start from exactly the checkpoint the workflow asked for. */
   recovery: Recovery | null;
+  /** A warm trainer's last snapshot (see WarmEntry). */
+  spare?: SpareSnapshot;
 }
 
 export interface ChunkStartInput {
@@ -119,12 +122,13 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
     }
   }
   if (from.runId === i.runId) {
-    const trainer = i.warm.take(i.runId, from.id, i.specHash);
+    const warm = i.warm.take(i.runId, from.id, i.specHash);
     // A warm trainer continues only on the data it was trained on, checked on the bytes (a file edited while the run
     // was paused, even to the same size and time, is seen): otherwise it restores, behind the same guards as a cold
     // worker.
-    if (trainer && (await sameData(trainer, i.spec))) return { trainer, source: 'warm', parent: from, recovery };
-    trainer?.dispose();
+    if (warm && (await sameData(warm.trainer, i.spec)))
+      return { trainer: warm.trainer, source: 'warm', parent: from, recovery, spare: warm.spare };
+    warm?.trainer.dispose();
   } else i.warm.drop(i.runId);
 
   const own = from.runId === i.runId;

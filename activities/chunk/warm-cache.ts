@@ -1,11 +1,14 @@
 // Trainers kept in memory between chunks of the same run, so the next chunk skips a restore.
 import type { Trainer } from '../../training';
+import type { SpareSnapshot } from '../commit';
 
 export interface WarmEntry {
   trainer: Trainer;
   /** The checkpoint the trainer's state equals: only a chunk asking to start from exactly it may take it. */
   checkpointId: string;
   specHash: string;
+  /** The chunk's last snapshot (of `checkpointId`): the next chunk's first commit copies into it and stores the rows that changed. */
+  spare?: SpareSnapshot;
 }
 
 export class WarmTrainers {
@@ -17,11 +20,11 @@ export class WarmTrainers {
    * The warm trainer of `runId` if it holds exactly `checkpointId` under the same spec, else null. Either way the
    * entry leaves the cache: a running chunk owns its trainer, and a concurrent attempt must never share it.
    */
-  take(runId: string, checkpointId: string, specHash: string): Trainer | null {
+  take(runId: string, checkpointId: string, specHash: string): WarmEntry | null {
     const e = this.entries.get(runId);
     if (!e) return null;
     this.entries.delete(runId);
-    if (e.checkpointId === checkpointId && e.specHash === specHash) return e.trainer;
+    if (e.checkpointId === checkpointId && e.specHash === specHash) return e;
     e.trainer.dispose();
     return null;
   }
