@@ -24,6 +24,7 @@ const BENCHES: Bench[] = [
   { name: 'restore', args: [] },
   { name: 'overhead', args: [] },
   { name: 'async-commit', args: [] },
+  { name: 'incremental', args: [] },
   { name: 'distributed', args: [] },
   { name: 'backends', args: QUICK ? ['--budget-ms', '100', '--no-threads'] : [] },
 ];

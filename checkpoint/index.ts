@@ -30,6 +30,7 @@ export {
   type RetentionVerify,
 } from './manager';
 export { formatProblems } from './problems';
+export { storedPieces } from './rows';
 export {
   canonicalManifest,
   CHECKPOINT_KEY_ENV,

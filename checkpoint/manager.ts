@@ -684,10 +684,10 @@ export class CheckpointManager {
    * when it does not verify (null when a piece is missing or a chain cannot be applied). Storage failures propagate.
    */
   async readBlob(b: ManifestBlob): Promise<{ data: Uint8Array | null; problem: string | null }> {
+    const reads = await Promise.all(storedPieces(b).map((piece) => this.readPiece(piece)));
     const pieces: Uint8Array[] = [];
-    for (const [k, piece] of storedPieces(b).entries()) {
+    for (const [k, read] of reads.entries()) {
       const what = !b.rows ? '' : k === 0 ? 'row chain base: ' : `row patch ${k}: `;
-      const read = await this.readPiece(piece);
       if (!read.data) return { data: null, problem: `${what}${read.problem}` };
       if (read.problem) return { data: b.rows ? null : read.data, problem: `${what}${read.problem}` };
       pieces.push(read.data);

@@ -1,8 +1,11 @@
 // Row patches: incremental storage below tensor granularity. A tensor whose rows (along its first dimension) changed
 // only here and there since the previous checkpoint (an embedding table trained on a few scattered ids, a fine-tune
 // that moves a few rows) is stored as the previous checkpoint's chain plus one patch holding just those rows. A chain
-// is bounded: after MAX_PATCHES patches, or once its patches add up to the base's size, the next change is stored
-// whole again (a new base), so a restore reads at most about twice the tensor in at most MAX_PATCHES + 1 pieces.
+// is bounded: after MAX_PATCHES patches, or once its patches would add up to more than PATCH_BUDGET times the base,
+// the next change is stored whole again (a new base), so a restore reads at most 1 + PATCH_BUDGET times the tensor,
+// in at most MAX_PATCHES + 1 pieces. The budget trades restore reads for stored bytes: with 9.5% of the rows changed
+// per checkpoint, 1.5 gives a base every 16 checkpoints (about 0.14 of a whole checkpoint stored per checkpoint over a
+// chain), where 1.0 gave one every 11 (about 0.17).
 //
 // Patch bytes (little-endian): "DTRP", u32 version 1, u32 rowBytes, u32 count, count u32 row indices (strictly
 // ascending), then count rows of rowBytes bytes. Every piece is content-addressed like any blob, and the applied
@@ -11,6 +14,8 @@ import type { BlobInput, ManifestBlob, RowChain, StoredPiece } from './types';
 
 /** At most this many patches follow a base. */
 export const MAX_PATCHES = 16;
+/** A chain's patches together stay within this many times its base's size. */
+export const PATCH_BUDGET = 1.5;
 
 const MAGIC = 0x50525444; // "DTRP" read as a little-endian u32
 const HEADER = 16;
@@ -103,7 +108,8 @@ export function planRows(b: BlobInput, sha256: string, previous: ManifestBlob | 
   const chain: RowChain = previous.rows ?? { base: { sha256: previous.sha256, size: previous.size }, patches: [] };
   const patchBytes = HEADER + changes.rows.length * (4 + rowBytes);
   const chained = chain.patches.reduce((n, p) => n + p.size, 0);
-  if (chain.patches.length >= MAX_PATCHES || chained + patchBytes > chain.base.size) return { kind: 'whole' };
+  if (chain.patches.length >= MAX_PATCHES || chained + patchBytes > PATCH_BUDGET * chain.base.size)
+    return { kind: 'whole' };
   return { kind: 'patch', patch: encodePatch(b.data, rowBytes, changes.rows), chain };
 }
 

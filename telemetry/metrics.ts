@@ -55,6 +55,13 @@ export class TrainingMetrics {
     help: 'Bytes referenced by committed checkpoints (blobs shared with the parent count again).',
     registers: [this.registry],
   });
+  private readonly newBytes = new Counter({
+    name: 'durable_train_checkpoint_new_bytes_total',
+    help:
+      'Bytes committed checkpoints stored that their parent checkpoint did not reference (changed blobs, row ' +
+      'patches): what storage grows by before retention.',
+    registers: [this.registry],
+  });
   private readonly failures = new Counter({
     name: 'durable_train_checkpoint_failures_total',
     help: 'Checkpoint commits that failed, by reason (storage error code, or other).',
@@ -162,6 +169,8 @@ export class TrainingMetrics {
     bytes: number,
     reason: string,
     times?: { stallSeconds: number; waitSeconds?: number; persistSeconds: number },
+    /** Bytes this checkpoint stored that its parent did not reference (unknown: not counted). */
+    newBytes?: number,
   ): void {
     this.seen(run);
     this.commits.inc({ reason });
@@ -171,6 +180,7 @@ export class TrainingMetrics {
       this.persistSeconds.observe(times.persistSeconds);
     }
     this.bytesWritten.inc(bytes);
+    if (newBytes !== undefined) this.newBytes.inc(newBytes);
     this.lastTimestamp.set({ run }, Date.now() / 1000);
     this.lastStep.set({ run }, step);
     this.lastBytes.set({ run }, bytes);

@@ -6,7 +6,7 @@
 // or the chunk's final one, with the error a synchronous commit would have given. Each checkpoint's parent is the
 // previous durable one; one step is never committed twice.
 import { log } from '@temporalio/activity';
-import type { CheckpointManager, CommitInput, Manifest } from '../../checkpoint';
+import { storedPieces, type CheckpointManager, type CommitInput, type Manifest } from '../../checkpoint';
 import type { Trainer } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { persistSnapshot, snapshotForCommit, type SpareSnapshot } from '../commit';
@@ -22,6 +22,18 @@ export const positionOf = (m: Manifest): CheckpointPosition => ({
   step: m.step,
   epoch: m.epoch,
 });
+
+/** The bytes `m` stored that `parent` (its parent checkpoint, if known here) does not reference. */
+export function newBytesOf(m: Manifest, parent: Manifest | null | undefined): number {
+  const had = new Set(parent?.blobs.flatMap(storedPieces).map((p) => p.sha256));
+  const added = new Map(
+    m.blobs
+      .flatMap(storedPieces)
+      .filter((p) => !had.has(p.sha256))
+      .map((p) => [p.sha256, p.size]),
+  );
+  return [...added.values()].reduce((n, s) => n + s, 0);
+}
 
 export class ChunkCommits {
   /** The newest checkpoint of this chunk whose manifest is durable. */
@@ -188,6 +200,7 @@ export class ChunkCommits {
       m.blobs.reduce((n, b) => n + b.size, 0),
       reason,
       { stallSeconds: stallMs / 1000, waitSeconds: waitMs / 1000, persistSeconds: persistMs / 1000 },
+      newBytesOf(m, previous ?? this.last),
     );
     this.o.alerts?.committed(this.o.runId, m.id);
     this.count += 1;

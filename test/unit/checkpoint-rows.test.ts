@@ -22,6 +22,7 @@ import { validateSpec } from '../../spec';
 import { Trainer } from '../../training';
 import { initBackend } from '../../training/backend';
 import { rowsThatDiffer } from '../../training/snapshot-io';
+import { parseScrape } from '../helpers/prom-scrape';
 
 const ROWS = 64;
 const WIDTH = 8; // float32 per row
@@ -213,6 +214,7 @@ describe('row patches: incremental checkpoints', function () {
       const trainer = await Trainer.create(spec);
       const backend = await initBackend();
       let commits = null as ChunkCommits | null;
+      const metrics = new TrainingMetrics({ defaultMetrics: false });
       try {
         for (let c = 0; c < chunks; c++) {
           commits = new ChunkCommits({
@@ -224,7 +226,7 @@ describe('row patches: incremental checkpoints', function () {
             parent: commits?.lastCommitted ?? null,
             spare: commits?.spareForNext,
             everySeconds: 0,
-            metrics: new TrainingMetrics({ defaultMetrics: false }),
+            metrics,
           });
           for (let k = 0; k < 3; k++) {
             await trainer.train({ maxSteps: every });
@@ -235,7 +237,13 @@ describe('row patches: incremental checkpoints', function () {
         const loaded = await manager.load(last.id);
         for (const t of trainer.snapshot().tensors)
           assert.deepEqual(loaded.blobs.get(t.name), t.data, `${t.name} reads back as trained`);
-        return { list: await manager.list(), last: await manager.readManifest(last.id) };
+        const list = await manager.list();
+        // The metric of what storage grows by agrees with the listing, checkpoint by checkpoint summed.
+        assert.equal(
+          parseScrape(await metrics.registry.metrics()).value('durable_train_checkpoint_new_bytes_total'),
+          list.reduce((n, c) => n + c.newBytes!, 0),
+        );
+        return { list, last: await manager.readManifest(last.id) };
       } finally {
         trainer.dispose();
       }
