@@ -1,6 +1,7 @@
 // Training runs with checkpoints on a real S3-compatible server (SeaweedFS, started by the test).
 import * as assert from 'node:assert/strict';
 import { temporal } from '@temporalio/proto';
+import type { RunResult } from '../../workflows/progress';
 import { cli, writeSpec } from '../helpers/cluster';
 import { useCluster } from '../helpers/fixtures';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
@@ -11,6 +12,8 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
   const fx = useCluster();
   let s3: S3TestServer;
   let s3env: NodeJS.ProcessEnv;
+  /** The uninterrupted run on local disk: every run on S3 ends with its weights. */
+  let reference: string;
 
   before(async function () {
     s3 = await startS3Server();
@@ -20,14 +23,37 @@ describe('runs with checkpoints on S3 (real SeaweedFS S3 gateway, real dev serve
       AWS_ACCESS_KEY_ID: s3.accessKey,
       AWS_SECRET_ACCESS_KEY: s3.secretKey,
     };
+    reference = await localReference(fx);
   });
   after(async function () {
     await s3?.stop();
   });
 
   it('a run on S3 killed mid-chunk, a byte flipped in its newest blob, ends with the weights of the run on local disk', async function () {
-    const reference = await localReference(fx);
     await killedAndDamagedRunEndsExact(fx, { name: 's3', storage: `s3://${s3.bucket}/runs`, env: s3env }, reference);
+  });
+
+  it('the training process SIGKILLed during a background persist to S3: resumes from the newest durable checkpoint, exact', async function () {
+    const runId = 'persist-killed-s3';
+    const w = await fx.worker({ env: { ...s3env, DURABLE_TRAIN_FAILPOINT: `kill-trainer-persisting:${runId}:60` } });
+    const file = writeSpec(fx.cluster.dir, 'persist-s3.json', storageRunSpec(`s3://${s3.bucket}/persist`));
+    const r = cli(fx.cluster, ['start', '--spec', file, '--run-id', runId], { env: s3env });
+    assert.equal(r.code, 0, r.stderr);
+    // Awaited, not `--wait` in a blocking child: the worker's output is read while the run goes on.
+    const result = (await fx.cluster.client.workflow.getHandle(runId).result()) as RunResult;
+    assert.equal(result.weightsSha256, reference, w.output());
+    // The kill landed while a checkpoint's blobs went to S3, training already past it.
+    const killed = /killing myself while persisting step (\d+) \(training reached step (\d+)\)/.exec(w.output());
+    assert.ok(killed, `the failpoint fired:\n${w.output()}`);
+    const persisting = Number(killed[1]);
+    assert.ok(Number(killed[2]) > persisting, killed[0]);
+    const again = new RegExp(`run ${runId} trains again at step (\\d+)`).exec(w.output());
+    assert.ok(again && Number(again[1]) - 1 < persisting, `${again?.[0]}; lost checkpoint at step ${persisting}`);
+    // No manifest on the server names a missing or partial blob.
+    const verify = cli(fx.cluster, ['checkpoints', 'verify', runId, '--storage', `s3://${s3.bucket}/persist`], {
+      env: s3env,
+    });
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
   it('a save failure is never silent: with read-only credentials the run fails at once, naming the storage', async function () {
