@@ -118,6 +118,36 @@ export function commitTrainer(manager: CheckpointManager, trainer: Trainer, o: C
   return persistSnapshot(manager, snapshotForCommit(trainer, o));
 }
 
+/**
+ * A loaded checkpoint as the spare of the first commit after a restore: its buffers (which the restored trainer does
+ * not hold: it copies what it takes) receive the next snapshot, and only the rows that changed since it are stored.
+ * A buffer the load shared between blobs of equal content is copied, so every blob has its own.
+ */
+export function spareOfLoaded(manifest: Manifest, blobs: Map<string, Uint8Array>): SpareSnapshot {
+  const seen = new Set<Uint8Array>();
+  const own = (data: Uint8Array) => {
+    const mine = seen.has(data) ? new Uint8Array(data) : data;
+    seen.add(mine);
+    return mine;
+  };
+  const m = manifest;
+  const input: CommitInput = {
+    step: m.step,
+    epoch: m.epoch,
+    createdAt: m.createdAt,
+    parent: m.parent,
+    blobs: m.blobs.map((b) => ({ name: b.name, dtype: b.dtype, shape: b.shape, data: own(blobs.get(b.name)!) })),
+    state: m.state,
+    metrics: m.metrics,
+    fingerprints: m.fingerprints,
+    backend: m.backend,
+  };
+  return {
+    input,
+    manifest,
+  };
+}
+
 /** The inverse of commitTrainer: a trainer snapshot from a loaded (verified) checkpoint. */
 export function snapshotOf(manifest: Manifest, blobs: Map<string, Uint8Array>): TrainerSnapshot {
   return {

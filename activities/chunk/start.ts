@@ -19,7 +19,7 @@ import { nonRetryable, storageUnavailable } from '../failures';
 import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
 import { restoreTrainer } from './restore';
-import type { SpareSnapshot } from '../commit';
+import { spareOfLoaded, type SpareSnapshot } from '../commit';
 import type { WarmTrainers } from './warm-cache';
 import type { Restart } from '../trainer-process/protocol';
 import type { RunAlerts } from './alerts';
@@ -174,7 +174,9 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   const trainer = await restoreTrainer(i.spec, i.backend, loaded.manifest, loaded.blobs, restoreOpts);
   i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
-  return { trainer, source: 'restored', parent, recovery };
+  // This run's checkpoint: the first commit copies into its buffers and stores only the rows changed since.
+  const spare = parent.runId === i.runId ? spareOfLoaded(loaded.manifest, loaded.blobs) : undefined;
+  return { trainer, source: 'restored', parent, recovery, spare };
 }
 
 /** Whether the spec's data, read again, is the data the trainer holds (a failure to read: let the restore say why). */

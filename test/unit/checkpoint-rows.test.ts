@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChunkCommits } from '../../activities/chunk/commits';
+import { snapshotOf, spareOfLoaded } from '../../activities/commit';
 import { TrainingMetrics } from '../../activities/metrics';
 import {
   CheckpointManager,
@@ -243,14 +244,14 @@ describe('row patches: incremental checkpoints', function () {
           parseScrape(await metrics.registry.metrics()).value('durable_train_checkpoint_new_bytes_total'),
           list.reduce((n, c) => n + c.newBytes!, 0),
         );
-        return { list, last: await manager.readManifest(last.id) };
+        return { list, last: await manager.readManifest(last.id), spec, manager, backend };
       } finally {
         trainer.dispose();
       }
     }
 
     it('an embedding table trained with SGD on scattered ids stores a few percent of a checkpoint per commit', async () => {
-      const { list, last } = await commitsOf(
+      const { list, last, spec, manager, backend } = await commitsOf(
         'embedding',
         {
           model: {
@@ -285,6 +286,58 @@ describe('row patches: incremental checkpoints', function () {
         assert.ok(c.newBytes! <= 320 * (4 + 32 * 4) + 16 + 4096 * 4, `step ${c.step}: ${c.newBytes} bytes`);
       }
       assert.equal(list[0].newBytes, list[0].sizeBytes, 'the first commit stores everything');
+
+      // A cold restore (another training process, a standby worker): the loaded checkpoint's buffers are the first
+      // commit's spare, so it stores a patch on the chain too, and what it stores reads back as trained.
+      const loaded = await manager.load(last.id);
+      const trainer = await Trainer.fromSnapshot(spec, snapshotOf(loaded.manifest, loaded.blobs));
+      try {
+        const commits = new ChunkCommits({
+          runId: 'embedding',
+          manager,
+          trainer,
+          backend,
+          specHash: 'h',
+          parent: { runId: 'embedding', id: last.id },
+          spare: spareOfLoaded(loaded.manifest, loaded.blobs),
+          everySeconds: 0,
+          metrics: new TrainingMetrics({ defaultMetrics: false }),
+        });
+        await trainer.train({ maxSteps: 10 });
+        const m = await commits.commit('chunk-end');
+        assert.equal(m.blobs.find((b) => b.shape[0] === 50_000)!.rows?.patches.length, 6);
+        const after = (await manager.list()).find((c) => c.id === m.id)!;
+        assert.ok(after.newBytes! / after.sizeBytes < 0.15, `${after.newBytes} of ${after.sizeBytes}`);
+        const back = await manager.load(m.id);
+        for (const t of trainer.snapshot().tensors) assert.deepEqual(back.blobs.get(t.name), t.data, t.name);
+      } finally {
+        trainer.dispose();
+      }
+    });
+
+    it('a loaded checkpoint made a spare gives every blob a buffer of its own (a load shares equal contents)', () => {
+      const shared = new Uint8Array(8);
+      const blob = (name: string) => ({ name, dtype: 'float32', shape: [2], sha256: 'a'.repeat(64), size: 8 });
+      const manifest = {
+        ...input(
+          0,
+          table(() => 0),
+        ),
+        formatVersion: 1,
+        id: 'x',
+        runId: 'r',
+        blobs: [blob('a'), blob('b')],
+      };
+      const spare = spareOfLoaded(
+        manifest as Manifest,
+        new Map([
+          ['a', shared],
+          ['b', shared],
+        ]),
+      );
+      assert.equal(spare.input.blobs[0].data, shared);
+      assert.notEqual(spare.input.blobs[1].data, shared);
+      assert.deepEqual(spare.input.blobs[1].data, shared);
     });
 
     it('a fine-tune with all but the last layer frozen writes only that layer and its slots', async () => {
