@@ -207,6 +207,15 @@ describe('row patches: incremental checkpoints', function () {
       fs.writeFileSync(data, lines.join('\n') + '\n');
     });
 
+    /** What both runs share: the hashed ids, one epoch, batches of 32, the seed. */
+    const onIds = () => ({
+      dataset: { format: 'csv', path: `file://${data}`, label: 'label', standardize: false, testFraction: 0.1 },
+      epochs: 1,
+      batchSize: 32,
+      seed: 3,
+      checkpoint: { storage: 'file://unused' },
+    });
+
     /** Trains `chunks` chunks of `commitsPerChunk` commits `every` steps apart; each chunk continues the warm trainer
      *  with the previous chunk's last snapshot, as trainChunk does. */
     async function commitsOf(runId: string, raw: Record<string, unknown>, chunks: number, every: number) {
@@ -261,12 +270,8 @@ describe('row patches: incremental checkpoints', function () {
               { type: 'dense', units: 2, activation: 'softmax' },
             ],
           },
-          dataset: { format: 'csv', path: `file://${data}`, label: 'label', standardize: false, testFraction: 0.1 },
-          epochs: 1,
-          batchSize: 32,
-          seed: 3,
+          ...onIds(),
           optimizer: { name: 'sgd', learningRate: 0.1 },
-          checkpoint: { storage: 'file://unused' },
         },
         2,
         10,
@@ -353,12 +358,8 @@ describe('row patches: incremental checkpoints', function () {
             ],
           },
           freeze: ['table', 'hidden'],
-          dataset: { format: 'csv', path: `file://${data}`, label: 'label', standardize: false, testFraction: 0.1 },
-          epochs: 1,
-          batchSize: 32,
-          seed: 3,
+          ...onIds(),
           optimizer: { name: 'adam', learningRate: 0.01 },
-          checkpoint: { storage: 'file://unused' },
         },
         1,
         10,
