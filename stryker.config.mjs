@@ -33,10 +33,10 @@ const unitTests = [
   'checkpoint-signing',
   'checkpoint-storage-outage',
   'property-manifest',
-  'checkpoint-rows',
   'spec-schema',
   'spec-rules',
   'spec-layer-lists',
+  'spec-fork',
   'property-spec',
   'property-ids',
   'model-fit',
@@ -47,6 +47,8 @@ const unitTests = [
   'optimizers',
   'metrics-log-edges',
   'metrics-log',
+  // Last: it trains a model (seconds), so a mutant the fast tests above kill never waits for it (mocha bails).
+  'checkpoint-rows',
 ];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
