@@ -227,6 +227,10 @@ describe('model fit: refusals name the layer', () => {
       failure(raw({ layers: [{ type: 'flatten' }, { type: 'dense', units: 0 }] })),
       'model.layers[1] (dense2, dense) on input [784]: its output shape [0] has an empty dimension',
     );
+    assert.equal(
+      failure(raw({ layers: [{ type: 'flatten' }, { type: 'embedding', inputDim: 2, outputDim: 0 }] })),
+      'model.layers[1] (embedding2, embedding) on input [784]: its output shape [784, 0] has an empty dimension',
+    );
   });
 });
 
@@ -258,6 +262,20 @@ describe('model fit: memory to the byte', () => {
     assert.equal(
       failure(spec(wide), [28, 28, 1], 2 ** 20),
       "model: training needs about 19.3 MiB (weights 1.9 MiB, gradients and sgd slots 1.9 MiB, activations at batch size 20 15.4 MiB), more than this worker's limit of 1.0 MiB (DURABLE_TRAIN_MAX_MODEL_BYTES); the largest layer is model.layers[0] (conv2d1, 640 weights, output [28, 28, 64])",
+    );
+    // the largest by weights plus outputs at the batch size: the embedding (100 + 1000 x 20), not the first dense
+    // layer (5000 + 10 x 20) nor the flatten (0 + 1000 x 20)
+    const grows = {
+      layers: [
+        { type: 'dense', units: 10 },
+        { type: 'embedding', inputDim: 1, outputDim: 100 },
+        { type: 'flatten' },
+        { type: 'dense', units: 2 },
+      ],
+    };
+    assert.match(
+      failure(spec(grows), [499], 1000),
+      /the largest layer is model\.layers\[1\] \(embedding2, 100 weights, output \[10, 100\]\)$/,
     );
   });
 });

@@ -164,6 +164,7 @@ describe('spec fork: merging the override', () => {
     assert.deepEqual(mergeForkSpec(source, {}), source);
     assert.deepEqual(mergeForkSpec(source, { epochs: 5 }), { ...source, epochs: 5 });
     assert.deepEqual((mergeForkSpec(source, { optimizer: null }) as RunSpec).optimizer, null);
+    assert.equal((mergeForkSpec(source, { optimizer: 'sgd' }) as RunSpec).optimizer, 'sgd');
     assert.deepEqual((mergeForkSpec(source, { schedule: { name: 5 } }) as RunSpec).schedule, { name: 5 });
   });
 });

@@ -7,6 +7,7 @@ import { modelLabel, datasetLabel } from '../../spec/labels';
 import {
   checkLayerGraph,
   checkLayerSpec,
+  isLayerGraph,
   layerInputsOf,
   LAYER_TYPES,
   LayerError,
@@ -160,9 +161,41 @@ describe('spec layer lists: one layer', () => {
     }
   });
 
+  it('inputs is a layer name or a list of 1 to 64 of them', () => {
+    for (const inputs of ['a', ['a'], ['a', 'b'], Array.from({ length: 64 }, (_, i) => `l${i}`)])
+      checkLayerSpec({ type: 'add', inputs }, 0, true);
+    for (const inputs of ['', [], [''], ['a', ''], [5], 5, Array.from({ length: 65 }, (_, i) => `l${i}`)]) {
+      const err = layerError({ type: 'add', inputs });
+      assert.equal(err.field, 'inputs');
+      assert.equal(
+        err.message,
+        `model.layers[0].inputs: must be a layer name or a list of them (earlier layers, or "input" for the model's input), got ${JSON.stringify(inputs)}`,
+      );
+    }
+  });
+
+  it('true or false, and a rate in [0, 1)', () => {
+    checkLayerSpec(dense(2, { useBias: false }), 0, true);
+    for (const useBias of ['yes', 1, null])
+      assert.equal(
+        layerError(dense(2, { useBias })).message,
+        `model.layers[0].useBias: must be true or false, got ${JSON.stringify(useBias)}`,
+      );
+    for (const rate of [0, 0.5, 0.999]) checkLayerSpec({ type: 'dropout', rate }, 0, true);
+    for (const rate of [1, -0.1, 1.5, '0.5'])
+      assert.equal(
+        layerError({ type: 'dropout', rate }).message,
+        `model.layers[0].rate: must be a number in [0, 1), got ${JSON.stringify(rate)}`,
+      );
+  });
+
   it('softmax is allowed on the last layer only', () => {
     checkLayerSpec(dense(10, { activation: 'softmax' }), 3, true);
     checkLayerSpec(dense(10, { activation: 'relu' }), 3, false);
+    assert.equal(
+      layerError({ type: 'activation', activation: 'softmax' }, 1, false).message,
+      'model.layers[1].activation: softmax is supported on the last layer only (the loss works on logits)',
+    );
     const err = layerError(dense(10, { activation: 'softmax' }), 3, false);
     assert.equal(err.field, 'activation');
     assert.equal(
@@ -191,6 +224,12 @@ describe('spec layer lists: the graph', () => {
       layerInputsOf([dense(2, { name: 'a' }), dense(2, { inputs: 'input' }), { type: 'add', inputs: ['a', 'dense2'] }]),
       [['input'], ['input'], ['a', 'dense2']],
     );
+  });
+
+  it('is a graph when some layer names its inputs', () => {
+    assert.equal(isLayerGraph([dense(4), dense(2)]), false);
+    assert.equal(isLayerGraph([dense(4), dense(2, { inputs: 'dense1' })]), true);
+    assert.equal(isLayerGraph([dense(4, { inputs: 'input' }), dense(2)]), true);
   });
 
   it('a chain and a graph whose every layer is read pass', () => {

@@ -115,6 +115,82 @@ describe('spec rules: datasets', () => {
     assert.equal(refusal({ dataset: { name: 'mnist', trainLimit: 0 } }), 'dataset.trainLimit: must be >= 1, got 0');
   });
 
+  it('names the field inside a dataset or model object whose field has the wrong type', () => {
+    assert.equal(refusal({ dataset: { registered: 5 } }), 'dataset.registered: must be a string, got 5');
+    assert.equal(
+      refusal({ dataset: { format: 'csv', path: 'file://x.csv' } }),
+      'dataset.label: missing required field',
+    );
+    assert.equal(
+      refusal({ dataset: { name: 'mnist', trainLimit: 'x' } }),
+      'dataset.trainLimit: must be a number, got "x"',
+    );
+    assert.equal(refusal({ model: { tfjs: 5 } }), 'model.tfjs: must be a string, got 5');
+    assert.equal(refusal({ model: { registered: 5 } }), 'model.registered: must be a string, got 5');
+  });
+
+  it('a model that is neither a name nor an object is an unknown value, listing the forms', () => {
+    for (const model of [5, null, true])
+      assert.equal(
+        refusal({ model }),
+        `model: unknown value ${String(model)} (one of: mnist-mlp, mnist-cnn, or { "layers": [...] })`,
+      );
+  });
+
+  it('a file dataset is one path or the split files train and test (csv, jsonl), each rule naming its field', () => {
+    const f = { format: 'csv', label: 'y' };
+    const split = { ...f, train: 'file://t.csv', test: 'file://u.csv' };
+    assert.equal(
+      refusal({ dataset: { ...split, path: 'file://a.csv' } }),
+      'dataset.path: give either path or the split files train and test, not both',
+    );
+    assert.equal(refusal({ dataset: { ...split, format: 'idx' } }), 'dataset.train: split files are for csv and jsonl');
+    assert.equal(refusal({ dataset: { ...f, train: 'file://t.csv' } }), 'dataset.test: is required with split files');
+    assert.equal(refusal({ dataset: { ...f, test: 'file://t.csv' } }), 'dataset.train: is required with split files');
+    assert.equal(
+      refusal({ dataset: { ...f, validation: 'file://v.csv' } }),
+      'dataset.train: is required with split files',
+    );
+    assert.equal(
+      refusal({ dataset: { ...split, splitColumn: 's' } }),
+      'dataset.splitColumn: does not apply to split files: each file is one split',
+    );
+    const withValidation = { ...split, validation: 'file://v.csv' };
+    assert.deepEqual(validateSpec(spec({ dataset: withValidation })).dataset, withValidation);
+    assert.equal(
+      validateSpec(spec({ dataset: { ...withValidation, validationFraction: 0 } })).dataset.validationFraction,
+      0,
+    );
+    assert.equal(
+      refusal({ dataset: { ...withValidation, validationFraction: 0.2 } }),
+      'dataset.validationFraction: does not apply: the validation file is the validation split',
+    );
+    assert.equal(
+      refusal({ dataset: { ...split, testFraction: 0.2 } }),
+      'dataset.testFraction: does not apply: the test file is the test split',
+    );
+  });
+
+  it('a split column is for csv and jsonl read from one path, and replaces testFraction', () => {
+    const one = { format: 'csv', label: 'y', path: 'file://a.csv' };
+    assert.deepEqual(validateSpec(spec({ dataset: { ...one, splitColumn: 's' } })).dataset, {
+      ...one,
+      splitColumn: 's',
+    });
+    assert.deepEqual(validateSpec(spec({ dataset: { ...one, testFraction: 0.2 } })).dataset, {
+      ...one,
+      testFraction: 0.2,
+    });
+    assert.equal(
+      refusal({ dataset: { ...one, format: 'idx', splitColumn: 's' } }),
+      'dataset.splitColumn: applies to csv and jsonl, not idx',
+    );
+    assert.equal(
+      refusal({ dataset: { ...one, splitColumn: 's', testFraction: 0.2 } }),
+      'dataset.testFraction: does not apply: the rows marked test is the test split',
+    );
+  });
+
   it('allows a batch as large as the training rows, not larger', () => {
     assert.equal(validateSpec(spec({ batchSize: 100 })).batchSize, 100);
     assert.equal(refusal({ batchSize: 101 }), 'batchSize: must be <= dataset.trainLimit (100), got 101');
@@ -122,8 +198,23 @@ describe('spec rules: datasets', () => {
 
   it('refuses more replicas than training examples', () => {
     assert.equal(
-      refusal({ distributed: { replicas: 200, syncEverySteps: 1 } }),
-      'distributed.replicas: 200 replicas leave no training example per shard (100 examples)',
+      refusal({ distributed: { replicas: 101, syncEverySteps: 1 }, batchSize: 1 }),
+      'distributed.replicas: 101 replicas leave no training example per shard (100 examples)',
+    );
+    const one = validateSpec(spec({ distributed: { replicas: 100, syncEverySteps: 1 }, batchSize: 1 }));
+    assert.deepEqual(one.distributed, { replicas: 100, syncEverySteps: 1, outer: { name: 'average' } });
+  });
+
+  it("a round fits in one epoch of a replica's shard (rows / replicas, rounded down, in batches rounded up)", () => {
+    validateSpec(spec({ distributed: { replicas: 2, syncEverySteps: 5 } }));
+    assert.equal(
+      refusal({ distributed: { replicas: 2, syncEverySteps: 6 } }),
+      "distributed.syncEverySteps: must be <= the steps of one epoch of a replica's shard (50 examples / batchSize 10 = 5 steps), got 6",
+    );
+    validateSpec(spec({ distributed: { replicas: 3, syncEverySteps: 4 } }));
+    assert.equal(
+      refusal({ distributed: { replicas: 3, syncEverySteps: 5 } }),
+      "distributed.syncEverySteps: must be <= the steps of one epoch of a replica's shard (33 examples / batchSize 10 = 4 steps), got 5",
     );
   });
 });
@@ -160,6 +251,24 @@ describe('spec rules: task, loss and metrics', () => {
     assert.equal(validateSpec(spec({ ...iris, task: 'regression', loss: 'huber' })).loss, 'huber');
     assert.ok(!('loss' in validateSpec(spec({}))));
     assert.ok(!('loss' in validateSpec(spec({ task: 'binary' }))));
+  });
+
+  it('each metric must fit the task and be listed once', () => {
+    assert.equal(refusal({ metrics: ['auc'] }), 'metrics[0]: auc does not fit task classification (it fits binary)');
+    assert.equal(refusal({ metrics: ['f1', 'precision', 'f1'] }), 'metrics[2]: repeats f1');
+    assert.equal(
+      refusal({ ...iris, task: 'regression', metrics: ['accuracy'] }),
+      'metrics[0]: accuracy does not fit task regression (it fits classification and binary; regression reports loss, mae and mse)',
+    );
+    assert.deepEqual(validateSpec(spec({ task: 'binary', metrics: ['auc', 'recall'] })).metrics, ['auc', 'recall']);
+  });
+
+  it('early stopping may watch accuracy in classification, loss in regression', () => {
+    assert.equal(validateSpec(spec({ earlyStopping: { metric: 'accuracy' } })).earlyStopping?.metric, 'accuracy');
+    assert.equal(
+      validateSpec(spec({ ...iris, task: 'regression', earlyStopping: { metric: 'loss' } })).earlyStopping?.metric,
+      'loss',
+    );
   });
 
   it('a regression run watches no accuracy (plateau, keepBest, earlyStopping)', () => {
@@ -247,6 +356,7 @@ describe('spec helpers: rows, steps and overrides', () => {
     assert.equal(validationRows(2, 0.5), 1);
     for (const fraction of [undefined, 0, -0.5, NaN]) assert.equal(validationRows(100, fraction), 0, String(fraction));
     assert.equal(validationRows(1, 0.5), 0);
+    assert.equal(validationRows(0, 0.5), 0);
   });
 
   it('counts the training rows of a built-in dataset without its validation rows; null for a file', () => {
