@@ -161,6 +161,11 @@ describe('spec rules: datasets', () => {
       validateSpec(spec({ dataset: { ...withValidation, validationFraction: 0 } })).dataset.validationFraction,
       0,
     );
+    // without a validation file, the fraction carves the validation rows from the train file
+    assert.equal(
+      validateSpec(spec({ dataset: { ...split, validationFraction: 0.2 } })).dataset.validationFraction,
+      0.2,
+    );
     assert.equal(
       refusal({ dataset: { ...withValidation, validationFraction: 0.2 } }),
       'dataset.validationFraction: does not apply: the validation file is the validation split',
@@ -181,6 +186,8 @@ describe('spec rules: datasets', () => {
       ...one,
       testFraction: 0.2,
     });
+    const idx = { format: 'idx', path: 'file://images.idx', label: 'file://labels.idx' };
+    assert.deepEqual(validateSpec(spec({ dataset: idx })).dataset, idx);
     assert.equal(
       refusal({ dataset: { ...one, format: 'idx', splitColumn: 's' } }),
       'dataset.splitColumn: applies to csv and jsonl, not idx',
