@@ -34,15 +34,21 @@ const unitTests = [
   'checkpoint-storage-outage',
   'property-manifest',
   'spec-schema',
+  'spec-rules',
+  'spec-layer-lists',
+  'spec-fork',
   'property-spec',
   'property-ids',
   'model-fit',
+  'model-fit-shapes',
   'cli-ids',
   'training-prng',
   'training-schedules',
   'optimizers',
   'metrics-log-edges',
   'metrics-log',
+  // Last: it trains a model (seconds), so a mutant the fast tests above kill never waits for it (mocha bails).
+  'checkpoint-rows',
 ];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */

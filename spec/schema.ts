@@ -149,9 +149,7 @@ export const modelSchema = z
     error: (iss) =>
       iss.input === undefined
         ? `missing required field (one of: ${MODELS.join(', ')}, or { "layers": [...] })`
-        : typeof iss.input === 'string'
-          ? `unknown value ${show(iss.input)} (one of: ${MODELS.join(', ')}, or { "layers": [...] })`
-          : undefined,
+        : `unknown value ${show(iss.input)} (one of: ${MODELS.join(', ')}, or { "layers": [...] })`,
   })
   .meta({ description: 'a built-in model name, or { "layers": [...], "inputShape"?: [...] }' });
 
