@@ -165,8 +165,15 @@ export function cli(
   };
 }
 
-/** Async variant, for commands that run while the test does other things (start --wait). */
-export function cliAsync(cluster: TestCluster, args: string[], opts: { cwd?: string } = {}): Promise<CliResult> {
+/**
+ * Async variant, for commands that run while the test does other things (start --wait, watch); `onStdout` sees the
+ * output so far each time more arrives.
+ */
+export function cliAsync(
+  cluster: TestCluster,
+  args: string[],
+  opts: { cwd?: string; onStdout?: (stdout: string) => void } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [path.join(DIST, 'client.js'), ...args], {
       cwd: opts.cwd ?? cluster.dir,
@@ -174,7 +181,10 @@ export function cliAsync(cluster: TestCluster, args: string[], opts: { cwd?: str
     });
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onStdout?.(stdout);
+    });
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     proc.once('exit', (code) =>
       resolve({

@@ -2,6 +2,8 @@
 // `start` and every id-taking command before anything happens; `health` reports failing checkpoint commits;
 // status, health and lineage show a failed run as failed; `checkpoints list --verify` fails on damage;
 // `set-lr` refuses a rate that is zero in float32; errors are one line with a meaningful exit code.
+// Most commands run in this process (cliIn: the CLI's runCli, whose result is the process's exit code); each test keeps
+// one spawned `node dist/client.js` for the exit code and the whole stderr of a real process.
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -11,6 +13,7 @@ import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
 import {
   cli,
+  cliAsync,
   DIST,
   tmpDir,
   waitFor,
@@ -19,7 +22,8 @@ import {
   type TestCluster,
   type WorkerProcess,
 } from '../helpers/cluster';
-import { smallSpec, useCluster } from '../helpers/fixtures';
+import { cliIn } from '../helpers/cli-in-process';
+import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 
 // 250 steps in chunks of 25.
 const spec = smallSpec({
@@ -77,20 +81,28 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
 
   it('start refuses unsafe run ids and storage URLs with exit 2 and one line, before anything is started or written', async function () {
     const bad = ['../x', '.', '..', '/abs', 'a/b', 'a\nb', 'x'.repeat(1000), '', 'a:b', '.hidden'];
+    // The process itself: exit 2 and one line on its whole stderr.
+    const spawned = cli(cluster, ['start', '--spec', specFile, '--run-id', '../x']);
+    assert.equal(spawned.code, 2, `spawned start --run-id ../x: ${spawned.stdout}${spawned.stderr}`);
+    oneLine(spawned);
+    assert.match(spawned.stderr, /invalid run id "\.\.\/x"/, spawned.stderr);
     for (const id of bad) {
-      const r = cli(cluster, ['start', '--spec', specFile, '--run-id', id]);
+      const r = await cliIn(cluster, ['start', '--spec', specFile, '--run-id', id]);
       assert.equal(r.code, 2, `start --run-id ${JSON.stringify(id)}: ${r.stdout}${r.stderr}`);
       oneLine(r);
       assert.match(r.stderr, /invalid run id /, r.stderr);
     }
-    assert.match(cli(cluster, ['start', '--spec', specFile, '--run-id', '']).stderr, /invalid run id "": it is empty/);
     assert.match(
-      cli(cluster, ['start', '--spec', specFile, '--run-id', 'a\nb']).stderr,
+      (await cliIn(cluster, ['start', '--spec', specFile, '--run-id', ''])).stderr,
+      /invalid run id "": it is empty/,
+    );
+    assert.match(
+      (await cliIn(cluster, ['start', '--spec', specFile, '--run-id', 'a\nb'])).stderr,
       /invalid run id "a\\nb": it contains a control character/,
     );
     for (const storage of ['s3:///x', 'file://a\nb', 'ftp://host/x']) {
       const file = writeSpec(cluster.dir, 'bad-storage.json', { ...spec, checkpoint: { storage } });
-      const r = cli(cluster, ['start', '--spec', file, '--run-id', 'bad-storage']);
+      const r = await cliIn(cluster, ['start', '--spec', file, '--run-id', 'bad-storage']);
       assert.equal(r.code, 2, `storage ${JSON.stringify(storage)}: ${r.stdout}${r.stderr}`);
       oneLine(r);
       assert.match(r.stderr, /checkpoint\.storage/);
@@ -102,7 +114,7 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     assert.equal(fs.existsSync(path.join(cluster.dir, 'x')), false);
   });
 
-  it('every id-taking command refuses a bad id with exit 2, and a missing run with exit 3, in one line', function () {
+  it('every id-taking command refuses a bad id with exit 2, and a missing run with exit 3, in one line', async function () {
     const commands = [
       ['status'],
       ['watch'],
@@ -118,30 +130,34 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     ];
     for (const [i, c] of commands.entries()) {
       for (const id of i % 3 === 0 ? ['../x', ''] : ['../x']) {
-        const r = cli(cluster, [...c, id]);
+        const r = await cliIn(cluster, [...c, id]);
         assert.equal(r.code, 2, `${c.join(' ')} ${JSON.stringify(id)}: ${r.stdout}${r.stderr}`);
         oneLine(r);
         assert.match(r.stderr, /invalid run id/);
       }
     }
-    const usage = cli(cluster, ['status']);
+    const usage = await cliIn(cluster, ['status']);
     assert.equal(usage.code, 2, usage.stderr);
     oneLine(usage);
     assert.match(usage.stderr, /status: missing RUN_ID/);
-    const setLr = cli(cluster, ['set-lr', '../x', '0.1']);
+    const setLr = await cliIn(cluster, ['set-lr', '../x', '0.1']);
     assert.equal(setLr.code, 2, setLr.stderr);
-    const exp = cli(cluster, ['export', 'nope:../y', '--out', path.join(cluster.dir, 'exp')]);
+    const exp = await cliIn(cluster, ['export', 'nope:../y', '--out', path.join(cluster.dir, 'exp')]);
     assert.equal(exp.code, 2, exp.stderr);
     assert.match(exp.stderr, /invalid checkpoint id "\.\.\/y"/);
-    const show = cli(cluster, ['checkpoints', 'show', 'nope', '../y']);
+    const show = await cliIn(cluster, ['checkpoints', 'show', 'nope', '../y']);
     assert.equal(show.code, 2, show.stderr);
 
     for (const c of [...commands.filter((c) => c[0] !== 'report'), ['set-lr', 'nope', '0.1']]) {
       const args = c[0] === 'set-lr' ? c : [...c, 'nope'];
-      const r = cli(cluster, args);
+      const r = await cliIn(cluster, args);
       assert.equal(r.code, 3, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
       if (c[0] !== 'lineage') oneLine(r);
     }
+    // The process itself: a missing run is exit 3 and one line on its whole stderr.
+    const spawned = cli(cluster, ['status', 'nope']);
+    assert.equal(spawned.code, 3, `spawned status nope: ${spawned.stdout}${spawned.stderr}`);
+    oneLine(spawned);
   });
 
   it('a stopped server is one line and exit 6, not a stack trace', async function () {
@@ -149,12 +165,18 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     const held = await holdPort();
     const port = held.port;
     try {
+      const env = { TEMPORAL_ADDRESS: `127.0.0.1:${port}` };
+      // The first as a process (its exit code and whole stderr), meanwhile the others in process (each waits out the
+      // connect timeout).
+      const spawned = cliAsync({ ...cluster, env: { ...cluster.env, ...env } }, ['status', 'x']);
+      const results: Array<[string[], CliResult]> = [];
       for (const args of [
-        ['status', 'x'],
         ['runs', 'list'],
         ['health', 'x'],
-      ]) {
-        const r = cli(cluster, args, { env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}` }, timeoutMs: 60_000 });
+      ])
+        results.push([args, await cliIn(cluster, args, { env })]);
+      results.unshift([['status', 'x'], await spawned]);
+      for (const [args, r] of results) {
         assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
         oneLine(r);
         assert.match(r.stderr, /cannot reach Temporal at 127\.0\.0\.1:\d+/);
@@ -164,51 +186,48 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     }
   });
 
-  it('a failed run is shown as failed by status, health and lineage; start --wait says why, exit 5', function () {
+  it('a failed run is shown as failed by status, health and lineage; start --wait says why, exit 5', async function () {
     fs.writeFileSync(path.join(cluster.dir, 'blocked'), 'a file where the checkpoint directory should be');
     const failing = writeSpec(cluster.dir, 'failing.json', {
       ...spec,
       checkpoint: { storage: 'file://blocked/checkpoints' },
     });
+    // As a process: exit 5 and one line on its whole stderr.
     const w = cli(cluster, ['start', '--spec', failing, '--run-id', 'doomed', '--wait']);
     assert.equal(w.code, 5, w.stdout + w.stderr);
     oneLine(w);
     assert.match(w.stderr, /not writable/);
 
-    const status = cli(cluster, ['status', 'doomed', '--json']);
+    const status = await cliIn(cluster, ['status', 'doomed', '--json']);
     assert.equal(status.code, 0, status.stderr);
     const s = status.json<{ status: string; workflowStatus: string; failure: string }>();
     assert.equal(s.workflowStatus, 'FAILED');
     assert.equal(s.status, 'failed', JSON.stringify(s));
     assert.match(s.failure, /not writable/);
-    assert.match(cli(cluster, ['status', 'doomed']).stdout, /^run doomed: failed \(workflow FAILED\)/);
+    assert.match((await cliIn(cluster, ['status', 'doomed'])).stdout, /^run doomed: failed \(workflow FAILED\)/);
 
-    const health = cli(cluster, ['health', 'doomed', '--json']);
+    const health = await cliIn(cluster, ['health', 'doomed', '--json']);
     assert.equal(health.code, 1, health.stderr);
     assert.equal(health.json<{ status: string }>().status, 'failed');
 
-    const lineage = cli(cluster, ['lineage', 'doomed', '--json']);
+    const lineage = await cliIn(cluster, ['lineage', 'doomed', '--json']);
     assert.equal(lineage.code, 0, lineage.stderr);
     assert.equal(lineage.json<{ status: string }>().status, 'failed');
-    const runs = cli(cluster, ['runs', 'list', '--json']).json<Array<{ runId: string; status: string }>>();
+    const runs = (await cliIn(cluster, ['runs', 'list', '--json'])).json<Array<{ runId: string; status: string }>>();
     assert.equal(runs.find((r) => r.runId === 'doomed')?.status, 'failed');
   });
 
   it('health reports failing checkpoint commits while checkpoints are still fresh, and recent ones after', async function () {
-    const handle = cluster.client.workflow.getHandle(
-      (() => {
-        const r = cli(cluster, ['start', '--spec', specFile, '--run-id', 'commits']);
-        assert.equal(r.code, 0, r.stderr);
-        return 'commits';
-      })(),
-    );
+    const started = await cliIn(cluster, ['start', '--spec', specFile, '--run-id', 'commits']);
+    assert.equal(started.code, 0, started.stderr);
+    const handle = cluster.client.workflow.getHandle('commits');
     await waitFor(
       'a checkpoint',
       async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) > 0,
       120_000,
       100,
     );
-    const ok = cli(cluster, ['health', 'commits', '--json']);
+    const ok = await cliIn(cluster, ['health', 'commits', '--json']);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
 
     // No new blob can be created (root ignores permissions, not the immutable flag): every commit now fails,
@@ -223,7 +242,7 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       120_000,
       200,
     );
-    const bad = cli(cluster, ['health', 'commits', '--json']);
+    const bad = await cliIn(cluster, ['health', 'commits', '--json']);
     assert.equal(bad.code, 1, bad.stdout + bad.stderr);
     const report = bad.json<{
       ok: boolean;
@@ -247,23 +266,27 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
     // Finished, but commits failed a moment ago: still worth an alert, as the Prometheus rule's window does.
-    const after = cli(cluster, ['health', 'commits', '--json']);
+    const after = await cliIn(cluster, ['health', 'commits', '--json']);
     assert.equal(after.code, 1, after.stdout);
+    const afterReport = after.json<{ alerts: string[]; recentFailures: { last: { at: string } | null } }>();
     assert.ok(
-      after.json<{ alerts: string[] }>().alerts.some((a) => /failed chunk attempt\(s\) in the last 600s/.test(a)),
+      afterReport.alerts.some((a) => /failed chunk attempt\(s\) in the last 600s/.test(a)),
       after.stdout,
     );
-    await new Promise((r) => setTimeout(r, 2500));
-    const later = cli(cluster, ['health', 'commits', '--max-age', '1', '--json']);
+    // Once the last failure is over a second old, a 1 s window holds none: ok again.
+    const lastFailure = Date.parse(afterReport.recentFailures.last?.at ?? '');
+    assert.ok(Number.isFinite(lastFailure), after.stdout);
+    await waitFor('the last failure to be over 1 s old', async () => Date.now() - lastFailure > 1200, 30_000, 50);
+    const later = await cliIn(cluster, ['health', 'commits', '--max-age', '1', '--json']);
     assert.equal(later.code, 0, later.stdout);
   });
 
-  it('checkpoints list --verify exits 1 when a row is DAMAGED', function () {
+  it('checkpoints list --verify exits 1 when a row is DAMAGED', async function () {
     // A finished run of its own (24 steps, chunks of 5), so this test passes alone.
     const made = writeSpec(cluster.dir, 'verify.json', smallSpec({ seed: 5 }));
-    const r = cli(cluster, ['start', '--spec', made, '--run-id', 'verify', '--wait']);
+    const r = await cliIn(cluster, ['start', '--spec', made, '--run-id', 'verify', '--wait']);
     assert.equal(r.code, 0, r.stderr + worker.output());
-    const list = cli(cluster, ['checkpoints', 'list', 'verify', '--verify', '--json']);
+    const list = await cliIn(cluster, ['checkpoints', 'list', 'verify', '--verify', '--json']);
     assert.equal(list.code, 0, list.stderr);
     const rows = list.json<Array<{ id: string; valid: boolean }>>();
     assert.ok(rows.length > 0 && rows.every((r) => r.valid));
@@ -271,18 +294,18 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', `${rows[0].id}.json`), 'utf8'));
     const blob = manifest.blobs.find((b: { name: string }) => b.name.startsWith('model/'));
     fs.writeFileSync(path.join(dir, 'blobs', blob.sha256), Buffer.alloc(blob.size));
-    const damaged = cli(cluster, ['checkpoints', 'list', 'verify', '--verify']);
+    const damaged = await cliIn(cluster, ['checkpoints', 'list', 'verify', '--verify']);
     assert.equal(damaged.code, 1, damaged.stdout + damaged.stderr);
     assert.match(damaged.stdout, new RegExp(`${rows[0].id} .*DAMAGED`));
   });
 
   it('set-lr refuses a rate that is zero in float32, before sending anything', async function () {
-    const r0 = cli(cluster, ['start', '--spec', specFile, '--run-id', 'lr']);
+    const r0 = await cliIn(cluster, ['start', '--spec', specFile, '--run-id', 'lr']);
     assert.equal(r0.code, 0, r0.stderr);
     const handle = cluster.client.workflow.getHandle('lr');
     await waitFor('lr running', async () => ((await handle.query(progressQuery)).step ?? 0) > 0, 120_000, 100);
     // Paused, so it is still there (not finished) when the valid value is sent at the end.
-    assert.equal(cli(cluster, ['pause', 'lr']).code, 0);
+    assert.equal((await cliIn(cluster, ['pause', 'lr'])).code, 0);
     await waitFor('lr paused', async () => (await handle.query(progressQuery)).status === 'paused', 120_000, 100);
     // Each refused by the CLI's own check, before anything is sent: the message is the CLI's (the workflow's
     // validator words its refusal differently, "set-lr rejected: learning rate must be ..."), and nothing reaches the
@@ -294,7 +317,7 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       ['11', /^durable-train: set-lr: VALUE must be <= 10, got 11$/m],
       ['abc', /^durable-train: set-lr: VALUE must be a number, got "abc"$/m],
     ] as const) {
-      const r = cli(cluster, ['set-lr', 'lr', value]);
+      const r = await cliIn(cluster, ['set-lr', 'lr', value]);
       assert.equal(r.code, 2, `set-lr ${value}: ${r.stdout}${r.stderr}`);
       oneLine(r);
       assert.match(r.stderr, why);
@@ -304,28 +327,31 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       !(history.events ?? []).some((e) => e.workflowExecutionUpdateAcceptedEventAttributes),
       'no update reached the workflow',
     );
-    const ok = cli(cluster, ['set-lr', 'lr', '1e-40', '--json']);
+    const ok = await cliIn(cluster, ['set-lr', 'lr', '1e-40', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.json<{ learningRate: number }>().learningRate, 1e-40);
     await handle.terminate('test done');
   });
 
   it('health stays ok after a worker crash the run recovered from (a timeout is not a failed commit)', async function () {
+    // The block's worker leaves the queue; a paced worker of this test (every step 25 ms longer, same numbers) trains
+    // the run, so the kill after a heartbeat observed on it lands inside its chunk of 200 steps (over 5 s).
+    await worker.kill('SIGKILL');
+    const paced = await fx.worker({ paced: { stepMs: 25 } });
     const file = writeSpec(cluster.dir, 'crash.json', { ...spec, chunkSteps: 200 });
-    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'crash']).code, 0);
+    assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', 'crash'])).code, 0);
     const handle = cluster.client.workflow.getHandle('crash');
     await waitFor(
-      'a chunk in flight',
+      'a chunk in flight on the paced worker, past step 25',
       async () => {
-        const d = await handle.describe();
-        const p = d.raw.pendingActivities?.[0];
-        return p?.heartbeatDetails?.payloads?.length && (await handle.query(progressQuery)).step >= 25;
+        const c = await runningChunk(handle);
+        return c && c.step !== null && c.step >= 25 && c.identity.startsWith(`${paced.proc.pid}@`);
       },
       120_000,
-      100,
+      50,
     );
-    // The block's worker runs the chunk: kill it; a worker of this test (killed after it) takes over.
-    await worker.kill('SIGKILL');
+    // Kill the worker that runs the chunk; a worker of this test (killed after it) takes over.
+    await paced.kill('SIGKILL');
     await fx.worker();
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
@@ -334,7 +360,7 @@ describe('the CLI tells the truth about ids, failures and errors (real dev serve
       (history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1),
       'a chunk was retried after the crash',
     );
-    const h = cli(cluster, ['health', 'crash', '--json']);
+    const h = await cliIn(cluster, ['health', 'crash', '--json']);
     assert.equal(h.code, 0, h.stdout + h.stderr);
     assert.equal(h.json<{ recentFailures: { count: number } }>().recentFailures.count, 0);
   });

@@ -1,6 +1,7 @@
 // Your own model and data (real dev server, real worker processes): a model given as a layer list, data from a CSV
 // file, classification and regression; each killed mid-chunk and resumed ends with the uninterrupted weights; bad
-// models and data are refused by `start` before anything starts.
+// models and data are refused by `start` before anything starts. The CLI runs in this process (cliIn); the workers
+// are processes (they are killed).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions';
 import type { RunResult } from '../../workflows/progress';
-import { cli, waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { waitFor, writeSpec, type TestCluster, type WorkerProcess } from '../helpers/cluster';
+import { cliIn } from '../helpers/cli-in-process';
 import { chunkProgressed, TEST_HEARTBEAT_S, useCluster } from '../helpers/fixtures';
 
 const checkpoint = { storage: 'file://.data/checkpoints', everySeconds: 1, keepLatest: 3 };
@@ -156,46 +158,44 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     return w;
   };
   const manifestsOf = (runId: string) => fx.manifests(runId) as Array<{ step: number; blobs: Array<{ name: string }> }>;
-  const start = (runId: string, spec: object, wait = false) => {
-    const r = cli(cluster, [
-      'start',
-      '--spec',
-      writeSpec(cluster.dir, `${runId}.json`, spec),
-      '--run-id',
-      runId,
-      ...(wait ? ['--wait'] : []),
-      '--json',
-    ]);
+  // The block's unpaced worker (started in before) polls a task queue of its own: the reference runs go there.
+  const plainQueue = () => ({ DURABLE_TRAIN_TASK_QUEUE: `${cluster.taskQueue}-plain` });
+  const start = async (runId: string, spec: object, env: NodeJS.ProcessEnv = {}) => {
+    const file = writeSpec(cluster.dir, `${runId}.json`, spec);
+    const r = await cliIn(cluster, ['start', '--spec', file, '--run-id', runId, '--json'], { env });
     assert.equal(r.code, 0, r.stderr + workers.map((w) => w.output()).join('\n'));
     return r;
   };
 
   /** The reference run uninterrupted, then the same spec with its worker SIGKILLed mid-chunk: same weights. */
-  async function exactAfterKill(name: string, given: object): Promise<RunResult> {
+  async function exactAfterKill(name: string, given: { chunkSteps: number }): Promise<RunResult> {
     const spec = { ...given, heartbeatTimeoutSeconds: TEST_HEARTBEAT_S };
-    const w0 = await worker();
-    const reference = start(`${name}-ref`, spec, true).json<{ result: RunResult }>().result;
-    assert.equal(reference.status, 'completed');
-    await w0.kill('SIGKILL');
+    // The reference trains on the block's unpaced worker while this test's paced worker starts and its run trains.
+    await start(`${name}-ref`, spec, plainQueue());
+    const referenceDone = cluster.client.workflow.getHandle(`${name}-ref`).result() as Promise<RunResult>;
+    referenceDone.catch(() => undefined);
     // Paced (every step 25 ms longer, same numbers): the run is still inside a chunk when the kill lands after a
     // heartbeat observed below, whatever the machine's speed.
     const w1 = await worker({ stepMs: 25 });
-    start(name, spec);
+    await start(name, spec);
     const handle: WorkflowHandle = cluster.client.workflow.getHandle(name);
-    const total = reference.step;
-    // Kill inside a chunk, after at least one commit, well before the end.
+    // Kill inside a chunk, after at least one commit (the first chunk's end), well before the end.
     await waitFor(
       `${name} past a commit`,
-      async () => (await handle.query(progressQuery)).step >= Math.floor(total / 4),
+      async () => (await handle.query(progressQuery)).step >= spec.chunkSteps,
       300_000,
       50,
     );
     const seen = await chunkProgressed(handle, Date.now(), w1);
+    const { totalSteps: total } = await handle.query(progressQuery);
     assert.ok(seen.step !== null && seen.step < total - 1, `killed inside a chunk (step ${seen.step} of ${total})`);
     await w1.kill('SIGKILL');
     await worker();
     const result = (await handle.result()) as RunResult;
+    const reference = await referenceDone;
+    assert.equal(reference.status, 'completed');
     assert.equal(result.status, 'completed');
+    assert.equal(reference.step, total);
     assert.equal(result.step, total);
     assert.ok(result.recoveries >= 1, `a recovery happened: ${JSON.stringify(result)}`);
     assert.equal(result.weightsSha256, reference.weightsSha256, `${name}: same weights as uninterrupted`);
@@ -204,6 +204,7 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
 
   before(async function () {
     cluster = fx.cluster;
+    await fx.worker({ env: plainQueue() });
     fs.mkdirSync(path.join(cluster.dir, 'data'));
     fs.writeFileSync(path.join(cluster.dir, 'data', 'points.csv'), classificationCsv(600));
     fs.writeFileSync(path.join(cluster.dir, 'data', 'line.csv'), regressionCsv(800));
@@ -242,15 +243,15 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     assert.ok(last && typeof last.mse === 'number' && typeof last.mae === 'number', JSON.stringify(last));
     assert.ok(last.mae! < 0.5, `the line was learned: mae ${last.mae}`);
     const html = path.join(cluster.dir, 'csv-reg.html');
-    const report = cli(cluster, ['report', 'csv-reg', '--out', html]);
+    const report = await cliIn(cluster, ['report', 'csv-reg', '--out', html]);
     assert.equal(report.code, 0, report.stderr);
     const page = fs.readFileSync(html, 'utf8');
     assert.match(page, /test error/);
     assert.match(page, /test mae/);
-    const status = cli(cluster, ['status', 'csv-reg']);
+    const status = await cliIn(cluster, ['status', 'csv-reg']);
     assert.match(status.stdout, /test mse \d\.\d+ +test mae \d\.\d+/, status.stdout);
     // runs list shows a regression run's validation errors (what its choices were made on) beside the test ones.
-    const runs = cli(cluster, ['runs', 'list']);
+    const runs = await cliIn(cluster, ['runs', 'list']);
     const line = runs.stdout.split('\n').find((l) => l.includes('csv-reg')) ?? '';
     assert.match(line, /val mse \d\.\d+ mae \d\.\d+ +test mse \d\.\d+ mae \d\.\d+/, runs.stdout);
     const ck = manifestsOf('csv-reg').sort((a, b) => b.step - a.step)[0] as unknown as {
@@ -286,7 +287,7 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
 
     // Export writes the same format back; tfjs loads it and its weights hash to the run's weightsSha256.
     const out = path.join(cluster.dir, 'exported');
-    const r = cli(cluster, ['export', 'tfjs-ft', '--out', out, '--json']);
+    const r = await cliIn(cluster, ['export', 'tfjs-ft', '--out', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as tf.io.ModelJSON;
     const data = fs.readFileSync(path.join(out, 'weights.bin'));
@@ -317,7 +318,13 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     json.modelTopology.config.layers[0].config.units = 9;
     fs.writeFileSync(file, JSON.stringify(json));
     const spec = { ...csvClassification, model: { tfjs: 'file://model-bad/model.json' } };
-    const r = cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'tfjs-bad.json', spec), '--run-id', 'tfjs-bad']);
+    const r = await cliIn(cluster, [
+      'start',
+      '--spec',
+      writeSpec(cluster.dir, 'tfjs-bad.json', spec),
+      '--run-id',
+      'tfjs-bad',
+    ]);
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stderr, /model\.tfjs: file:\/\/model-bad\/model\.json: .*(do not match|mismatch|shape)/i);
   });
@@ -333,7 +340,7 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
     ];
     for (const [i, [dataset, message]] of bad.entries()) {
       const id = `bad-data-${i}`;
-      const r = cli(cluster, [
+      const r = await cliIn(cluster, [
         'start',
         '--spec',
         writeSpec(cluster.dir, `${id}.json`, { ...csvClassification, dataset }),
@@ -368,7 +375,7 @@ describe('own models and data: layer lists, files, tasks; exact after SIGKILL', 
       ],
     ];
     for (const [i, [model, message]] of bad.entries()) {
-      const r = cli(cluster, [
+      const r = await cliIn(cluster, [
         'start',
         '--spec',
         writeSpec(cluster.dir, `bad-${i}.json`, { ...layerCnn, model }),

@@ -1,4 +1,7 @@
 // Promises the README makes that no other test checks, each against a real dev server and real workers.
+// Runs nobody steers (references, finished runs to inspect) train on one unpaced worker of the block, on a task queue
+// of their own; runs a test steers or kills get workers of their own on the cluster's queue. The CLI runs in this
+// process (cliIn) except `watch`, which is followed as a process.
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -10,7 +13,8 @@ import { progressQuery, TRAINING_WORKFLOW } from '../../workflows/definitions';
 import { validateSpec } from '../../spec';
 import { withRunDefaults } from '../../spec/helpers';
 import type { RunResult } from '../../workflows/progress';
-import { cli, cliAsync, tmpDir, waitFor, writeSpec } from '../helpers/cluster';
+import { cliAsync, tmpDir, waitFor, writeSpec } from '../helpers/cluster';
+import { cliIn } from '../helpers/cli-in-process';
 import { runningChunk, smallSpec, useCluster } from '../helpers/fixtures';
 import { scrape } from '../helpers/prom-scrape';
 
@@ -34,11 +38,16 @@ async function startedAttempts(handle: WorkflowHandle): Promise<Array<[string, n
 describe('promises of the README (real dev server, real workers)', function () {
   this.timeout(600_000);
   const fx = useCluster();
+  // The block's unpaced worker polls a task queue of its own: only runs started there (`plain`) reach it.
+  const plain = () => ({ env: { DURABLE_TRAIN_TASK_QUEUE: `${fx.cluster.taskQueue}-plain` } });
+  before(async function () {
+    await fx.worker(plain());
+  });
 
   it('set-lr applies from the next chunk and is recorded in the checkpoints’ schedule state', async function () {
     const cluster = fx.cluster;
     // Paced: each step 100 ms longer (same numbers), so a chunk of 30 steps runs for over 3 s and the update sent
-    // from a fresh CLI process early in the second chunk lands while it runs.
+    // early in the second chunk lands while it runs.
     await fx.worker({ paced: { stepMs: 100 } });
     const spec = smallSpec({
       dataset: { name: 'mnist', trainLimit: 6000, testLimit: 200, validationFraction: 0 },
@@ -47,7 +56,7 @@ describe('promises of the README (real dev server, real workers)', function () {
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100 },
     });
     const file = writeSpec(cluster.dir, 'lr.json', spec);
-    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'lr']).code, 0);
+    assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', 'lr'])).code, 0);
     const handle = cluster.client.workflow.getHandle('lr');
     // Early inside the second chunk (steps 30..60).
     const inFlight = await waitFor(
@@ -59,7 +68,7 @@ describe('promises of the README (real dev server, real workers)', function () {
       120_000,
       20,
     );
-    const r = cli(cluster, ['set-lr', 'lr', '0.0005', '--json']);
+    const r = await cliIn(cluster, ['set-lr', 'lr', '0.0005', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const result = (await handle.result()) as RunResult;
     assert.equal(result.status, 'completed');
@@ -89,13 +98,12 @@ describe('promises of the README (real dev server, real workers)', function () {
 
   it('weightsSha256 is sha256 over the exported final weights, names sorted, float32 little-endian', async function () {
     const cluster = fx.cluster;
-    await fx.worker();
     const file = writeSpec(cluster.dir, 'sha.json', smallSpec());
-    const r = cli(cluster, ['start', '--spec', file, '--run-id', 'sha', '--wait', '--json']);
+    const r = await cliIn(cluster, ['start', '--spec', file, '--run-id', 'sha', '--wait', '--json'], plain());
     assert.equal(r.code, 0, r.stderr);
     const result = r.json<{ result: RunResult }>().result;
     const out = path.join(cluster.dir, 'sha-export');
-    const ex = cli(cluster, ['export', 'sha', '--out', out]);
+    const ex = await cliIn(cluster, ['export', 'sha', '--out', out]);
     assert.equal(ex.code, 0, ex.stderr);
     const model = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as {
       weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype: string }> }>;
@@ -127,16 +135,16 @@ describe('promises of the README (real dev server, real workers)', function () {
       });
       const file = writeSpec(cluster.dir, `sig-${signal}.json`, spec);
       const ref = `sig-ref-${signal}`;
-      let w = await fx.worker();
-      const refRun = cli(cluster, ['start', '--spec', file, '--run-id', ref, '--wait', '--json']);
+      // The reference trains on the block's worker while this test's paced worker starts.
+      const refRun = await cliIn(cluster, ['start', '--spec', file, '--run-id', ref], plain());
       assert.equal(refRun.code, 0, refRun.stderr);
-      const reference = refRun.json<{ result: RunResult }>().result;
-      await w.kill('SIGKILL');
+      const reference = cluster.client.workflow.getHandle(ref).result() as Promise<RunResult>;
+      reference.catch(() => undefined);
 
       // Paced: each step 100 ms longer (same numbers), so the one chunk of 40 steps runs for over 4 s.
-      w = await fx.worker({ paced: { stepMs: 100 } });
+      const w = await fx.worker({ paced: { stepMs: 100 } });
       const runId = `sig-${signal}`;
-      assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', runId]).code, 0);
+      assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', runId])).code, 0);
       const handle = cluster.client.workflow.getHandle(runId);
       const seen = await waitFor(
         'the chunk to report step 10',
@@ -156,7 +164,7 @@ describe('promises of the README (real dev server, real workers)', function () {
 
       await fx.worker();
       const result = (await handle.result()) as RunResult;
-      assert.equal(result.weightsSha256, reference.weightsSha256, 'the stopped and continued run is exact');
+      assert.equal(result.weightsSha256, (await reference).weightsSha256, 'the stopped and continued run is exact');
       const chain = fx.manifests(runId).sort((a, b) => a.step - b.step);
       assert.equal(chain[1].parent?.id, cut[0].id, 'training continued from the shutdown checkpoint');
     });
@@ -171,16 +179,16 @@ describe('promises of the README (real dev server, real workers)', function () {
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 100, everySeconds: 1 },
     });
     const file = writeSpec(cluster.dir, 'every.json', spec);
-    let w = await fx.worker();
-    const refRun = cli(cluster, ['start', '--spec', file, '--run-id', 'every-ref', '--wait', '--json']);
+    // The reference trains on the block's worker while this test's paced worker starts.
+    const refRun = await cliIn(cluster, ['start', '--spec', file, '--run-id', 'every-ref'], plain());
     assert.equal(refRun.code, 0, refRun.stderr);
-    const reference = refRun.json<{ result: RunResult }>().result;
-    await w.kill('SIGKILL');
+    const reference = cluster.client.workflow.getHandle('every-ref').result() as Promise<RunResult>;
+    reference.catch(() => undefined);
 
     // Paced: each step 100 ms longer (same numbers): the one chunk of 60 steps runs for over 6 s, so time commits
     // (at most 1 s apart) happen inside it.
-    w = await fx.worker({ paced: { stepMs: 100 } });
-    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'every']).code, 0);
+    const w = await fx.worker({ paced: { stepMs: 100 } });
+    assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', 'every'])).code, 0);
     const handle = cluster.client.workflow.getHandle('every');
     const timeCommits = () =>
       fs.existsSync(path.join(cluster.dir, '.data', 'checkpoints', 'every', 'manifests'))
@@ -193,7 +201,7 @@ describe('promises of the README (real dev server, real workers)', function () {
 
     await fx.worker();
     const result = (await handle.result()) as RunResult;
-    assert.equal(result.weightsSha256, reference.weightsSha256);
+    assert.equal(result.weightsSha256, (await reference).weightsSha256);
     const progress = await handle.query(progressQuery);
     const rec = progress.recoveries.find((r) => r.attempt >= 2);
     assert.ok(rec, JSON.stringify(progress.recoveries));
@@ -229,7 +237,7 @@ describe('promises of the README (real dev server, real workers)', function () {
     // Paced (each step 100 ms longer, same numbers): the kill after a heartbeat at step 25 lands in chunk 20..40.
     const a = await metricsWorker({ stepMs: 100 });
     assert.equal(
-      cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'met.json', spec), '--run-id', 'met']).code,
+      (await cliIn(cluster, ['start', '--spec', writeSpec(cluster.dir, 'met.json', spec), '--run-id', 'met'])).code,
       0,
     );
     const handle = cluster.client.workflow.getHandle('met');
@@ -276,11 +284,20 @@ describe('promises of the README (real dev server, real workers)', function () {
 
   it('watch follows a run to its end; --storage reads its checkpoints from another directory', async function () {
     const cluster = fx.cluster;
-    // Paced (each step 100 ms longer, same numbers): the run lasts over 2 s, long enough to be watched.
-    await fx.worker({ paced: { stepMs: 100 } });
+    // Started before any worker polls its queue: the watch process sees it running whatever its start-up takes, and
+    // only then does a worker come to train it.
     const file = writeSpec(cluster.dir, 'watch.json', smallSpec());
-    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'watched']).code, 0);
-    const watched = await cliAsync(cluster, ['watch', 'watched', '--json']);
+    assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', 'watched'])).code, 0);
+    let seenRunning!: () => void;
+    const running = new Promise<void>((resolve) => (seenRunning = resolve));
+    const watching = cliAsync(cluster, ['watch', 'watched', '--json'], {
+      onStdout: (out) => {
+        if (out.includes('"status":"RUNNING"')) seenRunning();
+      },
+    });
+    await Promise.race([running, watching]);
+    await fx.worker();
+    const watched = await watching;
     assert.equal(watched.code, 0, watched.stderr);
     const lines = watched.stdout
       .trim()
@@ -297,7 +314,9 @@ describe('promises of the README (real dev server, real workers)', function () {
     // The spec's storage is relative to the worker's directory; from elsewhere, --storage names it.
     const elsewhere = tmpDir();
     const storage = `file://${path.join(cluster.dir, '.data', 'checkpoints')}`;
-    const list = cli(cluster, ['checkpoints', 'list', 'watched', '--storage', storage, '--json'], { cwd: elsewhere });
+    const list = await cliIn(cluster, ['checkpoints', 'list', 'watched', '--storage', storage, '--json'], {
+      cwd: elsewhere,
+    });
     assert.equal(list.code, 0, list.stderr);
     const ids = list.json<Array<{ id: string }>>().map((c) => c.id);
     assert.deepEqual(
@@ -315,10 +334,13 @@ describe('promises of the README (real dev server, real workers)', function () {
     // Paced so the stop after the first checkpoint lands before the run could finish.
     await fx.worker({ paced: { stepMs: 200 } });
     const spec = smallSpec();
-    assert.equal(cli(cluster, ['start', '--spec', writeSpec(cluster.dir, 'g.json', spec), '--run-id', 'g']).code, 0);
+    assert.equal(
+      (await cliIn(cluster, ['start', '--spec', writeSpec(cluster.dir, 'g.json', spec), '--run-id', 'g'])).code,
+      0,
+    );
     const handle = cluster.client.workflow.getHandle('g');
     await waitFor('a checkpoint', async () => ((await handle.query(progressQuery)).lastCheckpoint?.step ?? 0) > 0);
-    assert.equal(cli(cluster, ['stop', 'g']).code, 0);
+    assert.equal((await cliIn(cluster, ['stop', 'g'])).code, 0);
     assert.equal(((await handle.result()) as RunResult).status, 'stopped');
 
     const cases: Array<[string, object, RegExp]> = [
@@ -326,7 +348,7 @@ describe('promises of the README (real dev server, real workers)', function () {
       ['a different batch size', { ...spec, batchSize: 40 }, /batchSize cannot change/],
     ];
     for (const [what, changed, message] of cases) {
-      const r = cli(cluster, [
+      const r = await cliIn(cluster, [
         'start',
         '--spec',
         writeSpec(cluster.dir, 'g2.json', changed),
@@ -336,7 +358,7 @@ describe('promises of the README (real dev server, real workers)', function () {
       ]);
       assert.equal(r.code, 2, `${what}: ${r.stderr}`);
       assert.match(r.stderr, message, what);
-      const kept = cli(cluster, ['status', 'g', '--json']).json<{ status: string; workflowStatus: string }>();
+      const kept = (await cliIn(cluster, ['status', 'g', '--json'])).json<{ status: string; workflowStatus: string }>();
       assert.deepEqual([kept.status, kept.workflowStatus], ['stopped', 'COMPLETED'], `${what}: the run is as it was`);
     }
     // A program that starts the workflow itself meets the same guards in the worker, in one attempt each.
@@ -348,7 +370,7 @@ describe('promises of the README (real dev server, real workers)', function () {
         args: [input],
       });
       await assert.rejects(started.result(), what);
-      const st = cli(cluster, ['status', 'g', '--json']).json<{ workflowStatus: string; failure: string }>();
+      const st = (await cliIn(cluster, ['status', 'g', '--json'])).json<{ workflowStatus: string; failure: string }>();
       assert.equal(st.workflowStatus, 'FAILED', what);
       assert.match(st.failure, message, what);
       const attempts = await startedAttempts(cluster.client.workflow.getHandle('g'));
@@ -363,7 +385,6 @@ describe('promises of the README (real dev server, real workers)', function () {
 
   it('keepBest keeps the best checkpoints by test accuracy in a real run', async function () {
     const cluster = fx.cluster;
-    await fx.worker();
     // One chunk per epoch, so every checkpoint is taken at an evaluation and carries its test accuracy.
     const spec = smallSpec({
       epochs: 5,
@@ -371,14 +392,11 @@ describe('promises of the README (real dev server, real workers)', function () {
       optimizer: { name: 'sgd', learningRate: 0.05 },
       checkpoint: { storage: 'file://.data/checkpoints', keepLatest: 1, keepBest: { k: 2, metric: 'accuracy' } },
     });
-    const r = cli(cluster, [
-      'start',
-      '--spec',
-      writeSpec(cluster.dir, 'best.json', spec),
-      '--run-id',
-      'best',
-      '--wait',
-    ]);
+    const r = await cliIn(
+      cluster,
+      ['start', '--spec', writeSpec(cluster.dir, 'best.json', spec), '--run-id', 'best', '--wait'],
+      plain(),
+    );
     assert.equal(r.code, 0, r.stderr);
     const kept = fx.manifests('best').sort((a, b) => a.step - b.step);
     const newest = kept[kept.length - 1];
@@ -404,9 +422,8 @@ describe('promises of the README (real dev server, real workers)', function () {
 
   it('a checkpoint of an unknown formatVersion is refused, naming the version', async function () {
     const cluster = fx.cluster;
-    await fx.worker();
     const file = writeSpec(cluster.dir, 'fv.json', smallSpec());
-    assert.equal(cli(cluster, ['start', '--spec', file, '--run-id', 'fv', '--wait']).code, 0);
+    assert.equal((await cliIn(cluster, ['start', '--spec', file, '--run-id', 'fv', '--wait'], plain())).code, 0);
     const dir = path.join(cluster.dir, '.data', 'checkpoints', 'fv', 'manifests');
     const newestFile = fs
       .readdirSync(dir)
@@ -416,10 +433,10 @@ describe('promises of the README (real dev server, real workers)', function () {
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, newestFile), 'utf8'));
     fs.writeFileSync(path.join(dir, newestFile), JSON.stringify({ ...manifest, formatVersion: 99 }));
 
-    const verify = cli(cluster, ['checkpoints', 'verify', 'fv', manifest.id]);
+    const verify = await cliIn(cluster, ['checkpoints', 'verify', 'fv', manifest.id]);
     assert.equal(verify.code, 1, verify.stdout + verify.stderr);
     assert.match(verify.stdout + verify.stderr, /unsupported formatVersion 99/);
-    const fork = cli(cluster, ['fork', '--from', `fv:${manifest.id}`, '--run-id', 'fv-fork']);
+    const fork = await cliIn(cluster, ['fork', '--from', `fv:${manifest.id}`, '--run-id', 'fv-fork'], plain());
     assert.notEqual(fork.code, 0, fork.stdout);
     assert.match(fork.stderr, /unsupported formatVersion 99/);
   });
