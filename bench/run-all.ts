@@ -25,6 +25,7 @@ const BENCHES: Bench[] = [
   { name: 'overhead', args: [] },
   { name: 'async-commit', args: [] },
   { name: 'incremental', args: [] },
+  { name: 'commit-memory', args: [] },
   { name: 'distributed', args: [] },
   { name: 'backends', args: QUICK ? ['--budget-ms', '100', '--no-threads'] : [] },
 ];
