@@ -11,14 +11,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ChunkCommits } from '../activities/chunk/commits';
 import { TrainingMetrics } from '../activities/metrics';
 import { CheckpointManager, FsCheckpointStore } from '../checkpoint';
 import { validateSpec, type RunSpec } from '../spec';
 import { Trainer } from '../training';
 import { initBackend } from '../training/backend';
 import { WIDE_MLP } from '../training/wide-mlp';
-import { QUICK, arg, emit, gc, log, machine, numArg, rmrf, round, table, tmpDir } from './common';
+import { QUICK, arg, emit, gc, log, machine, numArg, rmrf, round, table, tmpDir, handCommits } from './common';
 
 const MiB = 2 ** 20;
 
@@ -95,14 +94,11 @@ async function main(): Promise<void> {
     const runId = `memory-${model}`;
     const manager = new CheckpointManager(new FsCheckpointStore(dir), runId, { blobGcGraceMs: 0 });
     const trainer = await Trainer.create(spec);
-    const commitsOf = new ChunkCommits({
+    const commitsOf = handCommits({
       runId,
       manager,
       trainer,
       backend,
-      specHash: 'bench',
-      parent: null,
-      everySeconds: 0,
       metrics: new TrainingMetrics({ defaultMetrics: false }),
     });
     const samples: Sample[] = [];

@@ -11,7 +11,11 @@ import type { WorkflowHandleWithFirstExecutionRunId as WorkflowStartHandle } fro
 import { defaultPayloadConverter } from '@temporalio/common';
 import * as tf from '@tensorflow/tfjs';
 import { PROJECT_ROOT } from '../cli/tools';
-import type { BlobInput } from '../checkpoint';
+import { ChunkCommits } from '../activities/chunk/commits';
+import type { TrainingMetrics } from '../activities/metrics';
+import type { BlobInput, CheckpointManager } from '../checkpoint';
+import type { Trainer } from '../training';
+import type { BackendInfo } from '../training/backend';
 import type { RunSpec } from '../spec/types';
 import { validateSpec } from '../spec';
 
@@ -377,4 +381,15 @@ export function adamBlobs(bytes: number): BlobInput[] {
     }
   });
   return blobs;
+}
+
+/** The chunk's commit path for a fresh trainer, committed by hand (no time-based commits): what the commit benches drive. */
+export function handCommits(o: {
+  runId: string;
+  manager: CheckpointManager;
+  trainer: Trainer;
+  backend: BackendInfo;
+  metrics: TrainingMetrics;
+}): ChunkCommits {
+  return new ChunkCommits({ ...o, specHash: 'bench', parent: null, everySeconds: 0 });
 }

@@ -12,13 +12,26 @@
 // Goal: under 10% of the rows touched between checkpoints, bytes newly stored per checkpoint <= 15% of a whole one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ChunkCommits } from '../activities/chunk/commits';
 import { TrainingMetrics } from '../activities/metrics';
 import { CheckpointManager, FsCheckpointStore } from '../checkpoint';
 import { validateSpec } from '../spec';
 import { Trainer } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
-import { QUICK, emit, log, machine, median, now, numArg, rmrf, round, summarize, table, tmpDir } from './common';
+import {
+  QUICK,
+  emit,
+  log,
+  machine,
+  median,
+  now,
+  numArg,
+  rmrf,
+  round,
+  summarize,
+  table,
+  tmpDir,
+  handCommits,
+} from './common';
 
 const BATCH = 32;
 
@@ -70,16 +83,7 @@ async function runCase(dir: string, csv: string, rows: number, touched: number, 
   const manager = new CheckpointManager(new FsCheckpointStore(dir), runId);
   const trainer = await Trainer.create(spec);
   const metrics = new StallMetrics({ defaultMetrics: false });
-  const chunk = new ChunkCommits({
-    runId,
-    manager,
-    trainer,
-    backend,
-    specHash: 'bench',
-    parent: null,
-    everySeconds: 0,
-    metrics,
-  });
+  const chunk = handCommits({ runId, manager, trainer, backend, metrics });
   try {
     for (let k = 0; k < commits; k++) {
       await trainer.train({ maxSteps: stepsBetween });
