@@ -16,9 +16,18 @@ import {
   type BlobInput,
   type CommitInput,
   type Manifest,
+  type ManifestBlob,
 } from '../../checkpoint';
 import { decodeManifest, encodeManifest } from '../../checkpoint/codec';
-import { applyPatch, encodePatch, MAX_PATCHES } from '../../checkpoint/rows';
+import {
+  applyPatch,
+  assemble,
+  encodePatch,
+  MAX_PATCHES,
+  PATCH_BUDGET,
+  parseChain,
+  planRows,
+} from '../../checkpoint/rows';
 import { validateSpec } from '../../spec';
 import { Trainer } from '../../training';
 import { initBackend } from '../../training/backend';
@@ -82,6 +91,135 @@ describe('row patches: incremental checkpoints', function () {
     assert.throws(() => applyPatch(a.slice(), bad), /row 40 out of order/);
     assert.throws(() => applyPatch(a.slice(), patch.subarray(0, patch.byteLength - 1)), /should be \d+ bytes/);
     assert.throws(() => applyPatch(new Uint8Array(ROWS * WIDTH * 4 + 4), patch), /do not divide/);
+  });
+
+  describe('the rules, piece by piece (pure)', () => {
+    const sha = (c: string) => c.repeat(64);
+    const entry = (o: Partial<ManifestBlob> = {}): ManifestBlob => ({
+      name: 'emb',
+      dtype: 'float32',
+      shape: [ROWS, WIDTH],
+      sha256: sha('a'),
+      size: ROWS * WIDTH * 4,
+      ...o,
+    });
+    const blobIn = (rows: number[], o: Partial<BlobInput> = {}): BlobInput => ({
+      name: 'emb',
+      dtype: 'float32',
+      shape: [ROWS, WIDTH],
+      data: table((r, c) => r + c),
+      changes: { from: sha('a'), rows: Uint32Array.from(rows) },
+      ...o,
+    });
+    const patchOf = (n: number) => 16 + n * (4 + WIDTH * 4);
+
+    it('stores whole what it cannot patch safely', () => {
+      const whole = { kind: 'whole' };
+      assert.deepEqual(planRows(blobIn([1], { changes: undefined }), sha('b'), entry()), whole);
+      assert.deepEqual(planRows(blobIn([1]), sha('b'), undefined), whole);
+      assert.deepEqual(planRows(blobIn([1]), sha('b'), entry({ sha256: sha('c') })), whole, 'changes from another');
+      assert.deepEqual(planRows(blobIn([1]), sha('b'), entry({ dtype: 'int32' })), whole);
+      assert.deepEqual(planRows(blobIn([1]), sha('b'), entry({ size: 8 })), whole);
+      assert.deepEqual(
+        planRows(blobIn([1]), sha('b'), entry({ shape: [WIDTH, ROWS] })),
+        whole,
+        'same size, rows differ',
+      );
+      assert.deepEqual(planRows(blobIn([1]), sha('b'), entry({ shape: [ROWS * WIDTH] })), whole, 'another rank');
+      const flat = blobIn([1], { shape: [ROWS * WIDTH] });
+      assert.deepEqual(planRows(flat, sha('b'), entry({ shape: [ROWS * WIDTH] })), whole, 'rank 1: no rows');
+      const one = blobIn([0], { shape: [1, ROWS * WIDTH] });
+      assert.deepEqual(planRows(one, sha('b'), entry({ shape: [1, ROWS * WIDTH] })), whole, 'a single row');
+      assert.deepEqual(planRows(blobIn([]), sha('b'), entry()), whole, 'changed, yet no row named');
+    });
+
+    it('keeps an unchanged entry, and patches on the previous chain or on the previous whole blob', () => {
+      const before = entry({ rows: { base: { sha256: sha('d'), size: ROWS * WIDTH * 4 }, patches: [] } });
+      assert.deepEqual(planRows(blobIn([1]), sha('a'), before), { kind: 'same', entry: before });
+      const onWhole = planRows(blobIn([1, 5]), sha('b'), entry());
+      assert.equal(onWhole.kind, 'patch');
+      if (onWhole.kind !== 'patch') return;
+      assert.deepEqual(onWhole.chain, { base: { sha256: sha('a'), size: ROWS * WIDTH * 4 }, patches: [] });
+      assert.equal(onWhole.patch.byteLength, patchOf(2));
+      const chained = { base: { sha256: sha('d'), size: ROWS * WIDTH * 4 }, patches: [{ sha256: sha('e'), size: 40 }] };
+      const onChain = planRows(blobIn([1]), sha('b'), entry({ rows: chained }));
+      assert.equal(onChain.kind, 'patch');
+      if (onChain.kind === 'patch') assert.deepEqual(onChain.chain, chained);
+    });
+
+    it('bounds a chain at MAX_PATCHES patches and at PATCH_BUDGET times its base, exactly', () => {
+      const base = { sha256: sha('d'), size: ROWS * WIDTH * 4 };
+      const piece = (size: number) => ({ sha256: sha('e'), size });
+      const withPatches = (sizes: number[]) => entry({ rows: { base, patches: sizes.map(piece) } });
+      assert.equal(planRows(blobIn([1]), sha('b'), withPatches(Array(MAX_PATCHES - 1).fill(16))).kind, 'patch');
+      assert.equal(planRows(blobIn([1]), sha('b'), withPatches(Array(MAX_PATCHES).fill(16))).kind, 'whole');
+      // The patches so far plus this one (one row) against 1.5 times the base: equal is still a patch, one byte more not.
+      const room = PATCH_BUDGET * base.size - patchOf(1);
+      assert.equal(planRows(blobIn([1]), sha('b'), withPatches([room])).kind, 'patch');
+      assert.equal(planRows(blobIn([1]), sha('b'), withPatches([room + 1])).kind, 'whole');
+      assert.equal(planRows(blobIn([1]), sha('b'), withPatches([room / 2, room / 2 + 1])).kind, 'whole');
+    });
+
+    it('refuses malformed patches and chains with a reason', () => {
+      const data = table(() => 1);
+      const good = encodePatch(data, WIDTH * 4, Uint32Array.of(2));
+      const edit = (at: number, v: number) => {
+        const p = good.slice();
+        new DataView(p.buffer).setUint32(at, v, true);
+        return p;
+      };
+      assert.throws(() => applyPatch(data.slice(), good.subarray(0, 16)), /should be \d+ bytes/);
+      assert.throws(() => applyPatch(data.slice(), good.subarray(0, 15)), /15 bytes is shorter than its header/);
+      assert.throws(() => applyPatch(data.slice(), edit(0, 1)), /not a row patch \(version 1\)/);
+      assert.throws(() => applyPatch(data.slice(), edit(4, 2)), /not a row patch \(version 1\)/);
+      assert.throws(() => applyPatch(data.slice(), edit(8, 0)), /rows of 0 bytes do not divide/);
+      assert.throws(
+        () => applyPatch(data.slice(), edit(16, ROWS)),
+        new RegExp(`row ${ROWS} out of order or past ${ROWS}`),
+      );
+      applyPatch(data.slice(), edit(16, ROWS - 1)); // the last row is a row
+      const two = encodePatch(data, WIDTH * 4, Uint32Array.of(3, 4));
+      const dup = two.slice();
+      new DataView(dup.buffer).setUint32(20, 3, true);
+      assert.throws(() => applyPatch(data.slice(), dup), /row 3 out of order/);
+
+      const b = entry({ rows: { base: { sha256: sha('d'), size: ROWS * WIDTH * 4 }, patches: [] } });
+      assert.equal(assemble({ ...b, rows: undefined }, [data]), data, 'a whole blob is its one piece');
+      assert.throws(() => assemble(b, [data.subarray(4)]), /row chain base is \d+ bytes, the blob \d+/);
+      const patched = assemble(b, [
+        data,
+        encodePatch(
+          table(() => 7),
+          WIDTH * 4,
+          Uint32Array.of(0),
+        ),
+      ]);
+      assert.deepEqual(Array.from(new Float32Array(patched.buffer, 0, WIDTH + 1)), [...Array(WIDTH).fill(7), 1]);
+
+      const piece = (v: unknown, what: string) => {
+        if (typeof v !== 'object' || v === null) throw new Error(`${what}: not a piece`);
+        return v as { sha256: string; size: number };
+      };
+      for (const raw of ['x', null, [1]])
+        assert.throws(() => parseChain(raw, 'blob t', piece), /^Error: blob t: rows is not an object$/);
+      for (const patches of [undefined, [], Array(MAX_PATCHES + 1).fill({})])
+        assert.throws(
+          () => parseChain({ base: {}, patches }, 'blob t', piece),
+          /blob t: rows\.patches is not a list of 1 to 16 pieces/,
+        );
+      assert.throws(
+        () => parseChain({ base: 1, patches: [{}] }, 'blob t', piece),
+        /^Error: blob t: rows\.base: not a piece$/,
+      );
+      assert.throws(
+        () => parseChain({ base: {}, patches: [{}, 2] }, 'blob t', piece),
+        /^Error: blob t: rows\.patches\[1\]: not a piece$/,
+      );
+      assert.equal(
+        parseChain({ base: {}, patches: Array(MAX_PATCHES).fill({}) }, 'blob t', piece).patches.length,
+        MAX_PATCHES,
+      );
+    });
   });
 
   it('stores changed rows as a patch on the previous chain, reads back bitwise, and bounds the chain', async () => {
