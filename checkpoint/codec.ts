@@ -27,7 +27,7 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
   bool: 1,
 };
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
  * The largest blob a manifest may name: 4 GiB, the most one Node buffer holds. A manifest claiming more is refused

@@ -19,6 +19,7 @@ import {
   manifestBodyHash,
   MAX_RANK,
   MAX_STATE_DEPTH,
+  SHA256_HEX,
   nestsDeeperThan,
   sha256HexOffThread,
   sha256HexYielding,
@@ -282,8 +283,7 @@ export class CheckpointManager {
         fail(`blob ${b.name}: ${b.dtype}[${b.shape.join(',')}] needs ${want} bytes, got ${b.data.byteLength}`);
       if (b.changes !== undefined) {
         const { from, rows } = b.changes;
-        if (typeof from !== 'string' || !/^[0-9a-f]{64}$/.test(from))
-          fail(`blob ${b.name}: changes.from is not a sha256`);
+        if (typeof from !== 'string' || !SHA256_HEX.test(from)) fail(`blob ${b.name}: changes.from is not a sha256`);
         if (
           !(rows instanceof Uint32Array) ||
           rows.some((r, k) => r >= (b.shape[0] ?? 0) || (k > 0 && r <= rows[k - 1]))
