@@ -12,7 +12,10 @@ import { initBackend } from '../training/backend';
 import { DatasetError } from '../training/data';
 import { isConfigError } from '../training/errors';
 import { loadTaskData } from '../training/task-data';
+import type { TrainerState } from '../training/trainer-types';
+import { layoutAfter } from '../training/topology';
 import { positionOf } from './chunk/commits';
+import { stepsPerEpochProblem } from './chunk/resume-guards';
 import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, rootedAt } from './chunk/start';
 import { nonRetryable, storageUnavailable } from './failures';
@@ -93,13 +96,14 @@ export async function prepareRun(d: TrainingDeps, input: PrepareRunInput): Promi
     if (fp && fp !== hash) {
       log.warn('run continues with a changed spec', { runId: input.runId, checkpoint: latest.manifest.id });
     }
+    const laid = { ...base, ...layoutOf(spec, latest.manifest, rows) };
     // Already trained to the end: report the final numbers from that checkpoint rather than train again.
-    const finished = latest.manifest.step >= totalSteps ? await finishedAt(own, spec, latest.manifest) : null;
-    return { ...base, start: positionOf(latest.manifest), mode: 'resume', skipped, finished };
+    const finished = latest.manifest.step >= laid.totalSteps ? await finishedAt(own, spec, latest.manifest) : null;
+    return { ...laid, start: positionOf(latest.manifest), mode: 'resume', skipped, finished };
   }
   if (from) {
-    const start = await forkStart(d, spec, input.sourceSpec, from, totalSteps);
-    return { ...base, start: positionOf(start), mode: 'fork', skipped, finished: null };
+    const { manifest, layout } = await forkStart(d, spec, input.sourceSpec, from, rows);
+    return { ...base, ...layout, start: positionOf(manifest), mode: 'fork', skipped, finished: null };
   }
   // Build the model on the data once now, so a model that does not fit the data fails before any training.
   const probe = await Trainer.create(spec).catch((err: unknown) => {
@@ -108,6 +112,26 @@ export async function prepareRun(d: TrainingDeps, input: PrepareRunInput): Promi
   });
   probe.dispose();
   return { ...base, start: null, mode: 'fresh', skipped, finished: null };
+}
+
+/**
+ * Steps per epoch and in all, and where epochs are counted from, for `spec` continuing `manifest`: laid out anew when
+ * the replica count changes (topology.ts), or as an earlier change left them. Null when the spec cannot continue the
+ * checkpoint at all: the first chunk refuses it, naming why.
+ */
+function layoutOf(
+  spec: RunSpec,
+  manifest: Manifest,
+  rows: number,
+): { stepsPerEpoch: number; totalSteps: number; epochAnchor?: number } | null {
+  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
+  if (!Number.isInteger(st.stepsPerEpoch) || stepsPerEpochProblem(manifest, spec, rows)) return null;
+  const laid = layoutAfter(st, spec.distributed?.replicas ?? 1, rows, spec.batchSize, spec.epochs);
+  return {
+    stepsPerEpoch: laid.stepsPerEpoch,
+    totalSteps: laid.totalSteps,
+    ...(laid.epochAnchor ? { epochAnchor: laid.epochAnchor } : {}),
+  };
 }
 
 /** The final numbers of a run whose newest checkpoint is at its end, from that checkpoint. */
@@ -138,8 +162,8 @@ async function forkStart(
   spec: RunSpec,
   sourceSpec: RunSpec | null | undefined,
   from: CheckpointRef,
-  totalSteps: number,
-): Promise<Manifest> {
+  rows: number,
+): Promise<{ manifest: Manifest; layout: ReturnType<typeof layoutOf> }> {
   const plan = forkPlanOf(sourceSpec, spec);
   const src = d.managerFor(spec, from.runId);
   const check = await src.verify(from.id).catch((err: unknown) => {
@@ -153,6 +177,8 @@ async function forkStart(
     );
   }
   const loaded = await src.load(from.id);
+  const layout = layoutOf(spec, loaded.manifest, rows);
+  const totalSteps = layout?.totalSteps ?? stepCounts(spec, rows).totalSteps;
   if (loaded.manifest.step >= totalSteps) {
     throw nonRetryable(
       FailureTypes.NothingToTrain,
@@ -162,5 +188,5 @@ async function forkStart(
   }
   const trainer = await restoreTrainer(spec, await initBackend(), loaded.manifest, loaded.blobs, plan ?? {});
   trainer.dispose();
-  return loaded.manifest;
+  return { manifest: loaded.manifest, layout };
 }

@@ -4,12 +4,13 @@
 import * as os from 'node:os';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
-import { roundSteps } from '../spec/helpers';
 import type { RunSpec } from '../spec/types';
 import { Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import type { PrngState } from '../training/prng';
+import { joiningPrngState, recordedReplicas, topologyRefusal } from '../training/topology';
 import {
+  averageOf,
   DIST_PREFIX,
   outerBufferName,
   outerStep,
@@ -102,12 +103,31 @@ function checkBackend(spec: RunSpec, backend: BackendInfo, m: Manifest): void {
   }
 }
 
-/** Replica `r`'s starting snapshot from a global checkpoint: the global weights, its own slots and random stream. */
-export function replicaSnapshot(manifest: Manifest, blobs: Map<string, Uint8Array>, r: number): TrainerSnapshot {
+/**
+ * Replica `r`'s starting snapshot from a global checkpoint: the global weights, its own slots and random stream; and
+ * the replica count the checkpoint was trained with. With another count (resume.allowTopologyChange), a replica the
+ * checkpoint had keeps its slots and stream; a replica it did not have joins with the mean of the old replicas' slots
+ * (in replica order) and a stream of its own (topology.ts); the replicas dropped leave their slots behind.
+ */
+export function replicaSnapshot(
+  manifest: Manifest,
+  blobs: Map<string, Uint8Array>,
+  r: number,
+  spec: RunSpec,
+): { snap: TrainerSnapshot; topologyFrom: number } {
   const snap = snapshotOf(manifest, blobs);
   const { distributed, ...state } = manifest.state as GlobalState;
-  const prefix = replicaSlotName(r, '');
+  const was = recordedReplicas(manifest.state as GlobalState);
+  const to = spec.distributed?.replicas ?? 1;
+  if (was !== to && !spec.resume?.allowTopologyChange)
+    throw nonRetryable(FailureTypes.ResumeGuard, `checkpoint ${manifest.id}: ${topologyRefusal(was, to)}`);
   const shared = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX) && (r === 0 || !isSlot(t.name)));
+  if (r >= was) {
+    const own = joiningSlots(manifest.id, snap.tensors, was);
+    const rng = joiningPrngState(spec.seed, r, manifest.step);
+    return { snap: { tensors: [...shared, ...own], state: { ...state, rng } }, topologyFrom: was };
+  }
+  const prefix = replicaSlotName(r, '');
   const own =
     r === 0
       ? []
@@ -115,12 +135,30 @@ export function replicaSnapshot(manifest: Manifest, blobs: Map<string, Uint8Arra
   const rng = r === 0 ? state.rng : distributed?.replicaRngs[r];
   if (r > 0 && (!rng || own.length === 0)) {
     throw nonRetryable(
-      FailureTypes.ResumeGuard,
-      `checkpoint ${manifest.id} holds no state for replica ${r} (it was written with ` +
-        `${distributed?.replicas ?? 1} replica(s)): distributed.replicas cannot change when resuming`,
+      FailureTypes.NoValidCheckpoint,
+      `checkpoint ${manifest.id} holds no state for replica ${r} although it records ${was} replicas`,
     );
   }
-  return { tensors: [...shared, ...own], state: { ...state, rng: rng! } };
+  return { snap: { tensors: [...shared, ...own], state: { ...state, rng: rng! } }, topologyFrom: was };
+}
+
+/** The optimizer slots of a replica joining a run of `was` replicas: each slot the mean of theirs, in replica order;
+ *  the step counter (int32, the same in every replica) replica 0's. */
+function joiningSlots(id: string, tensors: NamedTensorBytes[], was: number): NamedTensorBytes[] {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  return tensors
+    .filter((t) => isSlot(t.name))
+    .map((t) => {
+      if (t.dtype !== 'float32' || was === 1) return { ...t, data: t.data.slice() };
+      const values = [f32(t.data)];
+      for (let q = 1; q < was; q++) {
+        const other = byName.get(replicaSlotName(q, t.name));
+        if (!other)
+          throw nonRetryable(FailureTypes.NoValidCheckpoint, `checkpoint ${id} lacks replica ${q}'s ${t.name}`);
+        values.push(f32(other.data));
+      }
+      return { ...t, data: bytes(averageOf(values)) };
+    });
 }
 
 /** The checkpoint the round's replicas started from; they must agree. */
@@ -164,9 +202,9 @@ function roundRecovery(
 }
 
 /** A replica's trainer from a snapshot; a snapshot that does not fit the spec cannot be trained on by any attempt. */
-async function restore(spec: RunSpec, snap: TrainerSnapshot, replica: number): Promise<Trainer> {
+async function restore(spec: RunSpec, snap: TrainerSnapshot, replica: number, topologyFrom?: number): Promise<Trainer> {
   try {
-    return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true });
+    return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true, topologyFrom });
   } catch (err) {
     throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
   }
@@ -238,7 +276,11 @@ async function startFromRound(
 ): Promise<ReplicaStart> {
   const { replica: r, runId } = input;
   const mine = replicaSlotName(r, '');
-  const wanted = (name: string) => !name.startsWith(DIST_PREFIX) || name.startsWith(mine);
+  // A run that may change its replica count reads every replica's slots: a joining replica starts from their mean.
+  const every = spec.resume?.allowTopologyChange === true;
+  const anyReplica = `${DIST_PREFIX}replica-`;
+  const wanted = (name: string) =>
+    !name.startsWith(DIST_PREFIX) || name.startsWith(mine) || (every && name.startsWith(anyReplica));
   const manager = deps.managerFor(spec, from.runId);
   let start: CheckpointRef = from;
   let recovery: Recovery | null = null;
@@ -260,7 +302,8 @@ async function startFromRound(
     loaded = await load(manager, start, wanted);
   }
   checkBackend(spec, backend, loaded.manifest);
-  return { trainer: await restore(spec, replicaSnapshot(loaded.manifest, loaded.blobs, r), r), start, recovery };
+  const { snap, topologyFrom } = replicaSnapshot(loaded.manifest, loaded.blobs, r, spec);
+  return { trainer: await restore(spec, snap, r, topologyFrom), start, recovery };
 }
 
 /**
@@ -374,7 +417,7 @@ export async function trainReplica(deps: ReplicaDeps, input: TrainReplicaInput):
     // After a fallback the round runs from the earlier step: as long as a round from there is.
     const st0 = trainer.state;
     const steps = recovery
-      ? roundSteps(fromStep, st0.totalSteps / spec.epochs, st0.totalSteps, dist.syncEverySteps)
+      ? Math.max(0, Math.min(dist.syncEverySteps, trainer.stepsLeftInEpoch, st0.totalSteps - fromStep))
       : input.steps;
     if (input.learningRateOverride != null) trainer.setLearningRate(input.learningRateOverride);
     const { result, samplesPerSec, curve } = await trainRound(ctx, trainer, input, steps);

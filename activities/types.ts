@@ -31,6 +31,11 @@ export interface PrepareRunResult {
   mode: 'fresh' | 'resume' | 'fork';
   totalSteps: number;
   stepsPerEpoch: number;
+  /**
+   * Set when the run's checkpoints lay epochs out from another step than 0 (the replica count changed): where epochs
+   * are counted from. Absent otherwise.
+   */
+  epochAnchor?: number;
   /** Damaged checkpoints that were skipped to find `start`. */
   skipped: Array<{ id: string; reason: string }>;
   specHash: string;

@@ -97,9 +97,19 @@ export function stepCounts(spec: RunSpec, trainRows?: number): { stepsPerEpoch: 
   return { stepsPerEpoch, totalSteps: stepsPerEpoch * spec.epochs };
 }
 
-/** Steps of a distributed round from `step`: at most `syncEverySteps`, never past the end of an epoch or the run. */
-export function roundSteps(step: number, stepsPerEpoch: number, totalSteps: number, syncEverySteps: number): number {
-  const inEpoch = stepsPerEpoch - (step % stepsPerEpoch);
+/**
+ * Steps of a distributed round from `step`: at most `syncEverySteps`, never past the end of an epoch or the run.
+ * `epochAnchor`: a step where an epoch starts, from which epochs are counted (0, unless the replica count changed:
+ * the epoch under way then ends at the anchor, and later ones every stepsPerEpoch steps from it).
+ */
+export function roundSteps(
+  step: number,
+  stepsPerEpoch: number,
+  totalSteps: number,
+  syncEverySteps: number,
+  epochAnchor = 0,
+): number {
+  const inEpoch = step < epochAnchor ? epochAnchor - step : stepsPerEpoch - ((step - epochAnchor) % stepsPerEpoch);
   return Math.max(0, Math.min(syncEverySteps, inEpoch, totalSteps - step));
 }
 

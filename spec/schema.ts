@@ -457,6 +457,15 @@ export const resumeSchema = strict({
   allowNumericsChange: z.boolean().optional().meta({
     description: "resume with another numerics version (gradient math) than the checkpoint's, on the same backend",
   }),
+  // No default either, for the same reason.
+  allowTopologyChange: z
+    .boolean()
+    .optional()
+    .meta({
+      description:
+        'resume or fork with another distributed.replicas than the checkpoint was trained with: the rest of the epoch ' +
+        'is re-sharded over the new replicas (exact within a topology, not across the change)',
+    }),
 });
 
 export const OUTER_OPTIMIZERS = ['average', 'nesterov'] as const;

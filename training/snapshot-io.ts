@@ -5,6 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Net } from './models';
 import type { Optimizer } from './optimizers';
 import { DATA_ORDER_NAME, type NamedTensorBytes, type TrainerState } from './trainer-types';
+import { epochStartStep } from './topology';
 
 export function checkLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('trainer: snapshots are little-endian; this host is big-endian');
@@ -63,8 +64,17 @@ export function checkState(st: TrainerState, stepsPerEpoch: number, totalSteps: 
     );
   }
   // A replica of a distributed run may stop right after an epoch's last step, its end left to the round's sync.
-  const maxBatch = epochEndPending ? st.stepsPerEpoch : st.stepsPerEpoch - 1;
-  if (st.batchInEpoch > maxBatch || st.step !== st.epoch * st.stepsPerEpoch + st.batchInEpoch) {
+  // After a change of the replica count, the epoch under way then has its own length and epochs start elsewhere.
+  const tr = st.topology?.transition;
+  const epochSteps = tr && tr.epoch === st.epoch ? tr.steps : st.stepsPerEpoch;
+  const maxBatch = epochEndPending ? epochSteps : epochSteps - 1;
+  let start: number;
+  try {
+    start = epochStartStep(st.topology, st.epoch, st.stepsPerEpoch);
+  } catch (err) {
+    throw new Error(`snapshot state: ${(err as Error).message}`);
+  }
+  if (st.batchInEpoch > maxBatch || st.step !== start + st.batchInEpoch) {
     throw new Error(`snapshot state: step ${st.step} does not match epoch ${st.epoch} / batch ${st.batchInEpoch}`);
   }
   if (st.step > p.totalSteps)

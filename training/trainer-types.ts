@@ -1,6 +1,7 @@
 // The trainer's data types: what a snapshot holds, what a step and an evaluation report.
 import type { NumericsVersion } from './numerics';
 import type { Preprocessing } from './preprocess';
+import type { Topology } from './topology';
 
 export interface NamedTensorBytes {
   name: string;
@@ -64,6 +65,8 @@ export interface TrainerState {
   fingerprintVersion?: 1 | 2;
   /** Feature names, standardisation, classes and label encoding of the run's data (absent before it existed). */
   preprocessing?: Preprocessing;
+  /** The data layout after a change of the replica count (topology.ts); absent in runs that never changed it. */
+  topology?: Topology;
   metrics: {
     lastLoss: number | null;
     lastAccuracy: number | null;

@@ -22,7 +22,20 @@ import { LrSchedule } from './schedules';
 import { EVAL_BATCH, evalBatch, evalOf, evalRows, examples, type SplitName } from './evaluate';
 import { argmaxRow, newEvalAcc, regressionLossTensor, sigmoidCrossEntropy, softmaxCrossEntropy } from './losses';
 import { byName, bytesOf, checkLittleEndian, checkState, rowsThatDiffer, takeTensors } from './snapshot-io';
-import { DIST_PREFIX, shardOf, type Shard } from './replicas';
+import { DIST_PREFIX } from './replicas';
+import {
+  batchBounds,
+  changeTopology,
+  planOf,
+  recordedReplicas,
+  sliceRanges,
+  totalStepsOf,
+  TopologyError,
+  topologyRefusal,
+  type EpochPlan,
+  type Range,
+  type Topology,
+} from './topology';
 import { clipGradients } from './clip';
 import { defaultNumerics, restoreDecision, type NumericsVersion } from './numerics';
 import * as fingerprints from './model-fingerprint';
@@ -50,8 +63,9 @@ interface Parts {
   stepsPerEpoch: number;
   totalSteps: number;
   shift: number;
-  /** The positions of each epoch's order this trainer trains on (the whole epoch unless spec.distributed). */
-  shard: Shard;
+  /** The replica this trainer is (0 unless spec.distributed) and the spec's replica count. */
+  replica: number;
+  replicas: number;
   /** spec.classWeights by class index (float32 values), or null: every example weighs 1. */
   classWeights: Float32Array | null;
 }
@@ -110,8 +124,8 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
-  const shard = shardOf(data.train.n, spec.distributed?.replicas ?? 1, replica);
-  const stepsPerEpoch = Math.ceil(shard.rows / batchSize);
+  const replicas = spec.distributed?.replicas ?? 1;
+  const stepsPerEpoch = planOf(undefined, 0, data.train.n, replicas, replica, batchSize).steps;
   // Refused before anything is allocated: a layer that cannot be built, or a model that would not fit in memory.
   checkModelFit(spec, data.featureShape, maxModelBytes(tf.getBackend()));
   const net = await buildNet(spec, data.featureShape, data.outputs);
@@ -124,7 +138,24 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
     net.dispose();
     throw e;
   }
-  return { spec, data, net, opt, stepsPerEpoch, totalSteps: epochs * stepsPerEpoch, shift, shard, classWeights };
+  const totalSteps = epochs * stepsPerEpoch;
+  return { spec, data, net, opt, stepsPerEpoch, totalSteps, shift, replica, replicas, classWeights };
+}
+
+/**
+ * A snapshot's state laid out for the spec's replica count: unchanged when the count is the one it was trained with,
+ * else (with resume.allowTopologyChange) re-laid by topology.ts's rule; and the run's steps counted accordingly.
+ */
+function relaid(spec: RunSpec, state: TrainerState, p: Parts, topologyFrom?: number): { st: TrainerState; p: Parts } {
+  let st = state;
+  if (topologyFrom !== undefined && topologyFrom !== p.replicas) {
+    if (!spec.resume?.allowTopologyChange) throw new TopologyError(topologyRefusal(topologyFrom, p.replicas));
+    const was = st.topology ? st : { ...st, distributed: { replicas: topologyFrom } };
+    st = changeTopology(was, p.replicas, p.data.train.n, spec.batchSize, spec.epochs);
+  }
+  if (!st.topology) return { st, p };
+  if (recordedReplicas(st) !== p.replicas) throw new TopologyError(topologyRefusal(recordedReplicas(st), p.replicas));
+  return { st, p: { ...p, totalSteps: totalStepsOf(st.topology, spec.epochs, p.stepsPerEpoch) } };
 }
 
 /** A replica of a distributed run (spec.distributed): which shard it trains, and whether it leaves epoch ends open. */
@@ -142,6 +173,11 @@ export interface ReplicaOptions {
    * resume.allowNumericsChange (or allowBackendChange) accepts it.
    */
   numerics?: NumericsVersion;
+  /**
+   * The replica count the snapshot was trained with, when it may differ from the spec's (a resume or fork of a
+   * checkpoint): a different count re-lays the data out (topology.ts), allowed only with resume.allowTopologyChange.
+   */
+  topologyFrom?: number;
 }
 
 export interface SnapshotOptions extends ReplicaOptions {
@@ -159,7 +195,12 @@ export class Trainer {
   private readonly shift: number;
   private readonly stepsPerEpoch: number;
   private readonly totalSteps: number;
-  private readonly shard: Shard;
+  private readonly replica: number;
+  private readonly replicas: number;
+  /** Set once the replica count has changed in the run's history (topology.ts); undefined otherwise. */
+  private topology: Topology | undefined;
+  /** This trainer's share of the current epoch: the positions of the order it trains, in how many steps. */
+  private plan!: EpochPlan;
   private readonly classWeights: Float32Array | null;
   private readonly deferEpochEnd: boolean;
   /** How the model's fingerprint is computed (model-fingerprint.ts): a run goes on with the version it started with. */
@@ -194,7 +235,8 @@ export class Trainer {
     this.spec = p.spec;
     p.net.numerics = numerics;
     p.opt.numerics = numerics;
-    this.shard = p.shard;
+    this.replica = p.replica;
+    this.replicas = p.replicas;
     this.classWeights = p.classWeights;
     this.deferEpochEnd = deferEpochEnd;
     // Stable parameter names (model/<layer>/<weight>) of the layers the spec freezes.
@@ -210,6 +252,7 @@ export class Trainer {
     this.schedule = schedule;
     this.rng = rng;
     this.order = order;
+    this.plan = this.planFor(0);
     this.info = {
       backend: tf.getBackend(),
       datasetFingerprint: p.data.fingerprint,
@@ -248,9 +291,9 @@ export class Trainer {
     checkLittleEndian();
     await tf.ready();
     if (!snap || !Array.isArray(snap.tensors) || !snap.state) throw new Error('snapshot: expected { tensors, state }');
-    const p = await prepare(spec, opts.replica);
+    const prepared = await prepare(spec, opts.replica);
     try {
-      const st = snap.state;
+      const { st, p } = relaid(spec, snap.state, prepared, opts.topologyFrom);
       checkState(st, p.stepsPerEpoch, p.totalSteps, opts.deferEpochEnd);
       const { numerics, refusal } = restoreDecision(st, tf.getBackend(), spec, opts.numerics);
       if (refusal) throw new Error(`snapshot: ${refusal}`);
@@ -274,18 +317,20 @@ export class Trainer {
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
       const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
       const t = new Trainer(p, schedule, rng, epochOrder, numerics, opts.deferEpochEnd);
+      t.topology = st.topology;
       t.fingerprintVersion = fpVersion;
       if (fpVersion === 1) t.info.modelFingerprint = p.net.legacyFingerprint();
       t.step = st.step;
       t.epoch = st.epoch;
       t.batchInEpoch = st.batchInEpoch;
+      t.plan = t.planFor(st.epoch);
       t.metrics = JSON.parse(JSON.stringify(st.metrics)) as TrainerState['metrics'];
       if (!t.metrics || !Array.isArray(t.metrics.evals) || !t.metrics.best)
         throw new Error('snapshot state: malformed metrics');
       return t;
     } catch (e) {
-      p.opt.dispose();
-      p.net.dispose();
+      prepared.opt.dispose();
+      prepared.net.dispose();
       throw e;
     }
   }
@@ -306,7 +351,28 @@ export class Trainer {
 
   /** The last step of an epoch ran and its end (evaluation, next order) waits for completeEpoch (deferEpochEnd). */
   get epochEndPending(): boolean {
-    return this.batchInEpoch === this.stepsPerEpoch;
+    return this.batchInEpoch === this.plan.steps;
+  }
+
+  /** Steps left before the current epoch ends (0 when its end is pending). */
+  get stepsLeftInEpoch(): number {
+    return this.plan.steps - this.batchInEpoch;
+  }
+
+  /** The examples (row indices of the training split) the next step trains on, in order; empty at an epoch's end. */
+  nextBatchExamples(): Int32Array {
+    if (this.epochEndPending) return new Int32Array(0);
+    return Int32Array.from(this.batchPositions().flatMap(([s, e]) => Array.from(this.order.subarray(s, e))));
+  }
+
+  private planFor(epoch: number): EpochPlan {
+    return planOf(this.topology, epoch, this.data.train.n, this.replicas, this.replica, this.spec.batchSize);
+  }
+
+  /** The positions of the epoch's order the next step trains on. */
+  private batchPositions(): Range[] {
+    const [lo, hi] = batchBounds(this.plan, this.batchInEpoch);
+    return sliceRanges(this.plan.ranges, lo, hi);
   }
 
   /** Finishes a deferred epoch end: evaluates, feeds the schedule, draws the next order. Null when none is pending. */
@@ -356,6 +422,7 @@ export class Trainer {
         ? { modelTopology: this.net.model.toJSON(undefined, false) }
         : {}),
       metrics: JSON.parse(JSON.stringify(this.metrics)) as TrainerState['metrics'],
+      ...(this.topology ? { topology: JSON.parse(JSON.stringify(this.topology)) as Topology } : {}),
     };
   }
 
@@ -510,7 +577,7 @@ export class Trainer {
         const r = this.runStep();
         const seconds = (performance.now() - t0) / 1000;
         stepsRun++;
-        const endsEpoch = this.batchInEpoch === this.stepsPerEpoch;
+        const endsEpoch = this.batchInEpoch === this.plan.steps;
         if (endsEpoch && !this.deferEpochEnd) {
           try {
             evals.push(await this.endEpoch(opts.onEvalProgress));
@@ -549,7 +616,7 @@ export class Trainer {
    * binary), targets (one-hot scaled by the class weight for classification, values otherwise) and, for a binary run
    * with class weights, each example's weight.
    */
-  private batchOf(start: number, count: number) {
+  private batchOf(positions: Range[], count: number) {
     const train = this.data.train;
     const size = this.data.featureSize;
     const classify = this.data.task === 'classification';
@@ -559,8 +626,9 @@ export class Trainer {
     const labels = new Int32Array(count);
     const targets = new Float32Array(classify ? count * C : count);
     const weights = binary && this.classWeights ? new Float32Array(count) : null;
+    const at = positions.flatMap(([s, e]) => Array.from({ length: e - s }, (_, i) => s + i));
     for (let k = 0; k < count; k++) {
-      const idx = this.order[start + k];
+      const idx = this.order[at[k]];
       xs.set(train.x.subarray(idx * size, (idx + 1) * size), k * size);
       if (classify) {
         labels[k] = train.y[idx];
@@ -583,16 +651,15 @@ export class Trainer {
     count: number;
     regularizationLoss?: number;
   } {
-    const B = this.spec.batchSize;
     const classify = this.data.task === 'classification';
     const binary = this.data.task === 'binary';
     const C = this.data.outputs;
-    const start = this.shard.start + this.batchInEpoch * B;
-    const count = Math.min(B, this.shard.start + this.shard.rows - start);
+    const positions = this.batchPositions();
+    const count = positions.reduce((a, [s, e]) => a + e - s, 0);
     const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
     const rngBefore = this.rng.getState();
 
-    const { xs, labels, targets, weights } = this.batchOf(start, count);
+    const { xs, labels, targets, weights } = this.batchOf(positions, count);
 
     // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
     const rng = this.rng;
@@ -706,6 +773,7 @@ export class Trainer {
     }
     this.epoch += 1;
     this.batchInEpoch = 0;
+    this.plan = this.planFor(this.epoch);
     // Also after an early stop: a fork that continues past it trains the next epoch in the order a longer run would.
     if (this.step < this.totalSteps) this.order = this.rng.permutation(this.data.train.n);
     return result;

@@ -11,6 +11,8 @@ export interface RunProgress {
   step: number;
   totalSteps: number;
   stepsPerEpoch: number;
+  /** Set when the replica count changed at this execution's start: the step epochs are counted from (roundSteps). */
+  epochAnchor?: number;
   epoch: number;
   loss: number | null;
   accuracy: number | null;

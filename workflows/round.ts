@@ -49,6 +49,7 @@ export function roundRunner(progress: RunProgress) {
         step: progress.step,
         stepsPerEpoch: progress.stepsPerEpoch,
         totalSteps: progress.totalSteps,
+        epochAnchor: progress.epochAnchor ?? 0,
         round: progress.chunks,
         learningRateOverride: c.learningRateOverride ?? null,
       });
@@ -74,6 +75,8 @@ export interface RoundInput {
   step: number;
   stepsPerEpoch: number;
   totalSteps: number;
+  /** Where epochs are counted from (roundSteps): 0 unless the replica count changed. */
+  epochAnchor: number;
   /** Rounds committed before this one (names and summaries only). */
   round: number;
   learningRateOverride: number | null;
@@ -83,7 +86,7 @@ export interface RoundInput {
 export async function runRound(i: RoundInput): Promise<RoundSummary & { replicas: RoundProgress['replicas'] }> {
   const dist = i.spec.distributed;
   if (!dist) throw new Error('runRound: the spec has no distributed block');
-  const steps = roundSteps(i.step, i.stepsPerEpoch, i.totalSteps, dist.syncEverySteps);
+  const steps = roundSteps(i.step, i.stepsPerEpoch, i.totalSteps, dist.syncEverySteps, i.epochAnchor);
   const replicas = Array.from({ length: dist.replicas }, (_, r) => r);
   const results: ReplicaResult[] = await Promise.all(
     replicas.map((r) =>

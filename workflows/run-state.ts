@@ -155,6 +155,8 @@ export class RunState {
       startMode: prep.mode,
       skippedCheckpoints: prep.skipped,
     } satisfies Partial<RunProgress>);
+    // Only a run whose replica count changed has one (older histories' results have none: nothing changes for them).
+    if (prep.epochAnchor) progress.epochAnchor = prep.epochAnchor;
     if (prep.start) {
       Object.assign(progress, {
         lastCheckpoint: prep.start,

@@ -7,6 +7,7 @@ import { builtinTrainRows } from '../../spec/helpers';
 import { Trainer, type SnapshotOptions } from '../../training';
 import type { BackendInfo } from '../../training/backend';
 import { restoreDecision } from '../../training/numerics';
+import { recordedReplicas } from '../../training/topology';
 import { snapshotOf } from '../commit';
 import { classifyFailure, nonRetryable } from '../failures';
 import { FailureTypes } from '../types';
@@ -41,7 +42,8 @@ export async function restoreTrainer(
   if (stepsProblem) throw guard(stepsProblem);
   let trainer: Trainer;
   try {
-    trainer = await Trainer.fromSnapshot(spec, snapshot, opts);
+    // A checkpoint of another replica count (a distributed run resumed as a single one) is re-laid out for this one.
+    trainer = await Trainer.fromSnapshot(spec, snapshot, { topologyFrom: recordedReplicas(snapshot.state), ...opts });
   } catch (err) {
     // The backend failing (out of memory, a wasm trap) or a model that cannot be built says nothing of the checkpoint.
     const failure = classifyFailure(err, `restoring checkpoint ${manifest.id}`);

@@ -3,28 +3,41 @@
 // run as it was instead of failing it.
 import type { Manifest } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
-import { stepCounts } from '../../spec/helpers';
+import type { TrainerState } from '../../training/trainer-types';
+import {
+  changeTopology,
+  recordedReplicas,
+  stepsPerEpochOf,
+  TopologyError,
+  topologyRefusal,
+} from '../../training/topology';
 
 /**
- * Why `spec` cannot continue `manifest`'s steps per epoch (null: it can, or `trainRows` is unknown).
+ * Why `spec` cannot continue `manifest`'s steps per epoch (null: it can, or `trainRows` is unknown). Another replica
+ * count than the checkpoint's is refused unless resume.allowTopologyChange allows it and the epoch under way can be
+ * shared out (topology.ts).
  */
 export function stepsPerEpochProblem(manifest: Manifest, spec: RunSpec, trainRows: number | null): string | null {
-  const was = (manifest.state as { stepsPerEpoch?: number }).stepsPerEpoch;
-  if (trainRows === null || was === undefined) return null;
-  const { stepsPerEpoch } = stepCounts(spec, trainRows);
-  if (was === stepsPerEpoch) return null;
-  const wasReplicas = (manifest.state as { distributed?: { replicas?: number } }).distributed?.replicas ?? 1;
+  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
+  const was = st.stepsPerEpoch as number | undefined;
+  const wasReplicas = recordedReplicas(st);
   const nowReplicas = spec.distributed?.replicas ?? 1;
-  if (wasReplicas !== nowReplicas)
+  if (wasReplicas !== nowReplicas && !spec.resume?.allowTopologyChange)
+    return `checkpoint ${manifest.id}: ${topologyRefusal(wasReplicas, nowReplicas)}`;
+  if (trainRows === null || was === undefined) return null;
+  if (stepsPerEpochOf(trainRows, wasReplicas, spec.batchSize) !== was)
     return (
-      `checkpoint ${manifest.id} was trained by ${wasReplicas} replica${wasReplicas === 1 ? '' : 's'}, the spec has ` +
-      `${nowReplicas} (distributed.replicas): each replica's share of an epoch, and so the steps per epoch ` +
-      `(${was} vs ${stepsPerEpoch}), would change; distributed.replicas cannot change when resuming`
+      `checkpoint ${manifest.id} has ${was} steps per epoch, the spec gives ` +
+      `${stepsPerEpochOf(trainRows, wasReplicas, spec.batchSize)}: dataset.trainLimit and batchSize cannot change when resuming`
     );
-  return (
-    `checkpoint ${manifest.id} has ${was} steps per epoch, the spec gives ${stepsPerEpoch}: ` +
-    `dataset.trainLimit and batchSize cannot change when resuming`
-  );
+  if (wasReplicas === nowReplicas) return null;
+  try {
+    changeTopology(st, nowReplicas, trainRows, spec.batchSize, spec.epochs);
+    return null;
+  } catch (err) {
+    if (err instanceof TopologyError) return `checkpoint ${manifest.id}: ${err.message}`;
+    throw err;
+  }
 }
 
 /** The model and data `spec` builds, as fingerprints (the model's in the version the checkpoint records). */
