@@ -28,6 +28,8 @@ interface RunRow {
   valMae?: number | null;
   /** Binary runs asking for auc: the final test auc (known once the run completed). */
   auc?: number | null;
+  /** Distributed runs: the replica count of the run's spec (a fork or a resume may change it). */
+  replicas?: number;
   startTime: string;
   forkedFrom: CheckpointRef | null;
   /** Set when this client cannot decrypt the run's memo (another key): the run is listed without its spec. */
@@ -115,6 +117,7 @@ function row(w: WorkflowExecutionInfo): RunRow & { task?: string } {
     startTime: w.startTime.toISOString(),
     forkedFrom: unreadable ? null : ((w.memo?.forkedFrom as CheckpointRef | undefined) ?? null),
     task: spec?.task,
+    ...(spec?.distributed ? { replicas: spec.distributed.replicas } : {}),
     ...(spec?.task === 'binary' && spec.metrics?.includes('auc') ? { auc: null } : {}),
   };
 }
@@ -138,6 +141,8 @@ export interface LineageNode {
   runId: string;
   status: string;
   forkedFrom: CheckpointRef | null;
+  /** Distributed runs: their replica count (absent for a single run). */
+  replicas?: number;
   children: LineageNode[];
 }
 
@@ -159,6 +164,7 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
     runId: r.runId,
     status: r.status,
     forkedFrom: r.forkedFrom,
+    ...(r.replicas ? { replicas: r.replicas } : {}),
     children: runs.filter((c) => c.forkedFrom?.runId === r.runId && c.runId !== r.runId).map(build),
   });
   const tree = build(root);
@@ -166,10 +172,11 @@ export async function lineageCommand(client: Client, out: Out, runId: string): P
   const draw = (n: LineageNode, prefix: string, last: boolean, top: boolean) => {
     const mark = n.runId === runId ? '  <--' : '';
     const from = n.forkedFrom ? ` (from ${n.forkedFrom.id})` : '';
+    const width = n.replicas ? ` ${n.replicas} replica${n.replicas === 1 ? '' : 's'}` : '';
     lines.push(
       top
-        ? `${n.runId} [${n.status}]${mark}`
-        : `${prefix}${last ? '└─ ' : '├─ '}${n.runId} [${n.status}]${from}${mark}`,
+        ? `${n.runId} [${n.status}]${width}${mark}`
+        : `${prefix}${last ? '└─ ' : '├─ '}${n.runId} [${n.status}]${width}${from}${mark}`,
     );
     n.children.forEach((c, i) =>
       draw(c, top ? '' : prefix + (last ? '   ' : '│  '), i === n.children.length - 1, false),

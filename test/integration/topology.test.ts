@@ -90,6 +90,12 @@ describe('resume and fork on another replica count', function () {
       `accuracy ${result.accuracy} against the unchanged run's ${reference.accuracy}`,
     );
     assert.deepEqual(changesOf('to-1')[0], [{ step: 34, epoch: 1, from: 2, to: 1 }]);
+    // The fork tree shows each run's replica count.
+    const tree = cli(fx.cluster, ['lineage', 'to-1']);
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.match(tree.stdout, /^ref \[completed\] 2 replicas$/m);
+    assert.match(tree.stdout, /to-3 \[completed\] 3 replicas \(from /);
+    assert.match(tree.stdout, /to-1 \[completed\] 1 replica \(from .*<--$/m);
   });
 
   it('without resume.allowTopologyChange, a fork and a resume on another count are refused naming both counts', function () {
