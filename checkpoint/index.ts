@@ -15,10 +15,8 @@ export {
   type WriteAtomicOptions,
   openStore,
   parseStoreUrl,
-  s3OptionsFromEnv,
   type StorageLocation,
   FsCheckpointStore,
-  S3CheckpointStore,
   type S3StoreOptions,
 } from '../storage';
 export {

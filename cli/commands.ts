@@ -25,7 +25,7 @@ import { lineageDefinition, runsListDefinition } from './runs';
 import { startDefinition } from './start';
 import { statusDefinition } from './status';
 import { watchDefinition } from './watch';
-import { workerDefinition } from './worker';
+import { workerDefinition } from './worker-command';
 
 export const COMMANDS: readonly CommandDefinition[] = [
   mainDefinition,

@@ -2,7 +2,6 @@
 // on a split of the run's data, computed here with the run's spec (data read as a worker in this directory reads it).
 // The test split's number is for reporting only: the run's choices were made on the validation split.
 import type { Client } from '@temporalio/client';
-import { snapshotOf } from '../activities/commit';
 import { hasValidationSplit } from '../spec/helpers';
 import { CliError, EXIT, type Out } from './common';
 import { evalLine } from './evals';
@@ -38,6 +37,7 @@ export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOp
   // Loaded only here: tfjs is a heavy import for the other commands.
   const { initBackend } = await import('../training/backend');
   const { Trainer } = await import('../training');
+  const { snapshotOf } = await import('../activities/commit');
   await initBackend();
   // Evaluating reads the weights only: whatever backend or numerics wrote them, nothing here trains on.
   const readOnly = { ...spec, resume: { ...spec.resume, allowBackendChange: true, allowNumericsChange: true } };

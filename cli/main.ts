@@ -8,7 +8,6 @@ import { connectClient, runUrl, temporalSettings } from './connection';
 import { DEV_SERVER_OPTIONS, startDevServer, type DevServer } from './dev-server';
 import { describeResult, startRun } from './start';
 import { watchRun } from './watch';
-import { createWorker } from './worker';
 import { managerForRun } from './checkpoints';
 import type { RunSpec } from '../spec';
 import { defineCommand } from './command';
@@ -54,6 +53,8 @@ export async function mainCommand(out: Out, opts: MainOptions = {}): Promise<num
     process.env.DURABLE_TRAIN_BACKEND = resumed;
     process.stderr.write(`run ${runId} has checkpoints on the ${resumed} backend: its worker trains on ${resumed}\n`);
   }
+  // The worker's code is loaded here, not when the CLI starts (cli/worker-command.ts says why).
+  const { createWorker } = await import('./worker');
   const { worker, connection } = await createWorker({ settings });
   const workerRun = worker.run();
   let client: Client | null = null;

@@ -18,7 +18,6 @@ import {
   temporalSettings,
   type TemporalSettings,
 } from './connection';
-import { defineCommand } from './command';
 
 export interface WorkerOptions extends ActivityDeps {
   settings?: TemporalSettings;
@@ -39,17 +38,9 @@ export interface WorkerOptions extends ActivityDeps {
 
 export const WORKFLOW_BUNDLE_ENV_VAR = 'DURABLE_TRAIN_WORKFLOW_BUNDLE';
 
-/** `--slots N` (or DURABLE_TRAIN_SLOTS): an integer in [1, 64]; undefined when neither is given. */
-export function slotsOption(value: string | undefined, env = process.env): number | undefined {
-  const raw = value ?? env.DURABLE_TRAIN_SLOTS;
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    const where = value !== undefined ? '--slots' : 'DURABLE_TRAIN_SLOTS';
-    throw new CliError(`worker: ${where} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`, EXIT.usage);
-  }
-  return n;
-}
+import { slotsOption } from './worker-command';
+
+export { slotsOption };
 
 let runtimeInstalled = false;
 /**
@@ -255,20 +246,3 @@ async function serveMetrics(metrics: TrainingMetrics, env = process.env): Promis
   server.unref();
   return `http://${host}:${port}/metrics`;
 }
-
-export const workerDefinition = defineCommand({
-  name: 'worker',
-  summary:
-    'one worker on the task queue (DURABLE_TRAIN_TASK_QUEUE, default durable-train); `--slots` activities at once (default 1: training is CPU-bound)',
-  options: [
-    {
-      name: 'slots',
-      value: 'N',
-      description: 'training activities at once, 1 to 64 (default 1, or DURABLE_TRAIN_SLOTS)',
-    },
-  ],
-  async run({ opts }) {
-    await runWorker({ slots: slotsOption(opts.slots) });
-    return EXIT.ok;
-  },
-});

@@ -30,8 +30,8 @@ import {
   type RetryOptions,
   type RetryPolicy,
   type Verdict,
+  positiveEnv,
 } from './request';
-import { positiveEnv } from './s3';
 import type { StorageLocation } from './url';
 
 export interface GcsStoreOptions extends RetryOptions {

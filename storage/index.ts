@@ -1,19 +1,25 @@
 // Storage: one table of backends, keyed by the URL schemes of url.ts. `openStore` gives the checkpoint store contract
 // (interface.ts) for checkpoints, metrics logs and TensorBoard files; `openObject` one object (datasets, model files).
 // A new backend is one file exporting its two openers, plus its entry here and in url.ts's SCHEMES.
+// The cloud backends are loaded when a URL of theirs is first opened: their SDKs (AWS, Google Cloud, Azure) take a
+// second or more to load together, which every CLI command and training process would otherwise pay. Import a
+// cloud store's class from its own file (storage/s3.ts, gcs.ts, azure.ts).
 import { openFsObject, openFsStore } from './fs';
 import type { CheckpointStore, StoredObject } from './interface';
-import { openAzureObject, openAzureStore } from './azure';
-import { openGcsObject, openGcsStore } from './gcs';
-import { openS3Object, openS3Store } from './s3';
 import { parseObjectUrl, parseStorageUrl, type StorageKind, type StorageLocation } from './url';
 
 export * from './interface';
 export * from './url';
 export { FsCheckpointStore } from './fs';
-export { S3CheckpointStore, s3OptionsFromEnv, type S3StoreOptions } from './s3';
-export { GcsCheckpointStore, type GcsStoreOptions } from './gcs';
-export { AzureCheckpointStore, type AzureStoreOptions } from './azure';
+export type { S3StoreOptions } from './s3';
+export type { GcsStoreOptions } from './gcs';
+export type { AzureStoreOptions } from './azure';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- a synchronous lazy load: openStore is synchronous */
+const s3 = (): typeof import('./s3') => require('./s3');
+const gcs = (): typeof import('./gcs') => require('./gcs');
+const azure = (): typeof import('./azure') => require('./azure');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Where a backend finds what the URL does not say: relative paths' base directory, credentials and endpoints. */
 export interface OpenContext {
@@ -33,11 +39,17 @@ const BACKENDS: Backends = {
     openStore: (loc, ctx) => openFsStore(loc, ctx.baseDir),
     openObject: (loc, ctx) => openFsObject(loc, ctx.baseDir),
   },
-  s3: { openStore: (loc, ctx) => openS3Store(loc, ctx.env), openObject: (loc, ctx) => openS3Object(loc, ctx.env) },
-  gs: { openStore: (loc, ctx) => openGcsStore(loc, ctx.env), openObject: (loc, ctx) => openGcsObject(loc, ctx.env) },
+  s3: {
+    openStore: (loc, ctx) => s3().openS3Store(loc, ctx.env),
+    openObject: (loc, ctx) => s3().openS3Object(loc, ctx.env),
+  },
+  gs: {
+    openStore: (loc, ctx) => gcs().openGcsStore(loc, ctx.env),
+    openObject: (loc, ctx) => gcs().openGcsObject(loc, ctx.env),
+  },
   az: {
-    openStore: (loc, ctx) => openAzureStore(loc, ctx.env),
-    openObject: (loc, ctx) => openAzureObject(loc, ctx.env),
+    openStore: (loc, ctx) => azure().openAzureStore(loc, ctx.env),
+    openObject: (loc, ctx) => azure().openAzureObject(loc, ctx.env),
   },
 };
 

@@ -313,3 +313,12 @@ function untilAborted(p: Promise<Body>, signal: AbortSignal): Promise<Body> {
     );
   });
 }
+
+/** A positive number from the environment, or undefined when unset; throws naming the variable otherwise. */
+export function positiveEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`);
+  return n;
+}

@@ -39,6 +39,7 @@ import {
   type RetryOptions,
   type RetryPolicy,
   type Verdict,
+  positiveEnv,
 } from './request';
 import type { StorageLocation } from './url';
 
@@ -348,15 +349,6 @@ export function s3OptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<S3S
     requestTimeoutMs: positiveEnv(env, 'DURABLE_TRAIN_S3_TIMEOUT_MS'),
     maxAttempts: positiveEnv(env, 'DURABLE_TRAIN_S3_MAX_ATTEMPTS'),
   };
-}
-
-/** A positive number from the environment, or undefined when unset; throws naming the variable otherwise. */
-export function positiveEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const v = env[name];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`);
-  return n;
 }
 
 export function openS3Store(loc: StorageLocation & { kind: 's3' }, env: NodeJS.ProcessEnv): S3CheckpointStore {

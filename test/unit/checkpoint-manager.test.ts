@@ -12,13 +12,13 @@ import {
   CheckpointNotFoundError,
   FsCheckpointStore,
   NoValidCheckpointError,
-  S3CheckpointStore,
   StorageUnavailableError,
   type BlobInput,
   type CheckpointStore,
   type CommitInput,
   type Manifest,
 } from '../../checkpoint';
+import { S3CheckpointStore } from '../../storage/s3';
 import { useS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const RUN = 'run-1';

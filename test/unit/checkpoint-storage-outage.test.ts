@@ -14,11 +14,11 @@ import {
   CheckpointNotFoundError,
   FsCheckpointStore,
   NoValidCheckpointError,
-  S3CheckpointStore,
   StorageUnavailableError,
   type CommitInput,
   type Manifest,
 } from '../../checkpoint';
+import { S3CheckpointStore } from '../../storage/s3';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server';
 
 const RUN = 'run-outage';

@@ -12,9 +12,9 @@ import {
   CheckpointStoreError,
   FsCheckpointStore,
   openStore,
-  S3CheckpointStore,
   sha256Hex,
 } from '../../checkpoint';
+import { S3CheckpointStore } from '../../storage/s3';
 import { useS3Server, withFaultProxy, type S3TestServer } from '../helpers/s3-server';
 import { dec, enc, storeContract, streamChecks, type Backend } from '../helpers/store-contract';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-ckpt-store-'));

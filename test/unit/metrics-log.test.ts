@@ -4,7 +4,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FsCheckpointStore, S3CheckpointStore, type CheckpointStore } from '../../checkpoint';
+import { FsCheckpointStore, type CheckpointStore } from '../../checkpoint';
+import { S3CheckpointStore } from '../../storage/s3';
 import { useS3Server } from '../helpers/s3-server';
 import {
   bucketOf,

@@ -7,9 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  AzureCheckpointStore,
   CheckpointNotFoundError,
-  GcsCheckpointStore,
   openObject,
   openStore,
   parseStorageUrl,
@@ -18,6 +16,8 @@ import {
   type CheckpointStore,
   type GcsStoreOptions,
 } from '../../storage';
+import { GcsCheckpointStore } from '../../storage/gcs';
+import { AzureCheckpointStore } from '../../storage/azure';
 import { clearDataCache, loadData, type FileDataSpec } from '../../training/data';
 import { useAzurite, useGcsServer, type AzureTestServer, type GcsTestServer } from '../helpers/cloud-emulators';
 import { withFaultProxy, type FaultProxy } from '../helpers/s3-server';
