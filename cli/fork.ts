@@ -5,7 +5,10 @@ import { planFork, mergeForkSpec } from '../spec/fork';
 import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
 import { builtinTrainRows } from '../spec/helpers';
 import { checkpointIdArg, CliError, EXIT, runIdArg, type Out } from './common';
-import { formatProblems } from '../checkpoint';
+import { formatProblems, type Manifest } from '../checkpoint';
+import { stepsPerEpochProblem } from '../activities/chunk/resume-guards';
+import type { TrainerState } from '../training/trainer-types';
+import { layoutAfter } from '../training/topology';
 import { managerForRun } from './checkpoints';
 import { connectClient, temporalSettings, type TemporalSettings } from './connection';
 import { startCommand } from './start';
@@ -77,7 +80,7 @@ export async function forkCommand(
   }
   const manager = await managerForRun(client, ref.runId);
   let checkpointId = ref.checkpointId;
-  let step: number;
+  let manifest: Manifest;
   if (checkpointId) {
     const v = await manager.verify(checkpointId);
     if (!v.ok)
@@ -85,16 +88,20 @@ export async function forkCommand(
         `checkpoint ${ref.runId}:${checkpointId} cannot be forked: ${formatProblems(v.problems)}`,
         EXIT.notFound,
       );
-    step = (await manager.readManifest(checkpointId)).step;
+    manifest = await manager.readManifest(checkpointId);
   } else {
     const latest = await manager.latestValid();
     if (!latest) throw new CliError(`run ${ref.runId} has no checkpoints to fork from`, EXIT.notFound);
     checkpointId = latest.manifest.id;
-    step = latest.manifest.step;
+    manifest = latest.manifest;
   }
+  const step = manifest.step;
   // A file dataset's step count is known once a worker reads it; the worker refuses that case the same way.
   const rows = builtinTrainRows(spec);
-  const totalSteps = rows === null ? Infinity : stepCounts(spec, rows).totalSteps;
+  // Another replica count is refused here unless the spec allows it (and the epoch under way can be shared out).
+  const problem = stepsPerEpochProblem(manifest, spec, rows);
+  if (problem) throw new CliError(`fork: ${where}: ${problem}`, EXIT.usage);
+  const totalSteps = rows === null ? Infinity : forkTotalSteps(manifest, spec, rows);
   if (step >= totalSteps) {
     throw new CliError(
       `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +
@@ -109,6 +116,13 @@ export async function forkCommand(
     sourceSpec: base,
     wait: opts.wait,
   });
+}
+
+/** The fork's steps in all: as its spec counts them, or as a change of the replica count lays them out. */
+function forkTotalSteps(manifest: Manifest, spec: RunSpec, rows: number): number {
+  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
+  if (!Number.isInteger(st.stepsPerEpoch)) return stepCounts(spec, rows).totalSteps;
+  return layoutAfter(st, spec.distributed?.replicas ?? 1, rows, spec.batchSize, spec.epochs).totalSteps;
 }
 
 export const forkDefinition = defineCommand({

@@ -100,8 +100,9 @@ describe('resume and fork on another replica count', function () {
 
   it('without resume.allowTopologyChange, a fork and a resume on another count are refused naming both counts', function () {
     const r = fork('refused-3', `ref:${mid.id}`, { distributed: { replicas: 3 } });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr + r.stdout, /trained by 2 replicas, the spec has 3 replicas \(distributed\.replicas\)/);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /trained by 2 replicas, the spec has 3 replicas \(distributed\.replicas\)/);
+    assert.equal(cli(fx.cluster, ['status', 'refused-3']).code, 3, 'nothing was started');
     const more = writeSpec(fx.cluster.dir, 'ref-3.json', {
       ...ref,
       epochs: 6,
