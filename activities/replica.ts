@@ -5,9 +5,9 @@ import * as os from 'node:os';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
-import { Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
+import { DATA_ORDER_NAME, Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
-import type { PrngState } from '../training/prng';
+import { Prng, type PrngState } from '../training/prng';
 import { joiningPrngState, recordedReplicas, topologyRefusal } from '../training/topology';
 import {
   averageOf,
@@ -114,7 +114,7 @@ export function replicaSnapshot(
   blobs: Map<string, Uint8Array>,
   r: number,
   spec: RunSpec,
-): { snap: TrainerSnapshot; topologyFrom: number } {
+): { snap: TrainerSnapshot; topologyFrom: number; orderDrawn: boolean } {
   const snap = snapshotOf(manifest, blobs);
   const { distributed, ...state } = manifest.state as GlobalState;
   const was = recordedReplicas(manifest.state as GlobalState);
@@ -122,10 +122,14 @@ export function replicaSnapshot(
   if (was !== to && !spec.resume?.allowTopologyChange)
     throw nonRetryable(FailureTypes.ResumeGuard, `checkpoint ${manifest.id}: ${topologyRefusal(was, to)}`);
   const shared = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX) && (r === 0 || !isSlot(t.name)));
+  // A checkpoint at the end of its run drew no order for a next epoch: a longer spec draws it here, once, from the
+  // run's stream (replica 0's), as a single run would, so every replica shares the epoch's order.
+  const orderDrawn = state.step === state.totalSteps;
+  if (orderDrawn) state.rng = drawNextOrder(shared, state.rng);
   if (r >= was) {
     const own = joiningSlots(manifest.id, snap.tensors, was);
     const rng = joiningPrngState(spec.seed, r, manifest.step);
-    return { snap: { tensors: [...shared, ...own], state: { ...state, rng } }, topologyFrom: was };
+    return { snap: { tensors: [...shared, ...own], state: { ...state, rng } }, topologyFrom: was, orderDrawn };
   }
   const prefix = replicaSlotName(r, '');
   const own =
@@ -139,7 +143,17 @@ export function replicaSnapshot(
       `checkpoint ${manifest.id} holds no state for replica ${r} although it records ${was} replicas`,
     );
   }
-  return { snap: { tensors: [...shared, ...own], state: { ...state, rng: rng! } }, topologyFrom: was };
+  return { snap: { tensors: [...shared, ...own], state: { ...state, rng: rng! } }, topologyFrom: was, orderDrawn };
+}
+
+/** Replaces the data order among `tensors` with the next permutation of the stream `rng`; returns the stream after. */
+function drawNextOrder(tensors: NamedTensorBytes[], rng: PrngState): PrngState {
+  const i = tensors.findIndex((t) => t.name === DATA_ORDER_NAME);
+  if (i < 0) return rng; // takeTensors names the missing tensor
+  const stream = Prng.fromState(rng);
+  const order = stream.permutation(tensors[i].shape[0]);
+  tensors[i] = { ...tensors[i], data: new Uint8Array(order.buffer, order.byteOffset, order.byteLength) };
+  return stream.getState();
 }
 
 /** The optimizer slots of a replica joining a run of `was` replicas: each slot the mean of theirs, in replica order;
@@ -202,9 +216,14 @@ function roundRecovery(
 }
 
 /** A replica's trainer from a snapshot; a snapshot that does not fit the spec cannot be trained on by any attempt. */
-async function restore(spec: RunSpec, snap: TrainerSnapshot, replica: number, topologyFrom?: number): Promise<Trainer> {
+async function restore(
+  spec: RunSpec,
+  snap: TrainerSnapshot,
+  replica: number,
+  laid: { topologyFrom?: number; orderDrawn?: boolean } = {},
+): Promise<Trainer> {
   try {
-    return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true, topologyFrom });
+    return await Trainer.fromSnapshot(spec, snap, { replica, deferEpochEnd: true, ...laid });
   } catch (err) {
     throw nonRetryable(FailureTypes.ResumeGuard, `replica ${replica}: cannot restore: ${(err as Error).message}`);
   }
@@ -276,17 +295,21 @@ async function startFromRound(
 ): Promise<ReplicaStart> {
   const { replica: r, runId } = input;
   const mine = replicaSlotName(r, '');
-  // A run that may change its replica count reads every replica's slots: a joining replica starts from their mean.
-  const every = spec.resume?.allowTopologyChange === true;
   const anyReplica = `${DIST_PREFIX}replica-`;
-  const wanted = (name: string) =>
-    !name.startsWith(DIST_PREFIX) || name.startsWith(mine) || (every && name.startsWith(anyReplica));
+  // A replica the checkpoint did not have (a change of the count) starts from the mean of every replica's slots; the
+  // others read only their own (O(N) bytes a round). `recorded`: the checkpoint's count (null: not known yet).
+  const wantedFor = (recorded: number | null) => {
+    const every = spec.resume?.allowTopologyChange === true && (recorded === null || r >= recorded);
+    return (name: string) =>
+      !name.startsWith(DIST_PREFIX) || name.startsWith(mine) || (every && name.startsWith(anyReplica));
+  };
   const manager = deps.managerFor(spec, from.runId);
   let start: CheckpointRef = from;
   let recovery: Recovery | null = null;
   let loaded: Loaded;
   try {
-    loaded = await manager.load(from.id, { only: wanted });
+    const head = spec.resume?.allowTopologyChange ? await manager.readManifest(from.id).catch(() => null) : null;
+    loaded = await manager.load(from.id, { only: wantedFor(head && recordedReplicas(head.state as GlobalState)) });
   } catch (err) {
     if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
     const message = (err as Error).message;
@@ -299,11 +322,11 @@ async function startFromRound(
     log.warn('round checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id });
     start = { runId, id: fallback.manifest.id };
     recovery = { requested: from.id, restoredFrom: start.id, reason: `damaged checkpoint: ${message}`, attempt };
-    loaded = await load(manager, start, wanted);
+    loaded = await load(manager, start, wantedFor(recordedReplicas(fallback.manifest.state as GlobalState)));
   }
   checkBackend(spec, backend, loaded.manifest);
-  const { snap, topologyFrom } = replicaSnapshot(loaded.manifest, loaded.blobs, r, spec);
-  return { trainer: await restore(spec, snap, r, topologyFrom), start, recovery };
+  const { snap, topologyFrom, orderDrawn } = replicaSnapshot(loaded.manifest, loaded.blobs, r, spec);
+  return { trainer: await restore(spec, snap, r, { topologyFrom, orderDrawn }), start, recovery };
 }
 
 /**

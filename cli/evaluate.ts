@@ -3,6 +3,9 @@
 // The test split's number is for reporting only: the run's choices were made on the validation split.
 import type { Client } from '@temporalio/client';
 import { hasValidationSplit } from '../spec/helpers';
+import type { RunSpec } from '../spec/types';
+import type { TrainerState } from '../training/trainer-types';
+import { recordedReplicas } from '../training/topology';
 import { CliError, EXIT, type Out } from './common';
 import { evalLine } from './evals';
 import { exportRef, RUN_REF_ARGUMENT, readRunCheckpoint } from './export';
@@ -39,8 +42,14 @@ export async function evaluateCommand(client: Client, out: Out, opts: EvaluateOp
   const { Trainer } = await import('../training');
   const { snapshotOf } = await import('../activities/commit');
   await initBackend();
-  // Evaluating reads the weights only: whatever backend or numerics wrote them, nothing here trains on.
-  const readOnly = { ...spec, resume: { ...spec.resume, allowBackendChange: true, allowNumericsChange: true } };
+  // Evaluating reads the weights only: whatever backend or numerics wrote them, nothing here trains on; and in the
+  // checkpoint's own layout (a run whose replica count changed later evaluates its older checkpoints as they are).
+  const replicas = recordedReplicas(manifest.state as TrainerState);
+  const readOnly: RunSpec = {
+    ...spec,
+    distributed: replicas > 1 ? { syncEverySteps: 1, ...spec.distributed, replicas } : undefined,
+    resume: { ...spec.resume, allowBackendChange: true, allowNumericsChange: true },
+  };
   const trainer = await Trainer.fromSnapshot(readOnly, snapshotOf(manifest, blobs));
   try {
     const result = trainer.evaluate(split);

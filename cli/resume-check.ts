@@ -35,7 +35,8 @@ export async function newestManifest(spec: RunSpec, runId: string): Promise<Mani
 
 /** Why `spec` cannot continue `manifest` (null: nothing here says it cannot). `built` is what preflight built. */
 export function resumeProblem(manifest: Manifest, spec: RunSpec, built: PreflightResult['built']): string | null {
-  if (!built) return null;
+  // Without a build (a model registered in a worker) the replica count is still checked: it needs no data.
+  if (!built) return stepsPerEpochProblem(manifest, spec, null);
   const steps = stepsPerEpochProblem(manifest, spec, built.trainRows);
   if (steps) return steps;
   let version: 1 | 2;

@@ -127,7 +127,10 @@ export function epochStartStep(topology: Topology | undefined, epoch: number, st
 /** Steps of the whole run: the epochs after the last change at the new count's steps per epoch. */
 export function totalStepsOf(topology: Topology | undefined, epochs: number, stepsPerEpoch: number): number {
   if (!topology) return epochs * stepsPerEpoch;
-  return topology.anchorStep + Math.max(0, epochs - topology.anchorEpoch) * stepsPerEpoch;
+  // A spec whose epochs end before the epoch the change happened in ends no later than the change (nothing is left
+  // to train): it never trains that epoch's transition.
+  if (epochs < topology.anchorEpoch) return topology.transition?.startStep ?? topology.anchorStep;
+  return topology.anchorStep + (epochs - topology.anchorEpoch) * stepsPerEpoch;
 }
 
 /** Steps per epoch with `replicas` replicas over `n` examples in batches of `batchSize`. */

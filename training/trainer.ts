@@ -178,6 +178,11 @@ export interface ReplicaOptions {
    * checkpoint): a different count re-lays the data out (topology.ts), allowed only with resume.allowTopologyChange.
    */
   topologyFrom?: number;
+  /**
+   * The snapshot of a run that ended already holds the next epoch's order (a replica's, drawn from the run stream for
+   * all replicas): do not draw another.
+   */
+  orderDrawn?: boolean;
 }
 
 export interface SnapshotOptions extends ReplicaOptions {
@@ -315,7 +320,10 @@ export class Trainer {
       p.opt.iterations = iterations;
       // The end of the last epoch of a shorter run drew no order for a next epoch; a longer spec (a fork or restart
       // with more epochs) draws it now, from the same random state, as an uninterrupted longer run would have.
-      const epochOrder = st.step === st.totalSteps && st.step < p.totalSteps ? rng.permutation(n) : order;
+      // (Judged on the snapshot as it was written: a re-laid state counts its steps anew. A replica's next order is
+      // drawn once for all replicas from the run stream, before their streams part: `orderDrawn`.)
+      const ended = snap.state.step === snap.state.totalSteps && !opts.orderDrawn;
+      const epochOrder = ended && st.step < p.totalSteps ? rng.permutation(n) : order;
       const t = new Trainer(p, schedule, rng, epochOrder, numerics, opts.deferEpochEnd);
       t.topology = st.topology;
       t.fingerprintVersion = fpVersion;

@@ -170,6 +170,20 @@ describe('training/topology: sharing out the epoch under way', () => {
     );
   });
 
+  it('a spec whose epochs end before the epoch of the change has nothing left to train', () => {
+    const st = changeTopology(state({ step: 34, epoch: 1, batchInEpoch: 10, replicas: 2, spe: 24 }), 3, 1200, 25, 1);
+    assert.equal(st.totalSteps, 34);
+    assert.equal(
+      layoutAfter(state({ step: 34, epoch: 1, batchInEpoch: 10, replicas: 2, spe: 24 }), 3, 1200, 25, 1).totalSteps,
+      34,
+    );
+    // Two epochs: the one under way is finished over its transition.
+    assert.equal(
+      changeTopology(state({ step: 34, epoch: 1, batchInEpoch: 10, replicas: 2, spe: 24 }), 3, 1200, 25, 2).totalSteps,
+      44,
+    );
+  });
+
   it('the workflow rounds: the transition ends at the anchor, later epochs every stepsPerEpoch from it', () => {
     assert.deepEqual(layoutAfter(state({ step: 11, epoch: 1, batchInEpoch: 3, replicas: 2, spe: 8 }), 3, 400, 25, 3), {
       stepsPerEpoch: 6,
@@ -321,6 +335,53 @@ describe('topology change on real trainers: 2 -> 3 -> 1 replicas, every example 
         Trainer.fromSnapshot(strict, snap, { replica: 0, topologyFrom: 2 }),
         /trained by 2 replicas, the spec has 3 replicas/,
       );
+    } finally {
+      t.dispose();
+    }
+  });
+
+  it('a distributed run that ended, resumed with more epochs: every replica trains the same next order', async () => {
+    // The run's last checkpoint: 1 epoch of 2 replicas, trained to its end (no order drawn for a next epoch).
+    const short = { ...spec(2), epochs: 1 };
+    const t = await Trainer.create(short, { replica: 0, deferEpochEnd: true });
+    try {
+      await t.train({ maxSteps: 1000 });
+      await t.completeEpoch();
+      const snap = t.snapshot();
+      assert.equal(snap.state.step, snap.state.totalSteps);
+      const blobs = new Map(snap.tensors.map((x) => [x.name, x.data]));
+      for (const x of snap.tensors)
+        if (x.name.startsWith('opt/')) blobs.set(replicaSlotName(1, x.name), x.data.slice());
+      const m = {
+        id: 'ckpt-end',
+        step: snap.state.step,
+        blobs: [...blobs.keys()].map((name) => {
+          const x = snap.tensors.find((y) => name.endsWith(y.name))!;
+          return { name, dtype: x.dtype, shape: x.shape };
+        }),
+        state: { ...snap.state, distributed: { replicas: 2, replicaRngs: [null, Prng.fromSeed(9).getState()] } },
+      } as unknown as Manifest;
+      const longer = spec(2); // 3 epochs
+      const replicas = await Promise.all(
+        [0, 1].map((r) => {
+          const { snap: s, topologyFrom, orderDrawn } = replicaSnapshot(m, blobs, r, longer);
+          return Trainer.fromSnapshot(longer, s, { replica: r, deferEpochEnd: true, topologyFrom, orderDrawn });
+        }),
+      );
+      try {
+        // The order a single run continuing the same checkpoint draws: the run stream's next permutation.
+        const order = Prng.fromState(snap.state.rng).permutation(n);
+        const seen: number[] = [];
+        await stepAll(replicas, seen);
+        // Replica 0 trains the first half of that order, replica 1 the second: the epoch once.
+        assert.deepEqual(
+          seen.slice(0, 100).sort((a, b) => a - b),
+          sorted(Array.from(order.subarray(0, 100))),
+        );
+        assert.deepEqual(sorted(seen), all(n));
+      } finally {
+        for (const x of replicas) x.dispose();
+      }
     } finally {
       t.dispose();
     }
