@@ -2,7 +2,24 @@
 // why (and how few it verifies to decide), the policy's checks and their messages, and the manifest codec's
 // refusals (each names the field and what is wrong), its canonical JSON, ids and stored form.
 import * as assert from 'node:assert/strict';
-import type { RetentionPolicy } from '../../checkpoint';
+import type { Manifest, RetentionPolicy } from '../../checkpoint';
+import {
+  assertJson,
+  assertSafeName,
+  canonicalJson,
+  checkpointId,
+  decodeManifest,
+  encodeManifest,
+  expectedSize,
+  formatVersionOf,
+  manifestBodyHash,
+  nestsDeeperThan,
+  sha256Hex,
+  sha256HexOffThread,
+  sha256HexYielding,
+  stepFromId,
+  validShape,
+} from '../../checkpoint/codec';
 import {
   hasAnyRule,
   newestFirst,
@@ -191,5 +208,457 @@ describe('checkpoint rules: retention', function () {
       keep: { s25: ['latest', 'newest-valid', 'every-25'], s0: ['every-25'] },
       asked: ['s25'],
     });
+  });
+});
+
+/** A manifest with its id derived from the body, as commit writes it. */
+function sealed(body: Omit<Manifest, 'id'>): Manifest {
+  return { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
+}
+
+const hex = (c: string) => c.repeat(64);
+
+const base = (): Omit<Manifest, 'id'> => ({
+  formatVersion: 1,
+  runId: 'run-a',
+  step: 40,
+  epoch: 2,
+  createdAt: '2026-02-03T04:05:06.000Z',
+  parent: null,
+  metrics: { loss: 0.25 },
+  fingerprints: { spec: 'f00d' },
+  backend: { name: 'cpu', version: '4.22.0' },
+  blobs: [{ name: 'w', dtype: 'float32', shape: [2, 2], sha256: hex('a'), size: 16 }],
+  state: { rng: [1, 2] },
+});
+
+/** The stored JSON of `m` with `edit` applied to it, decoded under `m`'s id: the error message, or '' when it decodes. */
+function refusal(m: Manifest, edit: (raw: Record<string, any>) => void, id = m.id): string {
+  const raw = JSON.parse(JSON.stringify(m)) as Record<string, any>;
+  edit(raw);
+  try {
+    decodeManifest(new TextEncoder().encode(JSON.stringify(raw)), id);
+    return '';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+describe('checkpoint rules: manifest codec', function () {
+  it('ids: checkpointId pads the step to 9 digits and takes 8 hex digits of the hash; stepFromId reads only ours', function () {
+    assert.equal(checkpointId(12, 'abcdef0123456789'), 'step-000000012-abcdef01');
+    assert.equal(checkpointId(1234567890123, hex('e')), 'step-1234567890123-eeeeeeee');
+    assert.equal(stepFromId('step-000000012-abcdef01'), 12);
+    assert.equal(stepFromId('step-9007199254740991-00000000'), 9007199254740991);
+    for (const bad of [
+      'step-12-abcdef01',
+      'step-12345678901234567-abcdef01',
+      'step-000000012-ABCDEF01',
+      'step-000000012-abcdef0',
+      'step-000000012-abcdef012',
+      'xstep-000000012-abcdef01',
+      'step-000000012-abcdef01.json',
+      '',
+    ])
+      assert.equal(stepFromId(bad), -1, bad);
+  });
+
+  it('assertSafeName refuses a run id that is not one path segment, naming the kind and the id', function () {
+    assert.doesNotThrow(() => assertSafeName('run id', 'run-1.a_b'));
+    assert.throws(
+      () => assertSafeName('run id', '../x'),
+      (err: Error) => err.message.startsWith('invalid run id "../x": it contains a path separator "/"; use letters'),
+    );
+    assert.throws(
+      () => assertSafeName('source run id', ''),
+      (err: Error) => err.message.startsWith('invalid source run id "": it is empty; use letters'),
+    );
+  });
+
+  it('hashes: sha256 on this thread, off it and in slices give the same digest', async function () {
+    const abc = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
+    const bytes = new TextEncoder().encode('abc');
+    assert.equal(sha256Hex('abc'), abc);
+    assert.equal(sha256Hex(bytes), abc);
+    assert.equal(await sha256HexOffThread(bytes), abc);
+    assert.equal(await sha256HexYielding(bytes), abc);
+    const data = new Uint8Array(1000).map((_, i) => (i * 7) % 251);
+    const whole = sha256Hex(data);
+    for (const slice of [1000, 999, 300, 7, 1])
+      assert.equal(await sha256HexYielding(data, slice), whole, `slice ${slice}`);
+  });
+
+  it('nestsDeeperThan counts object and array levels below the root, without recursion', function () {
+    assert.equal(nestsDeeperThan(5, 0), false);
+    assert.equal(nestsDeeperThan(null, 0), false);
+    assert.equal(nestsDeeperThan({}, 0), true);
+    assert.equal(nestsDeeperThan({ a: [[1]] }, 2), true);
+    assert.equal(nestsDeeperThan({ a: [[1]] }, 3), false);
+    assert.equal(nestsDeeperThan({ a: 1, b: { c: 'x' } }, 1), true);
+    assert.equal(nestsDeeperThan({ a: 1, b: { c: 'x' } }, 2), false);
+    let deep: unknown = 0;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    assert.equal(nestsDeeperThan(deep, 256), true);
+    assert.equal(nestsDeeperThan(deep, 100_000), false);
+  });
+
+  it('assertJson refuses what JSON would change, naming the path', function () {
+    const refuses = (v: unknown, message: string) =>
+      assert.throws(
+        () => assertJson(v, 'state'),
+        (err: Error) => err instanceof TypeError && err.message === message,
+        message,
+      );
+    assert.doesNotThrow(() =>
+      assertJson({ a: [1, 'x', true, null, { b: -0.5 }], c: undefined, d: Object.create(null) }, 'state'),
+    );
+    refuses(NaN, 'state is NaN: JSON cannot store non-finite numbers');
+    refuses({ a: [1, { b: -Infinity }] }, 'state.a[1].b is -Infinity: JSON cannot store non-finite numbers');
+    refuses([1, undefined], 'state[1] is undefined: JSON would turn it into null');
+    refuses({ when: new Date(0) }, 'state.when is a Date: only plain objects survive JSON');
+    refuses([new Map()], 'state[0] is a Map: only plain objects survive JSON');
+    refuses(
+      { x: Object.create(Object.create(null)) },
+      'state.x is a non-plain object: only plain objects survive JSON',
+    );
+    refuses({ f: () => 1 }, 'state.f is a function: not JSON');
+    refuses([1n], 'state[0] is a bigint: not JSON');
+    refuses(undefined, 'state is a undefined: not JSON');
+  });
+
+  it('canonicalJson sorts keys at every level and drops undefined fields; the body hash ignores id and signature', function () {
+    assert.equal(
+      canonicalJson({ b: 1, a: [{ d: undefined, c: null, b: 'x' }, 2], e: { z: true, y: [] } }),
+      '{"a":[{"b":"x","c":null},2],"b":1,"e":{"y":[],"z":true}}',
+    );
+    assert.equal(canonicalJson('s'), '"s"');
+    assert.equal(canonicalJson(null), 'null');
+    const body = base();
+    const h = manifestBodyHash(body);
+    assert.equal(h, sha256Hex(canonicalJson(body)));
+    assert.equal(manifestBodyHash({ ...body, id: 'other', signature: { keyId: 'k', hmacSha256: hex('1') } }), h);
+    assert.notEqual(manifestBodyHash({ ...body, reason: 'time' }), h);
+  });
+
+  it('expectedSize, validShape and formatVersionOf', function () {
+    assert.equal(expectedSize('float32', [2, 3]), 24);
+    assert.equal(expectedSize('float64', []), 8);
+    assert.equal(expectedSize('int16', [5]), 10);
+    assert.equal(expectedSize('bool', [3, 0]), 0);
+    assert.equal(expectedSize('string', [4]), null);
+    assert.equal(validShape([]), true);
+    assert.equal(validShape([0, 3]), true);
+    for (const bad of [[-1], [1.5], [2 ** 53], ['2'], '2,3', null]) assert.equal(validShape(bad), false, String(bad));
+    const piece = { sha256: hex('c'), size: 4 };
+    const whole = { name: 'a', dtype: 'float32', shape: [1], ...piece };
+    assert.equal(formatVersionOf([]), 1);
+    assert.equal(formatVersionOf([whole, whole]), 1);
+    assert.equal(formatVersionOf([whole, { ...whole, rows: { base: piece, patches: [piece] } }]), 2);
+  });
+
+  it('encodeManifest writes the fields in a fixed order, one-space indented, with optional ones only when set', function () {
+    const m = sealed({ ...base(), reason: 'pause' });
+    const shuffled = Object.fromEntries(Object.entries(m).reverse()) as unknown as Manifest;
+    const text = new TextDecoder().decode(encodeManifest(shuffled));
+    const order = [
+      'formatVersion',
+      'id',
+      'runId',
+      'step',
+      'epoch',
+      'createdAt',
+      'reason',
+      'parent',
+      'metrics',
+      'fingerprints',
+      'backend',
+      'blobs',
+      'state',
+    ];
+    assert.equal(
+      text,
+      JSON.stringify(Object.fromEntries(order.map((k) => [k, m[k as keyof Manifest]])), null, 1) + '\n',
+    );
+    assert.deepEqual(decodeManifest(encodeManifest(m), m.id), m);
+
+    const piece = { sha256: hex('b'), size: 16 };
+    const chained = sealed({
+      ...base(),
+      formatVersion: 2,
+      blobs: [
+        {
+          size: 16,
+          shape: [2, 2],
+          dtype: 'float32',
+          rows: { patches: [piece], base: piece },
+          sha256: hex('a'),
+          name: 'w',
+        },
+      ],
+    });
+    const signed = { ...chained, signature: { hmacSha256: hex('d'), keyId: 'k1' } };
+    const out = new TextDecoder().decode(encodeManifest(signed));
+    const parsed = JSON.parse(out);
+    assert.deepEqual(Object.keys(parsed), order.filter((k) => k !== 'reason').concat('signature'));
+    assert.deepEqual(Object.keys(parsed.blobs[0]), ['name', 'dtype', 'shape', 'sha256', 'size', 'rows']);
+    assert.deepEqual(Object.keys(parsed.blobs[0].rows), ['base', 'patches']);
+    assert.deepEqual(Object.keys(parsed.signature), ['keyId', 'hmacSha256']);
+    assert.deepEqual(decodeManifest(encodeManifest(signed), signed.id), signed);
+  });
+
+  it('decodeManifest accepts a sound manifest, with or without the optional fields', function () {
+    const plain = sealed(base());
+    const decoded = decodeManifest(encodeManifest(plain), plain.id);
+    assert.deepEqual(decoded, plain);
+    assert.equal('reason' in decoded, false);
+    assert.equal('signature' in decoded, false);
+    const full = sealed({
+      ...base(),
+      reason: 'stop',
+      parent: { runId: 'src', id: 'step-000000001-00000000' },
+      blobs: [
+        { name: 'w', dtype: 'float32', shape: [2, 2], sha256: hex('a'), size: 16 },
+        { name: 'names', dtype: 'string', shape: [3], sha256: hex('b'), size: 5 },
+      ],
+    });
+    assert.deepEqual(decodeManifest(encodeManifest(full), full.id), full);
+    assert.equal(
+      refusal(plain, () => {}),
+      '',
+    );
+    assert.equal(refusal(plain, (r) => (r.blobs[0].size = 4_294_967_296)).includes('needs 16 bytes'), true);
+  });
+
+  it('decodeManifest refuses bytes that are not a JSON object, or a format it does not read', function () {
+    const m = sealed(base());
+    const bytes = (s: string) => new TextEncoder().encode(s);
+    assert.throws(
+      () => decodeManifest(new Uint8Array([0x7b, 0xff]), m.id),
+      (err: Error) => err.message.startsWith('manifest does not parse (2 bytes): ') && /utf-8/i.test(err.message),
+    );
+    assert.throws(
+      () => decodeManifest(bytes('{"a":'), m.id),
+      (err: Error) => err.message.startsWith('manifest does not parse (5 bytes): ') && /JSON/.test(err.message),
+    );
+    for (const s of ['[]', 'null', '5', '"x"'])
+      assert.throws(() => decodeManifest(bytes(s), m.id), { message: 'manifest is not a JSON object' });
+    assert.equal(
+      refusal(m, (r) => (r.formatVersion = 3)),
+      'unsupported formatVersion 3 (this build reads 1 and 2)',
+    );
+    assert.equal(
+      refusal(m, (r) => delete r.formatVersion),
+      'unsupported formatVersion undefined (this build reads 1 and 2)',
+    );
+    assert.equal(
+      refusal(m, (r) => (r.formatVersion = '1')),
+      'unsupported formatVersion "1" (this build reads 1 and 2)',
+    );
+    assert.equal(
+      refusal(m, (r) => (r.formatVersion = 'v'.repeat(100))),
+      `unsupported formatVersion "${'v'.repeat(76)}... (this build reads 1 and 2)`,
+    );
+    assert.equal(
+      refusal(m, (r) => (r.formatVersion = 'v'.repeat(78))),
+      `unsupported formatVersion "${'v'.repeat(78)}" (this build reads 1 and 2)`,
+    );
+  });
+
+  it('decodeManifest names the top-level field that is wrong', function () {
+    const m = sealed(base());
+    const cases: Array<[(r: Record<string, any>) => unknown, string]> = [
+      [(r) => (r.id = 7), 'manifest field id is not a string'],
+      [(r) => (r.runId = null), 'manifest field runId is not a string'],
+      [(r) => delete r.createdAt, 'manifest field createdAt is not a string'],
+      [(r) => (r.step = '40'), 'manifest field step is not a number'],
+      [(r) => (r.epoch = 'two'), 'manifest field epoch is not a number'],
+      [(r) => (r.step = -1), 'manifest step -1 is not a non-negative integer'],
+      [(r) => (r.step = 40.5), 'manifest step 40.5 is not a non-negative integer'],
+      [(r) => (r.step = 2 ** 53), 'manifest step 9007199254740992 is not a non-negative integer'],
+      [(r) => (r.blobs = {}), 'manifest field blobs is not an array'],
+      [(r) => (r.metrics = [1]), 'manifest field metrics is not an object of numbers'],
+      [(r) => (r.metrics = null), 'manifest field metrics is not an object of numbers'],
+      [(r) => (r.metrics = { loss: '1' }), 'manifest field metrics is not an object of numbers'],
+      [(r) => (r.fingerprints = 'f'), 'manifest field fingerprints is not an object of strings'],
+      [(r) => (r.fingerprints = { spec: 1 }), 'manifest field fingerprints is not an object of strings'],
+      [(r) => (r.backend = null), 'manifest field backend is not {name, version}'],
+      [(r) => (r.backend = { name: 'cpu' }), 'manifest field backend is not {name, version}'],
+      [(r) => (r.backend = { version: '1' }), 'manifest field backend is not {name, version}'],
+      [(r) => (r.reason = 5), 'manifest field reason is not a string'],
+      [(r) => delete r.state, 'manifest has no state'],
+      [(r) => (r.signature = { keyId: 'k' }), 'manifest field signature is not {keyId, hmacSha256}'],
+      [(r) => (r.signature = { hmacSha256: 'h' }), 'manifest field signature is not {keyId, hmacSha256}'],
+      [(r) => (r.signature = 'sig'), 'manifest field signature is not {keyId, hmacSha256}'],
+      [(r) => (r.parent = 'src'), 'parent is neither null nor {runId, id}'],
+      [(r) => (r.parent = { runId: 'src' }), 'parent is neither null nor {runId, id}'],
+      [(r) => (r.parent = { id: 'x' }), 'parent is neither null nor {runId, id}'],
+      [(r) => (r.formatVersion = 2), 'formatVersion 2 but no blob is stored as rows'],
+    ];
+    for (const [edit, message] of cases) assert.equal(refusal(m, edit), message, edit.toString());
+    assert.equal(
+      refusal(m, () => {}, 'step-000000040-00000000'),
+      `manifest says id "${m.id}" but is stored as step-000000040-00000000`,
+    );
+    const longId = 'i'.repeat(90);
+    assert.equal(
+      refusal(m, (r) => (r.id = longId)),
+      `manifest says id "${'i'.repeat(76)}... but is stored as ${m.id}`,
+    );
+    let deep: unknown = 1;
+    for (let i = 0; i < 257; i++) deep = [deep];
+    assert.equal(
+      refusal(m, (r) => (r.state = deep)),
+      'manifest field state nests deeper than 256 levels',
+    );
+    deep = 1;
+    for (let i = 0; i < 256; i++) deep = [deep];
+    assert.match(
+      refusal(m, (r) => (r.state = deep)),
+      /^manifest content does not match its id/,
+    );
+  });
+
+  it('decodeManifest names the blob and what is wrong with it', function () {
+    const m = sealed({
+      ...base(),
+      blobs: [
+        { name: 'w', dtype: 'float32', shape: [2, 2], sha256: hex('a'), size: 16 },
+        { name: 'n', dtype: 'string', shape: [1], sha256: hex('b'), size: 3 },
+      ],
+    });
+    const blob = (edit: (b: Record<string, any>) => unknown, i = 0) => refusal(m, (r) => edit(r.blobs[i]));
+    assert.equal(
+      refusal(m, (r) => (r.blobs[1] = [])),
+      'blobs[1] is not an object',
+    );
+    assert.equal(
+      refusal(m, (r) => (r.blobs[0] = null)),
+      'blobs[0] is not an object',
+    );
+    assert.equal(
+      blob((b) => (b.name = ''), 1),
+      'blobs[1].name is not a non-empty string',
+    );
+    assert.equal(
+      blob((b) => (b.name = 3)),
+      'blobs[0].name is not a non-empty string',
+    );
+    assert.equal(
+      blob((b) => (b.name = 'w'), 1),
+      'blob w appears twice',
+    );
+    assert.equal(
+      blob((b) => (b.dtype = 4)),
+      'blob w: dtype is not a string',
+    );
+    assert.equal(
+      blob((b) => ((b.name = 'x'.repeat(81)), (b.dtype = 0)), 1),
+      `blob ${'x'.repeat(77)}...: dtype is not a string`,
+    );
+    assert.equal(
+      blob((b) => ((b.name = 'x'.repeat(80)), (b.dtype = 0)), 1),
+      `blob ${'x'.repeat(80)}: dtype is not a string`,
+    );
+    assert.equal(
+      blob((b) => (b.shape = [2, -2])),
+      'blob w: shape is not a list of non-negative integers',
+    );
+    assert.equal(
+      blob((b) => (b.shape = new Array(17).fill(1)), 1),
+      'blob n: shape has 17 dimensions, at most 16',
+    );
+    assert.match(
+      blob((b) => (b.shape = new Array(16).fill(1)), 1),
+      /^manifest content does not match/,
+    );
+    assert.equal(
+      blob((b) => (b.sha256 = hex('A'))),
+      'blob w: sha256 is not 64 hex digits',
+    );
+    assert.equal(
+      blob((b) => (b.sha256 = `${hex('a')}0`)),
+      'blob w: sha256 is not 64 hex digits',
+    );
+    assert.equal(
+      blob((b) => (b.sha256 = `0${hex('a')}`)),
+      'blob w: sha256 is not 64 hex digits',
+    );
+    assert.equal(
+      blob((b) => delete b.sha256),
+      'blob w: sha256 is not 64 hex digits',
+    );
+    assert.equal(
+      blob((b) => (b.size = -1), 1),
+      'blob n: bad size',
+    );
+    assert.equal(
+      blob((b) => (b.size = 1.5), 1),
+      'blob n: bad size',
+    );
+    assert.equal(
+      blob((b) => (b.size = '3'), 1),
+      'blob n: bad size',
+    );
+    assert.equal(
+      blob((b) => (b.size = 2 ** 32 + 1), 1),
+      'blob n: 4294967297 bytes is larger than a blob can be (4294967296)',
+    );
+    assert.match(
+      blob((b) => (b.size = 2 ** 32), 1),
+      /^manifest content does not match/,
+    );
+    assert.equal(
+      blob((b) => (b.size = 12)),
+      'blob w: "float32"[2,2] needs 16 bytes, manifest says 12',
+    );
+    assert.equal(
+      blob((b) => (b.dtype = 'int8')),
+      'blob w: "int8"[2,2] needs 4 bytes, manifest says 16',
+    );
+  });
+
+  it('decodeManifest checks a row chain: only in format 2, its base the size of the blob, each piece named', function () {
+    const piece = (c: string, size: number) => ({ sha256: hex(c), size });
+    const m = sealed({
+      ...base(),
+      formatVersion: 2,
+      blobs: [
+        {
+          name: 'w',
+          dtype: 'float32',
+          shape: [2, 2],
+          sha256: hex('a'),
+          size: 16,
+          rows: { base: piece('b', 16), patches: [piece('c', 9)] },
+        },
+        { name: 'v', dtype: 'float32', shape: [1], sha256: hex('d'), size: 4 },
+      ],
+    });
+    assert.deepEqual(decodeManifest(encodeManifest(m), m.id), m);
+    const rows = (edit: (rows: Record<string, any>) => unknown) => refusal(m, (r) => edit(r.blobs[0].rows));
+    assert.equal(
+      refusal(m, (r) => (r.formatVersion = 1)),
+      'blob w: rows needs formatVersion 2',
+    );
+    assert.equal(
+      rows((c) => (c.base.size = 12)),
+      'blob w: rows.base is 12 bytes, not 16',
+    );
+    assert.equal(
+      rows((c) => (c.base.sha256 = 'b')),
+      'blob w: rows.base: sha256 is not 64 hex digits',
+    );
+    assert.equal(
+      rows((c) => (c.patches[0].size = -3)),
+      'blob w: rows.patches[0]: bad size',
+    );
+    assert.equal(
+      refusal(m, (r) => (r.blobs[0].rows = null)),
+      'blob w: rows is not an object',
+    );
+    assert.equal(
+      refusal(m, (r) => (r.blobs[1].rows = { base: piece('d', 4), patches: [] })),
+      'blob v: rows.patches is not a list of 1 to 16 pieces',
+    );
   });
 });
