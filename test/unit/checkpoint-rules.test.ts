@@ -2,7 +2,18 @@
 // why (and how few it verifies to decide), the policy's checks and their messages, and the manifest codec's
 // refusals (each names the field and what is wrong), its canonical JSON, ids and stored form.
 import * as assert from 'node:assert/strict';
-import type { Manifest, RetentionPolicy } from '../../checkpoint';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CheckpointManager,
+  CheckpointNotFoundError,
+  FsCheckpointStore,
+  type CheckpointStore,
+  type CommitInput,
+  type Manifest,
+  type RetentionPolicy,
+} from '../../checkpoint';
 import {
   assertJson,
   assertSafeName,
@@ -660,5 +671,368 @@ describe('checkpoint rules: manifest codec', function () {
       refusal(m, (r) => (r.blobs[1].rows = { base: piece('d', 4), patches: [] })),
       'blob v: rows.patches is not a list of 1 to 16 pieces',
     );
+  });
+});
+
+const RUN = 'run-r';
+const f32 = (...values: number[]) => new Uint8Array(new Float32Array(values).buffer);
+
+function commitInput(step: number, extra: Partial<CommitInput> = {}): CommitInput {
+  return {
+    step,
+    epoch: 0,
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, step)).toISOString(),
+    parent: null,
+    blobs: [
+      { name: 'w', dtype: 'float32', shape: [2, 2], data: f32(step, 1, 2, 3) },
+      { name: 'b', dtype: 'float32', shape: [1], data: f32(0.5) },
+    ],
+    state: { step },
+    metrics: { loss: 1 / (step + 1) },
+    fingerprints: { spec: 's' },
+    backend: { name: 'cpu', version: '0' },
+    ...extra,
+  };
+}
+
+/** A fresh filesystem store, the root it writes under, and the same store without its optional one-pass methods. */
+function stores(): { fsStore: FsCheckpointStore; plain: CheckpointStore; root: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-rules-'));
+  const fsStore = new FsCheckpointStore(root);
+  const plain: CheckpointStore = {
+    url: fsStore.url,
+    writeBlob: (k, d) => fsStore.writeBlob(k, d),
+    writeAtomic: (k, d, o) => fsStore.writeAtomic(k, d, o),
+    read: (k) => fsStore.read(k),
+    exists: (k) => fsStore.exists(k),
+    list: (p) => fsStore.list(p),
+    listDetailed: (p) => fsStore.listDetailed(p),
+    delete: (k) => fsStore.delete(k),
+  };
+  return { fsStore, plain, root };
+}
+
+describe('checkpoint rules: manager', function () {
+  let root: string;
+  let fsStore: FsCheckpointStore;
+  let plain: CheckpointStore;
+  const file = (key: string) => path.join(root, ...key.split('/'));
+  beforeEach(() => ({ fsStore, plain, root } = stores()));
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('commit refuses each bad input field with a TypeError naming it, and stores nothing', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const w = (extra: Record<string, unknown>) => ({
+      name: 'w',
+      dtype: 'float32',
+      shape: [4],
+      data: f32(1, 2, 3, 4),
+      ...extra,
+    });
+    const cases: Array<[Partial<Record<keyof CommitInput, unknown>>, string]> = [
+      [{ step: -1 }, 'step -1 is not a non-negative integer'],
+      [{ step: 1.5 }, 'step 1.5 is not a non-negative integer'],
+      [{ step: 2 ** 53 }, 'step 9007199254740992 is not a non-negative integer'],
+      [{ epoch: NaN }, 'epoch NaN is not a finite number'],
+      [{ epoch: '1' }, 'epoch 1 is not a finite number'],
+      [{ createdAt: 'yesterday' }, 'createdAt "yesterday" is not an ISO date'],
+      [{ createdAt: 5 }, 'createdAt 5 is not an ISO date'],
+      [{ parent: { runId: 'a' } }, 'parent must be null or {runId, id}'],
+      [{ parent: { id: 'a' } }, 'parent must be null or {runId, id}'],
+      [{ parent: undefined }, 'parent must be null or {runId, id}'],
+      [{ blobs: {} }, 'blobs must be an array'],
+      [{ blobs: [w({ name: '' })] }, 'every blob needs a non-empty name'],
+      [{ blobs: [w({ name: 3 })] }, 'every blob needs a non-empty name'],
+      [{ blobs: [w({}), w({})] }, 'blob name w appears twice'],
+      [{ blobs: [w({ dtype: 4 })] }, 'blob w: dtype must be a string'],
+      [{ blobs: [w({ shape: [4, -1] })] }, 'blob w: shape must be a list of non-negative integers'],
+      [{ blobs: [w({ shape: new Array(17).fill(1), dtype: 'x' })] }, 'blob w: shape has more than 16 dimensions'],
+      [{ blobs: [w({ data: [1, 2, 3, 4] })] }, 'blob w: data must be a Uint8Array'],
+      [{ blobs: [w({ shape: [3] })] }, 'blob w: float32[3] needs 12 bytes, got 16'],
+      [
+        { blobs: [w({ changes: { from: 'abc', rows: new Uint32Array([0]) } })] },
+        'blob w: changes.from is not a sha256',
+      ],
+      [
+        { blobs: [w({ changes: { from: hex('A'), rows: new Uint32Array([0]) } })] },
+        'blob w: changes.from is not a sha256',
+      ],
+      [{ blobs: [w({ changes: { from: 7, rows: new Uint32Array([0]) } })] }, 'blob w: changes.from is not a sha256'],
+      [
+        { blobs: [w({ changes: { from: hex('a'), rows: [0] } })] },
+        'blob w: changes.rows must be ascending row indices below 4',
+      ],
+      [
+        { blobs: [w({ changes: { from: hex('a'), rows: new Uint32Array([4]) } })] },
+        'blob w: changes.rows must be ascending row indices below 4',
+      ],
+      [
+        { blobs: [w({ changes: { from: hex('a'), rows: new Uint32Array([1, 1]) } })] },
+        'blob w: changes.rows must be ascending row indices below 4',
+      ],
+      [
+        { blobs: [w({ changes: { from: hex('a'), rows: new Uint32Array([2, 1]) } })] },
+        'blob w: changes.rows must be ascending row indices below 4',
+      ],
+      [
+        { blobs: [w({ shape: [], data: f32(1), changes: { from: hex('a'), rows: new Uint32Array([0]) } })] },
+        'blob w: changes.rows must be ascending row indices below 0',
+      ],
+      [{ metrics: undefined }, 'metrics missing'],
+      [{ metrics: { loss: NaN } }, 'metric loss is NaN: metrics must be finite numbers'],
+      [{ metrics: { acc: '1' } }, 'metric acc is 1: metrics must be finite numbers'],
+      [{ fingerprints: undefined }, 'fingerprints missing'],
+      [{ fingerprints: { spec: 1 } }, 'fingerprint spec must be a string'],
+      [{ backend: undefined }, 'backend must be {name, version}'],
+      [{ backend: { name: 'cpu' } }, 'backend must be {name, version}'],
+      [{ backend: { version: '1' } }, 'backend must be {name, version}'],
+      [{ reason: 5 }, 'reason must be a string'],
+      [{ state: undefined }, 'state is missing (use null for none)'],
+      [{ state: JSON.parse('['.repeat(257) + ']'.repeat(257)) }, 'state nests deeper than 256 levels'],
+    ];
+    for (const [extra, message] of cases) {
+      await assert.rejects(
+        mgr.commit({ ...commitInput(1), ...extra } as CommitInput),
+        (err: Error) => err instanceof TypeError && err.message === `checkpoint commit: ${message}`,
+        message,
+      );
+    }
+    await assert.rejects(mgr.commit(commitInput(1, { state: { a: NaN } })), {
+      name: 'TypeError',
+      message: 'state.a is NaN: JSON cannot store non-finite numbers',
+    });
+    assert.deepEqual(await fsStore.list(`${RUN}/`), []);
+    // At the edges: rows up to the last one, a state exactly as deep as allowed, an unknown dtype of any size.
+    const ok = await mgr.commit({
+      ...commitInput(2, { state: JSON.parse('['.repeat(256) + ']'.repeat(256)) }),
+      blobs: [
+        w({ changes: { from: hex('a'), rows: new Uint32Array([0, 3]) } }),
+        { name: 's', dtype: 'string', shape: [2], data: new Uint8Array(3) },
+      ],
+    });
+    assert.deepEqual(
+      ok.blobs.map((b) => [b.name, b.size]),
+      [
+        ['w', 16],
+        ['s', 3],
+      ],
+    );
+  });
+
+  it('commit keeps a copy of what it stores (parent, state, metrics), and the reason only when given', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const parent = { runId: 'src', id: 'step-000000001-00000000' };
+    const inp = commitInput(3, { parent, reason: 'time', state: { a: [1] } });
+    const m = await mgr.commit(inp);
+    parent.id = 'changed';
+    (inp.state as { a: number[] }).a.push(2);
+    inp.metrics.loss = 9;
+    assert.deepEqual(m.parent, { runId: 'src', id: 'step-000000001-00000000' });
+    assert.deepEqual(m.state, { a: [1] });
+    assert.deepEqual(m.metrics, { loss: 0.25 });
+    assert.equal(m.reason, 'time');
+    assert.deepEqual(await mgr.readManifest(m.id), m);
+    const bare = await mgr.commit(commitInput(4));
+    assert.equal('reason' in bare, false);
+    assert.equal('reason' in (await mgr.readManifest(bare.id)), false);
+  });
+
+  it('without the optional one-pass store methods: blobs are hashed, deduplicated, written and verified the same', async function () {
+    const mgr = new CheckpointManager(plain, RUN, { concurrency: 0, blobGcGraceMs: 0 });
+    const same = f32(7, 7, 7, 7);
+    const m = await mgr.commit({
+      ...commitInput(5),
+      blobs: [
+        { name: 'x', dtype: 'float32', shape: [4], data: same },
+        { name: 'y', dtype: 'float32', shape: [2, 2], data: same },
+        { name: 'z', dtype: 'float32', shape: [1], data: f32(1) },
+      ],
+    });
+    const sha = sha256Hex(same);
+    assert.deepEqual(
+      m.blobs.map((b) => b.sha256),
+      [sha, sha, sha256Hex(f32(1))],
+    );
+    assert.deepEqual(
+      await plain.list(`${RUN}/blobs/`),
+      [`${RUN}/blobs/${sha}`, `${RUN}/blobs/${sha256Hex(f32(1))}`].sort(),
+    );
+    const loaded = await mgr.load(m.id);
+    assert.deepEqual([...loaded.blobs.keys()], ['x', 'y', 'z']);
+    assert.deepEqual(loaded.blobs.get('y'), same);
+    assert.deepEqual(await mgr.verify(m.id), { id: m.id, ok: true, problems: [] });
+    // A shorter blob is a size mismatch (not hashed); one of the right size but other bytes, a sha256 mismatch.
+    fs.writeFileSync(file(`${RUN}/blobs/${sha}`), f32(7, 7, 7));
+    fs.writeFileSync(file(`${RUN}/blobs/${sha256Hex(f32(1))}`), f32(2));
+    assert.deepEqual(await mgr.verify(m.id), {
+      id: m.id,
+      ok: false,
+      problems: [
+        { blob: 'x', reason: 'size mismatch: expected 16 bytes, found 12' },
+        { blob: 'y', reason: 'size mismatch: expected 16 bytes, found 12' },
+        {
+          blob: 'z',
+          reason: `sha256 mismatch: expected ${sha256Hex(f32(1)).slice(0, 12)}…, found ${sha256Hex(f32(2)).slice(0, 12)}…`,
+        },
+      ],
+    });
+    fs.rmSync(file(`${RUN}/blobs/${sha}`));
+    assert.deepEqual((await mgr.verify(m.id)).problems[0], { blob: 'x', reason: `missing (${RUN}/blobs/${sha})` });
+    await assert.rejects(mgr.load(m.id), {
+      message: `checkpoint ${m.id} is damaged: blob x: missing (${RUN}/blobs/${sha})`,
+    });
+  });
+
+  it('ids, pins and other runs: refusals name what was asked for', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    assert.equal(mgr.blobKey(hex('a')), `${RUN}/blobs/${hex('a')}`);
+    assert.equal(mgr.manifestKey('step-000000001-00000000'), `${RUN}/manifests/step-000000001-00000000.json`);
+    assert.equal(mgr.pinKey('step-000000001-00000000'), `${RUN}/pins/step-000000001-00000000`);
+    assert.equal(mgr.signing, null);
+    const notId = (err: unknown, message: string) => err instanceof CheckpointNotFoundError && err.message === message;
+    await assert.rejects(mgr.readManifest('../x'), (e) => notId(e, 'not a checkpoint id: "../x"'));
+    await assert.rejects(mgr.pin('step-1-00000000'), (e) => notId(e, 'not a checkpoint id: "step-1-00000000"'));
+    await assert.rejects(mgr.unpin('x'), (e) => notId(e, 'not a checkpoint id: "x"'));
+    const absent = 'step-000000009-00000000';
+    await assert.rejects(mgr.pin(absent), (e) => notId(e, `cannot pin ${absent}: no such checkpoint in run ${RUN}`));
+    await assert.rejects(mgr.readManifest(absent), (e) =>
+      notId(e, `no checkpoint ${absent} in run ${RUN} at ${fsStore.url}`),
+    );
+    assert.deepEqual(await mgr.verify(absent), {
+      id: absent,
+      ok: false,
+      problems: [{ reason: 'checkpoint not found' }],
+    });
+    const m = await mgr.commit(commitInput(9));
+    await mgr.pin(m.id);
+    assert.deepEqual(JSON.parse(fs.readFileSync(file(mgr.pinKey(m.id)), 'utf8')), { id: m.id });
+    // The same manifest under another run's directory is not that run's checkpoint.
+    const other = new CheckpointManager(fsStore, 'run-other');
+    fs.mkdirSync(path.dirname(file(other.manifestKey(m.id))), { recursive: true });
+    fs.copyFileSync(file(mgr.manifestKey(m.id)), file(other.manifestKey(m.id)));
+    assert.deepEqual(await other.verify(m.id), {
+      id: m.id,
+      ok: false,
+      problems: [{ reason: `manifest: manifest belongs to run ${RUN}, not run-other` }],
+    });
+    assert.throws(
+      () => new CheckpointManager(fsStore, 'a/b'),
+      /^Error: invalid run id "a\/b": it contains a path separator/,
+    );
+  });
+
+  it('list: an unreadable manifest as an invalid entry with its reason, and the bytes each checkpoint added', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const a = await mgr.commit(commitInput(10));
+    const b = await mgr.commit(commitInput(20, { metrics: { loss: 0.5 } }));
+    const broken = 'step-000000015-0badc0de';
+    fs.writeFileSync(file(mgr.manifestKey(broken)), '{"formatVersion": 1');
+    fs.writeFileSync(file(`${RUN}/manifests/notes.txt`), 'not a manifest');
+    await mgr.pin(b.id);
+    const list = await mgr.list();
+    assert.deepEqual(
+      list.map((c) => c.id),
+      [a.id, broken, b.id],
+    );
+    const bad = list[1];
+    assert.match(bad.problem!, /^manifest: manifest does not parse \(19 bytes\): /);
+    assert.deepEqual(
+      { ...bad, problem: undefined },
+      {
+        id: broken,
+        runId: RUN,
+        step: 15,
+        epoch: -1,
+        createdAt: '',
+        sizeBytes: 19,
+        metrics: {},
+        parent: null,
+        pinned: false,
+        valid: false,
+        problem: undefined,
+      },
+    );
+    assert.deepEqual(list[2], {
+      id: b.id,
+      runId: RUN,
+      step: 20,
+      epoch: 0,
+      createdAt: b.createdAt,
+      sizeBytes: 20,
+      metrics: { loss: 0.5 },
+      parent: null,
+      pinned: true,
+      valid: null,
+      newBytes: 16,
+    });
+    assert.equal(list[0].newBytes, 20);
+    assert.equal(list[0].pinned, false);
+    fs.writeFileSync(file(mgr.blobKey(a.blobs[0].sha256)), f32(0, 0, 0, 0));
+    const verified = await mgr.list({ verify: true });
+    assert.deepEqual(
+      verified.map((c) => [c.valid, c.problem]),
+      [
+        [
+          false,
+          `blob w: sha256 mismatch: expected ${a.blobs[0].sha256.slice(0, 12)}…, found ${sha256Hex(f32(0, 0, 0, 0)).slice(0, 12)}…`,
+        ],
+        [false, bad.problem],
+        [true, undefined],
+      ],
+    );
+    assert.equal('problem' in verified[2], false);
+  });
+
+  it('collectGarbage reports unreferenced blobs and their bytes, spares young ones, and skips while a manifest is unreadable', async function () {
+    const old = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 0 });
+    const young = new CheckpointManager(fsStore, RUN);
+    const kept = await old.commit(commitInput(1));
+    const stray = [f32(1, 2, 3), f32(4)];
+    for (const d of stray) await fsStore.writeBlob(old.blobKey(sha256Hex(d)), d);
+    const strays = stray
+      .map((d) => ({ key: old.blobKey(sha256Hex(d)), size: d.byteLength }))
+      .sort((x, y) => (x.key < y.key ? -1 : 1));
+    assert.deepEqual(await young.collectGarbage({ apply: true }), { blobs: [], bytes: 0, deleted: 0, young: 2 });
+    assert.deepEqual(await old.collectGarbage({ apply: false }), { blobs: strays, bytes: 16, deleted: 0, young: 0 });
+    assert.equal((await fsStore.list(`${RUN}/blobs/`)).length, 4);
+    const broken = ['step-000000005-0badc0de', 'step-000000006-0badc0de'];
+    for (const id of broken) fs.writeFileSync(file(old.manifestKey(id)), '[]');
+    const skipped = `unreadable manifest(s) ${broken.join(', ')}: their blobs are unknown`;
+    assert.deepEqual(await old.collectGarbage({ apply: true }), { blobs: [], bytes: 0, deleted: 0, skipped, young: 0 });
+    assert.deepEqual(await old.applyRetention({ keepLatest: 1 }), {
+      deleted: broken,
+      kept: [kept.id],
+      blobsDeleted: 2,
+    });
+    assert.deepEqual((await fsStore.list(`${RUN}/blobs/`)).sort(), kept.blobs.map((b) => old.blobKey(b.sha256)).sort());
+  });
+
+  it('applyRetention: no rule keeps everything; a damaged newest checkpoint is deleted and the newest valid kept', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 0 });
+    const ids = [];
+    for (const step of [1, 2, 3]) ids.push((await mgr.commit(commitInput(step))).id);
+    assert.deepEqual(await mgr.applyRetention({}), { deleted: [], kept: [...ids].sort(), blobsDeleted: 0 });
+    fs.writeFileSync(file(mgr.manifestKey('step-000000004-0badc0de')), 'x');
+    const res = await mgr.applyRetention({}, []);
+    assert.equal(res.gcSkipped, 'unreadable manifest(s) step-000000004-0badc0de: their blobs are unknown');
+    fs.rmSync(file(mgr.manifestKey('step-000000004-0badc0de')));
+    // Same size, other bytes: 'quick' only checks sizes and keeps it as latest; 'full' and 'auto' (small) re-hash.
+    const newest = await mgr.readManifest(ids[2]);
+    fs.writeFileSync(file(mgr.blobKey(newest.blobs[0].sha256)), f32(9, 9, 9, 9));
+    const quick = new CheckpointManager(fsStore, RUN, { retentionVerify: 'quick', blobGcGraceMs: 0 });
+    assert.deepEqual(await quick.applyRetention({ keepLatest: 1 }, [ids[0]]), {
+      deleted: [ids[1]],
+      kept: [ids[0], ids[2]],
+      blobsDeleted: 1,
+    });
+    const full = new CheckpointManager(fsStore, RUN, { retentionVerify: 'full', blobGcGraceMs: 0 });
+    assert.deepEqual(await full.applyRetention({ keepLatest: 1 }), {
+      deleted: [ids[2]],
+      kept: [ids[0]],
+      blobsDeleted: 1,
+    });
+    await assert.rejects(mgr.applyRetention({ keepLatest: -1 }), {
+      message: 'retention keepLatest must be a non-negative integer, got -1',
+    });
   });
 });
