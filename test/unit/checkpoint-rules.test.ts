@@ -883,6 +883,135 @@ describe('checkpoint rules: manager', function () {
     });
   });
 
+  it('row chains through a store without one-pass methods: planned, hashed off the thread, and each piece checked', async function () {
+    const mgr = new CheckpointManager(plain, RUN, { concurrency: 1 });
+    const tableOf = (...v: number[]) => ({ name: 't', dtype: 'float32', shape: [4, 2], data: f32(...v) });
+    const first = await mgr.commit({ ...commitInput(1), blobs: [tableOf(1, 2, 3, 4, 5, 6, 7, 8)] });
+    const baseSha = first.blobs[0].sha256;
+    const next = f32(1, 2, 9, 9, 5, 6, 7, 8);
+    const changes = { from: baseSha, rows: Uint32Array.of(1) };
+    const m = await mgr.commit(
+      { ...commitInput(2), blobs: [{ ...tableOf(), data: next, changes }] },
+      { previous: first, hashOffThread: true },
+    );
+    const patchSize = 16 + 4 + 8;
+    const patch = m.blobs[0].rows!.patches[0];
+    assert.deepEqual(m.blobs[0], {
+      name: 't',
+      dtype: 'float32',
+      shape: [4, 2],
+      sha256: sha256Hex(next),
+      size: 32,
+      rows: { base: { sha256: baseSha, size: 32 }, patches: [{ sha256: patch.sha256, size: patchSize }] },
+    });
+    assert.equal(m.formatVersion, 2);
+    assert.deepEqual((await mgr.load(m.id)).blobs.get('t'), next);
+    const read = await mgr.readBlob(m.blobs[0]);
+    assert.deepEqual(read, { data: next, problem: null });
+    // The same changes against a previous checkpoint of another run, or from another content: stored whole.
+    for (const previous of [
+      { ...first, runId: 'other' },
+      { ...first, blobs: [{ ...first.blobs[0], sha256: hex('e') }] },
+    ]) {
+      const whole = await mgr.commit(
+        { ...commitInput(3), blobs: [{ ...tableOf(), data: next, changes }] },
+        { previous },
+      );
+      assert.deepEqual(whole.blobs[0], {
+        name: 't',
+        dtype: 'float32',
+        shape: [4, 2],
+        sha256: sha256Hex(next),
+        size: 32,
+      });
+    }
+    // Damage to a piece is named by the piece, and no content is given for a chain that cannot be applied.
+    const patchFile = file(mgr.blobKey(patch.sha256));
+    const good = fs.readFileSync(patchFile);
+    fs.writeFileSync(patchFile, good.subarray(0, 20));
+    assert.deepEqual(await mgr.readBlob(m.blobs[0]), {
+      data: null,
+      problem: `row patch 1: size mismatch: expected ${patchSize} bytes, found 20`,
+    });
+    const flipped = Buffer.from(good);
+    flipped[patchSize - 1] ^= 1;
+    fs.writeFileSync(patchFile, flipped);
+    assert.deepEqual(await mgr.readBlob(m.blobs[0]), {
+      data: null,
+      problem: `row patch 1: sha256 mismatch: expected ${patch.sha256.slice(0, 12)}…, found ${sha256Hex(flipped).slice(0, 12)}…`,
+    });
+    fs.writeFileSync(patchFile, good);
+    fs.renameSync(file(mgr.blobKey(baseSha)), `${file(mgr.blobKey(baseSha))}.away`);
+    assert.deepEqual(await mgr.readBlob(m.blobs[0]), {
+      data: null,
+      problem: `row chain base: missing (${mgr.blobKey(baseSha)})`,
+    });
+    fs.renameSync(`${file(mgr.blobKey(baseSha))}.away`, file(mgr.blobKey(baseSha)));
+    // A whole blob that does not verify still gives the bytes read.
+    const wholeBlob = first.blobs[0];
+    fs.writeFileSync(file(mgr.blobKey(wholeBlob.sha256)), f32(0, 0, 0, 0, 0, 0, 0, 0));
+    assert.deepEqual(await mgr.readBlob(wholeBlob), {
+      data: f32(0, 0, 0, 0, 0, 0, 0, 0),
+      problem: `sha256 mismatch: expected ${baseSha.slice(0, 12)}…, found ${sha256Hex(f32(0, 0, 0, 0, 0, 0, 0, 0)).slice(0, 12)}…`,
+    });
+    fs.writeFileSync(file(mgr.blobKey(wholeBlob.sha256)), f32(1, 2, 3, 4, 5, 6, 7, 8));
+    // Pieces that verify but make up other content, or that are no patch at all.
+    const otherSha = sha256Hex(f32(0, 0, 0, 0, 0, 0, 0, 1));
+    assert.deepEqual(await mgr.readBlob({ ...m.blobs[0], sha256: otherSha }), {
+      data: next,
+      problem: `row chain gives sha256 ${sha256Hex(next).slice(0, 12)}…, expected ${otherSha.slice(0, 12)}…`,
+    });
+    const junk = f32(1, 2, 3, 4, 5);
+    await plain.writeBlob(mgr.blobKey(sha256Hex(junk)), junk);
+    const junkChain = {
+      ...m.blobs[0],
+      rows: { base: { sha256: baseSha, size: 32 }, patches: [{ sha256: sha256Hex(junk), size: 20 }] },
+    };
+    assert.deepEqual(await mgr.readBlob(junkChain), { data: null, problem: 'row chain: not a row patch (version 1)' });
+  });
+
+  it('blob writes: at most `concurrency` in flight, none started after the first failure; off-thread hashing writes all at once', async function () {
+    let inFlight = 0;
+    let most = 0;
+    const started: string[] = [];
+    const failing = (failFirst: boolean): CheckpointStore => ({
+      ...plain,
+      async writeBlob(key, data) {
+        started.push(key);
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setImmediate(r));
+        inFlight--;
+        if (failFirst && started.length === 1) throw new Error('EIO: first write refused');
+        await plain.writeBlob(key, data);
+      },
+    });
+    const blobs = [1, 2, 3, 4].map((v) => ({ name: `b${v}`, dtype: 'float32', shape: [1], data: f32(v) }));
+    await assert.rejects(
+      new CheckpointManager(failing(true), RUN, { concurrency: 1 }).commit({ ...commitInput(1), blobs }),
+      {
+        message: 'EIO: first write refused',
+      },
+    );
+    assert.deepEqual([started.length, most], [1, 1]);
+    assert.deepEqual(await plain.list(`${RUN}/`), []);
+    started.length = 0;
+    most = 0;
+    await new CheckpointManager(failing(false), RUN, { concurrency: 2 }).commit({ ...commitInput(1), blobs });
+    assert.deepEqual([started.length, most], [4, 2]);
+    started.length = 0;
+    most = 0;
+    const m = await new CheckpointManager(failing(false), RUN, { concurrency: 1 }).commit(
+      { ...commitInput(2), blobs: [...blobs, { ...blobs[0], name: 'again' }] },
+      { hashOffThread: true },
+    );
+    assert.deepEqual([started.length, most], [4, 4]);
+    assert.deepEqual(
+      m.blobs.map((b) => b.sha256),
+      [...blobs, blobs[0]].map((b) => sha256Hex(b.data)),
+    );
+  });
+
   it('ids, pins and other runs: refusals name what was asked for', async function () {
     const mgr = new CheckpointManager(fsStore, RUN);
     assert.equal(mgr.blobKey(hex('a')), `${RUN}/blobs/${hex('a')}`);
