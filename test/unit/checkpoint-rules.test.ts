@@ -6,8 +6,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  CheckpointCorruptError,
   CheckpointManager,
   CheckpointNotFoundError,
+  CheckpointSignatureError,
+  NoValidCheckpointError,
   FsCheckpointStore,
   type CheckpointStore,
   type CommitInput,
@@ -1010,6 +1013,68 @@ describe('checkpoint rules: manager', function () {
       m.blobs.map((b) => b.sha256),
       [...blobs, blobs[0]].map((b) => sha256Hex(b.data)),
     );
+  });
+
+  it('latestValid: null for an empty run, the newest that verifies with what it skipped, else NoValidCheckpointError', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    assert.equal(await mgr.latestValid(), null);
+    const a = await mgr.commit(commitInput(1));
+    const b = await mgr.commit(commitInput(2));
+    const broken = 'step-000000003-0badc0de';
+    fs.writeFileSync(file(mgr.manifestKey(broken)), '[]');
+    fs.writeFileSync(file(mgr.blobKey(b.blobs[0].sha256)), f32(0, 0, 0));
+    const found = await mgr.latestValid();
+    assert.equal(found?.manifest.id, a.id);
+    assert.deepEqual(found?.skipped, [
+      { id: broken, ok: false, problems: [{ reason: 'manifest: manifest is not a JSON object' }] },
+      { id: b.id, ok: false, problems: [{ blob: 'w', reason: 'size mismatch: expected 16 bytes, found 12' }] },
+    ]);
+    fs.rmSync(file(mgr.blobKey(a.blobs[1].sha256)));
+    await assert.rejects(mgr.latestValid(), (err: Error) => {
+      assert.ok(err instanceof NoValidCheckpointError);
+      assert.equal(err.name, 'NoValidCheckpointError');
+      assert.equal(err.code, 'not-found');
+      assert.equal(err.runId, RUN);
+      const bias = `blob b: missing (${mgr.blobKey(a.blobs[1].sha256)})`;
+      assert.equal(
+        err.message,
+        `run ${RUN} has 3 checkpoint(s) and none verifies: ${broken} (manifest: manifest is not a JSON object), ` +
+          `${b.id} (blob w: size mismatch: expected 16 bytes, found 12; ${bias}), ${a.id} (${bias})`,
+      );
+      return true;
+    });
+  });
+
+  it('the error classes: name, code, fields and message', function () {
+    const corrupt = new CheckpointCorruptError('step-000000001-00000000', 'w', 'missing (k)');
+    assert.deepEqual(
+      [corrupt.name, corrupt.code, corrupt.checkpointId, corrupt.blob, corrupt.reason, corrupt.message],
+      [
+        'CheckpointCorruptError',
+        'damaged',
+        'step-000000001-00000000',
+        'w',
+        'missing (k)',
+        'checkpoint step-000000001-00000000 is damaged: blob w: missing (k)',
+      ],
+    );
+    assert.equal(
+      new CheckpointCorruptError('c', undefined, 'manifest: x').message,
+      'checkpoint c is damaged: manifest: x',
+    );
+    assert.equal(new CheckpointCorruptError('c', '', 'x').message, 'checkpoint c is damaged: blob : x');
+    assert.equal(new NoValidCheckpointError('r', []).message, 'run r has 0 checkpoint(s) and none verifies: ');
+    for (const kind of ['missing', 'unknown-key', 'mismatch', 'forged'] as const) {
+      const err = new CheckpointSignatureError('r', 'c', kind, 'is not signed');
+      assert.deepEqual(
+        [err.name, err.code, err.runId, err.checkpointId, err.kind],
+        ['CheckpointSignatureError', 'damaged', 'r', 'c', kind],
+      );
+      assert.ok(
+        err.message.startsWith('checkpoint r:c is not signed: refused (signature check, not damage). '),
+        err.message,
+      );
+    }
   });
 
   it('ids, pins and other runs: refusals name what was asked for', async function () {
