@@ -338,6 +338,52 @@ describe('checkpoint signing', function () {
       await assert.rejects(mgr().sign(a.id), /no checkpoint keys given/);
     });
 
+    it('sign(): the forged refusal names the newest signed checkpoint; re-signing with a new key; a mismatch is refused', async function () {
+      const a = await mgr(k1).commit(input(30));
+      const b = await mgr(k1).commit(input(20));
+      const c = await mgr(k1).commit(input(10));
+      const late = await mgr().commit(input(40));
+      await assert.rejects(mgr(k1).sign(late.id), (err: Error) => {
+        assert.ok(err instanceof CheckpointSignatureError);
+        assert.equal(err.kind, 'forged');
+        assert.ok(
+          err.message.startsWith(
+            `checkpoint ${RUN}:${late.id} is unsigned (step 40) in a run whose other checkpoints are signed (newest ` +
+              `signed: ${a.id} at step 30): it was written without the key, so it is not signed: refused (signature ` +
+              'check, not damage). Investigate the store',
+          ),
+          err.message,
+        );
+        return true;
+      });
+      // Signed before the batch: only b; the others do not count, so the refusal names b.
+      await assert.rejects(mgr(k1).sign(late.id, { signedBefore: new Set([b.id, late.id]) }), (err: Error) =>
+        err.message.includes(`(newest signed: ${b.id} at step 20)`),
+      );
+      assert.equal(await mgr(k1).sign(late.id, { signedBefore: new Set([late.id]) }), 'signed');
+      assert.equal(readJson(late.id).signature?.keyId, 'k1');
+      const both = new CheckpointKeys([
+        { id: 'k2', key: raw2 },
+        { id: 'k1', key: raw1 },
+      ]);
+      assert.equal(await mgr(both).sign(c.id), 're-signed');
+      assert.equal(readJson(c.id).signature?.keyId, 'k2');
+      assert.equal(await mgr(both).sign(c.id), 'already signed');
+      const m = readJson(b.id);
+      m.signature!.hmacSha256 = m.signature!.hmacSha256.replace(/^./, (ch) => (ch === '0' ? '1' : '0'));
+      fs.writeFileSync(file(b.id), JSON.stringify(m));
+      await assert.rejects(
+        mgr(both).sign(b.id),
+        (err: Error) => err instanceof CheckpointSignatureError && err.kind === 'mismatch',
+      );
+      await assert.rejects(mgr().sign(b.id), {
+        message: 'checkpoint sign: no checkpoint keys given (set DURABLE_TRAIN_CHECKPOINT_KEY)',
+      });
+      assert.deepEqual([...(await mgr(both).signedIds())].sort(), [a.id, c.id, late.id].sort());
+      assert.deepEqual([...(await mgr(k1).signedIds())].sort(), [a.id, late.id].sort());
+      assert.deepEqual(mgr(both).signing, ['k2', 'k1']);
+    });
+
     it('rotation: new keys first, old ones still verify; a process without the signing key refuses', async function () {
       const k2 = new CheckpointKeys([{ id: 'k2', key: raw2 }]);
       const wrongK2 = new CheckpointKeys([{ id: 'k2', key: randomBytes(32) }]); // same id, other bytes
