@@ -1201,6 +1201,48 @@ describe('checkpoint rules: manager', function () {
     assert.deepEqual((await fsStore.list(`${RUN}/blobs/`)).sort(), kept.blobs.map((b) => old.blobKey(b.sha256)).sort());
   });
 
+  it('collectGarbage by age: blobs past the grace period go, younger ones stay; temp files older than a minute are swept', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 10 * 60_000 });
+    const kept = await mgr.commit(commitInput(1));
+    const age = (p: string, minutes: number) => {
+      const t = new Date(Date.now() - minutes * 60_000);
+      fs.utimesSync(p, t, t);
+    };
+    const oldBlob = f32(1, 1);
+    const newBlob = f32(2, 2, 2);
+    await fsStore.writeBlob(mgr.blobKey(sha256Hex(oldBlob)), oldBlob);
+    await fsStore.writeBlob(mgr.blobKey(sha256Hex(newBlob)), newBlob);
+    age(file(mgr.blobKey(sha256Hex(oldBlob))), 20);
+    age(file(mgr.blobKey(sha256Hex(newBlob))), 5);
+    for (const b of kept.blobs) age(file(mgr.blobKey(b.sha256)), 60);
+    const tempOld = path.join(root, RUN, 'blobs', '.tmp.a');
+    const tempNew = path.join(root, RUN, 'blobs', '.tmp.b');
+    fs.writeFileSync(tempOld, 'x');
+    fs.writeFileSync(tempNew, 'y');
+    age(tempOld, 2);
+    age(tempNew, 0.5);
+    const fastSweep = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 0 });
+    assert.deepEqual(await fastSweep.collectGarbage({ apply: false }), {
+      blobs: [mgr.blobKey(sha256Hex(oldBlob)), mgr.blobKey(sha256Hex(newBlob))]
+        .sort()
+        .map((key) => ({ key, size: key.endsWith(sha256Hex(oldBlob)) ? 8 : 12 })),
+      bytes: 20,
+      deleted: 0,
+      young: 0,
+    });
+    assert.deepEqual(await mgr.collectGarbage({ apply: true }), {
+      blobs: [{ key: mgr.blobKey(sha256Hex(oldBlob)), size: 8 }],
+      bytes: 8,
+      deleted: 1,
+      young: 1,
+    });
+    // The sweep waits at least a minute whatever the grace period: a write may still be renaming its temp file.
+    assert.deepEqual([fs.existsSync(tempOld), fs.existsSync(tempNew)], [true, true]);
+    await fastSweep.collectGarbage({ apply: true });
+    assert.deepEqual([fs.existsSync(tempOld), fs.existsSync(tempNew)], [false, true]);
+    assert.deepEqual((await fsStore.list(`${RUN}/blobs/`)).sort(), kept.blobs.map((b) => mgr.blobKey(b.sha256)).sort());
+  });
+
   it('applyRetention: no rule keeps everything; a damaged newest checkpoint is deleted and the newest valid kept', async function () {
     const mgr = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 0 });
     const ids = [];
