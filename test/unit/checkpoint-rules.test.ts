@@ -1122,6 +1122,8 @@ describe('checkpoint rules: manager', function () {
     const broken = 'step-000000015-0badc0de';
     fs.writeFileSync(file(mgr.manifestKey(broken)), '{"formatVersion": 1');
     fs.writeFileSync(file(`${RUN}/manifests/notes.txt`), 'not a manifest');
+    fs.mkdirSync(file(`${RUN}/manifests/old`));
+    fs.copyFileSync(file(mgr.manifestKey(a.id)), file(`${RUN}/manifests/old/${a.id}.json`));
     await mgr.pin(b.id);
     const list = await mgr.list();
     assert.deepEqual(
