@@ -183,6 +183,14 @@ describe('checkpoint rules: retention', function () {
       keep: { s6: ['newest-valid'] },
       asked: ['s6'],
     });
+    // validatePolicy lets k be absent: no best slot then.
+    assert.deepEqual(
+      await retained(cs, { keepBest: { metric: 'loss', mode: 'min' } as { k: number; metric: string; mode: 'min' } }),
+      {
+        keep: { s6: ['newest-valid'] },
+        asked: ['s6'],
+      },
+    );
     // More slots than finite scores: every finite one is kept, the non-finite and missing never.
     assert.deepEqual(await retained(cs, { keepBest: { k: 10, metric: 'acc', mode: 'min' } }), {
       keep: { s6: ['newest-valid', 'best-acc'], s1: ['best-acc'], s3: ['best-acc'], s2: ['best-acc'] },
@@ -296,6 +304,17 @@ describe('checkpoint rules: manifest codec', function () {
     assert.equal(sha256Hex(bytes), abc);
     assert.equal(await sha256HexOffThread(bytes), abc);
     assert.equal(await sha256HexYielding(bytes), abc);
+    // It yields to the event loop between slices (so heartbeats flow), and not at all for data within one slice.
+    const yields = async (data: Uint8Array, slice: number) => {
+      let ran = false;
+      setImmediate(() => (ran = true));
+      await sha256HexYielding(data, slice);
+      return ran;
+    };
+    assert.deepEqual(
+      [await yields(bytes, 3), await yields(bytes, 4), await yields(bytes, 2), await yields(bytes, 1)],
+      [false, false, true, true],
+    );
     const data = new Uint8Array(1000).map((_, i) => (i * 7) % 251);
     const whole = sha256Hex(data);
     for (const slice of [1000, 999, 300, 7, 1])
@@ -509,6 +528,16 @@ describe('checkpoint rules: manifest codec', function () {
       [(r) => (r.formatVersion = 2), 'formatVersion 2 but no blob is stored as rows'],
     ];
     for (const [edit, message] of cases) assert.equal(refusal(m, edit), message, edit.toString());
+    // JSON text can hold a number too large for a double: it parses as Infinity.
+    const text = new TextDecoder().decode(encodeManifest(m));
+    for (const [from, to, message] of [
+      ['"epoch": 2', '"epoch": 1e999', 'manifest field epoch is not a number'],
+      ['"step": 40', '"step": 1e999', 'manifest field step is not a number'],
+      ['"loss": 0.25', '"loss": -1e999', 'manifest field metrics is not an object of numbers'],
+    ]) {
+      assert.ok(text.includes(from), from);
+      assert.throws(() => decodeManifest(new TextEncoder().encode(text.replace(from, to)), m.id), { message });
+    }
     assert.equal(
       refusal(m, () => {}, 'step-000000040-00000000'),
       `manifest says id "${m.id}" but is stored as step-000000040-00000000`,
