@@ -254,9 +254,13 @@ const base = (): Omit<Manifest, 'id'> => ({
   state: { rng: [1, 2] },
 });
 
+/** A manifest's JSON, edited freely by the tests (any shape, to build what a hostile file may hold). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Raw = Record<string, any>;
+
 /** The stored JSON of `m` with `edit` applied to it, decoded under `m`'s id: the error message, or '' when it decodes. */
-function refusal(m: Manifest, edit: (raw: Record<string, any>) => void, id = m.id): string {
-  const raw = JSON.parse(JSON.stringify(m)) as Record<string, any>;
+function refusal(m: Manifest, edit: (raw: Raw) => void, id = m.id): string {
+  const raw = JSON.parse(JSON.stringify(m)) as Raw;
   edit(raw);
   try {
     decodeManifest(new TextEncoder().encode(JSON.stringify(raw)), id);
@@ -499,7 +503,7 @@ describe('checkpoint rules: manifest codec', function () {
 
   it('decodeManifest names the top-level field that is wrong', function () {
     const m = sealed(base());
-    const cases: Array<[(r: Record<string, any>) => unknown, string]> = [
+    const cases: Array<[(r: Raw) => unknown, string]> = [
       [(r) => (r.id = 7), 'manifest field id is not a string'],
       [(r) => (r.runId = null), 'manifest field runId is not a string'],
       [(r) => delete r.createdAt, 'manifest field createdAt is not a string'],
@@ -569,7 +573,7 @@ describe('checkpoint rules: manifest codec', function () {
         { name: 'n', dtype: 'string', shape: [1], sha256: hex('b'), size: 3 },
       ],
     });
-    const blob = (edit: (b: Record<string, any>) => unknown, i = 0) => refusal(m, (r) => edit(r.blobs[i]));
+    const blob = (edit: (b: Raw) => unknown, i = 0) => refusal(m, (r) => edit(r.blobs[i]));
     assert.equal(
       refusal(m, (r) => (r.blobs[1] = [])),
       'blobs[1] is not an object',
@@ -678,7 +682,7 @@ describe('checkpoint rules: manifest codec', function () {
       ],
     });
     assert.deepEqual(decodeManifest(encodeManifest(m), m.id), m);
-    const rows = (edit: (rows: Record<string, any>) => unknown) => refusal(m, (r) => edit(r.blobs[0].rows));
+    const rows = (edit: (rows: Raw) => unknown) => refusal(m, (r) => edit(r.blobs[0].rows));
     assert.equal(
       refusal(m, (r) => (r.formatVersion = 1)),
       'blob w: rows needs formatVersion 2',
