@@ -397,21 +397,8 @@ describe('checkpoint rules: manifest codec', function () {
     const m = sealed({ ...base(), reason: 'pause' });
     const shuffled = Object.fromEntries(Object.entries(m).reverse()) as unknown as Manifest;
     const text = new TextDecoder().decode(encodeManifest(shuffled));
-    const order = [
-      'formatVersion',
-      'id',
-      'runId',
-      'step',
-      'epoch',
-      'createdAt',
-      'reason',
-      'parent',
-      'metrics',
-      'fingerprints',
-      'backend',
-      'blobs',
-      'state',
-    ];
+    const order =
+      'formatVersion id runId step epoch createdAt reason parent metrics fingerprints backend blobs state'.split(' ');
     assert.equal(
       text,
       JSON.stringify(Object.fromEntries(order.map((k) => [k, m[k as keyof Manifest]])), null, 1) + '\n',
@@ -573,7 +560,30 @@ describe('checkpoint rules: manifest codec', function () {
         { name: 'n', dtype: 'string', shape: [1], sha256: hex('b'), size: 3 },
       ],
     });
-    const blob = (edit: (b: Raw) => unknown, i = 0) => refusal(m, (r) => edit(r.blobs[i]));
+    const hashMismatch = /^manifest content does not match/;
+    // [which blob, the edit, the refusal]
+    const cases: Array<[number, (b: Raw) => unknown, string | RegExp]> = [
+      [0, (b) => (b.name = 3), 'blobs[0].name is not a non-empty string'],
+      [1, (b) => (b.name = ''), 'blobs[1].name is not a non-empty string'],
+      [1, (b) => (b.name = 'w'), 'blob w appears twice'],
+      [0, (b) => (b.dtype = 4), 'blob w: dtype is not a string'],
+      [1, (b) => ((b.name = 'x'.repeat(81)), (b.dtype = 0)), `blob ${'x'.repeat(77)}...: dtype is not a string`],
+      [1, (b) => ((b.name = 'x'.repeat(80)), (b.dtype = 0)), `blob ${'x'.repeat(80)}: dtype is not a string`],
+      [0, (b) => (b.shape = [2, -2]), 'blob w: shape is not a list of non-negative integers'],
+      [1, (b) => (b.shape = new Array(17).fill(1)), 'blob n: shape has 17 dimensions, at most 16'],
+      [1, (b) => (b.shape = new Array(16).fill(1)), hashMismatch],
+      [0, (b) => (b.sha256 = hex('A')), 'blob w: sha256 is not 64 hex digits'],
+      [0, (b) => (b.sha256 = `${hex('a')}0`), 'blob w: sha256 is not 64 hex digits'],
+      [0, (b) => (b.sha256 = `0${hex('a')}`), 'blob w: sha256 is not 64 hex digits'],
+      [0, (b) => delete b.sha256, 'blob w: sha256 is not 64 hex digits'],
+      [1, (b) => (b.size = -1), 'blob n: bad size'],
+      [1, (b) => (b.size = 1.5), 'blob n: bad size'],
+      [1, (b) => (b.size = '3'), 'blob n: bad size'],
+      [1, (b) => (b.size = 2 ** 32 + 1), 'blob n: 4294967297 bytes is larger than a blob can be (4294967296)'],
+      [1, (b) => (b.size = 2 ** 32), hashMismatch],
+      [0, (b) => (b.size = 12), 'blob w: "float32"[2,2] needs 16 bytes, manifest says 12'],
+      [0, (b) => (b.dtype = 'int8'), 'blob w: "int8"[2,2] needs 4 bytes, manifest says 16'],
+    ];
     assert.equal(
       refusal(m, (r) => (r.blobs[1] = [])),
       'blobs[1] is not an object',
@@ -582,86 +592,11 @@ describe('checkpoint rules: manifest codec', function () {
       refusal(m, (r) => (r.blobs[0] = null)),
       'blobs[0] is not an object',
     );
-    assert.equal(
-      blob((b) => (b.name = ''), 1),
-      'blobs[1].name is not a non-empty string',
-    );
-    assert.equal(
-      blob((b) => (b.name = 3)),
-      'blobs[0].name is not a non-empty string',
-    );
-    assert.equal(
-      blob((b) => (b.name = 'w'), 1),
-      'blob w appears twice',
-    );
-    assert.equal(
-      blob((b) => (b.dtype = 4)),
-      'blob w: dtype is not a string',
-    );
-    assert.equal(
-      blob((b) => ((b.name = 'x'.repeat(81)), (b.dtype = 0)), 1),
-      `blob ${'x'.repeat(77)}...: dtype is not a string`,
-    );
-    assert.equal(
-      blob((b) => ((b.name = 'x'.repeat(80)), (b.dtype = 0)), 1),
-      `blob ${'x'.repeat(80)}: dtype is not a string`,
-    );
-    assert.equal(
-      blob((b) => (b.shape = [2, -2])),
-      'blob w: shape is not a list of non-negative integers',
-    );
-    assert.equal(
-      blob((b) => (b.shape = new Array(17).fill(1)), 1),
-      'blob n: shape has 17 dimensions, at most 16',
-    );
-    assert.match(
-      blob((b) => (b.shape = new Array(16).fill(1)), 1),
-      /^manifest content does not match/,
-    );
-    assert.equal(
-      blob((b) => (b.sha256 = hex('A'))),
-      'blob w: sha256 is not 64 hex digits',
-    );
-    assert.equal(
-      blob((b) => (b.sha256 = `${hex('a')}0`)),
-      'blob w: sha256 is not 64 hex digits',
-    );
-    assert.equal(
-      blob((b) => (b.sha256 = `0${hex('a')}`)),
-      'blob w: sha256 is not 64 hex digits',
-    );
-    assert.equal(
-      blob((b) => delete b.sha256),
-      'blob w: sha256 is not 64 hex digits',
-    );
-    assert.equal(
-      blob((b) => (b.size = -1), 1),
-      'blob n: bad size',
-    );
-    assert.equal(
-      blob((b) => (b.size = 1.5), 1),
-      'blob n: bad size',
-    );
-    assert.equal(
-      blob((b) => (b.size = '3'), 1),
-      'blob n: bad size',
-    );
-    assert.equal(
-      blob((b) => (b.size = 2 ** 32 + 1), 1),
-      'blob n: 4294967297 bytes is larger than a blob can be (4294967296)',
-    );
-    assert.match(
-      blob((b) => (b.size = 2 ** 32), 1),
-      /^manifest content does not match/,
-    );
-    assert.equal(
-      blob((b) => (b.size = 12)),
-      'blob w: "float32"[2,2] needs 16 bytes, manifest says 12',
-    );
-    assert.equal(
-      blob((b) => (b.dtype = 'int8')),
-      'blob w: "int8"[2,2] needs 4 bytes, manifest says 16',
-    );
+    for (const [i, edit, want] of cases) {
+      const got = refusal(m, (r) => edit(r.blobs[i]));
+      if (typeof want === 'string') assert.equal(got, want, edit.toString());
+      else assert.match(got, want, edit.toString());
+    }
   });
 
   it('decodeManifest checks a row chain: only in format 2, its base the size of the blob, each piece named', function () {
@@ -932,12 +867,9 @@ describe('checkpoint rules: manager', function () {
     );
     const patchSize = 16 + 4 + 8;
     const patch = m.blobs[0].rows!.patches[0];
+    const entry = { name: 't', dtype: 'float32', shape: [4, 2], sha256: sha256Hex(next), size: 32 };
     assert.deepEqual(m.blobs[0], {
-      name: 't',
-      dtype: 'float32',
-      shape: [4, 2],
-      sha256: sha256Hex(next),
-      size: 32,
+      ...entry,
       rows: { base: { sha256: baseSha, size: 32 }, patches: [{ sha256: patch.sha256, size: patchSize }] },
     });
     assert.equal(m.formatVersion, 2);
@@ -953,13 +885,7 @@ describe('checkpoint rules: manager', function () {
         { ...commitInput(3), blobs: [{ ...tableOf(), data: next, changes }] },
         { previous },
       );
-      assert.deepEqual(whole.blobs[0], {
-        name: 't',
-        dtype: 'float32',
-        shape: [4, 2],
-        sha256: sha256Hex(next),
-        size: 32,
-      });
+      assert.deepEqual(whole.blobs[0], entry);
     }
     // Damage to a piece is named by the piece, and no content is given for a chain that cannot be applied.
     const patchFile = file(mgr.blobKey(patch.sha256));
