@@ -6,12 +6,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  CheckpointConflictError,
   CheckpointCorruptError,
+  CheckpointKeys,
   CheckpointManager,
   CheckpointNotFoundError,
   CheckpointSignatureError,
-  NoValidCheckpointError,
   FsCheckpointStore,
+  NoValidCheckpointError,
+  StorageUnavailableError,
   type CheckpointStore,
   type CommitInput,
   type Manifest,
@@ -720,6 +723,7 @@ describe('checkpoint rules: manager', function () {
       [{ blobs: [w({ shape: new Array(17).fill(1), dtype: 'x' })] }, 'blob w: shape has more than 16 dimensions'],
       [{ blobs: [w({ data: [1, 2, 3, 4] })] }, 'blob w: data must be a Uint8Array'],
       [{ blobs: [w({ shape: [3] })] }, 'blob w: float32[3] needs 12 bytes, got 16'],
+      [{ blobs: [w({ shape: [2, 1] })] }, 'blob w: float32[2,1] needs 8 bytes, got 16'],
       [
         { blobs: [w({ changes: { from: 'abc', rows: new Uint32Array([0]) } })] },
         'blob w: changes.from is not a sha256',
@@ -779,6 +783,7 @@ describe('checkpoint rules: manager', function () {
       blobs: [
         w({ changes: { from: hex('a'), rows: new Uint32Array([0, 3]) } }),
         { name: 's', dtype: 'string', shape: [2], data: new Uint8Array(3) },
+        { name: 'r16', dtype: 'float32', shape: new Array(16).fill(1), data: f32(1) },
       ],
     });
     assert.deepEqual(
@@ -786,6 +791,7 @@ describe('checkpoint rules: manager', function () {
       [
         ['w', 16],
         ['s', 3],
+        ['r16', 4],
       ],
     );
   });
@@ -801,6 +807,7 @@ describe('checkpoint rules: manager', function () {
     assert.deepEqual(m.parent, { runId: 'src', id: 'step-000000001-00000000' });
     assert.deepEqual(m.state, { a: [1] });
     assert.deepEqual(m.metrics, { loss: 0.25 });
+    assert.deepEqual([m.fingerprints, m.backend], [{ spec: 's' }, { name: 'cpu', version: '0' }]);
     assert.equal(m.reason, 'time');
     assert.deepEqual(await mgr.readManifest(m.id), m);
     const bare = await mgr.commit(commitInput(4));
@@ -1202,6 +1209,135 @@ describe('checkpoint rules: manager', function () {
     await fastSweep.collectGarbage({ apply: true });
     assert.deepEqual([fs.existsSync(tempOld), fs.existsSync(tempNew)], [false, true]);
     assert.deepEqual((await fsStore.list(`${RUN}/blobs/`)).sort(), kept.blobs.map((b) => mgr.blobKey(b.sha256)).sort());
+  });
+
+  it('steps past 9 digits: list, latestValid and the forged refusal order by step, not by the ids as stored', async function () {
+    const keys = new CheckpointKeys([{ id: 'k1', key: new Uint8Array(32).fill(1) }]);
+    const mgr = new CheckpointManager(fsStore, RUN, { keys });
+    const nine = await mgr.commit(commitInput(999_999_999));
+    const ten = await mgr.commit(commitInput(1_000_000_000));
+    assert.ok(ten.id < nine.id, 'the store lists the 10-digit id first');
+    assert.deepEqual(
+      (await mgr.list()).map((c) => c.step),
+      [999_999_999, 1_000_000_000],
+    );
+    assert.equal((await mgr.latestValid())?.manifest.id, ten.id);
+    const late = await new CheckpointManager(fsStore, RUN).commit(commitInput(1_000_000_001));
+    await assert.rejects(mgr.sign(late.id), (err: Error) =>
+      err.message.includes(`(newest signed: ${ten.id} at step 1000000000)`),
+    );
+  });
+
+  it('manifests and pins are write-once: a different manifest under an existing id is refused, the pin file is {id}', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const m = await mgr.commit(commitInput(1));
+    const keys = new CheckpointKeys([{ id: 'k1', key: new Uint8Array(32).fill(1) }]);
+    const before = fs.readFileSync(file(mgr.manifestKey(m.id)));
+    // Signed, the same content has the same id but other bytes.
+    await assert.rejects(new CheckpointManager(fsStore, RUN, { keys }).commit(commitInput(1)), CheckpointConflictError);
+    assert.deepEqual(fs.readFileSync(file(mgr.manifestKey(m.id))), before);
+    await mgr.pin(m.id);
+    await mgr.pin(m.id);
+    assert.equal(fs.readFileSync(file(mgr.pinKey(m.id)), 'utf8'), `{"id":"${m.id}"}\n`);
+    // load with `only`: just those blobs, and the manifest lists just them.
+    const some = await mgr.load(m.id, { only: (name) => name === 'b' });
+    assert.deepEqual(
+      some.manifest.blobs.map((b) => b.name),
+      ['b'],
+    );
+    assert.deepEqual([...some.blobs.entries()], [['b', f32(0.5)]]);
+    assert.equal(some.manifest.id, m.id);
+  });
+
+  it('a storage failure while reading a blob propagates: never a missing blob', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const m = await mgr.commit(commitInput(1));
+    const down = new StorageUnavailableError('store down', { op: 'read', key: 'k', attempts: 1, retryable: true });
+    const failing: CheckpointStore = {
+      ...plain,
+      read: (k) => (k.includes('/blobs/') ? Promise.reject(down) : plain.read(k)),
+    };
+    await assert.rejects(new CheckpointManager(failing, RUN).verify(m.id), (err) => err === down);
+    await assert.rejects(new CheckpointManager(failing, RUN).latestValid(), (err) => err === down);
+  });
+
+  it('collectGarbage re-reads the manifests before deleting: a blob a commit took up meanwhile stays', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN, { blobGcGraceMs: 0 });
+    await mgr.commit(commitInput(1));
+    const reused = f32(5, 6, 7, 8);
+    await fsStore.writeBlob(mgr.blobKey(sha256Hex(reused)), reused);
+    const stray = f32(9);
+    await fsStore.writeBlob(mgr.blobKey(sha256Hex(stray)), stray);
+    let late: Manifest | undefined;
+    // A commit that publishes right after GC listed the blobs (and after it first read the manifests).
+    const racing: CheckpointStore = {
+      ...plain,
+      async listDetailed(prefix) {
+        const out = await plain.listDetailed(prefix);
+        if (prefix.endsWith('/blobs/') && !late)
+          late = await mgr.commit({
+            ...commitInput(2),
+            blobs: [{ name: 'w', dtype: 'float32', shape: [4], data: reused }],
+          });
+        return out;
+      },
+    };
+    const report = await new CheckpointManager(racing, RUN, { blobGcGraceMs: 0 }).collectGarbage({ apply: true });
+    assert.deepEqual(
+      [report.blobs, report.bytes, report.deleted],
+      [[{ key: mgr.blobKey(sha256Hex(stray)), size: 4 }], 4, 1],
+    );
+    assert.equal(fs.existsSync(file(mgr.blobKey(sha256Hex(reused)))), true);
+    assert.deepEqual((await mgr.verify(late!.id)).ok, true);
+    // The store has no sweepTemp: nothing to sweep, no error. Another run's temp files are never swept.
+    const otherTemp = path.join(root, 'run-other', 'blobs', '.tmp.x');
+    fs.mkdirSync(path.dirname(otherTemp), { recursive: true });
+    fs.writeFileSync(otherTemp, 'x');
+    const t = new Date(Date.now() - 3_600_000);
+    fs.utimesSync(otherTemp, t, t);
+    assert.deepEqual(await new CheckpointManager(plain, RUN, { blobGcGraceMs: 0 }).collectGarbage({ apply: true }), {
+      blobs: [],
+      bytes: 0,
+      deleted: 0,
+      young: 0,
+    });
+    await mgr.collectGarbage({ apply: true });
+    assert.equal(fs.existsSync(otherTemp), true);
+  });
+
+  it("retention's verify modes: quick checks presence and size, auto re-hashes up to 16 MiB and checks larger ones by size", async function () {
+    this.timeout(60_000);
+    const quick = new CheckpointManager(fsStore, RUN, { retentionVerify: 'quick', blobGcGraceMs: 0 });
+    const a = await quick.commit(commitInput(1));
+    const b = await quick.commit(commitInput(2));
+    fs.writeFileSync(file(quick.blobKey(b.blobs[0].sha256)), f32(2, 1, 2));
+    assert.deepEqual((await quick.applyRetention({ keepLatest: 1 })).deleted, [b.id]);
+    const c = await quick.commit(commitInput(3));
+    fs.rmSync(file(quick.blobKey(c.blobs[0].sha256)));
+    assert.deepEqual((await quick.applyRetention({ keepLatest: 1 })).deleted, [c.id]);
+    assert.deepEqual(
+      (await quick.list()).map((x) => x.id),
+      [a.id],
+    );
+
+    const auto = new CheckpointManager(fsStore, 'run-big', { blobGcGraceMs: 0 });
+    const big = (step: number, floats: number) => {
+      const data = new Uint8Array(floats * 4).fill(step);
+      return auto.commit({ ...commitInput(step), blobs: [{ name: 'w', dtype: 'float32', shape: [floats], data }] });
+    };
+    const flip = (m: Manifest) => {
+      const f = file(auto.blobKey(m.blobs[0].sha256));
+      const d = fs.readFileSync(f);
+      d[0] ^= 1;
+      fs.writeFileSync(f, d);
+    };
+    const base = await big(1, 4);
+    const atLimit = await big(2, 4 * 2 ** 20);
+    flip(atLimit);
+    assert.deepEqual((await auto.applyRetention({ keepLatest: 1 })).kept, [base.id]);
+    const over = await big(3, 4 * 2 ** 20 + 1);
+    flip(over);
+    assert.deepEqual((await auto.applyRetention({ keepLatest: 1 })).kept, [over.id]);
   });
 
   it('applyRetention: no rule keeps everything; a damaged newest checkpoint is deleted and the newest valid kept', async function () {
