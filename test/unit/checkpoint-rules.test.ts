@@ -1011,6 +1011,43 @@ describe('checkpoint rules: manager', function () {
     });
   });
 
+  it('latestValid: at the same step, a readable manifest counts as newer than an unreadable one', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const m = await mgr.commit(commitInput(5));
+    const broken = 'step-000000005-ffffffff';
+    fs.writeFileSync(file(mgr.manifestKey(broken)), 'null');
+    assert.deepEqual(await mgr.latestValid(), { manifest: m, skipped: [] });
+  });
+
+  it('commit with a previous checkpoint: blobs without changes, or new since it, are stored whole', async function () {
+    const mgr = new CheckpointManager(fsStore, RUN);
+    const first = await mgr.commit(commitInput(1));
+    const m = await mgr.commit(
+      {
+        ...commitInput(2),
+        blobs: [
+          { name: 'w', dtype: 'float32', shape: [2, 2], data: f32(2, 1, 2, 3) },
+          {
+            name: 'fresh',
+            dtype: 'float32',
+            shape: [2, 2],
+            data: f32(7, 1, 2, 3),
+            changes: { from: first.blobs[0].sha256, rows: Uint32Array.of(0) },
+          },
+        ],
+      },
+      { previous: first },
+    );
+    assert.deepEqual(
+      m.blobs.map((b) => [b.name, b.sha256, 'rows' in b]),
+      [
+        ['w', sha256Hex(f32(2, 1, 2, 3)), false],
+        ['fresh', sha256Hex(f32(7, 1, 2, 3)), false],
+      ],
+    );
+    assert.equal(m.formatVersion, 1);
+  });
+
   it('the error classes: name, code, fields and message', function () {
     const corrupt = new CheckpointCorruptError('step-000000001-00000000', 'w', 'missing (k)');
     assert.deepEqual(
