@@ -52,6 +52,7 @@ const unitTests = [
   'optimizers',
   'metrics-log-edges',
   'metrics-log',
+  'checkpoint-rules',
   // Last: it trains a model (seconds), so a mutant the fast tests above kill never waits for it (mocha bails).
   'checkpoint-rows',
 ];

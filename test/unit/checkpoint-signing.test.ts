@@ -2,7 +2,7 @@
 // manager that refuses (never skips like damage) a manifest whose signature is missing, unknown or wrong, even
 // when the forger made every content hash consistent.
 import * as assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -76,6 +76,107 @@ describe('checkpoint signing', function () {
           },
         );
       }
+    });
+
+    it('each refusal word for word, at the edges of the id and key rules', function () {
+      const key = (n = 32) => new Uint8Array(n).fill(7);
+      const refuses = (make: () => unknown, message: string) =>
+        assert.throws(make, (err: Error) => err.message === message, message);
+      refuses(() => new CheckpointKeys([]), 'checkpoint keys: at least one key is needed');
+      const idRule = 'use 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric';
+      for (const id of ['', '-a', '.a', 'a'.repeat(65), 'a b', 'a/b'])
+        refuses(() => new CheckpointKeys([{ id, key: key() }]), `checkpoint key id ${JSON.stringify(id)}: ${idRule}`);
+      refuses(() => new CheckpointKeys([{ id: 7 as unknown as string, key: key() }]), `checkpoint key id 7: ${idRule}`);
+      assert.deepEqual(
+        new CheckpointKeys([
+          { id: 'a'.repeat(64), key: key() },
+          { id: '9.b_c-D', key: key(33) },
+        ]).ids,
+        ['a'.repeat(64), '9.b_c-D'],
+      );
+      refuses(
+        () =>
+          new CheckpointKeys([
+            { id: 'k', key: key() },
+            { id: 'k', key: key() },
+          ]),
+        'checkpoint key id k is given twice',
+      );
+      const short = 'checkpoint key k is too short: at least 32 bytes (openssl rand -base64 32)';
+      refuses(() => new CheckpointKeys([{ id: 'k', key: key(31) }]), short);
+      refuses(() => new CheckpointKeys([{ id: 'k', key: Array.from(key()) as unknown as Uint8Array }]), short);
+
+      const use = 'use id=base64key[,id2=base64key2]';
+      refuses(() => CheckpointKeys.parse('', 'KEYS'), `KEYS entry 1 is empty: ${use}`);
+      refuses(() => CheckpointKeys.parse(`a=${b64()}, `), `DURABLE_TRAIN_CHECKPOINT_KEY entry 2 is empty: ${use}`);
+      refuses(() => CheckpointKeys.parse(`=${b64()}`), `DURABLE_TRAIN_CHECKPOINT_KEY entry 1 has no key id: ${use}`);
+      refuses(() => CheckpointKeys.parse('abc'), `DURABLE_TRAIN_CHECKPOINT_KEY entry 1 has no key id: ${use}`);
+      refuses(
+        () => CheckpointKeys.parse('k1 = =='),
+        `DURABLE_TRAIN_CHECKPOINT_KEY entry 1 has no key id or no key: ${use}`,
+      );
+      refuses(
+        () => CheckpointKeys.parse(`-k=${b64()}`),
+        `DURABLE_TRAIN_CHECKPOINT_KEY entry 1: key id "-k" is not 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric`,
+      );
+      for (const bad of ['a===', 'ab=c', 'a', `${b64()}!`, `${b64()} x`])
+        refuses(
+          () => CheckpointKeys.parse(`k1=${bad}`),
+          'DURABLE_TRAIN_CHECKPOINT_KEY entry 1 (key k1): the key is not base64',
+        );
+      refuses(
+        () => CheckpointKeys.parse(`k1=${b64(31)}`),
+        'DURABLE_TRAIN_CHECKPOINT_KEY entry 1 (key k1): the key is 31 bytes, at least 32 are needed (make one with: openssl rand -base64 32)',
+      );
+      refuses(() => CheckpointKeys.parse(`k1=${b64()},k1=${b64()}`, 'SRC'), 'SRC: checkpoint key id k1 is given twice');
+      // Padded, unpadded and spaced forms all parse; the key is the decoded bytes.
+      const raw = new Uint8Array(34).map((_, i) => i * 5);
+      const text = Buffer.from(raw).toString('base64');
+      for (const form of [text, text.replace(/=+$/, ''), ` ${text} `]) {
+        const keys = CheckpointKeys.parse(` k1 =${form}`);
+        assert.deepEqual(keys.ids, ['k1']);
+        assert.deepEqual(
+          keys.sign(signedFixture()),
+          new CheckpointKeys([{ id: 'k1', key: raw }]).sign(signedFixture()),
+        );
+      }
+      assert.equal(checkpointKeysFromEnv({ DURABLE_TRAIN_CHECKPOINT_KEY: '' }), undefined);
+      assert.deepEqual(JSON.parse(JSON.stringify(CheckpointKeys.parse(`a=${b64()},b=${b64()}`))), { ids: ['a', 'b'] });
+    });
+
+    it('problem(): missing, unknown key, a signature that is not the 64 hex digits of the HMAC, or null', function () {
+      const raw = new Uint8Array(32).fill(3);
+      const keys = new CheckpointKeys([
+        { id: 'k1', key: raw },
+        { id: 'k0', key: new Uint8Array(32).fill(4) },
+      ]);
+      const m = signedFixture();
+      const mac = createHmac('sha256', raw).update(canonicalManifest(m), 'utf8').digest('hex');
+      assert.deepEqual(keys.sign(m), { keyId: 'k1', hmacSha256: mac });
+      assert.deepEqual(keys.sign({ ...m, signature: { keyId: 'x', hmacSha256: 'y' } }), {
+        keyId: 'k1',
+        hmacSha256: mac,
+      });
+      assert.equal(canonicalManifest({ ...m, signature: { keyId: 'x', hmacSha256: 'y' } }), canonicalManifest(m));
+      assert.equal(keys.problem({ ...m, signature: { keyId: 'k1', hmacSha256: mac } }), null);
+      assert.deepEqual(keys.problem(m), { kind: 'missing', text: 'is not signed' });
+      assert.deepEqual(keys.problem({ ...m, signature: { keyId: 'k9', hmacSha256: mac } }), {
+        kind: 'unknown-key',
+        text: `is signed with key "k9", which is not among this process's keys (k1, k0)`,
+      });
+      const mismatch = { kind: 'mismatch', text: 'has a signature that does not match its content (key k1)' };
+      for (const hmacSha256 of [
+        mac.toUpperCase(),
+        mac.slice(0, 62),
+        `${mac}00`,
+        ` ${mac}`,
+        `${mac.slice(0, 63)}${mac[63] === '0' ? '1' : '0'}`,
+      ])
+        assert.deepEqual(keys.problem({ ...m, signature: { keyId: 'k1', hmacSha256 } }), mismatch, hmacSha256);
+      assert.deepEqual(keys.problem({ ...m, signature: { keyId: 'k0', hmacSha256: mac } }), {
+        kind: 'mismatch',
+        text: 'has a signature that does not match its content (key k0)',
+      });
     });
 
     it('never shows key bytes in JSON or inspect output', function () {
@@ -237,6 +338,52 @@ describe('checkpoint signing', function () {
       await assert.rejects(mgr().sign(a.id), /no checkpoint keys given/);
     });
 
+    it('sign(): the forged refusal names the newest signed checkpoint; re-signing with a new key; a mismatch is refused', async function () {
+      const a = await mgr(k1).commit(input(30));
+      const b = await mgr(k1).commit(input(20));
+      const c = await mgr(k1).commit(input(10));
+      const late = await mgr().commit(input(40));
+      await assert.rejects(mgr(k1).sign(late.id), (err: Error) => {
+        assert.ok(err instanceof CheckpointSignatureError);
+        assert.equal(err.kind, 'forged');
+        assert.ok(
+          err.message.startsWith(
+            `checkpoint ${RUN}:${late.id} is unsigned (step 40) in a run whose other checkpoints are signed (newest ` +
+              `signed: ${a.id} at step 30): it was written without the key, so it is not signed: refused (signature ` +
+              'check, not damage). Investigate the store',
+          ),
+          err.message,
+        );
+        return true;
+      });
+      // Signed before the batch: only b; the others do not count, so the refusal names b.
+      await assert.rejects(mgr(k1).sign(late.id, { signedBefore: new Set([b.id, late.id]) }), (err: Error) =>
+        err.message.includes(`(newest signed: ${b.id} at step 20)`),
+      );
+      assert.equal(await mgr(k1).sign(late.id, { signedBefore: new Set([late.id]) }), 'signed');
+      assert.equal(readJson(late.id).signature?.keyId, 'k1');
+      const both = new CheckpointKeys([
+        { id: 'k2', key: raw2 },
+        { id: 'k1', key: raw1 },
+      ]);
+      assert.equal(await mgr(both).sign(c.id), 're-signed');
+      assert.equal(readJson(c.id).signature?.keyId, 'k2');
+      assert.equal(await mgr(both).sign(c.id), 'already signed');
+      const m = readJson(b.id);
+      m.signature!.hmacSha256 = m.signature!.hmacSha256.replace(/^./, (ch) => (ch === '0' ? '1' : '0'));
+      fs.writeFileSync(file(b.id), JSON.stringify(m));
+      await assert.rejects(
+        mgr(both).sign(b.id),
+        (err: Error) => err instanceof CheckpointSignatureError && err.kind === 'mismatch',
+      );
+      await assert.rejects(mgr().sign(b.id), {
+        message: 'checkpoint sign: no checkpoint keys given (set DURABLE_TRAIN_CHECKPOINT_KEY)',
+      });
+      assert.deepEqual([...(await mgr(both).signedIds())].sort(), [a.id, c.id, late.id].sort());
+      assert.deepEqual([...(await mgr(k1).signedIds())].sort(), [a.id, late.id].sort());
+      assert.deepEqual(mgr(both).signing, ['k2', 'k1']);
+    });
+
     it('rotation: new keys first, old ones still verify; a process without the signing key refuses', async function () {
       const k2 = new CheckpointKeys([{ id: 'k2', key: raw2 }]);
       const wrongK2 = new CheckpointKeys([{ id: 'k2', key: randomBytes(32) }]); // same id, other bytes
@@ -261,3 +408,21 @@ describe('checkpoint signing', function () {
     });
   });
 });
+
+/** A small manifest to sign (its blobs are never read). */
+function signedFixture(): Manifest {
+  const body: Omit<Manifest, 'id'> = {
+    formatVersion: 1,
+    runId: RUN,
+    step: 3,
+    epoch: 0,
+    createdAt: '2026-01-01T00:00:03.000Z',
+    parent: null,
+    blobs: [{ name: 'w', dtype: 'float32', shape: [1], sha256: 'a'.repeat(64), size: 4 }],
+    state: null,
+    metrics: {},
+    fingerprints: {},
+    backend: { name: 'cpu', version: '4' },
+  };
+  return { ...body, id: checkpointId(body.step, manifestBodyHash(body)) };
+}
