@@ -146,5 +146,11 @@ describe('resume and fork on another replica count', function () {
         [3, 1],
       ],
     );
+    // The run's checkpoints from before the changes still evaluate, each in its own layout.
+    const ev = cli(fx.cluster, ['evaluate', `ref:${mid.id}`, '--json']);
+    assert.equal(ev.code, 0, ev.stderr);
+    const evaluated = ev.json<{ checkpoint: { step: number }; accuracy: number }>();
+    assert.equal(evaluated.checkpoint.step, 34);
+    assert.ok(evaluated.accuracy > 0.5, `accuracy ${evaluated.accuracy}`);
   });
 });
