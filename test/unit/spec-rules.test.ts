@@ -64,7 +64,7 @@ describe('spec rules: what a SpecError is', () => {
         checkpoint: { storage: 'file://x', keepBest: { k: 1, metric: 'loss', zz: 1 } },
         resume: { zz: 1 },
       }),
-      'resume.zz: unknown field (allowed: allowDatasetChange, allowBackendChange, allowNumericsChange)',
+      'resume.zz: unknown field (allowed: allowDatasetChange, allowBackendChange, allowNumericsChange, allowTopologyChange)',
     );
     assert.match(
       refusal({ dataset: { name: 'mnist', limt: 4 }, optimizer: { ...base.optimizer, foo: 1 }, epocs: 1 }),
