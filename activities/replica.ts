@@ -231,7 +231,7 @@ async function restore(
 
 /** A checkpoint, verified. `only`: just the blobs it names; a replica reads the global weights and its own slots,
  *  not every replica's, so a round reads O(N) bytes, not O(N^2). */
-async function load(m: CheckpointManager, ref: CheckpointRef, only?: (name: string) => boolean) {
+async function load(m: CheckpointManager, ref: CheckpointRef, only?: (name: string, manifest: Manifest) => boolean) {
   try {
     return await m.load(ref.id, { only });
   } catch (err) {
@@ -245,7 +245,12 @@ async function load(m: CheckpointManager, ref: CheckpointRef, only?: (name: stri
 }
 
 /** load() from the manager of the checkpoint's own run. */
-function loadRef(deps: ReplicaDeps, spec: RunSpec, ref: CheckpointRef, only?: (name: string) => boolean) {
+function loadRef(
+  deps: ReplicaDeps,
+  spec: RunSpec,
+  ref: CheckpointRef,
+  only?: (name: string, manifest: Manifest) => boolean,
+) {
   return load(deps.managerFor(spec, ref.runId), ref, only);
 }
 
@@ -297,19 +302,17 @@ async function startFromRound(
   const mine = replicaSlotName(r, '');
   const anyReplica = `${DIST_PREFIX}replica-`;
   // A replica the checkpoint did not have (a change of the count) starts from the mean of every replica's slots; the
-  // others read only their own (O(N) bytes a round). `recorded`: the checkpoint's count (null: not known yet).
-  const wantedFor = (recorded: number | null) => {
-    const every = spec.resume?.allowTopologyChange === true && (recorded === null || r >= recorded);
-    return (name: string) =>
-      !name.startsWith(DIST_PREFIX) || name.startsWith(mine) || (every && name.startsWith(anyReplica));
-  };
+  // others read only their own (O(N) bytes a round).
+  const wanted = (name: string, m: Manifest) =>
+    !name.startsWith(DIST_PREFIX) ||
+    name.startsWith(mine) ||
+    (name.startsWith(anyReplica) && r >= recordedReplicas(m.state as GlobalState));
   const manager = deps.managerFor(spec, from.runId);
   let start: CheckpointRef = from;
   let recovery: Recovery | null = null;
   let loaded: Loaded;
   try {
-    const head = spec.resume?.allowTopologyChange ? await manager.readManifest(from.id).catch(() => null) : null;
-    loaded = await manager.load(from.id, { only: wantedFor(head && recordedReplicas(head.state as GlobalState)) });
+    loaded = await manager.load(from.id, { only: wanted });
   } catch (err) {
     if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
     const message = (err as Error).message;
@@ -322,7 +325,7 @@ async function startFromRound(
     log.warn('round checkpoint damaged; falling back', { requested: from.id, fallback: fallback.manifest.id });
     start = { runId, id: fallback.manifest.id };
     recovery = { requested: from.id, restoredFrom: start.id, reason: `damaged checkpoint: ${message}`, attempt };
-    loaded = await load(manager, start, wantedFor(recordedReplicas(fallback.manifest.state as GlobalState)));
+    loaded = await load(manager, start, wanted);
   }
   checkBackend(spec, backend, loaded.manifest);
   const { snap, topologyFrom, orderDrawn } = replicaSnapshot(loaded.manifest, loaded.blobs, r, spec);

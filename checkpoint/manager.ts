@@ -467,15 +467,15 @@ export class CheckpointManager {
    */
   /**
    * Reads a checkpoint, every blob verified against its manifest entry. `only` reads just the blobs it names (the
-   * manifest returned then lists just those): a replica of a distributed run reads the global weights and its own
-   * optimizer slots, not every replica's.
+   * manifest returned then lists just those), asked with the whole manifest at hand: a replica of a distributed run
+   * reads the global weights and its own optimizer slots, not every replica's.
    */
   async load(
     id: string,
-    opts: { only?: (name: string) => boolean } = {},
+    opts: { only?: (name: string, manifest: Manifest) => boolean } = {},
   ): Promise<{ manifest: Manifest; blobs: Map<string, Uint8Array> }> {
     const full = await this.readManifest(id);
-    const manifest = opts.only ? { ...full, blobs: full.blobs.filter((b) => opts.only!(b.name)) } : full;
+    const manifest = opts.only ? { ...full, blobs: full.blobs.filter((b) => opts.only!(b.name, full)) } : full;
     const blobs = new Map<string, Uint8Array>();
     const bySha = new Map<string, Uint8Array>();
     await forEachLimit(manifest.blobs, this.concurrency, async (b) => {
