@@ -12,10 +12,8 @@ import { initBackend } from '../training/backend';
 import { DatasetError } from '../training/data';
 import { isConfigError } from '../training/errors';
 import { loadTaskData } from '../training/task-data';
-import type { TrainerState } from '../training/trainer-types';
-import { layoutAfter } from '../training/topology';
 import { positionOf } from './chunk/commits';
-import { stepsPerEpochProblem } from './chunk/resume-guards';
+import { layoutFor } from './chunk/resume-guards';
 import { restoreTrainer } from './chunk/restore';
 import { forkPlanOf, isDamagedOrMissing, rootedAt } from './chunk/start';
 import { nonRetryable, storageUnavailable } from './failures';
@@ -96,7 +94,7 @@ export async function prepareRun(d: TrainingDeps, input: PrepareRunInput): Promi
     if (fp && fp !== hash) {
       log.warn('run continues with a changed spec', { runId: input.runId, checkpoint: latest.manifest.id });
     }
-    const laid = { ...base, ...layoutOf(spec, latest.manifest, rows) };
+    const laid = { ...base, ...layoutFor(latest.manifest, spec, rows) };
     // Already trained to the end: report the final numbers from that checkpoint rather than train again.
     const finished = latest.manifest.step >= laid.totalSteps ? await finishedAt(own, spec, latest.manifest) : null;
     return { ...laid, start: positionOf(latest.manifest), mode: 'resume', skipped, finished };
@@ -112,26 +110,6 @@ export async function prepareRun(d: TrainingDeps, input: PrepareRunInput): Promi
   });
   probe.dispose();
   return { ...base, start: null, mode: 'fresh', skipped, finished: null };
-}
-
-/**
- * Steps per epoch and in all, and where epochs are counted from, for `spec` continuing `manifest`: laid out anew when
- * the replica count changes (topology.ts), or as an earlier change left them. Null when the spec cannot continue the
- * checkpoint at all: the first chunk refuses it, naming why.
- */
-function layoutOf(
-  spec: RunSpec,
-  manifest: Manifest,
-  rows: number,
-): { stepsPerEpoch: number; totalSteps: number; epochAnchor?: number } | null {
-  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
-  if (!Number.isInteger(st.stepsPerEpoch) || stepsPerEpochProblem(manifest, spec, rows)) return null;
-  const laid = layoutAfter(st, spec.distributed?.replicas ?? 1, rows, spec.batchSize, spec.epochs);
-  return {
-    stepsPerEpoch: laid.stepsPerEpoch,
-    totalSteps: laid.totalSteps,
-    ...(laid.epochAnchor ? { epochAnchor: laid.epochAnchor } : {}),
-  };
 }
 
 /** The final numbers of a run whose newest checkpoint is at its end, from that checkpoint. */
@@ -163,7 +141,7 @@ async function forkStart(
   sourceSpec: RunSpec | null | undefined,
   from: CheckpointRef,
   rows: number,
-): Promise<{ manifest: Manifest; layout: ReturnType<typeof layoutOf> }> {
+): Promise<{ manifest: Manifest; layout: ReturnType<typeof layoutFor> }> {
   const plan = forkPlanOf(sourceSpec, spec);
   const src = d.managerFor(spec, from.runId);
   const check = await src.verify(from.id).catch((err: unknown) => {
@@ -177,7 +155,7 @@ async function forkStart(
     );
   }
   const loaded = await src.load(from.id);
-  const layout = layoutOf(spec, loaded.manifest, rows);
+  const layout = layoutFor(loaded.manifest, spec, rows);
   const totalSteps = layout?.totalSteps ?? stepCounts(spec, rows).totalSteps;
   if (loaded.manifest.step >= totalSteps) {
     throw nonRetryable(

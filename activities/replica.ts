@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
+import { replicasOf } from '../spec/helpers';
 import { DATA_ORDER_NAME, Trainer, type NamedTensorBytes, type TrainerSnapshot, type TrainerState } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import { Prng, type PrngState } from '../training/prng';
@@ -118,7 +119,7 @@ export function replicaSnapshot(
   const snap = snapshotOf(manifest, blobs);
   const { distributed, ...state } = manifest.state as GlobalState;
   const was = recordedReplicas(manifest.state as GlobalState);
-  const to = spec.distributed?.replicas ?? 1;
+  const to = replicasOf(spec);
   if (was !== to && !spec.resume?.allowTopologyChange)
     throw nonRetryable(FailureTypes.ResumeGuard, `checkpoint ${manifest.id}: ${topologyRefusal(was, to)}`);
   const shared = snap.tensors.filter((t) => !t.name.startsWith(DIST_PREFIX) && (r === 0 || !isSlot(t.name)));

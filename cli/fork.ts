@@ -6,9 +6,7 @@ import { SpecError, stepCounts, validateSpec, type RunSpec } from '../spec';
 import { builtinTrainRows } from '../spec/helpers';
 import { checkpointIdArg, CliError, EXIT, runIdArg, type Out } from './common';
 import { formatProblems, type Manifest } from '../checkpoint';
-import { stepsPerEpochProblem } from '../activities/chunk/resume-guards';
-import type { TrainerState } from '../training/trainer-types';
-import { layoutAfter } from '../training/topology';
+import { layoutFor, stepsPerEpochProblem } from '../activities/chunk/resume-guards';
 import { managerForRun } from './checkpoints';
 import { connectClient, temporalSettings, type TemporalSettings } from './connection';
 import { startCommand } from './start';
@@ -101,7 +99,8 @@ export async function forkCommand(
   // Another replica count is refused here unless the spec allows it (and the epoch under way can be shared out).
   const problem = stepsPerEpochProblem(manifest, spec, rows);
   if (problem) throw new CliError(`fork: ${where}: ${problem}`, EXIT.usage);
-  const totalSteps = rows === null ? Infinity : forkTotalSteps(manifest, spec, rows);
+  const totalSteps =
+    rows === null ? Infinity : (layoutFor(manifest, spec, rows)?.totalSteps ?? stepCounts(spec, rows).totalSteps);
   if (step >= totalSteps) {
     throw new CliError(
       `fork: checkpoint ${ref.runId}:${checkpointId} is at step ${step} and the fork trains ${totalSteps} steps: ` +
@@ -116,13 +115,6 @@ export async function forkCommand(
     sourceSpec: base,
     wait: opts.wait,
   });
-}
-
-/** The fork's steps in all: as its spec counts them, or as a change of the replica count lays them out. */
-function forkTotalSteps(manifest: Manifest, spec: RunSpec, rows: number): number {
-  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
-  if (!Number.isInteger(st.stepsPerEpoch)) return stepCounts(spec, rows).totalSteps;
-  return layoutAfter(st, spec.distributed?.replicas ?? 1, rows, spec.batchSize, spec.epochs).totalSteps;
 }
 
 export const forkDefinition = defineCommand({

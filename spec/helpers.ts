@@ -77,6 +77,9 @@ export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S 
 }
 
 /** Training examples of a built-in dataset (without its validation rows), or null for a file (known once read). */
+/** The run's data-parallel replicas: `distributed.replicas`, 1 for a single run. */
+export const replicasOf = (spec: Pick<RunSpec, 'distributed'>): number => spec.distributed?.replicas ?? 1;
+
 export function builtinTrainRows(spec: RunSpec): number | null {
   const ds = spec.dataset;
   if (!('name' in ds)) return null;

@@ -13,6 +13,7 @@ import { ConfigError, firstNonFinite, NonFiniteError } from './errors';
 import { MODEL_CHECKS } from './preflight';
 import { preprocessingOf } from './preprocess';
 import { checkModelFit } from '../spec/model-fit';
+import { replicasOf } from '../spec/helpers';
 import { maxModelBytes } from './model-limit';
 import { buildNet, type Net, type StateUpdates } from './models';
 import { loadTaskData, type TaskData } from './task-data';
@@ -124,7 +125,7 @@ async function prepare(spec: RunSpec, replica = 0): Promise<Parts> {
   if (!(Number.isInteger(shift) && shift >= 0 && shift < IMAGE_WIDTH))
     throw new Error(`augment.shift must be an integer in [0, 27], got ${shift}`);
   if (shift > 0 && !data.images) throw new ConfigError(`augment.shift applies to image data only; ${data.name} is not`);
-  const replicas = spec.distributed?.replicas ?? 1;
+  const replicas = replicasOf(spec);
   const stepsPerEpoch = planOf(undefined, 0, data.train.n, replicas, replica, batchSize).steps;
   // Refused before anything is allocated: a layer that cannot be built, or a model that would not fit in memory.
   checkModelFit(spec, data.featureShape, maxModelBytes(tf.getBackend()));

@@ -4,8 +4,10 @@
 import type { Manifest } from '../../checkpoint';
 import type { RunSpec } from '../../spec/types';
 import type { TrainerState } from '../../training/trainer-types';
+import { replicasOf } from '../../spec/helpers';
 import {
   changeTopology,
+  layoutAfter,
   recordedReplicas,
   stepsPerEpochOf,
   TopologyError,
@@ -18,17 +20,18 @@ import {
  * shared out (topology.ts).
  */
 export function stepsPerEpochProblem(manifest: Manifest, spec: RunSpec, trainRows: number | null): string | null {
-  const st = manifest.state as TrainerState & { distributed?: { replicas?: number } };
+  const st = recordedState(manifest);
   const was = st.stepsPerEpoch as number | undefined;
   const wasReplicas = recordedReplicas(st);
-  const nowReplicas = spec.distributed?.replicas ?? 1;
+  const nowReplicas = replicasOf(spec);
   if (wasReplicas !== nowReplicas && !spec.resume?.allowTopologyChange)
     return `checkpoint ${manifest.id}: ${topologyRefusal(wasReplicas, nowReplicas)}`;
   if (trainRows === null || was === undefined) return null;
-  if (stepsPerEpochOf(trainRows, wasReplicas, spec.batchSize) !== was)
+  const given = stepsPerEpochOf(trainRows, wasReplicas, spec.batchSize);
+  if (given !== was)
     return (
-      `checkpoint ${manifest.id} has ${was} steps per epoch, the spec gives ` +
-      `${stepsPerEpochOf(trainRows, wasReplicas, spec.batchSize)}: dataset.trainLimit and batchSize cannot change when resuming`
+      `checkpoint ${manifest.id} has ${was} steps per epoch, the spec gives ${given}: ` +
+      `dataset.trainLimit and batchSize cannot change when resuming`
     );
   if (wasReplicas === nowReplicas) return null;
   try {
@@ -39,6 +42,29 @@ export function stepsPerEpochProblem(manifest: Manifest, spec: RunSpec, trainRow
     throw err;
   }
 }
+
+/**
+ * Steps per epoch and in all, and where epochs are counted from, for `spec` continuing `manifest` over `trainRows`
+ * examples: laid out anew when the replica count changes (topology.ts), or as an earlier change left them. Null when
+ * the spec cannot continue the checkpoint (stepsPerEpochProblem says why) or the checkpoint records no steps per epoch.
+ */
+export function layoutFor(
+  manifest: Manifest,
+  spec: RunSpec,
+  trainRows: number,
+): { stepsPerEpoch: number; totalSteps: number; epochAnchor?: number } | null {
+  const st = recordedState(manifest);
+  if (!Number.isInteger(st.stepsPerEpoch) || stepsPerEpochProblem(manifest, spec, trainRows)) return null;
+  const laid = layoutAfter(st, replicasOf(spec), trainRows, spec.batchSize, spec.epochs);
+  return {
+    stepsPerEpoch: laid.stepsPerEpoch,
+    totalSteps: laid.totalSteps,
+    ...(laid.epochAnchor ? { epochAnchor: laid.epochAnchor } : {}),
+  };
+}
+
+/** A manifest's trainer state as these guards read it (a round checkpoint's also records its replicas). */
+const recordedState = (manifest: Manifest) => manifest.state as TrainerState & { distributed?: { replicas?: number } };
 
 /** The model and data `spec` builds, as fingerprints (the model's in the version the checkpoint records). */
 export interface BuiltFingerprints {
