@@ -5,7 +5,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Net } from './models';
 import type { Optimizer } from './optimizers';
 import { DATA_ORDER_NAME, type NamedTensorBytes, type TrainerState } from './trainer-types';
-import { epochStartStep } from './topology';
+import { epochStartStep, epochStepsOf } from './topology';
 
 export function checkLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('trainer: snapshots are little-endian; this host is big-endian');
@@ -65,8 +65,7 @@ export function checkState(st: TrainerState, stepsPerEpoch: number, totalSteps: 
   }
   // A replica of a distributed run may stop right after an epoch's last step, its end left to the round's sync.
   // After a change of the replica count, the epoch under way then has its own length and epochs start elsewhere.
-  const tr = st.topology?.transition;
-  const epochSteps = tr && tr.epoch === st.epoch ? tr.steps : st.stepsPerEpoch;
+  const epochSteps = epochStepsOf(st.topology, st.epoch, st.stepsPerEpoch);
   const maxBatch = epochEndPending ? epochSteps : epochSteps - 1;
   let start: number;
   try {

@@ -114,6 +114,12 @@ export function planOf(
   return { ranges: [[shard.start, shard.start + shard.rows]], rows: shard.rows, steps, even: false, batchSize };
 }
 
+/** Steps of `epoch`: the transition's when the count changed during it, else the count's steps per epoch. */
+export function epochStepsOf(topology: Topology | undefined, epoch: number, stepsPerEpoch: number): number {
+  const tr = topology?.transition;
+  return tr && epoch === tr.epoch ? tr.steps : stepsPerEpoch;
+}
+
 /** The step the current epoch of a state started at. */
 export function epochStartStep(topology: Topology | undefined, epoch: number, stepsPerEpoch: number): number {
   if (!topology) return epoch * stepsPerEpoch;

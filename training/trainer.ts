@@ -34,7 +34,6 @@ import {
   TopologyError,
   topologyRefusal,
   type EpochPlan,
-  type Range,
   type Topology,
 } from './topology';
 import { clipGradients } from './clip';
@@ -370,18 +369,23 @@ export class Trainer {
 
   /** The examples (row indices of the training split) the next step trains on, in order; empty at an epoch's end. */
   nextBatchExamples(): Int32Array {
-    if (this.epochEndPending) return new Int32Array(0);
-    return Int32Array.from(this.batchPositions().flatMap(([s, e]) => Array.from(this.order.subarray(s, e))));
+    return this.epochEndPending ? new Int32Array(0) : this.batchExamples();
   }
 
   private planFor(epoch: number): EpochPlan {
     return planOf(this.topology, epoch, this.data.train.n, this.replicas, this.replica, this.spec.batchSize);
   }
 
-  /** The positions of the epoch's order the next step trains on. */
-  private batchPositions(): Range[] {
+  /** The examples the next step trains on: the epoch order's entries at this trainer's next batch of positions. */
+  private batchExamples(): Int32Array {
     const [lo, hi] = batchBounds(this.plan, this.batchInEpoch);
-    return sliceRanges(this.plan.ranges, lo, hi);
+    const out = new Int32Array(hi - lo);
+    let k = 0;
+    for (const [s, e] of sliceRanges(this.plan.ranges, lo, hi)) {
+      out.set(this.order.subarray(s, e), k);
+      k += e - s;
+    }
+    return out;
   }
 
   /** Finishes a deferred epoch end: evaluates, feeds the schedule, draws the next order. Null when none is pending. */
@@ -621,11 +625,12 @@ export class Trainer {
   }
 
   /**
-   * The rows of a batch (positions start.. of the epoch's order) as arrays: features, labels (classification and
-   * binary), targets (one-hot scaled by the class weight for classification, values otherwise) and, for a binary run
-   * with class weights, each example's weight.
+   * The rows of a batch (`rows`, indices into the training split) as arrays: features, labels (classification
+   * and binary), targets (one-hot scaled by the class weight for classification, values otherwise) and, for a binary
+   * run with class weights, each example's weight.
    */
-  private batchOf(positions: Range[], count: number) {
+  private batchOf(rows: Int32Array) {
+    const count = rows.length;
     const train = this.data.train;
     const size = this.data.featureSize;
     const classify = this.data.task === 'classification';
@@ -635,9 +640,8 @@ export class Trainer {
     const labels = new Int32Array(count);
     const targets = new Float32Array(classify ? count * C : count);
     const weights = binary && this.classWeights ? new Float32Array(count) : null;
-    const at = positions.flatMap(([s, e]) => Array.from({ length: e - s }, (_, i) => s + i));
     for (let k = 0; k < count; k++) {
-      const idx = this.order[at[k]];
+      const idx = rows[k];
       xs.set(train.x.subarray(idx * size, (idx + 1) * size), k * size);
       if (classify) {
         labels[k] = train.y[idx];
@@ -663,12 +667,12 @@ export class Trainer {
     const classify = this.data.task === 'classification';
     const binary = this.data.task === 'binary';
     const C = this.data.outputs;
-    const positions = this.batchPositions();
-    const count = positions.reduce((a, [s, e]) => a + e - s, 0);
+    const rows = this.batchExamples();
+    const count = rows.length;
     const learningRate = this.schedule.learningRate(this.step, this.totalSteps);
     const rngBefore = this.rng.getState();
 
-    const { xs, labels, targets, weights } = this.batchOf(positions, count);
+    const { xs, labels, targets, weights } = this.batchOf(rows);
 
     // Phase 1: forward and gradients. On failure nothing has changed except the PRNG; rewind it.
     const rng = this.rng;
