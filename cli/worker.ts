@@ -40,8 +40,6 @@ export const WORKFLOW_BUNDLE_ENV_VAR = 'DURABLE_TRAIN_WORKFLOW_BUNDLE';
 
 import { slotsOption } from './worker-command';
 
-export { slotsOption };
-
 let runtimeInstalled = false;
 /**
  * SDK logs at WARN unless DURABLE_TRAIN_LOG_LEVEL says otherwise (TRACE, DEBUG, INFO, WARN, ERROR). With

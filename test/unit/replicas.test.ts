@@ -185,7 +185,7 @@ describe('trainer hooks for replicas', function () {
 
 describe('worker --slots', () => {
   it('takes an integer from 1 to 64 from --slots or DURABLE_TRAIN_SLOTS, the option first', async () => {
-    const { slotsOption } = await import('../../cli/worker');
+    const { slotsOption } = await import('../../cli/worker-command');
     assert.equal(slotsOption(undefined, {}), undefined);
     assert.equal(slotsOption('2', {}), 2);
     assert.equal(slotsOption(undefined, { DURABLE_TRAIN_SLOTS: '3' }), 3);

@@ -42,10 +42,10 @@ const state = (o: { step: number; epoch: number; batchInEpoch: number; replicas:
   ...(o.replicas > 1 ? { distributed: { replicas: o.replicas } } : {}),
 });
 
-/** Every position of the plan's batches, in order, checking each batch holds 1..batchSize positions. */
-function positionsOf(plan: ReturnType<typeof planOf>, from = 0): number[] {
+/** Every position of the plan's batches [from, to), in order, checking each batch holds 1..batchSize positions. */
+function positionsOf(plan: ReturnType<typeof planOf>, from = 0, to = plan.steps): number[] {
   const out: number[] = [];
-  for (let k = from; k < plan.steps; k++) {
+  for (let k = from; k < to; k++) {
     const [lo, hi] = batchBounds(plan, k);
     assert.ok(hi - lo >= 1 && hi - lo <= plan.batchSize, `batch ${k} has ${hi - lo} positions`);
     for (const [s, e] of sliceRanges(plan.ranges, lo, hi)) for (let i = s; i < e; i++) out.push(i);
@@ -122,11 +122,7 @@ describe('training/topology: sharing out the epoch under way', () => {
         // Train some batches of the current layout, then change the count.
         const plans = Array.from({ length: replicas }, (_, r) => planOf(st.topology, 1, n, replicas, r, B));
         const b = pick(st.batchInEpoch, plans[0].steps - 1);
-        for (const p of plans)
-          for (let k = st.batchInEpoch; k < b; k++) {
-            const [lo, hi] = batchBounds(p, k);
-            for (const [s, e] of sliceRanges(p.ranges, lo, hi)) for (let i = s; i < e; i++) trained.push(i);
-          }
+        for (const p of plans) trained.push(...positionsOf(p, st.batchInEpoch, b));
         const moved = { ...st, step: st.step + (b - st.batchInEpoch), batchInEpoch: b };
         let to = pick(1, 5);
         if (to === replicas) to = replicas + 1;
