@@ -35,8 +35,8 @@ export default tseslint.config(
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    // Plain Node scripts (examples written as a user of the package would; build helpers).
-    files: ['examples/**/*.js', 'scripts/**/*.js'],
+    // Plain Node scripts (examples written as a user of the package would; build helpers; the mocha settings).
+    files: ['examples/**/*.js', 'scripts/**/*.js', '.mocharc.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' },
