@@ -103,7 +103,10 @@ export async function prepareRun(d: TrainingDeps, input: PrepareRunInput): Promi
     const { manifest, layout } = await forkStart(d, spec, input.sourceSpec, from, rows);
     return { ...base, ...layout, start: positionOf(manifest), mode: 'fork', skipped, finished: null };
   }
-  // Build the model on the data once now, so a model that does not fit the data fails before any training.
+  // Build the model on the data once now, so a model that does not fit the data fails before any training. On the
+  // worker's backend, chosen first: a model built while another activity's first choice is still initialising the
+  // backend fails ("Backend 'wasm' has not yet been initialized").
+  await initBackend();
   const probe = await Trainer.create(spec).catch((err: unknown) => {
     if (isConfigError(err)) throw nonRetryable(FailureTypes.InvalidSpec, (err as Error).message);
     throw err;
