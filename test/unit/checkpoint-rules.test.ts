@@ -1305,6 +1305,11 @@ describe('checkpoint rules: manager', function () {
     await fsStore.writeBlob(mgr.blobKey(sha256Hex(reused)), reused);
     const stray = f32(9);
     await fsStore.writeBlob(mgr.blobKey(sha256Hex(stray)), stray);
+    // Both an hour old: past any grace, so what keeps `reused` is the second reading of the manifests, and what deletes
+    // `stray` does not depend on the file times' sub-millisecond part against Date.now() (a file written in the same
+    // millisecond as GC's clock reading would otherwise be "younger" than a grace of 0).
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    for (const b of [reused, stray]) fs.utimesSync(file(mgr.blobKey(sha256Hex(b))), hourAgo, hourAgo);
     let late: Manifest | undefined;
     // A commit that publishes right after GC listed the blobs (and after it first read the manifests).
     const racing: CheckpointStore = {
