@@ -28,6 +28,7 @@ const BENCHES: Bench[] = [
   { name: 'commit-memory', args: [] },
   { name: 'distributed', args: [] },
   { name: 'backends', args: QUICK ? ['--budget-ms', '100', '--no-threads'] : [] },
+  { name: 'small-models', args: [] },
 ];
 
 function runChild(b: Bench): Promise<{ code: number | null; stdout: string; seconds: number }> {
