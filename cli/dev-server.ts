@@ -40,15 +40,45 @@ export interface DevServer {
 
 export const DEFAULT_DB = path.join(PROJECT_ROOT, '.data', 'temporal.sqlite');
 
+/**
+ * A port free on `host` now, for a server started next (tests, benchmarks). Picked at random below the kernel's
+ * ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), where neither outgoing connections nor other
+ * processes' "any port" binds (port 0) take it before the server binds it; the kernel's own choice (port 0) when that
+ * range is unknown or nothing free was found there.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const low = ephemeralLow();
+  if (low !== null && low > 10_000) {
+    for (let i = 0; i < 50; i++) {
+      const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+      if ((await bindPort(port, host)) === port) return port;
+    }
+  }
+  const any = await bindPort(0, host);
+  if (any === null) throw new Error(`no free port on ${host}`);
+  return any;
+}
+
+/** The lowest port the kernel hands out by itself, or null where that is not known. */
+function ephemeralLow(): number | null {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Binds `port` (0: any) on `host` and releases it: the port bound, or null when it was taken. */
+function bindPort(port: number, host: string): Promise<number | null> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
+    srv.once('error', () => resolve(null));
+    srv.listen(port, host, () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const bound = typeof addr === 'object' && addr ? addr.port : null;
+      srv.close(() => resolve(bound));
     });
   });
 }

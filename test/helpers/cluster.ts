@@ -30,9 +30,9 @@ export async function startCluster(
   opts: { taskQueue?: string; ui?: boolean; uiCodecEndpoint?: string } = {},
 ): Promise<TestCluster> {
   const dir = tmpDir();
-  const db = path.join(dir, 'temporal.sqlite');
-  const port = await freePort();
-  const uiPort = opts.ui ? await freePort() : undefined;
+  let db = path.join(dir, 'temporal.sqlite');
+  let port = 0;
+  let uiPort: number | undefined;
   const start = () =>
     startDevServer({
       port,
@@ -42,8 +42,27 @@ export async function startCluster(
       log: path.join(dir, 'server.log'),
       uiCodecEndpoint: opts.uiCodecEndpoint,
     });
+  // The ports are free when chosen, not when the server binds them: with test files running side by side, another
+  // process may take one in between, and the server exits at start ("address already in use" in its log). Then it is
+  // started again on new ports, with a new database file (at most 3 times). A restart keeps the ports it got.
+  const firstStart = async (): Promise<DevServer> => {
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      uiPort = opts.ui ? await freePort() : undefined;
+      const logFile = path.join(dir, 'server.log');
+      const logFrom = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+      try {
+        return await start();
+      } catch (err) {
+        const logged = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(logFrom) : '';
+        const taken = /address already in use/.test(logged) || /already in use/.test((err as Error).message);
+        if (attempt >= 3 || !taken) throw err;
+        db = path.join(dir, `temporal-${attempt + 1}.sqlite`);
+      }
+    }
+  };
   // Every worker started against this cluster (spawned, or the CLI's `worker` and `main`) reuses the run's one bundle.
-  const [bundle, firstServer] = await Promise.all([sharedWorkflowBundle(), start()]);
+  const [bundle, firstServer] = await Promise.all([sharedWorkflowBundle(), firstStart()]);
   let server = firstServer;
   const taskQueue = opts.taskQueue ?? `dt-${path.basename(dir)}`;
   const env = {
