@@ -11,8 +11,8 @@
 // Prints one JSON object on stdout; tables and progress go to stderr.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
+import { freePort } from '../cli/dev-server';
 import { QUICK, emit, log, machine, numArg, rmrf, round, summarize, table, tmpDir } from './common';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -75,21 +75,6 @@ const MODELS: Record<string, Record<string, unknown>> = {
   },
 };
 
-/** A port that is free, with the one 1000 above it (main's Web UI) free too. */
-async function freePortPair(): Promise<number> {
-  const bindable = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 30000);
-    if ((await bindable(port)) && (await bindable(port + 1000))) return port;
-  }
-  throw new Error('no free port pair found');
-}
-
 interface EndToEnd {
   model: string;
   backend: Backend;
@@ -106,8 +91,8 @@ async function endToEnd(model: string, backend: Backend, rep: number): Promise<E
     const specFile = path.join(dir, 'spec.json');
     const spec = { ...MODELS[model], checkpoint: { storage: `file://${path.join(dir, 'checkpoints')}` } };
     fs.writeFileSync(specFile, JSON.stringify(spec));
-    const port = await freePortPair();
-    const args = ['main', '--spec', specFile, '--run-id', `${model}-${backend}-${rep}`, '--port', String(port)];
+    const args = ['main', '--spec', specFile, '--run-id', `${model}-${backend}-${rep}`];
+    args.push('--port', String(await freePort()), '--ui-port', String(await freePort()));
     args.push('--db', path.join(dir, 'temporal.sqlite'));
     const env = { ...process.env, DURABLE_TRAIN_BACKEND: backend };
     const t0 = performance.now();
