@@ -16,7 +16,7 @@ import {
 } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
 import { SpecError, validateSpec } from '../spec/validate';
-import { initBackend } from '../training/backend';
+import { initBackend, type BackendInfo, type BackendName } from '../training/backend';
 import { compareTensors, type StoredTensor } from '../training/compare';
 import { isDamagedOrMissing } from './chunk/start';
 import { restoreTrainer } from './chunk/restore';
@@ -40,6 +40,8 @@ export interface DrillDeps {
   onReport?: (report: DrillReport) => void;
   /** Checkpoint signing keys: a drill refuses a checkpoint whose signature is missing or wrong, as a restore does. */
   keys?: CheckpointKeys;
+  /** Makes a run's backend active (a worker that switches per run: see ActivityDeps.useBackend). */
+  useBackend?: (name: BackendName | null) => Promise<BackendInfo>;
 }
 
 /** The later checkpoint's recorded learning-rate overrides (set-lr), as a replay must apply them. */
@@ -114,7 +116,7 @@ export async function runDrill(deps: DrillRunDeps, input: DrillInput): Promise<D
   ctx.heartbeat({ phase: 'restore', checkpoint: source.id });
 
   // The restore a recovery would do: every blob read and its sha256 checked, then a fresh trainer.
-  const backend = await initBackend();
+  let backend = await initBackend();
   report.backend = backend.name;
   const t0 = performance.now();
   let loaded: Awaited<ReturnType<CheckpointManager['load']>>;
@@ -130,6 +132,10 @@ export async function runDrill(deps: DrillRunDeps, input: DrillInput): Promise<D
     return fail([{ checkpointId: source.id, name: e.blob ?? 'manifest', reason: e.reason ?? e.message }]);
   }
   report.specChanged = (loaded.manifest.fingerprints.spec ?? null) !== specHash(spec);
+  // Where the worker follows each run's backend, the replay computes on the one the checkpoint was written on.
+  if (deps.useBackend)
+    backend = await deps.useBackend(loaded.manifest.backend.name as BackendName).catch(() => backend);
+  report.backend = backend.name;
   const trainer = await restoreTrainer(spec, backend, loaded.manifest, loaded.blobs);
   loaded.blobs.clear();
   report.restoreSeconds = (performance.now() - t0) / 1000;

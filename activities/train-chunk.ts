@@ -16,10 +16,9 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
   const ctx = Context.current();
   const spec = checkSpec(input.spec);
   const hash = specHash(spec);
-  const backend = await initBackend();
   const manager = managerFor(spec, input.runId);
   const t0 = Date.now();
-  const { trainer, source, parent, recovery, spare } = await resolveChunkStart({
+  const { trainer, source, parent, recovery, spare, backend } = await resolveChunkStart({
     runId: input.runId,
     spec,
     specHash: hash,
@@ -27,7 +26,9 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
     sourceSpec: input.sourceSpec,
     attempt: ctx.info.attempt,
     restart: d.restartOf?.(input.runId) ?? null,
-    backend,
+    backend: await initBackend(),
+    useBackend: d.useBackend,
+    chooseBackend: d.chooseBackend,
     manager,
     managerOf: (runId) => managerFor(spec, runId),
     warm,

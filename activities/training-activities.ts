@@ -50,6 +50,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     managerFor,
     cutReasonOf: deps.cutReasonOf,
     restartOf: deps.restartOf,
+    useBackend: deps.useBackend,
+    chooseBackend: deps.chooseBackend,
   };
 
   const activities = {
@@ -59,6 +61,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     ...createDrillActivities({
       baseDir: deps.baseDir,
       keys,
+      useBackend: deps.useBackend,
       onReport: (r) => (r.verified ? metrics.drillPassed() : metrics.drillFailed()),
     }),
     prepareRun: (input) => prepareRun(d, input),

@@ -3,6 +3,7 @@
 // Each activity is a function of (TrainingDeps, input); createActivities only binds them.
 import type { CheckpointKeys, CheckpointManager, CheckpointStore } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
+import type { BackendInfo, BackendName } from '../training/backend';
 import { SpecError, validateSpec } from '../spec/validate';
 import type { AlertSink } from '../telemetry/alerts';
 import type { RunAlerts } from './chunk/alerts';
@@ -35,6 +36,17 @@ export interface ActivityDeps {
   supervisor?: TrainerSupervisor;
   /** In a training process: why the chunk's previous process is gone, when it is a replacement. */
   restartOf?: (runId: string) => Restart | null;
+  /**
+   * In a training process that chooses its backend itself (one chunk at a time): makes a run's backend active, so
+   * each run trains on its own (chunk/start.ts). Absent elsewhere: the process's one backend for every run.
+   */
+  useBackend?: (name: BackendName | null) => Promise<BackendInfo>;
+  /**
+   * With useBackend: a new run's backend is chosen by its size (a small model on wasm, training/backend-choice.ts).
+   * Only where every activity of the worker can follow a run's backend: a worker with one activity slot (its drills
+   * restore the run's checkpoints in the worker process) and its training processes.
+   */
+  chooseBackend?: boolean;
 }
 
 /** Built once per createActivities from ActivityDeps; shared by every activity call of the worker. */
@@ -46,6 +58,8 @@ export interface TrainingDeps {
   managerFor(spec: RunSpec, runId: string): CheckpointManager;
   cutReasonOf?: ActivityDeps['cutReasonOf'];
   restartOf?: ActivityDeps['restartOf'];
+  useBackend?: ActivityDeps['useBackend'];
+  chooseBackend?: boolean;
 }
 
 /** The spec as validated; a spec that does not validate is a non-retryable InvalidSpec failure. */

@@ -39,6 +39,7 @@ export interface WorkerOptions extends ActivityDeps {
 export const WORKFLOW_BUNDLE_ENV_VAR = 'DURABLE_TRAIN_WORKFLOW_BUNDLE';
 
 import { slotsOption } from './worker-command';
+import { backendIsAuto, useBackend } from '../training/backend';
 
 let runtimeInstalled = false;
 /**
@@ -139,7 +140,7 @@ function createWorkerOn(
       : {}),
     taskQueue: settings.taskQueue,
     ...workflowCode(opts.workflowBundlePath ?? process.env[WORKFLOW_BUNDLE_ENV_VAR]),
-    activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...opts }),
+    activities: createActivities({ cutReasonOf: cutReasonQuery(settings), ...runBackends(opts), ...opts }),
     // Every activity failure is bounded to what the server keeps, so its reason is never replaced by a size error.
     interceptors: { activity: [() => ({ inbound: new BoundedFailures() })] },
     ...(opts.identity ? { identity: opts.identity } : {}),
@@ -200,6 +201,22 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
 }
 
 /**
+ * Whether runs train on a backend of their own, a small model's on wasm (training/backend-choice.ts): when the worker
+ * chooses its backend itself (DURABLE_TRAIN_BACKEND unset) and has one activity slot. Its activities then run one at a
+ * time, so the worker process may switch backends for each (a drill restores a run's checkpoints on the run's
+ * backend); with more slots every run trains on the worker's backend.
+ */
+export function chooseBackends(slots: number, env = process.env): boolean {
+  return slots === 1 && backendIsAuto(env);
+}
+
+/** The backend switching a worker process may do for its activities (see chooseBackends). */
+function runBackends(opts: WorkerOptions): Pick<ActivityDeps, 'useBackend' | 'chooseBackend'> {
+  if (!chooseBackends(opts.slots ?? slotsOption(undefined) ?? 1)) return {};
+  return { useBackend, chooseBackend: true };
+}
+
+/**
  * The worker's training processes: DURABLE_TRAIN_TRAINER_PROCESS=0 trains in the worker itself (no process isolation);
  * DURABLE_TRAIN_TRAINER_RETRIES (default 3) training-process deaths at one step fail the chunk as a crash loop;
  * DURABLE_TRAIN_TRAINER_SPARES (default 1, at most the slots) idle processes are kept ready to take over.
@@ -219,7 +236,12 @@ export function trainerSupervisorFromEnv(
   };
   const retries = intEnv('DURABLE_TRAIN_TRAINER_RETRIES', 3, 1, 100);
   const spares = intEnv('DURABLE_TRAIN_TRAINER_SPARES', 1, 0, slots);
-  return new TrainerSupervisor({ spares, maxDeathsAtStep: retries, metrics });
+  return new TrainerSupervisor({
+    spares,
+    maxDeathsAtStep: retries,
+    metrics,
+    chooseBackend: chooseBackends(slots, env),
+  });
 }
 
 /** Serves GET /metrics (Prometheus text) when DURABLE_TRAIN_METRICS_PORT is set; host from DURABLE_TRAIN_METRICS_HOST. */

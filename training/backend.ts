@@ -52,6 +52,11 @@ class BackendUnavailableError extends DurableTrainError {
 }
 
 let current: BackendInfo | null = null;
+/** The choice made from auto or DURABLE_TRAIN_BACKEND, kept apart from `current` once a run asks for another. */
+let processDefault: BackendInfo | null = null;
+const announced = new Set<BackendName>();
+/** Set while useBackend has a run's backend other than the default active. */
+let switchedForRun = false;
 let wasmSimd: boolean | undefined;
 // Serializes initBackend calls: tf.setBackend is global and async.
 let queue: Promise<unknown> = Promise.resolve();
@@ -66,6 +71,8 @@ export function currentBackend(): BackendInfo | null {
  */
 export function resetBackendChoice(): void {
   current = null;
+  processDefault = null;
+  switchedForRun = false;
 }
 
 /**
@@ -80,7 +87,11 @@ export function initBackend(preferred?: 'auto' | BackendName): Promise<BackendIn
 
 async function init(preferred: 'auto' | BackendName | undefined): Promise<BackendInfo> {
   const choice = parseChoice(preferred);
-  if (current && (choice === 'auto' || choice === current.name) && tf.getBackend() === current.name) return current;
+  if (choice === 'auto' && switchedForRun) return useFor(null);
+  if (current && (choice === 'auto' || choice === current.name) && tf.getBackend() === current.name) {
+    if (choice === 'auto') processDefault ??= current;
+    return current;
+  }
 
   let info: BackendInfo;
   if (choice === 'auto') {
@@ -95,7 +106,43 @@ async function init(preferred: 'auto' | BackendName | undefined): Promise<Backen
     }
   }
   current = info;
-  console.error(`durable-train: tfjs backend ${describe(info)}`);
+  if (preferred === undefined || preferred === 'auto') processDefault = info;
+  // Once per backend: a training process that switches between runs' backends says so once.
+  if (!announced.has(info.name)) console.error(`durable-train: tfjs backend ${describe(info)}`);
+  announced.add(info.name);
+  return info;
+}
+
+/** Whether this process chooses its backend itself (DURABLE_TRAIN_BACKEND unset or auto), not by an operator. */
+export function backendIsAuto(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[BACKEND_ENV_VAR]?.trim().toLowerCase();
+  return !v || v === 'auto';
+}
+
+/**
+ * Makes `name` the active backend for one run's work (null: the process's default choice), in a process that computes
+ * for one run at a time (a training process, or a worker with one activity slot): each run then computes on the
+ * backend it started on, recorded in its checkpoints, whatever the process computed before. Tensors of other runs stay
+ * on their backend (tfjs moves data between backends only when a kernel of another reads it), so a warm trainer goes
+ * on where it was. The next initBackend() without a name returns to the process's default.
+ */
+export function useBackend(name: BackendName | null): Promise<BackendInfo> {
+  const run = queue.then(() => useFor(name));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function useFor(name: BackendName | null): Promise<BackendInfo> {
+  const dflt = processDefault ?? (await init(undefined));
+  if (name === null || name === dflt.name) {
+    if (tf.getBackend() !== dflt.name && !(await tf.setBackend(dflt.name)))
+      throw new Error(`durable-train: tf.setBackend('${dflt.name}') failed`);
+    current = dflt;
+    switchedForRun = false;
+    return dflt;
+  }
+  const info = await init(name);
+  switchedForRun = true;
   return info;
 }
 

@@ -14,7 +14,8 @@ import { SpecError } from '../../spec/validate';
 import { Trainer } from '../../training';
 import { loadTaskData } from '../../training/task-data';
 import { isConfigError } from '../../training/errors';
-import type { BackendInfo } from '../../training/backend';
+import type { BackendInfo, BackendName } from '../../training/backend';
+import { backendForNewRun } from '../../training/backend-choice';
 import { nonRetryable, storageUnavailable } from '../failures';
 import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type CheckpointRef, type Recovery } from '../types';
@@ -34,6 +35,8 @@ export interface ChunkStart {
   recovery: Recovery | null;
   /** A warm trainer's last snapshot (see WarmEntry). */
   spare?: SpareSnapshot;
+  /** The backend the trainer computes on (the run's: see ChunkStartInput.useBackend). */
+  backend: BackendInfo;
 }
 
 export interface ChunkStartInput {
@@ -48,6 +51,14 @@ export interface ChunkStartInput {
   /** Set when this attempt runs in a training process that replaced one that died in the same attempt. */
   restart?: Restart | null;
   backend: BackendInfo;
+  /**
+   * Set in a training process, which computes one chunk at a time: makes a backend active for this run (null: the
+   * process's default). The run then trains on its own backend: a new run's is chosen by its size
+   * (training/backend-choice.ts), a restored or warm one's is the one its checkpoints were written on.
+   */
+  useBackend?: (name: BackendName | null) => Promise<BackendInfo>;
+  /** With useBackend: a new run's backend is chosen by the model's size; without, it is the process's default. */
+  chooseBackend?: boolean;
   /** This run's checkpoints. */
   manager: CheckpointManager;
   /** Another run's checkpoints (a fork source), in the same storage. */
@@ -115,7 +126,8 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
   if (!from) {
     i.warm.drop(i.runId);
     try {
-      return { trainer: await Trainer.create(i.spec), source: 'fresh', parent: null, recovery };
+      const { trainer, backend } = await freshTrainer(i);
+      return { trainer, source: 'fresh', parent: null, recovery, backend };
     } catch (err) {
       if (isConfigError(err)) throw nonRetryable(FailureTypes.InvalidSpec, (err as Error).message);
       throw err;
@@ -126,8 +138,10 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
     // A warm trainer continues only on the data it was trained on, checked on the bytes (a file edited while the run
     // was paused, even to the same size and time, is seen): otherwise it restores, behind the same guards as a cold
     // worker.
-    if (warm && (await sameData(warm.trainer, i.spec)))
-      return { trainer: warm.trainer, source: 'warm', parent: from, recovery, spare: warm.spare };
+    if (warm && (await sameData(warm.trainer, i.spec))) {
+      const backend = i.useBackend ? await i.useBackend(warm.trainer.info.backend as BackendName) : i.backend;
+      return { trainer: warm.trainer, source: 'warm', parent: from, recovery, spare: warm.spare, backend };
+    }
     warm?.trainer.dispose();
   } else i.warm.drop(i.runId);
 
@@ -171,12 +185,55 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
     });
     parent = { runId: i.runId, id: fallback.manifest.id };
   }
-  const trainer = await restoreTrainer(i.spec, i.backend, loaded.manifest, loaded.blobs, restoreOpts);
+  const backend = await checkpointBackend(i, loaded.manifest.backend.name);
+  const trainer = await restoreTrainer(i.spec, backend, loaded.manifest, loaded.blobs, restoreOpts);
   i.metrics.restored(i.runId, (Date.now() - t0) / 1000);
   if (plan) log.info('fork point', { runId: i.runId, from: `${from.runId}:${from.id}`, changed: plan.changed });
   // This run's checkpoint: the first commit copies into its buffers and stores only the rows changed since.
   const spare = parent.runId === i.runId ? spareOfLoaded(loaded.manifest, loaded.blobs) : undefined;
-  return { trainer, source: 'restored', parent, recovery, spare };
+  return { trainer, source: 'restored', parent, recovery, spare, backend };
+}
+
+/**
+ * A new run's trainer, on the backend chosen for it: built on the process's default, and again on wasm when the
+ * model is small enough to train faster there (backend-choice.ts).
+ */
+async function freshTrainer(i: ChunkStartInput): Promise<{ trainer: Trainer; backend: BackendInfo }> {
+  const backend = i.useBackend ? await i.useBackend(null) : i.backend;
+  const trainer = await Trainer.create(i.spec);
+  if (!i.useBackend || !i.chooseBackend) return { trainer, backend };
+  const choice = backendForNewRun(backend.name, trainer.layersModel, i.spec.batchSize, true);
+  if (choice.name === backend.name) return { trainer, backend };
+  trainer.dispose();
+  const use = i.useBackend;
+  const chosen = await use(choice.name).then(
+    (b) => {
+      // On the worker's stderr, beside the line naming its backend: the run's own is chosen once, here.
+      console.error(`durable-train: run ${i.runId} trains on ${b.name}: ${choice.reason}`);
+      return b;
+    },
+    (err: unknown) => {
+      log.warn(`run ${i.runId} stays on ${backend.name}: ${choice.name} failed to start`, { error: String(err) });
+      return use(null);
+    },
+  );
+  return { trainer: await Trainer.create(i.spec), backend: chosen };
+}
+
+/**
+ * The backend a checkpoint of the run was written on, made active when the process switches per run and can load it;
+ * otherwise the process's (and the restore's guard says whether the run may change backend).
+ */
+async function checkpointBackend(i: ChunkStartInput, name: string): Promise<BackendInfo> {
+  if (!i.useBackend) return i.backend;
+  const use = i.useBackend;
+  return use(name as BackendName).catch((err: unknown) => {
+    log.warn(`run ${i.runId}'s checkpoints were written on ${name}, which this process cannot load`, {
+      runId: i.runId,
+      error: (err as Error).message,
+    });
+    return use(null);
+  });
 }
 
 /** Whether the spec's data, read again, is the data the trainer holds (a failure to read: let the restore say why). */

@@ -12,14 +12,14 @@ import {
 import type { ActivityCancellationDetailsHolder } from '@temporalio/common/lib/activity-cancellation-details';
 import type { RunSpec } from '../../spec/types';
 import { validateSpec } from '../../spec/validate';
-import { initBackend } from '../../training/backend';
+import { backendIsAuto, initBackend, useBackend } from '../../training/backend';
 import { loadTaskData } from '../../training/task-data';
 import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
 import type { ChunkHeartbeat } from '../types';
 import { killBeforeManifestFromEnv, killWhilePersistingFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
 import { isBackendPoisoning } from '../failures';
-import type { FromTrainer, Restart, ToTrainer } from './protocol';
+import { CHOOSE_BACKEND_ENV_VAR, type FromTrainer, type Restart, type ToTrainer } from './protocol';
 import { toWire } from './wire';
 
 const send = (m: FromTrainer, then?: () => void): void => {
@@ -74,6 +74,10 @@ const activities = createActivities({
     return id === undefined ? Promise.resolve(null) : tasks.get(id)!.cutReason;
   },
   restartOf,
+  // One chunk at a time here, so each run can train on its own backend (a small model on wasm: backend-choice.ts),
+  // unless the operator named one for every run (DURABLE_TRAIN_BACKEND).
+  useBackend: backendIsAuto() ? useBackend : undefined,
+  chooseBackend: backendIsAuto() && process.env[CHOOSE_BACKEND_ENV_VAR] === '1',
 });
 
 /** A heartbeat from the trainer: to the worker, after the test-only faults had their say. */

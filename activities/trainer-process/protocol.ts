@@ -4,6 +4,9 @@ import type { ActivityCancellationDetailsOptions } from '@temporalio/common';
 import type { RunSpec } from '../../spec/types';
 import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
 
+/** Set in a training process's environment when it chooses new runs' backends (SupervisorOptions.chooseBackend). */
+export const CHOOSE_BACKEND_ENV_VAR = 'DURABLE_TRAIN_CHOOSE_BACKEND';
+
 /** Why the previous training process of this chunk is gone, handed to its replacement (recorded as a recovery). */
 export interface Restart {
   /** Restarts of this chunk so far (1 = the first replacement). */

@@ -9,7 +9,14 @@ import { CancelledFailure, type Context } from '@temporalio/activity';
 import { nonRetryable } from '../failures';
 import type { TrainingMetrics } from '../metrics';
 import { FailureTypes, type ChunkHeartbeat, type ChunkSummary, type TrainChunkInput } from '../types';
-import type { ChunkTaskInfo, FromTrainer, Restart, ToTrainer, WireError } from './protocol';
+import {
+  CHOOSE_BACKEND_ENV_VAR,
+  type ChunkTaskInfo,
+  type FromTrainer,
+  type Restart,
+  type ToTrainer,
+  type WireError,
+} from './protocol';
 import { fromWire } from './wire';
 import type { RunSpec } from '../../spec/types';
 
@@ -28,6 +35,12 @@ export interface SupervisorOptions {
   say?: (line: string) => void;
   /** The training process's script (tests). */
   entry?: string;
+  /**
+   * The training processes choose a new run's backend by its size (a small model on wasm: training/backend-choice.ts)
+   * when they choose their backend themselves (DURABLE_TRAIN_BACKEND unset). Only for a worker whose other activities
+   * can follow a run's backend too: one with one activity slot.
+   */
+  chooseBackend?: boolean;
 }
 
 const STARTUP_GRACE_MS = 60_000;
@@ -73,8 +86,14 @@ class TrainerProcess {
   private fatal: string | null = null;
   private readonly handlers = new Map<number, (m: FromTrainer) => void>();
 
-  constructor(entry: string, metrics: TrainingMetrics | undefined, say: (line: string) => void) {
-    this.child = fork(entry, [], { serialization: 'json' });
+  constructor(
+    entry: string,
+    metrics: TrainingMetrics | undefined,
+    say: (line: string) => void,
+    chooseBackend: boolean,
+  ) {
+    const env = { ...process.env, [CHOOSE_BACKEND_ENV_VAR]: chooseBackend ? '1' : '0' };
+    this.child = fork(entry, [], { serialization: 'json', env });
     this.child.unref();
     (this.child.channel as { unref?: () => void } | undefined)?.unref?.();
     say(`training process ${this.child.pid} started`);
@@ -149,7 +168,7 @@ export class TrainerSupervisor {
   }
 
   private spawn(): TrainerProcess {
-    const p = new TrainerProcess(this.entry, this.o.metrics, this.say);
+    const p = new TrainerProcess(this.entry, this.o.metrics, this.say, this.o.chooseBackend ?? false);
     this.procs.push(p);
     void p.exited.then(() => {
       const i = this.procs.indexOf(p);
