@@ -123,12 +123,14 @@ async function finishedAt(
 ): Promise<PrepareRunResult['finished']> {
   const backend = await initBackend();
   const loaded = await own.load(manifest.id);
-  const trainer = await restoreTrainer(spec, backend, loaded.manifest, loaded.blobs);
+  // Only read: the weights and the last evaluation, whatever backend the run computed on (a small model's may be
+  // wasm on a tensorflow worker).
+  const trainer = await restoreTrainer(readOnly(spec), backend, loaded.manifest, loaded.blobs);
   const st = trainer.state;
   const finished = {
     weightsSha256: trainer.weightsSha256(),
     lastEval: st.metrics.evals[st.metrics.evals.length - 1] ?? null,
-    backend: backend.name,
+    backend: loaded.manifest.backend.name,
   };
   trainer.dispose();
   return finished;
@@ -167,7 +169,14 @@ async function forkStart(
         `steps: nothing left to train (raise epochs to train on)`,
     );
   }
-  const trainer = await restoreTrainer(spec, await initBackend(), loaded.manifest, loaded.blobs, plan ?? {});
+  // The backend is the first chunk's to check: it trains on the source's backend where the worker can follow it.
+  const trainer = await restoreTrainer(readOnly(spec), await initBackend(), loaded.manifest, loaded.blobs, plan ?? {});
   trainer.dispose();
   return { manifest: loaded.manifest, layout };
 }
+
+/** The spec for a restore that computes nothing the run goes on with: any backend (and its gradient math) reads it. */
+const readOnly = (spec: RunSpec): RunSpec => ({
+  ...spec,
+  resume: { ...spec.resume, allowBackendChange: true, allowNumericsChange: true },
+});
