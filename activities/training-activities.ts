@@ -12,6 +12,7 @@ import { applyRetention } from './apply-retention';
 import { RunAlerts } from './chunk/alerts';
 import { WarmTrainers } from './chunk/warm-cache';
 import { createDrillActivities } from './drill';
+import type { DrillActivities } from './drill-types';
 import { classifyFailure, isBackendPoisoning } from './failures';
 import { TrainingMetrics } from './metrics';
 import { prepareRun } from './prepare-run';
@@ -24,7 +25,9 @@ import { FailureTypes, type TrainChunkInput, type TrainingActivities } from './t
 
 export type { ActivityDeps } from './training-deps';
 
-export function createActivities(deps: ActivityDeps = {}): TrainingActivities & AlertActivities & ReplicaActivities {
+export function createActivities(
+  deps: ActivityDeps = {},
+): TrainingActivities & AlertActivities & ReplicaActivities & DrillActivities {
   const warm = new WarmTrainers(deps.warmRuns ?? 2);
   const metrics = deps.metrics ?? new TrainingMetrics();
   const sink = deps.alerts ?? new AlertSink({ url: webhookFromEnv(), counters: metrics });
@@ -67,7 +70,7 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
     prepareRun: (input) => prepareRun(d, input),
     trainChunk: (input) => trainChunk(d, input),
     applyRetention: (input) => applyRetention(d, input),
-  } satisfies TrainingActivities & AlertActivities & ReplicaActivities;
+  } satisfies TrainingActivities & AlertActivities & ReplicaActivities & DrillActivities;
 
   // Around every chunk attempt: the run is in flight here (its series never expire meanwhile); a chunk that fails for
   // good fails the run, which then trains no more here (its series and watches go).
@@ -90,6 +93,8 @@ export function createActivities(deps: ActivityDeps = {}): TrainingActivities & 
       metrics.chunkInFlight(input.runId, false);
     }
   };
+  // A drill replays training: in a training process too, on the run's backend, off this process's event loop.
+  if (supervisor) activities.runDrill = (input) => supervisor.runDrill(Context.current(), input);
   return activities;
 }
 

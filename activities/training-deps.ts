@@ -37,14 +37,14 @@ export interface ActivityDeps {
   /** In a training process: why the chunk's previous process is gone, when it is a replacement. */
   restartOf?: (runId: string) => Restart | null;
   /**
-   * In a training process that chooses its backend itself (one chunk at a time): makes a run's backend active, so
-   * each run trains on its own (chunk/start.ts). Absent elsewhere: the process's one backend for every run.
+   * Where the process chooses its backend itself and computes for one run at a time (a training process, or a worker
+   * with one slot that trains in itself): makes a run's backend active, so each run trains and is drilled on its own
+   * (chunk/start.ts, drill.ts). Absent elsewhere: the process's one backend for every run.
    */
   useBackend?: (name: BackendName | null) => Promise<BackendInfo>;
   /**
    * With useBackend: a new run's backend is chosen by its size (a small model on wasm, training/backend-choice.ts).
-   * Only where every activity of the worker can follow a run's backend: a worker with one activity slot (its drills
-   * restore the run's checkpoints in the worker process) and its training processes.
+   * Only where what computes for a run can follow its backend (cli/worker.ts chooseBackends).
    */
   chooseBackend?: boolean;
 }

@@ -201,18 +201,18 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
 }
 
 /**
- * Whether runs train on a backend of their own, a small model's on wasm (training/backend-choice.ts): when the worker
- * chooses its backend itself (DURABLE_TRAIN_BACKEND unset) and has one activity slot. Its activities then run one at a
- * time, so the worker process may switch backends for each (a drill restores a run's checkpoints on the run's
- * backend); with more slots every run trains on the worker's backend.
+ * Whether new runs train on a backend chosen for them, a small model's on wasm (training/backend-choice.ts): when the
+ * worker chooses its backend itself (DURABLE_TRAIN_BACKEND unset), and what computes for a run can follow the run's
+ * backend: training processes (which train chunks and replay drills one at a time), or a worker process with one
+ * activity slot (its activities run one at a time, so it may switch backends for each).
  */
-export function chooseBackends(slots: number, env = process.env): boolean {
-  return slots === 1 && backendIsAuto(env);
+export function chooseBackends(slots: number, supervised: boolean, env = process.env): boolean {
+  return backendIsAuto(env) && (supervised || slots === 1);
 }
 
-/** The backend switching a worker process may do for its activities (see chooseBackends). */
+/** The backend switching a worker process that trains in itself may do for its activities (see chooseBackends). */
 function runBackends(opts: WorkerOptions): Pick<ActivityDeps, 'useBackend' | 'chooseBackend'> {
-  if (!chooseBackends(opts.slots ?? slotsOption(undefined) ?? 1)) return {};
+  if (opts.supervisor || !chooseBackends(opts.slots ?? slotsOption(undefined) ?? 1, false)) return {};
   return { useBackend, chooseBackend: true };
 }
 
@@ -240,7 +240,7 @@ export function trainerSupervisorFromEnv(
     spares,
     maxDeathsAtStep: retries,
     metrics,
-    chooseBackend: chooseBackends(slots, env),
+    chooseBackend: chooseBackends(slots, true, env),
   });
 }
 

@@ -99,7 +99,12 @@ function heartbeatOf(id: number, runId: string) {
   };
 }
 
-function contextOf(msg: Extract<ToTrainer, { t: 'chunk' }>): { ctx: Context; task: Task } {
+function contextOf(
+  msg: Extract<ToTrainer, { t: 'chunk' | 'drill' }>,
+  activityType: string,
+  heartbeat: (details?: unknown) => void,
+  restart: Restart | null,
+): { ctx: Context; task: Task } {
   const abort = new AbortController();
   const holder: ActivityCancellationDetailsHolder = {};
   let reject!: (err: unknown) => void;
@@ -115,20 +120,11 @@ function contextOf(msg: Extract<ToTrainer, { t: 'chunk' }>): { ctx: Context; tas
     ...msg.info,
     taskToken: Buffer.from(`trainer-${msg.id}`),
     base64TaskToken: Buffer.from(`trainer-${msg.id}`).toString('base64'),
-    activityType: 'trainChunk',
+    activityType,
     isLocal: false,
     workflowExecution: { workflowId: msg.info.workflowId, runId: '' },
   } as unknown as Info;
-  const ctx = new Context(
-    info,
-    cancelled,
-    abort.signal,
-    heartbeatOf(msg.id, msg.input.runId),
-    undefined,
-    logger,
-    noopMetricMeter,
-    holder,
-  );
+  const ctx = new Context(info, cancelled, abort.signal, heartbeat, undefined, logger, noopMetricMeter, holder);
   const task: Task = {
     cancel(reason, details) {
       holder.details = details;
@@ -138,13 +134,14 @@ function contextOf(msg: Extract<ToTrainer, { t: 'chunk' }>): { ctx: Context; tas
     },
     cutReason,
     setCutReason,
-    restart: msg.restart,
+    restart,
   };
   return { ctx, task };
 }
 
 async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> {
-  const { ctx, task } = contextOf(msg);
+  const beat = heartbeatOf(msg.id, msg.input.runId);
+  const { ctx, task } = contextOf(msg, 'trainChunk', (d) => beat(d as ChunkHeartbeat | undefined), msg.restart);
   tasks.set(msg.id, task);
   taskOfRun.set(msg.input.runId, msg.id);
   try {
@@ -161,6 +158,23 @@ async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> 
   }
 }
 
+/** A recovery drill (activities/drill.ts), here so that its replay runs on the run's backend and off the worker's loop. */
+async function runDrill(msg: Extract<ToTrainer, { t: 'drill' }>): Promise<void> {
+  const beat = (details?: unknown) => send({ t: 'drill-beat', id: msg.id, details });
+  const { ctx, task } = contextOf(msg, 'runDrill', beat, null);
+  tasks.set(msg.id, task);
+  try {
+    if (poisoned) throw poisoned;
+    const report = await asyncLocalStorage.run(ctx, () => activities.runDrill(msg.input));
+    send({ t: 'drilled', id: msg.id, report });
+  } catch (err) {
+    const bad = poisoned !== null || isBackendPoisoning(err);
+    send({ t: 'failed', id: msg.id, error: toWire(err), poisoned: bad }, bad ? () => process.exit(70) : undefined);
+  } finally {
+    tasks.delete(msg.id);
+  }
+}
+
 /** Loads a run's data into this process's cache (a spare that may take the run over then only restores). */
 function prepare(raw: RunSpec): void {
   let spec: RunSpec;
@@ -174,6 +188,7 @@ function prepare(raw: RunSpec): void {
 
 process.on('message', (msg: ToTrainer) => {
   if (msg.t === 'chunk') void runChunk(msg);
+  else if (msg.t === 'drill') void runDrill(msg);
   else if (msg.t === 'cancel') tasks.get(msg.id)?.cancel(msg.reason, new ActivityCancellationDetails(msg.details));
   else if (msg.t === 'prepare') prepare(msg.spec);
   else if (msg.t === 'cut-reason') tasks.get(msg.id)?.setCutReason(msg.reason);

@@ -2,6 +2,7 @@
 // checkpoint bytes stay in the training process and the checkpoint store.
 import type { ActivityCancellationDetailsOptions } from '@temporalio/common';
 import type { RunSpec } from '../../spec/types';
+import type { DrillInput, DrillReport } from '../drill-types';
 import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
 
 /** Set in a training process's environment when it chooses new runs' backends (SupervisorOptions.chooseBackend). */
@@ -28,6 +29,7 @@ export interface ChunkTaskInfo {
 
 export type ToTrainer =
   | { t: 'chunk'; id: number; input: TrainChunkInput; info: ChunkTaskInfo; restart: Restart | null }
+  | { t: 'drill'; id: number; input: DrillInput; info: ChunkTaskInfo }
   | { t: 'prepare'; spec: RunSpec }
   | { t: 'cancel'; id: number; reason: string; details: ActivityCancellationDetailsOptions }
   | { t: 'cut-reason'; id: number; reason: 'pause' | 'stop' | 'cancel' | null };
@@ -50,5 +52,8 @@ export type FromTrainer =
   | { t: 'metric'; name: string; args: unknown[] }
   | { t: 'log'; level: string; message: string; meta?: Record<string, unknown> }
   | { t: 'done'; id: number; summary: ChunkSummary }
+  /** A drill's heartbeat details (its phase and step), and its report. */
+  | { t: 'drill-beat'; id: number; details: unknown }
+  | { t: 'drilled'; id: number; report: DrillReport }
   | { t: 'failed'; id: number; error: WireError; poisoned: boolean }
   | { t: 'fatal'; message: string };

@@ -19,6 +19,7 @@ import {
 } from './protocol';
 import { fromWire } from './wire';
 import type { RunSpec } from '../../spec/types';
+import type { DrillInput, DrillReport } from '../drill-types';
 
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
@@ -37,8 +38,8 @@ export interface SupervisorOptions {
   entry?: string;
   /**
    * The training processes choose a new run's backend by its size (a small model on wasm: training/backend-choice.ts)
-   * when they choose their backend themselves (DURABLE_TRAIN_BACKEND unset). Only for a worker whose other activities
-   * can follow a run's backend too: one with one activity slot.
+   * when they choose their backend themselves (DURABLE_TRAIN_BACKEND unset); they follow a restored run's, and replay a
+   * drill on it, in any case.
    */
   chooseBackend?: boolean;
 }
@@ -276,6 +277,79 @@ export class TrainerSupervisor {
     }
   }
 
+  /**
+   * Runs a recovery drill in an idle training process (one holding no run, when there is one), heartbeating while it
+   * lives. A process that dies mid-drill is replaced and the drill runs again from its start, up to `maxDeathsAtStep`
+   * deaths; then the drill fails, non-retryably, with the last cause (a checkpoint that kills every process it is
+   * replayed in is what the drill is for).
+   */
+  async runDrill(ctx: Context, input: DrillInput): Promise<DrillReport> {
+    for (let deaths = 1; ; deaths++) {
+      const proc = this.acquireFree();
+      const outcome = await this.drillAttempt(proc, ctx, input);
+      if ('report' in outcome) return outcome.report;
+      if ('error' in outcome) throw fromWire(outcome.error);
+      this.say(`training process of a drill of run ${input.runId} died: ${outcome.cause}`);
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('drill cancelled');
+      if (deaths >= this.maxDeathsAtStep) {
+        throw nonRetryable(
+          FailureTypes.TrainingCrashLoop,
+          `drill of run ${input.runId}: the training process died ${deaths} times; last cause: ${outcome.cause}`,
+        );
+      }
+    }
+  }
+
+  /** An idle process for work of no run of its own: one holding no run's trainer if any, so none loses its warmth. */
+  private acquireFree(): TrainerProcess {
+    const idle = this.idle();
+    const ready = idle.filter((q) => q.isReady);
+    const p = ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
+    p.busy = true;
+    this.ensureSpares();
+    return p;
+  }
+
+  private async drillAttempt(
+    proc: TrainerProcess,
+    ctx: Context,
+    input: DrillInput,
+  ): Promise<{ report: DrillReport } | { error: WireError } | { cause: string }> {
+    const id = this.nextId++;
+    let details: unknown;
+    const hangMs = Math.max(2 * (ctx.info.heartbeatTimeoutMs || 10_000), HANG_MS);
+    const keepAlive = setInterval(() => {
+      const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
+      if (Date.now() - proc.lastSeen > hangMs && !starting) return proc.kill();
+      ctx.heartbeat(details);
+    }, 1000);
+    let poisonedBy: string | null = null;
+    let settle!: (o: { report: DrillReport } | { error: WireError }) => void;
+    const settled = new Promise<{ report: DrillReport } | { error: WireError }>((resolve) => (settle = resolve));
+    const off = proc.on(id, (m) => {
+      if (m.t === 'drill-beat') ctx.heartbeat((details = m.details));
+      else if (m.t === 'drilled') settle({ report: m.report });
+      else if (m.t === 'failed') {
+        if (m.poisoned) poisonedBy = `backend unusable: ${m.error.name}: ${m.error.message}`;
+        else settle({ error: m.error });
+      }
+    });
+    const onCancel = () => proc.send({ t: 'cancel', id, reason: 'CANCELLED', details: { cancelRequested: true } });
+    try {
+      proc.send({ t: 'drill', id, input, info: taskInfoOf(ctx) });
+      if (ctx.cancellationSignal.aborted) onCancel();
+      else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+      const result = await Promise.race([settled, proc.exited.then((cause) => ({ cause: poisonedBy ?? cause }))]);
+      if ('cause' in result) proc.kill();
+      return result;
+    } finally {
+      clearInterval(keepAlive);
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      off();
+      proc.busy = false;
+    }
+  }
+
   private async attempt(
     proc: TrainerProcess,
     ctx: Context,
@@ -356,15 +430,8 @@ export class TrainerSupervisor {
         .catch(() => null)
         .then((reason) => proc.send({ t: 'cut-reason', id, reason }));
     };
-    const info: ChunkTaskInfo = {
-      attempt: ctx.info.attempt,
-      activityId: ctx.info.activityId,
-      workflowId: ctx.info.workflowExecution?.workflowId ?? '',
-      taskQueue: ctx.info.taskQueue,
-      heartbeatTimeoutMs: ctx.info.heartbeatTimeoutMs,
-    };
     try {
-      proc.send({ t: 'chunk', id, input, info, restart });
+      proc.send({ t: 'chunk', id, input, info: taskInfoOf(ctx), restart });
       if (ctx.cancellationSignal.aborted) onCancel();
       else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
       const result = await Promise.race([
@@ -381,4 +448,15 @@ export class TrainerSupervisor {
       proc.busy = false;
     }
   }
+}
+
+/** The activity's info as a training process gets it. */
+function taskInfoOf(ctx: Context): ChunkTaskInfo {
+  return {
+    attempt: ctx.info.attempt,
+    activityId: ctx.info.activityId,
+    workflowId: ctx.info.workflowExecution?.workflowId ?? '',
+    taskQueue: ctx.info.taskQueue,
+    heartbeatTimeoutMs: ctx.info.heartbeatTimeoutMs,
+  };
 }

@@ -112,6 +112,18 @@ describe('a backend per run: small models on wasm on a worker with the native ba
     );
   });
 
+  it('a worker with two slots: a small run on wasm, and its drill replayed on wasm in a training process', async function () {
+    const w = await fx.worker({ env: { ...AUTO, DURABLE_TRAIN_SLOTS: '2' } });
+    const result = await finished(start('small-slots', small), 'wasm');
+    assert.equal(result.weightsSha256, refs.small);
+    const d = cli(fx.cluster, ['drill', 'small-slots', '--json']);
+    assert.equal(d.code, 0, d.stdout + d.stderr + w.output());
+    const report = d.json<DrillResult>();
+    assert.equal(report.verified, true, JSON.stringify(report.differences));
+    assert.equal(report.backend, 'wasm');
+    assert.ok(report.stepsReplayed > 0);
+  });
+
   it('DURABLE_TRAIN_BACKEND=tensorflow keeps a small run on tensorflow', async function () {
     await fx.worker({ env: { DURABLE_TRAIN_BACKEND: 'tensorflow' } });
     const result = await finished(start('small-tf', small), 'tensorflow');

@@ -92,12 +92,13 @@ describe('backend choice for a new run', function () {
     }
   });
 
-  it('workers with one slot that choose their backend themselves choose per run', () => {
-    assert.equal(chooseBackends(1, {}), true);
-    assert.equal(chooseBackends(1, { DURABLE_TRAIN_BACKEND: 'auto' }), true);
-    assert.equal(chooseBackends(1, { DURABLE_TRAIN_BACKEND: ' ' }), true);
-    assert.equal(chooseBackends(2, {}), false, 'more slots: their drills and runs share the worker process');
-    assert.equal(chooseBackends(1, { DURABLE_TRAIN_BACKEND: 'tensorflow' }), false, 'an operator named the backend');
+  it('workers choose per run where what computes for a run can follow its backend', () => {
+    assert.equal(chooseBackends(1, true, {}), true);
+    assert.equal(chooseBackends(4, true, {}), true, 'training processes train and drill one run at a time');
+    assert.equal(chooseBackends(1, false, { DURABLE_TRAIN_BACKEND: 'auto' }), true, 'one slot: one activity at a time');
+    assert.equal(chooseBackends(1, false, { DURABLE_TRAIN_BACKEND: ' ' }), true);
+    assert.equal(chooseBackends(2, false, {}), false, 'more slots in one process: its runs share its backend');
+    assert.equal(chooseBackends(1, true, { DURABLE_TRAIN_BACKEND: 'tensorflow' }), false, 'an operator named it');
     assert.equal(backendIsAuto({ DURABLE_TRAIN_BACKEND: 'wasm' }), false);
   });
 });
