@@ -142,36 +142,37 @@ function contextOf(
 async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> {
   const beat = heartbeatOf(msg.id, msg.input.runId);
   const { ctx, task } = contextOf(msg, 'trainChunk', (d) => beat(d as ChunkHeartbeat | undefined), msg.restart);
-  tasks.set(msg.id, task);
   taskOfRun.set(msg.input.runId, msg.id);
-  try {
-    if (poisoned) throw poisoned;
-    const summary = await asyncLocalStorage.run(ctx, () => activities.trainChunk(msg.input));
-    send({ t: 'done', id: msg.id, summary });
-  } catch (err) {
-    const bad = poisoned !== null || isBackendPoisoning(err);
-    // Once the backend may be broken nothing more runs here: the worker replaces this process.
-    send({ t: 'failed', id: msg.id, error: toWire(err), poisoned: bad }, bad ? () => process.exit(70) : undefined);
-  } finally {
-    tasks.delete(msg.id);
-    if (taskOfRun.get(msg.input.runId) === msg.id) taskOfRun.delete(msg.input.runId);
-  }
+  await runTask(msg.id, ctx, task, async () => ({
+    t: 'done',
+    id: msg.id,
+    summary: await activities.trainChunk(msg.input),
+  }));
+  if (taskOfRun.get(msg.input.runId) === msg.id) taskOfRun.delete(msg.input.runId);
 }
 
 /** A recovery drill (activities/drill.ts), here so that its replay runs on the run's backend and off the worker's loop. */
 async function runDrill(msg: Extract<ToTrainer, { t: 'drill' }>): Promise<void> {
-  const beat = (details?: unknown) => send({ t: 'drill-beat', id: msg.id, details });
-  const { ctx, task } = contextOf(msg, 'runDrill', beat, null);
-  tasks.set(msg.id, task);
+  const { ctx, task } = contextOf(msg, 'runDrill', (details) => send({ t: 'drill-beat', id: msg.id, details }), null);
+  await runTask(msg.id, ctx, task, async () => ({
+    t: 'drilled',
+    id: msg.id,
+    report: await activities.runDrill(msg.input),
+  }));
+}
+
+/** Runs one task's work in its activity context and reports how it ended. */
+async function runTask(id: number, ctx: Context, task: Task, work: () => Promise<FromTrainer>): Promise<void> {
+  tasks.set(id, task);
   try {
     if (poisoned) throw poisoned;
-    const report = await asyncLocalStorage.run(ctx, () => activities.runDrill(msg.input));
-    send({ t: 'drilled', id: msg.id, report });
+    send(await asyncLocalStorage.run(ctx, work));
   } catch (err) {
     const bad = poisoned !== null || isBackendPoisoning(err);
-    send({ t: 'failed', id: msg.id, error: toWire(err), poisoned: bad }, bad ? () => process.exit(70) : undefined);
+    // Once the backend may be broken nothing more runs here: the worker replaces this process.
+    send({ t: 'failed', id, error: toWire(err), poisoned: bad }, bad ? () => process.exit(70) : undefined);
   } finally {
-    tasks.delete(msg.id);
+    tasks.delete(id);
   }
 }
 

@@ -317,12 +317,7 @@ export class TrainerSupervisor {
   ): Promise<{ report: DrillReport } | { error: WireError } | { cause: string }> {
     const id = this.nextId++;
     let details: unknown;
-    const hangMs = Math.max(2 * (ctx.info.heartbeatTimeoutMs || 10_000), HANG_MS);
-    const keepAlive = setInterval(() => {
-      const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
-      if (Date.now() - proc.lastSeen > hangMs && !starting) return proc.kill();
-      ctx.heartbeat(details);
-    }, 1000);
+    const keepAlive = this.keepAlive(proc, ctx, () => details);
     let poisonedBy: string | null = null;
     let settle!: (o: { report: DrillReport } | { error: WireError }) => void;
     const settled = new Promise<{ report: DrillReport } | { error: WireError }>((resolve) => (settle = resolve));
@@ -334,18 +329,63 @@ export class TrainerSupervisor {
         else settle({ error: m.error });
       }
     });
-    const onCancel = () => proc.send({ t: 'cancel', id, reason: 'CANCELLED', details: { cancelRequested: true } });
+    const ended = Promise.race([settled, proc.exited.then((cause) => ({ cause: poisonedBy ?? cause }))]).then(
+      (result) => {
+        if ('cause' in result) proc.kill();
+        return result;
+      },
+    );
+    const msg: ToTrainer = { t: 'drill', id, input, info: taskInfoOf(ctx) };
+    return this.exchange(
+      proc,
+      ctx,
+      msg,
+      () => proc.send(cancelOf(ctx, id)),
+      ended,
+      () => {
+        clearInterval(keepAlive);
+        off();
+      },
+    );
+  }
+
+  /**
+   * Heartbeats the activity every second (with `details()`) while `proc` lives and is not hung, however long one step
+   * takes: so the heartbeat timeout only has to cover this process's own pauses, and can be short (a lost worker is
+   * noticed within seconds) for models of any size. A process silent for longer than max(2 x the heartbeat timeout,
+   * 30 s) is hung: it goes, and the task goes on in a fresh one.
+   */
+  private keepAlive(proc: TrainerProcess, ctx: Context, details: () => unknown): NodeJS.Timeout {
+    const hangMs = Math.max(2 * (ctx.info.heartbeatTimeoutMs || 10_000), HANG_MS);
+    return setInterval(() => {
+      const silent = Date.now() - proc.lastSeen;
+      // Loading tfjs blocks a starting process's event loop for a while: it gets a minute to become ready.
+      const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
+      if (silent > hangMs && !starting) return proc.kill();
+      ctx.heartbeat(details());
+    }, 1000);
+  }
+
+  /**
+   * Hands a task to `proc` and waits until it has `ended`, passing the activity's cancellation on; then the process is
+   * free again and `done` has cleared the task's listeners.
+   */
+  private async exchange<T>(
+    proc: TrainerProcess,
+    ctx: Context,
+    msg: ToTrainer,
+    onCancel: () => void,
+    ended: Promise<T>,
+    done: () => void,
+  ): Promise<T> {
     try {
-      proc.send({ t: 'drill', id, input, info: taskInfoOf(ctx) });
+      proc.send(msg);
       if (ctx.cancellationSignal.aborted) onCancel();
       else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
-      const result = await Promise.race([settled, proc.exited.then((cause) => ({ cause: poisonedBy ?? cause }))]);
-      if ('cause' in result) proc.kill();
-      return result;
+      return await ended;
     } finally {
-      clearInterval(keepAlive);
+      done();
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
-      off();
       proc.busy = false;
     }
   }
@@ -363,22 +403,10 @@ export class TrainerSupervisor {
     let lastStep: number | null = null;
     let trainedAgain = false;
     const t0 = Date.now();
-    const hbMs = ctx.info.heartbeatTimeoutMs || 10_000;
-    // The activity heartbeats every second while this worker lives and its training process is not hung, however
-    // long one step takes: so the heartbeat timeout only has to cover this process's own pauses, and can be short
-    // (a lost worker is noticed within seconds) for models of any size. A process silent for longer than
-    // max(2 x the heartbeat timeout, 30 s) is hung: it goes, and the chunk goes on in a fresh one.
-    const hangMs = Math.max(2 * hbMs, HANG_MS);
-    const keepAlive = setInterval(() => {
-      const silent = Date.now() - proc.lastSeen;
-      // Loading tfjs blocks a starting process's event loop for a while: it gets a minute to become ready.
-      const starting = !proc.isReady && Date.now() - proc.startedAt < STARTUP_GRACE_MS;
-      if (silent > hangMs && !starting) return proc.kill();
-      // A retried or restarted attempt heartbeats the details it had (never empty: `watch` and the next retry read
-      // them). A first attempt has none until its trainer restored: it heartbeats without details meanwhile, so a
-      // cold start (data to load, a backend to start) is not taken for a lost worker.
-      ctx.heartbeat(details());
-    }, 1000);
+    // A retried or restarted attempt heartbeats the details it had (never empty: `watch` and the next retry read
+    // them). A first attempt has none until its trainer restored: it heartbeats without details meanwhile, so a
+    // cold start (data to load, a backend to start) is not taken for a lost worker.
+    const keepAlive = this.keepAlive(proc, ctx, details);
     let outcome: Outcome | null = null;
     let settle!: (o: Outcome) => void;
     const settled = new Promise<Outcome>((resolve) => (settle = resolve));
@@ -412,41 +440,24 @@ export class TrainerSupervisor {
       }
     });
     const onCancel = () => {
-      const d = ctx.cancellationDetails;
-      proc.send({
-        t: 'cancel',
-        id,
-        reason: String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'CANCELLED'),
-        details: {
-          notFound: d?.notFound,
-          cancelRequested: d?.cancelRequested,
-          paused: d?.paused,
-          timedOut: d?.timedOut,
-          workerShutdown: d?.workerShutdown,
-          reset: d?.reset,
-        },
-      });
+      proc.send(cancelOf(ctx, id));
       void (cutReasonOf?.(input.runId) ?? Promise.resolve(null))
         .catch(() => null)
         .then((reason) => proc.send({ t: 'cut-reason', id, reason }));
     };
-    try {
-      proc.send({ t: 'chunk', id, input, info: taskInfoOf(ctx), restart });
-      if (ctx.cancellationSignal.aborted) onCancel();
-      else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
-      const result = await Promise.race([
-        settled,
-        proc.exited.then((cause): Outcome => outcome ?? { kind: 'died', cause, lastStep }),
-      ]);
+    const ended = Promise.race([
+      settled,
+      proc.exited.then((cause): Outcome => outcome ?? { kind: 'died', cause, lastStep }),
+    ]).then((result) => {
       if (result.kind === 'died') proc.kill();
       else proc.runs.add(input.runId);
       return result;
-    } finally {
+    });
+    const msg: ToTrainer = { t: 'chunk', id, input, info: taskInfoOf(ctx), restart };
+    return this.exchange(proc, ctx, msg, onCancel, ended, () => {
       clearInterval(keepAlive);
-      ctx.cancellationSignal.removeEventListener('abort', onCancel);
       off();
-      proc.busy = false;
-    }
+    });
   }
 }
 
@@ -458,5 +469,23 @@ function taskInfoOf(ctx: Context): ChunkTaskInfo {
     workflowId: ctx.info.workflowExecution?.workflowId ?? '',
     taskQueue: ctx.info.taskQueue,
     heartbeatTimeoutMs: ctx.info.heartbeatTimeoutMs,
+  };
+}
+
+/** The activity's cancellation, as its training process gets it. */
+function cancelOf(ctx: Context, id: number): ToTrainer {
+  const d = ctx.cancellationDetails;
+  return {
+    t: 'cancel',
+    id,
+    reason: String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'CANCELLED'),
+    details: {
+      notFound: d?.notFound,
+      cancelRequested: d?.cancelRequested,
+      paused: d?.paused,
+      timedOut: d?.timedOut,
+      workerShutdown: d?.workerShutdown,
+      reset: d?.reset,
+    },
   };
 }
