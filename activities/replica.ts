@@ -36,6 +36,7 @@ import type {
   TrainReplicaInput,
 } from './replica-types';
 import { FailureTypes, type Recovery } from './types';
+import { WORKER_PID_ENV_VAR } from './trainer-process/protocol';
 
 export interface ReplicaDeps {
   managerFor(spec: RunSpec, runId: string): CheckpointManager;
@@ -80,7 +81,8 @@ export function roundCurve(curves: Array<StepMetrics[] | undefined>): StepMetric
   });
 }
 
-const WORKER = `${process.pid}@${os.hostname()}`;
+/** The worker that trains the replica (the one whose training process this is, when it is one). */
+const WORKER = `${process.env[WORKER_PID_ENV_VAR] ?? process.pid}@${os.hostname()}`;
 
 const f32 = (data: Uint8Array) =>
   new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));

@@ -93,8 +93,12 @@ export function createActivities(
       metrics.chunkInFlight(input.runId, false);
     }
   };
-  // A drill replays training: in a training process too, on the run's backend, off this process's event loop.
-  if (supervisor) activities.runDrill = (input) => supervisor.runDrill(Context.current(), input);
+  // Drills and replicas train too: in training processes, on the run's backend, off this process's event loop, and a
+  // crash of one costs its process, which the supervisor replaces at once.
+  if (supervisor) {
+    activities.runDrill = (input) => supervisor.runDrill(Context.current(), input);
+    activities.trainReplica = (input) => supervisor.trainReplica(Context.current(), input);
+  }
   return activities;
 }
 

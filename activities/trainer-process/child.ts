@@ -17,7 +17,14 @@ import { loadTaskData } from '../../training/task-data';
 import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
 import type { ChunkHeartbeat } from '../types';
-import { killBeforeManifestFromEnv, killWhilePersistingFromEnv, trainerFaultFromEnv, wasmTrap } from './failpoints';
+import type { ReplicaHeartbeat, TrainReplicaInput } from '../replica-types';
+import {
+  killBeforeManifestFromEnv,
+  killWhilePersistingFromEnv,
+  replicaFaultFromEnv,
+  trainerFaultFromEnv,
+  wasmTrap,
+} from './failpoints';
 import { isBackendPoisoning } from '../failures';
 import { CHOOSE_BACKEND_ENV_VAR, type FromTrainer, type Restart, type ToTrainer } from './protocol';
 import { toWire } from './wire';
@@ -37,6 +44,7 @@ const tasks = new Map<number, Task>();
 const taskOfRun = new Map<string, number>();
 let poisoned: Error | null = null;
 const fault = trainerFaultFromEnv();
+const replicaFault = replicaFaultFromEnv();
 
 /** Metrics are counted by the worker, which serves them: every call is forwarded. */
 const metrics = new Proxy({} as TrainingMetrics, {
@@ -100,7 +108,7 @@ function heartbeatOf(id: number, runId: string) {
 }
 
 function contextOf(
-  msg: Extract<ToTrainer, { t: 'chunk' | 'drill' }>,
+  msg: Extract<ToTrainer, { t: 'chunk' | 'task' }>,
   activityType: string,
   heartbeat: (details?: unknown) => void,
   restart: Restart | null,
@@ -151,14 +159,23 @@ async function runChunk(msg: Extract<ToTrainer, { t: 'chunk' }>): Promise<void> 
   if (taskOfRun.get(msg.input.runId) === msg.id) taskOfRun.delete(msg.input.runId);
 }
 
-/** A recovery drill (activities/drill.ts), here so that its replay runs on the run's backend and off the worker's loop. */
-async function runDrill(msg: Extract<ToTrainer, { t: 'drill' }>): Promise<void> {
-  const { ctx, task } = contextOf(msg, 'runDrill', (details) => send({ t: 'drill-beat', id: msg.id, details }), null);
-  await runTask(msg.id, ctx, task, async () => ({
-    t: 'drilled',
-    id: msg.id,
-    report: await activities.runDrill(msg.input),
-  }));
+/**
+ * A drill or a replica (activities/drill.ts, replica.ts), here so that it computes on the run's backend, off the
+ * worker's event loop, and a crash of it costs this process, not the worker.
+ */
+async function runActivity(msg: Extract<ToTrainer, { t: 'task' }>): Promise<void> {
+  const beat = (details?: unknown) => {
+    if (replicaFault && msg.activity === 'trainReplica' && msg.info.attempt === 1) {
+      const { runId, replica } = msg.input as TrainReplicaInput;
+      const step = (details as ReplicaHeartbeat | undefined)?.step ?? -1;
+      const f = replicaFault;
+      if (f.runId === runId && f.replica === replica && step === f.step) process.kill(process.pid, 'SIGKILL');
+    }
+    send({ t: 'task-beat', id: msg.id, details });
+  };
+  const { ctx, task } = contextOf(msg, msg.activity, beat, null);
+  const fn = activities[msg.activity] as (input: unknown) => Promise<unknown>;
+  await runTask(msg.id, ctx, task, async () => ({ t: 'task-done', id: msg.id, result: await fn(msg.input) }));
 }
 
 /** Runs one task's work in its activity context and reports how it ended. */
@@ -189,7 +206,7 @@ function prepare(raw: RunSpec): void {
 
 process.on('message', (msg: ToTrainer) => {
   if (msg.t === 'chunk') void runChunk(msg);
-  else if (msg.t === 'drill') void runDrill(msg);
+  else if (msg.t === 'task') void runActivity(msg);
   else if (msg.t === 'cancel') tasks.get(msg.id)?.cancel(msg.reason, new ActivityCancellationDetails(msg.details));
   else if (msg.t === 'prepare') prepare(msg.spec);
   else if (msg.t === 'cut-reason') tasks.get(msg.id)?.setCutReason(msg.reason);

@@ -3,6 +3,8 @@
 //                              STEP, after its blobs are written and before its manifest
 //   kill-trainer:RUN:STEP      the training process SIGKILLs itself when run RUN reaches step STEP (every time)
 //   poison-backend:RUN:STEP    run RUN hits a wasm trap at step STEP: the process's backend is unusable from then on
+//   kill-replica:RUN:R:STEP    the training process SIGKILLs itself when replica R of distributed run RUN trains step
+//                              STEP in the round's first attempt (the replica's restart, a later attempt, goes through)
 //   kill-trainer-persisting:RUN:STEP
 //                              the training process SIGKILLs itself during the background persist of run RUN's first
 //                              checkpoint at or after STEP, once its blobs are written and training has gone on past
@@ -14,7 +16,14 @@ export interface TrainerFault {
 }
 
 const FORMS =
-  'kill-before-manifest:STEP, kill-trainer:RUN:STEP, poison-backend:RUN:STEP or kill-trainer-persisting:RUN:STEP';
+  'kill-before-manifest:STEP, kill-trainer:RUN:STEP, poison-backend:RUN:STEP, kill-trainer-persisting:RUN:STEP or ' +
+  'kill-replica:RUN:R:STEP';
+
+/** The kill-replica failpoint, or null. */
+export function replicaFaultFromEnv(env = process.env): { runId: string; replica: number; step: number } | null {
+  const m = /^kill-replica:([^:]+):(\d+):(\d+)$/.exec(env.DURABLE_TRAIN_FAILPOINT ?? '');
+  return m ? { runId: m[1], replica: Number(m[2]), step: Number(m[3]) } : null;
+}
 
 export function trainerFaultFromEnv(env = process.env): TrainerFault | null {
   const fp = env.DURABLE_TRAIN_FAILPOINT;
@@ -53,7 +62,7 @@ export function killWhilePersistingFromEnv(o: {
  */
 export function killBeforeManifestFromEnv(pids: number[], env = process.env): ((step: number) => void) | undefined {
   const fp = env.DURABLE_TRAIN_FAILPOINT;
-  if (!fp || trainerFaultFromEnv(env)) return undefined;
+  if (!fp || trainerFaultFromEnv(env) || replicaFaultFromEnv(env)) return undefined;
   const m = /^kill-before-manifest:(\d+)$/.exec(fp);
   if (!m) throw new Error(`DURABLE_TRAIN_FAILPOINT=${fp}: expected ${FORMS}`);
   const atStep = Number(m[1]);

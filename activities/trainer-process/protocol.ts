@@ -2,8 +2,10 @@
 // checkpoint bytes stay in the training process and the checkpoint store.
 import type { ActivityCancellationDetailsOptions } from '@temporalio/common';
 import type { RunSpec } from '../../spec/types';
-import type { DrillInput, DrillReport } from '../drill-types';
 import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
+
+/** Set in a training process's environment: the pid of the worker it trains for (results name the worker). */
+export const WORKER_PID_ENV_VAR = 'DURABLE_TRAIN_WORKER_PID';
 
 /** Set in a training process's environment when it chooses new runs' backends (SupervisorOptions.chooseBackend). */
 export const CHOOSE_BACKEND_ENV_VAR = 'DURABLE_TRAIN_CHOOSE_BACKEND';
@@ -27,9 +29,13 @@ export interface ChunkTaskInfo {
   heartbeatTimeoutMs?: number;
 }
 
+/** The activities besides trainChunk that training processes run (their inputs and results are JSON). */
+export type TaskActivity = 'runDrill' | 'trainReplica';
+
 export type ToTrainer =
   | { t: 'chunk'; id: number; input: TrainChunkInput; info: ChunkTaskInfo; restart: Restart | null }
-  | { t: 'drill'; id: number; input: DrillInput; info: ChunkTaskInfo }
+  /** Another activity a training process runs for the worker: a recovery drill, or one replica of a round. */
+  | { t: 'task'; id: number; activity: TaskActivity; input: unknown; info: ChunkTaskInfo }
   | { t: 'prepare'; spec: RunSpec }
   | { t: 'cancel'; id: number; reason: string; details: ActivityCancellationDetailsOptions }
   | { t: 'cut-reason'; id: number; reason: 'pause' | 'stop' | 'cancel' | null };
@@ -52,8 +58,8 @@ export type FromTrainer =
   | { t: 'metric'; name: string; args: unknown[] }
   | { t: 'log'; level: string; message: string; meta?: Record<string, unknown> }
   | { t: 'done'; id: number; summary: ChunkSummary }
-  /** A drill's heartbeat details (its phase and step), and its report. */
-  | { t: 'drill-beat'; id: number; details: unknown }
-  | { t: 'drilled'; id: number; report: DrillReport }
+  /** A task's heartbeat details, and its result. */
+  | { t: 'task-beat'; id: number; details: unknown }
+  | { t: 'task-done'; id: number; result: unknown }
   | { t: 'failed'; id: number; error: WireError; poisoned: boolean }
   | { t: 'fatal'; message: string };

@@ -14,12 +14,15 @@ import {
   type ChunkTaskInfo,
   type FromTrainer,
   type Restart,
+  type TaskActivity,
   type ToTrainer,
   type WireError,
+  WORKER_PID_ENV_VAR,
 } from './protocol';
 import { fromWire } from './wire';
 import type { RunSpec } from '../../spec/types';
 import type { DrillInput, DrillReport } from '../drill-types';
+import type { ReplicaResult, TrainReplicaInput } from '../replica-types';
 
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
@@ -93,7 +96,11 @@ class TrainerProcess {
     say: (line: string) => void,
     chooseBackend: boolean,
   ) {
-    const env = { ...process.env, [CHOOSE_BACKEND_ENV_VAR]: chooseBackend ? '1' : '0' };
+    const env = {
+      ...process.env,
+      [CHOOSE_BACKEND_ENV_VAR]: chooseBackend ? '1' : '0',
+      [WORKER_PID_ENV_VAR]: String(process.pid),
+    };
     this.child = fork(entry, [], { serialization: 'json', env });
     this.child.unref();
     (this.child.channel as { unref?: () => void } | undefined)?.unref?.();
@@ -277,24 +284,38 @@ export class TrainerSupervisor {
     }
   }
 
+  /** A recovery drill (activities/drill.ts) in a training process: see runTask. */
+  runDrill(ctx: Context, input: DrillInput): Promise<DrillReport> {
+    return this.runTask(ctx, 'runDrill', input, `drill of run ${input.runId}`) as Promise<DrillReport>;
+  }
+
+  /** One replica's round of a distributed run (activities/replica.ts) in a training process: see runTask. */
+  trainReplica(ctx: Context, input: TrainReplicaInput): Promise<ReplicaResult> {
+    const what = `replica ${input.replica} of run ${input.runId}`;
+    return this.runTask(ctx, 'trainReplica', input, what) as Promise<ReplicaResult>;
+  }
+
   /**
-   * Runs a recovery drill in an idle training process (one holding no run, when there is one), heartbeating while it
-   * lives. A process that dies mid-drill is replaced and the drill runs again from its start, up to `maxDeathsAtStep`
-   * deaths; then the drill fails, non-retryably, with the last cause (a checkpoint that kills every process it is
-   * replayed in is what the drill is for).
+   * Runs an activity in an idle training process (one holding no run, when there is one), heartbeating while it
+   * lives. A process that dies meanwhile is replaced at once and the activity runs again from its start, as the next
+   * attempt would (a replica restores the round's checkpoint, or keeps the result it had committed), without waiting
+   * for Temporal's heartbeat timeout; after `maxDeathsAtStep` deaths it fails, non-retryably, with the last cause (a
+   * checkpoint that kills every process it is trained in is what a drill is for).
    */
-  async runDrill(ctx: Context, input: DrillInput): Promise<DrillReport> {
-    for (let deaths = 1; ; deaths++) {
+  private async runTask(ctx: Context, activity: TaskActivity, input: unknown, what: string): Promise<unknown> {
+    for (let deaths = 0; ;) {
       const proc = this.acquireFree();
-      const outcome = await this.drillAttempt(proc, ctx, input);
-      if ('report' in outcome) return outcome.report;
+      this.say(`training process ${proc.child.pid} runs the ${what}`);
+      const outcome = await this.taskAttempt(proc, ctx, activity, input, ctx.info.attempt + deaths);
+      if ('result' in outcome) return outcome.result;
       if ('error' in outcome) throw fromWire(outcome.error);
-      this.say(`training process of a drill of run ${input.runId} died: ${outcome.cause}`);
-      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('drill cancelled');
+      deaths++;
+      this.say(`training process of the ${what} died: ${outcome.cause}`);
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`${what} cancelled`);
       if (deaths >= this.maxDeathsAtStep) {
         throw nonRetryable(
           FailureTypes.TrainingCrashLoop,
-          `drill of run ${input.runId}: the training process died ${deaths} times; last cause: ${outcome.cause}`,
+          `${what}: the training process died ${deaths} times; last cause: ${outcome.cause}`,
         );
       }
     }
@@ -310,20 +331,23 @@ export class TrainerSupervisor {
     return p;
   }
 
-  private async drillAttempt(
+  private async taskAttempt(
     proc: TrainerProcess,
     ctx: Context,
-    input: DrillInput,
-  ): Promise<{ report: DrillReport } | { error: WireError } | { cause: string }> {
+    activity: TaskActivity,
+    input: unknown,
+    attempt: number,
+  ): Promise<{ result: unknown } | { error: WireError } | { cause: string }> {
     const id = this.nextId++;
     let details: unknown;
     const keepAlive = this.keepAlive(proc, ctx, () => details);
     let poisonedBy: string | null = null;
-    let settle!: (o: { report: DrillReport } | { error: WireError }) => void;
-    const settled = new Promise<{ report: DrillReport } | { error: WireError }>((resolve) => (settle = resolve));
+    let settle!: (o: { result: unknown } | { error: WireError }) => void;
+    const settled = new Promise<{ result: unknown } | { error: WireError }>((resolve) => (settle = resolve));
     const off = proc.on(id, (m) => {
-      if (m.t === 'drill-beat') ctx.heartbeat((details = m.details));
-      else if (m.t === 'drilled') settle({ report: m.report });
+      if (m.t === 'task-beat') ctx.heartbeat((details = m.details));
+      else if (m.t === 'task-done') settle({ result: m.result });
+      else if (m.t === 'log') ctx.log.log(m.level as 'INFO', m.message, m.meta);
       else if (m.t === 'failed') {
         if (m.poisoned) poisonedBy = `backend unusable: ${m.error.name}: ${m.error.message}`;
         else settle({ error: m.error });
@@ -335,7 +359,7 @@ export class TrainerSupervisor {
         return result;
       },
     );
-    const msg: ToTrainer = { t: 'drill', id, input, info: taskInfoOf(ctx) };
+    const msg: ToTrainer = { t: 'task', id, activity, input, info: { ...taskInfoOf(ctx), attempt } };
     return this.exchange(
       proc,
       ctx,

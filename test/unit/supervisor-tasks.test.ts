@@ -1,7 +1,8 @@
-// Drills in training processes (activities/trainer-process/supervisor.ts runDrill): the report comes back and the
-// drill's heartbeats reach the activity; a process that dies mid-drill is replaced and the drill runs again, and one
-// that keeps dying fails the drill non-retryably with the cause. Real forked processes running a stand-in script
-// that speaks the training process's protocol (so the test needs no backend and controls each death).
+// Drills and replicas in training processes (activities/trainer-process/supervisor.ts runTask), through a drill: the
+// report comes back and the drill's heartbeats reach the activity; a process that dies mid-drill is replaced and the
+// drill runs again as the next attempt, and one that keeps dying fails the drill non-retryably with the cause. Real
+// forked processes running a stand-in script that speaks the training process's protocol (so the test needs no
+// backend and controls each death).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,12 +20,12 @@ process.send({ t: 'ready', backend: 'stand-in', ms: 1 });
 setInterval(() => process.send({ t: 'alive' }), 100);
 process.on('disconnect', () => process.exit(0));
 process.on('message', (m) => {
-  if (m.t !== 'drill') return;
+  if (m.t !== 'task' || m.activity !== 'runDrill') return;
   const n = count() + 1;
   fs.writeFileSync(process.env.COUNT_FILE, String(n));
   if (n <= Number(process.env.DIE)) return process.kill(process.pid, 'SIGKILL');
-  process.send({ t: 'drill-beat', id: m.id, details: { phase: 'train', step: 7 } });
-  process.send({ t: 'drilled', id: m.id, report: { runId: m.input.runId, verified: true, backend: 'stand-in', n } });
+  process.send({ t: 'task-beat', id: m.id, details: { phase: 'train', step: 7 } });
+  process.send({ t: 'task-done', id: m.id, result: { runId: m.input.runId, verified: true, attempt: m.info.attempt, n } });
 });
 `;
 
@@ -74,7 +75,11 @@ describe('drills in training processes', function () {
     const { result, lines } = drill(2);
     const report = await result;
     assert.equal(report.n, 3, 'two deaths, then the third process reported');
-    assert.equal(lines.filter((l) => /training process of a drill of run r died: killed by SIGKILL/.test(l)).length, 2);
+    assert.equal((report as unknown as { attempt: number }).attempt, 3, 'run again as the next attempts would be');
+    assert.equal(
+      lines.filter((l) => /training process of the drill of run r died: killed by SIGKILL/.test(l)).length,
+      2,
+    );
   });
 
   it('a drill that kills every process it runs in fails, non-retryably, with the cause', async () => {

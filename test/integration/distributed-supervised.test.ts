@@ -1,0 +1,57 @@
+// Replicas in training processes: on a worker as it runs by default (supervised training processes, two slots), each
+// replica of a distributed run trains in a training process. One SIGKILLed mid-round is replaced by the worker at
+// once, without Temporal's heartbeat timeout; the replica runs again from the round's checkpoint, the other replica's
+// result is kept, and the run ends with the weights of the uninterrupted run. The worker itself never dies.
+import * as assert from 'node:assert/strict';
+import type { RunResult } from '../../workflows/progress';
+import { progressQuery } from '../../workflows/definitions';
+import { cli, waitFor, writeSpec } from '../helpers/cluster';
+import { smallSpec, useCluster } from '../helpers/fixtures';
+
+// 400 examples, 2 replicas: shards of 200 = 8 steps of 25 per epoch, 2 epochs, rounds of 4 steps: 4 rounds.
+const spec = smallSpec({
+  dataset: { name: 'mnist', trainLimit: 400, testLimit: 100, validationFraction: 0 },
+  batchSize: 25,
+  dropout: 0.2,
+  distributed: { replicas: 2, syncEverySteps: 4 },
+});
+
+describe('replicas in training processes (real dev server, worker processes)', function () {
+  this.timeout(600_000);
+  const fx = useCluster();
+  const TWO_SLOTS = { DURABLE_TRAIN_SLOTS: '2' };
+
+  const run = async (runId: string): Promise<RunResult> => {
+    const file = writeSpec(fx.cluster.dir, `${runId}.json`, spec);
+    const r = cli(fx.cluster, ['start', '--spec', file, '--run-id', runId, '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const { result } = r.json<{ result: RunResult }>();
+    assert.equal(result.status, 'completed');
+    return result;
+  };
+
+  it('a replica whose training process is SIGKILLed mid-round runs again at once; the weights are the uninterrupted ones', async function () {
+    const ref = await fx.worker({ env: TWO_SLOTS });
+    const want = await run('dist-ref');
+    await waitFor('the worker says which process ran each replica', async () =>
+      /training process \d+ runs the replica 1 of run dist-ref/.test(ref.output()),
+    );
+    await ref.kill('SIGTERM');
+
+    // Replica 1's training process kills itself at step 6, in the second round's first attempt.
+    const w = await fx.worker({ env: { ...TWO_SLOTS, DURABLE_TRAIN_FAILPOINT: 'kill-replica:dist-killed:1:6' } });
+    const got = await run('dist-killed');
+    assert.equal(got.weightsSha256, want.weightsSha256, w.output());
+    assert.equal(got.step, want.step);
+    // (The worker's lines reach the test a moment after the run's result.)
+    await waitFor("the worker saying the replica's process died", async () =>
+      /training process of the replica 1 of run dist-killed died: killed by SIGKILL/.test(w.output()),
+    ).catch(() => assert.fail(w.output()));
+    assert.equal(w.proc.exitCode, null, 'the worker itself survives');
+    // The restart ran as the replica's next attempt: it is the round's one retried replica, the other's result kept.
+    const progress = await fx.cluster.client.workflow.getHandle('dist-killed').query(progressQuery);
+    const retried = progress.recoveries.filter((r) => /retried/.test(r.reason));
+    assert.equal(retried.length, 1, JSON.stringify(progress.recoveries));
+    assert.match(retried[0].reason, /round 1: replica\(s\) 1 \(attempt 2\) retried; the others' results kept/);
+  });
+});
