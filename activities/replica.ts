@@ -37,10 +37,13 @@ import type {
 } from './replica-types';
 import { FailureTypes, type Recovery } from './types';
 import { WORKER_PID_ENV_VAR } from './trainer-process/protocol';
+import type { HeldRounds } from './held-rounds';
 
 export interface ReplicaDeps {
   managerFor(spec: RunSpec, runId: string): CheckpointManager;
   checkSpec(raw: RunSpec): RunSpec;
+  /** Round checkpoints this training process holds in memory (held-rounds.ts): a restart restores from there. */
+  heldRounds?: HeldRounds;
 }
 
 /** What a round's global checkpoint adds to a trainer's state: the other replicas' random streams. */
@@ -314,8 +317,16 @@ async function startFromRound(
   let start: CheckpointRef = from;
   let recovery: Recovery | null = null;
   let loaded: Loaded;
+  const t0 = performance.now();
+  const held = (await deps.heldRounds?.take(from, wanted)) ?? null;
   try {
-    loaded = await manager.load(from.id, { only: wanted });
+    if (held) {
+      loaded = held;
+      console.error(
+        `durable-train: replica ${r} of run ${runId} restores the round's checkpoint ${from.id} from memory ` +
+          `(${held.blobs.size} blobs checked against its manifest, ${Math.round(performance.now() - t0)} ms)`,
+      );
+    } else loaded = await manager.load(from.id, { only: wanted });
   } catch (err) {
     if (!isDamagedOrMissing(err)) throw storageUnavailable(err, `cannot read checkpoint ${from.runId}:${from.id}`);
     const message = (err as Error).message;

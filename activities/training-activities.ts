@@ -45,6 +45,7 @@ export function createActivities(
       keys,
       retentionVerify: spec.checkpoint.retentionVerify,
     });
+  deps.heldRounds?.bind(managerFor);
   const d: TrainingDeps = {
     warm,
     metrics,
@@ -58,7 +59,7 @@ export function createActivities(
   };
 
   const activities = {
-    ...createReplicaActivities({ managerFor, checkSpec }),
+    ...createReplicaActivities({ managerFor, checkSpec, heldRounds: deps.heldRounds }),
     ...createAlertActivities(sink),
     // Recovery drills: a fresh trainer each, never `warm`; the same signing keys as training.
     ...createDrillActivities({
@@ -93,12 +94,11 @@ export function createActivities(
       metrics.chunkInFlight(input.runId, false);
     }
   };
-  // Drills and replicas train too: in training processes, on the run's backend, off this process's event loop, and a
-  // crash of one costs its process, which the supervisor replaces at once.
-  if (supervisor) {
-    activities.runDrill = (input) => supervisor.runDrill(Context.current(), input);
+  // Drills (and, when asked, replicas) train too: in training processes, on the run's backend, off this process's
+  // event loop, and a crash of one costs its process, which the supervisor replaces at once.
+  if (supervisor) activities.runDrill = (input) => supervisor.runDrill(Context.current(), input);
+  if (supervisor && deps.replicasInProcesses)
     activities.trainReplica = (input) => supervisor.trainReplica(Context.current(), input);
-  }
   return activities;
 }
 

@@ -8,6 +8,7 @@ import { SpecError, validateSpec } from '../spec/validate';
 import type { AlertSink } from '../telemetry/alerts';
 import type { RunAlerts } from './chunk/alerts';
 import type { WarmTrainers } from './chunk/warm-cache';
+import type { HeldRounds } from './held-rounds';
 import { nonRetryable } from './failures';
 import type { TrainingMetrics } from './metrics';
 import type { Restart } from './trainer-process/protocol';
@@ -47,6 +48,14 @@ export interface ActivityDeps {
    * Only where what computes for a run can follow its backend (cli/worker.ts chooseBackends).
    */
   chooseBackend?: boolean;
+  /**
+   * With a supervisor: distributed runs' replicas train in its training processes too (DURABLE_TRAIN_REPLICA_PROCESS=1),
+   * isolated, and a replica whose process dies restarts at once from the round's checkpoint held in a spare's memory.
+   * Off by default: on two cores the processes' overhead cost 5-15% of a two-worker run's throughput (docs/distributed.md).
+   */
+  replicasInProcesses?: boolean;
+  /** In a training process: the round checkpoints it holds in memory for replicas' restarts (held-rounds.ts). */
+  heldRounds?: HeldRounds;
 }
 
 /** Built once per createActivities from ActivityDeps; shared by every activity call of the worker. */

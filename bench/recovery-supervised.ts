@@ -192,3 +192,88 @@ export async function crashLoop(cluster: TestCluster, spec: RunSpec, workers: Wo
   await w.kill('SIGTERM');
   return { secondsToFailure: round((Date.now() - t0) / 1000, 1), message };
 }
+
+/** Replica 1 of the run, as the server sees it: its round and whether it has trained a step in this attempt. */
+async function replicaHb(handle: WorkflowHandle, replica: number) {
+  const d = await handle.describe();
+  for (const a of d.raw.pendingActivities ?? []) {
+    if (a.activityType?.name !== 'trainReplica') continue;
+    const data = a.heartbeatDetails?.payloads?.[0]?.data;
+    if (!data?.length) continue;
+    const hb = JSON.parse(Buffer.from(data).toString('utf8')) as {
+      replica: number;
+      round: number;
+      samplesPerSec: number;
+    };
+    if (hb.replica === replica) return { status: d.status.name, round: hb.round, stepped: hb.samplesPerSec > 0 };
+  }
+  return { status: d.status.name, round: -1, stepped: false };
+}
+
+/**
+ * SIGKILLs the training process of replica 1 of a 2-replica run (a worker with two slots, a spare holding the round's
+ * checkpoint), once per round, `kills` times: kill -> the replica trains again (the worker's line), and whether the
+ * restart restored from memory, in how many ms.
+ */
+export async function replicaKills(cluster: TestCluster, base: RunSpec, kills: number, workers: WorkerProcess[]) {
+  const shardSteps = Math.floor((base.dataset as { trainLimit: number }).trainLimit / 2 / base.batchSize);
+  const spec = validateSpec({ ...base, distributed: { replicas: 2, syncEverySteps: Math.min(100, shardSteps) } });
+  const w = await startWorker(cluster, { DURABLE_TRAIN_SLOTS: '2', DURABLE_TRAIN_REPLICA_PROCESS: '1' });
+  workers.push(w);
+  let runNo = 0;
+  let handle = await startTraining(cluster, spec, `sup-replica-${runNo}`);
+  const records: Array<Record<string, number | boolean>> = [];
+  let lastRound = -1;
+  for (let i = 0; i < kills; i++) {
+    const s = await until('replica 1 training in a new round', async () => {
+      const h = await replicaHb(handle, 1);
+      return h.status !== 'RUNNING' || (h.stepped && h.round > lastRound) ? h : null;
+    });
+    if (s.status !== 'RUNNING') {
+      handle = await startTraining(cluster, spec, `sup-replica-${++runNo}`);
+      lastRound = -1;
+      i--;
+      continue;
+    }
+    await sleep(300 + Math.random() * 1000);
+    const runId = handle.workflowId;
+    const runs = [
+      ...w.output().matchAll(new RegExp(`training process (\\d+) runs the replica 1 of run ${runId}\\b`, 'g')),
+    ];
+    const pid = Number(runs[runs.length - 1]?.[1]);
+    const again = new RegExp(`the replica 1 of run ${runId} trains again (\\d+) ms`, 'g');
+    const before = [...w.output().matchAll(again)].length;
+    const memory = new RegExp(
+      `replica 1 of run ${runId} restores the round's checkpoint \\S+ from memory \\(\\d+ blobs checked against its manifest, (\\d+) ms\\)`,
+      'g',
+    );
+    const memBefore = [...w.output().matchAll(memory)].length;
+    process.kill(pid, 'SIGKILL');
+    const ms = await until('the replica trains again', () => [...w.output().matchAll(again)][before]?.[1]);
+    const mem = [...w.output().matchAll(memory)].slice(memBefore);
+    const rec = {
+      trainsAgainMs: Number(ms),
+      fromMemory: mem.length > 0,
+      restoreMs: mem.length ? Number(mem[0][1]) : NaN,
+    };
+    log(`recovery --supervised: replica kill ${i + 1} (round ${s.round}): ${JSON.stringify(rec)}`);
+    records.push(rec);
+    lastRound = s.round;
+  }
+  await handle.terminate('benchmark done').catch(() => undefined);
+  await w.kill('SIGTERM');
+  return {
+    kills: records.length,
+    syncEverySteps: spec.distributed!.syncEverySteps,
+    trainsAgainS: summarize(
+      records.map((r) => Number(r.trainsAgainMs) / 1000),
+      2,
+    ),
+    fromMemory: records.filter((r) => r.fromMemory).length,
+    restoreMs: summarize(
+      records.filter((r) => r.fromMemory).map((r) => Number(r.restoreMs)),
+      0,
+    ),
+    records,
+  };
+}

@@ -35,7 +35,7 @@ import {
   table,
   tsMs,
 } from './common';
-import { childKills, crashLoop, standbyKills, supervisedSpec } from './recovery-supervised';
+import { childKills, crashLoop, replicaKills, standbyKills, supervisedSpec } from './recovery-supervised';
 import { shutdown, startCluster, startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 
 const GOAL_SLACK_S = 3;
@@ -530,9 +530,22 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       QUICK,
       numArg('--heartbeat', HEARTBEAT_TIMEOUT_S),
     );
+    const replicaKillCount = numArg('--replica-kills', QUICK ? 3 : 10);
+    if (process.argv.includes('--replicas-only')) {
+      const replica = await replicaKills(cluster, spec, replicaKillCount, workers);
+      emit({
+        bench: 'recovery-supervised-replicas',
+        quick: QUICK,
+        date: new Date().toISOString(),
+        machine: m0,
+        replica,
+      });
+      return;
+    }
     const child = await childKills(cluster, spec, numArg('--child-kills', QUICK ? 3 : 10), workers);
     const standby = await standbyKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
     const loop = await crashLoop(cluster, spec, workers);
+    const replica = await replicaKills(cluster, spec, replicaKillCount, workers);
     table('recovery --supervised (goals: child kill <= 2 s, worker kill with a standby <= 5 s, median)', [
       {
         case: 'training process SIGKILLed',
@@ -548,6 +561,13 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
         'first step s median': standby.firstStepS.median,
         max: standby.firstStepS.max,
         'retry started s median': standby.retryStartedS.median,
+      },
+      {
+        case: `replica's training process SIGKILLed (${replica.fromMemory}/${replica.kills} restored from memory)`,
+        kills: replica.kills,
+        'first step s median': replica.trainsAgainS.median,
+        max: replica.trainsAgainS.max,
+        'recomputed max': `restore ${replica.restoreMs.median} ms`,
       },
       {
         case: 'crash loop reported',
@@ -567,6 +587,7 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       childKill: { ...child, goalS: 2, pass: child.firstStepS.median <= 2 && child.recomputedWithinInterval },
       workerKillWithStandby: { ...standby, goalS: 5, pass: standby.firstStepS.median <= 5 },
       crashLoop: loop,
+      replicaKill: replica,
     });
   } finally {
     await shutdown(cluster, workers);

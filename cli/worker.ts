@@ -177,6 +177,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     alerts,
     slots,
     supervisor,
+    replicasInProcesses: opts.replicasInProcesses ?? process.env.DURABLE_TRAIN_REPLICA_PROCESS === '1',
   });
   const metricsUrl = await serveMetrics(metrics);
   console.error(

@@ -16,6 +16,7 @@ import { backendIsAuto, initBackend, useBackend } from '../../training/backend';
 import { loadTaskData } from '../../training/task-data';
 import type { TrainingMetrics } from '../metrics';
 import { createActivities } from '../training-activities';
+import { HeldRounds } from '../held-rounds';
 import type { ChunkHeartbeat } from '../types';
 import type { ReplicaHeartbeat, TrainReplicaInput } from '../replica-types';
 import {
@@ -72,6 +73,9 @@ const restartOf = (runId: string) => {
   return id === undefined ? null : (tasks.get(id)?.restart ?? null);
 };
 
+/** Round checkpoints held for replicas' restarts (the worker asks a spare to hold the round its replicas start from). */
+const heldRounds = new HeldRounds();
+
 const activities = createActivities({
   metrics,
   beforeManifest:
@@ -86,6 +90,7 @@ const activities = createActivities({
   // unless the operator named one for every run (DURABLE_TRAIN_BACKEND).
   useBackend: backendIsAuto() ? useBackend : undefined,
   chooseBackend: backendIsAuto() && process.env[CHOOSE_BACKEND_ENV_VAR] === '1',
+  heldRounds,
 });
 
 /** A heartbeat from the trainer: to the worker, after the test-only faults had their say. */
@@ -209,6 +214,7 @@ process.on('message', (msg: ToTrainer) => {
   else if (msg.t === 'task') void runActivity(msg);
   else if (msg.t === 'cancel') tasks.get(msg.id)?.cancel(msg.reason, new ActivityCancellationDetails(msg.details));
   else if (msg.t === 'prepare') prepare(msg.spec);
+  else if (msg.t === 'hold-round') heldRounds.hold(msg.spec, msg.from);
   else if (msg.t === 'cut-reason') tasks.get(msg.id)?.setCutReason(msg.reason);
 });
 // The worker is gone (killed, or shut down): so is its training process.

@@ -2,7 +2,7 @@
 // checkpoint bytes stay in the training process and the checkpoint store.
 import type { ActivityCancellationDetailsOptions } from '@temporalio/common';
 import type { RunSpec } from '../../spec/types';
-import type { ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
+import type { CheckpointRef, ChunkHeartbeat, ChunkSummary, TrainChunkInput } from '../types';
 
 /** Set in a training process's environment: the pid of the worker it trains for (results name the worker). */
 export const WORKER_PID_ENV_VAR = 'DURABLE_TRAIN_WORKER_PID';
@@ -37,6 +37,8 @@ export type ToTrainer =
   /** Another activity a training process runs for the worker: a recovery drill, or one replica of a round. */
   | { t: 'task'; id: number; activity: TaskActivity; input: unknown; info: ChunkTaskInfo }
   | { t: 'prepare'; spec: RunSpec }
+  /** Read a round's global checkpoint into memory: a replica restarted here then restores from it. */
+  | { t: 'hold-round'; spec: RunSpec; from: CheckpointRef }
   | { t: 'cancel'; id: number; reason: string; details: ActivityCancellationDetailsOptions }
   | { t: 'cut-reason'; id: number; reason: 'pause' | 'stop' | 'cancel' | null };
 

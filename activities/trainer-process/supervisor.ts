@@ -68,6 +68,12 @@ const METRICS = new Set([
   'alertFailed',
 ]);
 
+/** A round's checkpoint, for training processes to hold in memory (see runTask). */
+interface HeldRound {
+  key: string;
+  hold: Extract<ToTrainer, { t: 'hold-round' }>;
+}
+
 type Outcome =
   | { kind: 'done'; summary: ChunkSummary }
   | { kind: 'failed'; error: WireError }
@@ -83,6 +89,8 @@ class TrainerProcess {
   readonly runs = new Set<string>();
   /** The datasets `prepare` had it load (JSON of spec.dataset): each once, as a file dataset is re-read each time. */
   readonly prepared = new Set<string>();
+  /** The round checkpoints `hold-round` had it read into memory (runId and id). */
+  readonly heldRounds = new Set<string>();
   lastSeen = Date.now();
   readonly startedAt = Date.now();
   /** Set once its backend is initialised (a process that is still starting shows no signs of life yet). */
@@ -292,7 +300,11 @@ export class TrainerSupervisor {
   /** One replica's round of a distributed run (activities/replica.ts) in a training process: see runTask. */
   trainReplica(ctx: Context, input: TrainReplicaInput): Promise<ReplicaResult> {
     const what = `replica ${input.replica} of run ${input.runId}`;
-    return this.runTask(ctx, 'trainReplica', input, what) as Promise<ReplicaResult>;
+    const from = input.from;
+    const round: HeldRound | null = from
+      ? { key: `${from.runId}\n${from.id}`, hold: { t: 'hold-round', spec: input.spec, from } }
+      : null;
+    return this.runTask(ctx, 'trainReplica', input, what, round) as Promise<ReplicaResult>;
   }
 
   /**
@@ -302,14 +314,33 @@ export class TrainerSupervisor {
    * for Temporal's heartbeat timeout; after `maxDeathsAtStep` deaths it fails, non-retryably, with the last cause (a
    * checkpoint that kills every process it is trained in is what a drill is for).
    */
-  private async runTask(ctx: Context, activity: TaskActivity, input: unknown, what: string): Promise<unknown> {
+  private async runTask(
+    ctx: Context,
+    activity: TaskActivity,
+    input: unknown,
+    what: string,
+    round: HeldRound | null = null,
+  ): Promise<unknown> {
+    let diedAt = 0;
     for (let deaths = 0; ;) {
-      const proc = this.acquireFree();
+      // A restart goes to a process that holds the round's checkpoint in memory, when one does.
+      const proc = this.acquireFree(deaths > 0 && round ? (q) => q.heldRounds.has(round.key) : undefined);
       this.say(`training process ${proc.child.pid} runs the ${what}`);
-      const outcome = await this.taskAttempt(proc, ctx, activity, input, ctx.info.attempt + deaths);
+      // The idle processes read the round's checkpoint into memory: the one that may take over restores from there.
+      if (round)
+        for (const q of this.idle())
+          if (!q.heldRounds.has(round.key)) {
+            q.heldRounds.add(round.key);
+            q.send(round.hold);
+          }
+      const again = diedAt
+        ? () => this.say(`the ${what} trains again ${Date.now() - diedAt} ms after its training process died`)
+        : undefined;
+      const outcome = await this.taskAttempt(proc, ctx, activity, input, ctx.info.attempt + deaths, again);
       if ('result' in outcome) return outcome.result;
       if ('error' in outcome) throw fromWire(outcome.error);
       deaths++;
+      diedAt = Date.now();
       this.say(`training process of the ${what} died: ${outcome.cause}`);
       if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`${what} cancelled`);
       if (deaths >= this.maxDeathsAtStep) {
@@ -322,10 +353,11 @@ export class TrainerSupervisor {
   }
 
   /** An idle process for work of no run of its own: one holding no run's trainer if any, so none loses its warmth. */
-  private acquireFree(): TrainerProcess {
+  private acquireFree(prefer?: (q: TrainerProcess) => boolean): TrainerProcess {
     const idle = this.idle();
     const ready = idle.filter((q) => q.isReady);
-    const p = ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
+    const p =
+      (prefer && idle.find(prefer)) ?? ready.find((q) => q.runs.size === 0) ?? ready[0] ?? idle[0] ?? this.spawn();
     p.busy = true;
     this.ensureSpares();
     return p;
@@ -337,6 +369,8 @@ export class TrainerSupervisor {
     activity: TaskActivity,
     input: unknown,
     attempt: number,
+    /** Called on the attempt's first heartbeat with details (a step trained). */
+    trainsAgain?: () => void,
   ): Promise<{ result: unknown } | { error: WireError } | { cause: string }> {
     const id = this.nextId++;
     let details: unknown;
@@ -345,8 +379,10 @@ export class TrainerSupervisor {
     let settle!: (o: { result: unknown } | { error: WireError }) => void;
     const settled = new Promise<{ result: unknown } | { error: WireError }>((resolve) => (settle = resolve));
     const off = proc.on(id, (m) => {
-      if (m.t === 'task-beat') ctx.heartbeat((details = m.details));
-      else if (m.t === 'task-done') settle({ result: m.result });
+      if (m.t === 'task-beat') {
+        if (details === undefined && m.details !== undefined) trainsAgain?.();
+        ctx.heartbeat((details = m.details));
+      } else if (m.t === 'task-done') settle({ result: m.result });
       else if (m.t === 'log') ctx.log.log(m.level as 'INFO', m.message, m.meta);
       else if (m.t === 'failed') {
         if (m.poisoned) poisonedBy = `backend unusable: ${m.error.name}: ${m.error.message}`;

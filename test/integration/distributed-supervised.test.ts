@@ -1,7 +1,8 @@
-// Replicas in training processes: on a worker as it runs by default (supervised training processes, two slots), each
-// replica of a distributed run trains in a training process. One SIGKILLed mid-round is replaced by the worker at
-// once, without Temporal's heartbeat timeout; the replica runs again from the round's checkpoint, the other replica's
-// result is kept, and the run ends with the weights of the uninterrupted run. The worker itself never dies.
+// Replicas in training processes: on a worker with DURABLE_TRAIN_REPLICA_PROCESS=1 (and two slots), each replica of a
+// distributed run trains in a training process. One SIGKILLed mid-round is replaced by the worker at
+// once, without Temporal's heartbeat timeout, in a spare that holds the round's checkpoint in memory; the replica runs
+// again from there, the other replica's result is kept, and the run ends with the weights of the uninterrupted run.
+// The worker itself never dies.
 import * as assert from 'node:assert/strict';
 import type { RunResult } from '../../workflows/progress';
 import { progressQuery } from '../../workflows/definitions';
@@ -19,7 +20,7 @@ const spec = smallSpec({
 describe('replicas in training processes (real dev server, worker processes)', function () {
   this.timeout(600_000);
   const fx = useCluster();
-  const TWO_SLOTS = { DURABLE_TRAIN_SLOTS: '2' };
+  const TWO_SLOTS = { DURABLE_TRAIN_SLOTS: '2', DURABLE_TRAIN_REPLICA_PROCESS: '1' };
 
   const run = async (runId: string): Promise<RunResult> => {
     const file = writeSpec(fx.cluster.dir, `${runId}.json`, spec);
@@ -47,6 +48,16 @@ describe('replicas in training processes (real dev server, worker processes)', f
     await waitFor("the worker saying the replica's process died", async () =>
       /training process of the replica 1 of run dist-killed died: killed by SIGKILL/.test(w.output()),
     ).catch(() => assert.fail(w.output()));
+    // The restart ran in a spare that held the round's checkpoint in memory, checked against its manifest.
+    await waitFor('the restart restoring from memory', async () =>
+      /replica 1 of run dist-killed restores the round's checkpoint step-\S+ from memory \(\d+ blobs checked/.test(
+        w.output(),
+      ),
+    ).catch(() => assert.fail(w.output()));
+    const again = /the replica 1 of run dist-killed trains again (\d+) ms after its training process died/.exec(
+      w.output(),
+    );
+    assert.ok(again, w.output());
     assert.equal(w.proc.exitCode, null, 'the worker itself survives');
     // The restart ran as the replica's next attempt: it is the round's one retried replica, the other's result kept.
     const progress = await fx.cluster.client.workflow.getHandle('dist-killed').query(progressQuery);

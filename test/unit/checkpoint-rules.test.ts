@@ -44,6 +44,7 @@ import {
   validatePolicy,
   type RetentionCandidate,
 } from '../../checkpoint/retention';
+import { commitInput, f32 } from '../helpers/commit-input';
 
 const cand = (id: string, step: number, metrics: Record<string, number> = {}, createdAt = `t${step}`) => ({
   id,
@@ -649,26 +650,6 @@ describe('checkpoint rules: manifest codec', function () {
 });
 
 const RUN = 'run-r';
-const f32 = (...values: number[]) => new Uint8Array(new Float32Array(values).buffer);
-
-function commitInput(step: number, extra: Partial<CommitInput> = {}): CommitInput {
-  return {
-    step,
-    epoch: 0,
-    createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, step)).toISOString(),
-    parent: null,
-    blobs: [
-      { name: 'w', dtype: 'float32', shape: [2, 2], data: f32(step, 1, 2, 3) },
-      { name: 'b', dtype: 'float32', shape: [1], data: f32(0.5) },
-    ],
-    state: { step },
-    metrics: { loss: 1 / (step + 1) },
-    fingerprints: { spec: 's' },
-    backend: { name: 'cpu', version: '0' },
-    ...extra,
-  };
-}
-
 /** A fresh filesystem store, the root it writes under, and the same store without its optional one-pass methods. */
 function stores(): { fsStore: FsCheckpointStore; plain: CheckpointStore; root: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-rules-'));
