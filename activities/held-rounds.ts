@@ -66,4 +66,5 @@ export class HeldRounds {
   }
 }
 
-const keyOf = (ref: CheckpointRef) => `${ref.runId}\n${ref.id}`;
+/** A held round's key (the supervisor keeps which processes hold which by it). */
+export const keyOf = (ref: CheckpointRef) => `${ref.runId}\n${ref.id}`;

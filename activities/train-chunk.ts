@@ -26,8 +26,8 @@ export async function trainChunk(d: TrainingDeps, input: TrainChunkInput): Promi
     sourceSpec: input.sourceSpec,
     attempt: ctx.info.attempt,
     restart: d.restartOf?.(input.runId) ?? null,
-    backend: await initBackend(),
-    useBackend: d.useBackend,
+    // A training process follows each run's backend; elsewhere the process's one backend serves every run.
+    backendFor: d.useBackend ?? (() => initBackend()),
     chooseBackend: d.chooseBackend,
     manager,
     managerOf: (runId) => managerFor(spec, runId),

@@ -33,16 +33,19 @@ const digits = {
 };
 const common = { batchSize: 32, seed: 3, optimizer: { name: 'adam', learningRate: 0.001 } };
 
+/** An MLP: relu layers of `hidden` units, then `units` outputs. */
+const mlp = (hidden: number[], units: number, activation: string) => ({
+  layers: [
+    ...hidden.map((n) => ({ type: 'dense', units: n, activation: 'relu' })),
+    { type: 'dense', units, activation },
+  ],
+});
+
 /** The three models (without checkpoint storage, which each run gets its own of). */
 const MODELS: Record<string, Record<string, unknown>> = {
   'digits-mlp': {
     ...common,
-    model: {
-      layers: [
-        { type: 'dense', units: 64, activation: 'relu' },
-        { type: 'dense', units: 10, activation: 'softmax' },
-      ],
-    },
+    model: mlp([64], 10, 'softmax'),
     dataset: digits,
     epochs: 20,
   },
@@ -63,12 +66,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   },
   'breast-cancer-mlp': {
     ...common,
-    model: {
-      layers: [
-        { type: 'dense', units: 16, activation: 'relu' },
-        { type: 'dense', units: 1, activation: 'sigmoid' },
-      ],
-    },
+    model: mlp([16], 1, 'sigmoid'),
     dataset: {
       format: 'csv',
       path: `file://${path.join(DATA, 'breast-cancer.csv')}`,
@@ -81,17 +79,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   },
 };
 
-const digitsMlp = (hidden: number[]) => ({
-  ...common,
-  model: {
-    layers: [
-      ...hidden.map((units) => ({ type: 'dense', units, activation: 'relu' })),
-      { type: 'dense', units: 10, activation: 'softmax' },
-    ],
-  },
-  dataset: digits,
-  epochs: 1000,
-});
+const digitsMlp = (hidden: number[]) => ({ ...MODELS['digits-mlp'], model: mlp(hidden, 10, 'softmax') });
 const digitsCnn = (filters: number) => {
   const m = MODELS['digits-cnn'].model as { layers: Array<Record<string, unknown>> };
   return {

@@ -115,9 +115,11 @@ async function init(preferred: 'auto' | BackendName | undefined): Promise<Backen
 
 /** Whether this process chooses its backend itself (DURABLE_TRAIN_BACKEND unset or auto), not by an operator. */
 export function backendIsAuto(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env[BACKEND_ENV_VAR]?.trim().toLowerCase();
-  return !v || v === 'auto';
+  return envChoice(env) === 'auto';
 }
+
+/** DURABLE_TRAIN_BACKEND as given (trimmed, lower case), 'auto' when unset or empty. */
+const envChoice = (env: NodeJS.ProcessEnv): string => env[BACKEND_ENV_VAR]?.trim().toLowerCase() || 'auto';
 
 /**
  * Makes `name` the active backend for one run's work (null: the process's default choice), in a process that computes
@@ -147,8 +149,7 @@ async function useFor(name: BackendName | null): Promise<BackendInfo> {
 }
 
 function parseChoice(preferred: string | undefined): 'auto' | BackendName {
-  const fromEnv = process.env[BACKEND_ENV_VAR];
-  const raw = (preferred ?? (fromEnv && fromEnv.trim() !== '' ? fromEnv.trim() : 'auto')).toLowerCase();
+  const raw = preferred?.toLowerCase() ?? envChoice(process.env);
   if (raw === 'auto' || (BACKEND_NAMES as readonly string[]).includes(raw)) return raw as 'auto' | BackendName;
   const source = preferred === undefined ? ` (from ${BACKEND_ENV_VAR})` : '';
   throw new Error(

@@ -50,14 +50,14 @@ export interface ChunkStartInput {
   attempt: number;
   /** Set when this attempt runs in a training process that replaced one that died in the same attempt. */
   restart?: Restart | null;
-  backend: BackendInfo;
   /**
-   * Set in a training process, which computes one chunk at a time: makes a backend active for this run (null: the
-   * process's default). The run then trains on its own backend: a new run's is chosen by its size
-   * (training/backend-choice.ts), a restored or warm one's is the one its checkpoints were written on.
+   * The backend to compute on for a run whose backend is `name` (null: a new run's, the process's default). A process
+   * that follows runs' backends (ActivityDeps.useBackend) makes that one active, so a restored or warm run trains on
+   * the one its checkpoints were written on; any other returns its one backend, and the restore's guard says whether
+   * the run may change backend.
    */
-  useBackend?: (name: BackendName | null) => Promise<BackendInfo>;
-  /** With useBackend: a new run's backend is chosen by the model's size; without, it is the process's default. */
+  backendFor: (name: BackendName | null) => Promise<BackendInfo>;
+  /** A new run's backend is chosen by the model's size (training/backend-choice.ts); else it is the process's default. */
   chooseBackend?: boolean;
   /** This run's checkpoints. */
   manager: CheckpointManager;
@@ -139,7 +139,7 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
     // was paused, even to the same size and time, is seen): otherwise it restores, behind the same guards as a cold
     // worker.
     if (warm && (await sameData(warm.trainer, i.spec))) {
-      const backend = i.useBackend ? await i.useBackend(warm.trainer.info.backend as BackendName) : i.backend;
+      const backend = await i.backendFor(warm.trainer.info.backend as BackendName);
       return { trainer: warm.trainer, source: 'warm', parent: from, recovery, spare: warm.spare, backend };
     }
     warm?.trainer.dispose();
@@ -199,13 +199,13 @@ async function resolve(i: ChunkStartInput): Promise<ChunkStart> {
  * model is small enough to train faster there (backend-choice.ts).
  */
 async function freshTrainer(i: ChunkStartInput): Promise<{ trainer: Trainer; backend: BackendInfo }> {
-  const backend = i.useBackend ? await i.useBackend(null) : i.backend;
+  const backend = await i.backendFor(null);
   const trainer = await Trainer.create(i.spec);
-  if (!i.useBackend || !i.chooseBackend) return { trainer, backend };
+  if (!i.chooseBackend) return { trainer, backend };
   const choice = backendForNewRun(backend.name, trainer.layersModel, i.spec.batchSize, true);
   if (choice.name === backend.name) return { trainer, backend };
   trainer.dispose();
-  const use = i.useBackend;
+  const use = i.backendFor;
   const chosen = await use(choice.name).then(
     (b) => {
       // On the worker's stderr, beside the line naming its backend: the run's own is chosen once, here.
@@ -221,12 +221,11 @@ async function freshTrainer(i: ChunkStartInput): Promise<{ trainer: Trainer; bac
 }
 
 /**
- * The backend a checkpoint of the run was written on, made active when the process switches per run and can load it;
- * otherwise the process's (and the restore's guard says whether the run may change backend).
+ * The backend for a checkpoint of the run written on `name` (ChunkStartInput.backendFor); one this process cannot
+ * load gives way to the process's own (and the restore's guard says whether the run may change backend).
  */
 async function checkpointBackend(i: ChunkStartInput, name: string): Promise<BackendInfo> {
-  if (!i.useBackend) return i.backend;
-  const use = i.useBackend;
+  const use = i.backendFor;
   return use(name as BackendName).catch((err: unknown) => {
     log.warn(`run ${i.runId}'s checkpoints were written on ${name}, which this process cannot load`, {
       runId: i.runId,

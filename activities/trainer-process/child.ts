@@ -75,6 +75,8 @@ const restartOf = (runId: string) => {
 
 /** Round checkpoints held for replicas' restarts (the worker asks a spare to hold the round its replicas start from). */
 const heldRounds = new HeldRounds();
+/** The operator named no backend for every run (DURABLE_TRAIN_BACKEND): this process may follow runs' backends. */
+const autoBackend = backendIsAuto();
 
 const activities = createActivities({
   metrics,
@@ -88,8 +90,8 @@ const activities = createActivities({
   restartOf,
   // One chunk at a time here, so each run can train on its own backend (a small model on wasm: backend-choice.ts),
   // unless the operator named one for every run (DURABLE_TRAIN_BACKEND).
-  useBackend: backendIsAuto() ? useBackend : undefined,
-  chooseBackend: backendIsAuto() && process.env[CHOOSE_BACKEND_ENV_VAR] === '1',
+  useBackend: autoBackend ? useBackend : undefined,
+  chooseBackend: autoBackend && process.env[CHOOSE_BACKEND_ENV_VAR] === '1',
   heldRounds,
 });
 

@@ -23,6 +23,7 @@ import { fromWire } from './wire';
 import type { RunSpec } from '../../spec/types';
 import type { DrillInput, DrillReport } from '../drill-types';
 import type { ReplicaResult, TrainReplicaInput } from '../replica-types';
+import { keyOf } from '../held-rounds';
 
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
@@ -219,11 +220,15 @@ export class TrainerSupervisor {
    * to take the run over with only the restore.
    */
   prepare(spec: RunSpec): void {
-    const key = JSON.stringify(spec.dataset);
+    this.tellIdleOnce((q) => q.prepared, JSON.stringify(spec.dataset), { t: 'prepare', spec });
+  }
+
+  /** Sends `msg` to each idle process whose set (`seen`) does not have `key` yet, and records it there. */
+  private tellIdleOnce(seen: (q: TrainerProcess) => Set<string>, key: string, msg: ToTrainer): void {
     for (const q of this.idle()) {
-      if (q.prepared.has(key)) continue;
-      q.prepared.add(key);
-      q.send({ t: 'prepare', spec });
+      if (seen(q).has(key)) continue;
+      seen(q).add(key);
+      q.send(msg);
     }
   }
 
@@ -302,7 +307,7 @@ export class TrainerSupervisor {
     const what = `replica ${input.replica} of run ${input.runId}`;
     const from = input.from;
     const round: HeldRound | null = from
-      ? { key: `${from.runId}\n${from.id}`, hold: { t: 'hold-round', spec: input.spec, from } }
+      ? { key: keyOf(from), hold: { t: 'hold-round', spec: input.spec, from } }
       : null;
     return this.runTask(ctx, 'trainReplica', input, what, round) as Promise<ReplicaResult>;
   }
@@ -327,12 +332,7 @@ export class TrainerSupervisor {
       const proc = this.acquireFree(deaths > 0 && round ? (q) => q.heldRounds.has(round.key) : undefined);
       this.say(`training process ${proc.child.pid} runs the ${what}`);
       // The idle processes read the round's checkpoint into memory: the one that may take over restores from there.
-      if (round)
-        for (const q of this.idle())
-          if (!q.heldRounds.has(round.key)) {
-            q.heldRounds.add(round.key);
-            q.send(round.hold);
-          }
+      if (round) this.tellIdleOnce((q) => q.heldRounds, round.key, round.hold);
       const again = diedAt
         ? () => this.say(`the ${what} trains again ${Date.now() - diedAt} ms after its training process died`)
         : undefined;
