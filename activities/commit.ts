@@ -77,7 +77,8 @@ export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: SpareSn
 
 /**
  * The second phase: persists a snapshot (blobs, then the manifest); resolves once the checkpoint is durable.
- * `offThread` hashes the blobs on the libuv pool instead of the calling thread (for a persist that overlaps training).
+ * `offThread`: a persist that overlaps training, in the persist thread where the manager has one (else hashing on the
+ * libuv pool rather than the calling thread).
  */
 export async function persistSnapshot(
   manager: CheckpointManager,
@@ -89,10 +90,9 @@ export async function persistSnapshot(
     checkFinite(input);
     return manager.commit(input, { handOver: true, previous: o.previous });
   }
-  // In the background the finite check runs here while the pool hashes and writes; the manifest waits for it.
-  const finite = checkFiniteYielding(input);
-  finite.catch(() => undefined); // observed by the commit (which may fail first, on storage)
-  return manager.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite, previous: o.previous });
+  // In the background: in the persist thread, or here while the pool hashes and writes (the manifest waits for the
+  // finite check, run here a slice at a time).
+  return manager.commitInBackground(input, { previous: o.previous, finite: () => checkFiniteYielding(input) });
 }
 
 /** No checkpoint holds a NaN or an infinity: the newest checkpoint is always the last finite one. */

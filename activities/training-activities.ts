@@ -39,9 +39,11 @@ export function createActivities(
   // Parsed once, at worker start: a malformed key fails the worker, not its first chunk.
   const keys = deps.checkpointKeys ?? checkpointKeysFromEnv();
   const storeFor = (spec: RunSpec): CheckpointStore => openStoreOf(spec.checkpoint.storage);
+  const persistThread = deps.persistThread ?? process.env.DURABLE_TRAIN_PERSIST_THREAD !== '0';
   const managerFor = (spec: RunSpec, runId: string) =>
     new CheckpointManager(storeFor(spec), runId, {
       beforeManifest: deps.beforeManifest,
+      ...(persistThread ? { thread: { storage: spec.checkpoint.storage, baseDir: deps.baseDir } } : {}),
       keys,
       retentionVerify: spec.checkpoint.retentionVerify,
     });

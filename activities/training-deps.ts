@@ -23,6 +23,11 @@ export interface ActivityDeps {
   /** Called between a commit's blobs and its manifest (crash tests kill the process here). */
   beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
+   * Background persists (checkpoint.everySeconds) in a thread of their own, so they never wait for the training loop
+   * (default true; DURABLE_TRAIN_PERSIST_THREAD=0 persists on the training thread, hashing on the libuv pool).
+   */
+  persistThread?: boolean;
+  /**
    * Why the workflow cut a chunk short (pause, stop or cancel), asked when it happens: the request reaches the
    * activity only as a cancellation, and the reason known when the chunk was scheduled may have changed since.
    */

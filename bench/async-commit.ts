@@ -2,13 +2,17 @@
 // weights, 290 MB with Adam's slots) trained on MNIST through the chunk's commit path (activities/chunk/commits.ts,
 // a local fs store), the same number of steps in each variant:
 //   none   no intermediate checkpoint (only the chunk-end commit)
-//   async  a checkpoint every --every seconds (default 2): snapshot between steps, persist in the background
+//   async  a checkpoint every --every seconds (default 2): snapshot between steps, persist in the background, in the
+//          persist thread (as a worker does)
+//   async-main  the same, persisting on the training thread (hashing on the libuv pool: DURABLE_TRAIN_PERSIST_THREAD=0)
 //   sync   the same interval, each commit awaited whole before the next step (the path before the two-phase commit)
 // Samples/s counts the whole run (training plus the chunk-end commit). Each commit's training stall (its snapshot,
 // plus any wait for the previous persist) and its background persist time are read from the commit metrics;
 // stallShare (training time lost to commits over wall time) is the ratio by decomposition, robust to machine noise.
 //
-//   npm run build && node dist/bench/async-commit.js [--quick] [--steps N] [--every 2] [--no-sync]
+//   npm run build && node dist/bench/async-commit.js [--quick] [--steps N] [--every 2] [--rounds 3] [--no-sync]
+//
+// The variants run in turn, round after round; ratios are medians of each round's ratio to that round's `none`.
 //
 // Goals: async/none samples/s >= 0.95; stall per commit <= 120 ms on the 100 MB model.
 import { ChunkCommits } from '../activities/chunk/commits';
@@ -20,9 +24,9 @@ import { validateSpec, type RunSpec } from '../spec';
 import { Trainer } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import { WIDE_MLP } from '../training/wide-mlp';
-import { QUICK, emit, log, machine, now, numArg, rmrf, round, summarize, table, tmpDir } from './common';
+import { QUICK, emit, log, machine, median, now, numArg, rmrf, round, summarize, table, tmpDir } from './common';
 
-type Variant = 'none' | 'async' | 'sync';
+type Variant = 'none' | 'async' | 'async-main' | 'sync';
 
 /** Commit metrics as they are recorded: each commit's stall and persist seconds. */
 class RecordingMetrics extends TrainingMetrics {
@@ -65,13 +69,17 @@ interface RunRecord {
   snapshotMs?: ReturnType<typeof summarize>;
   persistMs?: ReturnType<typeof summarize>;
   weightsSha256: string;
+  /** Process CPU time (all threads) over wall time: how much of the 2 cores the run kept busy. */
+  cpuPerWall: number;
 }
 
 async function run(variant: Variant, steps: number, everyS: number, backend: BackendInfo): Promise<RunRecord> {
   const dir = tmpDir(`dt-bench-async-${variant}-`);
   try {
     const spec = wideSpec(`file://${dir}`, steps * 64);
-    const manager = new CheckpointManager(new FsCheckpointStore(dir), `bench-${variant}`);
+    const manager = new CheckpointManager(new FsCheckpointStore(dir), `bench-${variant}`, {
+      ...(variant === 'async-main' ? {} : { thread: { storage: `file://${dir}` } }),
+    });
     const trainer = await Trainer.create(spec);
     await trainer.train({ maxSteps: 1 }); // warm-up (kernels, first allocations): not timed
     const metrics = new RecordingMetrics({ defaultMetrics: false });
@@ -83,7 +91,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
       backend,
       specHash: hash,
       parent: null,
-      everySeconds: variant === 'async' ? everyS : 0,
+      everySeconds: variant.startsWith('async') ? everyS : 0,
       metrics,
       logError: (msg, meta) => log(`${msg}: ${String(meta.error)}`),
     });
@@ -92,10 +100,11 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
     let lastSync = now();
     let parent: { runId: string; id: string } | null = null;
     const t0 = now();
+    const cpu0 = process.cpuUsage();
     const r = await trainer.train({
       maxSteps: steps - 1,
       onStep: async (p) => {
-        if (variant === 'async' && commits.due(p.step, p.totalSteps)) await commits.start('time');
+        if (variant.startsWith('async') && commits.due(p.step, p.totalSteps)) await commits.start('time');
         if (variant === 'sync' && now() - lastSync >= everyS * 1000 && p.step < p.totalSteps) {
           const s0 = now();
           const m = await commitTrainer(manager, trainer, { backend, specHash: hash, parent, reason: 'time' });
@@ -113,6 +122,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
       await commits.commit('chunk-end');
     }
     const wallMs = now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     const lostMs = variant === 'sync' ? syncStalls.reduce((a, b) => a + b, 0) + (now() - end0) : commits.ms;
     const weightsSha256 = trainer.weightsSha256();
     trainer.dispose();
@@ -128,6 +138,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
       ...(metrics.snapshots.length ? { snapshotMs: summarize(metrics.snapshots, 1) } : {}),
       ...(metrics.persists.length ? { persistMs: summarize(metrics.persists, 1) } : {}),
       weightsSha256,
+      cpuPerWall: round((cpu.user + cpu.system) / 1000 / wallMs, 3),
     };
   } finally {
     rmrf(dir);
@@ -138,18 +149,48 @@ async function main(): Promise<void> {
   const backend = await initBackend();
   const everyS = numArg('--every', 2);
   const steps = numArg('--steps', QUICK ? 8 : 30);
-  const variants: Variant[] = process.argv.includes('--no-sync') ? ['none', 'async'] : ['none', 'async', 'sync'];
-  log(`async-commit: ${WIDE_MLP}, ${steps} steps of 64, a checkpoint every ${everyS} s, backend ${backend.name}`);
-  const runs: RunRecord[] = [];
-  for (const v of variants) {
-    const rec = await run(v, steps, everyS, backend);
-    log(`  ${v}: ${rec.wallMs} ms, ${rec.samplesPerSec} samples/s, ${rec.commits} intermediate commits`);
-    runs.push(rec);
+  const rounds = numArg('--rounds', QUICK ? 1 : 3);
+  const variants: Variant[] = [
+    'none',
+    'async',
+    'async-main',
+    ...(process.argv.includes('--no-sync') ? [] : ['sync' as const]),
+  ];
+  log(
+    `async-commit: ${WIDE_MLP}, ${steps} steps of 64, a checkpoint every ${everyS} s, ${rounds} rounds, backend ${backend.name}`,
+  );
+  const runs: Array<RunRecord & { round: number; ratio: number }> = [];
+  for (let round_ = 1; round_ <= rounds; round_++) {
+    let none = 0;
+    for (const v of variants) {
+      const rec = await run(v, steps, everyS, backend);
+      if (v === 'none') none = rec.samplesPerSec;
+      const ratio = round(rec.samplesPerSec / none, 3);
+      log(
+        `  round ${round_} ${v}: ${rec.wallMs} ms, ${rec.samplesPerSec} samples/s (${ratio} of none), ${rec.commits} intermediate commits`,
+      );
+      runs.push({ ...rec, round: round_, ratio });
+    }
   }
-  const by = (v: Variant) => runs.find((r) => r.variant === v);
-  const none = by('none')!;
-  const asyncRun = by('async')!;
-  const syncRun = by('sync');
+  const of = (v: Variant) => runs.filter((r) => r.variant === v);
+  const mid = (xs: number[]) => round(median(xs), 3);
+  const perVariant = variants.map((v) => {
+    const rs = of(v);
+    const ratios = rs.map((r) => r.ratio);
+    return {
+      variant: v,
+      samplesPerSec: mid(rs.map((r) => r.samplesPerSec)),
+      ratio: mid(ratios),
+      ratioRange: `${Math.min(...ratios)}-${Math.max(...ratios)}`,
+      commits: mid(rs.map((r) => r.commits)),
+      stallShare: mid(rs.map((r) => r.stallShare)),
+      cpuPerWall: mid(rs.map((r) => r.cpuPerWall)),
+      stallP50ms: rs[0].stallMs ? mid(rs.map((r) => r.stallMs!.median)) : '-',
+      snapshotP50ms: rs[0].snapshotMs ? mid(rs.map((r) => r.snapshotMs!.median)) : '-',
+      persistP50ms: rs[0].persistMs ? mid(rs.map((r) => r.persistMs!.median)) : '-',
+    };
+  });
+  const ratioOf = (v: Variant) => perVariant.find((r) => r.variant === v)?.ratio;
   const hashes = new Set(runs.map((r) => r.weightsSha256));
   const result = {
     bench: 'async-commit',
@@ -157,29 +198,19 @@ async function main(): Promise<void> {
     model: { name: WIDE_MLP, parameters: 24_202_250, weightsMB: 96.8, withAdamMB: 290.4 },
     everySeconds: everyS,
     steps,
+    rounds,
     runs,
+    perVariant,
     ratios: {
-      asyncOverNone: round(asyncRun.samplesPerSec / none.samplesPerSec, 3),
-      ...(syncRun ? { syncOverNone: round(syncRun.samplesPerSec / none.samplesPerSec, 3) } : {}),
+      asyncOverNone: ratioOf('async'),
+      asyncMainOverNone: ratioOf('async-main'),
+      ...(variants.includes('sync') ? { syncOverNone: ratioOf('sync') } : {}),
     },
     // Checkpoints do not change the numbers: every variant ends with the same weights.
     sameWeights: hashes.size === 1,
     goals: { asyncOverNone: 0.95, stallMsMedian: 120 },
   };
-  table(
-    'async commit (wide-mlp)',
-    runs.map((r) => ({
-      variant: r.variant,
-      samplesPerSec: r.samplesPerSec,
-      ratio: round(r.samplesPerSec / none.samplesPerSec, 3),
-      commits: r.commits,
-      stallShare: r.stallShare,
-      stallP50ms: r.stallMs?.median ?? '-',
-      stallMaxMs: r.stallMs?.max ?? '-',
-      snapshotP50ms: r.snapshotMs?.median ?? '-',
-      persistP50ms: r.persistMs?.median ?? '-',
-    })),
-  );
+  table(`async commit (wide-mlp), medians of ${rounds} rounds`, perVariant);
   emit(result);
 }
 

@@ -5,6 +5,7 @@
 //
 //   npm run build && node dist/bench/commit-memory.js [--quick] [--model embedding|wide-mlp] [--commits 1000]
 //     [--no-commit]   the same steps and samples without committing: what training alone does to memory
+//     [--main-thread] persist on the training thread (hashing on the libuv pool) instead of the persist thread
 //
 // Models: `embedding` (50,000 x 32 table, SGD: every commit a row patch, a new chain every ~17) and `wide-mlp` (the
 // 97 MB built-in, SGD: every commit a whole copy). Goal: RSS after the last commit within 5% of RSS after the 10th.
@@ -92,7 +93,11 @@ async function main(): Promise<void> {
   try {
     const { spec, every } = specOf(model, dir);
     const runId = `memory-${model}`;
-    const manager = new CheckpointManager(new FsCheckpointStore(dir), runId, { blobGcGraceMs: 0 });
+    // As a worker persists: in the persist thread (--main-thread: on the training thread, as before 2026-12-07).
+    const manager = new CheckpointManager(new FsCheckpointStore(dir), runId, {
+      blobGcGraceMs: 0,
+      ...(process.argv.includes('--main-thread') ? {} : { thread: { storage: `file://${dir}` } }),
+    });
     const trainer = await Trainer.create(spec);
     const commitsOf = handCommits({
       runId,

@@ -30,6 +30,7 @@ import { CheckpointCorruptError, CheckpointSignatureError, NoValidCheckpointErro
 import { formatProblems } from './problems';
 import { hasAnyRule, newestFirst, selectRetained, validatePolicy } from './retention';
 import { assemble, planRows, storedPieces, type RowPlan } from './rows';
+import { commitInThread, type StoreAddress } from './persist-thread';
 import type { CheckpointKeys } from './signing';
 import { CheckpointNotFoundError, type CheckpointStore } from '../storage/interface';
 import type {
@@ -56,6 +57,11 @@ export interface CheckpointManagerOptions {
   blobGcGraceMs?: number;
   /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
   beforeManifest?: (step: number, runId: string) => void | Promise<void>;
+  /**
+   * Where a persist thread opens this run's store again (its URL): `commitInThread` then persists there. Unset for a
+   * store built in code (commitInThread persists on this thread).
+   */
+  thread?: StoreAddress;
   /**
    * Signing on: every manifest committed is signed with the first key, and every manifest read must carry a
    * signature by one of the keys, or it is refused with CheckpointSignatureError (never skipped like damage).
@@ -125,6 +131,7 @@ export class CheckpointManager {
   private readonly gcGraceMs: number;
   private readonly beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   private readonly keys?: CheckpointKeys;
+  private readonly thread?: StoreAddress;
   /** The key ids this manager signs and verifies with (the first signs), or null with signing off. */
   get signing(): readonly string[] | null {
     return this.keys?.ids ?? null;
@@ -141,6 +148,7 @@ export class CheckpointManager {
     this.gcGraceMs = opts.blobGcGraceMs ?? 60 * 60_000;
     this.beforeManifest = opts.beforeManifest;
     this.keys = opts.keys;
+    this.thread = opts.thread;
   }
 
   blobKey(sha256: string): string {
@@ -204,6 +212,30 @@ export class CheckpointManager {
     if (this.keys) manifest.signature = this.keys.sign(manifest);
     await this.store.writeAtomic(this.manifestKey(manifest.id), encodeManifest(manifest), { ifAbsent: true });
     return manifest;
+  }
+
+  /**
+   * A commit for the background (the caller hands its buffers over, and may train on): in the process's persist thread
+   * when the store can be opened there (see persist-thread.ts), which also checks every float32 blob is finite; else
+   * here, hashing on the libuv pool, with `finite` as the check. Resolves once the manifest is durable. The blobs'
+   * `data` may be new views of the same memory afterwards (moved to the thread and back).
+   */
+  commitInBackground(input: CommitInput, o: { previous?: Manifest; finite: () => Promise<void> }): Promise<Manifest> {
+    if (!this.thread) {
+      const finite = o.finite();
+      finite.catch(() => undefined); // observed by the commit (which may fail first, on storage)
+      return this.commit(input, { handOver: true, hashOffThread: true, publishAfter: finite, previous: o.previous });
+    }
+    return commitInThread({
+      store: this.thread,
+      runId: this.runId,
+      concurrency: this.concurrency,
+      keys: this.keys?.forPersistThread() ?? null,
+      input,
+      previous: o.previous,
+      checkFinite: true,
+      beforeManifest: this.beforeManifest,
+    });
   }
 
   /**

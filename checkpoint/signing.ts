@@ -48,6 +48,11 @@ export class CheckpointKeys {
     this.ids = [...map.keys()];
   }
 
+  /** The keys themselves, for this process's checkpoint persist thread only (handed over in memory). */
+  forPersistThread(): Array<{ id: string; key: Uint8Array }> {
+    return [...this.#keys].map(([id, key]) => ({ id, key: new Uint8Array(key) }));
+  }
+
   /** Parses `id=base64key[,id2=base64key2...]`. Errors name the entry by position and id, never the key. */
   static parse(text: string, source = CHECKPOINT_KEY_ENV): CheckpointKeys {
     const entries = text.split(',').map((e) => e.trim());

@@ -6,7 +6,7 @@
 // StorageUnavailableError, including ENOENT/ENOTDIR when the root itself, or the key's top-level directory (the
 // run's), is missing or is not a directory: an unmounted volume or a directory replaced by a file is the storage
 // failing, not the checkpoints being gone.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -22,6 +22,7 @@ import {
   type WriteAtomicOptions,
 } from './interface';
 import type { StorageLocation } from './url';
+import { writeDirect } from './direct-write';
 
 const isCode = (err: unknown, ...codes: string[]) => codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
 
@@ -31,15 +32,27 @@ const isCode = (err: unknown, ...codes: string[]) => codes.includes((err as Node
  */
 const SLICE = 4 << 20;
 
+/** Blobs from this size on are written with O_DIRECT when direct writes are on (smaller ones gain nothing). */
+const DIRECT_MIN_BYTES = 1 << 20;
+
 export class FsCheckpointStore implements CheckpointStore {
   readonly url: string;
   readonly root: string;
   /** Directories whose entries changed (renames, mkdirs) and are not yet fsynced. */
   private readonly dirtyDirs = new Set<string>();
+  private directWrites = false;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.url = `file://${this.root}`;
+  }
+
+  /**
+   * Writes large content-addressed blobs with O_DIRECT, synchronously, on this thread: for the checkpoint persist
+   * thread, whose store this is (see direct-write.ts). Not for a store on a thread that must stay responsive.
+   */
+  useDirectWrites(): void {
+    this.directWrites = true;
   }
 
   private pathOf(key: string): string {
@@ -68,37 +81,42 @@ export class FsCheckpointStore implements CheckpointStore {
   /**
    * Writes `data` to `<prefix><sha256 of data>` in one pass: each slice is hashed here while the pool writes it,
    * then the temp file is fsynced and renamed to its content address (replacing any older copy, which holds the
-   * same bytes or is damaged). Durable before the next writeAtomic, like writeBlob. Returns the sha256.
+   * same bytes or is damaged). Durable before the next writeAtomic, like writeBlob. Returns the sha256. With direct
+   * writes on (`useDirectWrites`), a blob of 1 MiB or more is written with O_DIRECT where the filesystem takes it.
    */
   writeContentAddressed(prefix: string, data: Uint8Array): Promise<string> {
     return this.guard('write', prefix, async () => {
       const dir = path.dirname(this.pathOf(`${prefix}0`));
       await this.ensureDir(dir);
-      const tmp = tempPath(dir, 'blob');
-      const hash = createHash('sha256');
-      const fh = await fsp.open(tmp, 'wx', 0o644);
-      let renamed = false;
-      try {
-        try {
-          for (let off = 0; off < data.byteLength; off += SLICE) {
-            const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
-            const written = writeAll(fh, part, off);
-            hash.update(part);
-            await written;
-          }
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        const sha256 = hash.digest('hex');
-        await fsp.rename(tmp, path.join(dir, sha256));
-        renamed = true;
-        this.dirtyDirs.add(dir);
-        return sha256;
-      } finally {
-        if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
-      }
+      const direct = this.directWrites && data.byteLength >= DIRECT_MIN_BYTES;
+      return (
+        (direct && (await this.placeBlob(dir, (tmp, hash) => writeDirect(tmp, data, hash, SLICE)))) ||
+        (await this.placeBlob(dir, (tmp, hash) => writeHashing(tmp, data, hash)))!
+      );
     });
+  }
+
+  /**
+   * Writes a blob into a new temp file of `dir` with `write` (which feeds every byte to the hash and fsyncs), then
+   * renames it to its sha256. null (and no temp file left) when `write` says it could not.
+   */
+  private async placeBlob(
+    dir: string,
+    write: (tmp: string, hash: Hash) => boolean | Promise<boolean>,
+  ): Promise<string | null> {
+    const tmp = tempPath(dir, 'blob');
+    const hash = createHash('sha256');
+    let renamed = false;
+    try {
+      if (!(await write(tmp, hash))) return null;
+      const sha256 = hash.digest('hex');
+      await fsp.rename(tmp, path.join(dir, sha256));
+      renamed = true;
+      this.dirtyDirs.add(dir);
+      return sha256;
+    } finally {
+      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
   }
 
   /** Reads a whole object and its sha256 in one pass (each slice hashed while the pool reads the next). */
@@ -331,6 +349,23 @@ export class FsCheckpointStore implements CheckpointStore {
       await fsyncDir(d);
       this.dirtyDirs.delete(d);
     }
+  }
+}
+
+/** Writes `data` to the new file `tmp` a slice at a time, hashing each slice here while the pool writes it; fsyncs. */
+async function writeHashing(tmp: string, data: Uint8Array, hash: Hash): Promise<boolean> {
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  try {
+    for (let off = 0; off < data.byteLength; off += SLICE) {
+      const part = data.subarray(off, Math.min(off + SLICE, data.byteLength));
+      const written = writeAll(fh, part, off);
+      hash.update(part);
+      await written;
+    }
+    await fh.sync();
+    return true;
+  } finally {
+    await fh.close();
   }
 }
 

@@ -1,5 +1,6 @@
 // Errors of a run's configuration (its model or data do not fit): retrying cannot help, the spec must change.
 import { DurableTrainError, errorCodeOf } from '../spec/errors';
+import { firstNonFiniteF32 } from './wasm/finite';
 
 export class ConfigError extends DurableTrainError {
   readonly code = 'invalid' as const;
@@ -38,6 +39,22 @@ export class NonFiniteError extends DurableTrainError {
         'high for this model and data, or unscaled inputs or targets (values far from 1). The newest checkpoint is the ' +
         'last one with finite weights: fork from it with a lower learning rate, or scale the data',
     );
+  }
+}
+
+/** Throws NonFiniteError naming the first float32 blob value that is NaN or infinite (a snapshot that diverged). */
+export function assertFiniteBlobs(
+  blobs: ReadonlyArray<{ name: string; dtype: string; data: Uint8Array }>,
+  step: number,
+  learningRate: number,
+): void {
+  for (const t of blobs) {
+    if (t.dtype !== 'float32') continue;
+    const at = firstNonFiniteF32(t.data);
+    if (at >= 0) {
+      const value = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).readFloatLE(at * 4);
+      throw new NonFiniteError(step, learningRate, `${t.name}[${at}] is ${value}`);
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { RunSpec } from '../spec/types';
 import { randomShift } from './augment';
 import { IMAGE_WIDTH } from './datasets';
-import { ConfigError, firstNonFinite, NonFiniteError } from './errors';
+import { assertFiniteBlobs, ConfigError, NonFiniteError } from './errors';
 import { MODEL_CHECKS } from './preflight';
 import { preprocessingOf } from './preprocess';
 import { checkModelFit } from '../spec/model-fit';
@@ -499,13 +499,7 @@ export class Trainer {
    * checkpoint is checked before it is committed, so the newest checkpoint is always the last finite one.
    */
   static checkFinite(snap: TrainerSnapshot): void {
-    for (const t of snap.tensors) {
-      if (t.dtype !== 'float32') continue;
-      const aligned = t.data.byteOffset % 4 === 0 ? t.data : t.data.slice();
-      const v = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-      const at = firstNonFinite(v);
-      if (at >= 0) throw new NonFiniteError(snap.state.step, snap.state.learningRate, `${t.name}[${at}] is ${v[at]}`);
-    }
+    assertFiniteBlobs(snap.tensors, snap.state.step, snap.state.learningRate);
   }
 
   setLearningRate(lr: number): void {

@@ -1,10 +1,11 @@
 // The commits of one chunk: time-based ones while it trains (checkpoint.everySeconds) and the final one. Each commit
 // has two phases: a snapshot between steps (the only time training waits) and a persist (hash, blobs, manifest) that
-// runs in the background while the next steps train. A checkpoint counts as committed (lastCommitted, heartbeats,
-// metrics, alerts, the chunk's summary) only once its manifest is durable. At most one persist is in flight: a commit
-// due while one is still persisting waits for it first (back-pressure). A persist that failed fails the next commit,
-// or the chunk's final one, with the error a synchronous commit would have given. Each checkpoint's parent is the
-// previous durable one; one step is never committed twice.
+// runs in the background while the next steps train, in the persist thread (checkpoint/persist-thread.ts). A
+// checkpoint counts as committed (lastCommitted, heartbeats, metrics, alerts, the chunk's summary) only once its
+// manifest is durable. At most one persist is in flight: a commit due while one is still persisting waits for it
+// first (back-pressure). A persist that failed fails the next commit, or the chunk's final one, with the error a
+// synchronous commit would have given. Each checkpoint's parent is the previous durable one; one step is never
+// committed twice.
 import { log } from '@temporalio/activity';
 import { storedPieces, type CheckpointManager, type CommitInput, type Manifest } from '../../checkpoint';
 import type { Trainer } from '../../training';

@@ -1,0 +1,63 @@
+// The persist thread (see persist-thread.ts): commits each checkpoint it is sent through a CheckpointManager of its
+// own on a store opened from the same URL, and sends back the manifest with the blobs' buffers.
+import { parentPort } from 'node:worker_threads';
+import { assertFiniteBlobs } from '../training/errors';
+import { FsCheckpointStore, openStore } from '../storage';
+import type { CheckpointStore } from '../storage/interface';
+import { CheckpointManager } from './manager';
+import { movable, type FromThread, type ToThread } from './persist-thread';
+import { CheckpointKeys } from './signing';
+import { reviveError, sendError } from './thread-errors';
+
+const port = parentPort!;
+
+const stores = new Map<string, CheckpointStore>();
+/** Commits waiting for the training thread's beforeManifest hook to return. */
+const published = new Map<number, (error?: unknown) => void>();
+
+function storeOf(storage: string, baseDir?: string): CheckpointStore {
+  const key = `${baseDir ?? ''}\n${storage}`;
+  let s = stores.get(key);
+  if (!s) {
+    s = openStore(storage, baseDir);
+    if (s instanceof FsCheckpointStore) s.useDirectWrites();
+    stores.set(key, s);
+  }
+  return s;
+}
+
+async function commit(m: Extract<ToThread, { t: 'commit' }>): Promise<void> {
+  const { job } = m;
+  const data = job.input.blobs.map((b) => b.data);
+  const transfer = movable(data);
+  try {
+    const lr = (job.input.state as { learningRate?: number } | null)?.learningRate ?? NaN;
+    if (job.checkFinite) assertFiniteBlobs(job.input.blobs, job.input.step, lr);
+    const manager = new CheckpointManager(storeOf(job.store.storage, job.store.baseDir), job.runId, {
+      concurrency: job.concurrency,
+      ...(job.keys ? { keys: new CheckpointKeys(job.keys) } : {}),
+      ...(m.hook
+        ? {
+            beforeManifest: (step: number) =>
+              new Promise<void>((resolve, reject) => {
+                published.set(m.id, (error) => (error ? reject(error) : resolve()));
+                port.postMessage({ t: 'before-manifest', id: m.id, step } satisfies FromThread);
+              }),
+          }
+        : {}),
+    });
+    const manifest = await manager.commit(job.input, { handOver: true, previous: job.previous });
+    port.postMessage({ t: 'done', id: m.id, manifest, data } satisfies FromThread, transfer);
+  } catch (err) {
+    port.postMessage({ t: 'failed', id: m.id, error: sendError(err), data } satisfies FromThread, transfer);
+  }
+}
+
+port.on('message', (m: ToThread) => {
+  if (m.t === 'commit') void commit(m);
+  else {
+    const go = published.get(m.id);
+    published.delete(m.id);
+    go?.(m.error ? reviveError(m.error) : undefined);
+  }
+});

@@ -1,0 +1,40 @@
+// The first NaN or infinity of float32 bytes, checked with WebAssembly SIMD (finite.wat): about 10 times the speed
+// of a JavaScript loop, which took about 0.2 s of CPU for the 290 MB of a 97 MB model with Adam's slots: a cost paid
+// by every checkpoint, which must never hold a non-finite value.
+import { FINITE_WASM } from './finite-module';
+
+/** Floats the module checks at a time (its memory is 4 MiB and 64 KiB). */
+const CHUNK_FLOATS = 1 << 20;
+
+interface Exports {
+  memory: { buffer: ArrayBuffer };
+  firstNonFinite: (n: number) => number;
+}
+
+/** Node's WebAssembly namespace (the DOM typings that declare it are not in this project's lib). */
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: unknown };
+}
+
+let exports_: Exports | null = null;
+
+function instance(): Exports {
+  exports_ ??= new wasm.Instance(new wasm.Module(Buffer.from(FINITE_WASM, 'base64'))).exports as Exports;
+  return exports_;
+}
+
+/** Index of the first non-finite float32 of `bytes` (little-endian, any alignment; whole floats only), or -1. */
+export function firstNonFiniteF32(bytes: Uint8Array): number {
+  const m = instance();
+  const floats = Math.floor(bytes.byteLength / 4);
+  const into = new Uint8Array(m.memory.buffer, 0, CHUNK_FLOATS * 4);
+  for (let start = 0; start < floats; start += CHUNK_FLOATS) {
+    const n = Math.min(CHUNK_FLOATS, floats - start);
+    into.set(bytes.subarray(start * 4, (start + n) * 4));
+    const at = m.firstNonFinite(n);
+    if (at >= 0) return start + at;
+  }
+  return -1;
+}
