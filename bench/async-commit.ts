@@ -24,7 +24,7 @@ import { validateSpec, type RunSpec } from '../spec';
 import { Trainer } from '../training';
 import { initBackend, type BackendInfo } from '../training/backend';
 import { WIDE_MLP } from '../training/wide-mlp';
-import { QUICK, emit, log, machine, median, now, numArg, rmrf, round, summarize, table, tmpDir } from './common';
+import { QUICK, arg, emit, log, machine, median, now, numArg, rmrf, round, summarize, table, tmpDir } from './common';
 
 type Variant = 'none' | 'async' | 'async-main' | 'sync';
 
@@ -150,7 +150,8 @@ async function main(): Promise<void> {
   const everyS = numArg('--every', 2);
   const steps = numArg('--steps', QUICK ? 8 : 30);
   const rounds = numArg('--rounds', QUICK ? 1 : 3);
-  const variants: Variant[] = [
+  const only = arg('--variants')?.split(',') as Variant[] | undefined;
+  const variants: Variant[] = only ?? [
     'none',
     'async',
     'async-main',
