@@ -58,8 +58,8 @@ export interface CheckpointManagerOptions {
   /** Called after a commit's blobs are written and before its manifest (the commit point): a failpoint for crash tests. */
   beforeManifest?: (step: number, runId: string) => void | Promise<void>;
   /**
-   * Where a persist thread opens this run's store again (its URL): `commitInThread` then persists there. Unset for a
-   * store built in code (commitInThread persists on this thread).
+   * Where a persist thread opens this run's store again (its URL): `commitInBackground` then persists there. Unset for a
+   * store built in code (commitInBackground persists on this thread).
    */
   thread?: StoreAddress;
   /**
