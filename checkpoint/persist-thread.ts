@@ -56,12 +56,16 @@ interface Pending {
 }
 
 /**
- * The buffers worth moving rather than copying: whole ArrayBuffers of at least 64 KiB (a small buffer may be a
- * slice of Node's shared pool, which must never be moved; copying it costs nothing).
+ * The buffers worth moving rather than copying: a blob's own ArrayBuffer (the view covers all of it: nothing else can
+ * be reading another part of it) of at least 64 KiB (a small buffer may be a slice of Node's shared pool, which must
+ * never be moved; copying it costs nothing). Any other view is copied with its whole buffer.
  */
 export function movable(data: Uint8Array[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
-  for (const d of data) if (d.buffer instanceof ArrayBuffer && d.buffer.byteLength >= 64 << 10) out.add(d.buffer);
+  for (const d of data) {
+    const own = d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength;
+    if (own && d.byteLength >= 64 << 10) out.add(d.buffer as ArrayBuffer);
+  }
   return [...out];
 }
 

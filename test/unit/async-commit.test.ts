@@ -216,4 +216,60 @@ describe('two-phase checkpoint commit', function () {
       trainer.dispose();
     }
   });
+  it('through the persist thread stores what the training thread stores, commit after commit, buffers reused', async () => {
+    // A 128x128 kernel and its Adam slots are 64 KiB each: moved to the thread and back, not copied.
+    const wide = validateSpec({
+      model: {
+        layers: [
+          { type: 'dense', units: 128, activation: 'relu' },
+          { type: 'dense', units: 128, activation: 'relu' },
+          { type: 'dense', units: 1 },
+        ],
+      },
+      dataset: { format: 'csv', path: `file://${dir}/r.csv`, label: 'y', testFraction: 0.25 },
+      task: 'regression',
+      epochs: 20,
+      batchSize: 8,
+      seed: 5,
+      optimizer: { name: 'adam', learningRate: 0.001 },
+      checkpoint: { storage: `file://${dir}/ck` },
+    });
+    const blobsOf = async (runId: string, thread: boolean) => {
+      const root = path.join(dir, thread ? 'thread' : 'here');
+      const manager = new CheckpointManager(new FsCheckpointStore(root), runId, {
+        ...(thread ? { thread: { storage: `file://${root}` } } : {}),
+      });
+      const trainer = await Trainer.create(wide);
+      const commits = new ChunkCommits({
+        runId,
+        manager,
+        trainer,
+        backend,
+        specHash: 'h',
+        parent: null,
+        everySeconds: 0,
+        metrics: new TrainingMetrics({ defaultMetrics: false }),
+      });
+      try {
+        for (let k = 0; k < 6; k++) {
+          await trainer.train({ maxSteps: 2 });
+          await commits.start('time'); // into the previous snapshot's buffers, back from the thread
+        }
+        await commits.commit('chunk-end');
+        const list = await manager.list();
+        const out = [];
+        for (const c of list) {
+          const m = await manager.readManifest(c.id);
+          out.push({ step: m.step, blobs: m.blobs.map((b) => [b.name, b.sha256, b.rows?.patches.length ?? 0]) });
+        }
+        return { out, weights: trainer.weightsSha256() };
+      } finally {
+        trainer.dispose();
+      }
+    };
+    const here = await blobsOf('same', false);
+    const there = await blobsOf('same', true);
+    assert.equal(here.out.length, 6); // the last time-based commit is the chunk-end one's step
+    assert.deepEqual(there, here);
+  });
 });

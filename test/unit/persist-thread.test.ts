@@ -18,6 +18,7 @@ import {
 import { NonFiniteError } from '../../training/errors';
 import { firstNonFiniteF32 } from '../../training/wasm/finite';
 import { writeDirect } from '../../storage/direct-write';
+import { movable } from '../../checkpoint/persist-thread';
 import { commitInput, f32 } from '../helpers/commit-input';
 
 /** A checkpoint with a 2 MiB blob (moved to the thread, not copied) beside the helper's small ones. */
@@ -55,7 +56,10 @@ describe('persist thread', function () {
     const expected = await new CheckpointManager(new FsCheckpointStore(here), 'run-1').commit(copyOf(input));
     const before = input.blobs.map((b) => Buffer.from(b.data).toString('base64'));
     const m = threaded(there);
-    const got = await background(m, input);
+    const sent = input.blobs[2].data;
+    const persisting = background(m, input);
+    assert.equal(sent.byteLength, 0, 'the 2 MiB buffer moved to the thread (detached here), not copied');
+    const got = await persisting;
     assert.equal(got.id, expected.id);
     assert.deepEqual(got, expected);
     // The views are usable again (the 2 MiB one came back from the thread), with the same bytes.
@@ -160,6 +164,17 @@ describe('persist thread', function () {
       (await m.list()).map((c) => c.step),
       [6],
     );
+  });
+});
+
+describe('what moves to the persist thread', () => {
+  it("moves a blob's own buffer of 64 KiB or more, copies pool slices, small buffers and views of larger ones", () => {
+    const own = new Uint8Array(64 << 10);
+    const big = new Uint8Array(1 << 20);
+    const pooled = Buffer.from('a pool slice'); // shares Node's 8 KiB pool
+    const small = new Uint8Array(100);
+    assert.deepEqual(movable([own, pooled, big.subarray(0, 70_000), small, own]), [own.buffer]);
+    assert.deepEqual(movable([big]), [big.buffer]);
   });
 });
 
