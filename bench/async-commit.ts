@@ -11,6 +11,7 @@
 // stallShare (training time lost to commits over wall time) is the ratio by decomposition, robust to machine noise.
 //
 //   npm run build && node dist/bench/async-commit.js [--quick] [--steps N] [--every 2] [--rounds 3] [--no-sync]
+//     [--variants none,async] [--mlp 3072,3072,1024]   (another MLP on MNIST: hidden widths; 15 M parameters here)
 //
 // The variants run in turn, round after round; ratios are medians of each round's ratio to that round's `none`.
 //
@@ -45,9 +46,29 @@ class RecordingMetrics extends TrainingMetrics {
   }
 }
 
+/** --mlp 3072,3072,1024: an MLP of those hidden widths on MNIST instead of the wide-mlp (784-...-10, relu). */
+const HIDDEN = arg('--mlp')?.split(',').map(Number);
+const MODEL = HIDDEN
+  ? {
+      layers: [
+        { type: 'flatten' },
+        ...HIDDEN.map((units) => ({ type: 'dense', units, activation: 'relu' })),
+        { type: 'dense', units: 10 },
+      ],
+    }
+  : { registered: WIDE_MLP };
+const MODEL_NAME = HIDDEN ? `mlp 784-${HIDDEN.join('-')}-10` : WIDE_MLP;
+
+/** Float32 parameters of the model (weights and biases). */
+function parametersOf(): number {
+  if (!HIDDEN) return 24_202_250;
+  const widths = [784, ...HIDDEN, 10];
+  return widths.slice(1).reduce((n, w, i) => n + widths[i] * w + w, 0);
+}
+
 function wideSpec(storage: string, trainLimit: number): RunSpec {
   return validateSpec({
-    model: { registered: WIDE_MLP },
+    model: MODEL,
     dataset: { name: 'mnist', trainLimit, testLimit: 64 },
     epochs: 1,
     batchSize: 64,
@@ -158,7 +179,7 @@ async function main(): Promise<void> {
     ...(process.argv.includes('--no-sync') ? [] : ['sync' as const]),
   ];
   log(
-    `async-commit: ${WIDE_MLP}, ${steps} steps of 64, a checkpoint every ${everyS} s, ${rounds} rounds, backend ${backend.name}`,
+    `async-commit: ${MODEL_NAME}, ${steps} steps of 64, a checkpoint every ${everyS} s, ${rounds} rounds, backend ${backend.name}`,
   );
   const runs: Array<RunRecord & { round: number; ratio: number }> = [];
   for (let round_ = 1; round_ <= rounds; round_++) {
@@ -196,7 +217,12 @@ async function main(): Promise<void> {
   const result = {
     bench: 'async-commit',
     machine: machine(backend.name),
-    model: { name: WIDE_MLP, parameters: 24_202_250, weightsMB: 96.8, withAdamMB: 290.4 },
+    model: {
+      name: MODEL_NAME,
+      parameters: parametersOf(),
+      weightsMB: round((parametersOf() * 4) / 1e6, 1),
+      withAdamMB: round((parametersOf() * 12) / 1e6, 1),
+    },
     everySeconds: everyS,
     steps,
     rounds,
@@ -211,7 +237,7 @@ async function main(): Promise<void> {
     sameWeights: hashes.size === 1,
     goals: { asyncOverNone: 0.95, stallMsMedian: 120 },
   };
-  table(`async commit (wide-mlp), medians of ${rounds} rounds`, perVariant);
+  table(`async commit (${MODEL_NAME}), medians of ${rounds} rounds`, perVariant);
   emit(result);
 }
 
