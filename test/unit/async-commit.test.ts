@@ -69,24 +69,26 @@ describe('two-phase checkpoint commit', function () {
     const rows = ['a,b,y'];
     for (let i = 0; i < 64; i++) rows.push(`${i % 7},${(i * 13) % 11},${(i * 37) % 100}`);
     fs.writeFileSync(path.join(dir, 'r.csv'), rows.join('\n') + '\n');
-    spec = validateSpec({
+    spec = regression([8], 0.01);
+    backend = await initBackend();
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** A regression MLP (hidden relu layers of these widths) on the test's CSV, with Adam at `learningRate`. */
+  function regression(hidden: number[], learningRate: number): RunSpec {
+    return validateSpec({
       model: {
-        layers: [
-          { type: 'dense', units: 8, activation: 'relu' },
-          { type: 'dense', units: 1 },
-        ],
+        layers: [...hidden.map((units) => ({ type: 'dense', units, activation: 'relu' })), { type: 'dense', units: 1 }],
       },
       dataset: { format: 'csv', path: `file://${dir}/r.csv`, label: 'y', testFraction: 0.25 },
       task: 'regression',
       epochs: 20,
       batchSize: 8,
       seed: 5,
-      optimizer: { name: 'adam', learningRate: 0.01 },
+      optimizer: { name: 'adam', learningRate },
       checkpoint: { storage: `file://${dir}/ck` },
     });
-    backend = await initBackend();
-  });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  }
 
   async function setup(runId: string) {
     const store = new GatedStore(path.join(dir, 'ck'));
@@ -218,22 +220,7 @@ describe('two-phase checkpoint commit', function () {
   });
   it('through the persist thread stores what the training thread stores, commit after commit, buffers reused', async () => {
     // A 128x128 kernel and its Adam slots are 64 KiB each: moved to the thread and back, not copied.
-    const wide = validateSpec({
-      model: {
-        layers: [
-          { type: 'dense', units: 128, activation: 'relu' },
-          { type: 'dense', units: 128, activation: 'relu' },
-          { type: 'dense', units: 1 },
-        ],
-      },
-      dataset: { format: 'csv', path: `file://${dir}/r.csv`, label: 'y', testFraction: 0.25 },
-      task: 'regression',
-      epochs: 20,
-      batchSize: 8,
-      seed: 5,
-      optimizer: { name: 'adam', learningRate: 0.001 },
-      checkpoint: { storage: `file://${dir}/ck` },
-    });
+    const wide = regression([128, 128], 0.001);
     const blobsOf = async (runId: string, thread: boolean) => {
       const root = path.join(dir, thread ? 'thread' : 'here');
       const manager = new CheckpointManager(new FsCheckpointStore(root), runId, {
