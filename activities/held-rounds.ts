@@ -4,8 +4,7 @@
 // the restart, which the worker gives to such a process, takes the blobs it needs from there once each blob's sha256
 // is checked again against the manifest (memory is not trusted blindly: a bit flipped since is caught, and the replica
 // then reads the store as usual).
-import { createHash } from 'node:crypto';
-import type { CheckpointManager, CheckpointRef, Manifest } from '../checkpoint';
+import { sha256Hex, type CheckpointManager, type CheckpointRef, type Manifest } from '../checkpoint';
 import type { RunSpec } from '../spec/types';
 
 type Loaded = Awaited<ReturnType<CheckpointManager['load']>>;
@@ -56,7 +55,7 @@ export class HeldRounds {
     const blobs = new Map<string, Uint8Array>();
     for (const b of manifest.blobs) {
       const bytes = loaded.blobs.get(b.name);
-      if (!bytes || createHash('sha256').update(bytes).digest('hex') !== b.sha256) {
+      if (!bytes || sha256Hex(bytes) !== b.sha256) {
         this.held.delete(keyOf(from));
         return null;
       }

@@ -233,7 +233,6 @@ export class CheckpointManager {
       keys: this.keys?.forPersistThread() ?? null,
       input,
       previous: o.previous,
-      checkFinite: true,
       beforeManifest: this.beforeManifest,
     });
   }

@@ -32,7 +32,8 @@ async function commit(m: Extract<ToThread, { t: 'commit' }>): Promise<void> {
   const transfer = movable(data);
   try {
     const lr = (job.input.state as { learningRate?: number } | null)?.learningRate ?? NaN;
-    if (job.checkFinite) assertFiniteBlobs(job.input.blobs, job.input.step, lr);
+    // No checkpoint holds a NaN or an infinity (the newest is always the last finite one): refused as NonFiniteError.
+    assertFiniteBlobs(job.input.blobs, job.input.step, lr);
     const manager = new CheckpointManager(storeOf(job.store.storage, job.store.baseDir), job.runId, {
       concurrency: job.concurrency,
       ...(job.keys ? { keys: new CheckpointKeys(job.keys) } : {}),

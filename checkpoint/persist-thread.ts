@@ -27,8 +27,6 @@ export interface ThreadCommit {
   keys: Array<{ id: string; key: Uint8Array }> | null;
   input: CommitInput;
   previous?: Manifest;
-  /** Refuse the checkpoint when a float32 blob holds a NaN or an infinity (NonFiniteError naming it). */
-  checkFinite: boolean;
   /** Called on this thread after the blobs are durable and before the manifest is written (a failpoint). */
   beforeManifest?: (step: number, runId: string) => void | Promise<void>;
 }
@@ -38,7 +36,7 @@ export type ToThread =
   | {
       t: 'commit';
       id: number;
-      job: Omit<ThreadCommit, 'beforeManifest' | 'input'> & { input: CommitInput };
+      job: Omit<ThreadCommit, 'beforeManifest'>;
       hook: boolean;
     }
   | { t: 'publish'; id: number; error?: SentError };
