@@ -90,10 +90,14 @@ describe('two-phase checkpoint commit', function () {
     });
   }
 
-  async function setup(runId: string) {
-    const store = new GatedStore(path.join(dir, 'ck'));
-    const manager = new CheckpointManager(store as CheckpointStore, runId);
-    const trainer = await Trainer.create(spec);
+  /** A trainer of `o.spec` (default: the test's) committing through a ChunkCommits into `o.root` (default: ck/). */
+  async function setup(runId: string, o: { spec?: RunSpec; root?: string; thread?: boolean } = {}) {
+    const root = path.join(dir, o.root ?? 'ck');
+    const store = new GatedStore(root);
+    const manager = new CheckpointManager(store as CheckpointStore, runId, {
+      ...(o.thread ? { thread: { storage: `file://${root}` } } : {}),
+    });
+    const trainer = await Trainer.create(o.spec ?? spec);
     const metrics = new TrainingMetrics({ defaultMetrics: false });
     const errors: string[] = [];
     const commits = new ChunkCommits({
@@ -222,20 +226,10 @@ describe('two-phase checkpoint commit', function () {
     // A 128x128 kernel and its Adam slots are 64 KiB each: moved to the thread and back, not copied.
     const wide = regression([128, 128], 0.001);
     const blobsOf = async (runId: string, thread: boolean) => {
-      const root = path.join(dir, thread ? 'thread' : 'here');
-      const manager = new CheckpointManager(new FsCheckpointStore(root), runId, {
-        ...(thread ? { thread: { storage: `file://${root}` } } : {}),
-      });
-      const trainer = await Trainer.create(wide);
-      const commits = new ChunkCommits({
-        runId,
-        manager,
-        trainer,
-        backend,
-        specHash: 'h',
-        parent: null,
-        everySeconds: 0,
-        metrics: new TrainingMetrics({ defaultMetrics: false }),
+      const { manager, trainer, commits } = await setup(runId, {
+        spec: wide,
+        root: thread ? 'thread' : 'here',
+        thread,
       });
       try {
         for (let k = 0; k < 6; k++) {
