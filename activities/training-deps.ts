@@ -54,9 +54,10 @@ export interface ActivityDeps {
    */
   chooseBackend?: boolean;
   /**
-   * With a supervisor: distributed runs' replicas train in its training processes too (DURABLE_TRAIN_REPLICA_PROCESS=1),
-   * isolated, and a replica whose process dies restarts at once from the round's checkpoint held in a spare's memory.
-   * Off by default: on two cores the processes' overhead cost 5-15% of a two-worker run's throughput (docs/distributed.md).
+   * With a supervisor: distributed runs' replicas train in its training processes too, isolated, and a replica whose
+   * process dies restarts at once from the round's checkpoint held in a spare's memory. The worker's default
+   * (DURABLE_TRAIN_REPLICA_PROCESS=0 keeps them in the worker): interleaved on two cores, a two-worker run's
+   * throughput was the same either way (docs/distributed.md).
    */
   replicasInProcesses?: boolean;
   /** In a training process: the round checkpoints it holds in memory for replicas' restarts (held-rounds.ts). */

@@ -14,6 +14,8 @@
 //     [--spec FILE] (the pair's spec, e.g. the main job's examples/mnist-cnn.json, with a distributed block added)
 //     [--repeat R] (the sequence R times, interleaved; the throughput ratio is the median of the pairwise ratios)
 //     [--backend wasm]
+//     [--replica-modes process,worker] (each 2-replica run once per mode: replicas in the worker's training processes,
+//     the default, or in the worker itself, DURABLE_TRAIN_REPLICA_PROCESS=0; interleaved in every repetition)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunSpec } from '../spec/types';
@@ -90,8 +92,10 @@ function roundCosts(t: Timeline): RoundCost {
   };
 }
 
-function workers(cluster: TestCluster, n: number, slots = 1): Promise<WorkerProcess[]> {
-  return Promise.all(Array.from({ length: n }, () => startWorker(cluster, { DURABLE_TRAIN_SLOTS: String(slots) })));
+function workers(cluster: TestCluster, n: number, slots = 1, env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess[]> {
+  return Promise.all(
+    Array.from({ length: n }, () => startWorker(cluster, { ...env, DURABLE_TRAIN_SLOTS: String(slots) })),
+  );
 }
 
 async function timed(cluster: TestCluster, spec: RunSpec, runId: string) {
@@ -121,10 +125,18 @@ function parseOuter(v: string): Record<string, unknown> | undefined {
  */
 async function pair(cluster: TestCluster, H: number) {
   // Each 2-replica run: OUTER[@lr=X], X the inner learning rate of that run (default the spec's).
-  const outers = (arg('--outer') ?? 'average').split(',').map((v) => {
+  const modes = (arg('--replica-modes') ?? 'process').split(',');
+  for (const m of modes)
+    if (m !== 'worker' && m !== 'process') throw new Error(`--replica-modes ${m}: expected worker or process`);
+  const outers = (arg('--outer') ?? 'average').split(',').flatMap((v) => {
     const [o, lr] = v.split('@lr=');
     if (lr !== undefined && !(Number(lr) > 0)) throw new Error(`--outer ${v}: @lr= needs a positive number`);
-    return { label: v, outer: parseOuter(o), lr: lr === undefined ? undefined : Number(lr) };
+    return modes.map((mode) => ({
+      label: modes.length > 1 ? `${v} (${mode})` : v,
+      outer: parseOuter(o),
+      lr: lr === undefined ? undefined : Number(lr),
+      inProcesses: mode === 'process',
+    }));
   });
   const repeat = numArg('--repeat', 1);
   // `--spec FILE`: a user's spec (the main job's is examples/mnist-cnn.json) with a distributed block added, as a user
@@ -148,8 +160,8 @@ async function pair(cluster: TestCluster, H: number) {
   const accuracyDiffs = new Map<string, number[]>();
   for (let rep = 1; rep <= repeat; rep++) {
     let one: { samplesPerSec: number; testAccuracy: number | null } | undefined;
-    for (const [replicas, { label, outer, lr }] of [
-      [1, { label: 'plain', outer: undefined, lr: undefined }] as const,
+    for (const [replicas, { label, outer, lr, inProcesses }] of [
+      [1, { label: 'plain', outer: undefined, lr: undefined, inProcesses: modes[0] === 'process' }] as const,
       ...outers.map((o) => [2, o] as const),
     ]) {
       const optimizer = base.optimizer as Record<string, unknown>;
@@ -158,7 +170,9 @@ async function pair(cluster: TestCluster, H: number) {
         ...(lr !== undefined ? { optimizer: { ...optimizer, learningRate: lr } } : {}),
         distributed: { replicas, syncEverySteps: H, ...(outer ? { outer } : {}) },
       });
-      const ws = await workers(cluster, replicas);
+      const ws = await workers(cluster, replicas, 1, {
+        DURABLE_TRAIN_REPLICA_PROCESS: inProcesses ? '1' : '0',
+      });
       log(`pair ${rep}/${repeat}: ${replicas} replica(s) on ${replicas} worker(s), H=${H}, outer ${label}`);
       const r = await timed(cluster, spec, `pair-${replicas}-${Date.now()}`);
       for (const w of ws) await w.kill('SIGTERM');
@@ -168,6 +182,7 @@ async function pair(cluster: TestCluster, H: number) {
         replicas,
         workers: replicas,
         outer: label,
+        replicasIn: inProcesses ? 'training processes' : 'worker',
         samples,
         wallS: round(r.wallMs / 1000, 2),
         samplesPerSec: round(samples / (r.wallMs / 1000), 1),

@@ -177,7 +177,8 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     alerts,
     slots,
     supervisor,
-    replicasInProcesses: opts.replicasInProcesses ?? process.env.DURABLE_TRAIN_REPLICA_PROCESS === '1',
+    // Replicas train in the training processes too (isolated, restarted from memory); =0 keeps them in the worker.
+    replicasInProcesses: opts.replicasInProcesses ?? process.env.DURABLE_TRAIN_REPLICA_PROCESS !== '0',
   });
   const metricsUrl = await serveMetrics(metrics);
   console.error(

@@ -309,6 +309,8 @@ export class TrainerSupervisor {
     const round: HeldRound | null = from
       ? { key: keyOf(from), hold: { t: 'hold-round', spec: input.spec, from } }
       : null;
+    // The spares load the run's data too: the one that takes over from a dead replica's process then only restores.
+    this.prepare(input.spec);
     return this.runTask(ctx, 'trainReplica', input, what, round) as Promise<ReplicaResult>;
   }
 

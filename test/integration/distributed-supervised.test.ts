@@ -1,8 +1,9 @@
-// Replicas in training processes: on a worker with DURABLE_TRAIN_REPLICA_PROCESS=1 (and two slots), each replica of a
-// distributed run trains in a training process. One SIGKILLed mid-round is replaced by the worker at
+// Replicas in training processes: on a worker (here with two slots), each replica of a distributed run trains in a
+// training process by default. One SIGKILLed mid-round is replaced by the worker at
 // once, without Temporal's heartbeat timeout, in a spare that holds the round's checkpoint in memory; the replica runs
 // again from there, the other replica's result is kept, and the run ends with the weights of the uninterrupted run.
-// The worker itself never dies.
+// The worker itself never dies. The reference run keeps its replicas in the worker (DURABLE_TRAIN_REPLICA_PROCESS=0):
+// where a replica trains changes no bit.
 import * as assert from 'node:assert/strict';
 import type { RunResult } from '../../workflows/progress';
 import { progressQuery } from '../../workflows/definitions';
@@ -20,7 +21,7 @@ const spec = smallSpec({
 describe('replicas in training processes (real dev server, worker processes)', function () {
   this.timeout(600_000);
   const fx = useCluster();
-  const TWO_SLOTS = { DURABLE_TRAIN_SLOTS: '2', DURABLE_TRAIN_REPLICA_PROCESS: '1' };
+  const TWO_SLOTS = { DURABLE_TRAIN_SLOTS: '2' };
 
   const run = async (runId: string): Promise<RunResult> => {
     const file = writeSpec(fx.cluster.dir, `${runId}.json`, spec);
@@ -32,12 +33,10 @@ describe('replicas in training processes (real dev server, worker processes)', f
   };
 
   it('a replica whose training process is SIGKILLed mid-round runs again at once; the weights are the uninterrupted ones', async function () {
-    const ref = await fx.worker({ env: TWO_SLOTS });
+    const ref = await fx.worker({ env: { ...TWO_SLOTS, DURABLE_TRAIN_REPLICA_PROCESS: '0' } });
     const want = await run('dist-ref');
-    await waitFor('the worker says which process ran each replica', async () =>
-      /training process \d+ runs the replica 1 of run dist-ref/.test(ref.output()),
-    );
     await ref.kill('SIGTERM');
+    assert.doesNotMatch(ref.output(), /runs the replica/, 'with =0 the replicas train in the worker');
 
     // Replica 1's training process kills itself at step 6, in the second round's first attempt.
     const w = await fx.worker({ env: { ...TWO_SLOTS, DURABLE_TRAIN_FAILPOINT: 'kill-replica:dist-killed:1:6' } });
@@ -45,6 +44,9 @@ describe('replicas in training processes (real dev server, worker processes)', f
     assert.equal(got.weightsSha256, want.weightsSha256, w.output());
     assert.equal(got.step, want.step);
     // (The worker's lines reach the test a moment after the run's result.)
+    await waitFor('replicas in training processes by default', async () =>
+      /training process \d+ runs the replica 0 of run dist-killed/.test(w.output()),
+    ).catch(() => assert.fail(w.output()));
     await waitFor("the worker saying the replica's process died", async () =>
       /training process of the replica 1 of run dist-killed died: killed by SIGKILL/.test(w.output()),
     ).catch(() => assert.fail(w.output()));
