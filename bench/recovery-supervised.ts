@@ -8,7 +8,8 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { RunSpec } from '../spec/types';
 import { validateSpec } from '../spec/validate';
-import { log, median, round, sleep, summarize } from './common';
+import { activityTimeline, log, median, round, sleep, summarize, type Timeline } from './common';
+import type { ReplicaResult } from '../activities/replica-types';
 import { startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 import { trainerOf, trainerPids } from '../test/helpers/trainer-process';
 
@@ -211,6 +212,37 @@ async function replicaHb(handle: WorkflowHandle, replica: number) {
 }
 
 /**
+ * What a replica's death cost its round, from the run's history: for each round (replicas grouped by the step they
+ * started from), how long after replica 0's close replica 1 closed (the time the other replica and the sync waited on
+ * it); for a round with a kill at `killAtMs`, also the part of it that was work redone (the kill less the start of
+ * replica 1's activity: restore and the steps it had trained).
+ */
+function roundWaits(t: Timeline, killAtMs: number[]) {
+  const byFrom = new Map<number, Map<number, { startedMs: number; closedMs: number }>>();
+  for (const a of t.activities) {
+    if (a.type !== 'trainReplica' || a.outcome !== 'completed' || a.startedMs === null || a.closedMs === null) continue;
+    const r = a.result as ReplicaResult;
+    const m = byFrom.get(r.fromStep) ?? new Map<number, { startedMs: number; closedMs: number }>();
+    m.set(r.replica, { startedMs: a.startedMs, closedMs: a.closedMs });
+    byFrom.set(r.fromStep, m);
+  }
+  const rounds = [];
+  for (const [fromStep, m] of byFrom) {
+    const r0 = m.get(0);
+    const r1 = m.get(1);
+    if (!r0 || !r1) continue;
+    const kill = killAtMs.find((k) => k >= r1.startedMs && k <= r1.closedMs);
+    rounds.push({
+      fromStep,
+      killed: kill !== undefined,
+      waitedMs: Math.round(r1.closedMs - r0.closedMs),
+      redoneMs: kill === undefined ? null : Math.round(kill - r1.startedMs),
+    });
+  }
+  return rounds;
+}
+
+/**
  * SIGKILLs the training process of replica 1 of a 2-replica run (a worker with two slots, a spare holding the round's
  * checkpoint), once per round, `kills` times: kill -> the replica trains again (the worker's line), and whether the
  * restart restored from memory, in how many ms.
@@ -218,11 +250,13 @@ async function replicaHb(handle: WorkflowHandle, replica: number) {
 export async function replicaKills(cluster: TestCluster, base: RunSpec, kills: number, workers: WorkerProcess[]) {
   const shardSteps = Math.floor((base.dataset as { trainLimit: number }).trainLimit / 2 / base.batchSize);
   const spec = validateSpec({ ...base, distributed: { replicas: 2, syncEverySteps: Math.min(100, shardSteps) } });
-  const w = await startWorker(cluster, { DURABLE_TRAIN_SLOTS: '2', DURABLE_TRAIN_REPLICA_PROCESS: '1' });
+  const w = await startWorker(cluster, { DURABLE_TRAIN_SLOTS: '2' });
   workers.push(w);
   let runNo = 0;
   let handle = await startTraining(cluster, spec, `sup-replica-${runNo}`);
   const records: Array<Record<string, number | boolean>> = [];
+  const handles = [handle];
+  const killAtMs: number[] = [];
   let lastRound = -1;
   for (let i = 0; i < kills; i++) {
     const s = await until('replica 1 training in a new round', async () => {
@@ -231,6 +265,7 @@ export async function replicaKills(cluster: TestCluster, base: RunSpec, kills: n
     });
     if (s.status !== 'RUNNING') {
       handle = await startTraining(cluster, spec, `sup-replica-${++runNo}`);
+      handles.push(handle);
       lastRound = -1;
       i--;
       continue;
@@ -249,6 +284,7 @@ export async function replicaKills(cluster: TestCluster, base: RunSpec, kills: n
     );
     const memBefore = [...w.output().matchAll(memory)].length;
     process.kill(pid, 'SIGKILL');
+    killAtMs.push(Date.now());
     const ms = await until('the replica trains again', () => [...w.output().matchAll(again)][before]?.[1]);
     const mem = [...w.output().matchAll(memory)].slice(memBefore);
     const rec = {
@@ -260,9 +296,35 @@ export async function replicaKills(cluster: TestCluster, base: RunSpec, kills: n
     records.push(rec);
     lastRound = s.round;
   }
+  // The last round with a kill runs to its close before the run goes, so its wait is in the history.
+  const lastKill = killAtMs.slice(-1);
+  await until(
+    'the last killed round closed',
+    async () =>
+      roundWaits(await activityTimeline(handle), lastKill).some((r) => r.killed) ||
+      (await replicaHb(handle, 1)).status !== 'RUNNING',
+  );
   await handle.terminate('benchmark done').catch(() => undefined);
   await w.kill('SIGTERM');
+  const rounds = [];
+  for (const h of handles) rounds.push(...roundWaits(await activityTimeline(h), killAtMs));
+  const killed = rounds.filter((r) => r.killed);
   return {
+    // In a round with a kill, the other replica (and the sync) waited `roundWait` on replica 1, of which `redone` was
+    // the killed attempt's own time (its restore and the steps it trained again); `calmRoundWait`: rounds without one.
+    roundWaitS: summarize(
+      killed.map((r) => r.waitedMs / 1000),
+      2,
+    ),
+    redoneS: summarize(
+      killed.map((r) => (r.redoneMs ?? 0) / 1000),
+      2,
+    ),
+    calmRoundWaitS: summarize(
+      rounds.filter((r) => !r.killed).map((r) => r.waitedMs / 1000),
+      2,
+    ),
+    rounds,
     kills: records.length,
     syncEverySteps: spec.distributed!.syncEverySteps,
     trainsAgainS: summarize(
