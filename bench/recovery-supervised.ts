@@ -30,13 +30,20 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
   }
 }
 
-async function chunkHb(handle: WorkflowHandle) {
+/** The pending trainChunk of the run (or with `replica`, that replica's trainReplica) as the server sees it. */
+async function chunkHb(handle: WorkflowHandle, replica?: number) {
   const d = await handle.describe();
-  const a = d.raw.pendingActivities?.find((p) => p.activityType?.name === 'trainChunk');
+  const parse = (data: Uint8Array | null | undefined) =>
+    data?.length
+      ? (JSON.parse(Buffer.from(data).toString('utf8')) as { step: number; samplesPerSec: number; replica?: number })
+      : null;
+  const a = d.raw.pendingActivities?.find((p) =>
+    replica === undefined
+      ? p.activityType?.name === 'trainChunk'
+      : p.activityType?.name === 'trainReplica' && parse(p.heartbeatDetails?.payloads?.[0]?.data)?.replica === replica,
+  );
   const data = a?.heartbeatDetails?.payloads?.[0]?.data;
-  const hb = data?.length
-    ? (JSON.parse(Buffer.from(data).toString('utf8')) as { step: number; samplesPerSec: number })
-    : null;
+  const hb = parse(data);
   const secs = a?.lastHeartbeatTime?.seconds;
   const hbMs = secs != null ? Number(secs) * 1000 + Math.floor((a?.lastHeartbeatTime?.nanos ?? 0) / 1e6) : 0;
   const started = a?.lastStartedTime?.seconds;
@@ -165,6 +172,74 @@ export async function standbyKills(cluster: TestCluster, spec: RunSpec, kills: n
   }
   await handle.terminate('benchmark done').catch(() => undefined);
   await active.kill('SIGTERM');
+  return {
+    kills: records.length,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    firstStepS: summarize(
+      records.map((r) => r.firstStepS),
+      2,
+    ),
+    retryStartedS: summarize(
+      records.map((r) => r.retryStartedS),
+      2,
+    ),
+    records,
+  };
+}
+
+/**
+ * A distributed run's lost host: 2 replicas on 2 workers and a standby; the worker training replica 1 is SIGKILLed
+ * mid-round, `kills` times (a new standby each time): kill -> the retried replica's first step on another worker (the
+ * server's heartbeat time), at the run's heartbeat timeout (`start` records 3 s since replicas train in training
+ * processes).
+ */
+export async function replicaWorkerKills(cluster: TestCluster, base: RunSpec, kills: number, workers: WorkerProcess[]) {
+  const shardSteps = Math.floor((base.dataset as { trainLimit: number }).trainLimit / 2 / base.batchSize);
+  const spec = validateSpec({ ...base, distributed: { replicas: 2, syncEverySteps: Math.min(100, shardSteps) } });
+  const live = await Promise.all([startWorker(cluster), startWorker(cluster), startWorker(cluster)]);
+  workers.push(...live);
+  let runNo = 0;
+  let handle = await startTraining(cluster, spec, `sup-replica-worker-${runNo}`);
+  const records: Array<Record<string, number>> = [];
+  for (let i = 0; i < kills; i++) {
+    const s = await until('replica 1 training a first attempt', async () => {
+      const h = await chunkHb(handle, 1);
+      return h.status !== 'RUNNING' || (h.attempt === 1 && (h.hb?.samplesPerSec ?? 0) > 0) ? h : null;
+    });
+    if (s.status !== 'RUNNING') {
+      handle = await startTraining(cluster, spec, `sup-replica-worker-${++runNo}`);
+      i--;
+      continue;
+    }
+    await sleep(500 + Math.random() * 1000);
+    const before = await chunkHb(handle, 1);
+    const victim = live.find((w) => before.identity.startsWith(`${w.proc.pid}@`));
+    if (!victim || before.status !== 'RUNNING' || before.attempt !== 1) {
+      i--;
+      continue;
+    }
+    const tKill = Date.now();
+    await victim.kill('SIGKILL');
+    live.splice(live.indexOf(victim), 1);
+    const first = await until('replica 1 trains elsewhere', async () => {
+      const h = await chunkHb(handle, 1);
+      const stepped = (h.hb?.samplesPerSec ?? 0) > 0 && h.attempt > 1 && h.hbMs > tKill;
+      return stepped || h.status !== 'RUNNING' ? h : null;
+    });
+    if (first.status === 'RUNNING') {
+      const rec = {
+        retryStartedS: round((first.startedMs - tKill) / 1000, 2),
+        firstStepS: round((first.hbMs - tKill) / 1000, 2),
+      };
+      log(`recovery --supervised: replica worker kill ${i + 1}: ${JSON.stringify(rec)}`);
+      records.push(rec);
+    }
+    const standby = await startWorker(cluster);
+    workers.push(standby);
+    live.push(standby);
+  }
+  await handle.terminate('benchmark done').catch(() => undefined);
+  for (const w of live) await w.kill('SIGTERM');
   return {
     kills: records.length,
     heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,

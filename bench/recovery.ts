@@ -8,6 +8,9 @@
 // same chunk again and again (a crash loop), which shows the retry backoff growing.
 //
 //   npm run build && node dist/bench/recovery.js [--quick] [--kills 5] [--repeated 3]
+//   node dist/bench/recovery.js --supervised [--heartbeat 3] [--child-kills N] [--worker-kills N] [--replica-kills N]
+//     [--replicas-only] (a replica's training process SIGKILLed, bench/recovery-supervised.ts replicaKills)
+//     [--replica-workers-only] (the worker of a distributed run's replica SIGKILLed, a standby waiting)
 //
 // Goal: kill -> first new step <= heartbeat timeout + 3 s; recomputed steps <= one checkpoint interval.
 import { spawnSync } from 'node:child_process';
@@ -35,7 +38,14 @@ import {
   table,
   tsMs,
 } from './common';
-import { childKills, crashLoop, replicaKills, standbyKills, supervisedSpec } from './recovery-supervised';
+import {
+  childKills,
+  crashLoop,
+  replicaKills,
+  replicaWorkerKills,
+  standbyKills,
+  supervisedSpec,
+} from './recovery-supervised';
 import { shutdown, startCluster, startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 
 const GOAL_SLACK_S = 3;
@@ -531,6 +541,17 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       numArg('--heartbeat', HEARTBEAT_TIMEOUT_S),
     );
     const replicaKillCount = numArg('--replica-kills', QUICK ? 3 : 10);
+    if (process.argv.includes('--replica-workers-only')) {
+      const replicaWorker = await replicaWorkerKills(cluster, spec, numArg('--worker-kills', QUICK ? 2 : 6), workers);
+      emit({
+        bench: 'recovery-supervised-replica-workers',
+        quick: QUICK,
+        date: new Date().toISOString(),
+        machine: m0,
+        replicaWorker,
+      });
+      return;
+    }
     if (process.argv.includes('--replicas-only')) {
       const replica = await replicaKills(cluster, spec, replicaKillCount, workers);
       emit({

@@ -46,8 +46,10 @@ export function choiceMetric(
 
 /**
  * The heartbeat timeout a new run records when its spec names none (bench/heartbeat-load.ts, docs/operations.md):
- * a worker heartbeats every second while its training process lives, however long a step takes. Not for distributed
- * runs, whose replicas train in the worker's own event loop and keep the workflow's default (10 s).
+ * a worker heartbeats every second while its training process lives, however long a step takes, for a chunk and for
+ * a distributed run's replica alike (both train in training processes by default). A worker that trains in its own
+ * event loop (DURABLE_TRAIN_TRAINER_PROCESS=0, or DURABLE_TRAIN_REPLICA_PROCESS=0 for replicas) heartbeats only
+ * between steps: runs on such workers want a longer timeout in their spec.
  */
 export const RECORDED_HEARTBEAT_S = 3;
 
@@ -60,10 +62,7 @@ export const RECORDED_HEARTBEAT_S = 3;
  */
 export function withRunDefaults<S extends Pick<RunSpec, 'dataset'>>(spec: S): S {
   const top = spec as Obj;
-  const heartbeat =
-    top.heartbeatTimeoutSeconds !== undefined || top.distributed !== undefined
-      ? {}
-      : { heartbeatTimeoutSeconds: RECORDED_HEARTBEAT_S };
+  const heartbeat = top.heartbeatTimeoutSeconds !== undefined ? {} : { heartbeatTimeoutSeconds: RECORDED_HEARTBEAT_S };
   const ds = spec.dataset as Obj;
   // A validation file is the validation split: nothing to carve.
   const fraction =

@@ -570,7 +570,7 @@ export const runSpecSchema = strict(
       .meta({
         description:
           'seconds without a heartbeat before Temporal takes a training worker for lost and retries its chunk elsewhere ' +
-          '(`start` records 3 in a new run without a distributed block; a spec without it keeps 10); lower recovers a ' +
+          '(`start` records 3 in a new run; a spec without it keeps 10); lower recovers a ' +
           'lost host sooner, too low retries live workers that stall under load',
       }),
     seed: int(0, 2 ** 32 - 1)

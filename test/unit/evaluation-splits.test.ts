@@ -159,7 +159,9 @@ describe('evaluation splits', function () {
       assert.strictEqual((fresh.dataset as { normalizeFrom?: string }).normalizeFrom, 'train', 'the new default');
       assert.strictEqual(fresh.heartbeatTimeoutSeconds, RECORDED_HEARTBEAT_S, 'the new heartbeat default');
       const distributed = { ...spec, distributed: { replicas: 2, syncEverySteps: 1 } } as RunSpec;
-      assert.strictEqual((await withDefaultsFor(distributed, 'new-run')).heartbeatTimeoutSeconds, undefined);
+      // A distributed run's replicas train in training processes too: the worker heartbeats for them every second.
+      const dist = await withDefaultsFor(distributed, 'new-run');
+      assert.strictEqual(dist.heartbeatTimeoutSeconds, RECORDED_HEARTBEAT_S);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
