@@ -226,7 +226,9 @@ async function wide(cluster: TestCluster, widths: number[]) {
       distributed: { replicas, syncEverySteps: 1 },
     });
     const slots = Math.max(1, Math.ceil(replicas / 2));
-    const ws = await workers(cluster, 2, slots);
+    // The replicas train in the workers themselves: W training processes on one 2-core host would measure their
+    // start-up, not the orchestration this simulates.
+    const ws = await workers(cluster, 2, slots, { DURABLE_TRAIN_REPLICA_PROCESS: '0' });
     const runId = `wide-${replicas}-${Date.now()}`;
     log(`wide: ${replicas} replicas on 2 workers x ${slots} slots`);
     const r = await timed(cluster, spec, runId);
