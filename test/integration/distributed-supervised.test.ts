@@ -36,6 +36,8 @@ describe('replicas in training processes (real dev server, worker processes)', f
     const ref = await fx.worker({ env: { ...TWO_SLOTS, DURABLE_TRAIN_REPLICA_PROCESS: '0' } });
     const want = await run('dist-ref');
     await ref.kill('SIGTERM');
+    // Its training processes were there (the supervisor said so), and no replica went to one.
+    assert.match(ref.output(), /training process \d+ started/);
     assert.doesNotMatch(ref.output(), /runs the replica/, 'with =0 the replicas train in the worker');
 
     // Replica 1's training process kills itself at step 6, in the second round's first attempt.
