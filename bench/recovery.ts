@@ -567,6 +567,7 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
     const standby = await standbyKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
     const loop = await crashLoop(cluster, spec, workers);
     const replica = await replicaKills(cluster, spec, replicaKillCount, workers);
+    const replicaWorker = await replicaWorkerKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
     table('recovery --supervised (goals: child kill <= 2 s, worker kill with a standby <= 5 s, median)', [
       {
         case: 'training process SIGKILLed',
@@ -591,6 +592,13 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
         'recomputed max': `restore ${replica.restoreMs.median} ms`,
       },
       {
+        case: `a replica's worker SIGKILLed, standby (heartbeat timeout ${replicaWorker.heartbeatTimeoutSeconds} s)`,
+        kills: replicaWorker.kills,
+        'first step s median': replicaWorker.firstStepS.median,
+        max: replicaWorker.firstStepS.max,
+        'retry started s median': replicaWorker.retryStartedS.median,
+      },
+      {
         case: 'crash loop reported',
         kills: 3,
         'first step s median': loop.secondsToFailure,
@@ -609,6 +617,7 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       workerKillWithStandby: { ...standby, goalS: 5, pass: standby.firstStepS.median <= 5 },
       crashLoop: loop,
       replicaKill: replica,
+      replicaWorkerKillWithStandby: { ...replicaWorker, goalS: 5, pass: replicaWorker.firstStepS.median <= 5 },
     });
   } finally {
     await shutdown(cluster, workers);

@@ -14,6 +14,8 @@ import { QUICK, arg, log, round, table } from './common';
 interface Bench {
   name: string;
   args: string[];
+  /** The script, when it is not `${name}.js`. */
+  script?: string;
 }
 
 const BENCHES: Bench[] = [
@@ -21,6 +23,9 @@ const BENCHES: Bench[] = [
   { name: 'memory', args: [] },
   { name: 'orchestration', args: [] },
   { name: 'recovery', args: [] },
+  // Supervised training processes at the heartbeat timeout `start` records: a training process, a whole worker (a
+  // standby waiting), a replica's process and a replica's worker SIGKILLed, a crash loop.
+  { name: 'recovery-supervised', script: 'recovery', args: ['--supervised', '--heartbeat', '3'] },
   { name: 'restore', args: [] },
   { name: 'overhead', args: [] },
   { name: 'async-commit', args: [] },
@@ -33,7 +38,7 @@ const BENCHES: Bench[] = [
 
 function runChild(b: Bench): Promise<{ code: number | null; stdout: string; seconds: number }> {
   const started = Date.now();
-  const args = [path.join(__dirname, `${b.name}.js`), ...b.args];
+  const args = [path.join(__dirname, `${b.script ?? b.name}.js`), ...b.args];
   if (QUICK && b.name !== 'backends') args.push('--quick');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });

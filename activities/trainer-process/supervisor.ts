@@ -23,7 +23,7 @@ import { fromWire } from './wire';
 import type { RunSpec } from '../../spec/types';
 import type { DrillInput, DrillReport } from '../drill-types';
 import type { ReplicaResult, TrainReplicaInput } from '../replica-types';
-import { keyOf } from '../held-rounds';
+import { KEEP_ROUNDS, keyOf } from '../held-rounds';
 
 export interface SupervisorOptions {
   /** Deaths at one step before the chunk fails as a crash loop (DURABLE_TRAIN_TRAINER_RETRIES, default 3). */
@@ -334,7 +334,13 @@ export class TrainerSupervisor {
       const proc = this.acquireFree(deaths > 0 && round ? (q) => q.heldRounds.has(round.key) : undefined);
       this.say(`training process ${proc.child.pid} runs the ${what}`);
       // The idle processes read the round's checkpoint into memory: the one that may take over restores from there.
-      if (round) this.tellIdleOnce((q) => q.heldRounds, round.key, round.hold);
+      if (round) {
+        this.tellIdleOnce((q) => q.heldRounds, round.key, round.hold);
+        // A process keeps the newest KEEP_ROUNDS (held-rounds.ts): older keys name nothing it still holds.
+        for (const q of this.procs)
+          for (const k of [...q.heldRounds].slice(0, Math.max(0, q.heldRounds.size - KEEP_ROUNDS)))
+            q.heldRounds.delete(k);
+      }
       const again = diedAt
         ? () => this.say(`the ${what} trains again ${Date.now() - diedAt} ms after its training process died`)
         : undefined;

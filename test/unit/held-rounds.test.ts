@@ -1,6 +1,7 @@
 // Round checkpoints held in memory for replicas' restarts (activities/held-rounds.ts): a held checkpoint is handed out
 // with only the wanted blobs, each checked against the manifest's sha256; a byte changed in memory since is caught
-// (null: the replica reads the store); a checkpoint not held, or not readable, gives null; at most two are kept.
+// (null: the replica reads the store); a checkpoint not held, or not readable, gives null; at most two are kept, and
+// none longer than its idle time.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -75,5 +76,21 @@ describe('round checkpoints held in memory', function () {
       refs.map((r) => held.has(r)),
       [false, true, true],
     );
+  });
+
+  it('lets a held round go once it has been unused for its idle time; holding or taking it again restarts that time', async () => {
+    const idle = new HeldRounds(300);
+    idle.bind(() => manager);
+    const ref = { runId: 'run', id: (await manager.commit(input(4))).id };
+    idle.hold(spec, ref);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(await idle.take(ref, () => true), 'taken within its idle time');
+    await new Promise((r) => setTimeout(r, 200));
+    idle.hold(spec, ref); // held again: its time starts over
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(idle.has(ref), true, '400 ms after the first hold, 200 ms after the last use');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(idle.has(ref), false, 'let go after 300 ms unused');
+    assert.equal(await idle.take(ref, () => true), null);
   });
 });
