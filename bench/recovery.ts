@@ -611,7 +611,7 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       quick: QUICK,
       date: new Date().toISOString(),
       machine: m0,
-      note: 'machine shared with other sessions (2 cores, 8 sessions): figures are upper bounds',
+      note: 'wall-clock figures on this machine at its load (machine.loadavg1m): upper bounds on a busy machine',
       spec,
       childKill: { ...child, goalS: 2, pass: child.firstStepS.median <= 2 && child.recomputedWithinInterval },
       workerKillWithStandby: { ...standby, goalS: 5, pass: standby.firstStepS.median <= 5 },
