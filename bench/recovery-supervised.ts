@@ -130,6 +130,23 @@ export async function childKills(cluster: TestCluster, spec: RunSpec, kills: num
   };
 }
 
+/** Kills of a whole worker, a standby taking over: kill -> the retry starts, kill -> its first step (medians). */
+function lostWorkerSummary(spec: RunSpec, records: Array<Record<string, number>>) {
+  return {
+    kills: records.length,
+    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
+    firstStepS: summarize(
+      records.map((r) => r.firstStepS),
+      2,
+    ),
+    retryStartedS: summarize(
+      records.map((r) => r.retryStartedS),
+      2,
+    ),
+    records,
+  };
+}
+
 /** SIGKILLs the whole worker `kills` times while a standby worker waits. */
 export async function standbyKills(cluster: TestCluster, spec: RunSpec, kills: number, workers: WorkerProcess[]) {
   let active = await startWorker(cluster);
@@ -172,19 +189,7 @@ export async function standbyKills(cluster: TestCluster, spec: RunSpec, kills: n
   }
   await handle.terminate('benchmark done').catch(() => undefined);
   await active.kill('SIGTERM');
-  return {
-    kills: records.length,
-    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
-    firstStepS: summarize(
-      records.map((r) => r.firstStepS),
-      2,
-    ),
-    retryStartedS: summarize(
-      records.map((r) => r.retryStartedS),
-      2,
-    ),
-    records,
-  };
+  return lostWorkerSummary(spec, records);
 }
 
 /**
@@ -240,19 +245,7 @@ export async function replicaWorkerKills(cluster: TestCluster, base: RunSpec, ki
   }
   await handle.terminate('benchmark done').catch(() => undefined);
   for (const w of live) await w.kill('SIGTERM');
-  return {
-    kills: records.length,
-    heartbeatTimeoutSeconds: spec.heartbeatTimeoutSeconds,
-    firstStepS: summarize(
-      records.map((r) => r.firstStepS),
-      2,
-    ),
-    retryStartedS: summarize(
-      records.map((r) => r.retryStartedS),
-      2,
-    ),
-    records,
-  };
+  return lostWorkerSummary(spec, records);
 }
 
 /** A training process that dies at step 20 every time: how long until the run fails, and what it says. */

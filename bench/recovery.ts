@@ -541,27 +541,16 @@ async function supervised(m0: ReturnType<typeof machine>): Promise<void> {
       numArg('--heartbeat', HEARTBEAT_TIMEOUT_S),
     );
     const replicaKillCount = numArg('--replica-kills', QUICK ? 3 : 10);
+    // One part alone: a replica's worker (--replica-workers-only) or a replica's training process (--replicas-only).
+    const only = (bench: string, result: Record<string, unknown>) =>
+      emit({ bench, quick: QUICK, date: new Date().toISOString(), machine: m0, ...result });
     if (process.argv.includes('--replica-workers-only')) {
       const replicaWorker = await replicaWorkerKills(cluster, spec, numArg('--worker-kills', QUICK ? 2 : 6), workers);
-      emit({
-        bench: 'recovery-supervised-replica-workers',
-        quick: QUICK,
-        date: new Date().toISOString(),
-        machine: m0,
-        replicaWorker,
-      });
-      return;
+      return only('recovery-supervised-replica-workers', { replicaWorker });
     }
     if (process.argv.includes('--replicas-only')) {
       const replica = await replicaKills(cluster, spec, replicaKillCount, workers);
-      emit({
-        bench: 'recovery-supervised-replicas',
-        quick: QUICK,
-        date: new Date().toISOString(),
-        machine: m0,
-        replica,
-      });
-      return;
+      return only('recovery-supervised-replicas', { replica });
     }
     const child = await childKills(cluster, spec, numArg('--child-kills', QUICK ? 3 : 10), workers);
     const standby = await standbyKills(cluster, spec, numArg('--worker-kills', QUICK ? 1 : 3), workers);
