@@ -51,10 +51,12 @@ export class HeldRounds {
     for (const k of [...this.held.keys()].slice(0, Math.max(0, this.held.size - KEEP_ROUNDS))) this.drop(k);
   }
 
-  /** Used again: its idle time starts over. */
+  /** Used again: its idle time starts over, and it is the newest held (the last to go beyond KEEP_ROUNDS). */
   private touch(key: string, h: Held): void {
     clearTimeout(h.timer);
     h.timer = this.expiry(key);
+    this.held.delete(key);
+    this.held.set(key, h);
   }
 
   private expiry(key: string): NodeJS.Timeout {

@@ -76,6 +76,14 @@ describe('round checkpoints held in memory', function () {
       refs.map((r) => held.has(r)),
       [false, true, true],
     );
+    // Used again, the older of the two is the newest: the next round to be held makes the other one go.
+    assert.ok(await held.take(refs[1], () => true));
+    refs.push({ runId: 'run', id: (await manager.commit(input(4))).id });
+    held.hold(spec, refs[3]);
+    assert.deepEqual(
+      refs.map((r) => held.has(r)),
+      [false, true, false, true],
+    );
   });
 
   it('lets a held round go once it has been unused for its idle time; holding or taking it again restarts that time', async () => {
