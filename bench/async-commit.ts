@@ -59,13 +59,6 @@ const MODEL = HIDDEN
   : { registered: WIDE_MLP };
 const MODEL_NAME = HIDDEN ? `mlp 784-${HIDDEN.join('-')}-10` : WIDE_MLP;
 
-/** Float32 parameters of the model (weights and biases). */
-function parametersOf(): number {
-  if (!HIDDEN) return 24_202_250;
-  const widths = [784, ...HIDDEN, 10];
-  return widths.slice(1).reduce((n, w, i) => n + widths[i] * w + w, 0);
-}
-
 function wideSpec(storage: string, trainLimit: number): RunSpec {
   return validateSpec({
     model: MODEL,
@@ -90,6 +83,8 @@ interface RunRecord {
   snapshotMs?: ReturnType<typeof summarize>;
   persistMs?: ReturnType<typeof summarize>;
   weightsSha256: string;
+  /** Float32 parameters of the model (weights and biases), as the trainer counts them. */
+  parameters: number;
   /** Process CPU time (all threads) over wall time: how much of the 2 cores the run kept busy. */
   cpuPerWall: number;
 }
@@ -159,6 +154,7 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
       ...(metrics.snapshots.length ? { snapshotMs: summarize(metrics.snapshots, 1) } : {}),
       ...(metrics.persists.length ? { persistMs: summarize(metrics.persists, 1) } : {}),
       weightsSha256,
+      parameters: trainer.info.parameterCount,
       cpuPerWall: round((cpu.user + cpu.system) / 1000 / wallMs, 3),
     };
   } finally {
@@ -219,9 +215,9 @@ async function main(): Promise<void> {
     machine: machine(backend.name),
     model: {
       name: MODEL_NAME,
-      parameters: parametersOf(),
-      weightsMB: round((parametersOf() * 4) / 1e6, 1),
-      withAdamMB: round((parametersOf() * 12) / 1e6, 1),
+      parameters: runs[0].parameters,
+      weightsMB: round((runs[0].parameters * 4) / 1e6, 1),
+      withAdamMB: round((runs[0].parameters * 12) / 1e6, 1),
     },
     everySeconds: everyS,
     steps,

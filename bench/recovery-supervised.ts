@@ -8,7 +8,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { RunSpec } from '../spec/types';
 import { validateSpec } from '../spec/validate';
-import { activityTimeline, log, median, round, sleep, summarize, type Timeline } from './common';
+import { activityTimeline, log, median, round, sleep, summarize, tsMs, type Timeline } from './common';
 import type { ReplicaResult } from '../activities/replica-types';
 import { startTraining, startWorker, type TestCluster, type WorkerProcess } from './runs';
 import { trainerOf, trainerPids } from '../test/helpers/trainer-process';
@@ -31,11 +31,16 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 /** The pending trainChunk of the run (or with `replica`, that replica's trainReplica) as the server sees it. */
-async function chunkHb(handle: WorkflowHandle, replica?: number) {
+async function pendingHb(handle: WorkflowHandle, replica?: number) {
   const d = await handle.describe();
   const parse = (data: Uint8Array | null | undefined) =>
     data?.length
-      ? (JSON.parse(Buffer.from(data).toString('utf8')) as { step: number; samplesPerSec: number; replica?: number })
+      ? (JSON.parse(Buffer.from(data).toString('utf8')) as {
+          step: number;
+          samplesPerSec: number;
+          replica?: number;
+          round?: number;
+        })
       : null;
   const a = d.raw.pendingActivities?.find((p) =>
     replica === undefined
@@ -43,19 +48,15 @@ async function chunkHb(handle: WorkflowHandle, replica?: number) {
       : p.activityType?.name === 'trainReplica' && parse(p.heartbeatDetails?.payloads?.[0]?.data)?.replica === replica,
   );
   const data = a?.heartbeatDetails?.payloads?.[0]?.data;
-  const hb = parse(data);
-  const secs = a?.lastHeartbeatTime?.seconds;
-  const hbMs = secs != null ? Number(secs) * 1000 + Math.floor((a?.lastHeartbeatTime?.nanos ?? 0) / 1e6) : 0;
-  const started = a?.lastStartedTime?.seconds;
-  const startedMs = started != null ? Number(started) * 1000 + Math.floor((a?.lastStartedTime?.nanos ?? 0) / 1e6) : 0;
+  const ms = (t: Parameters<typeof tsMs>[0]) => (t ? tsMs(t) : 0);
   return {
-    startedMs,
+    startedMs: ms(a?.lastStartedTime),
     attempt: a?.attempt ?? 0,
     status: d.status.name,
     identity: a?.lastWorkerIdentity ?? '',
-    hb,
+    hb: parse(data),
     raw: data ? Buffer.from(data).toString() : '',
-    hbMs,
+    hbMs: ms(a?.lastHeartbeatTime),
   };
 }
 
@@ -84,7 +85,7 @@ export async function childKills(cluster: TestCluster, spec: RunSpec, kills: num
     // Train a while in a process, with a spare ready (as a running worker has), then kill it at a random moment.
     await until('training again', () => againLines(w).length >= i);
     await until('a spare ready', () => readyCount(w) >= trainerPids(w).length);
-    let s = await chunkHb(handle);
+    let s = await pendingHb(handle);
     if (s.status !== 'RUNNING') {
       handle = await startTraining(cluster, spec, `sup-child-${++runNo}`);
       i--;
@@ -92,7 +93,7 @@ export async function childKills(cluster: TestCluster, spec: RunSpec, kills: num
     }
     await until('a training process on the run', async () => Number.isFinite(trainerOf(w, handle.workflowId)));
     await sleep(1500 + Math.random() * 2000);
-    s = await chunkHb(handle);
+    s = await pendingHb(handle);
     const busy = trainerOf(w, handle.workflowId);
     const msPerStep = s.hb && s.hb.samplesPerSec > 0 ? (spec.batchSize * 1000) / s.hb.samplesPerSec : NaN;
     const tKill = Date.now();
@@ -160,16 +161,16 @@ export async function standbyKills(cluster: TestCluster, spec: RunSpec, kills: n
     // Each kill hits a chunk's first attempt (a chunk killed again waits out a doubling retry backoff: a crash loop,
     // measured below), as one lost host does.
     await until('the active worker trains a first attempt', async () => {
-      const s = await chunkHb(handle);
+      const s = await pendingHb(handle);
       return s.identity.startsWith(`${active.proc.pid}@`) && s.attempt === 1 && s.hb;
     });
     await sleep(1000 + Math.random() * 2000);
-    const before = await chunkHb(handle);
+    const before = await pendingHb(handle);
     if (before.status !== 'RUNNING') break;
     const tKill = Date.now();
     await active.kill('SIGKILL');
     const first = await until('the standby trains', async () => {
-      const s = await chunkHb(handle);
+      const s = await pendingHb(handle);
       // A step of the standby (the heartbeat it sends on restoring, before any step, has samplesPerSec 0).
       const stepped = (s.hb?.samplesPerSec ?? 0) > 0;
       return s.identity.startsWith(`${standby.proc.pid}@`) && stepped && s.raw !== before.raw && s.hbMs > tKill
@@ -208,7 +209,7 @@ export async function replicaWorkerKills(cluster: TestCluster, base: RunSpec, ki
   const records: Array<Record<string, number>> = [];
   for (let i = 0; i < kills; i++) {
     const s = await until('replica 1 training a first attempt', async () => {
-      const h = await chunkHb(handle, 1);
+      const h = await pendingHb(handle, 1);
       return h.status !== 'RUNNING' || (h.attempt === 1 && (h.hb?.samplesPerSec ?? 0) > 0) ? h : null;
     });
     if (s.status !== 'RUNNING') {
@@ -217,7 +218,7 @@ export async function replicaWorkerKills(cluster: TestCluster, base: RunSpec, ki
       continue;
     }
     await sleep(500 + Math.random() * 1000);
-    const before = await chunkHb(handle, 1);
+    const before = await pendingHb(handle, 1);
     const victim = live.find((w) => before.identity.startsWith(`${w.proc.pid}@`));
     if (!victim || before.status !== 'RUNNING' || before.attempt !== 1) {
       i--;
@@ -227,7 +228,7 @@ export async function replicaWorkerKills(cluster: TestCluster, base: RunSpec, ki
     await victim.kill('SIGKILL');
     live.splice(live.indexOf(victim), 1);
     const first = await until('replica 1 trains elsewhere', async () => {
-      const h = await chunkHb(handle, 1);
+      const h = await pendingHb(handle, 1);
       const stepped = (h.hb?.samplesPerSec ?? 0) > 0 && h.attempt > 1 && h.hbMs > tKill;
       return stepped || h.status !== 'RUNNING' ? h : null;
     });
@@ -262,21 +263,10 @@ export async function crashLoop(cluster: TestCluster, spec: RunSpec, workers: Wo
   return { secondsToFailure: round((Date.now() - t0) / 1000, 1), message };
 }
 
-/** Replica 1 of the run, as the server sees it: its round and whether it has trained a step in this attempt. */
+/** A replica of the run, as the server sees it: its round and whether it has trained a step in this attempt. */
 async function replicaHb(handle: WorkflowHandle, replica: number) {
-  const d = await handle.describe();
-  for (const a of d.raw.pendingActivities ?? []) {
-    if (a.activityType?.name !== 'trainReplica') continue;
-    const data = a.heartbeatDetails?.payloads?.[0]?.data;
-    if (!data?.length) continue;
-    const hb = JSON.parse(Buffer.from(data).toString('utf8')) as {
-      replica: number;
-      round: number;
-      samplesPerSec: number;
-    };
-    if (hb.replica === replica) return { status: d.status.name, round: hb.round, stepped: hb.samplesPerSec > 0 };
-  }
-  return { status: d.status.name, round: -1, stepped: false };
+  const p = await pendingHb(handle, replica);
+  return { status: p.status, round: p.hb?.round ?? -1, stepped: (p.hb?.samplesPerSec ?? 0) > 0 };
 }
 
 /**
