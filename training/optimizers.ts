@@ -2,7 +2,10 @@
 // (opt/adam/m/model/conv1/kernel), so they are saved and restored by name, never by position.
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName, OptimizerSpec } from '../spec/types';
+import { tensorOfCopy } from './kernels/tensorflow';
 import type { NumericsVersion } from './numerics';
+import './tfjs-quiet';
+import { HostAdam } from './wasm/adam';
 
 export interface ParamRef {
   name: string;
@@ -93,6 +96,15 @@ export abstract class Optimizer {
 
   protected abstract update(p: ParamRef, g: tf.Tensor, lr: number, t: number): void;
 
+  /**
+   * The weight's current values where the optimizer holds them on the host (no read back from the backend), else
+   * null. Read-only, and valid until the next update.
+   */
+  hostWeights(p: ParamRef): Float32Array | null {
+    void p;
+    return null;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -147,55 +159,54 @@ class Adam extends Optimizer {
       epsilon: tf.keep(tf.scalar(epsilon)),
     };
   }
-  // Numerics 2: the update in JavaScript, one pass over each weight, instead of 12 backend ops per weight (on the
-  // tensorflow backend each op is a dispatch through its thread pool and a new buffer: about a sixth of a step). The
-  // moments live here as float32 arrays (copied from the slot variables at the first update after construction or
-  // restore, back into them when slotEntries() is asked for a snapshot); intermediates are float64, each stored value
-  // is rounded to float32. Deterministic: the same IEEE operations in the same order on every machine.
-  private host: Map<string, { m: Float32Array; v: Float32Array }> | null = null;
+  // Numerics 2: the update on the host, one pass over each weight (training/wasm/adam.ts), instead of 12 backend ops per
+  // weight (on the tensorflow backend each op is a dispatch through its thread pool and a new buffer: about a sixth of
+  // a step). The moments live there as float32 arrays (copied from the slot variables at the first update after
+  // construction or restore, back into them when slotEntries() is asked for a snapshot), and so do the weights the last
+  // update uploaded; intermediates are float64, each stored value is rounded to float32. Deterministic: the same IEEE
+  // operations in the same order on every machine.
+  private host: HostAdam | null = null;
 
   override apply(grads: Map<string, tf.Tensor>, lr: number, frozen?: ReadonlySet<string>): void {
     if (this.numerics !== 2) return super.apply(grads, lr, frozen);
     if (this.disposed) throw new Error('optimizer: disposed');
     const t = this.iterations + 1;
-    if (!this.host) {
-      const host = new Map<string, { m: Float32Array; v: Float32Array }>();
-      for (const p of this.params) {
-        host.set(p.name, {
-          m: (this.slot('m', p.name).dataSync() as Float32Array).slice(),
-          v: (this.slot('v', p.name).dataSync() as Float32Array).slice(),
-        });
-      }
-      this.host = host;
-    }
     const todo = this.params.filter((p) => !frozen?.has(p.name));
+    this.host ??= new HostAdam(
+      this.params.map((p) => ({
+        name: p.name,
+        m: this.slot('m', p.name).dataSync() as Float32Array,
+        v: this.slot('v', p.name).dataSync() as Float32Array,
+      })),
+      new Set(todo.map((p) => p.name)),
+    );
+    const host = this.host;
     const gs = todo.map((p) => {
       const g = grads.get(p.name);
       if (!g) throw new Error(`optimizer: no gradient for ${p.name}`);
       return g.dataSync() as Float32Array;
     });
-    const b1 = this.beta1;
-    const b2 = this.beta2;
-    const c1 = 1 - b1;
-    const c2 = 1 - b2;
-    const eps = this.epsilon;
-    const stepSize = this.stepSizeAt(lr, t);
-    const updated = todo.map((p, i) => {
-      const g = gs[i];
-      const { m, v } = this.host!.get(p.name)!;
-      const w = p.variable.dataSync() as Float32Array;
-      // A new array each time: tfjs-node may hold the array a tensor was made from as that tensor's data.
-      const out = new Float32Array(w.length);
-      for (let j = 0; j < w.length; j++) {
-        const gj = g[j];
-        const mj = (m[j] = b1 * m[j] + c1 * gj);
-        const vj = (v[j] = b2 * v[j] + c2 * gj * gj);
-        out[j] = w[j] - (stepSize * mj) / (Math.sqrt(vj) + eps);
-      }
-      return out;
+    const k = {
+      b1: this.beta1,
+      c1: 1 - this.beta1,
+      b2: this.beta2,
+      c2: 1 - this.beta2,
+      stepSize: this.stepSizeAt(lr, t),
+      eps: this.epsilon,
+    };
+    todo.forEach((p, i) => {
+      const next = host.update(p.name, gs[i], p.variable.dataId, () => p.variable.dataSync() as Float32Array, k);
+      const value = tensorOfCopy(next, p.shape);
+      p.variable.assign(value);
+      value.dispose();
+      host.uploaded(p.name, p.variable.dataId);
     });
-    tf.tidy(() => todo.forEach((p, i) => p.variable.assign(tf.tensor(updated[i], p.shape, 'float32'))));
     this.iterations = t;
+  }
+
+  /** The weight's values from the host, when the last update wrote them and the variable still holds them. */
+  override hostWeights(p: ParamRef): Float32Array | null {
+    return this.host?.weights(p.name, p.variable.dataId) ?? null;
   }
 
   /** The learning rate with Adam's bias correction at update t, in doubles (both numerics versions). */
@@ -208,7 +219,8 @@ class Adam extends Optimizer {
     const host = this.host;
     if (!host) return super.slotValues();
     const byName = new Map<string, Float32Array>();
-    for (const [param, { m, v }] of host) {
+    for (const param of host.names()) {
+      const { m, v } = host.moments(param);
       byName.set(this.slotName('m', param), m);
       byName.set(this.slotName('v', param), v);
     }
@@ -221,7 +233,8 @@ class Adam extends Optimizer {
 
   override slotEntries(): Array<[string, tf.Variable]> {
     if (this.host) {
-      for (const [name, { m, v }] of this.host) {
+      for (const name of this.host.names()) {
+        const { m, v } = this.host.moments(name);
         tf.tidy(() => {
           this.slot('m', name).assign(tf.tensor(m.slice(), this.slot('m', name).shape, 'float32'));
           this.slot('v', name).assign(tf.tensor(v.slice(), this.slot('v', name).shape, 'float32'));

@@ -37,6 +37,7 @@ interface TfjsNodeBackend {
     TF_ATTR_FLOAT: number;
     TF_FLOAT: number;
     executeOp(name: string, attrs: unknown[], inputIds: number[], outputs: number): OutputMetadata[];
+    createTensor(shape: number[], dtype: number, values: Float32Array): number;
     deleteTensor(id: number): void;
   };
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
@@ -233,6 +234,18 @@ export function fusedConvAgrees(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1
     }
   }
   return ok;
+}
+
+/**
+ * A float32 tensor holding a copy of `values`, made now: on tensorflow the copy goes into TensorFlow at once (tfjs-node
+ * would otherwise keep the array itself as the tensor's data until its first use), elsewhere tf.tensor of a copy.
+ * For arrays the caller writes again later (Adam's host weights, training/wasm/adam.ts).
+ */
+export function tensorOfCopy(values: Float32Array, shape: number[]): tf.Tensor {
+  if (tf.getBackend() !== 'tensorflow') return tf.tensor(values.slice(), shape, 'float32');
+  const b = tf.backend() as unknown as TfjsNodeBackend;
+  const id = b.binding.createTensor(shape, b.binding.TF_FLOAT, values);
+  return b.createOutputTensor({ id, shape, dtype: b.binding.TF_FLOAT });
 }
 
 let registered = false;
