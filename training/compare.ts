@@ -34,6 +34,17 @@ export function firstDifferingByte(a: Uint8Array, b: Uint8Array): number {
   return a.byteLength === b.byteLength ? -1 : n;
 }
 
+/** Whether a and b hold the same float32 bits, except that a zero of either sign matches a zero of either sign. */
+export function sameButZeroSigns(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] !== y[i] && ((x[i] | y[i]) & 0x7fffffff) !== 0) return false;
+  }
+  return true;
+}
+
 /** What differs between `actual` and `expected` (dtype, shape, or the first differing element), or null if equal. */
 export function compareTensor(actual: StoredTensor, expected: StoredTensor): string | null {
   if (actual.dtype !== expected.dtype) return `dtype ${actual.dtype}, expected ${expected.dtype}`;

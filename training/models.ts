@@ -22,7 +22,7 @@ import {
 } from './layers';
 import { buildLayerGraph, graphOf, MODEL_INPUT, type Graph } from './graph';
 import type { DropoutMaskFn, ForwardContext, ParamRole, StateUpdates } from './layers/kind';
-import { freePendingWorkspaces } from './layers/maxPooling2d';
+import { freePendingWorkspaces, maxPooling2d } from './layers/maxPooling2d';
 import type { NumericsVersion } from './numerics';
 import type { Prng } from './prng';
 import * as fingerprints from './model-fingerprint';
@@ -202,6 +202,7 @@ export class Net {
     // A node's output depends on weights (so its gradient is used) once any layer with weights has run before it;
     // until then it depends only on data and the layers reading it skip their input's gradient.
     const onWeights: boolean[] = [];
+    const pooledOnly = dropoutMask ? this.readByMaxPoolOnly() : undefined;
     for (let i = 0; i < nodes.length; i++) {
       const { layer, kind, inputs } = nodes[i];
       const ctx: ForwardContext = {
@@ -210,6 +211,7 @@ export class Net {
         updates,
         isLast: i === output,
         inputGrad: inputs.some((j) => j !== MODEL_INPUT && onWeights[j]),
+        readByMaxPoolOnly: pooledOnly?.[i] ?? false,
       };
       const ins = inputs.map((j) => (j === MODEL_INPUT ? x : outs[j]));
       let cfg = layer.getConfig() as Record<string, unknown>;
@@ -220,6 +222,19 @@ export class Net {
     const h = outs[output];
     if (h.rank !== 2) throw new Error(`models: output shape ${JSON.stringify(h.shape)}: expected [batch, units]`);
     return h as tf.Tensor2D;
+  }
+
+  private pooledOnly?: boolean[];
+
+  /** Per node: whether its output is read by exactly one max pooling layer and nothing else (not the model's output). */
+  private readByMaxPoolOnly(): boolean[] {
+    if (!this.pooledOnly) {
+      const { nodes, output } = this.graph;
+      const readers = nodes.map(() => [] as number[]);
+      nodes.forEach(({ inputs }, j) => inputs.forEach((i) => i !== MODEL_INPUT && readers[i].push(j)));
+      this.pooledOnly = readers.map((r, i) => i !== output && r.length === 1 && nodes[r[0]].kind === maxPooling2d);
+    }
+    return this.pooledOnly;
   }
 
   dispose(): void {

@@ -1,7 +1,13 @@
 // The drill's bitwise comparison (training/compare.ts): equal tensors give nothing; a difference names the tensor, the
 // first differing element with both values and how many differ; missing and extra tensors are named.
 import * as assert from 'node:assert/strict';
-import { compareTensor, compareTensors, firstDifferingByte, type StoredTensor } from '../../training/compare';
+import {
+  compareTensor,
+  compareTensors,
+  firstDifferingByte,
+  sameButZeroSigns,
+  type StoredTensor,
+} from '../../training/compare';
 
 const f32 = (name: string, values: number[], shape = [values.length]): StoredTensor => ({
   name,
@@ -63,5 +69,17 @@ describe('drill comparison: bit for bit, naming the first difference', function 
       { name: 'd', reason: 'stored, but the replayed trainer has no such tensor' },
     ]);
     assert.deepEqual(compareTensors([f32('a', [1]), f32('b', [2])], [f32('b', [2]), f32('a', [1])]), []);
+  });
+
+  it('sameButZeroSigns: a zero matches a zero of either sign; any other bit, NaN payload or length differs', function () {
+    const f = (...v: number[]) => Float32Array.from(v);
+    assert.equal(sameButZeroSigns(f(1, -0, 0, 2.5), f(1, 0, -0, 2.5)), true);
+    assert.equal(sameButZeroSigns(f(1, 0), f(1, 1e-45)), false, 'the smallest denormal is not a zero');
+    assert.equal(sameButZeroSigns(f(-1e-45), f(-0)), false);
+    assert.equal(sameButZeroSigns(f(1, 2), f(1, 2.0000002)), false);
+    assert.equal(sameButZeroSigns(f(1, 2), f(1)), false);
+    const nan = new Float32Array(new Uint32Array([0x7fc00001]).buffer);
+    assert.equal(sameButZeroSigns(nan, f(NaN)), false, 'NaN payloads compare as bits');
+    assert.equal(sameButZeroSigns(new Float32Array(3).subarray(1), f(0, -0)), true, 'views at an offset');
   });
 });

@@ -3,6 +3,7 @@
 // relu gradient kernels): what they compute, and that a numerics-2 run resumes bit for bit. Needs the native build
 // (npm run setup:native), made here when absent; only where it cannot be built does the suite say so loudly and skip.
 import * as assert from 'assert';
+import { createHash } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resetBackendChoice } from '../../training/backend';
 import {
@@ -18,6 +19,7 @@ import {
   tfjsNodeKernel,
 } from '../../training/kernels/tensorflow';
 import { Trainer } from '../../training';
+import { allowPooledRelu, pooledReluStats } from '../../training/layers/maxPooling2d';
 import { NUMERICS_ENV_VAR } from '../../training/numerics';
 import type { RunSpec } from '../../spec/types';
 import { requireNative } from '../helpers/native';
@@ -292,6 +294,52 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
       // weights are the separate ops' either way.
       assert.strictEqual(fusedLinear.hash, separateLinear.hash);
       assert.notStrictEqual(fusedLinear.hash, fused.hash);
+    });
+
+    it("applies a relu's gradient mask on the pooled gradient where a max pooling alone reads it: the same weights and moments", async () => {
+      const trained = async (on: boolean, s: RunSpec = spec): Promise<{ state: string; calls: number }> => {
+        allowPooledRelu(on);
+        try {
+          const before = pooledReluStats();
+          const t = await Trainer.create(s);
+          try {
+            while (!t.done) await t.train({ maxSteps: 100 });
+            const h = createHash('sha256');
+            for (const x of t.snapshot().tensors) h.update(x.name).update(x.data);
+            const after = pooledReluStats();
+            assert.strictEqual(after.disagreements, before.disagreements, 'no shape found to differ');
+            return { state: h.digest('hex'), calls: after.calls - before.calls };
+          } finally {
+            t.dispose();
+          }
+        } finally {
+          allowPooledRelu(true);
+        }
+      };
+      const masked = await trained(true);
+      const after = await trained(false);
+      // Both of the mnist-cnn's conv+relu+pool blocks, at each of 16 steps (where the conv runs fused).
+      assert.ok(masked.calls >= 16, `pooled gradients masked: ${masked.calls}`);
+      assert.strictEqual(after.calls, 0);
+      assert.strictEqual(masked.state, after.state, 'weights and Adam moments, every bit');
+      // A conv whose output a pooling and a skip connection both read keeps its own mask (the skip's gradient needs it).
+      const branched = {
+        ...spec,
+        model: {
+          layers: [
+            { type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu', name: 'c' },
+            { type: 'maxPooling2d', poolSize: 2, inputs: ['c'], name: 'p' },
+            { type: 'flatten', inputs: ['p'], name: 'fp' },
+            { type: 'flatten', inputs: ['c'], name: 'fc' },
+            { type: 'concatenate', inputs: ['fp', 'fc'], name: 'both' },
+            { type: 'dense', units: 10, activation: 'softmax', inputs: ['both'] },
+          ],
+        },
+      } as unknown as RunSpec;
+      const branchedMasked = await trained(true, branched);
+      const branchedAfter = await trained(false, branched);
+      assert.strictEqual(branchedMasked.calls, 0, 'the conv is read by two layers: no mask handed over');
+      assert.strictEqual(branchedMasked.state, branchedAfter.state);
     });
 
     it('is the tensorflow default, resumes bit for bit (mid-epoch and at the epoch end), and is other math than 1', async () => {

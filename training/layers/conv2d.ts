@@ -23,7 +23,11 @@ export const conv2d: LayerKind = {
       v.bias &&
       fusedConvAgrees(h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D, act === 'relu')
     )
-      return fusedConv(act, ctx.inputGrad)(h as tf.Tensor4D, v.kernel as tf.Tensor4D, v.bias as tf.Tensor1D);
+      return fusedConv(act, ctx.inputGrad, ctx.readByMaxPoolOnly)(
+        h as tf.Tensor4D,
+        v.kernel as tf.Tensor4D,
+        v.bias as tf.Tensor1D,
+      );
     const y = validStride1
       ? validConv(ctx.numerics, ctx.inputGrad)(h as tf.Tensor4D, v.kernel as tf.Tensor4D)
       : tf.conv2d(h as tf.Tensor4D, v.kernel as tf.Tensor4D, strides, cfg.padding as 'valid' | 'same', 'NHWC', dil);

@@ -38,6 +38,8 @@ export interface ForwardContext {
   isLast: boolean;
   /** False while the input depends on data only: its gradient is never used, so that work is skipped. */
   inputGrad: boolean;
+  /** Training: this layer's output is read by one max pooling layer and nothing else (see ops.ts ReluMask). */
+  readByMaxPoolOnly?: boolean;
 }
 
 export interface LayerKind {

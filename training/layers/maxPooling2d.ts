@@ -1,14 +1,66 @@
 import * as tf from '@tensorflow/tfjs';
 import { maxPooling2d as spec } from '../../spec/layers/maxPooling2d';
-import { hasMklPooling, mklMaxPool, mklMaxPoolGrad } from '../kernels/tensorflow';
+import { hasMklPooling, mklMaxPool, mklMaxPoolGrad, TF_RELU_GRAD } from '../kernels/tensorflow';
+import { sameButZeroSigns } from '../compare';
 import { pair, type AnyCfg, type LayerKind } from './kind';
+import { reluMasks } from './ops';
 
 // Numerics 2 on tensorflow: 'valid' max pooling by oneDNN, whose gradient scatters through the forward pass's workspace
 // (kernels/tensorflow.ts). The workspace stays out of the tape, held here until the gradient uses it; one left by a
 // forward pass whose gradient never ran (a failed step) is freed at the next training forward pass.
 const pendingWorkspaces = new Set<tf.Tensor>();
 
-function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number, number]): tf.Tensor4D {
+// With `reluMask` the input is a relu's output read by nothing else, whose gradient mask this gradient applies, to the
+// pooled gradient against the pooled values (ops.ts ReluMask): one ReluGrad over a quarter of the values (2x2 windows),
+// not over all of them. The first time in a process for a shape it is checked against the relu's mask applied after
+// the pooling's gradient on that real input (the same values, zeros' signs aside); on any other difference that
+// order is used for the shape from then on (the result is the same either way; only the work differs).
+let pooledReluAllowed = true;
+const pooledReluChecked = new Map<string, boolean>();
+const pooledReluCounts = { calls: 0, signatures: 0, disagreements: 0 };
+
+/** Turns the relu mask on the pooled gradient off (the mask after the pooling's gradient) or on: tests, benchmarks. */
+export function allowPooledRelu(on: boolean): void {
+  pooledReluAllowed = on;
+}
+
+/** Pooling gradients that applied a relu's mask, shapes checked, and shapes found to differ, in this process. */
+export function pooledReluStats(): { calls: number; signatures: number; disagreements: number } {
+  return { ...pooledReluCounts };
+}
+
+const reluGrad = (dy: tf.Tensor4D, x: tf.Tensor4D) => tf.engine().runKernel(TF_RELU_GRAD, { dy, x }) as tf.Tensor4D;
+
+function maxPoolGradReluMasked(
+  x: tf.Tensor4D,
+  y: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  workspace: tf.Tensor,
+  ksize: [number, number],
+  strides: [number, number],
+): tf.Tensor4D {
+  pooledReluCounts.calls++;
+  const key = `${x.shape.join('x')}|${ksize.join('x')}|${strides.join('x')}`;
+  const after = () => reluGrad(mklMaxPoolGrad(x, y, dy, workspace, ksize, strides), x);
+  const ok = pooledReluChecked.get(key);
+  if (ok === false) return tf.tidy(after);
+  const before = tf.tidy(() => mklMaxPoolGrad(x, y, reluGrad(dy, y), workspace, ksize, strides));
+  if (ok) return before;
+  const reference = tf.tidy(after);
+  const same = sameButZeroSigns(before.dataSync() as Float32Array, reference.dataSync() as Float32Array);
+  pooledReluChecked.set(key, same);
+  pooledReluCounts.signatures++;
+  if (!same) pooledReluCounts.disagreements++;
+  tf.dispose(same ? reference : before);
+  return same ? before : reference;
+}
+
+function maxPoolOneDnn(
+  h: tf.Tensor4D,
+  ksize: [number, number],
+  strides: [number, number],
+  reluMask: boolean,
+): tf.Tensor4D {
   const op = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
     const { y, workspace } = mklMaxPool(x, ksize, strides);
     save([x, y]);
@@ -18,7 +70,9 @@ function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number
       value: y,
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const g = mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
+        const g = reluMask
+          ? maxPoolGradReluMasked(sx, sy, dy, kept, ksize, strides)
+          : mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
         pendingWorkspaces.delete(kept);
         kept.dispose();
         return g;
@@ -26,6 +80,18 @@ function maxPoolOneDnn(h: tf.Tensor4D, ksize: [number, number], strides: [number
     };
   }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]);
   return op(h);
+}
+
+/**
+ * Takes over the relu's gradient mask of `h` when it is a fused conv+relu's output read only here (ops.ts ReluMask),
+ * for windows that tile the input (each value in at most one window).
+ */
+function takeReluMask(h: tf.Tensor, ksize: [number, number], strides: [number, number]): boolean {
+  const mask = reluMasks.get(h);
+  if (!mask || !pooledReluAllowed || ksize[0] !== strides[0] || ksize[1] !== strides[1]) return false;
+  reluMasks.delete(h);
+  mask.appliedByReader = true;
+  return true;
 }
 
 /** Frees the workspaces of forward passes whose gradient never ran (called at the start of a training forward pass). */
@@ -41,6 +107,11 @@ export const maxPooling2d: LayerKind = {
   roles: [],
   forward: ([h], _v, cfg, ctx) =>
     ctx.dropoutMask && ctx.numerics === 2 && cfg.padding === 'valid' && h.dtype === 'float32' && hasMklPooling()
-      ? maxPoolOneDnn(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides))
+      ? maxPoolOneDnn(
+          h as tf.Tensor4D,
+          pair(cfg.poolSize),
+          pair(cfg.strides),
+          takeReluMask(h, pair(cfg.poolSize), pair(cfg.strides)),
+        )
       : tf.maxPool(h as tf.Tensor4D, pair(cfg.poolSize), pair(cfg.strides), cfg.padding as 'valid' | 'same'),
 };

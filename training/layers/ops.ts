@@ -89,8 +89,9 @@ const nativeConvWithoutInputGrad = convNative(false);
 // Numerics 2 on tensorflow: conv, bias and relu (or no activation) as one oneDNN kernel, the same bits as the three ops
 // (kernels/tensorflow.ts). Its gradient is theirs: TensorFlow's ReluGrad (given the relu's output, which is positive
 // exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
-// last), and the conv gradients of convNative from that.
-const convBiasActNative = (inputGrad: boolean, relu: boolean) =>
+// last), and the conv gradients of convNative from that. With `mask` (a relu whose only reader is a max pooling, see
+// ReluMask) the pooling's gradient may have applied the relu's mask already; then it is not applied again.
+const convBiasActNative = (inputGrad: boolean, relu: boolean, mask?: ReluMask) =>
   tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const y = mklFusedConv2D(x, w, bias, relu);
     save([x, w, y]);
@@ -98,7 +99,8 @@ const convBiasActNative = (inputGrad: boolean, relu: boolean) =>
       value: y,
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-        const dz = relu ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
+        const dz =
+          relu && !mask?.appliedByReader ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
         const gx = inputGrad ? nativeConvInputGrad(dz, sx, sw) : tf.zerosLike(sx);
         const gw = nativeConvFilterGrad(dz, sx, sw);
         const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
@@ -114,6 +116,21 @@ const fusedConvOps = {
   relu: [convBiasActNative(false, true), convBiasActNative(true, true)],
   linear: [convBiasActNative(false, false), convBiasActNative(true, false)],
 };
+
+/**
+ * A fused conv+relu's output whose only reader is a max pooling layer (numerics 2, tensorflow). The relu's gradient is
+ * dy where the output is positive and (signed) zero elsewhere; the pooling's gradient puts each window's gradient on
+ * the window's maximum, so the relu's mask can be applied to the pooled gradient (a quarter of the size for 2x2
+ * windows) against the pooled values (each the relu output at its maximum) instead: the same values, zeros aside
+ * (oneDNN adds into zeros, so a -0 becomes +0, which no optimizer's update can tell apart). The pooling layer that
+ * does it sets `appliedByReader` at its forward pass; the conv's gradient then skips its own ReluGrad.
+ */
+export interface ReluMask {
+  appliedByReader: boolean;
+}
+
+/** Fused conv+relu outputs read only by a max pooling layer, each with the mask handed over (see ReluMask). */
+export const reluMasks = new WeakMap<tf.Tensor, ReluMask>();
 
 // x·w with gradients from explicit transposes: wasm's transposed matMuls are several times slower.
 const matMul = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.matMul(x, w) as tf.Tensor2D;
@@ -152,12 +169,23 @@ export function validConv(
       : convWithoutInputGrad;
 }
 
-/** Numerics 2 on tensorflow: conv, bias and relu (or linear) as one oneDNN kernel. */
+/**
+ * Numerics 2 on tensorflow: conv, bias and relu (or linear) as one oneDNN kernel. `readByMaxPoolOnly` (relu): the
+ * output is registered in reluMasks, for the max pooling that reads it to take over the relu's gradient mask.
+ */
 export function fusedConv(
   act: 'relu' | 'linear',
   inputGrad: boolean,
+  readByMaxPoolOnly = false,
 ): (x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D {
-  return fusedConvOps[act][inputGrad ? 1 : 0];
+  if (act !== 'relu' || !readByMaxPoolOnly) return fusedConvOps[act][inputGrad ? 1 : 0];
+  const mask: ReluMask = { appliedByReader: false };
+  const op = convBiasActNative(inputGrad, true, mask);
+  return (x, w, bias) => {
+    const y = op(x, w, bias);
+    reluMasks.set(y, mask);
+    return y;
+  };
 }
 
 /** x·w of a numerics version, with (`inputGrad`) or without its input's gradient. */

@@ -1,6 +1,6 @@
 ;; Where the first NaN or infinity of a float32 array is: the array (n floats) at address 0 of the module's memory.
 ;; 16 floats per step with SIMD (a float is non-finite when its 8 exponent bits are all set); the step with a hit is
-;; scanned again one float at a time. Built into training/wasm/finite.ts by scripts/build-finite-wasm.js.
+;; scanned again one float at a time. Built into training/wasm/finite-module.ts by scripts/build-wasm.js.
 (module
   (memory (export "memory") 65)
   (func (export "firstNonFinite") (param $n i32) (result i32)
