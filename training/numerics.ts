@@ -6,8 +6,9 @@
 //      transposes (the same ops on every backend). Every checkpoint written before the field existed is version 1.
 //   2  native gradients: conv gradients by the backend's own Conv2DBackpropInput/Filter kernels (oneDNN on the
 //      tensorflow backend), TensorFlow's ReluGrad for relu and oneDNN's max pooling (tensorflow only), matMul
-//      gradients by transposed matMuls, and Adam's update computed in JavaScript (float64 intermediates, float32
-//      storage) instead of 12 backend ops per weight. The tensorflow backend's default: about 40% less CPU per
+//      gradients by transposed matMuls, and Adam's update computed on the host (float64 intermediates, float32
+//      storage; WebAssembly SIMD or JavaScript, the same bits: training/wasm/adam.ts) instead of 12 backend ops per
+//      weight. The tensorflow backend's default: about 40% less CPU per
 //      mnist-cnn step there; on wasm the conv gradients are slower (tfjs's Conv2DBackpropInput is a plain loop), so
 //      wasm and cpu stay on 1.
 //

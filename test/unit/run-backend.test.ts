@@ -31,6 +31,8 @@ describe('a run on its own backend', function () {
     await initBackend(suite); // the suite's backend again, for the tests after this one
   });
 
+  // The activities keep no trainer between chunks (warmRuns 0): one left warm would hold its variables past this file,
+  // in a process that runs other test files after it.
   const other = (): BackendName => (suite === 'cpu' ? 'wasm' : 'cpu');
   const specOf = () =>
     validateSpec({
@@ -60,7 +62,7 @@ describe('a run on its own backend', function () {
 
   it("restores a run on its checkpoint's backend where the worker follows runs' backends, and refuses it elsewhere", async () => {
     const spec = specOf();
-    const plain = createActivities({ baseDir: dir, metrics: new TrainingMetrics() });
+    const plain = createActivities({ baseDir: dir, metrics: new TrainingMetrics(), warmRuns: 0 });
     // Trained on the other backend: the reference, uninterrupted, and a run stopped after 3 of its 6 steps.
     const [ref, half] = await onBackend(other(), async () => [
       await chunk(plain, { runId: 'ref', spec, from: null, steps: 6 }),
@@ -72,14 +74,14 @@ describe('a run on its own backend', function () {
 
     // A worker on the suite's backend that does not follow (another, holding nothing warm): the restore is refused,
     // naming both backends.
-    const cold = createActivities({ baseDir: dir, metrics: new TrainingMetrics() });
+    const cold = createActivities({ baseDir: dir, metrics: new TrainingMetrics(), warmRuns: 0 });
     await assert.rejects(
       chunk(cold, { runId: 'half', spec, from: half.checkpoint, steps: 3 }),
       new RegExp(`written on backend ${other()}, this worker runs ${suite}`),
     );
 
     // One that follows: the run goes on on its own backend and ends with the uninterrupted weights.
-    const following = createActivities({ baseDir: dir, metrics: new TrainingMetrics(), useBackend });
+    const following = createActivities({ baseDir: dir, metrics: new TrainingMetrics(), useBackend, warmRuns: 0 });
     const rest = await chunk(following, { runId: 'half', spec, from: half.checkpoint, steps: 3 });
     assert.equal(rest.backend, other());
     assert.equal(rest.weightsSha256, ref.weightsSha256);
@@ -91,7 +93,7 @@ describe('a run on its own backend', function () {
 
   it("prepareRun reports a finished run's weights and backend whatever backend the worker runs", async () => {
     const spec = specOf();
-    const acts = createActivities({ baseDir: dir, metrics: new TrainingMetrics() });
+    const acts = createActivities({ baseDir: dir, metrics: new TrainingMetrics(), warmRuns: 0 });
     const done = await onBackend(other(), () => chunk(acts, { runId: 'done', spec, from: null, steps: 6 }));
     assert.equal(done.done, true);
     assert.equal(done.backend, other());

@@ -92,6 +92,53 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     assert.strictEqual(tf.memory().numTensors, before);
   });
 
+  it("Reshape and Sum keep one shape tensor per shape: tfjs-node's outputs bit for bit, every dtype, a new shape each time", () => {
+    const before = tf.memory().numTensors;
+    const theirs = (name: 'Reshape' | 'Sum', x: tf.Tensor, attrs: Record<string, unknown>) =>
+      tfjsNodeKernel(name)({ inputs: { x }, backend: tf.backend(), attrs: attrs as tf.NamedAttrMap }) as tf.Tensor;
+    const values = Float32Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => Math.sin(i) * 10 ** ((i % 7) - 3));
+    values[3] = -0;
+    const x = tf.tensor4d(values, [2, 3, 4, 5]);
+    const ints = tf.tensor2d(
+      Int32Array.from({ length: 12 }, (_, i) => i * 7 - 40),
+      [3, 4],
+      'int32',
+    );
+    for (let round = 0; round < 3; round++) {
+      for (const shape of [[120], [6, 20], [2, 60], [-1, 5], [5, 4, 3, 2]]) {
+        const ours = tf.reshape(x, shape);
+        const ref = theirs('Reshape', x, { shape });
+        assert.deepStrictEqual(ours.shape, ref.shape);
+        assert.deepStrictEqual(bits(ours), bits(ref));
+        tf.dispose([ours, ref]);
+      }
+      for (const [axis, keepDims] of [
+        [[0, 1, 2], false],
+        [3, true],
+        [[1, 3], false],
+        [[-1], false],
+        [null, false],
+      ] as Array<[number | number[] | null, boolean]>) {
+        const ours = tf.sum(x, axis ?? undefined, keepDims);
+        const ref = theirs('Sum', x, { axis: axis ?? [0, 1, 2, 3], keepDims });
+        assert.deepStrictEqual(ours.shape, ref.shape, `axis ${axis}`);
+        assert.deepStrictEqual(bits(ours), bits(ref), `axis ${axis}`);
+        tf.dispose([ours, ref]);
+      }
+      const intSum = tf.sum(ints, 0);
+      assert.strictEqual(intSum.dtype, 'int32');
+      assert.deepStrictEqual(Array.from(intSum.dataSync()), [-36, -15, 6, 27]);
+      tf.tidy(() => assert.deepStrictEqual(tf.reshape(ints, [12]).dataSync(), ints.dataSync()));
+      intSum.dispose();
+    }
+    // A shape that does not fit fails in TensorFlow, as tfjs-node's own kernel does (whose shape tensor only a tidy
+    // frees then), and ours leaves nothing behind.
+    assert.throws(() => tf.tidy(() => theirs('Reshape', x, { shape: [7, 7] })), /Invalid TF_Status/);
+    assert.throws(() => tf.reshape(x, [7, 7]), /Invalid TF_Status/);
+    tf.dispose([x, ints]);
+    assert.strictEqual(tf.memory().numTensors, before, 'no tensor left behind');
+  });
+
   it('ReluGrad (numerics 2) is dy * step(x) bit for bit for every non-NaN x (±0, ±Inf, denormals, dy -0)', () => {
     const n = 4096;
     const xv = Float32Array.from({ length: n }, (_, i) =>

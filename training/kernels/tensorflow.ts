@@ -36,13 +36,50 @@ interface TfjsNodeBackend {
     TF_ATTR_BOOL: number;
     TF_ATTR_FLOAT: number;
     TF_FLOAT: number;
+    TF_INT32: number;
     executeOp(name: string, attrs: unknown[], inputIds: number[], outputs: number): OutputMetadata[];
-    createTensor(shape: number[], dtype: number, values: Float32Array): number;
+    createTensor(shape: number[], dtype: number, values: Float32Array | Int32Array): number;
     deleteTensor(id: number): void;
   };
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
   getInputTensorIds(tensors: tf.TensorInfo[]): number[];
   createOutputTensor(meta: OutputMetadata): tf.Tensor;
+  getDTypeInteger(dtype: tf.DataType): number;
+  createReductionOpAttrs(x: tf.TensorInfo, keepDims: boolean): unknown[];
+}
+
+// Reshape and Sum without a new shape tensor per call. tfjs-node's kernels make the target shape (Reshape) or the axes
+// (Sum) an int32 tensor on every call: a tfjs tensor, an upload to TensorFlow and a delete, about as much JavaScript and
+// N-API work as the op itself for the small reshapes and bias sums of a training step (17 a step for the mnist-cnn).
+// These keep one TensorFlow int32 tensor per distinct shape or axes list (at most CONSTANTS_MAX, then per call as
+// before) and run the same TensorFlow op on it: the same outputs, bit for bit.
+const CONSTANTS_MAX = 512;
+const int32Constants = new Map<string, number>();
+
+function int32Constant(b: TfjsNodeBackend, values: number[]): { id: number; temporary: boolean } {
+  const key = values.join(',');
+  const known = int32Constants.get(key);
+  if (known !== undefined) return { id: known, temporary: false };
+  const id = b.binding.createTensor([values.length], b.binding.TF_INT32, Int32Array.from(values));
+  if (int32Constants.size >= CONSTANTS_MAX) return { id, temporary: true };
+  int32Constants.set(key, id);
+  return { id, temporary: false };
+}
+
+function withInt32Constant(
+  b: TfjsNodeBackend,
+  op: string,
+  attrs: unknown[],
+  x: tf.TensorInfo,
+  values: number[],
+): tf.TensorInfo {
+  const c = int32Constant(b, values);
+  try {
+    const [out] = b.binding.executeOp(op, attrs, [...b.getInputTensorIds([x]), c.id], 1);
+    return b.createOutputTensor(out);
+  } finally {
+    if (c.temporary) b.binding.deleteTensor(c.id);
+  }
 }
 
 // Max pooling by oneDNN (numerics 2 only). TensorFlow's eager MaxPoolGrad is a generic loop that searches every
@@ -249,16 +286,16 @@ export function tensorOfCopy(values: Float32Array, shape: number[]): tf.Tensor {
 }
 
 let registered = false;
-const originals: { Step?: tf.KernelConfig; Cast?: tf.KernelConfig } = {};
+const originals: Partial<Record<'Step' | 'Cast' | 'Reshape' | 'Sum', tf.KernelConfig>> = {};
 
 /** tfjs-node's own kernel that ours replaced (for tests comparing the two); after registration only. */
-export function tfjsNodeKernel(name: 'Step' | 'Cast'): tf.KernelFunc {
+export function tfjsNodeKernel(name: 'Step' | 'Cast' | 'Reshape' | 'Sum'): tf.KernelFunc {
   const k = originals[name];
   if (!k) throw new Error(`tensorflow ${name}: ours is not registered`);
   return k.kernelFunc;
 }
 
-/** Replaces tfjs-node's Step and Cast kernels; call once the tensorflow backend is registered. Idempotent. */
+/** Replaces tfjs-node's Step, Cast, Reshape and Sum kernels; call once the tensorflow backend is registered. Idempotent. */
 export function registerTensorflowKernels(): void {
   if (registered) return;
   const original = tf.getKernel('Step', 'tensorflow');
@@ -287,6 +324,41 @@ export function registerTensorflowKernels(): void {
         if ((args.attrs as { dtype?: string } | undefined)?.dtype !== x.dtype) return cast.kernelFunc(args);
         (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
         return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  const reshape = tf.getKernel('Reshape', 'tensorflow');
+  if (reshape) {
+    originals.Reshape = reshape;
+    tf.unregisterKernel('Reshape', 'tensorflow');
+    tf.registerKernel({
+      kernelName: 'Reshape',
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        const b = args.backend as unknown as TfjsNodeBackend;
+        const shape = (args.attrs as unknown as { shape: number[] }).shape;
+        const attrs = [
+          { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.getDTypeInteger(x.dtype) },
+          { name: 'Tshape', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_INT32 },
+        ];
+        return withInt32Constant(b, 'Reshape', attrs, x, shape);
+      },
+    });
+  }
+  const sum = tf.getKernel('Sum', 'tensorflow');
+  if (sum) {
+    originals.Sum = sum;
+    tf.unregisterKernel('Sum', 'tensorflow');
+    tf.registerKernel({
+      kernelName: 'Sum',
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        const b = args.backend as unknown as TfjsNodeBackend;
+        const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+        const axes = tf.util.parseAxisParam(axis, x.shape);
+        return withInt32Constant(b, 'Sum', b.createReductionOpAttrs(x, keepDims), x, axes);
       },
     });
   }
