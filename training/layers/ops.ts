@@ -91,27 +91,55 @@ const nativeConvWithoutInputGrad = convNative(false);
 // exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
 // last), and the conv gradients of convNative from that. With `mask` (a relu whose only reader is a max pooling, see
 // ReluMask) the pooling's gradient may have applied the relu's mask already; then it is not applied again.
-const convBiasActNative = (inputGrad: boolean, relu: boolean, mask?: ReluMask) =>
-  tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+/** The gradients of conv+bias(+relu) given its output's gradient dy: [dx when `inputGrad`, dw, db]. */
+function convBiasActGrads(
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  y: tf.Tensor4D,
+  relu: boolean,
+  inputGrad: boolean,
+  mask?: ReluMask,
+): tf.Tensor[] {
+  const dz = relu && !mask?.appliedByReader ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: y }) as tf.Tensor4D) : dy;
+  const gx = inputGrad ? [nativeConvInputGrad(dz, x, w)] : [];
+  const gw = nativeConvFilterGrad(dz, x, w);
+  const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
+  return [...gx, gw, gb];
+}
+
+type ConvBiasAct = (x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D;
+
+const convBiasActNative = (inputGrad: boolean, relu: boolean, mask?: ReluMask): ConvBiasAct => {
+  if (!inputGrad) {
+    // The input is data (its gradient is never used): an op of the weights alone, x read from the enclosing scope
+    // (alive until the step's gradients are taken), so no zeros are made for x's gradient.
+    return (x, w, bias) =>
+      tf.customGrad(((kernel: tf.Tensor4D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+        const y = mklFusedConv2D(x, kernel, b, relu);
+        save([kernel, y]);
+        return {
+          value: y,
+          gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+            const [sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+            return convBiasActGrads(dy, x, sw, sy, relu, false, mask);
+          },
+        };
+      }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0])(w, bias);
+  }
+  const op = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const y = mklFusedConv2D(x, w, bias, relu);
     save([x, w, y]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-        const dz =
-          relu && !mask?.appliedByReader ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: sy }) as tf.Tensor4D) : dy;
-        const gx = inputGrad ? nativeConvInputGrad(dz, sx, sw) : tf.zerosLike(sx);
-        const gw = nativeConvFilterGrad(dz, sx, sw);
-        const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
-        return [gx, gw, gb];
+        return convBiasActGrads(dy, sx, sw, sy, relu, true, mask);
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]) as unknown as (
-    x: tf.Tensor4D,
-    w: tf.Tensor4D,
-    bias: tf.Tensor1D,
-  ) => tf.Tensor4D;
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor4D>>[0]) as unknown as ConvBiasAct;
+  return op;
+};
 const fusedConvOps = {
   relu: [convBiasActNative(false, true), convBiasActNative(true, true)],
   linear: [convBiasActNative(false, false), convBiasActNative(true, false)],
@@ -173,11 +201,7 @@ export function validConv(
  * Numerics 2 on tensorflow: conv, bias and relu (or linear) as one oneDNN kernel. `readByMaxPoolOnly` (relu): the
  * output is registered in reluMasks, for the max pooling that reads it to take over the relu's gradient mask.
  */
-export function fusedConv(
-  act: 'relu' | 'linear',
-  inputGrad: boolean,
-  readByMaxPoolOnly = false,
-): (x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D {
+export function fusedConv(act: 'relu' | 'linear', inputGrad: boolean, readByMaxPoolOnly = false): ConvBiasAct {
   if (act !== 'relu' || !readByMaxPoolOnly) return fusedConvOps[act][inputGrad ? 1 : 0];
   const mask: ReluMask = { appliedByReader: false };
   const op = convBiasActNative(inputGrad, true, mask);
