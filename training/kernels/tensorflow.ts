@@ -19,6 +19,7 @@
 // so it is part of numerics 2, never used for version 1.
 import * as tf from '@tensorflow/tfjs';
 import { firstDifferingByte } from '../compare';
+import { ShapeChecks, type ShapeCheckStats } from './shape-checks';
 
 export const TF_RELU_GRAD = 'DurableTrainReluGrad';
 
@@ -172,18 +173,16 @@ export function mklMaxPoolGrad(
 // tfjs-node's binding gets from setup:native (scripts/tfjs-binding-attr-lists.js): an older build fails the probe and
 // the three ops are used.
 let mklFusedConv: boolean | undefined;
-let fusedConvAllowed = true;
-const fusedConvChecked = new Map<string, boolean>();
-const fusedConvCounts = { calls: 0, signatures: 0, disagreements: 0 };
+const fusedConvChecks = new ShapeChecks();
 
 /** Turns the fused convolution off (the three separate ops) or back on, in this process: for tests and benchmarks. */
 export function allowFusedConv(on: boolean): void {
-  fusedConvAllowed = on;
+  fusedConvChecks.allowed = on;
 }
 
 /** Fused convolutions run, signatures checked and found to differ, in this process. */
-export function fusedConvStats(): { calls: number; signatures: number; disagreements: number } {
-  return { ...fusedConvCounts };
+export function fusedConvStats(): ShapeCheckStats {
+  return fusedConvChecks.stats();
 }
 
 function fusedConvAttrs(b: TfjsNodeBackend, relu: boolean) {
@@ -225,7 +224,7 @@ export function hasMklFusedConv(): boolean {
 /** oneDNN's stride-1 'valid' float32 NHWC convolution of x by w, plus bias, then relu when `relu`: one kernel. */
 export function mklFusedConv2D(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): tf.Tensor4D {
   const b = tf.backend() as unknown as TfjsNodeBackend;
-  fusedConvCounts.calls++;
+  fusedConvChecks.ran();
   const [y] = b.binding.executeOp(
     '_MklNativeFusedConv2D',
     fusedConvAttrs(b, relu),
@@ -240,10 +239,11 @@ export function mklFusedConv2D(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D
  * and signature on the first input given (x, w, bias are only read). False where the fused kernel cannot run.
  */
 export function fusedConvAgrees(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): boolean {
-  if (!fusedConvAllowed || x.dtype !== 'float32' || w.dtype !== 'float32' || bias.dtype !== 'float32') return false;
+  if (!fusedConvChecks.allowed || x.dtype !== 'float32' || w.dtype !== 'float32' || bias.dtype !== 'float32')
+    return false;
   if (!hasMklFusedConv()) return false;
   const key = `${x.shape.join('x')}|${w.shape.join('x')}|${relu ? 'relu' : 'linear'}`;
-  let ok = fusedConvChecked.get(key);
+  let ok = fusedConvChecks.verdict(key);
   if (ok === undefined) {
     const [fused, separate] = tf.tidy(() => {
       const z = tf.add(tf.conv2d(x, w, 1, 'valid'), bias);
@@ -257,17 +257,13 @@ export function fusedConvAgrees(x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1
     );
     tf.dispose([fused, separate]);
     ok = at < 0;
-    fusedConvChecked.set(key, ok);
-    fusedConvCounts.signatures++;
-    if (!ok) {
-      // One line per process (the first shape), not one per shape: it is a fact about this CPU, not a problem.
-      if (fusedConvCounts.disagreements++ === 0) {
-        const i = Math.floor(at / 4);
-        process.stderr.write(
-          `durable-train: on this CPU oneDNN's fused convolution gives other bits than Conv2D+Add+Relu (${key}, element ` +
-            `${i}: ${a[i]}, not ${e[i]}): such convolutions use the separate ops, which keep the weights exact\n`,
-        );
-      }
+    // One line per process (the first shape), not one per shape: it is a fact about this CPU, not a problem.
+    if (fusedConvChecks.record(key, ok)) {
+      const i = Math.floor(at / 4);
+      process.stderr.write(
+        `durable-train: on this CPU oneDNN's fused convolution gives other bits than Conv2D+Add+Relu (${key}, element ` +
+          `${i}: ${a[i]}, not ${e[i]}): such convolutions use the separate ops, which keep the weights exact\n`,
+      );
     }
   }
   return ok;
@@ -286,82 +282,63 @@ export function tensorOfCopy(values: Float32Array, shape: number[]): tf.Tensor {
 }
 
 let registered = false;
-const originals: Partial<Record<'Step' | 'Cast' | 'Reshape' | 'Sum', tf.KernelConfig>> = {};
+const originals: Partial<Record<Replaced, tf.KernelConfig>> = {};
 
 /** tfjs-node's own kernel that ours replaced (for tests comparing the two); after registration only. */
-export function tfjsNodeKernel(name: 'Step' | 'Cast' | 'Reshape' | 'Sum'): tf.KernelFunc {
+export function tfjsNodeKernel(name: Replaced): tf.KernelFunc {
   const k = originals[name];
   if (!k) throw new Error(`tensorflow ${name}: ours is not registered`);
   return k.kernelFunc;
 }
 
+type Replaced = 'Step' | 'Cast' | 'Reshape' | 'Sum';
+type KernelFn = (args: Parameters<tf.KernelFunc>[0], original: tf.KernelFunc) => ReturnType<tf.KernelFunc>;
+
+/** Registers `kernelFunc` for tfjs-node's kernel `name` (which it may call), keeping the original for the tests. */
+function replaceKernel(name: Replaced, kernelFunc: KernelFn): void {
+  const original = tf.getKernel(name, 'tensorflow');
+  if (!original) return;
+  originals[name] = original;
+  tf.unregisterKernel(name, 'tensorflow');
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'tensorflow',
+    kernelFunc: (args) => kernelFunc(args, original.kernelFunc),
+  });
+}
+
 /** Replaces tfjs-node's Step, Cast, Reshape and Sum kernels; call once the tensorflow backend is registered. Idempotent. */
 export function registerTensorflowKernels(): void {
   if (registered) return;
-  const original = tf.getKernel('Step', 'tensorflow');
-  if (!original) return; // no tensorflow backend in this process
-  originals.Step = original;
-  tf.unregisterKernel('Step', 'tensorflow');
-  tf.registerKernel({
-    kernelName: 'Step',
-    backendName: 'tensorflow',
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.Tensor;
-      const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
-      if (x.dtype !== 'float32' || alpha !== 0) return original.kernelFunc(args);
-      return tf.tidy(() => tf.where(tf.isNaN(x), x, tf.cast(tf.greater(x, tf.scalar(0, 'float32')), 'float32')));
-    },
+  if (!tf.getKernel('Step', 'tensorflow')) return; // no tensorflow backend in this process
+  replaceKernel('Step', (args, original) => {
+    const x = args.inputs.x as tf.Tensor;
+    const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
+    if (x.dtype !== 'float32' || alpha !== 0) return original(args);
+    return tf.tidy(() => tf.where(tf.isNaN(x), x, tf.cast(tf.greater(x, tf.scalar(0, 'float32')), 'float32')));
   });
-  const cast = tf.getKernel('Cast', 'tensorflow');
-  if (cast) {
-    originals.Cast = cast;
-    tf.unregisterKernel('Cast', 'tensorflow');
-    tf.registerKernel({
-      kernelName: 'Cast',
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        if ((args.attrs as { dtype?: string } | undefined)?.dtype !== x.dtype) return cast.kernelFunc(args);
-        (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-      },
-    });
-  }
-  const reshape = tf.getKernel('Reshape', 'tensorflow');
-  if (reshape) {
-    originals.Reshape = reshape;
-    tf.unregisterKernel('Reshape', 'tensorflow');
-    tf.registerKernel({
-      kernelName: 'Reshape',
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        const b = args.backend as unknown as TfjsNodeBackend;
-        const shape = (args.attrs as unknown as { shape: number[] }).shape;
-        const attrs = [
-          { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.getDTypeInteger(x.dtype) },
-          { name: 'Tshape', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_INT32 },
-        ];
-        return withInt32Constant(b, 'Reshape', attrs, x, shape);
-      },
-    });
-  }
-  const sum = tf.getKernel('Sum', 'tensorflow');
-  if (sum) {
-    originals.Sum = sum;
-    tf.unregisterKernel('Sum', 'tensorflow');
-    tf.registerKernel({
-      kernelName: 'Sum',
-      backendName: 'tensorflow',
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        const b = args.backend as unknown as TfjsNodeBackend;
-        const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
-        const axes = tf.util.parseAxisParam(axis, x.shape);
-        return withInt32Constant(b, 'Sum', b.createReductionOpAttrs(x, keepDims), x, axes);
-      },
-    });
-  }
+  replaceKernel('Cast', (args, original) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if ((args.attrs as { dtype?: string } | undefined)?.dtype !== x.dtype) return original(args);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
+  replaceKernel('Reshape', (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const b = args.backend as unknown as TfjsNodeBackend;
+    const shape = (args.attrs as unknown as { shape: number[] }).shape;
+    const attrs = [
+      { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.getDTypeInteger(x.dtype) },
+      { name: 'Tshape', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_INT32 },
+    ];
+    return withInt32Constant(b, 'Reshape', attrs, x, shape);
+  });
+  replaceKernel('Sum', (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const b = args.backend as unknown as TfjsNodeBackend;
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    return withInt32Constant(b, 'Sum', b.createReductionOpAttrs(x, keepDims), x, tf.util.parseAxisParam(axis, x.shape));
+  });
   if (!tf.getKernel(TF_RELU_GRAD, 'tensorflow')) {
     tf.registerKernel({
       kernelName: TF_RELU_GRAD,

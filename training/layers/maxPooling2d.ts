@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { maxPooling2d as spec } from '../../spec/layers/maxPooling2d';
 import { hasMklPooling, mklMaxPool, mklMaxPoolGrad, TF_RELU_GRAD } from '../kernels/tensorflow';
 import { sameButZeroSigns } from '../compare';
+import { ShapeChecks, type ShapeCheckStats } from '../kernels/shape-checks';
 import { pair, type AnyCfg, type LayerKind } from './kind';
 import { reluMasks } from './ops';
 
@@ -15,18 +16,16 @@ const pendingWorkspaces = new Set<tf.Tensor>();
 // not over all of them. The first time in a process for a shape it is checked against the relu's mask applied after
 // the pooling's gradient on that real input (the same values, zeros' signs aside); on any other difference that
 // order is used for the shape from then on (the result is the same either way; only the work differs).
-let pooledReluAllowed = true;
-const pooledReluChecked = new Map<string, boolean>();
-const pooledReluCounts = { calls: 0, signatures: 0, disagreements: 0 };
+const pooledReluChecks = new ShapeChecks();
 
 /** Turns the relu mask on the pooled gradient off (the mask after the pooling's gradient) or on: tests, benchmarks. */
 export function allowPooledRelu(on: boolean): void {
-  pooledReluAllowed = on;
+  pooledReluChecks.allowed = on;
 }
 
 /** Pooling gradients that applied a relu's mask, shapes checked, and shapes found to differ, in this process. */
-export function pooledReluStats(): { calls: number; signatures: number; disagreements: number } {
-  return { ...pooledReluCounts };
+export function pooledReluStats(): ShapeCheckStats {
+  return pooledReluChecks.stats();
 }
 
 const reluGrad = (dy: tf.Tensor4D, x: tf.Tensor4D) => tf.engine().runKernel(TF_RELU_GRAD, { dy, x }) as tf.Tensor4D;
@@ -39,18 +38,16 @@ function maxPoolGradReluMasked(
   ksize: [number, number],
   strides: [number, number],
 ): tf.Tensor4D {
-  pooledReluCounts.calls++;
+  pooledReluChecks.ran();
   const key = `${x.shape.join('x')}|${ksize.join('x')}|${strides.join('x')}`;
   const after = () => reluGrad(mklMaxPoolGrad(x, y, dy, workspace, ksize, strides), x);
-  const ok = pooledReluChecked.get(key);
+  const ok = pooledReluChecks.verdict(key);
   if (ok === false) return tf.tidy(after);
   const before = tf.tidy(() => mklMaxPoolGrad(x, y, reluGrad(dy, y), workspace, ksize, strides));
   if (ok) return before;
   const reference = tf.tidy(after);
   const same = sameButZeroSigns(before.dataSync() as Float32Array, reference.dataSync() as Float32Array);
-  pooledReluChecked.set(key, same);
-  pooledReluCounts.signatures++;
-  if (!same) pooledReluCounts.disagreements++;
+  pooledReluChecks.record(key, same);
   tf.dispose(same ? reference : before);
   return same ? before : reference;
 }
@@ -88,7 +85,7 @@ function maxPoolOneDnn(
  */
 function takeReluMask(h: tf.Tensor, ksize: [number, number], strides: [number, number]): boolean {
   const mask = reluMasks.get(h);
-  if (!mask || !pooledReluAllowed || ksize[0] !== strides[0] || ksize[1] !== strides[1]) return false;
+  if (!mask || !pooledReluChecks.allowed || ksize[0] !== strides[0] || ksize[1] !== strides[1]) return false;
   reluMasks.delete(h);
   mask.appliedByReader = true;
   return true;
