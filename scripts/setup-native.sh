@@ -7,7 +7,8 @@
 #      with --ignore-scripts (its install script downloads libtensorflow from a host that is not a registry),
 #      into a private prefix, .tools/tfjs-node, never into the project's node_modules.
 #   3. tfjs-node's N-API binding, extended to set list(string) and list(type) op attributes (the fused ops need
-#      them; scripts/tfjs-binding-attr-lists.js), compiled with g++ against those headers and linked to the wheel's two
+#      them) and to read a tensor into an array the caller owns (scripts/tfjs-binding-patch.js), compiled with g++
+#      against those headers and linked to the wheel's two
 #      libraries (rpath through deps/lib, as tfjs-node's own binding.gyp lays it out), placed where
 #      tfjs-node's loader looks for it (package.json "binary".module_path, resolved by node-pre-gyp).
 # training/backend.ts then loads that private tfjs-node for DURABLE_TRAIN_BACKEND=tensorflow (and in 'auto').
@@ -81,7 +82,7 @@ done
 
 # 2. tfjs-node's source and the N-API headers, privately.
 PKG=$PREFIX/node_modules/@tensorflow/tfjs-node
-BINDING_PATCH=attr-lists-1
+BINDING_PATCH=attr-lists-1+read-into-1
 STAMP="tfjs-node $TFJS_VERSION, tensorflow-cpu $TENSORFLOW_CPU_VERSION, node-api-headers $NODE_API_HEADERS_VERSION, napi $(node -p process.versions.napi), binding $BINDING_PATCH"
 if [ -f "$PREFIX/built" ] && [ "$(cat "$PREFIX/built")" = "$STAMP" ] && [ -n "$(find "$PKG/lib" -name tfjs_binding.node 2>/dev/null)" ]; then
   # Re-point the wheel's headers and libraries (cheap; repairs links left dangling by a moved or removed venv path).
@@ -109,8 +110,8 @@ NAPI_BUILD_VERSION=$(basename "$(dirname "$TARGET")" | sed -n 's/^napi-v//p')
 mkdir -p "$PKG/deps/lib" "$(dirname "$TARGET")"
 ln -sfn "$TF_DIR/include" "$PKG/deps/include"
 ln -sf "$TF_DIR/libtensorflow_cc.so.2" "$TF_DIR/libtensorflow_framework.so.2" "$PKG/deps/lib/"
-node scripts/tfjs-binding-attr-lists.js "$PKG/binding/tfjs_backend.cc" >>"$LOG" 2>&1 ||
-  die "could not extend tfjs-node's binding with list attributes (see $LOG)"
+node scripts/tfjs-binding-patch.js "$PKG/binding" >>"$LOG" 2>&1 ||
+  die "could not extend tfjs-node's binding (list attributes, reading into an array; see $LOG)"
 say "compiling tfjs_binding.node (N-API $NAPI_BUILD_VERSION) against tensorflow-cpu $TENSORFLOW_CPU_VERSION"
 # Same sources, defines and rpath as tfjs-node's binding.gyp; N-API symbols resolve from node at load time.
 "$CXX" -std=c++17 -O2 -fPIC -shared -DNAPI_VERSION="$NAPI_BUILD_VERSION" -DNDEBUG \

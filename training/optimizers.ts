@@ -2,7 +2,7 @@
 // (opt/adam/m/model/conv1/kernel), so they are saved and restored by name, never by position.
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName, OptimizerSpec } from '../spec/types';
-import { tensorOfCopy } from './kernels/tensorflow';
+import { readInto, tensorOfCopy } from './kernels/tensorflow';
 import type { NumericsVersion } from './numerics';
 import './tfjs-quiet';
 import { HostAdam } from './wasm/adam';
@@ -184,7 +184,7 @@ class Adam extends Optimizer {
     const gs = todo.map((p) => {
       const g = grads.get(p.name);
       if (!g) throw new Error(`optimizer: no gradient for ${p.name}`);
-      return g.dataSync() as Float32Array;
+      return g;
     });
     const k = {
       b1: this.beta1,
@@ -195,7 +195,11 @@ class Adam extends Optimizer {
       eps: this.epsilon,
     };
     todo.forEach((p, i) => {
-      const next = host.update(p.name, gs[i], p.variable.dataId, () => p.variable.dataSync() as Float32Array, k);
+      // Read straight into the module's memory where the update runs there (no array per read).
+      const into = host.gradientBuffer(p.name);
+      if (into) readInto(gs[i], into);
+      const g = into ?? (gs[i].dataSync() as Float32Array);
+      const next = host.update(p.name, g, p.variable.dataId, () => p.variable.dataSync() as Float32Array, k);
       const value = tensorOfCopy(next, p.shape);
       p.variable.assign(value);
       value.dispose();

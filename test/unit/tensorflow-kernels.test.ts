@@ -15,6 +15,7 @@ import {
   mklFusedConv2D,
   mklMaxPool,
   mklMaxPoolGrad,
+  readInto,
   TF_RELU_GRAD,
   tfjsNodeKernel,
 } from '../../training/kernels/tensorflow';
@@ -137,6 +138,26 @@ describe('tensorflow backend kernels (Step, Cast)', function () {
     assert.throws(() => tf.reshape(x, [7, 7]), /Invalid TF_Status/);
     tf.dispose([x, ints]);
     assert.strictEqual(tf.memory().numTensors, before, 'no tensor left behind');
+  });
+
+  it("readInto copies a tensor into the caller's array through the binding's tensorDataInto: dataSync's bits", () => {
+    const binding = (tf.backend() as unknown as { binding: { tensorDataInto?: unknown } }).binding;
+    assert.strictEqual(
+      typeof binding.tensorDataInto,
+      'function',
+      'setup:native builds the binding with tensorDataInto',
+    );
+    const before = tf.memory().numTensors;
+    const x = tf.tensor(Float32Array.from(EDGE));
+    const into = new Float32Array(EDGE.length + 3).subarray(2, 2 + EDGE.length); // at an offset in a larger buffer
+    readInto(x, into);
+    assert.deepStrictEqual(new Uint32Array(into.slice().buffer), bits(x));
+    const computed = tf.tidy(() => tf.mul(x, tf.scalar(3))); // a tensor TensorFlow made, never read before
+    readInto(computed, into);
+    assert.deepStrictEqual(new Uint32Array(into.slice().buffer), bits(computed));
+    assert.throws(() => readInto(x, new Float32Array(EDGE.length - 1)), /does not fit a Float32Array/);
+    tf.dispose([x, computed]);
+    assert.strictEqual(tf.memory().numTensors, before);
   });
 
   it('ReluGrad (numerics 2) is dy * step(x) bit for bit for every non-NaN x (±0, ±Inf, denormals, dy -0)', () => {

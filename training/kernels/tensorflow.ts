@@ -40,6 +40,8 @@ interface TfjsNodeBackend {
     TF_INT32: number;
     executeOp(name: string, attrs: unknown[], inputIds: number[], outputs: number): OutputMetadata[];
     createTensor(shape: number[], dtype: number, values: Float32Array | Int32Array): number;
+    /** From setup:native's patch (scripts/tfjs-binding-patch.js); absent from a binding built before it. */
+    tensorDataInto?(id: number, into: Float32Array): void;
     deleteTensor(id: number): void;
   };
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
@@ -170,7 +172,7 @@ export function mklMaxPoolGrad(
 // the run's numerics do not change. As insurance against a CPU or library whose kernel differs, each signature (shapes
 // and activation) is checked once in a process against the three separate ops on its first real input; on any
 // difference the three ops are used for it from then on (fusedConvAgrees). It needs list attributes, which
-// tfjs-node's binding gets from setup:native (scripts/tfjs-binding-attr-lists.js): an older build fails the probe and
+// tfjs-node's binding gets from setup:native (scripts/tfjs-binding-patch.js): an older build fails the probe and
 // the three ops are used.
 let mklFusedConv: boolean | undefined;
 const fusedConvChecks = new ShapeChecks();
@@ -279,6 +281,23 @@ export function tensorOfCopy(values: Float32Array, shape: number[]): tf.Tensor {
   const b = tf.backend() as unknown as TfjsNodeBackend;
   const id = b.binding.createTensor(shape, b.binding.TF_FLOAT, values);
   return b.createOutputTensor({ id, shape, dtype: b.binding.TF_FLOAT });
+}
+
+/**
+ * Copies float32 tensor `t` into `into` (of its length). On tensorflow straight from TensorFlow's buffer where the
+ * binding has tensorDataInto (setup:native), where dataSync would allocate a new array per read; else via dataSync.
+ */
+export function readInto(t: tf.Tensor, into: Float32Array): void {
+  if (t.dtype === 'float32' && tf.getBackend() === 'tensorflow') {
+    const b = tf.backend() as unknown as TfjsNodeBackend;
+    if (b.binding.tensorDataInto) {
+      b.binding.tensorDataInto(b.getInputTensorIds([t])[0], into);
+      return;
+    }
+  }
+  const values = t.dataSync() as Float32Array;
+  if (values.length !== into.length) throw new Error(`readInto: ${values.length} values into ${into.length}`);
+  into.set(values);
 }
 
 let registered = false;

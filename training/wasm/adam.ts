@@ -160,6 +160,17 @@ export class HostAdam {
     return [...this.slots.keys()];
   }
 
+  /**
+   * Where `name`'s gradient may be read to (the module's scratch memory, which update() then reads in place), or null
+   * when its update runs in JavaScript (give update() the gradient as it is).
+   */
+  gradientBuffer(name: string): Float32Array | null {
+    const s = this.slot(name);
+    return s.at && this.ex && this.scratch
+      ? new Float32Array(this.ex.memory.buffer, this.scratch.at, s.m.length)
+      : null;
+  }
+
   /** The current values of `name` when the variable still holds the tensor the last update uploaded; else null. */
   weights(name: string, dataId: object): Float32Array | null {
     const s = this.slots.get(name);
@@ -179,7 +190,8 @@ export class HostAdam {
     if (s.uploaded !== dataId) s.w[s.cur].set(current());
     const next = (1 - s.cur) as 0 | 1;
     if (s.at && this.ex && this.scratch) {
-      new Float32Array(this.ex.memory.buffer, this.scratch.at, g.length).set(g);
+      const inPlace = g.buffer === this.ex.memory.buffer && g.byteOffset === this.scratch.at;
+      if (!inPlace) new Float32Array(this.ex.memory.buffer, this.scratch.at, g.length).set(g);
       this.ex.adam(
         this.scratch.at,
         s.at.m,
