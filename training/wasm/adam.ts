@@ -8,6 +8,7 @@
 // in one module instance's memory, sized once for the optimizer's weights. Where that memory cannot hold them (over
 // 4 GiB in all), the arrays are plain JavaScript ones and the JavaScript loop updates them: the same bits either way.
 import { ADAM_WASM } from './adam-module';
+import { instantiate } from './load';
 
 /** Adam's constants for one update: the moments' decay (b1, b2) and its complement (c1, c2), step size, epsilon. */
 export interface AdamStep {
@@ -37,18 +38,9 @@ interface Exports {
   ): void;
 }
 
-/** Node's WebAssembly namespace (the DOM typings that declare it are not in this project's lib). */
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: unknown };
-}
-
 const PAGE = 65536;
 /** The memory a module instance may grow to, short of 4 GiB by one page (no array ends at address 2^32). */
 const MAX_BYTES = 65535 * PAGE;
-
-let compiled: object | null = null;
 
 /** The update in JavaScript: m, v in place, the new weights into `out` (w is only read). */
 export function adamUpdateJs(
@@ -69,8 +61,6 @@ export function adamUpdateJs(
 }
 
 interface Slot {
-  /** Byte offsets into the module's memory, or null for plain arrays. */
-  at: { m: number; v: number; w: [number, number] } | null;
   m: Float32Array;
   v: Float32Array;
   /** The weights: w[cur] the current values, the other one the next update's output. Null until first updated. */
@@ -84,7 +74,8 @@ interface Slot {
 export class HostAdam {
   private readonly slots = new Map<string, Slot>();
   private readonly ex: Exports | null;
-  private scratch: { at: number; floats: number } | null = null;
+  /** Byte offset of the module's gradient memory (as long as the largest trained weight), when there is a module. */
+  private readonly scratch: number;
 
   /**
    * `weights`: every weight with its moments (copied in); `trained`: the names whose values the updates will write.
@@ -95,48 +86,34 @@ export class HostAdam {
     trained: ReadonlySet<string>,
     useWasm = true,
   ) {
-    const sizes = weights.map((x) => ({ name: x.name, floats: x.m.length, trained: trained.has(x.name) }));
-    const maxTrained = Math.max(0, ...sizes.filter((s) => s.trained).map((s) => s.floats));
-    const bytes = (f: number) => Math.ceil((f * 4) / 16) * 16;
-    const total = sizes.reduce((n, s) => n + bytes(s.floats) * (s.trained ? 4 : 2), 0) + bytes(maxTrained) + 16;
-    this.ex = useWasm ? HostAdam.instance(total) : null;
+    const bytes = (floats: number) => Math.ceil((floats * 4) / 16) * 16;
+    const maxTrained = Math.max(0, ...weights.filter((x) => trained.has(x.name)).map((x) => x.m.length));
+    const total = weights.reduce((n, x) => n + bytes(x.m.length) * (trained.has(x.name) ? 4 : 2), 16);
+    this.ex = useWasm ? HostAdam.instance(total + bytes(maxTrained)) : null;
+    // Arrays in the module's memory, one after the other (16-byte aligned), or plain ones without a module.
     let top = 16;
-    const take = (floats: number): number => {
-      const at = top;
+    const array = (floats: number): Float32Array => {
+      if (!this.ex) return new Float32Array(floats);
+      const a = new Float32Array(this.ex.memory.buffer, top, floats);
       top += bytes(floats);
-      return at;
+      return a;
     };
-    const view = (at: number, floats: number) => new Float32Array(this.ex!.memory.buffer, at, floats);
     for (const x of weights) {
       const n = x.m.length;
-      const isTrained = trained.has(x.name);
-      let slot: Slot;
-      if (this.ex) {
-        const at = { m: take(n), v: take(n), w: (isTrained ? [take(n), take(n)] : [0, 0]) as [number, number] };
-        slot = {
-          at: isTrained ? at : null,
-          m: view(at.m, n),
-          v: view(at.v, n),
-          w: isTrained ? [view(at.w[0], n), view(at.w[1], n)] : null,
-          cur: 0,
-          uploaded: null,
-        };
-      } else {
-        slot = { at: null, m: new Float32Array(n), v: new Float32Array(n), w: null, cur: 0, uploaded: null };
-      }
+      const slot: Slot = { m: array(n), v: array(n), w: null, cur: 0, uploaded: null };
+      if (this.ex && trained.has(x.name)) slot.w = [array(n), array(n)];
       slot.m.set(x.m);
       slot.v.set(x.v);
       this.slots.set(x.name, slot);
     }
-    if (this.ex && maxTrained > 0) this.scratch = { at: take(maxTrained), floats: maxTrained };
+    this.scratch = top;
   }
 
   /** A module instance with at least `bytes` of memory, or null where that cannot be had. */
   private static instance(bytes: number): Exports | null {
     if (bytes > MAX_BYTES) return null;
     try {
-      compiled ??= new wasm.Module(Buffer.from(ADAM_WASM, 'base64'));
-      const ex = new wasm.Instance(compiled).exports as Exports;
+      const ex = instantiate<Exports>(ADAM_WASM);
       const pages = Math.ceil(bytes / PAGE) - ex.memory.buffer.byteLength / PAGE;
       if (pages > 0) ex.memory.grow(pages);
       return ex;
@@ -161,14 +138,17 @@ export class HostAdam {
   }
 
   /**
-   * Where `name`'s gradient may be read to (the module's scratch memory, which update() then reads in place), or null
-   * when its update runs in JavaScript (give update() the gradient as it is).
+   * Where `name`'s gradient may be read to (the module's gradient memory, which update() then reads in place), or
+   * null when its update runs in JavaScript (give update() the gradient as it is).
    */
   gradientBuffer(name: string): Float32Array | null {
     const s = this.slot(name);
-    return s.at && this.ex && this.scratch
-      ? new Float32Array(this.ex.memory.buffer, this.scratch.at, s.m.length)
-      : null;
+    return this.inModule(s) ? new Float32Array(this.ex!.memory.buffer, this.scratch, s.m.length) : null;
+  }
+
+  /** Whether the slot's weights live in the module's memory (its updates run there). */
+  private inModule(s: Slot): boolean {
+    return this.ex !== null && s.w !== null && s.w[0].buffer === this.ex.memory.buffer;
   }
 
   /** The current values of `name` when the variable still holds the tensor the last update uploaded; else null. */
@@ -189,29 +169,31 @@ export class HostAdam {
     if (!s.w) s.w = [new Float32Array(s.m.length), new Float32Array(s.m.length)]; // a weight trained after all
     if (s.uploaded !== dataId) s.w[s.cur].set(current());
     const next = (1 - s.cur) as 0 | 1;
-    if (s.at && this.ex && this.scratch) {
-      const inPlace = g.buffer === this.ex.memory.buffer && g.byteOffset === this.scratch.at;
-      if (!inPlace) new Float32Array(this.ex.memory.buffer, this.scratch.at, g.length).set(g);
-      this.ex.adam(
-        this.scratch.at,
-        s.at.m,
-        s.at.v,
-        s.at.w[s.cur],
-        s.at.w[next],
+    const [w, out] = [s.w[s.cur], s.w[next]];
+    if (this.inModule(s)) {
+      const memory = this.ex!.memory.buffer;
+      if (g.buffer !== memory || g.byteOffset !== this.scratch) new Float32Array(memory, this.scratch, g.length).set(g);
+      const { b1, c1, b2, c2, stepSize, eps } = k;
+      this.ex!.adam(
+        this.scratch,
+        s.m.byteOffset,
+        s.v.byteOffset,
+        w.byteOffset,
+        out.byteOffset,
         g.length,
-        k.b1,
-        k.c1,
-        k.b2,
-        k.c2,
-        k.stepSize,
-        k.eps,
+        b1,
+        c1,
+        b2,
+        c2,
+        stepSize,
+        eps,
       );
     } else {
-      adamUpdateJs(g, s.m, s.v, s.w[s.cur], s.w[next], k);
+      adamUpdateJs(g, s.m, s.v, w, out, k);
     }
     s.cur = next;
     s.uploaded = null;
-    return s.w[next];
+    return out;
   }
 
   /** The values update(name) returned are now the backend tensor `dataId` (the variable's). */

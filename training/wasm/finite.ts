@@ -2,6 +2,7 @@
 // of a JavaScript loop, which took about 0.2 s of CPU for the 290 MB of a 97 MB model with Adam's slots: a cost paid
 // by every checkpoint, which must never hold a non-finite value.
 import { FINITE_WASM } from './finite-module';
+import { instantiate } from './load';
 
 /** Floats the module checks at a time (its memory is 4 MiB and 64 KiB). */
 const CHUNK_FLOATS = 1 << 20;
@@ -11,17 +12,10 @@ interface Exports {
   firstNonFinite: (n: number) => number;
 }
 
-/** Node's WebAssembly namespace (the DOM typings that declare it are not in this project's lib). */
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: unknown };
-}
-
 let exports_: Exports | null = null;
 
 function instance(): Exports {
-  exports_ ??= new wasm.Instance(new wasm.Module(Buffer.from(FINITE_WASM, 'base64'))).exports as Exports;
+  exports_ ??= instantiate<Exports>(FINITE_WASM);
   return exports_;
 }
 
