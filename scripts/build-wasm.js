@@ -8,9 +8,12 @@ const { Buffer } = require('node:buffer');
 
 const DIR = path.join(__dirname, '..', 'training', 'wasm');
 
+let wabtReady = null;
+
 /** The generated TypeScript source for NAME.wat, as this script writes it. */
 async function moduleSource(name) {
-  const wabt = await require('wabt')();
+  wabtReady ??= require('wabt')(); // one assembler for every module
+  const wabt = await wabtReady;
   const mod = wabt.parseWat(`${name}.wat`, fs.readFileSync(path.join(DIR, `${name}.wat`), 'utf8'), { simd: true });
   try {
     const { buffer } = mod.toBinary({});

@@ -128,6 +128,8 @@ export class Net {
   private readonly byLayer = new Map<string, Partial<Record<ParamRole, tf.Variable>>>();
   private readonly kindOfParam = new Map<Param, LayerKind>();
   private readonly graph: Graph;
+  /** Per node: whether its output is read by one max pooling layer and nothing else (see layers/ops.ts ReluMask). */
+  private readonly pooledOnly: boolean[];
   private disposed = false;
 
   constructor(
@@ -163,6 +165,7 @@ export class Net {
       this.byLayer.set(layer.name, vars);
     }
     this.graph = graphOf(model);
+    this.pooledOnly = readByMaxPoolOnly(this.graph);
     const names = this.all.map((p) => p.name);
     if (new Set(names).size !== names.length) throw new Error(`models: duplicate weight names in ${name}`);
     this.fingerprint = fingerprints.structuralFingerprint(name, model, this.all, topology);
@@ -202,7 +205,6 @@ export class Net {
     // A node's output depends on weights (so its gradient is used) once any layer with weights has run before it;
     // until then it depends only on data and the layers reading it skip their input's gradient.
     const onWeights: boolean[] = [];
-    const pooledOnly = dropoutMask ? this.readByMaxPoolOnly() : undefined;
     for (let i = 0; i < nodes.length; i++) {
       const { layer, kind, inputs } = nodes[i];
       const ctx: ForwardContext = {
@@ -211,7 +213,7 @@ export class Net {
         updates,
         isLast: i === output,
         inputGrad: inputs.some((j) => j !== MODEL_INPUT && onWeights[j]),
-        readByMaxPoolOnly: pooledOnly?.[i] ?? false,
+        readByMaxPoolOnly: !!dropoutMask && this.pooledOnly[i],
       };
       const ins = inputs.map((j) => (j === MODEL_INPUT ? x : outs[j]));
       let cfg = layer.getConfig() as Record<string, unknown>;
@@ -224,24 +226,18 @@ export class Net {
     return h as tf.Tensor2D;
   }
 
-  private pooledOnly?: boolean[];
-
-  /** Per node: whether its output is read by exactly one max pooling layer and nothing else (not the model's output). */
-  private readByMaxPoolOnly(): boolean[] {
-    if (!this.pooledOnly) {
-      const { nodes, output } = this.graph;
-      const readers = nodes.map(() => [] as number[]);
-      nodes.forEach(({ inputs }, j) => inputs.forEach((i) => i !== MODEL_INPUT && readers[i].push(j)));
-      this.pooledOnly = readers.map((r, i) => i !== output && r.length === 1 && nodes[r[0]].kind === maxPooling2d);
-    }
-    return this.pooledOnly;
-  }
-
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.model.dispose();
   }
+}
+
+/** Per node of `graph`: whether its output is read by exactly one max pooling layer and nothing else (not the output). */
+function readByMaxPoolOnly({ nodes, output }: Graph): boolean[] {
+  const readers = nodes.map(() => [] as number[]);
+  nodes.forEach(({ inputs }, j) => inputs.forEach((i) => i !== MODEL_INPUT && readers[i].push(j)));
+  return readers.map((r, i) => i !== output && r.length === 1 && nodes[r[0]].kind === maxPooling2d);
 }
 
 /** A model from a checked layer list (see layers.ts), zero-initialized; call initialize() next. */

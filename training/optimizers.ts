@@ -105,6 +105,11 @@ export abstract class Optimizer {
     return null;
   }
 
+  /** The weight's current values: the host copy where there is one, else read from the backend. Read-only. */
+  weightValues(p: ParamRef): Float32Array {
+    return this.hostWeights(p) ?? (p.variable.dataSync() as Float32Array);
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

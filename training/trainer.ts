@@ -473,7 +473,7 @@ export class Trainer {
       tensors.push({
         name: p.name,
         dtype: 'float32',
-        ...copy(p.name, p.shape.slice(), this.opt.hostWeights(p) ?? (p.variable.dataSync() as Float32Array)),
+        ...copy(p.name, p.shape.slice(), this.opt.weightValues(p)),
       });
     }
     for (const { name, shape, values } of this.opt.slotValues()) {
@@ -513,7 +513,7 @@ export class Trainer {
     this.assertUsable();
     const h = createHash('sha256');
     for (const p of [...this.net.all].sort(byName)) {
-      const v = this.opt.hostWeights(p) ?? (p.variable.dataSync() as Float32Array);
+      const v = this.opt.weightValues(p);
       h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     }
     return h.digest('hex');
