@@ -23,6 +23,11 @@ import { ShapeChecks, type ShapeCheckStats } from './shape-checks';
 
 export const TF_RELU_GRAD = 'DurableTrainReluGrad';
 
+/** TensorFlow's ReluGrad (numerics 2): dy where x > 0, else a zero; through tfjs's engine, so it is on the tape. */
+export function reluGrad<T extends tf.Tensor>(dy: T, x: T): T {
+  return tf.engine().runKernel(TF_RELU_GRAD, { dy, x }) as T;
+}
+
 interface OutputMetadata {
   id: number;
   shape: number[];

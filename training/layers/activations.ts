@@ -1,14 +1,13 @@
 // Activations by tfjs name, as every layer kind with an `activation` option applies them.
 import * as tf from '@tensorflow/tfjs';
-import { TF_RELU_GRAD } from '../kernels/tensorflow';
+import { reluGrad, TF_RELU_GRAD } from '../kernels/tensorflow';
 
 // Numerics 2 on the tensorflow backend: relu whose gradient is TensorFlow's ReluGrad (one kernel instead of five).
 const reluWithTfGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x]);
   return {
     value: tf.relu(x),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.engine().runKernel(TF_RELU_GRAD, { dy, x: saved[0] }) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => reluGrad(dy, saved[0]),
   };
 }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor>>[0]);
 

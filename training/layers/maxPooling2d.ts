@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { maxPooling2d as spec } from '../../spec/layers/maxPooling2d';
-import { hasMklPooling, mklMaxPool, mklMaxPoolGrad, TF_RELU_GRAD } from '../kernels/tensorflow';
+import { hasMklPooling, mklMaxPool, mklMaxPoolGrad, reluGrad } from '../kernels/tensorflow';
 import { sameButZeroSigns } from '../compare';
 import { ShapeChecks, type ShapeCheckStats } from '../kernels/shape-checks';
 import { pair, type AnyCfg, type LayerKind } from './kind';
@@ -28,22 +28,19 @@ export function pooledReluStats(): ShapeCheckStats {
   return pooledReluChecks.stats();
 }
 
-const reluGrad = (dy: tf.Tensor4D, x: tf.Tensor4D) => tf.engine().runKernel(TF_RELU_GRAD, { dy, x }) as tf.Tensor4D;
-
-function maxPoolGradReluMasked(
+/** `poolGrad` (the pooling's gradient of a pooled gradient) with the relu's mask of x (= the pooling's input) in it. */
+function poolGradReluMasked(
   x: tf.Tensor4D,
   y: tf.Tensor4D,
   dy: tf.Tensor4D,
-  workspace: tf.Tensor,
-  ksize: [number, number],
-  strides: [number, number],
+  poolGrad: (dy: tf.Tensor4D) => tf.Tensor4D,
+  key: string,
 ): tf.Tensor4D {
   pooledReluChecks.ran();
-  const key = `${x.shape.join('x')}|${ksize.join('x')}|${strides.join('x')}`;
-  const after = () => reluGrad(mklMaxPoolGrad(x, y, dy, workspace, ksize, strides), x);
+  const after = () => reluGrad(poolGrad(dy), x);
   const ok = pooledReluChecks.verdict(key);
   if (ok === false) return tf.tidy(after);
-  const before = tf.tidy(() => mklMaxPoolGrad(x, y, reluGrad(dy, y), workspace, ksize, strides));
+  const before = tf.tidy(() => poolGrad(reluGrad(dy, y)));
   if (ok) return before;
   const reference = tf.tidy(after);
   const same = sameButZeroSigns(before.dataSync() as Float32Array, reference.dataSync() as Float32Array);
@@ -67,9 +64,10 @@ function maxPoolOneDnn(
       value: y,
       gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
         const [sx, sy] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const poolGrad = (d: tf.Tensor4D) => mklMaxPoolGrad(sx, sy, d, kept, ksize, strides);
         const g = reluMask
-          ? maxPoolGradReluMasked(sx, sy, dy, kept, ksize, strides)
-          : mklMaxPoolGrad(sx, sy, dy, kept, ksize, strides);
+          ? poolGradReluMasked(sx, sy, dy, poolGrad, `${sx.shape.join('x')}|${ksize.join('x')}|${strides.join('x')}`)
+          : poolGrad(dy);
         pendingWorkspaces.delete(kept);
         kept.dispose();
         return g;

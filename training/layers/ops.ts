@@ -1,7 +1,7 @@
 // Convolution and matMul with gradients from ops every backend has (numerics 1), or from the backend's own gradient
 // kernels (numerics 2); shared by the layer kinds that convolve or multiply by a kernel.
 import * as tf from '@tensorflow/tfjs';
-import { mklFusedConv2D, TF_RELU_GRAD } from '../kernels/tensorflow';
+import { mklFusedConv2D, reluGrad } from '../kernels/tensorflow';
 import type { NumericsVersion } from '../numerics';
 
 // Conv gradients as forward convolutions. The wasm backend has no Conv2DBackpropFilter kernel
@@ -101,7 +101,7 @@ function convBiasActGrads(
   inputGrad: boolean,
   mask?: ReluMask,
 ): tf.Tensor[] {
-  const dz = relu && !mask?.appliedByReader ? (tf.engine().runKernel(TF_RELU_GRAD, { dy, x: y }) as tf.Tensor4D) : dy;
+  const dz = relu && !mask?.appliedByReader ? reluGrad(dy, y) : dy;
   const gx = inputGrad ? [nativeConvInputGrad(dz, x, w)] : [];
   const gw = nativeConvFilterGrad(dz, x, w);
   const gb = tf.reshape(tf.sum(dz, [0, 1, 2]), [dz.shape[3]]);
