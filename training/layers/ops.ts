@@ -86,11 +86,6 @@ const convNative = (inputGrad: boolean) =>
 const nativeConvWithInputGrad = convNative(true);
 const nativeConvWithoutInputGrad = convNative(false);
 
-// Numerics 2 on tensorflow: conv, bias and relu (or no activation) as one oneDNN kernel, the same bits as the three ops
-// (kernels/tensorflow.ts). Its gradient is theirs: TensorFlow's ReluGrad (given the relu's output, which is positive
-// exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
-// last), and the conv gradients of convNative from that. With `mask` (a relu whose only reader is a max pooling, see
-// ReluMask) the pooling's gradient may have applied the relu's mask already; then it is not applied again.
 /** The gradients of conv+bias(+relu) given its output's gradient dy: [dx when `inputGrad`, dw, db]. */
 function convBiasActGrads(
   dy: tf.Tensor4D,
@@ -110,6 +105,11 @@ function convBiasActGrads(
 
 type ConvBiasAct = (x: tf.Tensor4D, w: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D;
 
+// Numerics 2 on tensorflow: conv, bias and relu (or no activation) as one oneDNN kernel, the same bits as the three ops
+// (kernels/tensorflow.ts). Its gradient is theirs: TensorFlow's ReluGrad (given the relu's output, which is positive
+// exactly where its input is), the bias gradient as tfjs's Add gradient computes it (the sum over every axis but the
+// last), and the conv gradients of convNative from that. With `mask` (a relu whose only reader is a max pooling, see
+// ReluMask) the pooling's gradient may have applied the relu's mask already; then it is not applied again.
 const convBiasActNative = (inputGrad: boolean, relu: boolean, mask?: ReluMask): ConvBiasAct => {
   if (!inputGrad) {
     // The input is data (its gradient is never used): an op of the weights alone, x read from the enclosing scope
