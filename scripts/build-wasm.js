@@ -14,7 +14,10 @@ let wabtReady = null;
 async function moduleSource(name) {
   wabtReady ??= require('wabt')(); // one assembler for every module
   const wabt = await wabtReady;
-  const mod = wabt.parseWat(`${name}.wat`, fs.readFileSync(path.join(DIR, `${name}.wat`), 'utf8'), { simd: true });
+  const mod = wabt.parseWat(`${name}.wat`, fs.readFileSync(path.join(DIR, `${name}.wat`), 'utf8'), {
+    simd: true,
+    threads: true,
+  });
   try {
     const { buffer } = mod.toBinary({});
     const constant = `${name.replace(/-/g, '_').toUpperCase()}_WASM`;

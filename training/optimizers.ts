@@ -110,6 +110,21 @@ export abstract class Optimizer {
     return this.hostWeights(p) ?? (p.variable.dataSync() as Float32Array);
   }
 
+  /**
+   * Lends the current host arrays of `params` (a weight's values, as weightValues() gives them, and its slots', as
+   * slotValues() does): until giveBack() gets them, no update writes them, so a checkpoint may read them in place.
+   * Returns the names (weights' and slots') whose values were lent: those held on the host, not lent already.
+   */
+  lend(params: ParamRef[]): Set<string> {
+    void params;
+    return new Set();
+  }
+
+  /** Takes back what lend() lent and `views` cover (the arrays a checkpoint read); other views are ignored. */
+  giveBack(views: Iterable<Uint8Array>): void {
+    void views;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -216,6 +231,19 @@ class Adam extends Optimizer {
   /** The weight's values from the host, when the last update wrote them and the variable still holds them. */
   override hostWeights(p: ParamRef): Float32Array | null {
     return this.host?.weights(p.name, p.variable.dataId) ?? null;
+  }
+
+  override lend(params: ParamRef[]): Set<string> {
+    const names = new Set<string>();
+    for (const p of params) {
+      if (!this.host?.lend(p.name, p.variable.dataId)) continue;
+      for (const name of [p.name, this.slotName('m', p.name), this.slotName('v', p.name)]) names.add(name);
+    }
+    return names;
+  }
+
+  override giveBack(views: Iterable<Uint8Array>): void {
+    this.host?.giveBack(views);
   }
 
   /** The learning rate with Adam's bias correction at update t, in doubles (both numerics versions). */

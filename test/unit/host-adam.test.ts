@@ -100,6 +100,62 @@ describe('Adam on the host (numerics 2)', () => {
     assert.throws(() => host.moments('y'), /no host moments for y/);
   });
 
+  it('lends the current weights and moments: updates write other arrays until they are given back, with the same bits', () => {
+    const n = 4099;
+    const m0 = values(n, 1);
+    const v0 = values(n, 2, true);
+    const w0 = values(n, 3);
+    const trained = new Set(['x']);
+    const lender = new HostAdam([{ name: 'x', m: m0, v: v0 }], trained);
+    const plain = new HostAdam([{ name: 'x', m: m0, v: v0 }], trained, false);
+    assert.equal(plain.lend('x', {}), false, 'plain arrays (no module): nothing to lend');
+    let id = {};
+    const step = (i: number) => {
+      const g = values(n, 50 + i);
+      const a = lender.update('x', g, id, () => w0, K).slice();
+      const b = plain.update('x', g, id, () => w0, K).slice();
+      assert.deepEqual(bits(a), bits(b), `update ${i}: weights`);
+      assert.deepEqual(bits(lender.moments('x').m), bits(plain.moments('x').m), `update ${i}: m`);
+      assert.deepEqual(bits(lender.moments('x').v), bits(plain.moments('x').v), `update ${i}: v`);
+      id = {};
+      lender.uploaded('x', id);
+      plain.uploaded('x', id);
+    };
+    step(0);
+    assert.equal(lender.lend('x', {}), false, 'the variable holds another tensor: its values are not these');
+    const lentW = lender.weights('x', id)!;
+    const { m: lentM, v: lentV } = lender.moments('x');
+    const kept = [lentW, lentM, lentV].map((a) => Buffer.from(bits(a)));
+    assert.equal(lender.lend('x', id), true);
+    assert.ok(lentW.buffer instanceof SharedArrayBuffer, 'in shared memory (a persist thread reads it in place)');
+    assert.equal(lentW.byteOffset % 4096, 0, 'page-aligned');
+    for (let i = 1; i <= 4; i++) step(i); // 4 updates: the weights take turns in the two other arrays
+    [lentW, lentM, lentV].forEach((a, i) => assert.deepEqual(bits(a), kept[i], `lent array ${i} untouched`));
+    assert.equal(lender.lend('x', id), false, 'lent already');
+    // A restore while lent: the values read back go into an array that is not lent.
+    const restored = values(n, 9);
+    const r = lender.update('x', values(n, 10), {}, () => restored, K).slice();
+    const p = plain.update('x', values(n, 10), {}, () => restored, K).slice();
+    assert.deepEqual(bits(r), bits(p), 'the update after a restore');
+    [lentW, lentM, lentV].forEach((a, i) =>
+      assert.deepEqual(bits(a), kept[i], `lent array ${i} untouched by a restore`),
+    );
+    id = {};
+    lender.uploaded('x', id);
+    plain.uploaded('x', id);
+    // Views of other memory, or of the right length at other offsets, give nothing back.
+    lender.giveBack([new Uint8Array(lentW.byteLength), new Uint8Array(lentW.buffer, lentW.byteOffset, 4)]);
+    assert.equal(lender.lend('x', id), false, 'still lent');
+    // Another optimizer's module grows its memory: V8 then gives this thread's shared memories new buffer objects,
+    // which must not hide which arrays are ours (lent ones, and the gradient memory updates run in).
+    const other = new HostAdam([{ name: 'y', m: new Float32Array(1 << 20), v: new Float32Array(1 << 20) }], trained);
+    assert.ok(other.simd);
+    assert.ok(lender.gradientBuffer('x'), 'still updating in the module');
+    lender.giveBack([lentW, lentM, lentV].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
+    assert.equal(lender.lend('x', id), true, 'given back: lent again');
+    for (let i = 11; i <= 13; i++) step(i);
+  });
+
   it('the optimizer: a restored (reassigned) weight is read again, so the update starts from it, not from the host copy', () => {
     const make = (): ParamRef[] => [
       { name: 'k', shape: [4], variable: tf.variable(tf.tensor1d([1, -2, 3, -4]), true) },

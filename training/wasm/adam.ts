@@ -5,8 +5,10 @@
 // Each trained weight keeps, beside its two moments, its current values and a second array the next update writes
 // (the two take turns): the weights are read from here, not back from the backend, while the variable still holds
 // what the last update uploaded (the same tensor: its dataId), and no array is allocated per step. All of it lives
-// in one module instance's memory, sized once for the optimizer's weights. Where that memory cannot hold them (over
-// 4 GiB in all), the arrays are plain JavaScript ones and the JavaScript loop updates them: the same bits either way.
+// in one module instance's memory, sized once for the optimizer's weights, with one more array of values and of
+// each moment where it fits: a checkpoint borrows the current ones instead of copying them (lend). Where that memory
+// cannot hold even the arrays without the spares (over 4 GiB in all), the arrays are plain JavaScript ones and the
+// JavaScript loop updates them: the same bits either way.
 import { ADAM_WASM } from './adam-module';
 import { instantiate } from './load';
 
@@ -21,13 +23,15 @@ export interface AdamStep {
 }
 
 interface Exports {
-  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  memory: { buffer: SharedArrayBuffer; grow(pages: number): number };
   adam(
     g: number,
     m: number,
     v: number,
     w: number,
     o: number,
+    mo: number,
+    vo: number,
     n: number,
     b1: number,
     c1: number,
@@ -41,8 +45,13 @@ interface Exports {
 const PAGE = 65536;
 /** The memory a module instance may grow to, short of 4 GiB by one page (no array ends at address 2^32). */
 const MAX_BYTES = 65535 * PAGE;
+/** Where a lendable array starts: a page of the file system's direct writes, which can then read it in place. */
+const LENDABLE_ALIGN = 4096;
 
-/** The update in JavaScript: m, v in place, the new weights into `out` (w is only read). */
+/**
+ * The update in JavaScript: the new weights into `out` (w is only read), the moments into `mo` and `vo` (by default
+ * m and v themselves).
+ */
 export function adamUpdateJs(
   g: Float32Array,
   m: Float32Array,
@@ -50,30 +59,68 @@ export function adamUpdateJs(
   w: Float32Array,
   out: Float32Array,
   k: AdamStep,
+  mo: Float32Array = m,
+  vo: Float32Array = v,
 ): void {
   const { b1, c1, b2, c2, stepSize, eps } = k;
   for (let j = 0; j < w.length; j++) {
     const gj = g[j];
-    const mj = (m[j] = b1 * m[j] + c1 * gj);
-    const vj = (v[j] = b2 * v[j] + c2 * gj * gj);
+    const mj = (mo[j] = b1 * m[j] + c1 * gj);
+    const vj = (vo[j] = b2 * v[j] + c2 * gj * gj);
     out[j] = w[j] - (stepSize * mj) / (Math.sqrt(vj) + eps);
   }
 }
 
+/**
+ * The arrays of one of a weight's values (its weights, or a moment): the current values at `cur`, the others free for
+ * an update to write, or lent to a checkpoint (which reads them in place until they are given back; nothing writes
+ * them meanwhile).
+ */
+class Held {
+  cur = 0;
+  lent = -1;
+  constructor(readonly arrays: Float32Array[]) {}
+
+  get current(): Float32Array {
+    return this.arrays[this.cur];
+  }
+
+  /** Where the next values go: the current array when `inPlace` and it is not lent, else one neither current nor lent. */
+  next(inPlace: boolean): number {
+    if (inPlace && this.cur !== this.lent) return this.cur;
+    const i = this.arrays.findIndex((_, j) => j !== this.cur && j !== this.lent);
+    if (i < 0) throw new Error('optimizer: no free host array'); // a slot is lent only when it has a spare array
+    return i;
+  }
+}
+
 interface Slot {
-  m: Float32Array;
-  v: Float32Array;
-  /** The weights: w[cur] the current values, the other one the next update's output. Null until first updated. */
-  w: [Float32Array, Float32Array] | null;
-  cur: 0 | 1;
+  m: Held;
+  v: Held;
+  /** The weights (current values and the next update's output). Null until first updated. */
+  w: Held | null;
+  /** Whether the slot's current arrays may be lent: it has a spare array of each (three of weights, two of moments). */
+  lendable: boolean;
   /** The backend tensor (dataId) the current values were uploaded as: the host copy is valid while the variable holds it. */
   uploaded: object | null;
 }
 
-/** Adam's host state for a set of weights: moments, and current and next values of the trained ones. */
+/**
+ * Adam's host state for a set of weights: moments, and current and next values of the trained ones. Where the module's
+ * memory holds one more array of each (for a model of up to about 600 MB of float32 weights), a checkpoint may borrow a
+ * trained weight's current values and moments (lend): it reads them in place, in this thread or the persist thread
+ * (the memory is shared), instead of copying them while training waits, and the updates write other arrays until it
+ * gives them back.
+ */
 export class HostAdam {
   private readonly slots = new Map<string, Slot>();
   private readonly ex: Exports | null;
+  /**
+   * The module's memory as one SharedArrayBuffer, taken once it has its size: every array here is a view of it, and
+   * views are known by it. (`memory.buffer` is not a stable identity: V8 gives every shared memory of the thread a
+   * new buffer object whenever one of them grows, as another optimizer's module does when it is made.)
+   */
+  private readonly memory: SharedArrayBuffer | null;
   /** Byte offset of the module's gradient memory (as long as the largest trained weight), when there is a module. */
   private readonly scratch: number;
 
@@ -86,27 +133,47 @@ export class HostAdam {
     trained: ReadonlySet<string>,
     useWasm = true,
   ) {
-    const bytes = (floats: number) => Math.ceil((floats * 4) / 16) * 16;
+    // The module's memory laid out: arrays one after the other, 16-byte aligned (lendable ones at a page), then the
+    // gradient memory (as long as the largest trained weight); `end` is the memory it needs.
     const maxTrained = Math.max(0, ...weights.filter((x) => trained.has(x.name)).map((x) => x.m.length));
-    const total = weights.reduce((n, x) => n + bytes(x.m.length) * (trained.has(x.name) ? 4 : 2), 16);
-    this.ex = useWasm ? HostAdam.instance(total + bytes(maxTrained)) : null;
-    // Arrays in the module's memory, one after the other (16-byte aligned), or plain ones without a module.
-    let top = 16;
-    const array = (floats: number): Float32Array => {
-      if (!this.ex) return new Float32Array(floats);
-      const a = new Float32Array(this.ex.memory.buffer, top, floats);
-      top += bytes(floats);
-      return a;
+    const layout = (lend: boolean) => {
+      let top = 16;
+      const place = (floats: number, count: number, align: number) =>
+        Array.from({ length: count }, () => {
+          const at = Math.ceil(top / align) * align;
+          top = at + Math.ceil(floats / 4) * 16;
+          return at;
+        });
+      const offsets = weights.map(({ name, m: { length: n } }) => {
+        if (!trained.has(name)) return { m: place(n, 1, 16), v: place(n, 1, 16), w: [] };
+        const align = lend ? LENDABLE_ALIGN : 16;
+        const [m, v, w] = lend ? [2, 2, 3] : [1, 1, 2];
+        return { m: place(n, m, align), v: place(n, v, align), w: place(n, w, align) };
+      });
+      return { offsets, scratch: top, end: top + Math.ceil(maxTrained / 4) * 16 };
     };
-    for (const x of weights) {
+    const lend = useWasm && layout(true).end <= MAX_BYTES;
+    const ex = (this.ex = useWasm ? HostAdam.instance(layout(lend).end) : null);
+    const memory = (this.memory = ex?.memory.buffer ?? null);
+    const { offsets, scratch } = layout(lend && !!ex);
+    this.scratch = scratch;
+    weights.forEach((x, i) => {
       const n = x.m.length;
-      const slot: Slot = { m: array(n), v: array(n), w: null, cur: 0, uploaded: null };
-      if (this.ex && trained.has(x.name)) slot.w = [array(n), array(n)];
-      slot.m.set(x.m);
-      slot.v.set(x.v);
+      // In the module's memory, or plain arrays without a module.
+      const held = (at: number[]) =>
+        new Held(at.map((o) => (memory ? new Float32Array(memory, o, n) : new Float32Array(n))));
+      const o = offsets[i];
+      const slot: Slot = {
+        m: held(o.m),
+        v: held(o.v),
+        w: ex && o.w.length ? held(o.w) : null,
+        lendable: !!ex && o.w.length === 3,
+        uploaded: null,
+      };
+      slot.m.current.set(x.m);
+      slot.v.current.set(x.v);
       this.slots.set(x.name, slot);
-    }
-    this.scratch = top;
+    });
   }
 
   /** A module instance with at least `bytes` of memory, or null where that cannot be had. */
@@ -127,9 +194,10 @@ export class HostAdam {
     return this.ex !== null;
   }
 
-  /** The moments of `name`, live (the next update writes them). */
+  /** The moments of `name`, live (the next update writes them, unless they are lent). */
   moments(name: string): { m: Float32Array; v: Float32Array } {
-    return this.slot(name);
+    const s = this.slot(name);
+    return { m: s.m.current, v: s.v.current };
   }
 
   /** The names held, in the order given. */
@@ -143,55 +211,80 @@ export class HostAdam {
    */
   gradientBuffer(name: string): Float32Array | null {
     const s = this.slot(name);
-    return this.inModule(s) ? new Float32Array(this.ex!.memory.buffer, this.scratch, s.m.length) : null;
+    return this.inModule(s) ? new Float32Array(this.memory!, this.scratch, s.m.current.length) : null;
   }
 
   /** Whether the slot's weights live in the module's memory (its updates run there). */
   private inModule(s: Slot): boolean {
-    return this.ex !== null && s.w !== null && s.w[0].buffer === this.ex.memory.buffer;
+    return this.memory !== null && s.w !== null && s.w.arrays[0].buffer === this.memory;
   }
 
   /** The current values of `name` when the variable still holds the tensor the last update uploaded; else null. */
   weights(name: string, dataId: object): Float32Array | null {
     const s = this.slots.get(name);
-    return s?.w && s.uploaded === dataId ? s.w[s.cur] : null;
+    return s?.w && s.uploaded === dataId ? s.w.current : null;
   }
 
   /**
-   * One update of `name` by gradient `g`: the moments in place, and the new weights returned (valid until the next
-   * update of `name`). `current` reads the variable's values, called only when the host copy is not valid (`dataId`
-   * is not the tensor the last update uploaded). Call uploaded() with the tensor the result becomes.
+   * Lends `name`'s current weights and moments (as weights() and moments() give them) until giveBack() gets them:
+   * the updates write other arrays meanwhile. False (nothing lent) where the slot has no spare arrays, its weights are
+   * not the variable's (`dataId`), or it is lent already.
+   */
+  lend(name: string, dataId: object): boolean {
+    const s = this.slots.get(name);
+    if (!s?.lendable || !s.w || s.uploaded !== dataId || s.w.lent >= 0 || s.m.lent >= 0 || s.v.lent >= 0) return false;
+    for (const h of [s.w, s.m, s.v]) h.lent = h.cur;
+    return true;
+  }
+
+  /** Takes back the lent arrays that `views` cover (views of other memory, or of arrays not lent, are ignored). */
+  giveBack(views: Iterable<Uint8Array>): void {
+    if (!this.memory) return;
+    const lent = new Map<number, Held>();
+    for (const s of this.slots.values()) {
+      for (const h of s.w ? [s.w, s.m, s.v] : []) if (h.lent >= 0) lent.set(h.arrays[h.lent].byteOffset, h);
+    }
+    for (const view of views) {
+      const h = view.buffer === this.memory ? lent.get(view.byteOffset) : undefined;
+      if (h && view.byteLength === h.arrays[h.lent].byteLength) h.lent = -1;
+    }
+  }
+
+  /**
+   * One update of `name` by gradient `g`: the moments, and the new weights returned (valid until the next update of
+   * `name`). `current` reads the variable's values, called only when the host copy is not valid (`dataId` is not the
+   * tensor the last update uploaded). Call uploaded() with the tensor the result becomes.
    */
   update(name: string, g: Float32Array, dataId: object, current: () => Float32Array, k: AdamStep): Float32Array {
     const s = this.slot(name);
-    if (g.length !== s.m.length)
-      throw new Error(`optimizer: gradient of ${name} has ${g.length} values, not ${s.m.length}`);
-    if (!s.w) s.w = [new Float32Array(s.m.length), new Float32Array(s.m.length)]; // a weight trained after all
-    if (s.uploaded !== dataId) s.w[s.cur].set(current());
-    const next = (1 - s.cur) as 0 | 1;
-    const [w, out] = [s.w[s.cur], s.w[next]];
-    if (this.inModule(s)) {
-      const memory = this.ex!.memory.buffer;
-      if (g.buffer !== memory || g.byteOffset !== this.scratch) new Float32Array(memory, this.scratch, g.length).set(g);
-      const { b1, c1, b2, c2, stepSize, eps } = k;
-      this.ex!.adam(
-        this.scratch,
-        s.m.byteOffset,
-        s.v.byteOffset,
-        w.byteOffset,
-        out.byteOffset,
-        g.length,
-        b1,
-        c1,
-        b2,
-        c2,
-        stepSize,
-        eps,
-      );
-    } else {
-      adamUpdateJs(g, s.m, s.v, w, out, k);
+    const n = s.m.current.length;
+    if (g.length !== n) throw new Error(`optimizer: gradient of ${name} has ${g.length} values, not ${n}`);
+    s.w ??= new Held([new Float32Array(n), new Float32Array(n)]); // a weight trained after all
+    if (s.uploaded !== dataId) {
+      const at = s.w.next(true);
+      s.w.arrays[at].set(current());
+      s.w.cur = at;
     }
-    s.cur = next;
+    const [o, mo, vo] = [s.w.next(false), s.m.next(true), s.v.next(true)];
+    const [w, m, v] = [s.w.current, s.m.current, s.v.current];
+    const [out, mOut, vOut] = [s.w.arrays[o], s.m.arrays[mo], s.v.arrays[vo]];
+    if (this.inModule(s)) {
+      const memory = this.memory!;
+      if (g.buffer !== memory || g.byteOffset !== this.scratch) new Float32Array(memory, this.scratch, n).set(g);
+      const { b1, c1, b2, c2, stepSize, eps } = k;
+      const at = [m, v, w, out, mOut, vOut].map((a) => a.byteOffset) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      this.ex!.adam(this.scratch, ...at, n, b1, c1, b2, c2, stepSize, eps);
+    } else {
+      adamUpdateJs(g, m, v, w, out, k, mOut, vOut);
+    }
+    [s.w.cur, s.m.cur, s.v.cur] = [o, mo, vo];
     s.uploaded = null;
     return out;
   }

@@ -1,12 +1,15 @@
-;; Adam's update of numerics 2 (training/optimizers.ts) over n float32s, the arrays at byte addresses g, m, v, w, o of
-;; the module's memory: m' = b1*m + c1*g, v' = b2*v + (c2*g)*g, o = w - (s*m') / (sqrt(v') + eps), every operation
-;; in float64 and in that order, m' and v' stored back into m and v and o as float32 (rounded to nearest). The same
+;; Adam's update of numerics 2 (training/optimizers.ts) over n float32s, the arrays at byte addresses g, m, v, w, o,
+;; mo, vo of the module's memory: m' = b1*m + c1*g, v' = b2*v + (c2*g)*g, o = w - (s*m') / (sqrt(v') + eps), every
+;; operation in float64 and in that order, m' into mo, v' into vo and o as float32 (rounded to nearest); mo and vo
+;; may be m and v themselves (each value is read before its own is stored). The same
 ;; IEEE operations as the JavaScript loop, so the same bits; two doubles at a time with SIMD (four floats a step,
 ;; the rest one at a time). Built into training/wasm/adam-module.ts by scripts/build-wasm.js.
 (module
-  (memory (export "memory") 1)
+  ;; Shared: a checkpoint's persist thread reads the arrays a snapshot lends it in place (training/wasm/adam.ts).
+  (memory (export "memory") 1 65535 shared)
   (func (export "adam")
-    (param $g i32) (param $m i32) (param $v i32) (param $w i32) (param $o i32) (param $n i32)
+    (param $g i32) (param $m i32) (param $v i32) (param $w i32) (param $o i32) (param $mo i32) (param $vo i32)
+    (param $n i32)
     (param $b1 f64) (param $c1 f64) (param $b2 f64) (param $c2 f64) (param $s f64) (param $eps f64)
     (local $end i32) (local $vend i32)
     (local $B1 v128) (local $C1 v128) (local $B2 v128) (local $C2 v128) (local $S v128) (local $E v128)
@@ -38,7 +41,7 @@
           (f64x2.mul (local.get $B1) (f64x2.promote_low_f32x4
             (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q) (local.get $q))))
           (f64x2.mul (local.get $C1) (local.get $g1))))
-        (v128.store (local.get $m) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+        (v128.store (local.get $mo) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
           (f32x4.demote_f64x2_zero (local.get $m0)) (f32x4.demote_f64x2_zero (local.get $m1))))
         ;; v' = b2*v + (c2*g)*g
         (local.set $q (v128.load (local.get $v)))
@@ -49,7 +52,7 @@
           (f64x2.mul (local.get $B2) (f64x2.promote_low_f32x4
             (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q) (local.get $q))))
           (f64x2.mul (f64x2.mul (local.get $C2) (local.get $g1)) (local.get $g1))))
-        (v128.store (local.get $v) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+        (v128.store (local.get $vo) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
           (f32x4.demote_f64x2_zero (local.get $v0)) (f32x4.demote_f64x2_zero (local.get $v1))))
         ;; o = w - (s*m') / (sqrt(v') + eps)
         (local.set $q (v128.load (local.get $w)))
@@ -68,6 +71,8 @@
         (local.set $v (i32.add (local.get $v) (i32.const 16)))
         (local.set $w (i32.add (local.get $w) (i32.const 16)))
         (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (local.set $mo (i32.add (local.get $mo) (i32.const 16)))
+        (local.set $vo (i32.add (local.get $vo) (i32.const 16)))
         (br $simd)))
     (block $done
       (loop $one
@@ -76,11 +81,11 @@
         (local.set $ms (f64.add
           (f64.mul (local.get $b1) (f64.promote_f32 (f32.load (local.get $m))))
           (f64.mul (local.get $c1) (local.get $gs))))
-        (f32.store (local.get $m) (f32.demote_f64 (local.get $ms)))
+        (f32.store (local.get $mo) (f32.demote_f64 (local.get $ms)))
         (local.set $vs (f64.add
           (f64.mul (local.get $b2) (f64.promote_f32 (f32.load (local.get $v))))
           (f64.mul (f64.mul (local.get $c2) (local.get $gs)) (local.get $gs))))
-        (f32.store (local.get $v) (f32.demote_f64 (local.get $vs)))
+        (f32.store (local.get $vo) (f32.demote_f64 (local.get $vs)))
         (f32.store (local.get $o) (f32.demote_f64 (f64.sub (f64.promote_f32 (f32.load (local.get $w)))
           (f64.div (f64.mul (local.get $s) (local.get $ms))
             (f64.add (f64.sqrt (local.get $vs)) (local.get $eps))))))
@@ -89,4 +94,6 @@
         (local.set $v (i32.add (local.get $v) (i32.const 4)))
         (local.set $w (i32.add (local.get $w) (i32.const 4)))
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (local.set $mo (i32.add (local.get $mo) (i32.const 4)))
+        (local.set $vo (i32.add (local.get $vo) (i32.const 4)))
         (br $one)))))
