@@ -31,6 +31,12 @@ interface CommitOf {
   reason: string;
   /** Fields added to the manifest's state beside the trainer's (a replica's per-step curve). */
   extraState?: Record<string, unknown>;
+  /**
+   * Let the optimizer lend its host arrays instead of copying them (Trainer.snapshot's `lend`): only for a snapshot
+   * that comes back as the next one's `reuse` and that nothing else keeps, persisted where shared memory is read as it
+   * is (CheckpointManager.readsSharedMemory).
+   */
+  lend?: boolean;
 }
 
 /** A committed snapshot whose buffers nothing reads any more, with the manifest it was committed as. */
@@ -41,9 +47,10 @@ export interface SpareSnapshot {
 
 /**
  * The first phase of a commit: the trainer's state as a CommitInput, taken between steps. Its blobs are fresh copies
- * (snapshot() copies every weight and slot out of the backend), so the trainer may keep training while they persist.
- * With `reuse`, the copy lands in its buffers, and each blob says which rows changed since `reuse.manifest` (so the
- * commit, given that manifest as `previous`, stores only those rows).
+ * (snapshot() copies every weight and slot out of the backend) or, with `o.lend`, arrays the optimizer lends until the
+ * next snapshot, so the trainer may keep training while they persist. With `reuse`, the copy lands in its buffers (and
+ * what it borrowed is given back), and each blob says which rows changed since `reuse.manifest` (so the commit, given
+ * that manifest as `previous`, stores only those rows).
  */
 export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: SpareSnapshot): CommitInput {
   const snap = trainer.snapshot({
@@ -51,6 +58,7 @@ export function snapshotForCommit(trainer: Trainer, o: CommitOf, reuse?: SpareSn
       tensors: reuse.input.blobs as TrainerSnapshot['tensors'],
       state: reuse.input.state as TrainerState,
     },
+    lend: o.lend,
   });
   const before = new Map(reuse?.manifest.blobs.map((b) => [b.name, b.sha256]));
   const blobs: BlobInput[] = snap.tensors.map(({ changedRows, ...t }) => {

@@ -215,6 +215,14 @@ export class CheckpointManager {
   }
 
   /**
+   * Whether commitInBackground reads views of shared memory as they are: in the persist thread, on a store whose
+   * writes take them (WebCrypto, which hashes here without the thread, refuses them).
+   */
+  get readsSharedMemory(): boolean {
+    return !!this.thread && this.store.readsSharedMemory === true;
+  }
+
+  /**
    * A commit for the background (the caller hands its buffers over, and may train on): in the process's persist thread
    * when the store can be opened there (see persist-thread.ts), which also checks every float32 blob is finite; else
    * here, hashing on the libuv pool, with `finite` as the check. Resolves once the manifest is durable. The blobs'

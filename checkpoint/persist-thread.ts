@@ -122,8 +122,12 @@ class PersistThread {
       w.postMessage({ t: 'publish', id: m.id, ...(error ? { error } : {}) } satisfies ToThread);
       return;
     }
-    // The buffers come back: the snapshot's blobs read them again (the next snapshot copies into them).
-    m.data.forEach((d, i) => (p.job.input.blobs[i].data = d));
+    // The buffers come back: the snapshot's blobs read them again (the next snapshot copies into them). Shared memory
+    // was never moved: its views stay the ones given (by which the optimizer knows its lent arrays again).
+    m.data.forEach((d, i) => {
+      const blob = p.job.input.blobs[i];
+      if (!(blob.data.buffer instanceof SharedArrayBuffer)) blob.data = d;
+    });
     this.settle(m.id);
     if (m.t === 'done') p.resolve(m.manifest);
     else p.reject(reviveError(m.error));

@@ -37,6 +37,7 @@ const DIRECT_MIN_BYTES = 1 << 20;
 
 export class FsCheckpointStore implements CheckpointStore {
   readonly url: string;
+  readonly readsSharedMemory = true;
   readonly root: string;
   /** Directories whose entries changed (renames, mkdirs) and are not yet fsynced. */
   private readonly dirtyDirs = new Set<string>();

@@ -40,6 +40,11 @@ export interface WriteAtomicOptions {
  */
 export interface CheckpointStore {
   readonly url: string;
+  /**
+   * True where writes take views of shared memory (a SharedArrayBuffer) as they are: a checkpoint may then read the
+   * optimizer's host arrays in place (Trainer.snapshot's `lend`). Unset: they are copied first.
+   */
+  readonly readsSharedMemory?: boolean;
   /** Content-addressed write: may skip when the key already holds exactly these bytes. Durable before return. */
   writeBlob(key: string, data: Uint8Array): Promise<void>;
   /** Commit point. fs: temp file + fsync + rename + fsync dir (after syncing earlier blob writes); s3: one put. */

@@ -11,8 +11,11 @@ export function checkLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('trainer: snapshots are little-endian; this host is big-endian');
 }
 
+/** A copy of `a`'s bytes, in memory of its own (never shared, even when `a`'s is). */
 export function bytesOf(a: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  const out = new Uint8Array(a.byteLength);
+  out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return out;
 }
 
 /**

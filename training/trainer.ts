@@ -445,15 +445,23 @@ export class Trainer {
     return this.net.model;
   }
 
-  /** A synchronous deep copy of everything needed to continue exactly. */
-  snapshot(opts: { reuse?: TrainerSnapshot } = {}): TrainerSnapshot {
+  /**
+   * Everything needed to continue exactly, synchronously: a deep copy, except what `lend` lets the optimizer lend.
+   * With `lend`, the weights and slots the optimizer holds on the host (Adam under numerics 2) are its own arrays, read
+   * in place: no update writes them until a later snapshot gets this one as `reuse` (they are given back then). A lent
+   * snapshot's buffers must not be written, nor kept past that.
+   */
+  snapshot(opts: { reuse?: TrainerSnapshot; lend?: boolean } = {}): TrainerSnapshot {
     checkLittleEndian();
     this.assertUsable();
     if (this.busy) throw new Error('trainer: snapshot() during a step; call it from onStep or after train() resolves');
-    // Every tensor is copied (weights and moments are live arrays the next step replaces or writes in place). Into
-    // the buffers of `reuse` where a name and size match: a snapshot whose persist has ended, handed back so the copy
-    // lands in memory already mapped instead of fresh pages (and memory stays flat over many commits).
+    // Every tensor not lent is copied (weights and moments are live arrays the next step replaces or writes in place).
+    // Into the buffers of `reuse` where a name and size match: a snapshot whose persist has ended, handed back so the
+    // copy lands in memory already mapped instead of fresh pages (and memory stays flat over many commits).
     const spare = new Map((opts.reuse?.tensors ?? []).map((t) => [t.name, t.data]));
+    // What `reuse` borrowed comes back; its bytes stay as they are until the next update, so they are still compared.
+    if (opts.reuse) this.opt.giveBack(spare.values());
+    const lent = opts.lend ? this.opt.lend(this.net.all) : new Set<string>();
     // Before the copy overwrites the earlier snapshot's bytes, the rows that differ from them are noted: a checkpoint
     // then stores only those (an embedding table trained on a few ids changes a few rows).
     const copy = (
@@ -463,10 +471,14 @@ export class Trainer {
     ): Omit<NamedTensorBytes, 'name' | 'dtype'> => {
       const src = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
       const into = spare.get(name);
-      if (!into || into.byteLength !== src.byteLength) return { shape, data: bytesOf(a) };
-      const changedRows = shape.length >= 2 ? rowsThatDiffer(into, src, shape[0]) : undefined;
-      into.set(src);
-      return { shape, data: into, ...(changedRows ? { changedRows } : {}) };
+      const same = into?.byteLength === src.byteLength;
+      const changedRows = same && shape.length >= 2 ? rowsThatDiffer(into!, src, shape[0]) : undefined;
+      const rows = changedRows ? { changedRows } : {};
+      if (lent.has(name)) return { shape, data: src, ...rows };
+      // (Not into a lent array just given back: the optimizer writes it again.)
+      if (!same || into!.buffer instanceof SharedArrayBuffer) return { shape, data: bytesOf(a) };
+      into!.set(src);
+      return { shape, data: into!, ...rows };
     };
     const tensors: NamedTensorBytes[] = [];
     for (const p of [...this.net.all].sort(byName)) {

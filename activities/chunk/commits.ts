@@ -124,6 +124,7 @@ export class ChunkCommits {
           specHash: this.o.specHash,
           parent: this.last ? { runId: this.last.runId, id: this.last.id } : this.o.parent,
           reason,
+          lend: this.o.manager.readsSharedMemory,
         },
         reuse,
       );

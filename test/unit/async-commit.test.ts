@@ -19,7 +19,8 @@ import {
   type WriteAtomicOptions,
 } from '../../checkpoint';
 import { validateSpec, type RunSpec } from '../../spec';
-import { Trainer } from '../../training';
+import { Trainer, type TrainerSnapshot } from '../../training';
+import { NUMERICS_ENV_VAR } from '../../training/numerics';
 import { initBackend, type BackendInfo } from '../../training/backend';
 import { parseScrape } from '../helpers/prom-scrape';
 
@@ -252,5 +253,65 @@ describe('two-phase checkpoint commit', function () {
     const there = await blobsOf('same', true);
     assert.equal(here.out.length, 6); // the last time-based commit is the chunk-end one's step
     assert.deepEqual(there, here);
+    // The persist thread yields the CPU to training (nice 19); every other thread of the process, libuv's pool
+    // included, keeps the process's priority.
+    const nices = fs.readdirSync('/proc/self/task').map((tid) => {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19, after pid and (comm)
+    });
+    const own = os.getPriority();
+    assert.equal(nices.filter((n) => n === 19).length, 1, `one thread at nice 19: ${nices.join(' ')}`);
+    assert.equal(nices.filter((n) => n === own).length, nices.length - 1, `the others at ${own}: ${nices.join(' ')}`);
+  });
+
+  it('lends Adam host arrays to the persist thread: each checkpoint is its step state, training is unchanged', async () => {
+    // Numerics 2 (Adam on the host, the tensorflow backend's default) on this backend, for its lendable arrays.
+    const before = process.env[NUMERICS_ENV_VAR];
+    process.env[NUMERICS_ENV_VAR] = '2';
+    const wide = regression([128, 128], 0.001);
+    try {
+      const { manager, trainer, commits } = await setup('lend', { spec: wide, root: 'lend', thread: true });
+      const reference = await Trainer.create(wide);
+      try {
+        assert.ok(manager.readsSharedMemory, 'a persist thread on the filesystem reads shared memory');
+        const lent: number[] = [];
+        const own = trainer.snapshot.bind(trainer);
+        trainer.snapshot = (o?: { reuse?: TrainerSnapshot; lend?: boolean }) => {
+          const snap = own(o);
+          lent.push(snap.tensors.filter((t) => t.data.buffer instanceof SharedArrayBuffer).length);
+          return snap;
+        };
+        // The state at each committed step, from a trainer that never lends (snapshot() copies).
+        const expected = new Map<number, Map<string, Buffer>>();
+        for (let k = 0; k < 6; k++) {
+          await trainer.train({ maxSteps: 2 }); // while the previous persist reads the arrays lent to it
+          await reference.train({ maxSteps: 2 });
+          const ref = reference.snapshot();
+          expected.set(ref.state.step, new Map(ref.tensors.map((t) => [t.name, Buffer.from(t.data)])));
+          await commits.start('time');
+        }
+        await commits.commit('chunk-end');
+        // 3 dense layers: kernel and bias, each with m and v: 18 lent every time (the first too: nothing to give back).
+        assert.deepEqual(lent, [18, 18, 18, 18, 18, 18]);
+        const list = await manager.list();
+        assert.equal(list.length, 6);
+        for (const c of list) {
+          const { manifest, blobs } = await manager.load(c.id);
+          const want = expected.get(manifest.step)!;
+          assert.ok(want, `step ${manifest.step} was committed`);
+          assert.deepEqual([...blobs.keys()].sort(), [...want.keys()].sort());
+          for (const [name, data] of blobs) assert.ok(want.get(name)!.equals(data), `step ${manifest.step}: ${name}`);
+          const patched = manifest.blobs.filter((b) => b.rows).length;
+          assert.equal(patched, 0, 'every row of an Adam-trained weight changes: stored whole');
+        }
+        assert.equal(trainer.weightsSha256(), reference.weightsSha256(), 'lending changes no update');
+      } finally {
+        trainer.dispose();
+        reference.dispose();
+      }
+    } finally {
+      if (before === undefined) delete process.env[NUMERICS_ENV_VAR];
+      else process.env[NUMERICS_ENV_VAR] = before;
+    }
   });
 });
