@@ -47,10 +47,24 @@ export function writeDirect(tmp: string, data: Uint8Array, hash: Hash, slice: nu
   try {
     stage ??= findStage(fd, slice);
     if (!stage) return false;
+    // Whole pages of shared memory at a page offset (the optimizer's lent arrays: training/wasm/adam.ts; a module's
+    // memory starts at a page) go to the device from where they are, without the copy into the stage; where the
+    // device refuses that, the stage as usual.
+    let inPlace = data.buffer instanceof SharedArrayBuffer && data.byteOffset % BLOCK === 0;
     for (let off = 0; off < data.byteLength; off += slice) {
       const part = data.subarray(off, Math.min(off + slice, data.byteLength));
-      stage.set(part);
       hash.update(part);
+      if (inPlace && part.byteLength % BLOCK === 0) {
+        try {
+          for (let done = 0; done < part.byteLength;)
+            done += writeSync(fd, part, done, part.byteLength - done, off + done);
+          continue;
+        } catch (err) {
+          if (!isEinval(err)) throw err;
+          inPlace = false;
+        }
+      }
+      stage.set(part);
       const len = Math.ceil(part.byteLength / BLOCK) * BLOCK;
       for (let done = 0; done < len;) done += writeSync(fd, stage, done, len - done, off + done);
     }
