@@ -10,7 +10,7 @@
 // plus any wait for the previous persist) and its background persist time are read from the commit metrics;
 // stallShare (training time lost to commits over wall time) is the ratio by decomposition, robust to machine noise.
 //
-//   npm run build && node dist/bench/async-commit.js [--quick] [--steps N] [--every 2] [--rounds 3] [--no-sync]
+//   npm run build && node dist/bench/async-commit.js [--quick] [--steps 60] [--every 2] [--rounds 5] [--no-sync]
 //     [--variants none,async] [--mlp 3072,3072,1024]   (another MLP on MNIST: hidden widths; 15 M parameters here)
 //
 // The variants run in turn, round after round; ratios are medians of each round's ratio to that round's `none`.
@@ -165,8 +165,8 @@ async function run(variant: Variant, steps: number, everyS: number, backend: Bac
 async function main(): Promise<void> {
   const backend = await initBackend();
   const everyS = numArg('--every', 2);
-  const steps = numArg('--steps', QUICK ? 8 : 30);
-  const rounds = numArg('--rounds', QUICK ? 1 : 3);
+  const steps = numArg('--steps', QUICK ? 8 : 60);
+  const rounds = numArg('--rounds', QUICK ? 1 : 5);
   const only = arg('--variants')?.split(',') as Variant[] | undefined;
   const variants: Variant[] = only ?? [
     'none',

@@ -18,7 +18,7 @@ const port = parentPort!;
  * The thread yields the CPU to training: it runs at the lowest priority (nice 19; Linux, its own thread id read from
  * /proc/thread-self), so a persist hashes and writes in the time training leaves (the Adam update's one thread, the
  * loop between steps) instead of taking a core from TensorFlow's threads: on the wide-mlp with a checkpoint every 2 s,
- * 0.93 of the samples/s without checkpoints became 0.97. The persist has the slack: it may take the whole interval,
+ * 0.94 of the samples/s without checkpoints became 0.95-0.96 (medians of 5 rounds). The persist has the slack: it may take the whole interval,
  * and where it has not ended by the next commit, training waits for it (back-pressure), and it has the CPU then.
  * libuv's thread pool is started first, at the process's priority (its threads would inherit this one's). Elsewhere
  * (no /proc) the thread keeps the process's priority.
