@@ -45,7 +45,8 @@ export function writeDirect(tmp: string, data: Uint8Array, hash: Hash, slice: nu
     throw err;
   }
   try {
-    stage ??= findStage(fd, slice);
+    // (Found again for a larger slice than the one it was found for.)
+    if (stage === undefined || stage.byteLength < slice + BLOCK) stage = findStage(fd, slice);
     if (!stage) return false;
     // Whole pages of shared memory at a page offset (the optimizer's lent arrays: training/wasm/adam.ts; a module's
     // memory starts at a page) go to the device from where they are, without the copy into the stage; where the

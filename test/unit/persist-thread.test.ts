@@ -215,6 +215,31 @@ describe('O_DIRECT blob writes', () => {
     }
   });
 
+  it('writes shared memory (lent arrays) from where it is at a page, staged off a page; any slice after any other', () => {
+    // A wasm module's shared memory, as the optimizer's arrays live in (its base is page-aligned).
+    const { Memory } = (
+      globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } }
+    ).WebAssembly;
+    const memory = new Memory({ initial: 160, maximum: 160, shared: true });
+    new Uint8Array(memory.buffer).set(randomBytes(160 * 65536));
+    const cases: Array<[string, Uint8Array, number]> = [
+      ['whole pages at a page', new Uint8Array(memory.buffer, 4096, 3 << 20), 1 << 20],
+      ['at a page, with a tail', new Uint8Array(memory.buffer, 8192, (2 << 20) + 100), 1 << 20],
+      ['off a page', new Uint8Array(memory.buffer, 16, (1 << 20) + 4096), 1 << 20],
+      ['a larger slice than before', new Uint8Array(memory.buffer, 4096, (8 << 20) + 5), 8 << 20],
+    ];
+    for (const [what, data, slice] of cases) {
+      const file = path.join(dir, `shared-${cases.findIndex((c) => c[0] === what)}`);
+      const hash = createHash('sha256');
+      assert.equal(writeDirect(file, data, hash, slice), true, what);
+      assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'), what);
+      assert.ok(
+        Buffer.from(fs.readFileSync(file)).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
+        what,
+      );
+    }
+  });
+
   it('a store with direct writes stores what a buffered one stores', async () => {
     const direct = new FsCheckpointStore(path.join(dir, 'direct'));
     direct.useDirectWrites();
