@@ -152,10 +152,16 @@ export class HostAdam {
       });
       return { offsets, scratch: top, end: top + Math.ceil(maxTrained / 4) * 16 };
     };
-    const lend = useWasm && layout(true).end <= MAX_BYTES;
-    const ex = (this.ex = useWasm ? HostAdam.instance(layout(lend).end) : null);
+    // The layout with spares where it fits and a module can have that memory, else the one without.
+    let lend = useWasm && layout(true).end <= MAX_BYTES;
+    let ex = lend ? HostAdam.instance(layout(true).end) : null;
+    if (!ex) {
+      lend = false;
+      ex = useWasm ? HostAdam.instance(layout(false).end) : null;
+    }
+    this.ex = ex;
     const memory = (this.memory = ex?.memory.buffer ?? null);
-    const { offsets, scratch } = layout(lend && !!ex);
+    const { offsets, scratch } = layout(lend);
     this.scratch = scratch;
     weights.forEach((x, i) => {
       const n = x.m.length;
@@ -167,7 +173,7 @@ export class HostAdam {
         m: held(o.m),
         v: held(o.v),
         w: ex && o.w.length ? held(o.w) : null,
-        lendable: !!ex && o.w.length === 3,
+        lendable: !!ex && o.w.length === 3 && n > 0, // (empty arrays share their offsets)
         uploaded: null,
       };
       slot.m.current.set(x.m);
@@ -240,13 +246,14 @@ export class HostAdam {
   /** Takes back the lent arrays that `views` cover (views of other memory, or of arrays not lent, are ignored). */
   giveBack(views: Iterable<Uint8Array>): void {
     if (!this.memory) return;
-    const lent = new Map<number, Held>();
+    const lent = new Map<string, Held>();
+    const key = (a: { byteOffset: number; byteLength: number }) => `${a.byteOffset}+${a.byteLength}`;
     for (const s of this.slots.values()) {
-      for (const h of s.w ? [s.w, s.m, s.v] : []) if (h.lent >= 0) lent.set(h.arrays[h.lent].byteOffset, h);
+      for (const h of s.w ? [s.w, s.m, s.v] : []) if (h.lent >= 0) lent.set(key(h.arrays[h.lent]), h);
     }
     for (const view of views) {
-      const h = view.buffer === this.memory ? lent.get(view.byteOffset) : undefined;
-      if (h && view.byteLength === h.arrays[h.lent].byteLength) h.lent = -1;
+      const h = view.buffer === this.memory ? lent.get(key(view)) : undefined;
+      if (h) h.lent = -1;
     }
   }
 
