@@ -3,7 +3,9 @@
 import { access, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { basename } from 'node:path';
-import { parentPort } from 'node:worker_threads';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { parentPort, workerData } from 'node:worker_threads';
 import { assertFiniteBlobs } from '../training/errors';
 import { FsCheckpointStore, openStore } from '../storage';
 import type { CheckpointStore } from '../storage/interface';
@@ -15,23 +17,43 @@ import { reviveError, sendError } from './thread-errors';
 const port = parentPort!;
 
 /**
- * The thread yields the CPU to training: it runs at the lowest priority (nice 19; Linux, its own thread id read from
- * /proc/thread-self), so a persist hashes and writes in the time training leaves (the Adam update's one thread, the
- * loop between steps) instead of taking a core from TensorFlow's threads: on the wide-mlp with a checkpoint every 2 s,
- * 0.94 of the samples/s without checkpoints became 0.95-0.96 (medians of 5 rounds). The persist has the slack: it may take the whole interval,
- * and where it has not ended by the next commit, training waits for it (back-pressure), and it has the CPU then.
- * libuv's thread pool is started first, at the process's priority (its threads would inherit this one's). Elsewhere
- * (no /proc) the thread keeps the process's priority.
+ * The thread yields the CPU to training: it runs at the lowest priority (nice 19 unless DURABLE_TRAIN_PERSIST_NICE
+ * says otherwise, given as workerData; Linux, its own thread id read from /proc/thread-self), so a persist hashes and
+ * writes in the time training leaves (the Adam update's one thread, the loop between steps) instead of taking a core
+ * from TensorFlow's threads: on the wide-mlp with a checkpoint every 2 s, 0.94 of the samples/s without checkpoints
+ * became 0.95-0.96 (medians of 5 rounds; nice 10 gave 0.93). The persist has the slack: it may take the whole
+ * interval, and where it has not ended by the next commit, training waits for it (back-pressure) and its thread
+ * leaves the core to it. Other processes keeping every core busy at their own priority would leave it little: set
+ * the variable lower (0: the process's priority) on a host shared that way. libuv's thread pool is started first,
+ * at the process's priority (its threads would inherit this one's). Elsewhere (no /proc) the thread keeps the
+ * process's priority.
  */
-function yieldToTraining(): void {
+function yieldToTraining(nice: number): void {
   try {
     access('.', () => undefined); // starts the thread pool, if nothing has yet
-    setPriority(Number(basename(readlinkSync('/proc/thread-self'))), 19);
+    if (nice > 0) setPriority(Number(basename(readlinkSync('/proc/thread-self'))), nice);
   } catch {
     // not Linux, or not allowed: the process's priority
   }
 }
-yieldToTraining();
+yieldToTraining(typeof workerData === 'number' ? workerData : 19);
+
+/**
+ * A full collection of this thread's heap. A commit of lent arrays (views of an optimizer's shared memory) leaves
+ * objects here that keep that memory alive until this thread collects; an idle thread may not for a long time, so a
+ * disposed trainer's memory (0.7 GB for the wide-mlp) would stay. `gc` is exposed to one new context only (the flag is
+ * set back at once). Null where it cannot be had: the thread's own collections then free it, later.
+ */
+const collect = ((): (() => void) | null => {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
+})();
 
 const stores = new Map<string, CheckpointStore>();
 /** Commits waiting for the training thread's beforeManifest hook to return. */
@@ -48,7 +70,8 @@ function storeOf(storage: string, baseDir?: string): CheckpointStore {
   return s;
 }
 
-async function commit(m: Extract<ToThread, { t: 'commit' }>): Promise<void> {
+/** Commits one checkpoint and sends back its result; true when it read shared memory (then collect, once it is out). */
+async function commit(m: Extract<ToThread, { t: 'commit' }>): Promise<boolean> {
   const { job } = m;
   const data = job.input.blobs.map((b) => b.data);
   const transfer = movable(data);
@@ -74,10 +97,11 @@ async function commit(m: Extract<ToThread, { t: 'commit' }>): Promise<void> {
   } catch (err) {
     port.postMessage({ t: 'failed', id: m.id, error: sendError(err), data } satisfies FromThread, transfer);
   }
+  return data.some((d) => d.buffer instanceof SharedArrayBuffer);
 }
 
 port.on('message', (m: ToThread) => {
-  if (m.t === 'commit') void commit(m);
+  if (m.t === 'commit') void commit(m).then((shared) => shared && collect?.());
   else {
     const go = published.get(m.id);
     published.delete(m.id);

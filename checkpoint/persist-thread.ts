@@ -5,7 +5,8 @@
 // writes the blobs and the manifest through its own store of the same URL, on its own event loop.
 //
 // The blobs' buffers are moved to the thread (transferred, not copied) and moved back with the result, so the
-// training thread's next snapshot copies into them as before. What "committed" means does not change: the result
+// training thread's next snapshot copies into them as before; views of shared memory (arrays the optimizer lends a
+// snapshot) are shared, and stay the training thread's own views. What "committed" means does not change: the result
 // comes back once the manifest is durable. A store this thread cannot open again by URL (a store built in code)
 // persists on the training thread instead (CheckpointManager.commit).
 import { SHARE_ENV, Worker } from 'node:worker_threads';
@@ -67,6 +68,21 @@ export function movable(data: Uint8Array[]): ArrayBuffer[] {
   return [...out];
 }
 
+/** Sets the persist thread's priority (nice, 0-19; default 19, the lowest): see persist-thread-main.ts. */
+export const PERSIST_NICE_ENV_VAR = 'DURABLE_TRAIN_PERSIST_NICE';
+
+/** The persist thread's nice value: DURABLE_TRAIN_PERSIST_NICE, else 19. Throws naming the variable when it is bad. */
+export function persistNice(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[PERSIST_NICE_ENV_VAR];
+  if (raw === undefined || raw.trim() === '') return 19;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 19)
+    throw new Error(
+      `${PERSIST_NICE_ENV_VAR} must be an integer from 0 to 19 (the persist thread's nice), got ${JSON.stringify(raw)}`,
+    );
+  return n;
+}
+
 /** The process's persist thread, started at its first commit; it keeps the process alive only while it persists. */
 class PersistThread {
   private worker: Worker | null = null;
@@ -92,7 +108,7 @@ class PersistThread {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(path.join(__dirname, 'persist-thread-main.js'), { env: SHARE_ENV });
+    const w = new Worker(path.join(__dirname, 'persist-thread-main.js'), { env: SHARE_ENV, workerData: persistNice() });
     w.unref();
     w.on('message', (m: FromThread) => void this.onMessage(w, m));
     // The thread itself died (out of memory, a bug): every persist in it fails; the next commit starts a new one.

@@ -7,6 +7,7 @@ import { killBeforeManifestFromEnv } from '../activities/trainer-process/failpoi
 import { TrainerSupervisor } from '../activities/trainer-process/supervisor';
 import { AlertSink, createActivities, TrainingMetrics, webhookFromEnv, type ActivityDeps } from '../activities';
 import type { Client } from '@temporalio/client';
+import { persistNice } from '../checkpoint/persist-thread';
 import { progressQuery } from '../workflows/definitions';
 import { prepareStandby } from './standby';
 import { CliError, EXIT } from './common';
@@ -162,6 +163,12 @@ export function failpointFromEnv(env = process.env): WorkerOptions['beforeManife
 }
 
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
+  // A bad DURABLE_TRAIN_PERSIST_NICE stops the worker now, not a run at its first checkpoint.
+  try {
+    persistNice();
+  } catch (err) {
+    throw new CliError(`worker: ${(err as Error).message}`, EXIT.usage);
+  }
   const settings = opts.settings ?? temporalSettings();
   opts = { beforeManifest: failpointFromEnv(), ...opts };
   const metrics = opts.metrics ?? new TrainingMetrics();
