@@ -97,10 +97,11 @@ class Held {
 interface Slot {
   m: Held;
   v: Held;
-  /** The weights (current values and the next update's output). Null until first updated. */
+  /**
+   * The weights (current values and the next update's output; three arrays where they may be lent). Null until first
+   * updated.
+   */
   w: Held | null;
-  /** Whether the slot's current arrays may be lent: it has a spare array of each (three of weights, two of moments). */
-  lendable: boolean;
   /** The backend tensor (dataId) the current values were uploaded as: the host copy is valid while the variable holds it. */
   uploaded: object | null;
 }
@@ -153,15 +154,12 @@ export class HostAdam {
       return { offsets, scratch: top, end: top + Math.ceil(maxTrained / 4) * 16 };
     };
     // The layout with spares where it fits and a module can have that memory, else the one without.
-    let lend = useWasm && layout(true).end <= MAX_BYTES;
-    let ex = lend ? HostAdam.instance(layout(true).end) : null;
-    if (!ex) {
-      lend = false;
-      ex = useWasm ? HostAdam.instance(layout(false).end) : null;
-    }
+    const [spared, plain] = [layout(true), layout(false)];
+    let ex = useWasm && spared.end <= MAX_BYTES ? HostAdam.instance(spared.end) : null;
+    const { offsets, scratch } = ex ? spared : plain;
+    ex ??= useWasm ? HostAdam.instance(plain.end) : null;
     this.ex = ex;
     const memory = (this.memory = ex?.memory.buffer ?? null);
-    const { offsets, scratch } = layout(lend);
     this.scratch = scratch;
     weights.forEach((x, i) => {
       const n = x.m.length;
@@ -173,7 +171,6 @@ export class HostAdam {
         m: held(o.m),
         v: held(o.v),
         w: ex && o.w.length ? held(o.w) : null,
-        lendable: !!ex && o.w.length === 3 && n > 0, // (empty arrays share their offsets)
         uploaded: null,
       };
       slot.m.current.set(x.m);
@@ -238,7 +235,9 @@ export class HostAdam {
    */
   lend(name: string, dataId: object): boolean {
     const s = this.slots.get(name);
-    if (!s?.lendable || !s.w || s.uploaded !== dataId || s.w.lent >= 0 || s.m.lent >= 0 || s.v.lent >= 0) return false;
+    // A spare array of each (three of weights), not empty (empty arrays share their offsets), not lent already.
+    if (s?.w?.arrays.length !== 3 || !s.m.current.length || s.uploaded !== dataId) return false;
+    if (s.w.lent >= 0 || s.m.lent >= 0 || s.v.lent >= 0) return false;
     for (const h of [s.w, s.m, s.v]) h.lent = h.cur;
     return true;
   }
