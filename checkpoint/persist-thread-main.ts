@@ -3,14 +3,12 @@
 import { access, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { basename } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertFiniteBlobs } from '../training/errors';
 import { FsCheckpointStore, openStore } from '../storage';
 import type { CheckpointStore } from '../storage/interface';
 import { CheckpointManager } from './manager';
-import { movable, type FromThread, type ToThread } from './persist-thread';
+import { exposedGc, movable, type FromThread, type ToThread } from './persist-thread';
 import { CheckpointKeys } from './signing';
 import { reviveError, sendError } from './thread-errors';
 
@@ -39,21 +37,11 @@ function yieldToTraining(nice: number): void {
 yieldToTraining(typeof workerData === 'number' ? workerData : 19);
 
 /**
- * A full collection of this thread's heap. A commit of lent arrays (views of an optimizer's shared memory) leaves
- * objects here that keep that memory alive until this thread collects; an idle thread may not for a long time, so a
- * disposed trainer's memory (0.7 GB for the wide-mlp) would stay. `gc` is exposed to one new context only (the flag is
- * set back at once). Null where it cannot be had: the thread's own collections then free it, later.
+ * A commit of lent arrays (views of an optimizer's shared memory) leaves objects here that keep that memory alive until
+ * this thread collects; an idle thread may not for a long time, so a disposed trainer's memory (0.7 GB for the
+ * wide-mlp) would stay. Null where `gc` cannot be had: the thread's own collections then free it, later.
  */
-const collect = ((): (() => void) | null => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return null;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-})();
+const collect = exposedGc();
 
 const stores = new Map<string, CheckpointStore>();
 /** Commits waiting for the training thread's beforeManifest hook to return. */

@@ -9,6 +9,8 @@
 // snapshot) are shared, and stay the training thread's own views. What "committed" means does not change: the result
 // comes back once the manifest is durable. A store this thread cannot open again by URL (a store built in code)
 // persists on the training thread instead (CheckpointManager.commit).
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { reviveError, sendError, type SentError } from './thread-errors';
@@ -66,6 +68,21 @@ export function movable(data: Uint8Array[]): ArrayBuffer[] {
     if (own && d.byteLength >= 64 << 10) out.add(d.buffer as ArrayBuffer);
   }
   return [...out];
+}
+
+/**
+ * A full collection of the calling thread's heap, or null where it cannot be had: `gc` exposed to one new context only
+ * (the flag is set back at once, so no other context gets it).
+ */
+export function exposedGc(): (() => void) | null {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
 }
 
 /** Sets the persist thread's priority (nice, 0-19; default 19, the lowest): see persist-thread-main.ts. */

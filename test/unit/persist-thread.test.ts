@@ -7,8 +7,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import {
   CheckpointKeys,
   CheckpointManager,
@@ -20,7 +18,7 @@ import {
 import { NonFiniteError } from '../../training/errors';
 import { firstNonFiniteF32 } from '../../training/wasm/finite';
 import { writeDirect } from '../../storage/direct-write';
-import { movable, persistNice } from '../../checkpoint/persist-thread';
+import { exposedGc, movable, persistNice } from '../../checkpoint/persist-thread';
 import { CliError } from '../../cli/common';
 import { runWorker } from '../../cli/worker';
 import { commitInput, f32 } from '../helpers/commit-input';
@@ -31,6 +29,13 @@ function bigInput(step: number, extra: Partial<CommitInput> = {}): CommitInput {
   const big = new Float32Array(512 * 1024).map((_, i) => Math.sin(i + step));
   input.blobs.push({ name: 'big', dtype: 'float32', shape: [512, 1024], data: new Uint8Array(big.buffer) });
   return input;
+}
+
+/** A WebAssembly module's shared memory of `pages` (64 KiB each), as an optimizer's host arrays live in. */
+function sharedMemory(pages: number): SharedArrayBuffer {
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } })
+    .WebAssembly;
+  return new wasm.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
 }
 
 const copyOf = (input: CommitInput): CommitInput => ({
@@ -175,23 +180,12 @@ describe('persist thread', function () {
     // was sent (a disposed trainer's 0.7 GB for the wide-mlp). Four 128 MiB memories, each committed and dropped.
     const { there } = dirs();
     const m = threaded(there);
-    const gc = (() => {
-      setFlagsFromString('--expose-gc');
-      try {
-        return runInNewContext('gc') as () => void;
-      } finally {
-        setFlagsFromString('--no-expose-gc');
-      }
-    })();
-    const { Memory } = (
-      globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } }
-    ).WebAssembly;
+    const gc = exposedGc()!;
     const rss = () => process.memoryUsage().rss / 2 ** 20;
     gc();
     const start = rss();
     for (let k = 0; k < 4; k++) {
-      const memory = new Memory({ initial: 2048, maximum: 2048, shared: true });
-      const data = new Uint8Array(memory.buffer);
+      const data = new Uint8Array(sharedMemory(2048));
       for (let i = 0; i < data.length; i += 4096) data[i] = k + 1; // every page resident
       const input = commitInput(10 + k);
       input.blobs.push({ name: 'lent', dtype: 'float32', shape: [data.length / 4], data });
@@ -285,16 +279,13 @@ describe('O_DIRECT blob writes', () => {
 
   it('writes shared memory (lent arrays) from where it is at a page, staged off a page; any slice after any other', () => {
     // A wasm module's shared memory, as the optimizer's arrays live in (its base is page-aligned).
-    const { Memory } = (
-      globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } }
-    ).WebAssembly;
-    const memory = new Memory({ initial: 160, maximum: 160, shared: true });
-    new Uint8Array(memory.buffer).set(randomBytes(160 * 65536));
+    const memory = sharedMemory(160);
+    new Uint8Array(memory).set(randomBytes(160 * 65536));
     const cases: Array<[string, Uint8Array, number]> = [
-      ['whole pages at a page', new Uint8Array(memory.buffer, 4096, 3 << 20), 1 << 20],
-      ['at a page, with a tail', new Uint8Array(memory.buffer, 8192, (2 << 20) + 100), 1 << 20],
-      ['off a page', new Uint8Array(memory.buffer, 16, (1 << 20) + 4096), 1 << 20],
-      ['a larger slice than before', new Uint8Array(memory.buffer, 4096, (8 << 20) + 5), 8 << 20],
+      ['whole pages at a page', new Uint8Array(memory, 4096, 3 << 20), 1 << 20],
+      ['at a page, with a tail', new Uint8Array(memory, 8192, (2 << 20) + 100), 1 << 20],
+      ['off a page', new Uint8Array(memory, 16, (1 << 20) + 4096), 1 << 20],
+      ['a larger slice than before', new Uint8Array(memory, 4096, (8 << 20) + 5), 8 << 20],
     ];
     for (const [what, data, slice] of cases) {
       const file = path.join(dir, `shared-${cases.findIndex((c) => c[0] === what)}`);
